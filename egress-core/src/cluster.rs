@@ -1,0 +1,127 @@
+//! The cluster objects the engine computes from: nodes and endpoints.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::device::Device;
+use crate::identity::{self, IdentitySource};
+use crate::labels::Labels;
+
+/// A cluster node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Node name (unique).
+    pub name: String,
+    /// Node labels.
+    pub labels: Labels,
+    /// IPv4 address; `None` for an IPv6-only node, which is never a gateway.
+    pub ipv4: Option<Ipv4Addr>,
+    /// IPv6 address.
+    pub ipv6: Option<Ipv6Addr>,
+    /// Readiness (consistent mode only).
+    pub ready: bool,
+    /// Weight 0–100, 0 = drained (consistent mode only).
+    pub weight: u8,
+    /// The node's own devices, when known.
+    pub interfaces: Option<Vec<Device>>,
+}
+
+impl Node {
+    /// A ready node of weight 1 without devices.
+    pub fn new(name: impl Into<String>, labels: Labels, ipv4: Option<Ipv4Addr>) -> Self {
+        Self {
+            name: name.into(),
+            labels,
+            ipv4,
+            ipv6: None,
+            ready: true,
+            weight: 1,
+            interfaces: None,
+        }
+    }
+
+    /// The node's address of a family.
+    pub fn ip(&self, ipv4: bool) -> Option<IpAddr> {
+        if ipv4 {
+            self.ipv4.map(IpAddr::V4)
+        } else {
+            self.ipv6.map(IpAddr::V6)
+        }
+    }
+}
+
+/// Nodes by name; iteration is byte-wise name order, the order gateway resolution walks.
+pub type Nodes = BTreeMap<String, Node>;
+
+/// An endpoint (a pod's network identity).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Unique id; FNV input as its UTF-8 bytes.
+    pub uid: String,
+    /// Namespace (empty or absent: no namespace labels derived).
+    pub namespace: Option<String>,
+    /// Pod name (informational).
+    pub name: Option<String>,
+    /// The pod's labels.
+    pub labels: BTreeMap<String, String>,
+    /// This endpoint's copy of its namespace's labels.
+    pub namespace_labels: BTreeMap<String, String>,
+    /// Service account (absent or empty: `default`).
+    pub service_account: Option<String>,
+    /// Identity labels used exactly as given, instead of deriving them.
+    pub identity_labels: Option<BTreeMap<String, String>>,
+    /// Endpoint addresses.
+    pub ips: Vec<IpAddr>,
+    /// Name of the node hosting the endpoint.
+    pub node: Option<String>,
+}
+
+impl Endpoint {
+    /// The labels endpoint selectors see (SEMANTICS A.2).
+    pub fn identity(&self, cluster: Option<&str>) -> Labels {
+        match &self.identity_labels {
+            Some(given) => given.clone().into(),
+            None => identity::identity_labels(IdentitySource {
+                labels: &self.labels,
+                namespace: self.namespace.as_deref(),
+                namespace_labels: &self.namespace_labels,
+                service_account: self.service_account.as_deref(),
+                cluster,
+            }),
+        }
+    }
+
+    /// `namespace/name` when known, else the uid.
+    pub fn display_name(&self) -> String {
+        match (&self.namespace, &self.name) {
+            (Some(ns), Some(n)) if !ns.is_empty() => format!("{ns}/{n}"),
+            (_, Some(n)) => n.clone(),
+            _ => self.uid.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_identity_labels_are_used_exactly() {
+        let mut ep = Endpoint {
+            uid: "u".into(),
+            namespace: Some("ns".into()),
+            ..Default::default()
+        };
+        ep.labels.insert("pod-template-hash".into(), "x".into());
+        assert_eq!(
+            ep.identity(None).get("io.kubernetes.pod.namespace"),
+            Some("ns")
+        );
+        assert_eq!(ep.identity(None).get("pod-template-hash"), None);
+        ep.identity_labels = Some([("pod-template-hash".to_owned(), "x".to_owned())].into());
+        let ids = ep.identity(None);
+        assert_eq!(ids.len(), 1);
+        assert_eq!(ids.get("pod-template-hash"), Some("x"));
+        assert_eq!(ep.display_name(), "u");
+    }
+}

@@ -1,0 +1,401 @@
+//! Parsed YAML/JSON documents with their types preserved, and path-aware readers over them.
+//!
+//! Inputs are first parsed into [`Node`] trees (never into typed structs directly) so that
+//! every later check can name the exact field it rejects, report *all* problems rather than
+//! the first, and refuse a number where a string belongs instead of silently stringifying it.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::field::{self, ErrorKind, FieldError};
+
+/// One value of a parsed document.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    /// `null`, `~` or an empty value.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i128),
+    /// A floating-point number.
+    Float(f64),
+    /// A string.
+    Str(String),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping, in document order (keys may be of any type).
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// The type name Kubernetes uses in its messages (`string`, `integer`, `object`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Node::Null => "null",
+            Node::Bool(_) => "boolean",
+            Node::Int(_) => "integer",
+            Node::Float(_) => "number",
+            Node::Str(_) => "string",
+            Node::Seq(_) => "array",
+            Node::Map(_) => "object",
+        }
+    }
+
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Node::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value of a string key of a mapping (`None` when absent or not a mapping).
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match self {
+            Node::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Renders a scalar as Kubernetes prints an invalid value (strings quoted).
+    pub fn render(&self) -> String {
+        match self {
+            Node::Null => "null".to_owned(),
+            Node::Bool(b) => b.to_string(),
+            Node::Int(i) => i.to_string(),
+            Node::Float(x) => x.to_string(),
+            Node::Str(s) => field::quote(s),
+            other => field::quote(other.type_name()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a YAML or JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Int(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::Int(v.into()))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<Node, E> {
+        Ok(Node::Int(v))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
+        i128::try_from(v)
+            .map(Node::Int)
+            .map_err(|_| E::custom("integer out of range"))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+        Ok(Node::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::Str(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Node, E> {
+        Ok(Node::Str(v))
+    }
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_none<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        Node::deserialize(d)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        Node::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Node::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries: Vec<(Node, Node)> = Vec::new();
+        while let Some((key, value)) = map.next_entry::<Node, Node>()? {
+            if entries.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key {} in a mapping",
+                    key.render()
+                )));
+            }
+            entries.push((key, value));
+        }
+        Ok(Node::Map(entries))
+    }
+}
+
+/// A document that could not be parsed at all.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+/// Parses YAML (a single document or a `---` stream) or JSON text into its documents.
+///
+/// Empty documents of a stream are skipped. JSON is recognised by its first character so that
+/// JSON-only syntax (tabs as whitespace) is accepted and errors carry JSON positions.
+pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
+    let trimmed = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        if let Ok(node) = serde_json::from_str::<Node>(trimmed) {
+            return Ok(vec![node]);
+        }
+    }
+    let mut docs = Vec::new();
+    for doc in serde_norway::Deserializer::from_str(text) {
+        let node = Node::deserialize(doc).map_err(|e| ParseError(e.to_string()))?;
+        if node != Node::Null {
+            docs.push(node);
+        }
+    }
+    Ok(docs)
+}
+
+/// Flattens Kubernetes `List` objects (`kind: List` with `items`), recursively, keeping order.
+pub fn flatten_lists(docs: Vec<Node>) -> Vec<Node> {
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in docs {
+        flatten_into(doc, &mut out);
+    }
+    out
+}
+
+fn flatten_into(doc: Node, out: &mut Vec<Node>) {
+    let is_list = doc.get("kind").and_then(Node::as_str) == Some("List");
+    if is_list {
+        if let Node::Map(entries) = doc {
+            for (key, value) in entries {
+                if key.as_str() == Some("items") {
+                    if let Node::Seq(items) = value {
+                        for item in items {
+                            flatten_into(item, out);
+                        }
+                    }
+                }
+            }
+        }
+    } else {
+        out.push(doc);
+    }
+}
+
+/// A mapping being read field by field; unknown keys are reported once, by [`Fields::finish`].
+pub(crate) struct Fields<'a> {
+    entries: &'a [(Node, Node)],
+    path: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    /// Opens `node` as a mapping, or reports a type error and returns `None`.
+    pub(crate) fn open(
+        node: &'a Node,
+        path: &'a str,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<Self> {
+        match node {
+            Node::Map(entries) => Some(Self { entries, path }),
+            other => {
+                errors.push(type_error(path, other, "object"));
+                None
+            }
+        }
+    }
+
+    /// The value of `key`, treating an explicit `null` as absent.
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Node> {
+        self.get_raw(key).filter(|v| **v != Node::Null)
+    }
+
+    /// The value of `key`, `null` included.
+    pub(crate) fn get_raw(&self, key: &str) -> Option<&'a Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+
+    /// Reports every key not in `known` as an unknown field.
+    pub(crate) fn finish(&self, known: &[&str], errors: &mut Vec<FieldError>) {
+        for (key, _) in self.entries {
+            match key.as_str() {
+                Some(k) if known.contains(&k) => {}
+                Some(k) => errors.push(FieldError::new(
+                    field::child(self.path, k),
+                    ErrorKind::UnknownField,
+                )),
+                None => errors.push(FieldError::new(
+                    field::child(self.path, &key.render()),
+                    ErrorKind::UnknownField,
+                )),
+            }
+        }
+    }
+
+    /// `path.key`.
+    pub(crate) fn path_of(&self, key: &str) -> String {
+        field::child(self.path, key)
+    }
+}
+
+/// `Invalid value: "<type>": must be of type <expected>`.
+pub(crate) fn type_error(path: &str, node: &Node, expected: &str) -> FieldError {
+    FieldError::new(
+        if path.is_empty() { "<document>" } else { path },
+        ErrorKind::Invalid {
+            value: field::quote(node.type_name()),
+            detail: format!("must be of type {expected}"),
+        },
+    )
+}
+
+/// Reads a string, reporting any other type.
+pub(crate) fn read_str<'a>(
+    node: &'a Node,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a str> {
+    match node {
+        Node::Str(s) => Some(s),
+        other => {
+            errors.push(type_error(path, other, "string"));
+            None
+        }
+    }
+}
+
+/// Reads a sequence, reporting any other type.
+pub(crate) fn read_seq<'a>(
+    node: &'a Node,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<&'a [Node]> {
+    match node {
+        Node::Seq(items) => Some(items),
+        other => {
+            errors.push(type_error(path, other, "array"));
+            None
+        }
+    }
+}
+
+/// Reads a sequence of strings; returns the strings that are strings, with their indexes.
+pub(crate) fn read_str_seq<'a>(
+    node: &'a Node,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> Vec<(usize, &'a str)> {
+    let Some(items) = read_seq(node, path, errors) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| read_str(item, &field::item(path, i), errors).map(|s| (i, s)))
+        .collect()
+}
+
+/// Reads a mapping of strings to strings (labels), in document order.
+pub(crate) fn read_str_map(
+    node: &Node,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> Vec<(String, String)> {
+    let Node::Map(entries) = node else {
+        errors.push(type_error(path, node, "object"));
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        let Some(k) = key.as_str() else {
+            errors.push(FieldError::new(
+                field::child(path, &key.render()),
+                ErrorKind::Invalid {
+                    value: key.render(),
+                    detail: format!("a key must be a string, not {}", key.type_name()),
+                },
+            ));
+            continue;
+        };
+        let vpath = field::child(path, k);
+        if let Some(v) = read_str(value, &vpath, errors) {
+            out.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_scalars_keep_their_types() {
+        let docs = parse_documents("a: 'true'\nb: true\nc: 3\nd: 1.5\ne: ~\nf: [x]\n").unwrap();
+        let doc = &docs[0];
+        assert_eq!(doc.get("a"), Some(&Node::Str("true".into())));
+        assert_eq!(doc.get("b"), Some(&Node::Bool(true)));
+        assert_eq!(doc.get("c"), Some(&Node::Int(3)));
+        assert_eq!(doc.get("d"), Some(&Node::Float(1.5)));
+        assert_eq!(doc.get("e"), Some(&Node::Null));
+        assert_eq!(doc.get("f"), Some(&Node::Seq(vec![Node::Str("x".into())])));
+    }
+
+    #[test]
+    fn streams_lists_and_json() {
+        let docs = parse_documents("---\na: 1\n---\n---\nb: 2\n").unwrap();
+        assert_eq!(docs.len(), 2);
+        let json =
+            parse_documents("{\"kind\": \"List\",\t\"items\": [{\"a\": 1}, {\"b\": 2}]}").unwrap();
+        assert_eq!(flatten_lists(json).len(), 2);
+    }
+
+    #[test]
+    fn duplicate_keys_and_syntax_errors_are_refused() {
+        let err = parse_documents("a: 1\na: 2\n").unwrap_err();
+        assert!(err.0.contains("duplicate"), "{err}");
+        assert!(parse_documents("a: [1\n").is_err());
+    }
+
+    #[test]
+    fn fields_report_unknown_and_type_errors() {
+        let doc = parse_documents("x: 1\ny: 2\n").unwrap().remove(0);
+        let mut errors = Vec::new();
+        let fields = Fields::open(&doc, "spec", &mut errors).unwrap();
+        assert_eq!(fields.get("x"), Some(&Node::Int(1)));
+        fields.finish(&["x"], &mut errors);
+        assert_eq!(errors[0].to_string(), "spec.y: unknown field");
+        assert!(read_str(&Node::Int(1), "a.b", &mut errors).is_none());
+        assert_eq!(
+            errors[1].to_string(),
+            "a.b: Invalid value: \"integer\": must be of type string"
+        );
+        let labels = parse_documents("{a: b, 1: c, d: 2}").unwrap().remove(0);
+        let read = read_str_map(&labels, "labels", &mut errors);
+        assert_eq!(read, vec![("a".to_owned(), "b".to_owned())]);
+        assert_eq!(errors.len(), 4);
+    }
+}

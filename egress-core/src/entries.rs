@@ -1,0 +1,455 @@
+//! What the local node writes (SEMANTICS A.5), with deterministic conflict resolution (B.1).
+//!
+//! [`compute`] is the batch path — all policies × all endpoints from scratch. It is kept
+//! simple on purpose: it is the equality reference every faster path is tested against.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::cluster::{Endpoint, Nodes};
+use crate::device::Device;
+use crate::gateway::{self, LocalNode, ResolvedGateway};
+use crate::labels::Labels;
+use crate::maps::{MapKeyV4, MapKeyV6, MapValueV4, MapValueV4Legacy, MapValueV6};
+use crate::netip::{Cidr, mask_v4, mask_v6};
+use crate::policy::Policy;
+use crate::selector::Selector;
+
+/// Gateway IP meaning "excluded destination: skip the egress gateway".
+pub const EXCLUDED_GATEWAY: Ipv4Addr = Ipv4Addr::new(0, 0, 0, 1);
+/// Gateway IP meaning "no gateway: drop".
+pub const NO_GATEWAY: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
+
+/// One map entry: key (source, destination CIDR as stored) and value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// Endpoint IP (exact source).
+    pub source: IpAddr,
+    /// Destination prefix, address as stored (host bits kept).
+    pub destination: Cidr,
+    /// Egress IP of the source's family (unspecified = none).
+    pub egress_ip: IpAddr,
+    /// Gateway IPv4 (`0.0.0.0` no gateway, `0.0.0.1` excluded).
+    pub gateway_ip: Ipv4Addr,
+    /// Egress interface index (0 = route lookup).
+    pub egress_ifindex: u32,
+}
+
+/// The kernel's identity of a key: family, source, prefix length, masked destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyIdentity {
+    /// Whether the key is IPv6.
+    pub ipv6: bool,
+    /// Source address bits.
+    pub source: u128,
+    /// Destination prefix length.
+    pub len: u8,
+    /// Destination with host bits cleared.
+    pub network: u128,
+}
+
+fn bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u32::from(a).into(),
+        IpAddr::V6(a) => a.into(),
+    }
+}
+
+impl Entry {
+    /// The key's identity under the kernel's rules (host bits ignored).
+    pub fn identity(&self) -> KeyIdentity {
+        let network = match self.destination.addr {
+            IpAddr::V4(a) => u128::from(u32::from(a) & mask_v4(self.destination.len)),
+            IpAddr::V6(a) => u128::from(a) & mask_v6(self.destination.len),
+        };
+        KeyIdentity {
+            ipv6: self.source.is_ipv6(),
+            source: bits(self.source),
+            len: self.destination.len,
+            network,
+        }
+    }
+
+    /// Output order: source, then destination address, then prefix length, numerically.
+    pub fn display_order(&self, other: &Self) -> Ordering {
+        (
+            bits(self.source),
+            bits(self.destination.addr),
+            self.destination.len,
+        )
+            .cmp(&(
+                bits(other.source),
+                bits(other.destination.addr),
+                other.destination.len,
+            ))
+    }
+
+    /// Encodes an IPv4 entry for the `v4_v2` map (`None` for an IPv6 entry).
+    pub fn to_map_v4(&self) -> Option<(MapKeyV4, MapValueV4)> {
+        let (IpAddr::V4(src), IpAddr::V4(dst), IpAddr::V4(egress)) =
+            (self.source, self.destination.addr, self.egress_ip)
+        else {
+            return None;
+        };
+        Some((
+            MapKeyV4::new(src, dst, self.destination.len),
+            MapValueV4::new(egress, self.gateway_ip, self.egress_ifindex),
+        ))
+    }
+
+    /// Encodes an IPv4 entry for the legacy map (the ifindex cannot be stored).
+    pub fn to_map_v4_legacy(&self) -> Option<(MapKeyV4, MapValueV4Legacy)> {
+        self.to_map_v4().map(|(k, v)| {
+            (
+                k,
+                MapValueV4Legacy {
+                    egress_ip: v.egress_ip,
+                    gateway_ip: v.gateway_ip,
+                },
+            )
+        })
+    }
+
+    /// Encodes an IPv6 entry (`None` for an IPv4 entry).
+    pub fn to_map_v6(&self) -> Option<(MapKeyV6, MapValueV6)> {
+        let (IpAddr::V6(src), IpAddr::V6(dst), IpAddr::V6(egress)) =
+            (self.source, self.destination.addr, self.egress_ip)
+        else {
+            return None;
+        };
+        Some((
+            MapKeyV6::new(src, dst, self.destination.len),
+            MapValueV6::new(egress, self.gateway_ip, self.egress_ifindex),
+        ))
+    }
+
+    /// Decodes a `v4_v2` map element.
+    pub fn from_map_v4(key: &MapKeyV4, value: &MapValueV4) -> Self {
+        Self {
+            source: IpAddr::V4(Ipv4Addr::from(key.saddr)),
+            destination: Cidr {
+                addr: IpAddr::V4(Ipv4Addr::from(key.daddr)),
+                len: key.dest_len(),
+            },
+            egress_ip: IpAddr::V4(Ipv4Addr::from(value.egress_ip)),
+            gateway_ip: Ipv4Addr::from(value.gateway_ip),
+            egress_ifindex: value.egress_ifindex,
+        }
+    }
+
+    /// Decodes a v6 map element.
+    pub fn from_map_v6(key: &MapKeyV6, value: &MapValueV6) -> Self {
+        Self {
+            source: IpAddr::V6(Ipv6Addr::from(key.saddr)),
+            destination: Cidr {
+                addr: IpAddr::V6(Ipv6Addr::from(key.daddr)),
+                len: key.dest_len(),
+            },
+            egress_ip: IpAddr::V6(Ipv6Addr::from(value.egress_ip)),
+            gateway_ip: Ipv4Addr::from(value.gateway_ip),
+            egress_ifindex: value.egress_ifindex,
+        }
+    }
+}
+
+/// The contents of the node's maps, each sorted in output order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MapEntries {
+    /// IPv4 map entries.
+    pub ipv4: Vec<Entry>,
+    /// IPv6 map entries.
+    pub ipv6: Vec<Entry>,
+}
+
+impl MapEntries {
+    /// Splits entries by family and sorts them in output order.
+    pub fn from_entries(entries: impl IntoIterator<Item = Entry>) -> Self {
+        let (mut ipv4, mut ipv6): (Vec<Entry>, Vec<Entry>) =
+            entries.into_iter().partition(|e| e.source.is_ipv4());
+        ipv4.sort_by(Entry::display_order);
+        ipv6.sort_by(Entry::display_order);
+        Self { ipv4, ipv6 }
+    }
+
+    /// All entries, IPv4 first.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.ipv4.iter().chain(&self.ipv6)
+    }
+
+    /// Total number of entries.
+    pub fn len(&self) -> usize {
+        self.ipv4.len() + self.ipv6.len()
+    }
+
+    /// Whether both maps are empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether an entry comes from a destination or an excluded CIDR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CidrKind {
+    /// `excludedCIDRs` (ranks first within a policy).
+    Excluded,
+    /// `destinationCIDRs`.
+    Destination,
+}
+
+impl fmt::Display for CidrKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CidrKind::Excluded => "excludedCIDRs",
+            CidrKind::Destination => "destinationCIDRs",
+        })
+    }
+}
+
+/// Who wants an entry written: one (policy, endpoint, CIDR) combination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Producer {
+    /// Policy name.
+    pub policy: String,
+    /// Endpoint uid.
+    pub endpoint: String,
+    /// Destination or excluded.
+    pub kind: CidrKind,
+    /// Index of the CIDR in its policy list.
+    pub cidr_index: usize,
+    /// The entry this producer would write.
+    pub entry: Entry,
+}
+
+/// A key written by several producers with different bytes; the winner's are stored (B.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    /// The producer whose entry is stored.
+    pub winner: Producer,
+    /// Producers whose value or destination bytes differ from the winner's.
+    pub losers: Vec<Producer>,
+}
+
+/// Which gateway a selected endpoint uses under one policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayChoice {
+    /// Policy name.
+    pub policy: String,
+    /// Endpoint uid.
+    pub endpoint: String,
+    /// The chosen resolved gateway.
+    pub gateway: ResolvedGateway,
+}
+
+/// Everything the batch path computes for one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Computation {
+    /// The maps' contents.
+    pub maps: MapEntries,
+    /// Conflicts, in key order.
+    pub conflicts: Vec<Conflict>,
+    /// Gateway choices, by policy precedence then endpoint uid.
+    pub choices: Vec<GatewayChoice>,
+}
+
+/// The objects of a cluster, as the batch path reads them.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterState {
+    /// Cluster name for `io.cilium.k8s.policy.cluster` (absent: `default`).
+    pub cluster: Option<String>,
+    /// Nodes by name.
+    pub nodes: Nodes,
+    /// Endpoints.
+    pub endpoints: Vec<Endpoint>,
+    /// Valid policies.
+    pub policies: Vec<Policy>,
+}
+
+/// B.1 precedence: earliest timestamp first, timestamped before not, then name.
+pub fn policy_precedence(a: &Policy, b: &Policy) -> Ordering {
+    let key = |p: &Policy| (p.creation_timestamp.is_none(), p.creation_timestamp);
+    key(a)
+        .cmp(&key(b))
+        .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
+}
+
+/// A policy compiled for matching.
+struct CompiledPolicy<'a> {
+    policy: &'a Policy,
+    endpoint_selectors: Vec<Selector>,
+    node_filters: Vec<Selector>,
+    gateways: Vec<ResolvedGateway>,
+}
+
+impl CompiledPolicy<'_> {
+    fn selects(&self, identity: &Labels, node_labels: &Labels) -> bool {
+        self.endpoint_selectors.iter().any(|s| s.matches(identity))
+            && (self.node_filters.is_empty()
+                || self.node_filters.iter().any(|s| s.matches(node_labels)))
+    }
+}
+
+struct Candidate<'a> {
+    identity: KeyIdentity,
+    policy_rank: usize,
+    kind: CidrKind,
+    uid: &'a str,
+    cidr_index: usize,
+    entry: Entry,
+}
+
+impl Candidate<'_> {
+    fn rank(&self) -> (KeyIdentity, usize, CidrKind, &[u8], usize) {
+        (
+            self.identity,
+            self.policy_rank,
+            self.kind,
+            self.uid.as_bytes(),
+            self.cidr_index,
+        )
+    }
+}
+
+/// The batch path: the entries `local_node` writes for the whole cluster, with conflicts
+/// resolved by B.1 and the gateway choice of every selected endpoint.
+pub fn compute(state: &ClusterState, local_node: &str, devices: &[Device]) -> Computation {
+    let local = state.nodes.get(local_node);
+    let local_view = local.map(|node| LocalNode { node, devices });
+
+    let mut policies: Vec<&Policy> = state.policies.iter().collect();
+    policies.sort_by(|a, b| policy_precedence(a, b));
+    let compiled: Vec<CompiledPolicy<'_>> = policies
+        .iter()
+        .map(|p| {
+            let gw_selectors: Vec<Selector> = p
+                .gateways_in_use()
+                .iter()
+                .map(|g| Selector::new(&g.node_selector))
+                .collect();
+            CompiledPolicy {
+                policy: p,
+                endpoint_selectors: p.selectors.iter().map(Selector::for_endpoints).collect(),
+                node_filters: p
+                    .selectors
+                    .iter()
+                    .filter_map(|i| i.node_selector.as_ref())
+                    .map(Selector::new)
+                    .collect(),
+                gateways: gateway::resolve_gateways(p, &gw_selectors, &state.nodes, local_view),
+            }
+        })
+        .collect();
+
+    let mut endpoints: Vec<&Endpoint> = state.endpoints.iter().collect();
+    endpoints.sort_by(|a, b| a.uid.as_bytes().cmp(b.uid.as_bytes()));
+    let identities: Vec<Labels> = endpoints
+        .iter()
+        .map(|e| e.identity(state.cluster.as_deref()))
+        .collect();
+    let empty = Labels::empty();
+
+    let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    let mut choices = Vec::new();
+    for (rank, cp) in compiled.iter().enumerate() {
+        for (ep, identity) in endpoints.iter().zip(&identities) {
+            let node_labels = ep
+                .node
+                .as_ref()
+                .and_then(|n| state.nodes.get(n))
+                .map_or(&empty, |n| &n.labels);
+            if !cp.selects(identity, node_labels) {
+                continue;
+            }
+            let gw = &cp.gateways[gateway::choose(&ep.uid, cp.gateways.len())];
+            choices.push(GatewayChoice {
+                policy: cp.policy.name.clone(),
+                endpoint: ep.uid.clone(),
+                gateway: gw.clone(),
+            });
+            for &ip in &ep.ips {
+                let v4 = ip.is_ipv4();
+                // Value of the destination entries (A.5); excluded entries share egress and ifindex.
+                let (egress_ip, gateway_ip, ifindex) = match (&gw.egress, &gw.node) {
+                    (Some(egress), _) => (egress.ip(v4), gw.gateway_ip, egress.ifindex),
+                    (None, Some(_)) => (unspecified(v4), gw.gateway_ip, 0),
+                    (None, None) => (unspecified(v4), NO_GATEWAY, 0),
+                };
+                let lists = [
+                    (
+                        CidrKind::Destination,
+                        &cp.policy.destination_cidrs,
+                        gateway_ip,
+                    ),
+                    (
+                        CidrKind::Excluded,
+                        &cp.policy.excluded_cidrs,
+                        EXCLUDED_GATEWAY,
+                    ),
+                ];
+                for (kind, cidrs, gateway_ip) in lists {
+                    for (cidr_index, cidr) in
+                        cidrs.iter().enumerate().filter(|(_, c)| c.is_ipv4() == v4)
+                    {
+                        let entry = Entry {
+                            source: ip,
+                            destination: *cidr,
+                            egress_ip,
+                            gateway_ip,
+                            egress_ifindex: ifindex,
+                        };
+                        candidates.push(Candidate {
+                            identity: entry.identity(),
+                            policy_rank: rank,
+                            kind,
+                            uid: &ep.uid,
+                            cidr_index,
+                            entry,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    candidates.sort_by(|a, b| a.rank().cmp(&b.rank()));
+    let producer = |c: &Candidate<'_>| Producer {
+        policy: compiled[c.policy_rank].policy.name.clone(),
+        endpoint: c.uid.to_owned(),
+        kind: c.kind,
+        cidr_index: c.cidr_index,
+        entry: c.entry,
+    };
+    let mut winners = Vec::new();
+    let mut conflicts = Vec::new();
+    for group in candidates.chunk_by(|a, b| a.identity == b.identity) {
+        let winner = &group[0];
+        winners.push(winner.entry);
+        let losers: Vec<Producer> = group[1..]
+            .iter()
+            .filter(|c| c.entry != winner.entry)
+            .map(producer)
+            .collect();
+        if !losers.is_empty() {
+            conflicts.push(Conflict {
+                winner: producer(winner),
+                losers,
+            });
+        }
+    }
+    Computation {
+        maps: MapEntries::from_entries(winners),
+        conflicts,
+        choices,
+    }
+}
+
+fn unspecified(v4: bool) -> IpAddr {
+    if v4 {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,181 @@
+//! Field errors in the style of Kubernetes' `field.Error`: `<path>: <reason>`.
+//!
+//! Policy validation and snapshot input checks both report through [`FieldError`], so every
+//! message names the field it is about and reads like what `kubectl apply` prints.
+
+use std::fmt;
+
+/// One problem with one field of an input object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// Field path, e.g. `spec.egressGateways[1].egressIP`.
+    pub path: String,
+    /// What is wrong with it.
+    pub kind: ErrorKind,
+}
+
+/// The reason part of a [`FieldError`]; `Display` gives Kubernetes' wording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// `Required value` (with an optional detail after a colon).
+    Required(Option<String>),
+    /// `Too many: <n>: must have at most <max> items`.
+    TooMany {
+        /// Items given.
+        count: usize,
+        /// Items allowed.
+        max: usize,
+    },
+    /// `Invalid value: <value>: <detail>`; `value` is already rendered (strings quoted).
+    Invalid {
+        /// The offending value as Kubernetes prints it.
+        value: String,
+        /// Why it is invalid.
+        detail: String,
+    },
+    /// `Forbidden: <detail>`.
+    Forbidden(String),
+    /// `Unsupported value: <value>: supported values: "a", "b"`.
+    Unsupported {
+        /// The offending value, rendered.
+        value: String,
+        /// The accepted values.
+        supported: &'static [&'static str],
+    },
+    /// `Duplicate value: <value>`.
+    Duplicate(String),
+    /// `Not found: <value>`.
+    NotFound(String),
+    /// `unknown field`.
+    UnknownField,
+}
+
+impl FieldError {
+    /// Builds an error for `path`.
+    pub fn new(path: impl Into<String>, kind: ErrorKind) -> Self {
+        Self {
+            path: path.into(),
+            kind,
+        }
+    }
+
+    /// `Invalid value: "<value>": <detail>` for a string value.
+    pub fn invalid_str(path: impl Into<String>, value: &str, detail: impl Into<String>) -> Self {
+        Self::new(
+            path,
+            ErrorKind::Invalid {
+                value: quote(value),
+                detail: detail.into(),
+            },
+        )
+    }
+
+    /// `Required value`.
+    pub fn required(path: impl Into<String>) -> Self {
+        Self::new(path, ErrorKind::Required(None))
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::Required(None) => f.write_str("Required value"),
+            ErrorKind::Required(Some(detail)) => write!(f, "Required value: {detail}"),
+            ErrorKind::TooMany { count, max } => {
+                write!(f, "Too many: {count}: must have at most {max} items")
+            }
+            ErrorKind::Invalid { value, detail } => write!(f, "Invalid value: {value}: {detail}"),
+            ErrorKind::Forbidden(detail) => write!(f, "Forbidden: {detail}"),
+            ErrorKind::Unsupported { value, supported } => {
+                write!(f, "Unsupported value: {value}: supported values: ")?;
+                for (i, s) in supported.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{}", quote(s))?;
+                }
+                Ok(())
+            }
+            ErrorKind::Duplicate(value) => write!(f, "Duplicate value: {value}"),
+            ErrorKind::NotFound(value) => write!(f, "Not found: {value}"),
+            ErrorKind::UnknownField => f.write_str("unknown field"),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.kind)
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// Quotes a string as Go's `strconv.Quote` does for the characters that matter here.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `parent.key`, or `key` at the top.
+pub fn child(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// `parent[index]`.
+pub fn item(parent: &str, index: usize) -> String {
+    format!("{parent}[{index}]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_like_kubernetes() {
+        assert_eq!(
+            FieldError::required("spec.egressGateway").to_string(),
+            "spec.egressGateway: Required value"
+        );
+        assert_eq!(
+            FieldError::new(
+                "spec.egressGateways",
+                ErrorKind::TooMany { count: 65, max: 64 }
+            )
+            .to_string(),
+            "spec.egressGateways: Too many: 65: must have at most 64 items"
+        );
+        let unsupported = ErrorKind::Unsupported {
+            value: quote("Equals"),
+            supported: &["In", "NotIn"],
+        };
+        assert_eq!(
+            unsupported.to_string(),
+            r#"Unsupported value: "Equals": supported values: "In", "NotIn""#
+        );
+        assert_eq!(quote("a\"b\\\u{1}"), r#""a\"b\\\x01""#);
+        assert_eq!(child("", "spec"), "spec");
+        assert_eq!(item(&child("spec", "selectors"), 2), "spec.selectors[2]");
+    }
+}

@@ -1,0 +1,190 @@
+use super::*;
+use crate::device::{DeviceAddress, Families};
+use crate::labels::Labels;
+use crate::policy::{GatewaySpec, LabelSelector};
+
+fn node(name: &str, labels: &[(&str, &str)], ipv4: Option<&str>) -> Node {
+    let labels: Labels = labels.iter().copied().collect();
+    Node::new(name, labels, ipv4.map(|s| s.parse().unwrap()))
+}
+
+fn nodes(list: Vec<Node>) -> Nodes {
+    list.into_iter().map(|n| (n.name.clone(), n)).collect()
+}
+
+fn by_label(key: &str, value: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: vec![(key.into(), value.into())],
+        match_expressions: vec![],
+    }
+}
+
+fn policy(entries: Vec<GatewaySpec>) -> Policy {
+    Policy {
+        name: "p".into(),
+        creation_timestamp: None,
+        selectors: vec![],
+        destination_cidrs: vec![crate::netip::parse_prefix("0.0.0.0/0").unwrap()],
+        excluded_cidrs: vec![],
+        egress_gateway: GatewaySpec::default(),
+        egress_gateways: entries,
+    }
+}
+
+fn entry(key: &str, value: &str) -> GatewaySpec {
+    GatewaySpec {
+        node_selector: by_label(key, value),
+        ..Default::default()
+    }
+}
+
+fn resolve(p: &Policy, ns: &Nodes, local: Option<LocalNode<'_>>) -> Vec<ResolvedGateway> {
+    let selectors: Vec<Selector> = p
+        .gateways_in_use()
+        .iter()
+        .map(|g| Selector::new(&g.node_selector))
+        .collect();
+    resolve_gateways(p, &selectors, ns, local)
+}
+
+#[test]
+fn fnv_vectors() {
+    assert_eq!(fnv1a32(b""), 0x811c_9dc5);
+    assert_eq!(fnv1a32(b"a"), 0xe40c_292c);
+    assert_eq!(fnv1a32(b"foobar"), 0xbf9c_f968);
+    assert_eq!(choose("anything", 1), 0);
+    assert_eq!(choose("a", 3), 0xe40c_292c_usize % 3);
+    assert_eq!(choose("a", 7), 0xe40c_292c_usize % 7);
+}
+
+#[test]
+fn nodes_are_walked_in_byte_wise_name_order() {
+    let ns = nodes(vec![
+        node("k8s9", &[("egress", "true")], Some("10.0.0.9")),
+        node("k8s10", &[("egress", "true")], Some("10.0.0.10")),
+    ]);
+    let got = resolve(&policy(vec![entry("egress", "true")]), &ns, None);
+    assert_eq!(
+        got[0].node.as_deref(),
+        Some("k8s10"),
+        "k8s10 < k8s9 byte-wise"
+    );
+}
+
+#[test]
+fn ipv6_only_nodes_are_skipped() {
+    let mut v6 = node("a", &[("egress", "true")], None);
+    v6.ipv6 = Some("fd00::1".parse().unwrap());
+    let ns = nodes(vec![v6, node("b", &[("egress", "true")], Some("10.0.0.2"))]);
+    let got = resolve(&policy(vec![entry("egress", "true")]), &ns, None);
+    assert_eq!(got[0].node.as_deref(), Some("b"));
+    assert_eq!(got[0].gateway_ip, "10.0.0.2".parse::<Ipv4Addr>().unwrap());
+}
+
+#[test]
+fn a_local_node_that_is_not_first_is_not_the_gateway() {
+    let mut local = node("b", &[("egress", "true")], Some("10.0.0.2"));
+    local.interfaces = Some(vec![]);
+    let ns = nodes(vec![
+        node("a", &[("egress", "true")], Some("10.0.0.1")),
+        local,
+    ]);
+    let devices = [Device {
+        name: "eth0".into(),
+        index: 2,
+        alt_names: vec![],
+        addresses: vec![DeviceAddress {
+            addr: "10.0.0.2".parse().unwrap(),
+            prefix_len: 24,
+        }],
+        default_route: Families::all(),
+    }];
+    let l = LocalNode {
+        node: &ns["b"],
+        devices: &devices,
+    };
+    let got = resolve(&policy(vec![entry("egress", "true")]), &ns, Some(l));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].node.as_deref(), Some("a"));
+    assert_eq!(
+        got[0].egress, None,
+        "only the local gateway derives egress addresses"
+    );
+    // When the local node is the gateway, it derives (default route here).
+    let got = resolve(
+        &policy(vec![entry("kubernetes.io/hostname", "b")]),
+        &nodes(vec![node(
+            "b",
+            &[("kubernetes.io/hostname", "b")],
+            Some("10.0.0.2"),
+        )]),
+        None,
+    );
+    assert_eq!(got[0].egress, None);
+    let ns2 = nodes(vec![node(
+        "b",
+        &[("kubernetes.io/hostname", "b")],
+        Some("10.0.0.2"),
+    )]);
+    let l = LocalNode {
+        node: &ns2["b"],
+        devices: &devices,
+    };
+    let got = resolve(
+        &policy(vec![entry("kubernetes.io/hostname", "b")]),
+        &ns2,
+        Some(l),
+    );
+    let egress = got[0].egress.as_ref().unwrap();
+    assert_eq!(
+        (egress.ipv4.to_string(), egress.ifindex),
+        ("10.0.0.2".to_owned(), 2)
+    );
+}
+
+#[test]
+fn sorted_by_gateway_ip_numerically_and_stable_on_equal_ips() {
+    let ns = nodes(vec![
+        node("n9", &[("h", "n9")], Some("10.0.0.9")),
+        node("n10", &[("h", "n10")], Some("10.0.0.10")),
+    ]);
+    let mut second = entry("h", "n9");
+    second.egress_ip = Some("192.0.2.9".parse().unwrap());
+    let p = policy(vec![
+        entry("h", "n10"),
+        entry("h", "n9"),
+        second,
+        entry("h", "missing"),
+    ]);
+    let got = resolve(&p, &ns, None);
+    let summary: Vec<(Option<usize>, String)> = got
+        .iter()
+        .map(|g| (g.entry_index, g.gateway_ip.to_string()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (Some(1), "10.0.0.9".to_owned()),
+            (Some(2), "10.0.0.9".to_owned()),
+            (Some(0), "10.0.0.10".to_owned()),
+        ],
+        ".9 before .10; equal IPs keep policy order; unresolved dropped"
+    );
+}
+
+#[test]
+fn nothing_resolved_gives_one_not_found_gateway() {
+    let ns = nodes(vec![node("a", &[], Some("10.0.0.1"))]);
+    let got = resolve(&policy(vec![entry("h", "x"), entry("h", "y")]), &ns, None);
+    assert_eq!(got, vec![ResolvedGateway::not_found()]);
+    assert_eq!(got[0].gateway_ip, Ipv4Addr::UNSPECIFIED);
+    // An unbuildable nodeSelector resolves to no node.
+    let bad = GatewaySpec {
+        node_selector: by_label("bad key", "x"),
+        ..Default::default()
+    };
+    assert_eq!(
+        resolve(&policy(vec![bad]), &ns, None),
+        vec![ResolvedGateway::not_found()]
+    );
+}

@@ -1,0 +1,426 @@
+//! Byte-exact layouts of Cilium's egress gateway BPF maps (SEMANTICS A.4).
+//!
+//! Addresses are network byte order; `prefixlen` and `egress_ifindex` are native-endian.
+//! Encoding is done field by field (no `unsafe` transmutes): `encode` writes exactly the bytes
+//! the kernel map holds and `decode` reads them back.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::netip::{mask_v4, mask_v6};
+
+/// Name of the legacy IPv4 map (8-byte value, no ifindex).
+pub const MAP_V4_LEGACY: &str = "cilium_egress_gw_policy_v4";
+/// Name of the current IPv4 map.
+pub const MAP_V4: &str = "cilium_egress_gw_policy_v4_v2";
+/// Name of the IPv6 map.
+pub const MAP_V6: &str = "cilium_egress_gw_policy_v6";
+/// Cilium's default `max_entries`.
+pub const DEFAULT_MAX_ENTRIES: u32 = 16_384;
+
+/// Which IPv4 value layout to program.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// `cilium_egress_gw_policy_v4_v2` (28-byte value with ifindex); Cilium's current map.
+    #[default]
+    V4V2,
+    /// `cilium_egress_gw_policy_v4` (8-byte value).
+    V4Legacy,
+}
+
+impl Layout {
+    /// The IPv4 map's name.
+    pub fn ipv4_map_name(self) -> &'static str {
+        match self {
+            Layout::V4V2 => MAP_V4,
+            Layout::V4Legacy => MAP_V4_LEGACY,
+        }
+    }
+
+    /// The IPv4 map's value size.
+    pub fn ipv4_value_size(self) -> usize {
+        match self {
+            Layout::V4V2 => MapValueV4::SIZE,
+            Layout::V4Legacy => MapValueV4Legacy::SIZE,
+        }
+    }
+}
+
+/// Why bytes could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The byte slice has the wrong length.
+    #[error("expected {expected} bytes, got {got}")]
+    Length {
+        /// Bytes the layout has.
+        expected: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// The key's prefix length is not source-exact (below the address width or past both).
+    #[error("prefix length {0} out of range")]
+    PrefixLen(u32),
+}
+
+fn take<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&bytes[at..at + N]);
+    out
+}
+
+fn check_len(bytes: &[u8], expected: usize) -> Result<(), DecodeError> {
+    if bytes.len() == expected {
+        Ok(())
+    } else {
+        Err(DecodeError::Length {
+            expected,
+            got: bytes.len(),
+        })
+    }
+}
+
+/// Key of the IPv4 maps: `u32 prefixlen; be32 saddr; be32 daddr` (12 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MapKeyV4 {
+    /// 32 + destination prefix length.
+    pub prefixlen: u32,
+    /// Source address, network order.
+    pub saddr: [u8; 4],
+    /// Destination address as written (host bits kept), network order.
+    pub daddr: [u8; 4],
+}
+
+/// Value of `cilium_egress_gw_policy_v4` (8 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MapValueV4Legacy {
+    /// Egress IP.
+    pub egress_ip: [u8; 4],
+    /// Gateway IP.
+    pub gateway_ip: [u8; 4],
+}
+
+/// Value of `cilium_egress_gw_policy_v4_v2` (28 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MapValueV4 {
+    /// Egress IP.
+    pub egress_ip: [u8; 4],
+    /// Gateway IP.
+    pub gateway_ip: [u8; 4],
+    /// Reserved, zero.
+    pub reserved: [u32; 3],
+    /// Egress interface index (native endian).
+    pub egress_ifindex: u32,
+    /// Reserved, zero.
+    pub reserved2: u32,
+}
+
+/// Key of `cilium_egress_gw_policy_v6`: `u32 prefixlen; u8 saddr[16]; u8 daddr[16]` (36 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MapKeyV6 {
+    /// 128 + destination prefix length.
+    pub prefixlen: u32,
+    /// Source address.
+    pub saddr: [u8; 16],
+    /// Destination address as written.
+    pub daddr: [u8; 16],
+}
+
+/// Value of `cilium_egress_gw_policy_v6` (40 bytes); the gateway is an IPv4 address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MapValueV6 {
+    /// Egress IP.
+    pub egress_ip: [u8; 16],
+    /// Gateway IP (IPv4: the tunnel underlay).
+    pub gateway_ip: [u8; 4],
+    /// Reserved, zero.
+    pub reserved: [u32; 3],
+    /// Egress interface index (native endian).
+    pub egress_ifindex: u32,
+    /// Reserved, zero.
+    pub reserved2: u32,
+}
+
+const _: () = {
+    assert!(size_of::<MapKeyV4>() == 12);
+    assert!(size_of::<MapValueV4Legacy>() == 8);
+    assert!(size_of::<MapValueV4>() == 28);
+    assert!(size_of::<MapKeyV6>() == 36);
+    assert!(size_of::<MapValueV6>() == 40);
+};
+
+impl MapKeyV4 {
+    /// Encoded size.
+    pub const SIZE: usize = 12;
+
+    /// A key for `src` → `dst/len` (`len` ≤ 32).
+    pub fn new(src: Ipv4Addr, dst: Ipv4Addr, len: u8) -> Self {
+        Self {
+            prefixlen: 32 + u32::from(len.min(32)),
+            saddr: src.octets(),
+            daddr: dst.octets(),
+        }
+    }
+
+    /// The destination prefix length.
+    pub fn dest_len(&self) -> u8 {
+        self.prefixlen.saturating_sub(32).min(32) as u8
+    }
+
+    /// The kernel's identity of this key: host bits of `daddr` past the prefix ignored.
+    pub fn identity(&self) -> (u32, u32, u32) {
+        let d = u32::from_be_bytes(self.daddr) & mask_v4(self.dest_len());
+        (self.prefixlen, u32::from_be_bytes(self.saddr), d)
+    }
+
+    /// Writes the exact map bytes.
+    pub fn encode(&self, out: &mut [u8; Self::SIZE]) {
+        out[0..4].copy_from_slice(&self.prefixlen.to_ne_bytes());
+        out[4..8].copy_from_slice(&self.saddr);
+        out[8..12].copy_from_slice(&self.daddr);
+    }
+
+    /// Reads map bytes; the prefix length must be 32–64 (source-exact).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        check_len(bytes, Self::SIZE)?;
+        let prefixlen = u32::from_ne_bytes(take(bytes, 0));
+        if !(32..=64).contains(&prefixlen) {
+            return Err(DecodeError::PrefixLen(prefixlen));
+        }
+        Ok(Self {
+            prefixlen,
+            saddr: take(bytes, 4),
+            daddr: take(bytes, 8),
+        })
+    }
+}
+
+impl MapValueV4Legacy {
+    /// Encoded size.
+    pub const SIZE: usize = 8;
+
+    /// Writes the exact map bytes.
+    pub fn encode(&self, out: &mut [u8; Self::SIZE]) {
+        out[0..4].copy_from_slice(&self.egress_ip);
+        out[4..8].copy_from_slice(&self.gateway_ip);
+    }
+
+    /// Reads map bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        check_len(bytes, Self::SIZE)?;
+        Ok(Self {
+            egress_ip: take(bytes, 0),
+            gateway_ip: take(bytes, 4),
+        })
+    }
+}
+
+impl MapValueV4 {
+    /// Encoded size.
+    pub const SIZE: usize = 28;
+
+    /// A value with zeroed reserved fields.
+    pub fn new(egress_ip: Ipv4Addr, gateway_ip: Ipv4Addr, egress_ifindex: u32) -> Self {
+        Self {
+            egress_ip: egress_ip.octets(),
+            gateway_ip: gateway_ip.octets(),
+            egress_ifindex,
+            ..Self::default()
+        }
+    }
+
+    /// Writes the exact map bytes.
+    pub fn encode(&self, out: &mut [u8; Self::SIZE]) {
+        out[0..4].copy_from_slice(&self.egress_ip);
+        out[4..8].copy_from_slice(&self.gateway_ip);
+        for (i, r) in self.reserved.iter().enumerate() {
+            out[8 + 4 * i..12 + 4 * i].copy_from_slice(&r.to_ne_bytes());
+        }
+        out[20..24].copy_from_slice(&self.egress_ifindex.to_ne_bytes());
+        out[24..28].copy_from_slice(&self.reserved2.to_ne_bytes());
+    }
+
+    /// Reads map bytes (reserved fields kept as found).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        check_len(bytes, Self::SIZE)?;
+        let word = |at| u32::from_ne_bytes(take(bytes, at));
+        Ok(Self {
+            egress_ip: take(bytes, 0),
+            gateway_ip: take(bytes, 4),
+            reserved: [word(8), word(12), word(16)],
+            egress_ifindex: word(20),
+            reserved2: word(24),
+        })
+    }
+}
+
+impl MapKeyV6 {
+    /// Encoded size.
+    pub const SIZE: usize = 36;
+
+    /// A key for `src` → `dst/len` (`len` ≤ 128).
+    pub fn new(src: Ipv6Addr, dst: Ipv6Addr, len: u8) -> Self {
+        Self {
+            prefixlen: 128 + u32::from(len.min(128)),
+            saddr: src.octets(),
+            daddr: dst.octets(),
+        }
+    }
+
+    /// The destination prefix length.
+    pub fn dest_len(&self) -> u8 {
+        self.prefixlen.saturating_sub(128).min(128) as u8
+    }
+
+    /// The kernel's identity of this key: host bits of `daddr` past the prefix ignored.
+    pub fn identity(&self) -> (u32, u128, u128) {
+        let d = u128::from_be_bytes(self.daddr) & mask_v6(self.dest_len());
+        (self.prefixlen, u128::from_be_bytes(self.saddr), d)
+    }
+
+    /// Writes the exact map bytes.
+    pub fn encode(&self, out: &mut [u8; Self::SIZE]) {
+        out[0..4].copy_from_slice(&self.prefixlen.to_ne_bytes());
+        out[4..20].copy_from_slice(&self.saddr);
+        out[20..36].copy_from_slice(&self.daddr);
+    }
+
+    /// Reads map bytes; the prefix length must be 128–256 (source-exact).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        check_len(bytes, Self::SIZE)?;
+        let prefixlen = u32::from_ne_bytes(take(bytes, 0));
+        if !(128..=256).contains(&prefixlen) {
+            return Err(DecodeError::PrefixLen(prefixlen));
+        }
+        Ok(Self {
+            prefixlen,
+            saddr: take(bytes, 4),
+            daddr: take(bytes, 20),
+        })
+    }
+}
+
+impl MapValueV6 {
+    /// Encoded size.
+    pub const SIZE: usize = 40;
+
+    /// A value with zeroed reserved fields.
+    pub fn new(egress_ip: Ipv6Addr, gateway_ip: Ipv4Addr, egress_ifindex: u32) -> Self {
+        Self {
+            egress_ip: egress_ip.octets(),
+            gateway_ip: gateway_ip.octets(),
+            egress_ifindex,
+            ..Self::default()
+        }
+    }
+
+    /// Writes the exact map bytes.
+    pub fn encode(&self, out: &mut [u8; Self::SIZE]) {
+        out[0..16].copy_from_slice(&self.egress_ip);
+        out[16..20].copy_from_slice(&self.gateway_ip);
+        for (i, r) in self.reserved.iter().enumerate() {
+            out[20 + 4 * i..24 + 4 * i].copy_from_slice(&r.to_ne_bytes());
+        }
+        out[32..36].copy_from_slice(&self.egress_ifindex.to_ne_bytes());
+        out[36..40].copy_from_slice(&self.reserved2.to_ne_bytes());
+    }
+
+    /// Reads map bytes (reserved fields kept as found).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        check_len(bytes, Self::SIZE)?;
+        let word = |at| u32::from_ne_bytes(take(bytes, at));
+        Ok(Self {
+            egress_ip: take(bytes, 0),
+            gateway_ip: take(bytes, 16),
+            reserved: [word(20), word(24), word(28)],
+            egress_ifindex: word(32),
+            reserved2: word(36),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_bytes() {
+        let key = MapKeyV4::new("10.0.0.1".parse().unwrap(), "1.1.1.0".parse().unwrap(), 24);
+        let mut kb = [0u8; 12];
+        key.encode(&mut kb);
+        let mut want = 56u32.to_ne_bytes().to_vec();
+        want.extend([10, 0, 0, 1, 1, 1, 1, 0]);
+        assert_eq!(kb.to_vec(), want);
+        let value = MapValueV4::new(
+            "192.168.101.1".parse().unwrap(),
+            "192.168.1.1".parse().unwrap(),
+            7,
+        );
+        let mut vb = [0u8; 28];
+        value.encode(&mut vb);
+        let mut want = vec![192, 168, 101, 1, 192, 168, 1, 1];
+        want.extend([0u8; 12]);
+        want.extend(7u32.to_ne_bytes());
+        want.extend([0u8; 4]);
+        assert_eq!(vb.to_vec(), want);
+        let v6 = MapValueV6::new(
+            "2001:db8::1".parse().unwrap(),
+            "192.168.1.1".parse().unwrap(),
+            3,
+        );
+        let mut b6 = [0u8; 40];
+        v6.encode(&mut b6);
+        assert_eq!(&b6[0..2], &[0x20, 0x01]);
+        assert_eq!(&b6[16..20], &[192, 168, 1, 1]);
+        assert_eq!(&b6[32..36], &3u32.to_ne_bytes());
+        let k6 = MapKeyV6::new(
+            "fd00::1".parse().unwrap(),
+            "2001:db8::".parse().unwrap(),
+            64,
+        );
+        assert_eq!(k6.prefixlen, 192);
+        assert_eq!(k6.dest_len(), 64);
+    }
+
+    #[test]
+    fn key_identity_ignores_host_bits() {
+        let a = MapKeyV4::new("10.0.0.1".parse().unwrap(), "1.1.1.1".parse().unwrap(), 24);
+        let b = MapKeyV4::new("10.0.0.1".parse().unwrap(), "1.1.1.0".parse().unwrap(), 24);
+        let c = MapKeyV4::new("10.0.0.1".parse().unwrap(), "1.1.1.0".parse().unwrap(), 25);
+        assert_ne!(a, b);
+        assert_eq!(a.identity(), b.identity());
+        assert_ne!(b.identity(), c.identity());
+        let x = MapKeyV6::new(
+            "fd00::1".parse().unwrap(),
+            "2001:db8::5".parse().unwrap(),
+            64,
+        );
+        let y = MapKeyV6::new(
+            "fd00::1".parse().unwrap(),
+            "2001:db8::".parse().unwrap(),
+            64,
+        );
+        assert_eq!(x.identity(), y.identity());
+    }
+
+    #[test]
+    fn decode_rejects_bad_input() {
+        assert_eq!(
+            MapKeyV4::decode(&[0; 11]),
+            Err(DecodeError::Length {
+                expected: 12,
+                got: 11
+            })
+        );
+        assert_eq!(MapKeyV4::decode(&[0; 12]), Err(DecodeError::PrefixLen(0)));
+        let mut k = [0u8; 36];
+        k[0..4].copy_from_slice(&300u32.to_ne_bytes());
+        assert_eq!(MapKeyV6::decode(&k), Err(DecodeError::PrefixLen(300)));
+        assert!(MapValueV6::decode(&[0; 39]).is_err());
+        assert!(MapValueV4Legacy::decode(&[0; 8]).is_ok());
+    }
+}

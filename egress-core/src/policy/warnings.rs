@@ -1,0 +1,225 @@
+//! Warnings for valid policies (SEMANTICS A.1): selectors that match nothing, an
+//! `egressGateway` ignored beside `egressGateways`, an `egressIP` entry matching several nodes.
+
+use std::fmt;
+
+use super::{GatewaySpec, Policy};
+use crate::cluster::Nodes;
+use crate::gateway::resolve_node;
+use crate::selector::Selector;
+
+/// A warning about a valid policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// Field path the warning is about.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// The warnings of a valid policy. With `nodes` (a snapshot), the checks that need the
+/// cluster's nodes are made against them; without, the ignored-`egressGateway` check
+/// compares the entries as written.
+pub fn policy_warnings(policy: &Policy, nodes: Option<&Nodes>) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let mut never = |path: String, selector: &Selector| {
+        if let Some(problem) = selector.problem() {
+            out.push(Warning {
+                path,
+                message: format!("selector matches nothing: {problem}"),
+            });
+        }
+    };
+    for (i, item) in policy.selectors.iter().enumerate() {
+        never(
+            format!("spec.selectors[{i}]"),
+            &Selector::for_endpoints(item),
+        );
+        if let Some(ns) = &item.node_selector {
+            never(
+                format!("spec.selectors[{i}].nodeSelector"),
+                &Selector::new(ns),
+            );
+        }
+    }
+    for (i, gw) in policy.gateways_in_use().iter().enumerate() {
+        never(
+            format!("{}.nodeSelector", policy.gateway_path(i)),
+            &Selector::new(&gw.node_selector),
+        );
+    }
+    if let Some(w) = ignored_egress_gateway(policy, nodes) {
+        out.push(w);
+    }
+    if let Some(nodes) = nodes {
+        for (i, gw) in policy.gateways_in_use().iter().enumerate() {
+            let Some(ip) = gw.egress_ip else { continue };
+            let selector = Selector::new(&gw.node_selector);
+            let matching: Vec<&str> = nodes
+                .values()
+                .filter(|n| n.ipv4.is_some() && selector.matches(&n.labels))
+                .map(|n| n.name.as_str())
+                .collect();
+            if matching.len() > 1 {
+                out.push(Warning {
+                    path: format!("{}.nodeSelector", policy.gateway_path(i)),
+                    message: format!(
+                        "matches {} nodes ({}) but egressIP {ip} can be on one only: {} is used",
+                        matching.len(),
+                        matching.join(", "),
+                        matching[0]
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn ignored_egress_gateway(policy: &Policy, nodes: Option<&Nodes>) -> Option<Warning> {
+    if policy.egress_gateways.is_empty() {
+        return None;
+    }
+    let single = &policy.egress_gateway;
+    let ignored_node = match nodes {
+        Some(nodes) => {
+            let node_of = |g: &GatewaySpec| resolve_node(&Selector::new(&g.node_selector), nodes);
+            let node = node_of(single)?;
+            if policy
+                .egress_gateways
+                .iter()
+                .any(|g| node_of(g).is_some_and(|n| n.name == node.name))
+            {
+                return None;
+            }
+            format!("its node {}", node.name)
+        }
+        None => {
+            if policy.egress_gateways.contains(single) {
+                return None;
+            }
+            "it".to_owned()
+        }
+    };
+    Some(Warning {
+        path: "spec.egressGateway".to_owned(),
+        message: format!(
+            "ignored: egressGateways is non-empty and replaces egressGateway, so {ignored_node} is not a gateway of this policy (list it in egressGateways to use it)"
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Node;
+    use crate::document::parse_documents;
+    use crate::policy::parse_policy;
+
+    fn policy(yaml: &str) -> Policy {
+        parse_policy(&parse_documents(yaml).unwrap()[0]).unwrap()
+    }
+
+    fn seed_nodes() -> Nodes {
+        ["172.22.49.20", "172.22.49.147", "172.22.49.119"]
+            .iter()
+            .map(|n| {
+                let labels = [("kubernetes.io/hostname", *n), ("egress-node", "true")]
+                    .into_iter()
+                    .collect();
+                (
+                    n.to_string(),
+                    Node::new(*n, labels, Some(n.parse().unwrap())),
+                )
+            })
+            .collect()
+    }
+
+    const SEED: &str = r#"
+metadata: {name: egress-test}
+spec:
+  selectors: [{podSelector: {matchLabels: {app: nginx}}}]
+  destinationCIDRs: ["0.0.0.0/0"]
+  egressGateway:
+    nodeSelector: {matchLabels: {kubernetes.io/hostname: 172.22.49.20}}
+    egressIP: 172.22.49.20
+  egressGateways:
+  - nodeSelector: {matchLabels: {kubernetes.io/hostname: 172.22.49.147}}
+    egressIP: 172.22.49.147
+  - nodeSelector: {matchLabels: {kubernetes.io/hostname: 172.22.49.119}}
+    egressIP: 172.22.49.119
+"#;
+
+    #[test]
+    fn the_seeds_ignored_egress_gateway() {
+        let p = policy(SEED);
+        let with_nodes = policy_warnings(&p, Some(&seed_nodes()));
+        assert_eq!(with_nodes.len(), 1);
+        assert_eq!(with_nodes[0].path, "spec.egressGateway");
+        assert!(
+            with_nodes[0].message.contains("its node 172.22.49.20"),
+            "{}",
+            with_nodes[0]
+        );
+        assert_eq!(policy_warnings(&p, None).len(), 1);
+        // Listed among egressGateways (same node): nothing to warn about.
+        let listed = SEED.replace(
+            "kubernetes.io/hostname: 172.22.49.147}",
+            "kubernetes.io/hostname: 172.22.49.20}",
+        );
+        assert!(policy_warnings(&policy(&listed), Some(&seed_nodes())).is_empty());
+    }
+
+    #[test]
+    fn selectors_that_match_nothing() {
+        let p = policy(
+            r#"
+metadata: {name: p}
+spec:
+  selectors:
+  - podSelector: {matchExpressions: [{key: app, operator: In}]}
+    nodeSelector: {matchExpressions: [{key: zone, operator: Exists, values: [a]}]}
+  - namespaceSelector: {matchLabels: {"bad key": x}}
+  destinationCIDRs: []
+  egressGateway: {nodeSelector: {matchExpressions: [{key: "-x", operator: Exists}]}}
+"#,
+        );
+        let paths: Vec<String> = policy_warnings(&p, None)
+            .into_iter()
+            .map(|w| w.path)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "spec.selectors[0]",
+                "spec.selectors[0].nodeSelector",
+                "spec.selectors[1]",
+                "spec.egressGateway.nodeSelector"
+            ]
+        );
+    }
+
+    #[test]
+    fn egress_ip_entry_matching_several_nodes() {
+        let p = policy(
+            r#"
+metadata: {name: p}
+spec:
+  selectors: [{podSelector: {}}]
+  destinationCIDRs: ["0.0.0.0/0"]
+  egressGateway: {nodeSelector: {matchLabels: {egress-node: "true"}}, egressIP: 172.22.49.119}
+"#,
+        );
+        let w = policy_warnings(&p, Some(&seed_nodes()));
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].path, "spec.egressGateway.nodeSelector");
+        assert!(w[0].message.contains("matches 3 nodes"), "{}", w[0]);
+        assert!(policy_warnings(&p, None).is_empty());
+    }
+}

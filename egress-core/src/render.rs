@@ -1,0 +1,184 @@
+//! The two output formats of a node's maps: `cilium-dbg bpf egress list`'s table
+//! (SEMANTICS A.8) and the JSON of `egressctl list -o json` (ARCHITECTURE.md).
+
+use serde::Serialize;
+
+use crate::entries::{EXCLUDED_GATEWAY, Entry, MapEntries, NO_GATEWAY};
+
+/// One JSON row, field names and order as specified.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JsonRow {
+    /// Source address.
+    #[serde(rename = "sourceIP")]
+    pub source_ip: String,
+    /// Destination CIDR as stored (host bits kept).
+    #[serde(rename = "destCIDR")]
+    pub dest_cidr: String,
+    /// Egress IP (raw: `0.0.0.0` / `::` when none).
+    #[serde(rename = "egressIP")]
+    pub egress_ip: String,
+    /// Gateway IP (raw: `0.0.0.0`, `0.0.0.1` as such).
+    #[serde(rename = "gatewayIP")]
+    pub gateway_ip: String,
+    /// Egress interface index.
+    #[serde(rename = "egressIfindex")]
+    pub egress_ifindex: u32,
+}
+
+impl From<&Entry> for JsonRow {
+    fn from(e: &Entry) -> Self {
+        Self {
+            source_ip: e.source.to_string(),
+            dest_cidr: e.destination.to_string(),
+            egress_ip: e.egress_ip.to_string(),
+            gateway_ip: e.gateway_ip.to_string(),
+            egress_ifindex: e.egress_ifindex,
+        }
+    }
+}
+
+/// The JSON document: `{"ipv4": [...], "ipv6": [...]}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JsonMaps {
+    /// IPv4 rows.
+    pub ipv4: Vec<JsonRow>,
+    /// IPv6 rows.
+    pub ipv6: Vec<JsonRow>,
+}
+
+impl From<&MapEntries> for JsonMaps {
+    fn from(m: &MapEntries) -> Self {
+        Self {
+            ipv4: m.ipv4.iter().map(JsonRow::from).collect(),
+            ipv6: m.ipv6.iter().map(JsonRow::from).collect(),
+        }
+    }
+}
+
+/// The maps as JSON, indented by one space per level, with a final newline.
+pub fn to_json(maps: &MapEntries) -> String {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    // Serializing plain strings and integers into a Vec cannot fail.
+    if JsonMaps::from(maps).serialize(&mut ser).is_err() {
+        return String::new();
+    }
+    out.push(b'\n');
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn gateway_cell(e: &Entry) -> String {
+    match e.gateway_ip {
+        NO_GATEWAY => "Not Found".to_owned(),
+        EXCLUDED_GATEWAY => "Excluded CIDR".to_owned(),
+        gw => gw.to_string(),
+    }
+}
+
+/// The maps as `cilium-dbg bpf egress list` prints them, or `None` when both are empty
+/// (the caller prints `No entries found.` on stderr).
+pub fn to_table(maps: &MapEntries) -> Option<String> {
+    if maps.is_empty() {
+        return None;
+    }
+    let header = ["Source IP", "Destination CIDR", "Egress IP", "Gateway IP"].map(str::to_owned);
+    let rows: Vec<[String; 4]> = std::iter::once(header)
+        .chain(maps.iter().map(|e| {
+            [
+                e.source.to_string(),
+                e.destination.to_string(),
+                e.egress_ip.to_string(),
+                gateway_cell(e),
+            ]
+        }))
+        .collect();
+    Some(tabulate(&rows))
+}
+
+/// Go `tabwriter` with minwidth 5, padding 3, space padding; the last cell is not padded.
+pub fn tabulate<const N: usize>(rows: &[[String; N]]) -> String {
+    const MIN_WIDTH: usize = 5;
+    const PADDING: usize = 3;
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count() + PADDING).max(MIN_WIDTH);
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            out.push_str(cell);
+            if i + 1 < N {
+                out.extend(std::iter::repeat_n(' ', widths[i] - cell.chars().count()));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netip::parse_prefix;
+
+    fn entry(src: &str, dst: &str, egress: &str, gw: &str) -> Entry {
+        Entry {
+            source: src.parse().unwrap(),
+            destination: parse_prefix(dst).unwrap(),
+            egress_ip: egress.parse().unwrap(),
+            gateway_ip: gw.parse().unwrap(),
+            egress_ifindex: 0,
+        }
+    }
+
+    #[test]
+    fn the_cilium_dbg_example() {
+        let maps = MapEntries::from_entries([
+            entry("10.0.0.1", "1.1.1.0/24", "192.168.101.1", "192.168.1.1"),
+            entry("10.0.0.1", "1.1.1.22/32", "192.168.101.1", "0.0.0.1"),
+            entry("10.0.0.2", "1.1.1.0/24", "0.0.0.0", "192.168.1.2"),
+            entry("10.0.0.3", "1.1.3.0/24", "0.0.0.0", "0.0.0.0"),
+            entry("fd00::1", "2001:db8::/64", "2001:db8:101::1", "192.168.1.1"),
+            entry("fd00::1", "2001:db8::22/128", "2001:db8:101::1", "0.0.0.1"),
+            entry("fd00::2", "2001:db8::/64", "::", "192.168.1.2"),
+        ]);
+        let want = "\
+Source IP   Destination CIDR   Egress IP         Gateway IP
+10.0.0.1    1.1.1.0/24         192.168.101.1     192.168.1.1
+10.0.0.1    1.1.1.22/32        192.168.101.1     Excluded CIDR
+10.0.0.2    1.1.1.0/24         0.0.0.0           192.168.1.2
+10.0.0.3    1.1.3.0/24         0.0.0.0           Not Found
+fd00::1     2001:db8::/64      2001:db8:101::1   192.168.1.1
+fd00::1     2001:db8::22/128   2001:db8:101::1   Excluded CIDR
+fd00::2     2001:db8::/64      ::                192.168.1.2
+";
+        assert_eq!(to_table(&maps).unwrap(), want);
+        assert_eq!(to_table(&MapEntries::default()), None);
+    }
+
+    #[test]
+    fn json_shape() {
+        let maps = MapEntries::from_entries([entry("::ffff:10.0.0.1", "::/0", "::", "0.0.0.1")]);
+        let json = to_json(&maps);
+        assert_eq!(
+            json,
+            "{\n \"ipv4\": [],\n \"ipv6\": [\n  {\n   \"sourceIP\": \"::ffff:10.0.0.1\",\n   \"destCIDR\": \"::/0\",\n   \"egressIP\": \"::\",\n   \"gatewayIP\": \"0.0.0.1\",\n   \"egressIfindex\": 0\n  }\n ]\n}\n"
+        );
+        assert_eq!(
+            to_json(&MapEntries::default()),
+            "{\n \"ipv4\": [],\n \"ipv6\": []\n}\n"
+        );
+    }
+
+    #[test]
+    fn min_width_applies_to_short_columns() {
+        let rows = [
+            ["a".to_owned(), "b".to_owned()],
+            ["cc".to_owned(), "d".to_owned()],
+        ];
+        assert_eq!(tabulate(&rows), "a    b\ncc   d\n");
+    }
+}

@@ -1,0 +1,353 @@
+//! Label selectors compiled once and matched without allocation (SEMANTICS A.1, A.2).
+//!
+//! A selector Kubernetes would refuse to build (`In` without values, `Exists` with values,
+//! an invalid key or value) matches nothing; [`Selector::problem`] says why, for the warning.
+
+use crate::identity::{NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX};
+use crate::labels::{self, Labels};
+use crate::policy::{LabelSelector, Operator, SelectorItem};
+
+/// A compiled label selector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selector {
+    requirements: Box<[Requirement]>,
+    /// Why Kubernetes could not build it (then it matches nothing).
+    problem: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Requirement {
+    key: Box<str>,
+    test: Test,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Test {
+    Equals(Box<str>),
+    In(Box<[Box<str>]>),
+    NotIn(Box<[Box<str>]>),
+    Exists,
+    DoesNotExist,
+}
+
+impl Requirement {
+    fn matches(&self, labels: &Labels) -> bool {
+        let value = labels.get(&self.key);
+        match &self.test {
+            Test::Equals(want) => value == Some(&**want),
+            Test::In(values) => value.is_some_and(|v| values.iter().any(|w| **w == *v)),
+            Test::NotIn(values) => !value.is_some_and(|v| values.iter().any(|w| **w == *v)),
+            Test::Exists => value.is_some(),
+            Test::DoesNotExist => value.is_none(),
+        }
+    }
+}
+
+/// Collects requirements and the first reason the selector cannot be built.
+#[derive(Default)]
+struct Builder {
+    match_labels: Vec<(String, String)>,
+    expressions: Vec<(String, Operator, Vec<String>)>,
+}
+
+impl Builder {
+    fn add_match_labels(&mut self, prefix: &str, labels: &[(String, String)], replace: bool) {
+        for (k, v) in labels {
+            let key = format!("{prefix}{k}");
+            match self
+                .match_labels
+                .iter_mut()
+                .find(|(existing, _)| *existing == key)
+            {
+                Some(slot) if replace => slot.1 = v.clone(),
+                Some(_) => {}
+                None => self.match_labels.push((key, v.clone())),
+            }
+        }
+    }
+
+    fn add_expressions(&mut self, prefix: &str, selector: &LabelSelector) {
+        for r in &selector.match_expressions {
+            self.expressions
+                .push((format!("{prefix}{}", r.key), r.operator, r.values.clone()));
+        }
+    }
+
+    fn build(self) -> Selector {
+        let mut problem = None;
+        let mut note = |p: String| {
+            if problem.is_none() {
+                problem = Some(p);
+            }
+        };
+        let mut requirements = Vec::with_capacity(self.match_labels.len() + self.expressions.len());
+        for (key, value) in self.match_labels {
+            if !labels::is_label_key(&key) {
+                note(format!(
+                    "key {}: not a valid label key",
+                    crate::field::quote(&key)
+                ));
+            }
+            if !labels::is_label_value(&value) {
+                note(format!(
+                    "value {} of key {}: not a valid label value",
+                    crate::field::quote(&value),
+                    crate::field::quote(&key)
+                ));
+            }
+            requirements.push(Requirement {
+                key: key.into(),
+                test: Test::Equals(value.into()),
+            });
+        }
+        for (key, op, values) in self.expressions {
+            if !labels::is_label_key(&key) {
+                note(format!(
+                    "key {}: not a valid label key",
+                    crate::field::quote(&key)
+                ));
+            }
+            let quoted = crate::field::quote(&key);
+            match op {
+                Operator::In | Operator::NotIn if values.is_empty() => {
+                    note(format!(
+                        "key {quoted}: operator {op} needs at least one value"
+                    ));
+                }
+                Operator::Exists | Operator::DoesNotExist if !values.is_empty() => {
+                    note(format!("key {quoted}: operator {op} takes no values"));
+                }
+                _ => {}
+            }
+            if let Some(bad) = values.iter().find(|v| !labels::is_label_value(v)) {
+                note(format!(
+                    "value {} of key {quoted}: not a valid label value",
+                    crate::field::quote(bad)
+                ));
+            }
+            let list = || {
+                values
+                    .iter()
+                    .map(|v| v.as_str().into())
+                    .collect::<Box<[Box<str>]>>()
+            };
+            let test = match op {
+                Operator::In => Test::In(list()),
+                Operator::NotIn => Test::NotIn(list()),
+                Operator::Exists => Test::Exists,
+                Operator::DoesNotExist => Test::DoesNotExist,
+            };
+            requirements.push(Requirement {
+                key: key.into(),
+                test,
+            });
+        }
+        Selector {
+            requirements: requirements.into(),
+            problem,
+        }
+    }
+}
+
+impl Selector {
+    /// Matches every label set (`{}`).
+    pub fn everything() -> Self {
+        Self {
+            requirements: Box::new([]),
+            problem: None,
+        }
+    }
+
+    /// Compiles a pod, node or gateway selector as written.
+    pub fn new(selector: &LabelSelector) -> Self {
+        let mut b = Builder::default();
+        b.add_match_labels("", &selector.match_labels, true);
+        b.add_expressions("", selector);
+        b.build()
+    }
+
+    /// The endpoint selector of one `selectors[]` item: the pod selector, merged with the
+    /// namespace selector rewritten to `io.cilium.k8s.namespace.labels.<key>` (an empty one
+    /// becoming "`io.kubernetes.pod.namespace` Exists"); the pod selector wins on equal keys.
+    pub fn for_endpoints(item: &SelectorItem) -> Self {
+        let mut b = Builder::default();
+        if let Some(ns) = &item.namespace_selector {
+            if ns.match_labels.is_empty() && ns.match_expressions.is_empty() {
+                b.expressions
+                    .push((NAMESPACE_LABEL.to_owned(), Operator::Exists, Vec::new()));
+            } else {
+                b.add_match_labels(NAMESPACE_LABELS_PREFIX, &ns.match_labels, true);
+                b.add_expressions(NAMESPACE_LABELS_PREFIX, ns);
+            }
+        }
+        if let Some(pod) = &item.pod_selector {
+            b.add_match_labels("", &pod.match_labels, true);
+            b.add_expressions("", pod);
+        }
+        b.build()
+    }
+
+    /// Whether the labels satisfy every requirement. Never allocates.
+    pub fn matches(&self, labels: &Labels) -> bool {
+        self.problem.is_none() && self.requirements.iter().all(|r| r.matches(labels))
+    }
+
+    /// Why this selector matches nothing, if Kubernetes could not build it.
+    pub fn problem(&self) -> Option<&str> {
+        self.problem.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Requirement as Expr;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().copied().collect()
+    }
+
+    fn expr(key: &str, operator: Operator, values: &[&str]) -> Expr {
+        Expr {
+            key: key.into(),
+            operator,
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+
+    fn sel(match_labels: &[(&str, &str)], exprs: Vec<Expr>) -> LabelSelector {
+        LabelSelector {
+            match_labels: match_labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            match_expressions: exprs,
+        }
+    }
+
+    #[test]
+    fn each_operator() {
+        let web = labels(&[("app", "nginx"), ("tier", "web")]);
+        let bare = labels(&[("app", "nginx")]);
+        let check = |s: LabelSelector, a: bool, b: bool| {
+            let s = Selector::new(&s);
+            assert_eq!((s.matches(&web), s.matches(&bare)), (a, b), "{s:?}");
+        };
+        check(sel(&[("app", "nginx")], vec![]), true, true);
+        check(sel(&[("tier", "web")], vec![]), true, false);
+        check(
+            sel(&[], vec![expr("tier", Operator::In, &["web", "db"])]),
+            true,
+            false,
+        );
+        check(
+            sel(&[], vec![expr("tier", Operator::NotIn, &["db"])]),
+            true,
+            true,
+        );
+        check(
+            sel(&[], vec![expr("tier", Operator::NotIn, &["web"])]),
+            false,
+            true,
+        );
+        check(
+            sel(&[], vec![expr("tier", Operator::Exists, &[])]),
+            true,
+            false,
+        );
+        check(
+            sel(&[], vec![expr("tier", Operator::DoesNotExist, &[])]),
+            false,
+            true,
+        );
+        check(sel(&[], vec![]), true, true);
+        // Requirements are ANDed.
+        check(
+            sel(
+                &[("app", "nginx")],
+                vec![expr("tier", Operator::Exists, &[])],
+            ),
+            true,
+            false,
+        );
+        assert!(Selector::everything().matches(&Labels::empty()));
+    }
+
+    #[test]
+    fn unbuildable_selectors_match_nothing() {
+        let any = labels(&[("app", "nginx"), ("tier", "web")]);
+        for (s, why) in [
+            (
+                sel(&[], vec![expr("tier", Operator::In, &[])]),
+                "needs at least one value",
+            ),
+            (
+                sel(&[], vec![expr("tier", Operator::NotIn, &[])]),
+                "needs at least one value",
+            ),
+            (
+                sel(&[], vec![expr("tier", Operator::Exists, &["web"])]),
+                "takes no values",
+            ),
+            (
+                sel(&[], vec![expr("tier", Operator::DoesNotExist, &["x"])]),
+                "takes no values",
+            ),
+            (
+                sel(&[], vec![expr("tier", Operator::In, &["bad value"])]),
+                "not a valid label value",
+            ),
+            (
+                sel(&[], vec![expr("bad key", Operator::Exists, &[])]),
+                "not a valid label key",
+            ),
+            (sel(&[("bad key", "x")], vec![]), "not a valid label key"),
+            (sel(&[("app", "-bad")], vec![]), "not a valid label value"),
+        ] {
+            let s = Selector::new(&s);
+            assert!(!s.matches(&any));
+            assert!(s.problem().unwrap().contains(why), "{:?}", s.problem());
+        }
+    }
+
+    #[test]
+    fn namespace_selectors_are_rewritten_and_merged() {
+        let pod = labels(&[
+            ("tier", "web"),
+            ("io.kubernetes.pod.namespace", "prod"),
+            ("io.cilium.k8s.namespace.labels.team", "a"),
+        ]);
+        let item = |ns: Option<LabelSelector>, pod: Option<LabelSelector>| SelectorItem {
+            pod_selector: pod,
+            namespace_selector: ns,
+            node_selector: None,
+        };
+        // Empty namespace selector: any pod that has a namespace.
+        let s = Selector::for_endpoints(&item(Some(sel(&[], vec![])), None));
+        assert!(s.matches(&pod));
+        assert!(!s.matches(&labels(&[("tier", "web")])));
+        // Keys rewritten.
+        let s = Selector::for_endpoints(&item(Some(sel(&[("team", "a")], vec![])), None));
+        assert!(s.matches(&pod));
+        let s = Selector::for_endpoints(&item(
+            Some(sel(&[], vec![expr("team", Operator::In, &["b"])])),
+            Some(sel(&[("tier", "web")], vec![])),
+        ));
+        assert!(!s.matches(&pod));
+        // Merge: pod's value wins on an identical key.
+        let s = Selector::for_endpoints(&item(
+            Some(sel(&[("team", "b")], vec![])),
+            Some(sel(&[("io.cilium.k8s.namespace.labels.team", "a")], vec![])),
+        ));
+        assert!(s.matches(&pod));
+        // Validity is judged on the rewritten key: 40 chars is fine alone, not once prefixed.
+        let long = "a".repeat(40);
+        assert!(
+            Selector::new(&sel(&[(&long, "x")], vec![]))
+                .problem()
+                .is_none()
+        );
+        let s = Selector::for_endpoints(&item(Some(sel(&[(&long, "x")], vec![])), None));
+        assert!(s.problem().is_some());
+    }
+}

@@ -1,0 +1,572 @@
+//! The snapshot format: a whole cluster in one YAML or JSON file (ARCHITECTURE.md).
+//!
+//! Input errors (unknown fields, duplicates, wrong types, addresses of the wrong family, ...)
+//! are all collected, each naming its path. Policy problems are not input errors: an invalid
+//! policy is kept with its [`PolicyErrors`] so callers can warn and compute the rest.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::cluster::{Endpoint, Node, Nodes};
+use crate::device::{Device, DeviceAddress, Families};
+use crate::document::{self, Fields, Node as Doc, read_seq, read_str, read_str_map, type_error};
+use crate::entries::ClusterState;
+use crate::field::{self, ErrorKind, FieldError};
+use crate::labels::Labels;
+use crate::netip;
+use crate::policy::{Policy, PolicyErrors, parse_policy};
+
+/// A parsed snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// `localNode`: whose maps to compute.
+    pub local_node: Option<String>,
+    /// `cluster`.
+    pub cluster: Option<String>,
+    /// Nodes by name.
+    pub nodes: Nodes,
+    /// Endpoints, in file order.
+    pub endpoints: Vec<Endpoint>,
+    /// Policies, in file order, each valid or with its errors.
+    pub policies: Vec<Result<Policy, PolicyErrors>>,
+    /// Top-level `interfaces`: `localNode`'s devices unless it has its own.
+    pub interfaces: Option<Vec<Device>>,
+}
+
+/// Why a snapshot could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The text is not YAML/JSON.
+    #[error("{0}")]
+    Parse(#[from] document::ParseError),
+    /// The file holds no document, or several.
+    #[error("expected one snapshot document, found {0}")]
+    DocumentCount(usize),
+    /// Input errors, each naming its path.
+    #[error("{}", join_lines(.0))]
+    Input(Vec<FieldError>),
+}
+
+fn join_lines(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const TOP: &[&str] = &[
+    "localNode",
+    "cluster",
+    "nodes",
+    "endpoints",
+    "policies",
+    "interfaces",
+];
+const NODE: &[&str] = &[
+    "name",
+    "labels",
+    "ipv4",
+    "ipv6",
+    "ready",
+    "weight",
+    "interfaces",
+];
+const ENDPOINT: &[&str] = &[
+    "uid",
+    "namespace",
+    "name",
+    "labels",
+    "namespaceLabels",
+    "serviceAccount",
+    "identityLabels",
+    "ips",
+    "node",
+];
+const DEVICE: &[&str] = &["name", "index", "altNames", "addresses", "defaultRoute"];
+
+impl Snapshot {
+    /// Parses snapshot text (YAML or JSON).
+    pub fn parse(text: &str) -> Result<Self, SnapshotError> {
+        let docs = document::parse_documents(text)?;
+        match docs.as_slice() {
+            [doc] => Self::from_document(doc),
+            other => Err(SnapshotError::DocumentCount(other.len())),
+        }
+    }
+
+    /// Whether a parsed document looks like a snapshot (rather than a Kubernetes object).
+    pub fn is_snapshot_document(doc: &Doc) -> bool {
+        doc.get("kind").is_none() && TOP.iter().any(|k| doc.get(k).is_some())
+    }
+
+    /// Reads a snapshot from a parsed document.
+    pub fn from_document(doc: &Doc) -> Result<Self, SnapshotError> {
+        let mut errors = Vec::new();
+        let snapshot = read_snapshot(doc, &mut errors);
+        match snapshot {
+            Some(s) if errors.is_empty() => Ok(s),
+            _ => Err(SnapshotError::Input(errors)),
+        }
+    }
+
+    /// The node to compute: `override_node` (the CLI's `--node`) or `localNode`; it must be
+    /// one of the nodes.
+    pub fn local_node_name<'a>(
+        &'a self,
+        override_node: Option<&'a str>,
+    ) -> Result<&'a str, FieldError> {
+        let (path, name) = match override_node {
+            Some(n) => ("--node", n),
+            None => (
+                "localNode",
+                self.local_node
+                    .as_deref()
+                    .ok_or_else(|| FieldError::required("localNode"))?,
+            ),
+        };
+        if self.nodes.contains_key(name) {
+            Ok(name)
+        } else {
+            Err(FieldError::new(
+                path,
+                ErrorKind::NotFound(field::quote(name)),
+            ))
+        }
+    }
+
+    /// The devices of `node`: its own `interfaces` when given, else the top-level list when
+    /// `node` is `localNode` (whose list it is), else none.
+    pub fn devices_for(&self, node: &str) -> &[Device] {
+        if let Some(own) = self.nodes.get(node).and_then(|n| n.interfaces.as_deref()) {
+            return own;
+        }
+        match (&self.interfaces, self.local_node.as_deref()) {
+            (Some(list), Some(local)) if local == node => list,
+            _ => &[],
+        }
+    }
+
+    /// The valid policies with the cluster's nodes and endpoints, for the batch path.
+    pub fn state(&self) -> ClusterState {
+        ClusterState {
+            cluster: self.cluster.clone(),
+            nodes: self.nodes.clone(),
+            endpoints: self.endpoints.clone(),
+            policies: self
+                .policies
+                .iter()
+                .filter_map(|p| p.as_ref().ok())
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The invalid policies, with their position in the file.
+    pub fn invalid_policies(&self) -> impl Iterator<Item = (usize, &PolicyErrors)> {
+        self.policies
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().err().map(|e| (i, e)))
+    }
+}
+
+fn read_snapshot(doc: &Doc, errors: &mut Vec<FieldError>) -> Option<Snapshot> {
+    let top = Fields::open(doc, "", errors)?;
+    top.finish(TOP, errors);
+    let mut snap = Snapshot {
+        local_node: top
+            .get("localNode")
+            .and_then(|n| read_str(n, "localNode", errors))
+            .map(str::to_owned),
+        cluster: top
+            .get("cluster")
+            .and_then(|n| read_str(n, "cluster", errors))
+            .map(str::to_owned),
+        ..Snapshot::default()
+    };
+    if let Some(nodes) = top.get("nodes").and_then(|n| read_seq(n, "nodes", errors)) {
+        for (i, n) in nodes.iter().enumerate() {
+            let path = field::item("nodes", i);
+            if let Some(node) = read_node(n, &path, errors) {
+                if snap.nodes.contains_key(&node.name) {
+                    errors.push(FieldError::new(
+                        field::child(&path, "name"),
+                        ErrorKind::Duplicate(field::quote(&node.name)),
+                    ));
+                } else {
+                    snap.nodes.insert(node.name.clone(), node);
+                }
+            }
+        }
+    }
+    if let Some(local) = &snap.local_node {
+        if !snap.nodes.contains_key(local) {
+            errors.push(FieldError::new(
+                "localNode",
+                ErrorKind::NotFound(field::quote(local)),
+            ));
+        }
+    }
+    if let Some(eps) = top
+        .get("endpoints")
+        .and_then(|n| read_seq(n, "endpoints", errors))
+    {
+        let mut uids = HashSet::new();
+        for (i, e) in eps.iter().enumerate() {
+            let path = field::item("endpoints", i);
+            if let Some(ep) = read_endpoint(e, &path, errors) {
+                if !uids.insert(ep.uid.clone()) {
+                    errors.push(FieldError::new(
+                        field::child(&path, "uid"),
+                        ErrorKind::Duplicate(field::quote(&ep.uid)),
+                    ));
+                }
+                snap.endpoints.push(ep);
+            }
+        }
+    }
+    if let Some(policies) = top
+        .get("policies")
+        .and_then(|n| read_seq(n, "policies", errors))
+    {
+        let docs = document::flatten_lists(policies.to_vec());
+        let mut names = HashSet::new();
+        for (i, p) in docs.iter().enumerate() {
+            let path = field::item("policies", i);
+            if !matches!(p, Doc::Map(_)) {
+                errors.push(type_error(&path, p, "object"));
+                continue;
+            }
+            if let Some(name) = p
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(Doc::as_str)
+            {
+                if !name.is_empty() && !names.insert(name.to_owned()) {
+                    errors.push(FieldError::new(
+                        format!("{path}.metadata.name"),
+                        ErrorKind::Duplicate(field::quote(name)),
+                    ));
+                }
+            }
+            snap.policies.push(parse_policy(p));
+        }
+    }
+    match top.get_raw("interfaces") {
+        None => {}
+        Some(node) => snap.interfaces = read_devices(node, "interfaces", errors),
+    }
+    Some(snap)
+}
+
+fn read_name(fields: &Fields<'_>, key: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    match fields.get(key) {
+        None => {
+            errors.push(FieldError::required(fields.path_of(key)));
+            None
+        }
+        Some(n) => match read_str(n, &fields.path_of(key), errors) {
+            Some("") => {
+                errors.push(FieldError::required(fields.path_of(key)));
+                None
+            }
+            other => other.map(str::to_owned),
+        },
+    }
+}
+
+fn read_labels(
+    fields: &Fields<'_>,
+    key: &str,
+    errors: &mut Vec<FieldError>,
+) -> BTreeMap<String, String> {
+    fields
+        .get(key)
+        .map(|n| {
+            read_str_map(n, &fields.path_of(key), errors)
+                .into_iter()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn read_addr(
+    node: &Doc,
+    path: &str,
+    want_v4: Option<bool>,
+    errors: &mut Vec<FieldError>,
+) -> Option<IpAddr> {
+    let s = read_str(node, path, errors)?;
+    let parsed = netip::parse_addr(s)
+        .ok()
+        .filter(|a| a.zone.is_none())
+        .map(|a| a.addr);
+    let family_ok = |ip: &IpAddr| want_v4.is_none_or(|v4| ip.is_ipv4() == v4);
+    match parsed {
+        Some(ip) if family_ok(&ip) => Some(ip),
+        _ => {
+            let what = match want_v4 {
+                Some(true) => "not an IPv4 address",
+                Some(false) => "not an IPv6 address",
+                None => "not an IP address",
+            };
+            errors.push(FieldError::invalid_str(path, s, what));
+            None
+        }
+    }
+}
+
+fn read_node(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Node> {
+    let f = Fields::open(doc, path, errors)?;
+    f.finish(NODE, errors);
+    let name = read_name(&f, "name", errors);
+    let labels: Labels = read_labels(&f, "labels", errors).into();
+    let ipv4 = f
+        .get("ipv4")
+        .and_then(|n| read_addr(n, &f.path_of("ipv4"), Some(true), errors));
+    let ipv6 = f
+        .get("ipv6")
+        .and_then(|n| read_addr(n, &f.path_of("ipv6"), Some(false), errors));
+    let ready = match f.get("ready") {
+        None => true,
+        Some(Doc::Bool(b)) => *b,
+        Some(other) => {
+            errors.push(type_error(&f.path_of("ready"), other, "boolean"));
+            true
+        }
+    };
+    let weight = match f.get("weight") {
+        None => 1,
+        Some(Doc::Int(w)) if (0..=100).contains(w) => *w as u8,
+        Some(other) => {
+            errors.push(FieldError::new(
+                f.path_of("weight"),
+                ErrorKind::Invalid {
+                    value: other.render(),
+                    detail: "must be an integer from 0 to 100".to_owned(),
+                },
+            ));
+            1
+        }
+    };
+    let interfaces = f
+        .get_raw("interfaces")
+        .and_then(|n| read_devices(n, &f.path_of("interfaces"), errors));
+    let as_v4 = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    };
+    let as_v6 = |ip: IpAddr| match ip {
+        IpAddr::V6(a) => Some(a),
+        IpAddr::V4(_) => None,
+    };
+    Some(Node {
+        name: name?,
+        labels,
+        ipv4: ipv4.and_then(as_v4).map(Ipv4Addr::from),
+        ipv6: ipv6.and_then(as_v6).map(Ipv6Addr::from),
+        ready,
+        weight,
+        interfaces,
+    })
+}
+
+fn read_endpoint(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Endpoint> {
+    let f = Fields::open(doc, path, errors)?;
+    f.finish(ENDPOINT, errors);
+    let uid = read_name(&f, "uid", errors);
+    let opt_str = |key: &str, errors: &mut Vec<FieldError>| {
+        f.get(key)
+            .and_then(|n| read_str(n, &f.path_of(key), errors))
+            .map(str::to_owned)
+    };
+    let namespace = opt_str("namespace", errors);
+    let name = opt_str("name", errors);
+    let service_account = opt_str("serviceAccount", errors);
+    let node = opt_str("node", errors);
+    let labels = read_labels(&f, "labels", errors);
+    let namespace_labels = read_labels(&f, "namespaceLabels", errors);
+    let identity_labels = f
+        .get("identityLabels")
+        .map(|_| read_labels(&f, "identityLabels", errors));
+    let mut ips = Vec::new();
+    if let Some(list) = f
+        .get("ips")
+        .and_then(|n| read_seq(n, &f.path_of("ips"), errors))
+    {
+        for (i, ip) in list.iter().enumerate() {
+            if let Some(ip) = read_addr(ip, &field::item(&f.path_of("ips"), i), None, errors) {
+                ips.push(ip);
+            }
+        }
+    }
+    Some(Endpoint {
+        uid: uid?,
+        namespace,
+        name,
+        labels,
+        namespace_labels,
+        service_account,
+        identity_labels,
+        ips,
+        node,
+    })
+}
+
+/// Reads a device list; `null` is refused (an empty list means "no devices").
+fn read_devices(node: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Vec<Device>> {
+    if *node == Doc::Null {
+        errors.push(FieldError::new(
+            path,
+            ErrorKind::Invalid {
+                value: "null".to_owned(),
+                detail: "must be a list of interfaces".to_owned(),
+            },
+        ));
+        return None;
+    }
+    let items = read_seq(node, path, errors)?;
+    let mut devices: Vec<Device> = Vec::with_capacity(items.len());
+    let mut names: HashSet<String> = HashSet::new();
+    let mut indexes: HashSet<u32> = HashSet::new();
+    let mut routes = Families::empty();
+    for (i, item) in items.iter().enumerate() {
+        let dpath = field::item(path, i);
+        let Some(dev) = read_device(item, &dpath, errors) else {
+            continue;
+        };
+        // Names and altnames share one namespace on Linux.
+        for (key, name) in std::iter::once(("name", &dev.name))
+            .chain(dev.alt_names.iter().map(|a| ("altNames", a)))
+        {
+            if !names.insert(name.clone()) {
+                errors.push(FieldError::new(
+                    field::child(&dpath, key),
+                    ErrorKind::Duplicate(field::quote(name)),
+                ));
+            }
+        }
+        if !indexes.insert(dev.index) {
+            errors.push(FieldError::new(
+                field::child(&dpath, "index"),
+                ErrorKind::Duplicate(dev.index.to_string()),
+            ));
+        }
+        let shared = routes & dev.default_route;
+        if !shared.is_empty() {
+            let fam = if shared.contains(Families::IPV4) {
+                "ipv4"
+            } else {
+                "ipv6"
+            };
+            errors.push(FieldError::new(
+                field::child(&dpath, "defaultRoute"),
+                ErrorKind::Invalid {
+                    value: field::quote(fam),
+                    detail: "another interface already carries this family's default route"
+                        .to_owned(),
+                },
+            ));
+        }
+        routes |= dev.default_route;
+        devices.push(dev);
+    }
+    Some(devices)
+}
+
+fn read_device(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Device> {
+    let f = Fields::open(doc, path, errors)?;
+    f.finish(DEVICE, errors);
+    let name = read_name(&f, "name", errors);
+    let index = match f.get("index") {
+        None => {
+            errors.push(FieldError::required(f.path_of("index")));
+            None
+        }
+        Some(Doc::Int(i)) if (1..=i128::from(u32::MAX)).contains(i) => Some(*i as u32),
+        Some(other) => {
+            errors.push(FieldError::new(
+                f.path_of("index"),
+                ErrorKind::Invalid {
+                    value: other.render(),
+                    detail: "must be a positive 32-bit integer".to_owned(),
+                },
+            ));
+            None
+        }
+    };
+    let mut alt_names = Vec::new();
+    if let Some(list) = f
+        .get("altNames")
+        .and_then(|n| read_seq(n, &f.path_of("altNames"), errors))
+    {
+        for (i, a) in list.iter().enumerate() {
+            if let Some(s) = read_str(a, &field::item(&f.path_of("altNames"), i), errors) {
+                alt_names.push(s.to_owned());
+            }
+        }
+    }
+    let mut addresses = Vec::new();
+    if let Some(list) = f
+        .get("addresses")
+        .and_then(|n| read_seq(n, &f.path_of("addresses"), errors))
+    {
+        for (i, a) in list.iter().enumerate() {
+            let apath = field::item(&f.path_of("addresses"), i);
+            let Some(s) = read_str(a, &apath, errors) else {
+                continue;
+            };
+            match netip::parse_interface_address(s) {
+                Some((addr, prefix_len)) => addresses.push(DeviceAddress { addr, prefix_len }),
+                None => errors.push(FieldError::invalid_str(
+                    apath,
+                    s,
+                    "must be an address with its prefix length (addr/len)",
+                )),
+            }
+        }
+    }
+    let default_route = match f.get("defaultRoute") {
+        None | Some(Doc::Bool(false)) => Families::empty(),
+        Some(Doc::Bool(true)) => Families::all(),
+        Some(Doc::Seq(items)) => {
+            let mut fams = Families::empty();
+            for (i, item) in items.iter().enumerate() {
+                let ipath = field::item(&f.path_of("defaultRoute"), i);
+                match read_str(item, &ipath, errors) {
+                    Some("ipv4") => fams |= Families::IPV4,
+                    Some("ipv6") => fams |= Families::IPV6,
+                    Some(other) => errors.push(FieldError::new(
+                        ipath,
+                        ErrorKind::Unsupported {
+                            value: field::quote(other),
+                            supported: &["ipv4", "ipv6"],
+                        },
+                    )),
+                    None => {}
+                }
+            }
+            fams
+        }
+        Some(other) => {
+            errors.push(type_error(
+                &f.path_of("defaultRoute"),
+                other,
+                "boolean or array",
+            ));
+            Families::empty()
+        }
+    };
+    Some(Device {
+        name: name?,
+        index: index?,
+        alt_names,
+        addresses,
+        default_route,
+    })
+}
+
+#[cfg(test)]
+mod tests;
