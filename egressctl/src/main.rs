@@ -1,1 +1,58 @@
-fn main() {}
+//! `egressctl`: see what a node's egress gateway maps hold and why.
+//!
+//! Exit codes: 0 ok, 1 invalid input, 2 usage, 3 kernel/map error.
+
+mod cli;
+mod demo;
+mod diagnostics;
+mod input;
+mod list;
+mod validate;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// A failure that ends the command, with its exit code.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Invalid input (exit 1); the message may span several lines.
+    Input(String),
+    /// Input problems already printed (exit 1).
+    Reported,
+}
+
+impl Failure {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Input(_) | Failure::Reported => 1,
+        }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`egressctl list | head`) is not an error.
+pub(crate) fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Demo => demo::run(),
+        cli::Command::List(args) => list::run(&args),
+        cli::Command::Validate(args) => validate::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if let Failure::Input(msg) = &failure {
+                for line in msg.lines() {
+                    eprintln!("egressctl: {line}");
+                }
+            }
+            ExitCode::from(failure.exit_code())
+        }
+    }
+}

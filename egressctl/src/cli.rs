@@ -1,0 +1,89 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Show what a node's Cilium egress gateway maps hold, and why.
+#[derive(Debug, Parser)]
+#[command(name = "egressctl", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// The seed's "group of egress nodes" cluster: each pod's gateway, then each gateway's map.
+    Demo,
+    /// Print the egress gateway maps a node programs for a snapshot.
+    List(ListArgs),
+    /// Validate policies (a snapshot, one policy, a List or a `---` stream) and report every error.
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ListArgs {
+    /// Snapshot file (YAML or JSON).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// Compute the maps of this node instead of the snapshot's localNode.
+    #[arg(long, value_name = "NODE")]
+    pub(crate) node: Option<String>,
+    /// Gateway selection mode.
+    #[arg(long, value_enum, default_value_t = Selection::Cilium)]
+    pub(crate) selection: Selection,
+    /// IPv4 map layout the node programs.
+    #[arg(long, value_enum, default_value_t = LayoutArg::V4v2)]
+    pub(crate) layout: LayoutArg,
+    /// Capacity of each map; larger maps are still printed, with a warning.
+    #[arg(long, value_name = "N", default_value_t = egress_core::maps::DEFAULT_MAX_ENTRIES)]
+    pub(crate) max_entries: u32,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
+    pub(crate) output: Output,
+    /// Treat invalid policies as fatal instead of warning and computing the rest.
+    #[arg(long)]
+    pub(crate) strict: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ValidateArgs {
+    /// Files to validate.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+}
+
+/// Gateway selection mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Selection {
+    /// Cilium-compatible: first node by name per entry, FNV-1a(uid) mod n.
+    Cilium,
+}
+
+/// IPv4 map layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LayoutArg {
+    /// cilium_egress_gw_policy_v4_v2 (with ifindex).
+    V4v2,
+    /// cilium_egress_gw_policy_v4 (legacy).
+    Legacy,
+}
+
+impl From<LayoutArg> for egress_core::maps::Layout {
+    fn from(l: LayoutArg) -> Self {
+        match l {
+            LayoutArg::V4v2 => Self::V4V2,
+            LayoutArg::Legacy => Self::V4Legacy,
+        }
+    }
+}
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// `cilium-dbg bpf egress list` table.
+    Table,
+    /// `{"ipv4": [...], "ipv6": [...]}`.
+    Json,
+}

@@ -1,0 +1,66 @@
+//! Warning lines on stderr: invalid policies (as the Cilium agent logs them), policy
+//! warnings and conflicts.
+
+use egress_core::entries::{CidrKind, Conflict, Producer};
+use egress_core::policy::{PolicyErrors, Warning};
+use egress_core::snapshot::Snapshot;
+
+/// `<name>` or `#<index>` for a policy without a readable name.
+pub(crate) fn policy_label(name: Option<&str>, index: usize) -> String {
+    name.map_or_else(|| format!("#{index}"), str::to_owned)
+}
+
+/// One line per invalid policy: it is not programmed.
+pub(crate) fn invalid_policy_line(index: usize, errors: &PolicyErrors) -> String {
+    let reasons: Vec<String> = errors.errors.iter().map(ToString::to_string).collect();
+    format!(
+        "warning: policy {} is invalid and is not programmed: {}",
+        policy_label(errors.name.as_deref(), index),
+        reasons.join("; ")
+    )
+}
+
+/// One line per warning of a valid policy.
+pub(crate) fn policy_warning_line(policy: &str, warning: &Warning) -> String {
+    format!("warning: {policy}: {warning}")
+}
+
+fn describe(p: &Producer) -> String {
+    let kind = match p.kind {
+        CidrKind::Destination => "destinationCIDRs",
+        CidrKind::Excluded => "excludedCIDRs",
+    };
+    format!(
+        "policy {} endpoint {} {kind}[{}]",
+        p.policy, p.endpoint, p.cidr_index
+    )
+}
+
+/// One line per conflict: the key, the winner and the losers.
+pub(crate) fn conflict_line(c: &Conflict) -> String {
+    let e = &c.winner.entry;
+    let losers: Vec<String> = c.losers.iter().map(describe).collect();
+    format!(
+        "warning: conflict on {} -> {}: {} is stored (gateway {}, egress {}); overridden: {}",
+        e.source,
+        e.destination,
+        describe(&c.winner),
+        e.gateway_ip,
+        e.egress_ip,
+        losers.join(", ")
+    )
+}
+
+/// Prints the warnings `list`-like commands give for a snapshot's policies.
+pub(crate) fn print_policy_diagnostics(snapshot: &Snapshot) {
+    for (i, policy) in snapshot.policies.iter().enumerate() {
+        match policy {
+            Err(errors) => eprintln!("{}", invalid_policy_line(i, errors)),
+            Ok(p) => {
+                for w in egress_core::policy::policy_warnings(p, Some(&snapshot.nodes)) {
+                    eprintln!("{}", policy_warning_line(&p.name, &w));
+                }
+            }
+        }
+    }
+}

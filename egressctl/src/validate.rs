@@ -1,0 +1,124 @@
+//! `egressctl validate`: every error of every policy, one line each, and the warnings.
+
+use std::path::Path;
+
+use egress_core::cluster::Nodes;
+use egress_core::document::{self, Node};
+use egress_core::policy::{self, Policy, PolicyErrors};
+use egress_core::snapshot::{Snapshot, SnapshotError};
+
+use crate::cli::ValidateArgs;
+use crate::diagnostics::policy_label;
+use crate::input::read_file;
+use crate::{Failure, emit};
+
+pub(crate) fn run(args: &ValidateArgs) -> Result<(), Failure> {
+    let mut failed = false;
+    for file in &args.files {
+        let (report, ok) = validate_file(file);
+        emit(&report);
+        failed |= !ok;
+    }
+    if failed {
+        Err(Failure::Reported)
+    } else {
+        Ok(())
+    }
+}
+
+/// The report lines of one file, and whether it is free of errors.
+fn validate_file(path: &Path) -> (String, bool) {
+    let file = path.display().to_string();
+    let text = match read_file(path) {
+        Ok(t) => t,
+        Err(Failure::Input(msg)) => return (format!("{msg}\n"), false),
+        Err(Failure::Reported) => return (String::new(), false),
+    };
+    let docs = match document::parse_documents(&text) {
+        Ok(d) => d,
+        Err(e) => return (format!("{file}: {e}\n"), false),
+    };
+    let mut report = Report {
+        file,
+        lines: Vec::new(),
+        errors: 0,
+    };
+    let (policies, nodes): (Vec<Result<Policy, PolicyErrors>>, Option<Nodes>) =
+        match docs.as_slice() {
+            [doc] if Snapshot::is_snapshot_document(doc) => match Snapshot::from_document(doc) {
+                Ok(snap) => (snap.policies, Some(snap.nodes)),
+                Err(err) => {
+                    report.snapshot_errors(&err);
+                    // Still report the policies' own errors.
+                    let items = doc.get("policies").and_then(|p| match p {
+                        Node::Seq(items) => Some(items.clone()),
+                        _ => None,
+                    });
+                    let items = document::flatten_lists(items.unwrap_or_default());
+                    (
+                        items
+                            .iter()
+                            .filter(|d| matches!(d, Node::Map(_)))
+                            .map(policy::parse_policy)
+                            .collect(),
+                        None,
+                    )
+                }
+            },
+            _ => (
+                document::flatten_lists(docs)
+                    .iter()
+                    .map(policy::parse_policy)
+                    .collect(),
+                None,
+            ),
+        };
+    for (i, p) in policies.iter().enumerate() {
+        match p {
+            Err(errs) => {
+                let label = policy_label(errs.name.as_deref(), i);
+                for e in &errs.errors {
+                    report.error(format!("{label}: {e}"));
+                }
+            }
+            Ok(p) => {
+                for w in policy::policy_warnings(p, nodes.as_ref()) {
+                    report
+                        .lines
+                        .push(format!("warning: {}: {}: {w}", report.file, p.name));
+                }
+            }
+        }
+    }
+    if report.errors == 0 {
+        let valid = policies.len();
+        report.lines.push(format!(
+            "{}: ok: {valid} valid {}",
+            report.file,
+            if valid == 1 { "policy" } else { "policies" }
+        ));
+    }
+    let ok = report.errors == 0;
+    let mut out = report.lines.join("\n");
+    out.push('\n');
+    (out, ok)
+}
+
+struct Report {
+    file: String,
+    lines: Vec<String>,
+    errors: usize,
+}
+
+impl Report {
+    fn error(&mut self, line: String) {
+        self.errors += 1;
+        self.lines.push(format!("{}: {line}", self.file));
+    }
+
+    fn snapshot_errors(&mut self, err: &SnapshotError) {
+        for line in err.to_string().lines() {
+            self.error(line.to_owned());
+        }
+    }
+}
