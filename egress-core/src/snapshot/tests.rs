@@ -1,1 +1,306 @@
 use super::*;
+
+fn input_errors(text: &str) -> Vec<String> {
+    match Snapshot::parse(text) {
+        Err(SnapshotError::Input(errors)) => errors.iter().map(ToString::to_string).collect(),
+        other => panic!("expected input errors, got {other:?}"),
+    }
+}
+
+fn assert_error(text: &str, want: &str) {
+    let errors = input_errors(text);
+    assert!(
+        errors.iter().any(|e| e == want),
+        "missing {want:?} in {errors:#?}"
+    );
+}
+
+const OK: &str = r#"
+localNode: a
+cluster: c1
+nodes:
+- name: a
+  labels: {egress: "true"}
+  ipv4: 10.0.0.1
+  ipv6: "fd00::1"
+  ready: false
+  weight: 0
+  interfaces:
+  - {name: eth0, index: 2, altNames: [enp0s1], addresses: [10.0.0.1/24], defaultRoute: [ipv4]}
+  - {name: eth1, index: 3, addresses: ["fd00::1/64"], defaultRoute: [ipv6]}
+- name: b
+  ipv4: null
+  ipv6: "fd00::2"
+endpoints:
+- uid: u1
+  namespace: prod
+  name: api-1
+  labels: {app: api}
+  namespaceLabels: {team: x}
+  serviceAccount: api
+  ips: [10.1.0.1, "fd00:1::1"]
+  node: b
+- uid: u2
+  identityLabels: {app: raw}
+policies:
+- metadata: {name: p1}
+  spec:
+    selectors: [{podSelector: {}}]
+    destinationCIDRs: [0.0.0.0/0]
+    egressGateway: {nodeSelector: {}}
+- metadata: {name: p2}
+  spec: {}
+interfaces:
+- {name: top0, index: 7, addresses: [10.9.9.9/32]}
+"#;
+
+#[test]
+fn a_full_snapshot() {
+    let s = Snapshot::parse(OK).unwrap();
+    assert_eq!(s.local_node.as_deref(), Some("a"));
+    assert_eq!(s.cluster.as_deref(), Some("c1"));
+    let a = &s.nodes["a"];
+    assert_eq!((a.ready, a.weight), (false, 0));
+    assert_eq!(
+        a.interfaces.as_ref().unwrap()[0].default_route,
+        Families::IPV4
+    );
+    assert_eq!(s.nodes["b"].ipv4, None, "ipv4: null = IPv6-only");
+    let ids = s.endpoints[0].identity(s.cluster.as_deref());
+    assert_eq!(ids.get("io.cilium.k8s.namespace.labels.team"), Some("x"));
+    assert_eq!(ids.get("io.cilium.k8s.policy.serviceaccount"), Some("api"));
+    assert_eq!(ids.get("io.cilium.k8s.policy.cluster"), Some("c1"));
+    assert_eq!(
+        s.endpoints[1].identity(None).iter().collect::<Vec<_>>(),
+        [("app", "raw")]
+    );
+    assert!(s.policies[0].is_ok());
+    assert!(s.policies[1].is_err(), "policy errors are not input errors");
+    assert_eq!(
+        s.invalid_policies().map(|(i, _)| i).collect::<Vec<_>>(),
+        [1]
+    );
+    assert_eq!(s.state().policies.len(), 1);
+    // Devices: a node's own list; the top-level list belongs to localNode only.
+    assert_eq!(s.devices_for("a")[0].name, "eth0");
+    assert!(s.devices_for("b").is_empty());
+    let mut no_own = s.clone();
+    no_own.nodes.get_mut("a").unwrap().interfaces = None;
+    assert_eq!(no_own.devices_for("a")[0].name, "top0");
+    assert_eq!(s.local_node_name(None).unwrap(), "a");
+    assert_eq!(s.local_node_name(Some("b")).unwrap(), "b");
+    assert_eq!(
+        s.local_node_name(Some("zz")).unwrap_err().to_string(),
+        "--node: Not found: \"zz\""
+    );
+}
+
+#[test]
+fn json_snapshots_too() {
+    let s = Snapshot::parse(
+        r#"{"localNode": "a", "nodes": [{"name": "a", "ipv4": "10.0.0.1"}], "endpoints": []}"#,
+    )
+    .unwrap();
+    assert_eq!(s.nodes.len(), 1);
+}
+
+#[test]
+fn unknown_fields() {
+    assert_error(
+        "localNode: a\nnodes: [{name: a}]\nnode: x\n",
+        "node: unknown field",
+    );
+    assert_error(
+        "nodes: [{name: a, ip: 1.2.3.4}]\n",
+        "nodes[0].ip: unknown field",
+    );
+    assert_error(
+        "endpoints: [{uid: u, ip: 1.2.3.4}]\n",
+        "endpoints[0].ip: unknown field",
+    );
+    assert_error(
+        "interfaces: [{name: e, index: 1, mtu: 1500}]\n",
+        "interfaces[0].mtu: unknown field",
+    );
+}
+
+#[test]
+fn duplicates() {
+    assert_error(
+        "nodes: [{name: a}, {name: a}]\n",
+        "nodes[1].name: Duplicate value: \"a\"",
+    );
+    assert_error(
+        "endpoints: [{uid: u}, {uid: u}]\n",
+        "endpoints[1].uid: Duplicate value: \"u\"",
+    );
+    assert_error(
+        "policies: [{metadata: {name: p}}, {metadata: {name: p}}]\n",
+        "policies[1].metadata.name: Duplicate value: \"p\"",
+    );
+}
+
+#[test]
+fn local_node_must_exist() {
+    assert_error(
+        "localNode: x\nnodes: [{name: a}]\n",
+        "localNode: Not found: \"x\"",
+    );
+    let s = Snapshot::parse("nodes: [{name: a}]\n").unwrap();
+    assert_eq!(
+        s.local_node_name(None).unwrap_err().to_string(),
+        "localNode: Required value"
+    );
+}
+
+#[test]
+fn addresses_of_the_wrong_family() {
+    assert_error(
+        "nodes: [{name: a, ipv4: \"fd00::1\"}]\n",
+        "nodes[0].ipv4: Invalid value: \"fd00::1\": not an IPv4 address",
+    );
+    assert_error(
+        "nodes: [{name: a, ipv6: 10.0.0.1}]\n",
+        "nodes[0].ipv6: Invalid value: \"10.0.0.1\": not an IPv6 address",
+    );
+    assert_error(
+        "endpoints: [{uid: u, ips: [10.0.0.256]}]\n",
+        "endpoints[0].ips[0]: Invalid value: \"10.0.0.256\": not an IP address",
+    );
+    assert_error(
+        "endpoints: [{uid: u, ips: [\"fe80::1%eth0\"]}]\n",
+        "endpoints[0].ips[0]: Invalid value: \"fe80::1%eth0\": not an IP address",
+    );
+}
+
+#[test]
+fn device_rules() {
+    assert_error(
+        "interfaces: [{name: e, index: 1, addresses: [10.0.0.1]}]\n",
+        "interfaces[0].addresses[0]: Invalid value: \"10.0.0.1\": must be an address with its prefix length (addr/len)",
+    );
+    assert_error(
+        "interfaces: [{name: e, index: 1}, {name: e, index: 2}]\n",
+        "interfaces[1].name: Duplicate value: \"e\"",
+    );
+    assert_error(
+        "interfaces: [{name: e, index: 1, altNames: [x]}, {name: f, index: 2, altNames: [x]}]\n",
+        "interfaces[1].altNames: Duplicate value: \"x\"",
+    );
+    assert_error(
+        "interfaces: [{name: e, index: 1}, {name: f, index: 1}]\n",
+        "interfaces[1].index: Duplicate value: 1",
+    );
+    assert_error(
+        "interfaces: [{name: e, index: 1, defaultRoute: true}, {name: f, index: 2, defaultRoute: [ipv6]}]\n",
+        "interfaces[1].defaultRoute: Invalid value: \"ipv6\": another interface already carries this family's default route",
+    );
+    assert_error(
+        "interfaces: [{name: e, index: 1, defaultRoute: [ipv5]}]\n",
+        "interfaces[0].defaultRoute[0]: Unsupported value: \"ipv5\": supported values: \"ipv4\", \"ipv6\"",
+    );
+    assert_error(
+        "interfaces: [{name: e, index: 0}]\n",
+        "interfaces[0].index: Invalid value: 0: must be a positive 32-bit integer",
+    );
+    assert_error(
+        "interfaces: [{index: 3}]\n",
+        "interfaces[0].name: Required value",
+    );
+    assert_error(
+        "interfaces: null\n",
+        "interfaces: Invalid value: null: must be a list of interfaces",
+    );
+    assert_error(
+        "nodes: [{name: a, interfaces: null}]\n",
+        "nodes[0].interfaces: Invalid value: null: must be a list of interfaces",
+    );
+    // Per node: the same names on two nodes are fine.
+    assert!(Snapshot::parse("nodes: [{name: a, interfaces: [{name: e, index: 1}]}, {name: b, interfaces: [{name: e, index: 1}]}]\n").is_ok());
+}
+
+#[test]
+fn readiness_and_weight() {
+    assert_error(
+        "nodes: [{name: a, weight: 101}]\n",
+        "nodes[0].weight: Invalid value: 101: must be an integer from 0 to 100",
+    );
+    assert_error(
+        "nodes: [{name: a, weight: -1}]\n",
+        "nodes[0].weight: Invalid value: -1: must be an integer from 0 to 100",
+    );
+    assert_error(
+        "nodes: [{name: a, weight: 1.5}]\n",
+        "nodes[0].weight: Invalid value: 1.5: must be an integer from 0 to 100",
+    );
+    assert_error(
+        "nodes: [{name: a, weight: \"3\"}]\n",
+        "nodes[0].weight: Invalid value: \"3\": must be an integer from 0 to 100",
+    );
+    assert_error(
+        "nodes: [{name: a, ready: \"yes\"}]\n",
+        "nodes[0].ready: Invalid value: \"string\": must be of type boolean",
+    );
+}
+
+#[test]
+fn strings_are_never_stringified() {
+    assert_error(
+        "nodes: [{name: a, labels: {egress: true}}]\n",
+        "nodes[0].labels.egress: Invalid value: \"boolean\": must be of type string",
+    );
+    assert_error(
+        "nodes: [{name: a, labels: {1: x}}]\n",
+        "nodes[0].labels.1: Invalid value: 1: a key must be a string, not integer",
+    );
+    assert_error(
+        "nodes: [{name: 7}]\n",
+        "nodes[0].name: Invalid value: \"integer\": must be of type string",
+    );
+    assert_error(
+        "endpoints: [{uid: 12}]\n",
+        "endpoints[0].uid: Invalid value: \"integer\": must be of type string",
+    );
+    assert_error(
+        "endpoints: [{uid: u, ips: [167772161]}]\n",
+        "endpoints[0].ips[0]: Invalid value: \"integer\": must be of type string",
+    );
+    assert_error(
+        "endpoints: [{uid: u, namespaceLabels: {team: 3}}]\n",
+        "endpoints[0].namespaceLabels.team: Invalid value: \"integer\": must be of type string",
+    );
+    assert_error(
+        "interfaces: [{name: 0, index: 1}]\n",
+        "interfaces[0].name: Invalid value: \"integer\": must be of type string",
+    );
+    assert_error(
+        "interfaces: [{name: e, index: 1, addresses: [5]}]\n",
+        "interfaces[0].addresses[0]: Invalid value: \"integer\": must be of type string",
+    );
+}
+
+#[test]
+fn every_error_is_reported_and_documents_are_counted() {
+    let errors = input_errors("localNode: x\nnodes: [{name: a, ipv4: bad}, {bogus: 1}]\n");
+    assert_eq!(
+        errors,
+        [
+            "nodes[0].ipv4: Invalid value: \"bad\": not an IPv4 address",
+            "nodes[1].bogus: unknown field",
+            "nodes[1].name: Required value",
+            "localNode: Not found: \"x\"",
+        ]
+    );
+    assert_eq!(
+        Snapshot::parse("a: 1\n---\nb: 2\n").unwrap_err(),
+        SnapshotError::DocumentCount(2)
+    );
+    assert!(matches!(
+        Snapshot::parse("nodes: [\n"),
+        Err(SnapshotError::Parse(_))
+    ));
+    assert!(matches!(
+        Snapshot::parse("- 1\n"),
+        Err(SnapshotError::Input(_))
+    ));
+}

@@ -1,0 +1,371 @@
+//! End-to-end tests of the `egressctl` binary: outputs, warnings and exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn shared_examples() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples");
+    assert!(
+        dir.is_dir(),
+        "the shared examples must sit beside the project: {} is missing",
+        dir.display()
+    );
+    dir
+}
+
+fn egressctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_egressctl"))
+        .args(args)
+        .output()
+        .expect("run egressctl")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+/// Writes `text` to a fresh file under the target directory's temp area.
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!("egressctl-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}-{name}", N.fetch_add(1, Ordering::Relaxed)));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn example(name: &str) -> String {
+    shared_examples().join(name).display().to_string()
+}
+
+#[test]
+fn list_json_equals_every_expected_example_exactly() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(shared_examples()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let Some(stem) = name.strip_suffix(".yaml") else {
+            continue;
+        };
+        let expected_path = path.with_file_name(format!("{stem}.expected.json"));
+        let expected = std::fs::read_to_string(&expected_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
+        let out = egressctl(&["list", "-f", path.to_str().unwrap(), "-o", "json"]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let want: serde_json::Value = serde_json::from_str(&expected).unwrap();
+        assert_eq!(got, want, "{name}");
+        assert_eq!(stdout(&out), expected, "{name}: byte-identical output");
+        checked += 1;
+    }
+    assert!(checked >= 7, "only {checked} examples found");
+}
+
+#[test]
+fn the_demo_snapshot_is_the_shared_example() {
+    let embedded = include_str!("../data/seed-gateway-group.yaml");
+    let shared =
+        std::fs::read_to_string(shared_examples().join("seed-gateway-group.yaml")).unwrap();
+    assert_eq!(
+        embedded, shared,
+        "egressctl/data/seed-gateway-group.yaml drifted from shared/examples"
+    );
+}
+
+#[test]
+fn demo_shows_each_pods_gateway_and_each_gateway_map() {
+    let out = egressctl(&["demo"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert_eq!(
+        text.matches("default/nginx-54c98b4f84-").count(),
+        10,
+        "{text}"
+    );
+    assert!(text.contains("default/nginx-54c98b4f84-5wlpc   172.22.48.4    egress-test   172.22.49.119   172.22.49.119"), "{text}");
+    assert!(text.contains("default/nginx-54c98b4f84-6jx8n   172.22.48.10   egress-test   172.22.49.147   172.22.49.147"), "{text}");
+    assert!(text.contains("Maps programmed on gateway node 172.22.49.119"));
+    assert!(text.contains("Maps programmed on gateway node 172.22.49.147"));
+    assert!(
+        !text.contains("gateway node 172.22.49.20"),
+        "the ignored egressGateway is no gateway"
+    );
+    // The gateway's own pods are SNATed there; the others are tunnelled to the other gateway.
+    assert!(text.contains("172.22.48.10   0.0.0.0/0          172.22.49.147   172.22.49.147"));
+    assert!(stderr(&out).contains("warning: egress-test: spec.egressGateway: ignored"));
+}
+
+#[test]
+fn list_table_is_cilium_dbg_format() {
+    let out = egressctl(&["list", "-f", &example("dual-stack-excluded.yaml")]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "Source IP       Destination CIDR   Egress IP        Gateway IP"
+    );
+    assert_eq!(
+        lines[1],
+        "172.22.48.4     0.0.0.0/0          172.22.49.119    172.22.49.119"
+    );
+    assert_eq!(
+        lines[2],
+        "172.22.48.4     169.254.0.0/16     172.22.49.119    Excluded CIDR"
+    );
+    assert!(lines.contains(&"172.22.48.38    0.0.0.0/0          0.0.0.0          Not Found"));
+    assert!(lines.contains(&"fd00:22:48::4   ::/0               2402:4e00:1::3   172.22.49.119"));
+    assert!(lines.iter().all(|l| !l.ends_with(' ')));
+    assert_eq!(lines.len(), 1 + 14 + 8);
+}
+
+const EMPTY: &str = "localNode: a\nnodes: [{name: a, ipv4: 10.0.0.1}]\n";
+
+#[test]
+fn empty_maps() {
+    let f = temp_file("empty.yaml", EMPTY);
+    let out = egressctl(&["list", "-f", f.to_str().unwrap(), "-o", "json"]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "{\n \"ipv4\": [],\n \"ipv6\": []\n}\n");
+    let out = egressctl(&["list", "-f", f.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "");
+    assert_eq!(stderr(&out), "No entries found.\n");
+}
+
+#[test]
+fn other_nodes_maps_and_unknown_nodes() {
+    let f = example("seed-single-gateway.yaml");
+    let out = egressctl(&["list", "-f", &f, "--node", "172.22.48.125", "-o", "json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["ipv4"][0]["egressIP"], "0.0.0.0",
+        "a non-gateway node holds no egress IP"
+    );
+    assert_eq!(v["ipv4"][0]["gatewayIP"], "172.22.49.119");
+    let out = egressctl(&["list", "-f", &f, "--node", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--node: Not found: \"nope\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn input_errors_exit_1_with_their_paths() {
+    let out = egressctl(&["list", "-f", "/nonexistent/snapshot.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).lines().count(), 1);
+    let bad = temp_file(
+        "bad.yaml",
+        "localNode: b\nnodes: [{name: a, ipv4: \"fd00::1\", weight: 101, colour: red}]\nendpoints: [{uid: u, ips: [1.2.3]}]\n",
+    );
+    let out = egressctl(&["list", "-f", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for want in [
+        "nodes[0].colour: unknown field",
+        "nodes[0].ipv4: Invalid value: \"fd00::1\": not an IPv4 address",
+        "nodes[0].weight: Invalid value: 101: must be an integer from 0 to 100",
+        "localNode: Not found: \"b\"",
+        "endpoints[0].ips[0]: Invalid value: \"1.2.3\": not an IP address",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in\n{err}");
+    }
+    assert!(!err.contains("panicked"));
+    let garbage = temp_file("garbage.yaml", "nodes: [\n");
+    let out = egressctl(&["list", "-f", garbage.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(egressctl(&["list"]).status.code(), Some(2));
+    assert_eq!(
+        egressctl(&["list", "-f", "x", "-o", "yaml"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(egressctl(&["frobnicate"]).status.code(), Some(2));
+}
+
+const WITH_INVALID: &str = r#"
+localNode: a
+nodes: [{name: a, labels: {gw: "yes"}, ipv4: 10.0.0.1}]
+endpoints: [{uid: u1, labels: {app: x}, ips: [10.1.0.1]}]
+policies:
+- metadata: {name: good}
+  spec:
+    selectors: [{podSelector: {matchLabels: {app: x}}}]
+    destinationCIDRs: [0.0.0.0/0]
+    egressGateway: {nodeSelector: {matchLabels: {gw: "yes"}}}
+- metadata: {name: broken}
+  spec:
+    selectors: [{podSelector: {}}]
+    destinationCIDRs: [8.8.8.8]
+"#;
+
+#[test]
+fn invalid_policies_warn_and_the_rest_is_computed() {
+    let f = temp_file("invalid.yaml", WITH_INVALID);
+    let out = egressctl(&["list", "-f", f.to_str().unwrap(), "-o", "json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ipv4"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        stderr(&out),
+        "warning: policy broken is invalid and is not programmed: spec.destinationCIDRs[0]: Invalid value: \"8.8.8.8\": no '/'; spec.egressGateway: Required value\n"
+    );
+    let out = egressctl(&["list", "-f", f.to_str().unwrap(), "--strict"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(": broken: spec.egressGateway: Required value"));
+}
+
+#[test]
+fn entries_beyond_max_entries_are_shown_with_one_warning() {
+    let out = egressctl(&[
+        "list",
+        "-f",
+        &example("seed-gateway-group.yaml"),
+        "--max-entries",
+        "4",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ipv4"].as_array().unwrap().len(), 10);
+    let warnings: Vec<String> = stderr(&out)
+        .lines()
+        .filter(|l| l.contains("max_entries"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: cilium_egress_gw_policy_v4_v2 would hold 10 entries, more than its max_entries 4"
+        ]
+    );
+    let out = egressctl(&[
+        "list",
+        "-f",
+        &example("seed-gateway-group.yaml"),
+        "--max-entries",
+        "4",
+        "--layout",
+        "legacy",
+    ]);
+    assert!(stderr(&out).contains("warning: cilium_egress_gw_policy_v4 would hold 10 entries"));
+}
+
+#[test]
+fn conflicts_are_reported() {
+    let out = egressctl(&[
+        "list",
+        "-f",
+        &example("selectors-and-conflicts.yaml"),
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: conflict on 172.22.48.10 -> 1.2.3.0/24: policy web-tier endpoint 39fbe8cd-f950-563d-b40d-e67551c83425 destinationCIDRs[0] is stored"),
+        "{err}"
+    );
+    assert!(err.contains("overridden: policy everything endpoint 39fbe8cd-f950-563d-b40d-e67551c83425 destinationCIDRs[0]"));
+}
+
+const BAD_POLICIES: &str = r#"
+apiVersion: cilium.io/v2
+kind: CiliumEgressGatewayPolicy
+metadata: {name: one}
+spec:
+  selectors: [{podSelector: {}}]
+  destinationCIDRs: ["10.0.0.0/024"]
+  egressGateway: {nodeSelector: {}, egressIP: 10.0.0.1, interface: eth0}
+---
+apiVersion: cilium.io/v2
+kind: CiliumEgressGatewayPolicy
+metadata: {}
+spec:
+  selectors: [{nodeSelector: {}}]
+  destinationCIDRs: []
+---
+apiVersion: cilium.io/v2
+kind: CiliumEgressGatewayPolicy
+metadata: {name: fine}
+spec:
+  selectors: [{podSelector: {matchExpressions: [{key: app, operator: In}]}}]
+  destinationCIDRs: []
+  egressGateway: {nodeSelector: {}}
+"#;
+
+#[test]
+fn validate_reports_every_error_and_warning() {
+    let f = temp_file("policies.yaml", BAD_POLICIES);
+    let name = f.display().to_string();
+    let out = egressctl(&["validate", &name]);
+    assert_eq!(out.status.code(), Some(1));
+    let want = [
+        format!(
+            "{name}: one: spec.destinationCIDRs[0]: Invalid value: \"10.0.0.0/024\": bad bits after slash: \"024\""
+        ),
+        format!(
+            "{name}: one: spec.egressGateway: Forbidden: interface and egressIP are mutually exclusive"
+        ),
+        format!("{name}: #1: metadata.name: Required value"),
+        format!("{name}: #1: spec.selectors[0]: Required value: podSelector or namespaceSelector"),
+        format!("{name}: #1: spec.egressGateway: Required value"),
+        format!(
+            "warning: {name}: fine: spec.selectors[0]: selector matches nothing: key \"app\": operator In needs at least one value"
+        ),
+    ];
+    assert_eq!(stdout(&out).lines().collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn validate_accepts_snapshots_lists_and_good_files() {
+    let seed = example("seed-gateway-group.yaml");
+    let out = egressctl(&["validate", &seed]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!(
+            "warning: {seed}: egress-test: spec.egressGateway: ignored"
+        )),
+        "{text}"
+    );
+    assert!(text.ends_with(&format!("{seed}: ok: 1 valid policy\n")));
+    let list = temp_file(
+        "list.json",
+        r#"{"apiVersion": "v1", "kind": "List", "items": [{"metadata": {"name": "a"}, "spec": {"selectors": [{"podSelector": {}}], "destinationCIDRs": ["0.0.0.0/0"], "egressGateway": {"nodeSelector": {}}}}]}"#,
+    );
+    let out = egressctl(&["validate", list.to_str().unwrap(), &seed]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains(": ok: 1 valid policy"));
+    let snap = temp_file("snap-invalid.yaml", WITH_INVALID);
+    let out = egressctl(&["validate", snap.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains(": broken: spec.egressGateway: Required value"));
+    let broken_snapshot = temp_file("snap-broken.yaml", &format!("{WITH_INVALID}extra: 1\n"));
+    let out = egressctl(&["validate", broken_snapshot.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains(": extra: unknown field"), "{text}");
+    assert!(
+        text.contains(": broken: spec.egressGateway: Required value"),
+        "{text}"
+    );
+    assert_eq!(
+        egressctl(&["validate", "/nonexistent.yaml"]).status.code(),
+        Some(1)
+    );
+}
