@@ -160,10 +160,10 @@ pub struct ParseError(pub String);
 /// JSON-only syntax (tabs as whitespace) is accepted and errors carry JSON positions.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
     let trimmed = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        if let Ok(node) = serde_json::from_str::<Node>(trimmed) {
-            return Ok(vec![node]);
-        }
+    if (trimmed.starts_with('{') || trimmed.starts_with('['))
+        && let Ok(node) = serde_json::from_str::<Node>(trimmed)
+    {
+        return Ok(vec![node]);
     }
     let mut docs = Vec::new();
     for doc in serde_norway::Deserializer::from_str(text) {
@@ -189,11 +189,11 @@ fn flatten_into(doc: Node, out: &mut Vec<Node>) {
     if is_list {
         if let Node::Map(entries) = doc {
             for (key, value) in entries {
-                if key.as_str() == Some("items") {
-                    if let Node::Seq(items) = value {
-                        for item in items {
-                            flatten_into(item, out);
-                        }
+                if key.as_str() == Some("items")
+                    && let Node::Seq(items) = value
+                {
+                    for item in items {
+                        flatten_into(item, out);
                     }
                 }
             }

@@ -95,17 +95,11 @@ struct Found {
 }
 
 fn v4_of(ip: Option<IpAddr>) -> Option<Ipv4Addr> {
-    match ip {
-        Some(IpAddr::V4(a)) => Some(a),
-        _ => None,
-    }
+    ip.and_then(crate::netip::as_v4)
 }
 
 fn v6_of(ip: Option<IpAddr>) -> Option<Ipv6Addr> {
-    match ip {
-        Some(IpAddr::V6(a)) => Some(a),
-        _ => None,
-    }
+    ip.and_then(crate::netip::as_v6)
 }
 
 /// Derives the egress addresses of a gateway entry whose gateway is the local node.

@@ -117,10 +117,10 @@ pub fn is_label_key(key: &str) -> bool {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
     };
-    if let Some(p) = prefix {
-        if !is_dns_subdomain(p) {
-            return false;
-        }
+    if let Some(p) = prefix
+        && !is_dns_subdomain(p)
+    {
+        return false;
     }
     name.len() <= NAME_MAX && is_name_part(name)
 }

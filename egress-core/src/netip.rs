@@ -56,6 +56,22 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// The IPv4 address, if `ip` is one.
+pub fn as_v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// The IPv6 address, if `ip` is one.
+pub fn as_v6(ip: IpAddr) -> Option<Ipv6Addr> {
+    match ip {
+        IpAddr::V6(a) => Some(a),
+        IpAddr::V4(_) => None,
+    }
+}
+
 /// Bits of the address family (32 or 128).
 pub fn family_bits(addr: IpAddr) -> u8 {
     if addr.is_ipv4() { 32 } else { 128 }

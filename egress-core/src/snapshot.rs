@@ -5,7 +5,7 @@
 //! policy is kept with its [`PolicyErrors`] so callers can warn and compute the rest.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use crate::cluster::{Endpoint, Node, Nodes};
 use crate::device::{Device, DeviceAddress, Families};
@@ -201,13 +201,13 @@ fn read_snapshot(doc: &Doc, errors: &mut Vec<FieldError>) -> Option<Snapshot> {
             }
         }
     }
-    if let Some(local) = &snap.local_node {
-        if !snap.nodes.contains_key(local) {
-            errors.push(FieldError::new(
-                "localNode",
-                ErrorKind::NotFound(field::quote(local)),
-            ));
-        }
+    if let Some(local) = &snap.local_node
+        && !snap.nodes.contains_key(local)
+    {
+        errors.push(FieldError::new(
+            "localNode",
+            ErrorKind::NotFound(field::quote(local)),
+        ));
     }
     if let Some(eps) = top
         .get("endpoints")
@@ -243,13 +243,13 @@ fn read_snapshot(doc: &Doc, errors: &mut Vec<FieldError>) -> Option<Snapshot> {
                 .get("metadata")
                 .and_then(|m| m.get("name"))
                 .and_then(Doc::as_str)
+                && !name.is_empty()
+                && !names.insert(name.to_owned())
             {
-                if !name.is_empty() && !names.insert(name.to_owned()) {
-                    errors.push(FieldError::new(
-                        format!("{path}.metadata.name"),
-                        ErrorKind::Duplicate(field::quote(name)),
-                    ));
-                }
+                errors.push(FieldError::new(
+                    format!("{path}.metadata.name"),
+                    ErrorKind::Duplicate(field::quote(name)),
+                ));
             }
             snap.policies.push(parse_policy(p));
         }
@@ -354,19 +354,11 @@ fn read_node(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Node
     let interfaces = f
         .get_raw("interfaces")
         .and_then(|n| read_devices(n, &f.path_of("interfaces"), errors));
-    let as_v4 = |ip: IpAddr| match ip {
-        IpAddr::V4(a) => Some(a),
-        IpAddr::V6(_) => None,
-    };
-    let as_v6 = |ip: IpAddr| match ip {
-        IpAddr::V6(a) => Some(a),
-        IpAddr::V4(_) => None,
-    };
     Some(Node {
         name: name?,
         labels,
-        ipv4: ipv4.and_then(as_v4).map(Ipv4Addr::from),
-        ipv6: ipv6.and_then(as_v6).map(Ipv6Addr::from),
+        ipv4: ipv4.and_then(netip::as_v4),
+        ipv6: ipv6.and_then(netip::as_v6),
         ready,
         weight,
         interfaces,

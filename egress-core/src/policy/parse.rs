@@ -106,16 +106,16 @@ fn check_header(top: &Fields<'_>, errors: &mut Vec<FieldError>) {
     const HEADER: [(&str, &[&str]); 2] = [("apiVersion", &[API_VERSION]), ("kind", &[KIND])];
     for (key, supported) in HEADER {
         let Some(value) = top.get(key) else { continue };
-        if let Some(s) = read_str(value, key, errors) {
-            if !supported.contains(&s) {
-                errors.push(FieldError::new(
-                    key,
-                    ErrorKind::Unsupported {
-                        value: field::quote(s),
-                        supported,
-                    },
-                ));
-            }
+        if let Some(s) = read_str(value, key, errors)
+            && !supported.contains(&s)
+        {
+            errors.push(FieldError::new(
+                key,
+                ErrorKind::Unsupported {
+                    value: field::quote(s),
+                    supported,
+                },
+            ));
         }
     }
 }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: installs what is missing, then runs
+# formatting and lint checks and the whole test suite. Used by CI (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# --- toolchain -------------------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1; then
+    # rustup installs into ~/.cargo/bin, which a non-login shell may not have on PATH.
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "error: cargo not found: install a Rust toolchain (rustup)" >&2; exit 1; }
+for component in rustfmt clippy; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        log "installing rustup component $component"
+        rustup component add "$component"
+    fi
+done
+
+# The design documents and example fixtures live in ../shared beside the checkout.
+if [ ! -d ../shared/examples ]; then
+    echo "error: ../shared/examples not found beside the project (the test fixtures)" >&2
+    exit 1
+fi
+
+# --- checks ------------------------------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+log "cargo test"
+cargo test --workspace --locked
+log "egressctl demo (the README's first command)"
+cargo run --quiet --release --locked -p egressctl -- demo >/dev/null
+log "all checks passed"
