@@ -19,6 +19,12 @@ for component in rustfmt clippy; do
     fi
 done
 
+# `egressctl list --interfaces host` reads devices with iproute2's `ip -j` (tested).
+if ! command -v ip >/dev/null 2>&1; then
+    log "installing iproute2"
+    apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
+fi
+
 # The design documents and example fixtures live in ../shared beside the checkout.
 if [ ! -d ../shared/examples ]; then
     echo "error: ../shared/examples not found beside the project (the test fixtures)" >&2

@@ -171,6 +171,80 @@ impl Device {
     }
 }
 
+/// Builds the device list from iproute2's JSON output: `ip -j addr show` and the default
+/// routes of `ip -j route show default` / `ip -6 -j route show default`.
+pub fn from_iproute2(addrs: &str, routes_v4: &str, routes_v6: &str) -> Result<Vec<Device>, String> {
+    use serde_json::Value;
+    let parse = |what: &str, text: &str| -> Result<Vec<Value>, String> {
+        match serde_json::from_str::<Value>(text) {
+            Ok(Value::Array(items)) => Ok(items),
+            Ok(_) => Err(format!("{what}: expected a JSON array")),
+            Err(e) => Err(format!("{what}: {e}")),
+        }
+    };
+    let route_devs = |what: &str, text: &str| -> Result<Vec<String>, String> {
+        Ok(parse(what, text)?
+            .iter()
+            .filter(|r| r.get("dst").and_then(Value::as_str) == Some("default"))
+            .filter_map(|r| r.get("dev").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    };
+    let v4_routes = route_devs("ip -j route show default", routes_v4)?;
+    let v6_routes = route_devs("ip -6 -j route show default", routes_v6)?;
+    let mut devices = Vec::new();
+    for link in parse("ip -j addr show", addrs)? {
+        let name = link
+            .get("ifname")
+            .and_then(Value::as_str)
+            .ok_or("ip -j addr show: a link without ifname")?;
+        let index = link
+            .get("ifindex")
+            .and_then(Value::as_u64)
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| format!("ip -j addr show: {name}: no ifindex"))?;
+        let alt_names = link
+            .get("altnames")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut addresses = Vec::new();
+        for info in link
+            .get("addr_info")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let local = info
+                .get("local")
+                .and_then(Value::as_str)
+                .and_then(|a| a.parse::<IpAddr>().ok());
+            let len = info
+                .get("prefixlen")
+                .and_then(Value::as_u64)
+                .and_then(|l| u8::try_from(l).ok());
+            if let (Some(addr), Some(prefix_len)) = (local, len) {
+                addresses.push(DeviceAddress { addr, prefix_len });
+            }
+        }
+        let mut default_route = Families::empty();
+        default_route.set(Families::IPV4, v4_routes.iter().any(|d| d == name));
+        default_route.set(Families::IPV6, v6_routes.iter().any(|d| d == name));
+        devices.push(Device {
+            name: name.to_owned(),
+            index,
+            alt_names,
+            addresses,
+            default_route,
+        });
+    }
+    Ok(devices)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +336,36 @@ mod tests {
         assert_eq!(d.primary(Family::V6, None), Some(ip("fd00::7")));
         let d = dev(&["fd00::7/64", "2402:4e00::1/64"]);
         assert_eq!(d.primary(Family::V6, None), Some(ip("2402:4e00::1")));
+    }
+
+    #[test]
+    fn iproute2_json() {
+        let addrs = r#"[{"ifindex":1,"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},
+            {"ifindex":2,"ifname":"eth0","altnames":["enp0s3"],"addr_info":[{"family":"inet","local":"10.0.0.5","prefixlen":24},{"family":"inet6","local":"fe80::1","prefixlen":64}]}]"#;
+        let devices = from_iproute2(
+            addrs,
+            r#"[{"dst":"default","gateway":"10.0.0.1","dev":"eth0"}]"#,
+            "[]",
+        )
+        .unwrap();
+        assert_eq!(devices.len(), 2);
+        assert_eq!(devices[1].name, "eth0");
+        assert_eq!(devices[1].alt_names, ["enp0s3"]);
+        assert_eq!(
+            devices[1].addresses[0],
+            DeviceAddress {
+                addr: ip("10.0.0.5"),
+                prefix_len: 24
+            }
+        );
+        assert_eq!(devices[1].default_route, Families::IPV4);
+        assert_eq!(devices[0].default_route, Families::empty());
+        assert!(from_iproute2("{}", "[]", "[]").is_err());
+        assert!(
+            from_iproute2("[{\"ifname\": \"x\"}]", "[]", "[]")
+                .unwrap_err()
+                .contains("no ifindex")
+        );
     }
 
     #[test]

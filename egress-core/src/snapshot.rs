@@ -56,6 +56,50 @@ fn join_lines(errors: &[FieldError]) -> String {
         .join("\n")
 }
 
+mod kubernetes;
+
+/// A snapshot read from either accepted input, with the conversion's warnings.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The snapshot.
+    pub snapshot: Snapshot,
+    /// Warnings of a Kubernetes dump's conversion (skipped objects and addresses).
+    pub warnings: Vec<String>,
+}
+
+/// Reads a snapshot file or a Kubernetes dump (`kubectl get ciliumegressgatewaypolicies,
+/// ciliumnodes,ciliumendpoints,namespaces -A -o yaml`: a `List`, or a `---` stream of objects
+/// or Lists). A dump has no `localNode` and no devices: callers supply both.
+pub fn load(text: &str) -> Result<Loaded, SnapshotError> {
+    let docs = document::parse_documents(text)?;
+    if let [doc] = docs.as_slice() {
+        if Snapshot::is_snapshot_document(doc) {
+            return Snapshot::from_document(doc).map(|snapshot| Loaded {
+                snapshot,
+                warnings: Vec::new(),
+            });
+        }
+    }
+    if docs.is_empty() {
+        return Err(SnapshotError::DocumentCount(0));
+    }
+    let objects = document::flatten_lists(docs);
+    kubernetes::from_objects(&objects).map(|(snapshot, warnings)| Loaded { snapshot, warnings })
+}
+
+/// Reads a device list (the `interfaces` shape) from YAML or JSON text.
+pub fn parse_interfaces(text: &str) -> Result<Vec<Device>, SnapshotError> {
+    let docs = document::parse_documents(text)?;
+    let [doc] = docs.as_slice() else {
+        return Err(SnapshotError::DocumentCount(docs.len()));
+    };
+    let mut errors = Vec::new();
+    match read_devices(doc, "interfaces", &mut errors) {
+        Some(devices) if errors.is_empty() => Ok(devices),
+        _ => Err(SnapshotError::Input(errors)),
+    }
+}
+
 const TOP: &[&str] = &[
     "localNode",
     "cluster",
@@ -145,6 +189,20 @@ impl Snapshot {
         match (&self.interfaces, self.local_node.as_deref()) {
             (Some(list), Some(local)) if local == node => list,
             _ => &[],
+        }
+    }
+
+    /// Gives `node` these devices (its own `interfaces`), replacing what the file said.
+    pub fn set_devices(&mut self, node: &str, devices: Vec<Device>) -> Result<(), FieldError> {
+        match self.nodes.get_mut(node) {
+            Some(n) => {
+                n.interfaces = Some(devices);
+                Ok(())
+            }
+            None => Err(FieldError::new(
+                "--node",
+                ErrorKind::NotFound(field::quote(node)),
+            )),
         }
     }
 

@@ -24,12 +24,17 @@ pub(crate) enum Command {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ListArgs {
-    /// Snapshot file (YAML or JSON).
+    /// Snapshot file, or a `kubectl get ciliumegressgatewaypolicies,ciliumnodes,
+    /// ciliumendpoints,namespaces -A -o yaml` dump (YAML or JSON).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub(crate) file: PathBuf,
     /// Compute the maps of this node instead of the snapshot's localNode.
     #[arg(long, value_name = "NODE")]
     pub(crate) node: Option<String>,
+    /// The computed node's devices: a YAML/JSON device list (the snapshot `interfaces`
+    /// shape), or `host` for this machine's (needed for Kubernetes dumps, which hold none).
+    #[arg(long, value_name = "FILE|host")]
+    pub(crate) interfaces: Option<String>,
     /// Gateway selection mode.
     #[arg(long, value_enum, default_value_t = Selection::Cilium)]
     pub(crate) selection: Selection,

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use egress_core::snapshot::{Snapshot, SnapshotError};
+use egress_core::snapshot::{self, Snapshot, SnapshotError};
 
 use crate::Failure;
 
@@ -21,8 +21,44 @@ pub(crate) fn snapshot_error(path: &Path, err: &SnapshotError) -> Failure {
     Failure::Input(lines.join("\n"))
 }
 
-/// Reads and parses a snapshot file.
+/// Reads a snapshot file or a Kubernetes dump; the dump's conversion warnings go to stderr.
 pub(crate) fn load_snapshot(path: &Path) -> Result<Snapshot, Failure> {
     let text = read_file(path)?;
-    Snapshot::parse(&text).map_err(|e| snapshot_error(path, &e))
+    let loaded = snapshot::load(&text).map_err(|e| snapshot_error(path, &e))?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {}: {w}", path.display());
+    }
+    Ok(loaded.snapshot)
+}
+
+/// The node to compute (`--node` or the snapshot's `localNode`), with `--interfaces` applied
+/// to it: a device-list file, or `host` for this machine's devices.
+pub(crate) fn select_node(
+    snapshot: &mut Snapshot,
+    path: &Path,
+    node: Option<&str>,
+    interfaces: Option<&str>,
+) -> Result<String, Failure> {
+    if node.is_none() && snapshot.local_node.is_none() {
+        return Err(Failure::Input(format!(
+            "{}: --node: Required value: the input names no localNode (a Kubernetes dump never does)",
+            path.display()
+        )));
+    }
+    let name = snapshot
+        .local_node_name(node)
+        .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?
+        .to_owned();
+    if let Some(spec) = interfaces {
+        let devices = if spec == "host" {
+            crate::host::devices()?
+        } else {
+            let file = Path::new(spec);
+            snapshot::parse_interfaces(&read_file(file)?).map_err(|e| snapshot_error(file, &e))?
+        };
+        snapshot
+            .set_devices(&name, devices)
+            .map_err(|e| Failure::Input(e.to_string()))?;
+    }
+    Ok(name)
 }

@@ -6,14 +6,18 @@ use egress_core::render;
 
 use crate::cli::{ListArgs, Output};
 use crate::diagnostics::{self, conflict_line};
-use crate::input::load_snapshot;
+use crate::input::{load_snapshot, select_node};
 use crate::{Failure, emit};
 
 pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
-    let snapshot = load_snapshot(&args.file)?;
-    let node = snapshot
-        .local_node_name(args.node.as_deref())
-        .map_err(|e| Failure::Input(format!("{}: {e}", args.file.display())))?;
+    let mut snapshot = load_snapshot(&args.file)?;
+    let node = select_node(
+        &mut snapshot,
+        &args.file,
+        args.node.as_deref(),
+        args.interfaces.as_deref(),
+    )?;
+    let node = node.as_str();
     if args.strict {
         let invalid: Vec<String> = snapshot
             .invalid_policies()

@@ -5,6 +5,7 @@
 mod cli;
 mod demo;
 mod diagnostics;
+mod host;
 mod input;
 mod list;
 mod validate;

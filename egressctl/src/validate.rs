@@ -65,13 +65,12 @@ fn validate_file(path: &Path) -> (String, bool) {
                     )
                 }
             },
-            _ => (
-                document::flatten_lists(docs)
-                    .iter()
-                    .map(policy::parse_policy)
-                    .collect(),
-                None,
-            ),
+            _ => {
+                // A Kubernetes dump also holds the cluster's other objects: not policies.
+                let objects = document::flatten_lists(docs);
+                let policies = objects.iter().filter(|o| !is_other_dump_kind(o));
+                (policies.map(policy::parse_policy).collect(), None)
+            }
         };
     for (i, p) in policies.iter().enumerate() {
         match p {
@@ -102,6 +101,13 @@ fn validate_file(path: &Path) -> (String, bool) {
     let mut out = report.lines.join("\n");
     out.push('\n');
     (out, ok)
+}
+
+fn is_other_dump_kind(object: &Node) -> bool {
+    matches!(
+        object.get("kind").and_then(Node::as_str),
+        Some("CiliumNode" | "CiliumEndpoint" | "Namespace")
+    )
 }
 
 struct Report {

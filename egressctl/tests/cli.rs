@@ -369,3 +369,78 @@ fn validate_accepts_snapshots_lists_and_good_files() {
         Some(1)
     );
 }
+
+fn test_data(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn kubernetes_dumps_give_the_same_maps_as_the_snapshot() {
+    let dump = test_data("seed-dump.yaml");
+    let out = egressctl(&["list", "-f", &dump]);
+    assert_eq!(out.status.code(), Some(1), "a dump names no node");
+    assert!(
+        stderr(&out).contains("--node: Required value"),
+        "{}",
+        stderr(&out)
+    );
+    let out = egressctl(&[
+        "list",
+        "-f",
+        &dump,
+        "--node",
+        "172.22.49.119",
+        "--interfaces",
+        &test_data("gateway-interfaces.yaml"),
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected =
+        std::fs::read_to_string(shared_examples().join("seed-single-gateway.expected.json"))
+            .unwrap();
+    assert_eq!(stdout(&out), expected);
+    // validate reads only the policies of a dump.
+    let out = egressctl(&["validate", &dump]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).ends_with(": ok: 1 valid policy\n"));
+}
+
+#[test]
+fn interfaces_from_the_host() {
+    let out = egressctl(&[
+        "list",
+        "-f",
+        &example("seed-single-gateway.yaml"),
+        "--interfaces",
+        "host",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // This host does not carry 172.22.49.119: derivation fails, the gateway IP stays.
+    assert_eq!(v["ipv4"][0]["egressIP"], "0.0.0.0");
+    assert_eq!(v["ipv4"][0]["gatewayIP"], "172.22.49.119");
+    let bad = temp_file(
+        "ifs.yaml",
+        "- {name: eth0, index: 2, addresses: [10.0.0.1]}\n",
+    );
+    let out = egressctl(&[
+        "list",
+        "-f",
+        &example("seed-single-gateway.yaml"),
+        "--interfaces",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("interfaces[0].addresses[0]: Invalid value: \"10.0.0.1\""),
+        "{}",
+        stderr(&out)
+    );
+}

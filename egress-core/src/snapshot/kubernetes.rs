@@ -1,0 +1,248 @@
+//! Kubernetes dumps (`kubectl get ciliumegressgatewaypolicies,ciliumnodes,ciliumendpoints,
+//! namespaces -A -o yaml`) converted into a [`Snapshot`], as ARCHITECTURE.md specifies.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+
+use super::{Snapshot, SnapshotError};
+use crate::cluster::{Endpoint, Node, Nodes};
+use crate::document::{Fields, Node as Doc, read_seq, read_str, read_str_map};
+use crate::field::{self, ErrorKind, FieldError};
+use crate::netip;
+use crate::policy::parse_policy;
+
+/// Converts a dump's objects (Lists already flattened). Returns the snapshot (no
+/// `localNode`, no devices) and the conversion's warnings.
+pub(super) fn from_objects(objects: &[Doc]) -> Result<(Snapshot, Vec<String>), SnapshotError> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut snap = Snapshot::default();
+    let kind_of = |o: &Doc| o.get("kind").and_then(Doc::as_str).map(str::to_owned);
+
+    // Nodes first: endpoints name their node by address.
+    for (i, obj) in objects.iter().enumerate() {
+        let path = field::item("objects", i);
+        match kind_of(obj).as_deref() {
+            None => errors.push(FieldError::required(field::child(&path, "kind"))),
+            Some("CiliumNode") => {
+                if let Some(node) = cilium_node(obj, &path, &mut errors) {
+                    if snap.nodes.contains_key(&node.name) {
+                        let at = format!("{path}.metadata.name");
+                        errors.push(FieldError::new(
+                            at,
+                            ErrorKind::Duplicate(field::quote(&node.name)),
+                        ));
+                    } else {
+                        snap.nodes.insert(node.name.clone(), node);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut uids = HashSet::new();
+    let mut policy_names = HashSet::new();
+    for (i, obj) in objects.iter().enumerate() {
+        let path = field::item("objects", i);
+        match kind_of(obj).as_deref() {
+            None | Some("CiliumNode") => {}
+            // Namespace labels are already part of every endpoint's identity labels.
+            Some("Namespace") => {}
+            Some("CiliumEgressGatewayPolicy") => {
+                let policy = parse_policy(obj);
+                if let Ok(p) = &policy {
+                    if !policy_names.insert(p.name.clone()) {
+                        let at = format!("{path}.metadata.name");
+                        errors.push(FieldError::new(
+                            at,
+                            ErrorKind::Duplicate(field::quote(&p.name)),
+                        ));
+                    }
+                }
+                snap.policies.push(policy);
+            }
+            Some("CiliumEndpoint") => {
+                if let Some(ep) =
+                    cilium_endpoint(obj, &path, &snap.nodes, &mut errors, &mut warnings)
+                {
+                    if uids.insert(ep.uid.clone()) {
+                        snap.endpoints.push(ep);
+                    } else {
+                        let at = format!("{path}.metadata.uid");
+                        errors.push(FieldError::new(
+                            at,
+                            ErrorKind::Duplicate(field::quote(&ep.uid)),
+                        ));
+                    }
+                }
+            }
+            Some(other) => warnings.push(format!("{path}: kind {other} is not used: skipped")),
+        }
+    }
+    if errors.is_empty() {
+        Ok((snap, warnings))
+    } else {
+        Err(SnapshotError::Input(errors))
+    }
+}
+
+fn metadata<'a>(obj: &'a Doc, path: &'a str, errors: &mut Vec<FieldError>) -> Option<Fields<'a>> {
+    match obj.get("metadata") {
+        Some(m) => Fields::open(m, path, errors),
+        None => {
+            errors.push(FieldError::required(path));
+            None
+        }
+    }
+}
+
+fn required_str(fields: &Fields<'_>, key: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    match fields.get(key) {
+        None => {
+            errors.push(FieldError::required(fields.path_of(key)));
+            None
+        }
+        Some(n) => read_str(n, &fields.path_of(key), errors)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+    }
+}
+
+/// CiliumNode: the name is never parsed as an address; addresses are the first InternalIP
+/// of each family, else the first ExternalIP, never CiliumInternalIP.
+fn cilium_node(obj: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Node> {
+    let mpath = field::child(path, "metadata");
+    let meta = metadata(obj, &mpath, errors)?;
+    let name = required_str(&meta, "name", errors)?;
+    let labels: BTreeMap<String, String> = meta
+        .get("labels")
+        .map(|l| {
+            read_str_map(l, &meta.path_of("labels"), errors)
+                .into_iter()
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut node = Node::new(name, labels.into(), None);
+    let apath = format!("{path}.spec.addresses");
+    let addresses = obj.get("spec").and_then(|s| s.get("addresses"));
+    let mut found: [[Option<IpAddr>; 2]; 2] = [[None; 2]; 2]; // [family][internal, external]
+    for (j, a) in addresses
+        .and_then(|a| read_seq(a, &apath, errors))
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let slot = match a.get("type").and_then(Doc::as_str) {
+            Some("InternalIP") => 0,
+            Some("ExternalIP") => 1,
+            _ => continue,
+        };
+        let Some(ip) = a.get("ip").and_then(Doc::as_str) else {
+            continue;
+        };
+        let Ok(parsed) = netip::parse_addr(ip) else {
+            errors.push(FieldError::invalid_str(
+                format!("{}.ip", field::item(&apath, j)),
+                ip,
+                "not an IP address",
+            ));
+            continue;
+        };
+        let family = usize::from(parsed.addr.is_ipv6());
+        found[family][slot].get_or_insert(parsed.addr);
+    }
+    node.ipv4 = found[0][0].or(found[0][1]).and_then(netip::as_v4);
+    node.ipv6 = found[1][0].or(found[1][1]).and_then(netip::as_v6);
+    Some(node)
+}
+
+/// `source:key=value`, split at the first `:` and the first `=`; `k8s`, `any` and `unspec`
+/// give the bare key, another source `s` gives `s.key`; no `:` means `unspec`.
+pub(crate) fn identity_label(label: &str) -> (String, String) {
+    let (source, rest) = label.split_once(':').unwrap_or(("unspec", label));
+    let (key, value) = rest.split_once('=').unwrap_or((rest, ""));
+    let key = match source {
+        "k8s" | "any" | "unspec" => key.to_owned(),
+        other => format!("{other}.{key}"),
+    };
+    (key, value.to_owned())
+}
+
+fn cilium_endpoint(
+    obj: &Doc,
+    path: &str,
+    nodes: &Nodes,
+    errors: &mut Vec<FieldError>,
+    warnings: &mut Vec<String>,
+) -> Option<Endpoint> {
+    let mpath = field::child(path, "metadata");
+    let meta = metadata(obj, &mpath, errors)?;
+    let uid = required_str(&meta, "uid", errors)?;
+    let name = meta.get("name").and_then(Doc::as_str).map(str::to_owned);
+    let namespace = meta
+        .get("namespace")
+        .and_then(Doc::as_str)
+        .map(str::to_owned);
+    let who = match (&namespace, &name) {
+        (Some(ns), Some(n)) => format!("{path} ({ns}/{n})"),
+        _ => path.to_owned(),
+    };
+    let status = obj.get("status");
+    let labels = status
+        .and_then(|s| s.get("identity"))
+        .and_then(|i| i.get("labels"));
+    let labels: Vec<&str> = match labels {
+        Some(Doc::Seq(items)) => items.iter().filter_map(Doc::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if labels.is_empty() {
+        warnings.push(format!(
+            "{who}: no status.identity labels: endpoint skipped"
+        ));
+        return None;
+    }
+    let Some(networking) = status.and_then(|s| s.get("networking")) else {
+        warnings.push(format!("{who}: no status.networking: endpoint skipped"));
+        return None;
+    };
+    let mut ips = Vec::new();
+    if let Some(Doc::Seq(pairs)) = networking.get("addressing") {
+        for pair in pairs {
+            for family in ["ipv4", "ipv6"] {
+                let Some(text) = pair.get(family).and_then(Doc::as_str) else {
+                    continue;
+                };
+                match netip::parse_addr(text) {
+                    Ok(a) if a.zone.is_none() => ips.push(a.addr),
+                    _ => warnings.push(format!(
+                        "{who}: address {} is not an IP address: skipped",
+                        field::quote(text)
+                    )),
+                }
+            }
+        }
+    }
+    let node_ip = networking.get("node").and_then(Doc::as_str);
+    let parsed = node_ip
+        .and_then(|s| netip::parse_addr(s).ok())
+        .map(|a| a.addr);
+    let node = parsed.and_then(|ip| nodes.values().find(|n| n.ip(ip.is_ipv4()) == Some(ip)));
+    if node.is_none() {
+        let shown = node_ip.map_or_else(|| "none".to_owned(), field::quote);
+        warnings.push(format!(
+            "{who}: status.networking.node {shown} matches no CiliumNode: kept without a node"
+        ));
+    }
+    Some(Endpoint {
+        uid,
+        namespace,
+        name,
+        identity_labels: Some(labels.iter().map(|l| identity_label(l)).collect()),
+        ips,
+        node: node.map(|n| n.name.clone()),
+        ..Endpoint::default()
+    })
+}
+
+#[cfg(test)]
+mod tests;

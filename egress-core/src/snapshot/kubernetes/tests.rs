@@ -1,0 +1,211 @@
+use super::super::{Loaded, load};
+use super::*;
+use crate::entries::compute;
+
+const DUMP: &str = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: cilium.io/v2
+  kind: CiliumEgressGatewayPolicy
+  metadata:
+    name: egress-test
+    annotations:
+      kubectl.kubernetes.io/last-applied-configuration: '{"spec":{"destinationCIDRs":["1.1.1.1/32"]}}'
+    creationTimestamp: "2026-11-20T08:00:00Z"
+    generation: 1
+    resourceVersion: "12345"
+    uid: 7d0c0c36-0000-0000-0000-000000000001
+  spec:
+    destinationCIDRs: ["0.0.0.0/0"]
+    egressGateway:
+      nodeSelector: {matchLabels: {kubernetes.io/hostname: 172.22.49.119}}
+      egressIP: 172.22.49.119
+    egressGateways: []
+    selectors:
+    - podSelector: {matchLabels: {app: nginx, io.kubernetes.pod.namespace: default}}
+- apiVersion: cilium.io/v2
+  kind: CiliumNode
+  metadata:
+    name: 172.22.49.119
+    labels: {kubernetes.io/hostname: 172.22.49.119, egress-node: "true"}
+  spec:
+    addresses:
+    - {type: CiliumInternalIP, ip: 10.244.0.1}
+    - {type: ExternalIP, ip: 43.134.181.245}
+    - {type: InternalIP, ip: 172.22.49.119}
+    - {type: InternalIP, ip: "fd00::119"}
+- apiVersion: cilium.io/v2
+  kind: CiliumNode
+  metadata:
+    name: 172.22.48.125
+    labels: {kubernetes.io/hostname: 172.22.48.125}
+  spec:
+    addresses:
+    - {type: CiliumInternalIP, ip: 10.244.1.1}
+    - {type: ExternalIP, ip: 43.134.181.9}
+- apiVersion: v1
+  kind: Namespace
+  metadata: {name: default, labels: {kubernetes.io/metadata.name: default}}
+- apiVersion: cilium.io/v2
+  kind: CiliumEndpoint
+  metadata: {name: nginx-54c98b4f84-5wlpc, namespace: default, uid: 5f48eab5-b251-555b-94c0-7481bd903033}
+  status:
+    identity:
+      id: 12345
+      labels:
+      - k8s:app=nginx
+      - k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=default
+      - k8s:io.cilium.k8s.policy.cluster=default
+      - k8s:io.cilium.k8s.policy.serviceaccount=default
+      - k8s:io.kubernetes.pod.namespace=default
+    networking:
+      addressing: [{ipv4: 172.22.48.4}, {ipv6: "not-an-ip"}]
+      node: 43.134.181.9
+- apiVersion: cilium.io/v2
+  kind: CiliumEndpoint
+  metadata: {name: pending, namespace: default, uid: u-pending}
+  status: {networking: {addressing: [{ipv4: 172.22.48.9}], node: 172.22.49.119}}
+- apiVersion: cilium.io/v2
+  kind: CiliumEndpoint
+  metadata: {name: lost, namespace: default, uid: u-lost}
+  status:
+    identity: {labels: ["k8s:app=nginx", "k8s:io.kubernetes.pod.namespace=default"]}
+    networking: {addressing: [{ipv4: 172.22.48.10}], node: 192.0.2.99}
+- apiVersion: cilium.io/v2
+  kind: CiliumEndpoint
+  metadata: {name: no-net, namespace: default, uid: u-nonet}
+  status: {identity: {labels: ["k8s:app=nginx"]}}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: ignored}
+"#;
+
+fn loaded() -> Loaded {
+    load(DUMP).unwrap()
+}
+
+#[test]
+fn nodes_take_internal_then_external_addresses_never_cilium_internal() {
+    let s = loaded().snapshot;
+    let gw = &s.nodes["172.22.49.119"];
+    assert_eq!(gw.ipv4, Some("172.22.49.119".parse().unwrap()));
+    assert_eq!(gw.ipv6, Some("fd00::119".parse().unwrap()));
+    assert_eq!(gw.labels.get("egress-node"), Some("true"));
+    let worker = &s.nodes["172.22.48.125"];
+    assert_eq!(
+        worker.ipv4,
+        Some("43.134.181.9".parse().unwrap()),
+        "ExternalIP when no InternalIP"
+    );
+    assert_eq!(worker.ipv6, None);
+    assert!(
+        s.local_node.is_none() && s.interfaces.is_none(),
+        "a dump names no local node and no devices"
+    );
+}
+
+#[test]
+fn endpoints_from_identity_and_networking() {
+    let Loaded { snapshot, warnings } = loaded();
+    let uids: Vec<&str> = snapshot.endpoints.iter().map(|e| e.uid.as_str()).collect();
+    assert_eq!(uids, ["5f48eab5-b251-555b-94c0-7481bd903033", "u-lost"]);
+    let ep = &snapshot.endpoints[0];
+    assert_eq!(
+        ep.node.as_deref(),
+        Some("172.22.48.125"),
+        "matched by the node's address"
+    );
+    assert_eq!(ep.ips, vec!["172.22.48.4".parse::<IpAddr>().unwrap()]);
+    let ids = ep.identity(None);
+    assert_eq!(ids.get("app"), Some("nginx"));
+    assert_eq!(ids.get("io.kubernetes.pod.namespace"), Some("default"));
+    assert_eq!(ids.len(), 5);
+    assert_eq!(snapshot.endpoints[1].node, None);
+    let joined = warnings.join("\n");
+    for want in [
+        "objects[4] (default/nginx-54c98b4f84-5wlpc): address \"not-an-ip\" is not an IP address: skipped",
+        "objects[5] (default/pending): no status.identity labels: endpoint skipped",
+        "objects[6] (default/lost): status.networking.node \"192.0.2.99\" matches no CiliumNode: kept without a node",
+        "objects[7] (default/no-net): no status.networking: endpoint skipped",
+        "objects[8]: kind Pod is not used: skipped",
+    ] {
+        assert!(joined.contains(want), "missing {want:?} in\n{joined}");
+    }
+}
+
+#[test]
+fn policies_are_read_from_spec_as_stored() {
+    let mut s = loaded().snapshot;
+    let p = s.policies[0].as_ref().unwrap();
+    assert_eq!(
+        p.destination_cidrs[0].to_string(),
+        "0.0.0.0/0",
+        "not the last-applied annotation"
+    );
+    assert!(p.egress_gateways.is_empty());
+    let devices = crate::snapshot::parse_interfaces(
+        "[{name: eth0, index: 2, addresses: [172.22.49.119/20], defaultRoute: true}]",
+    )
+    .unwrap();
+    s.set_devices("172.22.49.119", devices).unwrap();
+    let c = compute(&s.state(), "172.22.49.119", s.devices_for("172.22.49.119"));
+    let rows: Vec<String> = c
+        .maps
+        .ipv4
+        .iter()
+        .map(|e| format!("{} {} {}", e.source, e.egress_ip, e.gateway_ip))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "172.22.48.4 172.22.49.119 172.22.49.119",
+            "172.22.48.10 172.22.49.119 172.22.49.119"
+        ]
+    );
+    assert!(s.set_devices("nope", vec![]).is_err());
+}
+
+#[test]
+fn identity_label_sources() {
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    assert_eq!(identity_label("k8s:app=web"), pair("app", "web"));
+    assert_eq!(identity_label("any:app=web"), pair("app", "web"));
+    assert_eq!(identity_label("unspec:app=web"), pair("app", "web"));
+    assert_eq!(identity_label("app=web"), pair("app", "web"));
+    assert_eq!(
+        identity_label("container:team=a"),
+        pair("container.team", "a")
+    );
+    assert_eq!(identity_label("k8s:url=a=b"), pair("url", "a=b"));
+    assert_eq!(identity_label("reserved:host"), pair("reserved.host", ""));
+}
+
+#[test]
+fn dump_input_errors() {
+    let errs = |text: &str| match load(text) {
+        Err(SnapshotError::Input(e)) => e.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        errs("{metadata: {name: x}}\n"),
+        ["objects[0].kind: Required value"]
+    );
+    assert_eq!(
+        errs(
+            "{kind: CiliumNode, metadata: {name: a}}\n---\n{kind: CiliumNode, metadata: {name: a}}\n"
+        ),
+        ["objects[1].metadata.name: Duplicate value: \"a\""]
+    );
+    assert_eq!(
+        errs("{kind: CiliumEndpoint, metadata: {name: a}}\n"),
+        ["objects[0].metadata.uid: Required value"]
+    );
+    assert_eq!(
+        errs(
+            "{kind: CiliumNode, metadata: {name: a}, spec: {addresses: [{type: InternalIP, ip: 1.2.3}]}}\n"
+        ),
+        ["objects[0].spec.addresses[0].ip: Invalid value: \"1.2.3\": not an IP address"]
+    );
+    assert_eq!(load("").unwrap_err(), SnapshotError::DocumentCount(0));
+}
