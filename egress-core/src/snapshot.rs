@@ -72,13 +72,13 @@ pub struct Loaded {
 /// or Lists). A dump has no `localNode` and no devices: callers supply both.
 pub fn load(text: &str) -> Result<Loaded, SnapshotError> {
     let docs = document::parse_documents(text)?;
-    if let [doc] = docs.as_slice() {
-        if Snapshot::is_snapshot_document(doc) {
-            return Snapshot::from_document(doc).map(|snapshot| Loaded {
-                snapshot,
-                warnings: Vec::new(),
-            });
-        }
+    if let [doc] = docs.as_slice()
+        && Snapshot::is_snapshot_document(doc)
+    {
+        return Snapshot::from_document(doc).map(|snapshot| Loaded {
+            snapshot,
+            warnings: Vec::new(),
+        });
     }
     if docs.is_empty() {
         return Err(SnapshotError::DocumentCount(0));

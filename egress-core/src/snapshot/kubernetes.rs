@@ -50,14 +50,14 @@ pub(super) fn from_objects(objects: &[Doc]) -> Result<(Snapshot, Vec<String>), S
             Some("Namespace") => {}
             Some("CiliumEgressGatewayPolicy") => {
                 let policy = parse_policy(obj);
-                if let Ok(p) = &policy {
-                    if !policy_names.insert(p.name.clone()) {
-                        let at = format!("{path}.metadata.name");
-                        errors.push(FieldError::new(
-                            at,
-                            ErrorKind::Duplicate(field::quote(&p.name)),
-                        ));
-                    }
+                if let Ok(p) = &policy
+                    && !policy_names.insert(p.name.clone())
+                {
+                    let at = format!("{path}.metadata.name");
+                    errors.push(FieldError::new(
+                        at,
+                        ErrorKind::Duplicate(field::quote(&p.name)),
+                    ));
                 }
                 snap.policies.push(policy);
             }
