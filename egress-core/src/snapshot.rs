@@ -206,6 +206,26 @@ impl Snapshot {
         }
     }
 
+    /// Parses a policy object; a second policy of the same name is an input error.
+    fn add_policy(
+        &mut self,
+        doc: &Doc,
+        path: &str,
+        names: &mut HashSet<String>,
+        errors: &mut Vec<FieldError>,
+    ) {
+        if let Some(name) = crate::policy::object_name(doc)
+            && !names.insert(name.to_owned())
+        {
+            let at = format!("{path}.metadata.name");
+            errors.push(FieldError::new(
+                at,
+                ErrorKind::Duplicate(field::quote(name)),
+            ));
+        }
+        self.policies.push(parse_policy(doc));
+    }
+
     /// The valid policies with the cluster's nodes and endpoints, for the batch path.
     pub fn state(&self) -> ClusterState {
         ClusterState {
@@ -297,19 +317,7 @@ fn read_snapshot(doc: &Doc, errors: &mut Vec<FieldError>) -> Option<Snapshot> {
                 errors.push(type_error(&path, p, "object"));
                 continue;
             }
-            if let Some(name) = p
-                .get("metadata")
-                .and_then(|m| m.get("name"))
-                .and_then(Doc::as_str)
-                && !name.is_empty()
-                && !names.insert(name.to_owned())
-            {
-                errors.push(FieldError::new(
-                    format!("{path}.metadata.name"),
-                    ErrorKind::Duplicate(field::quote(name)),
-                ));
-            }
-            snap.policies.push(parse_policy(p));
+            snap.add_policy(p, &path, &mut names, errors);
         }
     }
     match top.get_raw("interfaces") {

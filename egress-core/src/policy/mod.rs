@@ -7,7 +7,7 @@ mod warnings;
 use std::fmt;
 use std::net::IpAddr;
 
-pub use parse::{MAX_GATEWAYS, PolicyErrors, parse_policy, parse_policy_text};
+pub use parse::{MAX_GATEWAYS, PolicyErrors, object_name, parse_policy, parse_policy_text};
 pub use warnings::{Warning, policy_warnings};
 
 use crate::netip::Cidr;

@@ -41,15 +41,18 @@ impl fmt::Display for PolicyErrors {
 
 impl std::error::Error for PolicyErrors {}
 
-/// Parses and validates one policy object.
-pub fn parse_policy(node: &Node) -> Result<Policy, PolicyErrors> {
-    let mut errors = Vec::new();
-    let name = node
-        .get("metadata")
+/// An object's non-empty `metadata.name`, read without validating anything else.
+pub fn object_name(node: &Node) -> Option<&str> {
+    node.get("metadata")
         .and_then(|m| m.get("name"))
         .and_then(Node::as_str)
         .filter(|n| !n.is_empty())
-        .map(str::to_owned);
+}
+
+/// Parses and validates one policy object.
+pub fn parse_policy(node: &Node) -> Result<Policy, PolicyErrors> {
+    let mut errors = Vec::new();
+    let name = object_name(node).map(str::to_owned);
     let policy = read_policy(node, &mut errors);
     match policy {
         Some(p) if errors.is_empty() => Ok(p),

@@ -9,7 +9,6 @@ use crate::cluster::{Endpoint, Node, Nodes};
 use crate::document::{Fields, Node as Doc, read_seq, read_str, read_str_map};
 use crate::field::{self, ErrorKind, FieldError};
 use crate::netip;
-use crate::policy::parse_policy;
 
 /// Converts a dump's objects (Lists already flattened). Returns the snapshot (no
 /// `localNode`, no devices) and the conversion's warnings.
@@ -49,17 +48,7 @@ pub(super) fn from_objects(objects: &[Doc]) -> Result<(Snapshot, Vec<String>), S
             // Namespace labels are already part of every endpoint's identity labels.
             Some("Namespace") => {}
             Some("CiliumEgressGatewayPolicy") => {
-                let policy = parse_policy(obj);
-                if let Ok(p) = &policy
-                    && !policy_names.insert(p.name.clone())
-                {
-                    let at = format!("{path}.metadata.name");
-                    errors.push(FieldError::new(
-                        at,
-                        ErrorKind::Duplicate(field::quote(&p.name)),
-                    ));
-                }
-                snap.policies.push(policy);
+                snap.add_policy(obj, &path, &mut policy_names, &mut errors)
             }
             Some("CiliumEndpoint") => {
                 if let Some(ep) =
