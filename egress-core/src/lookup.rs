@@ -65,6 +65,32 @@ impl Verdict {
     }
 }
 
+/// An address family's bits: `u32` for IPv4, `u128` for IPv6.
+trait Bits: Copy + Eq + Ord + std::hash::Hash + std::ops::BitAnd<Output = Self> {
+    /// The bits of `ip`, if it is of this family.
+    fn of(ip: IpAddr) -> Option<Self>;
+    /// The netmask of a prefix length.
+    fn mask(len: u8) -> Self;
+}
+
+impl Bits for u32 {
+    fn of(ip: IpAddr) -> Option<Self> {
+        crate::netip::as_v4(ip).map(u32::from)
+    }
+    fn mask(len: u8) -> Self {
+        mask_v4(len)
+    }
+}
+
+impl Bits for u128 {
+    fn of(ip: IpAddr) -> Option<Self> {
+        crate::netip::as_v6(ip).map(u128::from)
+    }
+    fn mask(len: u8) -> Self {
+        mask_v6(len)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Span {
     start: u32,
@@ -72,133 +98,129 @@ struct Span {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct PrefixV4 {
-    mask: u32,
-    net: u32,
+struct Prefix<B> {
+    mask: B,
+    net: B,
     verdict: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct PrefixV6 {
-    mask: u128,
-    net: u128,
-    verdict: u32,
+/// One family's sources and their longest-first prefix lists, lists shared when identical.
+#[derive(Clone, Debug)]
+struct FamilyTable<B> {
+    sources: HashMap<B, Span>,
+    prefixes: Vec<Prefix<B>>,
+}
+
+impl<B> Default for FamilyTable<B> {
+    fn default() -> Self {
+        Self {
+            sources: HashMap::new(),
+            prefixes: Vec::new(),
+        }
+    }
+}
+
+impl<B: Bits> FamilyTable<B> {
+    /// Builds from the entries of this family; verdicts are interned into `verdicts`.
+    fn build(
+        entries: &[Entry],
+        local_ipv4: Option<Ipv4Addr>,
+        verdicts: &mut VerdictInterner,
+    ) -> Self {
+        let mut table = Self::default();
+        let mut lists: HashMap<Vec<Prefix<B>>, Span> = HashMap::new();
+        let mut by_source: Vec<(B, u8, Prefix<B>)> = entries
+            .iter()
+            .filter_map(|e| {
+                let (src, dst) = (B::of(e.source)?, B::of(e.destination.addr)?);
+                let mask = B::mask(e.destination.len);
+                let verdict = verdicts.intern(Verdict::of_entry(e, local_ipv4));
+                Some((
+                    src,
+                    e.destination.len,
+                    Prefix {
+                        mask,
+                        net: dst & mask,
+                        verdict,
+                    },
+                ))
+            })
+            .collect();
+        // Per source, longest prefix first (equal lengths cannot both match one address).
+        by_source.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(b.1.cmp(&a.1))
+                .then(a.2.net.cmp(&b.2.net))
+        });
+        for group in by_source.chunk_by(|a, b| a.0 == b.0) {
+            let list: Vec<Prefix<B>> = group.iter().map(|(_, _, p)| *p).collect();
+            let span = *lists.entry(list).or_insert_with_key(|list| {
+                let span = Span {
+                    start: table.prefixes.len() as u32,
+                    len: list.len() as u32,
+                };
+                table.prefixes.extend_from_slice(list);
+                span
+            });
+            table.sources.insert(group[0].0, span);
+        }
+        table
+    }
+
+    /// The verdict index of the longest prefix of `src`'s list containing `dst`.
+    #[inline]
+    fn find(&self, src: B, dst: B) -> Option<u32> {
+        let span = self.sources.get(&src)?;
+        let start = span.start as usize;
+        let list = self.prefixes.get(start..start + span.len as usize)?;
+        list.iter()
+            .find(|p| dst & p.mask == p.net)
+            .map(|p| p.verdict)
+    }
+}
+
+/// Stores each distinct verdict once.
+#[derive(Default)]
+struct VerdictInterner {
+    index: HashMap<Verdict, u32>,
+    all: Vec<Verdict>,
+}
+
+impl VerdictInterner {
+    fn intern(&mut self, v: Verdict) -> u32 {
+        *self.index.entry(v).or_insert_with(|| {
+            self.all.push(v);
+            (self.all.len() - 1) as u32
+        })
+    }
 }
 
 /// Read-only lookup structure over a node's map entries.
 #[derive(Clone, Debug, Default)]
 pub struct LookupTable {
-    v4_sources: HashMap<u32, Span>,
-    v4_prefixes: Vec<PrefixV4>,
-    v6_sources: HashMap<u128, Span>,
-    v6_prefixes: Vec<PrefixV6>,
+    v4: FamilyTable<u32>,
+    v6: FamilyTable<u128>,
     verdicts: Vec<Verdict>,
-}
-
-/// Interns values and prefix lists while building.
-struct Interner<P> {
-    verdicts: HashMap<Verdict, u32>,
-    lists: HashMap<Vec<P>, Span>,
-}
-
-impl<P: Eq + std::hash::Hash + Clone> Interner<P> {
-    fn new() -> Self {
-        Self {
-            verdicts: HashMap::new(),
-            lists: HashMap::new(),
-        }
-    }
-
-    fn verdict(&mut self, v: Verdict, all: &mut Vec<Verdict>) -> u32 {
-        *self.verdicts.entry(v).or_insert_with(|| {
-            all.push(v);
-            (all.len() - 1) as u32
-        })
-    }
-
-    fn list(&mut self, list: Vec<P>, arena: &mut Vec<P>) -> Span {
-        if let Some(span) = self.lists.get(&list) {
-            return *span;
-        }
-        let span = Span {
-            start: arena.len() as u32,
-            len: list.len() as u32,
-        };
-        arena.extend_from_slice(&list);
-        self.lists.insert(list, span);
-        span
-    }
 }
 
 impl LookupTable {
     /// Builds the table for the node whose IPv4 is `local_ipv4` (decides masquerade vs forward).
     pub fn new(maps: &MapEntries, local_ipv4: Option<Ipv4Addr>) -> Self {
-        let mut table = Self::default();
-        table.build_v4(&maps.ipv4, local_ipv4);
-        table.build_v6(&maps.ipv6, local_ipv4);
-        table
-    }
-
-    fn build_v4(&mut self, entries: &[Entry], local_ipv4: Option<Ipv4Addr>) {
-        let mut interner = Interner::new();
-        for (src, group) in group_by_source(entries) {
-            let mut list: Vec<(u8, PrefixV4)> = Vec::with_capacity(group.len());
-            for e in group {
-                let IpAddr::V4(d) = e.destination.addr else {
-                    continue;
-                };
-                let mask = mask_v4(e.destination.len);
-                let verdict =
-                    interner.verdict(Verdict::of_entry(e, local_ipv4), &mut self.verdicts);
-                list.push((
-                    e.destination.len,
-                    PrefixV4 {
-                        mask,
-                        net: u32::from(d) & mask,
-                        verdict,
-                    },
-                ));
-            }
-            list.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.net.cmp(&b.1.net)));
-            let span = interner.list(
-                list.into_iter().map(|(_, p)| p).collect(),
-                &mut self.v4_prefixes,
-            );
-            if let IpAddr::V4(s) = src {
-                self.v4_sources.insert(u32::from(s), span);
-            }
+        let mut verdicts = VerdictInterner::default();
+        let v4 = FamilyTable::build(&maps.ipv4, local_ipv4, &mut verdicts);
+        let v6 = FamilyTable::build(&maps.ipv6, local_ipv4, &mut verdicts);
+        Self {
+            v4,
+            v6,
+            verdicts: verdicts.all,
         }
     }
 
-    fn build_v6(&mut self, entries: &[Entry], local_ipv4: Option<Ipv4Addr>) {
-        let mut interner = Interner::new();
-        for (src, group) in group_by_source(entries) {
-            let mut list: Vec<(u8, PrefixV6)> = Vec::with_capacity(group.len());
-            for e in group {
-                let IpAddr::V6(d) = e.destination.addr else {
-                    continue;
-                };
-                let mask = mask_v6(e.destination.len);
-                let verdict =
-                    interner.verdict(Verdict::of_entry(e, local_ipv4), &mut self.verdicts);
-                list.push((
-                    e.destination.len,
-                    PrefixV6 {
-                        mask,
-                        net: u128::from(d) & mask,
-                        verdict,
-                    },
-                ));
-            }
-            list.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.net.cmp(&b.1.net)));
-            let span = interner.list(
-                list.into_iter().map(|(_, p)| p).collect(),
-                &mut self.v6_prefixes,
-            );
-            if let IpAddr::V6(s) = src {
-                self.v6_sources.insert(u128::from(s), span);
-            }
-        }
+    fn verdict(&self, index: Option<u32>) -> Verdict {
+        index
+            .and_then(|i| self.verdicts.get(i as usize))
+            .copied()
+            .unwrap_or(Verdict::NoEntry)
     }
 
     /// The verdict for a packet from `src` to `dst`; mixed families have no entry.
@@ -214,65 +236,19 @@ impl LookupTable {
     /// IPv4 lookup: exact source, then the longest matching destination prefix.
     #[inline]
     pub fn lookup_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Verdict {
-        let Some(span) = self.v4_sources.get(&u32::from(src)) else {
-            return Verdict::NoEntry;
-        };
-        let d = u32::from(dst);
-        let start = span.start as usize;
-        let list = self
-            .v4_prefixes
-            .get(start..start + span.len as usize)
-            .unwrap_or(&[]);
-        for p in list {
-            if d & p.mask == p.net {
-                return self
-                    .verdicts
-                    .get(p.verdict as usize)
-                    .copied()
-                    .unwrap_or(Verdict::NoEntry);
-            }
-        }
-        Verdict::NoEntry
+        self.verdict(self.v4.find(u32::from(src), u32::from(dst)))
     }
 
     /// IPv6 lookup: exact source, then the longest matching destination prefix.
     #[inline]
     pub fn lookup_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> Verdict {
-        let Some(span) = self.v6_sources.get(&u128::from(src)) else {
-            return Verdict::NoEntry;
-        };
-        let d = u128::from(dst);
-        let start = span.start as usize;
-        let list = self
-            .v6_prefixes
-            .get(start..start + span.len as usize)
-            .unwrap_or(&[]);
-        for p in list {
-            if d & p.mask == p.net {
-                return self
-                    .verdicts
-                    .get(p.verdict as usize)
-                    .copied()
-                    .unwrap_or(Verdict::NoEntry);
-            }
-        }
-        Verdict::NoEntry
+        self.verdict(self.v6.find(u128::from(src), u128::from(dst)))
     }
 
     /// Number of distinct prefix-list items stored (after sharing), IPv4 and IPv6.
     pub fn stored_prefixes(&self) -> (usize, usize) {
-        (self.v4_prefixes.len(), self.v6_prefixes.len())
+        (self.v4.prefixes.len(), self.v6.prefixes.len())
     }
-}
-
-/// Entries grouped by source, whatever their order.
-fn group_by_source(entries: &[Entry]) -> Vec<(IpAddr, Vec<&Entry>)> {
-    let mut sorted: Vec<&Entry> = entries.iter().collect();
-    sorted.sort_by_key(|e| e.source);
-    sorted
-        .chunk_by(|a, b| a.source == b.source)
-        .map(|g| (g[0].source, g.to_vec()))
-        .collect()
 }
 
 #[cfg(test)]
