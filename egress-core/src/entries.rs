@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::cluster::{Endpoint, Nodes};
 use crate::device::Device;
-use crate::gateway::{self, LocalNode, ResolvedGateway};
+use crate::gateway::{self, LocalNode, ResolvedGateway, Selection};
 use crate::labels::Labels;
 use crate::maps::{MapKeyV4, MapKeyV6, MapValueV4, MapValueV4Legacy, MapValueV6};
 use crate::netip::{Cidr, mask_v4, mask_v6};
@@ -282,6 +282,17 @@ struct CompiledPolicy<'a> {
 }
 
 impl CompiledPolicy<'_> {
+    /// The gateway an endpoint uses under this policy.
+    fn gateway_of(&self, uid: &str, selection: Selection) -> &ResolvedGateway {
+        let index = match selection {
+            Selection::Cilium => Some(gateway::choose(uid, self.gateways.len())),
+            Selection::Consistent => gateway::choose_consistent(uid, &self.gateways),
+        };
+        index
+            .and_then(|i| self.gateways.get(i))
+            .unwrap_or(&ResolvedGateway::NOT_FOUND)
+    }
+
     fn selects(&self, identity: &Labels, node_labels: &Labels) -> bool {
         self.endpoint_selectors.iter().any(|s| s.matches(identity))
             && (self.node_filters.is_empty()
@@ -311,8 +322,13 @@ impl Candidate<'_> {
 }
 
 /// The batch path: the entries `local_node` writes for the whole cluster, with conflicts
-/// resolved by B.1 and the gateway choice of every selected endpoint.
-pub fn compute(state: &ClusterState, local_node: &str, devices: &[Device]) -> Computation {
+/// resolved by B.1 and the gateway choice of every selected endpoint, in either selection mode.
+pub fn compute(
+    state: &ClusterState,
+    local_node: &str,
+    devices: &[Device],
+    selection: Selection,
+) -> Computation {
     let local = state.nodes.get(local_node);
     let local_view = local.map(|node| LocalNode { node, devices });
 
@@ -335,7 +351,14 @@ pub fn compute(state: &ClusterState, local_node: &str, devices: &[Device]) -> Co
                     .filter_map(|i| i.node_selector.as_ref())
                     .map(Selector::new)
                     .collect(),
-                gateways: gateway::resolve_gateways(p, &gw_selectors, &state.nodes, local_view),
+                gateways: match selection {
+                    Selection::Cilium => {
+                        gateway::resolve_gateways(p, &gw_selectors, &state.nodes, local_view)
+                    }
+                    Selection::Consistent => {
+                        gateway::consistent_candidates(p, &gw_selectors, &state.nodes, local_view)
+                    }
+                },
             }
         })
         .collect();
@@ -360,7 +383,7 @@ pub fn compute(state: &ClusterState, local_node: &str, devices: &[Device]) -> Co
             if !cp.selects(identity, node_labels) {
                 continue;
             }
-            let gw = &cp.gateways[gateway::choose(&ep.uid, cp.gateways.len())];
+            let gw = cp.gateway_of(&ep.uid, selection);
             choices.push(GatewayChoice {
                 policy: cp.policy.name.clone(),
                 endpoint: ep.uid.clone(),

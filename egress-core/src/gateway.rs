@@ -1,5 +1,7 @@
-//! Gateway resolution and choice, Cilium-compatible mode (SEMANTICS A.3).
+//! Gateway resolution and choice: Cilium-compatible mode (SEMANTICS A.3) and consistent
+//! mode (weighted rendezvous hashing, SEMANTICS B.2/B.3).
 
+use std::cmp::Reverse;
 use std::net::Ipv4Addr;
 
 use crate::cluster::{Node, Nodes};
@@ -7,6 +9,16 @@ use crate::device::Device;
 use crate::egress_ip::{self, EgressAddresses, Needed};
 use crate::policy::Policy;
 use crate::selector::Selector;
+
+/// How each endpoint's gateway is chosen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Selection {
+    /// Cilium's: first node by name per entry, `FNV-1a-32(uid) mod n` over resolved entries.
+    #[default]
+    Cilium,
+    /// Weighted rendezvous hashing over every eligible (entry, node) pair.
+    Consistent,
+}
 
 /// FNV-1a, 32 bits (offset basis 2166136261, prime 16777619).
 pub fn fnv1a32(bytes: &[u8]) -> u32 {
@@ -23,6 +35,60 @@ pub fn resolve_node<'a>(selector: &Selector, nodes: &'a Nodes) -> Option<&'a Nod
         .find(|n| n.ipv4.is_some() && selector.matches(&n.labels))
 }
 
+/// FNV-1a, 64 bits, fed incrementally.
+#[derive(Clone, Copy, Debug)]
+pub struct Fnv64(u64);
+
+impl Fnv64 {
+    /// The offset basis.
+    pub const fn new() -> Self {
+        Self(14_695_981_039_346_656_037)
+    }
+
+    /// Feeds bytes.
+    pub fn write(mut self, bytes: &[u8]) -> Self {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(1_099_511_628_211);
+        }
+        self
+    }
+
+    /// Feeds a number's decimal digits.
+    pub fn write_decimal(self, mut n: u64) -> Self {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.write(&digits[at..])
+    }
+
+    /// The hash.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The splitmix64 finalizer.
+pub fn mix64(mut z: u64) -> u64 {
+    z ^= z >> 30;
+    z = z.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z ^= z >> 27;
+    z = z.wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// One resolved gateway entry of a policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolvedGateway {
@@ -35,17 +101,23 @@ pub struct ResolvedGateway {
     pub gateway_ip: Ipv4Addr,
     /// Egress addresses, derived only when the gateway is the local node.
     pub egress: Option<EgressAddresses>,
+    /// The node's weight (consistent mode; 1 in compat mode).
+    pub weight: u8,
 }
 
 impl ResolvedGateway {
+    /// The stand-in used when no gateway is available.
+    pub const NOT_FOUND: Self = Self {
+        entry_index: None,
+        node: None,
+        gateway_ip: Ipv4Addr::UNSPECIFIED,
+        egress: None,
+        weight: 0,
+    };
+
     /// The stand-in used when no gateway entry resolves.
     pub fn not_found() -> Self {
-        Self {
-            entry_index: None,
-            node: None,
-            gateway_ip: Ipv4Addr::UNSPECIFIED,
-            egress: None,
-        }
+        Self::NOT_FOUND
     }
 }
 
@@ -87,6 +159,7 @@ pub fn resolve_gateways(
             node: Some(node.name.clone()),
             gateway_ip,
             egress,
+            weight: 1,
         });
     }
     if resolved.is_empty() {
@@ -94,6 +167,94 @@ pub fn resolve_gateways(
     }
     resolved.sort_by_key(|g| u32::from(g.gateway_ip)); // stable: equal IPs keep policy order
     resolved
+}
+
+/// Consistent-mode candidates (B.2): every ready, weighted node with an IPv4 that an entry's
+/// nodeSelector matches — except that an `egressIP` entry offers only the node compat mode
+/// resolves it to (no other node could SNAT to that address), and nothing when that node is
+/// unready or drained. Ordered by (entry index, node name); may be empty.
+pub fn consistent_candidates(
+    policy: &Policy,
+    selectors: &[Selector],
+    nodes: &Nodes,
+    local: Option<LocalNode<'_>>,
+) -> Vec<ResolvedGateway> {
+    let needed = Needed {
+        v4: policy.needs_family(true),
+        v6: policy.needs_family(false),
+    };
+    let eligible = |n: &Node| n.ready && n.weight > 0;
+    let mut out = Vec::new();
+    for (i, (spec, selector)) in policy.gateways_in_use().iter().zip(selectors).enumerate() {
+        let offered: Vec<&Node> = if spec.egress_ip.is_some() {
+            resolve_node(selector, nodes)
+                .filter(|n| eligible(n))
+                .into_iter()
+                .collect()
+        } else {
+            nodes
+                .values()
+                .filter(|n| n.ipv4.is_some() && eligible(n) && selector.matches(&n.labels))
+                .collect()
+        };
+        for node in offered {
+            let Some(gateway_ip) = node.ipv4 else {
+                continue;
+            };
+            let egress = local
+                .filter(|l| l.node.name == node.name)
+                .map(|l| egress_ip::derive(spec, needed, l.devices, (l.node.ipv4, l.node.ipv6)));
+            out.push(ResolvedGateway {
+                entry_index: Some(i),
+                node: Some(node.name.clone()),
+                gateway_ip,
+                egress,
+                weight: node.weight,
+            });
+        }
+    }
+    out
+}
+
+/// A candidate's rendezvous score for an endpoint: the best of its `weight` replicas of
+/// `mix64(FNV-1a-64(uid ‖ 0 ‖ node ‖ 0 ‖ entry index ‖ 0 ‖ replica))`.
+pub fn rendezvous_score(uid: &str, node: &str, entry_index: usize, weight: u8) -> u64 {
+    let prefix = Fnv64::new()
+        .write(uid.as_bytes())
+        .write(&[0])
+        .write(node.as_bytes())
+        .write(&[0])
+        .write_decimal(entry_index as u64)
+        .write(&[0]);
+    (0..u64::from(weight))
+        .map(|i| mix64(prefix.write_decimal(i).finish()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The consistent-mode choice among candidates: the highest score; ties to the byte-wise
+/// smaller node name, then the smaller entry index. `None` without candidates.
+pub fn choose_consistent(uid: &str, candidates: &[ResolvedGateway]) -> Option<usize> {
+    best_candidate(candidates.iter().map(|g| {
+        let node = g.node.as_deref().unwrap_or("");
+        let index = g.entry_index.unwrap_or(0);
+        (rendezvous_score(uid, node, index, g.weight), node, index)
+    }))
+}
+
+/// The position of the best (score, node, entry index): highest score, then smaller node
+/// name, then smaller entry index.
+pub fn best_candidate<'a>(scored: impl Iterator<Item = (u64, &'a str, usize)>) -> Option<usize> {
+    scored
+        .enumerate()
+        .max_by(|(_, a), (_, b)| {
+            (a.0, Reverse(a.1.as_bytes()), Reverse(a.2)).cmp(&(
+                b.0,
+                Reverse(b.1.as_bytes()),
+                Reverse(b.2),
+            ))
+        })
+        .map(|(i, _)| i)
 }
 
 /// The index of the gateway an endpoint uses among `n` resolved ones (`FNV-1a-32(uid) mod n`).

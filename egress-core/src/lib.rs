@@ -32,7 +32,7 @@
 //!     egressGateway: {nodeSelector: {matchLabels: {egress: "true"}}}
 //! "#).unwrap();
 //! let node = snapshot.local_node_name(None).unwrap();
-//! let computed = entries::compute(&snapshot.state(), node, snapshot.devices_for(node));
+//! let computed = entries::compute(&snapshot.state(), node, snapshot.devices_for(node), Default::default());
 //! assert_eq!(computed.maps.ipv4.len(), 2);
 //!
 //! let table = LookupTable::new(&computed.maps, Some("192.168.1.1".parse().unwrap()));

@@ -64,6 +64,17 @@ pub(crate) struct ValidateArgs {
 pub(crate) enum Selection {
     /// Cilium-compatible: first node by name per entry, FNV-1a(uid) mod n.
     Cilium,
+    /// Weighted rendezvous hashing over every ready node an entry matches (minimal movement).
+    Consistent,
+}
+
+impl From<Selection> for egress_core::gateway::Selection {
+    fn from(s: Selection) -> Self {
+        match s {
+            Selection::Cilium => Self::Cilium,
+            Selection::Consistent => Self::Consistent,
+        }
+    }
 }
 
 /// IPv4 map layout.

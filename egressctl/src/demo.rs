@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use egress_core::entries::{self, Computation};
+use egress_core::gateway::Selection;
 use egress_core::render;
 use egress_core::snapshot::Snapshot;
 
@@ -22,7 +23,12 @@ pub(crate) fn run() -> Result<(), Failure> {
 }
 
 fn compute_for(snapshot: &Snapshot, node: &str) -> Computation {
-    entries::compute(&snapshot.state(), node, snapshot.devices_for(node))
+    entries::compute(
+        &snapshot.state(),
+        node,
+        snapshot.devices_for(node),
+        Selection::Cilium,
+    )
 }
 
 /// The demo's text: which gateway each pod uses, then every gateway node's map.

@@ -35,7 +35,12 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
     }
     diagnostics::print_policy_diagnostics(&snapshot);
 
-    let computed = entries::compute(&snapshot.state(), node, snapshot.devices_for(node));
+    let computed = entries::compute(
+        &snapshot.state(),
+        node,
+        snapshot.devices_for(node),
+        args.selection.into(),
+    );
     for conflict in &computed.conflicts {
         eprintln!("{}", conflict_line(conflict));
     }

@@ -25,7 +25,12 @@ fn compute_yaml(rest: &str) -> Computation {
     for p in &snap.policies {
         assert!(p.is_ok(), "{p:?}");
     }
-    compute(&snap.state(), "gw1", snap.devices_for("gw1"))
+    compute(
+        &snap.state(),
+        "gw1",
+        snap.devices_for("gw1"),
+        Selection::Cilium,
+    )
 }
 
 fn rows(entries: &[Entry]) -> Vec<String> {
@@ -319,7 +324,7 @@ fn only_the_gateway_holds_egress_ips() {
     .unwrap();
     let state = snap.state();
     for node in ["gw1", "gw2", "worker"] {
-        let c = compute(&state, node, snap.devices_for(node));
+        let c = compute(&state, node, snap.devices_for(node), Selection::Cilium);
         for e in c.maps.iter() {
             assert_eq!(
                 !e.egress_ip.is_unspecified(),

@@ -188,3 +188,154 @@ fn nothing_resolved_gives_one_not_found_gateway() {
         vec![ResolvedGateway::not_found()]
     );
 }
+
+#[test]
+fn fnv64_and_mix64_vectors() {
+    assert_eq!(Fnv64::new().finish(), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(Fnv64::new().write(b"a").finish(), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(
+        Fnv64::new().write_decimal(1907).finish(),
+        Fnv64::new().write(b"1907").finish()
+    );
+    assert_eq!(
+        Fnv64::new().write_decimal(0).finish(),
+        Fnv64::new().write(b"0").finish()
+    );
+    assert_eq!(mix64(1), 0x5692_161d_100b_05e5);
+    assert_eq!(rendezvous_score("u", "n", 0, 1), 0xfc1e_a55e_ed21_8ae5);
+    assert_eq!(rendezvous_score("u", "n", 0, 0), 0);
+}
+
+fn pool(names: &[&str]) -> Nodes {
+    nodes(
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                node(
+                    n,
+                    &[("egress", "true"), ("h", n)],
+                    Some(&format!("10.0.0.{}", i + 1)),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn candidates(p: &Policy, ns: &Nodes) -> Vec<(Option<usize>, String)> {
+    let selectors: Vec<Selector> = p
+        .gateways_in_use()
+        .iter()
+        .map(|g| Selector::new(&g.node_selector))
+        .collect();
+    consistent_candidates(p, &selectors, ns, None)
+        .into_iter()
+        .map(|g| (g.entry_index, g.node.unwrap()))
+        .collect()
+}
+
+#[test]
+fn consistent_candidates_follow_b2() {
+    let mut ns = pool(&["a", "b", "c"]);
+    ns.get_mut("b").unwrap().ready = false;
+    ns.get_mut("c").unwrap().weight = 0;
+    let mut v6only = node("d", &[("egress", "true")], None);
+    v6only.ipv6 = Some("fd00::4".parse().unwrap());
+    ns.insert("d".into(), v6only);
+    // An interface/default entry offers every eligible matching node.
+    let every = policy(vec![entry("egress", "true")]);
+    assert_eq!(candidates(&every, &pool(&["a", "b", "c"])).len(), 3);
+    assert_eq!(
+        candidates(&every, &ns),
+        [(Some(0), "a".to_owned())],
+        "unready, drained, IPv6-only left out"
+    );
+    // An egressIP entry offers only the node compat mode resolves it to...
+    let mut pinned = entry("egress", "true");
+    pinned.egress_ip = Some("10.0.0.9".parse().unwrap());
+    assert_eq!(
+        candidates(&policy(vec![pinned.clone()]), &pool(&["a", "b"])),
+        [(Some(0), "a".to_owned())]
+    );
+    // ...and nothing when that node is unready: it does not move on to "b".
+    let mut ns2 = pool(&["a", "b"]);
+    ns2.get_mut("a").unwrap().ready = false;
+    assert!(candidates(&policy(vec![pinned]), &ns2).is_empty());
+    // Entry indexes count unresolved entries.
+    let p = policy(vec![entry("h", "zz"), entry("h", "b")]);
+    assert_eq!(
+        candidates(&p, &pool(&["a", "b"])),
+        [(Some(1), "b".to_owned())]
+    );
+}
+
+#[test]
+fn consistent_ties_go_to_the_smaller_node_then_entry() {
+    assert_eq!(
+        best_candidate([(5, "b", 0), (5, "a", 1), (4, "a", 0)].into_iter()),
+        Some(1)
+    );
+    assert_eq!(
+        best_candidate([(5, "a", 2), (5, "a", 1)].into_iter()),
+        Some(1)
+    );
+    assert_eq!(
+        best_candidate([(1, "a", 0), (9, "z", 9)].into_iter()),
+        Some(1)
+    );
+    assert_eq!(best_candidate(std::iter::empty()), None);
+}
+
+fn resolved(name: &str, weight: u8) -> ResolvedGateway {
+    ResolvedGateway {
+        entry_index: Some(0),
+        node: Some(name.into()),
+        gateway_ip: Ipv4Addr::UNSPECIFIED,
+        egress: None,
+        weight,
+    }
+}
+
+fn uids(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{:08x}-{i}", i.wrapping_mul(2_654_435_761)))
+        .collect()
+}
+
+#[test]
+fn consistent_mode_moves_only_what_it_must() {
+    let gws: Vec<ResolvedGateway> = (0..8).map(|i| resolved(&format!("gw{i}"), 1)).collect();
+    let pick =
+        |uid: &str, set: &[ResolvedGateway]| set[choose_consistent(uid, set).unwrap()].node.clone();
+    for uid in uids(2000) {
+        let before = pick(&uid, &gws);
+        // Removing gw3 moves only gw3's endpoints.
+        let without: Vec<ResolvedGateway> = gws
+            .iter()
+            .filter(|g| g.node.as_deref() != Some("gw3"))
+            .cloned()
+            .collect();
+        if before.as_deref() != Some("gw3") {
+            assert_eq!(pick(&uid, &without), before);
+        }
+        // Adding gw8 moves endpoints only onto gw8.
+        let mut with = gws.clone();
+        with.push(resolved("gw8", 1));
+        let after = pick(&uid, &with);
+        assert!(after == before || after.as_deref() == Some("gw8"));
+    }
+}
+
+#[test]
+fn consistent_mode_balances_and_honours_weight() {
+    let gws = [resolved("a", 1), resolved("b", 1), resolved("c", 2)];
+    let mut load = [0usize; 3];
+    for uid in uids(12_000) {
+        load[choose_consistent(&uid, &gws).unwrap()] += 1;
+    }
+    // Weight 2 draws about half: 2/(1+1+2).
+    let share = |n: usize| n as f64 / 12_000.0;
+    assert!((share(load[2]) - 0.5).abs() < 0.03, "{load:?}");
+    assert!((share(load[0]) - 0.25).abs() < 0.03, "{load:?}");
+    assert!(choose_consistent("x", &[]).is_none());
+}

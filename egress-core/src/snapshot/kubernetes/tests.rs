@@ -149,7 +149,12 @@ fn policies_are_read_from_spec_as_stored() {
     )
     .unwrap();
     s.set_devices("172.22.49.119", devices).unwrap();
-    let c = compute(&s.state(), "172.22.49.119", s.devices_for("172.22.49.119"));
+    let c = compute(
+        &s.state(),
+        "172.22.49.119",
+        s.devices_for("172.22.49.119"),
+        Default::default(),
+    );
     let rows: Vec<String> = c
         .maps
         .ipv4
