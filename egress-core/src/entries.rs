@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::cluster::{Endpoint, Nodes};
 use crate::device::Device;
-use crate::gateway::{self, LocalNode, ResolvedGateway, Selection};
+use crate::gateway::{LocalNode, PolicyGateways, ResolvedGateway, Selection};
 use crate::labels::Labels;
 use crate::maps::{MapKeyV4, MapKeyV6, MapValueV4, MapValueV4Legacy, MapValueV6};
 use crate::netip::{Cidr, mask_v4, mask_v6};
@@ -34,6 +34,94 @@ pub struct Entry {
     pub gateway_ip: Ipv4Addr,
     /// Egress interface index (0 = route lookup).
     pub egress_ifindex: u32,
+}
+
+/// An entry without its source: what one (policy, gateway) writes for every source of a
+/// family, and what the engine stores once per distinct list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Slot {
+    /// Destination prefix as stored.
+    pub destination: Cidr,
+    /// Egress IP.
+    pub egress_ip: IpAddr,
+    /// Gateway IPv4.
+    pub gateway_ip: Ipv4Addr,
+    /// Egress interface index.
+    pub egress_ifindex: u32,
+}
+
+impl Slot {
+    /// The entry this slot makes for `source`.
+    pub fn entry(&self, source: IpAddr) -> Entry {
+        Entry {
+            source,
+            destination: self.destination,
+            egress_ip: self.egress_ip,
+            gateway_ip: self.gateway_ip,
+            egress_ifindex: self.egress_ifindex,
+        }
+    }
+
+    /// The destination's prefix length and network bits (the key identity for one source).
+    pub fn network(&self) -> (u8, u128) {
+        let len = self.destination.len;
+        let network = match self.destination.addr {
+            IpAddr::V4(a) => u128::from(u32::from(a) & mask_v4(len)),
+            IpAddr::V6(a) => u128::from(a) & mask_v6(len),
+        };
+        (len, network)
+    }
+}
+
+impl From<&Entry> for Slot {
+    fn from(e: &Entry) -> Self {
+        Self {
+            destination: e.destination,
+            egress_ip: e.egress_ip,
+            gateway_ip: e.gateway_ip,
+            egress_ifindex: e.egress_ifindex,
+        }
+    }
+}
+
+/// What `policy` writes for a source of the family (`v4`) whose endpoint uses `gateway`
+/// (SEMANTICS A.5): each destination CIDR of the family, then each excluded one, with the
+/// CIDR's kind and index in its list.
+pub fn policy_slots<'a>(
+    policy: &'a Policy,
+    gateway: &'a ResolvedGateway,
+    v4: bool,
+) -> impl Iterator<Item = (CidrKind, usize, Slot)> + 'a {
+    let (egress_ip, gateway_ip, egress_ifindex) = match (&gateway.egress, &gateway.node) {
+        (Some(egress), _) => (egress.ip(v4), gateway.gateway_ip, egress.ifindex),
+        (None, Some(_)) => (unspecified(v4), gateway.gateway_ip, 0),
+        (None, None) => (unspecified(v4), NO_GATEWAY, 0),
+    };
+    let lists = [
+        (CidrKind::Destination, &policy.destination_cidrs, gateway_ip),
+        // Excluded entries share the destination entries' egress IP and ifindex.
+        (CidrKind::Excluded, &policy.excluded_cidrs, EXCLUDED_GATEWAY),
+    ];
+    lists
+        .into_iter()
+        .flat_map(move |(kind, cidrs, gateway_ip)| {
+            cidrs
+                .iter()
+                .enumerate()
+                .filter(move |(_, c)| c.is_ipv4() == v4)
+                .map(move |(i, c)| {
+                    (
+                        kind,
+                        i,
+                        Slot {
+                            destination: *c,
+                            egress_ip,
+                            gateway_ip,
+                            egress_ifindex,
+                        },
+                    )
+                })
+        })
 }
 
 /// The kernel's identity of a key: family, source, prefix length, masked destination.
@@ -278,21 +366,10 @@ struct CompiledPolicy<'a> {
     policy: &'a Policy,
     endpoint_selectors: Vec<Selector>,
     node_filters: Vec<Selector>,
-    gateways: Vec<ResolvedGateway>,
+    gateways: PolicyGateways,
 }
 
 impl CompiledPolicy<'_> {
-    /// The gateway an endpoint uses under this policy.
-    fn gateway_of(&self, uid: &str, selection: Selection) -> &ResolvedGateway {
-        let index = match selection {
-            Selection::Cilium => Some(gateway::choose(uid, self.gateways.len())),
-            Selection::Consistent => gateway::choose_consistent(uid, &self.gateways),
-        };
-        index
-            .and_then(|i| self.gateways.get(i))
-            .unwrap_or(&ResolvedGateway::NOT_FOUND)
-    }
-
     fn selects(&self, identity: &Labels, node_labels: &Labels) -> bool {
         self.endpoint_selectors.iter().any(|s| s.matches(identity))
             && (self.node_filters.is_empty()
@@ -351,14 +428,13 @@ pub fn compute(
                     .filter_map(|i| i.node_selector.as_ref())
                     .map(Selector::new)
                     .collect(),
-                gateways: match selection {
-                    Selection::Cilium => {
-                        gateway::resolve_gateways(p, &gw_selectors, &state.nodes, local_view)
-                    }
-                    Selection::Consistent => {
-                        gateway::consistent_candidates(p, &gw_selectors, &state.nodes, local_view)
-                    }
-                },
+                gateways: PolicyGateways::resolve(
+                    p,
+                    &gw_selectors,
+                    &state.nodes,
+                    local_view,
+                    selection,
+                ),
             }
         })
         .collect();
@@ -383,52 +459,23 @@ pub fn compute(
             if !cp.selects(identity, node_labels) {
                 continue;
             }
-            let gw = cp.gateway_of(&ep.uid, selection);
+            let gw = cp.gateways.choose(&ep.uid);
             choices.push(GatewayChoice {
                 policy: cp.policy.name.clone(),
                 endpoint: ep.uid.clone(),
                 gateway: gw.clone(),
             });
             for &ip in &ep.ips {
-                let v4 = ip.is_ipv4();
-                // Value of the destination entries (A.5); excluded entries share egress and ifindex.
-                let (egress_ip, gateway_ip, ifindex) = match (&gw.egress, &gw.node) {
-                    (Some(egress), _) => (egress.ip(v4), gw.gateway_ip, egress.ifindex),
-                    (None, Some(_)) => (unspecified(v4), gw.gateway_ip, 0),
-                    (None, None) => (unspecified(v4), NO_GATEWAY, 0),
-                };
-                let lists = [
-                    (
-                        CidrKind::Destination,
-                        &cp.policy.destination_cidrs,
-                        gateway_ip,
-                    ),
-                    (
-                        CidrKind::Excluded,
-                        &cp.policy.excluded_cidrs,
-                        EXCLUDED_GATEWAY,
-                    ),
-                ];
-                for (kind, cidrs, gateway_ip) in lists {
-                    for (cidr_index, cidr) in
-                        cidrs.iter().enumerate().filter(|(_, c)| c.is_ipv4() == v4)
-                    {
-                        let entry = Entry {
-                            source: ip,
-                            destination: *cidr,
-                            egress_ip,
-                            gateway_ip,
-                            egress_ifindex: ifindex,
-                        };
-                        candidates.push(Candidate {
-                            identity: entry.identity(),
-                            policy_rank: rank,
-                            kind,
-                            uid: &ep.uid,
-                            cidr_index,
-                            entry,
-                        });
-                    }
+                for (kind, cidr_index, slot) in policy_slots(cp.policy, gw, ip.is_ipv4()) {
+                    let entry = slot.entry(ip);
+                    candidates.push(Candidate {
+                        identity: entry.identity(),
+                        policy_rank: rank,
+                        kind,
+                        uid: &ep.uid,
+                        cidr_index,
+                        entry,
+                    });
                 }
             }
         }

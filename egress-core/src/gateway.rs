@@ -257,6 +257,54 @@ pub fn best_candidate<'a>(scored: impl Iterator<Item = (u64, &'a str, usize)>) -
         .map(|(i, _)| i)
 }
 
+/// A policy's gateways under one selection mode, and the choice among them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyGateways {
+    /// How endpoints choose.
+    pub selection: Selection,
+    /// Compat mode: resolved entries sorted by gateway IP, or the single "not found";
+    /// consistent mode: the candidates, possibly none.
+    pub gateways: Vec<ResolvedGateway>,
+}
+
+impl PolicyGateways {
+    /// Resolves the gateways of `policy` (`selectors` = compiled nodeSelectors of its
+    /// gateway entries in use).
+    pub fn resolve(
+        policy: &Policy,
+        selectors: &[Selector],
+        nodes: &Nodes,
+        local: Option<LocalNode<'_>>,
+        selection: Selection,
+    ) -> Self {
+        let gateways = match selection {
+            Selection::Cilium => resolve_gateways(policy, selectors, nodes, local),
+            Selection::Consistent => consistent_candidates(policy, selectors, nodes, local),
+        };
+        Self {
+            selection,
+            gateways,
+        }
+    }
+
+    /// The index of the gateway `uid` uses, `None` for "not found" (no candidate).
+    pub fn choose_index(&self, uid: &str) -> Option<usize> {
+        match self.selection {
+            Selection::Cilium => {
+                Some(choose(uid, self.gateways.len())).filter(|&i| i < self.gateways.len())
+            }
+            Selection::Consistent => choose_consistent(uid, &self.gateways),
+        }
+    }
+
+    /// The gateway `uid` uses.
+    pub fn choose(&self, uid: &str) -> &ResolvedGateway {
+        self.choose_index(uid)
+            .and_then(|i| self.gateways.get(i))
+            .unwrap_or(&ResolvedGateway::NOT_FOUND)
+    }
+}
+
 /// The index of the gateway an endpoint uses among `n` resolved ones (`FNV-1a-32(uid) mod n`).
 pub fn choose(uid: &str, n: usize) -> usize {
     if n <= 1 {

@@ -451,11 +451,25 @@ fn consistent_selection_equals_every_consistent_example_exactly() {
     for entry in std::fs::read_dir(shared_examples()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        let Some(stem) = name.strip_suffix(".consistent.expected.json") else { continue };
+        let Some(stem) = name.strip_suffix(".consistent.expected.json") else {
+            continue;
+        };
         let snapshot = path.with_file_name(format!("{stem}.yaml"));
-        let out = egressctl(&["list", "-f", snapshot.to_str().unwrap(), "--selection", "consistent", "-o", "json"]);
+        let out = egressctl(&[
+            "list",
+            "-f",
+            snapshot.to_str().unwrap(),
+            "--selection",
+            "consistent",
+            "-o",
+            "json",
+        ]);
         assert!(out.status.success(), "{name}: {}", stderr(&out));
-        assert_eq!(stdout(&out), std::fs::read_to_string(&path).unwrap(), "{name}");
+        assert_eq!(
+            stdout(&out),
+            std::fs::read_to_string(&path).unwrap(),
+            "{name}"
+        );
         checked += 1;
     }
     assert!(checked >= 2, "only {checked} consistent examples found");

@@ -1,4 +1,5 @@
 use super::*;
+use crate::gateway;
 use crate::snapshot::Snapshot;
 
 /// gw1 (local, 192.168.1.1, eth1 = 43.0.0.1 + 2402::1, index 3) and gw2 (192.168.1.2) are
