@@ -46,6 +46,7 @@ pub mod cluster;
 pub mod device;
 pub mod document;
 pub mod egress_ip;
+pub mod engine;
 pub mod entries;
 pub mod field;
 pub mod gateway;

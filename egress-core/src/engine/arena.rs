@@ -54,11 +54,17 @@ impl<T: Clone + Eq + Hash> Arena<T> {
     pub(crate) fn intern(&mut self, items: Vec<T>) -> ListId {
         let hash = self.hasher.hash_one(items.as_slice());
         let slots = &self.slots;
-        if let Some(&id) = self.index.find(hash, |&id| items_of(slots, id) == items.as_slice()) {
+        if let Some(&id) = self
+            .index
+            .find(hash, |&id| items_of(slots, id) == items.as_slice())
+        {
             self.retain(ListId(id));
             return ListId(id);
         }
-        let slot = Some(Slot { items: items.into_boxed_slice(), refs: 1 });
+        let slot = Some(Slot {
+            items: items.into_boxed_slice(),
+            refs: 1,
+        });
         let id = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = slot;
@@ -70,7 +76,8 @@ impl<T: Clone + Eq + Hash> Arena<T> {
             }
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert_unique(hash, id, |&i| hasher.hash_one(items_of(slots, i)));
+        self.index
+            .insert_unique(hash, id, |&i| hasher.hash_one(items_of(slots, i)));
         ListId(id)
     }
 
@@ -86,7 +93,9 @@ impl<T: Clone + Eq + Hash> Arena<T> {
         if id == ListId::EMPTY {
             return;
         }
-        let Some(entry) = self.slots.get_mut(id.0 as usize) else { return };
+        let Some(entry) = self.slots.get_mut(id.0 as usize) else {
+            return;
+        };
         let Some(slot) = entry else { return };
         slot.refs -= 1;
         if slot.refs == 0 {

@@ -1,0 +1,884 @@
+//! The incremental engine: events in, the desired maps kept up to date, and two-phase plans
+//! against what is programmed (ARCHITECTURE.md, "The engine"; SEMANTICS B.1–B.5).
+//!
+//! State is kept per *source* (endpoint IP): the contributions of every (policy, endpoint)
+//! that selects it, and two interned entry lists — the desired one (contributions merged by
+//! B.1) and the programmed one (what the kernel map holds as far as acknowledged plans and
+//! `adopt` say). A plan is the difference of the two over the sources where they differ.
+//! Each event touches only what depends on it: an endpoint event its own sources, a policy
+//! event that policy's members, a node or device event the policies whose gateways it
+//! changes and the endpoints on that node.
+
+mod arena;
+mod plan;
+mod source;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use hashbrown::{HashMap, HashSet};
+
+pub use plan::{Action, CapacityError, Plan, PlanOp};
+
+use crate::cluster::{Endpoint, Node, Nodes};
+use crate::device::Device;
+use crate::entries::{
+    CidrKind, Conflict, Entry, MapEntries, Producer, Slot, policy_precedence, policy_slots,
+};
+use crate::gateway::{LocalNode, PolicyGateways, ResolvedGateway, Selection};
+use crate::labels::Labels;
+use crate::lookup::Verdict;
+use crate::maps::{DEFAULT_MAX_ENTRIES, Layout};
+use crate::policy::{Policy, PolicyErrors, parse_policy};
+use crate::selector::Selector;
+use crate::snapshot::Snapshot;
+use arena::{Arena, ListId};
+use source::{Contribution, RankedSlot, Source};
+
+/// How an engine computes and programs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// The node whose maps are computed.
+    pub local_node: String,
+    /// Gateway selection mode.
+    pub selection: Selection,
+    /// IPv4 map layout of plans.
+    pub layout: Layout,
+    /// Capacity of each map; plans that would exceed it are refused.
+    pub max_entries: u32,
+    /// Cluster name for `io.cilium.k8s.policy.cluster` (absent: `default`).
+    pub cluster: Option<String>,
+}
+
+impl EngineConfig {
+    /// Defaults: Cilium selection, `v4_v2` layout, 16384 entries per map.
+    pub fn new(local_node: impl Into<String>) -> Self {
+        Self {
+            local_node: local_node.into(),
+            selection: Selection::Cilium,
+            layout: Layout::V4V2,
+            max_entries: DEFAULT_MAX_ENTRIES,
+            cluster: None,
+        }
+    }
+}
+
+/// Counts the engine keeps (B.5).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Desired entries in the IPv4 map.
+    pub desired_v4: usize,
+    /// Desired entries in the IPv6 map.
+    pub desired_v6: usize,
+    /// Programmed (acknowledged or adopted) entries in the IPv4 map.
+    pub programmed_v4: usize,
+    /// Programmed entries in the IPv6 map.
+    pub programmed_v6: usize,
+    /// Capacity of each map.
+    pub max_entries: u32,
+    /// Sources whose programmed entries differ from the desired ones.
+    pub pending_sources: usize,
+    /// Valid policies.
+    pub policies: usize,
+    /// Endpoints.
+    pub endpoints: usize,
+    /// Nodes.
+    pub nodes: usize,
+    /// Distinct entry lists stored, and the entries they hold (sharing makes this small).
+    pub stored_lists: usize,
+    /// Entries held by the stored lists.
+    pub stored_list_entries: usize,
+}
+
+type PolicyId = u32;
+type EndpointId = u32;
+
+/// A valid policy with everything derived from it.
+struct PolicyState {
+    policy: Policy,
+    endpoint_selectors: Vec<Selector>,
+    node_filters: Vec<Selector>,
+    gateway_selectors: Vec<Selector>,
+    gateways: PolicyGateways,
+    /// Contribution lists per gateway (index as in `gateways.gateways`, then one for "not
+    /// found"), for IPv4 and IPv6 sources.
+    lists: Vec<[ListId; 2]>,
+    /// Selected endpoints and the gateway list index each uses.
+    members: HashMap<EndpointId, u16>,
+}
+
+impl PolicyState {
+    fn not_found_index(&self) -> u16 {
+        self.gateways.gateways.len() as u16
+    }
+
+    fn gateway(&self, index: u16) -> &ResolvedGateway {
+        self.gateways
+            .gateways
+            .get(index as usize)
+            .unwrap_or(&ResolvedGateway::NOT_FOUND)
+    }
+}
+
+struct EndpointState {
+    endpoint: Endpoint,
+    identity: Labels,
+}
+
+/// The live engine. See the module documentation.
+pub struct Engine {
+    config: EngineConfig,
+    nodes: Nodes,
+    devices: Vec<Device>,
+    policy_ids: BTreeMap<String, PolicyId>,
+    policies: Vec<Option<PolicyState>>,
+    free_policies: Vec<PolicyId>,
+    endpoint_ids: HashMap<String, EndpointId>,
+    endpoints: Vec<Option<EndpointState>>,
+    free_endpoints: Vec<EndpointId>,
+    by_node: HashMap<String, BTreeSet<EndpointId>>,
+    by_namespace: HashMap<String, BTreeSet<EndpointId>>,
+    sources: HashMap<IpAddr, Source>,
+    ranked: Arena<RankedSlot>,
+    slots: Arena<Slot>,
+    /// Sources whose contributions changed and must be merged again.
+    dirty: Vec<IpAddr>,
+    /// Sources whose desired list differs from the programmed one.
+    pending: HashSet<IpAddr>,
+    desired_count: [usize; 2],
+    programmed_count: [usize; 2],
+}
+
+fn family(ip: IpAddr) -> usize {
+    usize::from(ip.is_ipv6())
+}
+
+impl Engine {
+    /// An empty engine.
+    pub fn new(config: EngineConfig) -> Self {
+        Self {
+            config,
+            nodes: Nodes::new(),
+            devices: Vec::new(),
+            policy_ids: BTreeMap::new(),
+            policies: Vec::new(),
+            free_policies: Vec::new(),
+            endpoint_ids: HashMap::new(),
+            endpoints: Vec::new(),
+            free_endpoints: Vec::new(),
+            by_node: HashMap::new(),
+            by_namespace: HashMap::new(),
+            sources: HashMap::new(),
+            ranked: Arena::new(),
+            slots: Arena::new(),
+            dirty: Vec::new(),
+            pending: HashSet::new(),
+            desired_count: [0; 2],
+            programmed_count: [0; 2],
+        }
+    }
+
+    /// An engine holding a snapshot's objects (valid policies only; `config.cluster` is
+    /// taken from the snapshot when unset). Its devices are the local node's.
+    pub fn from_snapshot(snapshot: &Snapshot, mut config: EngineConfig) -> Self {
+        if config.cluster.is_none() {
+            config.cluster = snapshot.cluster.clone();
+        }
+        let devices = snapshot.devices_for(&config.local_node).to_vec();
+        let mut engine = Self::new(config);
+        engine.devices = devices;
+        engine.nodes = snapshot.nodes.clone();
+        for policy in snapshot.policies.iter().flatten() {
+            engine.upsert_policy(policy.clone());
+        }
+        for ep in &snapshot.endpoints {
+            engine.upsert_endpoint(ep.clone());
+        }
+        engine
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    // ----- events ------------------------------------------------------------------------
+
+    /// Validates a policy document and upserts it. A rejected update returns every error
+    /// and leaves the previous valid version of that policy in force.
+    pub fn upsert_policy_document(
+        &mut self,
+        doc: &crate::document::Node,
+    ) -> Result<(), PolicyErrors> {
+        let policy = parse_policy(doc)?;
+        self.upsert_policy(policy);
+        Ok(())
+    }
+
+    /// Upserts a valid policy (by name).
+    pub fn upsert_policy(&mut self, policy: Policy) {
+        let pid = match self.policy_ids.get(&policy.name) {
+            Some(&pid) => {
+                self.detach_policy(pid);
+                pid
+            }
+            None => {
+                let pid = self
+                    .free_policies
+                    .pop()
+                    .unwrap_or(self.policies.len() as PolicyId);
+                if pid as usize == self.policies.len() {
+                    self.policies.push(None);
+                }
+                self.policy_ids.insert(policy.name.clone(), pid);
+                pid
+            }
+        };
+        let gateway_selectors: Vec<Selector> = policy
+            .gateways_in_use()
+            .iter()
+            .map(|g| Selector::new(&g.node_selector))
+            .collect();
+        let state = PolicyState {
+            endpoint_selectors: policy
+                .selectors
+                .iter()
+                .map(Selector::for_endpoints)
+                .collect(),
+            node_filters: policy
+                .selectors
+                .iter()
+                .filter_map(|i| i.node_selector.as_ref())
+                .map(Selector::new)
+                .collect(),
+            gateways: PolicyGateways {
+                selection: self.config.selection,
+                gateways: Vec::new(),
+            },
+            gateway_selectors,
+            lists: Vec::new(),
+            members: HashMap::new(),
+            policy,
+        };
+        self.policies[pid as usize] = Some(state);
+        self.resolve_policy(pid);
+        self.attach_policy(pid);
+        self.flush();
+    }
+
+    /// Deletes a policy; `false` when there was none of that name.
+    pub fn delete_policy(&mut self, name: &str) -> bool {
+        let Some(pid) = self.policy_ids.remove(name) else {
+            return false;
+        };
+        self.detach_policy(pid);
+        self.policies[pid as usize] = None;
+        self.free_policies.push(pid);
+        self.flush();
+        true
+    }
+
+    /// Upserts a node (by name).
+    pub fn upsert_node(&mut self, node: Node) {
+        let name = node.name.clone();
+        let old = self.nodes.insert(name.clone(), node);
+        let labels_changed =
+            old.as_ref().map(|o| &o.labels) != self.nodes.get(&name).map(|n| &n.labels);
+        self.node_changed(&name, labels_changed);
+    }
+
+    /// Deletes a node; `false` when there was none of that name.
+    pub fn delete_node(&mut self, name: &str) -> bool {
+        if self.nodes.remove(name).is_none() {
+            return false;
+        }
+        self.node_changed(name, true);
+        true
+    }
+
+    /// Upserts an endpoint (by uid).
+    pub fn upsert_endpoint(&mut self, endpoint: Endpoint) {
+        let identity = endpoint.identity(self.config.cluster.as_deref());
+        match self.endpoint_ids.get(&endpoint.uid).copied() {
+            Some(eid) => {
+                let same_ips = self
+                    .endpoint(eid)
+                    .is_some_and(|s| s.endpoint.ips == endpoint.ips);
+                if !same_ips {
+                    self.detach_endpoint(eid);
+                }
+                self.unindex_endpoint(eid);
+                self.endpoints[eid as usize] = Some(EndpointState { endpoint, identity });
+                self.index_endpoint(eid);
+                self.refresh_endpoint(eid);
+            }
+            None => {
+                let eid = self
+                    .free_endpoints
+                    .pop()
+                    .unwrap_or(self.endpoints.len() as EndpointId);
+                if eid as usize == self.endpoints.len() {
+                    self.endpoints.push(None);
+                }
+                self.endpoint_ids.insert(endpoint.uid.clone(), eid);
+                self.endpoints[eid as usize] = Some(EndpointState { endpoint, identity });
+                self.index_endpoint(eid);
+                self.refresh_endpoint(eid);
+            }
+        }
+        self.flush();
+    }
+
+    /// Deletes an endpoint; `false` when there was none with that uid.
+    pub fn delete_endpoint(&mut self, uid: &str) -> bool {
+        let Some(eid) = self.endpoint_ids.remove(uid) else {
+            return false;
+        };
+        self.detach_endpoint(eid);
+        self.unindex_endpoint(eid);
+        self.endpoints[eid as usize] = None;
+        self.free_endpoints.push(eid);
+        self.flush();
+        true
+    }
+
+    /// Sets the `namespaceLabels` of every endpoint currently in `namespace`, exactly as
+    /// re-upserting each of them would; endpoints upserted later carry their own.
+    pub fn upsert_namespace(&mut self, namespace: &str, labels: BTreeMap<String, String>) {
+        let members: Vec<EndpointId> = self
+            .by_namespace
+            .get(namespace)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        for eid in members {
+            let Some(state) = self.endpoint(eid) else {
+                continue;
+            };
+            let mut endpoint = state.endpoint.clone();
+            if endpoint.namespace_labels != labels {
+                endpoint.namespace_labels = labels.clone();
+                self.upsert_endpoint(endpoint);
+            }
+        }
+    }
+
+    /// Sets the local node's devices; egress IPs and ifindexes are derived again at once.
+    pub fn set_devices(&mut self, devices: Vec<Device>) {
+        if self.devices != devices {
+            self.devices = devices;
+            self.reresolve_all();
+            self.flush();
+        }
+    }
+
+    // ----- queries -----------------------------------------------------------------------
+
+    /// The desired IPv4 and IPv6 map entries, in output order.
+    pub fn entries(&self) -> MapEntries {
+        let mut all = Vec::with_capacity(self.desired_count[0] + self.desired_count[1]);
+        for (&ip, source) in &self.sources {
+            all.extend(self.slots.get(source.desired).iter().map(|s| s.entry(ip)));
+        }
+        MapEntries::from_entries(all)
+    }
+
+    /// The desired IPv4 map entries, in output order.
+    pub fn entries_v4(&self) -> Vec<Entry> {
+        self.entries().ipv4
+    }
+
+    /// The desired IPv6 map entries, in output order.
+    pub fn entries_v6(&self) -> Vec<Entry> {
+        self.entries().ipv6
+    }
+
+    /// The programmed (acknowledged or adopted) entries, in output order.
+    pub fn programmed(&self) -> MapEntries {
+        let mut all = Vec::with_capacity(self.programmed_count[0] + self.programmed_count[1]);
+        for (&ip, source) in &self.sources {
+            all.extend(
+                self.slots
+                    .get(source.programmed)
+                    .iter()
+                    .map(|s| s.entry(ip)),
+            );
+        }
+        MapEntries::from_entries(all)
+    }
+
+    /// What the datapath does with a packet from `src` to `dst`, by the desired entries:
+    /// exact source, then the longest destination prefix. Never allocates.
+    pub fn lookup(&self, src: IpAddr, dst: IpAddr) -> Verdict {
+        if src.is_ipv4() != dst.is_ipv4() {
+            return Verdict::NoEntry;
+        }
+        let Some(source) = self.sources.get(&src) else {
+            return Verdict::NoEntry;
+        };
+        // Desired lists are stored longest prefix first.
+        match self
+            .slots
+            .get(source.desired)
+            .iter()
+            .find(|s| s.destination.contains(dst))
+        {
+            Some(slot) => Verdict::of_entry(&slot.entry(src), self.local_ipv4()),
+            None => Verdict::NoEntry,
+        }
+    }
+
+    /// Every conflict (B.1): keys with several producers whose bytes differ, in key order.
+    pub fn conflicts(&self) -> Vec<Conflict> {
+        let mut out = Vec::new();
+        for (&ip, source) in &self.sources {
+            for (_, producers) in self.merge_ranked(source) {
+                let Some((winner, rest)) = producers.split_first() else {
+                    continue;
+                };
+                let losers: Vec<Producer> = rest
+                    .iter()
+                    .filter(|p| p.1.slot != winner.1.slot)
+                    .map(|p| self.producer(ip, p))
+                    .collect();
+                if !losers.is_empty() {
+                    out.push(Conflict {
+                        winner: self.producer(ip, winner),
+                        losers,
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|c| c.winner.entry.identity());
+        out
+    }
+
+    fn producer(&self, ip: IpAddr, (c, r): &(Contribution, RankedSlot)) -> Producer {
+        Producer {
+            policy: self
+                .policy_state(c.policy)
+                .map(|s| s.policy.name.clone())
+                .unwrap_or_default(),
+            endpoint: self
+                .endpoint(c.endpoint)
+                .map(|e| e.endpoint.uid.clone())
+                .unwrap_or_default(),
+            kind: r.kind,
+            cidr_index: r.cidr_index as usize,
+            entry: r.slot.entry(ip),
+        }
+    }
+
+    /// Counts against capacity.
+    pub fn stats(&self) -> Stats {
+        let (lists, items) = self.slots.size();
+        Stats {
+            desired_v4: self.desired_count[0],
+            desired_v6: self.desired_count[1],
+            programmed_v4: self.programmed_count[0],
+            programmed_v6: self.programmed_count[1],
+            max_entries: self.config.max_entries,
+            pending_sources: self.pending.len(),
+            policies: self.policy_ids.len(),
+            endpoints: self.endpoint_ids.len(),
+            nodes: self.nodes.len(),
+            stored_lists: lists,
+            stored_list_entries: items,
+        }
+    }
+
+    /// The local node's IPv4 (decides masquerade vs forward).
+    pub fn local_ipv4(&self) -> Option<Ipv4Addr> {
+        self.nodes.get(&self.config.local_node).and_then(|n| n.ipv4)
+    }
+
+    /// A policy by name.
+    pub fn policy(&self, name: &str) -> Option<&Policy> {
+        self.policy_ids
+            .get(name)
+            .and_then(|&pid| self.policy_state(pid))
+            .map(|s| &s.policy)
+    }
+
+    /// The gateway an endpoint uses under a policy (`None` when not selected).
+    pub fn gateway_of(&self, policy: &str, uid: &str) -> Option<&ResolvedGateway> {
+        let state = self.policy_state(*self.policy_ids.get(policy)?)?;
+        let eid = self.endpoint_ids.get(uid)?;
+        state.members.get(eid).map(|&g| state.gateway(g))
+    }
+
+    // ----- internals ---------------------------------------------------------------------
+
+    fn policy_state(&self, pid: PolicyId) -> Option<&PolicyState> {
+        self.policies.get(pid as usize).and_then(Option::as_ref)
+    }
+
+    fn endpoint(&self, eid: EndpointId) -> Option<&EndpointState> {
+        self.endpoints.get(eid as usize).and_then(Option::as_ref)
+    }
+
+    fn live_policies(&self) -> Vec<PolicyId> {
+        self.policy_ids.values().copied().collect()
+    }
+
+    fn index_endpoint(&mut self, eid: EndpointId) {
+        let Some(state) = self.endpoint(eid) else {
+            return;
+        };
+        let (node, ns) = (
+            state.endpoint.node.clone(),
+            state.endpoint.namespace.clone(),
+        );
+        if let Some(node) = node {
+            self.by_node.entry(node).or_default().insert(eid);
+        }
+        if let Some(ns) = ns {
+            self.by_namespace.entry(ns).or_default().insert(eid);
+        }
+    }
+
+    fn unindex_endpoint(&mut self, eid: EndpointId) {
+        let Some(state) = self.endpoint(eid) else {
+            return;
+        };
+        let (node, ns) = (
+            state.endpoint.node.clone(),
+            state.endpoint.namespace.clone(),
+        );
+        for (index, key) in [(&mut self.by_node, node), (&mut self.by_namespace, ns)] {
+            if let Some(key) = key
+                && let Some(set) = index.get_mut(&key)
+            {
+                set.remove(&eid);
+                if set.is_empty() {
+                    index.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// The policy's gateways as the current nodes and devices resolve them.
+    fn resolved_gateways(&self, state: &PolicyState) -> PolicyGateways {
+        let local_node = self.nodes.get(&self.config.local_node);
+        let local = local_node.map(|node| LocalNode {
+            node,
+            devices: &self.devices,
+        });
+        PolicyGateways::resolve(
+            &state.policy,
+            &state.gateway_selectors,
+            &self.nodes,
+            local,
+            self.config.selection,
+        )
+    }
+
+    /// Resolves a policy's gateways and builds its contribution lists (releasing old ones).
+    /// Members must have been removed first: their contributions point at the old lists.
+    fn resolve_policy(&mut self, pid: PolicyId) {
+        let Some(gateways) = self.policy_state(pid).map(|s| self.resolved_gateways(s)) else {
+            return;
+        };
+        let Some(state) = self.policies.get_mut(pid as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        debug_assert!(state.members.is_empty());
+        state.gateways = gateways;
+        for [v4, v6] in state.lists.drain(..) {
+            self.ranked.release(v4);
+            self.ranked.release(v6);
+        }
+        let all = state
+            .gateways
+            .gateways
+            .iter()
+            .chain(std::iter::once(&ResolvedGateway::NOT_FOUND));
+        for gw in all {
+            let mut pair = [ListId::EMPTY; 2];
+            for (fam, list) in pair.iter_mut().enumerate() {
+                let ranked: Vec<RankedSlot> = policy_slots(&state.policy, gw, fam == 0)
+                    .map(|(kind, index, slot)| RankedSlot {
+                        slot,
+                        kind,
+                        cidr_index: index as u32,
+                    })
+                    .collect();
+                *list = self.ranked.intern(ranked);
+            }
+            state.lists.push(pair);
+        }
+    }
+
+    /// Whether (and through which gateway) a policy selects an endpoint.
+    fn membership(&self, pid: PolicyId, eid: EndpointId) -> Option<u16> {
+        let state = self.policy_state(pid)?;
+        let ep = self.endpoint(eid)?;
+        let empty = Labels::empty();
+        let node_labels = ep
+            .endpoint
+            .node
+            .as_ref()
+            .and_then(|n| self.nodes.get(n))
+            .map_or(&empty, |n| &n.labels);
+        let selected = state
+            .endpoint_selectors
+            .iter()
+            .any(|s| s.matches(&ep.identity))
+            && (state.node_filters.is_empty()
+                || state.node_filters.iter().any(|s| s.matches(node_labels)));
+        if !selected {
+            return None;
+        }
+        let index = state.gateways.choose_index(&ep.endpoint.uid);
+        Some(index.map_or(state.not_found_index(), |i| i as u16))
+    }
+
+    /// Brings one (policy, endpoint) membership up to date.
+    fn update_membership(&mut self, pid: PolicyId, eid: EndpointId) {
+        let new = self.membership(pid, eid);
+        let old = self
+            .policy_state(pid)
+            .and_then(|s| s.members.get(&eid).copied());
+        if new == old {
+            return;
+        }
+        if old.is_some() {
+            self.remove_contributions(pid, eid);
+        }
+        if let Some(gw) = new {
+            self.add_contributions(pid, eid, gw);
+        }
+    }
+
+    fn add_contributions(&mut self, pid: PolicyId, eid: EndpointId, gw: u16) {
+        let Some(state) = self.policies.get_mut(pid as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        state.members.insert(eid, gw);
+        let lists = state
+            .lists
+            .get(gw as usize)
+            .copied()
+            .unwrap_or([ListId::EMPTY; 2]);
+        let Some(ep) = self.endpoints.get(eid as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        for &ip in &ep.endpoint.ips {
+            let list = lists[family(ip)];
+            self.ranked.retain(list);
+            self.sources
+                .entry(ip)
+                .or_default()
+                .contributions
+                .push(Contribution {
+                    policy: pid,
+                    endpoint: eid,
+                    list,
+                });
+            self.dirty.push(ip);
+        }
+    }
+
+    fn remove_contributions(&mut self, pid: PolicyId, eid: EndpointId) {
+        let Some(state) = self.policies.get_mut(pid as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if state.members.remove(&eid).is_none() {
+            return;
+        }
+        let Some(ep) = self.endpoints.get(eid as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        for &ip in &ep.endpoint.ips {
+            let Some(source) = self.sources.get_mut(&ip) else {
+                continue;
+            };
+            // An endpoint may list one IP twice: remove one contribution per listing.
+            if let Some(at) = source
+                .contributions
+                .iter()
+                .position(|c| c.policy == pid && c.endpoint == eid)
+            {
+                let c = source.contributions.swap_remove(at);
+                self.ranked.release(c.list);
+                self.dirty.push(ip);
+            }
+        }
+    }
+
+    fn refresh_endpoint(&mut self, eid: EndpointId) {
+        for pid in self.live_policies() {
+            self.update_membership(pid, eid);
+        }
+    }
+
+    fn detach_endpoint(&mut self, eid: EndpointId) {
+        for pid in self.live_policies() {
+            self.remove_contributions(pid, eid);
+        }
+    }
+
+    fn attach_policy(&mut self, pid: PolicyId) {
+        let eids: Vec<EndpointId> = self.endpoint_ids.values().copied().collect();
+        for eid in eids {
+            self.update_membership(pid, eid);
+        }
+    }
+
+    fn detach_policy(&mut self, pid: PolicyId) {
+        let members: Vec<EndpointId> = self
+            .policy_state(pid)
+            .map(|s| s.members.keys().copied().collect())
+            .unwrap_or_default();
+        for eid in members {
+            self.remove_contributions(pid, eid);
+        }
+        if let Some(state) = self.policies.get_mut(pid as usize).and_then(Option::as_mut) {
+            for [v4, v6] in state.lists.drain(..) {
+                self.ranked.release(v4);
+                self.ranked.release(v6);
+            }
+        }
+    }
+
+    /// Re-resolves every policy's gateways; the policies whose gateways changed move their
+    /// members to the new lists (a node or device event touches only those).
+    fn reresolve_all(&mut self) {
+        for pid in self.live_policies() {
+            let Some(state) = self.policy_state(pid) else {
+                continue;
+            };
+            if self.resolved_gateways(state) == state.gateways {
+                continue;
+            }
+            let members: Vec<EndpointId> = state.members.keys().copied().collect();
+            for &eid in &members {
+                self.remove_contributions(pid, eid);
+            }
+            self.resolve_policy(pid);
+            for eid in members {
+                self.update_membership(pid, eid);
+            }
+        }
+    }
+
+    fn node_changed(&mut self, name: &str, labels_changed: bool) {
+        self.reresolve_all();
+        if labels_changed {
+            let on_node: Vec<EndpointId> = self
+                .by_node
+                .get(name)
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
+            let filtered: Vec<PolicyId> = self
+                .live_policies()
+                .into_iter()
+                .filter(|&pid| {
+                    self.policy_state(pid)
+                        .is_some_and(|s| !s.node_filters.is_empty())
+                })
+                .collect();
+            for eid in on_node {
+                for &pid in &filtered {
+                    self.update_membership(pid, eid);
+                }
+            }
+        }
+        self.flush();
+    }
+
+    /// Merges the dirty sources again and updates counts and the pending set.
+    fn flush(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for ip in dirty {
+            let merged = self.merge(ip);
+            let fam = family(ip);
+            self.desired_count[fam] += merged.len();
+            let id = self.slots.intern(merged);
+            let Some(source) = self.sources.get_mut(&ip) else {
+                continue;
+            };
+            let old = std::mem::replace(&mut source.desired, id);
+            self.desired_count[fam] -= self.slots.get(old).len();
+            self.slots.release(old);
+            self.settle(ip);
+        }
+    }
+
+    /// Updates the pending set for a source and drops it when it holds nothing.
+    fn settle(&mut self, ip: IpAddr) {
+        let Some(source) = self.sources.get(&ip) else {
+            self.pending.remove(&ip);
+            return;
+        };
+        if source.desired == source.programmed {
+            self.pending.remove(&ip);
+            if source.contributions.is_empty() && source.desired == ListId::EMPTY {
+                self.sources.remove(&ip);
+            }
+        } else {
+            self.pending.insert(ip);
+        }
+    }
+
+    /// The desired slots of a source: its contributions merged by B.1, longest prefix first.
+    fn merge(&self, ip: IpAddr) -> Vec<Slot> {
+        let Some(source) = self.sources.get(&ip) else {
+            return Vec::new();
+        };
+        self.merge_ranked(source)
+            .into_iter()
+            .map(|(slot, _)| slot)
+            .collect()
+    }
+
+    /// Merge with provenance: each winning slot with every producer of its key, best first.
+    fn merge_ranked(&self, source: &Source) -> Vec<(Slot, Vec<(Contribution, RankedSlot)>)> {
+        let mut all: Vec<(Contribution, RankedSlot)> = Vec::new();
+        for c in &source.contributions {
+            all.extend(self.ranked.get(c.list).iter().map(|r| (*c, *r)));
+        }
+        all.sort_by(|a, b| {
+            let (la, na) = a.1.slot.network();
+            let (lb, nb) = b.1.slot.network();
+            lb.cmp(&la)
+                .then(na.cmp(&nb))
+                .then_with(|| self.rank(a).cmp(&self.rank(b)))
+        });
+        all.chunk_by(|a, b| a.1.slot.network() == b.1.slot.network())
+            .map(|group| (group[0].1.slot, group.to_vec()))
+            .collect()
+    }
+
+    /// B.1 rank: policy precedence, excluded before destination, uid, CIDR position.
+    fn rank(&self, (c, r): &(Contribution, RankedSlot)) -> (Precedence<'_>, CidrKind, &[u8], u32) {
+        let policy = self.policy_state(c.policy).map(|s| &s.policy);
+        let uid = self
+            .endpoint(c.endpoint)
+            .map_or(&[][..], |e| e.endpoint.uid.as_bytes());
+        (Precedence(policy), r.kind, uid, r.cidr_index)
+    }
+}
+
+/// Orders policies by B.1 precedence.
+#[derive(PartialEq, Eq)]
+struct Precedence<'a>(Option<&'a Policy>);
+
+impl PartialOrd for Precedence<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Precedence<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self.0, other.0) {
+            (Some(a), Some(b)) => policy_precedence(a, b),
+            (a, b) => a.is_none().cmp(&b.is_none()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,271 @@
+//! Two-phase programming: `take_plan` (the net difference between programmed and desired),
+//! `ack` (what was applied), `adopt` (a live map's dump as the programmed baseline).
+
+use std::cmp::Ordering;
+use std::net::IpAddr;
+
+use hashbrown::HashMap;
+
+use super::arena::ListId;
+use super::{Engine, family};
+use crate::entries::{Entry, Slot};
+use crate::maps::{Layout, MAP_V6, MapKeyV6, MapValueV6};
+
+/// What a plan operation does to its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Create or overwrite the key with the value.
+    Upsert,
+    /// Delete the key.
+    Delete,
+}
+
+/// One map operation, with the exact bytes of the configured layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanOp {
+    /// Upsert or delete.
+    pub action: Action,
+    /// The entry written, or the programmed entry deleted.
+    pub entry: Entry,
+    /// The map this operation goes to.
+    pub map: &'static str,
+    key: [u8; MapKeyV6::SIZE],
+    key_len: u8,
+    value: [u8; MapValueV6::SIZE],
+    value_len: u8,
+}
+
+impl PlanOp {
+    fn new(action: Action, entry: Entry, layout: Layout) -> Self {
+        let mut op = Self {
+            action,
+            entry,
+            map: if entry.source.is_ipv4() {
+                layout.ipv4_map_name()
+            } else {
+                MAP_V6
+            },
+            key: [0; MapKeyV6::SIZE],
+            key_len: 0,
+            value: [0; MapValueV6::SIZE],
+            value_len: 0,
+        };
+        let with_value = action == Action::Upsert;
+        if let Some((k, v)) = entry.to_map_v6() {
+            k.encode(sub(&mut op.key));
+            op.key_len = MapKeyV6::SIZE as u8;
+            if with_value {
+                v.encode(sub(&mut op.value));
+                op.value_len = MapValueV6::SIZE as u8;
+            }
+        } else if let Some((k, v)) = entry.to_map_v4() {
+            k.encode(sub(&mut op.key));
+            op.key_len = crate::maps::MapKeyV4::SIZE as u8;
+            if with_value {
+                match layout {
+                    Layout::V4V2 => v.encode(sub(&mut op.value)),
+                    Layout::V4Legacy => {
+                        let legacy = crate::maps::MapValueV4Legacy {
+                            egress_ip: v.egress_ip,
+                            gateway_ip: v.gateway_ip,
+                        };
+                        legacy.encode(sub(&mut op.value));
+                    }
+                }
+                op.value_len = layout.ipv4_value_size() as u8;
+            }
+        }
+        op
+    }
+
+    /// The encoded key.
+    pub fn key(&self) -> &[u8] {
+        &self.key[..usize::from(self.key_len)]
+    }
+
+    /// The encoded value (empty for a delete).
+    pub fn value(&self) -> &[u8] {
+        &self.value[..usize::from(self.value_len)]
+    }
+}
+
+/// A fixed-size prefix of a buffer, for the layouts' `encode` methods.
+fn sub<const N: usize, const M: usize>(buf: &mut [u8; M]) -> &mut [u8; N] {
+    const { assert!(N <= M) };
+    // The const assertion proves the range is in bounds; `first_chunk_mut` cannot fail.
+    buf.first_chunk_mut::<N>().unwrap_or_else(|| unreachable!())
+}
+
+/// What to write: every upsert, then every delete, no key twice.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Operations in order: upserts then deletes.
+    pub ops: Vec<PlanOp>,
+    upserts: usize,
+    /// Per map (IPv4, IPv6): programmed entries plus new keys, the count at the plan's peak.
+    pub peak: [usize; 2],
+}
+
+impl Plan {
+    /// Whether nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// The upserts.
+    pub fn upserts(&self) -> &[PlanOp] {
+        &self.ops[..self.upserts]
+    }
+
+    /// The deletes.
+    pub fn deletes(&self) -> &[PlanOp] {
+        &self.ops[self.upserts..]
+    }
+}
+
+/// A plan refused before anything was written: its peak would not fit the map.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{map}: the plan needs {peak} entries at its peak, more than max_entries {max_entries}; nothing was written"
+)]
+pub struct CapacityError {
+    /// The map that would overflow.
+    pub map: &'static str,
+    /// Programmed entries plus the plan's new keys.
+    pub peak: usize,
+    /// The map's capacity.
+    pub max_entries: u32,
+}
+
+/// Canonical order of a source's list: longest prefix first, then by network.
+pub(super) fn lookup_order(a: &Slot, b: &Slot) -> Ordering {
+    let (la, na) = a.network();
+    let (lb, nb) = b.network();
+    lb.cmp(&la).then(na.cmp(&nb))
+}
+
+impl Engine {
+    /// The net difference between the programmed baseline and the desired state: all
+    /// upserts, then all deletes, each key once; empty when nothing changed. Refused when
+    /// a map's peak (programmed entries plus new keys, upserts coming first) would exceed
+    /// `max_entries`.
+    pub fn take_plan(&self) -> Result<Plan, CapacityError> {
+        let layout = self.config.layout;
+        let mut upserts = Vec::new();
+        let mut deletes = Vec::new();
+        let mut new_keys = [0usize; 2];
+        for (&ip, source) in self
+            .pending
+            .iter()
+            .filter_map(|ip| self.sources.get_key_value(ip))
+        {
+            let desired = self.slots.get(source.desired);
+            let programmed = self.slots.get(source.programmed);
+            for d in desired {
+                match programmed.iter().find(|p| p.network() == d.network()) {
+                    Some(p) if p == d => {}
+                    Some(_) => upserts.push(PlanOp::new(Action::Upsert, d.entry(ip), layout)),
+                    None => {
+                        new_keys[family(ip)] += 1;
+                        upserts.push(PlanOp::new(Action::Upsert, d.entry(ip), layout));
+                    }
+                }
+            }
+            for p in programmed {
+                if !desired.iter().any(|d| d.network() == p.network()) {
+                    deletes.push(PlanOp::new(Action::Delete, p.entry(ip), layout));
+                }
+            }
+        }
+        let peak = [
+            self.programmed_count[0] + new_keys[0],
+            self.programmed_count[1] + new_keys[1],
+        ];
+        for (fam, map) in [(0, layout.ipv4_map_name()), (1, MAP_V6)] {
+            if peak[fam] > self.config.max_entries as usize {
+                return Err(CapacityError {
+                    map,
+                    peak: peak[fam],
+                    max_entries: self.config.max_entries,
+                });
+            }
+        }
+        let order = |a: &PlanOp, b: &PlanOp| {
+            let family = |op: &PlanOp| op.entry.source.is_ipv6();
+            family(a)
+                .cmp(&family(b))
+                .then_with(|| a.entry.display_order(&b.entry))
+        };
+        upserts.sort_by(order);
+        deletes.sort_by(order);
+        let count = upserts.len();
+        upserts.extend(deletes);
+        Ok(Plan {
+            ops: upserts,
+            upserts: count,
+            peak,
+        })
+    }
+
+    /// Records that the first `applied` operations of `plan` were written: the programmed
+    /// baseline moves forward by exactly those; the rest come back in the next plan.
+    pub fn ack(&mut self, plan: &Plan, applied: usize) {
+        let mut by_source: HashMap<IpAddr, Vec<&PlanOp>> = HashMap::new();
+        for op in plan.ops.iter().take(applied) {
+            by_source.entry(op.entry.source).or_default().push(op);
+        }
+        for (ip, ops) in by_source {
+            let source = self.sources.entry(ip).or_default();
+            let mut list: Vec<Slot> = self.slots.get(source.programmed).to_vec();
+            for op in ops {
+                let slot = Slot::from(&op.entry);
+                list.retain(|s| s.network() != slot.network());
+                if op.action == Action::Upsert {
+                    list.push(slot);
+                }
+            }
+            self.set_programmed(ip, list);
+        }
+    }
+
+    /// Makes a live map's contents the programmed baseline (a restarted agent then writes
+    /// only the difference). Of several entries with one key identity, the last counts.
+    pub fn adopt(&mut self, entries: impl IntoIterator<Item = Entry>) {
+        let mut by_source: HashMap<IpAddr, Vec<Slot>> = HashMap::new();
+        for e in entries {
+            let list = by_source.entry(e.source).or_default();
+            let slot = Slot::from(&e);
+            list.retain(|s| s.network() != slot.network());
+            list.push(slot);
+        }
+        let known: Vec<IpAddr> = self.sources.keys().copied().collect();
+        for ip in known {
+            if !by_source.contains_key(&ip) {
+                self.set_programmed(ip, Vec::new());
+            }
+        }
+        for (ip, list) in by_source {
+            self.sources.entry(ip).or_default();
+            self.set_programmed(ip, list);
+        }
+    }
+
+    fn set_programmed(&mut self, ip: IpAddr, mut list: Vec<Slot>) {
+        list.sort_by(lookup_order);
+        let fam = family(ip);
+        self.programmed_count[fam] += list.len();
+        let id = self.slots.intern(list);
+        let source = self.sources.entry(ip).or_default();
+        let old = std::mem::replace(&mut source.programmed, id);
+        self.programmed_count[fam] -= self.slots.get(old).len();
+        if old != ListId::EMPTY {
+            self.slots.release(old);
+        }
+        self.settle(ip);
+    }
+}

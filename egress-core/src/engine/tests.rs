@@ -1,0 +1,415 @@
+use std::path::Path;
+
+use super::*;
+use crate::entries::compute;
+use crate::lookup::LookupTable;
+
+fn examples() -> Vec<(String, Snapshot)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) == Some("yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            out.push((path.display().to_string(), Snapshot::parse(&text).unwrap()));
+        }
+    }
+    assert!(out.len() >= 7);
+    out
+}
+
+fn config(node: &str, selection: Selection) -> EngineConfig {
+    EngineConfig {
+        selection,
+        ..EngineConfig::new(node)
+    }
+}
+
+#[test]
+fn equals_the_batch_path_on_every_example_node_and_mode() {
+    for (name, snap) in examples() {
+        for node in snap.nodes.keys() {
+            for selection in [Selection::Cilium, Selection::Consistent] {
+                let engine = Engine::from_snapshot(&snap, config(node, selection));
+                let batch = compute(&snap.state(), node, snap.devices_for(node), selection);
+                assert_eq!(
+                    engine.entries(),
+                    batch.maps,
+                    "{name} node {node} {selection:?}"
+                );
+                assert_eq!(
+                    engine.conflicts(),
+                    batch.conflicts,
+                    "{name} node {node} {selection:?}"
+                );
+            }
+        }
+    }
+}
+
+fn seed() -> Snapshot {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples/seed-gateway-group.yaml"),
+    )
+    .unwrap();
+    Snapshot::parse(&text).unwrap()
+}
+
+fn engine() -> Engine {
+    Engine::from_snapshot(&seed(), EngineConfig::new("172.22.49.119"))
+}
+
+fn programmed_engine() -> Engine {
+    let mut e = engine();
+    let plan = e.take_plan().unwrap();
+    e.ack(&plan, plan.len());
+    assert!(e.take_plan().unwrap().is_empty());
+    e
+}
+
+fn new_pod(uid: &str, ip: &str) -> Endpoint {
+    Endpoint {
+        uid: uid.into(),
+        namespace: Some("default".into()),
+        name: Some(format!("nginx-{uid}")),
+        labels: [("app".to_owned(), "nginx".to_owned())].into(),
+        namespace_labels: [(
+            "kubernetes.io/metadata.name".to_owned(),
+            "default".to_owned(),
+        )]
+        .into(),
+        ips: vec![ip.parse().unwrap()],
+        node: Some("172.22.48.125".into()),
+        ..Endpoint::default()
+    }
+}
+
+#[test]
+fn the_first_plan_writes_everything_then_nothing() {
+    let mut e = engine();
+    let plan = e.take_plan().unwrap();
+    assert_eq!(plan.upserts().len(), 10);
+    assert!(plan.deletes().is_empty());
+    assert_eq!(plan.peak, [10, 0]);
+    e.ack(&plan, plan.len());
+    assert_eq!(e.programmed(), e.entries());
+    assert!(e.take_plan().unwrap().is_empty());
+    assert_eq!(e.stats().pending_sources, 0);
+}
+
+#[test]
+fn one_endpoint_upsert_plans_exactly_its_entries() {
+    let mut e = programmed_engine();
+    e.upsert_endpoint(new_pod("new-1", "172.22.48.99"));
+    let plan = e.take_plan().unwrap();
+    assert_eq!(plan.len(), 1);
+    let op = &plan.ops[0];
+    assert_eq!(op.action, Action::Upsert);
+    assert_eq!(op.entry.source, "172.22.48.99".parse::<IpAddr>().unwrap());
+    assert_eq!(op.map, "cilium_egress_gw_policy_v4_v2");
+    let (k, v) = op.entry.to_map_v4().unwrap();
+    let mut kb = [0u8; 12];
+    let mut vb = [0u8; 28];
+    k.encode(&mut kb);
+    v.encode(&mut vb);
+    assert_eq!(op.key(), kb);
+    assert_eq!(op.value(), vb);
+    e.ack(&plan, 1);
+    assert!(e.delete_endpoint("new-1"));
+    let plan = e.take_plan().unwrap();
+    assert_eq!(plan.deletes().len(), 1);
+    assert!(plan.deletes()[0].value().is_empty());
+    e.ack(&plan, 1);
+    assert!(e.take_plan().unwrap().is_empty());
+    assert!(!e.delete_endpoint("new-1"));
+}
+
+#[test]
+fn a_partial_ack_re_emits_the_rest() {
+    let mut e = engine();
+    let plan = e.take_plan().unwrap();
+    e.ack(&plan, 4);
+    let rest = e.take_plan().unwrap();
+    assert_eq!(rest.len(), 6);
+    assert_eq!(rest.ops, plan.ops[4..].to_vec());
+    assert_eq!(e.stats().programmed_v4, 4);
+    e.ack(&rest, rest.len());
+    assert!(e.take_plan().unwrap().is_empty());
+}
+
+#[test]
+fn adopting_an_identical_map_plans_nothing_and_a_stale_one_is_repaired() {
+    let mut e = engine();
+    e.adopt(e.entries().iter().copied());
+    assert!(e.take_plan().unwrap().is_empty());
+    // A stale entry and a wrong value in the live map.
+    let mut live: Vec<Entry> = e.entries().iter().copied().collect();
+    live[0].gateway_ip = "10.9.9.9".parse().unwrap();
+    let mut stale = live[1];
+    stale.source = "172.22.48.200".parse().unwrap();
+    live.push(stale);
+    e.adopt(live);
+    let plan = e.take_plan().unwrap();
+    assert_eq!(plan.upserts().len(), 1);
+    assert_eq!(plan.deletes().len(), 1);
+    assert_eq!(plan.deletes()[0].entry.source, stale.source);
+}
+
+#[test]
+fn a_plan_that_would_overflow_is_refused_before_anything() {
+    let e = Engine::from_snapshot(
+        &seed(),
+        EngineConfig {
+            max_entries: 9,
+            ..EngineConfig::new("172.22.49.119")
+        },
+    );
+    let err = e.take_plan().unwrap_err();
+    assert_eq!(
+        err,
+        CapacityError {
+            map: "cilium_egress_gw_policy_v4_v2",
+            peak: 10,
+            max_entries: 9
+        }
+    );
+    assert_eq!(e.stats().programmed_v4, 0);
+    // Upserts come before deletes: replacing an entry by a new key needs one spare slot.
+    let mut e = Engine::from_snapshot(
+        &seed(),
+        EngineConfig {
+            max_entries: 10,
+            ..EngineConfig::new("172.22.49.119")
+        },
+    );
+    let plan = e.take_plan().unwrap();
+    e.ack(&plan, plan.len());
+    let mut moved = new_pod("5f48eab5-b251-555b-94c0-7481bd903033", "172.22.48.250");
+    moved.name = Some("nginx-54c98b4f84-5wlpc".into());
+    e.upsert_endpoint(moved);
+    assert_eq!(e.take_plan().unwrap_err().peak, 11);
+}
+
+#[test]
+fn a_rejected_policy_update_keeps_the_previous_version() {
+    let mut e = programmed_engine();
+    let before = e.entries();
+    let bad = crate::document::parse_documents(
+        "metadata: {name: egress-test}\nspec:\n  selectors: [{podSelector: {}}]\n  destinationCIDRs: [\"1.2.3.4\"]\n",
+    )
+    .unwrap()
+    .remove(0);
+    let err = e.upsert_policy_document(&bad).unwrap_err();
+    assert_eq!(err.errors.len(), 2);
+    assert_eq!(e.entries(), before);
+    assert!(e.take_plan().unwrap().is_empty());
+    assert!(e.policy("egress-test").is_some());
+}
+
+#[test]
+fn policy_changes_and_deletion() {
+    let mut e = programmed_engine();
+    let mut p = e.policy("egress-test").unwrap().clone();
+    p.excluded_cidrs = vec![crate::netip::parse_prefix("10.0.0.0/8").unwrap()];
+    e.upsert_policy(p);
+    let plan = e.take_plan().unwrap();
+    assert_eq!((plan.upserts().len(), plan.deletes().len()), (10, 0));
+    e.ack(&plan, plan.len());
+    assert!(e.delete_policy("egress-test"));
+    let plan = e.take_plan().unwrap();
+    assert_eq!((plan.upserts().len(), plan.deletes().len()), (0, 20));
+    e.ack(&plan, plan.len());
+    assert_eq!(e.stats().programmed_v4, 0);
+    assert!(e.sources.is_empty(), "nothing left behind");
+}
+
+#[test]
+fn a_node_ip_change_rewrites_the_entries_pointing_at_it() {
+    let mut e = programmed_engine();
+    let mut gw = seed().nodes["172.22.49.147"].clone();
+    gw.ipv4 = Some("172.22.49.148".parse().unwrap());
+    e.upsert_node(gw);
+    let plan = e.take_plan().unwrap();
+    assert_eq!(plan.len(), 5, "the five endpoints using .147");
+    assert!(
+        plan.ops
+            .iter()
+            .all(|op| op.entry.gateway_ip == "172.22.49.148".parse::<Ipv4Addr>().unwrap())
+    );
+}
+
+#[test]
+fn node_labels_drive_node_filters_and_gateways() {
+    let mut snap = seed();
+    // Restrict the policy to endpoints on nodes labelled zone=a.
+    let policy = snap.policies[0].as_mut().unwrap();
+    policy.selectors[0].node_selector = Some(crate::policy::LabelSelector {
+        match_labels: vec![("zone".into(), "a".into())],
+        match_expressions: vec![],
+    });
+    let mut e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119"));
+    assert!(e.entries().is_empty());
+    let mut worker = snap.nodes["172.22.48.125"].clone();
+    worker.labels = [("kubernetes.io/hostname", "172.22.48.125"), ("zone", "a")]
+        .into_iter()
+        .collect();
+    e.upsert_node(worker.clone());
+    assert_eq!(e.entries().ipv4.len(), 5, "the five pods on 172.22.48.125");
+    snap.nodes.insert(worker.name.clone(), worker);
+    assert_eq!(
+        e.entries(),
+        compute(
+            &snap.state(),
+            "172.22.49.119",
+            snap.devices_for("172.22.49.119"),
+            Selection::Cilium
+        )
+        .maps
+    );
+    assert!(e.delete_node("172.22.48.125"));
+    assert!(e.entries().is_empty());
+    // Deleting a gateway node moves its endpoints to the other gateway.
+    let mut e = engine();
+    e.delete_node("172.22.49.147");
+    assert!(
+        e.entries()
+            .ipv4
+            .iter()
+            .all(|x| x.gateway_ip == "172.22.49.119".parse::<Ipv4Addr>().unwrap())
+    );
+}
+
+#[test]
+fn devices_are_derived_again_at_once() {
+    let mut snap = seed();
+    let p = snap.policies[0].as_mut().unwrap();
+    p.egress_gateways[1].egress_ip = None;
+    p.egress_gateways[1].interface = Some("eth1".into());
+    let mut e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119"));
+    let local = |e: &Engine| {
+        e.entries()
+            .ipv4
+            .into_iter()
+            .filter(|x| x.gateway_ip == "172.22.49.119".parse::<Ipv4Addr>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        local(&e).iter().all(|x| x.egress_ip.is_unspecified()),
+        "no eth1 yet"
+    );
+    let eth1 = crate::snapshot::parse_interfaces("[{name: eth0, index: 2, addresses: [172.22.49.119/20], defaultRoute: true}, {name: eth1, index: 3, addresses: [43.0.0.7/24]}]").unwrap();
+    e.set_devices(eth1.clone());
+    // The policy also has ::/0, and eth1 has no IPv6 address: derivation fails, ifindex kept.
+    assert!(
+        local(&e)
+            .iter()
+            .all(|x| x.egress_ip.is_unspecified() && x.egress_ifindex == 3)
+    );
+    let mut dual = eth1;
+    dual[1].addresses.push(crate::device::DeviceAddress {
+        addr: "2402::7".parse().unwrap(),
+        prefix_len: 64,
+    });
+    e.set_devices(dual);
+    assert!(
+        local(&e)
+            .iter()
+            .all(|x| x.egress_ip == "43.0.0.7".parse::<IpAddr>().unwrap() && x.egress_ifindex == 3)
+    );
+}
+
+#[test]
+fn namespace_relabels_reselect_their_endpoints() {
+    let mut snap = seed();
+    snap.policies[0].as_mut().unwrap().selectors[0] = crate::policy::SelectorItem {
+        pod_selector: None,
+        namespace_selector: Some(crate::policy::LabelSelector {
+            match_labels: vec![("team".into(), "web".into())],
+            match_expressions: vec![],
+        }),
+        node_selector: None,
+    };
+    let mut e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119"));
+    assert!(e.entries().is_empty());
+    e.upsert_namespace("default", [("team".to_owned(), "web".to_owned())].into());
+    assert_eq!(e.entries().ipv4.len(), 10);
+    // A later endpoint carries its own namespaceLabels.
+    e.upsert_endpoint(new_pod("late", "172.22.48.77"));
+    assert_eq!(e.entries().ipv4.len(), 10);
+    e.upsert_namespace("other", BTreeMap::new());
+    assert_eq!(e.entries().ipv4.len(), 10);
+}
+
+#[test]
+fn same_name_new_uid_and_ip_reuse() {
+    let mut e = programmed_engine();
+    // Replace a pod: the new one (new uid) is added before the old one is deleted, same IP.
+    let old = seed().endpoints[0].clone();
+    let mut replacement = old.clone();
+    replacement.uid = "replacement-uid".into();
+    e.upsert_endpoint(replacement.clone());
+    e.delete_endpoint(&old.uid);
+    let mut fresh = Snapshot {
+        endpoints: seed().endpoints,
+        ..seed()
+    };
+    fresh.endpoints[0] = replacement;
+    assert_eq!(
+        e.entries(),
+        Engine::from_snapshot(&fresh, EngineConfig::new("172.22.49.119")).entries()
+    );
+}
+
+#[test]
+fn engine_lookup_equals_the_lookup_table() {
+    for (name, snap) in examples() {
+        let local = snap.local_node.clone().unwrap();
+        let e = Engine::from_snapshot(&snap, EngineConfig::new(local.clone()));
+        let table = LookupTable::new(&e.entries(), e.local_ipv4());
+        for entry in e.entries().iter() {
+            for dst in [
+                entry.destination.addr,
+                "8.8.8.8".parse().unwrap(),
+                "2001:db8::1".parse().unwrap(),
+                "172.22.1.1".parse().unwrap(),
+            ] {
+                assert_eq!(
+                    e.lookup(entry.source, dst),
+                    table.lookup(entry.source, dst),
+                    "{name} {} {dst}",
+                    entry.source
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn legacy_layout_plans_carry_8_byte_values() {
+    let e = Engine::from_snapshot(
+        &seed(),
+        EngineConfig {
+            layout: Layout::V4Legacy,
+            ..EngineConfig::new("172.22.49.119")
+        },
+    );
+    let plan = e.take_plan().unwrap();
+    assert!(plan.ops.iter().all(|op| op.value().len() == 8
+        && op.key().len() == 12
+        && op.map == "cilium_egress_gw_policy_v4"));
+}
+
+#[test]
+fn stats_count_against_capacity() {
+    let e = engine();
+    let s = e.stats();
+    assert_eq!(
+        (s.desired_v4, s.desired_v6, s.programmed_v4, s.max_entries),
+        (10, 0, 0, 16384)
+    );
+    assert_eq!(
+        (s.policies, s.endpoints, s.nodes, s.pending_sources),
+        (1, 10, 5, 10)
+    );
+    assert_eq!(s.stored_lists, 3, "empty, and one list per gateway");
+}
