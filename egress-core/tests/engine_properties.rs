@@ -1,0 +1,414 @@
+//! Property tests of the incremental engine: any event sequence ends equal to the batch path;
+//! any order of the same objects gives byte-identical maps; a plan applied to the programmed
+//! map gives the desired map, with partial acknowledgements re-emitting the rest.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use egress_core::cluster::{Endpoint, Node};
+use egress_core::device::{Device, DeviceAddress, Families};
+use egress_core::engine::{Action, Engine, EngineConfig};
+use egress_core::entries::{ClusterState, Entry, KeyIdentity, compute};
+use egress_core::gateway::Selection;
+use egress_core::labels::Labels;
+use egress_core::netip::parse_prefix;
+use egress_core::policy::{GatewaySpec, LabelSelector, Policy, SelectorItem};
+use egress_core::timestamp::Timestamp;
+use proptest::prelude::*;
+
+const LOCAL: &str = "n0";
+const NODES: [&str; 5] = ["n0", "n1", "n2", "n3", "n4"];
+const UIDS: [&str; 8] = ["u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7"];
+const POLICIES: [&str; 4] = ["pa", "pb", "pc", "pd"];
+const NAMESPACES: [&str; 2] = ["ns1", "ns2"];
+/// Host-bit twins, overlaps, both families.
+const CIDRS: [&str; 8] =
+    ["0.0.0.0/0", "1.2.3.4/24", "1.2.3.0/24", "10.0.0.0/8", "1.2.0.0/16", "::/0", "2001:db8::1/64", "2001:db8::/64"];
+
+#[derive(Clone, Debug)]
+enum Event {
+    UpsertNode(Node),
+    DeleteNode(&'static str),
+    UpsertPolicy(Policy),
+    DeletePolicy(&'static str),
+    UpsertEndpoint(Endpoint),
+    DeleteEndpoint(&'static str),
+    UpsertNamespace(&'static str, BTreeMap<String, String>),
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().copied().collect()
+}
+
+fn local_devices() -> Vec<Device> {
+    vec![
+        Device {
+            name: "eth0".into(),
+            index: 2,
+            alt_names: vec![],
+            addresses: vec![
+                DeviceAddress { addr: "192.168.0.1".parse().unwrap(), prefix_len: 24 },
+                DeviceAddress { addr: "fd00::1".parse().unwrap(), prefix_len: 64 },
+            ],
+            default_route: Families::all(),
+        },
+        Device {
+            name: "eth1".into(),
+            index: 3,
+            alt_names: vec!["wan".into()],
+            addresses: vec![DeviceAddress { addr: "43.0.0.1".parse().unwrap(), prefix_len: 24 }],
+            default_route: Families::empty(),
+        },
+    ]
+}
+
+fn node() -> impl Strategy<Value = Node> {
+    (0..NODES.len(), any::<bool>(), 0u8..3, 0u8..4, any::<bool>(), 0u8..3).prop_map(|(i, egress, zone, ip, ready, weight)| {
+        let name = NODES[i];
+        let zone = ["a", "b", "c"][zone as usize];
+        let mut n = Node::new(
+            name,
+            labels(&[("kubernetes.io/hostname", name), ("egress", if egress { "true" } else { "false" }), ("zone", zone)]),
+            // Node IPs come from a small pool: changes and (rare) equal IPs happen.
+            (ip < 3).then(|| format!("192.168.0.{}", i * 2 + usize::from(ip == 2) + 1).parse().unwrap()),
+        );
+        n.ready = ready;
+        n.weight = weight;
+        n
+    })
+}
+
+fn selector(key: &'static str, values: &'static [&'static str]) -> impl Strategy<Value = LabelSelector> {
+    prop::sample::select(values).prop_map(move |v| LabelSelector { match_labels: vec![(key.into(), v.into())], match_expressions: vec![] })
+}
+
+fn gateway() -> impl Strategy<Value = GatewaySpec> {
+    (
+        prop_oneof![selector("egress", &["true"]), selector("kubernetes.io/hostname", &["n0", "n1", "n2", "nX"])],
+        0u8..4,
+    )
+        .prop_map(|(node_selector, how)| GatewaySpec {
+            node_selector,
+            egress_ip: (how == 1).then(|| "43.0.0.1".parse().unwrap()),
+            interface: match how {
+                2 => Some("eth1".into()),
+                3 => Some("wan".into()),
+                _ => None,
+            },
+        })
+}
+
+fn policy() -> impl Strategy<Value = Policy> {
+    (
+        0..POLICIES.len(),
+        0u8..3,
+        prop::collection::vec(
+            (
+                prop::option::of(selector("app", &["web", "db"])),
+                prop::option::of(selector("team", &["x", "y"])),
+                prop::option::of(selector("zone", &["a", "b"])),
+            ),
+            1..3,
+        ),
+        prop::sample::subsequence(CIDRS.to_vec(), 0..4),
+        prop::sample::subsequence(CIDRS.to_vec(), 0..3),
+        gateway(),
+        prop::collection::vec(gateway(), 0..3),
+    )
+        .prop_map(|(i, ts, items, dests, excluded, single, list)| Policy {
+            name: POLICIES[i].into(),
+            // Equal timestamps happen: names break the tie.
+            creation_timestamp: (ts > 0).then(|| Timestamp { seconds: i64::from(ts), nanos: 0 }),
+            selectors: items
+                .into_iter()
+                .map(|(pod, ns, node)| SelectorItem {
+                    pod_selector: pod.or_else(|| ns.is_none().then(LabelSelector::default)),
+                    namespace_selector: ns,
+                    node_selector: node,
+                })
+                .collect(),
+            destination_cidrs: dests.iter().map(|c| parse_prefix(c).unwrap()).collect(),
+            excluded_cidrs: excluded.iter().map(|c| parse_prefix(c).unwrap()).collect(),
+            egress_gateway: single,
+            egress_gateways: list,
+        })
+}
+
+fn endpoint() -> impl Strategy<Value = Endpoint> {
+    (
+        0..UIDS.len(),
+        prop::sample::select(&["web", "db", "other"][..]),
+        0..NAMESPACES.len(),
+        prop::sample::subsequence(vec!["10.1.0.1", "10.1.0.2", "10.1.0.3", "fd01::1", "fd01::2"], 0..3),
+        prop::option::of(0..NODES.len()),
+        prop::sample::select(&["x", "y"][..]),
+    )
+        .prop_map(|(u, app, ns, ips, node, team)| Endpoint {
+            uid: UIDS[u].into(),
+            namespace: Some(NAMESPACES[ns].into()),
+            name: Some(format!("pod-{u}")),
+            labels: [("app".to_owned(), app.to_owned())].into(),
+            namespace_labels: [("team".to_owned(), team.to_owned())].into(),
+            // IPs from a small pool: endpoints share and reuse IPs.
+            ips: ips.iter().map(|s| s.parse().unwrap()).collect(),
+            node: node.map(|n| NODES[n].to_owned()),
+            ..Endpoint::default()
+        })
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        3 => node().prop_map(Event::UpsertNode),
+        1 => prop::sample::select(&NODES[..]).prop_map(Event::DeleteNode),
+        3 => policy().prop_map(Event::UpsertPolicy),
+        1 => prop::sample::select(&POLICIES[..]).prop_map(Event::DeletePolicy),
+        5 => endpoint().prop_map(Event::UpsertEndpoint),
+        2 => prop::sample::select(&UIDS[..]).prop_map(Event::DeleteEndpoint),
+        1 => (prop::sample::select(&NAMESPACES[..]), prop::sample::select(&["x", "y"][..]))
+            .prop_map(|(ns, team)| Event::UpsertNamespace(ns, [("team".to_owned(), team.to_owned())].into())),
+    ]
+}
+
+/// The objects the events leave behind, maintained the simple way.
+#[derive(Default)]
+struct Model {
+    nodes: BTreeMap<String, Node>,
+    endpoints: BTreeMap<String, Endpoint>,
+    policies: BTreeMap<String, Policy>,
+}
+
+impl Model {
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::UpsertNode(n) => {
+                self.nodes.insert(n.name.clone(), n.clone());
+            }
+            Event::DeleteNode(n) => {
+                self.nodes.remove(*n);
+            }
+            Event::UpsertPolicy(p) => {
+                self.policies.insert(p.name.clone(), p.clone());
+            }
+            Event::DeletePolicy(p) => {
+                self.policies.remove(*p);
+            }
+            Event::UpsertEndpoint(e) => {
+                self.endpoints.insert(e.uid.clone(), e.clone());
+            }
+            Event::DeleteEndpoint(u) => {
+                self.endpoints.remove(*u);
+            }
+            Event::UpsertNamespace(ns, labels) => {
+                for e in self.endpoints.values_mut().filter(|e| e.namespace.as_deref() == Some(ns)) {
+                    e.namespace_labels = labels.clone();
+                }
+            }
+        }
+    }
+
+    fn state(&self) -> ClusterState {
+        ClusterState {
+            cluster: None,
+            nodes: self.nodes.clone(),
+            endpoints: self.endpoints.values().cloned().collect(),
+            policies: self.policies.values().cloned().collect(),
+        }
+    }
+
+    /// The objects as upsert events, in the given order.
+    fn upserts(&self) -> Vec<Event> {
+        let nodes = self.nodes.values().cloned().map(Event::UpsertNode);
+        let policies = self.policies.values().cloned().map(Event::UpsertPolicy);
+        let endpoints = self.endpoints.values().cloned().map(Event::UpsertEndpoint);
+        nodes.chain(policies).chain(endpoints).collect()
+    }
+}
+
+fn new_engine(selection: Selection) -> Engine {
+    let mut e = Engine::new(EngineConfig { selection, ..EngineConfig::new(LOCAL) });
+    e.set_devices(local_devices());
+    e
+}
+
+fn apply(engine: &mut Engine, event: &Event) {
+    match event.clone() {
+        Event::UpsertNode(n) => engine.upsert_node(n),
+        Event::DeleteNode(n) => {
+            engine.delete_node(n);
+        }
+        Event::UpsertPolicy(p) => engine.upsert_policy(p),
+        Event::DeletePolicy(p) => {
+            engine.delete_policy(p);
+        }
+        Event::UpsertEndpoint(e) => engine.upsert_endpoint(e),
+        Event::DeleteEndpoint(u) => {
+            engine.delete_endpoint(u);
+        }
+        Event::UpsertNamespace(ns, labels) => engine.upsert_namespace(ns, labels),
+    }
+}
+
+fn selection() -> impl Strategy<Value = Selection> {
+    prop_oneof![Just(Selection::Cilium), Just(Selection::Consistent)]
+}
+
+/// Encoded bytes of every entry, for byte-identity.
+fn bytes(entries: &[Entry]) -> Vec<Vec<u8>> {
+    entries
+        .iter()
+        .map(|e| {
+            let mut out = Vec::new();
+            if let Some((k, v)) = e.to_map_v4() {
+                let (mut kb, mut vb) = ([0u8; 12], [0u8; 28]);
+                k.encode(&mut kb);
+                v.encode(&mut vb);
+                out.extend(kb);
+                out.extend(vb);
+            } else if let Some((k, v)) = e.to_map_v6() {
+                let (mut kb, mut vb) = ([0u8; 36], [0u8; 40]);
+                k.encode(&mut kb);
+                v.encode(&mut vb);
+                out.extend(kb);
+                out.extend(vb);
+            }
+            out
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(160))]
+
+    #[test]
+    fn any_event_sequence_ends_equal_to_the_batch_path(
+        events in prop::collection::vec(event(), 1..40),
+        selection in selection(),
+    ) {
+        let mut engine = new_engine(selection);
+        let mut model = Model::default();
+        for event in &events {
+            apply(&mut engine, event);
+            model.apply(event);
+        }
+        let batch = compute(&model.state(), LOCAL, &local_devices(), selection);
+        prop_assert_eq!(engine.entries(), batch.maps);
+        prop_assert_eq!(engine.conflicts(), batch.conflicts);
+    }
+
+    #[test]
+    fn any_order_of_the_same_objects_gives_byte_identical_maps(
+        events in prop::collection::vec(event(), 1..40),
+        selection in selection(),
+        seed in any::<u64>(),
+    ) {
+        let mut model = Model::default();
+        for event in &events {
+            model.apply(event);
+        }
+        let mut in_order = new_engine(selection);
+        for event in &events {
+            apply(&mut in_order, event);
+        }
+        // The final objects, upserted in a shuffled order.
+        let mut upserts = model.upserts();
+        let mut state = seed | 1;
+        for i in (1..upserts.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            upserts.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        let mut shuffled = new_engine(selection);
+        for event in &upserts {
+            apply(&mut shuffled, event);
+        }
+        let (a, b) = (in_order.entries(), shuffled.entries());
+        prop_assert_eq!(bytes(&a.ipv4), bytes(&b.ipv4));
+        prop_assert_eq!(bytes(&a.ipv6), bytes(&b.ipv6));
+    }
+
+    #[test]
+    fn a_plan_applied_to_the_programmed_map_gives_the_desired_map(
+        before in prop::collection::vec(event(), 0..25),
+        after in prop::collection::vec(event(), 1..15),
+        applied_share in 0.0f64..1.0,
+        selection in selection(),
+    ) {
+        let mut engine = new_engine(selection);
+        for event in &before {
+            apply(&mut engine, event);
+        }
+        let first = engine.take_plan().unwrap();
+        engine.ack(&first, first.len());
+        let mut map: HashMap<KeyIdentity, Entry> = engine.programmed().iter().map(|e| (e.identity(), *e)).collect();
+        for event in &after {
+            apply(&mut engine, event);
+        }
+        let plan = engine.take_plan().unwrap();
+        // Ordered: upserts, then deletes; no key twice; no delete of an upserted key.
+        let upserts = plan.upserts().len();
+        prop_assert!(plan.ops[..upserts].iter().all(|op| op.action == Action::Upsert));
+        prop_assert!(plan.ops[upserts..].iter().all(|op| op.action == Action::Delete));
+        let mut seen = std::collections::HashSet::new();
+        prop_assert!(plan.ops.iter().all(|op| seen.insert(op.entry.identity())));
+        // Apply part of it, acknowledge that part; the next plan holds exactly the rest.
+        let applied = ((plan.len() as f64) * applied_share) as usize;
+        let apply_op = |map: &mut HashMap<KeyIdentity, Entry>, op: &egress_core::engine::PlanOp| match op.action {
+            Action::Upsert => { map.insert(op.entry.identity(), op.entry); }
+            Action::Delete => { map.remove(&op.entry.identity()); }
+        };
+        for op in &plan.ops[..applied] {
+            apply_op(&mut map, op);
+        }
+        engine.ack(&plan, applied);
+        let rest = engine.take_plan().unwrap();
+        prop_assert_eq!(&rest.ops[..], &plan.ops[applied..]);
+        for op in &rest.ops {
+            apply_op(&mut map, op);
+        }
+        let mut result: Vec<Entry> = map.into_values().collect();
+        result.sort_by(|a, b| (a.source.is_ipv6(), a.source, a.destination.addr, a.destination.len).cmp(&(b.source.is_ipv6(), b.source, b.destination.addr, b.destination.len)));
+        let mut desired: Vec<Entry> = engine.entries().iter().copied().collect();
+        desired.sort_by(|a, b| (a.source.is_ipv6(), a.source, a.destination.addr, a.destination.len).cmp(&(b.source.is_ipv6(), b.source, b.destination.addr, b.destination.len)));
+        prop_assert_eq!(result, desired);
+        engine.ack(&rest, rest.len());
+        prop_assert!(engine.take_plan().unwrap().is_empty());
+        // A restarted engine adopting the live map writes nothing.
+        let mut restarted = new_engine(selection);
+        let mut model = Model::default();
+        for event in before.iter().chain(&after) {
+            model.apply(event);
+        }
+        for event in model.upserts() {
+            apply(&mut restarted, &event);
+        }
+        restarted.adopt(engine.programmed().iter().copied());
+        prop_assert!(restarted.take_plan().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn ip_family_of_sources_is_kept() {
+    // Sanity for the strategies above: both families are generated and programmed.
+    let mut e = new_engine(Selection::Cilium);
+    for n in NODES {
+        e.upsert_node(Node::new(n, labels(&[("egress", "true"), ("kubernetes.io/hostname", n)]), Some("192.168.0.9".parse().unwrap())));
+    }
+    let mut p = Policy {
+        name: "p".into(),
+        creation_timestamp: None,
+        selectors: vec![SelectorItem { pod_selector: Some(LabelSelector::default()), ..SelectorItem::default() }],
+        destination_cidrs: vec![parse_prefix("0.0.0.0/0").unwrap(), parse_prefix("::/0").unwrap()],
+        excluded_cidrs: vec![],
+        egress_gateway: GatewaySpec::default(),
+        egress_gateways: vec![],
+    };
+    p.egress_gateway.node_selector.match_labels.push(("egress".into(), "true".into()));
+    e.upsert_policy(p);
+    let mut ep = Endpoint { uid: "u".into(), ..Endpoint::default() };
+    ep.ips = vec!["10.0.0.1".parse::<IpAddr>().unwrap(), "fd01::1".parse().unwrap()];
+    e.upsert_endpoint(ep);
+    let entries = e.entries();
+    assert_eq!((entries.ipv4.len(), entries.ipv6.len()), (1, 1));
+}
