@@ -23,8 +23,16 @@ const UIDS: [&str; 8] = ["u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7"];
 const POLICIES: [&str; 4] = ["pa", "pb", "pc", "pd"];
 const NAMESPACES: [&str; 2] = ["ns1", "ns2"];
 /// Host-bit twins, overlaps, both families.
-const CIDRS: [&str; 8] =
-    ["0.0.0.0/0", "1.2.3.4/24", "1.2.3.0/24", "10.0.0.0/8", "1.2.0.0/16", "::/0", "2001:db8::1/64", "2001:db8::/64"];
+const CIDRS: [&str; 8] = [
+    "0.0.0.0/0",
+    "1.2.3.4/24",
+    "1.2.3.0/24",
+    "10.0.0.0/8",
+    "1.2.0.0/16",
+    "::/0",
+    "2001:db8::1/64",
+    "2001:db8::/64",
+];
 
 #[derive(Clone, Debug)]
 enum Event {
@@ -48,8 +56,14 @@ fn local_devices() -> Vec<Device> {
             index: 2,
             alt_names: vec![],
             addresses: vec![
-                DeviceAddress { addr: "192.168.0.1".parse().unwrap(), prefix_len: 24 },
-                DeviceAddress { addr: "fd00::1".parse().unwrap(), prefix_len: 64 },
+                DeviceAddress {
+                    addr: "192.168.0.1".parse().unwrap(),
+                    prefix_len: 24,
+                },
+                DeviceAddress {
+                    addr: "fd00::1".parse().unwrap(),
+                    prefix_len: 64,
+                },
             ],
             default_route: Families::all(),
         },
@@ -57,35 +71,63 @@ fn local_devices() -> Vec<Device> {
             name: "eth1".into(),
             index: 3,
             alt_names: vec!["wan".into()],
-            addresses: vec![DeviceAddress { addr: "43.0.0.1".parse().unwrap(), prefix_len: 24 }],
+            addresses: vec![DeviceAddress {
+                addr: "43.0.0.1".parse().unwrap(),
+                prefix_len: 24,
+            }],
             default_route: Families::empty(),
         },
     ]
 }
 
 fn node() -> impl Strategy<Value = Node> {
-    (0..NODES.len(), any::<bool>(), 0u8..3, 0u8..4, any::<bool>(), 0u8..3).prop_map(|(i, egress, zone, ip, ready, weight)| {
-        let name = NODES[i];
-        let zone = ["a", "b", "c"][zone as usize];
-        let mut n = Node::new(
-            name,
-            labels(&[("kubernetes.io/hostname", name), ("egress", if egress { "true" } else { "false" }), ("zone", zone)]),
-            // Node IPs come from a small pool: changes and (rare) equal IPs happen.
-            (ip < 3).then(|| format!("192.168.0.{}", i * 2 + usize::from(ip == 2) + 1).parse().unwrap()),
-        );
-        n.ready = ready;
-        n.weight = weight;
-        n
-    })
+    (
+        0..NODES.len(),
+        any::<bool>(),
+        0u8..3,
+        0u8..4,
+        any::<bool>(),
+        0u8..3,
+    )
+        .prop_map(|(i, egress, zone, ip, ready, weight)| {
+            let name = NODES[i];
+            let zone = ["a", "b", "c"][zone as usize];
+            let mut n = Node::new(
+                name,
+                labels(&[
+                    ("kubernetes.io/hostname", name),
+                    ("egress", if egress { "true" } else { "false" }),
+                    ("zone", zone),
+                ]),
+                // Node IPs come from a small pool: changes and (rare) equal IPs happen.
+                (ip < 3).then(|| {
+                    format!("192.168.0.{}", i * 2 + usize::from(ip == 2) + 1)
+                        .parse()
+                        .unwrap()
+                }),
+            );
+            n.ready = ready;
+            n.weight = weight;
+            n
+        })
 }
 
-fn selector(key: &'static str, values: &'static [&'static str]) -> impl Strategy<Value = LabelSelector> {
-    prop::sample::select(values).prop_map(move |v| LabelSelector { match_labels: vec![(key.into(), v.into())], match_expressions: vec![] })
+fn selector(
+    key: &'static str,
+    values: &'static [&'static str],
+) -> impl Strategy<Value = LabelSelector> {
+    prop::sample::select(values).prop_map(move |v| LabelSelector {
+        match_labels: vec![(key.into(), v.into())],
+        match_expressions: vec![],
+    })
 }
 
 fn gateway() -> impl Strategy<Value = GatewaySpec> {
     (
-        prop_oneof![selector("egress", &["true"]), selector("kubernetes.io/hostname", &["n0", "n1", "n2", "nX"])],
+        prop_oneof![
+            selector("egress", &["true"]),
+            selector("kubernetes.io/hostname", &["n0", "n1", "n2", "nX"])
+        ],
         0u8..4,
     )
         .prop_map(|(node_selector, how)| GatewaySpec {
@@ -119,7 +161,10 @@ fn policy() -> impl Strategy<Value = Policy> {
         .prop_map(|(i, ts, items, dests, excluded, single, list)| Policy {
             name: POLICIES[i].into(),
             // Equal timestamps happen: names break the tie.
-            creation_timestamp: (ts > 0).then(|| Timestamp { seconds: i64::from(ts), nanos: 0 }),
+            creation_timestamp: (ts > 0).then(|| Timestamp {
+                seconds: i64::from(ts),
+                nanos: 0,
+            }),
             selectors: items
                 .into_iter()
                 .map(|(pod, ns, node)| SelectorItem {
@@ -140,7 +185,10 @@ fn endpoint() -> impl Strategy<Value = Endpoint> {
         0..UIDS.len(),
         prop::sample::select(&["web", "db", "other"][..]),
         0..NAMESPACES.len(),
-        prop::sample::subsequence(vec!["10.1.0.1", "10.1.0.2", "10.1.0.3", "fd01::1", "fd01::2"], 0..3),
+        prop::sample::subsequence(
+            vec!["10.1.0.1", "10.1.0.2", "10.1.0.3", "fd01::1", "fd01::2"],
+            0..3,
+        ),
         prop::option::of(0..NODES.len()),
         prop::sample::select(&["x", "y"][..]),
     )
@@ -200,7 +248,11 @@ impl Model {
                 self.endpoints.remove(*u);
             }
             Event::UpsertNamespace(ns, labels) => {
-                for e in self.endpoints.values_mut().filter(|e| e.namespace.as_deref() == Some(ns)) {
+                for e in self
+                    .endpoints
+                    .values_mut()
+                    .filter(|e| e.namespace.as_deref() == Some(ns))
+                {
                     e.namespace_labels = labels.clone();
                 }
             }
@@ -226,7 +278,10 @@ impl Model {
 }
 
 fn new_engine(selection: Selection) -> Engine {
-    let mut e = Engine::new(EngineConfig { selection, ..EngineConfig::new(LOCAL) });
+    let mut e = Engine::new(EngineConfig {
+        selection,
+        ..EngineConfig::new(LOCAL)
+    });
     e.set_devices(local_devices());
     e
 }
@@ -368,9 +423,10 @@ proptest! {
             apply_op(&mut map, op);
         }
         let mut result: Vec<Entry> = map.into_values().collect();
-        result.sort_by(|a, b| (a.source.is_ipv6(), a.source, a.destination.addr, a.destination.len).cmp(&(b.source.is_ipv6(), b.source, b.destination.addr, b.destination.len)));
+        let key = |e: &Entry| (e.source.is_ipv6(), e.source, e.destination.addr, e.destination.len);
+        result.sort_by_key(key);
         let mut desired: Vec<Entry> = engine.entries().iter().copied().collect();
-        desired.sort_by(|a, b| (a.source.is_ipv6(), a.source, a.destination.addr, a.destination.len).cmp(&(b.source.is_ipv6(), b.source, b.destination.addr, b.destination.len)));
+        desired.sort_by_key(key);
         prop_assert_eq!(result, desired);
         engine.ack(&rest, rest.len());
         prop_assert!(engine.take_plan().unwrap().is_empty());
@@ -393,21 +449,40 @@ fn ip_family_of_sources_is_kept() {
     // Sanity for the strategies above: both families are generated and programmed.
     let mut e = new_engine(Selection::Cilium);
     for n in NODES {
-        e.upsert_node(Node::new(n, labels(&[("egress", "true"), ("kubernetes.io/hostname", n)]), Some("192.168.0.9".parse().unwrap())));
+        e.upsert_node(Node::new(
+            n,
+            labels(&[("egress", "true"), ("kubernetes.io/hostname", n)]),
+            Some("192.168.0.9".parse().unwrap()),
+        ));
     }
     let mut p = Policy {
         name: "p".into(),
         creation_timestamp: None,
-        selectors: vec![SelectorItem { pod_selector: Some(LabelSelector::default()), ..SelectorItem::default() }],
-        destination_cidrs: vec![parse_prefix("0.0.0.0/0").unwrap(), parse_prefix("::/0").unwrap()],
+        selectors: vec![SelectorItem {
+            pod_selector: Some(LabelSelector::default()),
+            ..SelectorItem::default()
+        }],
+        destination_cidrs: vec![
+            parse_prefix("0.0.0.0/0").unwrap(),
+            parse_prefix("::/0").unwrap(),
+        ],
         excluded_cidrs: vec![],
         egress_gateway: GatewaySpec::default(),
         egress_gateways: vec![],
     };
-    p.egress_gateway.node_selector.match_labels.push(("egress".into(), "true".into()));
+    p.egress_gateway
+        .node_selector
+        .match_labels
+        .push(("egress".into(), "true".into()));
     e.upsert_policy(p);
-    let mut ep = Endpoint { uid: "u".into(), ..Endpoint::default() };
-    ep.ips = vec!["10.0.0.1".parse::<IpAddr>().unwrap(), "fd01::1".parse().unwrap()];
+    let mut ep = Endpoint {
+        uid: "u".into(),
+        ..Endpoint::default()
+    };
+    ep.ips = vec![
+        "10.0.0.1".parse::<IpAddr>().unwrap(),
+        "fd01::1".parse().unwrap(),
+    ];
     e.upsert_endpoint(ep);
     let entries = e.entries();
     assert_eq!((entries.ipv4.len(), entries.ipv6.len()), (1, 1));
