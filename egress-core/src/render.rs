@@ -119,6 +119,78 @@ pub fn tabulate<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
+/// An explanation as JSON (the `egressctl explain -o json` document).
+pub fn explanation_json(x: &crate::engine::Explanation) -> serde_json::Value {
+    use crate::engine::GatewayReason;
+    use crate::lookup::{DropReason, Verdict};
+    use serde_json::json;
+    let verdict = match x.verdict {
+        Verdict::NoEntry => json!({"kind": "noEntry"}),
+        Verdict::Drop(DropReason::NoGateway) => json!({"kind": "drop", "reason": "noGateway"}),
+        Verdict::Drop(DropReason::NoEgressIp) => json!({"kind": "drop", "reason": "noEgressIP"}),
+        Verdict::Excluded => json!({"kind": "excluded"}),
+        Verdict::Forward { gateway } => {
+            json!({"kind": "forward", "gatewayIP": gateway.to_string()})
+        }
+        Verdict::Masquerade { egress_ip, ifindex } => {
+            json!({"kind": "masquerade", "egressIP": egress_ip.to_string(), "egressIfindex": ifindex})
+        }
+    };
+    let producer = |p: &crate::entries::Producer| {
+        json!({
+            "policy": p.policy,
+            "endpoint": p.endpoint,
+            "list": p.kind.to_string(),
+            "index": p.cidr_index,
+            "entry": JsonRow::from(&p.entry),
+        })
+    };
+    let matched = x.matched.as_ref().map(|m| {
+        let reason = match m.reason {
+            GatewayReason::NotFound => json!({"kind": "notFound"}),
+            GatewayReason::Cilium {
+                hash,
+                resolved,
+                index,
+            } => {
+                json!({"kind": "cilium", "fnv1a32": hash, "resolved": resolved, "index": index})
+            }
+            GatewayReason::Consistent { score, candidates } => {
+                json!({"kind": "consistent", "score": score, "candidates": candidates})
+            }
+        };
+        let egress = m.gateway.egress.as_ref().map(|e| {
+            json!({
+                "ipv4": e.ipv4.to_string(),
+                "ipv6": e.ipv6.to_string(),
+                "ifindex": e.ifindex,
+                "failure": e.failure.as_ref().map(ToString::to_string),
+            })
+        });
+        json!({
+            "entry": JsonRow::from(&m.entry),
+            "producer": producer(&m.producer),
+            "endpointName": m.endpoint_name,
+            "selectorIndex": m.selector_index,
+            "gateway": {
+                "node": m.gateway.node,
+                "gatewayIP": m.gateway.gateway_ip.to_string(),
+                "entryIndex": m.gateway.entry_index,
+                "reason": reason,
+                "egress": egress,
+            },
+            "overrides": m.losers.iter().map(producer).collect::<Vec<_>>(),
+        })
+    });
+    json!({
+        "source": x.source.to_string(),
+        "destination": x.destination.to_string(),
+        "verdict": verdict,
+        "sourceEntries": x.source_entries,
+        "match": matched,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

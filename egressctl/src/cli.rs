@@ -20,14 +20,15 @@ pub(crate) enum Command {
     List(ListArgs),
     /// Validate policies (a snapshot, one policy, a List or a `---` stream) and report every error.
     Validate(ValidateArgs),
+    /// Explain the verdict for one packet: the entry, the policy, the gateway and why.
+    Explain(ExplainArgs),
+    /// The plan that turns OLD's maps into NEW's, and the endpoints that change gateway.
+    Diff(DiffArgs),
 }
 
+/// Which node, and how it computes: shared by list, explain and diff.
 #[derive(Debug, clap::Args)]
-pub(crate) struct ListArgs {
-    /// Snapshot file, or a `kubectl get ciliumegressgatewaypolicies,ciliumnodes,
-    /// ciliumendpoints,namespaces -A -o yaml` dump (YAML or JSON).
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub(crate) file: PathBuf,
+pub(crate) struct NodeArgs {
     /// Compute the maps of this node instead of the snapshot's localNode.
     #[arg(long, value_name = "NODE")]
     pub(crate) node: Option<String>,
@@ -38,6 +39,58 @@ pub(crate) struct ListArgs {
     /// Gateway selection mode.
     #[arg(long, value_enum, default_value_t = Selection::Cilium)]
     pub(crate) selection: Selection,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExplainArgs {
+    /// Snapshot file or Kubernetes dump.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// Packet source (a pod IP).
+    #[arg(long, value_name = "IP")]
+    pub(crate) src: std::net::IpAddr,
+    /// Packet destination.
+    #[arg(long, value_name = "IP")]
+    pub(crate) dst: std::net::IpAddr,
+    #[command(flatten)]
+    pub(crate) node: NodeArgs,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = TextOrJson::Text)]
+    pub(crate) output: TextOrJson,
+    /// Treat invalid policies as fatal.
+    #[arg(long)]
+    pub(crate) strict: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DiffArgs {
+    /// OLD, then NEW (snapshots or Kubernetes dumps): give -f twice.
+    #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
+    pub(crate) files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) node: NodeArgs,
+    /// IPv4 map layout of the plan.
+    #[arg(long, value_enum, default_value_t = LayoutArg::V4v2)]
+    pub(crate) layout: LayoutArg,
+}
+
+/// Output format of explain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TextOrJson {
+    /// Human-readable lines.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ListArgs {
+    /// Snapshot file, or a `kubectl get ciliumegressgatewaypolicies,ciliumnodes,
+    /// ciliumendpoints,namespaces -A -o yaml` dump (YAML or JSON).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    #[command(flatten)]
+    pub(crate) node: NodeArgs,
     /// IPv4 map layout the node programs.
     #[arg(long, value_enum, default_value_t = LayoutArg::V4v2)]
     pub(crate) layout: LayoutArg,

@@ -5,6 +5,7 @@ use std::path::Path;
 use egress_core::snapshot::{self, Snapshot, SnapshotError};
 
 use crate::Failure;
+use crate::cli::NodeArgs;
 
 /// Reads a whole input file, naming it in the error.
 pub(crate) fn read_file(path: &Path) -> Result<String, Failure> {
@@ -36,9 +37,9 @@ pub(crate) fn load_snapshot(path: &Path) -> Result<Snapshot, Failure> {
 pub(crate) fn select_node(
     snapshot: &mut Snapshot,
     path: &Path,
-    node: Option<&str>,
-    interfaces: Option<&str>,
+    args: &NodeArgs,
 ) -> Result<String, Failure> {
+    let (node, interfaces) = (args.node.as_deref(), args.interfaces.as_deref());
     if node.is_none() && snapshot.local_node.is_none() {
         return Err(Failure::Input(format!(
             "{}: --node: Required value: the input names no localNode (a Kubernetes dump never does)",
@@ -61,4 +62,31 @@ pub(crate) fn select_node(
             .map_err(|e| Failure::Input(e.to_string()))?;
     }
     Ok(name)
+}
+
+/// Loads a snapshot for one node: `--node`/`--interfaces` applied, and with `strict`,
+/// invalid policies refused (one line per error) instead of warned about.
+pub(crate) fn load_for_node(
+    path: &Path,
+    args: &NodeArgs,
+    strict: bool,
+) -> Result<(Snapshot, String), Failure> {
+    let mut snapshot = load_snapshot(path)?;
+    let node = select_node(&mut snapshot, path, args)?;
+    if strict {
+        let invalid: Vec<String> = snapshot
+            .invalid_policies()
+            .flat_map(|(i, errs)| {
+                let label = crate::diagnostics::policy_label(errs.name.as_deref(), i);
+                errs.errors
+                    .iter()
+                    .map(move |e| format!("{}: {label}: {e}", path.display()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if !invalid.is_empty() {
+            return Err(Failure::Input(invalid.join("\n")));
+        }
+    }
+    Ok((snapshot, node))
 }

@@ -6,40 +6,19 @@ use egress_core::render;
 
 use crate::cli::{ListArgs, Output};
 use crate::diagnostics::{self, conflict_line};
-use crate::input::{load_snapshot, select_node};
+use crate::input::load_for_node;
 use crate::{Failure, emit};
 
 pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
-    let mut snapshot = load_snapshot(&args.file)?;
-    let node = select_node(
-        &mut snapshot,
-        &args.file,
-        args.node.as_deref(),
-        args.interfaces.as_deref(),
-    )?;
+    let (snapshot, node) = load_for_node(&args.file, &args.node, args.strict)?;
     let node = node.as_str();
-    if args.strict {
-        let invalid: Vec<String> = snapshot
-            .invalid_policies()
-            .flat_map(|(i, errs)| {
-                let label = diagnostics::policy_label(errs.name.as_deref(), i);
-                errs.errors
-                    .iter()
-                    .map(move |e| format!("{}: {label}: {e}", args.file.display()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        if !invalid.is_empty() {
-            return Err(Failure::Input(invalid.join("\n")));
-        }
-    }
     diagnostics::print_policy_diagnostics(&snapshot);
 
     let computed = entries::compute(
         &snapshot.state(),
         node,
         snapshot.devices_for(node),
-        args.selection.into(),
+        args.node.selection.into(),
     );
     for conflict in &computed.conflicts {
         eprintln!("{}", conflict_line(conflict));

@@ -5,6 +5,8 @@
 mod cli;
 mod demo;
 mod diagnostics;
+mod diff;
+mod explain;
 mod host;
 mod input;
 mod list;
@@ -22,12 +24,15 @@ pub(crate) enum Failure {
     Input(String),
     /// Input problems already printed (exit 1).
     Reported,
+    /// A usage error clap could not catch (exit 2).
+    Usage(String),
 }
 
 impl Failure {
     fn exit_code(&self) -> u8 {
         match self {
             Failure::Input(_) | Failure::Reported => 1,
+            Failure::Usage(_) => 2,
         }
     }
 }
@@ -44,11 +49,13 @@ fn main() -> ExitCode {
         cli::Command::Demo => demo::run(),
         cli::Command::List(args) => list::run(&args),
         cli::Command::Validate(args) => validate::run(&args),
+        cli::Command::Explain(args) => explain::run(&args),
+        cli::Command::Diff(args) => diff::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            if let Failure::Input(msg) = &failure {
+            if let Failure::Input(msg) | Failure::Usage(msg) = &failure {
                 for line in msg.lines() {
                     eprintln!("egressctl: {line}");
                 }

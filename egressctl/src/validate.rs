@@ -32,7 +32,7 @@ fn validate_file(path: &Path) -> (String, bool) {
     let text = match read_file(path) {
         Ok(t) => t,
         Err(Failure::Input(msg)) => return (format!("{msg}\n"), false),
-        Err(Failure::Reported) => return (String::new(), false),
+        Err(_) => return (String::new(), false),
     };
     let docs = match document::parse_documents(&text) {
         Ok(d) => d,

@@ -474,3 +474,103 @@ fn consistent_selection_equals_every_consistent_example_exactly() {
     }
     assert!(checked >= 2, "only {checked} consistent examples found");
 }
+
+#[test]
+fn explain_text_and_json() {
+    let f = example("selectors-and-conflicts.yaml");
+    let out = egressctl(&[
+        "explain",
+        "-f",
+        &f,
+        "--src",
+        "172.22.48.10",
+        "--dst",
+        "1.2.3.4",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(
+            "172.22.48.10 -> 1.2.3.4: masquerade: SNAT to 172.22.49.119 here, then route\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("from: policy web-tier (destinationCIDRs[0] 1.2.3.0/24)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("selected by: spec.selectors[0] of pod default/nginx-54c98b4f84-6jx8n"),
+        "{text}"
+    );
+    assert!(text.contains("overrides: policy everything"), "{text}");
+    let out = egressctl(&[
+        "explain",
+        "-f",
+        &f,
+        "--src",
+        "172.22.48.14",
+        "--dst",
+        "9.9.9.9",
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verdict"]["kind"], "forward");
+    assert_eq!(v["verdict"]["gatewayIP"], "172.22.49.20");
+    assert_eq!(v["match"]["producer"]["policy"], "everything");
+    assert_eq!(v["match"]["gateway"]["reason"]["kind"], "cilium");
+    let out = egressctl(&[
+        "explain", "-f", &f, "--src", "10.0.0.1", "--dst", "9.9.9.9", "-o", "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verdict"]["kind"], "noEntry");
+    assert!(v["match"].is_null());
+    assert_eq!(
+        egressctl(&[
+            "explain",
+            "-f",
+            &f,
+            "--src",
+            "not-an-ip",
+            "--dst",
+            "9.9.9.9"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn diff_plans_the_change_and_lists_moved_endpoints() {
+    let old = example("seed-gateway-group.yaml");
+    let text = std::fs::read_to_string(&old).unwrap();
+    // NEW: gateway .147 removed from egressGateways, one pod replaced by a new IP, and an
+    // invalid policy that must not take effect.
+    let new_text = text
+        .replace("    - nodeSelector:\n        matchLabels:\n          kubernetes.io/hostname: 172.22.49.147\n      egressIP: 172.22.49.147\n", "")
+        .replace("  - 172.22.48.44\n", "  - 172.22.48.45\n")
+        + "- metadata: {name: broken}\n  spec: {selectors: []}\n";
+    let new = temp_file("new.yaml", &new_text);
+    let out = egressctl(&["diff", "-f", &old, "-f", new.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("upsert   cilium_egress_gw_policy_v4_v2   172.22.48.45   0.0.0.0/0          172.22.49.119   172.22.49.119"), "{text}");
+    assert!(text.contains("delete   cilium_egress_gw_policy_v4_v2   172.22.48.44   0.0.0.0/0          0.0.0.0         172.22.49.147"), "{text}");
+    assert!(text.contains("5 upserts, 1 deletes"), "{text}");
+    assert_eq!(
+        text.matches("-> 172.22.49.119 (172.22.49.119)").count(),
+        5,
+        "{text}"
+    );
+    assert!(text.contains("default/nginx-54c98b4f84-6jx8n (policy egress-test): 172.22.49.147 (172.22.49.147) -> 172.22.49.119"), "{text}");
+    assert!(
+        stderr(&out).contains("policy broken is invalid"),
+        "{}",
+        stderr(&out)
+    );
+    let same = egressctl(&["diff", "-f", &old, "-f", &old]);
+    assert_eq!(stdout(&same), "No changes.\n");
+    assert_eq!(egressctl(&["diff", "-f", &old]).status.code(), Some(2));
+}

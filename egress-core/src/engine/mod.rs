@@ -10,6 +10,7 @@
 //! changes and the endpoints on that node.
 
 mod arena;
+mod explain;
 mod plan;
 mod source;
 
@@ -18,6 +19,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use hashbrown::{HashMap, HashSet};
 
+pub use explain::{Explanation, GatewayReason, Match};
 pub use plan::{Action, CapacityError, Plan, PlanOp};
 
 use crate::cluster::{Endpoint, Node, Nodes};
@@ -184,17 +186,69 @@ impl Engine {
         if config.cluster.is_none() {
             config.cluster = snapshot.cluster.clone();
         }
-        let devices = snapshot.devices_for(&config.local_node).to_vec();
         let mut engine = Self::new(config);
-        engine.devices = devices;
-        engine.nodes = snapshot.nodes.clone();
-        for policy in snapshot.policies.iter().flatten() {
-            engine.upsert_policy(policy.clone());
+        engine.sync_snapshot(snapshot);
+        engine
+    }
+
+    /// Makes the engine's objects those of `snapshot`, as a stream of updates would: objects
+    /// missing from it are deleted, changed ones upserted, and an invalid policy keeps the
+    /// version the engine had (its errors are returned). Devices become the local node's.
+    pub fn sync_snapshot(&mut self, snapshot: &Snapshot) -> Vec<PolicyErrors> {
+        let gone: Vec<String> = self
+            .nodes
+            .keys()
+            .filter(|n| !snapshot.nodes.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.delete_node(&name);
+        }
+        for node in snapshot.nodes.values() {
+            if self.nodes.get(&node.name) != Some(node) {
+                self.upsert_node(node.clone());
+            }
+        }
+        self.set_devices(snapshot.devices_for(&self.config.local_node).to_vec());
+        let mut named: BTreeSet<&str> = BTreeSet::new();
+        let mut rejected = Vec::new();
+        for policy in &snapshot.policies {
+            match policy {
+                Ok(p) => {
+                    named.insert(&p.name);
+                    if self.policy(&p.name) != Some(p) {
+                        self.upsert_policy(p.clone());
+                    }
+                }
+                Err(errors) => {
+                    named.extend(errors.name.as_deref());
+                    rejected.push(errors.clone());
+                }
+            }
+        }
+        let stale: Vec<String> = self
+            .policy_names()
+            .filter(|n| !named.contains(n))
+            .map(str::to_owned)
+            .collect();
+        for name in stale {
+            self.delete_policy(&name);
+        }
+        let uids: BTreeSet<&str> = snapshot.endpoints.iter().map(|e| e.uid.as_str()).collect();
+        let stale: Vec<String> = self
+            .endpoint_uids()
+            .filter(|u| !uids.contains(u))
+            .map(str::to_owned)
+            .collect();
+        for uid in stale {
+            self.delete_endpoint(&uid);
         }
         for ep in &snapshot.endpoints {
-            engine.upsert_endpoint(ep.clone());
+            if self.endpoint_by_uid(&ep.uid) != Some(ep) {
+                self.upsert_endpoint(ep.clone());
+            }
         }
-        engine
+        rejected
     }
 
     /// The configuration.
@@ -504,6 +558,53 @@ impl Engine {
         let state = self.policy_state(*self.policy_ids.get(policy)?)?;
         let eid = self.endpoint_ids.get(uid)?;
         state.members.get(eid).map(|&g| state.gateway(g))
+    }
+
+    /// Every selected (policy, endpoint) and its gateway, by policy name then uid.
+    pub fn gateway_choices(&self) -> Vec<crate::entries::GatewayChoice> {
+        let mut out = Vec::new();
+        for (name, &pid) in &self.policy_ids {
+            let Some(state) = self.policy_state(pid) else {
+                continue;
+            };
+            let mut members: Vec<(&str, u16)> = state
+                .members
+                .iter()
+                .filter_map(|(&eid, &g)| self.endpoint(eid).map(|e| (e.endpoint.uid.as_str(), g)))
+                .collect();
+            members.sort_unstable();
+            for (uid, g) in members {
+                out.push(crate::entries::GatewayChoice {
+                    policy: name.clone(),
+                    endpoint: uid.to_owned(),
+                    gateway: state.gateway(g).clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// An endpoint by uid.
+    pub fn endpoint_by_uid(&self, uid: &str) -> Option<&Endpoint> {
+        self.endpoint_ids
+            .get(uid)
+            .and_then(|&eid| self.endpoint(eid))
+            .map(|s| &s.endpoint)
+    }
+
+    /// The nodes.
+    pub fn nodes(&self) -> &Nodes {
+        &self.nodes
+    }
+
+    /// Names of the policies, in name order.
+    pub fn policy_names(&self) -> impl Iterator<Item = &str> {
+        self.policy_ids.keys().map(String::as_str)
+    }
+
+    /// Uids of the endpoints, in no particular order.
+    pub fn endpoint_uids(&self) -> impl Iterator<Item = &str> {
+        self.endpoint_ids.keys().map(String::as_str)
     }
 
     // ----- internals ---------------------------------------------------------------------

@@ -1,0 +1,378 @@
+//! Why a packet gets its verdict (SEMANTICS B.5): the entry that matched, the policy,
+//! selector and endpoint that produced it, the gateway and why it was chosen, and the
+//! producers that lost the key.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use super::Engine;
+use crate::entries::{CidrKind, Entry, Producer};
+use crate::gateway::{self, ResolvedGateway, Selection};
+use crate::lookup::Verdict;
+
+/// The explanation of one lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    /// Packet source.
+    pub source: IpAddr,
+    /// Packet destination.
+    pub destination: IpAddr,
+    /// What the datapath does.
+    pub verdict: Verdict,
+    /// How many entries the source has (0: no policy selects it).
+    pub source_entries: usize,
+    /// The entry that matched and where it comes from; `None` for [`Verdict::NoEntry`].
+    pub matched: Option<Match>,
+}
+
+/// The matching entry and its provenance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Match {
+    /// The entry (longest matching prefix).
+    pub entry: Entry,
+    /// The producer whose bytes are stored.
+    pub producer: Producer,
+    /// `namespace/name` of the producing endpoint, when known.
+    pub endpoint_name: String,
+    /// The `spec.selectors[]` item that selected the endpoint.
+    pub selector_index: Option<usize>,
+    /// The gateway the endpoint uses under that policy.
+    pub gateway: ResolvedGateway,
+    /// Why that gateway.
+    pub reason: GatewayReason,
+    /// Producers of the same key whose bytes differ and lost (B.1).
+    pub losers: Vec<Producer>,
+}
+
+/// Why an endpoint uses its gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GatewayReason {
+    /// No gateway entry resolved to a node (compat) or no candidate (consistent).
+    NotFound,
+    /// Compat mode: `FNV-1a-32(uid) = hash`, `hash mod resolved = index`.
+    Cilium {
+        /// FNV-1a-32 of the uid.
+        hash: u32,
+        /// Resolved gateway entries.
+        resolved: usize,
+        /// The index chosen among them (sorted by gateway IP).
+        index: usize,
+    },
+    /// Consistent mode: the highest rendezvous score among the candidates.
+    Consistent {
+        /// The winning score.
+        score: u64,
+        /// Candidates (eligible entry/node pairs).
+        candidates: usize,
+    },
+}
+
+impl Engine {
+    /// Explains the verdict for a packet from `src` to `dst`.
+    pub fn explain(&self, src: IpAddr, dst: IpAddr) -> Explanation {
+        let verdict = self.lookup(src, dst);
+        let source = self.sources.get(&src);
+        let source_entries = source.map_or(0, |s| self.slots.get(s.desired).len());
+        let matched = source
+            .filter(|_| src.is_ipv4() == dst.is_ipv4())
+            .and_then(|s| {
+                let merged = self.merge_ranked(s);
+                let (_, producers) = merged
+                    .into_iter()
+                    .find(|(slot, _)| slot.destination.contains(dst))?;
+                let (winner, rest) = producers.split_first()?;
+                let (contribution, ranked) = winner;
+                let policy = self.policy_state(contribution.policy)?;
+                let ep = self.endpoint(contribution.endpoint)?;
+                let empty = crate::labels::Labels::empty();
+                let node_labels = ep
+                    .endpoint
+                    .node
+                    .as_ref()
+                    .and_then(|n| self.nodes.get(n))
+                    .map_or(&empty, |n| &n.labels);
+                let selector_index = policy
+                    .policy
+                    .selectors
+                    .iter()
+                    .zip(&policy.endpoint_selectors)
+                    .position(|(_, sel)| sel.matches(&ep.identity))
+                    .filter(|_| {
+                        policy.node_filters.is_empty()
+                            || policy.node_filters.iter().any(|f| f.matches(node_labels))
+                    });
+                let gateway_index = policy.members.get(&contribution.endpoint).copied()?;
+                let gateway = policy.gateway(gateway_index).clone();
+                let uid = &ep.endpoint.uid;
+                let reason = match (gateway.node.is_some(), policy.gateways.selection) {
+                    (false, _) => GatewayReason::NotFound,
+                    (true, Selection::Cilium) => GatewayReason::Cilium {
+                        hash: gateway::fnv1a32(uid.as_bytes()),
+                        resolved: policy.gateways.gateways.len(),
+                        index: usize::from(gateway_index),
+                    },
+                    (true, Selection::Consistent) => GatewayReason::Consistent {
+                        score: gateway::rendezvous_score(
+                            uid,
+                            gateway.node.as_deref().unwrap_or(""),
+                            gateway.entry_index.unwrap_or(0),
+                            gateway.weight,
+                        ),
+                        candidates: policy.gateways.gateways.len(),
+                    },
+                };
+                let losers = rest
+                    .iter()
+                    .filter(|p| p.1.slot != ranked.slot)
+                    .map(|p| self.producer(src, p))
+                    .collect();
+                Some(Match {
+                    entry: ranked.slot.entry(src),
+                    producer: self.producer(src, winner),
+                    endpoint_name: ep.endpoint.display_name(),
+                    selector_index,
+                    gateway,
+                    reason,
+                    losers,
+                })
+            });
+        Explanation {
+            source: src,
+            destination: dst,
+            verdict,
+            source_entries,
+            matched,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::NoEntry => {
+                f.write_str("no entry: normal path (the egress gateway is not used)")
+            }
+            Verdict::Drop(crate::lookup::DropReason::NoGateway) => {
+                f.write_str("drop: the policy has no gateway (gateway 0.0.0.0)")
+            }
+            Verdict::Drop(crate::lookup::DropReason::NoEgressIp) => {
+                f.write_str("drop: this node is the gateway but has no egress IP of the family")
+            }
+            Verdict::Excluded => f.write_str("excluded destination: normal path, no SNAT"),
+            Verdict::Forward { gateway } => write!(f, "forward: tunnel to gateway {gateway}"),
+            Verdict::Masquerade {
+                egress_ip,
+                ifindex: 0,
+            } => {
+                write!(f, "masquerade: SNAT to {egress_ip} here, then route")
+            }
+            Verdict::Masquerade { egress_ip, ifindex } => {
+                write!(
+                    f,
+                    "masquerade: SNAT to {egress_ip} here, redirect to ifindex {ifindex}"
+                )
+            }
+        }
+    }
+}
+
+fn producer_text(p: &Producer) -> String {
+    let list = match p.kind {
+        CidrKind::Destination => "destinationCIDRs",
+        CidrKind::Excluded => "excludedCIDRs",
+    };
+    format!(
+        "policy {} ({list}[{}] {}) for endpoint {}",
+        p.policy, p.cidr_index, p.entry.destination, p.endpoint
+    )
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} -> {}: {}",
+            self.source, self.destination, self.verdict
+        )?;
+        let Some(m) = &self.matched else {
+            if self.source_entries == 0 {
+                return writeln!(f, "  no policy selects source {}", self.source);
+            }
+            return writeln!(
+                f,
+                "  none of the source's {} entries covers {}",
+                self.source_entries, self.destination
+            );
+        };
+        let e = &m.entry;
+        writeln!(
+            f,
+            "  entry: {} {} -> egress IP {}, gateway IP {}, ifindex {}",
+            e.source, e.destination, e.egress_ip, e.gateway_ip, e.egress_ifindex
+        )?;
+        writeln!(f, "  from: {}", producer_text(&m.producer))?;
+        match m.selector_index {
+            Some(i) => writeln!(
+                f,
+                "  selected by: spec.selectors[{i}] of pod {}",
+                m.endpoint_name
+            )?,
+            None => writeln!(f, "  selected: pod {}", m.endpoint_name)?,
+        }
+        match (&m.gateway.node, &m.reason) {
+            (None, _) | (_, GatewayReason::NotFound) => writeln!(
+                f,
+                "  gateway: none found (no gateway entry matches a node with an IPv4 address)"
+            )?,
+            (
+                Some(node),
+                GatewayReason::Cilium {
+                    hash,
+                    resolved,
+                    index,
+                },
+            ) => writeln!(
+                f,
+                "  gateway: {node} ({}), entry {}: FNV-1a({}) = {hash} mod {resolved} = {index} among the entries sorted by gateway IP",
+                m.gateway.gateway_ip,
+                m.gateway.entry_index.unwrap_or(0),
+                m.producer.endpoint
+            )?,
+            (Some(node), GatewayReason::Consistent { score, candidates }) => writeln!(
+                f,
+                "  gateway: {node} ({}), entry {}: highest rendezvous score {score:#018x} of {candidates} candidates",
+                m.gateway.gateway_ip,
+                m.gateway.entry_index.unwrap_or(0)
+            )?,
+        }
+        if let Some(egress) = &m.gateway.egress {
+            match &egress.failure {
+                Some(why) => writeln!(f, "  egress IP: not derived on this node: {why}")?,
+                None => writeln!(
+                    f,
+                    "  egress IP: derived on this node (ifindex {})",
+                    egress.ifindex
+                )?,
+            }
+        }
+        for loser in &m.losers {
+            writeln!(f, "  overrides: {}", producer_text(loser))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineConfig;
+    use crate::snapshot::Snapshot;
+
+    fn example(name: &str) -> Snapshot {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/examples")
+            .join(name);
+        Snapshot::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn explains_a_conflict_and_its_winner() {
+        let snap = example("selectors-and-conflicts.yaml");
+        let e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119"));
+        let x = e.explain(ip("172.22.48.10"), ip("1.2.3.4"));
+        assert_eq!(
+            x.verdict,
+            Verdict::Masquerade {
+                egress_ip: ip("172.22.49.119"),
+                ifindex: 0
+            }
+        );
+        let m = x.matched.as_ref().unwrap();
+        assert_eq!(m.producer.policy, "web-tier");
+        assert_eq!(m.selector_index, Some(0));
+        assert_eq!(m.endpoint_name, "default/nginx-54c98b4f84-6jx8n");
+        assert_eq!(m.losers.len(), 1);
+        assert_eq!(m.losers[0].policy, "everything");
+        assert_eq!(
+            m.reason,
+            GatewayReason::Cilium {
+                hash: gateway::fnv1a32(b"39fbe8cd-f950-563d-b40d-e67551c83425"),
+                resolved: 1,
+                index: 0
+            }
+        );
+        let text = x.to_string();
+        assert!(
+            text.starts_with(
+                "172.22.48.10 -> 1.2.3.4: masquerade: SNAT to 172.22.49.119 here, then route\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("overrides: policy everything (destinationCIDRs[0] 1.2.3.0/24)"),
+            "{text}"
+        );
+        // The longest prefix decides: 8.8.8.8 falls to everything's 0.0.0.0/0.
+        let x = e.explain(ip("172.22.48.10"), ip("8.8.8.8"));
+        assert_eq!(
+            x.verdict,
+            Verdict::Forward {
+                gateway: "172.22.49.20".parse().unwrap()
+            }
+        );
+        assert_eq!(x.matched.unwrap().producer.policy, "everything");
+    }
+
+    #[test]
+    fn explains_misses_excluded_and_missing_gateways() {
+        let snap = example("dual-stack-excluded.yaml");
+        let e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119"));
+        let x = e.explain(ip("172.22.48.4"), ip("172.22.1.1"));
+        assert_eq!(x.verdict, Verdict::Excluded);
+        assert_eq!(x.matched.unwrap().producer.kind, CidrKind::Excluded);
+        let x = e.explain(ip("172.22.48.38"), ip("8.8.8.8"));
+        assert_eq!(
+            x.verdict,
+            Verdict::Drop(crate::lookup::DropReason::NoGateway)
+        );
+        assert_eq!(x.matched.as_ref().unwrap().reason, GatewayReason::NotFound);
+        assert!(x.to_string().contains("gateway: none found"));
+        let x = e.explain(ip("10.9.9.9"), ip("8.8.8.8"));
+        assert_eq!((x.verdict, x.source_entries), (Verdict::NoEntry, 0));
+        assert!(x.to_string().contains("no policy selects source 10.9.9.9"));
+        let x = e.explain(ip("fd00:22:48::4"), ip("2001:db8::1"));
+        assert_eq!(
+            x.verdict,
+            Verdict::Masquerade {
+                egress_ip: ip("2402:4e00:1::3"),
+                ifindex: 2
+            }
+        );
+        let text = x.to_string();
+        assert!(
+            text.contains("egress IP: derived on this node (ifindex 2)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn explains_consistent_choices() {
+        let snap = example("egress-pool-consistent.yaml");
+        let config = EngineConfig {
+            selection: Selection::Consistent,
+            ..EngineConfig::new("172.22.49.119")
+        };
+        let e = Engine::from_snapshot(&snap, config);
+        let x = e.explain(ip("172.22.48.10"), ip("8.8.8.8"));
+        let m = x.matched.unwrap();
+        assert_eq!(m.gateway.node.as_deref(), Some("172.22.49.20"));
+        let GatewayReason::Consistent { candidates, .. } = m.reason else {
+            panic!("{:?}", m.reason)
+        };
+        assert_eq!(candidates, 3);
+    }
+}

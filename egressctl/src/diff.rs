@@ -1,0 +1,152 @@
+//! `egressctl diff`: the plan that turns OLD's maps into NEW's, NEW applied to OLD as updates.
+
+use std::collections::BTreeMap;
+
+use egress_core::engine::{Action, Engine, EngineConfig};
+use egress_core::entries::GatewayChoice;
+use egress_core::render;
+
+use crate::cli::DiffArgs;
+use crate::diagnostics;
+use crate::input::load_for_node;
+use crate::{Failure, emit};
+
+pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
+    let [old_path, new_path] = args.files.as_slice() else {
+        return Err(Failure::Usage(format!(
+            "diff takes exactly two files (-f OLD -f NEW), got {}",
+            args.files.len()
+        )));
+    };
+    let (old, node) = load_for_node(old_path, &args.node, false)?;
+    let (new, _) = load_for_node(new_path, &args.node, false)?;
+    let config = EngineConfig {
+        selection: args.node.selection.into(),
+        layout: args.layout.into(),
+        max_entries: u32::MAX,
+        ..EngineConfig::new(node)
+    };
+    let mut engine = Engine::from_snapshot(&old, config);
+    let baseline = engine
+        .take_plan()
+        .map_err(|e| Failure::Input(e.to_string()))?;
+    engine.ack(&baseline, baseline.len());
+    let before = engine.gateway_choices();
+
+    for errors in engine.sync_snapshot(&new) {
+        let name = errors.name.as_deref().unwrap_or("<unnamed>");
+        let kept = if engine.policy(name).is_some() {
+            "OLD's version is kept"
+        } else {
+            "it is not programmed"
+        };
+        let reasons: Vec<String> = errors.errors.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "warning: {}: policy {name} is invalid ({}): {kept}",
+            new_path.display(),
+            reasons.join("; ")
+        );
+    }
+    for conflict in &engine.conflicts() {
+        eprintln!("{}", diagnostics::conflict_line(conflict));
+    }
+    let plan = engine
+        .take_plan()
+        .map_err(|e| Failure::Input(e.to_string()))?;
+
+    let mut out = String::new();
+    if plan.is_empty() {
+        out.push_str("No changes.\n");
+    } else {
+        let mut rows = vec![
+            [
+                "Op",
+                "Map",
+                "Source IP",
+                "Destination CIDR",
+                "Egress IP",
+                "Gateway IP",
+            ]
+            .map(str::to_owned),
+        ];
+        for op in &plan.ops {
+            let e = &op.entry;
+            let action = if op.action == Action::Upsert {
+                "upsert"
+            } else {
+                "delete"
+            };
+            rows.push([
+                action.to_owned(),
+                op.map.to_owned(),
+                e.source.to_string(),
+                e.destination.to_string(),
+                e.egress_ip.to_string(),
+                e.gateway_ip.to_string(),
+            ]);
+        }
+        out.push_str(&render::tabulate(&rows));
+        out.push_str(&format!(
+            "{} upserts, {} deletes\n",
+            plan.upserts().len(),
+            plan.deletes().len()
+        ));
+    }
+    let names: BTreeMap<&str, String> = old
+        .endpoints
+        .iter()
+        .chain(&new.endpoints)
+        .map(|e| (e.uid.as_str(), e.display_name()))
+        .collect();
+    let moves = gateway_moves(&before, &engine.gateway_choices(), &names);
+    if !moves.is_empty() {
+        out.push_str("\nEndpoints that change gateway:\n");
+        for line in moves {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    emit(&out);
+    Ok(())
+}
+
+/// `policy endpoint: old gateway -> new gateway` for every (policy, endpoint) whose gateway
+/// node changed, appeared or disappeared.
+fn gateway_moves(
+    before: &[GatewayChoice],
+    after: &[GatewayChoice],
+    names: &BTreeMap<&str, String>,
+) -> Vec<String> {
+    let describe = |c: Option<&GatewayChoice>| match c {
+        None => "(not selected)".to_owned(),
+        Some(c) => match &c.gateway.node {
+            Some(node) => format!("{node} ({})", c.gateway.gateway_ip),
+            None => "(no gateway)".to_owned(),
+        },
+    };
+    let index = |list: &[GatewayChoice]| -> BTreeMap<(String, String), GatewayChoice> {
+        list.iter()
+            .map(|c| ((c.policy.clone(), c.endpoint.clone()), c.clone()))
+            .collect()
+    };
+    let (old, new) = (index(before), index(after));
+    let keys: std::collections::BTreeSet<&(String, String)> =
+        old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .filter_map(|key| {
+            let (a, b) = (old.get(key), new.get(key));
+            let node = |c: Option<&GatewayChoice>| {
+                c.map(|c| (c.gateway.node.clone(), c.gateway.gateway_ip))
+            };
+            let pod = names.get(key.1.as_str()).unwrap_or(&key.1);
+            (node(a) != node(b)).then(|| {
+                format!(
+                    "  {pod} (policy {}): {} -> {}",
+                    key.0,
+                    describe(a),
+                    describe(b)
+                )
+            })
+        })
+        .collect()
+}

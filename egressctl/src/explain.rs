@@ -1,0 +1,31 @@
+//! `egressctl explain`: the verdict for one packet, and why.
+
+use egress_core::engine::{Engine, EngineConfig};
+use egress_core::render;
+
+use crate::cli::{ExplainArgs, TextOrJson};
+use crate::diagnostics;
+use crate::input::load_for_node;
+use crate::{Failure, emit};
+
+pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
+    let (snapshot, node) = load_for_node(&args.file, &args.node, args.strict)?;
+    diagnostics::print_policy_diagnostics(&snapshot);
+    let config = EngineConfig {
+        selection: args.node.selection.into(),
+        ..EngineConfig::new(node)
+    };
+    let engine = Engine::from_snapshot(&snapshot, config);
+    let explanation = engine.explain(args.src, args.dst);
+    match args.output {
+        TextOrJson::Text => emit(&explanation.to_string()),
+        TextOrJson::Json => {
+            let json = render::explanation_json(&explanation);
+            emit(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}
