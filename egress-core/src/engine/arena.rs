@@ -113,6 +113,20 @@ impl<T: Clone + Eq + Hash> Arena<T> {
         items_of(&self.slots, id.0)
     }
 
+    /// Heap bytes held (lists, slot table, index), estimated from capacities.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let items: usize = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|s| s.items.len() * size_of::<T>())
+            .sum();
+        items
+            + self.slots.capacity() * size_of::<Option<Slot<T>>>()
+            + self.index.capacity() * (size_of::<u32>() + 1)
+            + self.free.capacity() * size_of::<u32>()
+    }
+
     /// Number of live lists and of items they hold.
     pub(crate) fn size(&self) -> (usize, usize) {
         let live = self.slots.iter().flatten();

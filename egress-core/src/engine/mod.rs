@@ -92,6 +92,13 @@ pub struct Stats {
     pub stored_list_entries: usize,
 }
 
+/// Heap held by the engine, estimated from its tables' capacities.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Desired and programmed state: per-source tables, contributions, interned lists.
+    pub desired_state: usize,
+}
+
 type PolicyId = u32;
 type EndpointId = u32;
 
@@ -537,6 +544,25 @@ impl Engine {
             nodes: self.nodes.len(),
             stored_lists: lists,
             stored_list_entries: items,
+        }
+    }
+
+    /// Heap the desired-state tables hold (an estimate from capacities; the report binary
+    /// measures the engine's whole heap with a counting allocator).
+    pub fn memory(&self) -> MemoryUsage {
+        let sources = self.sources.capacity() * (size_of::<IpAddr>() + size_of::<Source>() + 1);
+        let contributions: usize = self
+            .sources
+            .values()
+            .map(|s| s.contributions.capacity() * size_of::<Contribution>())
+            .sum();
+        let pending = self.pending.capacity() * (size_of::<IpAddr>() + 1);
+        MemoryUsage {
+            desired_state: sources
+                + contributions
+                + pending
+                + self.slots.heap_bytes()
+                + self.ranked.heap_bytes(),
         }
     }
 

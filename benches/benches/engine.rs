@@ -1,0 +1,80 @@
+//! Criterion benchmarks of the hot paths on the PERFORMANCE.md workloads.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use egress_benches::{measure, workloads};
+use egress_core::gateway::Selection;
+use egress_core::lookup::LookupTable;
+
+fn lookup(c: &mut Criterion) {
+    for (name, ipv6) in [("v4", false), ("v6", true)] {
+        let w = workloads::lookup(3, 10_000, 100_000, ipv6);
+        let table = LookupTable::new(&w.maps, Some(w.local_ipv4));
+        let mut group = c.benchmark_group(format!("w-lookup-{name}"));
+        group.throughput(Throughput::Elements(w.queries.len() as u64));
+        group.bench_function("lookup-table", |b| {
+            b.iter(|| {
+                for &(s, d) in &w.queries {
+                    black_box(table.lookup(black_box(s), black_box(d)));
+                }
+            })
+        });
+        let few = &w.queries[..200];
+        group.throughput(Throughput::Elements(few.len() as u64));
+        group.sample_size(10);
+        group.bench_function("linear-scan", |b| {
+            b.iter(|| {
+                for &(s, d) in few {
+                    black_box(measure::linear_scan(&w.maps, Some(w.local_ipv4), s, d));
+                }
+            })
+        });
+        group.finish();
+    }
+}
+
+fn endpoint_event(c: &mut Criterion) {
+    let objects = workloads::cluster(11, 10_000, 100);
+    let mut engine = objects.engine(Selection::Cilium, 1 << 20);
+    let plan = engine.take_plan().unwrap_or_default();
+    engine.ack(&plan, plan.len());
+    let mut next = 0usize;
+    let mut group = c.benchmark_group("w-cluster");
+    group.bench_function("endpoint-add-and-plan", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let mut ep = workloads::endpoint(20_000 + next, &format!("g{}", next % 100), 50);
+                ep.ips = vec![IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + next as u32))];
+                next += 1;
+                let start = Instant::now();
+                engine.upsert_endpoint(ep);
+                let plan = engine.take_plan().unwrap_or_default();
+                total += start.elapsed();
+                engine.ack(&plan, plan.len());
+            }
+            total
+        })
+    });
+    group.sample_size(10);
+    group.bench_function("full-recompute", |b| {
+        b.iter(|| black_box(objects.engine(Selection::Cilium, 1 << 20)))
+    });
+    group.finish();
+}
+
+fn full_build(c: &mut Criterion) {
+    let objects = workloads::scale(150_000);
+    let mut group = c.benchmark_group("w-scale");
+    group.sample_size(10);
+    group.bench_function("build-150k-endpoints", |b| {
+        b.iter(|| black_box(objects.engine(Selection::Cilium, 1 << 21)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, lookup, endpoint_event, full_build);
+criterion_main!(benches);

@@ -1,0 +1,409 @@
+//! W-lookup, W-cluster, W-scale and W-churn, deterministic for a seed.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use egress_core::cluster::{Endpoint, Node};
+use egress_core::device::{Device, DeviceAddress, Families};
+use egress_core::engine::{Engine, EngineConfig};
+use egress_core::entries::{Entry, MapEntries};
+use egress_core::gateway::Selection;
+use egress_core::labels::Labels;
+use egress_core::netip::{Cidr, mask_v4, mask_v6};
+use egress_core::policy::{GatewaySpec, LabelSelector, Policy, SelectorItem};
+
+/// xorshift64*: small, fast, deterministic.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for a seed (any value; zero is remapped).
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A value in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// A W-lookup table and its queries.
+#[derive(Clone, Debug)]
+pub struct LookupWorkload {
+    /// 4 entries per endpoint: the default route and 3 excluded prefixes.
+    pub maps: MapEntries,
+    /// (source, destination) queries: 90 % known sources, half of those inside an excluded prefix.
+    pub queries: Vec<(IpAddr, IpAddr)>,
+    /// The local node's IPv4 (the entries' gateway).
+    pub local_ipv4: Ipv4Addr,
+}
+
+const LOCAL_V4: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
+
+/// W-lookup: `endpoints` sources with distinct addresses (IPv4 in 10.0.0.0/8, or the IPv6
+/// twin in fd00::/8), each with `0.0.0.0/0` (`::/0`) and 3 excluded prefixes drawn from a
+/// pool of 64 (IPv4 lengths /8–/28; IPv6 lengths /32–/112).
+pub fn lookup(seed: u64, endpoints: usize, queries: usize, ipv6: bool) -> LookupWorkload {
+    let mut rng = Rng::new(seed);
+    let pool: Vec<Cidr> = (0..64)
+        .map(|_| {
+            if ipv6 {
+                let len = 32 + rng.below(81) as u8;
+                let addr =
+                    (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())) & mask_v6(len);
+                Cidr {
+                    addr: IpAddr::V6(Ipv6Addr::from(addr)),
+                    len,
+                }
+            } else {
+                let len = 8 + rng.below(21) as u8;
+                let addr = (rng.next_u64() as u32) & mask_v4(len);
+                Cidr {
+                    addr: IpAddr::V4(Ipv4Addr::from(addr)),
+                    len,
+                }
+            }
+        })
+        .collect();
+    let source = |i: usize| -> IpAddr {
+        if ipv6 {
+            IpAddr::V6(Ipv6Addr::from((0xfd00u128 << 112) | (i as u128 + 1)))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i as u32 + 1))
+        }
+    };
+    let default = Cidr {
+        addr: if ipv6 {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        },
+        len: 0,
+    };
+    let unspecified = default.addr;
+    let mut entries = Vec::with_capacity(endpoints * 4);
+    let mut excluded_of = Vec::with_capacity(endpoints);
+    for i in 0..endpoints {
+        let src = source(i);
+        let mut picks: Vec<Cidr> = Vec::with_capacity(3);
+        while picks.len() < 3 {
+            let c = pool[rng.below(64) as usize];
+            if !picks
+                .iter()
+                .any(|p| p.len == c.len && p.network() == c.network())
+            {
+                picks.push(c);
+            }
+        }
+        entries.push(Entry {
+            source: src,
+            destination: default,
+            egress_ip: unspecified,
+            gateway_ip: Ipv4Addr::new(192, 168, 1, 2 + (i % 8) as u8),
+            egress_ifindex: 0,
+        });
+        for c in &picks {
+            entries.push(Entry {
+                source: src,
+                destination: *c,
+                egress_ip: unspecified,
+                gateway_ip: Ipv4Addr::new(0, 0, 0, 1),
+                egress_ifindex: 0,
+            });
+        }
+        excluded_of.push(picks);
+    }
+    let mut qs = Vec::with_capacity(queries);
+    for _ in 0..queries {
+        let known = rng.below(10) < 9;
+        let i = rng.below(endpoints as u64) as usize;
+        let src = if known {
+            source(i)
+        } else {
+            source(endpoints + 1 + rng.below(1_000_000) as usize)
+        };
+        let inside = known && rng.below(2) == 0;
+        let dst = if inside {
+            let c = excluded_of[i][rng.below(3) as usize];
+            random_inside(&mut rng, c)
+        } else if ipv6 {
+            IpAddr::V6(Ipv6Addr::from(
+                u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64()),
+            ))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(rng.next_u64() as u32))
+        };
+        qs.push((src, dst));
+    }
+    LookupWorkload {
+        maps: MapEntries::from_entries(entries),
+        queries: qs,
+        local_ipv4: LOCAL_V4,
+    }
+}
+
+fn random_inside(rng: &mut Rng, c: Cidr) -> IpAddr {
+    match c.addr {
+        IpAddr::V4(a) => {
+            let host = (rng.next_u64() as u32) & !mask_v4(c.len);
+            IpAddr::V4(Ipv4Addr::from((u32::from(a) & mask_v4(c.len)) | host))
+        }
+        IpAddr::V6(a) => {
+            let r = u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64());
+            IpAddr::V6(Ipv6Addr::from(
+                (u128::from(a) & mask_v6(c.len)) | (r & !mask_v6(c.len)),
+            ))
+        }
+    }
+}
+
+/// The objects of a cluster, in the order an agent would learn them.
+#[derive(Clone, Debug, Default)]
+pub struct Objects {
+    /// Nodes.
+    pub nodes: Vec<Node>,
+    /// Policies.
+    pub policies: Vec<Policy>,
+    /// Endpoints.
+    pub endpoints: Vec<Endpoint>,
+    /// The local node's devices.
+    pub devices: Vec<Device>,
+    /// The node whose maps are computed.
+    pub local_node: String,
+}
+
+impl Objects {
+    /// A fresh engine fed every object through the public API (the full-recompute baseline).
+    pub fn engine(&self, selection: Selection, max_entries: u32) -> Engine {
+        let config = EngineConfig {
+            selection,
+            max_entries,
+            ..EngineConfig::new(self.local_node.clone())
+        };
+        let mut engine = Engine::new(config);
+        engine.set_devices(self.devices.clone());
+        for n in &self.nodes {
+            engine.upsert_node(n.clone());
+        }
+        for p in &self.policies {
+            engine.upsert_policy(p.clone());
+        }
+        for e in &self.endpoints {
+            engine.upsert_endpoint(e.clone());
+        }
+        engine
+    }
+}
+
+fn node_name(i: usize) -> String {
+    format!("node-{i:03}")
+}
+
+fn node_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(172, 20, (i / 250) as u8, (i % 250) as u8 + 1)
+}
+
+fn nodes(count: usize, gateways: usize) -> Vec<Node> {
+    (0..count)
+        .map(|i| {
+            let egress = if i < gateways { "true" } else { "false" };
+            let labels: Labels = [
+                ("kubernetes.io/hostname", node_name(i).as_str()),
+                ("egress", egress),
+            ]
+            .into_iter()
+            .collect();
+            Node::new(node_name(i), labels, Some(node_ip(i)))
+        })
+        .collect()
+}
+
+fn gateway_devices(i: usize) -> Vec<Device> {
+    vec![
+        Device {
+            name: "eth0".into(),
+            index: 2,
+            alt_names: vec![],
+            addresses: vec![DeviceAddress {
+                addr: IpAddr::V4(node_ip(i)),
+                prefix_len: 16,
+            }],
+            default_route: Families::all(),
+        },
+        Device {
+            name: "eth1".into(),
+            index: 3,
+            alt_names: vec![],
+            addresses: vec![DeviceAddress {
+                addr: IpAddr::V4(Ipv4Addr::new(43, 0, 0, i as u8 + 1)),
+                prefix_len: 24,
+            }],
+            default_route: Families::empty(),
+        },
+    ]
+}
+
+fn label(key: &str, value: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: vec![(key.into(), value.into())],
+        match_expressions: vec![],
+    }
+}
+
+fn cidr(s: &str) -> Cidr {
+    egress_core::netip::parse_prefix(s).unwrap_or(Cidr {
+        addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        len: 0,
+    })
+}
+
+/// An endpoint of W-cluster / W-scale.
+pub fn endpoint(i: usize, group: &str, nodes: usize) -> Endpoint {
+    Endpoint {
+        uid: format!(
+            "{:08x}-{:04x}-5{:03x}-8{:03x}-{:012x}",
+            (i as u64).wrapping_mul(2_654_435_761) as u32,
+            i % 0xffff,
+            i % 0xfff,
+            (i / 7) % 0xfff,
+            i
+        ),
+        namespace: Some(format!("ns-{}", i % 20)),
+        name: Some(format!("pod-{i}")),
+        labels: BTreeMap::from([
+            ("app".to_owned(), format!("app-{}", i % 50)),
+            ("group".to_owned(), group.to_owned()),
+        ]),
+        namespace_labels: BTreeMap::from([(
+            "kubernetes.io/metadata.name".to_owned(),
+            format!("ns-{}", i % 20),
+        )]),
+        ips: vec![IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i as u32 + 1))],
+        node: Some(node_name(8 + i % (nodes - 8).max(1))),
+        ..Endpoint::default()
+    }
+}
+
+/// W-cluster: 10,000 endpoints, 100 policies each selecting ~1 % of them by label (2
+/// destination and 2 excluded CIDRs, two listed gateways), 50 nodes of which 8 are gateways;
+/// the local node is a gateway. Sizes are parameters for the quick report.
+pub fn cluster(seed: u64, endpoints: usize, policies: usize) -> Objects {
+    let mut rng = Rng::new(seed);
+    let node_count = 50;
+    let objects_nodes = nodes(node_count, 8);
+    let policies: Vec<Policy> = (0..policies)
+        .map(|p| {
+            let a = rng.below(8) as usize;
+            let b = (a + 1 + rng.below(7) as usize) % 8;
+            let entry = |i: usize, interface: bool| GatewaySpec {
+                node_selector: label("kubernetes.io/hostname", &node_name(i)),
+                egress_ip: (!interface).then_some(IpAddr::V4(node_ip(i))),
+                interface: interface.then(|| "eth1".to_owned()),
+            };
+            Policy {
+                name: format!("policy-{p:03}"),
+                creation_timestamp: None,
+                selectors: vec![SelectorItem {
+                    pod_selector: Some(label("group", &format!("g{p}"))),
+                    ..SelectorItem::default()
+                }],
+                destination_cidrs: vec![
+                    cidr("0.0.0.0/0"),
+                    cidr(&format!("100.{}.0.0/16", p % 250)),
+                ],
+                excluded_cidrs: vec![
+                    cidr("10.0.0.0/8"),
+                    cidr(&format!("172.{}.0.0/16", 16 + p % 16)),
+                ],
+                egress_gateway: entry(a, false),
+                egress_gateways: vec![entry(a, false), entry(b, true)],
+            }
+        })
+        .collect();
+    let groups = policies.len().max(1);
+    let endpoints = (0..endpoints)
+        .map(|i| endpoint(i, &format!("g{}", i % groups), node_count))
+        .collect();
+    Objects {
+        nodes: objects_nodes,
+        policies,
+        endpoints,
+        devices: gateway_devices(0),
+        local_node: node_name(0),
+    }
+}
+
+/// W-scale: `endpoints` endpoints (150,000: Kubernetes' documented pod limit), one policy
+/// selecting all, 4 CIDRs (2 destination, 2 excluded) → 4 entries per endpoint.
+pub fn scale(endpoints: usize) -> Objects {
+    let node_count = 50;
+    let policy = Policy {
+        name: "everything".into(),
+        creation_timestamp: None,
+        selectors: vec![SelectorItem {
+            pod_selector: Some(LabelSelector::default()),
+            ..SelectorItem::default()
+        }],
+        destination_cidrs: vec![cidr("0.0.0.0/0"), cidr("100.64.0.0/10")],
+        excluded_cidrs: vec![cidr("10.0.0.0/8"), cidr("172.16.0.0/12")],
+        egress_gateway: GatewaySpec {
+            node_selector: label("egress", "true"),
+            egress_ip: None,
+            interface: Some("eth1".into()),
+        },
+        egress_gateways: (0..4)
+            .map(|i| GatewaySpec {
+                node_selector: label("kubernetes.io/hostname", &node_name(i)),
+                egress_ip: None,
+                interface: Some("eth1".into()),
+            })
+            .collect(),
+    };
+    Objects {
+        nodes: nodes(node_count, 8),
+        policies: vec![policy],
+        endpoints: (0..endpoints)
+            .map(|i| endpoint(i, "all", node_count))
+            .collect(),
+        devices: gateway_devices(0),
+        local_node: node_name(0),
+    }
+}
+
+/// W-churn: `n` gateway nodes and one policy selecting all `endpoints` endpoints; compat mode
+/// sees the gateways as `n` listed entries, consistent mode as one pool entry.
+pub fn churn(n: usize, endpoints: usize) -> Objects {
+    let node_count = 50.max(n + 8);
+    let mut policy = scale(0).policies.remove(0);
+    policy.name = "churn".into();
+    policy.egress_gateway = GatewaySpec {
+        node_selector: label("egress", "true"),
+        egress_ip: None,
+        interface: None,
+    };
+    policy.egress_gateways = (0..n)
+        .map(|i| GatewaySpec {
+            node_selector: label("kubernetes.io/hostname", &node_name(i)),
+            egress_ip: None,
+            interface: None,
+        })
+        .collect();
+    Objects {
+        nodes: nodes(node_count, n),
+        policies: vec![policy],
+        endpoints: (0..endpoints)
+            .map(|i| endpoint(i, "all", node_count))
+            .collect(),
+        devices: gateway_devices(0),
+        local_node: node_name(0),
+    }
+}
