@@ -85,25 +85,20 @@ impl Engine {
                 let policy = self.policy_state(contribution.policy)?;
                 let ep = self.endpoint(contribution.endpoint)?;
                 let empty = crate::labels::Labels::empty();
-                let node_labels = ep
-                    .endpoint
-                    .node
-                    .as_ref()
-                    .and_then(|n| self.nodes.get(n))
-                    .map_or(&empty, |n| &n.labels);
+                let node_labels = self.node_labels_of(ep).unwrap_or(&empty);
                 let selector_index = policy
                     .policy
                     .selectors
                     .iter()
                     .zip(&policy.endpoint_selectors)
-                    .position(|(_, sel)| sel.matches(&ep.identity))
+                    .position(|(_, sel)| sel.matches(ep.identity()))
                     .filter(|_| {
                         policy.node_filters.is_empty()
                             || policy.node_filters.iter().any(|f| f.matches(node_labels))
                     });
                 let gateway_index = policy.members.get(&contribution.endpoint).copied()?;
                 let gateway = policy.gateway(gateway_index).clone();
-                let uid = &ep.endpoint.uid;
+                let uid = &ep.uid.to_text();
                 let reason = match (gateway.node.is_some(), policy.gateways.selection) {
                     (false, _) => GatewayReason::NotFound,
                     (true, Selection::Cilium) => GatewayReason::Cilium {
@@ -129,7 +124,11 @@ impl Engine {
                 Some(Match {
                     entry: ranked.slot.entry(src),
                     producer: self.producer(src, winner),
-                    endpoint_name: ep.endpoint.display_name(),
+                    endpoint_name: self
+                        .endpoints
+                        .to_endpoint(contribution.endpoint)
+                        .map(|e| e.display_name())
+                        .unwrap_or_default(),
                     selector_index,
                     gateway,
                     reason,

@@ -10,6 +10,7 @@
 //! changes and the endpoints on that node.
 
 mod arena;
+mod endpoints;
 mod explain;
 mod plan;
 mod source;
@@ -35,6 +36,7 @@ use crate::policy::{Policy, PolicyErrors, parse_policy};
 use crate::selector::Selector;
 use crate::snapshot::Snapshot;
 use arena::{Arena, ListId};
+use endpoints::{EndpointState, EndpointTable, Uid};
 use source::{Contribution, RankedSlot, Source};
 
 /// How an engine computes and programs.
@@ -97,6 +99,8 @@ pub struct Stats {
 pub struct MemoryUsage {
     /// Desired and programmed state: per-source tables, contributions, interned lists.
     pub desired_state: usize,
+    /// The endpoint table and its indexes (shared identity records not counted).
+    pub endpoints: usize,
 }
 
 type PolicyId = u32;
@@ -129,11 +133,6 @@ impl PolicyState {
     }
 }
 
-struct EndpointState {
-    endpoint: Endpoint,
-    identity: Labels,
-}
-
 /// The live engine. See the module documentation.
 pub struct Engine {
     config: EngineConfig,
@@ -142,11 +141,7 @@ pub struct Engine {
     policy_ids: BTreeMap<String, PolicyId>,
     policies: Vec<Option<PolicyState>>,
     free_policies: Vec<PolicyId>,
-    endpoint_ids: HashMap<String, EndpointId>,
-    endpoints: Vec<Option<EndpointState>>,
-    free_endpoints: Vec<EndpointId>,
-    by_node: HashMap<String, BTreeSet<EndpointId>>,
-    by_namespace: HashMap<String, BTreeSet<EndpointId>>,
+    endpoints: EndpointTable,
     sources: HashMap<IpAddr, Source>,
     ranked: Arena<RankedSlot>,
     slots: Arena<Slot>,
@@ -172,11 +167,7 @@ impl Engine {
             policy_ids: BTreeMap::new(),
             policies: Vec::new(),
             free_policies: Vec::new(),
-            endpoint_ids: HashMap::new(),
-            endpoints: Vec::new(),
-            free_endpoints: Vec::new(),
-            by_node: HashMap::new(),
-            by_namespace: HashMap::new(),
+            endpoints: EndpointTable::new(),
             sources: HashMap::new(),
             ranked: Arena::new(),
             slots: Arena::new(),
@@ -244,14 +235,14 @@ impl Engine {
         let uids: BTreeSet<&str> = snapshot.endpoints.iter().map(|e| e.uid.as_str()).collect();
         let stale: Vec<String> = self
             .endpoint_uids()
-            .filter(|u| !uids.contains(u))
-            .map(str::to_owned)
+            .into_iter()
+            .filter(|u| !uids.contains(u.as_str()))
             .collect();
         for uid in stale {
             self.delete_endpoint(&uid);
         }
         for ep in &snapshot.endpoints {
-            if self.endpoint_by_uid(&ep.uid) != Some(ep) {
+            if self.endpoint_by_uid(&ep.uid).as_ref() != Some(ep) {
                 self.upsert_endpoint(ep.clone());
             }
         }
@@ -359,46 +350,30 @@ impl Engine {
 
     /// Upserts an endpoint (by uid).
     pub fn upsert_endpoint(&mut self, endpoint: Endpoint) {
-        let identity = endpoint.identity(self.config.cluster.as_deref());
-        match self.endpoint_ids.get(&endpoint.uid).copied() {
+        let cluster = self.config.cluster.clone();
+        let eid = match self.endpoints.find(&endpoint.uid) {
             Some(eid) => {
                 let same_ips = self
                     .endpoint(eid)
-                    .is_some_and(|s| s.endpoint.ips == endpoint.ips);
+                    .is_some_and(|s| s.ips.as_slice() == endpoint.ips.as_slice());
                 if !same_ips {
                     self.detach_endpoint(eid);
                 }
-                self.unindex_endpoint(eid);
-                self.endpoints[eid as usize] = Some(EndpointState { endpoint, identity });
-                self.index_endpoint(eid);
-                self.refresh_endpoint(eid);
+                self.endpoints.put(Some(eid), endpoint, cluster.as_deref())
             }
-            None => {
-                let eid = self
-                    .free_endpoints
-                    .pop()
-                    .unwrap_or(self.endpoints.len() as EndpointId);
-                if eid as usize == self.endpoints.len() {
-                    self.endpoints.push(None);
-                }
-                self.endpoint_ids.insert(endpoint.uid.clone(), eid);
-                self.endpoints[eid as usize] = Some(EndpointState { endpoint, identity });
-                self.index_endpoint(eid);
-                self.refresh_endpoint(eid);
-            }
-        }
+            None => self.endpoints.put(None, endpoint, cluster.as_deref()),
+        };
+        self.refresh_endpoint(eid);
         self.flush();
     }
 
     /// Deletes an endpoint; `false` when there was none with that uid.
     pub fn delete_endpoint(&mut self, uid: &str) -> bool {
-        let Some(eid) = self.endpoint_ids.remove(uid) else {
+        let Some(eid) = self.endpoints.find(uid) else {
             return false;
         };
         self.detach_endpoint(eid);
-        self.unindex_endpoint(eid);
-        self.endpoints[eid as usize] = None;
-        self.free_endpoints.push(eid);
+        self.endpoints.remove(eid);
         self.flush();
         true
     }
@@ -406,16 +381,10 @@ impl Engine {
     /// Sets the `namespaceLabels` of every endpoint currently in `namespace`, exactly as
     /// re-upserting each of them would; endpoints upserted later carry their own.
     pub fn upsert_namespace(&mut self, namespace: &str, labels: BTreeMap<String, String>) {
-        let members: Vec<EndpointId> = self
-            .by_namespace
-            .get(namespace)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default();
-        for eid in members {
-            let Some(state) = self.endpoint(eid) else {
+        for eid in self.endpoints.in_namespace(namespace) {
+            let Some(mut endpoint) = self.endpoints.to_endpoint(eid) else {
                 continue;
             };
-            let mut endpoint = state.endpoint.clone();
             if endpoint.namespace_labels != labels {
                 endpoint.namespace_labels = labels.clone();
                 self.upsert_endpoint(endpoint);
@@ -521,7 +490,7 @@ impl Engine {
                 .unwrap_or_default(),
             endpoint: self
                 .endpoint(c.endpoint)
-                .map(|e| e.endpoint.uid.clone())
+                .map(|e| e.uid.to_text())
                 .unwrap_or_default(),
             kind: r.kind,
             cidr_index: r.cidr_index as usize,
@@ -540,7 +509,7 @@ impl Engine {
             max_entries: self.config.max_entries,
             pending_sources: self.pending.len(),
             policies: self.policy_ids.len(),
-            endpoints: self.endpoint_ids.len(),
+            endpoints: self.endpoints.len(),
             nodes: self.nodes.len(),
             stored_lists: lists,
             stored_list_entries: items,
@@ -563,6 +532,7 @@ impl Engine {
                 + pending
                 + self.slots.heap_bytes()
                 + self.ranked.heap_bytes(),
+            endpoints: self.endpoints.heap_bytes(),
         }
     }
 
@@ -582,8 +552,8 @@ impl Engine {
     /// The gateway an endpoint uses under a policy (`None` when not selected).
     pub fn gateway_of(&self, policy: &str, uid: &str) -> Option<&ResolvedGateway> {
         let state = self.policy_state(*self.policy_ids.get(policy)?)?;
-        let eid = self.endpoint_ids.get(uid)?;
-        state.members.get(eid).map(|&g| state.gateway(g))
+        let eid = self.endpoints.find(uid)?;
+        state.members.get(&eid).map(|&g| state.gateway(g))
     }
 
     /// Every selected (policy, endpoint) and its gateway, by policy name then uid.
@@ -593,16 +563,16 @@ impl Engine {
             let Some(state) = self.policy_state(pid) else {
                 continue;
             };
-            let mut members: Vec<(&str, u16)> = state
+            let mut members: Vec<(String, u16)> = state
                 .members
                 .iter()
-                .filter_map(|(&eid, &g)| self.endpoint(eid).map(|e| (e.endpoint.uid.as_str(), g)))
+                .filter_map(|(&eid, &g)| self.endpoint(eid).map(|e| (e.uid.to_text(), g)))
                 .collect();
             members.sort_unstable();
             for (uid, g) in members {
                 out.push(crate::entries::GatewayChoice {
                     policy: name.clone(),
-                    endpoint: uid.to_owned(),
+                    endpoint: uid,
                     gateway: state.gateway(g).clone(),
                 });
             }
@@ -610,12 +580,11 @@ impl Engine {
         out
     }
 
-    /// An endpoint by uid.
-    pub fn endpoint_by_uid(&self, uid: &str) -> Option<&Endpoint> {
-        self.endpoint_ids
-            .get(uid)
-            .and_then(|&eid| self.endpoint(eid))
-            .map(|s| &s.endpoint)
+    /// An endpoint by uid (rebuilt from the engine's compact form).
+    pub fn endpoint_by_uid(&self, uid: &str) -> Option<Endpoint> {
+        self.endpoints
+            .find(uid)
+            .and_then(|eid| self.endpoints.to_endpoint(eid))
     }
 
     /// The nodes.
@@ -628,9 +597,14 @@ impl Engine {
         self.policy_ids.keys().map(String::as_str)
     }
 
-    /// Uids of the endpoints, in no particular order.
-    pub fn endpoint_uids(&self) -> impl Iterator<Item = &str> {
-        self.endpoint_ids.keys().map(String::as_str)
+    /// Uids of the endpoints.
+    pub fn endpoint_uids(&self) -> Vec<String> {
+        self.endpoints
+            .ids()
+            .into_iter()
+            .filter_map(|eid| self.endpoint(eid))
+            .map(|e| e.uid.to_text())
+            .collect()
     }
 
     // ----- internals ---------------------------------------------------------------------
@@ -640,47 +614,11 @@ impl Engine {
     }
 
     fn endpoint(&self, eid: EndpointId) -> Option<&EndpointState> {
-        self.endpoints.get(eid as usize).and_then(Option::as_ref)
+        self.endpoints.get(eid)
     }
 
     fn live_policies(&self) -> Vec<PolicyId> {
         self.policy_ids.values().copied().collect()
-    }
-
-    fn index_endpoint(&mut self, eid: EndpointId) {
-        let Some(state) = self.endpoint(eid) else {
-            return;
-        };
-        let (node, ns) = (
-            state.endpoint.node.clone(),
-            state.endpoint.namespace.clone(),
-        );
-        if let Some(node) = node {
-            self.by_node.entry(node).or_default().insert(eid);
-        }
-        if let Some(ns) = ns {
-            self.by_namespace.entry(ns).or_default().insert(eid);
-        }
-    }
-
-    fn unindex_endpoint(&mut self, eid: EndpointId) {
-        let Some(state) = self.endpoint(eid) else {
-            return;
-        };
-        let (node, ns) = (
-            state.endpoint.node.clone(),
-            state.endpoint.namespace.clone(),
-        );
-        for (index, key) in [(&mut self.by_node, node), (&mut self.by_namespace, ns)] {
-            if let Some(key) = key
-                && let Some(set) = index.get_mut(&key)
-            {
-                set.remove(&eid);
-                if set.is_empty() {
-                    index.remove(&key);
-                }
-            }
-        }
     }
 
     /// The policy's gateways as the current nodes and devices resolve them.
@@ -735,27 +673,30 @@ impl Engine {
         }
     }
 
+    /// The labels of the endpoint's node (`None`: no node, or an unknown one).
+    fn node_labels_of(&self, ep: &EndpointState) -> Option<&Labels> {
+        self.endpoints
+            .node_name(ep)
+            .and_then(|n| self.nodes.get(n))
+            .map(|n| &n.labels)
+    }
+
     /// Whether (and through which gateway) a policy selects an endpoint.
     fn membership(&self, pid: PolicyId, eid: EndpointId) -> Option<u16> {
         let state = self.policy_state(pid)?;
         let ep = self.endpoint(eid)?;
         let empty = Labels::empty();
-        let node_labels = ep
-            .endpoint
-            .node
-            .as_ref()
-            .and_then(|n| self.nodes.get(n))
-            .map_or(&empty, |n| &n.labels);
+        let node_labels = self.node_labels_of(ep).unwrap_or(&empty);
         let selected = state
             .endpoint_selectors
             .iter()
-            .any(|s| s.matches(&ep.identity))
+            .any(|s| s.matches(ep.identity()))
             && (state.node_filters.is_empty()
                 || state.node_filters.iter().any(|s| s.matches(node_labels)));
         if !selected {
             return None;
         }
-        let index = state.gateways.choose_index(&ep.endpoint.uid);
+        let index = ep.uid.with_str(|uid| state.gateways.choose_index(uid));
         Some(index.map_or(state.not_found_index(), |i| i as u16))
     }
 
@@ -786,10 +727,10 @@ impl Engine {
             .get(gw as usize)
             .copied()
             .unwrap_or([ListId::EMPTY; 2]);
-        let Some(ep) = self.endpoints.get(eid as usize).and_then(Option::as_ref) else {
+        let Some(ep) = self.endpoints.get(eid) else {
             return;
         };
-        for &ip in &ep.endpoint.ips {
+        for &ip in ep.ips.as_slice() {
             let list = lists[family(ip)];
             self.ranked.retain(list);
             self.sources
@@ -812,10 +753,10 @@ impl Engine {
         if state.members.remove(&eid).is_none() {
             return;
         }
-        let Some(ep) = self.endpoints.get(eid as usize).and_then(Option::as_ref) else {
+        let Some(ep) = self.endpoints.get(eid) else {
             return;
         };
-        for &ip in &ep.endpoint.ips {
+        for &ip in ep.ips.as_slice() {
             let Some(source) = self.sources.get_mut(&ip) else {
                 continue;
             };
@@ -845,7 +786,7 @@ impl Engine {
     }
 
     fn attach_policy(&mut self, pid: PolicyId) {
-        let eids: Vec<EndpointId> = self.endpoint_ids.values().copied().collect();
+        let eids = self.endpoints.ids();
         for eid in eids {
             self.update_membership(pid, eid);
         }
@@ -891,11 +832,7 @@ impl Engine {
     fn node_changed(&mut self, name: &str, labels_changed: bool) {
         self.reresolve_all();
         if labels_changed {
-            let on_node: Vec<EndpointId> = self
-                .by_node
-                .get(name)
-                .map(|s| s.iter().copied().collect())
-                .unwrap_or_default();
+            let on_node = self.endpoints.on_node(name);
             let filtered: Vec<PolicyId> = self
                 .live_policies()
                 .into_iter()
@@ -979,12 +916,32 @@ impl Engine {
     }
 
     /// B.1 rank: policy precedence, excluded before destination, uid, CIDR position.
-    fn rank(&self, (c, r): &(Contribution, RankedSlot)) -> (Precedence<'_>, CidrKind, &[u8], u32) {
+    fn rank(
+        &self,
+        (c, r): &(Contribution, RankedSlot),
+    ) -> (Precedence<'_>, CidrKind, UidOrder<'_>, u32) {
         let policy = self.policy_state(c.policy).map(|s| &s.policy);
-        let uid = self
-            .endpoint(c.endpoint)
-            .map_or(&[][..], |e| e.endpoint.uid.as_bytes());
-        (Precedence(policy), r.kind, uid, r.cidr_index)
+        let uid = self.endpoint(c.endpoint).map(|e| &e.uid);
+        (Precedence(policy), r.kind, UidOrder(uid), r.cidr_index)
+    }
+}
+
+/// Orders uids byte-wise by their text.
+#[derive(PartialEq, Eq)]
+struct UidOrder<'a>(Option<&'a Uid>);
+
+impl PartialOrd for UidOrder<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for UidOrder<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self.0, other.0) {
+            (Some(a), Some(b)) => a.cmp_text(b),
+            (a, b) => a.is_some().cmp(&b.is_some()),
+        }
     }
 }
 
