@@ -170,7 +170,6 @@ pub fn explanation_json(x: &crate::engine::Explanation) -> serde_json::Value {
         json!({
             "entry": JsonRow::from(&m.entry),
             "producer": producer(&m.producer),
-            "endpointName": m.endpoint_name,
             "selectorIndex": m.selector_index,
             "gateway": {
                 "node": m.gateway.node,

@@ -18,7 +18,16 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
     let engine = Engine::from_snapshot(&snapshot, config);
     let explanation = engine.explain(args.src, args.dst);
     match args.output {
-        TextOrJson::Text => emit(&explanation.to_string()),
+        TextOrJson::Text => {
+            let names = |uid: &str| {
+                snapshot
+                    .endpoints
+                    .iter()
+                    .find(|e| e.uid == uid)
+                    .map(|e| e.display_name())
+            };
+            emit(&explanation.render(&names));
+        }
         TextOrJson::Json => {
             let json = render::explanation_json(&explanation);
             emit(&format!(

@@ -16,6 +16,12 @@ impl ListId {
     pub(crate) const EMPTY: ListId = ListId(0);
 }
 
+impl Default for ListId {
+    fn default() -> Self {
+        ListId::EMPTY
+    }
+}
+
 struct Slot<T> {
     items: Box<[T]>,
     refs: u32,

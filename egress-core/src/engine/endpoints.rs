@@ -4,7 +4,9 @@
 //! - identity inputs (labels, namespace, its labels, service account) and the identity
 //!   labels derived from them are interned: endpoints of one workload share one record;
 //! - a canonical UUID uid is kept as its 16 bytes (its text is rebuilt on a stack buffer);
-//! - a single IP is kept inline; node names are interned to small ids;
+//! - a single IP is kept inline; node names are interned to small ids; pod names (only
+//!   informational) are not kept;
+//! - the slab grows by fixed chunks, not by doubling;
 //! - the uid index stores only endpoint ids, hashing the uid text the slab holds.
 
 use std::cmp::Ordering;
@@ -146,7 +148,6 @@ pub(crate) struct IdentityRecord {
 #[derive(Debug)]
 pub(crate) struct EndpointState {
     pub(crate) uid: Uid,
-    pub(crate) name: Option<Box<str>>,
     pub(crate) ips: Ips,
     /// Interned node name id (`NO_NODE` for none).
     pub(crate) node: u32,
@@ -165,9 +166,47 @@ impl EndpointState {
     }
 }
 
+const CHUNK: usize = 1024;
+
+/// Endpoint states by id, in fixed-size chunks (no doubling slack at 150,000 endpoints).
+struct Slab {
+    chunks: Vec<Box<[Option<EndpointState>]>>,
+}
+
+impl Slab {
+    fn get(&self, eid: EndpointId) -> Option<&EndpointState> {
+        let i = eid as usize;
+        self.chunks
+            .get(i / CHUNK)
+            .and_then(|c| c[i % CHUNK].as_ref())
+    }
+
+    /// The slot of `eid`, allocating its chunk.
+    fn slot(&mut self, eid: EndpointId) -> &mut Option<EndpointState> {
+        let i = eid as usize;
+        while self.chunks.len() <= i / CHUNK {
+            self.chunks.push((0..CHUNK).map(|_| None).collect());
+        }
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (EndpointId, &EndpointState)> {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i as EndpointId, s)))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.chunks.len() * CHUNK * size_of::<Option<EndpointState>>() + self.chunks.capacity() * 16
+    }
+}
+
 /// The endpoints, by id, with their indexes.
 pub(crate) struct EndpointTable {
-    slab: Vec<Option<EndpointState>>,
+    slab: Slab,
+    next_id: EndpointId,
     free: Vec<EndpointId>,
     by_uid: HashTable<EndpointId>,
     records: HashTable<Arc<IdentityRecord>>,
@@ -182,7 +221,8 @@ pub(crate) struct EndpointTable {
 impl EndpointTable {
     pub(crate) fn new() -> Self {
         Self {
-            slab: Vec::new(),
+            slab: Slab { chunks: Vec::new() },
+            next_id: 0,
             free: Vec::new(),
             by_uid: HashTable::new(),
             records: HashTable::new(),
@@ -200,14 +240,12 @@ impl EndpointTable {
     }
 
     pub(crate) fn get(&self, eid: EndpointId) -> Option<&EndpointState> {
-        self.slab.get(eid as usize).and_then(Option::as_ref)
+        self.slab.get(eid)
     }
 
     /// Ids of all endpoints, ascending.
     pub(crate) fn ids(&self) -> Vec<EndpointId> {
-        (0..self.slab.len() as EndpointId)
-            .filter(|&i| self.get(i).is_some())
-            .collect()
+        self.slab.iter().map(|(eid, _)| eid).collect()
     }
 
     fn uid_hash(&self, uid: &str) -> u64 {
@@ -217,11 +255,8 @@ impl EndpointTable {
     pub(crate) fn find(&self, uid: &str) -> Option<EndpointId> {
         let hash = self.uid_hash(uid);
         let slab = &self.slab;
-        let matches = |&eid: &EndpointId| {
-            slab.get(eid as usize)
-                .and_then(Option::as_ref)
-                .is_some_and(|e| e.uid.with_str(|u| u == uid))
-        };
+        let matches =
+            |&eid: &EndpointId| slab.get(eid).is_some_and(|e| e.uid.with_str(|u| u == uid));
         self.by_uid.find(hash, matches).copied()
     }
 
@@ -314,17 +349,14 @@ impl EndpointTable {
         let node = ep.node.as_deref().map_or(NO_NODE, |n| self.intern_node(n));
         let state = EndpointState {
             uid: Uid::new(&ep.uid),
-            name: ep.name.map(String::into_boxed_str),
             ips: Ips::new(&ep.ips),
             node,
             record,
         };
-        let eid = eid
-            .or_else(|| self.free.pop())
-            .unwrap_or(self.slab.len() as EndpointId);
-        if eid as usize >= self.slab.len() {
-            self.slab.resize_with(eid as usize + 1, || None);
-        }
+        let eid = eid.or_else(|| self.free.pop()).unwrap_or_else(|| {
+            self.next_id += 1;
+            self.next_id - 1
+        });
         if node != NO_NODE {
             self.by_node.entry(node).or_default().insert(eid);
         }
@@ -332,12 +364,11 @@ impl EndpointTable {
             self.by_namespace.entry(ns.into()).or_default().insert(eid);
         }
         let hash = self.uid_hash(&ep.uid);
-        self.slab[eid as usize] = Some(state);
+        *self.slab.slot(eid) = Some(state);
         self.len += 1;
         let (slab, hasher) = (&self.slab, &self.hasher);
         let rehash = |&id: &EndpointId| {
-            slab.get(id as usize)
-                .and_then(Option::as_ref)
+            slab.get(id)
                 .map_or(0, |e| e.uid.with_str(|u| hasher.hash_one(u)))
         };
         self.by_uid.insert_unique(hash, eid, rehash);
@@ -347,7 +378,7 @@ impl EndpointTable {
     /// Removes an endpoint; its id may be reused by `put(None, ..)` unless `put(Some(id))`
     /// is called next, as a replacement does.
     fn take(&mut self, eid: EndpointId) -> Option<EndpointState> {
-        let state = self.slab.get_mut(eid as usize)?.take()?;
+        let state = self.slab.slot(eid).take()?;
         self.len -= 1;
         let hash = state.uid.with_str(|u| self.uid_hash(u));
         if let Ok(entry) = self.by_uid.find_entry(hash, |&id| id == eid) {
@@ -378,14 +409,14 @@ impl EndpointTable {
         }
     }
 
-    /// The endpoint as an object again.
+    /// The endpoint as an object again (without its informational pod name: not kept).
     pub(crate) fn to_endpoint(&self, eid: EndpointId) -> Option<Endpoint> {
         let s = self.get(eid)?;
         let inputs = &s.record.inputs;
         Some(Endpoint {
             uid: s.uid.to_text(),
             namespace: inputs.namespace.clone(),
-            name: s.name.as_deref().map(str::to_owned),
+            name: None,
             labels: inputs.labels.clone(),
             namespace_labels: inputs.namespace_labels.clone(),
             service_account: inputs.service_account.clone(),
@@ -395,13 +426,12 @@ impl EndpointTable {
         })
     }
 
-    /// Heap bytes held, estimated from capacities (records and names counted once).
+    /// Heap bytes held, estimated from capacities (shared identity records not counted).
     pub(crate) fn heap_bytes(&self) -> usize {
         let per_endpoint: usize = self
             .slab
             .iter()
-            .flatten()
-            .map(|s| {
+            .map(|(_, s)| {
                 let uid = match &s.uid {
                     Uid::Text(t) => t.len(),
                     Uid::Uuid(_) => 0,
@@ -410,11 +440,11 @@ impl EndpointTable {
                     Ips::Many(m) => m.len() * size_of::<IpAddr>(),
                     Ips::One(_) => 0,
                 };
-                uid + ips + s.name.as_ref().map_or(0, |n| n.len())
+                uid + ips
             })
             .sum();
         per_endpoint
-            + self.slab.capacity() * size_of::<Option<EndpointState>>()
+            + self.slab.heap_bytes()
             + self.by_uid.capacity() * (size_of::<EndpointId>() + 1)
             + self
                 .by_node
@@ -480,7 +510,13 @@ mod tests {
         assert_eq!(t.find("b"), Some(b));
         assert_eq!(t.on_node("n1"), vec![a, b]);
         assert_eq!(t.in_namespace("ns"), vec![a, b]);
-        assert_eq!(t.to_endpoint(a).unwrap(), ep("a"));
+        assert_eq!(
+            t.to_endpoint(a).unwrap(),
+            Endpoint {
+                name: None,
+                ..ep("a")
+            }
+        );
         t.remove(a);
         assert_eq!(t.records.len(), 1);
         t.remove(b);

@@ -32,8 +32,6 @@ pub struct Match {
     pub entry: Entry,
     /// The producer whose bytes are stored.
     pub producer: Producer,
-    /// `namespace/name` of the producing endpoint, when known.
-    pub endpoint_name: String,
     /// The `spec.selectors[]` item that selected the endpoint.
     pub selector_index: Option<usize>,
     /// The gateway the endpoint uses under that policy.
@@ -71,7 +69,7 @@ impl Engine {
     /// Explains the verdict for a packet from `src` to `dst`.
     pub fn explain(&self, src: IpAddr, dst: IpAddr) -> Explanation {
         let verdict = self.lookup(src, dst);
-        let source = self.sources.get(&src);
+        let source = self.sources.get(src);
         let source_entries = source.map_or(0, |s| self.slots.get(s.desired).len());
         let matched = source
             .filter(|_| src.is_ipv4() == dst.is_ipv4())
@@ -124,11 +122,6 @@ impl Engine {
                 Some(Match {
                     entry: ranked.slot.entry(src),
                     producer: self.producer(src, winner),
-                    endpoint_name: self
-                        .endpoints
-                        .to_endpoint(contribution.endpoint)
-                        .map(|e| e.display_name())
-                        .unwrap_or_default(),
                     selector_index,
                     gateway,
                     reason,
@@ -188,6 +181,25 @@ fn producer_text(p: &Producer) -> String {
 
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_text(f, &|_| None)
+    }
+}
+
+impl Explanation {
+    /// The text form, naming endpoints with `name_of(uid)` (e.g. `namespace/pod`) where the
+    /// caller knows them: the engine keeps uids, not pod names.
+    pub fn render(&self, name_of: &dyn Fn(&str) -> Option<String>) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = self.write_text(&mut out, name_of);
+        out
+    }
+
+    fn write_text(
+        &self,
+        f: &mut dyn fmt::Write,
+        name_of: &dyn Fn(&str) -> Option<String>,
+    ) -> fmt::Result {
         writeln!(
             f,
             "{} -> {}: {}",
@@ -210,13 +222,12 @@ impl fmt::Display for Explanation {
             e.source, e.destination, e.egress_ip, e.gateway_ip, e.egress_ifindex
         )?;
         writeln!(f, "  from: {}", producer_text(&m.producer))?;
+        let uid = &m.producer.endpoint;
+        let who =
+            name_of(uid).map_or_else(|| format!("endpoint {uid}"), |name| format!("pod {name}"));
         match m.selector_index {
-            Some(i) => writeln!(
-                f,
-                "  selected by: spec.selectors[{i}] of pod {}",
-                m.endpoint_name
-            )?,
-            None => writeln!(f, "  selected: pod {}", m.endpoint_name)?,
+            Some(i) => writeln!(f, "  selected by: spec.selectors[{i}] of {who}")?,
+            None => writeln!(f, "  selected: {who}")?,
         }
         match (&m.gateway.node, &m.reason) {
             (None, _) | (_, GatewayReason::NotFound) => writeln!(
@@ -293,7 +304,18 @@ mod tests {
         let m = x.matched.as_ref().unwrap();
         assert_eq!(m.producer.policy, "web-tier");
         assert_eq!(m.selector_index, Some(0));
-        assert_eq!(m.endpoint_name, "default/nginx-54c98b4f84-6jx8n");
+        let named = x.render(&|uid| {
+            (uid == "39fbe8cd-f950-563d-b40d-e67551c83425")
+                .then(|| "default/nginx-54c98b4f84-6jx8n".to_owned())
+        });
+        assert!(
+            named
+                .contains("selected by: spec.selectors[0] of pod default/nginx-54c98b4f84-6jx8n\n"),
+            "{named}"
+        );
+        assert!(x.to_string().contains(
+            "selected by: spec.selectors[0] of endpoint 39fbe8cd-f950-563d-b40d-e67551c83425\n"
+        ));
         assert_eq!(m.losers.len(), 1);
         assert_eq!(m.losers[0].policy, "everything");
         assert_eq!(

@@ -18,7 +18,7 @@ mod source;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 
 pub use explain::{Explanation, GatewayReason, Match};
 pub use plan::{Action, CapacityError, Plan, PlanOp};
@@ -37,7 +37,7 @@ use crate::selector::Selector;
 use crate::snapshot::Snapshot;
 use arena::{Arena, ListId};
 use endpoints::{EndpointState, EndpointTable, Uid};
-use source::{Contribution, RankedSlot, Source};
+use source::{Contribution, RankedSlot, Source, SourceMap};
 
 /// How an engine computes and programs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,13 +142,11 @@ pub struct Engine {
     policies: Vec<Option<PolicyState>>,
     free_policies: Vec<PolicyId>,
     endpoints: EndpointTable,
-    sources: HashMap<IpAddr, Source>,
+    sources: SourceMap,
     ranked: Arena<RankedSlot>,
     slots: Arena<Slot>,
     /// Sources whose contributions changed and must be merged again.
     dirty: Vec<IpAddr>,
-    /// Sources whose desired list differs from the programmed one.
-    pending: HashSet<IpAddr>,
     desired_count: [usize; 2],
     programmed_count: [usize; 2],
 }
@@ -168,11 +166,10 @@ impl Engine {
             policies: Vec::new(),
             free_policies: Vec::new(),
             endpoints: EndpointTable::new(),
-            sources: HashMap::new(),
+            sources: SourceMap::new(),
             ranked: Arena::new(),
             slots: Arena::new(),
             dirty: Vec::new(),
-            pending: HashSet::new(),
             desired_count: [0; 2],
             programmed_count: [0; 2],
         }
@@ -242,7 +239,12 @@ impl Engine {
             self.delete_endpoint(&uid);
         }
         for ep in &snapshot.endpoints {
-            if self.endpoint_by_uid(&ep.uid).as_ref() != Some(ep) {
+            // The engine does not keep pod names: compare without them.
+            let unnamed = Endpoint {
+                name: None,
+                ..ep.clone()
+            };
+            if self.endpoint_by_uid(&ep.uid).as_ref() != Some(&unnamed) {
                 self.upsert_endpoint(ep.clone());
             }
         }
@@ -406,7 +408,7 @@ impl Engine {
     /// The desired IPv4 and IPv6 map entries, in output order.
     pub fn entries(&self) -> MapEntries {
         let mut all = Vec::with_capacity(self.desired_count[0] + self.desired_count[1]);
-        for (&ip, source) in &self.sources {
+        for (ip, source) in self.sources.iter() {
             all.extend(self.slots.get(source.desired).iter().map(|s| s.entry(ip)));
         }
         MapEntries::from_entries(all)
@@ -425,7 +427,7 @@ impl Engine {
     /// The programmed (acknowledged or adopted) entries, in output order.
     pub fn programmed(&self) -> MapEntries {
         let mut all = Vec::with_capacity(self.programmed_count[0] + self.programmed_count[1]);
-        for (&ip, source) in &self.sources {
+        for (ip, source) in self.sources.iter() {
             all.extend(
                 self.slots
                     .get(source.programmed)
@@ -442,7 +444,7 @@ impl Engine {
         if src.is_ipv4() != dst.is_ipv4() {
             return Verdict::NoEntry;
         }
-        let Some(source) = self.sources.get(&src) else {
+        let Some(source) = self.sources.get(src) else {
             return Verdict::NoEntry;
         };
         // Desired lists are stored longest prefix first.
@@ -460,7 +462,7 @@ impl Engine {
     /// Every conflict (B.1): keys with several producers whose bytes differ, in key order.
     pub fn conflicts(&self) -> Vec<Conflict> {
         let mut out = Vec::new();
-        for (&ip, source) in &self.sources {
+        for (ip, source) in self.sources.iter() {
             for (_, producers) in self.merge_ranked(source) {
                 let Some((winner, rest)) = producers.split_first() else {
                     continue;
@@ -507,7 +509,7 @@ impl Engine {
             programmed_v4: self.programmed_count[0],
             programmed_v6: self.programmed_count[1],
             max_entries: self.config.max_entries,
-            pending_sources: self.pending.len(),
+            pending_sources: self.sources.pending_len(),
             policies: self.policy_ids.len(),
             endpoints: self.endpoints.len(),
             nodes: self.nodes.len(),
@@ -519,17 +521,8 @@ impl Engine {
     /// Heap the desired-state tables hold (an estimate from capacities; the report binary
     /// measures the engine's whole heap with a counting allocator).
     pub fn memory(&self) -> MemoryUsage {
-        let sources = self.sources.capacity() * (size_of::<IpAddr>() + size_of::<Source>() + 1);
-        let contributions: usize = self
-            .sources
-            .values()
-            .map(|s| s.contributions.capacity() * size_of::<Contribution>())
-            .sum();
-        let pending = self.pending.capacity() * (size_of::<IpAddr>() + 1);
         MemoryUsage {
-            desired_state: sources
-                + contributions
-                + pending
+            desired_state: self.sources.heap_bytes()
                 + self.slots.heap_bytes()
                 + self.ranked.heap_bytes(),
             endpoints: self.endpoints.heap_bytes(),
@@ -734,8 +727,7 @@ impl Engine {
             let list = lists[family(ip)];
             self.ranked.retain(list);
             self.sources
-                .entry(ip)
-                .or_default()
+                .get_or_default(ip)
                 .contributions
                 .push(Contribution {
                     policy: pid,
@@ -757,16 +749,14 @@ impl Engine {
             return;
         };
         for &ip in ep.ips.as_slice() {
-            let Some(source) = self.sources.get_mut(&ip) else {
+            let Some(source) = self.sources.get_mut(ip) else {
                 continue;
             };
             // An endpoint may list one IP twice: remove one contribution per listing.
-            if let Some(at) = source
+            if let Some(c) = source
                 .contributions
-                .iter()
-                .position(|c| c.policy == pid && c.endpoint == eid)
+                .remove_one(|c| c.policy == pid && c.endpoint == eid)
             {
-                let c = source.contributions.swap_remove(at);
                 self.ranked.release(c.list);
                 self.dirty.push(ip);
             }
@@ -860,7 +850,7 @@ impl Engine {
             let fam = family(ip);
             self.desired_count[fam] += merged.len();
             let id = self.slots.intern(merged);
-            let Some(source) = self.sources.get_mut(&ip) else {
+            let Some(source) = self.sources.get_mut(ip) else {
                 continue;
             };
             let old = std::mem::replace(&mut source.desired, id);
@@ -872,23 +862,20 @@ impl Engine {
 
     /// Updates the pending set for a source and drops it when it holds nothing.
     fn settle(&mut self, ip: IpAddr) {
-        let Some(source) = self.sources.get(&ip) else {
-            self.pending.remove(&ip);
+        let Some(source) = self.sources.get(ip) else {
             return;
         };
-        if source.desired == source.programmed {
-            self.pending.remove(&ip);
-            if source.contributions.is_empty() && source.desired == ListId::EMPTY {
-                self.sources.remove(&ip);
-            }
+        let settled = source.desired == source.programmed;
+        if settled && source.contributions.is_empty() && source.desired == ListId::EMPTY {
+            self.sources.remove(ip);
         } else {
-            self.pending.insert(ip);
+            self.sources.set_pending(ip, !settled);
         }
     }
 
     /// The desired slots of a source: its contributions merged by B.1, longest prefix first.
     fn merge(&self, ip: IpAddr) -> Vec<Slot> {
-        let Some(source) = self.sources.get(&ip) else {
+        let Some(source) = self.sources.get(ip) else {
             return Vec::new();
         };
         self.merge_ranked(source)
@@ -900,7 +887,7 @@ impl Engine {
     /// Merge with provenance: each winning slot with every producer of its key, best first.
     fn merge_ranked(&self, source: &Source) -> Vec<(Slot, Vec<(Contribution, RankedSlot)>)> {
         let mut all: Vec<(Contribution, RankedSlot)> = Vec::new();
-        for c in &source.contributions {
+        for c in source.contributions.as_slice() {
             all.extend(self.ranked.get(c.list).iter().map(|r| (*c, *r)));
         }
         all.sort_by(|a, b| {

@@ -159,10 +159,11 @@ impl Engine {
         let mut upserts = Vec::new();
         let mut deletes = Vec::new();
         let mut new_keys = [0usize; 2];
-        for (&ip, source) in self
-            .pending
-            .iter()
-            .filter_map(|ip| self.sources.get_key_value(ip))
+        for (ip, source) in self
+            .sources
+            .pending()
+            .into_iter()
+            .filter_map(|ip| self.sources.get(ip).map(|s| (ip, s)))
         {
             let desired = self.slots.get(source.desired);
             let programmed = self.slots.get(source.programmed);
@@ -220,7 +221,7 @@ impl Engine {
             by_source.entry(op.entry.source).or_default().push(op);
         }
         for (ip, ops) in by_source {
-            let source = self.sources.entry(ip).or_default();
+            let source = self.sources.get_or_default(ip);
             let mut list: Vec<Slot> = self.slots.get(source.programmed).to_vec();
             for op in ops {
                 let slot = Slot::from(&op.entry);
@@ -243,14 +244,14 @@ impl Engine {
             list.retain(|s| s.network() != slot.network());
             list.push(slot);
         }
-        let known: Vec<IpAddr> = self.sources.keys().copied().collect();
+        let known: Vec<IpAddr> = self.sources.keys();
         for ip in known {
             if !by_source.contains_key(&ip) {
                 self.set_programmed(ip, Vec::new());
             }
         }
         for (ip, list) in by_source {
-            self.sources.entry(ip).or_default();
+            self.sources.get_or_default(ip);
             self.set_programmed(ip, list);
         }
     }
@@ -260,7 +261,7 @@ impl Engine {
         let fam = family(ip);
         self.programmed_count[fam] += list.len();
         let id = self.slots.intern(list);
-        let source = self.sources.entry(ip).or_default();
+        let source = self.sources.get_or_default(ip);
         let old = std::mem::replace(&mut source.programmed, id);
         self.programmed_count[fam] -= self.slots.get(old).len();
         if old != ListId::EMPTY {
