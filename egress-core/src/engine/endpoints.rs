@@ -390,12 +390,12 @@ impl EndpointTable {
                 self.by_node.remove(&state.node);
             }
         }
-        if let Some(ns) = state.namespace() {
-            if let Some(set) = self.by_namespace.get_mut(ns) {
-                set.remove(&eid);
-                if set.is_empty() {
-                    self.by_namespace.remove(ns);
-                }
+        if let Some(ns) = state.namespace()
+            && let Some(set) = self.by_namespace.get_mut(ns)
+        {
+            set.remove(&eid);
+            if set.is_empty() {
+                self.by_namespace.remove(ns);
             }
         }
         Some(state)
