@@ -12,9 +12,17 @@ use egress_core::lookup::LookupTable;
 fn lookup(c: &mut Criterion) {
     for (name, ipv6) in [("v4", false), ("v6", true)] {
         let w = workloads::lookup(3, 10_000, 100_000, ipv6);
-        let table = LookupTable::new(&w.maps, Some(w.local_ipv4));
+        let local = w.engine.local_ipv4();
+        let table = LookupTable::new(&w.maps, local);
         let mut group = c.benchmark_group(format!("w-lookup-{name}"));
         group.throughput(Throughput::Elements(w.queries.len() as u64));
+        group.bench_function("engine", |b| {
+            b.iter(|| {
+                for &(s, d) in &w.queries {
+                    black_box(w.engine.lookup(black_box(s), black_box(d)));
+                }
+            })
+        });
         group.bench_function("lookup-table", |b| {
             b.iter(|| {
                 for &(s, d) in &w.queries {
@@ -28,7 +36,7 @@ fn lookup(c: &mut Criterion) {
         group.bench_function("linear-scan", |b| {
             b.iter(|| {
                 for &(s, d) in few {
-                    black_box(measure::linear_scan(&w.maps, Some(w.local_ipv4), s, d));
+                    black_box(measure::linear_scan(&w.maps, local, s, d));
                 }
             })
         });

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use egress_core::cluster::{Endpoint, Node};
 use egress_core::device::{Device, DeviceAddress, Families};
 use egress_core::engine::{Engine, EngineConfig};
-use egress_core::entries::{Entry, MapEntries};
+use egress_core::entries::MapEntries;
 use egress_core::gateway::Selection;
 use egress_core::labels::Labels;
 use egress_core::netip::{Cidr, mask_v4, mask_v6};
@@ -36,44 +36,46 @@ impl Rng {
     }
 }
 
-/// A W-lookup table and its queries.
-#[derive(Clone, Debug)]
+/// A W-lookup engine and its queries.
 pub struct LookupWorkload {
-    /// 4 entries per endpoint: the default route and 3 excluded prefixes.
+    /// The engine: 4 entries per endpoint (the default route and 3 excluded prefixes).
+    pub engine: Engine,
+    /// Its entries.
     pub maps: MapEntries,
     /// (source, destination) queries: 90 % known sources, half of those inside an excluded prefix.
     pub queries: Vec<(IpAddr, IpAddr)>,
-    /// The local node's IPv4 (the entries' gateway).
-    pub local_ipv4: Ipv4Addr,
 }
-
-const LOCAL_V4: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
 
 /// W-lookup: `endpoints` sources with distinct addresses (IPv4 in 10.0.0.0/8, or the IPv6
 /// twin in fd00::/8), each with `0.0.0.0/0` (`::/0`) and 3 excluded prefixes drawn from a
-/// pool of 64 (IPv4 lengths /8–/28; IPv6 lengths /32–/112).
+/// pool of 64 (IPv4 lengths /8–/28; IPv6 lengths /32–/112). Built through the engine: one
+/// policy gives every endpoint the default route through 8 gateways (one of them local),
+/// and 64 policies with no destination give the excluded prefixes to the endpoints labelled
+/// for them.
 pub fn lookup(seed: u64, endpoints: usize, queries: usize, ipv6: bool) -> LookupWorkload {
     let mut rng = Rng::new(seed);
-    let pool: Vec<Cidr> = (0..64)
-        .map(|_| {
-            if ipv6 {
-                let len = 32 + rng.below(81) as u8;
-                let addr =
-                    (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())) & mask_v6(len);
-                Cidr {
-                    addr: IpAddr::V6(Ipv6Addr::from(addr)),
-                    len,
-                }
-            } else {
-                let len = 8 + rng.below(21) as u8;
-                let addr = (rng.next_u64() as u32) & mask_v4(len);
-                Cidr {
-                    addr: IpAddr::V4(Ipv4Addr::from(addr)),
-                    len,
-                }
+    let mut pool: Vec<Cidr> = Vec::with_capacity(64);
+    while pool.len() < 64 {
+        let c = if ipv6 {
+            let len = 32 + rng.below(81) as u8;
+            let addr =
+                (u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64())) & mask_v6(len);
+            Cidr {
+                addr: IpAddr::V6(Ipv6Addr::from(addr)),
+                len,
             }
-        })
-        .collect();
+        } else {
+            let len = 8 + rng.below(21) as u8;
+            let addr = (rng.next_u64() as u32) & mask_v4(len);
+            Cidr {
+                addr: IpAddr::V4(Ipv4Addr::from(addr)),
+                len,
+            }
+        };
+        if !pool.contains(&c) {
+            pool.push(c);
+        }
+    }
     let source = |i: usize| -> IpAddr {
         if ipv6 {
             IpAddr::V6(Ipv6Addr::from((0xfd00u128 << 112) | (i as u128 + 1)))
@@ -81,47 +83,81 @@ pub fn lookup(seed: u64, endpoints: usize, queries: usize, ipv6: bool) -> Lookup
             IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i as u32 + 1))
         }
     };
-    let default = Cidr {
-        addr: if ipv6 {
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    let default = if ipv6 { "::/0" } else { "0.0.0.0/0" };
+    let mut policies = vec![Policy {
+        name: "default-route".into(),
+        creation_timestamp: None,
+        selectors: vec![SelectorItem {
+            pod_selector: Some(LabelSelector::default()),
+            ..SelectorItem::default()
+        }],
+        destination_cidrs: vec![cidr(default)],
+        excluded_cidrs: vec![],
+        egress_gateway: GatewaySpec {
+            node_selector: label("egress", "true"),
+            egress_ip: None,
+            interface: None,
         },
-        len: 0,
-    };
-    let unspecified = default.addr;
-    let mut entries = Vec::with_capacity(endpoints * 4);
+        egress_gateways: (0..8)
+            .map(|i| GatewaySpec {
+                node_selector: label("kubernetes.io/hostname", &node_name(i)),
+                egress_ip: None,
+                interface: Some("eth1".into()),
+            })
+            .collect(),
+    }];
+    for (k, c) in pool.iter().enumerate() {
+        policies.push(Policy {
+            name: format!("exclude-{k:02}"),
+            creation_timestamp: None,
+            selectors: vec![SelectorItem {
+                pod_selector: Some(label(&format!("x{k}"), "true")),
+                ..SelectorItem::default()
+            }],
+            destination_cidrs: vec![],
+            excluded_cidrs: vec![*c],
+            egress_gateway: GatewaySpec {
+                node_selector: label("egress", "true"),
+                egress_ip: None,
+                interface: None,
+            },
+            egress_gateways: vec![],
+        });
+    }
     let mut excluded_of = Vec::with_capacity(endpoints);
+    let mut eps = Vec::with_capacity(endpoints);
     for i in 0..endpoints {
-        let src = source(i);
-        let mut picks: Vec<Cidr> = Vec::with_capacity(3);
+        let mut picks: Vec<usize> = Vec::with_capacity(3);
         while picks.len() < 3 {
-            let c = pool[rng.below(64) as usize];
-            if !picks
-                .iter()
-                .any(|p| p.len == c.len && p.network() == c.network())
-            {
-                picks.push(c);
+            let k = rng.below(64) as usize;
+            if !picks.contains(&k) {
+                picks.push(k);
             }
         }
-        entries.push(Entry {
-            source: src,
-            destination: default,
-            egress_ip: unspecified,
-            gateway_ip: Ipv4Addr::new(192, 168, 1, 2 + (i % 8) as u8),
-            egress_ifindex: 0,
-        });
-        for c in &picks {
-            entries.push(Entry {
-                source: src,
-                destination: *c,
-                egress_ip: unspecified,
-                gateway_ip: Ipv4Addr::new(0, 0, 0, 1),
-                egress_ifindex: 0,
-            });
-        }
-        excluded_of.push(picks);
+        let mut ep = endpoint(i, "all", 50);
+        ep.ips = vec![source(i)];
+        ep.identity_labels = Some(
+            picks
+                .iter()
+                .map(|k| (format!("x{k}"), "true".to_owned()))
+                .collect(),
+        );
+        eps.push(ep);
+        excluded_of.push(picks.iter().map(|&k| pool[k]).collect::<Vec<_>>());
     }
+    let mut devices = gateway_devices(0);
+    devices[1].addresses.push(DeviceAddress {
+        addr: "2402::1".parse().unwrap_or(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        prefix_len: 64,
+    });
+    let objects = Objects {
+        nodes: nodes(50, 8),
+        policies,
+        endpoints: eps,
+        devices,
+        local_node: node_name(0),
+    };
+    let engine = objects.engine(Selection::Cilium, 65_536);
     let mut qs = Vec::with_capacity(queries);
     for _ in 0..queries {
         let known = rng.below(10) < 9;
@@ -145,9 +181,9 @@ pub fn lookup(seed: u64, endpoints: usize, queries: usize, ipv6: bool) -> Lookup
         qs.push((src, dst));
     }
     LookupWorkload {
-        maps: MapEntries::from_entries(entries),
+        maps: engine.entries(),
+        engine,
         queries: qs,
-        local_ipv4: LOCAL_V4,
     }
 }
 

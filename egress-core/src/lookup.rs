@@ -47,17 +47,30 @@ pub enum DropReason {
 impl Verdict {
     /// The verdict an entry gives on the node whose IPv4 is `local_ipv4`.
     pub fn of_entry(entry: &Entry, local_ipv4: Option<Ipv4Addr>) -> Self {
-        match entry.gateway_ip {
+        Self::of_value(
+            entry.egress_ip,
+            entry.gateway_ip,
+            entry.egress_ifindex,
+            local_ipv4,
+        )
+    }
+
+    /// The verdict of an entry's value on the node whose IPv4 is `local_ipv4`.
+    #[inline]
+    pub fn of_value(
+        egress_ip: IpAddr,
+        gateway_ip: Ipv4Addr,
+        ifindex: u32,
+        local_ipv4: Option<Ipv4Addr>,
+    ) -> Self {
+        match gateway_ip {
             NO_GATEWAY => Verdict::Drop(DropReason::NoGateway),
             EXCLUDED_GATEWAY => Verdict::Excluded,
             gw if Some(gw) == local_ipv4 => {
-                if entry.egress_ip.is_unspecified() {
+                if egress_ip.is_unspecified() {
                     Verdict::Drop(DropReason::NoEgressIp)
                 } else {
-                    Verdict::Masquerade {
-                        egress_ip: entry.egress_ip,
-                        ifindex: entry.egress_ifindex,
-                    }
+                    Verdict::Masquerade { egress_ip, ifindex }
                 }
             }
             gateway => Verdict::Forward { gateway },

@@ -127,17 +127,29 @@ fn main() {
     );
 }
 
-/// W-lookup, userspace rows: the lookup table vs a linear scan, as throughput.
+/// W-lookup, userspace rows: `Engine::lookup` vs a linear scan, as throughput (and the
+/// standalone `LookupTable` beside them).
 fn lookup_figures(sizes: &Sizes, ipv6: bool) -> (serde_json::Value, u64) {
     let w = workloads::lookup(if ipv6 { 7 } else { 3 }, 10_000, sizes.queries, ipv6);
-    let local = Some(w.local_ipv4);
+    assert_eq!(w.maps.len(), 40_000, "W-lookup has 4 entries per endpoint");
+    let local = w.engine.local_ipv4();
     let table = LookupTable::new(&w.maps, local);
+    let sample = &w.queries[..sizes.scan_queries];
     assert!(
-        measure::verify_lookup(&w.maps, &table, local, &w.queries[..sizes.scan_queries]),
+        measure::verify_lookup(&w.maps, &table, local, sample),
         "the lookup table disagrees with the linear scan"
     );
+    assert!(
+        sample
+            .iter()
+            .all(|&(s, d)| w.engine.lookup(s, d) == table.lookup(s, d)),
+        "the engine disagrees with the lookup table"
+    );
     let before = thread_allocations();
-    let engine = measure::time_per_query(&w.queries, sizes.lookup_time, |s, d| table.lookup(s, d));
+    let engine =
+        measure::time_per_query(&w.queries, sizes.lookup_time, |s, d| w.engine.lookup(s, d));
+    let standalone =
+        measure::time_per_query(&w.queries, sizes.lookup_time, |s, d| table.lookup(s, d));
     let allocations = thread_allocations() - before;
     let scan = measure::time_per_query(
         &w.queries[..sizes.scan_queries],
@@ -145,7 +157,12 @@ fn lookup_figures(sizes: &Sizes, ipv6: bool) -> (serde_json::Value, u64) {
         |s, d| measure::linear_scan(&w.maps, local, s, d),
     );
     (
-        json!({"engine": round(engine, 1), "linear_scan": round(scan, 1), "kernel_trie": null}),
+        json!({
+            "engine": round(engine, 1),
+            "linear_scan": round(scan, 1),
+            "kernel_trie": null,
+            "lookup_table": round(standalone, 1),
+        }),
         allocations,
     )
 }

@@ -58,6 +58,11 @@ impl<T: Clone + Eq + Hash> Arena<T> {
 
     /// Interns `items`, taking one reference.
     pub(crate) fn intern(&mut self, items: Vec<T>) -> ListId {
+        self.intern_new(items).0
+    }
+
+    /// Interns `items`, taking one reference; `true` when the list was not stored before.
+    pub(crate) fn intern_new(&mut self, items: Vec<T>) -> (ListId, bool) {
         let hash = self.hasher.hash_one(items.as_slice());
         let slots = &self.slots;
         if let Some(&id) = self
@@ -65,7 +70,7 @@ impl<T: Clone + Eq + Hash> Arena<T> {
             .find(hash, |&id| items_of(slots, id) == items.as_slice())
         {
             self.retain(ListId(id));
-            return ListId(id);
+            return (ListId(id), false);
         }
         let slot = Some(Slot {
             items: items.into_boxed_slice(),
@@ -84,7 +89,7 @@ impl<T: Clone + Eq + Hash> Arena<T> {
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index
             .insert_unique(hash, id, |&i| hasher.hash_one(items_of(slots, i)));
-        ListId(id)
+        (ListId(id), true)
     }
 
     /// Takes one more reference.
@@ -95,14 +100,15 @@ impl<T: Clone + Eq + Hash> Arena<T> {
     }
 
     /// Drops one reference; the list is freed with its last one (the empty list never is).
-    pub(crate) fn release(&mut self, id: ListId) {
+    /// Returns whether it was freed.
+    pub(crate) fn release(&mut self, id: ListId) -> bool {
         if id == ListId::EMPTY {
-            return;
+            return false;
         }
         let Some(entry) = self.slots.get_mut(id.0 as usize) else {
-            return;
+            return false;
         };
-        let Some(slot) = entry else { return };
+        let Some(slot) = entry else { return false };
         slot.refs -= 1;
         if slot.refs == 0 {
             let hash = self.hasher.hash_one(&*slot.items);
@@ -111,7 +117,14 @@ impl<T: Clone + Eq + Hash> Arena<T> {
             }
             *entry = None;
             self.free.push(id.0);
+            return true;
         }
+        false
+    }
+
+    /// The id's position, for side tables indexed by list.
+    pub(crate) fn index_of(id: ListId) -> usize {
+        id.0 as usize
     }
 
     /// The list's items (empty for an unknown id).

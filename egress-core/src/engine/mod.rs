@@ -12,6 +12,7 @@
 mod arena;
 mod endpoints;
 mod explain;
+mod fastpath;
 mod plan;
 mod source;
 
@@ -145,6 +146,10 @@ pub struct Engine {
     sources: SourceMap,
     ranked: Arena<RankedSlot>,
     slots: Arena<Slot>,
+    /// Compact copies of the slot lists, for lookups.
+    fast: fastpath::FastLists,
+    /// The local node's IPv4, kept at hand for lookups.
+    local_ipv4: Option<Ipv4Addr>,
     /// Sources whose contributions changed and must be merged again.
     dirty: Vec<IpAddr>,
     desired_count: [usize; 2],
@@ -169,6 +174,8 @@ impl Engine {
             sources: SourceMap::new(),
             ranked: Arena::new(),
             slots: Arena::new(),
+            fast: fastpath::FastLists::default(),
+            local_ipv4: None,
             dirty: Vec::new(),
             desired_count: [0; 2],
             programmed_count: [0; 2],
@@ -441,21 +448,11 @@ impl Engine {
     /// What the datapath does with a packet from `src` to `dst`, by the desired entries:
     /// exact source, then the longest destination prefix. Never allocates.
     pub fn lookup(&self, src: IpAddr, dst: IpAddr) -> Verdict {
-        if src.is_ipv4() != dst.is_ipv4() {
-            return Verdict::NoEntry;
-        }
-        let Some(source) = self.sources.get(src) else {
-            return Verdict::NoEntry;
-        };
-        // Desired lists are stored longest prefix first.
-        match self
-            .slots
-            .get(source.desired)
-            .iter()
-            .find(|s| s.destination.contains(dst))
-        {
-            Some(slot) => Verdict::of_entry(&slot.entry(src), self.local_ipv4()),
-            None => Verdict::NoEntry,
+        match self.sources.get(src) {
+            Some(source) if src.is_ipv4() == dst.is_ipv4() => {
+                self.fast.lookup(source.desired, dst, self.local_ipv4)
+            }
+            _ => Verdict::NoEntry,
         }
     }
 
@@ -522,7 +519,8 @@ impl Engine {
     /// measures the engine's whole heap with a counting allocator).
     pub fn memory(&self) -> MemoryUsage {
         MemoryUsage {
-            desired_state: self.sources.heap_bytes()
+            desired_state: self.fast.heap_bytes()
+                + self.sources.heap_bytes()
                 + self.slots.heap_bytes()
                 + self.ranked.heap_bytes(),
             endpoints: self.endpoints.heap_bytes(),
@@ -531,7 +529,7 @@ impl Engine {
 
     /// The local node's IPv4 (decides masquerade vs forward).
     pub fn local_ipv4(&self) -> Option<Ipv4Addr> {
-        self.nodes.get(&self.config.local_node).and_then(|n| n.ipv4)
+        self.local_ipv4
     }
 
     /// A policy by name.
@@ -820,6 +818,7 @@ impl Engine {
     }
 
     fn node_changed(&mut self, name: &str, labels_changed: bool) {
+        self.local_ipv4 = self.nodes.get(&self.config.local_node).and_then(|n| n.ipv4);
         self.reresolve_all();
         if labels_changed {
             let on_node = self.endpoints.on_node(name);
@@ -849,14 +848,30 @@ impl Engine {
             let merged = self.merge(ip);
             let fam = family(ip);
             self.desired_count[fam] += merged.len();
-            let id = self.slots.intern(merged);
+            let id = self.intern_slots(merged);
             let Some(source) = self.sources.get_mut(ip) else {
                 continue;
             };
             let old = std::mem::replace(&mut source.desired, id);
             self.desired_count[fam] -= self.slots.get(old).len();
-            self.slots.release(old);
+            self.release_slots(old);
             self.settle(ip);
+        }
+    }
+
+    /// Interns a slot list, making its compact lookup copy when it is new.
+    fn intern_slots(&mut self, list: Vec<Slot>) -> ListId {
+        let (id, created) = self.slots.intern_new(list);
+        if created {
+            self.fast.created(id, self.slots.get(id));
+        }
+        id
+    }
+
+    /// Releases a slot list, dropping its compact copy with its last reference.
+    fn release_slots(&mut self, id: ListId) {
+        if self.slots.release(id) {
+            self.fast.freed(id);
         }
     }
 

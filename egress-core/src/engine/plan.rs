@@ -260,12 +260,12 @@ impl Engine {
         list.sort_by(lookup_order);
         let fam = family(ip);
         self.programmed_count[fam] += list.len();
-        let id = self.slots.intern(list);
+        let id = self.intern_slots(list);
         let source = self.sources.get_or_default(ip);
         let old = std::mem::replace(&mut source.programmed, id);
         self.programmed_count[fam] -= self.slots.get(old).len();
         if old != ListId::EMPTY {
-            self.slots.release(old);
+            self.release_slots(old);
         }
         self.settle(ip);
     }
