@@ -18,6 +18,7 @@ use std::sync::Arc;
 use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
 
 use super::EndpointId;
+use super::slab::Slab;
 use crate::cluster::Endpoint;
 use crate::identity::{self, IdentitySource};
 use crate::labels::Labels;
@@ -166,48 +167,9 @@ impl EndpointState {
     }
 }
 
-const CHUNK: usize = 1024;
-
-/// Endpoint states by id, in fixed-size chunks (no doubling slack at 150,000 endpoints).
-struct Slab {
-    chunks: Vec<Box<[Option<EndpointState>]>>,
-}
-
-impl Slab {
-    fn get(&self, eid: EndpointId) -> Option<&EndpointState> {
-        let i = eid as usize;
-        self.chunks
-            .get(i / CHUNK)
-            .and_then(|c| c[i % CHUNK].as_ref())
-    }
-
-    /// The slot of `eid`, allocating its chunk.
-    fn slot(&mut self, eid: EndpointId) -> &mut Option<EndpointState> {
-        let i = eid as usize;
-        while self.chunks.len() <= i / CHUNK {
-            self.chunks.push((0..CHUNK).map(|_| None).collect());
-        }
-        &mut self.chunks[i / CHUNK][i % CHUNK]
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (EndpointId, &EndpointState)> {
-        self.chunks
-            .iter()
-            .flat_map(|c| c.iter())
-            .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|s| (i as EndpointId, s)))
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.chunks.len() * CHUNK * size_of::<Option<EndpointState>>() + self.chunks.capacity() * 16
-    }
-}
-
 /// The endpoints, by id, with their indexes.
 pub(crate) struct EndpointTable {
-    slab: Slab,
-    next_id: EndpointId,
-    free: Vec<EndpointId>,
+    slab: Slab<EndpointState>,
     by_uid: HashTable<EndpointId>,
     records: HashTable<Arc<IdentityRecord>>,
     hasher: DefaultHashBuilder,
@@ -215,15 +177,12 @@ pub(crate) struct EndpointTable {
     node_names: Vec<Box<str>>,
     by_node: HashMap<u32, HashSet<EndpointId>>,
     by_namespace: HashMap<Box<str>, HashSet<EndpointId>>,
-    len: usize,
 }
 
 impl EndpointTable {
     pub(crate) fn new() -> Self {
         Self {
-            slab: Slab { chunks: Vec::new() },
-            next_id: 0,
-            free: Vec::new(),
+            slab: Slab::default(),
             by_uid: HashTable::new(),
             records: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
@@ -231,12 +190,11 @@ impl EndpointTable {
             node_names: Vec::new(),
             by_node: HashMap::new(),
             by_namespace: HashMap::new(),
-            len: 0,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.slab.len()
     }
 
     pub(crate) fn get(&self, eid: EndpointId) -> Option<&EndpointState> {
@@ -353,19 +311,21 @@ impl EndpointTable {
             node,
             record,
         };
-        let eid = eid.or_else(|| self.free.pop()).unwrap_or_else(|| {
-            self.next_id += 1;
-            self.next_id - 1
-        });
+        let namespace: Option<Box<str>> = state.namespace().map(Into::into);
+        let eid = match eid {
+            Some(eid) => {
+                self.slab.put(eid, state);
+                eid
+            }
+            None => self.slab.insert(state),
+        };
         if node != NO_NODE {
             self.by_node.entry(node).or_default().insert(eid);
         }
-        if let Some(ns) = state.namespace() {
-            self.by_namespace.entry(ns.into()).or_default().insert(eid);
+        if let Some(ns) = namespace {
+            self.by_namespace.entry(ns).or_default().insert(eid);
         }
         let hash = self.uid_hash(&ep.uid);
-        *self.slab.slot(eid) = Some(state);
-        self.len += 1;
         let (slab, hasher) = (&self.slab, &self.hasher);
         let rehash = |&id: &EndpointId| {
             slab.get(id)
@@ -378,8 +338,7 @@ impl EndpointTable {
     /// Removes an endpoint; its id may be reused by `put(None, ..)` unless `put(Some(id))`
     /// is called next, as a replacement does.
     fn take(&mut self, eid: EndpointId) -> Option<EndpointState> {
-        let state = self.slab.slot(eid).take()?;
-        self.len -= 1;
+        let state = self.slab.take(eid)?;
         let hash = state.uid.with_str(|u| self.uid_hash(u));
         if let Ok(entry) = self.by_uid.find_entry(hash, |&id| id == eid) {
             entry.remove();
@@ -405,7 +364,7 @@ impl EndpointTable {
     pub(crate) fn remove(&mut self, eid: EndpointId) {
         if let Some(state) = self.take(eid) {
             self.release_record(state.record);
-            self.free.push(eid);
+            self.slab.release_id(eid);
         }
     }
 

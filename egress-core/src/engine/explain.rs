@@ -74,7 +74,7 @@ impl Engine {
         let matched = source
             .filter(|_| src.is_ipv4() == dst.is_ipv4())
             .and_then(|s| {
-                let merged = self.merge_ranked(s);
+                let merged = self.merge_ranked(s.contributions);
                 let (_, producers) = merged
                     .into_iter()
                     .find(|(slot, _)| slot.destination.contains(dst))?;

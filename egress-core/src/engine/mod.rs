@@ -14,6 +14,7 @@ mod endpoints;
 mod explain;
 mod fastpath;
 mod plan;
+mod slab;
 mod source;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,7 +39,7 @@ use crate::selector::Selector;
 use crate::snapshot::Snapshot;
 use arena::{Arena, ListId};
 use endpoints::{EndpointState, EndpointTable, Uid};
-use source::{Contribution, RankedSlot, Source, SourceMap};
+use source::{Contribution, RankedSlot, SourceMap};
 
 /// How an engine computes and programs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -448,9 +449,9 @@ impl Engine {
     /// What the datapath does with a packet from `src` to `dst`, by the desired entries:
     /// exact source, then the longest destination prefix. Never allocates.
     pub fn lookup(&self, src: IpAddr, dst: IpAddr) -> Verdict {
-        match self.sources.get(src) {
-            Some(source) if src.is_ipv4() == dst.is_ipv4() => {
-                self.fast.lookup(source.desired, dst, self.local_ipv4)
+        match self.sources.desired(src) {
+            Some(desired) if src.is_ipv4() == dst.is_ipv4() => {
+                self.fast.lookup(desired, dst, self.local_ipv4)
             }
             _ => Verdict::NoEntry,
         }
@@ -460,7 +461,7 @@ impl Engine {
     pub fn conflicts(&self) -> Vec<Conflict> {
         let mut out = Vec::new();
         for (ip, source) in self.sources.iter() {
-            for (_, producers) in self.merge_ranked(source) {
+            for (_, producers) in self.merge_ranked(source.contributions) {
                 let Some((winner, rest)) = producers.split_first() else {
                     continue;
                 };
@@ -724,14 +725,11 @@ impl Engine {
         for &ip in ep.ips.as_slice() {
             let list = lists[family(ip)];
             self.ranked.retain(list);
-            self.sources
-                .get_or_default(ip)
-                .contributions
-                .push(Contribution {
-                    policy: pid,
-                    endpoint: eid,
-                    list,
-                });
+            self.sources.contributions_mut(ip).push(Contribution {
+                policy: pid,
+                endpoint: eid,
+                list,
+            });
             self.dirty.push(ip);
         }
     }
@@ -747,14 +745,11 @@ impl Engine {
             return;
         };
         for &ip in ep.ips.as_slice() {
-            let Some(source) = self.sources.get_mut(ip) else {
+            let Some(contributions) = self.sources.existing_contributions_mut(ip) else {
                 continue;
             };
             // An endpoint may list one IP twice: remove one contribution per listing.
-            if let Some(c) = source
-                .contributions
-                .remove_one(|c| c.policy == pid && c.endpoint == eid)
-            {
+            if let Some(c) = contributions.remove_one(|c| c.policy == pid && c.endpoint == eid) {
                 self.ranked.release(c.list);
                 self.dirty.push(ip);
             }
@@ -845,14 +840,18 @@ impl Engine {
         dirty.sort_unstable();
         dirty.dedup();
         for ip in dirty {
-            let merged = self.merge(ip);
+            let Some(source) = self.sources.get(ip) else {
+                continue;
+            };
+            let merged = self
+                .merge_ranked(source.contributions)
+                .into_iter()
+                .map(|(slot, _)| slot)
+                .collect::<Vec<_>>();
             let fam = family(ip);
             self.desired_count[fam] += merged.len();
             let id = self.intern_slots(merged);
-            let Some(source) = self.sources.get_mut(ip) else {
-                continue;
-            };
-            let old = std::mem::replace(&mut source.desired, id);
+            let old = self.sources.set_desired(ip, id);
             self.desired_count[fam] -= self.slots.get(old).len();
             self.release_slots(old);
             self.settle(ip);
@@ -888,21 +887,13 @@ impl Engine {
         }
     }
 
-    /// The desired slots of a source: its contributions merged by B.1, longest prefix first.
-    fn merge(&self, ip: IpAddr) -> Vec<Slot> {
-        let Some(source) = self.sources.get(ip) else {
-            return Vec::new();
-        };
-        self.merge_ranked(source)
-            .into_iter()
-            .map(|(slot, _)| slot)
-            .collect()
-    }
-
     /// Merge with provenance: each winning slot with every producer of its key, best first.
-    fn merge_ranked(&self, source: &Source) -> Vec<(Slot, Vec<(Contribution, RankedSlot)>)> {
+    fn merge_ranked(
+        &self,
+        contributions: &[Contribution],
+    ) -> Vec<(Slot, Vec<(Contribution, RankedSlot)>)> {
         let mut all: Vec<(Contribution, RankedSlot)> = Vec::new();
-        for c in source.contributions.as_slice() {
+        for c in contributions {
             all.extend(self.ranked.get(c.list).iter().map(|r| (*c, *r)));
         }
         all.sort_by(|a, b| {

@@ -221,8 +221,8 @@ impl Engine {
             by_source.entry(op.entry.source).or_default().push(op);
         }
         for (ip, ops) in by_source {
-            let source = self.sources.get_or_default(ip);
-            let mut list: Vec<Slot> = self.slots.get(source.programmed).to_vec();
+            let programmed = self.sources.get(ip).map_or(ListId::EMPTY, |s| s.programmed);
+            let mut list: Vec<Slot> = self.slots.get(programmed).to_vec();
             for op in ops {
                 let slot = Slot::from(&op.entry);
                 list.retain(|s| s.network() != slot.network());
@@ -251,7 +251,6 @@ impl Engine {
             }
         }
         for (ip, list) in by_source {
-            self.sources.get_or_default(ip);
             self.set_programmed(ip, list);
         }
     }
@@ -261,8 +260,7 @@ impl Engine {
         let fam = family(ip);
         self.programmed_count[fam] += list.len();
         let id = self.intern_slots(list);
-        let source = self.sources.get_or_default(ip);
-        let old = std::mem::replace(&mut source.programmed, id);
+        let old = self.sources.set_programmed(ip, id);
         self.programmed_count[fam] -= self.slots.get(old).len();
         if old != ListId::EMPTY {
             self.release_slots(old);

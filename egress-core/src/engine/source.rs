@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use hashbrown::{HashMap, HashSet};
 
 use super::arena::ListId;
+use super::slab::Slab;
 use super::{EndpointId, PolicyId};
 use crate::entries::{CidrKind, Slot};
 
@@ -42,10 +43,6 @@ impl Contributions {
             Contributions::One(c) => std::slice::from_ref(c),
             Contributions::Many(v) => v,
         }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.as_slice().is_empty()
     }
 
     pub(crate) fn push(&mut self, c: Contribution) {
@@ -87,12 +84,22 @@ impl Contributions {
     }
 }
 
-/// One endpoint IP: its contributions, the desired list (merged), the programmed list.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Source {
-    pub(crate) contributions: Contributions,
+/// A read view of one endpoint IP: its contributions, the desired list (merged) and the
+/// programmed list.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Source<'a> {
+    pub(crate) contributions: &'a [Contribution],
     pub(crate) desired: ListId,
     pub(crate) programmed: ListId,
+}
+
+/// What the per-source table holds: 12 bytes beside a 4-byte IPv4 key, so that a lookup's
+/// hash probe touches little memory; the contributions live in a side slab.
+#[derive(Clone, Copy, Debug)]
+struct Record {
+    desired: ListId,
+    programmed: ListId,
+    contributions: u32,
 }
 
 /// An address family's integer form.
@@ -113,25 +120,58 @@ impl Key for u128 {
 }
 
 struct Family<K> {
-    sources: HashMap<K, Source>,
+    records: HashMap<K, Record>,
+    contributions: Slab<Contributions>,
     pending: HashSet<K>,
 }
 
 impl<K: Key> Family<K> {
     fn new() -> Self {
         Self {
-            sources: HashMap::new(),
+            records: HashMap::new(),
+            contributions: Slab::default(),
             pending: HashSet::new(),
         }
     }
 
+    fn view(&self, record: &Record) -> Source<'_> {
+        let contributions = self
+            .contributions
+            .get(record.contributions)
+            .map_or(&[][..], Contributions::as_slice);
+        Source {
+            contributions,
+            desired: record.desired,
+            programmed: record.programmed,
+        }
+    }
+
+    fn record(&mut self, key: K) -> &mut Record {
+        let contributions = &mut self.contributions;
+        self.records.entry(key).or_insert_with(|| Record {
+            desired: ListId::EMPTY,
+            programmed: ListId::EMPTY,
+            contributions: contributions.insert(Contributions::None),
+        })
+    }
+
+    fn contributions_mut(&mut self, key: K) -> &mut Contributions {
+        let id = self.record(key).contributions;
+        self.contributions.slot_or_default(id)
+    }
+
+    fn remove(&mut self, key: K) {
+        if let Some(record) = self.records.remove(&key) {
+            self.contributions.remove(record.contributions);
+        }
+        self.pending.remove(&key);
+    }
+
     fn heap_bytes(&self) -> usize {
-        self.sources.capacity() * (size_of::<(K, Source)>() + 1)
-            + self
-                .sources
-                .values()
-                .map(|s| s.contributions.heap_bytes())
-                .sum::<usize>()
+        let many: usize = self.contributions.iter().map(|(_, c)| c.heap_bytes()).sum();
+        self.records.capacity() * (size_of::<(K, Record)>() + 1)
+            + self.contributions.heap_bytes()
+            + many
             + self.pending.capacity() * (size_of::<K>() + 1)
     }
 }
@@ -181,23 +221,41 @@ impl SourceMap {
         }
     }
 
-    pub(crate) fn get(&self, ip: IpAddr) -> Option<&Source> {
-        by_family!(self, ip, |f, k| f.sources.get(&k))
+    pub(crate) fn get(&self, ip: IpAddr) -> Option<Source<'_>> {
+        by_family!(self, ip, |f, k| f.records.get(&k).map(|r| f.view(r)))
     }
 
-    pub(crate) fn get_mut(&mut self, ip: IpAddr) -> Option<&mut Source> {
-        by_family!(mut self, ip, |f, k| f.sources.get_mut(&k))
+    /// The desired list of a source (the lookup's only need).
+    #[inline]
+    pub(crate) fn desired(&self, ip: IpAddr) -> Option<ListId> {
+        by_family!(self, ip, |f, k| f.records.get(&k).map(|r| r.desired))
     }
 
-    pub(crate) fn get_or_default(&mut self, ip: IpAddr) -> &mut Source {
-        by_family!(mut self, ip, |f, k| f.sources.entry(k).or_default())
+    /// The contributions of a source, creating it.
+    pub(crate) fn contributions_mut(&mut self, ip: IpAddr) -> &mut Contributions {
+        by_family!(mut self, ip, |f, k| f.contributions_mut(k))
+    }
+
+    /// The contributions of an existing source.
+    pub(crate) fn existing_contributions_mut(&mut self, ip: IpAddr) -> Option<&mut Contributions> {
+        by_family!(mut self, ip, |f, k| {
+            let id = f.records.get(&k)?.contributions;
+            f.contributions.get_mut(id)
+        })
+    }
+
+    /// Sets the desired list (creating the source); returns the previous one.
+    pub(crate) fn set_desired(&mut self, ip: IpAddr, id: ListId) -> ListId {
+        by_family!(mut self, ip, |f, k| std::mem::replace(&mut f.record(k).desired, id))
+    }
+
+    /// Sets the programmed list (creating the source); returns the previous one.
+    pub(crate) fn set_programmed(&mut self, ip: IpAddr, id: ListId) -> ListId {
+        by_family!(mut self, ip, |f, k| std::mem::replace(&mut f.record(k).programmed, id))
     }
 
     pub(crate) fn remove(&mut self, ip: IpAddr) {
-        by_family!(mut self, ip, |f, k| {
-            f.sources.remove(&k);
-            f.pending.remove(&k);
-        })
+        by_family!(mut self, ip, |f, k| f.remove(k))
     }
 
     pub(crate) fn set_pending(&mut self, ip: IpAddr, pending: bool) {
@@ -226,9 +284,18 @@ impl SourceMap {
         self.v4.pending.len() + self.v6.pending.len()
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (IpAddr, &Source)> {
-        let v4 = self.v4.sources.iter().map(|(k, s)| (k.ip(), s));
-        v4.chain(self.v6.sources.iter().map(|(k, s)| (k.ip(), s)))
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (IpAddr, Source<'_>)> {
+        let v4 = self
+            .v4
+            .records
+            .iter()
+            .map(|(k, r)| (k.ip(), self.v4.view(r)));
+        v4.chain(
+            self.v6
+                .records
+                .iter()
+                .map(|(k, r)| (k.ip(), self.v6.view(r))),
+        )
     }
 
     pub(crate) fn keys(&self) -> Vec<IpAddr> {
@@ -236,9 +303,8 @@ impl SourceMap {
     }
 
     #[cfg(test)]
-    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
-        self.v4.sources.is_empty() && self.v6.sources.is_empty()
+        self.v4.records.is_empty() && self.v6.records.is_empty()
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -261,7 +327,7 @@ mod tests {
     #[test]
     fn contributions_stay_inline_for_one() {
         let mut cs = Contributions::default();
-        assert!(cs.is_empty());
+        assert!(cs.as_slice().is_empty());
         cs.push(c(1));
         assert!(matches!(cs, Contributions::One(_)));
         cs.push(c(2));
@@ -272,15 +338,16 @@ mod tests {
         cs.remove_one(|x| x.policy == 1);
         assert!(matches!(cs, Contributions::One(_)));
         cs.remove_one(|x| x.policy == 3);
-        assert!(cs.is_empty());
+        assert!(cs.as_slice().is_empty());
     }
 
     #[test]
     fn families_and_pending() {
         let mut m = SourceMap::new();
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.2".parse().unwrap(), "fd00::1".parse().unwrap());
-        m.get_or_default(b);
-        m.get_or_default(a).desired = ListId::EMPTY;
+        m.contributions_mut(b).push(c(1));
+        assert_eq!(m.set_desired(a, ListId::EMPTY), ListId::EMPTY);
+        assert_eq!(m.get(b).unwrap().contributions.len(), 1);
         m.set_pending(b, true);
         m.set_pending(a, true);
         assert_eq!(m.pending(), vec![a, b]);
