@@ -3,9 +3,11 @@
 //! The interned lists hold full `Slot`s behind one allocation each; a lookup wants the
 //! shortest possible walk: one hash probe on the source, then a few adjacent
 //! (mask, network, value) records. Lists are immutable once interned, so their compact copy
-//! is made once when a list is created and dropped when it is freed; the storage is
-//! compacted when more than half of it is dead. Values (egress IP, gateway IP, ifindex) are
-//! few and stored once; that table only grows, bounded by the distinct gateway settings.
+//! is made once when a list is created and its room reused, by a later list of the same
+//! length, when it is freed — so a list never moves and each source can keep its desired
+//! list's place beside it, saving the lookup one indirection. Values (egress IP, gateway IP,
+//! ifindex) are few and stored once; that table only grows, bounded by the distinct gateway
+//! settings.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -16,11 +18,16 @@ use crate::entries::Slot;
 use crate::lookup::Verdict;
 use crate::netip::{mask_v4, mask_v6};
 
-#[derive(Clone, Copy, Debug)]
-struct Span {
+/// Where a list's compact copy lies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Span {
     start: u32,
     len: u32,
-    v6: bool,
+}
+
+impl Span {
+    /// The empty list's place.
+    pub(crate) const EMPTY: Span = Span { start: 0, len: 0 };
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -43,12 +50,13 @@ type Value = (IpAddr, Ipv4Addr, u32);
 /// The compact lists, indexed like the slot arena.
 #[derive(Default)]
 pub(crate) struct FastLists {
-    spans: Vec<Option<Span>>,
+    spans: Vec<Option<(Span, bool)>>,
     v4: Vec<FastV4>,
     v6: Vec<FastV6>,
     values: Vec<Value>,
     value_index: HashMap<Value, u32>,
-    dead: [usize; 2],
+    /// Freed places by family and length, for reuse.
+    free: [HashMap<u32, Vec<u32>>; 2],
 }
 
 fn bits(ip: IpAddr) -> u128 {
@@ -66,88 +74,92 @@ impl FastLists {
             self.spans.resize(index + 1, None);
         }
         let v6 = slots.first().is_some_and(|s| s.destination.addr.is_ipv6());
-        let start = if v6 { self.v6.len() } else { self.v4.len() };
-        for s in slots {
+        let len = slots.len() as u32;
+        let reused = self.free[usize::from(v6)].get_mut(&len).and_then(Vec::pop);
+        let start = reused.unwrap_or(if v6 { self.v6.len() } else { self.v4.len() } as u32);
+        for (i, s) in slots.iter().enumerate() {
             let key = (s.egress_ip, s.gateway_ip, s.egress_ifindex);
             let values = &mut self.values;
             let value = *self.value_index.entry(key).or_insert_with(|| {
                 values.push(key);
                 (values.len() - 1) as u32
             });
-            let (len, addr) = (s.destination.len, bits(s.destination.addr));
+            let (plen, addr, at) = (
+                s.destination.len,
+                bits(s.destination.addr),
+                start as usize + i,
+            );
             if v6 {
-                let mask = mask_v6(len);
-                self.v6.push(FastV6 {
+                let mask = mask_v6(plen);
+                let item = FastV6 {
                     mask,
                     net: addr & mask,
                     value,
-                });
+                };
+                if at < self.v6.len() {
+                    self.v6[at] = item
+                } else {
+                    self.v6.push(item)
+                }
             } else {
-                let mask = mask_v4(len);
-                self.v4.push(FastV4 {
+                let mask = mask_v4(plen);
+                let item = FastV4 {
                     mask,
                     net: addr as u32 & mask,
                     value,
-                });
+                };
+                if at < self.v4.len() {
+                    self.v4[at] = item
+                } else {
+                    self.v4.push(item)
+                }
             }
         }
-        self.spans[index] = Some(Span {
-            start: start as u32,
-            len: slots.len() as u32,
-            v6,
-        });
+        self.spans[index] = Some((Span { start, len }, v6));
     }
 
-    /// Drops the compact copy of a freed list; compacts when half the storage is dead.
+    /// Frees the place of a freed list for a later list of the same length.
     pub(crate) fn freed(&mut self, id: ListId) {
         let index = Arena::<Slot>::index_of(id);
-        if let Some(span) = self.spans.get_mut(index).and_then(Option::take) {
-            self.dead[usize::from(span.v6)] += span.len as usize;
-        }
-        if self.dead[0] > 1024 + self.v4.len() / 2 || self.dead[1] > 1024 + self.v6.len() / 2 {
-            self.compact();
+        if let Some((span, v6)) = self.spans.get_mut(index).and_then(Option::take) {
+            if span.len > 0 {
+                self.free[usize::from(v6)]
+                    .entry(span.len)
+                    .or_default()
+                    .push(span.start);
+            }
         }
     }
 
-    fn compact(&mut self) {
-        let (old_v4, old_v6) = (std::mem::take(&mut self.v4), std::mem::take(&mut self.v6));
-        for span in self.spans.iter_mut().flatten() {
-            let (start, len) = (span.start as usize, span.len as usize);
-            let new_start = if span.v6 {
-                self.v6.extend_from_slice(&old_v6[start..start + len]);
-                self.v6.len() - len
-            } else {
-                self.v4.extend_from_slice(&old_v4[start..start + len]);
-                self.v4.len() - len
-            };
-            span.start = new_start as u32;
-        }
-        self.dead = [0, 0];
+    /// Where list `id`'s compact copy lies.
+    pub(crate) fn span(&self, id: ListId) -> Span {
+        self.spans
+            .get(Arena::<Slot>::index_of(id))
+            .copied()
+            .flatten()
+            .map_or(Span::EMPTY, |(s, _)| s)
     }
 
-    /// The verdict of the longest prefix of list `id` containing `dst`. Never allocates.
+    /// The verdict of the longest prefix containing `dst` in the list at `span` (of
+    /// `dst`'s family). Never allocates.
     #[inline]
-    pub(crate) fn lookup(&self, id: ListId, dst: IpAddr, local_ipv4: Option<Ipv4Addr>) -> Verdict {
-        let Some(Some(span)) = self.spans.get(Arena::<Slot>::index_of(id)) else {
-            return Verdict::NoEntry;
-        };
+    pub(crate) fn lookup(&self, span: Span, dst: IpAddr, local_ipv4: Option<Ipv4Addr>) -> Verdict {
         let range = span.start as usize..(span.start + span.len) as usize;
         let value = match dst {
-            IpAddr::V4(d) if !span.v6 => {
+            IpAddr::V4(d) => {
                 let d = u32::from(d);
                 self.v4
                     .get(range)
                     .and_then(|items| items.iter().find(|p| d & p.mask == p.net))
                     .map(|p| p.value)
             }
-            IpAddr::V6(d) if span.v6 => {
+            IpAddr::V6(d) => {
                 let d = u128::from(d);
                 self.v6
                     .get(range)
                     .and_then(|items| items.iter().find(|p| d & p.mask == p.net))
                     .map(|p| p.value)
             }
-            _ => None,
         };
         match value.and_then(|v| self.values.get(v as usize)) {
             Some(&(egress, gateway, ifindex)) => {
@@ -158,10 +170,16 @@ impl FastLists {
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.spans.capacity() * size_of::<Option<Span>>()
+        self.spans.capacity() * size_of::<Option<(Span, bool)>>()
             + self.v4.capacity() * size_of::<FastV4>()
             + self.v6.capacity() * size_of::<FastV6>()
             + self.values.capacity() * size_of::<Value>()
             + self.value_index.capacity() * (size_of::<(Value, u32)>() + 1)
+            + self
+                .free
+                .iter()
+                .flat_map(|m| m.values())
+                .map(|v| v.capacity() * 4)
+                .sum::<usize>()
     }
 }

@@ -449,9 +449,9 @@ impl Engine {
     /// What the datapath does with a packet from `src` to `dst`, by the desired entries:
     /// exact source, then the longest destination prefix. Never allocates.
     pub fn lookup(&self, src: IpAddr, dst: IpAddr) -> Verdict {
-        match self.sources.desired(src) {
-            Some(desired) if src.is_ipv4() == dst.is_ipv4() => {
-                self.fast.lookup(desired, dst, self.local_ipv4)
+        match self.sources.desired_span(src) {
+            Some(span) if src.is_ipv4() == dst.is_ipv4() => {
+                self.fast.lookup(span, dst, self.local_ipv4)
             }
             _ => Verdict::NoEntry,
         }
@@ -851,7 +851,7 @@ impl Engine {
             let fam = family(ip);
             self.desired_count[fam] += merged.len();
             let id = self.intern_slots(merged);
-            let old = self.sources.set_desired(ip, id);
+            let old = self.sources.set_desired(ip, id, self.fast.span(id));
             self.desired_count[fam] -= self.slots.get(old).len();
             self.release_slots(old);
             self.settle(ip);

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use hashbrown::{HashMap, HashSet};
 
 use super::arena::ListId;
+use super::fastpath::Span;
 use super::slab::Slab;
 use super::{EndpointId, PolicyId};
 use crate::entries::{CidrKind, Slot};
@@ -100,6 +101,8 @@ struct Record {
     desired: ListId,
     programmed: ListId,
     contributions: u32,
+    /// Where the desired list's compact copy lies (lookups read only this record).
+    desired_span: Span,
 }
 
 /// An address family's integer form.
@@ -152,6 +155,7 @@ impl<K: Key> Family<K> {
             desired: ListId::EMPTY,
             programmed: ListId::EMPTY,
             contributions: contributions.insert(Contributions::None),
+            desired_span: Span::EMPTY,
         })
     }
 
@@ -225,10 +229,10 @@ impl SourceMap {
         by_family!(self, ip, |f, k| f.records.get(&k).map(|r| f.view(r)))
     }
 
-    /// The desired list of a source (the lookup's only need).
+    /// Where the desired list of a source lies (the lookup's only need).
     #[inline]
-    pub(crate) fn desired(&self, ip: IpAddr) -> Option<ListId> {
-        by_family!(self, ip, |f, k| f.records.get(&k).map(|r| r.desired))
+    pub(crate) fn desired_span(&self, ip: IpAddr) -> Option<Span> {
+        by_family!(self, ip, |f, k| f.records.get(&k).map(|r| r.desired_span))
     }
 
     /// The contributions of a source, creating it.
@@ -244,9 +248,13 @@ impl SourceMap {
         })
     }
 
-    /// Sets the desired list (creating the source); returns the previous one.
-    pub(crate) fn set_desired(&mut self, ip: IpAddr, id: ListId) -> ListId {
-        by_family!(mut self, ip, |f, k| std::mem::replace(&mut f.record(k).desired, id))
+    /// Sets the desired list and its place (creating the source); returns the previous list.
+    pub(crate) fn set_desired(&mut self, ip: IpAddr, id: ListId, span: Span) -> ListId {
+        by_family!(mut self, ip, |f, k| {
+            let record = f.record(k);
+            record.desired_span = span;
+            std::mem::replace(&mut record.desired, id)
+        })
     }
 
     /// Sets the programmed list (creating the source); returns the previous one.
@@ -346,7 +354,7 @@ mod tests {
         let mut m = SourceMap::new();
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.2".parse().unwrap(), "fd00::1".parse().unwrap());
         m.contributions_mut(b).push(c(1));
-        assert_eq!(m.set_desired(a, ListId::EMPTY), ListId::EMPTY);
+        assert_eq!(m.set_desired(a, ListId::EMPTY, Span::EMPTY), ListId::EMPTY);
         assert_eq!(m.get(b).unwrap().contributions.len(), 1);
         m.set_pending(b, true);
         m.set_pending(a, true);
