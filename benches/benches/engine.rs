@@ -46,7 +46,7 @@ fn lookup(c: &mut Criterion) {
 
 fn endpoint_event(c: &mut Criterion) {
     let objects = workloads::cluster(11, 10_000, 100);
-    let mut engine = objects.engine(Selection::Cilium, 1 << 20);
+    let mut engine = objects.engine(Selection::Cilium, 65_536);
     let plan = engine.take_plan().unwrap_or_default();
     engine.ack(&plan, plan.len());
     let mut next = 0usize;
@@ -69,7 +69,7 @@ fn endpoint_event(c: &mut Criterion) {
     });
     group.sample_size(10);
     group.bench_function("full-recompute", |b| {
-        b.iter(|| black_box(objects.engine(Selection::Cilium, 1 << 20)))
+        b.iter(|| black_box(objects.engine(Selection::Cilium, 65_536)))
     });
     group.finish();
 }
@@ -79,7 +79,7 @@ fn full_build(c: &mut Criterion) {
     let mut group = c.benchmark_group("w-scale");
     group.sample_size(10);
     group.bench_function("build-150k-endpoints", |b| {
-        b.iter(|| black_box(objects.engine(Selection::Cilium, 1 << 21)))
+        b.iter(|| black_box(objects.engine(Selection::Cilium, 1_048_576)))
     });
     group.finish();
 }

@@ -147,10 +147,48 @@ fn lookups_and_encoding_allocate_nothing() {
         }
     });
     assert_eq!(allocations, 0, "the hot path allocated");
+    let engine = engine_for_lookups();
+    let sample: Vec<(IpAddr, IpAddr)> = queries.iter().copied().step_by(7).collect();
+    let mut hits = 0usize;
+    let allocations = allocations_during(|| {
+        for &(src, dst) in &sample {
+            if black_box(engine.lookup(src, dst)) != Verdict::NoEntry {
+                hits += 1;
+            }
+        }
+    });
+    assert_eq!(allocations, 0, "Engine::lookup allocated");
+    assert!(hits > 0);
     assert!(
         kinds.iter().all(|&n| n > 0),
         "every kind of verdict was exercised: {kinds:?}"
     );
+}
+
+/// An engine whose policy selects the workload's IPv4 sources 10.0.0.0–10.0.7.207.
+fn engine_for_lookups() -> egress_core::engine::Engine {
+    use egress_core::cluster::{Endpoint, Node};
+    use egress_core::engine::{Engine, EngineConfig};
+    use egress_core::policy::{GatewaySpec, LabelSelector, Policy, SelectorItem};
+    let mut engine = Engine::new(EngineConfig::new("gw"));
+    let labels = [("egress", "true")].into_iter().collect();
+    engine.upsert_node(Node::new("gw", labels, Some(Ipv4Addr::new(192, 168, 1, 1))));
+    let mut policy = Policy {
+        name: "p".into(),
+        creation_timestamp: None,
+        selectors: vec![SelectorItem { pod_selector: Some(LabelSelector::default()), ..SelectorItem::default() }],
+        destination_cidrs: vec![egress_core::netip::parse_prefix("0.0.0.0/0").unwrap()],
+        excluded_cidrs: vec![egress_core::netip::parse_prefix("10.0.0.0/8").unwrap()],
+        egress_gateway: GatewaySpec::default(),
+        egress_gateways: vec![],
+    };
+    policy.egress_gateway.node_selector.match_labels.push(("egress".into(), "true".into()));
+    engine.upsert_policy(policy);
+    for i in 0..2000u32 {
+        let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+        engine.upsert_endpoint(Endpoint { uid: format!("ep-{i}"), ips: vec![ip], ..Endpoint::default() });
+    }
+    engine
 }
 
 #[test]

@@ -173,14 +173,14 @@ fn endpoint_event(sizes: &Sizes) -> serde_json::Value {
     let mut recompute = Vec::new();
     for _ in 0..sizes.recompute_runs {
         let start = Instant::now();
-        let engine = objects.engine(Selection::Cilium, 1 << 20);
+        let engine = objects.engine(Selection::Cilium, 65_536);
         recompute.push(start.elapsed());
         std::hint::black_box(engine.stats());
     }
     recompute.sort();
     let full_us = recompute[recompute.len() / 2].as_secs_f64() * 1e6;
 
-    let mut engine = objects.engine(Selection::Cilium, 1 << 20);
+    let mut engine = objects.engine(Selection::Cilium, 65_536);
     let plan = engine.take_plan().unwrap_or_default();
     engine.ack(&plan, plan.len());
     let mut total = Duration::ZERO;
@@ -217,7 +217,7 @@ fn full_build(sizes: &Sizes) -> serde_json::Value {
     let objects = workloads::scale(sizes.scale_endpoints);
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let start = Instant::now();
-    let engine = objects.engine(Selection::Cilium, 1 << 21);
+    let engine = objects.engine(Selection::Cilium, 1_048_576);
     let ms = start.elapsed().as_secs_f64() * 1e3;
     let live = (LIVE_BYTES.load(Ordering::Relaxed) - before).max(0) as f64;
     let stats = engine.stats();

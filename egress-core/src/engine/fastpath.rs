@@ -55,6 +55,9 @@ pub(crate) struct FastLists {
     v6: Vec<FastV6>,
     values: Vec<Value>,
     value_index: HashMap<Value, u32>,
+    /// The verdict of each value on this node (recomputed when the local IPv4 changes).
+    verdicts: Vec<Verdict>,
+    local_ipv4: Option<Ipv4Addr>,
     /// Freed places by family and length, for reuse.
     free: [HashMap<u32, Vec<u32>>; 2],
 }
@@ -79,9 +82,10 @@ impl FastLists {
         let start = reused.unwrap_or(if v6 { self.v6.len() } else { self.v4.len() } as u32);
         for (i, s) in slots.iter().enumerate() {
             let key = (s.egress_ip, s.gateway_ip, s.egress_ifindex);
-            let values = &mut self.values;
+            let (values, verdicts, local) = (&mut self.values, &mut self.verdicts, self.local_ipv4);
             let value = *self.value_index.entry(key).or_insert_with(|| {
                 values.push(key);
+                verdicts.push(Verdict::of_value(key.0, key.1, key.2, local));
                 (values.len() - 1) as u32
             });
             let (plen, addr, at) = (
@@ -131,6 +135,18 @@ impl FastLists {
         }
     }
 
+    /// Sets the local node's IPv4, which decides masquerade vs forward.
+    pub(crate) fn set_local_ipv4(&mut self, local: Option<Ipv4Addr>) {
+        if self.local_ipv4 != local {
+            self.local_ipv4 = local;
+            self.verdicts = self
+                .values
+                .iter()
+                .map(|&(e, g, i)| Verdict::of_value(e, g, i, local))
+                .collect();
+        }
+    }
+
     /// Where list `id`'s compact copy lies.
     pub(crate) fn span(&self, id: ListId) -> Span {
         self.spans
@@ -143,7 +159,7 @@ impl FastLists {
     /// The verdict of the longest prefix containing `dst` in the list at `span` (of
     /// `dst`'s family). Never allocates.
     #[inline]
-    pub(crate) fn lookup(&self, span: Span, dst: IpAddr, local_ipv4: Option<Ipv4Addr>) -> Verdict {
+    pub(crate) fn lookup(&self, span: Span, dst: IpAddr) -> Verdict {
         let range = span.start as usize..(span.start + span.len) as usize;
         let value = match dst {
             IpAddr::V4(d) => {
@@ -161,12 +177,10 @@ impl FastLists {
                     .map(|p| p.value)
             }
         };
-        match value.and_then(|v| self.values.get(v as usize)) {
-            Some(&(egress, gateway, ifindex)) => {
-                Verdict::of_value(egress, gateway, ifindex, local_ipv4)
-            }
-            None => Verdict::NoEntry,
-        }
+        value
+            .and_then(|v| self.verdicts.get(v as usize))
+            .copied()
+            .unwrap_or(Verdict::NoEntry)
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -174,6 +188,7 @@ impl FastLists {
             + self.v4.capacity() * size_of::<FastV4>()
             + self.v6.capacity() * size_of::<FastV6>()
             + self.values.capacity() * size_of::<Value>()
+            + self.verdicts.capacity() * size_of::<Verdict>()
             + self.value_index.capacity() * (size_of::<(Value, u32)>() + 1)
             + self
                 .free

@@ -450,9 +450,7 @@ impl Engine {
     /// exact source, then the longest destination prefix. Never allocates.
     pub fn lookup(&self, src: IpAddr, dst: IpAddr) -> Verdict {
         match self.sources.desired_span(src) {
-            Some(span) if src.is_ipv4() == dst.is_ipv4() => {
-                self.fast.lookup(span, dst, self.local_ipv4)
-            }
+            Some(span) if src.is_ipv4() == dst.is_ipv4() => self.fast.lookup(span, dst),
             _ => Verdict::NoEntry,
         }
     }
@@ -814,6 +812,7 @@ impl Engine {
 
     fn node_changed(&mut self, name: &str, labels_changed: bool) {
         self.local_ipv4 = self.nodes.get(&self.config.local_node).and_then(|n| n.ipv4);
+        self.fast.set_local_ipv4(self.local_ipv4);
         self.reresolve_all();
         if labels_changed {
             let on_node = self.endpoints.on_node(name);
