@@ -176,17 +176,28 @@ fn engine_for_lookups() -> egress_core::engine::Engine {
     let mut policy = Policy {
         name: "p".into(),
         creation_timestamp: None,
-        selectors: vec![SelectorItem { pod_selector: Some(LabelSelector::default()), ..SelectorItem::default() }],
+        selectors: vec![SelectorItem {
+            pod_selector: Some(LabelSelector::default()),
+            ..SelectorItem::default()
+        }],
         destination_cidrs: vec![egress_core::netip::parse_prefix("0.0.0.0/0").unwrap()],
         excluded_cidrs: vec![egress_core::netip::parse_prefix("10.0.0.0/8").unwrap()],
         egress_gateway: GatewaySpec::default(),
         egress_gateways: vec![],
     };
-    policy.egress_gateway.node_selector.match_labels.push(("egress".into(), "true".into()));
+    policy
+        .egress_gateway
+        .node_selector
+        .match_labels
+        .push(("egress".into(), "true".into()));
     engine.upsert_policy(policy);
     for i in 0..2000u32 {
         let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
-        engine.upsert_endpoint(Endpoint { uid: format!("ep-{i}"), ips: vec![ip], ..Endpoint::default() });
+        engine.upsert_endpoint(Endpoint {
+            uid: format!("ep-{i}"),
+            ips: vec![ip],
+            ..Endpoint::default()
+        });
     }
     engine
 }

@@ -125,13 +125,13 @@ impl FastLists {
     /// Frees the place of a freed list for a later list of the same length.
     pub(crate) fn freed(&mut self, id: ListId) {
         let index = Arena::<Slot>::index_of(id);
-        if let Some((span, v6)) = self.spans.get_mut(index).and_then(Option::take) {
-            if span.len > 0 {
-                self.free[usize::from(v6)]
-                    .entry(span.len)
-                    .or_default()
-                    .push(span.start);
-            }
+        if let Some((span, v6)) = self.spans.get_mut(index).and_then(Option::take)
+            && span.len > 0
+        {
+            self.free[usize::from(v6)]
+                .entry(span.len)
+                .or_default()
+                .push(span.start);
         }
     }
 

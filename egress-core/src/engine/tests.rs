@@ -419,7 +419,13 @@ fn the_local_ipv4_decides_masquerade_or_forward_in_engine_lookups() {
     let mut e = engine();
     let src: IpAddr = "172.22.48.4".parse().unwrap();
     let dst: IpAddr = "8.8.8.8".parse().unwrap();
-    assert_eq!(e.lookup(src, dst), Verdict::Masquerade { egress_ip: "172.22.49.119".parse().unwrap(), ifindex: 0 });
+    assert_eq!(
+        e.lookup(src, dst),
+        Verdict::Masquerade {
+            egress_ip: "172.22.49.119".parse().unwrap(),
+            ifindex: 0
+        }
+    );
     // The local node changes its IPv4: entries follow (and the IP sort order of the
     // gateway entries changes, as in Cilium), lookups judge by the new address.
     let mut local = seed().nodes["172.22.49.119"].clone();
@@ -430,14 +436,30 @@ fn the_local_ipv4_decides_masquerade_or_forward_in_engine_lookups() {
     let entries = e.entries().ipv4;
     assert!(entries.iter().any(|x| x.gateway_ip == new_local));
     for x in &entries {
-        assert_eq!(e.lookup(x.source, dst), Verdict::of_entry(x, Some(new_local)));
+        assert_eq!(
+            e.lookup(x.source, dst),
+            Verdict::of_entry(x, Some(new_local))
+        );
         if x.gateway_ip == new_local {
-            assert!(matches!(e.lookup(x.source, dst), Verdict::Masquerade { .. }));
+            assert!(matches!(
+                e.lookup(x.source, dst),
+                Verdict::Masquerade { .. }
+            ));
         }
     }
     // The local node disappears: its entries now point at nobody it can SNAT for.
     e.delete_node("172.22.49.119");
     assert_eq!(e.local_ipv4(), None);
-    assert!(e.entries().ipv4.iter().all(|x| x.gateway_ip == "172.22.49.147".parse::<Ipv4Addr>().unwrap()));
-    assert_eq!(e.lookup(src, dst), Verdict::Forward { gateway: "172.22.49.147".parse().unwrap() });
+    assert!(
+        e.entries()
+            .ipv4
+            .iter()
+            .all(|x| x.gateway_ip == "172.22.49.147".parse::<Ipv4Addr>().unwrap())
+    );
+    assert_eq!(
+        e.lookup(src, dst),
+        Verdict::Forward {
+            gateway: "172.22.49.147".parse().unwrap()
+        }
+    );
 }
