@@ -170,18 +170,20 @@ fn lookup_figures(sizes: &Sizes, ipv6: bool) -> (serde_json::Value, u64) {
 /// W-cluster: one endpoint added and its plan taken, vs building the engine from scratch.
 fn endpoint_event(sizes: &Sizes) -> serde_json::Value {
     let objects = workloads::cluster(11, 10_000, 100);
+    // Sized to the workload: 40,000 entries, then 4 more per event.
+    let max_entries = (40_000 + 4 * sizes.events as u32).next_power_of_two();
     let mut recompute = Vec::new();
     for _ in 0..sizes.recompute_runs {
         let start = Instant::now();
-        let engine = objects.engine(Selection::Cilium, 65_536);
+        let engine = objects.engine(Selection::Cilium, max_entries);
         recompute.push(start.elapsed());
         std::hint::black_box(engine.stats());
     }
     recompute.sort();
     let full_us = recompute[recompute.len() / 2].as_secs_f64() * 1e6;
 
-    let mut engine = objects.engine(Selection::Cilium, 65_536);
-    let plan = engine.take_plan().unwrap_or_default();
+    let mut engine = objects.engine(Selection::Cilium, max_entries);
+    let plan = engine.take_plan().unwrap_or_else(|e| panic!("{e}"));
     engine.ack(&plan, plan.len());
     let mut total = Duration::ZERO;
     for i in 0..sizes.events {
@@ -197,7 +199,7 @@ fn endpoint_event(sizes: &Sizes) -> serde_json::Value {
         engine.upsert_endpoint(ep);
         let plan = engine.take_plan();
         total += start.elapsed();
-        let plan = plan.unwrap_or_default();
+        let plan = plan.unwrap_or_else(|e| panic!("{e}"));
         assert!(
             plan.len() == 4
                 && plan
