@@ -98,13 +98,7 @@ pub fn lookup(seed: u64, endpoints: usize, queries: usize, ipv6: bool) -> Lookup
             egress_ip: None,
             interface: None,
         },
-        egress_gateways: (0..8)
-            .map(|i| GatewaySpec {
-                node_selector: label("kubernetes.io/hostname", &node_name(i)),
-                egress_ip: None,
-                interface: Some("eth1".into()),
-            })
-            .collect(),
+        egress_gateways: listed_gateways(8),
     }];
     for (k, c) in pool.iter().enumerate() {
         policies.push(Policy {
@@ -288,6 +282,17 @@ fn gateway_devices(i: usize) -> Vec<Device> {
     ]
 }
 
+/// Gateway entries for the first `n` nodes by hostname, each egressing through `eth1`.
+fn listed_gateways(n: usize) -> Vec<GatewaySpec> {
+    (0..n)
+        .map(|i| GatewaySpec {
+            node_selector: label("kubernetes.io/hostname", &node_name(i)),
+            egress_ip: None,
+            interface: Some("eth1".into()),
+        })
+        .collect()
+}
+
 fn label(key: &str, value: &str) -> LabelSelector {
     LabelSelector {
         match_labels: vec![(key.into(), value.into())],
@@ -396,13 +401,7 @@ pub fn scale(endpoints: usize) -> Objects {
             egress_ip: None,
             interface: Some("eth1".into()),
         },
-        egress_gateways: (0..4)
-            .map(|i| GatewaySpec {
-                node_selector: label("kubernetes.io/hostname", &node_name(i)),
-                egress_ip: None,
-                interface: Some("eth1".into()),
-            })
-            .collect(),
+        egress_gateways: listed_gateways(4),
     };
     Objects {
         nodes: nodes(node_count, 8),

@@ -130,6 +130,28 @@ pub struct LocalNode<'a> {
     pub devices: &'a [Device],
 }
 
+/// Gateway entry `entry_index` (`spec`) on `node`, with egress addresses derived when the
+/// node is the local one; `None` for a node without IPv4.
+fn gateway_on(
+    node: &Node,
+    entry_index: usize,
+    spec: &crate::policy::GatewaySpec,
+    needed: Needed,
+    local: Option<LocalNode<'_>>,
+    weight: u8,
+) -> Option<ResolvedGateway> {
+    let egress = local
+        .filter(|l| l.node.name == node.name)
+        .map(|l| egress_ip::derive(spec, needed, l.devices, (l.node.ipv4, l.node.ipv6)));
+    Some(ResolvedGateway {
+        entry_index: Some(entry_index),
+        node: Some(node.name.clone()),
+        gateway_ip: node.ipv4?,
+        egress,
+        weight,
+    })
+}
+
 /// Resolves a policy's gateway entries (`selectors` = the compiled nodeSelectors of
 /// [`Policy::gateways_in_use`]), sorted by gateway IP, equal IPs keeping policy order.
 /// Never empty: with nothing resolved, the single "not found" gateway.
@@ -145,22 +167,9 @@ pub fn resolve_gateways(
     };
     let mut resolved: Vec<ResolvedGateway> = Vec::with_capacity(selectors.len());
     for (i, (spec, selector)) in policy.gateways_in_use().iter().zip(selectors).enumerate() {
-        let Some(node) = resolve_node(selector, nodes) else {
-            continue;
-        };
-        let Some(gateway_ip) = node.ipv4 else {
-            continue;
-        };
-        let egress = local
-            .filter(|l| l.node.name == node.name)
-            .map(|l| egress_ip::derive(spec, needed, l.devices, (l.node.ipv4, l.node.ipv6)));
-        resolved.push(ResolvedGateway {
-            entry_index: Some(i),
-            node: Some(node.name.clone()),
-            gateway_ip,
-            egress,
-            weight: 1,
-        });
+        if let Some(node) = resolve_node(selector, nodes) {
+            resolved.extend(gateway_on(node, i, spec, needed, local, 1));
+        }
     }
     if resolved.is_empty() {
         return vec![ResolvedGateway::not_found()];
@@ -198,19 +207,7 @@ pub fn consistent_candidates(
                 .collect()
         };
         for node in offered {
-            let Some(gateway_ip) = node.ipv4 else {
-                continue;
-            };
-            let egress = local
-                .filter(|l| l.node.name == node.name)
-                .map(|l| egress_ip::derive(spec, needed, l.devices, (l.node.ipv4, l.node.ipv6)));
-            out.push(ResolvedGateway {
-                entry_index: Some(i),
-                node: Some(node.name.clone()),
-                gateway_ip,
-                egress,
-                weight: node.weight,
-            });
+            out.extend(gateway_on(node, i, spec, needed, local, node.weight));
         }
     }
     out
