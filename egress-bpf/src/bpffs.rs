@@ -1,0 +1,78 @@
+//! A private BPF filesystem in a temporary directory, for tests and benchmarks: mounted on
+//! creation, unmounted and removed on drop.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A mounted private bpffs.
+#[derive(Debug)]
+pub struct PrivateBpffs {
+    dir: PathBuf,
+}
+
+impl PrivateBpffs {
+    /// Mounts a fresh bpffs under the system temp directory. `Err` says why the kernel
+    /// refused (callers skip with that line, or fail under `EGRESS_REQUIRE_BPF=1`).
+    pub fn new() -> Result<Self, String> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "egress-bpffs-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let c = |s: &str| CString::new(s).map_err(|e| e.to_string());
+        let target = CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+        let (source, fstype) = (c("bpf")?, c("bpf")?);
+        // SAFETY: all pointers are valid NUL-terminated strings living across the call; no
+        // mount data is passed.
+        let ret = unsafe {
+            libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if ret != 0 {
+            let err = std::io::Error::last_os_error();
+            let _ = std::fs::remove_dir(&dir);
+            return Err(format!("mount -t bpf {}: {err}", dir.display()));
+        }
+        Ok(Self { dir })
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for PrivateBpffs {
+    fn drop(&mut self) {
+        if let Ok(target) = CString::new(self.dir.as_os_str().as_encoded_bytes()) {
+            // SAFETY: `target` is a valid NUL-terminated path; a lazy unmount of our own
+            // mount point affects nothing else.
+            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// For tests: a private bpffs, or `None` after printing one line saying why BPF is not
+/// available — and a panic instead when `EGRESS_REQUIRE_BPF=1` (CI, where BPF works).
+pub fn bpffs_or_skip(test: &str) -> Option<PrivateBpffs> {
+    match PrivateBpffs::new() {
+        Ok(fs) => Some(fs),
+        Err(why) => {
+            assert!(
+                std::env::var("EGRESS_REQUIRE_BPF").as_deref() != Ok("1"),
+                "{test}: BPF is required (EGRESS_REQUIRE_BPF=1) but unavailable: {why}"
+            );
+            eprintln!("skipped {test}: BPF unavailable here: {why}");
+            None
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The datapath's decision, made by a real BPF program on the pinned maps.
+//!
+//! `bpf/egress_datapath.c` is compiled with clang when [`Datapath::load`] runs (the source is
+//! embedded in this crate), its maps are replaced by the pinned ones, the local node's IPv4
+//! is written into its read-only data, and its programs are run with `BPF_PROG_TEST_RUN`.
+
+use std::ffi::{CStr, CString};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::Command;
+
+use egress_core::lookup::{DropReason, Verdict};
+use egress_core::maps::Layout;
+use libbpf_sys as bpf;
+
+use crate::error::{Errno, Error, Result};
+use crate::maps::EgressMaps;
+
+/// The program's C source.
+pub const SOURCE: &str = include_str!("../bpf/egress_datapath.c");
+
+/// Lookups per run of the timing programs (IPv4, IPv6).
+pub const BATCH: (usize, usize) = (64, 32);
+
+const ETH_HLEN: usize = 14;
+const RESULT_LEN: usize = 28;
+
+fn program_error(what: impl std::fmt::Display) -> Error {
+    Error::Program(what.to_string())
+}
+
+/// Compiles the program with clang (`-I/usr/include/<multiarch>` for `asm/types.h`).
+pub fn compile(out_dir: &Path) -> Result<Vec<u8>> {
+    let src = out_dir.join("egress_datapath.c");
+    let obj = out_dir.join("egress_datapath.o");
+    std::fs::write(&src, SOURCE).map_err(|source| Error::Io {
+        path: src.clone(),
+        source,
+    })?;
+    let multiarch = Command::new("gcc")
+        .arg("-print-multiarch")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("{}-linux-gnu", std::env::consts::ARCH));
+    let out = Command::new("clang")
+        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
+        .arg(format!("-I/usr/include/{multiarch}"))
+        .arg("-c")
+        .arg(&src)
+        .arg("-o")
+        .arg(&obj)
+        .output()
+        .map_err(|e| program_error(format!("cannot run clang: {e}")))?;
+    if !out.status.success() {
+        return Err(program_error(format!(
+            "clang failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    std::fs::read(&obj).map_err(|source| Error::Io { path: obj, source })
+}
+
+/// The loaded program object, closed on drop.
+pub struct Datapath {
+    object: *mut bpf::bpf_object,
+    verdict: i32,
+    lookups: (i32, i32),
+    baselines: (i32, i32),
+}
+
+impl Drop for Datapath {
+    fn drop(&mut self) {
+        // SAFETY: `object` came from a successful `bpf_object__open_mem` and is closed once;
+        // closing also closes the program descriptors we copied out of it.
+        unsafe { bpf::bpf_object__close(self.object) }
+    }
+}
+
+/// Closes a half-built object when loading fails.
+struct Guard(*mut bpf::bpf_object);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: a non-null pointer here is an open object nobody else closes.
+            unsafe { bpf::bpf_object__close(self.0) }
+        }
+    }
+}
+
+impl Datapath {
+    /// Compiles and loads the program on `maps` (which must use the `v4_v2` layout), with
+    /// `local_ipv4` as the node's address. `work_dir` receives the source and object files.
+    pub fn load(maps: &EgressMaps, local_ipv4: Option<Ipv4Addr>, work_dir: &Path) -> Result<Self> {
+        if maps.layout() != Layout::V4V2 {
+            return Err(program_error("the datapath program reads the v4_v2 layout"));
+        }
+        let elf = compile(work_dir)?;
+        // SAFETY: passing None turns libbpf's logging off; no callback is kept.
+        unsafe { bpf::libbpf_set_print(None) };
+        let name = CString::new("egress_datapath").map_err(program_error)?;
+        let opts = bpf::bpf_object_open_opts {
+            sz: size_of::<bpf::bpf_object_open_opts>() as _,
+            object_name: name.as_ptr(),
+            ..Default::default()
+        };
+        // SAFETY: `elf` is a readable buffer of its length; `opts` is initialised with its own
+        // size and `name` outlives the call (libbpf copies what it keeps).
+        let object =
+            unsafe { bpf::bpf_object__open_mem(elf.as_ptr().cast(), elf.len() as _, &opts) };
+        if object.is_null() {
+            return Err(program_error(format!("open object: {}", Errno::last())));
+        }
+        let guard = Guard(object);
+        let local = local_ipv4.map_or([0u8; 4], |a| a.octets());
+        let mut map: *mut bpf::bpf_map = std::ptr::null_mut();
+        loop {
+            // SAFETY: `object` is open; `map` is NULL or a map of this object.
+            map = unsafe { bpf::bpf_object__next_map(object, map) };
+            if map.is_null() {
+                break;
+            }
+            // SAFETY: `map` is a map of the open object; its name is a valid C string.
+            let map_name = unsafe { CStr::from_ptr(bpf::bpf_map__name(map)) }
+                .to_string_lossy()
+                .into_owned();
+            let ret = match map_name.as_str() {
+                // SAFETY: `map` belongs to the not-yet-loaded object; the descriptors stay open
+                // while `maps` lives (libbpf duplicates them).
+                "egress_v4" => unsafe { bpf::bpf_map__reuse_fd(map, maps.ipv4().fd().as_raw_fd()) },
+                // SAFETY: as above.
+                "egress_v6" => unsafe { bpf::bpf_map__reuse_fd(map, maps.ipv6().fd().as_raw_fd()) },
+                // SAFETY: `local` is 4 readable bytes, the size of the program's .rodata.
+                n if n.ends_with(".rodata") => unsafe {
+                    bpf::bpf_map__set_initial_value(map, local.as_ptr().cast(), local.len() as _)
+                },
+                _ => 0,
+            };
+            if ret < 0 {
+                return Err(program_error(format!(
+                    "prepare map {map_name}: {}",
+                    Errno::from_ret(ret)
+                )));
+            }
+        }
+        // SAFETY: `object` is open and prepared.
+        let ret = unsafe { bpf::bpf_object__load(object) };
+        if ret < 0 {
+            return Err(program_error(format!(
+                "load: {} (the verifier refused the program)",
+                Errno::from_ret(ret)
+            )));
+        }
+        let fd = |name: &str| -> Result<i32> {
+            let cname = CString::new(name).map_err(program_error)?;
+            // SAFETY: `object` is loaded; `cname` is NUL-terminated.
+            let prog = unsafe { bpf::bpf_object__find_program_by_name(object, cname.as_ptr()) };
+            if prog.is_null() {
+                return Err(program_error(format!("no program {name}")));
+            }
+            // SAFETY: `prog` is a loaded program of `object`.
+            let fd = unsafe { bpf::bpf_program__fd(prog) };
+            if fd < 0 {
+                Err(program_error(format!("program {name} has no descriptor")))
+            } else {
+                Ok(fd)
+            }
+        };
+        let datapath = Datapath {
+            object,
+            verdict: fd("egress_verdict")?,
+            lookups: (fd("lookups_v4")?, fd("lookups_v6")?),
+            baselines: (fd("baseline_v4")?, fd("baseline_v6")?),
+        };
+        std::mem::forget(guard);
+        Ok(datapath)
+    }
+
+    /// Runs a program once per `repeat` on `packet`; returns (return value, mean ns per run,
+    /// output bytes).
+    fn run(&self, prog: i32, packet: &[u8], repeat: u32) -> Result<(u32, u32, Vec<u8>)> {
+        let mut out = vec![0u8; packet.len() + 256];
+        let mut opts = bpf::bpf_test_run_opts {
+            sz: size_of::<bpf::bpf_test_run_opts>() as _,
+            data_in: packet.as_ptr().cast(),
+            data_out: out.as_mut_ptr().cast(),
+            data_size_in: packet.len() as u32,
+            data_size_out: out.len() as u32,
+            repeat: repeat as i32,
+            ..Default::default()
+        };
+        // SAFETY: `packet` is readable and `out` writable for the sizes given in `opts`, both
+        // living across the call; `prog` is a loaded program of this object.
+        let ret = unsafe { bpf::bpf_prog_test_run_opts(prog, &mut opts) };
+        if ret < 0 {
+            return Err(program_error(format!(
+                "BPF_PROG_TEST_RUN: {}",
+                Errno::from_ret(ret)
+            )));
+        }
+        out.truncate(opts.data_size_out as usize);
+        Ok((opts.retval, opts.duration, out))
+    }
+
+    /// The kernel's verdict for a packet from `src` to `dst`.
+    pub fn verdict(&self, src: IpAddr, dst: IpAddr) -> Result<Verdict> {
+        let (packet, header) = packet(src, dst)?;
+        let (_, _, out) = self.run(self.verdict, &packet, 1)?;
+        let res = out
+            .get(header..header + RESULT_LEN)
+            .ok_or_else(|| program_error("short output packet"))?;
+        let word = |at: usize| u32::from_ne_bytes([res[at], res[at + 1], res[at + 2], res[at + 3]]);
+        let gateway = Ipv4Addr::new(res[4], res[5], res[6], res[7]);
+        let egress = match src {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(res[12], res[13], res[14], res[15])),
+            IpAddr::V6(_) => {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(&res[12..28]);
+                IpAddr::V6(Ipv6Addr::from(b))
+            }
+        };
+        Ok(match word(0) {
+            0 => Verdict::NoEntry,
+            1 => Verdict::Drop(DropReason::NoGateway),
+            2 => Verdict::Drop(DropReason::NoEgressIp),
+            3 => Verdict::Excluded,
+            4 => Verdict::Forward { gateway },
+            5 => Verdict::Masquerade {
+                egress_ip: egress,
+                ifindex: word(8),
+            },
+            other => return Err(program_error(format!("unknown verdict {other}"))),
+        })
+    }
+
+    /// Mean in-kernel time of one trie lookup over `pairs` (one family), in ns: the lookup
+    /// loop minus the identical loop without lookups, each run `repeat` times per batch.
+    pub fn lookup_ns(&self, pairs: &[(IpAddr, IpAddr)], repeat: u32) -> Result<f64> {
+        let v6 = pairs.first().is_some_and(|(s, _)| s.is_ipv6());
+        let (batch, lookups, baseline) = if v6 {
+            (BATCH.1, self.lookups.1, self.baselines.1)
+        } else {
+            (BATCH.0, self.lookups.0, self.baselines.0)
+        };
+        let (mut with, mut without, mut batches) = (0f64, 0f64, 0usize);
+        for chunk in pairs.chunks_exact(batch) {
+            let mut data = Vec::with_capacity(batch * 32);
+            for (s, d) in chunk {
+                for ip in [s, d] {
+                    match ip {
+                        IpAddr::V4(a) => data.extend(a.octets()),
+                        IpAddr::V6(a) => data.extend(a.octets()),
+                    }
+                }
+            }
+            with += f64::from(self.run(lookups, &data, repeat)?.1);
+            without += f64::from(self.run(baseline, &data, repeat)?.1);
+            batches += 1;
+        }
+        if batches == 0 {
+            return Err(program_error(format!("need at least {batch} pairs")));
+        }
+        Ok(((with - without) / batches as f64 / batch as f64).max(0.0))
+    }
+}
+
+/// An Ethernet + IP packet from `src` to `dst` with room for the result after the IP header;
+/// returns it and the result's offset.
+fn packet(src: IpAddr, dst: IpAddr) -> Result<(Vec<u8>, usize)> {
+    let mut p = vec![0u8; ETH_HLEN];
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            p[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+            let mut ip = [0u8; 20];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&((20 + RESULT_LEN) as u16).to_be_bytes());
+            ip[8] = 64;
+            ip[9] = 17;
+            ip[12..16].copy_from_slice(&s.octets());
+            ip[16..20].copy_from_slice(&d.octets());
+            p.extend(ip);
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            p[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+            let mut ip = [0u8; 40];
+            ip[0] = 0x60;
+            ip[4..6].copy_from_slice(&(RESULT_LEN as u16).to_be_bytes());
+            ip[6] = 17;
+            ip[7] = 64;
+            ip[8..24].copy_from_slice(&s.octets());
+            ip[24..40].copy_from_slice(&d.octets());
+            p.extend(ip);
+        }
+        _ => {
+            return Err(program_error(
+                "source and destination of different families",
+            ));
+        }
+    }
+    let header = p.len();
+    p.extend([0u8; RESULT_LEN]);
+    Ok((p, header))
+}

@@ -1,0 +1,21 @@
+//! # egress-bpf
+//!
+//! The Linux adapter of egress-gateway: it creates or opens Cilium's pinned egress gateway
+//! LPM-trie maps (`cilium_egress_gw_policy_v4[_v2]`, `cilium_egress_gw_policy_v6`) with
+//! Cilium's type, flags and sizes, writes `egress-core` plans into them in order (upserts
+//! before deletes, batched where the kernel allows, stopping at the first failure and
+//! reporting exactly how far it got), and dumps them back into entries. [`datapath`] loads a
+//! small BPF program that makes the datapath's decision on those very maps, so that tests can
+//! compare the kernel's verdicts with `Engine::lookup`.
+//!
+//! All `unsafe` code (libbpf calls, `mount`) lives in this crate, each block with the reason
+//! it is sound.
+
+pub mod bpffs;
+pub mod datapath;
+mod error;
+mod maps;
+mod sys;
+
+pub use error::{ApplyError, Errno, Error, Result};
+pub use maps::{DEFAULT_PIN_DIR, EgressMaps, MAP_FLAGS, PinnedMap};

@@ -1,0 +1,358 @@
+//! Cilium's pinned egress gateway maps: create or open them, apply plans, dump them.
+
+use std::cell::Cell;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use egress_core::engine::{Action, Engine, Plan, PlanOp};
+use egress_core::entries::{Entry, MapEntries};
+use egress_core::maps::{
+    DEFAULT_MAX_ENTRIES, Layout, MAP_V6, MapKeyV4, MapKeyV6, MapValueV4, MapValueV4Legacy,
+    MapValueV6,
+};
+use libbpf_sys as bpf;
+
+use crate::error::{ApplyError, Errno, Error, Result};
+use crate::sys;
+
+/// Where Cilium pins its maps.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/tc/globals";
+
+/// The flags Cilium's agent creates the maps with.
+pub const MAP_FLAGS: u32 = bpf::BPF_F_NO_PREALLOC | bpf::BPF_F_RDONLY_PROG;
+
+/// A map element's key and value bytes.
+type Element = (Vec<u8>, Vec<u8>);
+
+/// One pinned LPM-trie map, its shape checked when opened.
+#[derive(Debug)]
+pub struct PinnedMap {
+    fd: OwnedFd,
+    name: &'static str,
+    path: PathBuf,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+}
+
+impl PinnedMap {
+    /// Opens the map pinned at `dir/name`, creating and pinning it when missing (with
+    /// `max_entries`, or Cilium's default). An existing map must be an LPM trie with the
+    /// given key and value sizes and, when `max_entries` is given, that capacity; any flags.
+    fn open_or_create(
+        dir: &Path,
+        name: &'static str,
+        key_size: u32,
+        value_size: u32,
+        max_entries: Option<u32>,
+        create: bool,
+        read_only: bool,
+    ) -> Result<Self> {
+        let path = dir.join(name);
+        let syscall = |op, errno| Error::Syscall {
+            op,
+            target: path.display().to_string(),
+            errno,
+        };
+        let fd = match sys::open_pinned(&path, read_only) {
+            Ok(fd) => fd,
+            Err(Errno(libc::ENOENT)) if create => {
+                let max = max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
+                let fd = sys::create_lpm_trie(name, key_size, value_size, max, MAP_FLAGS)
+                    .map_err(|e| syscall("create map", e))?;
+                sys::pin(&fd, &path).map_err(|e| syscall("pin map", e))?;
+                fd
+            }
+            Err(e) => return Err(syscall("open pinned map", e)),
+        };
+        let info = sys::map_info(&fd).map_err(|e| syscall("read map info", e))?;
+        let expect = |field, expected: u32, found: u32| {
+            if expected == found {
+                Ok(())
+            } else {
+                Err(Error::Mismatch {
+                    path: path.clone(),
+                    field,
+                    expected: expected.into(),
+                    found: found.into(),
+                })
+            }
+        };
+        expect("type", bpf::BPF_MAP_TYPE_LPM_TRIE, info.map_type)?;
+        expect("key size", key_size, info.key_size)?;
+        expect("value size", value_size, info.value_size)?;
+        if let Some(max) = max_entries {
+            expect("max_entries", max, info.max_entries)?;
+        }
+        Ok(Self {
+            fd,
+            name,
+            path,
+            key_size,
+            value_size,
+            max_entries: info.max_entries,
+        })
+    }
+
+    /// The map's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Where it is pinned.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its capacity.
+    pub fn max_entries(&self) -> u32 {
+        self.max_entries
+    }
+
+    /// Its descriptor.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// All (key, value) byte pairs.
+    fn elements(&self) -> std::result::Result<Vec<Element>, Errno> {
+        let mut out = Vec::new();
+        let mut key: Option<Vec<u8>> = None;
+        loop {
+            let mut next = vec![0u8; self.key_size as usize];
+            if !sys::next_key(&self.fd, key.as_deref(), &mut next)? {
+                return Ok(out);
+            }
+            let mut value = vec![0u8; self.value_size as usize];
+            // A key deleted between the two calls is simply skipped.
+            if sys::lookup(&self.fd, &next, &mut value)? {
+                out.push((next.clone(), value));
+            }
+            key = Some(next);
+        }
+    }
+}
+
+/// The IPv4 and IPv6 egress gateway maps of one node.
+#[derive(Debug)]
+pub struct EgressMaps {
+    layout: Layout,
+    v4: PinnedMap,
+    v6: PinnedMap,
+    /// Whether batch syscalls work on these maps (turned off at the first refusal).
+    batch: Cell<bool>,
+}
+
+fn ensure_bpffs(dir: &Path, create: bool) -> Result<()> {
+    if create && !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    match sys::is_bpffs(dir) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::NotBpffs {
+            path: dir.to_owned(),
+        }),
+        Err(source) => Err(Error::Io {
+            path: dir.to_owned(),
+            source,
+        }),
+    }
+}
+
+impl EgressMaps {
+    /// Opens the maps pinned in `dir` for `layout`, creating missing ones with `max_entries`
+    /// (default: Cilium's 16384). With `max_entries` given, existing maps must have it.
+    pub fn open_or_create(dir: &Path, layout: Layout, max_entries: Option<u32>) -> Result<Self> {
+        Self::open_with(dir, layout, max_entries, true, false)
+    }
+
+    /// Opens existing maps only (`read_only`: writes will be refused by the kernel).
+    pub fn open(dir: &Path, layout: Layout, read_only: bool) -> Result<Self> {
+        Self::open_with(dir, layout, None, false, read_only)
+    }
+
+    fn open_with(
+        dir: &Path,
+        layout: Layout,
+        max: Option<u32>,
+        create: bool,
+        read_only: bool,
+    ) -> Result<Self> {
+        ensure_bpffs(dir, create)?;
+        let v4_value = layout.ipv4_value_size() as u32;
+        let v4 = PinnedMap::open_or_create(
+            dir,
+            layout.ipv4_map_name(),
+            12,
+            v4_value,
+            max,
+            create,
+            read_only,
+        )?;
+        let v6 = PinnedMap::open_or_create(dir, MAP_V6, 36, 40, max, create, read_only)?;
+        Ok(Self {
+            layout,
+            v4,
+            v6,
+            batch: Cell::new(true),
+        })
+    }
+
+    /// The layout of the IPv4 map.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The IPv4 map.
+    pub fn ipv4(&self) -> &PinnedMap {
+        &self.v4
+    }
+
+    /// The IPv6 map.
+    pub fn ipv6(&self) -> &PinnedMap {
+        &self.v6
+    }
+
+    /// The smaller capacity of the two maps (what an engine programming both may use).
+    pub fn max_entries(&self) -> u32 {
+        self.v4.max_entries.min(self.v6.max_entries)
+    }
+
+    fn map_of(&self, op: &PlanOp) -> &PinnedMap {
+        if op.entry.source.is_ipv4() {
+            &self.v4
+        } else {
+            &self.v6
+        }
+    }
+
+    /// Writes a plan in order — every upsert before any delete — batching runs of one map
+    /// and action where the kernel allows. Returns the operations written; on a failure, the
+    /// error says which operation failed and how many were written before it.
+    pub fn apply(&self, plan: &Plan) -> std::result::Result<usize, ApplyError> {
+        let ops = &plan.ops;
+        let mut at = 0;
+        while at < ops.len() {
+            let (action, map) = (ops[at].action, ops[at].map);
+            let run = ops[at..]
+                .iter()
+                .take_while(|o| o.action == action && o.map == map)
+                .count();
+            let done = self.apply_run(&ops[at..at + run]);
+            if let Err((written, errno)) = done {
+                let index = at + written;
+                return Err(ApplyError {
+                    applied: index,
+                    index,
+                    total: ops.len(),
+                    failed: Box::new(ops[index].clone()),
+                    errno,
+                });
+            }
+            at += run;
+        }
+        Ok(ops.len())
+    }
+
+    /// One run of one action on one map: a batch syscall, then one by one from the first
+    /// element the batch did not write (which also names a failing element exactly).
+    fn apply_run(&self, run: &[PlanOp]) -> std::result::Result<(), (usize, Errno)> {
+        let map = self.map_of(&run[0]);
+        let upsert = run[0].action == Action::Upsert;
+        let mut start = 0usize;
+        if self.batch.get() && run.len() > 1 {
+            let keys: Vec<u8> = run.iter().flat_map(|o| o.key().iter().copied()).collect();
+            let result = if upsert {
+                let values: Vec<u8> = run.iter().flat_map(|o| o.value().iter().copied()).collect();
+                sys::update_batch(&map.fd, &keys, &values, run.len() as u32)
+            } else {
+                sys::delete_batch(&map.fd, &keys, run.len() as u32)
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err((written, errno)) => {
+                    if written == 0 && matches!(errno.0, libc::EINVAL | libc::EOPNOTSUPP | 524) {
+                        self.batch.set(false);
+                    }
+                    start = written as usize;
+                }
+            }
+        }
+        for (i, op) in run.iter().enumerate().skip(start) {
+            let result = if upsert {
+                sys::update(&map.fd, op.key(), op.value())
+            } else {
+                sys::delete(&map.fd, op.key())
+            };
+            match result {
+                Ok(()) => {}
+                // Deleting a key that is already gone leaves the map as the plan wants it.
+                Err(Errno(libc::ENOENT)) if !upsert => {}
+                Err(errno) => return Err((i, errno)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the engine's plan, writes it and acknowledges what was written — all of it, or
+    /// on a failure the operations before the failed one, so that the rest comes back in the
+    /// next plan. A plan that would overflow a map is refused before anything is written.
+    pub fn program(&self, engine: &mut Engine) -> Result<Plan> {
+        let plan = engine.take_plan()?;
+        match self.apply(&plan) {
+            Ok(applied) => {
+                engine.ack(&plan, applied);
+                Ok(plan)
+            }
+            Err(e) => {
+                engine.ack(&plan, e.applied);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Reads both maps into entries (in output order).
+    pub fn dump(&self) -> Result<MapEntries> {
+        let mut entries = Vec::new();
+        for map in [&self.v4, &self.v6] {
+            let elements = map.elements().map_err(|errno| Error::Syscall {
+                op: "read map",
+                target: map.path.display().to_string(),
+                errno,
+            })?;
+            for (k, v) in elements {
+                entries.push(self.decode(map, &k, &v)?);
+            }
+        }
+        Ok(MapEntries::from_entries(entries))
+    }
+
+    fn decode(&self, map: &PinnedMap, key: &[u8], value: &[u8]) -> Result<Entry> {
+        let bad = |e: egress_core::maps::DecodeError| Error::Decode {
+            map: map.name.to_owned(),
+            detail: e.to_string(),
+        };
+        if std::ptr::eq(map, &self.v6) {
+            return Ok(Entry::from_map_v6(
+                &MapKeyV6::decode(key).map_err(bad)?,
+                &MapValueV6::decode(value).map_err(bad)?,
+            ));
+        }
+        let k = MapKeyV4::decode(key).map_err(bad)?;
+        let v = match self.layout {
+            Layout::V4V2 => MapValueV4::decode(value).map_err(bad)?,
+            Layout::V4Legacy => {
+                let legacy = MapValueV4Legacy::decode(value).map_err(bad)?;
+                MapValueV4 {
+                    egress_ip: legacy.egress_ip,
+                    gateway_ip: legacy.gateway_ip,
+                    ..MapValueV4::default()
+                }
+            }
+        };
+        Ok(Entry::from_map_v4(&k, &v))
+    }
+}
