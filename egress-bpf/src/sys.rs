@@ -215,5 +215,8 @@ pub(crate) fn is_bpffs(path: &Path) -> Result<bool, std::io::Error> {
     }
     // SAFETY: statfs returned 0, so it filled `st`.
     let st = unsafe { st.assume_init() };
-    Ok(i64::from(st.f_type) == BPF_FS_MAGIC)
+    // `f_type`'s width differs between architectures; the conversion is identity on x86_64.
+    #[allow(clippy::useless_conversion)]
+    let f_type = i64::from(st.f_type);
+    Ok(f_type == BPF_FS_MAGIC)
 }
