@@ -1,5 +1,6 @@
 //! The standard workloads of `shared/design/PERFORMANCE.md`, generated from fixed seeds, and
 //! the measurements the criterion benches and the `report` binary share.
 
+pub mod kernel;
 pub mod measure;
 pub mod workloads;

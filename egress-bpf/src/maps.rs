@@ -143,12 +143,26 @@ pub struct EgressMaps {
     batch: Cell<bool>,
 }
 
+/// Checks that `dir` is on a bpffs; with `create`, makes it (and missing parents) when its
+/// nearest existing ancestor is on one — never creating directories elsewhere.
 fn ensure_bpffs(dir: &Path, create: bool) -> Result<()> {
-    if create && !dir.exists() {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.to_owned(),
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Io {
+            path: path.to_owned(),
             source,
-        })?;
+        }
+    }
+    if create && !dir.exists() {
+        let existing = dir
+            .ancestors()
+            .find(|a| a.exists())
+            .unwrap_or(Path::new("/"));
+        if !sys::is_bpffs(existing).map_err(io(existing))? {
+            return Err(Error::NotBpffs {
+                path: dir.to_owned(),
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     match sys::is_bpffs(dir) {
         Ok(true) => Ok(()),
@@ -214,6 +228,12 @@ impl EgressMaps {
     /// The IPv6 map.
     pub fn ipv6(&self) -> &PinnedMap {
         &self.v6
+    }
+
+    /// Turns batch syscalls on or off (off: one syscall per element, the baseline of the
+    /// kernel-apply benchmark).
+    pub fn set_batching(&self, on: bool) {
+        self.batch.set(on);
     }
 
     /// The smaller capacity of the two maps (what an engine programming both may use).

@@ -24,6 +24,49 @@ pub(crate) enum Command {
     Explain(ExplainArgs),
     /// The plan that turns OLD's maps into NEW's, and the endpoints that change gateway.
     Diff(DiffArgs),
+    /// Make the pinned maps equal to the snapshot's, writing only the difference.
+    #[cfg(feature = "bpf")]
+    Apply(ApplyArgs),
+    /// Read the live pinned maps and print them as `list` does.
+    #[cfg(feature = "bpf")]
+    Dump(DumpArgs),
+}
+
+#[cfg(feature = "bpf")]
+#[derive(Debug, clap::Args)]
+pub(crate) struct ApplyArgs {
+    /// Snapshot file or Kubernetes dump.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    #[command(flatten)]
+    pub(crate) node: NodeArgs,
+    /// Directory of the pinned maps (on a BPF filesystem).
+    #[arg(long, value_name = "DIR", default_value = egress_bpf::DEFAULT_PIN_DIR)]
+    pub(crate) bpffs: PathBuf,
+    /// IPv4 map layout.
+    #[arg(long, value_enum, default_value_t = LayoutArg::V4v2)]
+    pub(crate) layout: LayoutArg,
+    /// Capacity of maps to create, and the one existing maps must have (default: an
+    /// existing map's, else 16384).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_entries: Option<u32>,
+    /// Program the valid policies even when some are invalid (they are left out).
+    #[arg(long)]
+    pub(crate) skip_invalid: bool,
+}
+
+#[cfg(feature = "bpf")]
+#[derive(Debug, clap::Args)]
+pub(crate) struct DumpArgs {
+    /// Directory of the pinned maps.
+    #[arg(long, value_name = "DIR", default_value = egress_bpf::DEFAULT_PIN_DIR)]
+    pub(crate) bpffs: PathBuf,
+    /// IPv4 map layout (`legacy` prints ifindex 0: the legacy value cannot store it).
+    #[arg(long, value_enum, default_value_t = LayoutArg::V4v2)]
+    pub(crate) layout: LayoutArg,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
+    pub(crate) output: Output,
 }
 
 /// Which node, and how it computes: shared by list, explain and diff.

@@ -35,12 +35,17 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
             );
         }
     }
-    match args.output {
-        Output::Json => emit(&render::to_json(&computed.maps)),
-        Output::Table => match render::to_table(&computed.maps) {
+    print_maps(&computed.maps, args.output);
+    Ok(())
+}
+
+/// Prints maps as a `cilium-dbg` table (`No entries found.` on stderr when empty) or JSON.
+pub(crate) fn print_maps(maps: &egress_core::entries::MapEntries, output: Output) {
+    match output {
+        Output::Json => emit(&render::to_json(maps)),
+        Output::Table => match render::to_table(maps) {
             Some(table) => emit(&table),
             None => eprintln!("No entries found."),
         },
     }
-    Ok(())
 }

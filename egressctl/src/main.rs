@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 ok, 1 invalid input, 2 usage, 3 kernel/map error.
 
+#[cfg(feature = "bpf")]
+mod bpf;
 mod cli;
 mod demo;
 mod diagnostics;
@@ -26,13 +28,27 @@ pub(crate) enum Failure {
     Reported,
     /// A usage error clap could not catch (exit 2).
     Usage(String),
+    /// The kernel or a map refused (exit 3).
+    #[cfg(feature = "bpf")]
+    Kernel(String),
 }
 
 impl Failure {
+    fn message(&self) -> Option<&str> {
+        match self {
+            Failure::Input(msg) | Failure::Usage(msg) => Some(msg),
+            #[cfg(feature = "bpf")]
+            Failure::Kernel(msg) => Some(msg),
+            Failure::Reported => None,
+        }
+    }
+
     fn exit_code(&self) -> u8 {
         match self {
             Failure::Input(_) | Failure::Reported => 1,
             Failure::Usage(_) => 2,
+            #[cfg(feature = "bpf")]
+            Failure::Kernel(_) => 3,
         }
     }
 }
@@ -51,11 +67,15 @@ fn main() -> ExitCode {
         cli::Command::Validate(args) => validate::run(&args),
         cli::Command::Explain(args) => explain::run(&args),
         cli::Command::Diff(args) => diff::run(&args),
+        #[cfg(feature = "bpf")]
+        cli::Command::Apply(args) => bpf::apply(&args),
+        #[cfg(feature = "bpf")]
+        cli::Command::Dump(args) => bpf::dump(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            if let Failure::Input(msg) | Failure::Usage(msg) = &failure {
+            if let Some(msg) = failure.message() {
                 for line in msg.lines() {
                     eprintln!("egressctl: {line}");
                 }

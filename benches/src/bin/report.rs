@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use egress_benches::measure::{self, Mode};
-use egress_benches::workloads;
+use egress_benches::{kernel, workloads};
 use egress_core::engine::Action;
 use egress_core::gateway::Selection;
 use egress_core::lookup::LookupTable;
@@ -70,6 +70,8 @@ fn round(x: f64, digits: i32) -> f64 {
 
 struct Sizes {
     queries: usize,
+    kernel_queries: usize,
+    kernel_repeat: u32,
     scan_queries: usize,
     lookup_time: Duration,
     recompute_runs: usize,
@@ -84,6 +86,8 @@ fn main() {
     let sizes = if quick {
         Sizes {
             queries: 200_000,
+            kernel_queries: 8_192,
+            kernel_repeat: 10,
             scan_queries: 1_000,
             lookup_time: Duration::from_millis(400),
             recompute_runs: 2,
@@ -95,6 +99,8 @@ fn main() {
     } else {
         Sizes {
             queries: 1_000_000,
+            kernel_queries: 131_072,
+            kernel_repeat: 50,
             scan_queries: 5_000,
             lookup_time: Duration::from_secs(3),
             recompute_runs: 5,
@@ -105,12 +111,11 @@ fn main() {
         }
     };
 
-    let (lookup_v4, allocations_v4) = lookup_figures(&sizes, false);
-    let (lookup_v6, allocations_v6) = lookup_figures(&sizes, true);
+    let (lookup_v4, allocations_v4, kernel_apply) = lookup_figures(&sizes, false);
+    let (lookup_v6, allocations_v6, _) = lookup_figures(&sizes, true);
     let event = endpoint_event(&sizes);
     let build = full_build(&sizes);
     let churn = churn(&sizes);
-    eprintln!("kernel rows: null: the kernel benchmarks come with egress-bpf (not built yet)");
 
     let report = json!({
         "lookup_v4_ns": lookup_v4,
@@ -119,7 +124,7 @@ fn main() {
         "endpoint_event_us": event,
         "full_build": build,
         "churn": churn,
-        "kernel_apply": null,
+        "kernel_apply": kernel_apply,
     });
     println!(
         "{}",
@@ -127,10 +132,10 @@ fn main() {
     );
 }
 
-/// W-lookup, userspace rows: `Engine::lookup` vs a linear scan, as throughput (and the
-/// standalone `LookupTable` beside them).
-fn lookup_figures(sizes: &Sizes, ipv6: bool) -> (serde_json::Value, u64) {
-    let w = workloads::lookup(if ipv6 { 7 } else { 3 }, 10_000, sizes.queries, ipv6);
+/// W-lookup: `Engine::lookup` vs a linear scan and the kernel's LPM trie, as throughput
+/// (the standalone `LookupTable` beside them); for IPv4 also the kernel apply row.
+fn lookup_figures(sizes: &Sizes, ipv6: bool) -> (serde_json::Value, u64, serde_json::Value) {
+    let mut w = workloads::lookup(if ipv6 { 7 } else { 3 }, 10_000, sizes.queries, ipv6);
     assert_eq!(w.maps.len(), 40_000, "W-lookup has 4 entries per endpoint");
     let local = w.engine.local_ipv4();
     let table = LookupTable::new(&w.maps, local);
@@ -156,14 +161,40 @@ fn lookup_figures(sizes: &Sizes, ipv6: bool) -> (serde_json::Value, u64) {
         sizes.lookup_time / 4,
         |s, d| measure::linear_scan(&w.maps, local, s, d),
     );
+    let family = if ipv6 { "IPv6" } else { "IPv4" };
+    let kernel_trie = match kernel::trie_lookup_ns(
+        &mut w.engine,
+        &w.queries[..sizes.kernel_queries],
+        sizes.kernel_repeat,
+    ) {
+        Ok(ns) => json!(round(ns, 1)),
+        Err(why) => {
+            eprintln!("kernel_trie ({family}): null: {why}");
+            json!(null)
+        }
+    };
+    let apply = if ipv6 {
+        json!(null)
+    } else {
+        match kernel::apply_ms(&mut w.engine) {
+            Ok((ms, baseline)) => {
+                json!({"entries": w.maps.len(), "ms": round(ms, 1), "baseline_ms": round(baseline, 1)})
+            }
+            Err(why) => {
+                eprintln!("kernel_apply: null: {why}");
+                json!(null)
+            }
+        }
+    };
     (
         json!({
             "engine": round(engine, 1),
             "linear_scan": round(scan, 1),
-            "kernel_trie": null,
+            "kernel_trie": kernel_trie,
             "lookup_table": round(standalone, 1),
         }),
         allocations,
+        apply,
     )
 }
 

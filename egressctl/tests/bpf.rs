@@ -1,0 +1,206 @@
+//! `egressctl apply` and `egressctl dump` against real kernel maps in a private bpffs.
+#![cfg(feature = "bpf")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use egress_bpf::bpffs::bpffs_or_skip;
+
+fn egressctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_egressctl"))
+        .args(args)
+        .output()
+        .expect("run egressctl")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+fn examples() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples");
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("yaml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    out.sort();
+    assert!(out.len() >= 7);
+    out
+}
+
+#[test]
+fn apply_then_dump_prints_what_list_prints() {
+    let Some(fs) = bpffs_or_skip("apply_then_dump_prints_what_list_prints") else {
+        return;
+    };
+    for (i, example) in examples().iter().enumerate() {
+        let dir = fs.path().join(format!("ex{i}"));
+        let dir = dir.to_str().unwrap();
+        let out = egressctl(&["apply", "-f", example, "--bpffs", dir]);
+        assert!(out.status.success(), "{example}: {}", text(&out.stderr));
+        let list = egressctl(&["list", "-f", example, "-o", "json"]);
+        let dump = egressctl(&["dump", "--bpffs", dir, "-o", "json"]);
+        assert!(dump.status.success(), "{}", text(&dump.stderr));
+        assert_eq!(text(&dump.stdout), text(&list.stdout), "{example}");
+        let list = egressctl(&["list", "-f", example]);
+        let dump = egressctl(&["dump", "--bpffs", dir]);
+        assert_eq!(text(&dump.stdout), text(&list.stdout), "{example}: table");
+        // Applied again: nothing to write.
+        let again = egressctl(&["apply", "-f", example, "--bpffs", dir]);
+        assert!(
+            text(&again.stdout).contains("wrote 0 upserts and 0 deletes"),
+            "{}",
+            text(&again.stdout)
+        );
+    }
+}
+
+#[test]
+fn apply_writes_only_the_difference_and_refuses_overflow() {
+    let Some(fs) = bpffs_or_skip("apply_writes_only_the_difference_and_refuses_overflow") else {
+        return;
+    };
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples");
+    let group = examples
+        .join("seed-gateway-group.yaml")
+        .display()
+        .to_string();
+    let single = examples
+        .join("seed-single-gateway.yaml")
+        .display()
+        .to_string();
+    let dir = fs.path().join("maps").display().to_string();
+    let out = egressctl(&["apply", "-f", &group, "--bpffs", &dir]);
+    assert!(
+        text(&out.stdout).contains("wrote 10 upserts and 0 deletes"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The single-gateway cluster keeps one of those pods, on a new gateway: 1 upsert, 9 deletes.
+    let out = egressctl(&["apply", "-f", &single, "--bpffs", &dir]);
+    assert!(
+        text(&out.stdout).contains("wrote 0 upserts and 9 deletes"),
+        "{}",
+        text(&out.stdout)
+    );
+    let dump = egressctl(&["dump", "--bpffs", &dir, "-o", "json"]);
+    assert_eq!(
+        text(&dump.stdout),
+        text(&egressctl(&["list", "-f", &single, "-o", "json"]).stdout)
+    );
+    // Too small maps: refused before anything is written, exit 3.
+    let small = fs.path().join("small").display().to_string();
+    let out = egressctl(&[
+        "apply",
+        "-f",
+        &group,
+        "--bpffs",
+        &small,
+        "--max-entries",
+        "4",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("nothing was written"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        text(&egressctl(&["dump", "--bpffs", &small]).stderr),
+        "No entries found.\n"
+    );
+    // Existing maps of another size: a clear mismatch, exit 3.
+    let out = egressctl(&[
+        "apply",
+        "-f",
+        &group,
+        "--bpffs",
+        &small,
+        "--max-entries",
+        "64",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("existing pinned map has max_entries 4, expected 64"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Legacy layout: the dump cannot show ifindexes.
+    let legacy = fs.path().join("legacy").display().to_string();
+    let dual = examples
+        .join("dual-stack-excluded.yaml")
+        .display()
+        .to_string();
+    assert!(
+        egressctl(&[
+            "apply", "-f", &dual, "--bpffs", &legacy, "--layout", "legacy"
+        ])
+        .status
+        .success()
+    );
+    let dump = text(
+        &egressctl(&[
+            "dump", "--bpffs", &legacy, "--layout", "legacy", "-o", "json",
+        ])
+        .stdout,
+    );
+    let v: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    assert!(
+        v["ipv4"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["egressIfindex"] == 0)
+    );
+    assert_eq!(v["ipv6"][0]["egressIfindex"], 2);
+    // Not a bpffs: exit 3, nothing created there.
+    let plain = std::env::temp_dir().join(format!("egressctl-plain-{}", std::process::id()));
+    let out = egressctl(&["apply", "-f", &group, "--bpffs", plain.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("not a BPF filesystem"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!plain.exists());
+}
+
+#[test]
+fn invalid_policies_stop_apply_unless_skipped() {
+    let Some(fs) = bpffs_or_skip("invalid_policies_stop_apply_unless_skipped") else {
+        return;
+    };
+    let snapshot =
+        std::env::temp_dir().join(format!("egressctl-invalid-{}.yaml", std::process::id()));
+    std::fs::write(
+        &snapshot,
+        "localNode: a\nnodes: [{name: a, labels: {gw: \"yes\"}, ipv4: 10.0.0.1}]\nendpoints: [{uid: u1, labels: {app: x}, ips: [10.1.0.1]}]\npolicies:\n- metadata: {name: good}\n  spec: {selectors: [{podSelector: {}}], destinationCIDRs: [0.0.0.0/0], egressGateway: {nodeSelector: {}}}\n- metadata: {name: broken}\n  spec: {selectors: []}\n",
+    )
+    .unwrap();
+    let dir = fs.path().join("maps").display().to_string();
+    let out = egressctl(&["apply", "-f", snapshot.to_str().unwrap(), "--bpffs", &dir]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("broken: spec.destinationCIDRs: Required value"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = egressctl(&[
+        "apply",
+        "-f",
+        snapshot.to_str().unwrap(),
+        "--bpffs",
+        &dir,
+        "--skip-invalid",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("wrote 1 upserts"),
+        "{}",
+        text(&out.stdout)
+    );
+    std::fs::remove_file(snapshot).unwrap();
+}
