@@ -23,6 +23,13 @@ fn lookup(c: &mut Criterion) {
                 }
             })
         });
+        let mut out = vec![egress_core::lookup::Verdict::NoEntry; w.queries.len()];
+        group.bench_function("engine-batched", |b| {
+            b.iter(|| {
+                w.engine.lookup_many(black_box(&w.queries), &mut out);
+                black_box(&out);
+            })
+        });
         group.bench_function("lookup-table", |b| {
             b.iter(|| {
                 for &(s, d) in &w.queries {

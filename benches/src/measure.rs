@@ -30,6 +30,29 @@ pub fn time_per_query(
     start.elapsed().as_nanos() as f64 / (rounds as f64 * queries.len().max(1) as f64)
 }
 
+/// Mean time per query of a batch lookup over `queries` (in batches of 256), repeated
+/// until at least `min_time`.
+pub fn time_per_query_batched(
+    queries: &[(IpAddr, IpAddr)],
+    min_time: Duration,
+    mut lookup: impl FnMut(&[(IpAddr, IpAddr)], &mut [Verdict]),
+) -> f64 {
+    let mut out = [Verdict::NoEntry; 256];
+    let mut rounds = 0u64;
+    let start = Instant::now();
+    loop {
+        for chunk in queries.chunks(256) {
+            lookup(black_box(chunk), &mut out);
+            black_box(&out);
+        }
+        rounds += 1;
+        if start.elapsed() >= min_time {
+            break;
+        }
+    }
+    start.elapsed().as_nanos() as f64 / (rounds as f64 * queries.len().max(1) as f64)
+}
+
 /// The baseline: scan every entry, keep the longest match for the exact source.
 pub fn linear_scan(
     maps: &MapEntries,

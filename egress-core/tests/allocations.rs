@@ -159,6 +159,15 @@ fn lookups_and_encoding_allocate_nothing() {
     });
     assert_eq!(allocations, 0, "Engine::lookup allocated");
     assert!(hits > 0);
+    let mut out = vec![Verdict::NoEntry; sample.len()];
+    let allocations = allocations_during(|| engine.lookup_many(&sample, &mut out));
+    assert_eq!(allocations, 0, "Engine::lookup_many allocated");
+    assert!(
+        sample
+            .iter()
+            .zip(&out)
+            .all(|(&(s, d), v)| engine.lookup(s, d) == *v)
+    );
     assert!(
         kinds.iter().all(|&n| n > 0),
         "every kind of verdict was exercised: {kinds:?}"

@@ -354,11 +354,16 @@ proptest! {
         // a lookup table built from the batch entries.
         let local = model.nodes.get(LOCAL).and_then(|n| n.ipv4);
         let table = LookupTable::new(&batch.maps, local);
+        let mut queries = Vec::new();
         for e in batch.maps.iter() {
             for dst in [e.destination.addr, "1.2.3.9".parse().unwrap(), "10.9.9.9".parse().unwrap(), "2001:db8::9".parse().unwrap(), "fe80::1".parse().unwrap()] {
                 prop_assert_eq!(engine.lookup(e.source, dst), table.lookup(e.source, dst), "{} -> {}", e.source, dst);
+                queries.push((e.source, dst));
             }
         }
+        let mut out = vec![egress_core::lookup::Verdict::NoEntry; queries.len()];
+        engine.lookup_many(&queries, &mut out);
+        prop_assert!(queries.iter().zip(&out).all(|(&(s, d), v)| table.lookup(s, d) == *v));
     }
 
     #[test]

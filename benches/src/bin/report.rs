@@ -155,6 +155,9 @@ fn lookup_figures(sizes: &Sizes, ipv6: bool) -> (serde_json::Value, u64, serde_j
         measure::time_per_query(&w.queries, sizes.lookup_time, |s, d| w.engine.lookup(s, d));
     let standalone =
         measure::time_per_query(&w.queries, sizes.lookup_time, |s, d| table.lookup(s, d));
+    let batched = measure::time_per_query_batched(&w.queries, sizes.lookup_time, |qs, out| {
+        w.engine.lookup_many(qs, out)
+    });
     let allocations = thread_allocations() - before;
     let scan = measure::time_per_query(
         &w.queries[..sizes.scan_queries],
@@ -192,6 +195,7 @@ fn lookup_figures(sizes: &Sizes, ipv6: bool) -> (serde_json::Value, u64, serde_j
             "linear_scan": round(scan, 1),
             "kernel_trie": kernel_trie,
             "lookup_table": round(standalone, 1),
+            "engine_batched": round(batched, 1),
         }),
         allocations,
         apply,
