@@ -86,8 +86,8 @@ fn main() {
     let sizes = if quick {
         Sizes {
             queries: 200_000,
-            kernel_queries: 8_192,
-            kernel_repeat: 10,
+            kernel_queries: 65_536,
+            kernel_repeat: 1,
             scan_queries: 1_000,
             lookup_time: Duration::from_millis(400),
             recompute_runs: 2,
@@ -99,8 +99,8 @@ fn main() {
     } else {
         Sizes {
             queries: 1_000_000,
-            kernel_queries: 131_072,
-            kernel_repeat: 50,
+            kernel_queries: 524_288,
+            kernel_repeat: 1,
             scan_queries: 5_000,
             lookup_time: Duration::from_secs(3),
             recompute_runs: 5,
