@@ -89,6 +89,16 @@ pub struct Needed {
     pub v6: bool,
 }
 
+impl Needed {
+    /// The families `policy` needs: those of its destination CIDRs.
+    pub fn of(policy: &crate::policy::Policy) -> Self {
+        Self {
+            v4: policy.needs_family(true),
+            v6: policy.needs_family(false),
+        }
+    }
+}
+
 struct Found {
     v4: Option<Ipv4Addr>,
     v6: Option<Ipv6Addr>,

@@ -161,10 +161,7 @@ pub fn resolve_gateways(
     nodes: &Nodes,
     local: Option<LocalNode<'_>>,
 ) -> Vec<ResolvedGateway> {
-    let needed = Needed {
-        v4: policy.needs_family(true),
-        v6: policy.needs_family(false),
-    };
+    let needed = Needed::of(policy);
     let mut resolved: Vec<ResolvedGateway> = Vec::with_capacity(selectors.len());
     for (i, (spec, selector)) in policy.gateways_in_use().iter().zip(selectors).enumerate() {
         if let Some(node) = resolve_node(selector, nodes) {
@@ -188,10 +185,7 @@ pub fn consistent_candidates(
     nodes: &Nodes,
     local: Option<LocalNode<'_>>,
 ) -> Vec<ResolvedGateway> {
-    let needed = Needed {
-        v4: policy.needs_family(true),
-        v6: policy.needs_family(false),
-    };
+    let needed = Needed::of(policy);
     let eligible = |n: &Node| n.ready && n.weight > 0;
     let mut out = Vec::new();
     for (i, (spec, selector)) in policy.gateways_in_use().iter().zip(selectors).enumerate() {
