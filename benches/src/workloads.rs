@@ -414,8 +414,8 @@ pub fn scale(endpoints: usize) -> Objects {
     }
 }
 
-/// W-churn: `n` gateway nodes and one policy selecting all `endpoints` endpoints; compat mode
-/// sees the gateways as `n` listed entries, consistent mode as one pool entry.
+/// W-churn: `n` gateway nodes, listed one by one in the `egressGateways` of one policy that
+/// selects all `endpoints` endpoints (both modes choose among the `n` entries).
 pub fn churn(n: usize, endpoints: usize) -> Objects {
     let node_count = 50.max(n + 8);
     let mut policy = scale(0).policies.remove(0);
