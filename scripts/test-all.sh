@@ -19,10 +19,13 @@ for component in rustfmt clippy; do
     fi
 done
 
-# System packages: libbpf-sys builds against libelf and zlib (found with pkg-config); the
-# datapath test compiles its BPF program with clang; `egressctl list --interfaces host`
+# System packages: libbpf-sys builds its vendored libbpf with make and a C compiler against
+# libelf and zlib (found with pkg-config); the datapath test compiles its BPF program with
+# clang (and asks gcc for the multiarch include path); `egressctl list --interfaces host`
 # reads devices with iproute2's `ip -j`.
 missing=()
+command -v make >/dev/null 2>&1 || missing+=(make)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v clang >/dev/null 2>&1 || missing+=(clang)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
