@@ -4,7 +4,7 @@
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashSet;
 
 use super::arena::ListId;
 use super::fastpath::Span;
@@ -107,23 +107,184 @@ struct Record {
 
 /// An address family's integer form.
 trait Key: Copy + Eq + Hash + Ord {
+    /// A placeholder for vacant buckets.
+    const ZERO: Self;
     fn ip(self) -> IpAddr;
+    /// 64 bits to hash.
+    fn fold(self) -> u64;
 }
 
 impl Key for u32 {
+    const ZERO: Self = 0;
     fn ip(self) -> IpAddr {
         IpAddr::V4(Ipv4Addr::from(self))
+    }
+    fn fold(self) -> u64 {
+        u64::from(self)
     }
 }
 
 impl Key for u128 {
+    const ZERO: Self = 0;
     fn ip(self) -> IpAddr {
         IpAddr::V6(Ipv6Addr::from(self))
+    }
+    fn fold(self) -> u64 {
+        (self as u64) ^ ((self >> 64) as u64).rotate_left(29)
+    }
+}
+
+/// `Record::contributions` of a vacant bucket (slab ids never reach it).
+const VACANT: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket<K> {
+    key: K,
+    record: Record,
+}
+
+impl<K: Key> Bucket<K> {
+    const EMPTY: Self = Bucket {
+        key: K::ZERO,
+        record: Record {
+            desired: ListId::EMPTY,
+            programmed: ListId::EMPTY,
+            contributions: VACANT,
+            desired_span: Span::EMPTY,
+        },
+    };
+
+    fn is_vacant(&self) -> bool {
+        self.record.contributions == VACANT
+    }
+}
+
+/// The per-source table: open addressing with linear probing and backward-shift deletion,
+/// key and record side by side and no control bytes, so that a lookup's probe usually
+/// touches one cache line (sources are endpoint IPs: multiplicative hashing spreads them).
+struct FlatTable<K> {
+    buckets: Vec<Bucket<K>>,
+    len: usize,
+    /// 64 minus log2 of the bucket count.
+    shift: u32,
+}
+
+impl<K: Key> FlatTable<K> {
+    fn new() -> Self {
+        Self {
+            buckets: Vec::new(),
+            len: 0,
+            shift: 64,
+        }
+    }
+
+    fn home(&self, key: K) -> usize {
+        (key.fold().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+    }
+
+    fn find(&self, key: K) -> Option<usize> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let mask = self.buckets.len() - 1;
+        let mut i = self.home(key);
+        loop {
+            let b = &self.buckets[i];
+            if b.is_vacant() {
+                return None;
+            }
+            if b.key == key {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[inline]
+    fn get(&self, key: K) -> Option<&Record> {
+        self.find(key).map(|i| &self.buckets[i].record)
+    }
+
+    fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> Record) -> &mut Record {
+        if (self.len + 1) * 4 > self.buckets.len() * 3 {
+            self.grow();
+        }
+        // One probe: it ends on the key, or on the vacant bucket where the key belongs.
+        let mask = self.buckets.len() - 1;
+        let mut i = self.home(key);
+        while !self.buckets[i].is_vacant() && self.buckets[i].key != key {
+            i = (i + 1) & mask;
+        }
+        if self.buckets[i].is_vacant() {
+            self.buckets[i] = Bucket {
+                key,
+                record: make(),
+            };
+            self.len += 1;
+        }
+        &mut self.buckets[i].record
+    }
+
+    fn grow(&mut self) {
+        let count = (self.buckets.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.buckets, vec![Bucket::EMPTY; count]);
+        self.shift = 64 - count.trailing_zeros();
+        let mask = count - 1;
+        for b in old.into_iter().filter(|b| !b.is_vacant()) {
+            let mut i = self.home(b.key);
+            while !self.buckets[i].is_vacant() {
+                i = (i + 1) & mask;
+            }
+            self.buckets[i] = b;
+        }
+    }
+
+    fn remove(&mut self, key: K) -> Option<Record> {
+        let mut hole = self.find(key)?;
+        let removed = self.buckets[hole].record;
+        let mask = self.buckets.len() - 1;
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            if self.buckets[j].is_vacant() {
+                break;
+            }
+            // Move the bucket back into the hole unless its home lies cyclically in (hole, j].
+            let home = self.home(self.buckets[j].key);
+            let stays = if hole <= j {
+                hole < home && home <= j
+            } else {
+                hole < home || home <= j
+            };
+            if !stays {
+                self.buckets[hole] = self.buckets[j];
+                hole = j;
+            }
+        }
+        self.buckets[hole] = Bucket::EMPTY;
+        self.len -= 1;
+        Some(removed)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (K, &Record)> {
+        self.buckets
+            .iter()
+            .filter(|b| !b.is_vacant())
+            .map(|b| (b.key, &b.record))
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.buckets.capacity() * size_of::<Bucket<K>>()
     }
 }
 
 struct Family<K> {
-    records: HashMap<K, Record>,
+    records: FlatTable<K>,
     contributions: Slab<Contributions>,
     pending: HashSet<K>,
 }
@@ -131,7 +292,7 @@ struct Family<K> {
 impl<K: Key> Family<K> {
     fn new() -> Self {
         Self {
-            records: HashMap::new(),
+            records: FlatTable::new(),
             contributions: Slab::default(),
             pending: HashSet::new(),
         }
@@ -151,7 +312,7 @@ impl<K: Key> Family<K> {
 
     fn record(&mut self, key: K) -> &mut Record {
         let contributions = &mut self.contributions;
-        self.records.entry(key).or_insert_with(|| Record {
+        self.records.get_or_insert_with(key, || Record {
             desired: ListId::EMPTY,
             programmed: ListId::EMPTY,
             contributions: contributions.insert(Contributions::None),
@@ -165,7 +326,7 @@ impl<K: Key> Family<K> {
     }
 
     fn remove(&mut self, key: K) {
-        if let Some(record) = self.records.remove(&key) {
+        if let Some(record) = self.records.remove(key) {
             self.contributions.remove(record.contributions);
         }
         self.pending.remove(&key);
@@ -173,7 +334,7 @@ impl<K: Key> Family<K> {
 
     fn heap_bytes(&self) -> usize {
         let many: usize = self.contributions.iter().map(|(_, c)| c.heap_bytes()).sum();
-        self.records.capacity() * (size_of::<(K, Record)>() + 1)
+        self.records.heap_bytes()
             + self.contributions.heap_bytes()
             + many
             + self.pending.capacity() * (size_of::<K>() + 1)
@@ -226,13 +387,13 @@ impl SourceMap {
     }
 
     pub(crate) fn get(&self, ip: IpAddr) -> Option<Source<'_>> {
-        by_family!(self, ip, |f, k| f.records.get(&k).map(|r| f.view(r)))
+        by_family!(self, ip, |f, k| f.records.get(k).map(|r| f.view(r)))
     }
 
     /// Where the desired list of a source lies (the lookup's only need).
     #[inline]
     pub(crate) fn desired_span(&self, ip: IpAddr) -> Option<Span> {
-        by_family!(self, ip, |f, k| f.records.get(&k).map(|r| r.desired_span))
+        by_family!(self, ip, |f, k| f.records.get(k).map(|r| r.desired_span))
     }
 
     /// The contributions of a source, creating it.
@@ -243,7 +404,7 @@ impl SourceMap {
     /// The contributions of an existing source.
     pub(crate) fn existing_contributions_mut(&mut self, ip: IpAddr) -> Option<&mut Contributions> {
         by_family!(mut self, ip, |f, k| {
-            let id = f.records.get(&k)?.contributions;
+            let id = f.records.get(k)?.contributions;
             f.contributions.get_mut(id)
         })
     }
@@ -312,7 +473,7 @@ impl SourceMap {
 
     #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
-        self.v4.records.is_empty() && self.v6.records.is_empty()
+        self.v4.records.len() == 0 && self.v6.records.len() == 0
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -347,6 +508,41 @@ mod tests {
         assert!(matches!(cs, Contributions::One(_)));
         cs.remove_one(|x| x.policy == 3);
         assert!(cs.as_slice().is_empty());
+    }
+
+    #[test]
+    fn the_flat_table_matches_a_map_under_random_operations() {
+        let mut table: FlatTable<u32> = FlatTable::new();
+        let mut model = std::collections::BTreeMap::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for step in 0..200_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Clustered keys (like pod IPs) to exercise probing and backward shifts.
+            let key = (x % 4096) as u32 * if step % 3 == 0 { 1 } else { 1024 };
+            let record = |id: u32| Record {
+                desired: ListId::EMPTY,
+                programmed: ListId::EMPTY,
+                contributions: id,
+                desired_span: Span::EMPTY,
+            };
+            if x.is_multiple_of(3) {
+                assert_eq!(
+                    table.remove(key).map(|r| r.contributions),
+                    model.remove(&key)
+                );
+            } else {
+                let got = table.get_or_insert_with(key, || record(step)).contributions;
+                assert_eq!(got, *model.entry(key).or_insert(step));
+            }
+            assert_eq!(table.len(), model.len());
+        }
+        for (k, v) in &model {
+            assert_eq!(table.get(*k).map(|r| r.contributions), Some(*v));
+        }
+        assert_eq!(table.iter().count(), model.len());
+        assert!(table.get(u32::MAX - 1).is_none());
     }
 
     #[test]
