@@ -98,7 +98,7 @@ pub fn lookup(seed: u64, endpoints: usize, queries: usize, ipv6: bool) -> Lookup
             egress_ip: None,
             interface: None,
         },
-        egress_gateways: listed_gateways(8),
+        egress_gateways: listed_gateways(8, Some("eth1")),
     }];
     for (k, c) in pool.iter().enumerate() {
         policies.push(Policy {
@@ -282,13 +282,13 @@ fn gateway_devices(i: usize) -> Vec<Device> {
     ]
 }
 
-/// Gateway entries for the first `n` nodes by hostname, each egressing through `eth1`.
-fn listed_gateways(n: usize) -> Vec<GatewaySpec> {
+/// Gateway entries for the first `n` nodes by hostname, each egressing through `interface`.
+fn listed_gateways(n: usize, interface: Option<&str>) -> Vec<GatewaySpec> {
     (0..n)
         .map(|i| GatewaySpec {
             node_selector: label("kubernetes.io/hostname", &node_name(i)),
             egress_ip: None,
-            interface: Some("eth1".into()),
+            interface: interface.map(str::to_owned),
         })
         .collect()
 }
@@ -383,12 +383,19 @@ pub fn cluster(seed: u64, endpoints: usize, policies: usize) -> Objects {
     }
 }
 
-/// W-scale: `endpoints` endpoints (150,000: Kubernetes' documented pod limit), one policy
-/// selecting all, 4 CIDRs (2 destination, 2 excluded) → 4 entries per endpoint.
-pub fn scale(endpoints: usize) -> Objects {
-    let node_count = 50;
+/// One policy selecting every endpoint, 4 CIDRs (2 destination, 2 excluded), its gateways
+/// the first `gateways` nodes listed by hostname, each egressing through `interface`; the
+/// first `egress_nodes` nodes carry `egress=true`.
+fn all_selected(
+    name: &str,
+    gateways: usize,
+    egress_nodes: usize,
+    interface: Option<&str>,
+    endpoints: usize,
+) -> Objects {
+    let node_count = 50.max(egress_nodes + 8);
     let policy = Policy {
-        name: "everything".into(),
+        name: name.into(),
         creation_timestamp: None,
         selectors: vec![SelectorItem {
             pod_selector: Some(LabelSelector::default()),
@@ -399,12 +406,12 @@ pub fn scale(endpoints: usize) -> Objects {
         egress_gateway: GatewaySpec {
             node_selector: label("egress", "true"),
             egress_ip: None,
-            interface: Some("eth1".into()),
+            interface: interface.map(str::to_owned),
         },
-        egress_gateways: listed_gateways(4),
+        egress_gateways: listed_gateways(gateways, interface),
     };
     Objects {
-        nodes: nodes(node_count, 8),
+        nodes: nodes(node_count, egress_nodes),
         policies: vec![policy],
         endpoints: (0..endpoints)
             .map(|i| endpoint(i, "all", node_count))
@@ -414,31 +421,14 @@ pub fn scale(endpoints: usize) -> Objects {
     }
 }
 
+/// W-scale: `endpoints` endpoints (150,000: Kubernetes' documented pod limit), one policy
+/// selecting all, 4 CIDRs (2 destination, 2 excluded) → 4 entries per endpoint.
+pub fn scale(endpoints: usize) -> Objects {
+    all_selected("everything", 4, 8, Some("eth1"), endpoints)
+}
+
 /// W-churn: `n` gateway nodes, listed one by one in the `egressGateways` of one policy that
 /// selects all `endpoints` endpoints (both modes choose among the `n` entries).
 pub fn churn(n: usize, endpoints: usize) -> Objects {
-    let node_count = 50.max(n + 8);
-    let mut policy = scale(0).policies.remove(0);
-    policy.name = "churn".into();
-    policy.egress_gateway = GatewaySpec {
-        node_selector: label("egress", "true"),
-        egress_ip: None,
-        interface: None,
-    };
-    policy.egress_gateways = (0..n)
-        .map(|i| GatewaySpec {
-            node_selector: label("kubernetes.io/hostname", &node_name(i)),
-            egress_ip: None,
-            interface: None,
-        })
-        .collect();
-    Objects {
-        nodes: nodes(node_count, n),
-        policies: vec![policy],
-        endpoints: (0..endpoints)
-            .map(|i| endpoint(i, "all", node_count))
-            .collect(),
-        devices: gateway_devices(0),
-        local_node: node_name(0),
-    }
+    all_selected("churn", n, n, None, endpoints)
 }
