@@ -108,11 +108,12 @@ pub fn uids(seed: u64, count: usize) -> Vec<String> {
         .collect()
 }
 
-/// `n` gateways with ascending IPs, weight 1.
+/// `n` gateways with ascending IPs, weight 1, each a `route` entry on its own node.
 pub fn gateways(n: usize) -> Vec<ResolvedGateway> {
     (0..n)
         .map(|i| ResolvedGateway {
             entry_index: Some(i),
+            entry_key: Some(gateway::EntryKey::of(&Default::default())),
             node: Some(format!("gw-{i:03}")),
             gateway_ip: Ipv4Addr::new(192, 168, (i / 250) as u8, (i % 250) as u8 + 1),
             egress: None,

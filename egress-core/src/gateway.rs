@@ -2,12 +2,15 @@
 //! mode (weighted rendezvous hashing, SEMANTICS B.2/B.3).
 
 use std::cmp::Reverse;
+use std::fmt;
 use std::net::Ipv4Addr;
+
+use hashbrown::HashSet;
 
 use crate::cluster::{Node, Nodes};
 use crate::device::Device;
 use crate::egress_ip::{self, EgressAddresses, Needed};
-use crate::policy::Policy;
+use crate::policy::{GatewaySpec, Policy};
 use crate::selector::Selector;
 
 /// How each endpoint's gateway is chosen.
@@ -89,12 +92,47 @@ pub fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// How a gateway entry picks its egress address, independent of where it stands in the
+/// list (SEMANTICS B.2): `if=<interface>`, `ip=<egressIP in canonical text>` or `route`.
+/// Consistent mode keys its candidates by (node, entry key), so that deleting or
+/// reordering entries moves only the endpoints that must move.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryKey(Box<str>);
+
+impl EntryKey {
+    /// The key of a gateway entry (`interface` and `egressIP` are mutually exclusive in a
+    /// valid policy; `interface` is looked at first).
+    pub fn of(spec: &GatewaySpec) -> Self {
+        let text = match (&spec.interface, &spec.egress_ip) {
+            (Some(interface), _) => format!("if={interface}"),
+            // IpAddr's Display is dotted decimal for IPv4 and RFC 5952 for IPv6.
+            (None, Some(ip)) => format!("ip={ip}"),
+            (None, None) => "route".to_owned(),
+        };
+        Self(text.into_boxed_str())
+    }
+
+    /// The key's text, as hashed into the rendezvous score.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EntryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One resolved gateway entry of a policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResolvedGateway {
     /// Position of the entry in `egressGateways` (0 for `egressGateway`); `None` for the
-    /// "not found" gateway that stands in when no entry resolves.
+    /// "not found" gateway that stands in when no entry resolves. In consistent mode, the
+    /// first entry that produced this (node, entry key) pair.
     pub entry_index: Option<usize>,
+    /// The entry's key (B.2); `None` for the "not found" gateway.
+    pub entry_key: Option<EntryKey>,
     /// The gateway node's name (`None` when not found).
     pub node: Option<String>,
     /// The gateway node's IPv4 (`0.0.0.0` when not found).
@@ -109,6 +147,7 @@ impl ResolvedGateway {
     /// The stand-in used when no gateway is available.
     pub const NOT_FOUND: Self = Self {
         entry_index: None,
+        entry_key: None,
         node: None,
         gateway_ip: Ipv4Addr::UNSPECIFIED,
         egress: None,
@@ -135,7 +174,7 @@ pub struct LocalNode<'a> {
 fn gateway_on(
     node: &Node,
     entry_index: usize,
-    spec: &crate::policy::GatewaySpec,
+    spec: &GatewaySpec,
     needed: Needed,
     local: Option<LocalNode<'_>>,
     weight: u8,
@@ -145,6 +184,7 @@ fn gateway_on(
         .map(|l| egress_ip::derive(spec, needed, l.devices, (l.node.ipv4, l.node.ipv6)));
     Some(ResolvedGateway {
         entry_index: Some(entry_index),
+        entry_key: Some(EntryKey::of(spec)),
         node: Some(node.name.clone()),
         gateway_ip: node.ipv4?,
         egress,
@@ -175,10 +215,13 @@ pub fn resolve_gateways(
     resolved
 }
 
-/// Consistent-mode candidates (B.2): every ready, weighted node with an IPv4 that an entry's
-/// nodeSelector matches — except that an `egressIP` entry offers only the node compat mode
-/// resolves it to (no other node could SNAT to that address), and nothing when that node is
-/// unready or drained. Ordered by (entry index, node name); may be empty.
+/// Consistent-mode candidates (B.2): the distinct (node, entry key) pairs the entries
+/// produce in list order — every node with an IPv4 that an entry's nodeSelector matches,
+/// except that an `egressIP` entry offers only the node compat mode resolves it to (no
+/// other node could SNAT to that address) — then without unready or drained nodes (an
+/// `egressIP` entry whose node is left out offers nothing). A pair produced again by a
+/// later entry is not added twice: the first entry represents it (both derive the same
+/// address). Ordered by (first entry index, node name); may be empty.
 pub fn consistent_candidates(
     policy: &Policy,
     selectors: &[Selector],
@@ -187,35 +230,37 @@ pub fn consistent_candidates(
 ) -> Vec<ResolvedGateway> {
     let needed = Needed::of(policy);
     let eligible = |n: &Node| n.ready && n.weight > 0;
+    let specs = policy.gateways_in_use();
+    let keys: Vec<EntryKey> = specs.iter().map(EntryKey::of).collect();
+    let mut seen: HashSet<(&str, &str)> = HashSet::new();
     let mut out = Vec::new();
-    for (i, (spec, selector)) in policy.gateways_in_use().iter().zip(selectors).enumerate() {
+    for (i, ((spec, selector), key)) in specs.iter().zip(selectors).zip(&keys).enumerate() {
         let offered: Vec<&Node> = if spec.egress_ip.is_some() {
-            resolve_node(selector, nodes)
-                .filter(|n| eligible(n))
-                .into_iter()
-                .collect()
+            resolve_node(selector, nodes).into_iter().collect()
         } else {
             nodes
                 .values()
-                .filter(|n| n.ipv4.is_some() && eligible(n) && selector.matches(&n.labels))
+                .filter(|n| n.ipv4.is_some() && selector.matches(&n.labels))
                 .collect()
         };
         for node in offered {
-            out.extend(gateway_on(node, i, spec, needed, local, node.weight));
+            if seen.insert((node.name.as_str(), key.as_str())) && eligible(node) {
+                out.extend(gateway_on(node, i, spec, needed, local, node.weight));
+            }
         }
     }
     out
 }
 
 /// A candidate's rendezvous score for an endpoint: the best of its `weight` replicas of
-/// `mix64(FNV-1a-64(uid ‖ 0 ‖ node ‖ 0 ‖ entry index ‖ 0 ‖ replica))`.
-pub fn rendezvous_score(uid: &str, node: &str, entry_index: usize, weight: u8) -> u64 {
+/// `mix64(FNV-1a-64(uid ‖ 0 ‖ node ‖ 0 ‖ entry key ‖ 0 ‖ replica))`.
+pub fn rendezvous_score(uid: &str, node: &str, entry_key: &str, weight: u8) -> u64 {
     let prefix = Fnv64::new()
         .write(uid.as_bytes())
         .write(&[0])
         .write(node.as_bytes())
         .write(&[0])
-        .write_decimal(entry_index as u64)
+        .write(entry_key.as_bytes())
         .write(&[0]);
     (0..u64::from(weight))
         .map(|i| mix64(prefix.write_decimal(i).finish()))
@@ -224,25 +269,25 @@ pub fn rendezvous_score(uid: &str, node: &str, entry_index: usize, weight: u8) -
 }
 
 /// The consistent-mode choice among candidates: the highest score; ties to the byte-wise
-/// smaller node name, then the smaller entry index. `None` without candidates.
+/// smaller node name, then the byte-wise smaller entry key. `None` without candidates.
 pub fn choose_consistent(uid: &str, candidates: &[ResolvedGateway]) -> Option<usize> {
     best_candidate(candidates.iter().map(|g| {
         let node = g.node.as_deref().unwrap_or("");
-        let index = g.entry_index.unwrap_or(0);
-        (rendezvous_score(uid, node, index, g.weight), node, index)
+        let key = g.entry_key.as_ref().map_or("", EntryKey::as_str);
+        (rendezvous_score(uid, node, key, g.weight), node, key)
     }))
 }
 
-/// The position of the best (score, node, entry index): highest score, then smaller node
-/// name, then smaller entry index.
-pub fn best_candidate<'a>(scored: impl Iterator<Item = (u64, &'a str, usize)>) -> Option<usize> {
+/// The position of the best (score, node, entry key): highest score, then byte-wise
+/// smaller node name, then byte-wise smaller entry key.
+pub fn best_candidate<'a>(scored: impl Iterator<Item = (u64, &'a str, &'a str)>) -> Option<usize> {
     scored
         .enumerate()
         .max_by(|(_, a), (_, b)| {
-            (a.0, Reverse(a.1.as_bytes()), Reverse(a.2)).cmp(&(
+            (a.0, Reverse(a.1.as_bytes()), Reverse(a.2.as_bytes())).cmp(&(
                 b.0,
                 Reverse(b.1.as_bytes()),
-                Reverse(b.2),
+                Reverse(b.2.as_bytes()),
             ))
         })
         .map(|(i, _)| i)

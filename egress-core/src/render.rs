@@ -175,6 +175,7 @@ pub fn explanation_json(x: &crate::engine::Explanation) -> serde_json::Value {
                 "node": m.gateway.node,
                 "gatewayIP": m.gateway.gateway_ip.to_string(),
                 "entryIndex": m.gateway.entry_index,
+                "entryKey": m.gateway.entry_key.as_ref().map(ToString::to_string),
                 "reason": reason,
                 "egress": egress,
             },

@@ -108,7 +108,7 @@ impl Engine {
                         score: gateway::rendezvous_score(
                             uid,
                             gateway.node.as_deref().unwrap_or(""),
-                            gateway.entry_index.unwrap_or(0),
+                            gateway.entry_key.as_ref().map_or("", |k| k.as_str()),
                             gateway.weight,
                         ),
                         candidates: policy.gateways.gateways.len(),
@@ -250,8 +250,9 @@ impl Explanation {
             )?,
             (Some(node), GatewayReason::Consistent { score, candidates }) => writeln!(
                 f,
-                "  gateway: {node} ({}), entry {}: highest rendezvous score {score:#018x} of {candidates} candidates",
+                "  gateway: {node} ({}), entry key {} (first listed at entry {}): highest rendezvous score {score:#018x} of {candidates} (node, entry key) candidates",
                 m.gateway.gateway_ip,
+                m.gateway.entry_key.as_ref().map_or("route", |k| k.as_str()),
                 m.gateway.entry_index.unwrap_or(0)
             )?,
         }
@@ -389,11 +390,28 @@ mod tests {
         };
         let e = Engine::from_snapshot(&snap, config);
         let x = e.explain(ip("172.22.48.10"), ip("8.8.8.8"));
+        let text = x.to_string();
         let m = x.matched.unwrap();
-        assert_eq!(m.gateway.node.as_deref(), Some("172.22.49.20"));
-        let GatewayReason::Consistent { candidates, .. } = m.reason else {
+        // As in egress-pool-consistent.consistent.expected.json.
+        assert_eq!(m.gateway.node.as_deref(), Some("172.22.49.147"));
+        let GatewayReason::Consistent { candidates, score } = m.reason else {
             panic!("{:?}", m.reason)
         };
         assert_eq!(candidates, 3);
+        assert_eq!(
+            score,
+            gateway::rendezvous_score(
+                "39fbe8cd-f950-563d-b40d-e67551c83425",
+                "172.22.49.147",
+                "if=eth0",
+                1
+            )
+        );
+        assert!(
+            text.contains(&format!(
+                "gateway: 172.22.49.147 (172.22.49.147), entry key if=eth0 (first listed at entry 0): highest rendezvous score {score:#018x} of 3 (node, entry key) candidates\n"
+            )),
+            "{text}"
+        );
     }
 }

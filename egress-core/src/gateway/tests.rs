@@ -202,8 +202,21 @@ fn fnv64_and_mix64_vectors() {
         Fnv64::new().write(b"0").finish()
     );
     assert_eq!(mix64(1), 0x5692_161d_100b_05e5);
-    assert_eq!(rendezvous_score("u", "n", 0, 1), 0xfc1e_a55e_ed21_8ae5);
-    assert_eq!(rendezvous_score("u", "n", 0, 0), 0);
+    // Vectors computed independently (Python) from B.2's formula.
+    assert_eq!(rendezvous_score("u", "n", "0", 1), 0xfc1e_a55e_ed21_8ae5);
+    assert_eq!(
+        rendezvous_score("u", "n", "route", 1),
+        0x755e_7962_a8ad_5846
+    );
+    assert_eq!(
+        rendezvous_score("u", "n", "if=eth0", 2),
+        0xd018_4f46_4033_8732
+    );
+    assert_eq!(
+        rendezvous_score("u", "n", "ip=fd00::1", 1),
+        0x3e84_d4de_4b65_2020
+    );
+    assert_eq!(rendezvous_score("u", "n", "route", 0), 0);
 }
 
 fn pool(names: &[&str]) -> Nodes {
@@ -223,6 +236,13 @@ fn pool(names: &[&str]) -> Nodes {
 }
 
 fn candidates(p: &Policy, ns: &Nodes) -> Vec<(Option<usize>, String)> {
+    keyed_candidates(p, ns)
+        .into_iter()
+        .map(|(i, node, _)| (i, node))
+        .collect()
+}
+
+fn keyed_candidates(p: &Policy, ns: &Nodes) -> Vec<(Option<usize>, String, String)> {
     let selectors: Vec<Selector> = p
         .gateways_in_use()
         .iter()
@@ -230,8 +250,102 @@ fn candidates(p: &Policy, ns: &Nodes) -> Vec<(Option<usize>, String)> {
         .collect();
     consistent_candidates(p, &selectors, ns, None)
         .into_iter()
-        .map(|g| (g.entry_index, g.node.unwrap()))
+        .map(|g| {
+            (
+                g.entry_index,
+                g.node.unwrap(),
+                g.entry_key.unwrap().to_string(),
+            )
+        })
         .collect()
+}
+
+#[test]
+fn entry_keys_name_how_the_address_is_picked() {
+    let mut e = entry("h", "a");
+    assert_eq!(EntryKey::of(&e).to_string(), "route");
+    e.interface = Some("eth1".into());
+    assert_eq!(EntryKey::of(&e).as_str(), "if=eth1");
+    e.interface = None;
+    e.egress_ip = Some("10.0.0.9".parse().unwrap());
+    assert_eq!(EntryKey::of(&e).as_str(), "ip=10.0.0.9");
+    // IPv6 in RFC 5952 text: lower case, longest zero run compressed.
+    e.egress_ip = Some("FD00:0:0:0:0:0:0:1".parse().unwrap());
+    assert_eq!(EntryKey::of(&e).as_str(), "ip=fd00::1");
+    e.egress_ip = Some("2001:db8:0:0:1:0:0:1".parse().unwrap());
+    assert_eq!(EntryKey::of(&e).as_str(), "ip=2001:db8::1:0:0:1");
+}
+
+#[test]
+fn consistent_candidates_are_distinct_node_key_pairs() {
+    let ns = pool(&["a", "b", "c"]);
+    let mut eth1 = entry("egress", "true");
+    eth1.interface = Some("eth1".into());
+    let mut eth1_on_b = entry("h", "b");
+    eth1_on_b.interface = Some("eth1".into());
+    let p = policy(vec![
+        entry("h", "b"),
+        eth1,
+        entry("egress", "true"),
+        eth1_on_b,
+        entry("h", "c"),
+    ]);
+    assert_eq!(
+        keyed_candidates(&p, &ns),
+        [
+            (Some(0), "b".to_owned(), "route".to_owned()),
+            (Some(1), "a".to_owned(), "if=eth1".to_owned()),
+            (Some(1), "b".to_owned(), "if=eth1".to_owned()),
+            (Some(1), "c".to_owned(), "if=eth1".to_owned()),
+            (Some(2), "a".to_owned(), "route".to_owned()),
+            (Some(2), "c".to_owned(), "route".to_owned()),
+        ],
+        "(b, route), (b, if=eth1) and (c, route) come once, from their first entry"
+    );
+}
+
+#[test]
+fn consistent_choice_ignores_list_position() {
+    let ns = pool(&["a", "b", "c", "d"]);
+    let mut pinned = entry("h", "d");
+    pinned.egress_ip = Some("10.0.0.4".parse().unwrap());
+    let entries = vec![entry("h", "a"), entry("h", "b"), entry("h", "c"), pinned];
+    let choices = |list: Vec<GatewaySpec>| -> Vec<(String, String)> {
+        let p = policy(list);
+        let selectors: Vec<Selector> = p
+            .gateways_in_use()
+            .iter()
+            .map(|g| Selector::new(&g.node_selector))
+            .collect();
+        let set = PolicyGateways::resolve(&p, &selectors, &ns, None, Selection::Consistent);
+        uids(500)
+            .iter()
+            .map(|u| {
+                let g = set.choose(u);
+                (
+                    g.node.clone().unwrap(),
+                    g.entry_key.as_ref().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let before = choices(entries.clone());
+    let mut reversed = entries.clone();
+    reversed.reverse();
+    assert_eq!(choices(reversed), before, "reordering moves nothing");
+    // Deleting entry 1 (node b) moves exactly b's endpoints.
+    let mut deleted = entries.clone();
+    deleted.remove(1);
+    let after = choices(deleted);
+    for (b, a) in before.iter().zip(&after) {
+        if b.0 != "b" {
+            assert_eq!(a, b);
+        } else {
+            assert_ne!(a.0, "b");
+        }
+    }
+    assert!(before.iter().any(|c| c.0 == "b"));
+    assert!(before.iter().any(|c| c.1 == "ip=10.0.0.4"));
 }
 
 #[test]
@@ -270,17 +384,17 @@ fn consistent_candidates_follow_b2() {
 }
 
 #[test]
-fn consistent_ties_go_to_the_smaller_node_then_entry() {
+fn consistent_ties_go_to_the_smaller_node_then_entry_key() {
     assert_eq!(
-        best_candidate([(5, "b", 0), (5, "a", 1), (4, "a", 0)].into_iter()),
+        best_candidate([(5, "b", "route"), (5, "a", "route"), (4, "a", "if=x")].into_iter()),
         Some(1)
     );
     assert_eq!(
-        best_candidate([(5, "a", 2), (5, "a", 1)].into_iter()),
+        best_candidate([(5, "a", "route"), (5, "a", "if=eth0")].into_iter()),
         Some(1)
     );
     assert_eq!(
-        best_candidate([(1, "a", 0), (9, "z", 9)].into_iter()),
+        best_candidate([(1, "a", "if=a"), (9, "z", "route")].into_iter()),
         Some(1)
     );
     assert_eq!(best_candidate(std::iter::empty()), None);
@@ -289,6 +403,7 @@ fn consistent_ties_go_to_the_smaller_node_then_entry() {
 fn resolved(name: &str, weight: u8) -> ResolvedGateway {
     ResolvedGateway {
         entry_index: Some(0),
+        entry_key: Some(EntryKey::of(&GatewaySpec::default())),
         node: Some(name.into()),
         gateway_ip: Ipv4Addr::UNSPECIFIED,
         egress: None,
