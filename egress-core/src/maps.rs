@@ -36,6 +36,12 @@ impl Layout {
         }
     }
 
+    /// Whether the value for a source of this family stores the egress ifindex (the legacy
+    /// IPv4 value does not: two entries differing only there are the same kernel bytes).
+    pub fn stores_ifindex(self, ipv4: bool) -> bool {
+        !(ipv4 && self == Layout::V4Legacy)
+    }
+
     /// The IPv4 map's value size.
     pub fn ipv4_value_size(self) -> usize {
         match self {

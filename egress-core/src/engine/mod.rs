@@ -897,7 +897,14 @@ impl Engine {
         let Some(source) = self.sources.get(ip) else {
             return;
         };
-        let settled = source.desired == source.programmed;
+        let settled = source.desired == source.programmed
+            || (!self.config.layout.stores_ifindex(ip.is_ipv4())
+                && plan::same_stored_lists(
+                    self.slots.get(source.desired),
+                    self.slots.get(source.programmed),
+                    self.config.layout,
+                    ip.is_ipv4(),
+                ));
         if settled && source.contributions.is_empty() && source.desired == ListId::EMPTY {
             self.sources.remove(ip);
         } else {

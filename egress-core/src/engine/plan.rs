@@ -142,6 +142,30 @@ pub struct CapacityError {
     pub max_entries: u32,
 }
 
+/// What `layout` stores of a slot for a source of the family: everything, except the
+/// ifindex where the layout's value has none.
+fn stored(slot: &Slot, layout: Layout, ipv4: bool) -> Slot {
+    let mut stored = *slot;
+    if !layout.stores_ifindex(ipv4) {
+        stored.egress_ifindex = 0;
+    }
+    stored
+}
+
+/// Whether two slots give the same kernel bytes in `layout` (same key, destination bytes
+/// and stored value).
+pub(super) fn same_stored(a: &Slot, b: &Slot, layout: Layout, ipv4: bool) -> bool {
+    a == b || stored(a, layout, ipv4) == stored(b, layout, ipv4)
+}
+
+/// Whether two lists in [`lookup_order`] give the same kernel bytes in `layout`.
+pub(super) fn same_stored_lists(a: &[Slot], b: &[Slot], layout: Layout, ipv4: bool) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| same_stored(x, y, layout, ipv4))
+}
+
 /// Canonical order of a source's list: longest prefix first, then by network.
 pub(super) fn lookup_order(a: &Slot, b: &Slot) -> Ordering {
     let (la, na) = a.network();
@@ -168,8 +192,10 @@ impl Engine {
             let desired = self.slots.get(source.desired);
             let programmed = self.slots.get(source.programmed);
             for d in desired {
+                // Netted on what the layout stores: a legacy IPv4 value has no ifindex, so a
+                // dump (ifindex 0) and the desired entry (its computed ifindex) are equal.
                 match programmed.iter().find(|p| p.network() == d.network()) {
-                    Some(p) if p == d => {}
+                    Some(p) if same_stored(p, d, layout, ip.is_ipv4()) => {}
                     Some(_) => upserts.push(PlanOp::new(Action::Upsert, d.entry(ip), layout)),
                     None => {
                         new_keys[family(ip)] += 1;

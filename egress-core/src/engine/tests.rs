@@ -463,3 +463,62 @@ fn the_local_ipv4_decides_masquerade_or_forward_in_engine_lookups() {
         }
     );
 }
+
+#[test]
+fn a_restart_nets_on_the_bytes_the_layout_stores() {
+    let snap = examples()
+        .into_iter()
+        .find(|(name, _)| name.ends_with("dual-stack-excluded.yaml"))
+        .unwrap()
+        .1;
+    let node = "172.22.49.119";
+    // What a dump of the live maps reads back: the legacy IPv4 value stores no ifindex.
+    let dumped = |e: &Engine| -> Vec<Entry> {
+        e.entries()
+            .iter()
+            .map(|x| Entry {
+                egress_ifindex: if x.source.is_ipv4() {
+                    0
+                } else {
+                    x.egress_ifindex
+                },
+                ..*x
+            })
+            .collect()
+    };
+    let legacy = EngineConfig {
+        layout: Layout::V4Legacy,
+        ..EngineConfig::new(node)
+    };
+    let mut e = Engine::from_snapshot(&snap, legacy.clone());
+    let with_ifindex = e
+        .entries()
+        .iter()
+        .filter(|x| x.source.is_ipv4() && x.egress_ifindex != 0)
+        .count();
+    assert!(with_ifindex > 0, "the example must exercise the ifindex");
+    let live = dumped(&e);
+    e.adopt(live.clone());
+    assert!(e.take_plan().unwrap().is_empty());
+    assert_eq!(e.stats().pending_sources, 0);
+    // Acknowledged plans settle too, and the lookups keep the computed ifindex.
+    let mut fresh = Engine::from_snapshot(&snap, legacy);
+    let plan = fresh.take_plan().unwrap();
+    fresh.ack(&plan, plan.len());
+    fresh.adopt(live.clone());
+    assert!(fresh.take_plan().unwrap().is_empty());
+    assert_eq!(fresh.entries(), e.entries());
+    // v4_v2 stores the ifindex: the same dump is stale there and gets exactly those rewrites.
+    let mut v2 = Engine::from_snapshot(&snap, EngineConfig::new(node));
+    v2.adopt(live);
+    let plan = v2.take_plan().unwrap();
+    assert_eq!(
+        (plan.upserts().len(), plan.deletes().len()),
+        (with_ifindex, 0)
+    );
+    assert!(
+        plan.ops
+            .iter()
+            .all(|op| op.entry.source.is_ipv4() && op.entry.egress_ifindex != 0)
+    );
+}
