@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::device::Device;
 use crate::identity::{self, IdentitySource};
 use crate::labels::Labels;
+use crate::selector::Selector;
 
 /// A cluster node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +53,14 @@ impl Node {
 
 /// Nodes by name; iteration is byte-wise name order, the order gateway resolution walks.
 pub type Nodes = BTreeMap<String, Node>;
+
+/// The node a gateway entry resolves to (SEMANTICS A.3): the first node by name whose
+/// labels match and that has an IPv4 address.
+pub fn resolve_node<'a>(selector: &Selector, nodes: &'a Nodes) -> Option<&'a Node> {
+    nodes
+        .values()
+        .find(|n| n.ipv4.is_some() && selector.matches(&n.labels))
+}
 
 /// An endpoint (a pod's network identity).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -13,8 +13,7 @@ use crate::gateway::{LocalNode, PolicyGateways, ResolvedGateway, Selection};
 use crate::labels::Labels;
 use crate::maps::{MapKeyV4, MapKeyV6, MapValueV4, MapValueV4Legacy, MapValueV6};
 use crate::netip::{Cidr, mask_v4, mask_v6};
-use crate::policy::Policy;
-use crate::selector::Selector;
+use crate::policy::{Policy, PolicySelectors};
 
 /// Gateway IP meaning "excluded destination: skip the egress gateway".
 pub const EXCLUDED_GATEWAY: Ipv4Addr = Ipv4Addr::new(0, 0, 0, 1);
@@ -364,17 +363,8 @@ pub fn policy_precedence(a: &Policy, b: &Policy) -> Ordering {
 /// A policy compiled for matching.
 struct CompiledPolicy<'a> {
     policy: &'a Policy,
-    endpoint_selectors: Vec<Selector>,
-    node_filters: Vec<Selector>,
+    selectors: PolicySelectors,
     gateways: PolicyGateways,
-}
-
-impl CompiledPolicy<'_> {
-    fn selects(&self, identity: &Labels, node_labels: &Labels) -> bool {
-        self.endpoint_selectors.iter().any(|s| s.matches(identity))
-            && (self.node_filters.is_empty()
-                || self.node_filters.iter().any(|s| s.matches(node_labels)))
-    }
 }
 
 struct Candidate<'a> {
@@ -414,27 +404,18 @@ pub fn compute(
     let compiled: Vec<CompiledPolicy<'_>> = policies
         .iter()
         .map(|p| {
-            let gw_selectors: Vec<Selector> = p
-                .gateways_in_use()
-                .iter()
-                .map(|g| Selector::new(&g.node_selector))
-                .collect();
+            let selectors = PolicySelectors::compile(p);
+            let gateways = PolicyGateways::resolve(
+                p,
+                &selectors.gateways,
+                &state.nodes,
+                local_view,
+                selection,
+            );
             CompiledPolicy {
                 policy: p,
-                endpoint_selectors: p.selectors.iter().map(Selector::for_endpoints).collect(),
-                node_filters: p
-                    .selectors
-                    .iter()
-                    .filter_map(|i| i.node_selector.as_ref())
-                    .map(Selector::new)
-                    .collect(),
-                gateways: PolicyGateways::resolve(
-                    p,
-                    &gw_selectors,
-                    &state.nodes,
-                    local_view,
-                    selection,
-                ),
+                selectors,
+                gateways,
             }
         })
         .collect();
@@ -456,7 +437,7 @@ pub fn compute(
                 .as_ref()
                 .and_then(|n| state.nodes.get(n))
                 .map_or(&empty, |n| &n.labels);
-            if !cp.selects(identity, node_labels) {
+            if !cp.selectors.selects(identity, node_labels) {
                 continue;
             }
             let gw = cp.gateways.choose(&ep.uid);

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use hashbrown::HashSet;
 
-use crate::cluster::{Node, Nodes};
+use crate::cluster::{Node, Nodes, resolve_node};
 use crate::device::Device;
 use crate::egress_ip::{self, EgressAddresses, Needed};
 use crate::policy::{GatewaySpec, Policy};
@@ -28,14 +28,6 @@ pub fn fnv1a32(bytes: &[u8]) -> u32 {
     bytes.iter().fold(2_166_136_261u32, |h, &b| {
         (h ^ u32::from(b)).wrapping_mul(16_777_619)
     })
-}
-
-/// The node a gateway entry resolves to: the first node by name whose labels match and
-/// that has an IPv4 address.
-pub fn resolve_node<'a>(selector: &Selector, nodes: &'a Nodes) -> Option<&'a Node> {
-    nodes
-        .values()
-        .find(|n| n.ipv4.is_some() && selector.matches(&n.labels))
 }
 
 /// FNV-1a, 64 bits, fed incrementally.

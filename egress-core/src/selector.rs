@@ -1,22 +1,92 @@
-//! Label selectors compiled once and matched without allocation (SEMANTICS A.1, A.2).
+//! Kubernetes label selectors as written ([`LabelSelector`], [`SelectorItem`]), compiled
+//! once into [`Selector`]s and matched without allocation (SEMANTICS A.1, A.2).
 //!
 //! A selector Kubernetes would refuse to build (`In` without values, `Exists` with values,
 //! an invalid key or value) matches nothing; [`Selector::problem`] says why, for the warning.
 
+use std::fmt;
+
 use crate::identity::{NAMESPACE_LABEL, NAMESPACE_LABELS_PREFIX};
 use crate::labels::{self, Labels};
-use crate::policy::{LabelSelector, Operator, SelectorItem};
+
+/// One `spec.selectors[]` item.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SelectorItem {
+    /// `podSelector`.
+    pub pod_selector: Option<LabelSelector>,
+    /// `namespaceSelector`.
+    pub namespace_selector: Option<LabelSelector>,
+    /// `nodeSelector`: restricts endpoints to those on matching nodes.
+    pub node_selector: Option<LabelSelector>,
+}
+
+/// A Kubernetes `LabelSelector` as written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabelSelector {
+    /// `matchLabels`, in document order.
+    pub match_labels: Vec<(String, String)>,
+    /// `matchExpressions`.
+    pub match_expressions: Vec<Requirement>,
+}
+
+/// One `matchExpressions` item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    /// `key`.
+    pub key: String,
+    /// `operator`.
+    pub operator: Operator,
+    /// `values`.
+    pub values: Vec<String>,
+}
+
+/// A `matchExpressions` operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operator {
+    /// `In`.
+    In,
+    /// `NotIn`.
+    NotIn,
+    /// `Exists`.
+    Exists,
+    /// `DoesNotExist`.
+    DoesNotExist,
+}
+
+impl Operator {
+    /// The operators' names, as the API server lists them.
+    pub const NAMES: &'static [&'static str] = &["In", "NotIn", "Exists", "DoesNotExist"];
+
+    /// Parses an operator name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "In" => Some(Self::In),
+            "NotIn" => Some(Self::NotIn),
+            "Exists" => Some(Self::Exists),
+            "DoesNotExist" => Some(Self::DoesNotExist),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Operator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = *self as usize;
+        f.write_str(Self::NAMES[i])
+    }
+}
 
 /// A compiled label selector.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Selector {
-    requirements: Box<[Requirement]>,
+    terms: Box<[Term]>,
     /// Why Kubernetes could not build it (then it matches nothing).
     problem: Option<String>,
 }
 
+/// One compiled requirement: a key and the test its value must pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Requirement {
+struct Term {
     key: Box<str>,
     test: Test,
 }
@@ -30,7 +100,7 @@ enum Test {
     DoesNotExist,
 }
 
-impl Requirement {
+impl Term {
     fn matches(&self, labels: &Labels) -> bool {
         let value = labels.get(&self.key);
         match &self.test {
@@ -80,7 +150,7 @@ impl Builder {
                 problem = Some(p);
             }
         };
-        let mut requirements = Vec::with_capacity(self.match_labels.len() + self.expressions.len());
+        let mut terms = Vec::with_capacity(self.match_labels.len() + self.expressions.len());
         for (key, value) in self.match_labels {
             if !labels::is_label_key(&key) {
                 note(format!(
@@ -95,7 +165,7 @@ impl Builder {
                     crate::field::quote(&key)
                 ));
             }
-            requirements.push(Requirement {
+            terms.push(Term {
                 key: key.into(),
                 test: Test::Equals(value.into()),
             });
@@ -137,13 +207,13 @@ impl Builder {
                 Operator::Exists => Test::Exists,
                 Operator::DoesNotExist => Test::DoesNotExist,
             };
-            requirements.push(Requirement {
+            terms.push(Term {
                 key: key.into(),
                 test,
             });
         }
         Selector {
-            requirements: requirements.into(),
+            terms: terms.into(),
             problem,
         }
     }
@@ -153,7 +223,7 @@ impl Selector {
     /// Matches every label set (`{}`).
     pub fn everything() -> Self {
         Self {
-            requirements: Box::new([]),
+            terms: Box::new([]),
             problem: None,
         }
     }
@@ -189,7 +259,7 @@ impl Selector {
 
     /// Whether the labels satisfy every requirement. Never allocates.
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.problem.is_none() && self.requirements.iter().all(|r| r.matches(labels))
+        self.problem.is_none() && self.terms.iter().all(|r| r.matches(labels))
     }
 
     /// Why this selector matches nothing, if Kubernetes could not build it.
@@ -200,8 +270,8 @@ impl Selector {
 
 #[cfg(test)]
 mod tests {
+    use super::Requirement as Expr;
     use super::*;
-    use crate::policy::Requirement as Expr;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs.iter().copied().collect()

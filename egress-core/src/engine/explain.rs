@@ -84,16 +84,7 @@ impl Engine {
                 let ep = self.endpoint(contribution.endpoint)?;
                 let empty = crate::labels::Labels::empty();
                 let node_labels = self.node_labels_of(ep).unwrap_or(&empty);
-                let selector_index = policy
-                    .policy
-                    .selectors
-                    .iter()
-                    .zip(&policy.endpoint_selectors)
-                    .position(|(_, sel)| sel.matches(ep.identity()))
-                    .filter(|_| {
-                        policy.node_filters.is_empty()
-                            || policy.node_filters.iter().any(|f| f.matches(node_labels))
-                    });
+                let selector_index = policy.selectors.selecting_item(ep.identity(), node_labels);
                 let gateway_index = policy.members.get(&contribution.endpoint).copied()?;
                 let gateway = policy.gateway(gateway_index).clone();
                 let uid = &ep.uid.to_text();

@@ -34,8 +34,7 @@ use crate::gateway::{LocalNode, PolicyGateways, ResolvedGateway, Selection};
 use crate::labels::Labels;
 use crate::lookup::Verdict;
 use crate::maps::{DEFAULT_MAX_ENTRIES, Layout};
-use crate::policy::{Policy, PolicyErrors, parse_policy};
-use crate::selector::Selector;
+use crate::policy::{Policy, PolicyErrors, PolicySelectors, parse_policy};
 use crate::snapshot::Snapshot;
 use arena::{Arena, ListId};
 use endpoints::{EndpointState, EndpointTable, Uid};
@@ -111,9 +110,7 @@ type EndpointId = u32;
 /// A valid policy with everything derived from it.
 struct PolicyState {
     policy: Policy,
-    endpoint_selectors: Vec<Selector>,
-    node_filters: Vec<Selector>,
-    gateway_selectors: Vec<Selector>,
+    selectors: PolicySelectors,
     gateways: PolicyGateways,
     /// Contribution lists per gateway (index as in `gateways.gateways`, then one for "not
     /// found"), for IPv4 and IPv6 sources.
@@ -296,28 +293,12 @@ impl Engine {
                 pid
             }
         };
-        let gateway_selectors: Vec<Selector> = policy
-            .gateways_in_use()
-            .iter()
-            .map(|g| Selector::new(&g.node_selector))
-            .collect();
         let state = PolicyState {
-            endpoint_selectors: policy
-                .selectors
-                .iter()
-                .map(Selector::for_endpoints)
-                .collect(),
-            node_filters: policy
-                .selectors
-                .iter()
-                .filter_map(|i| i.node_selector.as_ref())
-                .map(Selector::new)
-                .collect(),
+            selectors: PolicySelectors::compile(&policy),
             gateways: PolicyGateways {
                 selection: self.config.selection,
                 gateways: Vec::new(),
             },
-            gateway_selectors,
             lists: Vec::new(),
             members: HashMap::new(),
             policy,
@@ -639,7 +620,7 @@ impl Engine {
         });
         PolicyGateways::resolve(
             &state.policy,
-            &state.gateway_selectors,
+            &state.selectors.gateways,
             &self.nodes,
             local,
             self.config.selection,
@@ -696,13 +677,7 @@ impl Engine {
         let ep = self.endpoint(eid)?;
         let empty = Labels::empty();
         let node_labels = self.node_labels_of(ep).unwrap_or(&empty);
-        let selected = state
-            .endpoint_selectors
-            .iter()
-            .any(|s| s.matches(ep.identity()))
-            && (state.node_filters.is_empty()
-                || state.node_filters.iter().any(|s| s.matches(node_labels)));
-        if !selected {
+        if !state.selectors.selects(ep.identity(), node_labels) {
             return None;
         }
         let index = ep.uid.with_str(|uid| state.gateways.choose_index(uid));
@@ -840,7 +815,7 @@ impl Engine {
                 .into_iter()
                 .filter(|&pid| {
                     self.policy_state(pid)
-                        .is_some_and(|s| !s.node_filters.is_empty())
+                        .is_some_and(|s| s.selectors.filters_by_node())
                 })
                 .collect();
             for eid in on_node {

@@ -1,7 +1,7 @@
 use super::*;
 use crate::device::{DeviceAddress, Families};
 use crate::labels::Labels;
-use crate::policy::{GatewaySpec, LabelSelector};
+use crate::policy::{GatewaySpec, LabelSelector, PolicySelectors};
 
 fn node(name: &str, labels: &[(&str, &str)], ipv4: Option<&str>) -> Node {
     let labels: Labels = labels.iter().copied().collect();
@@ -39,11 +39,7 @@ fn entry(key: &str, value: &str) -> GatewaySpec {
 }
 
 fn resolve(p: &Policy, ns: &Nodes, local: Option<LocalNode<'_>>) -> Vec<ResolvedGateway> {
-    let selectors: Vec<Selector> = p
-        .gateways_in_use()
-        .iter()
-        .map(|g| Selector::new(&g.node_selector))
-        .collect();
+    let selectors = PolicySelectors::compile(p).gateways;
     resolve_gateways(p, &selectors, ns, local)
 }
 
@@ -243,11 +239,7 @@ fn candidates(p: &Policy, ns: &Nodes) -> Vec<(Option<usize>, String)> {
 }
 
 fn keyed_candidates(p: &Policy, ns: &Nodes) -> Vec<(Option<usize>, String, String)> {
-    let selectors: Vec<Selector> = p
-        .gateways_in_use()
-        .iter()
-        .map(|g| Selector::new(&g.node_selector))
-        .collect();
+    let selectors = PolicySelectors::compile(p).gateways;
     consistent_candidates(p, &selectors, ns, None)
         .into_iter()
         .map(|g| {
@@ -312,11 +304,7 @@ fn consistent_choice_ignores_list_position() {
     let entries = vec![entry("h", "a"), entry("h", "b"), entry("h", "c"), pinned];
     let choices = |list: Vec<GatewaySpec>| -> Vec<(String, String)> {
         let p = policy(list);
-        let selectors: Vec<Selector> = p
-            .gateways_in_use()
-            .iter()
-            .map(|g| Selector::new(&g.node_selector))
-            .collect();
+        let selectors = PolicySelectors::compile(&p).gateways;
         let set = PolicyGateways::resolve(&p, &selectors, &ns, None, Selection::Consistent);
         uids(500)
             .iter()

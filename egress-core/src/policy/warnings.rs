@@ -4,8 +4,7 @@
 use std::fmt;
 
 use super::{GatewaySpec, Policy};
-use crate::cluster::Nodes;
-use crate::gateway::resolve_node;
+use crate::cluster::{Nodes, resolve_node};
 use crate::selector::Selector;
 
 /// A warning about a valid policy.
