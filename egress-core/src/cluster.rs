@@ -88,16 +88,16 @@ pub struct Endpoint {
 impl Endpoint {
     /// The labels endpoint selectors see (SEMANTICS A.2).
     pub fn identity(&self, cluster: Option<&str>) -> Labels {
-        match &self.identity_labels {
-            Some(given) => given.clone().into(),
-            None => identity::identity_labels(IdentitySource {
+        identity::given_or_derived(
+            self.identity_labels.as_ref(),
+            IdentitySource {
                 labels: &self.labels,
                 namespace: self.namespace.as_deref(),
                 namespace_labels: &self.namespace_labels,
                 service_account: self.service_account.as_deref(),
                 cluster,
-            }),
-        }
+            },
+        )
     }
 
     /// `namespace/name` when known, else the uid.

@@ -308,6 +308,17 @@ pub struct Producer {
     pub entry: Entry,
 }
 
+impl fmt::Display for Producer {
+    /// `policy P (destinationCIDRs[i] CIDR) for endpoint UID`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "policy {} ({}[{}] {}) for endpoint {}",
+            self.policy, self.kind, self.cidr_index, self.entry.destination, self.endpoint
+        )
+    }
+}
+
 /// A key written by several producers with different bytes; the winner's are stored (B.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Conflict {

@@ -73,6 +73,18 @@ pub struct IdentitySource<'a> {
     pub cluster: Option<&'a str>,
 }
 
+/// An endpoint's identity labels: `given` exactly as given when present (already filtered
+/// and derived, e.g. a CiliumEndpoint's `status.identity.labels`), else derived from `src`.
+pub fn given_or_derived(
+    given: Option<&BTreeMap<String, String>>,
+    src: IdentitySource<'_>,
+) -> Labels {
+    match given {
+        Some(given) => given.clone().into(),
+        None => identity_labels(src),
+    }
+}
+
 /// The identity labels: pod labels, overridden by the derived labels, then filtered.
 pub fn identity_labels(src: IdentitySource<'_>) -> Labels {
     fn non_empty(s: Option<&str>) -> Option<&str> {

@@ -5,6 +5,7 @@
 //! (same CIDRs, same values); lists are stored once and shared, so memory grows with the
 //! number of distinct (policy, gateway) lists rather than with endpoints × CIDRs.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hashbrown::HashMap;
@@ -42,6 +43,36 @@ pub enum DropReason {
     NoGateway,
     /// This node is the gateway but has no egress IP of the family.
     NoEgressIp,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::NoEntry => {
+                f.write_str("no entry: normal path (the egress gateway is not used)")
+            }
+            Verdict::Drop(DropReason::NoGateway) => {
+                f.write_str("drop: the policy has no gateway (gateway 0.0.0.0)")
+            }
+            Verdict::Drop(DropReason::NoEgressIp) => {
+                f.write_str("drop: this node is the gateway but has no egress IP of the family")
+            }
+            Verdict::Excluded => f.write_str("excluded destination: normal path, no SNAT"),
+            Verdict::Forward { gateway } => write!(f, "forward: tunnel to gateway {gateway}"),
+            Verdict::Masquerade {
+                egress_ip,
+                ifindex: 0,
+            } => {
+                write!(f, "masquerade: SNAT to {egress_ip} here, then route")
+            }
+            Verdict::Masquerade { egress_ip, ifindex } => {
+                write!(
+                    f,
+                    "masquerade: SNAT to {egress_ip} here, redirect to ifindex {ifindex}"
+                )
+            }
+        }
+    }
 }
 
 impl Verdict {

@@ -1,7 +1,7 @@
 //! Warning lines on stderr: invalid policies (as the Cilium agent logs them), policy
 //! warnings and conflicts.
 
-use egress_core::entries::{CidrKind, Conflict, Producer};
+use egress_core::entries::Conflict;
 use egress_core::policy::{PolicyErrors, Warning};
 use egress_core::snapshot::Snapshot;
 
@@ -25,26 +25,15 @@ pub(crate) fn policy_warning_line(policy: &str, warning: &Warning) -> String {
     format!("warning: {policy}: {warning}")
 }
 
-fn describe(p: &Producer) -> String {
-    let kind = match p.kind {
-        CidrKind::Destination => "destinationCIDRs",
-        CidrKind::Excluded => "excludedCIDRs",
-    };
-    format!(
-        "policy {} endpoint {} {kind}[{}]",
-        p.policy, p.endpoint, p.cidr_index
-    )
-}
-
 /// One line per conflict: the key, the winner and the losers.
 pub(crate) fn conflict_line(c: &Conflict) -> String {
     let e = &c.winner.entry;
-    let losers: Vec<String> = c.losers.iter().map(describe).collect();
+    let losers: Vec<String> = c.losers.iter().map(ToString::to_string).collect();
     format!(
         "warning: conflict on {} -> {}: {} is stored (gateway {}, egress {}); overridden: {}",
         e.source,
         e.destination,
-        describe(&c.winner),
+        c.winner,
         e.gateway_ip,
         e.egress_ip,
         losers.join(", ")

@@ -277,10 +277,10 @@ fn conflicts_are_reported() {
     assert!(out.status.success());
     let err = stderr(&out);
     assert!(
-        err.contains("warning: conflict on 172.22.48.10 -> 1.2.3.0/24: policy web-tier endpoint 39fbe8cd-f950-563d-b40d-e67551c83425 destinationCIDRs[0] is stored"),
+        err.contains("warning: conflict on 172.22.48.10 -> 1.2.3.0/24: policy web-tier (destinationCIDRs[0] 1.2.3.0/24) for endpoint 39fbe8cd-f950-563d-b40d-e67551c83425 is stored (gateway 172.22.49.119, egress 172.22.49.119)"),
         "{err}"
     );
-    assert!(err.contains("overridden: policy everything endpoint 39fbe8cd-f950-563d-b40d-e67551c83425 destinationCIDRs[0]"));
+    assert!(err.contains("overridden: policy everything (destinationCIDRs[0] 1.2.3.0/24) for endpoint 39fbe8cd-f950-563d-b40d-e67551c83425"));
 }
 
 const BAD_POLICIES: &str = r#"

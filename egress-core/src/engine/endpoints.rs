@@ -259,16 +259,16 @@ impl EndpointTable {
         if let Some(found) = self.records.find(hash, |r| r.inputs == inputs) {
             return Arc::clone(found);
         }
-        let identity = match &inputs.identity_labels {
-            Some(given) => given.clone().into(),
-            None => identity::identity_labels(IdentitySource {
+        let identity = identity::given_or_derived(
+            inputs.identity_labels.as_ref(),
+            IdentitySource {
                 labels: &inputs.labels,
                 namespace: inputs.namespace.as_deref(),
                 namespace_labels: &inputs.namespace_labels,
                 service_account: inputs.service_account.as_deref(),
                 cluster,
-            }),
-        };
+            },
+        );
         let record = Arc::new(IdentityRecord { inputs, identity });
         let hasher = &self.hasher;
         self.records

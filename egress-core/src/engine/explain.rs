@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use super::Engine;
-use crate::entries::{CidrKind, Entry, Producer};
+use crate::entries::{Entry, Producer};
 use crate::gateway::{self, ResolvedGateway, Selection};
 use crate::lookup::Verdict;
 
@@ -129,47 +129,6 @@ impl Engine {
     }
 }
 
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Verdict::NoEntry => {
-                f.write_str("no entry: normal path (the egress gateway is not used)")
-            }
-            Verdict::Drop(crate::lookup::DropReason::NoGateway) => {
-                f.write_str("drop: the policy has no gateway (gateway 0.0.0.0)")
-            }
-            Verdict::Drop(crate::lookup::DropReason::NoEgressIp) => {
-                f.write_str("drop: this node is the gateway but has no egress IP of the family")
-            }
-            Verdict::Excluded => f.write_str("excluded destination: normal path, no SNAT"),
-            Verdict::Forward { gateway } => write!(f, "forward: tunnel to gateway {gateway}"),
-            Verdict::Masquerade {
-                egress_ip,
-                ifindex: 0,
-            } => {
-                write!(f, "masquerade: SNAT to {egress_ip} here, then route")
-            }
-            Verdict::Masquerade { egress_ip, ifindex } => {
-                write!(
-                    f,
-                    "masquerade: SNAT to {egress_ip} here, redirect to ifindex {ifindex}"
-                )
-            }
-        }
-    }
-}
-
-fn producer_text(p: &Producer) -> String {
-    let list = match p.kind {
-        CidrKind::Destination => "destinationCIDRs",
-        CidrKind::Excluded => "excludedCIDRs",
-    };
-    format!(
-        "policy {} ({list}[{}] {}) for endpoint {}",
-        p.policy, p.cidr_index, p.entry.destination, p.endpoint
-    )
-}
-
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.write_text(f, &|_| None)
@@ -212,7 +171,7 @@ impl Explanation {
             "  entry: {} {} -> egress IP {}, gateway IP {}, ifindex {}",
             e.source, e.destination, e.egress_ip, e.gateway_ip, e.egress_ifindex
         )?;
-        writeln!(f, "  from: {}", producer_text(&m.producer))?;
+        writeln!(f, "  from: {}", m.producer)?;
         let uid = &m.producer.endpoint;
         let who =
             name_of(uid).map_or_else(|| format!("endpoint {uid}"), |name| format!("pod {name}"));
@@ -258,7 +217,7 @@ impl Explanation {
             }
         }
         for loser in &m.losers {
-            writeln!(f, "  overrides: {}", producer_text(loser))?;
+            writeln!(f, "  overrides: {}", loser)?;
         }
         Ok(())
     }
@@ -268,6 +227,7 @@ impl Explanation {
 mod tests {
     use super::*;
     use crate::engine::EngineConfig;
+    use crate::entries::CidrKind;
     use crate::snapshot::Snapshot;
 
     fn example(name: &str) -> Snapshot {
