@@ -124,17 +124,26 @@ impl Datapath {
             if map.is_null() {
                 break;
             }
-            // SAFETY: `map` is a map of the open object; its name is a valid C string.
-            let map_name = unsafe { CStr::from_ptr(bpf::bpf_map__name(map)) }
+            // SAFETY: `map` is a non-null map of the open object, which it lives as long as.
+            let name_ptr = unsafe { bpf::bpf_map__name(map) };
+            if name_ptr.is_null() {
+                return Err(program_error("a map of the object has no name"));
+            }
+            // SAFETY: a non-null name of a map of the open object is a NUL-terminated string
+            // owned by the object, copied here before anything can free it.
+            let map_name = unsafe { CStr::from_ptr(name_ptr) }
                 .to_string_lossy()
                 .into_owned();
             let ret = match map_name.as_str() {
-                // SAFETY: `map` belongs to the not-yet-loaded object; the descriptors stay open
-                // while `maps` lives (libbpf duplicates them).
+                // SAFETY: `map` belongs to the open, not-yet-loaded object; the descriptor is
+                // open for the call, during which libbpf duplicates it (the object owns the
+                // copy). The kernel's key and value sizes replace the program's, so the
+                // verifier checks the program's accesses against the real map.
                 "egress_v4" => unsafe { bpf::bpf_map__reuse_fd(map, maps.ipv4().fd().as_raw_fd()) },
                 // SAFETY: as above.
                 "egress_v6" => unsafe { bpf::bpf_map__reuse_fd(map, maps.ipv6().fd().as_raw_fd()) },
-                // SAFETY: `local` is 4 readable bytes, the size of the program's .rodata.
+                // SAFETY: libbpf copies exactly `local.len()` bytes from `local`, which is
+                // that long (refusing with EINVAL when it is not the .rodata's size).
                 n if n.ends_with(".rodata") => unsafe {
                     bpf::bpf_map__set_initial_value(map, local.as_ptr().cast(), local.len() as _)
                 },
@@ -184,17 +193,21 @@ impl Datapath {
     /// output bytes).
     fn run(&self, prog: i32, packet: &[u8], repeat: u32) -> Result<(u32, u32, Vec<u8>)> {
         let mut out = vec![0u8; packet.len() + 256];
+        let size = |n: usize| u32::try_from(n).map_err(|_| program_error("packet too large"));
+        let (size_in, size_out) = (size(packet.len())?, size(out.len())?);
         let mut opts = bpf::bpf_test_run_opts {
             sz: size_of::<bpf::bpf_test_run_opts>() as _,
             data_in: packet.as_ptr().cast(),
             data_out: out.as_mut_ptr().cast(),
-            data_size_in: packet.len() as u32,
-            data_size_out: out.len() as u32,
+            data_size_in: size_in,
+            data_size_out: size_out,
             repeat: repeat as i32,
             ..Default::default()
         };
-        // SAFETY: `packet` is readable and `out` writable for the sizes given in `opts`, both
-        // living across the call; `prog` is a loaded program of this object.
+        // SAFETY: the kernel reads `data_size_in` bytes of `packet` and writes at most
+        // `data_size_out` (non-zero: at least 256, and a zero would not bound it) into
+        // `out`: their exact lengths.
+        // Both live across the call; `prog` is a loaded program of this object.
         let ret = unsafe { bpf::bpf_prog_test_run_opts(prog, &mut opts) };
         if ret < 0 {
             return Err(program_error(format!(

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use egress_core::engine::{CapacityError, PlanOp};
+use egress_core::maps::Layout;
 
 /// An `errno` value from a failed syscall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +102,62 @@ pub enum Error {
     /// A plan stopped at one operation; those before it were written.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// A plan operation is for a map that is not one of these maps (a plan made for the
+    /// other IPv4 layout, or for other maps): the plan was refused before anything was
+    /// written.
+    #[error(
+        "operation {index} of {total} is for map {found}, not one of these maps ({ipv4} and {ipv6}, {layout:?} layout): plan refused, nothing was written"
+    )]
+    PlanWrongMap {
+        /// Index of the operation in the plan.
+        index: usize,
+        /// Operations in the plan.
+        total: usize,
+        /// The map the operation is for.
+        found: &'static str,
+        /// These maps' IPv4 map.
+        ipv4: &'static str,
+        /// These maps' IPv6 map.
+        ipv6: &'static str,
+        /// These maps' layout.
+        layout: Layout,
+    },
+    /// A plan operation's key or value does not have the size of the map it is for: the
+    /// plan was refused before anything was written.
+    #[error(
+        "operation {index} of {total} for {map}: {field} of {found} bytes, the map's {field} size is {expected}: plan refused, nothing was written"
+    )]
+    PlanWrongSize {
+        /// Index of the operation in the plan.
+        index: usize,
+        /// Operations in the plan.
+        total: usize,
+        /// The map.
+        map: &'static str,
+        /// `key` or `value`.
+        field: &'static str,
+        /// The map's size.
+        expected: usize,
+        /// The operation's size.
+        found: usize,
+    },
+    /// The engine makes plans for another IPv4 layout than these maps have: nothing was
+    /// taken from it or written.
+    #[error(
+        "the engine plans for the {engine:?} layout ({}) but the maps have the {maps:?} layout ({}): nothing was written",
+        .engine.ipv4_map_name(),
+        .maps.ipv4_map_name()
+    )]
+    LayoutMismatch {
+        /// The engine's configured layout.
+        engine: Layout,
+        /// The maps' layout.
+        maps: Layout,
+    },
+    /// A buffer handed to a map syscall does not have the map's size: refused before the
+    /// kernel was called.
+    #[error(transparent)]
+    BufferSize(#[from] BufferSizeError),
     /// Building, loading or running a BPF program failed.
     #[error("BPF program: {0}")]
     Program(String),
@@ -138,6 +195,24 @@ pub struct ApplyError {
     pub failed: Box<PlanOp>,
     /// The kernel's answer.
     pub errno: Errno,
+}
+
+/// A buffer for a map syscall whose length is not what the map's key or value size requires
+/// (count × size for a batch): refused before the kernel was called, which would otherwise
+/// have read or written past the buffer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{map}: {buffer} buffer of {found} bytes, the map needs {expected}; the kernel was not called"
+)]
+pub struct BufferSizeError {
+    /// The map.
+    pub map: &'static str,
+    /// `key`, `value`, `next key`, `keys` or `values` (the last two: a batch).
+    pub buffer: &'static str,
+    /// Bytes the map needs.
+    pub expected: usize,
+    /// Bytes given.
+    pub found: usize,
 }
 
 /// `Result` of this crate.

@@ -13,7 +13,7 @@ use egress_core::maps::{
 use libbpf_sys as bpf;
 
 use crate::error::{ApplyError, Errno, Error, Result};
-use crate::sys;
+use crate::sys::{self, MapFd, SysError};
 
 /// Where Cilium pins its maps.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/tc/globals";
@@ -27,11 +27,9 @@ type Element = (Vec<u8>, Vec<u8>);
 /// One pinned LPM-trie map, its shape checked when opened.
 #[derive(Debug)]
 pub struct PinnedMap {
-    fd: OwnedFd,
+    map: MapFd,
     name: &'static str,
     path: PathBuf,
-    key_size: u32,
-    value_size: u32,
     max_entries: u32,
 }
 
@@ -42,8 +40,8 @@ impl PinnedMap {
     fn open_or_create(
         dir: &Path,
         name: &'static str,
-        key_size: u32,
-        value_size: u32,
+        key_size: usize,
+        value_size: usize,
         max_entries: Option<u32>,
         create: bool,
         read_only: bool,
@@ -66,30 +64,31 @@ impl PinnedMap {
             Err(e) => return Err(syscall("open pinned map", e)),
         };
         let info = sys::map_info(&fd).map_err(|e| syscall("read map info", e))?;
-        let expect = |field, expected: u32, found: u32| {
-            if expected == found {
+        let expect = |field, expected: u64, found: u32| {
+            if expected == u64::from(found) {
                 Ok(())
             } else {
                 Err(Error::Mismatch {
                     path: path.clone(),
                     field,
-                    expected: expected.into(),
+                    expected,
                     found: found.into(),
                 })
             }
         };
-        expect("type", bpf::BPF_MAP_TYPE_LPM_TRIE, info.map_type)?;
-        expect("key size", key_size, info.key_size)?;
-        expect("value size", value_size, info.value_size)?;
+        expect("type", bpf::BPF_MAP_TYPE_LPM_TRIE.into(), info.map_type)?;
+        expect("key size", key_size as u64, info.key_size)?;
+        expect("value size", value_size as u64, info.value_size)?;
         if let Some(max) = max_entries {
-            expect("max_entries", max, info.max_entries)?;
+            expect("max_entries", max.into(), info.max_entries)?;
         }
+        // The element syscalls' buffers are checked against the sizes this reads (again)
+        // from the kernel: the ones just compared with the layout's.
+        let map = MapFd::new(fd, name).map_err(|e| syscall("read map info", e))?;
         Ok(Self {
-            fd,
+            map,
             name,
             path,
-            key_size,
-            value_size,
             max_entries: info.max_entries,
         })
     }
@@ -109,23 +108,33 @@ impl PinnedMap {
         self.max_entries
     }
 
+    /// Its key size in bytes.
+    pub fn key_size(&self) -> usize {
+        self.map.key_size()
+    }
+
+    /// Its value size in bytes.
+    pub fn value_size(&self) -> usize {
+        self.map.value_size()
+    }
+
     /// Its descriptor.
     pub fn fd(&self) -> &OwnedFd {
-        &self.fd
+        self.map.fd()
     }
 
     /// All (key, value) byte pairs.
-    fn elements(&self) -> std::result::Result<Vec<Element>, Errno> {
+    fn elements(&self) -> std::result::Result<Vec<Element>, SysError> {
         let mut out = Vec::new();
         let mut key: Option<Vec<u8>> = None;
         loop {
-            let mut next = vec![0u8; self.key_size as usize];
-            if !sys::next_key(&self.fd, key.as_deref(), &mut next)? {
+            let mut next = vec![0u8; self.map.key_size()];
+            if !self.map.next_key(key.as_deref(), &mut next)? {
                 return Ok(out);
             }
-            let mut value = vec![0u8; self.value_size as usize];
+            let mut value = vec![0u8; self.map.value_size()];
             // A key deleted between the two calls is simply skipped.
-            if sys::lookup(&self.fd, &next, &mut value)? {
+            if self.map.lookup(&next, &mut value)? {
                 out.push((next.clone(), value));
             }
             key = Some(next);
@@ -196,17 +205,24 @@ impl EgressMaps {
         read_only: bool,
     ) -> Result<Self> {
         ensure_bpffs(dir, create)?;
-        let v4_value = layout.ipv4_value_size() as u32;
         let v4 = PinnedMap::open_or_create(
             dir,
             layout.ipv4_map_name(),
-            12,
-            v4_value,
+            MapKeyV4::SIZE,
+            layout.ipv4_value_size(),
             max,
             create,
             read_only,
         )?;
-        let v6 = PinnedMap::open_or_create(dir, MAP_V6, 36, 40, max, create, read_only)?;
+        let v6 = PinnedMap::open_or_create(
+            dir,
+            MAP_V6,
+            MapKeyV6::SIZE,
+            MapValueV6::SIZE,
+            max,
+            create,
+            read_only,
+        )?;
         Ok(Self {
             layout,
             v4,
@@ -241,36 +257,86 @@ impl EgressMaps {
         self.v4.max_entries.min(self.v6.max_entries)
     }
 
-    fn map_of(&self, op: &PlanOp) -> &PinnedMap {
-        if op.entry.source.is_ipv4() {
-            &self.v4
-        } else {
-            &self.v6
+    /// The map of `op` (operation `index` of `total`), checked: it must be one of these
+    /// maps, and the operation must have its key size and, for an upsert, its value size.
+    fn map_for(&self, op: &PlanOp, index: usize, total: usize) -> Result<&PinnedMap> {
+        let Some(map) = [&self.v4, &self.v6].into_iter().find(|m| m.name == op.map) else {
+            return Err(Error::PlanWrongMap {
+                index,
+                total,
+                found: op.map,
+                ipv4: self.v4.name,
+                ipv6: self.v6.name,
+                layout: self.layout,
+            });
+        };
+        let size = |field, expected: usize, found: usize| {
+            if expected == found {
+                Ok(())
+            } else {
+                Err(Error::PlanWrongSize {
+                    index,
+                    total,
+                    map: map.name,
+                    field,
+                    expected,
+                    found,
+                })
+            }
+        };
+        size("key", map.key_size(), op.key().len())?;
+        if op.action == Action::Upsert {
+            size("value", map.value_size(), op.value().len())?;
         }
+        Ok(map)
+    }
+
+    /// Checks that every operation of `plan` is for one of these maps and has that map's key
+    /// size and, for an upsert, value size: a plan made for other maps or the other layout
+    /// is refused as a whole ([`Error::PlanWrongMap`], [`Error::PlanWrongSize`]).
+    pub fn check_plan(&self, plan: &Plan) -> Result<()> {
+        let total = plan.ops.len();
+        for (index, op) in plan.ops.iter().enumerate() {
+            self.map_for(op, index, total)?;
+        }
+        Ok(())
     }
 
     /// Writes a plan in order — every upsert before any delete — batching runs of one map
-    /// and action where the kernel allows. Returns the operations written; on a failure, the
-    /// error says which operation failed and how many were written before it.
-    pub fn apply(&self, plan: &Plan) -> std::result::Result<usize, ApplyError> {
+    /// and action where the kernel allows. Returns the operations written.
+    ///
+    /// A plan that is not for these maps ([`check_plan`](Self::check_plan)) is refused with
+    /// [`Error::PlanWrongMap`] or [`Error::PlanWrongSize`] before anything is written. On a
+    /// failure while writing, [`Error::Apply`] says which operation failed and how many
+    /// were written before it.
+    pub fn apply(&self, plan: &Plan) -> Result<usize> {
+        self.check_plan(plan)?;
         let ops = &plan.ops;
         let mut at = 0;
         while at < ops.len() {
-            let (action, map) = (ops[at].action, ops[at].map);
+            let (action, name) = (ops[at].action, ops[at].map);
             let run = ops[at..]
                 .iter()
-                .take_while(|o| o.action == action && o.map == map)
+                .take_while(|o| o.action == action && o.map == name)
                 .count();
-            let done = self.apply_run(&ops[at..at + run]);
-            if let Err((written, errno)) = done {
+            // Checked by check_plan already: cannot fail here.
+            let map = self.map_for(&ops[at], at, ops.len())?;
+            if let Err((written, error)) = self.apply_run(map, &ops[at..at + run]) {
                 let index = at + written;
-                return Err(ApplyError {
+                let errno = match error {
+                    SysError::Kernel(errno) => errno,
+                    // Unreachable after check_plan, which compared every key and value with
+                    // these very maps' sizes; reported like the kernel's refusal of a wrong
+                    // size so that `applied` stays exact.
+                    SysError::Size(_) => Errno(libc::EINVAL),
+                };
+                return Err(Error::Apply(ApplyError {
                     applied: index,
                     index,
                     total: ops.len(),
                     failed: Box::new(ops[index].clone()),
                     errno,
-                });
+                }));
             }
             at += run;
         }
@@ -279,22 +345,30 @@ impl EgressMaps {
 
     /// One run of one action on one map: a batch syscall, then one by one from the first
     /// element the batch did not write (which also names a failing element exactly).
-    fn apply_run(&self, run: &[PlanOp]) -> std::result::Result<(), (usize, Errno)> {
-        let map = self.map_of(&run[0]);
-        let upsert = run[0].action == Action::Upsert;
+    fn apply_run(
+        &self,
+        map: &PinnedMap,
+        run: &[PlanOp],
+    ) -> std::result::Result<(), (usize, SysError)> {
+        let upsert = run.first().is_some_and(|op| op.action == Action::Upsert);
         let mut start = 0usize;
-        if self.batch.get() && run.len() > 1 {
+        let count = u32::try_from(run.len()).ok().filter(|&n| n > 1);
+        if let Some(count) = count.filter(|_| self.batch.get()) {
             let keys: Vec<u8> = run.iter().flat_map(|o| o.key().iter().copied()).collect();
             let result = if upsert {
                 let values: Vec<u8> = run.iter().flat_map(|o| o.value().iter().copied()).collect();
-                sys::update_batch(&map.fd, &keys, &values, run.len() as u32)
+                map.map.update_batch(&keys, &values, count)
             } else {
-                sys::delete_batch(&map.fd, &keys, run.len() as u32)
+                map.map.delete_batch(&keys, count)
             };
             match result {
                 Ok(()) => return Ok(()),
-                Err((written, errno)) => {
-                    if written == 0 && matches!(errno.0, libc::EINVAL | libc::EOPNOTSUPP | 524) {
+                Err((written, error)) => {
+                    let unsupported = matches!(
+                        error,
+                        SysError::Kernel(Errno(libc::EINVAL | libc::EOPNOTSUPP | 524))
+                    );
+                    if written == 0 && unsupported {
                         self.batch.set(false);
                     }
                     start = written as usize;
@@ -303,15 +377,15 @@ impl EgressMaps {
         }
         for (i, op) in run.iter().enumerate().skip(start) {
             let result = if upsert {
-                sys::update(&map.fd, op.key(), op.value())
+                map.map.update(op.key(), op.value())
             } else {
-                sys::delete(&map.fd, op.key())
+                map.map.delete(op.key())
             };
             match result {
                 Ok(()) => {}
                 // Deleting a key that is already gone leaves the map as the plan wants it.
-                Err(Errno(libc::ENOENT)) if !upsert => {}
-                Err(errno) => return Err((i, errno)),
+                Err(SysError::Kernel(Errno(libc::ENOENT))) if !upsert => {}
+                Err(error) => return Err((i, error)),
             }
         }
         Ok(())
@@ -319,18 +393,28 @@ impl EgressMaps {
 
     /// Takes the engine's plan, writes it and acknowledges what was written — all of it, or
     /// on a failure the operations before the failed one, so that the rest comes back in the
-    /// next plan. A plan that would overflow a map is refused before anything is written.
+    /// next plan. Refused before anything is written, and nothing acknowledged: an engine
+    /// configured for another layout than these maps' ([`Error::LayoutMismatch`]), a plan
+    /// that would overflow a map, or one that is not for these maps.
     pub fn program(&self, engine: &mut Engine) -> Result<Plan> {
+        let configured = engine.config().layout;
+        if configured != self.layout {
+            return Err(Error::LayoutMismatch {
+                engine: configured,
+                maps: self.layout,
+            });
+        }
         let plan = engine.take_plan()?;
         match self.apply(&plan) {
             Ok(applied) => {
                 engine.ack(&plan, applied);
                 Ok(plan)
             }
-            Err(e) => {
+            Err(Error::Apply(e)) => {
                 engine.ack(&plan, e.applied);
-                Err(e.into())
+                Err(Error::Apply(e))
             }
+            Err(e) => Err(e),
         }
     }
 
@@ -338,10 +422,13 @@ impl EgressMaps {
     pub fn dump(&self) -> Result<MapEntries> {
         let mut entries = Vec::new();
         for map in [&self.v4, &self.v6] {
-            let elements = map.elements().map_err(|errno| Error::Syscall {
-                op: "read map",
-                target: map.path.display().to_string(),
-                errno,
+            let elements = map.elements().map_err(|error| match error {
+                SysError::Kernel(errno) => Error::Syscall {
+                    op: "read map",
+                    target: map.path.display().to_string(),
+                    errno,
+                },
+                SysError::Size(e) => Error::BufferSize(e),
             })?;
             for (k, v) in elements {
                 entries.push(self.decode(map, &k, &v)?);

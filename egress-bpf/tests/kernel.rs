@@ -12,11 +12,11 @@ use egress_bpf::datapath::Datapath;
 use egress_bpf::{EgressMaps, Error};
 use egress_core::cluster::{Endpoint, Node};
 use egress_core::device::{Device, DeviceAddress, Families};
-use egress_core::engine::{Action, Engine, EngineConfig};
+use egress_core::engine::{Action, Engine, EngineConfig, Plan};
 use egress_core::entries::MapEntries;
 use egress_core::labels::Labels;
 use egress_core::lookup::Verdict;
-use egress_core::maps::Layout;
+use egress_core::maps::{Layout, MAP_V6, MapKeyV4, MapKeyV6, MapValueV4, MapValueV6};
 use egress_core::netip::parse_prefix;
 use egress_core::policy::{GatewaySpec, LabelSelector, Policy, SelectorItem};
 use egress_core::snapshot::Snapshot;
@@ -52,13 +52,13 @@ fn bytes(maps: &MapEntries) -> BTreeMap<Vec<u8>, Vec<u8>> {
             .concat();
             let mut raw = Vec::new();
             if let Some((k, v)) = e.to_map_v4() {
-                let (mut kb, mut vb) = ([0u8; 12], [0u8; 28]);
+                let (mut kb, mut vb) = ([0u8; MapKeyV4::SIZE], [0u8; MapValueV4::SIZE]);
                 k.encode(&mut kb);
                 v.encode(&mut vb);
                 raw.extend(kb);
                 raw.extend(vb);
             } else if let Some((k, v)) = e.to_map_v6() {
-                let (mut kb, mut vb) = ([0u8; 36], [0u8; 40]);
+                let (mut kb, mut vb) = ([0u8; MapKeyV6::SIZE], [0u8; MapValueV6::SIZE]);
                 k.encode(&mut kb);
                 v.encode(&mut vb);
                 raw.extend(kb);
@@ -116,10 +116,11 @@ fn create_open_and_mismatch() {
     match EgressMaps::open(&odd, Layout::V4V2, false) {
         Err(Error::Mismatch {
             field: "value size",
-            expected: 28,
-            found: 8,
+            expected,
+            found,
             ..
-        }) => {}
+        }) if expected == Layout::V4V2.ipv4_value_size() as u64
+            && found == Layout::V4Legacy.ipv4_value_size() as u64 => {}
         other => panic!("{other:?}"),
     }
     // Not a bpffs.
@@ -580,4 +581,217 @@ fn a_restart_with_a_changed_state_writes_only_the_difference() {
     let plan = maps.program(&mut second).unwrap();
     assert!(!plan.is_empty());
     assert_eq!(bytes(&maps.dump().unwrap()), bytes(&second.entries()));
+}
+
+/// An engine for `layout` whose `endpoints` (one IPv4 and one IPv6 address each) all go
+/// through the local node.
+fn layout_engine(layout: Layout, endpoints: u8) -> Engine {
+    let mut e = Engine::new(EngineConfig {
+        layout,
+        ..EngineConfig::new("local")
+    });
+    e.upsert_node(node(
+        "local",
+        &[("kubernetes.io/hostname", "local")],
+        "192.168.0.1",
+    ));
+    e.upsert_policy(policy(
+        "p",
+        "a",
+        hostname("local"),
+        &["0.0.0.0/0", "::/0"],
+        &[],
+    ));
+    for i in 0..endpoints {
+        e.upsert_endpoint(Endpoint {
+            uid: format!("ep-{i}"),
+            labels: [("app".to_owned(), "a".to_owned())].into(),
+            ips: vec![
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, i + 1)),
+                IpAddr::V6(Ipv6Addr::new(0xfd01, 0, 0, 0, 0, 0, 0, u16::from(i) + 1)),
+            ],
+            ..Endpoint::default()
+        });
+    }
+    e
+}
+
+/// Maps of `layout` in `dir` holding two endpoints' entries (so that "unchanged" means
+/// something), and their dump.
+fn programmed_maps(dir: &Path, layout: Layout) -> (EgressMaps, MapEntries) {
+    let maps = EgressMaps::open_or_create(dir, layout, None).unwrap();
+    program(&mut layout_engine(layout, 2), &maps);
+    let before = maps.dump().unwrap();
+    assert_eq!((before.ipv4.len(), before.ipv6.len()), (2, 2));
+    (maps, before)
+}
+
+/// `plan` with its IPv6 operations first: these are valid for either layout's maps, so a
+/// refusal that came only at the first IPv4 operation would have written them.
+fn ipv6_first(mut plan: Plan) -> (Plan, usize) {
+    plan.ops.sort_by_key(|op| op.entry.source.is_ipv4());
+    let v6 = plan.ops.iter().filter(|op| op.map == MAP_V6).count();
+    assert!(v6 > 0 && v6 < plan.ops.len());
+    (plan, v6)
+}
+
+#[test]
+fn a_plan_for_the_other_layout_is_refused_and_nothing_is_written() {
+    let Some(fs) = bpffs_or_skip("a_plan_for_the_other_layout_is_refused_and_nothing_is_written")
+    else {
+        return;
+    };
+    for (maps_layout, plan_layout) in [
+        (Layout::V4V2, Layout::V4Legacy),
+        (Layout::V4Legacy, Layout::V4V2),
+    ] {
+        let (maps, before) =
+            programmed_maps(&fs.path().join(format!("{maps_layout:?}")), maps_layout);
+        // Four endpoints' upserts of the other layout: two new, two already there.
+        let plan = layout_engine(plan_layout, 4).take_plan().unwrap();
+        let (plan, first_v4) = ipv6_first(plan);
+        let total = plan.len();
+        for batching in [true, false] {
+            maps.set_batching(batching);
+            // Its IPv4 operations name the other IPv4 map.
+            match maps.apply(&plan) {
+                Err(Error::PlanWrongMap {
+                    index,
+                    total: t,
+                    found,
+                    ipv4,
+                    ipv6,
+                    layout,
+                }) => {
+                    assert_eq!((index, t), (first_v4, total));
+                    assert_eq!(found, plan_layout.ipv4_map_name());
+                    assert_eq!((ipv4, ipv6), (maps_layout.ipv4_map_name(), MAP_V6));
+                    assert_eq!(layout, maps_layout);
+                }
+                other => panic!("{maps_layout:?} maps, {plan_layout:?} plan: {other:?}"),
+            }
+            assert_eq!(maps.dump().unwrap(), before, "nothing written");
+            // The same operations addressed to these maps' IPv4 map: the value size differs
+            // (a batch would have read past the values, or misread them).
+            let mut renamed = plan.clone();
+            for op in &mut renamed.ops {
+                if op.map == plan_layout.ipv4_map_name() {
+                    op.map = maps_layout.ipv4_map_name();
+                }
+            }
+            let err = maps.apply(&renamed).unwrap_err();
+            match &err {
+                Error::PlanWrongSize {
+                    index,
+                    total: t,
+                    map,
+                    field: "value",
+                    expected,
+                    found,
+                } => {
+                    assert_eq!((*index, *t), (first_v4, total));
+                    assert_eq!(*map, maps_layout.ipv4_map_name());
+                    assert_eq!(*expected, maps_layout.ipv4_value_size());
+                    assert_eq!(*found, plan_layout.ipv4_value_size());
+                }
+                other => panic!("{maps_layout:?} maps, {plan_layout:?} plan: {other:?}"),
+            }
+            assert!(err.to_string().contains("nothing was written"), "{err}");
+            assert_eq!(maps.dump().unwrap(), before, "nothing written");
+        }
+        // The other layout's engine, acknowledged on these maps, deletes with the same keys:
+        // still refused for naming the other IPv4 map.
+        let mut other = layout_engine(plan_layout, 0);
+        other.adopt(before.iter().copied());
+        let deletes = other.take_plan().unwrap();
+        assert!(deletes.upserts().is_empty() && deletes.deletes().len() == 4);
+        assert!(matches!(
+            maps.apply(&deletes),
+            Err(Error::PlanWrongMap { found, .. }) if found == plan_layout.ipv4_map_name()
+        ));
+        assert_eq!(maps.dump().unwrap(), before, "nothing deleted");
+    }
+}
+
+#[test]
+fn an_operation_for_another_map_is_refused_and_nothing_is_written() {
+    let Some(fs) = bpffs_or_skip("an_operation_for_another_map_is_refused_and_nothing_is_written")
+    else {
+        return;
+    };
+    let (maps, before) = programmed_maps(&fs.path().join("maps"), Layout::V4V2);
+    let (plan, first_v4) = ipv6_first(layout_engine(Layout::V4V2, 4).take_plan().unwrap());
+    // A map these maps do not include.
+    let mut unknown = plan.clone();
+    unknown.ops[first_v4 + 1].map = "cilium_egress_gw_policy_v5";
+    let err = maps.apply(&unknown).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::PlanWrongMap { index, found: "cilium_egress_gw_policy_v5", .. }
+                if index == first_v4 + 1
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("is for map cilium_egress_gw_policy_v5, not one of these maps"),
+        "{err}"
+    );
+    assert_eq!(maps.dump().unwrap(), before, "nothing written");
+    // An IPv4 operation addressed to the IPv6 map: its key is too short for it.
+    let mut crossed = plan.clone();
+    crossed.ops[first_v4].map = MAP_V6;
+    match maps.apply(&crossed) {
+        Err(Error::PlanWrongSize {
+            index,
+            map: MAP_V6,
+            field: "key",
+            expected: MapKeyV6::SIZE,
+            found: MapKeyV4::SIZE,
+            ..
+        }) if index == first_v4 => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(maps.dump().unwrap(), before, "nothing written");
+    // check_plan says the same without writing; the untouched plan passes and applies.
+    assert!(matches!(
+        maps.check_plan(&crossed),
+        Err(Error::PlanWrongSize { .. })
+    ));
+    maps.check_plan(&plan).unwrap();
+    assert_eq!(maps.apply(&plan).unwrap(), plan.len());
+    assert_eq!(maps.dump().unwrap().len(), 8);
+}
+
+#[test]
+fn program_refuses_an_engine_of_the_other_layout() {
+    let Some(fs) = bpffs_or_skip("program_refuses_an_engine_of_the_other_layout") else {
+        return;
+    };
+    for (maps_layout, engine_layout) in [
+        (Layout::V4V2, Layout::V4Legacy),
+        (Layout::V4Legacy, Layout::V4V2),
+    ] {
+        let (maps, before) =
+            programmed_maps(&fs.path().join(format!("{maps_layout:?}")), maps_layout);
+        let mut engine = layout_engine(engine_layout, 4);
+        let pending = engine.take_plan().unwrap();
+        let err = maps.program(&mut engine).unwrap_err();
+        match &err {
+            Error::LayoutMismatch { engine, maps } => {
+                assert_eq!((*engine, *maps), (engine_layout, maps_layout));
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = err.to_string();
+        assert!(
+            text.contains(engine_layout.ipv4_map_name())
+                && text.contains(maps_layout.ipv4_map_name()),
+            "{text}"
+        );
+        assert_eq!(maps.dump().unwrap(), before, "nothing written");
+        // Nothing acknowledged: the engine's plan is still the whole of it.
+        assert_eq!(engine.take_plan().unwrap(), pending);
+    }
 }
