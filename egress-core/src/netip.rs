@@ -531,7 +531,27 @@ mod tests {
         assert!(parse_is_ip("fe80::1%eth0").is_none(), "zone refused");
         assert!(parse_is_ip("1.2.3.04").is_none());
         assert!(parse_is_ip("").is_none());
-        assert!(parse_is_ip("0000:0000:0000:0000:0000:0000:0000:00001").is_none());
+    }
+
+    #[test]
+    fn is_ip_refuses_more_than_39_characters() {
+        // 40 characters of valid IPv6 text (zero-padded groups, embedded IPv4): Go's
+        // ParseAddr accepts it, without a zone and not IPv4-mapped, so only the length rule
+        // can refuse it.
+        let long = "2001:0db8:0000:0000:0000:0000:1.20.30.40";
+        assert_eq!(long.len(), 40);
+        let parsed = parse_addr(long).unwrap();
+        assert_eq!(parsed.zone, None);
+        let want: IpAddr = "2001:db8::114:1e28".parse().unwrap();
+        assert_eq!(parsed.addr, want);
+        assert!(matches!(parsed.addr, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none()));
+        // The same address in shorter spellings passes every rule, up to 39 characters.
+        assert_eq!(parse_is_ip("2001:db8::1.20.30.40"), Some(want));
+        assert_eq!(parse_is_ip("2001:db8::114:1e28"), Some(want));
+        let at_limit = "2001:0db8:0000:0000:0000:0000:0114:1e28";
+        assert_eq!(at_limit.len(), 39);
+        assert_eq!(parse_is_ip(at_limit), Some(want));
+        assert_eq!(parse_is_ip(long), None, "40 characters are one too many");
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! The hot path never allocates: a counting global allocator, counting only on the thread
 //! that runs the measured code (the test harness's other threads do not disturb it).
+//! Measured: `LookupTable` lookups and key/value encoding; `Engine::lookup` and
+//! `Engine::lookup_many` on hits of every verdict kind in both families; one endpoint's
+//! gateway choice (`PolicyGateways::choose`/`choose_index`) in both selection modes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -7,10 +10,16 @@ use std::cell::Cell;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use cluster_fixture::{endpoint, name};
+use egress_core::engine::Engine;
 use egress_core::entries::{Entry, MapEntries};
-use egress_core::lookup::{LookupTable, Verdict};
+use egress_core::gateway::{LocalNode, PolicyGateways, Selection};
+use egress_core::lookup::{DropReason, LookupTable, Verdict};
 use egress_core::maps::{MapKeyV4, MapKeyV6, MapValueV4, MapValueV6};
 use egress_core::netip::Cidr;
+use egress_core::selector::Selector;
+
+mod cluster_fixture;
 
 struct CountingAllocator;
 
@@ -147,68 +156,208 @@ fn lookups_and_encoding_allocate_nothing() {
         }
     });
     assert_eq!(allocations, 0, "the hot path allocated");
-    let engine = engine_for_lookups();
-    let sample: Vec<(IpAddr, IpAddr)> = queries.iter().copied().step_by(7).collect();
-    let mut hits = 0usize;
-    let allocations = allocations_during(|| {
-        for &(src, dst) in &sample {
-            if black_box(engine.lookup(src, dst)) != Verdict::NoEntry {
-                hits += 1;
-            }
-        }
-    });
-    assert_eq!(allocations, 0, "Engine::lookup allocated");
-    assert!(hits > 0);
-    let mut out = vec![Verdict::NoEntry; sample.len()];
-    let allocations = allocations_during(|| engine.lookup_many(&sample, &mut out));
-    assert_eq!(allocations, 0, "Engine::lookup_many allocated");
-    assert!(
-        sample
-            .iter()
-            .zip(&out)
-            .all(|(&(s, d), v)| engine.lookup(s, d) == *v)
-    );
     assert!(
         kinds.iter().all(|&n| n > 0),
         "every kind of verdict was exercised: {kinds:?}"
     );
 }
 
-/// An engine whose policy selects the workload's IPv4 sources 10.0.0.0–10.0.7.207.
-fn engine_for_lookups() -> egress_core::engine::Engine {
-    use egress_core::cluster::{Endpoint, Node};
-    use egress_core::engine::{Engine, EngineConfig};
-    use egress_core::policy::{GatewaySpec, LabelSelector, Policy, SelectorItem};
-    let mut engine = Engine::new(EngineConfig::new("gw"));
-    let labels = [("egress", "true")].into_iter().collect();
-    engine.upsert_node(Node::new("gw", labels, Some(Ipv4Addr::new(192, 168, 1, 1))));
-    let mut policy = Policy {
-        name: "p".into(),
-        creation_timestamp: None,
-        selectors: vec![SelectorItem {
-            pod_selector: Some(LabelSelector::default()),
-            ..SelectorItem::default()
-        }],
-        destination_cidrs: vec![egress_core::netip::parse_prefix("0.0.0.0/0").unwrap()],
-        excluded_cidrs: vec![egress_core::netip::parse_prefix("10.0.0.0/8").unwrap()],
-        egress_gateway: GatewaySpec::default(),
-        egress_gateways: vec![],
-    };
-    policy
-        .egress_gateway
-        .node_selector
-        .match_labels
-        .push(("egress".into(), "true".into()));
-    engine.upsert_policy(policy);
-    for i in 0..2000u32 {
-        let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
-        engine.upsert_endpoint(Endpoint {
-            uid: format!("ep-{i}"),
-            ips: vec![ip],
-            ..Endpoint::default()
-        });
+/// Verdict kinds, numbered as the C ABI's `egress_verdict.kind` (0–5), masquerade split by
+/// whether it names an interface (5: route lookup, 6: redirect to an ifindex).
+const KINDS: usize = 7;
+const NO_ENTRY: usize = 0;
+const DROP_NO_GATEWAY: usize = 1;
+const DROP_NO_EGRESS_IP: usize = 2;
+const EXCLUDED: usize = 3;
+const FORWARD: usize = 4;
+const MASQUERADE_WITH_IFINDEX: usize = 6;
+
+fn kind(v: Verdict) -> usize {
+    match v {
+        Verdict::NoEntry => NO_ENTRY,
+        Verdict::Drop(DropReason::NoGateway) => DROP_NO_GATEWAY,
+        Verdict::Drop(DropReason::NoEgressIp) => DROP_NO_EGRESS_IP,
+        Verdict::Excluded => EXCLUDED,
+        Verdict::Forward { .. } => FORWARD,
+        Verdict::Masquerade { ifindex: 0, .. } => 5,
+        Verdict::Masquerade { .. } => MASQUERADE_WITH_IFINDEX,
     }
-    engine
+}
+
+/// Queries hitting every entry of `engine` (its source, its destination address), plus
+/// misses: unknown sources of both families and mixed families.
+fn queries_of(engine: &Engine) -> Vec<(IpAddr, IpAddr)> {
+    let mut queries: Vec<(IpAddr, IpAddr)> = engine
+        .entries()
+        .iter()
+        .map(|e| (e.source, e.destination.addr))
+        .collect();
+    let miss4: IpAddr = "10.9.9.9".parse().unwrap();
+    let miss6: IpAddr = "fd09::9".parse().unwrap();
+    let (dst4, dst6): (IpAddr, IpAddr) =
+        ("1.1.1.1".parse().unwrap(), "2001:db8::9".parse().unwrap());
+    let known4 = endpoint(0).ips[0];
+    let known6 = endpoint(0).ips[1];
+    queries.extend([(miss4, dst4), (miss6, dst6), (known4, dst6), (known6, dst4)]);
+    queries
+}
+
+/// `Engine::lookup` and `Engine::lookup_many` allocate nothing on hits of every verdict kind,
+/// IPv4 and IPv6: a gateway node with devices (masquerade, with egress IP and ifindex),
+/// endpoints whose gateway is another node (forward), excluded CIDRs, a policy without
+/// gateway and failed egress-IP derivations (drops).
+#[test]
+fn engine_lookups_of_every_verdict_allocate_nothing() {
+    // node-00 is, in Cilium mode, the gateway of `web` (eth1, ifindex 3) and `batch` (default
+    // route, ifindex 2), and one of `db`'s; node-03 is, in consistent mode, a candidate of
+    // `batch` (masquerade) and of `web` and `db`, whose derivations fail there (no eth1, an
+    // egressIP on none of its devices).
+    let cases = [
+        (
+            0,
+            Selection::Cilium,
+            &[
+                NO_ENTRY,
+                DROP_NO_GATEWAY,
+                EXCLUDED,
+                FORWARD,
+                MASQUERADE_WITH_IFINDEX,
+            ][..],
+        ),
+        (
+            3,
+            Selection::Consistent,
+            &[
+                NO_ENTRY,
+                DROP_NO_GATEWAY,
+                DROP_NO_EGRESS_IP,
+                EXCLUDED,
+                FORWARD,
+                MASQUERADE_WITH_IFINDEX,
+            ][..],
+        ),
+    ];
+    for (node, selection, required) in cases {
+        let engine = cluster_fixture::engine(node, selection);
+        let queries = queries_of(&engine);
+        let mut verdicts = vec![Verdict::NoEntry; queries.len()];
+        let mut tally = [[0usize; KINDS]; 2];
+        let allocations = allocations_during(|| {
+            for (&(src, dst), out) in queries.iter().zip(verdicts.iter_mut()) {
+                let v = black_box(engine.lookup(black_box(src), black_box(dst)));
+                tally[usize::from(src.is_ipv6())][kind(v)] += 1;
+                *out = v;
+            }
+        });
+        assert_eq!(
+            allocations,
+            0,
+            "{} {selection:?}: Engine::lookup allocated",
+            name(node)
+        );
+        let mut many = vec![Verdict::NoEntry; queries.len()];
+        let allocations = allocations_during(|| engine.lookup_many(black_box(&queries), &mut many));
+        assert_eq!(
+            allocations,
+            0,
+            "{} {selection:?}: Engine::lookup_many allocated",
+            name(node)
+        );
+        // The verdicts are right (a lookup table built from the entries agrees) ...
+        let table = LookupTable::new(&engine.entries(), engine.local_ipv4());
+        for (i, &(src, dst)) in queries.iter().enumerate() {
+            let want = table.lookup(src, dst);
+            assert_eq!(verdicts[i], want, "lookup {src} -> {dst}");
+            assert_eq!(many[i], want, "lookup_many {src} -> {dst}");
+        }
+        // ... and each required kind was produced by the counted queries, in both families.
+        for (family, counts) in ["IPv4", "IPv6"].iter().zip(&tally) {
+            for &k in required {
+                assert!(
+                    counts[k] > 0,
+                    "{} {selection:?}: no {family} verdict of kind {k}: {counts:?}",
+                    name(node)
+                );
+            }
+        }
+    }
+}
+
+/// One endpoint's gateway choice (ARCHITECTURE.md, hot path) allocates nothing in either
+/// selection mode, over policies with several gateways or candidates.
+#[test]
+fn one_endpoints_gateway_choice_allocates_nothing() {
+    let nodes = cluster_fixture::node_map();
+    let local_devices = cluster_fixture::devices(0);
+    let local = LocalNode {
+        node: &nodes[&name(0)],
+        devices: &local_devices,
+    };
+    let uids: Vec<String> = cluster_fixture::endpoints()
+        .into_iter()
+        .map(|e| e.uid)
+        .chain((0..760).map(|k| format!("pod-uid-{k}")))
+        .collect();
+    // (mode, policy) -> how many gateways it resolves to; all of them are chosen by some uid.
+    let spread = [
+        (Selection::Cilium, "db", 5),
+        (Selection::Consistent, "web", 6),
+        (Selection::Consistent, "db", 3),
+        (Selection::Consistent, "batch", 6),
+    ];
+    for selection in [Selection::Cilium, Selection::Consistent] {
+        let engine = cluster_fixture::engine(0, selection);
+        for policy in cluster_fixture::policies() {
+            let selectors: Vec<Selector> = policy
+                .gateways_in_use()
+                .iter()
+                .map(|g| Selector::new(&g.node_selector))
+                .collect();
+            let gateways =
+                PolicyGateways::resolve(&policy, &selectors, &nodes, Some(local), selection);
+            let mut chosen = vec![(None, Ipv4Addr::UNSPECIFIED); uids.len()];
+            let allocations = allocations_during(|| {
+                for (uid, out) in uids.iter().zip(chosen.iter_mut()) {
+                    let index = black_box(gateways.choose_index(black_box(uid)));
+                    let gateway = black_box(gateways.choose(black_box(uid)));
+                    *out = (index, gateway.gateway_ip);
+                }
+            });
+            assert_eq!(
+                allocations, 0,
+                "{selection:?} {}: choosing a gateway allocated",
+                policy.name
+            );
+            // `choose` is the gateway `choose_index` names, and the engine agrees.
+            let mut used = vec![0usize; gateways.gateways.len()];
+            for (uid, &(index, gateway_ip)) in uids.iter().zip(&chosen) {
+                let want = index.map_or(Ipv4Addr::UNSPECIFIED, |i| gateways.gateways[i].gateway_ip);
+                assert_eq!(gateway_ip, want, "{selection:?} {} {uid}", policy.name);
+                if let Some(i) = index {
+                    used[i] += 1;
+                }
+                if let Some(g) = engine.gateway_of(&policy.name, uid) {
+                    assert_eq!(
+                        g,
+                        gateways.choose(uid),
+                        "{selection:?} {} {uid}",
+                        policy.name
+                    );
+                }
+            }
+            if let Some(&(_, _, n)) = spread
+                .iter()
+                .find(|(s, p, _)| *s == selection && *p == policy.name)
+            {
+                assert_eq!(gateways.gateways.len(), n, "{selection:?} {}", policy.name);
+                assert!(
+                    used.iter().all(|&u| u > 0),
+                    "{selection:?} {}: every gateway is chosen by some uid: {used:?}",
+                    policy.name
+                );
+            }
+        }
+    }
 }
 
 #[test]
