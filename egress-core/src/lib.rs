@@ -7,13 +7,19 @@
 //! Data flows one way. Input text is parsed into [`document::Node`] trees; policies are
 //! validated into [`policy::Policy`] values (every error named by its field path), snapshots
 //! into [`snapshot::Snapshot`]. Label [`selector`]s are compiled once; [`gateway`] resolution
-//! and [`egress_ip`] derivation follow Cilium's rules; [`entries::compute`] produces the
-//! entries with deterministic conflict resolution; [`maps`] encodes them in the kernel's
-//! exact layouts; [`lookup::LookupTable`] answers lookups without allocating; [`render`]
-//! prints them as `cilium-dbg` does or as JSON. No I/O, no clocks, no `unsafe`.
+//! and [`egress_ip`] derivation follow Cilium's rules; the [`engine::Engine`] — the main
+//! product — keeps the node's desired maps up to date event by event, hands out two-phase
+//! plans ([`engine::Plan`]: upserts then deletes, each with the kernel's exact bytes from
+//! [`maps`]) that the caller acknowledges, and answers lookups without allocating.
+//! [`entries::compute`] is the batch path (all policies × all endpoints), the equality
+//! reference for the engine; [`render`] prints entries as `cilium-dbg` does or as JSON.
+//! No I/O, no clocks, no `unsafe`.
 //!
 //! ```
-//! use egress_core::{entries, lookup::{LookupTable, Verdict}, snapshot::Snapshot};
+//! use egress_core::cluster::Endpoint;
+//! use egress_core::engine::{Action, Engine, EngineConfig};
+//! use egress_core::lookup::Verdict;
+//! use egress_core::snapshot::Snapshot;
 //!
 //! let snapshot = Snapshot::parse(r#"
 //! localNode: gw
@@ -31,14 +37,37 @@
 //!     excludedCIDRs: [10.0.0.0/8]
 //!     egressGateway: {nodeSelector: {matchLabels: {egress: "true"}}}
 //! "#).unwrap();
-//! let node = snapshot.local_node_name(None).unwrap();
-//! let computed = entries::compute(&snapshot.state(), node, snapshot.devices_for(node), Default::default());
-//! assert_eq!(computed.maps.ipv4.len(), 2);
 //!
-//! let table = LookupTable::new(&computed.maps, Some("192.168.1.1".parse().unwrap()));
-//! let verdict = table.lookup("10.0.0.1".parse().unwrap(), "8.8.8.8".parse().unwrap());
+//! // The gateway node's engine: its first plan writes the endpoint's two entries.
+//! let mut engine = Engine::from_snapshot(&snapshot, EngineConfig::new("gw"));
+//! let plan = engine.take_plan().unwrap();
+//! assert_eq!(plan.upserts().len(), 2);
+//! for op in &plan.ops {
+//!     // Write op.key() / op.value() to the map named op.map (egress-bpf does this).
+//!     assert_eq!((op.map, op.key().len()), ("cilium_egress_gw_policy_v4_v2", 12));
+//! }
+//! engine.ack(&plan, plan.len()); // everything was written
+//! assert!(engine.take_plan().unwrap().is_empty());
+//!
+//! // A CNI ADD: the new pod's entries, and only those, at once.
+//! engine.upsert_endpoint(Endpoint {
+//!     uid: "u2".into(),
+//!     namespace: Some("default".into()),
+//!     labels: [("app".to_owned(), "web".to_owned())].into(),
+//!     ips: vec!["10.0.0.2".parse().unwrap()],
+//!     node: Some("worker".into()),
+//!     ..Endpoint::default()
+//! });
+//! let plan = engine.take_plan().unwrap();
+//! assert!(plan.ops.iter().all(|op| op.action == Action::Upsert
+//!     && op.entry.source == "10.0.0.2".parse::<std::net::IpAddr>().unwrap()));
+//! assert_eq!(plan.len(), 2);
+//! engine.ack(&plan, plan.len());
+//!
+//! // The datapath's question, answered without allocating.
+//! let verdict = engine.lookup("10.0.0.2".parse().unwrap(), "8.8.8.8".parse().unwrap());
 //! assert_eq!(verdict, Verdict::Masquerade { egress_ip: "192.168.1.1".parse().unwrap(), ifindex: 2 });
-//! assert_eq!(table.lookup("10.0.0.1".parse().unwrap(), "10.1.2.3".parse().unwrap()), Verdict::Excluded);
+//! assert_eq!(engine.lookup("10.0.0.2".parse().unwrap(), "10.1.2.3".parse().unwrap()), Verdict::Excluded);
 //! ```
 #![forbid(unsafe_code)]
 
@@ -60,3 +89,8 @@ pub mod render;
 pub mod selector;
 pub mod snapshot;
 pub mod timestamp;
+
+// The README's Rust examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
