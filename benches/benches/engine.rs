@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use egress_benches::{measure, workloads};
+use egress_core::engine::Action;
 use egress_core::gateway::Selection;
 use egress_core::lookup::LookupTable;
 
@@ -51,10 +52,15 @@ fn lookup(c: &mut Criterion) {
     }
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "a refused plan or a wrong one fails the bench instead of timing nothing"
+)]
 fn endpoint_event(c: &mut Criterion) {
     let objects = workloads::cluster(11, 10_000, 100);
+    // 40,000 entries, plus the 4 of the one endpoint each iteration adds and removes again.
     let mut engine = objects.engine(Selection::Cilium, 65_536);
-    let plan = engine.take_plan().unwrap_or_default();
+    let plan = engine.take_plan().expect("W-cluster fits 65,536 entries");
     engine.ack(&plan, plan.len());
     let mut next = 0usize;
     let mut group = c.benchmark_group("w-cluster");
@@ -63,13 +69,35 @@ fn endpoint_event(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let mut ep = workloads::endpoint(20_000 + next, &format!("g{}", next % 100), 50);
-                ep.ips = vec![IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + next as u32))];
+                let source = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + next as u32));
+                ep.ips = vec![source];
+                let uid = ep.uid.clone();
                 next += 1;
                 let start = Instant::now();
                 engine.upsert_endpoint(ep);
-                let plan = engine.take_plan().unwrap_or_default();
+                let plan = engine.take_plan();
                 total += start.elapsed();
+                // A refused plan would time nothing: fail the bench instead.
+                let plan = plan.expect("one endpoint's plan fits the map");
+                assert!(
+                    plan.len() == 4
+                        && plan
+                            .ops
+                            .iter()
+                            .all(|op| op.action == Action::Upsert && op.entry.source == source),
+                    "the plan holds exactly the new endpoint's 4 entries"
+                );
                 engine.ack(&plan, plan.len());
+                // Back to W-cluster's 10,000 endpoints, outside the timing, so that every
+                // iteration times the same event on the same state.
+                assert!(engine.delete_endpoint(&uid), "the endpoint was added");
+                let undo = engine.take_plan().expect("a removal fits the map");
+                assert_eq!(
+                    undo.len(),
+                    4,
+                    "the removal deletes the endpoint's 4 entries"
+                );
+                engine.ack(&undo, undo.len());
             }
             total
         })

@@ -1,8 +1,11 @@
 //! The kernel rows: the LPM trie itself, timed in-kernel with `BPF_PROG_TEST_RUN`, and
-//! plans written into fresh pinned tries. Every function returns why it could not measure
-//! (no BPF here, clang missing, ...) instead of a number; the report prints `null` then.
+//! plans written into fresh pinned tries. Every function tells apart "BPF is unavailable
+//! here" (the report prints `null` and says why) from a failed measurement or check (the
+//! report fails).
 
+use std::fmt;
 use std::net::IpAddr;
+use std::process::Command;
 use std::time::Instant;
 
 use egress_bpf::EgressMaps;
@@ -14,67 +17,148 @@ use egress_core::maps::Layout;
 /// Capacity of the W-lookup tries (PERFORMANCE.md).
 pub const LOOKUP_MAX_ENTRIES: u32 = 65_536;
 
-/// A private bpffs for one measurement.
-pub fn bpffs() -> Result<PrivateBpffs, String> {
-    PrivateBpffs::new()
+/// Queries whose kernel verdict is checked against `Engine::lookup` before timing.
+pub const CHECKED_QUERIES: usize = 2_000;
+
+/// Why a kernel row has no figure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelError {
+    /// BPF is unavailable here: the kernel refuses it (not root, no bpffs) or the program
+    /// cannot be built (no clang). The row is `null`; the reason goes to stderr.
+    Unavailable(String),
+    /// The measurement ran and failed, or a check of it failed (the kernel disagrees with
+    /// the engine, a trie does not hold what was written): the report fails.
+    Failed(String),
+}
+
+impl fmt::Display for KernelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KernelError::Unavailable(why) => write!(f, "BPF unavailable: {why}"),
+            KernelError::Failed(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+fn failed(context: &str) -> impl Fn(egress_bpf::Error) -> KernelError + '_ {
+    move |e| KernelError::Failed(format!("{context}: {e}"))
+}
+
+/// A private bpffs for one measurement; a refused mount means BPF is unavailable.
+pub fn bpffs() -> Result<PrivateBpffs, KernelError> {
+    PrivateBpffs::new().map_err(KernelError::Unavailable)
+}
+
+/// Fresh maps in `dir`; the kernel refusing to create them for lack of privilege means BPF
+/// is unavailable, any other failure is one.
+fn fresh_maps(dir: &std::path::Path) -> Result<EgressMaps, KernelError> {
+    EgressMaps::open_or_create(dir, Layout::V4V2, Some(LOOKUP_MAX_ENTRIES)).map_err(|e| {
+        if e.errno().is_some_and(|errno| errno.is_permission()) {
+            KernelError::Unavailable(format!("create maps: {e}"))
+        } else {
+            KernelError::Failed(format!("create maps: {e}"))
+        }
+    })
+}
+
+/// Whether the BPF program can be built here (clang runs at all).
+fn clang_available() -> Result<(), KernelError> {
+    match Command::new("clang").arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(KernelError::Unavailable(format!(
+            "clang --version exited with {}",
+            out.status
+        ))),
+        Err(e) => Err(KernelError::Unavailable(format!("cannot run clang: {e}"))),
+    }
+}
+
+/// Checks that the maps hold exactly the engine's desired entries.
+fn check_holds_desired(maps: &EgressMaps, engine: &Engine) -> Result<(), KernelError> {
+    let dumped = maps.dump().map_err(failed("dump the trie"))?;
+    if dumped != engine.entries() {
+        return Err(KernelError::Failed(format!(
+            "the trie holds {} IPv4 + {} IPv6 entries that differ from the engine's {} + {}",
+            dumped.ipv4.len(),
+            dumped.ipv6.len(),
+            engine.stats().desired_v4,
+            engine.stats().desired_v6
+        )));
+    }
+    Ok(())
 }
 
 /// Programs `engine` into fresh tries and returns the in-kernel time of one trie lookup
-/// (ns) over `queries`, after checking the kernel's verdicts against `Engine::lookup` on a
-/// sample.
+/// (ns) over `queries`, after checking that the tries hold the engine's entries and that the
+/// kernel's verdicts equal `Engine::lookup`'s on the first [`CHECKED_QUERIES`] queries.
 pub fn trie_lookup_ns(
     engine: &mut Engine,
     queries: &[(IpAddr, IpAddr)],
     repeat: u32,
-) -> Result<f64, String> {
+) -> Result<f64, KernelError> {
     let fs = bpffs()?;
-    let maps = EgressMaps::open_or_create(
-        &fs.path().join("lookup"),
-        Layout::V4V2,
-        Some(LOOKUP_MAX_ENTRIES),
-    )
-    .map_err(|e| e.to_string())?;
+    let maps = fresh_maps(&fs.path().join("lookup"))?;
+    clang_available()?;
     engine.adopt(std::iter::empty());
-    maps.program(engine).map_err(|e| e.to_string())?;
-    let work = fs.path().to_owned();
+    maps.program(engine)
+        .map_err(failed("program the engine's plan"))?;
+    check_holds_desired(&maps, engine)?;
     let build = std::env::temp_dir().join(format!("egress-report-{}", std::process::id()));
-    std::fs::create_dir_all(&build).map_err(|e| e.to_string())?;
-    let datapath = Datapath::load(&maps, engine.local_ipv4(), &build).map_err(|e| e.to_string());
+    std::fs::create_dir_all(&build)
+        .map_err(|e| KernelError::Failed(format!("{}: {e}", build.display())))?;
+    let datapath = Datapath::load(&maps, engine.local_ipv4(), &build);
     let _ = std::fs::remove_dir_all(&build);
-    let datapath = datapath?;
-    for &(s, d) in queries.iter().take(2_000) {
-        let kernel = datapath.verdict(s, d).map_err(|e| e.to_string())?;
-        if kernel != engine.lookup(s, d) {
-            return Err(format!(
-                "the kernel's verdict for {s} -> {d} differs from Engine::lookup's"
-            ));
+    let datapath = datapath.map_err(failed("load the datapath program"))?;
+    for &(s, d) in queries.iter().take(CHECKED_QUERIES) {
+        let kernel = datapath
+            .verdict(s, d)
+            .map_err(failed("run the datapath program"))?;
+        let engine_verdict = engine.lookup(s, d);
+        if kernel != engine_verdict {
+            return Err(KernelError::Failed(format!(
+                "the kernel's verdict for {s} -> {d} is {kernel:?}, Engine::lookup's {engine_verdict:?}"
+            )));
         }
     }
-    drop(work);
-    datapath
+    let ns = datapath
         .lookup_ns(queries, repeat)
-        .map_err(|e| e.to_string())
+        .map_err(failed("time the trie lookups"))?;
+    // `lookup_ns` clamps at zero: a lookup loop no slower than the empty loop measured noise.
+    if ns <= 0.0 || !ns.is_finite() {
+        return Err(KernelError::Failed(format!(
+            "the in-kernel lookup time came out as {ns} ns (lookups no slower than the empty loop)"
+        )));
+    }
+    Ok(ns)
 }
 
 /// Writes all of `engine`'s entries into a fresh trie with batch syscalls, then into another
-/// with one syscall per entry; returns both times in ms.
-pub fn apply_ms(engine: &mut Engine) -> Result<(f64, f64), String> {
+/// with one syscall per entry; returns both times in ms. Each trie must then hold exactly
+/// the engine's entries.
+pub fn apply_ms(engine: &mut Engine) -> Result<(f64, f64), KernelError> {
     let fs = bpffs()?;
     let mut times = [0f64; 2];
     for (i, batching) in [true, false].into_iter().enumerate() {
         let dir = fs.path().join(if batching { "batch" } else { "single" });
-        let maps = EgressMaps::open_or_create(&dir, Layout::V4V2, Some(LOOKUP_MAX_ENTRIES))
-            .map_err(|e| e.to_string())?;
+        let maps = fresh_maps(&dir)?;
         maps.set_batching(batching);
         engine.adopt(std::iter::empty());
-        let plan = engine.take_plan().map_err(|e| e.to_string())?;
+        let plan = engine
+            .take_plan()
+            .map_err(|e| KernelError::Failed(format!("take the plan: {e}")))?;
         let start = Instant::now();
-        let written = maps.apply(&plan).map_err(|e| e.to_string())?;
+        let written = maps
+            .apply(&plan)
+            .map_err(|e| KernelError::Failed(format!("apply the plan: {e}")))?;
         times[i] = start.elapsed().as_secs_f64() * 1e3;
         engine.ack(&plan, written);
-        if maps.dump().map_err(|e| e.to_string())?.len() != plan.len() {
-            return Err("the trie does not hold the plan's entries".to_owned());
+        if written != plan.len() {
+            return Err(KernelError::Failed(format!(
+                "apply wrote {written} of the plan's {} operations",
+                plan.len()
+            )));
         }
+        check_holds_desired(&maps, engine)?;
     }
     Ok((times[0], times[1]))
 }

@@ -1,14 +1,19 @@
 //! Measurements shared by the criterion benches and the report binary.
 
+use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use egress_core::entries::MapEntries;
-use egress_core::gateway::{self, ResolvedGateway};
+use egress_core::cluster::Node;
+use egress_core::engine::{Action, Engine};
+use egress_core::entries::{EXCLUDED_GATEWAY, MapEntries};
+use egress_core::gateway::{self, ResolvedGateway, Selection};
 use egress_core::lookup::{LookupTable, Verdict};
+use egress_core::netip::Cidr;
+use egress_core::policy::Policy;
 
-use crate::workloads::Rng;
+use crate::workloads::{self, Rng};
 
 /// Mean time per query of `lookup` over `queries`, repeated until at least `min_time`.
 pub fn time_per_query(
@@ -131,6 +136,16 @@ pub enum Mode {
     Consistent,
 }
 
+impl Mode {
+    /// The engine's selection mode.
+    pub fn selection(self) -> Selection {
+        match self {
+            Mode::Cilium => Selection::Cilium,
+            Mode::Consistent => Selection::Consistent,
+        }
+    }
+}
+
 fn chosen_node(mode: Mode, uid: &str, set: &[ResolvedGateway]) -> Option<String> {
     let index = match mode {
         Mode::Cilium => Some(gateway::choose(uid, set.len())),
@@ -199,28 +214,16 @@ pub fn churn_add(mode: Mode, n: usize, endpoints: usize, seeds: u64) -> f64 {
 /// Fraction of existing endpoints whose gateway changes when one endpoint is added, measured
 /// through the engine (W-churn objects with `n` gateways): median over seeds.
 pub fn churn_add_endpoint(mode: Mode, n: usize, endpoints: usize, seeds: u64) -> f64 {
-    let selection = match mode {
-        Mode::Cilium => egress_core::gateway::Selection::Cilium,
-        Mode::Consistent => egress_core::gateway::Selection::Consistent,
-    };
     median(
         (0..seeds)
             .map(|seed| {
-                let mut objects = crate::workloads::churn(n, 0);
                 let ids = uids(seed, endpoints + 1);
-                objects.endpoints = ids[..endpoints]
-                    .iter()
-                    .enumerate()
-                    .map(|(i, u)| egress_core::cluster::Endpoint {
-                        uid: u.clone(),
-                        ..crate::workloads::endpoint(i, "all", 50)
-                    })
-                    .collect();
-                let mut engine = objects.engine(selection, u32::MAX);
+                let objects = workloads::with_uids(workloads::churn(n, endpoints), &ids);
+                let mut engine = objects.engine(mode.selection(), u32::MAX);
                 let before = engine.gateway_choices();
                 let newcomer = egress_core::cluster::Endpoint {
                     uid: ids[endpoints].clone(),
-                    ..crate::workloads::endpoint(endpoints, "all", 50)
+                    ..workloads::endpoint(endpoints, "all", 50)
                 };
                 engine.upsert_endpoint(newcomer);
                 let after = engine.gateway_choices();
@@ -260,4 +263,380 @@ pub fn balance(mode: Mode, n: usize, endpoints: usize, seeds: u64) -> f64 {
             })
             .collect(),
     )
+}
+
+/// An operator's edit of W-churn (PERFORMANCE.md, "operator edits"), delivered to the
+/// engine as the event that carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperatorEdit {
+    /// `upsert_policy` with one of the listed gateway entries removed.
+    DeleteEntry,
+    /// `upsert_policy` with the listed gateway entries in reverse order.
+    Reorder,
+    /// `upsert_node` of one gateway node with `weight: 0`.
+    DrainNode,
+    /// `upsert_node` of one gateway node with `ready: false`.
+    UnreadyNode,
+    /// `upsert_node` of a new node carrying the pool label of a one-entry pool policy.
+    PoolNodeJoins,
+}
+
+impl OperatorEdit {
+    /// Every edit, in report order.
+    pub const ALL: [OperatorEdit; 5] = [
+        OperatorEdit::DeleteEntry,
+        OperatorEdit::Reorder,
+        OperatorEdit::DrainNode,
+        OperatorEdit::UnreadyNode,
+        OperatorEdit::PoolNodeJoins,
+    ];
+
+    /// The edit's key in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            OperatorEdit::DeleteEntry => "delete_entry",
+            OperatorEdit::Reorder => "reorder",
+            OperatorEdit::DrainNode => "drain_node",
+            OperatorEdit::UnreadyNode => "unready_node",
+            OperatorEdit::PoolNodeJoins => "pool_node_joins",
+        }
+    }
+
+    /// The fraction of endpoints that must move with `n` gateways: only those of the
+    /// gateway that leaves (1/n), those the joining gateway wins (1/(n+1)), or none.
+    pub fn ideal(self, n: usize) -> f64 {
+        match self {
+            OperatorEdit::Reorder => 0.0,
+            OperatorEdit::PoolNodeJoins => 1.0 / (n + 1) as f64,
+            _ => 1.0 / n as f64,
+        }
+    }
+}
+
+/// An event delivered to the engine.
+enum Event {
+    Policy(Policy),
+    Node(Node),
+    DeleteNode(String),
+}
+
+impl Event {
+    fn deliver(&self, engine: &mut Engine) {
+        match self {
+            Event::Policy(p) => engine.upsert_policy(p.clone()),
+            Event::Node(n) => engine.upsert_node(n.clone()),
+            Event::DeleteNode(name) => {
+                engine.delete_node(name);
+            }
+        }
+    }
+}
+
+/// The edits of one kind as (event, the event that undoes it), at `positions` of the `n`
+/// gateway entries or nodes spread evenly (one edit for a reorder or a node joining).
+fn edit_events(
+    edit: OperatorEdit,
+    objects: &workloads::Objects,
+    n: usize,
+    positions: usize,
+) -> Result<Vec<(Event, Event)>, String> {
+    let policy = objects
+        .policies
+        .first()
+        .ok_or("the W-churn objects have no policy")?;
+    let spread = positions.clamp(1, n.max(1));
+    let at = (0..spread).map(|i| i * n / spread);
+    let restore_policy = || Event::Policy(policy.clone());
+    // The node that entry k picks by its `kubernetes.io/hostname` selector.
+    let gateway_node = |k: usize| -> Result<Node, String> {
+        let host = policy
+            .egress_gateways
+            .get(k)
+            .and_then(|g| {
+                g.node_selector
+                    .match_labels
+                    .iter()
+                    .find(|(key, _)| key == "kubernetes.io/hostname")
+            })
+            .map(|(_, host)| host)
+            .ok_or_else(|| format!("gateway entry {k} picks no node by hostname"))?;
+        objects
+            .nodes
+            .iter()
+            .find(|node| node.labels.get("kubernetes.io/hostname") == Some(host))
+            .cloned()
+            .ok_or_else(|| format!("no node {host}"))
+    };
+    Ok(match edit {
+        OperatorEdit::DeleteEntry => at
+            .map(|k| {
+                if k >= policy.egress_gateways.len() {
+                    return Err(format!("the policy has no gateway entry {k}"));
+                }
+                let mut p = policy.clone();
+                p.egress_gateways.remove(k);
+                Ok((Event::Policy(p), restore_policy()))
+            })
+            .collect::<Result<_, String>>()?,
+        OperatorEdit::Reorder => {
+            let mut p = policy.clone();
+            p.egress_gateways.reverse();
+            vec![(Event::Policy(p), restore_policy())]
+        }
+        OperatorEdit::DrainNode | OperatorEdit::UnreadyNode => at
+            .map(|k| {
+                let node = gateway_node(k)?;
+                let mut edited = node.clone();
+                if edit == OperatorEdit::DrainNode {
+                    edited.weight = 0;
+                } else {
+                    edited.ready = false;
+                }
+                Ok((Event::Node(edited), Event::Node(node)))
+            })
+            .collect::<Result<_, String>>()?,
+        OperatorEdit::PoolNodeJoins => {
+            let joining = workloads::pool_node(objects);
+            let name = joining.name.clone();
+            vec![(Event::Node(joining), Event::DeleteNode(name))]
+        }
+    })
+}
+
+/// Fraction of endpoints whose gateway changes when each operator edit arrives, measured
+/// through the engine on W-churn (`n` gateways, `endpoints` endpoints with random uids), in
+/// the order of [`OperatorEdit::ALL`]: mean over the edited positions, median over `seeds`.
+///
+/// Per seed, one engine holds [`workloads::churn_listed`] (the pool join: one holds
+/// [`workloads::churn_pool`]); its plan is taken and acknowledged, and each endpoint's
+/// entries read from its desired state. Then each edit is delivered as its event, and an
+/// endpoint has moved when the plan rewrites one of its entries with another gateway IP (or
+/// deletes one). The undoing event must then leave an empty plan — the engine is back
+/// where it was for the next edit — else this is an error, as is a refused plan.
+pub fn operator_edits(
+    mode: Mode,
+    n: usize,
+    endpoints: usize,
+    seeds: u64,
+    positions: usize,
+) -> Result<Vec<(OperatorEdit, f64)>, String> {
+    let mut per_seed: Vec<Vec<f64>> = vec![Vec::new(); OperatorEdit::ALL.len()];
+    for seed in 0..seeds {
+        let ids = uids(seed, endpoints);
+        for pool in [false, true] {
+            let objects = workloads::with_uids(
+                if pool {
+                    workloads::churn_pool(n, endpoints)
+                } else {
+                    workloads::churn_listed(n, endpoints)
+                },
+                &ids,
+            );
+            let mut engine = EditedEngine::new(&objects, mode)?;
+            for (slot, &edit) in per_seed.iter_mut().zip(&OperatorEdit::ALL) {
+                if pool != (edit == OperatorEdit::PoolNodeJoins) {
+                    continue;
+                }
+                let mut fractions = Vec::new();
+                for (event, undo) in edit_events(edit, &objects, n, positions)? {
+                    let moved = engine
+                        .moved_by(&event, &undo)
+                        .map_err(|e| format!("{}: {e}", edit.name()))?;
+                    fractions.push(moved);
+                }
+                slot.push(fractions.iter().sum::<f64>() / fractions.len().max(1) as f64);
+            }
+        }
+    }
+    Ok(OperatorEdit::ALL
+        .into_iter()
+        .zip(per_seed)
+        .map(|(edit, xs)| (edit, median(xs)))
+        .collect())
+}
+
+/// An engine with its plan acknowledged, and what its endpoints' entries were.
+struct EditedEngine {
+    engine: Engine,
+    endpoints: usize,
+    /// Endpoint index of each endpoint IP.
+    endpoint_of: HashMap<IpAddr, usize>,
+    /// Gateway IP of each (source, destination) entry.
+    gateway_of: HashMap<(IpAddr, Cidr), Ipv4Addr>,
+}
+
+impl EditedEngine {
+    fn new(objects: &workloads::Objects, mode: Mode) -> Result<Self, String> {
+        let mut engine = objects.engine(mode.selection(), u32::MAX);
+        let plan = engine.take_plan().map_err(|e| e.to_string())?;
+        engine.ack(&plan, plan.len());
+        let endpoint_of: HashMap<IpAddr, usize> = objects
+            .endpoints
+            .iter()
+            .enumerate()
+            .flat_map(|(i, ep)| ep.ips.iter().map(move |&ip| (ip, i)))
+            .collect();
+        let entries = engine.entries();
+        let gateway_of: HashMap<(IpAddr, Cidr), Ipv4Addr> = entries
+            .ipv4
+            .iter()
+            .chain(&entries.ipv6)
+            .map(|e| ((e.source, e.destination), e.gateway_ip))
+            .collect();
+        let with_gateway: HashSet<IpAddr> = gateway_of
+            .iter()
+            .filter(|(_, gw)| !gw.is_unspecified() && **gw != EXCLUDED_GATEWAY)
+            .map(|((source, _), _)| *source)
+            .collect();
+        if with_gateway.len() != endpoint_of.len() {
+            return Err(format!(
+                "{} of the {} endpoint IPs have a gateway before the edits",
+                with_gateway.len(),
+                endpoint_of.len()
+            ));
+        }
+        Ok(Self {
+            engine,
+            endpoints: objects.endpoints.len(),
+            endpoint_of,
+            gateway_of,
+        })
+    }
+
+    /// Delivers `event`, returns the fraction of endpoints its plan moves, then delivers
+    /// `undo` and checks that nothing remains to be written.
+    fn moved_by(&mut self, event: &Event, undo: &Event) -> Result<f64, String> {
+        event.deliver(&mut self.engine);
+        let plan = self.engine.take_plan().map_err(|e| e.to_string())?;
+        let mut moved = vec![false; self.endpoints];
+        for op in &plan.ops {
+            let e = &op.entry;
+            let changed = op.action == Action::Delete
+                || self.gateway_of.get(&(e.source, e.destination)) != Some(&e.gateway_ip);
+            if changed && let Some(&i) = self.endpoint_of.get(&e.source) {
+                moved[i] = true;
+            }
+        }
+        undo.deliver(&mut self.engine);
+        let rest = self.engine.take_plan().map_err(|e| e.to_string())?;
+        if !rest.is_empty() {
+            return Err(format!(
+                "undoing the edit leaves a plan of {} operations",
+                rest.len()
+            ));
+        }
+        let count = moved.iter().filter(|&&m| m).count();
+        Ok(count as f64 / self.endpoints.max(1) as f64)
+    }
+}
+
+/// One cache line of the pointer chase: the index of the next line, padded to 64 bytes.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct ChaseLine {
+    next: usize,
+}
+
+/// Mean latency (ns) of one load that depends on the previous one, over a working set of
+/// `bytes`: cache-line-sized nodes linked in a random cyclic permutation (Sattolo's
+/// algorithm), so every load waits for the one before and the prefetcher cannot guess the
+/// next line. Timed after one full warm-up cycle, repeated until at least `min_time`. `Err`
+/// when the permutation is not one cycle through every line.
+pub fn dependent_load_ns(bytes: usize, seed: u64, min_time: Duration) -> Result<f64, String> {
+    let count = (bytes / size_of::<ChaseLine>()).max(2);
+    let mut order: Vec<usize> = (0..count).collect();
+    let mut rng = Rng::new(seed);
+    for i in (1..count).rev() {
+        let j = rng.below(i as u64) as usize;
+        order.swap(i, j);
+    }
+    let lines: Vec<ChaseLine> = order.into_iter().map(|next| ChaseLine { next }).collect();
+    // Warm-up, and the check that the chase visits every line before coming back.
+    let mut at = 0usize;
+    for step in 1..=count {
+        at = lines[at].next;
+        if at == 0 && step != count {
+            return Err(format!(
+                "the pointer chase cycles after {step} of {count} lines"
+            ));
+        }
+    }
+    if at != 0 {
+        return Err("the pointer chase is not a cycle".to_owned());
+    }
+    let steps = count.max(1 << 16);
+    let mut rounds = 0u64;
+    let start = Instant::now();
+    loop {
+        for _ in 0..steps {
+            at = lines[at].next;
+        }
+        rounds += 1;
+        if start.elapsed() >= min_time {
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    black_box(at);
+    Ok(elapsed.as_nanos() as f64 / (rounds as f64 * steps as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The moved fraction read from the plan equals the one read from the engine's gateway
+    /// choices before and after the same event.
+    #[test]
+    fn plan_based_moves_equal_gateway_choice_moves() {
+        let (n, endpoints) = (8, 300);
+        let objects =
+            workloads::with_uids(workloads::churn_listed(n, endpoints), &uids(1, endpoints));
+        for mode in [Mode::Cilium, Mode::Consistent] {
+            let mut edited = EditedEngine::new(&objects, mode).unwrap();
+            for edit in [
+                OperatorEdit::DeleteEntry,
+                OperatorEdit::Reorder,
+                OperatorEdit::DrainNode,
+                OperatorEdit::UnreadyNode,
+            ] {
+                for (event, undo) in edit_events(edit, &objects, n, 3).unwrap() {
+                    let from_plan = edited.moved_by(&event, &undo).unwrap();
+                    let mut engine = objects.engine(mode.selection(), u32::MAX);
+                    let gateway = |e: &Engine| -> HashMap<String, Ipv4Addr> {
+                        e.gateway_choices()
+                            .into_iter()
+                            .map(|c| (c.endpoint, c.gateway.gateway_ip))
+                            .collect()
+                    };
+                    let before = gateway(&engine);
+                    event.deliver(&mut engine);
+                    let after = gateway(&engine);
+                    let moved = before.iter().filter(|(u, g)| after.get(*u) != Some(g));
+                    let from_choices = moved.count() as f64 / endpoints as f64;
+                    assert_eq!(from_plan, from_choices, "{mode:?} {edit:?}");
+                }
+            }
+        }
+    }
+
+    /// Cilium mode sorts entries by gateway IP and ignores weight and readiness.
+    #[test]
+    fn cilium_mode_ignores_order_drain_and_readiness() {
+        let moved = operator_edits(Mode::Cilium, 8, 300, 1, 2).unwrap();
+        for (edit, fraction) in moved {
+            match edit {
+                OperatorEdit::DeleteEntry => assert!(fraction > 0.5, "{fraction}"),
+                _ => assert_eq!(fraction, 0.0, "{edit:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_pointer_chase_is_one_cycle_through_every_line() {
+        for bytes in [0, 64, 3 * 64, 64 * 1000 + 5] {
+            let ns = dependent_load_ns(bytes, 9, Duration::from_millis(1)).unwrap();
+            assert!(ns > 0.0 && ns.is_finite(), "{bytes}: {ns}");
+        }
+    }
 }

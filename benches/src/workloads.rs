@@ -432,3 +432,47 @@ pub fn scale(endpoints: usize) -> Objects {
 pub fn churn(n: usize, endpoints: usize) -> Objects {
     all_selected("churn", n, n, None, endpoints)
 }
+
+/// W-churn as an operator edits it: `n` single-node `egressGateways` entries (each
+/// nodeSelector picks one node by `kubernetes.io/hostname`; no `egressIP` or `interface`,
+/// so every entry's key is `route`), one policy selecting all `endpoints` endpoints. The
+/// local node is not a gateway, so every endpoint's entries carry its gateway's IP.
+pub fn churn_listed(n: usize, endpoints: usize) -> Objects {
+    away_from_gateways(all_selected("churn", n, n, None, endpoints))
+}
+
+/// W-churn with a gateway pool: one policy selecting all `endpoints` endpoints whose single
+/// gateway entry's nodeSelector is the pool label `egress=true`, carried by `n` nodes. The
+/// local node is not a gateway. [`pool_node`] is a node joining the pool.
+pub fn churn_pool(n: usize, endpoints: usize) -> Objects {
+    away_from_gateways(all_selected("churn-pool", 0, n, None, endpoints))
+}
+
+/// A new node carrying the pool label `egress=true`, named after every node of `objects`
+/// (so it sorts last by name).
+pub fn pool_node(objects: &Objects) -> Node {
+    let i = objects.nodes.len();
+    let labels: Labels = [
+        ("kubernetes.io/hostname", node_name(i).as_str()),
+        ("egress", "true"),
+    ]
+    .into_iter()
+    .collect();
+    Node::new(node_name(i), labels, Some(node_ip(i)))
+}
+
+/// The same objects computed on the last node, which no gateway entry selects.
+fn away_from_gateways(mut objects: Objects) -> Objects {
+    let last = objects.nodes.len().saturating_sub(1);
+    objects.local_node = node_name(last);
+    objects.devices = gateway_devices(last);
+    objects
+}
+
+/// Gives the endpoints of `objects` the random uids of a seed (`uids[i]` to the i-th).
+pub fn with_uids(mut objects: Objects, uids: &[String]) -> Objects {
+    for (ep, uid) in objects.endpoints.iter_mut().zip(uids) {
+        ep.uid.clone_from(uid);
+    }
+    objects
+}

@@ -1,19 +1,23 @@
 //! `report [--quick]`: runs the workloads of PERFORMANCE.md and prints one JSON object.
 //!
 //! Every figure is measured in this run against a baseline measured beside it; counts
-//! (allocations, moved endpoints, bytes) do not depend on the machine's speed.
+//! (allocations, moved endpoints, bytes) do not depend on the machine's speed. A failed
+//! check (an answer that differs from its reference, an allocating lookup, a refused plan)
+//! is an error: a message on stderr and exit status 1, never a figure. Only the kernel rows
+//! may be `null`, when BPF is unavailable here (stderr says why).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
+use egress_benches::kernel::KernelError;
 use egress_benches::measure::{self, Mode};
 use egress_benches::{kernel, workloads};
 use egress_core::engine::Action;
 use egress_core::gateway::Selection;
-use egress_core::lookup::LookupTable;
-use serde_json::json;
+use egress_core::lookup::{LookupTable, Verdict};
+use serde_json::{Value, json};
 
 /// Counts live heap bytes (all threads) and allocations made by the current thread.
 struct CountingAllocator;
@@ -68,6 +72,9 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * f).round() / f
 }
 
+/// A failed check or measurement: the message printed before exiting with status 1.
+type Result<T> = std::result::Result<T, String>;
+
 struct Sizes {
     queries: usize,
     kernel_queries: usize,
@@ -79,9 +86,18 @@ struct Sizes {
     scale_endpoints: usize,
     churn_endpoints: usize,
     churn_seeds: u64,
+    edit_seeds: u64,
+    edit_positions: usize,
 }
 
 fn main() {
+    if let Err(why) = run() {
+        eprintln!("report: error: {why}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     let sizes = if quick {
         Sizes {
@@ -95,6 +111,8 @@ fn main() {
             scale_endpoints: 150_000,
             churn_endpoints: 10_000,
             churn_seeds: 5,
+            edit_seeds: 3,
+            edit_positions: 4,
         }
     } else {
         Sizes {
@@ -108,48 +126,99 @@ fn main() {
             scale_endpoints: 150_000,
             churn_endpoints: 10_000,
             churn_seeds: 20,
+            edit_seeds: 5,
+            edit_positions: 32,
         }
     };
 
-    let (lookup_v4, allocations_v4, kernel_apply) = lookup_figures(&sizes, false);
-    let (lookup_v6, allocations_v6, _) = lookup_figures(&sizes, true);
-    let event = endpoint_event(&sizes);
-    let build = full_build(&sizes);
-    let churn = churn(&sizes);
+    let v4 = lookup_figures(&sizes, false)?;
+    let v6 = lookup_figures(&sizes, true)?;
+    let ratios = ratios(&v4, &v6);
+    let event = endpoint_event(&sizes)?;
+    let build = full_build(&sizes)?;
+    let churn = churn(&sizes)?;
 
     let report = json!({
-        "lookup_v4_ns": lookup_v4,
-        "lookup_v6_ns": lookup_v6,
-        "lookup_allocations": allocations_v4 + allocations_v6,
+        "lookup_v4_ns": v4.json,
+        "lookup_v6_ns": v6.json,
+        "lookup_allocations": v4.allocations + v6.allocations,
         "endpoint_event_us": event,
         "full_build": build,
         "churn": churn,
-        "kernel_apply": kernel_apply,
+        "kernel_apply": v4.kernel_apply,
+        "ratios": ratios,
+        "dependent_load_working_set_bytes": v4.working_set,
     });
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).unwrap_or_default()
-    );
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(())
+}
+
+/// A kernel row: the figure, `None` when BPF is unavailable here (said on stderr), or the
+/// error that fails the report.
+fn kernel_row<T>(row: &str, result: std::result::Result<T, KernelError>) -> Result<Option<T>> {
+    match result {
+        Ok(figure) => Ok(Some(figure)),
+        Err(KernelError::Unavailable(why)) => {
+            eprintln!("{row}: null: BPF unavailable here: {why}");
+            Ok(None)
+        }
+        Err(KernelError::Failed(why)) => Err(format!("{row}: {why}")),
+    }
+}
+
+/// The W-lookup figures of one family.
+struct LookupFigures {
+    json: Value,
+    engine: f64,
+    batched: f64,
+    kernel_trie: Option<f64>,
+    one_dependent_load: Option<f64>,
+    working_set: Option<usize>,
+    allocations: u64,
+    kernel_apply: Value,
 }
 
 /// W-lookup: `Engine::lookup` vs a linear scan and the kernel's LPM trie, as throughput
-/// (the standalone `LookupTable` beside them); for IPv4 also the kernel apply row.
-fn lookup_figures(sizes: &Sizes, ipv6: bool) -> (serde_json::Value, u64, serde_json::Value) {
+/// (the standalone `LookupTable` beside them); for IPv4 also one dependent load over a
+/// working set the size of the engine's desired-state tables, and the kernel apply row.
+fn lookup_figures(sizes: &Sizes, ipv6: bool) -> Result<LookupFigures> {
+    let family = if ipv6 { "IPv6" } else { "IPv4" };
     let mut w = workloads::lookup(if ipv6 { 7 } else { 3 }, 10_000, sizes.queries, ipv6);
-    assert_eq!(w.maps.len(), 40_000, "W-lookup has 4 entries per endpoint");
+    let entries = w.maps.ipv4.len() + w.maps.ipv6.len();
+    if entries != 40_000 {
+        return Err(format!(
+            "W-lookup ({family}) has {entries} entries, not 4 per endpoint (40,000)"
+        ));
+    }
     let local = w.engine.local_ipv4();
     let table = LookupTable::new(&w.maps, local);
     let sample = &w.queries[..sizes.scan_queries];
-    assert!(
-        measure::verify_lookup(&w.maps, &table, local, sample),
-        "the lookup table disagrees with the linear scan"
-    );
-    assert!(
-        sample
-            .iter()
-            .all(|&(s, d)| w.engine.lookup(s, d) == table.lookup(s, d)),
-        "the engine disagrees with the lookup table"
-    );
+    if !measure::verify_lookup(&w.maps, &table, local, sample) {
+        return Err(format!(
+            "W-lookup ({family}): the lookup table disagrees with the linear scan"
+        ));
+    }
+    if let Some(&(s, d)) = sample
+        .iter()
+        .find(|&&(s, d)| w.engine.lookup(s, d) != table.lookup(s, d))
+    {
+        return Err(format!(
+            "W-lookup ({family}): Engine::lookup disagrees with the lookup table on {s} -> {d}"
+        ));
+    }
+    let mut many = vec![Verdict::NoEntry; sample.len()];
+    w.engine.lookup_many(sample, &mut many);
+    if let Some((&(s, d), _)) = sample
+        .iter()
+        .zip(&many)
+        .find(|&(&(s, d), v)| *v != w.engine.lookup(s, d))
+    {
+        return Err(format!(
+            "W-lookup ({family}): Engine::lookup_many disagrees with Engine::lookup on {s} -> {d}"
+        ));
+    }
+
     let before = thread_allocations();
     let engine =
         measure::time_per_query(&w.queries, sizes.lookup_time, |s, d| w.engine.lookup(s, d));
@@ -159,51 +228,105 @@ fn lookup_figures(sizes: &Sizes, ipv6: bool) -> (serde_json::Value, u64, serde_j
         w.engine.lookup_many(qs, out)
     });
     let allocations = thread_allocations() - before;
+    if allocations != 0 {
+        return Err(format!(
+            "W-lookup ({family}): the timed lookups allocated {allocations} times (must be 0)"
+        ));
+    }
+
+    let (one_dependent_load, working_set) = if ipv6 {
+        (None, None)
+    } else {
+        // The engine exposes the size of its desired-state tables as a whole (what lookups
+        // read — source records, compact lists, verdicts — and what merges and plans read).
+        let bytes = w.engine.memory().desired_state;
+        let ns = measure::dependent_load_ns(bytes, 5, sizes.lookup_time)?;
+        (Some(ns), Some(bytes))
+    };
+
     let scan = measure::time_per_query(
         &w.queries[..sizes.scan_queries],
         sizes.lookup_time / 4,
         |s, d| measure::linear_scan(&w.maps, local, s, d),
     );
-    let family = if ipv6 { "IPv6" } else { "IPv4" };
-    let kernel_trie = match kernel::trie_lookup_ns(
-        &mut w.engine,
-        &w.queries[..sizes.kernel_queries],
-        sizes.kernel_repeat,
-    ) {
-        Ok(ns) => json!(round(ns, 1)),
-        Err(why) => {
-            eprintln!("kernel_trie ({family}): null: {why}");
-            json!(null)
-        }
-    };
-    let apply = if ipv6 {
-        json!(null)
+    let kernel_trie = kernel_row(
+        &format!("kernel_trie ({family})"),
+        kernel::trie_lookup_ns(
+            &mut w.engine,
+            &w.queries[..sizes.kernel_queries],
+            sizes.kernel_repeat,
+        ),
+    )?;
+    let kernel_apply = if ipv6 {
+        Value::Null
     } else {
-        match kernel::apply_ms(&mut w.engine) {
-            Ok((ms, baseline)) => {
-                json!({"entries": w.maps.len(), "ms": round(ms, 1), "baseline_ms": round(baseline, 1)})
+        match kernel_row("kernel_apply", kernel::apply_ms(&mut w.engine))? {
+            Some((ms, baseline)) => {
+                json!({"entries": entries, "ms": round(ms, 1), "baseline_ms": round(baseline, 1)})
             }
-            Err(why) => {
-                eprintln!("kernel_apply: null: {why}");
-                json!(null)
-            }
+            None => Value::Null,
         }
     };
-    (
-        json!({
-            "engine": round(engine, 1),
-            "linear_scan": round(scan, 1),
-            "kernel_trie": kernel_trie,
-            "lookup_table": round(standalone, 1),
-            "engine_batched": round(batched, 1),
-        }),
+    let mut row = json!({
+        "engine": round(engine, 1),
+        "engine_batched": round(batched, 1),
+        "linear_scan": round(scan, 1),
+        "kernel_trie": kernel_trie.map(|ns| round(ns, 1)),
+    });
+    if let Some(ns) = one_dependent_load {
+        row["one_dependent_load"] = json!(round(ns, 1));
+    }
+    row["lookup_table"] = json!(round(standalone, 1));
+    Ok(LookupFigures {
+        json: row,
+        engine,
+        batched,
+        kernel_trie,
+        one_dependent_load,
+        working_set,
         allocations,
-        apply,
-    )
+        kernel_apply,
+    })
+}
+
+/// `lookup / one dependent load` and `kernel / lookup`, in the JSON and as a human summary
+/// on stderr.
+fn ratios(v4: &LookupFigures, v6: &LookupFigures) -> Value {
+    let ratio = |a: Option<f64>, b: f64| a.filter(|_| b > 0.0).map(|a| round(a / b, 2));
+    let per_load = |ns: f64| v4.one_dependent_load.and_then(|load| ratio(Some(ns), load));
+    let shown = |r: Option<f64>| r.map_or_else(|| "null".to_owned(), |r| format!("{r}"));
+    eprintln!(
+        "lookup v4: engine {:.1} ns, engine_batched {:.1} ns; one dependent load {} ns over {} KiB \
+         (Engine::memory().desired_state: every desired-state table, more than lookups read)",
+        v4.engine,
+        v4.batched,
+        shown(v4.one_dependent_load.map(|ns| round(ns, 1))),
+        v4.working_set.unwrap_or(0) / 1024
+    );
+    eprintln!(
+        "  lookup / one dependent load: {} (engine), {} (engine_batched)",
+        shown(per_load(v4.engine)),
+        shown(per_load(v4.batched))
+    );
+    for (name, f) in [("v4", v4), ("v6", v6)] {
+        eprintln!(
+            "lookup {name}: kernel / lookup: {} (engine), {} (engine_batched)",
+            shown(ratio(f.kernel_trie, f.engine)),
+            shown(ratio(f.kernel_trie, f.batched))
+        );
+    }
+    json!({
+        "v4_engine_per_one_dependent_load": per_load(v4.engine),
+        "v4_engine_batched_per_one_dependent_load": per_load(v4.batched),
+        "v4_kernel_trie_per_engine": ratio(v4.kernel_trie, v4.engine),
+        "v4_kernel_trie_per_engine_batched": ratio(v4.kernel_trie, v4.batched),
+        "v6_kernel_trie_per_engine": ratio(v6.kernel_trie, v6.engine),
+        "v6_kernel_trie_per_engine_batched": ratio(v6.kernel_trie, v6.batched),
+    })
 }
 
 /// W-cluster: one endpoint added and its plan taken, vs building the engine from scratch.
-fn endpoint_event(sizes: &Sizes) -> serde_json::Value {
+fn endpoint_event(sizes: &Sizes) -> Result<Value> {
     let objects = workloads::cluster(11, 10_000, 100);
     // Sized to the workload: 40,000 entries, then 4 more per event.
     let max_entries = (40_000 + 4 * sizes.events as u32).next_power_of_two();
@@ -218,7 +341,7 @@ fn endpoint_event(sizes: &Sizes) -> serde_json::Value {
     let full_us = recompute[recompute.len() / 2].as_secs_f64() * 1e6;
 
     let mut engine = objects.engine(Selection::Cilium, max_entries);
-    let plan = engine.take_plan().unwrap_or_else(|e| panic!("{e}"));
+    let plan = engine.take_plan().map_err(|e| format!("W-cluster: {e}"))?;
     engine.ack(&plan, plan.len());
     let mut total = Duration::ZERO;
     for i in 0..sizes.events {
@@ -234,23 +357,26 @@ fn endpoint_event(sizes: &Sizes) -> serde_json::Value {
         engine.upsert_endpoint(ep);
         let plan = engine.take_plan();
         total += start.elapsed();
-        let plan = plan.unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            plan.len() == 4
-                && plan
-                    .ops
-                    .iter()
-                    .all(|op| op.action == Action::Upsert && op.entry.source == source),
-            "the plan holds exactly the new endpoint's 4 entries"
-        );
+        let plan = plan.map_err(|e| format!("W-cluster event {i}: {e}"))?;
+        let exact = plan.len() == 4
+            && plan
+                .ops
+                .iter()
+                .all(|op| op.action == Action::Upsert && op.entry.source == source);
+        if !exact {
+            return Err(format!(
+                "W-cluster event {i}: the plan holds {} operations, not exactly the new endpoint's 4 upserts",
+                plan.len()
+            ));
+        }
         engine.ack(&plan, plan.len());
     }
     let event_us = total.as_secs_f64() * 1e6 / sizes.events as f64;
-    json!({"engine": round(event_us, 2), "full_recompute": round(full_us, 0)})
+    Ok(json!({"engine": round(event_us, 2), "full_recompute": round(full_us, 0)}))
 }
 
 /// W-scale: build time and everything the engine holds per entry.
-fn full_build(sizes: &Sizes) -> serde_json::Value {
+fn full_build(sizes: &Sizes) -> Result<Value> {
     let objects = workloads::scale(sizes.scale_endpoints);
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let start = Instant::now();
@@ -259,17 +385,23 @@ fn full_build(sizes: &Sizes) -> serde_json::Value {
     let live = (LIVE_BYTES.load(Ordering::Relaxed) - before).max(0) as f64;
     let stats = engine.stats();
     let entries = stats.desired_v4 + stats.desired_v6;
+    if entries != 4 * sizes.scale_endpoints {
+        return Err(format!(
+            "W-scale: {entries} entries, not 4 per endpoint ({})",
+            4 * sizes.scale_endpoints
+        ));
+    }
     let memory = engine.memory();
-    json!({
+    Ok(json!({
         "entries": entries,
         "ms": round(ms, 1),
-        "bytes_per_entry": round(live / entries.max(1) as f64, 1),
-        "desired_state_bytes_per_entry": round(memory.desired_state as f64 / entries.max(1) as f64, 1),
-    })
+        "bytes_per_entry": round(live / entries as f64, 1),
+        "desired_state_bytes_per_entry": round(memory.desired_state as f64 / entries as f64, 1),
+    }))
 }
 
 /// W-churn figures, both modes.
-fn churn(sizes: &Sizes) -> serde_json::Value {
+fn churn(sizes: &Sizes) -> Result<Value> {
     let (n, seeds) = (sizes.churn_endpoints, sizes.churn_seeds);
     let both = |f: &dyn Fn(Mode) -> f64| json!({"cilium": round(f(Mode::Cilium), 4), "consistent": round(f(Mode::Consistent), 4)});
     let mut remove = both(&|m| measure::churn_remove(m, 32, n, seeds));
@@ -279,5 +411,29 @@ fn churn(sizes: &Sizes) -> serde_json::Value {
     let mut endpoint = both(&|m| measure::churn_add_endpoint(m, 8, n, seeds.min(3)));
     endpoint["ideal"] = json!(0);
     let balance = both(&|m| measure::balance(m, 32, n, seeds));
-    json!({"remove_gateway_n32": remove, "add_gateway_n8": add, "add_endpoint": endpoint, "balance_n32": balance})
+    let edits_in = |mode: Mode| {
+        measure::operator_edits(mode, 32, n, sizes.edit_seeds, sizes.edit_positions)
+            .map_err(|e| format!("operator edits ({mode:?} mode): {e}"))
+    };
+    let (cilium, consistent) = (edits_in(Mode::Cilium)?, edits_in(Mode::Consistent)?);
+    let mut edits = serde_json::Map::new();
+    for ((edit, cilium), (_, consistent)) in cilium.into_iter().zip(consistent) {
+        let (cilium, consistent) = (round(cilium, 4), round(consistent, 4));
+        let ideal = round(edit.ideal(32), 5);
+        eprintln!(
+            "operator edit {} (N = 32): cilium {cilium}, consistent {consistent}, ideal {ideal}",
+            edit.name()
+        );
+        edits.insert(
+            edit.name().to_owned(),
+            json!({"cilium": cilium, "consistent": consistent, "ideal": ideal}),
+        );
+    }
+    Ok(json!({
+        "remove_gateway_n32": remove,
+        "add_gateway_n8": add,
+        "add_endpoint": endpoint,
+        "balance_n32": balance,
+        "operator_edits_n32": edits,
+    }))
 }
