@@ -237,9 +237,9 @@ fn lookup_figures(sizes: &Sizes, ipv6: bool) -> Result<LookupFigures> {
     let (one_dependent_load, working_set) = if ipv6 {
         (None, None)
     } else {
-        // The engine exposes the size of its desired-state tables as a whole (what lookups
-        // read — source records, compact lists, verdicts — and what merges and plans read).
-        let bytes = w.engine.memory().desired_state;
+        // The working set of lookups: the per-source record tables and the compact lists
+        // (with their verdicts), not the tables only merges and plans read.
+        let bytes = w.engine.memory().lookup;
         let ns = measure::dependent_load_ns(bytes, 5, sizes.lookup_time)?;
         (Some(ns), Some(bytes))
     };
@@ -297,7 +297,7 @@ fn ratios(v4: &LookupFigures, v6: &LookupFigures) -> Value {
     let shown = |r: Option<f64>| r.map_or_else(|| "null".to_owned(), |r| format!("{r}"));
     eprintln!(
         "lookup v4: engine {:.1} ns, engine_batched {:.1} ns; one dependent load {} ns over {} KiB \
-         (Engine::memory().desired_state: every desired-state table, more than lookups read)",
+         (Engine::memory().lookup: the source records and compact lists lookups read)",
         v4.engine,
         v4.batched,
         shown(v4.one_dependent_load.map(|ns| round(ns, 1))),

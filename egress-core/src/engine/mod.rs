@@ -100,6 +100,9 @@ pub struct Stats {
 pub struct MemoryUsage {
     /// Desired and programmed state: per-source tables, contributions, interned lists.
     pub desired_state: usize,
+    /// The part of `desired_state` that [`Engine::lookup`] reads: the per-source record
+    /// tables and the compact copies of the desired lists (the working set of lookups).
+    pub lookup: usize,
     /// The endpoint table and its indexes (shared identity records not counted).
     pub endpoints: usize,
 }
@@ -522,6 +525,7 @@ impl Engine {
                 + self.sources.heap_bytes()
                 + self.slots.heap_bytes()
                 + self.ranked.heap_bytes(),
+            lookup: self.fast.heap_bytes() + self.sources.record_bytes(),
             endpoints: self.endpoints.heap_bytes(),
         }
     }

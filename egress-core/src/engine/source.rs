@@ -317,6 +317,11 @@ impl SourceMap {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.v4.heap_bytes() + self.v6.heap_bytes()
     }
+
+    /// The record tables alone (what a lookup probes).
+    pub(crate) fn record_bytes(&self) -> usize {
+        self.v4.records.heap_bytes() + self.v6.records.heap_bytes()
+    }
 }
 
 #[cfg(test)]
