@@ -19,7 +19,7 @@ pub enum Selection {
     /// Cilium's: first node by name per entry, `FNV-1a-32(uid) mod n` over resolved entries.
     #[default]
     Cilium,
-    /// Weighted rendezvous hashing over every eligible (entry, node) pair.
+    /// Weighted rendezvous hashing over the distinct eligible (node, entry key) pairs (B.2).
     Consistent,
 }
 

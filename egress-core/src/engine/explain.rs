@@ -182,7 +182,7 @@ impl Explanation {
         match (&m.gateway.node, &m.reason) {
             (None, _) | (_, GatewayReason::NotFound) => writeln!(
                 f,
-                "  gateway: none found (no gateway entry matches a node with an IPv4 address)"
+                "  gateway: none found (no gateway entry matches an eligible node: one with an IPv4 address, and in consistent mode ready with a weight above 0)"
             )?,
             (
                 Some(node),

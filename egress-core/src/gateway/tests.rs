@@ -266,6 +266,9 @@ fn entry_keys_name_how_the_address_is_picked() {
     assert_eq!(EntryKey::of(&e).as_str(), "ip=fd00::1");
     e.egress_ip = Some("2001:db8:0:0:1:0:0:1".parse().unwrap());
     assert_eq!(EntryKey::of(&e).as_str(), "ip=2001:db8::1:0:0:1");
+    // IPv4-compatible (not mapped): plain hex groups, as RFC 5952 and Go print it.
+    e.egress_ip = Some("::1.2.3.4".parse().unwrap());
+    assert_eq!(EntryKey::of(&e).as_str(), "ip=::102:304");
 }
 
 #[test]
