@@ -156,6 +156,17 @@ impl FastLists {
             .map_or(Span::EMPTY, |(s, _)| s)
     }
 
+    /// Reads the first record of the list at `span` (see `FlatTable::touch`).
+    #[inline]
+    pub(crate) fn touch(&self, span: Span, v6: bool) -> u64 {
+        let at = span.start as usize;
+        if v6 {
+            self.v6.get(at).map_or(0, |p| p.net as u64)
+        } else {
+            self.v4.get(at).map_or(0, |p| u64::from(p.net))
+        }
+    }
+
     /// The verdict of the longest prefix containing `dst` in the list at `span` (of
     /// `dst`'s family). Never allocates.
     #[inline]

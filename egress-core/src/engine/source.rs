@@ -228,6 +228,12 @@ impl SourceMap {
         by_family!(self, ip, |f, k| f.records.get(k).map(|r| f.view(r)))
     }
 
+    /// Touches the source's home bucket (see `FlatTable::touch`).
+    #[inline]
+    pub(crate) fn touch(&self, ip: IpAddr) -> u64 {
+        by_family!(self, ip, |f, k| f.records.touch(k))
+    }
+
     /// Where the desired list of a source lies (the lookup's only need).
     #[inline]
     pub(crate) fn desired_span(&self, ip: IpAddr) -> Option<Span> {
