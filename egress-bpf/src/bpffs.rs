@@ -64,8 +64,17 @@ impl Drop for PrivateBpffs {
 /// For tests: a private bpffs, or `None` after printing one line saying why BPF is not
 /// available — and a panic instead when `EGRESS_REQUIRE_BPF=1` (CI, where BPF works).
 pub fn bpffs_or_skip(test: &str) -> Option<PrivateBpffs> {
-    match PrivateBpffs::new() {
-        Ok(fs) => Some(fs),
+    available_or_skip(test, PrivateBpffs::new())
+}
+
+/// For tests: what a BPF operation gave, or `None` after printing one line saying why BPF
+/// is not available — and a panic instead when `EGRESS_REQUIRE_BPF=1`.
+pub(crate) fn available_or_skip<T, E: std::fmt::Display>(
+    test: &str,
+    result: std::result::Result<T, E>,
+) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
         Err(why) => {
             assert!(
                 std::env::var("EGRESS_REQUIRE_BPF").as_deref() != Ok("1"),

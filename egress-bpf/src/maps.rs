@@ -82,9 +82,9 @@ impl PinnedMap {
         if let Some(max) = max_entries {
             expect("max_entries", max.into(), info.max_entries)?;
         }
-        // The element syscalls' buffers are checked against the sizes this reads (again)
-        // from the kernel: the ones just compared with the layout's.
-        let map = MapFd::new(fd, name).map_err(|e| syscall("read map info", e))?;
+        // The element syscalls' buffers are checked against the kernel's sizes, the ones
+        // just compared with the layout's.
+        let map = MapFd::new(fd, name, &info).map_err(|e| syscall("read map info", e))?;
         Ok(Self {
             map,
             name,

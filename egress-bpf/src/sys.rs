@@ -174,11 +174,11 @@ pub(crate) struct MapFd {
 }
 
 impl MapFd {
-    /// Takes a map descriptor and reads its sizes from the kernel. Only LPM tries are taken
-    /// (others: `EINVAL`): their element syscalls copy exactly `key_size` bytes per key and
-    /// `value_size` per value, which per-CPU maps, for one, do not.
-    pub(crate) fn new(fd: OwnedFd, name: &'static str) -> Result<Self, Errno> {
-        let info = map_info(&fd)?;
+    /// Takes a map descriptor with the kernel's `info` on it (`map_info`), keeping its
+    /// sizes. Only LPM tries are taken (others: `EINVAL`): their element syscalls copy
+    /// exactly `key_size` bytes per key and `value_size` per value, which per-CPU maps, for
+    /// one, do not.
+    pub(crate) fn new(fd: OwnedFd, name: &'static str, info: &MapInfo) -> Result<Self, Errno> {
         if info.map_type != bpf::BPF_MAP_TYPE_LPM_TRIE {
             return Err(Errno(libc::EINVAL));
         }
@@ -491,17 +491,10 @@ mod tests {
     /// A fresh unpinned v4_v2-shaped trie, or `None` (skipped) where BPF is unavailable —
     /// a failure instead under `EGRESS_REQUIRE_BPF=1`.
     fn trie(test: &str) -> Option<MapFd> {
-        match create_lpm_trie(NAME, K, V, 16, bpf::BPF_F_NO_PREALLOC) {
-            Ok(fd) => Some(MapFd::new(fd, NAME).unwrap()),
-            Err(errno) => {
-                assert!(
-                    std::env::var("EGRESS_REQUIRE_BPF").as_deref() != Ok("1"),
-                    "{test}: BPF is required (EGRESS_REQUIRE_BPF=1) but unavailable: {errno}"
-                );
-                eprintln!("skipped {test}: BPF unavailable here: {errno}");
-                None
-            }
-        }
+        let created = create_lpm_trie(NAME, K, V, 16, bpf::BPF_F_NO_PREALLOC);
+        let fd = crate::bpffs::available_or_skip(test, created)?;
+        let info = map_info(&fd).unwrap();
+        Some(MapFd::new(fd, NAME, &info).unwrap())
     }
 
     fn contents(map: &MapFd) -> Vec<(Vec<u8>, Vec<u8>)> {
