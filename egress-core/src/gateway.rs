@@ -161,12 +161,13 @@ pub struct LocalNode<'a> {
     pub devices: &'a [Device],
 }
 
-/// Gateway entry `entry_index` (`spec`) on `node`, with egress addresses derived when the
-/// node is the local one; `None` for a node without IPv4.
+/// Gateway entry `entry_index` (`spec`, whose key is `entry_key`) on `node`, with egress
+/// addresses derived when the node is the local one; `None` for a node without IPv4.
 fn gateway_on(
     node: &Node,
     entry_index: usize,
     spec: &GatewaySpec,
+    entry_key: &EntryKey,
     needed: Needed,
     local: Option<LocalNode<'_>>,
     weight: u8,
@@ -176,7 +177,7 @@ fn gateway_on(
         .map(|l| egress_ip::derive(spec, needed, l.devices, (l.node.ipv4, l.node.ipv6)));
     Some(ResolvedGateway {
         entry_index: Some(entry_index),
-        entry_key: Some(EntryKey::of(spec)),
+        entry_key: Some(entry_key.clone()),
         node: Some(node.name.clone()),
         gateway_ip: node.ipv4?,
         egress,
@@ -197,7 +198,8 @@ pub fn resolve_gateways(
     let mut resolved: Vec<ResolvedGateway> = Vec::with_capacity(selectors.len());
     for (i, (spec, selector)) in policy.gateways_in_use().iter().zip(selectors).enumerate() {
         if let Some(node) = resolve_node(selector, nodes) {
-            resolved.extend(gateway_on(node, i, spec, needed, local, 1));
+            let key = EntryKey::of(spec);
+            resolved.extend(gateway_on(node, i, spec, &key, needed, local, 1));
         }
     }
     if resolved.is_empty() {
@@ -237,7 +239,7 @@ pub fn consistent_candidates(
         };
         for node in offered {
             if seen.insert((node.name.as_str(), key.as_str())) && eligible(node) {
-                out.extend(gateway_on(node, i, spec, needed, local, node.weight));
+                out.extend(gateway_on(node, i, spec, key, needed, local, node.weight));
             }
         }
     }
