@@ -127,35 +127,16 @@ pub fn gateways(n: usize) -> Vec<ResolvedGateway> {
         .collect()
 }
 
-/// Selection mode of the churn figures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// `FNV-1a-32(uid) mod n`.
-    Cilium,
-    /// Weighted rendezvous.
-    Consistent,
-}
-
-impl Mode {
-    /// The engine's selection mode.
-    pub fn selection(self) -> Selection {
-        match self {
-            Mode::Cilium => Selection::Cilium,
-            Mode::Consistent => Selection::Consistent,
-        }
-    }
-}
-
-fn chosen_node(mode: Mode, uid: &str, set: &[ResolvedGateway]) -> Option<String> {
+fn chosen_node(mode: Selection, uid: &str, set: &[ResolvedGateway]) -> Option<String> {
     let index = match mode {
-        Mode::Cilium => Some(gateway::choose(uid, set.len())),
-        Mode::Consistent => gateway::choose_consistent(uid, set),
+        Selection::Cilium => Some(gateway::choose(uid, set.len())),
+        Selection::Consistent => gateway::choose_consistent(uid, set),
     };
     index.and_then(|i| set.get(i)).and_then(|g| g.node.clone())
 }
 
 fn moved(
-    mode: Mode,
+    mode: Selection,
     uids: &[String],
     before: &[ResolvedGateway],
     after: &[ResolvedGateway],
@@ -177,7 +158,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 /// Churn of removing one of `n` gateways: mean over the `n` removals, median over seeds.
-pub fn churn_remove(mode: Mode, n: usize, endpoints: usize, seeds: u64) -> f64 {
+pub fn churn_remove(mode: Selection, n: usize, endpoints: usize, seeds: u64) -> f64 {
     let all = gateways(n);
     median(
         (0..seeds)
@@ -201,7 +182,7 @@ pub fn churn_remove(mode: Mode, n: usize, endpoints: usize, seeds: u64) -> f64 {
 }
 
 /// Churn of adding a gateway to `n`: median over seeds.
-pub fn churn_add(mode: Mode, n: usize, endpoints: usize, seeds: u64) -> f64 {
+pub fn churn_add(mode: Selection, n: usize, endpoints: usize, seeds: u64) -> f64 {
     let before = gateways(n);
     let after = gateways(n + 1);
     median(
@@ -213,13 +194,13 @@ pub fn churn_add(mode: Mode, n: usize, endpoints: usize, seeds: u64) -> f64 {
 
 /// Fraction of existing endpoints whose gateway changes when one endpoint is added, measured
 /// through the engine (W-churn objects with `n` gateways): median over seeds.
-pub fn churn_add_endpoint(mode: Mode, n: usize, endpoints: usize, seeds: u64) -> f64 {
+pub fn churn_add_endpoint(mode: Selection, n: usize, endpoints: usize, seeds: u64) -> f64 {
     median(
         (0..seeds)
             .map(|seed| {
                 let ids = uids(seed, endpoints + 1);
                 let objects = workloads::with_uids(workloads::churn(n, endpoints), &ids);
-                let mut engine = objects.engine(mode.selection(), u32::MAX);
+                let mut engine = objects.engine(mode, u32::MAX);
                 let before = engine.gateway_choices();
                 let newcomer = egress_core::cluster::Endpoint {
                     uid: ids[endpoints].clone(),
@@ -243,7 +224,7 @@ pub fn churn_add_endpoint(mode: Mode, n: usize, endpoints: usize, seeds: u64) ->
 }
 
 /// Max/mean load over `n` gateways: median over seeds.
-pub fn balance(mode: Mode, n: usize, endpoints: usize, seeds: u64) -> f64 {
+pub fn balance(mode: Selection, n: usize, endpoints: usize, seeds: u64) -> f64 {
     let set = gateways(n);
     median(
         (0..seeds)
@@ -251,8 +232,8 @@ pub fn balance(mode: Mode, n: usize, endpoints: usize, seeds: u64) -> f64 {
                 let mut load = vec![0usize; n];
                 for u in uids(seed, endpoints) {
                     let index = match mode {
-                        Mode::Cilium => Some(gateway::choose(&u, n)),
-                        Mode::Consistent => gateway::choose_consistent(&u, &set),
+                        Selection::Cilium => Some(gateway::choose(&u, n)),
+                        Selection::Consistent => gateway::choose_consistent(&u, &set),
                     };
                     if let Some(i) = index {
                         load[i] += 1;
@@ -414,7 +395,7 @@ fn edit_events(
 /// deletes one). The undoing event must then leave an empty plan — the engine is back
 /// where it was for the next edit — else this is an error, as is a refused plan.
 pub fn operator_edits(
-    mode: Mode,
+    mode: Selection,
     n: usize,
     endpoints: usize,
     seeds: u64,
@@ -466,8 +447,8 @@ struct EditedEngine {
 }
 
 impl EditedEngine {
-    fn new(objects: &workloads::Objects, mode: Mode) -> Result<Self, String> {
-        let mut engine = objects.engine(mode.selection(), u32::MAX);
+    fn new(objects: &workloads::Objects, mode: Selection) -> Result<Self, String> {
+        let mut engine = objects.engine(mode, u32::MAX);
         let plan = engine.take_plan().map_err(|e| e.to_string())?;
         engine.ack(&plan, plan.len());
         let endpoint_of: HashMap<IpAddr, usize> = objects
@@ -592,7 +573,7 @@ mod tests {
         let (n, endpoints) = (8, 300);
         let objects =
             workloads::with_uids(workloads::churn_listed(n, endpoints), &uids(1, endpoints));
-        for mode in [Mode::Cilium, Mode::Consistent] {
+        for mode in [Selection::Cilium, Selection::Consistent] {
             let mut edited = EditedEngine::new(&objects, mode).unwrap();
             for edit in [
                 OperatorEdit::DeleteEntry,
@@ -602,7 +583,7 @@ mod tests {
             ] {
                 for (event, undo) in edit_events(edit, &objects, n, 3).unwrap() {
                     let from_plan = edited.moved_by(&event, &undo).unwrap();
-                    let mut engine = objects.engine(mode.selection(), u32::MAX);
+                    let mut engine = objects.engine(mode, u32::MAX);
                     let gateway = |e: &Engine| -> HashMap<String, Ipv4Addr> {
                         e.gateway_choices()
                             .into_iter()
@@ -623,7 +604,7 @@ mod tests {
     /// Cilium mode sorts entries by gateway IP and ignores weight and readiness.
     #[test]
     fn cilium_mode_ignores_order_drain_and_readiness() {
-        let moved = operator_edits(Mode::Cilium, 8, 300, 1, 2).unwrap();
+        let moved = operator_edits(Selection::Cilium, 8, 300, 1, 2).unwrap();
         for (edit, fraction) in moved {
             match edit {
                 OperatorEdit::DeleteEntry => assert!(fraction > 0.5, "{fraction}"),

@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use egress_benches::kernel::KernelError;
-use egress_benches::measure::{self, Mode};
-use egress_benches::{kernel, workloads};
+use egress_benches::{kernel, measure, workloads};
 use egress_core::engine::Action;
 use egress_core::gateway::Selection;
 use egress_core::lookup::{LookupTable, Verdict};
@@ -181,7 +180,7 @@ struct LookupFigures {
 
 /// W-lookup: `Engine::lookup` vs a linear scan and the kernel's LPM trie, as throughput
 /// (the standalone `LookupTable` beside them); for IPv4 also one dependent load over a
-/// working set the size of the engine's desired-state tables, and the kernel apply row.
+/// working set the size of what the engine's lookups read, and the kernel apply row.
 fn lookup_figures(sizes: &Sizes, ipv6: bool) -> Result<LookupFigures> {
     let family = if ipv6 { "IPv6" } else { "IPv4" };
     let mut w = workloads::lookup(if ipv6 { 7 } else { 3 }, 10_000, sizes.queries, ipv6);
@@ -403,7 +402,7 @@ fn full_build(sizes: &Sizes) -> Result<Value> {
 /// W-churn figures, both modes.
 fn churn(sizes: &Sizes) -> Result<Value> {
     let (n, seeds) = (sizes.churn_endpoints, sizes.churn_seeds);
-    let both = |f: &dyn Fn(Mode) -> f64| json!({"cilium": round(f(Mode::Cilium), 4), "consistent": round(f(Mode::Consistent), 4)});
+    let both = |f: &dyn Fn(Selection) -> f64| json!({"cilium": round(f(Selection::Cilium), 4), "consistent": round(f(Selection::Consistent), 4)});
     let mut remove = both(&|m| measure::churn_remove(m, 32, n, seeds));
     remove["ideal"] = json!(round(1.0 / 32.0, 5));
     let mut add = both(&|m| measure::churn_add(m, 8, n, seeds));
@@ -411,11 +410,14 @@ fn churn(sizes: &Sizes) -> Result<Value> {
     let mut endpoint = both(&|m| measure::churn_add_endpoint(m, 8, n, seeds.min(3)));
     endpoint["ideal"] = json!(0);
     let balance = both(&|m| measure::balance(m, 32, n, seeds));
-    let edits_in = |mode: Mode| {
+    let edits_in = |mode: Selection| {
         measure::operator_edits(mode, 32, n, sizes.edit_seeds, sizes.edit_positions)
             .map_err(|e| format!("operator edits ({mode:?} mode): {e}"))
     };
-    let (cilium, consistent) = (edits_in(Mode::Cilium)?, edits_in(Mode::Consistent)?);
+    let (cilium, consistent) = (
+        edits_in(Selection::Cilium)?,
+        edits_in(Selection::Consistent)?,
+    );
     let mut edits = serde_json::Map::new();
     for ((edit, cilium), (_, consistent)) in cilium.into_iter().zip(consistent) {
         let (cilium, consistent) = (round(cilium, 4), round(consistent, 4));
