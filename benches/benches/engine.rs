@@ -82,9 +82,9 @@ fn endpoint_event(c: &mut Criterion) {
                 assert!(
                     plan.len() == 4
                         && plan
-                            .ops
+                            .ops()
                             .iter()
-                            .all(|op| op.action == Action::Upsert && op.entry.source == source),
+                            .all(|op| op.action() == Action::Upsert && op.entry().source == source),
                     "the plan holds exactly the new endpoint's 4 entries"
                 );
                 engine.ack(&plan, plan.len());

@@ -490,9 +490,9 @@ impl EditedEngine {
         event.deliver(&mut self.engine);
         let plan = self.engine.take_plan().map_err(|e| e.to_string())?;
         let mut moved = vec![false; self.endpoints];
-        for op in &plan.ops {
-            let e = &op.entry;
-            let changed = op.action == Action::Delete
+        for op in plan.ops() {
+            let e = &op.entry();
+            let changed = op.action() == Action::Delete
                 || self.gateway_of.get(&(e.source, e.destination)) != Some(&e.gateway_ip);
             if changed && let Some(&i) = self.endpoint_of.get(&e.source) {
                 moved[i] = true;

@@ -179,10 +179,10 @@ impl Error {
 #[derive(Debug, thiserror::Error)]
 #[error(
     "operation {index} of {total} failed ({action:?} {source_ip} -> {destination} in {map}): {errno}; {applied} applied before it",
-    action = failed.action,
-    source_ip = failed.entry.source,
-    destination = failed.entry.destination,
-    map = failed.map
+    action = failed.action(),
+    source_ip = failed.entry().source,
+    destination = failed.entry().destination,
+    map = failed.map()
 )]
 pub struct ApplyError {
     /// Operations written (a prefix of the plan): acknowledge exactly these.

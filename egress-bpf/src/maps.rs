@@ -6,10 +6,7 @@ use std::path::{Path, PathBuf};
 
 use egress_core::engine::{Action, Engine, Plan, PlanOp};
 use egress_core::entries::{Entry, MapEntries};
-use egress_core::maps::{
-    DEFAULT_MAX_ENTRIES, Layout, MAP_V6, MapKeyV4, MapKeyV6, MapValueV4, MapValueV4Legacy,
-    MapValueV6,
-};
+use egress_core::maps::{DEFAULT_MAX_ENTRIES, Layout, MapId};
 use libbpf_sys as bpf;
 
 use crate::error::{ApplyError, Errno, Error, Result};
@@ -205,24 +202,19 @@ impl EgressMaps {
         read_only: bool,
     ) -> Result<Self> {
         ensure_bpffs(dir, create)?;
-        let v4 = PinnedMap::open_or_create(
-            dir,
-            layout.ipv4_map_name(),
-            MapKeyV4::SIZE,
-            layout.ipv4_value_size(),
-            max,
-            create,
-            read_only,
-        )?;
-        let v6 = PinnedMap::open_or_create(
-            dir,
-            MAP_V6,
-            MapKeyV6::SIZE,
-            MapValueV6::SIZE,
-            max,
-            create,
-            read_only,
-        )?;
+        let open = |id: MapId| {
+            PinnedMap::open_or_create(
+                dir,
+                id.name(),
+                id.key_size(),
+                id.value_size(),
+                max,
+                create,
+                read_only,
+            )
+        };
+        let v4 = open(layout.ipv4_map())?;
+        let v6 = open(MapId::V6)?;
         Ok(Self {
             layout,
             v4,
@@ -260,11 +252,14 @@ impl EgressMaps {
     /// The map of `op` (operation `index` of `total`), checked: it must be one of these
     /// maps, and the operation must have its key size and, for an upsert, its value size.
     fn map_for(&self, op: &PlanOp, index: usize, total: usize) -> Result<&PinnedMap> {
-        let Some(map) = [&self.v4, &self.v6].into_iter().find(|m| m.name == op.map) else {
+        let Some(map) = [&self.v4, &self.v6]
+            .into_iter()
+            .find(|m| m.name == op.map().name())
+        else {
             return Err(Error::PlanWrongMap {
                 index,
                 total,
-                found: op.map,
+                found: op.map().name(),
                 ipv4: self.v4.name,
                 ipv6: self.v6.name,
                 layout: self.layout,
@@ -285,7 +280,7 @@ impl EgressMaps {
             }
         };
         size("key", map.key_size(), op.key().len())?;
-        if op.action == Action::Upsert {
+        if op.action() == Action::Upsert {
             size("value", map.value_size(), op.value().len())?;
         }
         Ok(map)
@@ -295,8 +290,8 @@ impl EgressMaps {
     /// size and, for an upsert, value size: a plan made for other maps or the other layout
     /// is refused as a whole ([`Error::PlanWrongMap`], [`Error::PlanWrongSize`]).
     pub fn check_plan(&self, plan: &Plan) -> Result<()> {
-        let total = plan.ops.len();
-        for (index, op) in plan.ops.iter().enumerate() {
+        let total = plan.ops().len();
+        for (index, op) in plan.ops().iter().enumerate() {
             self.map_for(op, index, total)?;
         }
         Ok(())
@@ -311,13 +306,13 @@ impl EgressMaps {
     /// were written before it.
     pub fn apply(&self, plan: &Plan) -> Result<usize> {
         self.check_plan(plan)?;
-        let ops = &plan.ops;
+        let ops = plan.ops();
         let mut at = 0;
         while at < ops.len() {
-            let (action, name) = (ops[at].action, ops[at].map);
+            let (action, name) = (ops[at].action(), ops[at].map());
             let run = ops[at..]
                 .iter()
-                .take_while(|o| o.action == action && o.map == name)
+                .take_while(|o| o.action() == action && o.map() == name)
                 .count();
             // Checked by check_plan already: cannot fail here.
             let map = self.map_for(&ops[at], at, ops.len())?;
@@ -350,7 +345,7 @@ impl EgressMaps {
         map: &PinnedMap,
         run: &[PlanOp],
     ) -> std::result::Result<(), (usize, SysError)> {
-        let upsert = run.first().is_some_and(|op| op.action == Action::Upsert);
+        let upsert = run.first().is_some_and(|op| op.action() == Action::Upsert);
         let mut start = 0usize;
         let count = u32::try_from(run.len()).ok().filter(|&n| n > 1);
         if let Some(count) = count.filter(|_| self.batch.get()) {
@@ -438,28 +433,14 @@ impl EgressMaps {
     }
 
     fn decode(&self, map: &PinnedMap, key: &[u8], value: &[u8]) -> Result<Entry> {
-        let bad = |e: egress_core::maps::DecodeError| Error::Decode {
+        let id = if std::ptr::eq(map, &self.v6) {
+            MapId::V6
+        } else {
+            self.layout.ipv4_map()
+        };
+        Entry::decode(id, key, value).map_err(|e| Error::Decode {
             map: map.name.to_owned(),
             detail: e.to_string(),
-        };
-        if std::ptr::eq(map, &self.v6) {
-            return Ok(Entry::from_map_v6(
-                &MapKeyV6::decode(key).map_err(bad)?,
-                &MapValueV6::decode(value).map_err(bad)?,
-            ));
-        }
-        let k = MapKeyV4::decode(key).map_err(bad)?;
-        let v = match self.layout {
-            Layout::V4V2 => MapValueV4::decode(value).map_err(bad)?,
-            Layout::V4Legacy => {
-                let legacy = MapValueV4Legacy::decode(value).map_err(bad)?;
-                MapValueV4 {
-                    egress_ip: legacy.egress_ip,
-                    gateway_ip: legacy.gateway_ip,
-                    ..MapValueV4::default()
-                }
-            }
-        };
-        Ok(Entry::from_map_v4(&k, &v))
+        })
     }
 }

@@ -1,4 +1,4 @@
-//! The cluster objects the engine computes from: nodes and endpoints.
+//! The cluster objects the engine computes from: nodes, endpoints and namespaces.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -60,6 +60,15 @@ pub fn resolve_node<'a>(selector: &Selector, nodes: &'a Nodes) -> Option<&'a Nod
     nodes
         .values()
         .find(|n| n.ipv4.is_some() && selector.matches(&n.labels))
+}
+
+/// A namespace's labels: what an engine's `upsert_namespace` event carries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Namespace {
+    /// Namespace name.
+    pub name: String,
+    /// Its labels (copied into `namespaceLabels` of its endpoints).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// An endpoint (a pod's network identity).

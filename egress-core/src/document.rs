@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::field::{self, ErrorKind, FieldError};
+use crate::field::{self, FieldError, Reason};
 
 /// One value of a parsed document.
 #[derive(Clone, Debug, PartialEq)]
@@ -245,11 +245,11 @@ impl<'a> Fields<'a> {
                 Some(k) if known.contains(&k) => {}
                 Some(k) => errors.push(FieldError::new(
                     field::child(self.path, k),
-                    ErrorKind::UnknownField,
+                    Reason::UnknownField,
                 )),
                 None => errors.push(FieldError::new(
                     field::child(self.path, &key.render()),
-                    ErrorKind::UnknownField,
+                    Reason::UnknownField,
                 )),
             }
         }
@@ -265,7 +265,7 @@ impl<'a> Fields<'a> {
 pub(crate) fn type_error(path: &str, node: &Node, expected: &str) -> FieldError {
     FieldError::new(
         if path.is_empty() { "<document>" } else { path },
-        ErrorKind::Invalid {
+        Reason::Invalid {
             value: field::quote(node.type_name()),
             detail: format!("must be of type {expected}"),
         },
@@ -333,7 +333,7 @@ pub(crate) fn read_str_map(
         let Some(k) = key.as_str() else {
             errors.push(FieldError::new(
                 field::child(path, &key.render()),
-                ErrorKind::Invalid {
+                Reason::Invalid {
                     value: key.render(),
                     detail: format!("a key must be a string, not {}", key.type_name()),
                 },

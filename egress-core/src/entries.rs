@@ -11,7 +11,9 @@ use crate::cluster::{Endpoint, Nodes};
 use crate::device::Device;
 use crate::gateway::{LocalNode, PolicyGateways, ResolvedGateway, Selection};
 use crate::labels::Labels;
-use crate::maps::{MapKeyV4, MapKeyV6, MapValueV4, MapValueV4Legacy, MapValueV6};
+use crate::maps::{
+    DecodeError, MapId, MapKeyV4, MapKeyV6, MapValueV4, MapValueV4Legacy, MapValueV6,
+};
 use crate::netip::{Cidr, mask_v4, mask_v6};
 use crate::policy::{Policy, PolicySelectors};
 
@@ -209,6 +211,31 @@ impl Entry {
             MapKeyV6::new(src, dst, self.destination.len),
             MapValueV6::new(egress, self.gateway_ip, self.egress_ifindex),
         ))
+    }
+
+    /// Decodes one element of `map` (the key and value bytes exactly as the kernel holds
+    /// them). A legacy IPv4 value stores no ifindex: the entry's is 0.
+    pub fn decode(map: MapId, key: &[u8], value: &[u8]) -> Result<Self, DecodeError> {
+        match map {
+            MapId::V6 => Ok(Self::from_map_v6(
+                &MapKeyV6::decode(key)?,
+                &MapValueV6::decode(value)?,
+            )),
+            MapId::V4 => Ok(Self::from_map_v4(
+                &MapKeyV4::decode(key)?,
+                &MapValueV4::decode(value)?,
+            )),
+            MapId::V4Legacy => {
+                let key = MapKeyV4::decode(key)?;
+                let legacy = MapValueV4Legacy::decode(value)?;
+                let value = MapValueV4 {
+                    egress_ip: legacy.egress_ip,
+                    gateway_ip: legacy.gateway_ip,
+                    ..MapValueV4::default()
+                };
+                Ok(Self::from_map_v4(&key, &value))
+            }
+        }
     }
 
     /// Decodes a `v4_v2` map element.

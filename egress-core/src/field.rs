@@ -11,13 +11,13 @@ pub struct FieldError {
     /// Field path, e.g. `spec.egressGateways[1].egressIP`.
     pub path: String,
     /// What is wrong with it.
-    pub kind: ErrorKind,
+    pub reason: Reason,
 }
 
 /// The reason part of a [`FieldError`]; `Display` gives Kubernetes' wording.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ErrorKind {
+pub enum Reason {
     /// `Required value` (with an optional detail after a colon).
     Required(Option<String>),
     /// `Too many: <n>: must have at most <max> items`.
@@ -53,10 +53,10 @@ pub enum ErrorKind {
 
 impl FieldError {
     /// Builds an error for `path`.
-    pub fn new(path: impl Into<String>, kind: ErrorKind) -> Self {
+    pub fn new(path: impl Into<String>, reason: Reason) -> Self {
         Self {
             path: path.into(),
-            kind,
+            reason,
         }
     }
 
@@ -64,7 +64,7 @@ impl FieldError {
     pub fn invalid_str(path: impl Into<String>, value: &str, detail: impl Into<String>) -> Self {
         Self::new(
             path,
-            ErrorKind::Invalid {
+            Reason::Invalid {
                 value: quote(value),
                 detail: detail.into(),
             },
@@ -73,21 +73,21 @@ impl FieldError {
 
     /// `Required value`.
     pub fn required(path: impl Into<String>) -> Self {
-        Self::new(path, ErrorKind::Required(None))
+        Self::new(path, Reason::Required(None))
     }
 }
 
-impl fmt::Display for ErrorKind {
+impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ErrorKind::Required(None) => f.write_str("Required value"),
-            ErrorKind::Required(Some(detail)) => write!(f, "Required value: {detail}"),
-            ErrorKind::TooMany { count, max } => {
+            Reason::Required(None) => f.write_str("Required value"),
+            Reason::Required(Some(detail)) => write!(f, "Required value: {detail}"),
+            Reason::TooMany { count, max } => {
                 write!(f, "Too many: {count}: must have at most {max} items")
             }
-            ErrorKind::Invalid { value, detail } => write!(f, "Invalid value: {value}: {detail}"),
-            ErrorKind::Forbidden(detail) => write!(f, "Forbidden: {detail}"),
-            ErrorKind::Unsupported { value, supported } => {
+            Reason::Invalid { value, detail } => write!(f, "Invalid value: {value}: {detail}"),
+            Reason::Forbidden(detail) => write!(f, "Forbidden: {detail}"),
+            Reason::Unsupported { value, supported } => {
                 write!(f, "Unsupported value: {value}: supported values: ")?;
                 for (i, s) in supported.iter().enumerate() {
                     if i > 0 {
@@ -97,16 +97,16 @@ impl fmt::Display for ErrorKind {
                 }
                 Ok(())
             }
-            ErrorKind::Duplicate(value) => write!(f, "Duplicate value: {value}"),
-            ErrorKind::NotFound(value) => write!(f, "Not found: {value}"),
-            ErrorKind::UnknownField => f.write_str("unknown field"),
+            Reason::Duplicate(value) => write!(f, "Duplicate value: {value}"),
+            Reason::NotFound(value) => write!(f, "Not found: {value}"),
+            Reason::UnknownField => f.write_str("unknown field"),
         }
     }
 }
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.kind)
+        write!(f, "{}: {}", self.path, self.reason)
     }
 }
 
@@ -161,12 +161,12 @@ mod tests {
         assert_eq!(
             FieldError::new(
                 "spec.egressGateways",
-                ErrorKind::TooMany { count: 65, max: 64 }
+                Reason::TooMany { count: 65, max: 64 }
             )
             .to_string(),
             "spec.egressGateways: Too many: 65: must have at most 64 items"
         );
-        let unsupported = ErrorKind::Unsupported {
+        let unsupported = Reason::Unsupported {
             value: quote("Equals"),
             supported: &["In", "NotIn"],
         };

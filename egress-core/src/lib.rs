@@ -39,12 +39,12 @@
 //! "#).unwrap();
 //!
 //! // The gateway node's engine: its first plan writes the endpoint's two entries.
-//! let mut engine = Engine::from_snapshot(&snapshot, EngineConfig::new("gw"));
+//! let mut engine = Engine::from_snapshot(&snapshot, EngineConfig::new("gw")).0;
 //! let plan = engine.take_plan().unwrap();
 //! assert_eq!(plan.upserts().len(), 2);
-//! for op in &plan.ops {
-//!     // Write op.key() / op.value() to the map named op.map (egress-bpf does this).
-//!     assert_eq!((op.map, op.key().len()), ("cilium_egress_gw_policy_v4_v2", 12));
+//! for op in plan.ops() {
+//!     // Write op.key() / op.value() to the map named op.map() (egress-bpf does this).
+//!     assert_eq!((op.map().name(), op.key().len()), ("cilium_egress_gw_policy_v4_v2", 12));
 //! }
 //! engine.ack(&plan, plan.len()); // everything was written
 //! assert!(engine.take_plan().unwrap().is_empty());
@@ -59,8 +59,8 @@
 //!     ..Endpoint::default()
 //! });
 //! let plan = engine.take_plan().unwrap();
-//! assert!(plan.ops.iter().all(|op| op.action == Action::Upsert
-//!     && op.entry.source == "10.0.0.2".parse::<std::net::IpAddr>().unwrap()));
+//! assert!(plan.ops().iter().all(|op| op.action() == Action::Upsert
+//!     && op.entry().source == "10.0.0.2".parse::<std::net::IpAddr>().unwrap()));
 //! assert_eq!(plan.len(), 2);
 //! engine.ack(&plan, plan.len());
 //!
@@ -77,6 +77,7 @@ pub mod document;
 pub mod egress_ip;
 pub mod engine;
 pub mod entries;
+pub mod error;
 pub mod field;
 pub mod gateway;
 pub mod identity;
@@ -89,6 +90,8 @@ pub mod render;
 pub mod selector;
 pub mod snapshot;
 pub mod timestamp;
+
+pub use error::{Error, ErrorKind, Result};
 
 // The README's Rust examples are compiled and run as doctests.
 #[cfg(doctest)]

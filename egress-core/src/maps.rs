@@ -4,7 +4,9 @@
 //! Encoding is done field by field (no `unsafe` transmutes): `encode` writes exactly the bytes
 //! the kernel map holds and `decode` reads them back.
 
+use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
 
 use crate::netip::{mask_v4, mask_v6};
 
@@ -28,12 +30,35 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// Both layouts, in the order of [`Layout::NAMES`].
+    pub const ALL: [Layout; 2] = [Layout::V4V2, Layout::V4Legacy];
+    /// The layouts' names, as the CLI and the bindings spell them.
+    pub const NAMES: &'static [&'static str] = &["v4v2", "legacy"];
+
+    /// `v4v2` or `legacy`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::V4V2 => "v4v2",
+            Layout::V4Legacy => "legacy",
+        }
+    }
+
+    /// The IPv4 map of this layout.
+    pub fn ipv4_map(self) -> MapId {
+        match self {
+            Layout::V4V2 => MapId::V4,
+            Layout::V4Legacy => MapId::V4Legacy,
+        }
+    }
+
     /// The IPv4 map's name.
     pub fn ipv4_map_name(self) -> &'static str {
-        match self {
-            Layout::V4V2 => MAP_V4,
-            Layout::V4Legacy => MAP_V4_LEGACY,
-        }
+        self.ipv4_map().name()
+    }
+
+    /// The maps a node of this layout programs: its IPv4 map, then the IPv6 map.
+    pub fn maps(self) -> [MapId; 2] {
+        [self.ipv4_map(), MapId::V6]
     }
 
     /// Whether the value for a source of this family stores the egress ifindex (the legacy
@@ -44,10 +69,85 @@ impl Layout {
 
     /// The IPv4 map's value size.
     pub fn ipv4_value_size(self) -> usize {
+        self.ipv4_map().value_size()
+    }
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Layout {
+    type Err = crate::Error;
+
+    /// Reads a layout's name; anything else is an [`crate::Error::InvalidArgument`] naming
+    /// `layout`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.name() == s)
+            .ok_or_else(|| crate::Error::unsupported("layout", s, Self::NAMES))
+    }
+}
+
+/// One of the three egress gateway maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u32)]
+pub enum MapId {
+    /// `cilium_egress_gw_policy_v4_v2`: IPv4 sources, 28-byte value with the ifindex.
+    V4 = 0,
+    /// `cilium_egress_gw_policy_v4`: IPv4 sources, the legacy 8-byte value.
+    V4Legacy = 1,
+    /// `cilium_egress_gw_policy_v6`: IPv6 sources.
+    V6 = 2,
+}
+
+impl MapId {
+    /// Every map.
+    pub const ALL: [MapId; 3] = [MapId::V4, MapId::V4Legacy, MapId::V6];
+
+    /// The pinned map's name.
+    pub fn name(self) -> &'static str {
         match self {
-            Layout::V4V2 => MapValueV4::SIZE,
-            Layout::V4Legacy => MapValueV4Legacy::SIZE,
+            MapId::V4 => MAP_V4,
+            MapId::V4Legacy => MAP_V4_LEGACY,
+            MapId::V6 => MAP_V6,
         }
+    }
+
+    /// The map named `name`, if it is one of ours.
+    pub fn from_name(name: &str) -> Option<MapId> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Whether the map holds IPv4 sources.
+    pub fn is_ipv4(self) -> bool {
+        self != MapId::V6
+    }
+
+    /// Key size in bytes.
+    pub fn key_size(self) -> usize {
+        match self {
+            MapId::V4 | MapId::V4Legacy => MapKeyV4::SIZE,
+            MapId::V6 => MapKeyV6::SIZE,
+        }
+    }
+
+    /// Value size in bytes.
+    pub fn value_size(self) -> usize {
+        match self {
+            MapId::V4 => MapValueV4::SIZE,
+            MapId::V4Legacy => MapValueV4Legacy::SIZE,
+            MapId::V6 => MapValueV6::SIZE,
+        }
+    }
+}
+
+impl fmt::Display for MapId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

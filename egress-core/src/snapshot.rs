@@ -7,11 +7,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
-use crate::cluster::{Endpoint, Node, Nodes};
+use crate::cluster::{Endpoint, Namespace, Node, Nodes};
 use crate::device::{Device, DeviceAddress, Families};
 use crate::document::{self, Fields, Node as Doc, read_seq, read_str, read_str_map, type_error};
 use crate::entries::ClusterState;
-use crate::field::{self, ErrorKind, FieldError};
+use crate::error::Error;
+use crate::field::{self, FieldError, Reason};
 use crate::labels::Labels;
 use crate::netip;
 use crate::policy::{Policy, PolicyErrors, parse_policy};
@@ -33,30 +34,7 @@ pub struct Snapshot {
     pub interfaces: Option<Vec<Device>>,
 }
 
-/// Why a snapshot could not be read.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SnapshotError {
-    /// The text is not YAML/JSON.
-    #[error("{0}")]
-    Parse(#[from] document::ParseError),
-    /// The file holds no document, or several.
-    #[error("expected one snapshot document, found {0}")]
-    DocumentCount(usize),
-    /// Input errors, each naming its path.
-    #[error("{}", join_lines(.0))]
-    Input(Vec<FieldError>),
-}
-
-fn join_lines(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-mod kubernetes;
+pub mod kubernetes;
 
 /// A snapshot read from either accepted input, with the conversion's warnings.
 #[derive(Clone, Debug)]
@@ -70,7 +48,7 @@ pub struct Loaded {
 /// Reads a snapshot file or a Kubernetes dump (`kubectl get ciliumegressgatewaypolicies,
 /// ciliumnodes,ciliumendpoints,namespaces -A -o yaml`: a `List`, or a `---` stream of objects
 /// or Lists). A dump has no `localNode` and no devices: callers supply both.
-pub fn load(text: &str) -> Result<Loaded, SnapshotError> {
+pub fn load(text: &str) -> Result<Loaded, Error> {
     let docs = document::parse_documents(text)?;
     if let [doc] = docs.as_slice()
         && Snapshot::is_snapshot_document(doc)
@@ -81,23 +59,102 @@ pub fn load(text: &str) -> Result<Loaded, SnapshotError> {
         });
     }
     if docs.is_empty() {
-        return Err(SnapshotError::DocumentCount(0));
+        return Err(Error::DocumentCount(0));
     }
     let objects = document::flatten_lists(docs);
     kubernetes::from_objects(&objects).map(|(snapshot, warnings)| Loaded { snapshot, warnings })
 }
 
-/// Reads a device list (the `interfaces` shape) from YAML or JSON text.
-pub fn parse_interfaces(text: &str) -> Result<Vec<Device>, SnapshotError> {
-    let docs = document::parse_documents(text)?;
-    let [doc] = docs.as_slice() else {
-        return Err(SnapshotError::DocumentCount(docs.len()));
-    };
+// ----- one object at a time ------------------------------------------------------------
+//
+// The readers the snapshot itself uses, at the document's root: an agent that watches
+// objects one by one gets the same validation and the same field errors as a snapshot.
+
+/// The one document of `text`.
+fn one_document(text: &str) -> Result<Doc, Error> {
+    let mut docs = document::parse_documents(text)?;
+    match docs.len() {
+        1 => Ok(docs.swap_remove(0)),
+        n => Err(Error::DocumentCount(n)),
+    }
+}
+
+/// Runs a snapshot reader on a whole document: every input error it meets, or the object.
+fn read_one<T>(
+    doc: &Doc,
+    read: impl FnOnce(&Doc, &str, &mut Vec<FieldError>) -> Option<T>,
+) -> Result<T, Error> {
+    let mut errors = Vec::new();
+    match read(doc, "", &mut errors) {
+        Some(object) if errors.is_empty() => Ok(object),
+        _ => Err(Error::Input(errors)),
+    }
+}
+
+/// Reads one node in the snapshot's `nodes[]` shape, or a Kubernetes `CiliumNode` object
+/// (converted as a dump's are).
+pub fn node_from_document(doc: &Doc) -> Result<Node, Error> {
+    if kind_of(doc) == Some("CiliumNode") {
+        return kubernetes::node_from_cilium_node(doc);
+    }
+    read_one(doc, read_node)
+}
+
+/// [`node_from_document`] on YAML or JSON text holding one document.
+pub fn parse_node(text: &str) -> Result<Node, Error> {
+    node_from_document(&one_document(text)?)
+}
+
+/// Reads one endpoint in the snapshot's `endpoints[]` shape. (A `CiliumEndpoint` names its
+/// node by address: convert it with [`kubernetes::endpoint_from_cilium_endpoint`].)
+pub fn endpoint_from_document(doc: &Doc) -> Result<Endpoint, Error> {
+    read_one(doc, read_endpoint)
+}
+
+/// [`endpoint_from_document`] on YAML or JSON text holding one document.
+pub fn parse_endpoint(text: &str) -> Result<Endpoint, Error> {
+    endpoint_from_document(&one_document(text)?)
+}
+
+/// Reads a device list (the `interfaces` shape).
+pub fn devices_from_document(doc: &Doc) -> Result<Vec<Device>, Error> {
     let mut errors = Vec::new();
     match read_devices(doc, "interfaces", &mut errors) {
         Some(devices) if errors.is_empty() => Ok(devices),
-        _ => Err(SnapshotError::Input(errors)),
+        _ => Err(Error::Input(errors)),
     }
+}
+
+/// Reads a device list (the `interfaces` shape) from YAML or JSON text.
+pub fn parse_interfaces(text: &str) -> Result<Vec<Device>, Error> {
+    devices_from_document(&one_document(text)?)
+}
+
+/// Reads a namespace: a Kubernetes `Namespace` object (`metadata.name`, `metadata.labels`)
+/// or `{name, labels}`.
+pub fn namespace_from_document(doc: &Doc) -> Result<Namespace, Error> {
+    if doc.get("metadata").is_some() || doc.get("kind").is_some() {
+        return kubernetes::namespace_from_object(doc);
+    }
+    read_one(doc, |doc, path, errors| {
+        let f = Fields::open(doc, path, errors)?;
+        f.finish(NAMESPACE, errors);
+        let name = read_name(&f, "name", errors);
+        let labels = read_labels(&f, "labels", errors);
+        Some(Namespace {
+            name: name?,
+            labels,
+        })
+    })
+}
+
+/// [`namespace_from_document`] on YAML or JSON text holding one document.
+pub fn parse_namespace(text: &str) -> Result<Namespace, Error> {
+    namespace_from_document(&one_document(text)?)
+}
+
+fn kind_of(doc: &Doc) -> Option<&str> {
+    doc.get("kind").and_then(Doc::as_str)
 }
 
 const TOP: &[&str] = &[
@@ -128,15 +185,16 @@ const ENDPOINT: &[&str] = &[
     "ips",
     "node",
 ];
+const NAMESPACE: &[&str] = &["name", "labels"];
 const DEVICE: &[&str] = &["name", "index", "altNames", "addresses", "defaultRoute"];
 
 impl Snapshot {
     /// Parses snapshot text (YAML or JSON).
-    pub fn parse(text: &str) -> Result<Self, SnapshotError> {
+    pub fn parse(text: &str) -> Result<Self, Error> {
         let docs = document::parse_documents(text)?;
         match docs.as_slice() {
             [doc] => Self::from_document(doc),
-            other => Err(SnapshotError::DocumentCount(other.len())),
+            other => Err(Error::DocumentCount(other.len())),
         }
     }
 
@@ -146,12 +204,12 @@ impl Snapshot {
     }
 
     /// Reads a snapshot from a parsed document.
-    pub fn from_document(doc: &Doc) -> Result<Self, SnapshotError> {
+    pub fn from_document(doc: &Doc) -> Result<Self, Error> {
         let mut errors = Vec::new();
         let snapshot = read_snapshot(doc, &mut errors);
         match snapshot {
             Some(s) if errors.is_empty() => Ok(s),
-            _ => Err(SnapshotError::Input(errors)),
+            _ => Err(Error::Input(errors)),
         }
     }
 
@@ -173,10 +231,7 @@ impl Snapshot {
         if self.nodes.contains_key(name) {
             Ok(name)
         } else {
-            Err(FieldError::new(
-                path,
-                ErrorKind::NotFound(field::quote(name)),
-            ))
+            Err(FieldError::new(path, Reason::NotFound(field::quote(name))))
         }
     }
 
@@ -201,7 +256,7 @@ impl Snapshot {
             }
             None => Err(FieldError::new(
                 "--node",
-                ErrorKind::NotFound(field::quote(node)),
+                Reason::NotFound(field::quote(node)),
             )),
         }
     }
@@ -218,10 +273,7 @@ impl Snapshot {
             && !names.insert(name.to_owned())
         {
             let at = format!("{path}.metadata.name");
-            errors.push(FieldError::new(
-                at,
-                ErrorKind::Duplicate(field::quote(name)),
-            ));
+            errors.push(FieldError::new(at, Reason::Duplicate(field::quote(name))));
         }
         self.policies.push(parse_policy(doc));
     }
@@ -271,7 +323,7 @@ fn read_snapshot(doc: &Doc, errors: &mut Vec<FieldError>) -> Option<Snapshot> {
                 if snap.nodes.contains_key(&node.name) {
                     errors.push(FieldError::new(
                         field::child(&path, "name"),
-                        ErrorKind::Duplicate(field::quote(&node.name)),
+                        Reason::Duplicate(field::quote(&node.name)),
                     ));
                 } else {
                     snap.nodes.insert(node.name.clone(), node);
@@ -284,7 +336,7 @@ fn read_snapshot(doc: &Doc, errors: &mut Vec<FieldError>) -> Option<Snapshot> {
     {
         errors.push(FieldError::new(
             "localNode",
-            ErrorKind::NotFound(field::quote(local)),
+            Reason::NotFound(field::quote(local)),
         ));
     }
     if let Some(eps) = top
@@ -298,7 +350,7 @@ fn read_snapshot(doc: &Doc, errors: &mut Vec<FieldError>) -> Option<Snapshot> {
                 if !uids.insert(ep.uid.clone()) {
                     errors.push(FieldError::new(
                         field::child(&path, "uid"),
-                        ErrorKind::Duplicate(field::quote(&ep.uid)),
+                        Reason::Duplicate(field::quote(&ep.uid)),
                     ));
                 }
                 snap.endpoints.push(ep);
@@ -409,7 +461,7 @@ fn read_node(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Node
         Some(other) => {
             errors.push(FieldError::new(
                 f.path_of("weight"),
-                ErrorKind::Invalid {
+                Reason::Invalid {
                     value: other.render(),
                     detail: "must be an integer from 0 to 100".to_owned(),
                 },
@@ -478,7 +530,7 @@ fn read_devices(node: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<
     if *node == Doc::Null {
         errors.push(FieldError::new(
             path,
-            ErrorKind::Invalid {
+            Reason::Invalid {
                 value: "null".to_owned(),
                 detail: "must be a list of interfaces".to_owned(),
             },
@@ -502,14 +554,14 @@ fn read_devices(node: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<
             if !names.insert(name.clone()) {
                 errors.push(FieldError::new(
                     field::child(&dpath, key),
-                    ErrorKind::Duplicate(field::quote(name)),
+                    Reason::Duplicate(field::quote(name)),
                 ));
             }
         }
         if !indexes.insert(dev.index) {
             errors.push(FieldError::new(
                 field::child(&dpath, "index"),
-                ErrorKind::Duplicate(dev.index.to_string()),
+                Reason::Duplicate(dev.index.to_string()),
             ));
         }
         let shared = routes & dev.default_route;
@@ -521,7 +573,7 @@ fn read_devices(node: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<
             };
             errors.push(FieldError::new(
                 field::child(&dpath, "defaultRoute"),
-                ErrorKind::Invalid {
+                Reason::Invalid {
                     value: field::quote(fam),
                     detail: "another interface already carries this family's default route"
                         .to_owned(),
@@ -547,7 +599,7 @@ fn read_device(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<De
         Some(other) => {
             errors.push(FieldError::new(
                 f.path_of("index"),
-                ErrorKind::Invalid {
+                Reason::Invalid {
                     value: other.render(),
                     detail: "must be a positive 32-bit integer".to_owned(),
                 },
@@ -598,7 +650,7 @@ fn read_device(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<De
                     Some("ipv6") => fams |= Families::IPV6,
                     Some(other) => errors.push(FieldError::new(
                         ipath,
-                        ErrorKind::Unsupported {
+                        Reason::Unsupported {
                             value: field::quote(other),
                             supported: &["ipv4", "ipv6"],
                         },

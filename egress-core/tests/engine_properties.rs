@@ -418,23 +418,23 @@ proptest! {
         let plan = engine.take_plan().unwrap();
         // Ordered: upserts, then deletes; no key twice; no delete of an upserted key.
         let upserts = plan.upserts().len();
-        prop_assert!(plan.ops[..upserts].iter().all(|op| op.action == Action::Upsert));
-        prop_assert!(plan.ops[upserts..].iter().all(|op| op.action == Action::Delete));
+        prop_assert!(plan.ops()[..upserts].iter().all(|op| op.action() == Action::Upsert));
+        prop_assert!(plan.ops()[upserts..].iter().all(|op| op.action() == Action::Delete));
         let mut seen = std::collections::HashSet::new();
-        prop_assert!(plan.ops.iter().all(|op| seen.insert(op.entry.identity())));
+        prop_assert!(plan.ops().iter().all(|op| seen.insert(op.entry().identity())));
         // Apply part of it, acknowledge that part; the next plan holds exactly the rest.
         let applied = ((plan.len() as f64) * applied_share) as usize;
-        let apply_op = |map: &mut HashMap<KeyIdentity, Entry>, op: &egress_core::engine::PlanOp| match op.action {
-            Action::Upsert => { map.insert(op.entry.identity(), op.entry); }
-            Action::Delete => { map.remove(&op.entry.identity()); }
+        let apply_op = |map: &mut HashMap<KeyIdentity, Entry>, op: &egress_core::engine::PlanOp| match op.action() {
+            Action::Upsert => { map.insert(op.entry().identity(), *op.entry()); }
+            Action::Delete => { map.remove(&op.entry().identity()); }
         };
-        for op in &plan.ops[..applied] {
+        for op in &plan.ops()[..applied] {
             apply_op(&mut map, op);
         }
         engine.ack(&plan, applied);
         let rest = engine.take_plan().unwrap();
-        prop_assert_eq!(&rest.ops[..], &plan.ops[applied..]);
-        for op in &rest.ops {
+        prop_assert_eq!(rest.ops(), &plan.ops()[applied..]);
+        for op in rest.ops() {
             apply_op(&mut map, op);
         }
         let mut result: Vec<Entry> = map.into_values().collect();

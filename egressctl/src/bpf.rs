@@ -25,7 +25,7 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
         max_entries: maps.max_entries(),
         ..EngineConfig::new(node)
     };
-    let mut engine = Engine::from_snapshot(&snapshot, config);
+    let mut engine = Engine::from_snapshot(&snapshot, config).0;
     // Start from what the kernel holds: only the difference is written, nothing is flushed.
     engine.adopt(maps.dump().map_err(kernel)?.iter().copied());
     match maps.program(&mut engine) {

@@ -26,7 +26,7 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
         max_entries: u32::MAX,
         ..EngineConfig::new(node)
     };
-    let mut engine = Engine::from_snapshot(&old, config);
+    let mut engine = Engine::from_snapshot(&old, config).0;
     let baseline = engine
         .take_plan()
         .map_err(|e| Failure::Input(e.to_string()))?;
@@ -69,16 +69,16 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
             ]
             .map(str::to_owned),
         ];
-        for op in &plan.ops {
-            let e = &op.entry;
-            let action = if op.action == Action::Upsert {
+        for op in plan.ops() {
+            let e = &op.entry();
+            let action = if op.action() == Action::Upsert {
                 "upsert"
             } else {
                 "delete"
             };
             rows.push([
                 action.to_owned(),
-                op.map.to_owned(),
+                op.map().name().to_owned(),
                 e.source.to_string(),
                 e.destination.to_string(),
                 e.egress_ip.to_string(),

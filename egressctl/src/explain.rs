@@ -15,7 +15,7 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
         selection: args.node.selection.into(),
         ..EngineConfig::new(node)
     };
-    let engine = Engine::from_snapshot(&snapshot, config);
+    let engine = Engine::from_snapshot(&snapshot, config).0;
     let explanation = engine.explain(args.src, args.dst);
     match args.output {
         TextOrJson::Text => {

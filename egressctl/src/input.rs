@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use egress_core::snapshot::{self, Snapshot, SnapshotError};
+use egress_core::Error;
+use egress_core::snapshot::{self, Snapshot};
 
 use crate::Failure;
 use crate::cli::NodeArgs;
@@ -13,7 +14,7 @@ pub(crate) fn read_file(path: &Path) -> Result<String, Failure> {
 }
 
 /// `<file>: <line>` for every line of a snapshot error.
-pub(crate) fn snapshot_error(path: &Path, err: &SnapshotError) -> Failure {
+pub(crate) fn snapshot_error(path: &Path, err: &Error) -> Failure {
     let lines: Vec<String> = err
         .to_string()
         .lines()

@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
+use egress_core::Error;
 use egress_core::cluster::Nodes;
 use egress_core::document::{self, Node};
 use egress_core::policy::{self, Policy, PolicyErrors};
-use egress_core::snapshot::{Snapshot, SnapshotError};
+use egress_core::snapshot::Snapshot;
 
 use crate::cli::ValidateArgs;
 use crate::diagnostics::policy_label;
@@ -122,7 +123,7 @@ impl Report {
         self.lines.push(format!("{}: {line}", self.file));
     }
 
-    fn snapshot_errors(&mut self, err: &SnapshotError) {
+    fn snapshot_errors(&mut self, err: &Error) {
         for line in err.to_string().lines() {
             self.error(line.to_owned());
         }

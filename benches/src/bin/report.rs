@@ -359,9 +359,9 @@ fn endpoint_event(sizes: &Sizes) -> Result<Value> {
         let plan = plan.map_err(|e| format!("W-cluster event {i}: {e}"))?;
         let exact = plan.len() == 4
             && plan
-                .ops
+                .ops()
                 .iter()
-                .all(|op| op.action == Action::Upsert && op.entry.source == source);
+                .all(|op| op.action() == Action::Upsert && op.entry().source == source);
         if !exact {
             return Err(format!(
                 "W-cluster event {i}: the plan holds {} operations, not exactly the new endpoint's 4 upserts",

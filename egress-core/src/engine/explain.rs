@@ -244,7 +244,7 @@ mod tests {
     #[test]
     fn explains_a_conflict_and_its_winner() {
         let snap = example("selectors-and-conflicts.yaml");
-        let e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119"));
+        let e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119")).0;
         let x = e.explain(ip("172.22.48.10"), ip("1.2.3.4"));
         assert_eq!(
             x.verdict,
@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn explains_misses_excluded_and_missing_gateways() {
         let snap = example("dual-stack-excluded.yaml");
-        let e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119"));
+        let e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119")).0;
         let x = e.explain(ip("172.22.48.4"), ip("172.22.1.1"));
         assert_eq!(x.verdict, Verdict::Excluded);
         assert_eq!(x.matched.unwrap().producer.kind, CidrKind::Excluded);
@@ -339,7 +339,7 @@ mod tests {
             selection: Selection::Consistent,
             ..EngineConfig::new("172.22.49.119")
         };
-        let e = Engine::from_snapshot(&snap, config);
+        let e = Engine::from_snapshot(&snap, config).0;
         let x = e.explain(ip("172.22.48.10"), ip("8.8.8.8"));
         let text = x.to_string();
         let m = x.matched.unwrap();

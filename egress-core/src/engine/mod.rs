@@ -157,6 +157,14 @@ pub struct Engine {
     programmed_count: [usize; 2],
 }
 
+// Bindings share an engine between threads for lookups and move engines and plans across
+// them (Go moves goroutines between threads): both must stay `Send + Sync`.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Engine>();
+    send_sync::<Plan>();
+};
+
 fn family(ip: IpAddr) -> usize {
     usize::from(ip.is_ipv6())
 }
@@ -184,14 +192,18 @@ impl Engine {
     }
 
     /// An engine holding a snapshot's objects (valid policies only; `config.cluster` is
-    /// taken from the snapshot when unset). Its devices are the local node's.
-    pub fn from_snapshot(snapshot: &Snapshot, mut config: EngineConfig) -> Self {
+    /// taken from the snapshot when unset), with the errors of the invalid policies it left
+    /// out. Its devices are the local node's.
+    pub fn from_snapshot(
+        snapshot: &Snapshot,
+        mut config: EngineConfig,
+    ) -> (Self, Vec<PolicyErrors>) {
         if config.cluster.is_none() {
             config.cluster = snapshot.cluster.clone();
         }
         let mut engine = Self::new(config);
-        engine.sync_snapshot(snapshot);
-        engine
+        let rejected = engine.sync_snapshot(snapshot);
+        (engine, rejected)
     }
 
     /// Makes the engine's objects those of `snapshot`, as a stream of updates would: objects

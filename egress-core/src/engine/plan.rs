@@ -9,7 +9,7 @@ use hashbrown::HashMap;
 use super::arena::ListId;
 use super::{Engine, family};
 use crate::entries::{Entry, Slot};
-use crate::maps::{Layout, MAP_V6, MapKeyV6, MapValueV6};
+use crate::maps::{Layout, MapId, MapKeyV6, MapValueV6};
 
 /// What a plan operation does to its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -23,12 +23,9 @@ pub enum Action {
 /// One map operation, with the exact bytes of the configured layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanOp {
-    /// Upsert or delete.
-    pub action: Action,
-    /// The entry written, or the programmed entry deleted.
-    pub entry: Entry,
-    /// The map this operation goes to.
-    pub map: &'static str,
+    action: Action,
+    entry: Entry,
+    map: MapId,
     key: [u8; MapKeyV6::SIZE],
     key_len: u8,
     value: [u8; MapValueV6::SIZE],
@@ -41,9 +38,9 @@ impl PlanOp {
             action,
             entry,
             map: if entry.source.is_ipv4() {
-                layout.ipv4_map_name()
+                layout.ipv4_map()
             } else {
-                MAP_V6
+                MapId::V6
             },
             key: [0; MapKeyV6::SIZE],
             key_len: 0,
@@ -78,12 +75,27 @@ impl PlanOp {
         op
     }
 
-    /// The encoded key.
+    /// Upsert or delete.
+    pub fn action(&self) -> Action {
+        self.action
+    }
+
+    /// The entry written, or the programmed entry deleted.
+    pub fn entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    /// The map this operation goes to.
+    pub fn map(&self) -> MapId {
+        self.map
+    }
+
+    /// The encoded key ([`MapId::key_size`] bytes).
     pub fn key(&self) -> &[u8] {
         &self.key[..usize::from(self.key_len)]
     }
 
-    /// The encoded value (empty for a delete).
+    /// The encoded value ([`MapId::value_size`] bytes; empty for a delete).
     pub fn value(&self) -> &[u8] {
         &self.value[..usize::from(self.value_len)]
     }
@@ -99,11 +111,9 @@ fn sub<const N: usize, const M: usize>(buf: &mut [u8; M]) -> &mut [u8; N] {
 /// What to write: every upsert, then every delete, no key twice.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Operations in order: upserts then deletes.
-    pub ops: Vec<PlanOp>,
+    ops: Vec<PlanOp>,
     upserts: usize,
-    /// Per map (IPv4, IPv6): programmed entries plus new keys, the count at the plan's peak.
-    pub peak: [usize; 2],
+    peak: [usize; 2],
 }
 
 impl Plan {
@@ -117,6 +127,17 @@ impl Plan {
         self.ops.len()
     }
 
+    /// Every operation, in order: upserts then deletes.
+    pub fn ops(&self) -> &[PlanOp] {
+        &self.ops
+    }
+
+    /// Per map (IPv4, IPv6): programmed entries plus the plan's new keys, the entry count at
+    /// the plan's peak (after the upserts, before the deletes).
+    pub fn peak(&self) -> [usize; 2] {
+        self.peak
+    }
+
     /// The upserts.
     pub fn upserts(&self) -> &[PlanOp] {
         &self.ops[..self.upserts]
@@ -128,6 +149,15 @@ impl Plan {
     }
 }
 
+impl<'a> IntoIterator for &'a Plan {
+    type Item = &'a PlanOp;
+    type IntoIter = std::slice::Iter<'a, PlanOp>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.ops.iter()
+    }
+}
+
 /// A plan refused before anything was written: its peak would not fit the map.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -135,7 +165,7 @@ impl Plan {
 )]
 pub struct CapacityError {
     /// The map that would overflow.
-    pub map: &'static str,
+    pub map: MapId,
     /// Programmed entries plus the plan's new keys.
     pub peak: usize,
     /// The map's capacity.
@@ -213,7 +243,7 @@ impl Engine {
             self.programmed_count[0] + new_keys[0],
             self.programmed_count[1] + new_keys[1],
         ];
-        for (fam, map) in [(0, layout.ipv4_map_name()), (1, MAP_V6)] {
+        for (fam, map) in [(0, layout.ipv4_map()), (1, MapId::V6)] {
             if peak[fam] > self.config.max_entries as usize {
                 return Err(CapacityError {
                     map,

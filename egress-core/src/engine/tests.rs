@@ -3,6 +3,7 @@ use std::path::Path;
 use super::*;
 use crate::entries::compute;
 use crate::lookup::LookupTable;
+use crate::maps::MapId;
 
 fn examples() -> Vec<(String, Snapshot)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples");
@@ -30,7 +31,7 @@ fn equals_the_batch_path_on_every_example_node_and_mode() {
     for (name, snap) in examples() {
         for node in snap.nodes.keys() {
             for selection in [Selection::Cilium, Selection::Consistent] {
-                let engine = Engine::from_snapshot(&snap, config(node, selection));
+                let engine = Engine::from_snapshot(&snap, config(node, selection)).0;
                 let batch = compute(&snap.state(), node, snap.devices_for(node), selection);
                 assert_eq!(
                     engine.entries(),
@@ -56,7 +57,7 @@ fn seed() -> Snapshot {
 }
 
 fn engine() -> Engine {
-    Engine::from_snapshot(&seed(), EngineConfig::new("172.22.49.119"))
+    Engine::from_snapshot(&seed(), EngineConfig::new("172.22.49.119")).0
 }
 
 fn programmed_engine() -> Engine {
@@ -90,7 +91,7 @@ fn the_first_plan_writes_everything_then_nothing() {
     let plan = e.take_plan().unwrap();
     assert_eq!(plan.upserts().len(), 10);
     assert!(plan.deletes().is_empty());
-    assert_eq!(plan.peak, [10, 0]);
+    assert_eq!(plan.peak(), [10, 0]);
     e.ack(&plan, plan.len());
     assert_eq!(e.programmed(), e.entries());
     assert!(e.take_plan().unwrap().is_empty());
@@ -103,11 +104,11 @@ fn one_endpoint_upsert_plans_exactly_its_entries() {
     e.upsert_endpoint(new_pod("new-1", "172.22.48.99"));
     let plan = e.take_plan().unwrap();
     assert_eq!(plan.len(), 1);
-    let op = &plan.ops[0];
-    assert_eq!(op.action, Action::Upsert);
-    assert_eq!(op.entry.source, "172.22.48.99".parse::<IpAddr>().unwrap());
-    assert_eq!(op.map, "cilium_egress_gw_policy_v4_v2");
-    let (k, v) = op.entry.to_map_v4().unwrap();
+    let op = &plan.ops()[0];
+    assert_eq!(op.action(), Action::Upsert);
+    assert_eq!(op.entry().source, "172.22.48.99".parse::<IpAddr>().unwrap());
+    assert_eq!(op.map(), MapId::V4);
+    let (k, v) = op.entry().to_map_v4().unwrap();
     let mut kb = [0u8; 12];
     let mut vb = [0u8; 28];
     k.encode(&mut kb);
@@ -131,7 +132,7 @@ fn a_partial_ack_re_emits_the_rest() {
     e.ack(&plan, 4);
     let rest = e.take_plan().unwrap();
     assert_eq!(rest.len(), 6);
-    assert_eq!(rest.ops, plan.ops[4..].to_vec());
+    assert_eq!(rest.ops(), plan.ops()[4..].to_vec());
     assert_eq!(e.stats().programmed_v4, 4);
     e.ack(&rest, rest.len());
     assert!(e.take_plan().unwrap().is_empty());
@@ -152,7 +153,7 @@ fn adopting_an_identical_map_plans_nothing_and_a_stale_one_is_repaired() {
     let plan = e.take_plan().unwrap();
     assert_eq!(plan.upserts().len(), 1);
     assert_eq!(plan.deletes().len(), 1);
-    assert_eq!(plan.deletes()[0].entry.source, stale.source);
+    assert_eq!(plan.deletes()[0].entry().source, stale.source);
 }
 
 #[test]
@@ -163,12 +164,13 @@ fn a_plan_that_would_overflow_is_refused_before_anything() {
             max_entries: 9,
             ..EngineConfig::new("172.22.49.119")
         },
-    );
+    )
+    .0;
     let err = e.take_plan().unwrap_err();
     assert_eq!(
         err,
         CapacityError {
-            map: "cilium_egress_gw_policy_v4_v2",
+            map: MapId::V4,
             peak: 10,
             max_entries: 9
         }
@@ -181,7 +183,8 @@ fn a_plan_that_would_overflow_is_refused_before_anything() {
             max_entries: 10,
             ..EngineConfig::new("172.22.49.119")
         },
-    );
+    )
+    .0;
     let plan = e.take_plan().unwrap();
     e.ack(&plan, plan.len());
     let mut moved = new_pod("5f48eab5-b251-555b-94c0-7481bd903033", "172.22.48.250");
@@ -232,9 +235,9 @@ fn a_node_ip_change_rewrites_the_entries_pointing_at_it() {
     let plan = e.take_plan().unwrap();
     assert_eq!(plan.len(), 5, "the five endpoints using .147");
     assert!(
-        plan.ops
+        plan.ops()
             .iter()
-            .all(|op| op.entry.gateway_ip == "172.22.49.148".parse::<Ipv4Addr>().unwrap())
+            .all(|op| op.entry().gateway_ip == "172.22.49.148".parse::<Ipv4Addr>().unwrap())
     );
 }
 
@@ -247,7 +250,7 @@ fn node_labels_drive_node_filters_and_gateways() {
         match_labels: vec![("zone".into(), "a".into())],
         match_expressions: vec![],
     });
-    let mut e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119"));
+    let mut e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119")).0;
     assert!(e.entries().is_empty());
     let mut worker = snap.nodes["172.22.48.125"].clone();
     worker.labels = [("kubernetes.io/hostname", "172.22.48.125"), ("zone", "a")]
@@ -285,7 +288,7 @@ fn devices_are_derived_again_at_once() {
     let p = snap.policies[0].as_mut().unwrap();
     p.egress_gateways[1].egress_ip = None;
     p.egress_gateways[1].interface = Some("eth1".into());
-    let mut e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119"));
+    let mut e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119")).0;
     let local = |e: &Engine| {
         e.entries()
             .ipv4
@@ -329,7 +332,7 @@ fn namespace_relabels_reselect_their_endpoints() {
         }),
         node_selector: None,
     };
-    let mut e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119"));
+    let mut e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119")).0;
     assert!(e.entries().is_empty());
     e.upsert_namespace("default", [("team".to_owned(), "web".to_owned())].into());
     assert_eq!(e.entries().ipv4.len(), 10);
@@ -356,7 +359,9 @@ fn same_name_new_uid_and_ip_reuse() {
     fresh.endpoints[0] = replacement;
     assert_eq!(
         e.entries(),
-        Engine::from_snapshot(&fresh, EngineConfig::new("172.22.49.119")).entries()
+        Engine::from_snapshot(&fresh, EngineConfig::new("172.22.49.119"))
+            .0
+            .entries()
     );
 }
 
@@ -364,7 +369,7 @@ fn same_name_new_uid_and_ip_reuse() {
 fn engine_lookup_equals_the_lookup_table() {
     for (name, snap) in examples() {
         let local = snap.local_node.clone().unwrap();
-        let e = Engine::from_snapshot(&snap, EngineConfig::new(local.clone()));
+        let e = Engine::from_snapshot(&snap, EngineConfig::new(local.clone())).0;
         let table = LookupTable::new(&e.entries(), e.local_ipv4());
         for entry in e.entries().iter() {
             for dst in [
@@ -392,11 +397,14 @@ fn legacy_layout_plans_carry_8_byte_values() {
             layout: Layout::V4Legacy,
             ..EngineConfig::new("172.22.49.119")
         },
-    );
+    )
+    .0;
     let plan = e.take_plan().unwrap();
-    assert!(plan.ops.iter().all(|op| op.value().len() == 8
-        && op.key().len() == 12
-        && op.map == "cilium_egress_gw_policy_v4"));
+    assert!(
+        plan.ops()
+            .iter()
+            .all(|op| op.value().len() == 8 && op.key().len() == 12 && op.map() == MapId::V4Legacy)
+    );
 }
 
 #[test]
@@ -490,7 +498,7 @@ fn a_restart_nets_on_the_bytes_the_layout_stores() {
         layout: Layout::V4Legacy,
         ..EngineConfig::new(node)
     };
-    let mut e = Engine::from_snapshot(&snap, legacy.clone());
+    let mut e = Engine::from_snapshot(&snap, legacy.clone()).0;
     let with_ifindex = e
         .entries()
         .iter()
@@ -502,14 +510,14 @@ fn a_restart_nets_on_the_bytes_the_layout_stores() {
     assert!(e.take_plan().unwrap().is_empty());
     assert_eq!(e.stats().pending_sources, 0);
     // Acknowledged plans settle too, and the lookups keep the computed ifindex.
-    let mut fresh = Engine::from_snapshot(&snap, legacy);
+    let mut fresh = Engine::from_snapshot(&snap, legacy).0;
     let plan = fresh.take_plan().unwrap();
     fresh.ack(&plan, plan.len());
     fresh.adopt(live.clone());
     assert!(fresh.take_plan().unwrap().is_empty());
     assert_eq!(fresh.entries(), e.entries());
     // v4_v2 stores the ifindex: the same dump is stale there and gets exactly those rewrites.
-    let mut v2 = Engine::from_snapshot(&snap, EngineConfig::new(node));
+    let mut v2 = Engine::from_snapshot(&snap, EngineConfig::new(node)).0;
     v2.adopt(live);
     let plan = v2.take_plan().unwrap();
     assert_eq!(
@@ -517,8 +525,8 @@ fn a_restart_nets_on_the_bytes_the_layout_stores() {
         (with_ifindex, 0)
     );
     assert!(
-        plan.ops
+        plan.ops()
             .iter()
-            .all(|op| op.entry.source.is_ipv4() && op.entry.egress_ifindex != 0)
+            .all(|op| op.entry().source.is_ipv4() && op.entry().egress_ifindex != 0)
     );
 }

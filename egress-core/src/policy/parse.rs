@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::{GatewaySpec, LabelSelector, Operator, Policy, Requirement, SelectorItem};
 use crate::document::{self, Fields, Node, read_seq, read_str, read_str_map, read_str_seq};
-use crate::field::{self, ErrorKind, FieldError};
+use crate::field::{self, FieldError, Reason};
 use crate::labels;
 use crate::netip::{self, Cidr};
 use crate::timestamp::{Timestamp, TimestampError};
@@ -114,7 +114,7 @@ fn check_header(top: &Fields<'_>, errors: &mut Vec<FieldError>) {
         {
             errors.push(FieldError::new(
                 key,
-                ErrorKind::Unsupported {
+                Reason::Unsupported {
                     value: field::quote(s),
                     supported,
                 },
@@ -198,7 +198,7 @@ fn read_spec(spec: &Node, errors: &mut Vec<FieldError>) -> Option<Spec> {
             if items.len() > MAX_GATEWAYS {
                 errors.push(FieldError::new(
                     path,
-                    ErrorKind::TooMany {
+                    Reason::TooMany {
                         count: items.len(),
                         max: MAX_GATEWAYS,
                     },
@@ -238,7 +238,7 @@ fn read_spec(spec: &Node, errors: &mut Vec<FieldError>) -> Option<Spec> {
         if gw.interface.is_some() && gw.egress_ip.is_some() {
             errors.push(FieldError::new(
                 path,
-                ErrorKind::Forbidden("interface and egressIP are mutually exclusive".to_owned()),
+                Reason::Forbidden("interface and egressIP are mutually exclusive".to_owned()),
             ));
         }
     }
@@ -279,7 +279,7 @@ fn read_selector_items(node: &Node, errors: &mut Vec<FieldError>) -> Vec<Selecto
         if parsed.pod_selector.is_none() && parsed.namespace_selector.is_none() {
             errors.push(FieldError::new(
                 ipath,
-                ErrorKind::Required(Some("podSelector or namespaceSelector".to_owned())),
+                Reason::Required(Some("podSelector or namespaceSelector".to_owned())),
             ));
         }
         out.push(parsed);
@@ -341,7 +341,7 @@ fn read_requirement(node: &Node, path: &str, errors: &mut Vec<FieldError>) -> Op
             if parsed.is_none() {
                 errors.push(FieldError::new(
                     fields.path_of("operator"),
-                    ErrorKind::Unsupported {
+                    Reason::Unsupported {
                         value: field::quote(s),
                         supported: Operator::NAMES,
                     },

@@ -4,15 +4,16 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
-use super::{Snapshot, SnapshotError};
-use crate::cluster::{Endpoint, Node, Nodes};
+use super::{Snapshot, read_one};
+use crate::cluster::{Endpoint, Namespace, Node, Nodes};
 use crate::document::{Fields, Node as Doc, read_seq, read_str, read_str_map};
-use crate::field::{self, ErrorKind, FieldError};
+use crate::error::Error;
+use crate::field::{self, FieldError, Reason};
 use crate::netip;
 
 /// Converts a dump's objects (Lists already flattened). Returns the snapshot (no
 /// `localNode`, no devices) and the conversion's warnings.
-pub(super) fn from_objects(objects: &[Doc]) -> Result<(Snapshot, Vec<String>), SnapshotError> {
+pub(super) fn from_objects(objects: &[Doc]) -> Result<(Snapshot, Vec<String>), Error> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut snap = Snapshot::default();
@@ -29,7 +30,7 @@ pub(super) fn from_objects(objects: &[Doc]) -> Result<(Snapshot, Vec<String>), S
                         let at = format!("{path}.metadata.name");
                         errors.push(FieldError::new(
                             at,
-                            ErrorKind::Duplicate(field::quote(&node.name)),
+                            Reason::Duplicate(field::quote(&node.name)),
                         ));
                     } else {
                         snap.nodes.insert(node.name.clone(), node);
@@ -60,7 +61,7 @@ pub(super) fn from_objects(objects: &[Doc]) -> Result<(Snapshot, Vec<String>), S
                         let at = format!("{path}.metadata.uid");
                         errors.push(FieldError::new(
                             at,
-                            ErrorKind::Duplicate(field::quote(&ep.uid)),
+                            Reason::Duplicate(field::quote(&ep.uid)),
                         ));
                     }
                 }
@@ -71,7 +72,7 @@ pub(super) fn from_objects(objects: &[Doc]) -> Result<(Snapshot, Vec<String>), S
     if errors.is_empty() {
         Ok((snap, warnings))
     } else {
-        Err(SnapshotError::Input(errors))
+        Err(Error::Input(errors))
     }
 }
 
@@ -97,6 +98,46 @@ fn required_str(fields: &Fields<'_>, key: &str, errors: &mut Vec<FieldError>) ->
     }
 }
 
+/// Converts one `CiliumNode` object, as a dump's are.
+pub fn node_from_cilium_node(obj: &Doc) -> Result<Node, Error> {
+    read_one(obj, cilium_node)
+}
+
+/// Converts one `CiliumEndpoint` object, as a dump's are: its node is the one of `nodes`
+/// whose address is `status.networking.node`. `None` when the endpoint is skipped (no
+/// identity labels, no networking status); the warnings say what was skipped or left out.
+pub fn endpoint_from_cilium_endpoint(
+    obj: &Doc,
+    nodes: &Nodes,
+) -> Result<(Option<Endpoint>, Vec<String>), Error> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let endpoint = cilium_endpoint(obj, "", nodes, &mut errors, &mut warnings);
+    if errors.is_empty() {
+        Ok((endpoint, warnings))
+    } else {
+        Err(Error::Input(errors))
+    }
+}
+
+/// Converts one Kubernetes `Namespace` object: `metadata.name` and `metadata.labels`.
+pub fn namespace_from_object(obj: &Doc) -> Result<Namespace, Error> {
+    read_one(obj, |obj, path, errors| {
+        let mpath = field::child(path, "metadata");
+        let meta = metadata(obj, &mpath, errors)?;
+        let name = required_str(&meta, "name", errors)?;
+        let labels = meta
+            .get("labels")
+            .map(|l| {
+                read_str_map(l, &meta.path_of("labels"), errors)
+                    .into_iter()
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Namespace { name, labels })
+    })
+}
+
 /// CiliumNode: the name is never parsed as an address; addresses are the first InternalIP
 /// of each family, else the first ExternalIP, never CiliumInternalIP.
 fn cilium_node(obj: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Node> {
@@ -112,7 +153,7 @@ fn cilium_node(obj: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<No
         })
         .unwrap_or_default();
     let mut node = Node::new(name, labels.into(), None);
-    let apath = format!("{path}.spec.addresses");
+    let apath = field::child(&field::child(path, "spec"), "addresses");
     let addresses = obj.get("spec").and_then(|s| s.get("addresses"));
     let mut found: [[Option<IpAddr>; 2]; 2] = [[None; 2]; 2]; // [family][internal, external]
     for (j, a) in addresses
@@ -173,7 +214,9 @@ fn cilium_endpoint(
         .and_then(Doc::as_str)
         .map(str::to_owned);
     let who = match (&namespace, &name) {
+        (Some(ns), Some(n)) if path.is_empty() => format!("{ns}/{n}"),
         (Some(ns), Some(n)) => format!("{path} ({ns}/{n})"),
+        _ if path.is_empty() => "endpoint".to_owned(),
         _ => path.to_owned(),
     };
     let status = obj.get("status");

@@ -2,7 +2,7 @@ use super::*;
 
 fn input_errors(text: &str) -> Vec<String> {
     match Snapshot::parse(text) {
-        Err(SnapshotError::Input(errors)) => errors.iter().map(ToString::to_string).collect(),
+        Err(crate::Error::Input(errors)) => errors.iter().map(ToString::to_string).collect(),
         other => panic!("expected input errors, got {other:?}"),
     }
 }
@@ -293,14 +293,14 @@ fn every_error_is_reported_and_documents_are_counted() {
     );
     assert_eq!(
         Snapshot::parse("a: 1\n---\nb: 2\n").unwrap_err(),
-        SnapshotError::DocumentCount(2)
+        crate::Error::DocumentCount(2)
     );
     assert!(matches!(
         Snapshot::parse("nodes: [\n"),
-        Err(SnapshotError::Parse(_))
+        Err(crate::Error::Parse(_))
     ));
     assert!(matches!(
         Snapshot::parse("- 1\n"),
-        Err(SnapshotError::Input(_))
+        Err(crate::Error::Input(_))
     ));
 }

@@ -189,7 +189,7 @@ fn identity_label_sources() {
 #[test]
 fn dump_input_errors() {
     let errs = |text: &str| match load(text) {
-        Err(SnapshotError::Input(e)) => e.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        Err(crate::Error::Input(e)) => e.iter().map(ToString::to_string).collect::<Vec<_>>(),
         other => panic!("{other:?}"),
     };
     assert_eq!(
@@ -212,5 +212,5 @@ fn dump_input_errors() {
         ),
         ["objects[0].spec.addresses[0].ip: Invalid value: \"1.2.3\": not an IP address"]
     );
-    assert_eq!(load("").unwrap_err(), SnapshotError::DocumentCount(0));
+    assert_eq!(load("").unwrap_err(), crate::Error::DocumentCount(0));
 }

@@ -1,0 +1,117 @@
+//! The crate's one error type: every public fallible function returns [`Error`] or a type
+//! that converts into it, so each binding maps errors to its own surface (C result codes,
+//! Python exceptions, Go errors) in one place, from [`Error::kind`].
+
+use crate::document::ParseError;
+use crate::engine::CapacityError;
+use crate::field::{self, FieldError, Reason};
+use crate::maps::DecodeError;
+use crate::policy::PolicyErrors;
+
+/// Why an operation of this crate failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The text is not YAML/JSON.
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    /// The text holds no document, or several where one is expected.
+    #[error("expected one document, found {0}")]
+    DocumentCount(usize),
+    /// Input errors of a snapshot or of one object (node, endpoint, devices, namespace),
+    /// each naming its path; never empty.
+    #[error("{}", join_lines(.0))]
+    Input(Vec<FieldError>),
+    /// A policy is invalid: all its errors, each with its field path.
+    #[error("{0}")]
+    Policy(#[from] PolicyErrors),
+    /// A plan would overflow a map's `max_entries`; nothing was written.
+    #[error("{0}")]
+    Capacity(#[from] CapacityError),
+    /// Map bytes that do not decode into an entry.
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    /// An argument's value is not accepted (an unknown selection, layout or map name, a
+    /// node that is not in the cluster, ...); the path names the argument.
+    #[error("{0}")]
+    InvalidArgument(FieldError),
+}
+
+/// The stable category of an [`Error`]: what bindings map their codes from. Values are
+/// never renumbered or reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[repr(u32)]
+pub enum ErrorKind {
+    /// Text that is not YAML/JSON, or the wrong number of documents.
+    Parse = 1,
+    /// Input errors of a snapshot or object.
+    Input = 2,
+    /// An invalid policy.
+    Policy = 3,
+    /// A plan that would overflow a map.
+    Capacity = 4,
+    /// Map bytes that do not decode.
+    Decode = 5,
+    /// An argument's value.
+    InvalidArgument = 6,
+}
+
+impl Error {
+    /// The error's stable category.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Parse(_) | Error::DocumentCount(_) => ErrorKind::Parse,
+            Error::Input(_) => ErrorKind::Input,
+            Error::Policy(_) => ErrorKind::Policy,
+            Error::Capacity(_) => ErrorKind::Capacity,
+            Error::Decode(_) => ErrorKind::Decode,
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+        }
+    }
+
+    /// Every field error, in order (empty for errors not about a field).
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            Error::Input(errors) => errors,
+            Error::Policy(p) => &p.errors,
+            Error::InvalidArgument(e) => std::slice::from_ref(e),
+            _ => &[],
+        }
+    }
+
+    /// The path of the first field error, where there is one.
+    pub fn path(&self) -> Option<&str> {
+        self.field_errors().first().map(|e| e.path.as_str())
+    }
+
+    /// The invalid policy's name, for [`Error::Policy`] when it could be read.
+    pub fn policy_name(&self) -> Option<&str> {
+        match self {
+            Error::Policy(p) => p.name.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// `path: Unsupported value: "value": supported values: ...` for a named choice.
+    pub(crate) fn unsupported(path: &str, value: &str, supported: &'static [&'static str]) -> Self {
+        Error::InvalidArgument(FieldError::new(
+            path,
+            Reason::Unsupported {
+                value: field::quote(value),
+                supported,
+            },
+        ))
+    }
+}
+
+fn join_lines(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
