@@ -119,6 +119,31 @@ pub fn tabulate<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
+/// One producer of an entry as JSON: `{policy, endpoint, list, index, entry}`.
+fn producer_json(p: &crate::entries::Producer) -> serde_json::Value {
+    serde_json::json!({
+        "policy": p.policy,
+        "endpoint": p.endpoint,
+        "list": p.kind.to_string(),
+        "index": p.cidr_index,
+        "entry": JsonRow::from(&p.entry),
+    })
+}
+
+/// Conflicts as JSON: `[{"winner": producer, "overridden": [producer, ...]}, ...]`, each
+/// producer shaped as in `egressctl explain -o json`'s `overrides`.
+pub fn conflicts_json(conflicts: &[crate::entries::Conflict]) -> serde_json::Value {
+    conflicts
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "winner": producer_json(&c.winner),
+                "overridden": c.losers.iter().map(producer_json).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
 /// An explanation as JSON (the `egressctl explain -o json` document).
 pub fn explanation_json(x: &crate::engine::Explanation) -> serde_json::Value {
     use crate::engine::GatewayReason;
@@ -136,15 +161,7 @@ pub fn explanation_json(x: &crate::engine::Explanation) -> serde_json::Value {
             json!({"kind": "masquerade", "egressIP": egress_ip.to_string(), "egressIfindex": ifindex})
         }
     };
-    let producer = |p: &crate::entries::Producer| {
-        json!({
-            "policy": p.policy,
-            "endpoint": p.endpoint,
-            "list": p.kind.to_string(),
-            "index": p.cidr_index,
-            "entry": JsonRow::from(&p.entry),
-        })
-    };
+    let producer = producer_json;
     let matched = x.matched.as_ref().map(|m| {
         let reason = match m.reason {
             GatewayReason::NotFound => json!({"kind": "notFound"}),

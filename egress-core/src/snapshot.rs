@@ -219,14 +219,31 @@ impl Snapshot {
         &'a self,
         override_node: Option<&'a str>,
     ) -> Result<&'a str, FieldError> {
-        let (path, name) = match override_node {
-            Some(n) => ("--node", n),
-            None => (
-                "localNode",
-                self.local_node
-                    .as_deref()
-                    .ok_or_else(|| FieldError::required("localNode"))?,
-            ),
+        self.node_to_compute(override_node, "--node")
+    }
+
+    /// The node to compute: `requested` (an argument named `argument`, e.g. a binding's
+    /// `local_node`) when given, else `localNode`; it must be one of the nodes. An input
+    /// without `localNode` (a Kubernetes dump never has one) needs `requested`.
+    pub fn node_to_compute<'a>(
+        &'a self,
+        requested: Option<&'a str>,
+        argument: &str,
+    ) -> Result<&'a str, FieldError> {
+        let (path, name) = match requested {
+            Some(n) => (argument, n),
+            None => match self.local_node.as_deref() {
+                Some(n) => ("localNode", n),
+                None => {
+                    return Err(FieldError::new(
+                        argument,
+                        Reason::Required(Some(
+                            "the input names no localNode (a Kubernetes dump never does)"
+                                .to_owned(),
+                        )),
+                    ));
+                }
+            },
         };
         if self.nodes.contains_key(name) {
             Ok(name)

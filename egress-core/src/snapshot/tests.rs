@@ -149,8 +149,13 @@ fn local_node_must_exist() {
     let s = Snapshot::parse("nodes: [{name: a}]\n").unwrap();
     assert_eq!(
         s.local_node_name(None).unwrap_err().to_string(),
-        "localNode: Required value"
+        "--node: Required value: the input names no localNode (a Kubernetes dump never does)"
     );
+    assert_eq!(
+        s.node_to_compute(Some("b"), "local_node").unwrap_err().to_string(),
+        "local_node: Not found: \"b\""
+    );
+    assert_eq!(s.node_to_compute(Some("a"), "local_node"), Ok("a"));
 }
 
 #[test]
