@@ -152,7 +152,9 @@ fn local_node_must_exist() {
         "--node: Required value: the input names no localNode (a Kubernetes dump never does)"
     );
     assert_eq!(
-        s.node_to_compute(Some("b"), "local_node").unwrap_err().to_string(),
+        s.node_to_compute(Some("b"), "local_node")
+            .unwrap_err()
+            .to_string(),
         "local_node: Not found: \"b\""
     );
     assert_eq!(s.node_to_compute(Some("a"), "local_node"), Ok("a"));

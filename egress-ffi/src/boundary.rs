@@ -1,0 +1,199 @@
+//! The one boundary every export goes through: panics caught, pointers NULL-checked, slices
+//! built without `from_raw_parts(NULL, 0)`, UTF-8 validated, and failures turned into a
+//! result code plus an optional error object.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr;
+
+use crate::error::{Failure, egress_error, egress_result};
+
+/// Runs an export's body: `*error_out` is cleared first (when given), a failure or a panic
+/// becomes its result code and, when `error_out` is not NULL, an error object the caller
+/// frees with `egress_error_free`.
+///
+/// # Safety
+/// `error_out` is NULL or valid for one pointer write.
+pub(crate) unsafe fn run(
+    error_out: *mut *mut egress_error,
+    body: impl FnOnce() -> Result<(), Failure>,
+) -> egress_result {
+    if !error_out.is_null() {
+        // SAFETY: not NULL, and the caller promises it is valid for writes.
+        unsafe { error_out.write(ptr::null_mut()) };
+    }
+    let failure = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => return egress_result::Ok,
+        Ok(Err(failure)) => failure,
+        Err(payload) => Failure::panic(payload.as_ref()),
+    };
+    let code = failure.code;
+    if !error_out.is_null() {
+        // Building the error object allocates; a panic there must not cross into C either.
+        if let Ok(error) = catch_unwind(AssertUnwindSafe(|| egress_error::boxed(failure))) {
+            // SAFETY: as above.
+            unsafe { error_out.write(error) };
+        }
+    }
+    code
+}
+
+/// [`run`] for the exports without an error object (the lookups): the code only.
+pub(crate) fn run_code(body: impl FnOnce() -> Result<(), egress_result>) -> egress_result {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => egress_result::Ok,
+        Ok(Err(code)) => code,
+        Err(_) => egress_result::Panic,
+    }
+}
+
+/// A shared reference to what `ptr` points at, or a NULL-parameter failure naming `name`.
+///
+/// # Safety
+/// `ptr` is NULL or points at a valid `T` not mutated for `'a`.
+pub(crate) unsafe fn reference<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Failure> {
+    // SAFETY: the caller's promise.
+    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null(name))
+}
+
+/// An exclusive reference to what `ptr` points at, or a NULL-parameter failure.
+///
+/// # Safety
+/// `ptr` is NULL or points at a valid `T` nothing else accesses for `'a`.
+pub(crate) unsafe fn exclusive<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Failure> {
+    // SAFETY: the caller's promise.
+    unsafe { ptr.as_mut() }.ok_or_else(|| Failure::null(name))
+}
+
+/// Checks an output pointer.
+pub(crate) fn out<T>(ptr: *mut T, name: &str) -> Result<*mut T, Failure> {
+    if ptr.is_null() {
+        Err(Failure::null(name))
+    } else {
+        Ok(ptr)
+    }
+}
+
+/// `len` elements at `ptr`; an empty slice when `len` is 0, whatever `ptr` is.
+///
+/// # Safety
+/// When `len > 0`, `ptr` is NULL or points at `len` valid, aligned `T`s not mutated for `'a`.
+pub(crate) unsafe fn slice<'a, T>(
+    ptr: *const T,
+    len: usize,
+    name: &str,
+) -> Result<&'a [T], Failure> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(Failure::null(name));
+    }
+    check_extent::<T>(len, name)?;
+    // SAFETY: not NULL, the extent fits an isize, and the caller promises `len` valid items.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// `len` writable elements at `ptr` (an empty slice when `len` is 0).
+///
+/// # Safety
+/// When `len > 0`, `ptr` is NULL or points at `len` aligned `T`s, writable and not otherwise
+/// accessed for `'a` (their contents may be uninitialised: callers only write `Copy` data).
+pub(crate) unsafe fn slice_mut<'a, T: Copy>(
+    ptr: *mut T,
+    len: usize,
+    name: &str,
+) -> Result<&'a mut [T], Failure> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if ptr.is_null() {
+        return Err(Failure::null(name));
+    }
+    check_extent::<T>(len, name)?;
+    // SAFETY: not NULL, the extent fits an isize, and the caller promises `len` writable
+    // items; `T: Copy` has no drop glue, so overwriting uninitialised items is sound.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
+}
+
+fn check_extent<T>(len: usize, name: &str) -> Result<(), Failure> {
+    match len.checked_mul(size_of::<T>()) {
+        Some(bytes) if bytes <= isize::MAX as usize => Ok(()),
+        _ => Err(Failure::invalid_argument(
+            name,
+            format!("{len} items do not fit in memory"),
+        )),
+    }
+}
+
+/// UTF-8 text of `len` bytes at `ptr` (empty when `len` is 0).
+///
+/// # Safety
+/// As [`slice`].
+pub(crate) unsafe fn utf8<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a str, Failure> {
+    // SAFETY: forwarded.
+    let bytes = unsafe { slice(ptr, len, name) }?;
+    std::str::from_utf8(bytes).map_err(|e| Failure::utf8(name, &e))
+}
+
+/// Optional UTF-8 text: `None` when `ptr` is NULL or `len` is 0.
+///
+/// # Safety
+/// As [`slice`].
+pub(crate) unsafe fn optional_text<'a>(
+    ptr: *const u8,
+    len: usize,
+    name: &str,
+) -> Result<Option<&'a str>, Failure> {
+    if len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: forwarded.
+    unsafe { utf8(ptr, len, name) }.map(Some)
+}
+
+/// Copies `bytes` into the caller's buffer, or reports the size needed without writing.
+///
+/// # Safety
+/// `buf` as [`slice_mut`] with `buf_len`; `written_out` valid for one write (checked for NULL).
+pub(crate) unsafe fn copy_out(
+    bytes: &[u8],
+    buf: *mut u8,
+    buf_len: usize,
+    written_out: *mut usize,
+) -> Result<(), Failure> {
+    let written_out = out(written_out, "written_out")?;
+    // SAFETY: checked for NULL; the caller promises it is valid.
+    unsafe { written_out.write(bytes.len()) };
+    if bytes.len() > buf_len {
+        return Err(Failure::insufficient("buf_len", buf_len, bytes.len()));
+    }
+    // SAFETY: forwarded from the caller.
+    let buf = unsafe { slice_mut(buf, buf_len, "buf") }?;
+    buf[..bytes.len()].copy_from_slice(bytes);
+    Ok(())
+}
+
+/// Writes the `needed` items into the caller's array, or reports how many are needed without writing.
+///
+/// # Safety
+/// `buf` as [`slice_mut`] with `buf_len`; `count_out` valid for one write (checked for NULL).
+pub(crate) unsafe fn fill<T: Copy>(
+    needed: usize,
+    items: impl Iterator<Item = T>,
+    buf: *mut T,
+    buf_len: usize,
+    count_out: *mut usize,
+) -> Result<(), Failure> {
+    let count_out = out(count_out, "count_out")?;
+    // SAFETY: checked for NULL; the caller promises it is valid.
+    unsafe { count_out.write(needed) };
+    if needed > buf_len {
+        return Err(Failure::insufficient("buf_len", buf_len, needed));
+    }
+    // SAFETY: forwarded from the caller.
+    let buf = unsafe { slice_mut(buf, buf_len, "buf") }?;
+    for (slot, item) in buf.iter_mut().zip(items) {
+        *slot = item;
+    }
+    Ok(())
+}

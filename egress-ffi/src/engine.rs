@@ -1,0 +1,570 @@
+//! The engine handle: creation, freeing, and the events that change it.
+
+use std::collections::BTreeMap;
+
+use egress_core::cluster::Endpoint;
+use egress_core::engine::{Engine, EngineConfig, Plan};
+use egress_core::maps::DEFAULT_MAX_ENTRIES;
+use egress_core::{Error, policy, snapshot};
+
+use crate::boundary::{exclusive, optional_text, out, run, slice, utf8};
+use crate::error::{Failure, egress_error, egress_result};
+use crate::types::{egress_ip_addr, egress_label, layout, selection};
+
+/// An engine: one node's egress gateway state (policies, nodes, endpoints, devices), its
+/// desired maps, and what it knows is programmed. Opaque; made by `egress_engine_new` or
+/// `egress_engine_from_snapshot`, freed by `egress_engine_free`.
+///
+/// Thread safety: functions taking a `const egress_engine *` (lookups, queries) may run
+/// concurrently with each other from any threads. Functions taking an `egress_engine *`
+/// (events, `take_plan`, `ack`, `adopt`) need exclusive access: no other call on the same
+/// engine may run at the same time. The engine may move between threads.
+pub struct egress_engine {
+    pub(crate) engine: Engine,
+    /// The plan the last `egress_engine_take_plan` handed out, for `egress_engine_ack`.
+    pub(crate) taken: Option<Plan>,
+}
+
+/// How to build an engine.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct egress_engine_config {
+    /// The node whose maps are computed (UTF-8). Required by `egress_engine_new`; for
+    /// `egress_engine_from_snapshot_config`, NULL (length 0) means the snapshot's `localNode`.
+    pub local_node: *const u8,
+    /// Length of `local_node` in bytes.
+    pub local_node_len: usize,
+    /// `egress_selection`.
+    pub selection: u32,
+    /// `egress_layout` of the IPv4 map plans are made for.
+    pub layout: u32,
+    /// Capacity of each map; plans that would exceed it are refused. 0: 16384 (Cilium's).
+    pub max_entries: u32,
+    /// Cluster name for `io.cilium.k8s.policy.cluster` (UTF-8); NULL (length 0): the
+    /// snapshot's `cluster`, else `default`.
+    pub cluster: *const u8,
+    /// Length of `cluster` in bytes.
+    pub cluster_len: usize,
+}
+
+/// A pod's endpoint as a CNI ADD knows it, for `egress_engine_upsert_endpoint`. Every text
+/// is UTF-8 `(pointer, length)`; an optional one is NULL (length 0) when absent. Nothing is
+/// kept after the call returns.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct egress_endpoint {
+    /// Unique id (required): the pod's UID or the CiliumEndpoint's `metadata.uid`.
+    pub uid: *const u8,
+    /// Length of `uid`.
+    pub uid_len: usize,
+    /// Namespace (optional: no namespace labels are derived without one).
+    pub namespace_name: *const u8,
+    /// Length of `namespace_name`.
+    pub namespace_name_len: usize,
+    /// The pod's labels (`labels_len` items; NULL when 0).
+    pub labels: *const egress_label,
+    /// Number of `labels`.
+    pub labels_len: usize,
+    /// The namespace's labels, as this endpoint carries them.
+    pub namespace_labels: *const egress_label,
+    /// Number of `namespace_labels`.
+    pub namespace_labels_len: usize,
+    /// Service account (optional: `default`).
+    pub service_account: *const u8,
+    /// Length of `service_account`.
+    pub service_account_len: usize,
+    /// The endpoint's addresses.
+    pub ips: *const egress_ip_addr,
+    /// Number of `ips`.
+    pub ips_len: usize,
+    /// The hosting node's name (optional).
+    pub node: *const u8,
+    /// Length of `node`.
+    pub node_len: usize,
+}
+
+impl egress_engine {
+    fn boxed(engine: Engine) -> *mut egress_engine {
+        Box::into_raw(Box::new(egress_engine {
+            engine,
+            taken: None,
+        }))
+    }
+}
+
+/// # Safety
+/// `engine_out` valid for one write (checked for NULL).
+unsafe fn give(engine_out: *mut *mut egress_engine, engine: Engine) -> Result<(), Failure> {
+    let engine_out = out(engine_out, "engine_out")?;
+    // SAFETY: checked for NULL; the caller promises it is valid.
+    unsafe { engine_out.write(egress_engine::boxed(engine)) };
+    Ok(())
+}
+
+/// # Safety
+/// `config`'s pointers as `egress_engine_config` documents.
+unsafe fn read_config(
+    config: &egress_engine_config,
+) -> Result<(Option<String>, EngineConfig), Failure> {
+    // SAFETY: the caller's promise on the config's pointers.
+    let local = unsafe {
+        optional_text(
+            config.local_node,
+            config.local_node_len,
+            "config.local_node",
+        )
+    }?;
+    // SAFETY: as above.
+    let cluster = unsafe { optional_text(config.cluster, config.cluster_len, "config.cluster") }?;
+    let engine_config = EngineConfig {
+        selection: selection(config.selection)?,
+        layout: layout(config.layout)?,
+        max_entries: match config.max_entries {
+            0 => DEFAULT_MAX_ENTRIES,
+            n => n,
+        },
+        cluster: cluster.map(str::to_owned),
+        ..EngineConfig::new(local.unwrap_or_default())
+    };
+    Ok((local.map(str::to_owned), engine_config))
+}
+
+/// Makes an empty engine.
+///
+/// Returns `EGRESS_RESULT_INVALID_ARGUMENT` when `config->local_node` is empty,
+/// `EGRESS_RESULT_INVALID_ENUM` for an unknown selection or layout. On success
+/// `*engine_out` owns the engine: free it with `egress_engine_free`.
+///
+/// # Safety
+/// `config` is NULL or a valid config; `engine_out` is NULL or valid for a write;
+/// `error_out` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_new(
+    config: *const egress_engine_config,
+    engine_out: *mut *mut egress_engine,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: every pointer as the caller promises.
+    unsafe {
+        run(error_out, || {
+            let (local, config) = read_config(crate::boundary::reference(config, "config")?)?;
+            if local.is_none() {
+                return Err(Failure::invalid_argument(
+                    "config.local_node",
+                    "Required value: the node whose maps are computed".to_owned(),
+                ));
+            }
+            give(engine_out, Engine::new(config))
+        })
+    }
+}
+
+/// Loads snapshot text as `egressctl list -f` does and computes `local_node`'s maps.
+///
+/// `text` is a snapshot (YAML or JSON) or a Kubernetes dump. `local_node` NULL (length 0):
+/// the snapshot's `localNode`. `selection`: `EGRESS_SELECTION_CILIUM` or
+/// `EGRESS_SELECTION_CONSISTENT`. Invalid policies are left out of the maps (as `list`
+/// without `--strict`); loading fails only for unreadable input (`EGRESS_RESULT_PARSE`,
+/// `EGRESS_RESULT_INPUT`) or a node that is not in it (`EGRESS_RESULT_INVALID_ARGUMENT`,
+/// path `local_node`). On success `*engine_out` owns the engine.
+///
+/// # Safety
+/// `text` points at `text_len` readable bytes (NULL only when 0); `local_node` likewise;
+/// `engine_out` and `error_out` are NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_from_snapshot(
+    text: *const u8,
+    text_len: usize,
+    local_node: *const u8,
+    local_node_len: usize,
+    selection: u32,
+    engine_out: *mut *mut egress_engine,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    let config = egress_engine_config {
+        local_node,
+        local_node_len,
+        selection,
+        layout: crate::types::egress_layout::V4v2 as u32,
+        max_entries: 0,
+        cluster: std::ptr::null(),
+        cluster_len: 0,
+    };
+    // SAFETY: forwarded; `config` lives across the call.
+    unsafe { egress_engine_from_snapshot_config(text, text_len, &config, engine_out, error_out) }
+}
+
+/// `egress_engine_from_snapshot` with every setting of a config: its `local_node` NULL
+/// (length 0) means the snapshot's `localNode`; its `cluster` NULL means the snapshot's.
+///
+/// # Safety
+/// As `egress_engine_from_snapshot`; `config` is NULL or a valid config.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_from_snapshot_config(
+    text: *const u8,
+    text_len: usize,
+    config: *const egress_engine_config,
+    engine_out: *mut *mut egress_engine,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: every pointer as the caller promises.
+    unsafe {
+        run(error_out, || {
+            let text = utf8(text, text_len, "text")?;
+            let (local, mut config) = read_config(crate::boundary::reference(config, "config")?)?;
+            let loaded = snapshot::load(text)?;
+            let node = loaded
+                .snapshot
+                .node_to_compute(local.as_deref(), "local_node")?;
+            config.local_node = node.to_owned();
+            let (engine, _invalid_policies) = Engine::from_snapshot(&loaded.snapshot, config);
+            give(engine_out, engine)
+        })
+    }
+}
+
+/// Frees an engine. NULL is a no-op.
+///
+/// # Safety
+/// `engine` is NULL or an engine from this library, not yet freed, with no call on it
+/// running; it is invalid afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_free(engine: *mut egress_engine) {
+    if !engine.is_null() {
+        // SAFETY: made by Box::into_raw in `boxed`, freed once (the caller's promise).
+        drop(unsafe { Box::from_raw(engine) });
+    }
+}
+
+/// Runs an event on an engine with exclusive access.
+///
+/// # Safety
+/// `engine` NULL or valid with exclusive access; `error_out` NULL or valid for a write.
+unsafe fn event(
+    engine: *mut egress_engine,
+    error_out: *mut *mut egress_error,
+    body: impl FnOnce(&mut Engine) -> Result<(), Failure>,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe { run(error_out, || body(&mut exclusive(engine, "engine")?.engine)) }
+}
+
+/// Upserts the policies of `text` (YAML or JSON: one `CiliumEgressGatewayPolicy`, a `List`
+/// or a `---` stream). All or nothing: when any policy is invalid, none is applied and
+/// `EGRESS_RESULT_POLICY` reports every field error of the first invalid one (the error's
+/// policy name says which), the previous versions staying in force.
+///
+/// # Safety
+/// `engine` is a valid engine with exclusive access; `text` points at `text_len` bytes;
+/// `error_out` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_upsert_policy(
+    engine: *mut egress_engine,
+    text: *const u8,
+    text_len: usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        event(engine, error_out, |engine| {
+            let text = utf8(text, text_len, "text")?;
+            let policies = policy::parse_policy_text(text).map_err(Error::from)?;
+            let policies = policies
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Error::from)?;
+            for p in policies {
+                engine.upsert_policy(p);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Writes whether something was found, when asked.
+///
+/// # Safety
+/// `found_out` is NULL or valid for a write.
+unsafe fn report_found(found_out: *mut bool, found: bool) {
+    if !found_out.is_null() {
+        // SAFETY: not NULL; the caller's promise.
+        unsafe { found_out.write(found) };
+    }
+}
+
+/// Deletes the policy named `name`. `*found_out` (optional: NULL) says whether it existed.
+///
+/// # Safety
+/// `engine` is a valid engine with exclusive access; `name` points at `name_len` bytes;
+/// `found_out` and `error_out` are NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_delete_policy(
+    engine: *mut egress_engine,
+    name: *const u8,
+    name_len: usize,
+    found_out: *mut bool,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        event(engine, error_out, |engine| {
+            let found = engine.delete_policy(utf8(name, name_len, "name")?);
+            report_found(found_out, found);
+            Ok(())
+        })
+    }
+}
+
+/// Upserts a node: JSON or YAML in the snapshot's `nodes[]` shape, or a `CiliumNode` object.
+/// Input errors (`EGRESS_RESULT_INPUT`) name each field; nothing changes then.
+///
+/// # Safety
+/// As `egress_engine_upsert_policy`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_upsert_node(
+    engine: *mut egress_engine,
+    text: *const u8,
+    text_len: usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        event(engine, error_out, |engine| {
+            engine.upsert_node(snapshot::parse_node(utf8(text, text_len, "text")?)?);
+            Ok(())
+        })
+    }
+}
+
+/// Deletes the node named `name`. `*found_out` (optional) says whether it existed.
+///
+/// # Safety
+/// As `egress_engine_delete_policy`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_delete_node(
+    engine: *mut egress_engine,
+    name: *const u8,
+    name_len: usize,
+    found_out: *mut bool,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        event(engine, error_out, |engine| {
+            let found = engine.delete_node(utf8(name, name_len, "name")?);
+            report_found(found_out, found);
+            Ok(())
+        })
+    }
+}
+
+/// Reads `len` labels; each key and value is checked for UTF-8 and a key may appear once.
+///
+/// # Safety
+/// `labels` points at `len` valid labels whose pointers are valid (NULL only when 0).
+unsafe fn read_labels(
+    labels: *const egress_label,
+    len: usize,
+    name: &str,
+) -> Result<BTreeMap<String, String>, Failure> {
+    // SAFETY: the caller's promise.
+    let labels = unsafe { slice(labels, len, name) }?;
+    let mut map = BTreeMap::new();
+    for (i, label) in labels.iter().enumerate() {
+        let at = format!("{name}[{i}]");
+        // SAFETY: the caller's promise on each label's pointers.
+        let key = unsafe { utf8(label.key, label.key_len, &format!("{at}.key")) }?;
+        // SAFETY: as above.
+        let value = unsafe { utf8(label.value, label.value_len, &format!("{at}.value")) }?;
+        if map.insert(key.to_owned(), value.to_owned()).is_some() {
+            return Err(Failure::invalid_argument(
+                &format!("{at}.key"),
+                format!("Duplicate value: {key:?}"),
+            ));
+        }
+    }
+    Ok(map)
+}
+
+/// # Safety
+/// `ep`'s pointers as `egress_endpoint` documents.
+unsafe fn read_endpoint(ep: &egress_endpoint) -> Result<Endpoint, Failure> {
+    // SAFETY (every block below): the caller's promise on the endpoint's pointers.
+    let uid = unsafe { utf8(ep.uid, ep.uid_len, "endpoint.uid") }?;
+    if uid.is_empty() {
+        return Err(Failure::invalid_argument(
+            "endpoint.uid",
+            "Required value".to_owned(),
+        ));
+    }
+    let owned = |s: Option<&str>| s.map(str::to_owned);
+    let ips = unsafe { slice(ep.ips, ep.ips_len, "endpoint.ips") }?
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| ip.to_ip(&format!("endpoint.ips[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Endpoint {
+        uid: uid.to_owned(),
+        namespace: owned(unsafe {
+            optional_text(
+                ep.namespace_name,
+                ep.namespace_name_len,
+                "endpoint.namespace_name",
+            )
+        }?),
+        name: None,
+        labels: unsafe { read_labels(ep.labels, ep.labels_len, "endpoint.labels") }?,
+        namespace_labels: unsafe {
+            read_labels(
+                ep.namespace_labels,
+                ep.namespace_labels_len,
+                "endpoint.namespace_labels",
+            )
+        }?,
+        service_account: owned(unsafe {
+            optional_text(
+                ep.service_account,
+                ep.service_account_len,
+                "endpoint.service_account",
+            )
+        }?),
+        identity_labels: None,
+        ips,
+        node: owned(unsafe { optional_text(ep.node, ep.node_len, "endpoint.node") }?),
+    })
+}
+
+/// Upserts an endpoint from the typed struct: the CNI ADD hot path (no JSON). Errors name
+/// the field (`endpoint.labels[2].key`, `endpoint.ips[0].family`, ...); nothing changes then.
+///
+/// # Safety
+/// `engine` is a valid engine with exclusive access; `endpoint` is NULL or valid with its
+/// pointers as `egress_endpoint` documents; `error_out` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_upsert_endpoint(
+    engine: *mut egress_engine,
+    endpoint: *const egress_endpoint,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        event(engine, error_out, |engine| {
+            let endpoint = read_endpoint(crate::boundary::reference(endpoint, "endpoint")?)?;
+            engine.upsert_endpoint(endpoint);
+            Ok(())
+        })
+    }
+}
+
+/// Upserts an endpoint from JSON or YAML in the snapshot's `endpoints[]` shape (`uid`,
+/// `namespace`, `labels`, `namespaceLabels`, `serviceAccount`, `identityLabels`, `ips`,
+/// `node`). Input errors name each field; nothing changes then.
+///
+/// # Safety
+/// As `egress_engine_upsert_policy`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_upsert_endpoint_json(
+    engine: *mut egress_engine,
+    text: *const u8,
+    text_len: usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        event(engine, error_out, |engine| {
+            engine.upsert_endpoint(snapshot::parse_endpoint(utf8(text, text_len, "text")?)?);
+            Ok(())
+        })
+    }
+}
+
+/// Deletes the endpoint with `uid`. `*found_out` (optional) says whether it existed.
+///
+/// # Safety
+/// As `egress_engine_delete_policy`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_delete_endpoint(
+    engine: *mut egress_engine,
+    uid: *const u8,
+    uid_len: usize,
+    found_out: *mut bool,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        event(engine, error_out, |engine| {
+            let found = engine.delete_endpoint(utf8(uid, uid_len, "uid")?);
+            report_found(found_out, found);
+            Ok(())
+        })
+    }
+}
+
+/// Sets the labels of namespace `name` on every endpoint currently in it (as re-upserting
+/// each would).
+///
+/// # Safety
+/// `engine` is a valid engine with exclusive access; `name` points at `name_len` bytes;
+/// `labels` at `labels_len` valid labels (NULL only when 0); `error_out` NULL or valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_upsert_namespace(
+    engine: *mut egress_engine,
+    name: *const u8,
+    name_len: usize,
+    labels: *const egress_label,
+    labels_len: usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        event(engine, error_out, |engine| {
+            let name = utf8(name, name_len, "name")?;
+            let labels = read_labels(labels, labels_len, "labels")?;
+            engine.upsert_namespace(name, labels);
+            Ok(())
+        })
+    }
+}
+
+/// `egress_engine_upsert_namespace` from JSON or YAML: a Kubernetes `Namespace` object or
+/// `{"name": ..., "labels": {...}}`.
+///
+/// # Safety
+/// As `egress_engine_upsert_policy`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_upsert_namespace_json(
+    engine: *mut egress_engine,
+    text: *const u8,
+    text_len: usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        event(engine, error_out, |engine| {
+            let ns = snapshot::parse_namespace(utf8(text, text_len, "text")?)?;
+            engine.upsert_namespace(&ns.name, ns.labels);
+            Ok(())
+        })
+    }
+}
+
+/// Sets the local node's devices: JSON or YAML in the snapshot's `interfaces` shape (a list
+/// of `{name, index, altNames, addresses, defaultRoute}`).
+///
+/// # Safety
+/// As `egress_engine_upsert_policy`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_set_devices(
+    engine: *mut egress_engine,
+    text: *const u8,
+    text_len: usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        event(engine, error_out, |engine| {
+            engine.set_devices(snapshot::parse_interfaces(utf8(text, text_len, "text")?)?);
+            Ok(())
+        })
+    }
+}

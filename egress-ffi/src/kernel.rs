@@ -1,0 +1,155 @@
+//! The kernel calls (feature `bpf`, `EGRESS_FEATURE_BPF` in the header): open or create the
+//! pinned maps, program an engine's plan into them, dump them, adopt them.
+
+use std::path::Path;
+
+use egress_bpf::EgressMaps;
+
+use crate::boundary::{exclusive, fill, out, reference, run, utf8};
+use crate::engine::egress_engine;
+use crate::error::{egress_error, egress_result};
+use crate::types::{egress_entry, layout};
+
+/// Cilium's pinned egress gateway maps in one bpffs directory: the layout's IPv4 map and the
+/// IPv6 map. Opaque; made by `egress_maps_open`, freed by `egress_maps_free`. Not for
+/// concurrent use: one call at a time on one `egress_maps`.
+pub struct egress_maps {
+    maps: EgressMaps,
+}
+
+/// Opens the maps pinned in `dir` (e.g. `/sys/fs/bpf/tc/globals`), checking their type, key
+/// and value sizes against `layout`; with `create`, creates the missing ones (and mounts
+/// nothing: `dir` must be on a bpffs). `max_entries` 0: an existing map's, else 16384.
+/// Kernel failures are `EGRESS_RESULT_KERNEL` with the errno.
+///
+/// # Safety
+/// `dir` points at `dir_len` bytes; `maps_out` and `error_out` NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_maps_open(
+    dir: *const u8,
+    dir_len: usize,
+    layout: u32,
+    max_entries: u32,
+    create: bool,
+    maps_out: *mut *mut egress_maps,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        run(error_out, || {
+            let dir = Path::new(utf8(dir, dir_len, "dir")?);
+            let layout = self::layout(layout)?;
+            let maps_out = out(maps_out, "maps_out")?;
+            let max = (max_entries != 0).then_some(max_entries);
+            let maps = if create {
+                EgressMaps::open_or_create(dir, layout, max)?
+            } else {
+                EgressMaps::open(dir, layout, false)?
+            };
+            maps_out.write(Box::into_raw(Box::new(egress_maps { maps })));
+            Ok(())
+        })
+    }
+}
+
+/// Closes the maps (they stay pinned). NULL is a no-op.
+///
+/// # Safety
+/// `maps` is NULL or maps from this library, not yet freed; invalid afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_maps_free(maps: *mut egress_maps) {
+    if !maps.is_null() {
+        // SAFETY: made by Box::into_raw in `egress_maps_open`, freed once.
+        drop(unsafe { Box::from_raw(maps) });
+    }
+}
+
+/// Takes the engine's plan, writes it to the maps (upserts first, batched) and acknowledges
+/// what was written. `*applied_out` (optional) is the number of operations written — on a
+/// kernel failure too, where the written prefix is acknowledged and the rest comes back in
+/// the next plan (`EGRESS_RESULT_KERNEL`, with the errno). Refused before anything is
+/// written: an engine of another layout (`EGRESS_RESULT_INVALID_ARGUMENT`), a plan that
+/// would overflow a map (`EGRESS_RESULT_CAPACITY`).
+///
+/// # Safety
+/// `maps` NULL or valid; `engine` NULL or valid with exclusive access; `applied_out` and
+/// `error_out` NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_maps_program(
+    maps: *const egress_maps,
+    engine: *mut egress_engine,
+    applied_out: *mut usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        run(error_out, || {
+            let maps = &reference(maps, "maps")?.maps;
+            let handle = exclusive(engine, "engine")?;
+            let result = maps.program(&mut handle.engine);
+            handle.taken = None;
+            let applied = match &result {
+                Ok(plan) => plan.len(),
+                Err(egress_bpf::Error::Apply(e)) => e.applied,
+                Err(_) => 0,
+            };
+            if !applied_out.is_null() {
+                applied_out.write(applied);
+            }
+            result.map(drop).map_err(Into::into)
+        })
+    }
+}
+
+/// Reads both maps' entries (IPv4 first, each in `list` order). Sizes as
+/// `egress_engine_entries`. A legacy IPv4 map stores no ifindex: its entries have 0.
+///
+/// # Safety
+/// `maps` NULL or valid; `buf` points at `buf_len` writable entries (NULL only when 0);
+/// `count_out` and `error_out` NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_maps_dump(
+    maps: *const egress_maps,
+    buf: *mut egress_entry,
+    buf_len: usize,
+    count_out: *mut usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        run(error_out, || {
+            let entries = reference(maps, "maps")?.maps.dump()?;
+            fill(
+                entries.len(),
+                entries.iter().map(egress_entry::from),
+                buf,
+                buf_len,
+                count_out,
+            )
+        })
+    }
+}
+
+/// Makes what the maps hold the engine's programmed baseline (a restarted agent then writes
+/// only the difference, never a flush).
+///
+/// # Safety
+/// `engine` NULL or valid with exclusive access; `maps` NULL or valid; `error_out` NULL or
+/// valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_adopt_maps(
+    engine: *mut egress_engine,
+    maps: *const egress_maps,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        run(error_out, || {
+            let handle = exclusive(engine, "engine")?;
+            let entries = reference(maps, "maps")?.maps.dump()?;
+            handle.taken = None;
+            handle.engine.adopt(entries.iter().copied());
+            Ok(())
+        })
+    }
+}

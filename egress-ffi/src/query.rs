@@ -1,0 +1,340 @@
+//! Read-only calls on a `const egress_engine *`: lookups, maps, entries, explain, conflicts,
+//! stats. Any number may run concurrently on one engine.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use egress_core::lookup::Verdict;
+use egress_core::render;
+
+use crate::boundary::{copy_out, fill, out, reference, run, run_code, slice, slice_mut};
+use crate::engine::egress_engine;
+use crate::error::{egress_error, egress_result};
+use crate::types::{
+    egress_entry, egress_ip_addr, egress_query_v4, egress_query_v6, egress_verdict,
+};
+
+/// The node's maps as JSON: byte for byte what `egressctl list -o json` prints for the same
+/// snapshot, node and selection. UTF-8, no terminating NUL.
+///
+/// `*written_out` is the document's length. `EGRESS_RESULT_INSUFFICIENT_SIZE` when
+/// `buf_len` is smaller: `*written_out` is the size needed and `buf` is untouched (`buf`
+/// may be NULL when `buf_len` is 0, to ask for the size).
+///
+/// # Safety
+/// `engine` is NULL or a valid engine; `buf` points at `buf_len` writable bytes (NULL only
+/// when 0); `written_out` is NULL or valid for a write; `error_out` NULL or valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_maps_json(
+    engine: *const egress_engine,
+    buf: *mut u8,
+    buf_len: usize,
+    written_out: *mut usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        run(error_out, || {
+            let engine = &reference(engine, "engine")?.engine;
+            let json = render::to_json(&engine.entries());
+            copy_out(json.as_bytes(), buf, buf_len, written_out)
+        })
+    }
+}
+
+fn v4(bytes: &[u8; 4]) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(*bytes))
+}
+
+fn v6(bytes: &[u8; 16]) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::from(*bytes))
+}
+
+/// The verdict for an IPv4 packet from `src` to `dst` (4 bytes each, network order), as the
+/// datapath would find it in the desired maps. Allocates nothing.
+/// `EGRESS_RESULT_NULL_PARAMETER` when a pointer is NULL.
+///
+/// # Safety
+/// `engine` is NULL or a valid engine; `src` and `dst` are NULL or point at 4 readable
+/// bytes; `verdict_out` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_lookup_v4(
+    engine: *const egress_engine,
+    src: *const u8,
+    dst: *const u8,
+    verdict_out: *mut egress_verdict,
+) -> egress_result {
+    run_code(|| {
+        if src.is_null() || dst.is_null() || verdict_out.is_null() {
+            return Err(egress_result::NullParameter);
+        }
+        // SAFETY: not NULL; the caller promises an engine and 4 bytes at each address
+        // (`[u8; 4]` has alignment 1).
+        let (engine, src, dst) = unsafe {
+            (
+                &engine.as_ref().ok_or(egress_result::NullParameter)?.engine,
+                &*src.cast::<[u8; 4]>(),
+                &*dst.cast::<[u8; 4]>(),
+            )
+        };
+        let verdict = engine.lookup(v4(src), v4(dst));
+        // SAFETY: not NULL; the caller promises it is valid for a write.
+        unsafe { verdict_out.write(verdict.into()) };
+        Ok(())
+    })
+}
+
+/// The verdict for an IPv6 packet (16-byte addresses, network order). Allocates nothing.
+///
+/// # Safety
+/// As `egress_engine_lookup_v4`, with 16 bytes at `src` and `dst`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_lookup_v6(
+    engine: *const egress_engine,
+    src: *const u8,
+    dst: *const u8,
+    verdict_out: *mut egress_verdict,
+) -> egress_result {
+    run_code(|| {
+        if src.is_null() || dst.is_null() || verdict_out.is_null() {
+            return Err(egress_result::NullParameter);
+        }
+        // SAFETY: not NULL; the caller promises an engine and 16 bytes at each address.
+        let (engine, src, dst) = unsafe {
+            (
+                &engine.as_ref().ok_or(egress_result::NullParameter)?.engine,
+                &*src.cast::<[u8; 16]>(),
+                &*dst.cast::<[u8; 16]>(),
+            )
+        };
+        let verdict = engine.lookup(v6(src), v6(dst));
+        // SAFETY: not NULL; the caller promises it is valid for a write.
+        unsafe { verdict_out.write(verdict.into()) };
+        Ok(())
+    })
+}
+
+/// Queries converted per chunk on the stack: batches allocate nothing.
+const CHUNK: usize = 64;
+
+/// Batch lookups through the engine's `lookup_many`, `CHUNK` queries at a time.
+fn lookup_batch<Q>(
+    engine: &egress_core::engine::Engine,
+    queries: &[Q],
+    verdicts: &mut [egress_verdict],
+    addresses: impl Fn(&Q) -> (IpAddr, IpAddr),
+) {
+    let mut pairs = [(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    ); CHUNK];
+    let mut found = [Verdict::NoEntry; CHUNK];
+    for (qs, vs) in queries.chunks(CHUNK).zip(verdicts.chunks_mut(CHUNK)) {
+        let n = qs.len();
+        for (pair, q) in pairs.iter_mut().zip(qs) {
+            *pair = addresses(q);
+        }
+        engine.lookup_many(&pairs[..n], &mut found[..n]);
+        for (v, f) in vs.iter_mut().zip(&found[..n]) {
+            *v = (*f).into();
+        }
+    }
+}
+
+/// `count` IPv4 lookups: `verdicts_out[i]` answers `queries[i]`. Allocates nothing; faster
+/// per query than single lookups (the memory accesses of a group overlap).
+///
+/// # Safety
+/// `engine` NULL or valid; `queries` points at `count` queries and `verdicts_out` at `count`
+/// writable verdicts (either NULL only when `count` is 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_lookup_batch_v4(
+    engine: *const egress_engine,
+    queries: *const egress_query_v4,
+    count: usize,
+    verdicts_out: *mut egress_verdict,
+) -> egress_result {
+    run_code(|| {
+        // SAFETY: the caller's promises.
+        let (engine, queries, verdicts) = unsafe {
+            (
+                engine.as_ref().ok_or(egress_result::NullParameter)?,
+                slice(queries, count, "queries").map_err(|f| f.code)?,
+                slice_mut(verdicts_out, count, "verdicts_out").map_err(|f| f.code)?,
+            )
+        };
+        lookup_batch(&engine.engine, queries, verdicts, |q| {
+            (v4(&q.src), v4(&q.dst))
+        });
+        Ok(())
+    })
+}
+
+/// `count` IPv6 lookups. Allocates nothing.
+///
+/// # Safety
+/// As `egress_engine_lookup_batch_v4`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_lookup_batch_v6(
+    engine: *const egress_engine,
+    queries: *const egress_query_v6,
+    count: usize,
+    verdicts_out: *mut egress_verdict,
+) -> egress_result {
+    run_code(|| {
+        // SAFETY: the caller's promises.
+        let (engine, queries, verdicts) = unsafe {
+            (
+                engine.as_ref().ok_or(egress_result::NullParameter)?,
+                slice(queries, count, "queries").map_err(|f| f.code)?,
+                slice_mut(verdicts_out, count, "verdicts_out").map_err(|f| f.code)?,
+            )
+        };
+        lookup_batch(&engine.engine, queries, verdicts, |q| {
+            (v6(&q.src), v6(&q.dst))
+        });
+        Ok(())
+    })
+}
+
+/// The desired entries of both maps, IPv4 first, each map in `list` order. `*count_out` is
+/// the number of entries; `EGRESS_RESULT_INSUFFICIENT_SIZE` when `buf_len` is smaller
+/// (`*count_out` is the count needed, `buf` untouched; `buf` may be NULL when `buf_len` is 0).
+///
+/// # Safety
+/// `engine` NULL or valid; `buf` points at `buf_len` writable entries (NULL only when 0);
+/// `count_out` NULL or valid for a write; `error_out` NULL or valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_entries(
+    engine: *const egress_engine,
+    buf: *mut egress_entry,
+    buf_len: usize,
+    count_out: *mut usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        run(error_out, || {
+            let maps = reference(engine, "engine")?.engine.entries();
+            fill(
+                maps.len(),
+                maps.iter().map(egress_entry::from),
+                buf,
+                buf_len,
+                count_out,
+            )
+        })
+    }
+}
+
+/// Why a packet from `src` to `dst` gets its verdict: the JSON document of
+/// `egressctl explain -o json` (UTF-8, no NUL). Sizes as `egress_engine_maps_json`.
+///
+/// # Safety
+/// `engine` NULL or valid; `src`, `dst` NULL or valid addresses; `buf` points at `buf_len`
+/// writable bytes (NULL only when 0); `written_out` and `error_out` NULL or valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_explain_json(
+    engine: *const egress_engine,
+    src: *const egress_ip_addr,
+    dst: *const egress_ip_addr,
+    buf: *mut u8,
+    buf_len: usize,
+    written_out: *mut usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        run(error_out, || {
+            let engine = &reference(engine, "engine")?.engine;
+            let src = reference(src, "src")?.to_ip("src")?;
+            let dst = reference(dst, "dst")?.to_ip("dst")?;
+            let json = render::explanation_json(&engine.explain(src, dst)).to_string();
+            copy_out(json.as_bytes(), buf, buf_len, written_out)
+        })
+    }
+}
+
+/// The keys several producers want with different bytes, and who wins (SEMANTICS B.1), as
+/// JSON: `[{"winner": producer, "overridden": [producer, ...]}]`, a producer being
+/// `{"policy", "endpoint", "list", "index", "entry"}`. Sizes as `egress_engine_maps_json`.
+///
+/// # Safety
+/// As `egress_engine_maps_json`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_conflicts_json(
+    engine: *const egress_engine,
+    buf: *mut u8,
+    buf_len: usize,
+    written_out: *mut usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        run(error_out, || {
+            let engine = &reference(engine, "engine")?.engine;
+            let json = render::conflicts_json(&engine.conflicts()).to_string();
+            copy_out(json.as_bytes(), buf, buf_len, written_out)
+        })
+    }
+}
+
+/// Counts and sizes of an engine.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct egress_stats {
+    /// Desired entries of the IPv4 map.
+    pub desired_v4: usize,
+    /// Desired entries of the IPv6 map.
+    pub desired_v6: usize,
+    /// Programmed (acknowledged or adopted) entries of the IPv4 map.
+    pub programmed_v4: usize,
+    /// Programmed entries of the IPv6 map.
+    pub programmed_v6: usize,
+    /// Capacity of each map.
+    pub max_entries: u32,
+    /// Sources whose programmed entries differ from the desired ones (the next plan's).
+    pub pending_sources: usize,
+    /// Valid policies.
+    pub policies: usize,
+    /// Endpoints.
+    pub endpoints: usize,
+    /// Nodes.
+    pub nodes: usize,
+    /// Heap held by the engine's state, estimated from its tables' capacities.
+    pub memory_bytes: usize,
+}
+
+/// Fills `*stats_out`.
+///
+/// # Safety
+/// `engine` NULL or valid; `stats_out` NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_stats(
+    engine: *const egress_engine,
+    stats_out: *mut egress_stats,
+) -> egress_result {
+    run_code(|| {
+        let stats_out = out(stats_out, "stats_out").map_err(|f| f.code)?;
+        // SAFETY: the caller's promise.
+        let engine = &unsafe { reference(engine, "engine") }
+            .map_err(|f| f.code)?
+            .engine;
+        let s = engine.stats();
+        let memory = engine.memory();
+        let stats = egress_stats {
+            desired_v4: s.desired_v4,
+            desired_v6: s.desired_v6,
+            programmed_v4: s.programmed_v4,
+            programmed_v6: s.programmed_v6,
+            max_entries: s.max_entries,
+            pending_sources: s.pending_sources,
+            policies: s.policies,
+            endpoints: s.endpoints,
+            nodes: s.nodes,
+            memory_bytes: memory.desired_state + memory.endpoints,
+        };
+        // SAFETY: checked for NULL; the caller's promise.
+        unsafe { stats_out.write(stats) };
+        Ok(())
+    })
+}
