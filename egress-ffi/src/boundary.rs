@@ -197,3 +197,62 @@ pub(crate) unsafe fn fill<T: Copy>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{
+        egress_error_code, egress_error_free, egress_error_message, egress_error_path,
+    };
+
+    #[test]
+    fn a_panic_becomes_a_result_code_and_an_error() {
+        let mut error: *mut egress_error = ptr::dangling_mut();
+        // SAFETY: `error` is valid for writes.
+        let code = unsafe { run(&mut error, || panic!("boom")) };
+        assert_eq!(code, egress_result::Panic);
+        // SAFETY: the error was just made.
+        unsafe {
+            assert_eq!(egress_error_code(error), egress_result::Panic);
+            let message = std::ffi::CStr::from_ptr(egress_error_message(error));
+            assert!(
+                message.to_str().is_ok_and(|m| m.contains("boom")),
+                "{message:?}"
+            );
+            assert!(egress_error_path(error).is_null());
+            egress_error_free(error);
+        }
+        assert_eq!(run_code(|| panic!("boom")), egress_result::Panic);
+    }
+
+    #[test]
+    fn success_clears_the_error_slot_and_no_slot_is_fine() {
+        let mut error: *mut egress_error = ptr::dangling_mut();
+        // SAFETY: `error` is valid for writes.
+        assert_eq!(unsafe { run(&mut error, || Ok(())) }, egress_result::Ok);
+        assert!(error.is_null());
+        // SAFETY: a NULL slot is allowed.
+        let code = unsafe { run(ptr::null_mut(), || Err(Failure::null("x"))) };
+        assert_eq!(code, egress_result::NullParameter);
+    }
+
+    #[test]
+    fn empty_slices_need_no_pointer_and_others_do() {
+        // SAFETY: length 0 never reads the pointer; NULL is checked before use.
+        unsafe {
+            assert_eq!(
+                slice::<u8>(ptr::null(), 0, "a").map(<[u8]>::len).ok(),
+                Some(0)
+            );
+            assert!(slice::<u8>(ptr::null(), 1, "a").is_err());
+            assert!(slice::<u64>(ptr::dangling(), usize::MAX / 4, "a").is_err());
+            assert_eq!(utf8(b"ok".as_ptr(), 2, "t").ok(), Some("ok"));
+            let bad = [0xc3u8];
+            assert_eq!(
+                utf8(bad.as_ptr(), 1, "t").err().map(|f| f.code),
+                Some(egress_result::InvalidUtf8)
+            );
+            assert_eq!(optional_text(ptr::null(), 0, "t").ok(), Some(None));
+        }
+    }
+}
