@@ -1,6 +1,7 @@
 //! The standard workloads of `shared/design/PERFORMANCE.md`, generated from fixed seeds, and
 //! the measurements the criterion benches and the `report` binary share.
 
+pub mod c_abi;
 pub mod kernel;
 pub mod measure;
 pub mod workloads;

@@ -109,6 +109,98 @@ impl Verdict {
     }
 }
 
+/// The kind of a [`Verdict`], numbered as the bindings number it (the C ABI's
+/// `egress_verdict.kind`) and named as Python names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum VerdictKind {
+    /// [`Verdict::NoEntry`].
+    #[default]
+    NoEntry = 0,
+    /// [`Verdict::Drop`] with [`DropReason::NoGateway`].
+    DropNoGateway = 1,
+    /// [`Verdict::Drop`] with [`DropReason::NoEgressIp`].
+    DropNoEgressIp = 2,
+    /// [`Verdict::Excluded`].
+    Excluded = 3,
+    /// [`Verdict::Forward`].
+    Forward = 4,
+    /// [`Verdict::Masquerade`].
+    Masquerade = 5,
+}
+
+impl VerdictKind {
+    /// `no_entry`, `drop_no_gateway`, `drop_no_egress_ip`, `excluded`, `forward`,
+    /// `masquerade`.
+    pub fn name(self) -> &'static str {
+        match self {
+            VerdictKind::NoEntry => "no_entry",
+            VerdictKind::DropNoGateway => "drop_no_gateway",
+            VerdictKind::DropNoEgressIp => "drop_no_egress_ip",
+            VerdictKind::Excluded => "excluded",
+            VerdictKind::Forward => "forward",
+            VerdictKind::Masquerade => "masquerade",
+        }
+    }
+}
+
+/// A verdict as fixed fields, for callers that read it without matching on an enum (the
+/// bindings, a datapath): converting a [`Verdict`] per packet costs a mispredicted branch
+/// when kinds vary, so the engine keeps this form beside each stored verdict.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VerdictRecord {
+    /// The kind.
+    pub kind: VerdictKind,
+    /// Forward: the gateway node's IPv4 (zero otherwise).
+    pub gateway_ip: [u8; 4],
+    /// Masquerade: the egress IP, the first 4 bytes for IPv4 (zero otherwise).
+    pub egress_ip: [u8; 16],
+    /// Masquerade: the egress interface (0 otherwise, or route lookup).
+    pub ifindex: u32,
+}
+
+impl VerdictRecord {
+    /// The record of [`Verdict::NoEntry`].
+    pub const NO_ENTRY: VerdictRecord = VerdictRecord {
+        kind: VerdictKind::NoEntry,
+        gateway_ip: [0; 4],
+        egress_ip: [0; 16],
+        ifindex: 0,
+    };
+}
+
+impl From<Verdict> for VerdictRecord {
+    fn from(verdict: Verdict) -> Self {
+        let mut record = VerdictRecord::NO_ENTRY;
+        record.kind = match verdict {
+            Verdict::NoEntry => VerdictKind::NoEntry,
+            Verdict::Drop(DropReason::NoGateway) => VerdictKind::DropNoGateway,
+            Verdict::Drop(DropReason::NoEgressIp) => VerdictKind::DropNoEgressIp,
+            Verdict::Excluded => VerdictKind::Excluded,
+            Verdict::Forward { gateway } => {
+                record.gateway_ip = gateway.octets();
+                VerdictKind::Forward
+            }
+            Verdict::Masquerade { egress_ip, ifindex } => {
+                match egress_ip {
+                    IpAddr::V4(v4) => record.egress_ip[..4].copy_from_slice(&v4.octets()),
+                    IpAddr::V6(v6) => record.egress_ip = v6.octets(),
+                }
+                record.ifindex = ifindex;
+                VerdictKind::Masquerade
+            }
+        };
+        record
+    }
+}
+
+impl Verdict {
+    /// The verdict's kind.
+    pub fn kind(&self) -> VerdictKind {
+        VerdictRecord::from(*self).kind
+    }
+}
+
 /// An address family's bits: `u32` for IPv4, `u128` for IPv6.
 trait Bits: Copy + Eq + Ord + std::hash::Hash + std::ops::BitAnd<Output = Self> {
     /// The bits of `ip`, if it is of this family.

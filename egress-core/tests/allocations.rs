@@ -14,7 +14,7 @@ use cluster_fixture::{endpoint, name};
 use egress_core::engine::Engine;
 use egress_core::entries::{Entry, MapEntries};
 use egress_core::gateway::{LocalNode, PolicyGateways, Selection};
-use egress_core::lookup::{DropReason, LookupTable, Verdict};
+use egress_core::lookup::{DropReason, LookupTable, Verdict, VerdictRecord};
 use egress_core::maps::{MapKeyV4, MapKeyV6, MapValueV4, MapValueV6};
 use egress_core::netip::Cidr;
 use egress_core::selector::Selector;
@@ -263,12 +263,45 @@ fn engine_lookups_of_every_verdict_allocate_nothing() {
             "{} {selection:?}: Engine::lookup_many allocated",
             name(node)
         );
+        // The record forms (for the bindings) allocate nothing either.
+        let mut records = vec![VerdictRecord::NO_ENTRY; queries.len()];
+        let allocations = allocations_during(|| {
+            for (&(src, dst), out) in queries.iter().zip(records.iter_mut()) {
+                *out = black_box(engine.lookup_record(black_box(src), black_box(dst)));
+            }
+        });
+        assert_eq!(
+            allocations,
+            0,
+            "{} {selection:?}: lookup_record allocated",
+            name(node)
+        );
+        let mut many_records = vec![VerdictRecord::NO_ENTRY; queries.len()];
+        let allocations = allocations_during(|| {
+            engine.lookup_many_records(black_box(&queries), &mut many_records)
+        });
+        assert_eq!(
+            allocations,
+            0,
+            "{} {selection:?}: lookup_many_records allocated",
+            name(node)
+        );
         // The verdicts are right (a lookup table built from the entries agrees) ...
         let table = LookupTable::new(&engine.entries(), engine.local_ipv4());
         for (i, &(src, dst)) in queries.iter().enumerate() {
             let want = table.lookup(src, dst);
             assert_eq!(verdicts[i], want, "lookup {src} -> {dst}");
             assert_eq!(many[i], want, "lookup_many {src} -> {dst}");
+            assert_eq!(
+                records[i],
+                VerdictRecord::from(want),
+                "lookup_record {src} -> {dst}"
+            );
+            assert_eq!(
+                many_records[i], records[i],
+                "lookup_many_records {src} -> {dst}"
+            );
+            assert_eq!(records[i].kind, want.kind());
         }
         // ... and each required kind was produced by the counted queries, in both families.
         for (family, counts) in ["IPv4", "IPv6"].iter().zip(&tally) {

@@ -37,7 +37,9 @@ pub(crate) unsafe fn run(
     code
 }
 
-/// [`run`] for the exports without an error object (the lookups): the code only.
+/// [`run`] for the exports without an error object (the lookups): the code only. Inlined
+/// so that a lookup through the ABI is one call into the engine, not two.
+#[inline(always)]
 pub(crate) fn run_code(body: impl FnOnce() -> Result<(), egress_result>) -> egress_result {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => egress_result::Ok,

@@ -84,7 +84,9 @@ pub struct egress_endpoint {
 }
 
 impl egress_engine {
-    fn boxed(engine: Engine) -> *mut egress_engine {
+    /// Hands an engine built in Rust to C code (a Rust agent loading C plugins, the
+    /// benchmarks): the pointer owns it; free it with `egress_engine_free`.
+    pub fn into_raw(engine: Engine) -> *mut egress_engine {
         Box::into_raw(Box::new(egress_engine {
             engine,
             taken: None,
@@ -97,7 +99,7 @@ impl egress_engine {
 unsafe fn give(engine_out: *mut *mut egress_engine, engine: Engine) -> Result<(), Failure> {
     let engine_out = out(engine_out, "engine_out")?;
     // SAFETY: checked for NULL; the caller promises it is valid.
-    unsafe { engine_out.write(egress_engine::boxed(engine)) };
+    unsafe { engine_out.write(egress_engine::into_raw(engine)) };
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use egress_core::lookup::Verdict;
+use egress_core::lookup::VerdictRecord;
 use egress_core::render;
 
 use crate::boundary::{copy_out, fill, out, reference, run, run_code, slice, slice_mut};
@@ -76,7 +76,7 @@ pub unsafe extern "C" fn egress_engine_lookup_v4(
                 &*dst.cast::<[u8; 4]>(),
             )
         };
-        let verdict = engine.lookup(v4(src), v4(dst));
+        let verdict = engine.lookup_record(v4(src), v4(dst));
         // SAFETY: not NULL; the caller promises it is valid for a write.
         unsafe { verdict_out.write(verdict.into()) };
         Ok(())
@@ -106,7 +106,7 @@ pub unsafe extern "C" fn egress_engine_lookup_v6(
                 &*dst.cast::<[u8; 16]>(),
             )
         };
-        let verdict = engine.lookup(v6(src), v6(dst));
+        let verdict = engine.lookup_record(v6(src), v6(dst));
         // SAFETY: not NULL; the caller promises it is valid for a write.
         unsafe { verdict_out.write(verdict.into()) };
         Ok(())
@@ -127,13 +127,13 @@ fn lookup_batch<Q>(
         IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     ); CHUNK];
-    let mut found = [Verdict::NoEntry; CHUNK];
+    let mut found = [VerdictRecord::NO_ENTRY; CHUNK];
     for (qs, vs) in queries.chunks(CHUNK).zip(verdicts.chunks_mut(CHUNK)) {
         let n = qs.len();
         for (pair, q) in pairs.iter_mut().zip(qs) {
             *pair = addresses(q);
         }
-        engine.lookup_many(&pairs[..n], &mut found[..n]);
+        engine.lookup_many_records(&pairs[..n], &mut found[..n]);
         for (v, f) in vs.iter_mut().zip(&found[..n]) {
             *v = (*f).into();
         }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use egress_core::engine::{Action, PlanOp};
 use egress_core::entries::Entry;
 use egress_core::gateway::Selection;
-use egress_core::lookup::{DropReason, Verdict};
+use egress_core::lookup::{Verdict, VerdictKind, VerdictRecord};
 use egress_core::maps::{Layout, MapId, MapKeyV6, MapValueV6};
 
 use crate::error::Failure;
@@ -284,31 +284,34 @@ impl From<IpAddr> for egress_ip_addr {
     }
 }
 
-impl From<Verdict> for egress_verdict {
-    fn from(verdict: Verdict) -> Self {
-        let mut out = egress_verdict::default();
-        let kind = match verdict {
-            Verdict::NoEntry => egress_verdict_kind::NoEntry,
-            Verdict::Drop(DropReason::NoGateway) => egress_verdict_kind::DropNoGateway,
-            Verdict::Drop(DropReason::NoEgressIp) => egress_verdict_kind::DropNoEgressIp,
-            Verdict::Excluded => egress_verdict_kind::Excluded,
-            Verdict::Forward { gateway } => {
-                out.gateway_ip = gateway.octets();
-                egress_verdict_kind::Forward
-            }
-            Verdict::Masquerade { egress_ip, ifindex } => {
-                match egress_ip {
-                    IpAddr::V4(v4) => out.egress_ip[..4].copy_from_slice(&v4.octets()),
-                    IpAddr::V6(v6) => out.egress_ip = v6.octets(),
-                }
-                out.ifindex = ifindex;
-                egress_verdict_kind::Masquerade
-            }
-        };
-        out.kind = kind as u32;
-        out
+impl From<VerdictRecord> for egress_verdict {
+    /// Field by field, without branches (the record is already flat).
+    #[inline]
+    fn from(record: VerdictRecord) -> Self {
+        egress_verdict {
+            kind: record.kind as u32,
+            gateway_ip: record.gateway_ip,
+            egress_ip: record.egress_ip,
+            ifindex: record.ifindex,
+        }
     }
 }
+
+impl From<Verdict> for egress_verdict {
+    fn from(verdict: Verdict) -> Self {
+        VerdictRecord::from(verdict).into()
+    }
+}
+
+// The C kinds are the core's numbering.
+const _: () = {
+    assert!(egress_verdict_kind::NoEntry as u32 == VerdictKind::NoEntry as u32);
+    assert!(egress_verdict_kind::DropNoGateway as u32 == VerdictKind::DropNoGateway as u32);
+    assert!(egress_verdict_kind::DropNoEgressIp as u32 == VerdictKind::DropNoEgressIp as u32);
+    assert!(egress_verdict_kind::Excluded as u32 == VerdictKind::Excluded as u32);
+    assert!(egress_verdict_kind::Forward as u32 == VerdictKind::Forward as u32);
+    assert!(egress_verdict_kind::Masquerade as u32 == VerdictKind::Masquerade as u32);
+};
 
 impl From<&PlanOp> for egress_plan_op {
     fn from(op: &PlanOp) -> Self {

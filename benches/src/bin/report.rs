@@ -11,6 +11,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
+use egress_benches::c_abi::{self, CEngine};
 use egress_benches::kernel::KernelError;
 use egress_benches::{kernel, measure, workloads};
 use egress_core::engine::Action;
@@ -136,6 +137,7 @@ fn run() -> Result<()> {
     let event = endpoint_event(&sizes)?;
     let build = full_build(&sizes)?;
     let churn = churn(&sizes)?;
+    let c_abi = c_abi(&sizes)?;
 
     let report = json!({
         "lookup_v4_ns": v4.json,
@@ -146,6 +148,7 @@ fn run() -> Result<()> {
         "churn": churn,
         "kernel_apply": v4.kernel_apply,
         "ratios": ratios,
+        "c_abi": c_abi,
         "dependent_load_working_set_bytes": v4.working_set,
     });
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
@@ -437,5 +440,51 @@ fn churn(sizes: &Sizes) -> Result<Value> {
         "add_endpoint": endpoint,
         "balance_n32": balance,
         "operator_edits_n32": edits,
+    }))
+}
+
+/// The C ABI beside the Rust API: W-lookup IPv4 lookups (single and batched) on twin
+/// engines, and the CNI ADD path (typed endpoint upsert + take_plan + ack) on twin W-cluster
+/// engines, pod by pod alternately. Ratios are C ÷ Rust.
+fn c_abi(sizes: &Sizes) -> Result<Value> {
+    let w = workloads::lookup(3, 10_000, sizes.queries, false);
+    let twin = CEngine::new(workloads::lookup(3, 10_000, 0, false).engine);
+    let [rust, c, rust_batched, c_batched] =
+        c_abi::lookup_v4_ns(&w.engine, &twin, &w.queries, sizes.lookup_time)?;
+    drop((w, twin));
+
+    let objects = workloads::cluster(11, 10_000, 100);
+    let max_entries = (40_000 + 4 * sizes.events as u32).next_power_of_two();
+    let acked = |mut engine: egress_core::engine::Engine| -> Result<_> {
+        let plan = engine.take_plan().map_err(|e| format!("W-cluster: {e}"))?;
+        engine.ack(&plan, plan.len());
+        Ok(engine)
+    };
+    let rust_engine = acked(objects.engine(Selection::Cilium, max_entries))?;
+    let c_engine = CEngine::new(acked(objects.engine(Selection::Cilium, max_entries))?);
+    let pods: Vec<_> = (0..sizes.events)
+        .map(|i| {
+            let mut ep = workloads::endpoint(20_000 + i, &format!("g{}", i % 100), 50);
+            ep.ips = vec![std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+                10,
+                200,
+                (i / 250) as u8,
+                (i % 250) as u8 + 1,
+            ))];
+            ep
+        })
+        .collect();
+    let (rust_add, c_add) = c_abi::cni_add_us(rust_engine, &c_engine, &pods)?;
+    let ratio = |c: f64, rust: f64| round(c / rust, 2);
+    eprintln!(
+        "C ABI / Rust: lookup {:.2} (targets <= 1.3), batched {:.2}, CNI ADD {:.2} (target <= 1.5)",
+        c / rust,
+        c_batched / rust_batched,
+        c_add / rust_add
+    );
+    Ok(json!({
+        "lookup_v4_ns": {"engine": round(rust, 1), "c_abi": round(c, 1), "ratio": ratio(c, rust)},
+        "lookup_v4_batched_ns": {"engine": round(rust_batched, 1), "c_abi": round(c_batched, 1), "ratio": ratio(c_batched, rust_batched)},
+        "cni_add_us": {"rust": round(rust_add, 2), "c_abi": round(c_add, 2), "ratio": ratio(c_add, rust_add)},
     }))
 }

@@ -15,7 +15,7 @@ use hashbrown::HashMap;
 
 use super::arena::{Arena, ListId};
 use crate::entries::Slot;
-use crate::lookup::Verdict;
+use crate::lookup::{Verdict, VerdictRecord};
 use crate::netip::{mask_v4, mask_v6};
 
 /// Where a list's compact copy lies.
@@ -57,6 +57,8 @@ pub(crate) struct FastLists {
     value_index: HashMap<Value, u32>,
     /// The verdict of each value on this node (recomputed when the local IPv4 changes).
     verdicts: Vec<Verdict>,
+    /// The same verdicts as records.
+    records: Vec<VerdictRecord>,
     local_ipv4: Option<Ipv4Addr>,
     /// Freed places by family and length, for reuse.
     free: [HashMap<u32, Vec<u32>>; 2],
@@ -82,10 +84,17 @@ impl FastLists {
         let start = reused.unwrap_or(if v6 { self.v6.len() } else { self.v4.len() } as u32);
         for (i, s) in slots.iter().enumerate() {
             let key = (s.egress_ip, s.gateway_ip, s.egress_ifindex);
-            let (values, verdicts, local) = (&mut self.values, &mut self.verdicts, self.local_ipv4);
+            let (values, verdicts, records, local) = (
+                &mut self.values,
+                &mut self.verdicts,
+                &mut self.records,
+                self.local_ipv4,
+            );
             let value = *self.value_index.entry(key).or_insert_with(|| {
                 values.push(key);
-                verdicts.push(Verdict::of_value(key.0, key.1, key.2, local));
+                let verdict = Verdict::of_value(key.0, key.1, key.2, local);
+                verdicts.push(verdict);
+                records.push(verdict.into());
                 (values.len() - 1) as u32
             });
             let (plen, addr, at) = (
@@ -144,6 +153,7 @@ impl FastLists {
                 .iter()
                 .map(|&(e, g, i)| Verdict::of_value(e, g, i, local))
                 .collect();
+            self.records = self.verdicts.iter().map(|&v| v.into()).collect();
         }
     }
 
@@ -167,12 +177,12 @@ impl FastLists {
         }
     }
 
-    /// The verdict of the longest prefix containing `dst` in the list at `span` (of
-    /// `dst`'s family). Never allocates.
+    /// The value of the longest prefix containing `dst` in the list at `span` (of `dst`'s
+    /// family). Never allocates.
     #[inline]
-    pub(crate) fn lookup(&self, span: Span, dst: IpAddr) -> Verdict {
+    fn value(&self, span: Span, dst: IpAddr) -> Option<u32> {
         let range = span.start as usize..(span.start + span.len) as usize;
-        let value = match dst {
+        match dst {
             IpAddr::V4(d) => {
                 let d = u32::from(d);
                 self.v4
@@ -187,11 +197,25 @@ impl FastLists {
                     .and_then(|items| items.iter().find(|p| d & p.mask == p.net))
                     .map(|p| p.value)
             }
-        };
-        value
+        }
+    }
+
+    /// The verdict of the longest prefix containing `dst` in the list at `span`.
+    #[inline]
+    pub(crate) fn lookup(&self, span: Span, dst: IpAddr) -> Verdict {
+        self.value(span, dst)
             .and_then(|v| self.verdicts.get(v as usize))
             .copied()
             .unwrap_or(Verdict::NoEntry)
+    }
+
+    /// [`FastLists::lookup`] as a record.
+    #[inline]
+    pub(crate) fn lookup_record(&self, span: Span, dst: IpAddr) -> VerdictRecord {
+        self.value(span, dst)
+            .and_then(|v| self.records.get(v as usize))
+            .copied()
+            .unwrap_or(VerdictRecord::NO_ENTRY)
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {

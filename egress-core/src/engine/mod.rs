@@ -32,12 +32,13 @@ use crate::cluster::{Endpoint, Node, Nodes};
 use crate::device::Device;
 use crate::entries::{Conflict, Entry, MapEntries, Producer, Slot};
 use crate::gateway::{PolicyGateways, ResolvedGateway, Selection};
-use crate::lookup::Verdict;
+use crate::lookup::{Verdict, VerdictRecord};
 use crate::maps::{DEFAULT_MAX_ENTRIES, Layout};
 use crate::policy::{Policy, PolicyErrors, PolicySelectors, parse_policy};
 use crate::snapshot::Snapshot;
 use arena::{Arena, ListId};
 use endpoints::{EndpointState, EndpointTable};
+use fastpath::FastLists;
 use source::{Contribution, RankedSlot, SourceMap};
 
 /// How an engine computes and programs.
@@ -451,11 +452,41 @@ impl Engine {
         }
     }
 
+    /// [`Engine::lookup`] as a [`VerdictRecord`] (fixed fields: no enum to match on, no
+    /// conversion per packet). Never allocates.
+    pub fn lookup_record(&self, src: IpAddr, dst: IpAddr) -> VerdictRecord {
+        match self.sources.desired_span(src) {
+            Some(span) if src.is_ipv4() == dst.is_ipv4() => self.fast.lookup_record(span, dst),
+            _ => VerdictRecord::NO_ENTRY,
+        }
+    }
+
     /// [`Engine::lookup`] for many independent packets, writing `out[i]` for `queries[i]`
     /// (`out` shorter than `queries`: only its length is answered). Queries are taken in
     /// groups: first every source's hash probe, then every list scan, so that the memory
     /// accesses of a group overlap instead of waiting one for another. Never allocates.
     pub fn lookup_many(&self, queries: &[(IpAddr, IpAddr)], out: &mut [Verdict]) {
+        self.lookup_grouped(queries, out, Verdict::NoEntry, FastLists::lookup);
+    }
+
+    /// [`Engine::lookup_many`] writing [`VerdictRecord`]s. Never allocates.
+    pub fn lookup_many_records(&self, queries: &[(IpAddr, IpAddr)], out: &mut [VerdictRecord]) {
+        self.lookup_grouped(
+            queries,
+            out,
+            VerdictRecord::NO_ENTRY,
+            FastLists::lookup_record,
+        );
+    }
+
+    #[inline]
+    fn lookup_grouped<T: Copy>(
+        &self,
+        queries: &[(IpAddr, IpAddr)],
+        out: &mut [T],
+        none: T,
+        answer: impl Fn(&FastLists, fastpath::Span, IpAddr) -> T,
+    ) {
         const GROUP: usize = 16;
         for (qs, os) in queries.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
             // Branch-free touches first, so that the group's cache misses overlap; the
@@ -477,7 +508,7 @@ impl Engine {
             }
             std::hint::black_box(touched);
             for ((o, span), &(_, dst)) in os.iter_mut().zip(spans).zip(qs) {
-                *o = span.map_or(Verdict::NoEntry, |span| self.fast.lookup(span, dst));
+                *o = span.map_or(none, |span| answer(&self.fast, span, dst));
             }
         }
     }

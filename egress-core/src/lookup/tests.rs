@@ -134,3 +134,66 @@ fn identical_prefix_lists_are_shared() {
     assert_eq!(t.stored_prefixes(), (2, 0));
     assert_eq!(t.lookup(ip("10.0.1.77"), ip("10.3.3.3")), Verdict::Excluded);
 }
+
+#[test]
+fn verdict_records_and_kinds() {
+    let v4: IpAddr = "192.0.2.7".parse().unwrap();
+    let v6: IpAddr = "2001:db8::7".parse().unwrap();
+    let cases = [
+        (Verdict::NoEntry, 0, "no_entry"),
+        (Verdict::Drop(DropReason::NoGateway), 1, "drop_no_gateway"),
+        (
+            Verdict::Drop(DropReason::NoEgressIp),
+            2,
+            "drop_no_egress_ip",
+        ),
+        (Verdict::Excluded, 3, "excluded"),
+        (
+            Verdict::Forward {
+                gateway: "10.0.0.9".parse().unwrap(),
+            },
+            4,
+            "forward",
+        ),
+        (
+            Verdict::Masquerade {
+                egress_ip: v4,
+                ifindex: 3,
+            },
+            5,
+            "masquerade",
+        ),
+    ];
+    for (verdict, number, name) in cases {
+        assert_eq!(
+            (verdict.kind() as u32, verdict.kind().name()),
+            (number, name)
+        );
+    }
+    let fwd = VerdictRecord::from(cases[4].0);
+    assert_eq!(
+        (fwd.gateway_ip, fwd.egress_ip, fwd.ifindex),
+        ([10, 0, 0, 9], [0; 16], 0)
+    );
+    let masq = VerdictRecord::from(cases[5].0);
+    assert_eq!(masq.gateway_ip, [0; 4]);
+    assert_eq!(
+        (&masq.egress_ip[..4], &masq.egress_ip[4..], masq.ifindex),
+        (&[192, 0, 2, 7][..], &[0u8; 12][..], 3)
+    );
+    let masq6 = VerdictRecord::from(Verdict::Masquerade {
+        egress_ip: v6,
+        ifindex: 0,
+    });
+    assert_eq!(
+        masq6.egress_ip,
+        "2001:db8::7"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets()
+    );
+    assert_eq!(
+        VerdictRecord::from(Verdict::NoEntry),
+        VerdictRecord::NO_ENTRY
+    );
+}
