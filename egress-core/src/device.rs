@@ -173,7 +173,19 @@ impl Device {
 
 /// Builds the device list from iproute2's JSON output: `ip -j addr show` and the default
 /// routes of `ip -j route show default` / `ip -6 -j route show default`.
-pub fn from_iproute2(addrs: &str, routes_v4: &str, routes_v6: &str) -> Result<Vec<Device>, String> {
+pub fn from_iproute2(
+    addrs: &str,
+    routes_v4: &str,
+    routes_v6: &str,
+) -> Result<Vec<Device>, crate::document::ParseError> {
+    from_iproute2_text(addrs, routes_v4, routes_v6).map_err(crate::document::ParseError)
+}
+
+fn from_iproute2_text(
+    addrs: &str,
+    routes_v4: &str,
+    routes_v6: &str,
+) -> Result<Vec<Device>, String> {
     use serde_json::Value;
     let parse = |what: &str, text: &str| -> Result<Vec<Value>, String> {
         match serde_json::from_str::<Value>(text) {
@@ -364,6 +376,7 @@ mod tests {
         assert!(
             from_iproute2("[{\"ifname\": \"x\"}]", "[]", "[]")
                 .unwrap_err()
+                .0
                 .contains("no ifindex")
         );
     }

@@ -105,6 +105,23 @@ impl Error {
     }
 }
 
+impl From<FieldError> for Error {
+    /// A problem with one argument: [`Error::InvalidArgument`].
+    fn from(e: FieldError) -> Self {
+        Error::InvalidArgument(e)
+    }
+}
+
+impl From<crate::timestamp::TimestampError> for Error {
+    /// A timestamp argument: [`Error::InvalidArgument`] at path `timestamp`.
+    fn from(e: crate::timestamp::TimestampError) -> Self {
+        Error::InvalidArgument(FieldError::new(
+            "timestamp",
+            Reason::Forbidden(e.to_string()),
+        ))
+    }
+}
+
 fn join_lines(errors: &[FieldError]) -> String {
     errors
         .iter()

@@ -105,9 +105,49 @@ pub struct GoAddr {
     pub zone: Option<String>,
 }
 
-/// `netip.ParseAddr`: returns the error message Go would give (after `ParseAddr("..."): `
-/// is added by [`parse_addr_message`]).
-pub fn parse_addr(s: &str) -> Result<GoAddr, String> {
+/// Why text is not an address or prefix: the message Go's `net/netip` gives.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct AddrError {
+    /// The text given.
+    pub input: String,
+    /// Go's message.
+    pub message: String,
+}
+
+impl From<AddrError> for String {
+    fn from(e: AddrError) -> Self {
+        e.message
+    }
+}
+
+impl From<AddrError> for crate::Error {
+    /// An address argument: [`crate::Error::InvalidArgument`] at path `address`.
+    fn from(e: AddrError) -> Self {
+        crate::Error::InvalidArgument(crate::field::FieldError::invalid_str(
+            "address", &e.input, e.message,
+        ))
+    }
+}
+
+/// `netip.ParseAddr`: the address, or the error message Go would give.
+pub fn parse_addr(s: &str) -> Result<GoAddr, AddrError> {
+    parse_addr_text(s).map_err(|message| AddrError {
+        input: s.to_owned(),
+        message,
+    })
+}
+
+/// `netip.ParsePrefix`: the prefix, or Go's message (without its `netip.ParsePrefix(...)`
+/// wrapper) — e.g. `no '/'`, `bad bits after slash: "024"`, `prefix length out of range`.
+pub fn parse_prefix(s: &str) -> Result<Cidr, AddrError> {
+    parse_prefix_text(s).map_err(|message| AddrError {
+        input: s.to_owned(),
+        message,
+    })
+}
+
+fn parse_addr_text(s: &str) -> Result<GoAddr, String> {
     for (i, b) in s.bytes().enumerate() {
         match b {
             b'.' => {
@@ -337,13 +377,11 @@ fn parse_ipv6(input: &str) -> Result<GoAddr, String> {
     })
 }
 
-/// `netip.ParsePrefix`: the prefix, or Go's message (without its `netip.ParsePrefix(...)`
-/// wrapper) — e.g. `no '/'`, `bad bits after slash: "024"`, `prefix length out of range`.
-pub fn parse_prefix(s: &str) -> Result<Cidr, String> {
+fn parse_prefix_text(s: &str) -> Result<Cidr, String> {
     let Some(slash) = s.rfind('/') else {
         return Err("no '/'".to_owned());
     };
-    let addr = parse_addr(&s[..slash])?;
+    let addr = parse_addr_text(&s[..slash])?;
     if addr.addr.is_ipv6() && addr.zone.is_some() {
         return Err("IPv6 zones cannot be present in a prefix".to_owned());
     }
@@ -404,7 +442,7 @@ mod tests {
     use super::*;
 
     fn err(s: &str) -> String {
-        parse_prefix(s).unwrap_err()
+        parse_prefix(s).unwrap_err().message
     }
 
     #[test]
