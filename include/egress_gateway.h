@@ -703,7 +703,8 @@ void egress_engine_free(struct egress_engine *engine);
 
 /**
  * Upserts the policies of `text` (YAML or JSON: one `CiliumEgressGatewayPolicy`, a `List`
- * or a `---` stream). All or nothing: when any policy is invalid, none is applied and
+ * or a `---` stream; text holding no policy is `EGRESS_RESULT_PARSE`). All or nothing: when
+ * any policy is invalid, none is applied and
  * `EGRESS_RESULT_POLICY` reports every field error of the first invalid one (the error's
  * policy name says which), the previous versions staying in force.
  *
@@ -838,8 +839,9 @@ egress_result egress_engine_set_devices(struct egress_engine *engine,
 egress_result egress_error_code(const struct egress_error *error);
 
 /**
- * The whole message, one line per field error (`<path>: <reason>`), as UTF-8 with a
- * terminating NUL; valid until the error is freed. `""` for a NULL error.
+ * The whole message as UTF-8 with a terminating NUL, one line per field error:
+ * `<path>: <reason>`, or `<policy>: <path>: <reason>` for an invalid policy (`<unnamed>`
+ * when it has no name). Valid until the error is freed; `""` for a NULL error.
  *
  * # Safety
  * `error` is NULL or an error from this library, not yet freed.
@@ -995,8 +997,9 @@ egress_result egress_engine_adopt_maps(struct egress_engine *engine,
  * `*count_out` is the number of operations. `EGRESS_RESULT_INSUFFICIENT_SIZE` when
  * `ops_len` is smaller: `*count_out` is the count needed and `ops` is untouched (`ops` may be
  * NULL when `ops_len` is 0). `EGRESS_RESULT_CAPACITY` when a map would overflow its
- * `max_entries` at the plan's peak: nothing is handed out. The plan handed out is the one
- * the next `egress_engine_ack` acknowledges (a later take replaces it).
+ * `max_entries` at the plan's peak: nothing is handed out (`*count_out` is 0). The plan
+ * handed out is the one the next `egress_engine_ack` acknowledges; a later take replaces
+ * it, and a failed take leaves none (only 0 can be acknowledged then).
  *
  * # Safety
  * `engine` is a valid engine with exclusive access; `ops` points at `ops_len` writable ops

@@ -29,6 +29,10 @@ command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v clang >/dev/null 2>&1 || missing+=(clang)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+# The C ABI checks (scripts/test-c.sh): the header as C++17, the C tests under valgrind.
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+command -v readelf >/dev/null 2>&1 || missing+=(binutils)
 pkg-config --exists libelf 2>/dev/null || missing+=(libelf-dev)
 pkg-config --exists zlib 2>/dev/null || missing+=(zlib1g-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -53,6 +57,11 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --all-features --locked
+# The C ABI from C: header drift is checked by `cargo test` (egress-ffi/tests/header.rs);
+# here the header as C11/C++17, the C tests and examples under sanitizers and valgrind,
+# static and dynamic linking, the README's C quick start.
+log "C ABI (scripts/test-c.sh)"
+./scripts/test-c.sh >/dev/null
 log "egressctl demo (the README's first command)"
 cargo run --quiet --release --locked -p egressctl -- demo >/dev/null
 # The report binary checks its own results (lookup answers, plan contents) as it measures;

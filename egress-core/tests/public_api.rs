@@ -306,17 +306,30 @@ fn kubernetes_objects_convert_one_at_a_time_as_in_a_dump() {
 
 #[test]
 fn the_helpers_errors_convert_into_the_one_error() {
-    let addr: Error = egress_core::netip::parse_addr("10.0.0.300").unwrap_err().into();
-    assert_eq!((addr.kind(), addr.path()), (ErrorKind::InvalidArgument, Some("address")));
+    let addr: Error = egress_core::netip::parse_addr("10.0.0.300")
+        .unwrap_err()
+        .into();
+    assert_eq!(
+        (addr.kind(), addr.path()),
+        (ErrorKind::InvalidArgument, Some("address"))
+    );
     assert!(addr.to_string().contains("\"10.0.0.300\""), "{addr}");
     let prefix = egress_core::netip::parse_prefix("10.0.0.0/33").unwrap_err();
     assert_eq!(prefix.to_string(), "prefix length out of range");
     assert_eq!(Error::from(prefix).kind(), ErrorKind::InvalidArgument);
-    let stamp: Error = egress_core::timestamp::Timestamp::parse("yesterday").unwrap_err().into();
+    let stamp: Error = egress_core::timestamp::Timestamp::parse("yesterday")
+        .unwrap_err()
+        .into();
     assert_eq!(stamp.path(), Some("timestamp"));
     let devices = egress_core::device::from_iproute2("not json", "[]", "[]").unwrap_err();
     assert_eq!(Error::from(devices).kind(), ErrorKind::Parse);
     let snap = Snapshot::parse("nodes: [{name: a}]").unwrap();
-    let node: Error = snap.node_to_compute(Some("b"), "local_node").unwrap_err().into();
-    assert_eq!((node.kind(), node.path()), (ErrorKind::InvalidArgument, Some("local_node")));
+    let node: Error = snap
+        .node_to_compute(Some("b"), "local_node")
+        .unwrap_err()
+        .into();
+    assert_eq!(
+        (node.kind(), node.path()),
+        (ErrorKind::InvalidArgument, Some("local_node"))
+    );
 }

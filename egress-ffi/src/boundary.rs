@@ -178,22 +178,23 @@ pub(crate) unsafe fn copy_out(
 /// Writes the `needed` items into the caller's array, or reports how many are needed without writing.
 ///
 /// # Safety
-/// `buf` as [`slice_mut`] with `buf_len`; `count_out` valid for one write (checked for NULL).
+/// `buf` as [`slice_mut`] with `buf_len` (the names are the export's parameters, for errors);
+/// `count_out` valid for one write (checked for NULL).
 pub(crate) unsafe fn fill<T: Copy>(
     needed: usize,
     items: impl Iterator<Item = T>,
-    buf: *mut T,
-    buf_len: usize,
+    (buf, buf_name): (*mut T, &str),
+    (buf_len, len_name): (usize, &str),
     count_out: *mut usize,
 ) -> Result<(), Failure> {
     let count_out = out(count_out, "count_out")?;
     // SAFETY: checked for NULL; the caller promises it is valid.
     unsafe { count_out.write(needed) };
     if needed > buf_len {
-        return Err(Failure::insufficient("buf_len", buf_len, needed));
+        return Err(Failure::insufficient(len_name, buf_len, needed));
     }
     // SAFETY: forwarded from the caller.
-    let buf = unsafe { slice_mut(buf, buf_len, "buf") }?;
+    let buf = unsafe { slice_mut(buf, buf_len, buf_name) }?;
     for (slot, item) in buf.iter_mut().zip(items) {
         *slot = item;
     }

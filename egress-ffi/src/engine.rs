@@ -94,33 +94,24 @@ impl egress_engine {
     }
 }
 
-/// # Safety
-/// `engine_out` valid for one write (checked for NULL).
-unsafe fn give(engine_out: *mut *mut egress_engine, engine: Engine) -> Result<(), Failure> {
-    let engine_out = out(engine_out, "engine_out")?;
-    // SAFETY: checked for NULL; the caller promises it is valid.
-    unsafe { engine_out.write(egress_engine::into_raw(engine)) };
-    Ok(())
-}
-
+/// Reads a config whose fields' paths start with `prefix` (`config.` for a config passed by
+/// the caller, empty for the arguments `egress_engine_from_snapshot` packs into one).
+///
 /// # Safety
 /// `config`'s pointers as `egress_engine_config` documents.
 unsafe fn read_config(
     config: &egress_engine_config,
+    prefix: &str,
 ) -> Result<(Option<String>, EngineConfig), Failure> {
+    let at = |field: &str| format!("{prefix}{field}");
     // SAFETY: the caller's promise on the config's pointers.
-    let local = unsafe {
-        optional_text(
-            config.local_node,
-            config.local_node_len,
-            "config.local_node",
-        )
-    }?;
+    let local =
+        unsafe { optional_text(config.local_node, config.local_node_len, &at("local_node")) }?;
     // SAFETY: as above.
-    let cluster = unsafe { optional_text(config.cluster, config.cluster_len, "config.cluster") }?;
+    let cluster = unsafe { optional_text(config.cluster, config.cluster_len, &at("cluster")) }?;
     let engine_config = EngineConfig {
-        selection: selection(config.selection)?,
-        layout: layout(config.layout)?,
+        selection: selection(config.selection, &at("selection"))?,
+        layout: layout(config.layout, &at("layout"))?,
         max_entries: match config.max_entries {
             0 => DEFAULT_MAX_ENTRIES,
             n => n,
@@ -149,14 +140,17 @@ pub unsafe extern "C" fn egress_engine_new(
     // SAFETY: every pointer as the caller promises.
     unsafe {
         run(error_out, || {
-            let (local, config) = read_config(crate::boundary::reference(config, "config")?)?;
+            let engine_out = out(engine_out, "engine_out")?;
+            let (local, config) =
+                read_config(crate::boundary::reference(config, "config")?, "config.")?;
             if local.is_none() {
                 return Err(Failure::invalid_argument(
                     "config.local_node",
                     "Required value: the node whose maps are computed".to_owned(),
                 ));
             }
-            give(engine_out, Engine::new(config))
+            engine_out.write(egress_engine::into_raw(Engine::new(config)));
+            Ok(())
         })
     }
 }
@@ -193,7 +187,7 @@ pub unsafe extern "C" fn egress_engine_from_snapshot(
         cluster_len: 0,
     };
     // SAFETY: forwarded; `config` lives across the call.
-    unsafe { egress_engine_from_snapshot_config(text, text_len, &config, engine_out, error_out) }
+    unsafe { run(error_out, || load(text, text_len, &config, "", engine_out)) }
 }
 
 /// `egress_engine_from_snapshot` with every setting of a config: its `local_node` NULL
@@ -212,17 +206,38 @@ pub unsafe extern "C" fn egress_engine_from_snapshot_config(
     // SAFETY: every pointer as the caller promises.
     unsafe {
         run(error_out, || {
-            let text = utf8(text, text_len, "text")?;
-            let (local, mut config) = read_config(crate::boundary::reference(config, "config")?)?;
-            let loaded = snapshot::load(text)?;
-            let node = loaded
-                .snapshot
-                .node_to_compute(local.as_deref(), "local_node")?;
-            config.local_node = node.to_owned();
-            let (engine, _invalid_policies) = Engine::from_snapshot(&loaded.snapshot, config);
-            give(engine_out, engine)
+            let config = crate::boundary::reference(config, "config")?;
+            load(text, text_len, config, "config.", engine_out)
         })
     }
+}
+
+/// Loads snapshot text as `egressctl list -f` does into a new engine at `*engine_out`;
+/// `prefix` starts the paths of the config's fields in errors.
+///
+/// # Safety
+/// `text` points at `text_len` bytes; `config`'s pointers are valid; `engine_out` is NULL or
+/// valid for a write.
+unsafe fn load(
+    text: *const u8,
+    text_len: usize,
+    config: &egress_engine_config,
+    prefix: &str,
+    engine_out: *mut *mut egress_engine,
+) -> Result<(), Failure> {
+    let engine_out = out(engine_out, "engine_out")?;
+    // SAFETY: the caller's promises.
+    let (text, (local, mut config)) =
+        unsafe { (utf8(text, text_len, "text")?, read_config(config, prefix)?) };
+    let loaded = snapshot::load(text)?;
+    let node = loaded
+        .snapshot
+        .node_to_compute(local.as_deref(), &format!("{prefix}local_node"))?;
+    config.local_node = node.to_owned();
+    let (engine, _invalid_policies) = Engine::from_snapshot(&loaded.snapshot, config);
+    // SAFETY: checked for NULL; the caller promises it is valid for a write.
+    unsafe { engine_out.write(egress_engine::into_raw(engine)) };
+    Ok(())
 }
 
 /// Frees an engine. NULL is a no-op.
@@ -252,7 +267,8 @@ unsafe fn event(
 }
 
 /// Upserts the policies of `text` (YAML or JSON: one `CiliumEgressGatewayPolicy`, a `List`
-/// or a `---` stream). All or nothing: when any policy is invalid, none is applied and
+/// or a `---` stream; text holding no policy is `EGRESS_RESULT_PARSE`). All or nothing: when
+/// any policy is invalid, none is applied and
 /// `EGRESS_RESULT_POLICY` reports every field error of the first invalid one (the error's
 /// policy name says which), the previous versions staying in force.
 ///
@@ -271,6 +287,9 @@ pub unsafe extern "C" fn egress_engine_upsert_policy(
         event(engine, error_out, |engine| {
             let text = utf8(text, text_len, "text")?;
             let policies = policy::parse_policy_text(text).map_err(Error::from)?;
+            if policies.is_empty() {
+                return Err(Error::DocumentCount(0).into());
+            }
             let policies = policies
                 .into_iter()
                 .collect::<Result<Vec<_>, _>>()
@@ -378,6 +397,12 @@ unsafe fn read_labels(
         let key = unsafe { utf8(label.key, label.key_len, &format!("{at}.key")) }?;
         // SAFETY: as above.
         let value = unsafe { utf8(label.value, label.value_len, &format!("{at}.value")) }?;
+        if key.is_empty() {
+            return Err(Failure::invalid_argument(
+                &format!("{at}.key"),
+                "Required value".to_owned(),
+            ));
+        }
         if map.insert(key.to_owned(), value.to_owned()).is_some() {
             return Err(Failure::invalid_argument(
                 &format!("{at}.key"),

@@ -222,8 +222,9 @@ pub unsafe extern "C" fn egress_error_code(error: *const egress_error) -> egress
     unsafe { error.as_ref() }.map_or(egress_result::NullParameter, |e| e.code)
 }
 
-/// The whole message, one line per field error (`<path>: <reason>`), as UTF-8 with a
-/// terminating NUL; valid until the error is freed. `""` for a NULL error.
+/// The whole message as UTF-8 with a terminating NUL, one line per field error:
+/// `<path>: <reason>`, or `<policy>: <path>: <reason>` for an invalid policy (`<unnamed>`
+/// when it has no name). Valid until the error is freed; `""` for a NULL error.
 ///
 /// # Safety
 /// `error` is NULL or an error from this library, not yet freed.

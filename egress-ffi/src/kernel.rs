@@ -37,9 +37,9 @@ pub unsafe extern "C" fn egress_maps_open(
     // SAFETY: the caller's promises.
     unsafe {
         run(error_out, || {
-            let dir = Path::new(utf8(dir, dir_len, "dir")?);
-            let layout = self::layout(layout)?;
             let maps_out = out(maps_out, "maps_out")?;
+            let dir = Path::new(utf8(dir, dir_len, "dir")?);
+            let layout = self::layout(layout, "layout")?;
             let max = (max_entries != 0).then_some(max_entries);
             let maps = if create {
                 EgressMaps::open_or_create(dir, layout, max)?
@@ -122,8 +122,8 @@ pub unsafe extern "C" fn egress_maps_dump(
             fill(
                 entries.len(),
                 entries.iter().map(egress_entry::from),
-                buf,
-                buf_len,
+                (buf, "buf"),
+                (buf_len, "buf_len"),
                 count_out,
             )
         })

@@ -15,8 +15,9 @@ use crate::types::{egress_map_element, egress_plan_op};
 /// `*count_out` is the number of operations. `EGRESS_RESULT_INSUFFICIENT_SIZE` when
 /// `ops_len` is smaller: `*count_out` is the count needed and `ops` is untouched (`ops` may be
 /// NULL when `ops_len` is 0). `EGRESS_RESULT_CAPACITY` when a map would overflow its
-/// `max_entries` at the plan's peak: nothing is handed out. The plan handed out is the one
-/// the next `egress_engine_ack` acknowledges (a later take replaces it).
+/// `max_entries` at the plan's peak: nothing is handed out (`*count_out` is 0). The plan
+/// handed out is the one the next `egress_engine_ack` acknowledges; a later take replaces
+/// it, and a failed take leaves none (only 0 can be acknowledged then).
 ///
 /// # Safety
 /// `engine` is a valid engine with exclusive access; `ops` points at `ops_len` writable ops
@@ -32,7 +33,12 @@ pub unsafe extern "C" fn egress_engine_take_plan(
     // SAFETY: the caller's promises.
     unsafe {
         run(error_out, || {
+            if !count_out.is_null() {
+                count_out.write(0);
+            }
             let handle = exclusive(engine, "engine")?;
+            // A failed take leaves no plan to acknowledge.
+            handle.taken = None;
             let plan = handle
                 .engine
                 .take_plan()
@@ -40,8 +46,8 @@ pub unsafe extern "C" fn egress_engine_take_plan(
             fill(
                 plan.len(),
                 plan.ops().iter().map(egress_plan_op::from),
-                ops,
-                ops_len,
+                (ops, "ops"),
+                (ops_len, "ops_len"),
                 count_out,
             )?;
             handle.taken = Some(plan);

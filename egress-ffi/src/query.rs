@@ -218,8 +218,8 @@ pub unsafe extern "C" fn egress_engine_entries(
             fill(
                 maps.len(),
                 maps.iter().map(egress_entry::from),
-                buf,
-                buf_len,
+                (buf, "buf"),
+                (buf_len, "buf_len"),
                 count_out,
             )
         })

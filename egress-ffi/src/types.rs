@@ -202,24 +202,24 @@ pub struct egress_label {
     pub value_len: usize,
 }
 
-pub(crate) fn selection(value: u32) -> Result<Selection, Failure> {
+pub(crate) fn selection(value: u32, name: &str) -> Result<Selection, Failure> {
     match value {
         0 => Ok(Selection::Cilium),
         1 => Ok(Selection::Consistent),
         other => Err(Failure::invalid_enum(
-            "selection",
+            name,
             other,
             "EGRESS_SELECTION_CILIUM (0), EGRESS_SELECTION_CONSISTENT (1)",
         )),
     }
 }
 
-pub(crate) fn layout(value: u32) -> Result<Layout, Failure> {
+pub(crate) fn layout(value: u32, name: &str) -> Result<Layout, Failure> {
     match value {
         0 => Ok(Layout::V4V2),
         1 => Ok(Layout::V4Legacy),
         other => Err(Failure::invalid_enum(
-            "layout",
+            name,
             other,
             "EGRESS_LAYOUT_V4V2 (0), EGRESS_LAYOUT_LEGACY (1)",
         )),

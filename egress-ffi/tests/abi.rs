@@ -271,6 +271,24 @@ fn plans_equal_the_engines_bytes_and_acks_move_the_baseline() {
         ack(&engine, 1).err().unwrap().code,
         egress_result::InvalidArgument
     );
+    // A failed take leaves no plan behind to acknowledge by mistake.
+    let ep = "{uid: extra, namespace: default, labels: {app: nginx}, ips: [172.22.48.99], node: 172.22.48.125}";
+    call(|e| unsafe { egress_engine_upsert_endpoint_json(engine.0, ep.as_ptr(), ep.len(), e) })
+        .unwrap();
+    let mut count = 99;
+    let err =
+        call(|e| unsafe { egress_engine_take_plan(engine.0, ptr::null_mut(), 0, &mut count, e) })
+            .err()
+            .unwrap();
+    assert_eq!(
+        (err.code, err.paths),
+        (egress_result::InsufficientSize, vec!["ops_len".to_owned()])
+    );
+    assert!(count > 0);
+    assert_eq!(
+        ack(&engine, 1).err().unwrap().code,
+        egress_result::InvalidArgument
+    );
 }
 
 #[test]
@@ -413,6 +431,22 @@ fn the_typed_endpoint_equals_the_json_endpoint() {
             vec!["endpoint.labels[1].key".to_owned()]
         )
     );
+    let unnamed = [label("", "a")];
+    let bad = egress_endpoint {
+        labels: unnamed.as_ptr(),
+        labels_len: 1,
+        ..endpoint
+    };
+    let err = call(|e| unsafe { egress_engine_upsert_endpoint(by_struct.0, &bad, e) })
+        .err()
+        .unwrap();
+    assert_eq!(
+        (err.code, err.paths),
+        (
+            egress_result::InvalidArgument,
+            vec!["endpoint.labels[0].key".to_owned()]
+        )
+    );
     let dup = [label("app", "a"), label("app", "b")];
     let bad = egress_endpoint {
         labels: dup.as_ptr(),
@@ -548,6 +582,12 @@ fn events_through_json_and_every_policy_error_at_once() {
     .unwrap();
     assert!(!found);
     assert_eq!(maps_json(&engine), "{\n \"ipv4\": [],\n \"ipv6\": []\n}\n");
+
+    // Text holding no policy is not a silent no-op.
+    let err = call(|e| unsafe { egress_engine_upsert_policy(engine.0, "".as_ptr(), 0, e) })
+        .err()
+        .unwrap();
+    assert_eq!(err.code, egress_result::Parse);
 
     // Unparsable text, wrong enum values, bad UTF-8.
     let parse = from_snapshot("nodes: [", None, 0).err().unwrap();
@@ -844,7 +884,7 @@ fn a_new_engine_takes_events_from_nothing() {
         .unwrap();
     assert_eq!(
         (err.code, err.paths),
-        (egress_result::InvalidEnum, vec!["layout".to_owned()])
+        (egress_result::InvalidEnum, vec!["config.layout".to_owned()])
     );
     let err = call(|e| unsafe { egress_engine_new(ptr::null(), &mut raw, e) })
         .err()

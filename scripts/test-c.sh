@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The C side of the C ABI, as CI runs it:
+#   1. cargo build --release -p egress-ffi (target/release/libegress_ffi.{a,so});
+#   2. include/egress_gateway.h compiles alone as C11 and as C++17, with and without
+#      EGRESS_FEATURE_BPF, warnings as errors;
+#   3. the example (examples/c) and the C tests (egress-ffi/tests/c), linked statically, run
+#      under AddressSanitizer (leak checker on) and UndefinedBehaviorSanitizer;
+#   4. the same without sanitizers, run under valgrind (no errors, no definite or indirect
+#      leaks), and the tests under helgrind (no data race in the concurrent lookups);
+#   5. the example linked dynamically against libegress_ffi.so, run;
+#   6. the README's C quick start, extracted from README.md, compiled and run.
+# Every compile and link line is printed (`+ ...`) exactly as run. Outputs go to target/c/.
+# The tests read the shared examples: ../shared/examples beside the checkout, or
+# $EGRESS_EXAMPLES.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# EGRESS_EXAMPLES may be relative to the caller's directory; the default is relative to the root.
+if [ -n "${EGRESS_EXAMPLES:-}" ]; then
+    examples="$(cd "$EGRESS_EXAMPLES" && pwd)"
+fi
+cd "$root"
+examples="${examples:-../shared/examples}"
+if [ ! -d "$examples" ]; then
+    echo "error: $examples not found (the shared example snapshots); set EGRESS_EXAMPLES" >&2
+    exit 1
+fi
+for tool in cargo valgrind readelf; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool not found" >&2; exit 1; }
+done
+CC="${CC:-cc}"
+CXX="${CXX:-c++}"
+out=target/c
+mkdir -p "$out"
+
+log() { printf '==> %s\n' "$*"; }
+# Prints a command as a shell would take it (single quotes only where needed), then runs it.
+run() {
+    local arg line="+"
+    for arg in "$@"; do
+        if [[ "$arg" =~ ^[A-Za-z0-9_./=:,+-]+$ ]]; then
+            line+=" $arg"
+        else
+            line+=" '${arg//\'/\'\\\'\'}'"
+        fi
+    done
+    printf '%s\n' "$line" >&2
+    "$@"
+}
+
+# The system libraries libegress_ffi.a needs, printed (once, here hard-coded) by
+#   cargo rustc --release -p egress-ffi --crate-type staticlib -- --print native-static-libs
+# on x86_64-unknown-linux-gnu. Rerun it after a toolchain or dependency change.
+native_libs=(-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc)
+
+warnings=(-Wall -Wextra -Werror -pedantic)
+cflags=(-std=c11 "${warnings[@]}" -g)
+sanitizers=(-fsanitize=address,undefined -fno-omit-frame-pointer)
+static_lib=(-Iinclude target/release/libegress_ffi.a "${native_libs[@]}")
+# The tests use pthreads.
+test_src=(-pthread egress-ffi/tests/c/test_errors.c)
+example_src=(examples/c/seed_gateway_group.c)
+seed="$examples/seed-gateway-group.yaml"
+
+start=$SECONDS
+
+log "building the library"
+run cargo build --release -p egress-ffi
+
+log "the header alone: C11 and C++17, with and without EGRESS_FEATURE_BPF"
+for feature in "" -DEGRESS_FEATURE_BPF; do
+    run "$CC" -std=c11 "${warnings[@]}" ${feature:+"$feature"} -Iinclude -fsyntax-only \
+        -x c include/egress_gateway.h
+    run "$CXX" -std=c++17 "${warnings[@]}" ${feature:+"$feature"} -Iinclude -fsyntax-only \
+        -x c++ include/egress_gateway.h
+done
+
+log "static, AddressSanitizer + UndefinedBehaviorSanitizer"
+run "$CC" "${cflags[@]}" "${sanitizers[@]}" "${example_src[@]}" "${static_lib[@]}" \
+    -o "$out/seed_gateway_group.asan"
+run "$CC" "${cflags[@]}" "${sanitizers[@]}" "${test_src[@]}" "${static_lib[@]}" \
+    -o "$out/test_errors.asan"
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export ASAN_OPTIONS=detect_leaks=1
+# The leak check runs after main returned, when every live object hangs off a global: not
+# scanning stacks and registers keeps stale pointers left there from hiding a leak.
+export LSAN_OPTIONS=use_stacks=0:use_registers=0
+run "$out/seed_gateway_group.asan" "$seed" >"$out/seed_gateway_group.asan.out"
+run "$out/test_errors.asan" "$examples"
+
+log "static, no sanitizers, under valgrind"
+run "$CC" "${cflags[@]}" "${example_src[@]}" "${static_lib[@]}" -o "$out/seed_gateway_group"
+run "$CC" "${cflags[@]}" "${test_src[@]}" "${static_lib[@]}" -o "$out/test_errors"
+valgrind=(valgrind -q --error-exitcode=1 --leak-check=full
+    --errors-for-leak-kinds=definite,indirect)
+run "${valgrind[@]}" "$out/seed_gateway_group" "$seed" >"$out/seed_gateway_group.valgrind.out"
+run "${valgrind[@]}" "$out/test_errors" "$examples"
+# The concurrent lookups on one const engine: no data race either.
+run valgrind -q --tool=helgrind --error-exitcode=1 "$out/test_errors" "$examples" >/dev/null
+
+log "dynamic: the example against libegress_ffi.so"
+# $ORIGIN: the binary finds target/release/libegress_ffi.so from wherever it is run.
+run "$CC" "${cflags[@]}" "${example_src[@]}" -Iinclude -Ltarget/release -legress_ffi \
+    '-Wl,-rpath,$ORIGIN/../release' -o "$out/seed_gateway_group.dynamic"
+if ! readelf -d "$out/seed_gateway_group.dynamic" | grep -q 'NEEDED.*libegress_ffi\.so'; then
+    echo "error: $out/seed_gateway_group.dynamic does not load libegress_ffi.so" >&2
+    exit 1
+fi
+run "$out/seed_gateway_group.dynamic" "$seed" | tee "$out/seed_gateway_group.dynamic.out"
+
+log "the README's C quick start"
+# The first ```c block after the <!-- c-quickstart --> marker.
+awk '/<!-- c-quickstart -->/ {marked = 1; next}
+     marked && /^```c$/ {inside = 1; next}
+     inside && /^```$/ {exit}
+     inside {print}' README.md >"$out/quickstart.c"
+[ -s "$out/quickstart.c" ] || { echo "error: no C quick start in README.md" >&2; exit 1; }
+run "$CC" "${cflags[@]}" "${sanitizers[@]}" "$out/quickstart.c" "${static_lib[@]}" \
+    -o "$out/quickstart"
+run "$out/quickstart" "$seed" >"$out/quickstart.out"
+# It prints the maps (the example's expected JSON) and the first pod's verdict: masquerade.
+grep -q '"sourceIP": "172.22.48.4"' "$out/quickstart.out"
+grep -q '172.22.48.4 -> 8.8.8.8: verdict kind 5' "$out/quickstart.out"
+
+# Every build of the example printed the same thing.
+run cmp "$out/seed_gateway_group.asan.out" "$out/seed_gateway_group.valgrind.out"
+run cmp "$out/seed_gateway_group.asan.out" "$out/seed_gateway_group.dynamic.out"
+
+log "C ABI checks passed in $((SECONDS - start)) s"
