@@ -106,7 +106,8 @@ enum egress_result
      */
     EGRESS_RESULT_INVALID_ARGUMENT = 11,
     /**
-     * A kernel call failed (`egress_error_errno` gives the errno).
+     * A kernel call failed (`egress_error_errno` gives its errno; 0 for a failure without one,
+     * such as a file that could not be read).
      */
     EGRESS_RESULT_KERNEL = 12,
 };
@@ -288,6 +289,31 @@ typedef uint32_t egress_verdict_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+#if defined(EGRESS_FEATURE_BPF)
+/**
+ * Flags of `egress_maps_open` (`uint32_t`, or-ed).
+ */
+enum egress_maps_flag
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+#if defined(EGRESS_FEATURE_BPF)
+    /**
+     * Create the maps that do not exist (else: open existing maps only).
+     */
+    EGRESS_MAPS_FLAG_CREATE = 1,
+#endif
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum egress_maps_flag egress_maps_flag;
+#else
+typedef uint32_t egress_maps_flag;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+#endif
+
 /**
  * An engine: one node's egress gateway state (policies, nodes, endpoints, devices), its
  * desired maps, and what it knows is programmed. Opaque; made by `egress_engine_new` or
@@ -310,8 +336,9 @@ typedef struct egress_error egress_error;
 #if defined(EGRESS_FEATURE_BPF)
 /**
  * Cilium's pinned egress gateway maps in one bpffs directory: the layout's IPv4 map and the
- * IPv6 map. Opaque; made by `egress_maps_open`, freed by `egress_maps_free`. Not for
- * concurrent use: one call at a time on one `egress_maps`.
+ * IPv6 map. Opaque; made by `egress_maps_open`, freed by `egress_maps_free`. Calls taking a
+ * `const egress_maps *` may run concurrently (the kernel serialises the writes; programming
+ * one engine still needs exclusive access to that engine).
  */
 typedef struct egress_maps egress_maps;
 #endif
@@ -615,7 +642,7 @@ typedef struct egress_stats {
     /**
      * Capacity of each map.
      */
-    uint32_t max_entries;
+    size_t max_entries;
     /**
      * Sources whose programmed entries differ from the desired ones (the next plan's).
      */
@@ -914,9 +941,12 @@ void egress_error_free(struct egress_error *error);
 #if defined(EGRESS_FEATURE_BPF)
 /**
  * Opens the maps pinned in `dir` (e.g. `/sys/fs/bpf/tc/globals`), checking their type, key
- * and value sizes against `layout`; with `create`, creates the missing ones (and mounts
- * nothing: `dir` must be on a bpffs). `max_entries` 0: an existing map's, else 16384.
- * Kernel failures are `EGRESS_RESULT_KERNEL` with the errno.
+ * and value sizes against `layout`; with `EGRESS_MAPS_FLAG_CREATE` in `flags`, creates the
+ * missing ones with `max_entries` entries (0: 16384) — `max_entries` is used only to create,
+ * an existing map keeps its own. Nothing is mounted: `dir` must be on a bpffs. Maps that are
+ * not what `layout` needs, or a `dir` not on a bpffs, are `EGRESS_RESULT_INVALID_ARGUMENT`;
+ * a refused syscall is `EGRESS_RESULT_KERNEL` with its errno; unknown flags are
+ * `EGRESS_RESULT_INVALID_ENUM`.
  *
  * # Safety
  * `dir` points at `dir_len` bytes; `maps_out` and `error_out` NULL or valid for a write.
@@ -925,7 +955,7 @@ egress_result egress_maps_open(const uint8_t *dir,
                                size_t dir_len,
                                uint32_t layout,
                                uint32_t max_entries,
-                               bool create,
+                               uint32_t flags,
                                struct egress_maps **maps_out,
                                struct egress_error **error_out);
 #endif
@@ -1084,7 +1114,8 @@ egress_result egress_engine_lookup_v6(const struct egress_engine *engine,
 
 /**
  * `count` IPv4 lookups: `verdicts_out[i]` answers `queries[i]`. Allocates nothing; faster
- * per query than single lookups (the memory accesses of a group overlap).
+ * per query than single lookups (the memory accesses of a group overlap). The two arrays
+ * must not overlap.
  *
  * # Safety
  * `engine` NULL or valid; `queries` points at `count` queries and `verdicts_out` at `count`
@@ -1096,7 +1127,7 @@ egress_result egress_engine_lookup_batch_v4(const struct egress_engine *engine,
                                             struct egress_verdict *verdicts_out);
 
 /**
- * `count` IPv6 lookups. Allocates nothing.
+ * `count` IPv6 lookups. Allocates nothing. The two arrays must not overlap.
  *
  * # Safety
  * As `egress_engine_lookup_batch_v4`.
@@ -1122,8 +1153,8 @@ egress_result egress_engine_entries(const struct egress_engine *engine,
                                     struct egress_error **error_out);
 
 /**
- * Why a packet from `src` to `dst` gets its verdict: the JSON document of
- * `egressctl explain -o json` (UTF-8, no NUL). Sizes as `egress_engine_maps_json`.
+ * Why a packet from `src` to `dst` gets its verdict: byte for byte the JSON document
+ * `egressctl explain -o json` prints (UTF-8, no NUL). Sizes as `egress_engine_maps_json`.
  *
  * # Safety
  * `engine` NULL or valid; `src`, `dst` NULL or valid addresses; `buf` points at `buf_len`

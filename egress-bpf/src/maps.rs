@@ -1,8 +1,8 @@
 //! Cilium's pinned egress gateway maps: create or open them, apply plans, dump them.
 
-use std::cell::Cell;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use egress_core::engine::{Action, Engine, Plan, PlanOp};
 use egress_core::entries::{Entry, MapEntries};
@@ -145,8 +145,9 @@ pub struct EgressMaps {
     layout: Layout,
     v4: PinnedMap,
     v6: PinnedMap,
-    /// Whether batch syscalls work on these maps (turned off at the first refusal).
-    batch: Cell<bool>,
+    /// Whether batch syscalls work on these maps (turned off at the first refusal). Atomic
+    /// so that maps can be shared between threads (the kernel serialises the writes).
+    batch: AtomicBool,
 }
 
 /// Checks that `dir` is on a bpffs; with `create`, makes it (and missing parents) when its
@@ -219,7 +220,7 @@ impl EgressMaps {
             layout,
             v4,
             v6,
-            batch: Cell::new(true),
+            batch: AtomicBool::new(true),
         })
     }
 
@@ -241,7 +242,7 @@ impl EgressMaps {
     /// Turns batch syscalls on or off (off: one syscall per element, the baseline of the
     /// kernel-apply benchmark).
     pub fn set_batching(&self, on: bool) {
-        self.batch.set(on);
+        self.batch.store(on, Ordering::Relaxed);
     }
 
     /// The smaller capacity of the two maps (what an engine programming both may use).
@@ -348,7 +349,7 @@ impl EgressMaps {
         let upsert = run.first().is_some_and(|op| op.action() == Action::Upsert);
         let mut start = 0usize;
         let count = u32::try_from(run.len()).ok().filter(|&n| n > 1);
-        if let Some(count) = count.filter(|_| self.batch.get()) {
+        if let Some(count) = count.filter(|_| self.batch.load(Ordering::Relaxed)) {
             let keys: Vec<u8> = run.iter().flat_map(|o| o.key().iter().copied()).collect();
             let result = if upsert {
                 let values: Vec<u8> = run.iter().flat_map(|o| o.value().iter().copied()).collect();
@@ -364,7 +365,7 @@ impl EgressMaps {
                         SysError::Kernel(Errno(libc::EINVAL | libc::EOPNOTSUPP | 524))
                     );
                     if written == 0 && unsupported {
-                        self.batch.set(false);
+                        self.batch.store(false, Ordering::Relaxed);
                     }
                     start = written as usize;
                 }

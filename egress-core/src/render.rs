@@ -119,6 +119,14 @@ pub fn tabulate<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
+/// A JSON document as the CLI prints it and the bindings return it: serde_json's pretty
+/// form, then a newline.
+pub fn json_text(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 /// One producer of an entry as JSON: `{policy, endpoint, list, index, entry}`.
 fn producer_json(p: &crate::entries::Producer) -> serde_json::Value {
     serde_json::json!({

@@ -333,3 +333,62 @@ fn the_helpers_errors_convert_into_the_one_error() {
         (ErrorKind::InvalidArgument, Some("local_node"))
     );
 }
+
+#[test]
+fn policies_from_text_are_all_or_nothing_and_snapshots_load_as_list_reads_them() {
+    let text = example("seed-gateway-group.yaml");
+    let loaded =
+        Engine::load_snapshot(&text, None, "local_node", EngineConfig::new("ignored")).unwrap();
+    assert_eq!(loaded.engine.config().local_node, "172.22.49.119");
+    assert!(loaded.invalid_policies.is_empty() && loaded.warnings.is_empty());
+    let mut engine = loaded.engine;
+    let before = engine.entries();
+    let policy = |name: &str, cidr: &str| {
+        format!(
+            "apiVersion: cilium.io/v2\nkind: CiliumEgressGatewayPolicy\nmetadata: {{name: {name}}}\n\
+             spec:\n  selectors: [{{podSelector: {{}}}}]\n  destinationCIDRs: [{cidr}]\n  \
+             egressGateway: {{nodeSelector: {{matchLabels: {{egress: \"true\"}}}}}}\n"
+        )
+    };
+    // One invalid policy in a stream: none of them is applied.
+    let stream = format!(
+        "{}---\n{}",
+        policy("a", "10.9.0.0/16"),
+        policy("b", "10.9.0.0/99")
+    );
+    let err = engine.upsert_policy_text(&stream).unwrap_err();
+    assert_eq!(
+        (err.kind(), err.policy_name()),
+        (ErrorKind::Policy, Some("b"))
+    );
+    assert!(engine.policy("a").is_none());
+    assert_eq!(engine.entries(), before);
+    assert_eq!(
+        engine.upsert_policy_text("").unwrap_err(),
+        Error::DocumentCount(0)
+    );
+    assert_eq!(
+        engine
+            .upsert_policy_text(&policy("a", "10.9.0.0/16"))
+            .unwrap(),
+        1
+    );
+    assert!(engine.policy("a").is_some());
+    assert!(engine.memory().total() >= engine.memory().lookup);
+
+    // A dump names no localNode: the argument is required, then used.
+    let dump = example("dumps/tke-dump.yaml");
+    let err = Engine::load_snapshot(&dump, None, "--node", EngineConfig::new("x")).err();
+    assert_eq!(
+        err.and_then(|e| e.path().map(str::to_owned)).as_deref(),
+        Some("--node")
+    );
+    let loaded = Engine::load_snapshot(
+        &dump,
+        Some("172.22.49.119"),
+        "--node",
+        EngineConfig::new("x"),
+    )
+    .unwrap();
+    assert_eq!(loaded.engine.config().local_node, "172.22.49.119");
+}

@@ -53,8 +53,22 @@ pub(crate) fn run_code(body: impl FnOnce() -> Result<(), egress_result>) -> egre
 /// # Safety
 /// `ptr` is NULL or points at a valid `T` not mutated for `'a`.
 pub(crate) unsafe fn reference<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Failure> {
-    // SAFETY: the caller's promise.
+    aligned(ptr, name)?;
+    // SAFETY: the caller's promise; aligned.
     unsafe { ptr.as_ref() }.ok_or_else(|| Failure::null(name))
+}
+
+/// Refuses a pointer not aligned for `T` (a reference to it, or a write through it, would be
+/// undefined behaviour); NULL passes, for the callers' own NULL checks.
+pub(crate) fn aligned<T>(ptr: *const T, name: &str) -> Result<(), Failure> {
+    if ptr.is_aligned() {
+        Ok(())
+    } else {
+        Err(Failure::invalid_argument(
+            name,
+            format!("not aligned to {} bytes", align_of::<T>()),
+        ))
+    }
 }
 
 /// An exclusive reference to what `ptr` points at, or a NULL-parameter failure.
@@ -62,17 +76,18 @@ pub(crate) unsafe fn reference<'a, T>(ptr: *const T, name: &str) -> Result<&'a T
 /// # Safety
 /// `ptr` is NULL or points at a valid `T` nothing else accesses for `'a`.
 pub(crate) unsafe fn exclusive<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Failure> {
-    // SAFETY: the caller's promise.
+    aligned(ptr, name)?;
+    // SAFETY: the caller's promise; aligned.
     unsafe { ptr.as_mut() }.ok_or_else(|| Failure::null(name))
 }
 
-/// Checks an output pointer.
+/// Checks an output pointer: not NULL, aligned.
 pub(crate) fn out<T>(ptr: *mut T, name: &str) -> Result<*mut T, Failure> {
     if ptr.is_null() {
-        Err(Failure::null(name))
-    } else {
-        Ok(ptr)
+        return Err(Failure::null(name));
     }
+    aligned(ptr, name)?;
+    Ok(ptr)
 }
 
 /// `len` elements at `ptr`; an empty slice when `len` is 0, whatever `ptr` is.
@@ -90,8 +105,10 @@ pub(crate) unsafe fn slice<'a, T>(
     if ptr.is_null() {
         return Err(Failure::null(name));
     }
+    aligned(ptr, name)?;
     check_extent::<T>(len, name)?;
-    // SAFETY: not NULL, the extent fits an isize, and the caller promises `len` valid items.
+    // SAFETY: not NULL, aligned, the extent fits an isize, and the caller promises `len`
+    // valid items.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
@@ -111,9 +128,10 @@ pub(crate) unsafe fn slice_mut<'a, T: Copy>(
     if ptr.is_null() {
         return Err(Failure::null(name));
     }
+    aligned(ptr, name)?;
     check_extent::<T>(len, name)?;
-    // SAFETY: not NULL, the extent fits an isize, and the caller promises `len` writable
-    // items; `T: Copy` has no drop glue, so overwriting uninitialised items is sound.
+    // SAFETY: not NULL, aligned, the extent fits an isize, and the caller promises `len`
+    // writable items; `T: Copy` has no drop glue, so overwriting uninitialised items is sound.
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
 }
 

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use egress_core::cluster::Endpoint;
 use egress_core::engine::{Engine, EngineConfig, Plan};
+use egress_core::field::FieldError;
 use egress_core::maps::DEFAULT_MAX_ENTRIES;
-use egress_core::{Error, policy, snapshot};
+use egress_core::snapshot;
 
 use crate::boundary::{exclusive, optional_text, out, run, slice, utf8};
 use crate::error::{Failure, egress_error, egress_result};
@@ -82,6 +83,13 @@ pub struct egress_endpoint {
     /// Length of `node`.
     pub node_len: usize,
 }
+
+// A `const egress_engine *` may be used from several threads at once, and an engine may move
+// between threads (Go moves goroutines): the handle must stay `Send + Sync`.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<egress_engine>();
+};
 
 impl egress_engine {
     /// Hands an engine built in Rust to C code (a Rust agent loading C plugins, the
@@ -227,14 +235,11 @@ unsafe fn load(
 ) -> Result<(), Failure> {
     let engine_out = out(engine_out, "engine_out")?;
     // SAFETY: the caller's promises.
-    let (text, (local, mut config)) =
+    let (text, (local, config)) =
         unsafe { (utf8(text, text_len, "text")?, read_config(config, prefix)?) };
-    let loaded = snapshot::load(text)?;
-    let node = loaded
-        .snapshot
-        .node_to_compute(local.as_deref(), &format!("{prefix}local_node"))?;
-    config.local_node = node.to_owned();
-    let (engine, _invalid_policies) = Engine::from_snapshot(&loaded.snapshot, config);
+    let argument = format!("{prefix}local_node");
+    let loaded = Engine::load_snapshot(text, local.as_deref(), &argument, config)?;
+    let engine = loaded.engine;
     // SAFETY: checked for NULL; the caller promises it is valid for a write.
     unsafe { engine_out.write(egress_engine::into_raw(engine)) };
     Ok(())
@@ -248,7 +253,7 @@ unsafe fn load(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn egress_engine_free(engine: *mut egress_engine) {
     if !engine.is_null() {
-        // SAFETY: made by Box::into_raw in `boxed`, freed once (the caller's promise).
+        // SAFETY: made by Box::into_raw in `into_raw`, freed once (the caller's promise).
         drop(unsafe { Box::from_raw(engine) });
     }
 }
@@ -285,18 +290,7 @@ pub unsafe extern "C" fn egress_engine_upsert_policy(
     // SAFETY: the caller's promises.
     unsafe {
         event(engine, error_out, |engine| {
-            let text = utf8(text, text_len, "text")?;
-            let policies = policy::parse_policy_text(text).map_err(Error::from)?;
-            if policies.is_empty() {
-                return Err(Error::DocumentCount(0).into());
-            }
-            let policies = policies
-                .into_iter()
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(Error::from)?;
-            for p in policies {
-                engine.upsert_policy(p);
-            }
+            engine.upsert_policy_text(utf8(text, text_len, "text")?)?;
             Ok(())
         })
     }
@@ -397,12 +391,6 @@ unsafe fn read_labels(
         let key = unsafe { utf8(label.key, label.key_len, &format!("{at}.key")) }?;
         // SAFETY: as above.
         let value = unsafe { utf8(label.value, label.value_len, &format!("{at}.value")) }?;
-        if key.is_empty() {
-            return Err(Failure::invalid_argument(
-                &format!("{at}.key"),
-                "Required value".to_owned(),
-            ));
-        }
         if map.insert(key.to_owned(), value.to_owned()).is_some() {
             return Err(Failure::invalid_argument(
                 &format!("{at}.key"),
@@ -546,6 +534,10 @@ pub unsafe extern "C" fn egress_engine_upsert_namespace(
     unsafe {
         event(engine, error_out, |engine| {
             let name = utf8(name, name_len, "name")?;
+            // As the JSON form's reader: a namespace has a name.
+            if name.is_empty() {
+                return Err(FieldError::required("name").into());
+            }
             let labels = read_labels(labels, labels_len, "labels")?;
             engine.upsert_namespace(name, labels);
             Ok(())

@@ -37,7 +37,8 @@ pub enum egress_result {
     Decode = 10,
     /// An argument's value is not accepted (an unknown node, `applied` past the taken plan, ...).
     InvalidArgument = 11,
-    /// A kernel call failed (`egress_error_errno` gives the errno).
+    /// A kernel call failed (`egress_error_errno` gives its errno; 0 for a failure without one,
+    /// such as a file that could not be read).
     Kernel = 12,
 }
 
@@ -167,7 +168,13 @@ impl From<egress_bpf::Error> for Failure {
         let code = match &error {
             Bpf::Capacity(_) => egress_result::Capacity,
             Bpf::Decode { .. } => egress_result::Decode,
-            Bpf::LayoutMismatch { .. } => egress_result::InvalidArgument,
+            // Maps or a plan that are not what the call needs: the caller's arguments.
+            Bpf::LayoutMismatch { .. }
+            | Bpf::Mismatch { .. }
+            | Bpf::NotBpffs { .. }
+            | Bpf::PlanWrongMap { .. }
+            | Bpf::PlanWrongSize { .. }
+            | Bpf::BufferSize(_) => egress_result::InvalidArgument,
             _ => egress_result::Kernel,
         };
         Self {

@@ -7,20 +7,38 @@ use egress_bpf::EgressMaps;
 
 use crate::boundary::{exclusive, fill, out, reference, run, utf8};
 use crate::engine::egress_engine;
-use crate::error::{egress_error, egress_result};
+use crate::error::{Failure, egress_error, egress_result};
 use crate::types::{egress_entry, layout};
 
 /// Cilium's pinned egress gateway maps in one bpffs directory: the layout's IPv4 map and the
-/// IPv6 map. Opaque; made by `egress_maps_open`, freed by `egress_maps_free`. Not for
-/// concurrent use: one call at a time on one `egress_maps`.
+/// IPv6 map. Opaque; made by `egress_maps_open`, freed by `egress_maps_free`. Calls taking a
+/// `const egress_maps *` may run concurrently (the kernel serialises the writes; programming
+/// one engine still needs exclusive access to that engine).
 pub struct egress_maps {
     maps: EgressMaps,
 }
 
+// Shared between threads through `const egress_maps *`: must stay `Send + Sync`.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<egress_maps>();
+};
+
+/// Flags of `egress_maps_open` (`uint32_t`, or-ed).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum egress_maps_flag {
+    /// Create the maps that do not exist (else: open existing maps only).
+    Create = 1,
+}
+
 /// Opens the maps pinned in `dir` (e.g. `/sys/fs/bpf/tc/globals`), checking their type, key
-/// and value sizes against `layout`; with `create`, creates the missing ones (and mounts
-/// nothing: `dir` must be on a bpffs). `max_entries` 0: an existing map's, else 16384.
-/// Kernel failures are `EGRESS_RESULT_KERNEL` with the errno.
+/// and value sizes against `layout`; with `EGRESS_MAPS_FLAG_CREATE` in `flags`, creates the
+/// missing ones with `max_entries` entries (0: 16384) — `max_entries` is used only to create,
+/// an existing map keeps its own. Nothing is mounted: `dir` must be on a bpffs. Maps that are
+/// not what `layout` needs, or a `dir` not on a bpffs, are `EGRESS_RESULT_INVALID_ARGUMENT`;
+/// a refused syscall is `EGRESS_RESULT_KERNEL` with its errno; unknown flags are
+/// `EGRESS_RESULT_INVALID_ENUM`.
 ///
 /// # Safety
 /// `dir` points at `dir_len` bytes; `maps_out` and `error_out` NULL or valid for a write.
@@ -30,7 +48,7 @@ pub unsafe extern "C" fn egress_maps_open(
     dir_len: usize,
     layout: u32,
     max_entries: u32,
-    create: bool,
+    flags: u32,
     maps_out: *mut *mut egress_maps,
     error_out: *mut *mut egress_error,
 ) -> egress_result {
@@ -40,8 +58,16 @@ pub unsafe extern "C" fn egress_maps_open(
             let maps_out = out(maps_out, "maps_out")?;
             let dir = Path::new(utf8(dir, dir_len, "dir")?);
             let layout = self::layout(layout, "layout")?;
+            let known = egress_maps_flag::Create as u32;
+            if flags & !known != 0 {
+                return Err(Failure::invalid_enum(
+                    "flags",
+                    flags,
+                    "an or of EGRESS_MAPS_FLAG_CREATE (1)",
+                ));
+            }
             let max = (max_entries != 0).then_some(max_entries);
-            let maps = if create {
+            let maps = if flags & known != 0 {
                 EgressMaps::open_or_create(dir, layout, max)?
             } else {
                 EgressMaps::open(dir, layout, false)?

@@ -33,8 +33,11 @@ pub unsafe extern "C" fn egress_engine_take_plan(
     // SAFETY: the caller's promises.
     unsafe {
         run(error_out, || {
-            if !count_out.is_null() {
-                count_out.write(0);
+            // Arguments first: a call refused for them changes nothing.
+            let count_out = crate::boundary::out(count_out, "count_out")?;
+            count_out.write(0);
+            if ops_len > 0 {
+                crate::boundary::out(ops, "ops")?;
             }
             let handle = exclusive(engine, "engine")?;
             // A failed take leaves no plan to acknowledge.

@@ -67,6 +67,9 @@ pub unsafe extern "C" fn egress_engine_lookup_v4(
         if src.is_null() || dst.is_null() || verdict_out.is_null() {
             return Err(egress_result::NullParameter);
         }
+        if !verdict_out.is_aligned() || !engine.is_aligned() {
+            return Err(egress_result::InvalidArgument);
+        }
         // SAFETY: not NULL; the caller promises an engine and 4 bytes at each address
         // (`[u8; 4]` has alignment 1).
         let (engine, src, dst) = unsafe {
@@ -97,6 +100,9 @@ pub unsafe extern "C" fn egress_engine_lookup_v6(
     run_code(|| {
         if src.is_null() || dst.is_null() || verdict_out.is_null() {
             return Err(egress_result::NullParameter);
+        }
+        if !verdict_out.is_aligned() || !engine.is_aligned() {
+            return Err(egress_result::InvalidArgument);
         }
         // SAFETY: not NULL; the caller promises an engine and 16 bytes at each address.
         let (engine, src, dst) = unsafe {
@@ -141,7 +147,8 @@ fn lookup_batch<Q>(
 }
 
 /// `count` IPv4 lookups: `verdicts_out[i]` answers `queries[i]`. Allocates nothing; faster
-/// per query than single lookups (the memory accesses of a group overlap).
+/// per query than single lookups (the memory accesses of a group overlap). The two arrays
+/// must not overlap.
 ///
 /// # Safety
 /// `engine` NULL or valid; `queries` points at `count` queries and `verdicts_out` at `count`
@@ -157,7 +164,7 @@ pub unsafe extern "C" fn egress_engine_lookup_batch_v4(
         // SAFETY: the caller's promises.
         let (engine, queries, verdicts) = unsafe {
             (
-                engine.as_ref().ok_or(egress_result::NullParameter)?,
+                reference(engine, "engine").map_err(|f| f.code)?,
                 slice(queries, count, "queries").map_err(|f| f.code)?,
                 slice_mut(verdicts_out, count, "verdicts_out").map_err(|f| f.code)?,
             )
@@ -169,7 +176,7 @@ pub unsafe extern "C" fn egress_engine_lookup_batch_v4(
     })
 }
 
-/// `count` IPv6 lookups. Allocates nothing.
+/// `count` IPv6 lookups. Allocates nothing. The two arrays must not overlap.
 ///
 /// # Safety
 /// As `egress_engine_lookup_batch_v4`.
@@ -184,7 +191,7 @@ pub unsafe extern "C" fn egress_engine_lookup_batch_v6(
         // SAFETY: the caller's promises.
         let (engine, queries, verdicts) = unsafe {
             (
-                engine.as_ref().ok_or(egress_result::NullParameter)?,
+                reference(engine, "engine").map_err(|f| f.code)?,
                 slice(queries, count, "queries").map_err(|f| f.code)?,
                 slice_mut(verdicts_out, count, "verdicts_out").map_err(|f| f.code)?,
             )
@@ -226,8 +233,8 @@ pub unsafe extern "C" fn egress_engine_entries(
     }
 }
 
-/// Why a packet from `src` to `dst` gets its verdict: the JSON document of
-/// `egressctl explain -o json` (UTF-8, no NUL). Sizes as `egress_engine_maps_json`.
+/// Why a packet from `src` to `dst` gets its verdict: byte for byte the JSON document
+/// `egressctl explain -o json` prints (UTF-8, no NUL). Sizes as `egress_engine_maps_json`.
 ///
 /// # Safety
 /// `engine` NULL or valid; `src`, `dst` NULL or valid addresses; `buf` points at `buf_len`
@@ -248,7 +255,7 @@ pub unsafe extern "C" fn egress_engine_explain_json(
             let engine = &reference(engine, "engine")?.engine;
             let src = reference(src, "src")?.to_ip("src")?;
             let dst = reference(dst, "dst")?.to_ip("dst")?;
-            let json = render::explanation_json(&engine.explain(src, dst)).to_string();
+            let json = render::json_text(&render::explanation_json(&engine.explain(src, dst)));
             copy_out(json.as_bytes(), buf, buf_len, written_out)
         })
     }
@@ -272,7 +279,7 @@ pub unsafe extern "C" fn egress_engine_conflicts_json(
     unsafe {
         run(error_out, || {
             let engine = &reference(engine, "engine")?.engine;
-            let json = render::conflicts_json(&engine.conflicts()).to_string();
+            let json = render::json_text(&render::conflicts_json(&engine.conflicts()));
             copy_out(json.as_bytes(), buf, buf_len, written_out)
         })
     }
@@ -291,7 +298,7 @@ pub struct egress_stats {
     /// Programmed entries of the IPv6 map.
     pub programmed_v6: usize,
     /// Capacity of each map.
-    pub max_entries: u32,
+    pub max_entries: usize,
     /// Sources whose programmed entries differ from the desired ones (the next plan's).
     pub pending_sources: usize,
     /// Valid policies.
@@ -326,12 +333,12 @@ pub unsafe extern "C" fn egress_engine_stats(
             desired_v6: s.desired_v6,
             programmed_v4: s.programmed_v4,
             programmed_v6: s.programmed_v6,
-            max_entries: s.max_entries,
+            max_entries: s.max_entries as usize,
             pending_sources: s.pending_sources,
             policies: s.policies,
             endpoints: s.endpoints,
             nodes: s.nodes,
-            memory_bytes: memory.desired_state + memory.endpoints,
+            memory_bytes: memory.total(),
         };
         // SAFETY: checked for NULL; the caller's promise.
         unsafe { stats_out.write(stats) };

@@ -431,22 +431,6 @@ fn the_typed_endpoint_equals_the_json_endpoint() {
             vec!["endpoint.labels[1].key".to_owned()]
         )
     );
-    let unnamed = [label("", "a")];
-    let bad = egress_endpoint {
-        labels: unnamed.as_ptr(),
-        labels_len: 1,
-        ..endpoint
-    };
-    let err = call(|e| unsafe { egress_engine_upsert_endpoint(by_struct.0, &bad, e) })
-        .err()
-        .unwrap();
-    assert_eq!(
-        (err.code, err.paths),
-        (
-            egress_result::InvalidArgument,
-            vec!["endpoint.labels[0].key".to_owned()]
-        )
-    );
     let dup = [label("app", "a"), label("app", "b")];
     let bad = egress_endpoint {
         labels: dup.as_ptr(),
@@ -663,6 +647,7 @@ fn lookups_from_many_threads_equal_the_engine() {
             .iter()
             .any(|v| v.kind == egress_verdict_kind::Excluded as u32)
     );
+    let want_json = maps_json(&engine);
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
@@ -691,6 +676,14 @@ fn lookups_from_many_threads_equal_the_engine() {
                         };
                         assert_eq!((code, v), (egress_result::Ok, *want));
                     }
+                    // The other const calls run beside the lookups and agree too.
+                    assert_eq!(maps_json(&engine), want_json);
+                    let mut stats = egress_stats::default();
+                    assert_eq!(
+                        unsafe { egress_engine_stats(engine.get(), &mut stats) },
+                        egress_result::Ok
+                    );
+                    assert_eq!(stats.desired_v4 + stats.desired_v6, rust.entries().len());
                     let mut got = vec![egress_verdict::default(); queries_v4.len()];
                     let code = unsafe {
                         egress_engine_lookup_batch_v4(
@@ -763,7 +756,7 @@ fn explain_conflicts_entries_and_stats_are_the_cores() {
     });
     assert_eq!(
         conflicts,
-        render::conflicts_json(&rust.conflicts()).to_string()
+        render::json_text(&render::conflicts_json(&rust.conflicts()))
     );
     assert!(!rust.conflicts().is_empty(), "the example has conflicts");
     let first = rust.entries().iter().next().copied().unwrap();
@@ -776,7 +769,9 @@ fn explain_conflicts_entries_and_stats_are_the_cores() {
     });
     assert_eq!(
         explained,
-        render::explanation_json(&rust.explain(first.source, first.destination.addr)).to_string()
+        render::json_text(&render::explanation_json(
+            &rust.explain(first.source, first.destination.addr)
+        ))
     );
 
     let mut count = 0;
@@ -813,7 +808,7 @@ fn explain_conflicts_entries_and_stats_are_the_cores() {
             s.policies,
             s.endpoints,
             s.nodes,
-            s.max_entries
+            s.max_entries as usize
         )
     );
     assert!(stats.memory_bytes > 0);
@@ -893,6 +888,18 @@ fn a_new_engine_takes_events_from_nothing() {
         (err.code, err.paths),
         (egress_result::NullParameter, vec!["config".to_owned()])
     );
+    // A misaligned output pointer is refused, not written through.
+    let mut words = [0usize; 3];
+    let misaligned = unsafe { words.as_mut_ptr().cast::<u8>().add(1) }.cast::<usize>();
+    let err =
+        call(|e| unsafe { egress_engine_take_plan(engine.0, ptr::null_mut(), 0, misaligned, e) })
+            .err()
+            .unwrap();
+    assert_eq!(
+        (err.code, err.paths),
+        (egress_result::InvalidArgument, vec!["count_out".to_owned()])
+    );
+    assert_eq!(words, [0; 3]);
     let err = call(|e| unsafe { egress_engine_new(&config, ptr::null_mut(), e) })
         .err()
         .unwrap();
@@ -930,8 +937,17 @@ fn kernel_maps_are_programmed_dumped_and_adopted() {
         return;
     };
     let dir = fs.path().to_str().unwrap();
+    const CREATE: u32 = egress_maps_flag::Create as u32;
+    // Unknown flag bits are refused before anything is touched.
     let mut maps = ptr::null_mut();
-    call(|e| unsafe { egress_maps_open(dir.as_ptr(), dir.len(), 0, 0, true, &mut maps, e) })
+    let err = call(|e| unsafe { egress_maps_open(dir.as_ptr(), dir.len(), 0, 0, 2, &mut maps, e) })
+        .err()
+        .unwrap();
+    assert_eq!(
+        (err.code, err.paths),
+        (egress_result::InvalidEnum, vec!["flags".to_owned()])
+    );
+    call(|e| unsafe { egress_maps_open(dir.as_ptr(), dir.len(), 0, 0, CREATE, &mut maps, e) })
         .unwrap();
     let text = seed_text();
     let engine = from_snapshot(&text, None, 0).unwrap();
@@ -959,7 +975,7 @@ fn kernel_maps_are_programmed_dumped_and_adopted() {
 
     // The other layout's maps refuse this engine, naming the problem.
     let mut legacy = ptr::null_mut();
-    call(|e| unsafe { egress_maps_open(dir.as_ptr(), dir.len(), 1, 0, true, &mut legacy, e) })
+    call(|e| unsafe { egress_maps_open(dir.as_ptr(), dir.len(), 1, 0, CREATE, &mut legacy, e) })
         .unwrap();
     let err = call(|e| unsafe { egress_maps_program(legacy, engine.0, &mut applied, e) })
         .err()
@@ -976,7 +992,7 @@ fn kernel_maps_are_programmed_dumped_and_adopted() {
             missing.len(),
             0,
             0,
-            false,
+            0,
             &mut none,
             &mut error,
         )

@@ -29,11 +29,7 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
             emit(&explanation.render(&names));
         }
         TextOrJson::Json => {
-            let json = render::explanation_json(&explanation);
-            emit(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(&json).unwrap_or_default()
-            ));
+            emit(&render::json_text(&render::explanation_json(&explanation)));
         }
     }
     Ok(())

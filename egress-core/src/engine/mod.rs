@@ -28,6 +28,7 @@ use hashbrown::HashMap;
 pub use explain::{Explanation, GatewayReason, Match};
 pub use plan::{Action, CapacityError, Plan, PlanOp};
 
+use crate::Error;
 use crate::cluster::{Endpoint, Node, Nodes};
 use crate::device::Device;
 use crate::entries::{Conflict, Entry, MapEntries, Producer, Slot};
@@ -106,6 +107,24 @@ pub struct MemoryUsage {
     pub lookup: usize,
     /// The endpoint table and its indexes (shared identity records not counted).
     pub endpoints: usize,
+}
+
+impl MemoryUsage {
+    /// Everything counted: the desired state (which includes the lookup working set) and
+    /// the endpoint table.
+    pub fn total(&self) -> usize {
+        self.desired_state + self.endpoints
+    }
+}
+
+/// An engine loaded from snapshot text ([`Engine::load_snapshot`]).
+pub struct LoadedEngine {
+    /// The engine, holding the snapshot's objects.
+    pub engine: Engine,
+    /// The invalid policies left out, with all their errors.
+    pub invalid_policies: Vec<PolicyErrors>,
+    /// Warnings of a Kubernetes dump's conversion (skipped objects and addresses).
+    pub warnings: Vec<String>,
 }
 
 type PolicyId = u32;
@@ -207,6 +226,27 @@ impl Engine {
         (engine, rejected)
     }
 
+    /// Loads snapshot text (a snapshot or a Kubernetes dump) as `egressctl list -f` reads it
+    /// and computes the maps of `local_node` — named `argument` in errors — or, when `None`,
+    /// of the snapshot's `localNode` (a dump names none: then it is required). The rest of
+    /// `config` is kept. Invalid policies are left out and returned, as `list` warns of them.
+    pub fn load_snapshot(
+        text: &str,
+        local_node: Option<&str>,
+        argument: &str,
+        mut config: EngineConfig,
+    ) -> Result<LoadedEngine, Error> {
+        let loaded = crate::snapshot::load(text)?;
+        let node = loaded.snapshot.node_to_compute(local_node, argument)?;
+        config.local_node = node.to_owned();
+        let (engine, invalid_policies) = Self::from_snapshot(&loaded.snapshot, config);
+        Ok(LoadedEngine {
+            engine,
+            invalid_policies,
+            warnings: loaded.warnings,
+        })
+    }
+
     /// Makes the engine's objects those of `snapshot`, as a stream of updates would: objects
     /// missing from it are deleted, changed ones upserted, and an invalid policy keeps the
     /// version the engine had (its errors are returned). Devices become the local node's.
@@ -288,6 +328,23 @@ impl Engine {
         let policy = parse_policy(doc)?;
         self.upsert_policy(policy);
         Ok(())
+    }
+
+    /// Validates the policies of `text` (YAML or JSON: one object, a `List` or a `---`
+    /// stream) and upserts them all, or none: the first invalid policy's errors are returned
+    /// and every previous version stays in force. Text holding no policy is an error too.
+    /// Returns how many policies were upserted.
+    pub fn upsert_policy_text(&mut self, text: &str) -> Result<usize, Error> {
+        let parsed = crate::policy::parse_policy_text(text)?;
+        if parsed.is_empty() {
+            return Err(Error::DocumentCount(0));
+        }
+        let policies = parsed.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let count = policies.len();
+        for policy in policies {
+            self.upsert_policy(policy);
+        }
+        Ok(count)
     }
 
     /// Upserts a valid policy (by name).

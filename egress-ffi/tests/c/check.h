@@ -14,7 +14,6 @@
 
 static int checks_run;    /* in the current group */
 static int checks_failed; /* in the current group */
-static int known_bugs;    /* over the whole run */
 
 static inline bool check_at(bool ok, const char *what, const char *file, int line)
 {
@@ -60,26 +59,6 @@ static inline bool check_str_at(const char *actual, const char *expected, const 
 /* A string that may be NULL equals `expected` (NULL: must be NULL). */
 #define CHECK_STR(actual, expected)                                                          \
     check_str_at((actual), (expected), #actual " == " #expected, __FILE__, __LINE__)
-
-static inline void known_bug_at(bool holds, const char *what, const char *bug, const char *file,
-                                int line)
-{
-    if (holds) {
-        /* Fixed: the marker must become a CHECK, so that the fix stays tested. */
-        check_at(false, what, file, line);
-        fprintf(stderr, "    known bug fixed (%s): make this a CHECK\n", bug);
-    } else {
-        known_bugs++;
-        fprintf(stderr, "%s:%d: known bug (reported): %s\n", file, line, bug);
-    }
-}
-
-/*
- * A check that fails today because of a reported library bug: not counted as a failure,
- * but printed on every run; passing is a failure (strict), so that the fix turns it into
- * a CHECK.
- */
-#define KNOWN_BUG(cond, bug) known_bug_at((cond), #cond, (bug), __FILE__, __LINE__)
 
 /* Runs one group and prints its line; returns whether every check passed. */
 static inline bool run_group(const char *name, void (*group)(void))

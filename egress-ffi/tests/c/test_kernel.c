@@ -1,0 +1,215 @@
+/*
+ * test_kernel.c — the kernel calls of the C ABI (library built with `--features bpf`):
+ * open/create Cilium's pinned maps in a bpffs directory, program an engine's plan into them,
+ * dump them, adopt them after a restart — and every error path of those calls.
+ *
+ * Usage: test_kernel BPFFS_DIR EXAMPLES_DIR. BPFFS_DIR must be an empty directory on a
+ * mounted bpffs (scripts/test-c.sh mounts a private one); the test creates maps in it.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef EGRESS_FEATURE_BPF
+#define EGRESS_FEATURE_BPF
+#endif
+#include "egress_gateway.h"
+
+#include "check.h"
+
+#define COUNT(array) (sizeof(array) / sizeof((array)[0]))
+#define STR(s) (const uint8_t *)(s), strlen(s)
+
+static const char *bpffs_dir;
+static const char *examples_dir;
+
+/* The call fails with `code`; when `path` is not NULL the error's path is `path`. */
+#define EXPECT_FAILURE(code, path, call)                                                     \
+    do {                                                                                     \
+        egress_error *error = NULL;                                                          \
+        CHECK_EQ((call), (code));                                                            \
+        CHECK(error != NULL);                                                                \
+        CHECK_EQ(egress_error_code(error), (code));                                          \
+        if ((path) != NULL)                                                                  \
+            CHECK_STR(egress_error_path(error), (const char *)(path));                       \
+        egress_error_free(error);                                                            \
+    } while (0)
+
+static char *read_file(const char *dir, const char *name, size_t *len_out)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *file = fopen(path, "rb");
+    if (file == NULL) {
+        perror(path);
+        return NULL;
+    }
+    char *text = malloc(1 << 20);
+    size_t len = text ? fread(text, 1, 1 << 20, file) : 0;
+    fclose(file);
+    *len_out = len;
+    return text;
+}
+
+static egress_engine *seed_engine(void)
+{
+    size_t len = 0;
+    char *text = read_file(examples_dir, "seed-gateway-group.yaml", &len);
+    egress_engine *engine = NULL;
+    if (text != NULL)
+        CHECK_EQ(egress_engine_from_snapshot((const uint8_t *)text, len, NULL, 0,
+                                             EGRESS_SELECTION_CILIUM, &engine, NULL),
+                 EGRESS_RESULT_OK);
+    free(text);
+    return engine;
+}
+
+static void test_open_errors(void)
+{
+    egress_maps *maps = NULL;
+    const uint8_t bad_utf8[] = {'/', 0xff};
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ENUM, "flags",
+                   egress_maps_open(STR(bpffs_dir), EGRESS_LAYOUT_V4V2, 0, 2, &maps, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ENUM, "layout",
+                   egress_maps_open(STR(bpffs_dir), 9, 0, EGRESS_MAPS_FLAG_CREATE, &maps, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_NULL_PARAMETER, "dir",
+                   egress_maps_open(NULL, 5, EGRESS_LAYOUT_V4V2, 0, 0, &maps, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_UTF8, "dir",
+                   egress_maps_open(bad_utf8, sizeof bad_utf8, EGRESS_LAYOUT_V4V2, 0, 0, &maps,
+                                    &error));
+    EXPECT_FAILURE(EGRESS_RESULT_NULL_PARAMETER, "maps_out",
+                   egress_maps_open(STR(bpffs_dir), EGRESS_LAYOUT_V4V2, 0,
+                                    EGRESS_MAPS_FLAG_CREATE, NULL, &error));
+    /* Maps that are not there, without CREATE: the kernel's ENOENT. */
+    {
+        egress_error *error = NULL;
+        CHECK_EQ(egress_maps_open(STR(bpffs_dir), EGRESS_LAYOUT_V4V2, 0, 0, &maps, &error),
+                 EGRESS_RESULT_KERNEL);
+        CHECK_EQ(egress_error_errno(error), ENOENT);
+        egress_error_free(error);
+    }
+    /* A directory that is not on a bpffs: refused as an argument, nothing created. */
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, NULL,
+                   egress_maps_open(STR("/proc"), EGRESS_LAYOUT_V4V2, 0,
+                                    EGRESS_MAPS_FLAG_CREATE, &maps, &error));
+    CHECK(maps == NULL);
+    egress_maps_free(NULL); /* a no-op */
+}
+
+static size_t dump(const egress_maps *maps, egress_entry **entries_out)
+{
+    size_t count = 0;
+    CHECK_EQ(egress_maps_dump(maps, NULL, 0, &count, NULL), EGRESS_RESULT_INSUFFICIENT_SIZE);
+    egress_entry *entries = calloc(count + 1, sizeof *entries);
+    size_t written = 0;
+    if (count > 0) {
+        /* One short: the count needed, nothing written. */
+        memset(entries, 0xA5, (count + 1) * sizeof *entries);
+        CHECK_EQ(egress_maps_dump(maps, entries, count - 1, &written, NULL),
+                 EGRESS_RESULT_INSUFFICIENT_SIZE);
+        CHECK_EQ(written, count);
+        const uint8_t *bytes = (const uint8_t *)entries;
+        bool untouched = true;
+        for (size_t i = 0; i < (count + 1) * sizeof *entries; i++)
+            untouched &= bytes[i] == 0xA5;
+        CHECK(untouched);
+    }
+    CHECK_EQ(egress_maps_dump(maps, entries, count, &written, NULL), EGRESS_RESULT_OK);
+    CHECK_EQ(written, count);
+    *entries_out = entries;
+    return count;
+}
+
+static void test_program_dump_adopt(void)
+{
+    egress_maps *maps = NULL;
+    CHECK_EQ(egress_maps_open(STR(bpffs_dir), EGRESS_LAYOUT_V4V2, 0, EGRESS_MAPS_FLAG_CREATE,
+                              &maps, NULL),
+             EGRESS_RESULT_OK);
+    egress_engine *engine = seed_engine();
+    if (maps == NULL || engine == NULL) {
+        CHECK(false);
+        egress_maps_free(maps);
+        egress_engine_free(engine);
+        return;
+    }
+    size_t applied = 99;
+    EXPECT_FAILURE(EGRESS_RESULT_NULL_PARAMETER, "maps",
+                   egress_maps_program(NULL, engine, &applied, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_NULL_PARAMETER, "engine",
+                   egress_maps_program(maps, NULL, &applied, &error));
+
+    /* The seed's node programs its 10 entries; a second program writes nothing. */
+    CHECK_EQ(egress_maps_program(maps, engine, &applied, NULL), EGRESS_RESULT_OK);
+    CHECK_EQ(applied, 10);
+    CHECK_EQ(egress_maps_program(maps, engine, NULL, NULL), EGRESS_RESULT_OK);
+    CHECK_EQ(egress_maps_program(maps, engine, &applied, NULL), EGRESS_RESULT_OK);
+    CHECK_EQ(applied, 0);
+
+    /* The kernel holds exactly the engine's entries. */
+    egress_entry *dumped = NULL;
+    size_t count = dump(maps, &dumped);
+    CHECK_EQ(count, 10);
+    egress_entry desired[16];
+    size_t desired_count = 0;
+    CHECK_EQ(egress_engine_entries(engine, desired, COUNT(desired), &desired_count, NULL),
+             EGRESS_RESULT_OK);
+    CHECK_EQ(desired_count, count);
+    CHECK(dumped != NULL && memcmp(dumped, desired, count * sizeof *dumped) == 0);
+    free(dumped);
+    EXPECT_FAILURE(EGRESS_RESULT_NULL_PARAMETER, "count_out",
+                   egress_maps_dump(maps, NULL, 0, NULL, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_NULL_PARAMETER, "maps",
+                   egress_maps_dump(NULL, NULL, 0, &count, &error));
+
+    /* A restarted agent adopts the live maps: its first plan is empty, nothing rewritten. */
+    egress_engine *restarted = seed_engine();
+    EXPECT_FAILURE(EGRESS_RESULT_NULL_PARAMETER, "maps",
+                   egress_engine_adopt_maps(restarted, NULL, &error));
+    CHECK_EQ(egress_engine_adopt_maps(restarted, maps, NULL), EGRESS_RESULT_OK);
+    size_t ops = 99;
+    CHECK_EQ(egress_engine_take_plan(restarted, NULL, 0, &ops, NULL), EGRESS_RESULT_OK);
+    CHECK_EQ(ops, 0);
+
+    /* The legacy layout's maps refuse an engine made for v4_v2: nothing written. */
+    egress_maps *legacy = NULL;
+    CHECK_EQ(egress_maps_open(STR(bpffs_dir), EGRESS_LAYOUT_LEGACY, 0, EGRESS_MAPS_FLAG_CREATE,
+                              &legacy, NULL),
+             EGRESS_RESULT_OK);
+    egress_engine *fresh = seed_engine();
+    applied = 99;
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, NULL,
+                   egress_maps_program(legacy, fresh, &applied, &error));
+    CHECK_EQ(applied, 0);
+
+    /* Existing maps open without CREATE. */
+    egress_maps *again = NULL;
+    CHECK_EQ(egress_maps_open(STR(bpffs_dir), EGRESS_LAYOUT_V4V2, 0, 0, &again, NULL),
+             EGRESS_RESULT_OK);
+    egress_entry *reread = NULL;
+    CHECK_EQ(dump(again, &reread), 10);
+    free(reread);
+
+    egress_maps_free(again);
+    egress_maps_free(legacy);
+    egress_maps_free(maps);
+    egress_engine_free(fresh);
+    egress_engine_free(restarted);
+    egress_engine_free(engine);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s BPFFS_DIR EXAMPLES_DIR\n", argv[0]);
+        return 2;
+    }
+    bpffs_dir = argv[1];
+    examples_dir = argv[2];
+    bool ok = run_group("kernel: open errors", test_open_errors);
+    ok &= run_group("kernel: program, dump, adopt", test_program_dump_adopt);
+    return ok ? 0 : 1;
+}
