@@ -1090,7 +1090,8 @@ egress_result egress_engine_maps_json(const struct egress_engine *engine,
 /**
  * The verdict for an IPv4 packet from `src` to `dst` (4 bytes each, network order), as the
  * datapath would find it in the desired maps. Allocates nothing.
- * `EGRESS_RESULT_NULL_PARAMETER` when a pointer is NULL.
+ * `EGRESS_RESULT_NULL_PARAMETER` when a pointer is NULL, `EGRESS_RESULT_INVALID_ARGUMENT`
+ * when `engine` or `verdict_out` is not aligned.
  *
  * # Safety
  * `engine` is NULL or a valid engine; `src` and `dst` are NULL or point at 4 readable

@@ -41,17 +41,67 @@ pub unsafe extern "C" fn egress_engine_maps_json(
     }
 }
 
-fn v4(bytes: &[u8; 4]) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(*bytes))
+/// An address family as the lookups take it: `N` bytes, network order.
+trait Family<const N: usize> {
+    fn ip(bytes: &[u8; N]) -> IpAddr;
 }
 
-fn v6(bytes: &[u8; 16]) -> IpAddr {
-    IpAddr::V6(Ipv6Addr::from(*bytes))
+struct V4;
+struct V6;
+
+impl Family<4> for V4 {
+    #[inline(always)]
+    fn ip(bytes: &[u8; 4]) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(*bytes))
+    }
+}
+
+impl Family<16> for V6 {
+    #[inline(always)]
+    fn ip(bytes: &[u8; 16]) -> IpAddr {
+        IpAddr::V6(Ipv6Addr::from(*bytes))
+    }
+}
+
+/// One lookup of `N`-byte addresses: the body of both single-lookup exports.
+///
+/// # Safety
+/// As the exports: `engine` NULL or valid; `src`, `dst` NULL or `N` readable bytes;
+/// `verdict_out` NULL or valid for a write.
+#[inline(always)]
+unsafe fn lookup_one<F: Family<N>, const N: usize>(
+    engine: *const egress_engine,
+    src: *const u8,
+    dst: *const u8,
+    verdict_out: *mut egress_verdict,
+) -> egress_result {
+    run_code(|| {
+        if engine.is_null() || src.is_null() || dst.is_null() || verdict_out.is_null() {
+            return Err(egress_result::NullParameter);
+        }
+        if !verdict_out.is_aligned() || !engine.is_aligned() {
+            return Err(egress_result::InvalidArgument);
+        }
+        // SAFETY: not NULL and aligned; the caller promises an engine and `N` bytes at each
+        // address (`[u8; N]` has alignment 1).
+        let (engine, src, dst) = unsafe {
+            (
+                &(*engine).engine,
+                &*src.cast::<[u8; N]>(),
+                &*dst.cast::<[u8; N]>(),
+            )
+        };
+        let verdict = engine.lookup_record(F::ip(src), F::ip(dst));
+        // SAFETY: not NULL, aligned; the caller promises it is valid for a write.
+        unsafe { verdict_out.write(verdict.into()) };
+        Ok(())
+    })
 }
 
 /// The verdict for an IPv4 packet from `src` to `dst` (4 bytes each, network order), as the
 /// datapath would find it in the desired maps. Allocates nothing.
-/// `EGRESS_RESULT_NULL_PARAMETER` when a pointer is NULL.
+/// `EGRESS_RESULT_NULL_PARAMETER` when a pointer is NULL, `EGRESS_RESULT_INVALID_ARGUMENT`
+/// when `engine` or `verdict_out` is not aligned.
 ///
 /// # Safety
 /// `engine` is NULL or a valid engine; `src` and `dst` are NULL or point at 4 readable
@@ -63,27 +113,8 @@ pub unsafe extern "C" fn egress_engine_lookup_v4(
     dst: *const u8,
     verdict_out: *mut egress_verdict,
 ) -> egress_result {
-    run_code(|| {
-        if src.is_null() || dst.is_null() || verdict_out.is_null() {
-            return Err(egress_result::NullParameter);
-        }
-        if !verdict_out.is_aligned() || !engine.is_aligned() {
-            return Err(egress_result::InvalidArgument);
-        }
-        // SAFETY: not NULL; the caller promises an engine and 4 bytes at each address
-        // (`[u8; 4]` has alignment 1).
-        let (engine, src, dst) = unsafe {
-            (
-                &engine.as_ref().ok_or(egress_result::NullParameter)?.engine,
-                &*src.cast::<[u8; 4]>(),
-                &*dst.cast::<[u8; 4]>(),
-            )
-        };
-        let verdict = engine.lookup_record(v4(src), v4(dst));
-        // SAFETY: not NULL; the caller promises it is valid for a write.
-        unsafe { verdict_out.write(verdict.into()) };
-        Ok(())
-    })
+    // SAFETY: forwarded.
+    unsafe { lookup_one::<V4, 4>(engine, src, dst, verdict_out) }
 }
 
 /// The verdict for an IPv6 packet (16-byte addresses, network order). Allocates nothing.
@@ -97,53 +128,68 @@ pub unsafe extern "C" fn egress_engine_lookup_v6(
     dst: *const u8,
     verdict_out: *mut egress_verdict,
 ) -> egress_result {
-    run_code(|| {
-        if src.is_null() || dst.is_null() || verdict_out.is_null() {
-            return Err(egress_result::NullParameter);
-        }
-        if !verdict_out.is_aligned() || !engine.is_aligned() {
-            return Err(egress_result::InvalidArgument);
-        }
-        // SAFETY: not NULL; the caller promises an engine and 16 bytes at each address.
-        let (engine, src, dst) = unsafe {
-            (
-                &engine.as_ref().ok_or(egress_result::NullParameter)?.engine,
-                &*src.cast::<[u8; 16]>(),
-                &*dst.cast::<[u8; 16]>(),
-            )
-        };
-        let verdict = engine.lookup_record(v6(src), v6(dst));
-        // SAFETY: not NULL; the caller promises it is valid for a write.
-        unsafe { verdict_out.write(verdict.into()) };
-        Ok(())
-    })
+    // SAFETY: forwarded.
+    unsafe { lookup_one::<V6, 16>(engine, src, dst, verdict_out) }
+}
+
+/// A batch query: its source and destination, `N` bytes each.
+trait Query<const N: usize> {
+    fn addresses(&self) -> (&[u8; N], &[u8; N]);
+}
+
+impl Query<4> for egress_query_v4 {
+    fn addresses(&self) -> (&[u8; 4], &[u8; 4]) {
+        (&self.src, &self.dst)
+    }
+}
+
+impl Query<16> for egress_query_v6 {
+    fn addresses(&self) -> (&[u8; 16], &[u8; 16]) {
+        (&self.src, &self.dst)
+    }
 }
 
 /// Queries converted per chunk on the stack: batches allocate nothing.
 const CHUNK: usize = 64;
 
-/// Batch lookups through the engine's `lookup_many`, `CHUNK` queries at a time.
-fn lookup_batch<Q>(
-    engine: &egress_core::engine::Engine,
-    queries: &[Q],
-    verdicts: &mut [egress_verdict],
-    addresses: impl Fn(&Q) -> (IpAddr, IpAddr),
-) {
-    let mut pairs = [(
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-    ); CHUNK];
-    let mut found = [VerdictRecord::NO_ENTRY; CHUNK];
-    for (qs, vs) in queries.chunks(CHUNK).zip(verdicts.chunks_mut(CHUNK)) {
-        let n = qs.len();
-        for (pair, q) in pairs.iter_mut().zip(qs) {
-            *pair = addresses(q);
+/// `count` lookups through the engine's `lookup_many_records`, `CHUNK` queries at a time: the
+/// body of both batch exports.
+///
+/// # Safety
+/// As the exports.
+unsafe fn lookup_batch<F: Family<N>, Q: Query<N>, const N: usize>(
+    engine: *const egress_engine,
+    queries: *const Q,
+    count: usize,
+    verdicts_out: *mut egress_verdict,
+) -> egress_result {
+    run_code(|| {
+        // SAFETY: the caller's promises.
+        let (engine, queries, verdicts) = unsafe {
+            (
+                &reference(engine, "engine").map_err(|f| f.code)?.engine,
+                slice(queries, count, "queries").map_err(|f| f.code)?,
+                slice_mut(verdicts_out, count, "verdicts_out").map_err(|f| f.code)?,
+            )
+        };
+        let mut pairs = [(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        ); CHUNK];
+        let mut found = [VerdictRecord::NO_ENTRY; CHUNK];
+        for (qs, vs) in queries.chunks(CHUNK).zip(verdicts.chunks_mut(CHUNK)) {
+            let n = qs.len();
+            for (pair, q) in pairs.iter_mut().zip(qs) {
+                let (src, dst) = q.addresses();
+                *pair = (F::ip(src), F::ip(dst));
+            }
+            engine.lookup_many_records(&pairs[..n], &mut found[..n]);
+            for (v, f) in vs.iter_mut().zip(&found[..n]) {
+                *v = (*f).into();
+            }
         }
-        engine.lookup_many_records(&pairs[..n], &mut found[..n]);
-        for (v, f) in vs.iter_mut().zip(&found[..n]) {
-            *v = (*f).into();
-        }
-    }
+        Ok(())
+    })
 }
 
 /// `count` IPv4 lookups: `verdicts_out[i]` answers `queries[i]`. Allocates nothing; faster
@@ -160,20 +206,8 @@ pub unsafe extern "C" fn egress_engine_lookup_batch_v4(
     count: usize,
     verdicts_out: *mut egress_verdict,
 ) -> egress_result {
-    run_code(|| {
-        // SAFETY: the caller's promises.
-        let (engine, queries, verdicts) = unsafe {
-            (
-                reference(engine, "engine").map_err(|f| f.code)?,
-                slice(queries, count, "queries").map_err(|f| f.code)?,
-                slice_mut(verdicts_out, count, "verdicts_out").map_err(|f| f.code)?,
-            )
-        };
-        lookup_batch(&engine.engine, queries, verdicts, |q| {
-            (v4(&q.src), v4(&q.dst))
-        });
-        Ok(())
-    })
+    // SAFETY: forwarded.
+    unsafe { lookup_batch::<V4, _, 4>(engine, queries, count, verdicts_out) }
 }
 
 /// `count` IPv6 lookups. Allocates nothing. The two arrays must not overlap.
@@ -187,20 +221,8 @@ pub unsafe extern "C" fn egress_engine_lookup_batch_v6(
     count: usize,
     verdicts_out: *mut egress_verdict,
 ) -> egress_result {
-    run_code(|| {
-        // SAFETY: the caller's promises.
-        let (engine, queries, verdicts) = unsafe {
-            (
-                reference(engine, "engine").map_err(|f| f.code)?,
-                slice(queries, count, "queries").map_err(|f| f.code)?,
-                slice_mut(verdicts_out, count, "verdicts_out").map_err(|f| f.code)?,
-            )
-        };
-        lookup_batch(&engine.engine, queries, verdicts, |q| {
-            (v6(&q.src), v6(&q.dst))
-        });
-        Ok(())
-    })
+    // SAFETY: forwarded.
+    unsafe { lookup_batch::<V6, _, 16>(engine, queries, count, verdicts_out) }
 }
 
 /// The desired entries of both maps, IPv4 first, each map in `list` order. `*count_out` is
