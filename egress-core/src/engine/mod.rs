@@ -16,6 +16,7 @@ mod fastpath;
 mod flat_table;
 mod membership;
 mod merge;
+mod objects;
 mod plan;
 mod slab;
 mod source;
@@ -26,6 +27,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use hashbrown::HashMap;
 
 pub use explain::{Explanation, GatewayReason, Match};
+pub use objects::Applied;
 pub use plan::{Action, CapacityError, Plan, PlanOp};
 
 use crate::Error;

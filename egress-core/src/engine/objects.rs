@@ -1,0 +1,239 @@
+//! Kubernetes objects as events: what a watch delivers, or a `kubectl get -o yaml` dump plus
+//! a new policy, applied to a live engine as updates.
+
+use super::Engine;
+use crate::cluster::{Endpoint, Namespace, Node};
+use crate::document::{self, Node as Doc};
+use crate::error::Error;
+use crate::field::{self, FieldError, Reason};
+use crate::policy::{Policy, PolicyErrors, parse_policy};
+use crate::snapshot::kubernetes;
+
+/// What [`Engine::apply_text`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Valid policies upserted.
+    pub policies: usize,
+    /// Nodes upserted (from `CiliumNode`s).
+    pub nodes: usize,
+    /// Endpoints upserted (from `CiliumEndpoint`s).
+    pub endpoints: usize,
+    /// Namespaces whose labels were set.
+    pub namespaces: usize,
+    /// Invalid policies, each with all its errors: their previous versions stay in force.
+    pub invalid_policies: Vec<PolicyErrors>,
+    /// Objects skipped (other kinds, endpoints without identity or networking) and
+    /// conversion notes.
+    pub warnings: Vec<String>,
+}
+
+/// One object, converted and checked, waiting to be applied.
+enum Update {
+    Policy(Result<Policy, PolicyErrors>),
+    Node(Node),
+    Namespace(Namespace),
+    /// A `CiliumEndpoint`: converted once every node of the text is known.
+    Endpoint(usize),
+}
+
+impl Engine {
+    /// Applies Kubernetes objects as updates: `CiliumEgressGatewayPolicy`, `CiliumNode`,
+    /// `CiliumEndpoint` and `Namespace` objects (one, a `List`, or a `---` stream, as
+    /// `kubectl get -o yaml` prints them). Nodes are applied first, so that endpoints find
+    /// their node by address among the engine's nodes and the text's. An invalid policy is
+    /// reported in [`Applied::invalid_policies`] and keeps its previous version; any other
+    /// input error refuses the whole text (nothing is applied). A snapshot document is
+    /// refused too: load it with [`Engine::from_snapshot`] or [`Engine::sync_snapshot`].
+    pub fn apply_text(&mut self, text: &str) -> Result<Applied, Error> {
+        let docs = document::flatten_lists(document::parse_documents(text)?);
+        if docs.is_empty() {
+            return Err(Error::DocumentCount(0));
+        }
+        let mut applied = Applied::default();
+        let mut errors: Vec<FieldError> = Vec::new();
+        let mut updates = Vec::with_capacity(docs.len());
+        for (i, doc) in docs.iter().enumerate() {
+            let path = field::item("objects", i);
+            let prefixed = |e: Error| -> Vec<FieldError> {
+                e.field_errors()
+                    .iter()
+                    .map(|f| FieldError::new(join(&path, &f.path), f.reason.clone()))
+                    .collect()
+            };
+            match doc.get("kind").and_then(Doc::as_str) {
+                Some("CiliumEgressGatewayPolicy") => {
+                    updates.push(Update::Policy(parse_policy(doc)))
+                }
+                Some("CiliumNode") => match kubernetes::node_from_cilium_node(doc) {
+                    Ok(node) => updates.push(Update::Node(node)),
+                    Err(e) => errors.extend(prefixed(e)),
+                },
+                Some("Namespace") => match kubernetes::namespace_from_object(doc) {
+                    Ok(ns) => updates.push(Update::Namespace(ns)),
+                    Err(e) => errors.extend(prefixed(e)),
+                },
+                Some("CiliumEndpoint") => updates.push(Update::Endpoint(i)),
+                Some(other) => applied
+                    .warnings
+                    .push(format!("{path}: kind {other} is not used: skipped")),
+                None if crate::snapshot::Snapshot::is_snapshot_document(doc) => {
+                    errors.push(FieldError::new(
+                        path,
+                        Reason::Invalid {
+                            value: "a snapshot".to_owned(),
+                            detail:
+                                "apply takes Kubernetes objects; load a snapshot with from_snapshot"
+                                    .to_owned(),
+                        },
+                    ));
+                }
+                None => errors.push(FieldError::required(field::child(&path, "kind"))),
+            }
+        }
+        // Endpoints name their node by address: the engine's nodes with the text's on top.
+        let mut nodes = self.nodes.clone();
+        for update in &updates {
+            if let Update::Node(node) = update {
+                nodes.insert(node.name.clone(), node.clone());
+            }
+        }
+        let mut endpoints: Vec<Endpoint> = Vec::new();
+        for update in &updates {
+            if let Update::Endpoint(i) = update {
+                let path = field::item("objects", *i);
+                match kubernetes::endpoint_from_cilium_endpoint(&docs[*i], &nodes) {
+                    Ok((endpoint, warnings)) => {
+                        endpoints.extend(endpoint);
+                        applied
+                            .warnings
+                            .extend(warnings.into_iter().map(|w| format!("{path}: {w}")));
+                    }
+                    Err(e) => errors.extend(
+                        e.field_errors()
+                            .iter()
+                            .map(|f| FieldError::new(join(&path, &f.path), f.reason.clone())),
+                    ),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Input(errors));
+        }
+        for update in updates {
+            match update {
+                Update::Node(node) => {
+                    applied.nodes += 1;
+                    self.upsert_node(node);
+                }
+                Update::Namespace(ns) => {
+                    applied.namespaces += 1;
+                    self.upsert_namespace(&ns.name, ns.labels);
+                }
+                Update::Policy(Ok(policy)) => {
+                    applied.policies += 1;
+                    self.upsert_policy(policy);
+                }
+                Update::Policy(Err(errors)) => applied.invalid_policies.push(errors),
+                Update::Endpoint(_) => {}
+            }
+        }
+        applied.endpoints = endpoints.len();
+        for endpoint in endpoints {
+            self.upsert_endpoint(endpoint);
+        }
+        Ok(applied)
+    }
+}
+
+/// `objects[i]` then a path relative to the object (`objects[i]` alone for the root).
+fn join(object: &str, path: &str) -> String {
+    if path.is_empty() {
+        object.to_owned()
+    } else if path.starts_with('[') {
+        format!("{object}{path}")
+    } else {
+        format!("{object}.{path}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineConfig;
+
+    const DUMP_NODE: &str = "apiVersion: cilium.io/v2
+kind: CiliumNode
+metadata: {name: gw, labels: {egress: \"true\"}}
+spec: {addresses: [{type: InternalIP, ip: 192.168.1.1}]}
+";
+
+    fn policy(name: &str, cidr: &str) -> String {
+        format!(
+            "apiVersion: cilium.io/v2\nkind: CiliumEgressGatewayPolicy\nmetadata: {{name: {name}}}\n\
+             spec:\n  selectors: [{{podSelector: {{matchLabels: {{app: web}}}}}}]\n  \
+             destinationCIDRs: [{cidr}]\n  egressGateway: {{nodeSelector: {{matchLabels: {{egress: \"true\"}}}}}}\n"
+        )
+    }
+
+    const ENDPOINT: &str = "apiVersion: cilium.io/v2
+kind: CiliumEndpoint
+metadata: {name: web-1, namespace: default, uid: u1}
+status:
+  identity: {labels: [\"k8s:app=web\", \"k8s:io.kubernetes.pod.namespace=default\"]}
+  networking: {addressing: [{ipv4: 10.0.0.1}], node: 192.168.1.1}
+";
+
+    #[test]
+    fn a_dump_and_a_new_policy_apply_as_updates() {
+        let mut engine = Engine::new(EngineConfig::new("gw"));
+        let text = format!(
+            "{ENDPOINT}---\n{}---\n{DUMP_NODE}---\n{}---\nkind: Pod\nmetadata: {{name: p}}\n",
+            policy("web", "0.0.0.0/0"),
+            policy("bad", "0.0.0.0/99")
+        );
+        let applied = engine.apply_text(&text).unwrap();
+        assert_eq!(
+            (
+                applied.policies,
+                applied.nodes,
+                applied.endpoints,
+                applied.namespaces
+            ),
+            (1, 1, 1, 0)
+        );
+        assert_eq!(applied.invalid_policies.len(), 1);
+        assert_eq!(applied.invalid_policies[0].name.as_deref(), Some("bad"));
+        assert_eq!(
+            applied.warnings,
+            ["objects[4]: kind Pod is not used: skipped"]
+        );
+        // The endpoint found its node, listed after it, and the policy selects it.
+        assert_eq!(
+            engine.endpoint_by_uid("u1").unwrap().node.as_deref(),
+            Some("gw")
+        );
+        assert_eq!(engine.entries().len(), 1);
+    }
+
+    #[test]
+    fn input_errors_refuse_the_whole_text() {
+        let mut engine = Engine::new(EngineConfig::new("gw"));
+        let broken = DUMP_NODE.replace("192.168.1.1", "192.168.1.300");
+        let text = format!("{}---\n{broken}", policy("web", "0.0.0.0/0"));
+        let err = engine.apply_text(&text).unwrap_err();
+        assert_eq!(err.path(), Some("objects[1].spec.addresses[0].ip"));
+        assert!(engine.policy("web").is_none(), "nothing applied");
+        let err = engine
+            .apply_text("localNode: a\nnodes: [{name: a}]\n")
+            .unwrap_err();
+        assert_eq!(err.path(), Some("objects[0]"));
+        assert_eq!(engine.apply_text("").unwrap_err(), Error::DocumentCount(0));
+        assert_eq!(
+            engine
+                .apply_text("{metadata: {name: x}}")
+                .unwrap_err()
+                .path(),
+            Some("objects[0].kind")
+        );
+    }
+}
