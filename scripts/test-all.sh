@@ -33,6 +33,9 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
 command -v readelf >/dev/null 2>&1 || missing+=(binutils)
+# The Python module (scripts/test-python.sh): a Python 3 with venv (ensurepip).
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 pkg-config --exists libelf 2>/dev/null || missing+=(libelf-dev)
 pkg-config --exists zlib 2>/dev/null || missing+=(zlib1g-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -62,6 +65,10 @@ cargo test --workspace --all-features --locked
 # static and dynamic linking, the README's C quick start.
 log "C ABI (scripts/test-c.sh)"
 ./scripts/test-c.sh >/dev/null
+# The Python module: a fresh venv with maturin, pytest and mypy from the package index, the
+# wheel, pytest (stubtest and the README's Python quick start included), pip install.
+log "Python module (scripts/test-python.sh)"
+./scripts/test-python.sh
 log "egressctl demo (the README's first command)"
 cargo run --quiet --release --locked -p egressctl -- demo >/dev/null
 # The report binary checks its own results (lookup answers, plan contents) as it measures;

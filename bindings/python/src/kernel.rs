@@ -1,0 +1,63 @@
+//! `egress_gateway.Maps` (feature `bpf`): Cilium's pinned maps, programmed from an engine.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+
+use egress_bpf::EgressMaps;
+
+use crate::engine::Engine;
+use crate::errors::from_kernel;
+use crate::values::Entry;
+
+/// The pinned egress gateway maps in one bpffs directory (e.g. `/sys/fs/bpf/tc/globals`).
+#[pyclass(frozen, module = "egress_gateway")]
+pub(crate) struct Maps {
+    maps: EgressMaps,
+}
+
+#[pymethods]
+impl Maps {
+    /// Opens the maps of `layout` in `dir`, checking their sizes; with `create`, creates the
+    /// missing ones with `max_entries` entries (default 16384).
+    #[new]
+    #[pyo3(signature = (dir, layout="v4v2", *, create=false, max_entries=None))]
+    fn new(
+        py: Python<'_>,
+        dir: PathBuf,
+        layout: &str,
+        create: bool,
+        max_entries: Option<u32>,
+    ) -> PyResult<Self> {
+        let layout = layout.parse().map_err(|e: egress_core::Error| {
+            pyo3::exceptions::PyValueError::new_err(e.to_string())
+        })?;
+        let maps = py
+            .detach(|| {
+                if create {
+                    EgressMaps::open_or_create(&dir, layout, max_entries)
+                } else {
+                    EgressMaps::open(&dir, layout, false)
+                }
+            })
+            .map_err(|e| from_kernel(py, &e))?;
+        Ok(Maps { maps })
+    }
+
+    /// Takes the engine's plan, writes it and acknowledges what was written; returns how many
+    /// operations were written. On a kernel failure the written prefix is acknowledged and
+    /// `KernelError` raised.
+    fn program(&self, py: Python<'_>, engine: &Engine) -> PyResult<usize> {
+        py.detach(|| engine.with_write(|e| self.maps.program(e)))
+            .map(|plan| plan.len())
+            .map_err(|e| from_kernel(py, &e))
+    }
+
+    /// What the maps hold (a legacy IPv4 map stores no ifindex: 0).
+    fn dump(&self, py: Python<'_>) -> PyResult<Vec<Entry>> {
+        let entries = py
+            .detach(|| self.maps.dump())
+            .map_err(|e| from_kernel(py, &e))?;
+        Ok(entries.iter().map(|&entry| Entry { entry }).collect())
+    }
+}

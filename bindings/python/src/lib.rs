@@ -1,0 +1,43 @@
+//! # egress_gateway — the Python module
+//!
+//! `import egress_gateway as egw`: the egress-core engine for operators' scripts and tooling.
+//! Load a cluster (`Engine.from_snapshot`), read the node's maps (`maps_json`, `entries`,
+//! `format_table`), ask what happens to a packet and why (`lookup`, `lookup_many`,
+//! `explain`), feed it events (`apply`, `upsert_*`, `delete_*`, `set_devices`) and program
+//! the kernel in two phases (`take_plan`, `ack`; `Maps` when built with feature `bpf`).
+//! This crate converts and delegates; the behaviour is egress-core's.
+
+mod engine;
+mod errors;
+#[cfg(feature = "bpf")]
+mod kernel;
+mod values;
+
+use pyo3::prelude::*;
+
+/// The module.
+#[pymodule]
+fn egress_gateway(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add(
+        "VERDICT_KINDS",
+        (
+            "no_entry",
+            "drop_no_gateway",
+            "drop_no_egress_ip",
+            "excluded",
+            "forward",
+            "masquerade",
+        ),
+    )?;
+    m.add("KERNEL", cfg!(feature = "bpf"))?;
+    m.add_class::<engine::Engine>()?;
+    m.add_class::<values::Verdict>()?;
+    m.add_class::<values::Entry>()?;
+    m.add_class::<values::Plan>()?;
+    m.add_class::<values::PlanOp>()?;
+    m.add_class::<values::Explanation>()?;
+    #[cfg(feature = "bpf")]
+    m.add_class::<kernel::Maps>()?;
+    errors::register(m)
+}

@@ -1,0 +1,226 @@
+"""Events, entries, lookups (single, and packed in every buffer type), explanations, plans,
+and the engine shared between threads."""
+
+import array
+import ipaddress
+import json
+import struct
+import subprocess
+import threading
+
+import numpy
+import pytest
+
+import egress_gateway as egw
+
+RECORD = struct.Struct("<I4s16sI")
+
+
+def seed(examples, **kw):
+    return egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml", **kw)
+
+
+def test_entries_are_typed_immutable_values(examples):
+    engine = egw.Engine.from_snapshot(examples / "dual-stack-excluded.yaml")
+    entries = engine.entries()
+    rows = json.loads(engine.maps_json())
+    assert [e.to_dict() for e in entries] == rows["ipv4"] + rows["ipv6"]
+    families = {type(e.source) for e in entries}
+    assert families == {ipaddress.IPv4Address, ipaddress.IPv6Address}
+    for e in entries:
+        assert isinstance(e.destination, (ipaddress.IPv4Interface, ipaddress.IPv6Interface))
+        assert str(e.destination) == e.to_dict()["destCIDR"]
+        assert isinstance(e.gateway_ip, ipaddress.IPv4Address)
+        with pytest.raises(AttributeError):
+            e.egress_ifindex = 3
+    assert entries[0] == engine.entries()[0] and hash(entries[0]) == hash(engine.entries()[0])
+
+
+def test_lookups_answer_as_the_entries_say(examples):
+    engine = seed(examples)
+    masq = engine.lookup("172.22.48.4", "8.8.8.8")
+    assert masq.kind == "masquerade"
+    assert masq.egress_ip == ipaddress.IPv4Address("172.22.49.119")
+    assert (masq.gateway_ip, masq.ifindex) == (None, 0)
+    fwd = engine.lookup(ipaddress.ip_address("172.22.48.10"), ipaddress.ip_address("8.8.8.8"))
+    assert (fwd.kind, fwd.gateway_ip, fwd.egress_ip) == ("forward", ipaddress.IPv4Address("172.22.49.147"), None)
+    assert engine.lookup("10.9.9.9", "8.8.8.8").kind == "no_entry"
+    assert fwd == engine.lookup("172.22.48.10", "1.1.1.1") and fwd != masq
+    assert fwd.to_dict() == {"kind": "forward", "gateway_ip": "172.22.49.147", "egress_ip": None, "ifindex": None}
+    assert egw.VERDICT_KINDS[RECORD.unpack(engine.lookup_many(b"\xac\x16\x30\x04\x08\x08\x08\x08"))[0]] == "masquerade"
+
+
+def queries_of(engine):
+    """Every entry's source to an address inside and one outside its destination."""
+    pairs = []
+    for e in engine.entries():
+        net = e.destination.network
+        pairs.append((e.source, net.network_address))
+        pairs.append((e.source, net.broadcast_address))
+        pairs.append((e.source, ipaddress.ip_address("8.8.8.8" if e.source.version == 4 else "2001:4860::8888")))
+    pairs.append((ipaddress.ip_address("10.200.0.1"), ipaddress.ip_address("8.8.8.8")))
+    return pairs
+
+
+def record_of(verdict: "egw.Verdict", v4: bool):
+    egress = verdict.egress_ip.packed if verdict.egress_ip else b""
+    return (
+        egw.VERDICT_KINDS.index(verdict.kind),
+        verdict.gateway_ip.packed if verdict.gateway_ip else bytes(4),
+        egress + bytes(16 - len(egress)),
+        verdict.ifindex or 0,
+    )
+
+
+@pytest.mark.parametrize("example", ["dual-stack-excluded.yaml", "selectors-and-conflicts.yaml"])
+def test_lookup_many_over_every_buffer_type_equals_lookup(examples, example):
+    engine = egw.Engine.from_snapshot(examples / example)
+    pairs = queries_of(engine)
+    kinds = set()
+    families = {s.version for s, _ in pairs}
+    assert 4 in families and (example != "dual-stack-excluded.yaml" or 6 in families)
+    for family in sorted(families):
+        mine = [(s, d) for s, d in pairs if s.version == family and d.version == family]
+        packed = b"".join(s.packed + d.packed for s, d in mine)
+        want = [record_of(engine.lookup(s, d), family == 4) for s, d in mine]
+        kinds.update(w[0] for w in want)
+        for buffer in (packed, bytearray(packed), memoryview(packed), array.array("B", packed),
+                       numpy.frombuffer(packed, dtype=numpy.uint8)):
+            out = engine.lookup_many(buffer, family=family)
+            assert len(out) == RECORD.size * len(mine)
+            assert [RECORD.unpack_from(out, i * RECORD.size) for i in range(len(mine))] == want
+    assert len(kinds) >= 3, kinds
+
+
+def test_explain_is_egressctls_document(examples, egressctl):
+    snapshot = examples / "selectors-and-conflicts.yaml"
+    engine = egw.Engine.from_snapshot(snapshot)
+    for src, dst in (("172.22.48.10", "1.2.3.4"), ("172.22.48.4", "8.8.8.8"), ("10.1.1.1", "8.8.8.8")):
+        x = engine.explain(src, dst)
+        cli = subprocess.run(
+            [egressctl, "explain", "-f", snapshot, "--src", src, "--dst", dst, "-o", "json"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        assert x.to_dict() == json.loads(cli)
+        assert (x.source, x.destination, x.source_entries) == (src, dst, x.to_dict()["sourceEntries"])
+        assert x.verdict == engine.lookup(src, dst)
+        assert x.match == x.to_dict()["match"]
+
+
+def test_events_plans_acks_and_adoption(examples):
+    engine = seed(examples)
+    plan = engine.take_plan()
+    assert (len(plan), plan.upserts, plan.deletes, bool(plan)) == (10, 10, 0, True)
+    op = plan.ops[0]
+    assert (op.map, op.action, len(op.key), len(op.value)) == ("cilium_egress_gw_policy_v4_v2", "upsert", 12, 28)
+    assert op.entry == engine.entries()[0]
+    engine.ack(plan, 4)
+    assert len(engine.take_plan()) == 6
+    engine.ack(engine.take_plan())
+    assert not engine.take_plan()
+
+    # A CNI ADD, as a dict; the plan holds exactly its entry.
+    engine.upsert_endpoint({"uid": "new", "namespace": "default", "labels": {"app": "nginx"},
+                            "namespaceLabels": {"kubernetes.io/metadata.name": "default"},
+                            "ips": ["172.22.48.99"], "node": "172.22.48.125"})
+    plan = engine.take_plan()
+    assert [str(o.entry.source) for o in plan.ops] == ["172.22.48.99"]
+    engine.ack(plan)
+    assert engine.delete_endpoint("new") and not engine.delete_endpoint("new")
+    deletes = engine.take_plan()
+    assert [o.action for o in deletes.ops] == ["delete"] and deletes.ops[0].value == b""
+
+    # A restarted engine adopting what is programmed writes nothing.
+    restarted = seed(examples)
+    restarted.adopt(seed(examples).entries())
+    assert not restarted.take_plan()
+    stats = restarted.stats()
+    assert (stats["desired_v4"], stats["programmed_v4"], stats["pending_sources"]) == (10, 10, 0)
+
+
+def test_apply_a_dump_and_a_new_policy(examples):
+    dump = (examples / "dumps" / "tke-dump.yaml").read_text()
+    engine = egw.Engine("172.22.49.119")
+    applied = engine.apply(dump)
+    assert applied["nodes"] > 0 and applied["endpoints"] > 0 and applied["policies"] > 0
+    extra = """apiVersion: cilium.io/v2
+kind: CiliumEgressGatewayPolicy
+metadata: {name: broken}
+spec: {destinationCIDRs: [1.2.3.0/99]}
+"""
+    applied = engine.apply(extra)
+    assert applied["policies"] == 0
+    [invalid] = applied["invalid_policies"]
+    assert isinstance(invalid, egw.PolicyError) and invalid.policy == "broken"
+    # The same cluster from the dump as a snapshot gives the same maps.
+    loaded = egw.Engine.from_snapshot(dump, local_node="172.22.49.119")
+    assert engine.maps_json() == loaded.maps_json()
+
+
+def test_nodes_namespaces_devices_and_deletes(examples):
+    engine = egw.Engine.from_snapshot(examples / "seed-namespace-and-label.yaml")
+    prod = [e for e in engine.entries() if str(e.source).startswith("172.22.48.")]
+    assert prod
+    engine.upsert_node({"name": "extra", "ipv4": "192.0.2.1"})
+    assert engine.stats()["nodes"] == 6
+    assert engine.delete_node("extra") and not engine.delete_node("extra")
+    # The gateway's devices decide its egress IPs and ifindex (dual-stack-excluded: the policy
+    # names interface eth0, whose first addresses are the egress IPs).
+    gateway = egw.Engine.from_snapshot(examples / "dual-stack-excluded.yaml")
+    gateway.set_devices([])
+    assert {str(e.egress_ip) for e in gateway.entries()} == {"0.0.0.0", "::"}
+    gateway.set_devices([{"name": "eth0", "index": 7, "defaultRoute": True,
+                          "addresses": ["172.22.49.119/20", "2402:4e00:1::3/64"]}])
+    masq = [e for e in gateway.entries() if str(e.egress_ip) not in ("0.0.0.0", "::")]
+    assert {e.source.version for e in masq} == {4, 6}
+    assert {e.egress_ifindex for e in masq} == {7}
+    # Relabelling namespace prod keeps its pods: the policy selects by the namespace's name.
+    before = len(engine.entries())
+    engine.upsert_namespace({"kind": "Namespace", "metadata": {"name": "prod", "labels": {"team": "x"}}})
+    assert len(engine.entries()) == before
+    assert engine.delete_policy("egress-prod") and not engine.delete_policy("egress-prod")
+    assert engine.delete_policy("egress-mall")
+    assert engine.entries() == [] and engine.maps_json() == '{\n "ipv4": [],\n "ipv6": []\n}\n'
+
+
+def test_one_engine_shared_by_threads(examples):
+    """Lookups from several threads while another thread upserts and deletes endpoints."""
+    engine = seed(examples)
+    pinned = engine.lookup("172.22.48.4", "8.8.8.8")
+    errors = []
+    stop = threading.Event()
+
+    def look():
+        try:
+            packed = b"\xac\x16\x30\x04\x08\x08\x08\x08" * 64
+            while not stop.is_set():
+                assert engine.lookup("172.22.48.4", "8.8.8.8") == pinned
+                out = engine.lookup_many(packed)
+                assert out[:28] == out[-28:]
+                engine.maps_json()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def churn():
+        try:
+            for i in range(300):
+                engine.upsert_endpoint({"uid": f"churn-{i}", "namespace": "default",
+                                        "labels": {"app": "nginx"},
+                                        "ips": [f"10.77.{i // 250}.{i % 250 + 1}"]})
+                if i % 3 == 0:
+                    engine.delete_endpoint(f"churn-{i}")
+                engine.ack(engine.take_plan())
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    readers = [threading.Thread(target=look) for _ in range(4)]
+    writer = threading.Thread(target=churn)
+    for t in readers + [writer]:
+        t.start()
+    writer.join()
+    stop.set()
+    for t in readers:
+        t.join()
+    assert not errors, errors
+    assert engine.stats()["endpoints"] == 10 + 200
+    assert not engine.take_plan()

@@ -1,0 +1,111 @@
+"""Every exception type, with its attributes; wrong argument types and values."""
+
+import pathlib
+
+import pytest
+
+import egress_gateway as egw
+
+POLICY = {
+    "apiVersion": "cilium.io/v2",
+    "kind": "CiliumEgressGatewayPolicy",
+    "metadata": {"name": "web"},
+    "spec": {
+        "selectors": [{"podSelector": {"matchLabels": {"app": "nginx"}}}],
+        "destinationCIDRs": ["0.0.0.0/0"],
+        "egressGateway": {"nodeSelector": {"matchLabels": {"egress-node": "true"}}},
+    },
+}
+
+
+def test_the_hierarchy():
+    for error in (egw.PolicyError, egw.SnapshotError, egw.CapacityError, egw.KernelError):
+        assert issubclass(error, egw.EgressError)
+    assert issubclass(egw.EgressError, Exception)
+
+
+def test_a_policy_error_carries_every_field_error(examples):
+    engine = egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml")
+    before = engine.maps_json()
+    broken = {**POLICY, "metadata": {"name": "web"}, "spec": {"destinationCIDRs": ["10.0.0.0/99"], "bogus": 1}}
+    with pytest.raises(egw.PolicyError) as caught:
+        engine.upsert_policy(broken)
+    err = caught.value
+    assert err.policy == "web"
+    assert len(err.errors) >= 3
+    assert err.path == err.errors[0][0]
+    paths = [p for p, _ in err.errors]
+    assert "spec.destinationCIDRs[0]" in paths and "spec.bogus" in paths
+    assert all(isinstance(r, str) and r for _, r in err.errors)
+    assert engine.maps_json() == before, "a rejected update changes nothing"
+
+
+def test_a_snapshot_error_names_its_paths():
+    with pytest.raises(egw.SnapshotError) as caught:
+        egw.Engine.from_snapshot("nodes: [{name: a, ipv4: fd00::1}]\nextra: 1\n")
+    assert [p for p, _ in caught.value.errors] == ["extra", "nodes[0].ipv4"]
+    assert caught.value.path == "extra" and caught.value.policy is None
+    with pytest.raises(egw.SnapshotError) as caught:
+        egw.Engine.from_snapshot("nodes: [")
+    assert caught.value.path is None and caught.value.errors == []
+
+
+def test_a_plan_over_capacity(examples):
+    engine = egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml", max_entries=3)
+    with pytest.raises(egw.CapacityError) as caught:
+        engine.take_plan()
+    assert "cilium_egress_gw_policy_v4_v2" in str(caught.value)
+    assert caught.value.errors == [] and caught.value.path is None
+
+
+def test_a_kernel_error_has_its_errno(tmp_path):
+    if not egw.KERNEL:
+        pytest.fail("this build has no kernel calls: build the wheel with --features bpf")
+    with pytest.raises(egw.KernelError) as caught:
+        egw.Maps("/sys/fs/bpf/no-such-dir-of-egress-gateway")
+    assert caught.value.errno > 0
+    with pytest.raises(ValueError):
+        egw.Maps(tmp_path, create=True)  # not on a bpffs
+
+
+def test_wrong_values_and_types(examples):
+    with pytest.raises(ValueError, match="selection"):
+        egw.Engine("n", selection="fastest")
+    with pytest.raises(ValueError, match="layout"):
+        egw.Engine("n", layout="v4_v2")
+    with pytest.raises(ValueError, match="local_node"):
+        egw.Engine("")
+    with pytest.raises(ValueError, match="local_node"):
+        egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml", local_node="nope")
+    with pytest.raises(TypeError):
+        egw.Engine.from_snapshot(42)
+    engine = egw.Engine("n")
+    with pytest.raises(ValueError, match="src"):
+        engine.lookup("10.0.0.300", "1.1.1.1")
+    with pytest.raises(TypeError, match="dst"):
+        engine.lookup("10.0.0.1", 17)
+    with pytest.raises(ValueError, match="queries"):
+        engine.lookup_many(b"\x00" * 7)
+    with pytest.raises(ValueError, match="family"):
+        engine.lookup_many(b"", family=5)
+    with pytest.raises(TypeError):
+        engine.lookup_many(3.5)
+    with pytest.raises(ValueError, match="UTF-8"):
+        engine.upsert_policy(b"\xff\xfe")
+    with pytest.raises(OSError):
+        egw.Engine.from_snapshot(pathlib.Path("/no/such/snapshot.yaml"))
+    plan = engine.take_plan()
+    with pytest.raises(ValueError, match="applied"):
+        engine.ack(plan, 1)
+
+
+def test_input_errors_of_one_object(examples):
+    engine = egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml")
+    with pytest.raises(egw.SnapshotError) as caught:
+        engine.upsert_node({"name": "x", "ipv4": "fd00::1", "weight": 300})
+    assert [p for p, _ in caught.value.errors] == ["ipv4", "weight"]
+    with pytest.raises(egw.SnapshotError) as caught:
+        engine.upsert_endpoint({"uid": "u", "ips": ["10.0.0.300"]})
+    assert caught.value.path == "ips[0]"
+    with pytest.raises(egw.SnapshotError):
+        engine.apply("kind: CiliumNode\nmetadata: {}\n")
