@@ -224,3 +224,34 @@ def test_one_engine_shared_by_threads(examples):
     assert not errors, errors
     assert engine.stats()["endpoints"] == 10 + 200
     assert not engine.take_plan()
+
+
+@pytest.fixture
+def bpffs(tmp_path):
+    """A private bpffs (root only): skipped with the reason, or failed under EGRESS_REQUIRE_BPF=1."""
+    import os
+
+    where = tmp_path / "bpffs"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "bpf", "bpf", str(where)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        why = f"mount -t bpf failed: {mounted.stderr.strip()}"
+        if os.environ.get("EGRESS_REQUIRE_BPF") == "1":
+            pytest.fail(f"BPF is required (EGRESS_REQUIRE_BPF=1): {why}")
+        pytest.skip(why)
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_the_kernel_maps_are_programmed_dumped_and_adopted(examples, bpffs):
+    assert egw.KERNEL, "the wheel must be built with --features bpf"
+    engine = seed(examples)
+    maps = egw.Maps(bpffs, create=True)
+    assert maps.program(engine) == 10
+    assert maps.program(engine) == 0
+    assert maps.dump() == engine.entries()
+    restarted = seed(examples)
+    restarted.adopt(egw.Maps(bpffs).dump())
+    assert not restarted.take_plan()
+    with pytest.raises(ValueError):
+        egw.Maps(bpffs, layout="legacy", create=True).program(seed(examples))
