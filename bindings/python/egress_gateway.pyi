@@ -12,6 +12,7 @@ from typing import Any, Final, Iterable, Literal, Mapping, Optional, Sequence, T
 
 
 __version__: Final[str]
+__all__: list[str]
 #: The verdict kinds, by number (the index is the kind number of ``lookup_many``'s records).
 VERDICT_KINDS: Final[Tuple[str, str, str, str, str, str]]
 #: Whether this build has the kernel calls (``Maps``; cargo feature ``bpf``).
@@ -21,7 +22,7 @@ _Address = Union[str, IPv4Address, IPv6Address]
 _VerdictKind = Literal[
     "no_entry", "drop_no_gateway", "drop_no_egress_ip", "excluded", "forward", "masquerade"
 ]
-_Document = Union[str, bytes, Mapping[str, Any], Sequence[Any]]
+_Object = Union[str, bytes, Mapping[str, Any]]
 _BytesLike = Union[bytes, bytearray, memoryview, Any]
 
 class EgressError(Exception):
@@ -176,8 +177,8 @@ class _Stats(TypedDict):
 class Engine:
     """One node's egress gateway engine.
 
-    Safe to share between threads: lookups and queries run concurrently (without the GIL);
-    events and plans take an exclusive lock.
+    Safe to share between threads: lookups and queries run concurrently, events and ``ack``
+    take turns; no call holds the GIL while it waits for another thread's event.
     """
 
     def __new__(
@@ -228,23 +229,23 @@ class Engine:
         """The keys several producers want with different bytes, and who wins."""
     def stats(self) -> _Stats:
         """Counts and sizes."""
-    def apply(self, text: _Document) -> _Applied:
+    def apply(self, text: Union[_Object, Sequence[Mapping[str, Any]]]) -> _Applied:
         """Applies Kubernetes objects as updates."""
-    def upsert_policy(self, policy: _Document) -> None:
+    def upsert_policy(self, policy: _Object) -> None:
         """Upserts policies, all or none (PolicyError)."""
     def delete_policy(self, name: str) -> bool:
         """Deletes a policy by name; whether it existed."""
-    def upsert_node(self, node: _Document) -> None:
+    def upsert_node(self, node: _Object) -> None:
         """Upserts a node (the snapshot's nodes[] shape, or a CiliumNode)."""
     def delete_node(self, name: str) -> bool:
         """Deletes a node by name; whether it existed."""
-    def upsert_endpoint(self, endpoint: _Document) -> None:
+    def upsert_endpoint(self, endpoint: _Object) -> None:
         """Upserts an endpoint (the snapshot's endpoints[] shape)."""
     def delete_endpoint(self, uid: str) -> bool:
         """Deletes an endpoint by uid; whether it existed."""
-    def upsert_namespace(self, namespace: _Document) -> None:
+    def upsert_namespace(self, namespace: _Object) -> None:
         """Sets a namespace's labels on its endpoints."""
-    def set_devices(self, devices: _Document) -> None:
+    def set_devices(self, devices: Union[str, bytes, Sequence[Mapping[str, Any]]]) -> None:
         """Sets the local node's devices (the snapshot's interfaces shape)."""
     def take_plan(self) -> Plan:
         """The operations that make the programmed maps equal the desired ones."""
@@ -255,7 +256,11 @@ class Engine:
 
 @final
 class Maps:
-    """The pinned egress gateway maps in one bpffs directory (builds with KERNEL only)."""
+    """The pinned egress gateway maps in one bpffs directory.
+
+    Present only when the module was built with the kernel calls (``KERNEL`` is True:
+    ``maturin build --features bpf``).
+    """
 
     def __new__(
         cls,

@@ -130,6 +130,16 @@ pub enum VerdictKind {
 }
 
 impl VerdictKind {
+    /// Every kind, by number.
+    pub const ALL: [VerdictKind; 6] = [
+        VerdictKind::NoEntry,
+        VerdictKind::DropNoGateway,
+        VerdictKind::DropNoEgressIp,
+        VerdictKind::Excluded,
+        VerdictKind::Forward,
+        VerdictKind::Masquerade,
+    ];
+
     /// `no_entry`, `drop_no_gateway`, `drop_no_egress_ip`, `excluded`, `forward`,
     /// `masquerade`.
     pub fn name(self) -> &'static str {
@@ -167,6 +177,23 @@ impl VerdictRecord {
         egress_ip: [0; 16],
         ifindex: 0,
     };
+}
+
+impl VerdictRecord {
+    /// The size of [`VerdictRecord::encode`]'s bytes.
+    pub const ENCODED_SIZE: usize = 28;
+
+    /// The record as the bindings pack it (the C ABI's `egress_verdict`, Python's
+    /// `struct` format `"<I4s16sI"`): kind number (little-endian `u32`), gateway IPv4,
+    /// egress IP (16 bytes), ifindex (little-endian `u32`).
+    pub fn encode(&self) -> [u8; Self::ENCODED_SIZE] {
+        let mut out = [0u8; Self::ENCODED_SIZE];
+        out[..4].copy_from_slice(&(self.kind as u32).to_le_bytes());
+        out[4..8].copy_from_slice(&self.gateway_ip);
+        out[8..24].copy_from_slice(&self.egress_ip);
+        out[24..].copy_from_slice(&self.ifindex.to_le_bytes());
+        out
+    }
 }
 
 impl From<Verdict> for VerdictRecord {

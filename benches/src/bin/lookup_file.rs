@@ -55,12 +55,7 @@ fn run() -> Result<(), String> {
     engine.lookup_many_records(&pairs, &mut records);
     let mut checksum: u64 = 0xcbf2_9ce4_8422_2325;
     for r in &records {
-        let mut record = [0u8; 28];
-        record[..4].copy_from_slice(&(r.kind as u32).to_le_bytes());
-        record[4..8].copy_from_slice(&r.gateway_ip);
-        record[8..24].copy_from_slice(&r.egress_ip);
-        record[24..].copy_from_slice(&r.ifindex.to_le_bytes());
-        for b in record {
+        for b in r.encode() {
             checksum = (checksum ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
     }

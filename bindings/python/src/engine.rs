@@ -1,8 +1,10 @@
 //! `egress_gateway.Engine`: one node's engine behind a read-write lock, so that lookups and
-//! queries from many threads run together (without the GIL) and events take turns.
+//! queries from many threads run together and events take turns. A call never waits for the
+//! lock while holding the GIL: it takes the lock at once when it is free, else releases the
+//! GIL and waits; parsing and converting inputs happen before the lock is taken.
 
 use std::net::IpAddr;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{PoisonError, RwLock, TryLockError};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -17,9 +19,59 @@ use egress_core::{render, snapshot};
 use crate::errors::{IntoPy, from_core};
 use crate::values::{Entry, Explanation, Plan, Verdict, ip_arg, json_object};
 
-/// Text from what callers hold: `str`, UTF-8 `bytes`, or a `dict`/`list` (what PyYAML or the
-/// Kubernetes client give), turned into JSON (values JSON lacks, such as dates, as strings).
-pub(crate) fn text_of(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
+/// How `json.dumps` writes what JSON has no type for: a `datetime` as RFC 3339 (what the
+/// API server writes; a naive one is taken as UTC), a `date` as ISO 8601; anything else is a
+/// `TypeError`, never a silent `str()`.
+const JSON_DEFAULT: &std::ffi::CStr = c"
+import datetime
+
+def default(value):
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        text = value.isoformat()
+        return text[:-6] + 'Z' if text.endswith('+00:00') else text
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    raise TypeError(f'{type(value).__name__} is not a JSON value')
+";
+
+static JSON_DEFAULT_FN: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+
+/// JSON text of a mapping or list (through `json.dumps` with [`JSON_DEFAULT`]).
+fn json_dumps(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    let py = value.py();
+    let default = JSON_DEFAULT_FN.get_or_try_init(py, || {
+        PyModule::from_code(
+            py,
+            JSON_DEFAULT,
+            c"egress_gateway_json.py",
+            c"egress_gateway_json",
+        )?
+        .getattr("default")
+        .map(Bound::unbind)
+    })?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("default", default.bind(py))?;
+    py.import("json")?
+        .call_method("dumps", (value,), Some(&kwargs))?
+        .extract()
+}
+
+/// What a document argument may be besides text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lists {
+    /// A list is refused (one object is expected).
+    Refused,
+    /// A list is the value itself (a device list).
+    Value,
+    /// A list holds objects: it becomes a Kubernetes `List`.
+    Objects,
+}
+
+/// Text from what callers hold: `str`, UTF-8 `bytes`, or a mapping (what PyYAML or the
+/// Kubernetes client give) turned into JSON; a list as `lists` says.
+pub(crate) fn text_of(value: &Bound<'_, PyAny>, name: &str, lists: Lists) -> PyResult<String> {
     if value.is_instance_of::<PyString>() {
         return value.extract();
     }
@@ -27,17 +79,29 @@ pub(crate) fn text_of(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> 
         return String::from_utf8(bytes.as_bytes().to_vec())
             .map_err(|e| PyValueError::new_err(format!("{name}: not UTF-8 ({e})")));
     }
-    if value.is_instance_of::<PyDict>() || value.is_instance_of::<PyList>() {
-        let py = value.py();
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("default", py.get_type::<PyString>())?;
-        return py
-            .import("json")?
-            .call_method("dumps", (value,), Some(&kwargs))?
-            .extract();
+    let py = value.py();
+    if value.is_instance_of::<PyDict>() {
+        return json_dumps(value);
     }
+    if value.is_instance(&py.import("collections.abc")?.getattr("Mapping")?)? {
+        return json_dumps(&py.get_type::<PyDict>().call1((value,))?);
+    }
+    if value.is_instance_of::<PyList>() && lists != Lists::Refused {
+        if lists == Lists::Objects {
+            let wrapped = PyDict::new(py);
+            wrapped.set_item("kind", "List")?;
+            wrapped.set_item("items", value)?;
+            return json_dumps(&wrapped.into_any());
+        }
+        return json_dumps(value);
+    }
+    let expected = if lists == Lists::Refused {
+        "str, bytes or a mapping"
+    } else {
+        "str, bytes, a mapping or a list"
+    };
     Err(PyTypeError::new_err(format!(
-        "{name}: expected str, bytes, dict or list, got {}",
+        "{name}: expected {expected}, got {}",
         value.get_type().name()?
     )))
 }
@@ -46,51 +110,93 @@ pub(crate) fn text_of(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> 
 fn snapshot_text(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<String> {
     if data.hasattr("__fspath__")? {
         let path: std::path::PathBuf = data.call_method0("__fspath__")?.extract()?;
-        return py
-            .detach(|| std::fs::read_to_string(&path))
-            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{}: {e}", path.display())));
+        let bytes = py.detach(|| std::fs::read(&path)).map_err(|e| {
+            let errno = e.raw_os_error().unwrap_or(0);
+            pyo3::exceptions::PyOSError::new_err((errno, e.to_string(), path.display().to_string()))
+        })?;
+        return String::from_utf8(bytes)
+            .map_err(|e| PyValueError::new_err(format!("{}: not UTF-8 ({e})", path.display())));
     }
-    text_of(data, "data")
+    text_of(data, "data", Lists::Refused)
 }
 
-fn selection(name: &str) -> PyResult<Selection> {
-    name.parse()
-        .map_err(|e: egress_core::Error| PyValueError::new_err(e.to_string()))
+fn selection(py: Python<'_>, name: &str) -> PyResult<Selection> {
+    name.parse().map_err(|e| from_core(py, &e))
 }
 
-fn layout(name: &str) -> PyResult<Layout> {
-    name.parse()
-        .map_err(|e: egress_core::Error| PyValueError::new_err(e.to_string()))
+pub(crate) fn layout(py: Python<'_>, name: &str) -> PyResult<Layout> {
+    name.parse().map_err(|e| from_core(py, &e))
 }
 
 /// One node's egress gateway engine: events in (policies, nodes, endpoints, namespaces,
 /// devices), the node's maps, lookups, explanations and two-phase plans out.
 ///
-/// Safe to share between threads: lookups and queries run concurrently (without the GIL);
-/// events and plans take an exclusive lock.
+/// Safe to share between threads: lookups and queries run concurrently, events and `ack`
+/// take turns; no call holds the GIL while it waits for another thread's event.
 #[pyclass(frozen, module = "egress_gateway")]
 pub(crate) struct Engine {
     inner: RwLock<CoreEngine>,
 }
 
 impl Engine {
-    fn read(&self) -> RwLockReadGuard<'_, CoreEngine> {
-        // A panic while writing is a bug the caller already saw as an exception; the engine
-        // is still whole (its events change nothing before they succeed).
-        self.inner.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, CoreEngine> {
-        self.inner.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn wrap(engine: CoreEngine) -> Self {
         Engine {
             inner: RwLock::new(engine),
         }
     }
 
-    /// Parses text with `parse` (GIL released) and applies the result with `apply`.
+    /// Runs `f` on the engine under the read lock: at once when the lock is free, else
+    /// waiting with the GIL released. (A panic in an earlier call leaves the engine whole:
+    /// events change nothing before they succeed; the poison is ignored.)
+    pub(crate) fn reading<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&CoreEngine) -> T + Send,
+    ) -> T {
+        match self.inner.try_read() {
+            Ok(engine) => f(&engine),
+            Err(TryLockError::Poisoned(poisoned)) => f(&poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => {
+                py.detach(|| f(&self.inner.read().unwrap_or_else(PoisonError::into_inner)))
+            }
+        }
+    }
+
+    /// [`Engine::reading`] under the write lock.
+    pub(crate) fn writing<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut CoreEngine) -> T + Send,
+    ) -> T {
+        match self.inner.try_write() {
+            Ok(mut engine) => f(&mut engine),
+            Err(TryLockError::Poisoned(poisoned)) => f(&mut poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => {
+                py.detach(|| f(&mut self.inner.write().unwrap_or_else(PoisonError::into_inner)))
+            }
+        }
+    }
+
+    /// Heavy work under the write lock, with the GIL released throughout.
+    pub(crate) fn writing_detached<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut CoreEngine) -> T + Send,
+    ) -> T {
+        py.detach(|| f(&mut self.inner.write().unwrap_or_else(PoisonError::into_inner)))
+    }
+
+    /// Heavy work on the engine with the GIL released throughout.
+    fn reading_detached<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&CoreEngine) -> T + Send,
+    ) -> T {
+        py.detach(|| f(&self.inner.read().unwrap_or_else(PoisonError::into_inner)))
+    }
+
+    /// Parses text with `parse` (GIL released, no lock held) and applies the result with
+    /// `apply` under the write lock.
     fn event<T: Send>(
         &self,
         py: Python<'_>,
@@ -98,12 +204,9 @@ impl Engine {
         parse: impl FnOnce(&str) -> Result<T, egress_core::Error> + Send,
         apply: impl FnOnce(&mut CoreEngine, T) + Send,
     ) -> PyResult<()> {
-        py.detach(|| {
-            let value = parse(&text)?;
-            apply(&mut self.write(), value);
-            Ok::<(), egress_core::Error>(())
-        })
-        .py_err(py)
+        let value = py.detach(|| parse(&text)).py_err(py)?;
+        self.writing(py, |engine| apply(engine, value));
+        Ok(())
     }
 }
 
@@ -113,6 +216,7 @@ impl Engine {
     #[new]
     #[pyo3(signature = (local_node, selection="cilium", layout="v4v2", max_entries=16384, cluster=None))]
     fn new(
+        py: Python<'_>,
         local_node: &str,
         selection: &str,
         layout: &str,
@@ -123,8 +227,8 @@ impl Engine {
             return Err(PyValueError::new_err("local_node: Required value"));
         }
         Ok(Engine::wrap(CoreEngine::new(EngineConfig {
-            selection: self::selection(selection)?,
-            layout: self::layout(layout)?,
+            selection: self::selection(py, selection)?,
+            layout: self::layout(py, layout)?,
             max_entries,
             cluster,
             ..EngineConfig::new(local_node)
@@ -132,9 +236,10 @@ impl Engine {
     }
 
     /// An engine holding a snapshot's objects, as `egressctl list -f` reads them. `data` is
-    /// snapshot text (`str`/`bytes`: a snapshot or a Kubernetes dump), a parsed snapshot
-    /// (`dict`), or a path. `local_node` (default: the snapshot's `localNode`) is the node
-    /// whose maps are computed. Invalid policies are left out (see `invalid_policies`).
+    /// snapshot text (`str`/`bytes`: a snapshot or a Kubernetes dump), a parsed snapshot (a
+    /// mapping), or a path (`os.PathLike`; a `str` is text, never a path). `local_node`
+    /// (default: the snapshot's `localNode`) is the node whose maps are computed. Invalid
+    /// policies are left out, as `egressctl list` does.
     #[staticmethod]
     #[pyo3(signature = (data, *, local_node=None, selection="cilium", layout="v4v2", max_entries=16384))]
     fn from_snapshot(
@@ -147,68 +252,88 @@ impl Engine {
     ) -> PyResult<Self> {
         let text = snapshot_text(py, data)?;
         let config = EngineConfig {
-            selection: self::selection(selection)?,
-            layout: self::layout(layout)?,
+            selection: self::selection(py, selection)?,
+            layout: self::layout(py, layout)?,
             max_entries,
             ..EngineConfig::new("")
         };
         let local_node = local_node.map(str::to_owned);
-        let loaded = py
-            .detach(|| {
-                CoreEngine::load_snapshot(&text, local_node.as_deref(), "local_node", config)
-            })
-            .map_err(|e| from_core(py, &e))?;
-        Ok(Engine::wrap(loaded.engine))
+        let loaded = py.detach(|| {
+            CoreEngine::load_snapshot(&text, local_node.as_deref(), "local_node", config)
+        });
+        match loaded {
+            Ok(loaded) => Ok(Engine::wrap(loaded.engine)),
+            Err(e) => {
+                let err = from_core(py, &e);
+                // A file name given as a str is read as (one-line) text: say so.
+                let one_line = !text.contains('\n') && std::path::Path::new(text.trim()).is_file();
+                if one_line {
+                    let value = err.value(py);
+                    let note = format!(
+                        "{value} (a str is snapshot text; for the file {:?} pass pathlib.Path)",
+                        text.trim()
+                    );
+                    let _ = value.setattr("args", (note,));
+                }
+                Err(err)
+            }
+        }
     }
 
     /// The node whose maps are computed.
     #[getter]
-    fn local_node(&self) -> String {
-        self.read().config().local_node.clone()
+    fn local_node(&self, py: Python<'_>) -> String {
+        self.reading(py, |e| e.config().local_node.clone())
     }
 
     /// `"cilium"` or `"consistent"`.
     #[getter]
-    fn selection(&self) -> &'static str {
-        self.read().config().selection.name()
+    fn selection(&self, py: Python<'_>) -> &'static str {
+        self.reading(py, |e| e.config().selection.name())
     }
 
     /// `"v4v2"` or `"legacy"`.
     #[getter]
-    fn layout(&self) -> &'static str {
-        self.read().config().layout.name()
+    fn layout(&self, py: Python<'_>) -> &'static str {
+        self.reading(py, |e| e.config().layout.name())
     }
 
     /// The maps as JSON: exactly what `egressctl list -o json` prints.
     fn maps_json(&self, py: Python<'_>) -> String {
-        py.detach(|| render::to_json(&self.read().entries()))
+        self.reading_detached(py, |e| render::to_json(&e.entries()))
     }
 
     /// The maps as `cilium-dbg bpf egress list` prints them (`""` when they are empty).
     fn format_table(&self, py: Python<'_>) -> String {
-        py.detach(|| render::to_table(&self.read().entries()).unwrap_or_default())
+        self.reading_detached(py, |e| render::to_table(&e.entries()).unwrap_or_default())
     }
 
     /// The desired entries, IPv4 first, each map in `list` order.
     fn entries(&self, py: Python<'_>) -> Vec<Entry> {
-        let maps = py.detach(|| self.read().entries());
+        let maps = self.reading_detached(py, CoreEngine::entries);
         maps.iter().map(|&entry| Entry { entry }).collect()
     }
 
     /// The verdict for a packet from `src` to `dst` (`str` or `ipaddress` addresses).
-    fn lookup(&self, src: &Bound<'_, PyAny>, dst: &Bound<'_, PyAny>) -> PyResult<Verdict> {
+    fn lookup(
+        &self,
+        py: Python<'_>,
+        src: &Bound<'_, PyAny>,
+        dst: &Bound<'_, PyAny>,
+    ) -> PyResult<Verdict> {
         let (src, dst) = (ip_arg(src, "src")?, ip_arg(dst, "dst")?);
         Ok(Verdict {
-            record: self.read().lookup_record(src, dst),
+            record: self.reading(py, |e| e.lookup_record(src, dst)),
             ipv4: src.is_ipv4(),
         })
     }
 
     /// Many lookups at once, without a Python object per query. `queries` holds packed
     /// (source, destination) pairs in network order — 8 bytes each for `family=4`, 32 for
-    /// `family=6` — as `bytes`, `bytearray`, `array.array` or a NumPy array. Returns `bytes`:
-    /// one 28-byte record per query, `struct` format `"<I4s16sI"` (kind number as in
-    /// `VERDICT_KINDS`, gateway IPv4, egress IP, ifindex).
+    /// `family=6` — in any C-contiguous buffer of bytes (`bytes`, `bytearray`, `memoryview`,
+    /// `array.array('B')`, a NumPy `uint8` array). Returns `bytes`: one 28-byte record per
+    /// query, `struct` format `"<I4s16sI"` (kind number — an index of `VERDICT_KINDS` —,
+    /// gateway IPv4, egress IP, ifindex). The GIL is released while it runs.
     #[pyo3(signature = (queries, *, family=4))]
     fn lookup_many<'py>(
         &self,
@@ -229,11 +354,21 @@ impl Engine {
         let bytes: &[u8] = if let Ok(b) = queries.cast::<PyBytes>() {
             b.as_bytes()
         } else {
-            // Any buffer (bytearray, array, memoryview, NumPy): one copy, no object per query.
-            owned = py
-                .get_type::<PyBytes>()
+            // A buffer of bytes only: a memoryview says what the buffer holds, and other
+            // formats (words, floats, objects) are refused rather than reinterpreted.
+            let view = py
+                .get_type::<pyo3::types::PyMemoryView>()
                 .call1((queries,))
                 .map_err(|_| PyTypeError::new_err("queries: expected a bytes-like object"))?;
+            let format: String = view.getattr("format")?.extract()?;
+            let contiguous: bool = view.getattr("c_contiguous")?.extract()?;
+            if !matches!(format.as_str(), "B" | "b" | "c") || !contiguous {
+                return Err(PyTypeError::new_err(format!(
+                    "queries: expected a C-contiguous buffer of bytes, got format {format:?}{}",
+                    if contiguous { "" } else { ", not contiguous" }
+                )));
+            }
+            owned = view.call_method0("tobytes")?;
             owned.cast::<PyBytes>()?.as_bytes()
         };
         if !bytes.len().is_multiple_of(2 * width) {
@@ -244,36 +379,35 @@ impl Engine {
             )));
         }
         let count = bytes.len() / (2 * width);
-        let mut records = vec![VerdictRecord::NO_ENTRY; count];
         let ip = |b: &[u8]| -> IpAddr {
             match <[u8; 16]>::try_from(b) {
                 Ok(v6) => IpAddr::from(v6),
                 Err(_) => IpAddr::from([b[0], b[1], b[2], b[3]]),
             }
         };
-        py.detach(|| {
-            const CHUNK: usize = 256;
-            let engine = self.read();
-            let mut pairs = Vec::with_capacity(CHUNK);
-            for (qs, out) in bytes
-                .chunks(2 * width * CHUNK)
-                .zip(records.chunks_mut(CHUNK))
-            {
-                pairs.clear();
-                pairs.extend(
-                    qs.chunks_exact(2 * width)
-                        .map(|q| (ip(&q[..width]), ip(&q[width..]))),
-                );
-                engine.lookup_many_records(&pairs, out);
-            }
-        });
-        PyBytes::new_with(py, count * 28, |buf| {
-            for (chunk, r) in buf.chunks_exact_mut(28).zip(&records) {
-                chunk[..4].copy_from_slice(&(r.kind as u32).to_le_bytes());
-                chunk[4..8].copy_from_slice(&r.gateway_ip);
-                chunk[8..24].copy_from_slice(&r.egress_ip);
-                chunk[24..].copy_from_slice(&r.ifindex.to_le_bytes());
-            }
+        const CHUNK: usize = 256;
+        const SIZE: usize = VerdictRecord::ENCODED_SIZE;
+        // The records are written straight into the new bytes object (not yet visible to any
+        // other thread), in chunks, with the GIL released.
+        PyBytes::new_with(py, count * SIZE, |out| {
+            py.detach(|| {
+                let engine = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+                let mut pairs = [(IpAddr::from([0u8; 4]), IpAddr::from([0u8; 4])); CHUNK];
+                let mut records = [VerdictRecord::NO_ENTRY; CHUNK];
+                for (qs, out) in bytes
+                    .chunks(2 * width * CHUNK)
+                    .zip(out.chunks_mut(SIZE * CHUNK))
+                {
+                    let n = qs.len() / (2 * width);
+                    for (pair, q) in pairs.iter_mut().zip(qs.chunks_exact(2 * width)) {
+                        *pair = (ip(&q[..width]), ip(&q[width..]));
+                    }
+                    engine.lookup_many_records(&pairs[..n], &mut records[..n]);
+                    for (slot, r) in out.chunks_exact_mut(SIZE).zip(&records[..n]) {
+                        slot.copy_from_slice(&r.encode());
+                    }
+                }
+            });
             Ok(())
         })
     }
@@ -286,23 +420,20 @@ impl Engine {
         dst: &Bound<'_, PyAny>,
     ) -> PyResult<Explanation> {
         let (src, dst) = (ip_arg(src, "src")?, ip_arg(dst, "dst")?);
-        Ok(py.detach(|| Explanation::new(&self.read().explain(src, dst))))
+        Ok(self.reading_detached(py, |e| Explanation::new(&e.explain(src, dst))))
     }
 
     /// The keys several producers want with different bytes, and who wins: a list of
     /// `{"winner": producer, "overridden": [producer, ...]}`.
     fn conflicts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let json = py.detach(|| render::conflicts_json(&self.read().conflicts()));
+        let json = self.reading_detached(py, |e| render::conflicts_json(&e.conflicts()));
         json_object(py, &json)
     }
 
     /// Counts and sizes: desired and programmed entries per map, capacity, pending sources,
     /// policies, endpoints, nodes, memory.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (s, memory) = {
-            let engine = self.read();
-            (engine.stats(), engine.memory())
-        };
+        let (s, memory) = self.reading(py, |e| (e.stats(), e.memory()));
         let dict = PyDict::new(py);
         dict.set_item("desired_v4", s.desired_v4)?;
         dict.set_item("desired_v6", s.desired_v6)?;
@@ -318,19 +449,22 @@ impl Engine {
     }
 
     /// Applies Kubernetes objects as updates (`CiliumEgressGatewayPolicy`, `CiliumNode`,
-    /// `CiliumEndpoint`, `Namespace`: one, a `List` or a `---` stream). Invalid policies keep
-    /// their previous version and are returned as `PolicyError`s (not raised); any other input
-    /// error raises `SnapshotError` and applies nothing. Returns a dict of counts
-    /// (`policies`, `nodes`, `endpoints`, `namespaces`), `invalid_policies` and `warnings`.
+    /// `CiliumEndpoint`, `Namespace`: one, a `List`, a `---` stream, or a list of objects).
+    /// Invalid policies keep their previous version and are returned as `PolicyError`s (not
+    /// raised); any other input error raises `SnapshotError` and applies nothing. Returns a
+    /// dict of counts (`policies`, `nodes`, `endpoints`, `namespaces`), `invalid_policies`
+    /// and `warnings`.
     fn apply<'py>(
         &self,
         py: Python<'py>,
         text: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let text = text_of(text, "text")?;
-        let applied = py
-            .detach(|| self.write().apply_text(&text))
+        let text = text_of(text, "text", Lists::Objects)?;
+        // Parse and convert under the read lock (other readers go on), then apply.
+        let prepared = self
+            .reading_detached(py, |e| e.prepare_objects(&text))
             .map_err(|e| from_core(py, &e))?;
+        let applied = self.writing_detached(py, |e| e.apply_prepared(prepared));
         let dict = PyDict::new(py);
         dict.set_item("policies", applied.policies)?;
         dict.set_item("nodes", applied.nodes)?;
@@ -351,33 +485,34 @@ impl Engine {
         Ok(dict)
     }
 
-    /// Upserts policies (a dict, or YAML/JSON text of one or more). All or none: an invalid
+    /// Upserts policies (a mapping, or YAML/JSON text of one or more). All or none: an invalid
     /// policy raises `PolicyError` with every field error, and previous versions stay.
     fn upsert_policy(&self, py: Python<'_>, policy: &Bound<'_, PyAny>) -> PyResult<()> {
-        let text = text_of(policy, "policy")?;
-        py.detach(|| self.write().upsert_policy_text(&text).map(drop))
+        let text = text_of(policy, "policy", Lists::Refused)?;
+        self.writing(py, |e| e.upsert_policy_text(&text).map(drop))
             .py_err(py)
     }
 
     /// Deletes a policy by name; whether it existed.
-    fn delete_policy(&self, name: &str) -> bool {
-        self.write().delete_policy(name)
+    fn delete_policy(&self, py: Python<'_>, name: &str) -> bool {
+        self.writing(py, |e| e.delete_policy(name))
     }
 
-    /// Upserts a node: a dict (or text) in the snapshot's `nodes[]` shape, or a `CiliumNode`.
+    /// Upserts a node: a mapping (or text) in the snapshot's `nodes[]` shape, or a
+    /// `CiliumNode`.
     fn upsert_node(&self, py: Python<'_>, node: &Bound<'_, PyAny>) -> PyResult<()> {
-        let text = text_of(node, "node")?;
+        let text = text_of(node, "node", Lists::Refused)?;
         self.event(py, text, snapshot::parse_node, CoreEngine::upsert_node)
     }
 
     /// Deletes a node by name; whether it existed.
-    fn delete_node(&self, name: &str) -> bool {
-        self.write().delete_node(name)
+    fn delete_node(&self, py: Python<'_>, name: &str) -> bool {
+        self.writing(py, |e| e.delete_node(name))
     }
 
-    /// Upserts an endpoint: a dict (or text) in the snapshot's `endpoints[]` shape.
+    /// Upserts an endpoint: a mapping (or text) in the snapshot's `endpoints[]` shape.
     fn upsert_endpoint(&self, py: Python<'_>, endpoint: &Bound<'_, PyAny>) -> PyResult<()> {
-        let text = text_of(endpoint, "endpoint")?;
+        let text = text_of(endpoint, "endpoint", Lists::Refused)?;
         self.event(
             py,
             text,
@@ -387,14 +522,14 @@ impl Engine {
     }
 
     /// Deletes an endpoint by uid; whether it existed.
-    fn delete_endpoint(&self, uid: &str) -> bool {
-        self.write().delete_endpoint(uid)
+    fn delete_endpoint(&self, py: Python<'_>, uid: &str) -> bool {
+        self.writing(py, |e| e.delete_endpoint(uid))
     }
 
     /// Sets a namespace's labels on its endpoints: `{"name": ..., "labels": {...}}` or a
-    /// Kubernetes `Namespace` object (dict or text).
+    /// Kubernetes `Namespace` object (mapping or text).
     fn upsert_namespace(&self, py: Python<'_>, namespace: &Bound<'_, PyAny>) -> PyResult<()> {
-        let text = text_of(namespace, "namespace")?;
+        let text = text_of(namespace, "namespace", Lists::Refused)?;
         self.event(py, text, snapshot::parse_namespace, |engine, ns| {
             engine.upsert_namespace(&ns.name, ns.labels)
         })
@@ -402,7 +537,7 @@ impl Engine {
 
     /// Sets the local node's devices: a list (or text) in the snapshot's `interfaces` shape.
     fn set_devices(&self, py: Python<'_>, devices: &Bound<'_, PyAny>) -> PyResult<()> {
-        let text = text_of(devices, "devices")?;
+        let text = text_of(devices, "devices", Lists::Value)?;
         self.event(
             py,
             text,
@@ -414,14 +549,16 @@ impl Engine {
     /// The operations that make the programmed maps equal the desired ones. Raises
     /// `CapacityError` when a map would overflow `max_entries`.
     fn take_plan(&self, py: Python<'_>) -> PyResult<Plan> {
-        let plan = py.detach(|| self.read().take_plan()).py_err(py)?;
+        let plan = self
+            .reading_detached(py, CoreEngine::take_plan)
+            .py_err(py)?;
         Ok(Plan { plan })
     }
 
-    /// Records that the first `applied` operations of `plan` were written (all by default);
-    /// the rest come back in the next plan.
+    /// Records that the first `applied` operations of `plan` (all by default) were written;
+    /// the rest come back in the next plan. A plan taken from another engine is refused.
     #[pyo3(signature = (plan, applied=None))]
-    fn ack(&self, plan: &Plan, applied: Option<usize>) -> PyResult<()> {
+    fn ack(&self, py: Python<'_>, plan: &Plan, applied: Option<usize>) -> PyResult<()> {
         let len = plan.plan.len();
         let applied = applied.unwrap_or(len);
         if applied > len {
@@ -429,31 +566,35 @@ impl Engine {
                 "applied: {applied} is more than the plan's {len} operations"
             )));
         }
-        self.write().ack(&plan.plan, applied);
+        self.writing(py, |e| {
+            if !e.took(&plan.plan) {
+                return Err(PyValueError::new_err("plan: taken from another engine"));
+            }
+            e.ack(&plan.plan, applied);
+            Ok(())
+        })
+    }
+
+    /// Makes these entries (a dump of the live maps, any iterable of `Entry`) the programmed
+    /// baseline.
+    fn adopt(&self, py: Python<'_>, entries: &Bound<'_, PyAny>) -> PyResult<()> {
+        let entries: Vec<_> = entries
+            .try_iter()?
+            .map(|e| Ok(e?.cast::<Entry>()?.get().entry))
+            .collect::<PyResult<_>>()?;
+        self.writing(py, |e| e.adopt(entries));
         Ok(())
     }
 
-    /// Makes these entries (a dump of the live maps) the programmed baseline.
-    fn adopt(&self, entries: Vec<PyRef<'_, Entry>>) {
-        let entries: Vec<_> = entries.iter().map(|e| e.entry).collect();
-        self.write().adopt(entries);
-    }
-
-    fn __repr__(&self) -> String {
-        let engine = self.read();
-        let config = engine.config();
-        format!(
-            "Engine(local_node={:?}, selection={:?}, layout={:?})",
-            config.local_node,
-            config.selection.name(),
-            config.layout.name()
-        )
-    }
-}
-
-#[cfg(feature = "bpf")]
-impl Engine {
-    pub(crate) fn with_write<T>(&self, f: impl FnOnce(&mut CoreEngine) -> T) -> T {
-        f(&mut self.write())
+    fn __repr__(&self, py: Python<'_>) -> String {
+        self.reading(py, |e| {
+            let config = e.config();
+            format!(
+                "Engine(local_node={:?}, selection={:?}, layout={:?})",
+                config.local_node,
+                config.selection.name(),
+                config.layout.name()
+            )
+        })
     }
 }

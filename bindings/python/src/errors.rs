@@ -134,5 +134,11 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SnapshotError", py.get_type::<SnapshotError>())?;
     m.add("CapacityError", py.get_type::<CapacityError>())?;
     m.add("KernelError", py.get_type::<KernelError>())?;
+    // Class-level defaults, for instances made by user code (`raise egw.PolicyError("x")`).
+    let base = py.get_type::<EgressError>();
+    base.setattr("path", py.None())?;
+    base.setattr("errors", pyo3::types::PyList::empty(py))?;
+    base.setattr("policy", py.None())?;
+    py.get_type::<KernelError>().setattr("errno", 0)?;
     Ok(())
 }

@@ -48,7 +48,8 @@ impl Maps {
     /// operations were written. On a kernel failure the written prefix is acknowledged and
     /// `KernelError` raised.
     fn program(&self, py: Python<'_>, engine: &Engine) -> PyResult<usize> {
-        py.detach(|| engine.with_write(|e| self.maps.program(e)))
+        engine
+            .writing_detached(py, |e| self.maps.program(e))
             .map(|plan| plan.len())
             .map_err(|e| from_kernel(py, &e))
     }

@@ -19,17 +19,8 @@ use pyo3::prelude::*;
 #[pymodule]
 fn egress_gateway(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add(
-        "VERDICT_KINDS",
-        (
-            "no_entry",
-            "drop_no_gateway",
-            "drop_no_egress_ip",
-            "excluded",
-            "forward",
-            "masquerade",
-        ),
-    )?;
+    let kinds = egress_core::lookup::VerdictKind::ALL.map(|k| k.name());
+    m.add("VERDICT_KINDS", pyo3::types::PyTuple::new(m.py(), kinds)?)?;
     m.add("KERNEL", cfg!(feature = "bpf"))?;
     m.add_class::<engine::Engine>()?;
     m.add_class::<values::Verdict>()?;
@@ -39,5 +30,24 @@ fn egress_gateway(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<values::Explanation>()?;
     #[cfg(feature = "bpf")]
     m.add_class::<kernel::Maps>()?;
-    errors::register(m)
+    errors::register(m)?;
+    let mut public = vec![
+        "Engine",
+        "Verdict",
+        "Entry",
+        "Plan",
+        "PlanOp",
+        "Explanation",
+        "EgressError",
+        "PolicyError",
+        "SnapshotError",
+        "CapacityError",
+        "KernelError",
+        "VERDICT_KINDS",
+        "KERNEL",
+    ];
+    if cfg!(feature = "bpf") {
+        public.push("Maps");
+    }
+    m.add("__all__", public)
 }

@@ -51,10 +51,31 @@ pub(crate) fn ip_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<IpAddr> {
 /// `"drop_no_gateway"`, `"drop_no_egress_ip"`, `"excluded"`, `"forward"`, `"masquerade"`;
 /// `.gateway_ip` is set for `forward`, `.egress_ip` and `.ifindex` for `masquerade`.
 #[pyclass(frozen, eq, hash, module = "egress_gateway")]
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, Eq)]
 pub(crate) struct Verdict {
     pub(crate) record: VerdictRecord,
+    /// The source's family: it says how to read `egress_ip` (masquerade only).
     pub(crate) ipv4: bool,
+}
+
+impl Verdict {
+    /// What the object shows: the record, and the family where it decides the egress IP.
+    fn visible(&self) -> (VerdictRecord, bool) {
+        let masquerade = self.record.kind == VerdictKind::Masquerade;
+        (self.record, masquerade && self.ipv4)
+    }
+}
+
+impl PartialEq for Verdict {
+    fn eq(&self, other: &Self) -> bool {
+        self.visible() == other.visible()
+    }
+}
+
+impl std::hash::Hash for Verdict {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.visible().hash(state);
+    }
 }
 
 #[pymethods]

@@ -9,9 +9,9 @@ import yaml
 
 import egress_gateway as egw
 
-EXAMPLES = sorted(
-    p for p in (pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "examples").glob("*.yaml")
-)
+from conftest import EXAMPLES as EXAMPLES_DIR
+
+EXAMPLES = sorted(EXAMPLES_DIR.glob("*.yaml"))
 
 
 def expected(example: pathlib.Path, selection: str) -> "str | None":
@@ -61,3 +61,18 @@ def test_the_table_is_cilium_dbgs(examples):
     assert lines[0].split() == ["Source", "IP", "Destination", "CIDR", "Egress", "IP", "Gateway", "IP"]
     assert len(lines) == 1 + len(engine.entries())
     assert egw.Engine("n").format_table() == ""
+
+
+def test_dates_in_a_dict_are_rfc3339_and_other_foreign_values_are_refused(examples):
+    """PyYAML turns an unquoted creationTimestamp into a datetime: it must stay a timestamp."""
+    text = (examples / "selectors-and-conflicts.yaml").read_text()
+    unquoted = text.replace("creationTimestamp: '", "creationTimestamp: ").replace("Z'", "Z")
+    data = yaml.safe_load(unquoted)
+    stamps = [p["metadata"].get("creationTimestamp") for p in data["policies"]]
+    assert any(s is not None and not isinstance(s, str) for s in stamps), "the test needs datetimes"
+    assert egw.Engine.from_snapshot(data).maps_json() == egw.Engine.from_snapshot(text).maps_json()
+    engine = egw.Engine("n")
+    with pytest.raises(TypeError, match="bytes"):
+        engine.upsert_node({"name": b"raw"})
+    with pytest.raises(TypeError, match="set"):
+        engine.upsert_node({"name": "n", "labels": {"a": {1, 2}}})

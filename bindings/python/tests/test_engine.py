@@ -46,6 +46,9 @@ def test_lookups_answer_as_the_entries_say(examples):
     assert (fwd.kind, fwd.gateway_ip, fwd.egress_ip) == ("forward", ipaddress.IPv4Address("172.22.49.147"), None)
     assert engine.lookup("10.9.9.9", "8.8.8.8").kind == "no_entry"
     assert fwd == engine.lookup("172.22.48.10", "1.1.1.1") and fwd != masq
+    # Equal when they show the same: a miss is a miss in either family.
+    v4_miss, v6_miss = engine.lookup("10.9.9.9", "8.8.8.8"), engine.lookup("fd00::9", "2001:db8::1")
+    assert v4_miss == v6_miss and hash(v4_miss) == hash(v6_miss)
     assert fwd.to_dict() == {"kind": "forward", "gateway_ip": "172.22.49.147", "egress_ip": None, "ifindex": None}
     assert egw.VERDICT_KINDS[RECORD.unpack(engine.lookup_many(b"\xac\x16\x30\x04\x08\x08\x08\x08"))[0]] == "masquerade"
 
@@ -130,9 +133,9 @@ def test_events_plans_acks_and_adoption(examples):
     deletes = engine.take_plan()
     assert [o.action for o in deletes.ops] == ["delete"] and deletes.ops[0].value == b""
 
-    # A restarted engine adopting what is programmed writes nothing.
+    # A restarted engine adopting what is programmed (any iterable) writes nothing.
     restarted = seed(examples)
-    restarted.adopt(seed(examples).entries())
+    restarted.adopt(e for e in seed(examples).entries())
     assert not restarted.take_plan()
     stats = restarted.stats()
     assert (stats["desired_v4"], stats["programmed_v4"], stats["pending_sources"]) == (10, 10, 0)
@@ -152,6 +155,12 @@ spec: {destinationCIDRs: [1.2.3.0/99]}
     assert applied["policies"] == 0
     [invalid] = applied["invalid_policies"]
     assert isinstance(invalid, egw.PolicyError) and invalid.policy == "broken"
+    # A list of objects, and an empty relist, are accepted too.
+    assert engine.apply([yaml_node := {"apiVersion": "cilium.io/v2", "kind": "CiliumNode",
+                                       "metadata": {"name": "late"}, "spec": {}}])["nodes"] == 1
+    assert yaml_node["metadata"]["name"] == "late"
+    assert engine.apply({"kind": "List", "items": []})["nodes"] == 0
+    assert engine.delete_node("late")
     # The same cluster from the dump as a snapshot gives the same maps.
     loaded = egw.Engine.from_snapshot(dump, local_node="172.22.49.119")
     assert engine.maps_json() == loaded.maps_json()

@@ -109,3 +109,50 @@ def test_input_errors_of_one_object(examples):
     assert caught.value.path == "ips[0]"
     with pytest.raises(egw.SnapshotError):
         engine.apply("kind: CiliumNode\nmetadata: {}\n")
+
+
+def test_user_made_exceptions_have_the_attributes():
+    err = egw.PolicyError("made by hand")
+    assert (err.path, list(err.errors), err.policy) == (None, [], None)
+    assert egw.KernelError("x").errno == 0
+
+
+def test_files_fail_as_python_does(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        egw.Engine.from_snapshot(tmp_path / "missing.yaml")
+    with pytest.raises(IsADirectoryError):
+        egw.Engine.from_snapshot(tmp_path)
+    (tmp_path / "latin1.yaml").write_bytes(b"localNode: \xe9\n")
+    with pytest.raises(ValueError, match="UTF-8"):
+        egw.Engine.from_snapshot(tmp_path / "latin1.yaml")
+    snapshot = tmp_path / "s.yaml"
+    snapshot.write_text("localNode: a\nnodes: [{name: a}]\n")
+    with pytest.raises(egw.SnapshotError, match="pathlib.Path"):
+        egw.Engine.from_snapshot(str(snapshot))
+
+
+def test_a_plan_belongs_to_its_engine(examples):
+    one = egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml")
+    other = egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml")
+    plan = one.take_plan()
+    with pytest.raises(ValueError, match="another engine"):
+        other.ack(plan)
+    assert len(other.take_plan()) == len(plan), "nothing was recorded"
+    one.ack(plan)
+    one.ack(plan)  # twice: the same baseline
+    assert not one.take_plan()
+
+
+def test_lookup_many_takes_bytes_only(examples):
+    import array
+
+    import numpy
+
+    engine = egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml")
+    for wrong in (10**6, [1, 2, 3], range(8), numpy.zeros(2, dtype=numpy.float64),
+                  numpy.array([0xAC163004, 0x08080808], dtype=numpy.uint32), array.array("I", [1, 2])):
+        with pytest.raises(TypeError):
+            engine.lookup_many(wrong)
+    strided = numpy.zeros(16, dtype=numpy.uint8)[::2]
+    with pytest.raises(TypeError, match="contiguous"):
+        engine.lookup_many(strided)

@@ -27,7 +27,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use hashbrown::HashMap;
 
 pub use explain::{Explanation, GatewayReason, Match};
-pub use objects::Applied;
+pub use objects::{Applied, PreparedObjects};
 pub use plan::{Action, CapacityError, Plan, PlanOp};
 
 use crate::Error;
@@ -159,6 +159,9 @@ impl PolicyState {
 
 /// The live engine. See the module documentation.
 pub struct Engine {
+    /// Unique per engine: a plan carries it, so that it is acknowledged only where it was
+    /// taken ([`Engine::took`]).
+    id: u64,
     config: EngineConfig,
     nodes: Nodes,
     devices: Vec<Device>,
@@ -194,7 +197,9 @@ fn family(ip: IpAddr) -> usize {
 impl Engine {
     /// An empty engine.
     pub fn new(config: EngineConfig) -> Self {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Self {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             config,
             nodes: Nodes::new(),
             devices: Vec::new(),

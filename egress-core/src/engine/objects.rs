@@ -27,6 +27,15 @@ pub struct Applied {
     pub warnings: Vec<String>,
 }
 
+/// Objects converted and checked by [`Engine::prepare_objects`], waiting for
+/// [`Engine::apply_prepared`]: preparing needs only a shared engine, so a binding can do it
+/// without holding its write lock.
+pub struct PreparedObjects {
+    updates: Vec<Update>,
+    endpoints: Vec<Endpoint>,
+    warnings: Vec<String>,
+}
+
 /// One object, converted and checked, waiting to be applied.
 enum Update {
     Policy(Result<Policy, PolicyErrors>),
@@ -45,10 +54,20 @@ impl Engine {
     /// input error refuses the whole text (nothing is applied). A snapshot document is
     /// refused too: load it with [`Engine::from_snapshot`] or [`Engine::sync_snapshot`].
     pub fn apply_text(&mut self, text: &str) -> Result<Applied, Error> {
-        let docs = document::flatten_lists(document::parse_documents(text)?);
-        if docs.is_empty() {
+        let prepared = self.prepare_objects(text)?;
+        Ok(self.apply_prepared(prepared))
+    }
+
+    /// The first half of [`Engine::apply_text`]: parses and converts the objects (endpoints
+    /// are matched to the engine's nodes and the text's), refusing the text on any input
+    /// error. Changes nothing. An empty `List` is nothing to apply; text with no document at
+    /// all is an error.
+    pub fn prepare_objects(&self, text: &str) -> Result<PreparedObjects, Error> {
+        let parsed = document::parse_documents(text)?;
+        if parsed.is_empty() {
             return Err(Error::DocumentCount(0));
         }
+        let docs = document::flatten_lists(parsed);
         let mut applied = Applied::default();
         let mut errors: Vec<FieldError> = Vec::new();
         let mut updates = Vec::with_capacity(docs.len());
@@ -119,6 +138,25 @@ impl Engine {
         if !errors.is_empty() {
             return Err(Error::Input(errors));
         }
+        Ok(PreparedObjects {
+            updates,
+            endpoints,
+            warnings: applied.warnings,
+        })
+    }
+
+    /// The second half of [`Engine::apply_text`]: applies prepared objects as updates (nodes
+    /// and namespaces, policies, then endpoints).
+    pub fn apply_prepared(&mut self, prepared: PreparedObjects) -> Applied {
+        let PreparedObjects {
+            updates,
+            endpoints,
+            warnings,
+        } = prepared;
+        let mut applied = Applied {
+            warnings,
+            ..Applied::default()
+        };
         for update in updates {
             match update {
                 Update::Node(node) => {
@@ -141,7 +179,7 @@ impl Engine {
         for endpoint in endpoints {
             self.upsert_endpoint(endpoint);
         }
-        Ok(applied)
+        applied
     }
 }
 
@@ -228,6 +266,11 @@ status:
             .unwrap_err();
         assert_eq!(err.path(), Some("objects[0]"));
         assert_eq!(engine.apply_text("").unwrap_err(), Error::DocumentCount(0));
+        assert_eq!(
+            engine.apply_text("{kind: List, items: []}").unwrap(),
+            Applied::default(),
+            "an empty relist is nothing to apply"
+        );
         assert_eq!(
             engine
                 .apply_text("{metadata: {name: x}}")

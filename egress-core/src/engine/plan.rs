@@ -111,6 +111,8 @@ fn sub<const N: usize, const M: usize>(buf: &mut [u8; M]) -> &mut [u8; N] {
 /// What to write: every upsert, then every delete, no key twice.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
+    /// The id of the engine that took it.
+    engine: u64,
     ops: Vec<PlanOp>,
     upserts: usize,
     peak: [usize; 2],
@@ -263,10 +265,17 @@ impl Engine {
         let count = upserts.len();
         upserts.extend(deletes);
         Ok(Plan {
+            engine: self.id,
             ops: upserts,
             upserts: count,
             peak,
         })
+    }
+
+    /// Whether `plan` was taken from this engine: [`Engine::ack`] of another engine's plan
+    /// would record that engine's writes as this one's (bindings refuse it with this check).
+    pub fn took(&self, plan: &Plan) -> bool {
+        plan.engine == self.id || plan.is_empty()
     }
 
     /// Records that the first `applied` operations of `plan` were written: the programmed
