@@ -230,7 +230,12 @@ class Engine:
     def stats(self) -> _Stats:
         """Counts and sizes."""
     def apply(self, text: Union[_Object, Sequence[Mapping[str, Any]]]) -> _Applied:
-        """Applies Kubernetes objects as updates."""
+        """Applies Kubernetes objects as updates.
+
+        Invalid policies are returned (not raised) and keep their previous version. A
+        CiliumEndpoint finds its node among the nodes known when it is applied: apply
+        CiliumNodes first or together.
+        """
     def upsert_policy(self, policy: _Object) -> None:
         """Upserts policies, all or none (PolicyError)."""
     def delete_policy(self, name: str) -> bool:

@@ -451,9 +451,11 @@ impl Engine {
     /// Applies Kubernetes objects as updates (`CiliumEgressGatewayPolicy`, `CiliumNode`,
     /// `CiliumEndpoint`, `Namespace`: one, a `List`, a `---` stream, or a list of objects).
     /// Invalid policies keep their previous version and are returned as `PolicyError`s (not
-    /// raised); any other input error raises `SnapshotError` and applies nothing. Returns a
-    /// dict of counts (`policies`, `nodes`, `endpoints`, `namespaces`), `invalid_policies`
-    /// and `warnings`.
+    /// raised); any other input error raises `SnapshotError` and applies nothing. A
+    /// `CiliumEndpoint` finds its node by address among the nodes known when it is applied
+    /// (the engine's and the text's): apply `CiliumNode`s first or together, else the
+    /// endpoint is kept without a node (a warning says so). Returns a dict of counts
+    /// (`policies`, `nodes`, `endpoints`, `namespaces`), `invalid_policies` and `warnings`.
     fn apply<'py>(
         &self,
         py: Python<'py>,
