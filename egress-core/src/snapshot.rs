@@ -264,6 +264,14 @@ impl Snapshot {
         }
     }
 
+    /// Whether the input says what `node`'s devices are: its own `interfaces` key (even an
+    /// empty list), or the top-level list when `node` is `localNode`. A Kubernetes dump never
+    /// does; then a gateway's egress IPs cannot be derived and its rows drop traffic.
+    pub fn devices_known(&self, node: &str) -> bool {
+        self.nodes.get(node).is_some_and(|n| n.interfaces.is_some())
+            || (self.interfaces.is_some() && self.local_node.as_deref() == Some(node))
+    }
+
     /// Gives `node` these devices (its own `interfaces`), replacing what the file said.
     pub fn set_devices(&mut self, node: &str, devices: Vec<Device>) -> Result<(), FieldError> {
         match self.nodes.get_mut(node) {

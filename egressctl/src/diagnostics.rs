@@ -25,12 +25,14 @@ pub(crate) fn policy_warning_line(policy: &str, warning: &Warning) -> String {
     format!("warning: {policy}: {warning}")
 }
 
-/// One line per conflict: the key, the winner and the losers.
+/// One line per conflict: the key, the winner and the losers, and that Cilium itself would
+/// not choose deterministically there.
 pub(crate) fn conflict_line(c: &Conflict) -> String {
     let e = &c.winner.entry;
     let losers: Vec<String> = c.losers.iter().map(ToString::to_string).collect();
     format!(
-        "warning: conflict on {} -> {}: {} is stored (gateway {}, egress {}); overridden: {}",
+        "warning: conflict on {} -> {}: {} is stored (gateway {}, egress {}); overridden: {} \
+         (Cilium's own choice between them is not deterministic; this one follows SEMANTICS B.1)",
         e.source,
         e.destination,
         c.winner,
@@ -38,6 +40,30 @@ pub(crate) fn conflict_line(c: &Conflict) -> String {
         e.egress_ip,
         losers.join(", ")
     )
+}
+
+/// The warning for a node that is a gateway of some entries while the input does not say
+/// what its devices are: its egress IPs cannot be derived, so those rows drop traffic.
+pub(crate) fn unknown_devices_line(
+    snapshot: &Snapshot,
+    node: &str,
+    maps: &egress_core::entries::MapEntries,
+) -> Option<String> {
+    let ipv4 = snapshot.nodes.get(node)?.ipv4?;
+    let gateway_rows = maps.iter().filter(|e| e.gateway_ip == ipv4).count();
+    if gateway_rows == 0 || snapshot.devices_known(node) {
+        return None;
+    }
+    let entries = if gateway_rows == 1 {
+        "entry"
+    } else {
+        "entries"
+    };
+    Some(format!(
+        "warning: node {node} is the gateway of {gateway_rows} {entries} but the input does not \
+         say what its devices are, so their egress IP is 0.0.0.0 (traffic dropped): give them \
+         with --interfaces FILE (or --interfaces host on that node)"
+    ))
 }
 
 /// Prints the warnings `list`-like commands give for a snapshot's policies.

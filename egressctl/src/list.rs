@@ -23,6 +23,9 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
     for conflict in &computed.conflicts {
         eprintln!("{}", conflict_line(conflict));
     }
+    if let Some(line) = diagnostics::unknown_devices_line(&snapshot, node, &computed.maps) {
+        eprintln!("{line}");
+    }
     let layout = Layout::from(args.layout);
     for (name, count) in [
         (layout.ipv4_map_name(), computed.maps.ipv4.len()),

@@ -198,7 +198,7 @@ fn usage_errors_exit_2() {
 
 const WITH_INVALID: &str = r#"
 localNode: a
-nodes: [{name: a, labels: {gw: "yes"}, ipv4: 10.0.0.1}]
+nodes: [{name: a, labels: {gw: "yes"}, ipv4: 10.0.0.1, interfaces: []}]
 endpoints: [{uid: u1, labels: {app: x}, ips: [10.1.0.1]}]
 policies:
 - metadata: {name: good}
@@ -281,6 +281,10 @@ fn conflicts_are_reported() {
         "{err}"
     );
     assert!(err.contains("overridden: policy everything (destinationCIDRs[0] 1.2.3.0/24) for endpoint 39fbe8cd-f950-563d-b40d-e67551c83425"));
+    assert!(
+        err.contains("Cilium's own choice between them is not deterministic"),
+        "{err}"
+    );
 }
 
 const BAD_POLICIES: &str = r#"
@@ -408,6 +412,35 @@ fn kubernetes_dumps_give_the_same_maps_as_the_snapshot() {
     let out = egressctl(&["validate", &dump]);
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(stdout(&out).ends_with(": ok: 1 valid policy\n"));
+}
+
+#[test]
+fn a_gateway_without_known_devices_is_not_silent() {
+    let dump = test_data("seed-dump.yaml");
+    let out = egressctl(&["list", "-f", &dump, "--node", "172.22.49.119"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: node 172.22.49.119 is the gateway of")
+            && err.contains("give them with --interfaces FILE"),
+        "{err}"
+    );
+    // Quiet once the devices are given, and for a node that is no gateway.
+    let out = egressctl(&[
+        "list",
+        "-f",
+        &dump,
+        "--node",
+        "172.22.49.119",
+        "--interfaces",
+        &test_data("gateway-interfaces.yaml"),
+    ]);
+    assert!(!stderr(&out).contains("devices"), "{}", stderr(&out));
+    let out = egressctl(&["list", "-f", &dump, "--node", "172.22.48.125"]);
+    assert!(!stderr(&out).contains("devices"), "{}", stderr(&out));
+    // A snapshot that lists the gateway's devices stays quiet too.
+    let out = egressctl(&["list", "-f", &example("seed-single-gateway.yaml")]);
+    assert!(!stderr(&out).contains("devices"), "{}", stderr(&out));
 }
 
 #[test]

@@ -311,3 +311,17 @@ fn every_error_is_reported_and_documents_are_counted() {
         Err(crate::Error::Input(_))
     ));
 }
+
+#[test]
+fn devices_are_known_from_a_nodes_own_list_or_the_top_level_one() {
+    let s = Snapshot::parse(
+        "localNode: a\nnodes: [{name: a}, {name: b, interfaces: []}, {name: c}]\ninterfaces: []\n",
+    )
+    .unwrap();
+    assert!(s.devices_known("a"), "the top-level list is localNode's");
+    assert!(s.devices_known("b"), "an empty list of its own is known");
+    assert!(!s.devices_known("c"));
+    assert!(!s.devices_known("nope"));
+    let dump = Snapshot::parse("nodes: [{name: a}]\n").unwrap();
+    assert!(!dump.devices_known("a"));
+}
