@@ -31,7 +31,9 @@ fn egress_gateway(m: &Bound<'_, PyModule>) -> PyResult<()> {
     #[cfg(feature = "bpf")]
     m.add_class::<kernel::Maps>()?;
     errors::register(m)?;
+    // maturin's package re-exports `__all__` from the extension: the version must be in it.
     let mut public = vec![
+        "__version__",
         "Engine",
         "Verdict",
         "Entry",

@@ -9,6 +9,15 @@ import sys
 import egress_gateway as egw
 
 
+def test_the_package_exports_its_version_and_public_names():
+    cargo = (pathlib.Path(__file__).resolve().parents[3] / "Cargo.toml").read_text()
+    version = re.search(r'\[workspace\.package\][^\[]*?version = "([^"]+)"', cargo, re.S)
+    assert version and egw.__version__ == version.group(1)
+    for name in egw.__all__:
+        assert hasattr(egw, name), name
+    assert {"Engine", "Verdict", "PolicyError", "VERDICT_KINDS"} <= set(egw.__all__)
+
+
 def test_the_stubs_match_the_module():
     result = subprocess.run(
         [sys.executable, "-m", "mypy.stubtest", "egress_gateway", "--ignore-missing-stub"],
