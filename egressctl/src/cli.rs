@@ -115,6 +115,10 @@ pub(crate) struct DiffArgs {
     /// IPv4 map layout of the plan.
     #[arg(long, value_enum, default_value_t = LayoutArg::V4v2)]
     pub(crate) layout: LayoutArg,
+    /// Exit with status 1 when the plan is not empty (as `git diff --exit-code`): for
+    /// scripts that gate a change on "nothing moves".
+    #[arg(long)]
+    pub(crate) exit_code: bool,
 }
 
 /// Output format of explain.

@@ -107,6 +107,10 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
         }
     }
     emit(&out);
+    if args.exit_code && !plan.is_empty() {
+        // The plan is the answer, already printed: only the status says "changed".
+        return Err(Failure::Reported);
+    }
     Ok(())
 }
 

@@ -606,4 +606,25 @@ fn diff_plans_the_change_and_lists_moved_endpoints() {
     let same = egressctl(&["diff", "-f", &old, "-f", &old]);
     assert_eq!(stdout(&same), "No changes.\n");
     assert_eq!(egressctl(&["diff", "-f", &old]).status.code(), Some(2));
+    // --exit-code: 1 when anything changes (the plan still printed), 0 when nothing does.
+    let changed = egressctl(&[
+        "diff",
+        "-f",
+        &old,
+        "-f",
+        new.to_str().unwrap(),
+        "--exit-code",
+    ]);
+    assert_eq!(changed.status.code(), Some(1));
+    assert_eq!(stdout(&changed), stdout(&out));
+    assert!(
+        !stderr(&changed).contains("egressctl:"),
+        "{}",
+        stderr(&changed)
+    );
+    let same = egressctl(&["diff", "-f", &old, "-f", &old, "--exit-code"]);
+    assert_eq!(
+        (same.status.code(), stdout(&same).as_str()),
+        (Some(0), "No changes.\n")
+    );
 }
