@@ -79,3 +79,39 @@ pub(crate) fn print_policy_diagnostics(snapshot: &Snapshot) {
         }
     }
 }
+
+/// One summary line per valid policy, in file order: `<policy>: N endpoints, gateways
+/// [node, ...], M dropped` — what it selects, where their traffic leaves, and how many of
+/// them have no gateway (their traffic is dropped). A policy that selects nothing, or whose
+/// gateways match no node, shows it here instead of staying silent.
+pub(crate) fn policy_summary_lines(
+    snapshot: &Snapshot,
+    choices: &[egress_core::entries::GatewayChoice],
+) -> Vec<String> {
+    snapshot
+        .policies
+        .iter()
+        .filter_map(|p| p.as_ref().ok())
+        .map(|p| {
+            let mine: Vec<_> = choices.iter().filter(|c| c.policy == p.name).collect();
+            let mut gateways: Vec<&str> = mine
+                .iter()
+                .filter_map(|c| c.gateway.node.as_deref())
+                .collect();
+            gateways.sort_unstable();
+            gateways.dedup();
+            let dropped = mine.iter().filter(|c| c.gateway.node.is_none()).count();
+            let endpoints = if mine.len() == 1 {
+                "endpoint"
+            } else {
+                "endpoints"
+            };
+            format!(
+                "{}: {} {endpoints}, gateways [{}], {dropped} dropped",
+                p.name,
+                mine.len(),
+                gateways.join(", ")
+            )
+        })
+        .collect()
+}

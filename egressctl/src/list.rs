@@ -26,6 +26,9 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
     if let Some(line) = diagnostics::unknown_devices_line(&snapshot, node, &computed.maps) {
         eprintln!("{line}");
     }
+    for line in diagnostics::policy_summary_lines(&snapshot, &computed.choices) {
+        eprintln!("{line}");
+    }
     let layout = Layout::from(args.layout);
     for (name, count) in [
         (layout.ipv4_map_name(), computed.maps.ipv4.len()),

@@ -221,7 +221,8 @@ fn invalid_policies_warn_and_the_rest_is_computed() {
     assert_eq!(v["ipv4"].as_array().unwrap().len(), 1);
     assert_eq!(
         stderr(&out),
-        "warning: policy broken is invalid and is not programmed: spec.destinationCIDRs[0]: Invalid value: \"8.8.8.8\": no '/'; spec.egressGateway: Required value\n"
+        "warning: policy broken is invalid and is not programmed: spec.destinationCIDRs[0]: Invalid value: \"8.8.8.8\": no '/'; spec.egressGateway: Required value\n\
+         good: 1 endpoint, gateways [a], 0 dropped\n"
     );
     let out = egressctl(&["list", "-f", f.to_str().unwrap(), "--strict"]);
     assert_eq!(out.status.code(), Some(1));
@@ -412,6 +413,56 @@ fn kubernetes_dumps_give_the_same_maps_as_the_snapshot() {
     let out = egressctl(&["validate", &dump]);
     assert!(out.status.success(), "{}", stdout(&out));
     assert!(stdout(&out).ends_with(": ok: 1 valid policy\n"));
+}
+
+const SUMMARIES: &str = r#"
+localNode: a
+nodes:
+- {name: a, labels: {gw: "yes", kubernetes.io/hostname: a}, ipv4: 10.0.0.1, interfaces: []}
+- {name: b, labels: {gw: "yes", kubernetes.io/hostname: b}, ipv4: 10.0.0.2}
+endpoints:
+- {uid: u1, labels: {app: x}, ips: [10.1.0.1]}
+- {uid: u2, labels: {app: x}, ips: [10.1.0.2]}
+- {uid: u3, labels: {app: y}, ips: [10.1.0.3]}
+policies:
+- metadata: {name: spread}
+  spec:
+    selectors: [{podSelector: {matchLabels: {app: x}}}]
+    destinationCIDRs: [0.0.0.0/0]
+    egressGateway: {nodeSelector: {matchLabels: {kubernetes.io/hostname: a}}}
+    egressGateways:
+    - nodeSelector: {matchLabels: {kubernetes.io/hostname: a}}
+    - nodeSelector: {matchLabels: {kubernetes.io/hostname: b}}
+- metadata: {name: nowhere}
+  spec:
+    selectors: [{podSelector: {matchLabels: {app: y}}}]
+    destinationCIDRs: [1.0.0.0/8]
+    egressGateway: {nodeSelector: {matchLabels: {gw: "no-such-node"}}}
+- metadata: {name: nobody}
+  spec:
+    selectors: [{podSelector: {matchLabels: {app: z}}}]
+    destinationCIDRs: [2.0.0.0/8]
+    egressGateway: {nodeSelector: {matchLabels: {gw: "yes"}}}
+"#;
+
+#[test]
+fn every_policy_gets_a_summary_line() {
+    let f = temp_file("summaries.yaml", SUMMARIES);
+    let out = egressctl(&["list", "-f", f.to_str().unwrap(), "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<String> = stderr(&out)
+        .lines()
+        .filter(|l| !l.starts_with("warning:"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "spread: 2 endpoints, gateways [a, b], 0 dropped",
+            "nowhere: 1 endpoint, gateways [], 1 dropped",
+            "nobody: 0 endpoints, gateways [], 0 dropped",
+        ]
+    );
 }
 
 #[test]
