@@ -446,6 +446,39 @@ policies:
 "#;
 
 #[test]
+fn cidr_lints_are_warnings_naming_the_field() {
+    let policy = |dest: &str, excl: &str| {
+        format!(
+            "apiVersion: cilium.io/v2\nkind: CiliumEgressGatewayPolicy\nmetadata: {{name: p}}\nspec:\n  \
+             selectors: [{{podSelector: {{}}}}]\n  destinationCIDRs: {dest}\n  excludedCIDRs: {excl}\n  \
+             egressGateway: {{nodeSelector: {{matchLabels: {{a: b}}}}}}\n"
+        )
+    };
+    let lints = temp_file(
+        "lints.yaml",
+        &policy("[10.1.2.3/8, 10.0.0.0/8]", "[10.0.0.0/8, 192.168.0.0/16]"),
+    );
+    let out = egressctl(&["validate", lints.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "warnings are not errors: {}",
+        stdout(&out)
+    );
+    let text = stdout(&out);
+    for expected in [
+        "p: spec.destinationCIDRs[0]: 10.1.2.3/8 has host bits set",
+        "p: spec.destinationCIDRs[1]: 10.0.0.0/8 repeats spec.destinationCIDRs[0]",
+        "p: spec.excludedCIDRs[0]: 10.0.0.0/8 equals spec.destinationCIDRs[0]",
+        "p: spec.excludedCIDRs[1]: 192.168.0.0/16 lies outside every destinationCIDR",
+    ] {
+        assert!(text.contains(expected), "{expected}\n{text}");
+    }
+    let quiet = temp_file("quiet.yaml", &policy("[0.0.0.0/0]", "[10.0.0.0/8]"));
+    let out = egressctl(&["validate", quiet.to_str().unwrap()]);
+    assert!(!stdout(&out).contains("warning"), "{}", stdout(&out));
+}
+
+#[test]
 fn every_policy_gets_a_summary_line() {
     let f = temp_file("summaries.yaml", SUMMARIES);
     let out = egressctl(&["list", "-f", f.to_str().unwrap(), "-o", "json"]);

@@ -1,5 +1,7 @@
 //! Warnings for valid policies (SEMANTICS A.1): selectors that match nothing, an
-//! `egressGateway` ignored beside `egressGateways`, an `egressIP` entry matching several nodes.
+//! `egressGateway` ignored beside `egressGateways`, an `egressIP` entry matching several nodes;
+//! and CIDR lists Cilium accepts but users get wrong (host bits set, duplicates, an excluded
+//! CIDR equal to a destination or outside every destination).
 
 use std::fmt;
 
@@ -56,6 +58,7 @@ pub fn policy_warnings(policy: &Policy, nodes: Option<&Nodes>) -> Vec<Warning> {
     if let Some(w) = ignored_egress_gateway(policy, nodes) {
         out.push(w);
     }
+    out.extend(cidr_lints(policy));
     if let Some(nodes) = nodes {
         for (i, gw) in policy.gateways_in_use().iter().enumerate() {
             let Some(ip) = gw.egress_ip else { continue };
@@ -76,6 +79,71 @@ pub fn policy_warnings(policy: &Policy, nodes: Option<&Nodes>) -> Vec<Warning> {
                     ),
                 });
             }
+        }
+    }
+    out
+}
+
+/// The CIDR lints: each names the field and says what the datapath will do instead.
+fn cidr_lints(policy: &Policy) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let lists = [
+        ("spec.destinationCIDRs", &policy.destination_cidrs),
+        ("spec.excludedCIDRs", &policy.excluded_cidrs),
+    ];
+    for (list, cidrs) in lists {
+        for (i, c) in cidrs.iter().enumerate() {
+            let path = format!("{list}[{i}]");
+            if c.addr != c.network() {
+                out.push(Warning {
+                    path: path.clone(),
+                    message: format!(
+                        "{c} has host bits set: the map stores {} as written (as Cilium does) \
+                         and matches {}/{}; write {}/{} to say so",
+                        c.addr,
+                        c.network(),
+                        c.len,
+                        c.network(),
+                        c.len
+                    ),
+                });
+            }
+            if let Some(j) = cidrs[..i]
+                .iter()
+                .position(|d| d.network() == c.network() && d.len == c.len)
+            {
+                out.push(Warning {
+                    path,
+                    message: format!("{c} repeats {list}[{j}]: one entry is written"),
+                });
+            }
+        }
+    }
+    let same = |a: &crate::netip::Cidr, b: &crate::netip::Cidr| {
+        a.network() == b.network() && a.len == b.len
+    };
+    for (i, c) in policy.excluded_cidrs.iter().enumerate() {
+        let path = format!("spec.excludedCIDRs[{i}]");
+        if let Some(j) = policy.destination_cidrs.iter().position(|d| same(d, c)) {
+            out.push(Warning {
+                path,
+                message: format!(
+                    "{c} equals spec.destinationCIDRs[{j}]: that destination is excluded entirely \
+                     (its traffic takes the normal path)"
+                ),
+            });
+        } else if !policy
+            .destination_cidrs
+            .iter()
+            .any(|d| d.is_ipv4() == c.is_ipv4() && d.len <= c.len && d.contains(c.network()))
+        {
+            out.push(Warning {
+                path,
+                message: format!(
+                    "{c} lies outside every destinationCIDR: it excludes nothing (Cilium still \
+                     writes its entry)"
+                ),
+            });
         }
     }
     out
@@ -220,5 +288,62 @@ spec:
         assert_eq!(w[0].path, "spec.egressGateway.nodeSelector");
         assert!(w[0].message.contains("matches 3 nodes"), "{}", w[0]);
         assert!(policy_warnings(&p, None).is_empty());
+    }
+
+    fn with_cidrs(destinations: &str, excluded: &str) -> Vec<Warning> {
+        let yaml = format!(
+            "metadata: {{name: p}}\nspec:\n  selectors: [{{podSelector: {{}}}}]\n  \
+             destinationCIDRs: {destinations}\n  excludedCIDRs: {excluded}\n  \
+             egressGateway: {{nodeSelector: {{matchLabels: {{a: b}}}}}}\n"
+        );
+        policy_warnings(&policy(&yaml), None)
+    }
+
+    #[test]
+    fn cidr_lists_users_get_wrong() {
+        let w = with_cidrs("[10.1.2.3/8]", "[]");
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].path, "spec.destinationCIDRs[0]");
+        assert!(
+            w[0].message.contains("has host bits set") && w[0].message.contains("10.0.0.0/8"),
+            "{}",
+            w[0]
+        );
+
+        let w = with_cidrs("[10.0.0.0/8, 10.0.0.0/8]", "[]");
+        assert_eq!(
+            (w.len(), w[0].path.as_str()),
+            (1, "spec.destinationCIDRs[1]")
+        );
+        assert!(
+            w[0].message.contains("repeats spec.destinationCIDRs[0]"),
+            "{}",
+            w[0]
+        );
+
+        let w = with_cidrs("[10.0.0.0/8]", "[10.0.0.0/8]");
+        assert_eq!((w.len(), w[0].path.as_str()), (1, "spec.excludedCIDRs[0]"));
+        assert!(
+            w[0].message.contains("equals spec.destinationCIDRs[0]"),
+            "{}",
+            w[0]
+        );
+
+        let w = with_cidrs("[10.0.0.0/8]", "[192.168.0.0/16, \"fd00::/8\"]");
+        let paths: Vec<&str> = w.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(paths, ["spec.excludedCIDRs[0]", "spec.excludedCIDRs[1]"]);
+        assert!(
+            w.iter()
+                .all(|w| w.message.contains("outside every destinationCIDR"))
+        );
+
+        // Quiet: distinct destinations, exclusions inside them, no host bits.
+        assert!(
+            with_cidrs(
+                "[0.0.0.0/0, \"::/0\"]",
+                "[10.0.0.0/8, \"fd00::/8\", 10.1.2.0/24]"
+            )
+            .is_empty()
+        );
     }
 }
