@@ -119,6 +119,10 @@ pub(crate) struct DiffArgs {
     /// scripts that gate a change on "nothing moves".
     #[arg(long)]
     pub(crate) exit_code: bool,
+    /// Exit with status 1 on warnings too (an invalid policy in NEW, a conflict), after the
+    /// output.
+    #[arg(long)]
+    pub(crate) strict: bool,
 }
 
 /// Output format of explain.
@@ -147,7 +151,8 @@ pub(crate) struct ListArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub(crate) output: Output,
-    /// Treat invalid policies as fatal instead of warning and computing the rest.
+    /// Treat invalid policies as fatal (nothing is computed) and any other warning as an
+    /// error (exit 1 after the output).
     #[arg(long)]
     pub(crate) strict: bool,
 }
@@ -157,6 +162,9 @@ pub(crate) struct ValidateArgs {
     /// Files to validate.
     #[arg(required = true, value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
+    /// Exit with status 1 on warnings too.
+    #[arg(long)]
+    pub(crate) strict: bool,
 }
 
 /// Gateway selection mode.

@@ -66,18 +66,33 @@ pub(crate) fn unknown_devices_line(
     ))
 }
 
-/// Prints the warnings `list`-like commands give for a snapshot's policies.
-pub(crate) fn print_policy_diagnostics(snapshot: &Snapshot) {
+/// Prints the warnings `list`-like commands give for a snapshot's policies; returns how
+/// many lines it printed.
+pub(crate) fn print_policy_diagnostics(snapshot: &Snapshot) -> usize {
+    let mut printed = 0;
     for (i, policy) in snapshot.policies.iter().enumerate() {
         match policy {
-            Err(errors) => eprintln!("{}", invalid_policy_line(i, errors)),
+            Err(errors) => {
+                printed += 1;
+                eprintln!("{}", invalid_policy_line(i, errors));
+            }
             Ok(p) => {
                 for w in egress_core::policy::policy_warnings(p, Some(&snapshot.nodes)) {
+                    printed += 1;
                     eprintln!("{}", policy_warning_line(&p.name, &w));
                 }
             }
         }
     }
+    printed
+}
+
+/// `--strict` after `warnings` warnings: exit 1, the output already printed.
+pub(crate) fn strict_failure(warnings: usize) -> crate::Failure {
+    let plural = if warnings == 1 { "" } else { "s" };
+    crate::Failure::Input(format!(
+        "--strict: {warnings} warning{plural} (above) make this an error"
+    ))
 }
 
 /// One summary line per valid policy, in file order: `<policy>: N endpoints, gateways

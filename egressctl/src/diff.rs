@@ -33,7 +33,9 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
     engine.ack(&baseline, baseline.len());
     let before = engine.gateway_choices();
 
+    let mut warnings = 0;
     for errors in engine.sync_snapshot(&new) {
+        warnings += 1;
         let name = errors.name.as_deref().unwrap_or("<unnamed>");
         let kept = if engine.policy(name).is_some() {
             "OLD's version is kept"
@@ -48,6 +50,7 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
         );
     }
     for conflict in &engine.conflicts() {
+        warnings += 1;
         eprintln!("{}", diagnostics::conflict_line(conflict));
     }
     let plan = engine
@@ -107,6 +110,9 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
         }
     }
     emit(&out);
+    if args.strict && warnings > 0 {
+        return Err(diagnostics::strict_failure(warnings));
+    }
     if args.exit_code && !plan.is_empty() {
         // The plan is the answer, already printed: only the status says "changed".
         return Err(Failure::Reported);

@@ -12,7 +12,7 @@ use crate::{Failure, emit};
 pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
     let (snapshot, node) = load_for_node(&args.file, &args.node, args.strict)?;
     let node = node.as_str();
-    diagnostics::print_policy_diagnostics(&snapshot);
+    let mut warnings = diagnostics::print_policy_diagnostics(&snapshot);
 
     let computed = entries::compute(
         &snapshot.state(),
@@ -21,9 +21,11 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
         args.node.selection.into(),
     );
     for conflict in &computed.conflicts {
+        warnings += 1;
         eprintln!("{}", conflict_line(conflict));
     }
     if let Some(line) = diagnostics::unknown_devices_line(&snapshot, node, &computed.maps) {
+        warnings += 1;
         eprintln!("{line}");
     }
     for line in diagnostics::policy_summary_lines(&snapshot, &computed.choices) {
@@ -35,6 +37,7 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
         (egress_core::maps::MAP_V6, computed.maps.ipv6.len()),
     ] {
         if count > args.max_entries as usize {
+            warnings += 1;
             eprintln!(
                 "warning: {name} would hold {count} entries, more than its max_entries {}",
                 args.max_entries
@@ -42,6 +45,9 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
         }
     }
     print_maps(&computed.maps, args.output);
+    if args.strict && warnings > 0 {
+        return Err(diagnostics::strict_failure(warnings));
+    }
     Ok(())
 }
 

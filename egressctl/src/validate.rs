@@ -15,34 +15,39 @@ use crate::{Failure, emit};
 
 pub(crate) fn run(args: &ValidateArgs) -> Result<(), Failure> {
     let mut failed = false;
+    let mut warnings = 0;
     for file in &args.files {
-        let (report, ok) = validate_file(file);
+        let (report, ok, warned) = validate_file(file);
         emit(&report);
         failed |= !ok;
+        warnings += warned;
     }
     if failed {
         Err(Failure::Reported)
+    } else if args.strict && warnings > 0 {
+        Err(crate::diagnostics::strict_failure(warnings))
     } else {
         Ok(())
     }
 }
 
-/// The report lines of one file, and whether it is free of errors.
-fn validate_file(path: &Path) -> (String, bool) {
+/// The report lines of one file, whether it is free of errors, and its warning count.
+fn validate_file(path: &Path) -> (String, bool, usize) {
     let file = path.display().to_string();
     let text = match read_file(path) {
         Ok(t) => t,
-        Err(Failure::Input(msg)) => return (format!("{msg}\n"), false),
-        Err(_) => return (String::new(), false),
+        Err(Failure::Input(msg)) => return (format!("{msg}\n"), false, 0),
+        Err(_) => return (String::new(), false, 0),
     };
     let docs = match document::parse_documents(&text) {
         Ok(d) => d,
-        Err(e) => return (format!("{file}: {e}\n"), false),
+        Err(e) => return (format!("{file}: {e}\n"), false, 0),
     };
     let mut report = Report {
         file,
         lines: Vec::new(),
         errors: 0,
+        warnings: 0,
     };
     let (policies, nodes): (Vec<Result<Policy, PolicyErrors>>, Option<Nodes>) =
         match docs.as_slice() {
@@ -83,6 +88,7 @@ fn validate_file(path: &Path) -> (String, bool) {
             }
             Ok(p) => {
                 for w in policy::policy_warnings(p, nodes.as_ref()) {
+                    report.warnings += 1;
                     report
                         .lines
                         .push(format!("warning: {}: {}: {w}", report.file, p.name));
@@ -101,7 +107,7 @@ fn validate_file(path: &Path) -> (String, bool) {
     let ok = report.errors == 0;
     let mut out = report.lines.join("\n");
     out.push('\n');
-    (out, ok)
+    (out, ok, report.warnings)
 }
 
 fn is_other_dump_kind(object: &Node) -> bool {
@@ -115,6 +121,7 @@ struct Report {
     file: String,
     lines: Vec<String>,
     errors: usize,
+    warnings: usize,
 }
 
 impl Report {

@@ -476,6 +476,43 @@ fn cidr_lints_are_warnings_naming_the_field() {
     let quiet = temp_file("quiet.yaml", &policy("[0.0.0.0/0]", "[10.0.0.0/8]"));
     let out = egressctl(&["validate", quiet.to_str().unwrap()]);
     assert!(!stdout(&out).contains("warning"), "{}", stdout(&out));
+    // --strict: warnings are errors (exit 1), the report still printed.
+    let strict = egressctl(&["validate", "--strict", lints.to_str().unwrap()]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert_eq!(stdout(&strict), text);
+    assert!(
+        stderr(&strict).contains("--strict: 4 warnings"),
+        "{}",
+        stderr(&strict)
+    );
+    let strict_quiet = egressctl(&["validate", "--strict", quiet.to_str().unwrap()]);
+    assert!(strict_quiet.status.success());
+}
+
+#[test]
+fn list_strict_makes_warnings_errors_after_printing() {
+    let conflicts = example("selectors-and-conflicts.yaml");
+    let lenient = egressctl(&["list", "-f", &conflicts, "-o", "json"]);
+    assert!(lenient.status.success());
+    let strict = egressctl(&["list", "-f", &conflicts, "-o", "json", "--strict"]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert_eq!(
+        stdout(&strict),
+        stdout(&lenient),
+        "the maps are still printed"
+    );
+    assert!(
+        stderr(&strict).contains("make this an error"),
+        "{}",
+        stderr(&strict)
+    );
+    let quiet = egressctl(&[
+        "list",
+        "-f",
+        &example("seed-single-gateway.yaml"),
+        "--strict",
+    ]);
+    assert!(quiet.status.success(), "{}", stderr(&quiet));
 }
 
 #[test]
@@ -705,6 +742,19 @@ fn diff_plans_the_change_and_lists_moved_endpoints() {
         !stderr(&changed).contains("egressctl:"),
         "{}",
         stderr(&changed)
+    );
+    // --strict: NEW's invalid policy is a warning, so an error.
+    let strict = egressctl(&["diff", "-f", &old, "-f", new.to_str().unwrap(), "--strict"]);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(
+        stderr(&strict).contains("--strict: 1 warning (above)"),
+        "{}",
+        stderr(&strict)
+    );
+    assert!(
+        egressctl(&["diff", "-f", &old, "-f", &old, "--strict"])
+            .status
+            .success()
     );
     let same = egressctl(&["diff", "-f", &old, "-f", &old, "--exit-code"]);
     assert_eq!(
