@@ -65,6 +65,143 @@ pub fn load(text: &str) -> Result<Loaded, Error> {
     kubernetes::from_objects(&objects).map(|(snapshot, warnings)| Loaded { snapshot, warnings })
 }
 
+/// Reads several inputs as one cluster ("my dump plus this new policy"): later objects
+/// replace earlier ones of the same kind and name. Either every input holds Kubernetes
+/// objects (merged, then converted as one dump), or the first is a snapshot and the later
+/// ones are snapshots (their nodes, endpoints and policies replace the first's by name or
+/// uid; their `localNode`, `cluster` and `interfaces` too when present) or Kubernetes objects
+/// (policies and CiliumNodes replace by name, CiliumEndpoints by uid, matched to the merged
+/// nodes). An error says which input it is about (its index).
+pub fn load_all(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> {
+    let mut parsed = Vec::with_capacity(texts.len());
+    for (i, text) in texts.iter().enumerate() {
+        let docs = document::parse_documents(text).map_err(|e| (Some(i), e.into()))?;
+        if docs.is_empty() {
+            return Err((Some(i), Error::DocumentCount(0)));
+        }
+        parsed.push(docs);
+    }
+    let is_snapshot = |docs: &[Doc]| matches!(docs, [doc] if Snapshot::is_snapshot_document(doc));
+    if !parsed.first().is_some_and(|docs| is_snapshot(docs)) {
+        if let Some(i) = parsed.iter().position(|docs| is_snapshot(docs)) {
+            return Err((
+                Some(i),
+                Error::Input(vec![FieldError::new(
+                    "",
+                    Reason::Invalid {
+                        value: "a snapshot".to_owned(),
+                        detail: "a snapshot can only be the first input".to_owned(),
+                    },
+                )]),
+            ));
+        }
+        // Kubernetes objects only: the last object of each kind and name wins, in the place
+        // of its first occurrence.
+        let mut objects: Vec<Doc> = Vec::new();
+        let mut at: std::collections::HashMap<(String, String, String), usize> =
+            std::collections::HashMap::new();
+        for docs in parsed {
+            for doc in document::flatten_lists(docs) {
+                let key = object_key(&doc);
+                match key.and_then(|k| at.get(&k).copied()) {
+                    Some(i) => objects[i] = doc,
+                    None => {
+                        if let Some(k) = object_key(&doc) {
+                            at.insert(k, objects.len());
+                        }
+                        objects.push(doc);
+                    }
+                }
+            }
+        }
+        return kubernetes::from_objects(&objects)
+            .map(|(snapshot, warnings)| Loaded { snapshot, warnings })
+            .map_err(|e| (None, e));
+    }
+    let mut inputs = parsed.into_iter().enumerate();
+    let Some((_, first)) = inputs.next() else {
+        return Err((Some(0), Error::DocumentCount(0)));
+    };
+    let mut snapshot = Snapshot::from_document(&first[0]).map_err(|e| (Some(0), e))?;
+    let mut warnings = Vec::new();
+    for (i, docs) in inputs {
+        if is_snapshot(&docs) {
+            let other = Snapshot::from_document(&docs[0]).map_err(|e| (Some(i), e))?;
+            snapshot.merge(other);
+            continue;
+        }
+        for (j, doc) in document::flatten_lists(docs).iter().enumerate() {
+            let path = field::item("objects", j);
+            let at_path = |e: Error| {
+                let fields = e
+                    .field_errors()
+                    .iter()
+                    .map(|f| FieldError::new(field::child(&path, &f.path), f.reason.clone()))
+                    .collect::<Vec<_>>();
+                (
+                    Some(i),
+                    if fields.is_empty() {
+                        e
+                    } else {
+                        Error::Input(fields)
+                    },
+                )
+            };
+            match doc.get("kind").and_then(Doc::as_str) {
+                Some("CiliumEgressGatewayPolicy") => {
+                    let policy = parse_policy(doc);
+                    let name = crate::policy::object_name(doc).map(str::to_owned);
+                    let same = |p: &Result<Policy, PolicyErrors>| {
+                        name.is_some()
+                            && match p {
+                                Ok(p) => Some(&p.name) == name.as_ref(),
+                                Err(e) => e.name == name,
+                            }
+                    };
+                    match snapshot.policies.iter().position(same) {
+                        Some(k) => snapshot.policies[k] = policy,
+                        None => snapshot.policies.push(policy),
+                    }
+                }
+                Some("CiliumNode") => {
+                    let node = kubernetes::node_from_cilium_node(doc).map_err(at_path)?;
+                    snapshot.nodes.insert(node.name.clone(), node);
+                }
+                Some("CiliumEndpoint") => {
+                    let (endpoint, notes) =
+                        kubernetes::endpoint_from_cilium_endpoint(doc, &snapshot.nodes)
+                            .map_err(at_path)?;
+                    warnings.extend(notes);
+                    if let Some(ep) = endpoint {
+                        match snapshot.endpoints.iter().position(|e| e.uid == ep.uid) {
+                            Some(k) => snapshot.endpoints[k] = ep,
+                            None => snapshot.endpoints.push(ep),
+                        }
+                    }
+                }
+                Some("Namespace") => {}
+                Some(other) => warnings.push(format!("{path}: kind {other} is not used: skipped")),
+                None => {
+                    return Err((
+                        Some(i),
+                        Error::Input(vec![FieldError::required(field::child(&path, "kind"))]),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Loaded { snapshot, warnings })
+}
+
+/// (kind, namespace, name) of a Kubernetes object, for replacing by a later one.
+fn object_key(doc: &Doc) -> Option<(String, String, String)> {
+    let kind = doc.get("kind").and_then(Doc::as_str)?;
+    let meta = doc.get("metadata")?;
+    let name = meta.get("name").and_then(Doc::as_str)?;
+    let namespace = meta.get("namespace").and_then(Doc::as_str).unwrap_or("");
+    Some((kind.to_owned(), namespace.to_owned(), name.to_owned()))
+}
+
 // ----- one object at a time ------------------------------------------------------------
 //
 // The readers the snapshot itself uses, at the document's root: an agent that watches
@@ -261,6 +398,45 @@ impl Snapshot {
         match (&self.interfaces, self.local_node.as_deref()) {
             (Some(list), Some(local)) if local == node => list,
             _ => &[],
+        }
+    }
+
+    /// Merges a later snapshot into this one: its nodes, endpoints and policies replace
+    /// these by name or uid (new ones are added after), and its `localNode`, `cluster` and
+    /// `interfaces` replace these when it has them.
+    pub fn merge(&mut self, other: Snapshot) {
+        if other.local_node.is_some() {
+            self.local_node = other.local_node;
+        }
+        if other.cluster.is_some() {
+            self.cluster = other.cluster;
+        }
+        if other.interfaces.is_some() {
+            self.interfaces = other.interfaces;
+        }
+        self.nodes.extend(other.nodes);
+        for ep in other.endpoints {
+            match self.endpoints.iter().position(|e| e.uid == ep.uid) {
+                Some(k) => self.endpoints[k] = ep,
+                None => self.endpoints.push(ep),
+            }
+        }
+        for policy in other.policies {
+            let name = match &policy {
+                Ok(p) => Some(p.name.clone()),
+                Err(e) => e.name.clone(),
+            };
+            let same = |p: &Result<Policy, PolicyErrors>| {
+                name.is_some()
+                    && match p {
+                        Ok(p) => Some(&p.name) == name.as_ref(),
+                        Err(e) => e.name == name,
+                    }
+            };
+            match self.policies.iter().position(same) {
+                Some(k) => self.policies[k] = policy,
+                None => self.policies.push(policy),
+            }
         }
     }
 

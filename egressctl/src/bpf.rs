@@ -15,7 +15,11 @@ fn kernel(e: Error) -> Failure {
 }
 
 pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
-    let (snapshot, node) = load_for_node(&args.file, &args.node, !args.skip_invalid)?;
+    let (snapshot, node) = load_for_node(
+        std::slice::from_ref(&args.file),
+        &args.node,
+        !args.skip_invalid,
+    )?;
     diagnostics::print_policy_diagnostics(&snapshot);
     let layout = Layout::from(args.layout);
     let maps = EgressMaps::open_or_create(&args.bpffs, layout, args.max_entries).map_err(kernel)?;

@@ -86,9 +86,10 @@ pub(crate) struct NodeArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExplainArgs {
-    /// Snapshot file or Kubernetes dump.
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub(crate) file: PathBuf,
+    /// Snapshot file or Kubernetes dump; repeat to add files (later objects replace earlier
+    /// ones of the same kind and name); `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
+    pub(crate) files: Vec<PathBuf>,
     /// Packet source (a pod IP).
     #[arg(long, value_name = "IP")]
     pub(crate) src: std::net::IpAddr,
@@ -137,9 +138,11 @@ pub(crate) enum TextOrJson {
 #[derive(Debug, clap::Args)]
 pub(crate) struct ListArgs {
     /// Snapshot file, or a `kubectl get ciliumegressgatewaypolicies,ciliumnodes,
-    /// ciliumendpoints,namespaces -A -o yaml` dump (YAML or JSON).
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub(crate) file: PathBuf,
+    /// ciliumendpoints,namespaces -A -o yaml` dump (YAML or JSON); repeat to add files
+    /// (later objects replace earlier ones of the same kind and name: a dump plus a new
+    /// policy); `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
+    pub(crate) files: Vec<PathBuf>,
     #[command(flatten)]
     pub(crate) node: NodeArgs,
     /// IPv4 map layout the node programs.

@@ -18,8 +18,8 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
             args.files.len()
         )));
     };
-    let (old, node) = load_for_node(old_path, &args.node, false)?;
-    let (new, _) = load_for_node(new_path, &args.node, false)?;
+    let (old, node) = load_for_node(std::slice::from_ref(old_path), &args.node, false)?;
+    let (new, _) = load_for_node(std::slice::from_ref(new_path), &args.node, false)?;
     let config = EngineConfig {
         selection: args.node.selection.into(),
         layout: args.layout.into(),

@@ -9,7 +9,7 @@ use crate::input::load_for_node;
 use crate::{Failure, emit};
 
 pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
-    let (snapshot, node) = load_for_node(&args.file, &args.node, args.strict)?;
+    let (snapshot, node) = load_for_node(&args.files, &args.node, args.strict)?;
     diagnostics::print_policy_diagnostics(&snapshot);
     let config = EngineConfig {
         selection: args.node.selection.into(),

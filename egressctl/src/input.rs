@@ -1,6 +1,6 @@
 //! Reading input files into snapshots, with errors that name the file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use egress_core::Error;
 use egress_core::snapshot::{self, Snapshot};
@@ -23,12 +23,47 @@ pub(crate) fn snapshot_error(path: &Path, err: &Error) -> Failure {
     Failure::Input(lines.join("\n"))
 }
 
-/// Reads a snapshot file or a Kubernetes dump; the dump's conversion warnings go to stderr.
-pub(crate) fn load_snapshot(path: &Path) -> Result<Snapshot, Failure> {
-    let text = read_file(path)?;
-    let loaded = snapshot::load(&text).map_err(|e| snapshot_error(path, &e))?;
+/// The text of an input: a file, or standard input for `-`.
+fn read_input(path: &Path) -> Result<String, Failure> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| Failure::Input(format!("-: standard input: {e}")))?;
+        return Ok(text);
+    }
+    read_file(path)
+}
+
+/// How errors and warnings name a set of inputs: the file, or `a + b` for several.
+pub(crate) fn label(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    names.join(" + ")
+}
+
+/// Reads one or more inputs as one cluster (later objects replace earlier ones of the same
+/// kind and name); conversion warnings go to stderr.
+pub(crate) fn load_snapshots(paths: &[PathBuf]) -> Result<Snapshot, Failure> {
+    if paths
+        .iter()
+        .filter(|p| p.as_path() == Path::new("-"))
+        .count()
+        > 1
+    {
+        return Err(Failure::Usage(
+            "-f -: standard input can be read once".to_owned(),
+        ));
+    }
+    let texts = paths
+        .iter()
+        .map(|p| read_input(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let loaded = snapshot::load_all(&refs).map_err(|(at, e)| match at {
+        Some(i) => snapshot_error(&paths[i], &e),
+        None => snapshot_error(Path::new(&label(paths)), &e),
+    })?;
     for w in &loaded.warnings {
-        eprintln!("warning: {}: {w}", path.display());
+        eprintln!("warning: {}: {w}", label(paths));
     }
     Ok(loaded.snapshot)
 }
@@ -40,6 +75,7 @@ pub(crate) fn select_node(
     path: &Path,
     args: &NodeArgs,
 ) -> Result<String, Failure> {
+    // `path` names the inputs in messages.
     let (node, interfaces) = (args.node.as_deref(), args.interfaces.as_deref());
     if node.is_none() && snapshot.local_node.is_none() {
         return Err(Failure::Input(format!(
@@ -65,16 +101,18 @@ pub(crate) fn select_node(
     Ok(name)
 }
 
-/// Loads a snapshot for one node: `--node`/`--interfaces` applied, and with `strict`,
+/// Loads the inputs for one node: `--node`/`--interfaces` applied, and with `strict`,
 /// invalid policies refused (one line per error) instead of warned about.
 pub(crate) fn load_for_node(
-    path: &Path,
+    paths: &[PathBuf],
     args: &NodeArgs,
     strict: bool,
 ) -> Result<(Snapshot, String), Failure> {
-    let mut snapshot = load_snapshot(path)?;
-    let node = select_node(&mut snapshot, path, args)?;
+    let mut snapshot = load_snapshots(paths)?;
+    let path = PathBuf::from(label(paths));
+    let node = select_node(&mut snapshot, &path, args)?;
     if strict {
+        let path = &path;
         let invalid: Vec<String> = snapshot
             .invalid_policies()
             .flat_map(|(i, errs)| {

@@ -10,7 +10,7 @@ use crate::input::load_for_node;
 use crate::{Failure, emit};
 
 pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
-    let (snapshot, node) = load_for_node(&args.file, &args.node, args.strict)?;
+    let (snapshot, node) = load_for_node(&args.files, &args.node, args.strict)?;
     let node = node.as_str();
     let mut warnings = diagnostics::print_policy_diagnostics(&snapshot);
 

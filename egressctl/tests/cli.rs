@@ -762,3 +762,98 @@ fn diff_plans_the_change_and_lists_moved_endpoints() {
         (Some(0), "No changes.\n")
     );
 }
+
+const NEW_POLICY: &str = r#"apiVersion: cilium.io/v2
+kind: CiliumEgressGatewayPolicy
+metadata: {name: extra}
+spec:
+  selectors: [{podSelector: {matchLabels: {app: nginx}}}]
+  destinationCIDRs: [9.9.9.0/24]
+  egressGateway: {nodeSelector: {matchLabels: {kubernetes.io/hostname: 172.22.49.119}}}
+"#;
+
+#[test]
+fn files_merge_later_objects_replacing_earlier_ones() {
+    // A dump plus a new policy: its entries join the dump's.
+    let dump = test_data("seed-dump.yaml");
+    let extra = temp_file("extra.yaml", NEW_POLICY);
+    let base = ["list", "-f", &dump, "--node", "172.22.48.125", "-o", "json"];
+    let alone = egressctl(&base);
+    let both = egressctl(&[&base[..], &["-f", extra.to_str().unwrap()]].concat());
+    assert!(both.status.success(), "{}", stderr(&both));
+    let count = |o: &Output| {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["ipv4"].as_array().unwrap().len()
+    };
+    assert!(count(&both) > count(&alone));
+    assert!(stdout(&both).contains("9.9.9.0/24"));
+    // A later version of a policy replaces the earlier one (same kind and name).
+    let replaced = temp_file(
+        "replaced.yaml",
+        &NEW_POLICY.replace("9.9.9.0/24", "8.8.8.0/24"),
+    );
+    let out = egressctl(
+        &[
+            &base[..],
+            &[
+                "-f",
+                extra.to_str().unwrap(),
+                "-f",
+                replaced.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("8.8.8.0/24") && !stdout(&out).contains("9.9.9.0/24"));
+    // A snapshot plus a policy: the same.
+    let snap = example("seed-gateway-group.yaml");
+    let out = egressctl(&[
+        "list",
+        "-f",
+        &snap,
+        "-f",
+        extra.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("9.9.9.0/24"));
+    // A snapshot after a dump is refused, naming that file.
+    let out = egressctl(&["list", "-f", &dump, "-f", &snap, "--node", "172.22.48.125"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&snap)
+            && stderr(&out).contains("a snapshot can only be the first input"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn standard_input_is_a_file_named_dash() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let snap = example("seed-gateway-group.yaml");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_egressctl"))
+        .args(["list", "-f", "-", "-o", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(std::fs::read_to_string(&snap).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        stdout(&egressctl(&["list", "-f", &snap, "-o", "json"]))
+    );
+    let twice = egressctl(&["list", "-f", "-", "-f", "-"]);
+    assert_eq!(twice.status.code(), Some(2));
+}

@@ -325,3 +325,44 @@ fn devices_are_known_from_a_nodes_own_list_or_the_top_level_one() {
     let dump = Snapshot::parse("nodes: [{name: a}]\n").unwrap();
     assert!(!dump.devices_known("a"));
 }
+
+#[test]
+fn several_inputs_load_as_one() {
+    let base = "localNode: a\nnodes: [{name: a, ipv4: 10.0.0.1}]\nendpoints: [{uid: u1, ips: [10.1.0.1]}]\n";
+    let more = "nodes: [{name: b, ipv4: 10.0.0.2}, {name: a, ipv4: 10.0.0.9}]\nendpoints: [{uid: u1, ips: [10.1.0.7]}, {uid: u2, ips: [10.1.0.2]}]\n";
+    let merged = load_all(&[base, more]).unwrap().snapshot;
+    assert_eq!(merged.local_node.as_deref(), Some("a"));
+    assert_eq!(merged.nodes["a"].ipv4, Some("10.0.0.9".parse().unwrap()));
+    assert_eq!(merged.nodes.len(), 2);
+    let ips: Vec<String> = merged
+        .endpoints
+        .iter()
+        .map(|e| e.ips[0].to_string())
+        .collect();
+    assert_eq!(
+        ips,
+        ["10.1.0.7", "10.1.0.2"],
+        "u1 replaced in place, u2 added"
+    );
+
+    // Dumps: the last object of a kind and name wins.
+    let node = |ip: &str| {
+        format!(
+            "kind: CiliumNode\nmetadata: {{name: n}}\nspec: {{addresses: [{{type: InternalIP, ip: {ip}}}]}}\n"
+        )
+    };
+    let merged = load_all(&[&node("10.0.0.1"), &node("10.0.0.2")])
+        .unwrap()
+        .snapshot;
+    assert_eq!(merged.nodes["n"].ipv4, Some("10.0.0.2".parse().unwrap()));
+
+    // Errors name their input.
+    assert_eq!(load_all(&[base, "nodes: ["]).unwrap_err().0, Some(1));
+    assert_eq!(load_all(&[&node("10.0.0.1"), base]).unwrap_err().0, Some(1));
+    let bad_node = node("10.0.0.300");
+    let (at, err) = load_all(&[base, &bad_node]).unwrap_err();
+    assert_eq!(
+        (at, err.path()),
+        (Some(1), Some("objects[0].spec.addresses[0].ip"))
+    );
+}
