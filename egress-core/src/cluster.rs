@@ -25,6 +25,9 @@ pub struct Node {
     pub weight: u8,
     /// The node's own devices, when known.
     pub interfaces: Option<Vec<Device>>,
+    /// Its `ExternalIP` addresses (from a `CiliumNode`; a snapshot's nodes have none): cloud
+    /// public addresses that are usually on no device of the node.
+    pub external_ips: Vec<IpAddr>,
 }
 
 impl Node {
@@ -38,6 +41,7 @@ impl Node {
             ready: true,
             weight: 1,
             interfaces: None,
+            external_ips: Vec::new(),
         }
     }
 

@@ -681,6 +681,7 @@ fn read_node(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Node
         ready,
         weight,
         interfaces,
+        external_ips: Vec::new(),
     })
 }
 

@@ -857,3 +857,40 @@ fn standard_input_is_a_file_named_dash() {
     let twice = egressctl(&["list", "-f", "-", "-f", "-"]);
     assert_eq!(twice.status.code(), Some(2));
 }
+
+#[test]
+fn an_egress_ip_that_is_a_nodes_external_ip_is_the_tke_trap() {
+    let dump_path = shared_examples().join("dumps/tke-dump.yaml");
+    let dump = std::fs::read_to_string(&dump_path).unwrap();
+    assert!(dump.contains("egressIP: 172.22.49.119") && dump.contains("ip: 129.226.84.9"));
+    let trap = temp_file(
+        "trap.yaml",
+        &dump.replace("egressIP: 172.22.49.119", "egressIP: 129.226.84.9"),
+    );
+    let out = egressctl(&[
+        "list",
+        "-f",
+        trap.to_str().unwrap(),
+        "--node",
+        "172.22.48.125",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(".egressIP: 129.226.84.9 is node 172.22.49.119's ExternalIP")
+            && err.contains("use its InternalIP or a secondary private IP"),
+        "{err}"
+    );
+    let quiet = egressctl(&[
+        "list",
+        "-f",
+        dump_path.to_str().unwrap(),
+        "--node",
+        "172.22.48.125",
+        "-o",
+        "json",
+    ]);
+    assert!(!stderr(&quiet).contains("ExternalIP"), "{}", stderr(&quiet));
+}

@@ -60,6 +60,9 @@ pub fn policy_warnings(policy: &Policy, nodes: Option<&Nodes>) -> Vec<Warning> {
     }
     out.extend(cidr_lints(policy));
     if let Some(nodes) = nodes {
+        out.extend(external_egress_ips(policy, nodes));
+    }
+    if let Some(nodes) = nodes {
         for (i, gw) in policy.gateways_in_use().iter().enumerate() {
             let Some(ip) = gw.egress_ip else { continue };
             let selector = Selector::new(&gw.node_selector);
@@ -79,6 +82,27 @@ pub fn policy_warnings(policy: &Policy, nodes: Option<&Nodes>) -> Vec<Warning> {
                     ),
                 });
             }
+        }
+    }
+    out
+}
+
+/// An `egressIP` that is a node's `ExternalIP` (the seed's TKE trap): a cloud public address
+/// is on no device, so Cilium finds no interface for it and the gateway drops the traffic.
+fn external_egress_ips(policy: &Policy, nodes: &Nodes) -> Vec<Warning> {
+    let mut out = Vec::new();
+    for (i, gw) in policy.gateways_in_use().iter().enumerate() {
+        let Some(ip) = gw.egress_ip else { continue };
+        if let Some(node) = nodes.values().find(|n| n.external_ips.contains(&ip)) {
+            out.push(Warning {
+                path: format!("{}.egressIP", policy.gateway_path(i)),
+                message: format!(
+                    "{ip} is node {}'s ExternalIP, a public address on none of its devices: \
+                     Cilium finds no interface for it and drops the traffic; use its InternalIP \
+                     or a secondary private IP on the node",
+                    node.name
+                ),
+            });
         }
     }
     out

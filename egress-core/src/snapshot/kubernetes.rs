@@ -180,6 +180,9 @@ fn cilium_node(obj: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<No
         };
         let family = usize::from(parsed.addr.is_ipv6());
         found[family][slot].get_or_insert(parsed.addr);
+        if slot == 1 && !node.external_ips.contains(&parsed.addr) {
+            node.external_ips.push(parsed.addr);
+        }
     }
     node.ipv4 = found[0][0].or(found[0][1]).and_then(netip::as_v4);
     node.ipv6 = found[1][0].or(found[1][1]).and_then(netip::as_v6);

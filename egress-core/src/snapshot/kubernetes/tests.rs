@@ -214,3 +214,19 @@ fn dump_input_errors() {
     );
     assert_eq!(load("").unwrap_err(), crate::Error::DocumentCount(0));
 }
+
+#[test]
+fn external_ips_are_kept_for_the_trap_warning() {
+    let node = crate::snapshot::kubernetes::node_from_cilium_node(
+        &crate::document::parse_documents(
+            "{kind: CiliumNode, metadata: {name: a}, spec: {addresses: [{type: InternalIP, ip: 10.0.0.1}, {type: ExternalIP, ip: 129.226.84.9}, {type: ExternalIP, ip: 129.226.84.9}, {type: CiliumInternalIP, ip: 10.244.0.1}]}}",
+        )
+        .unwrap()[0],
+    )
+    .unwrap();
+    assert_eq!(node.ipv4, Some("10.0.0.1".parse().unwrap()));
+    assert_eq!(
+        node.external_ips,
+        ["129.226.84.9".parse::<std::net::IpAddr>().unwrap()]
+    );
+}
