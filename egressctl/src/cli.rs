@@ -108,9 +108,17 @@ pub(crate) struct ExplainArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct DiffArgs {
-    /// OLD, then NEW (snapshots or Kubernetes dumps): give -f twice.
+    /// OLD, then NEW (snapshots or Kubernetes dumps): give -f twice. With --drain or
+    /// --without-node, one file: NEW is that file with the node drained or gone.
     #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
     pub(crate) files: Vec<PathBuf>,
+    /// NEW = the file with this node drained (weight 0): the blast radius of draining a
+    /// gateway (consistent mode honours weights; Cilium's ignores them).
+    #[arg(long, value_name = "NODE", conflicts_with = "without_node")]
+    pub(crate) drain: Option<String>,
+    /// NEW = the file without this node: the blast radius of losing a gateway.
+    #[arg(long, value_name = "NODE")]
+    pub(crate) without_node: Option<String>,
     #[command(flatten)]
     pub(crate) node: NodeArgs,
     /// IPv4 map layout of the plan.

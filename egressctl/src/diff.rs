@@ -12,14 +12,49 @@ use crate::input::load_for_node;
 use crate::{Failure, emit};
 
 pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
-    let [old_path, new_path] = args.files.as_slice() else {
-        return Err(Failure::Usage(format!(
-            "diff takes exactly two files (-f OLD -f NEW), got {}",
-            args.files.len()
-        )));
+    let what_if = args.drain.as_deref().or(args.without_node.as_deref());
+    let (old, node, new, new_path) = match (args.files.as_slice(), what_if) {
+        ([old_path, new_path], None) => {
+            let (old, node) = load_for_node(std::slice::from_ref(old_path), &args.node, false)?;
+            let (new, _) = load_for_node(std::slice::from_ref(new_path), &args.node, false)?;
+            (old, node, new, new_path.clone())
+        }
+        ([path], Some(changed)) => {
+            let (old, node) = load_for_node(std::slice::from_ref(path), &args.node, false)?;
+            let mut new = old.clone();
+            let flag = if args.drain.is_some() {
+                "--drain"
+            } else {
+                "--without-node"
+            };
+            if !new.nodes.contains_key(changed) {
+                return Err(Failure::Input(format!(
+                    "{flag}: Not found: {changed:?} (not a node of {})",
+                    path.display()
+                )));
+            }
+            if args.drain.is_some() {
+                if let Some(n) = new.nodes.get_mut(changed) {
+                    n.weight = 0;
+                }
+            } else {
+                new.nodes.remove(changed);
+            }
+            (old, node, new, path.clone())
+        }
+        (files, None) => {
+            return Err(Failure::Usage(format!(
+                "diff takes exactly two files (-f OLD -f NEW), got {}",
+                files.len()
+            )));
+        }
+        (files, Some(_)) => {
+            return Err(Failure::Usage(format!(
+                "diff --drain/--without-node takes exactly one file, got {}",
+                files.len()
+            )));
+        }
     };
-    let (old, node) = load_for_node(std::slice::from_ref(old_path), &args.node, false)?;
-    let (new, _) = load_for_node(std::slice::from_ref(new_path), &args.node, false)?;
     let config = EngineConfig {
         selection: args.node.selection.into(),
         layout: args.layout.into(),

@@ -894,3 +894,54 @@ fn an_egress_ip_that_is_a_nodes_external_ip_is_the_tke_trap() {
     ]);
     assert!(!stderr(&quiet).contains("ExternalIP"), "{}", stderr(&quiet));
 }
+
+#[test]
+fn diff_shows_the_blast_radius_of_draining_or_losing_a_gateway() {
+    let seed = example("seed-gateway-group.yaml");
+    let moved = |o: &Output| {
+        stdout(o)
+            .lines()
+            .filter(|l| l.contains("(policy egress-test): 172.22.49.147"))
+            .count()
+    };
+    // Losing .147: in Cilium's mode every endpoint it served moves to the other gateway.
+    let lost = egressctl(&["diff", "-f", &seed, "--without-node", "172.22.49.147"]);
+    assert!(lost.status.success(), "{}", stderr(&lost));
+    assert_eq!(moved(&lost), 5, "{}", stdout(&lost));
+    // Draining it: Cilium ignores weights (nothing moves); consistent mode moves its endpoints.
+    let cilium = egressctl(&["diff", "-f", &seed, "--drain", "172.22.49.147"]);
+    assert_eq!(stdout(&cilium), "No changes.\n");
+    let consistent = egressctl(&[
+        "diff",
+        "-f",
+        &seed,
+        "--drain",
+        "172.22.49.147",
+        "--selection",
+        "consistent",
+    ]);
+    assert!(consistent.status.success(), "{}", stderr(&consistent));
+    assert!(moved(&consistent) > 0, "{}", stdout(&consistent));
+    assert!(
+        stdout(&consistent)
+            .lines()
+            .filter(|l| l.contains(" -> "))
+            .all(|l| l.contains(": 172.22.49.147 (")),
+        "only the drained node's endpoints move: {}",
+        stdout(&consistent)
+    );
+    // Usage: one file with these flags, a known node.
+    assert_eq!(
+        egressctl(&["diff", "-f", &seed, "-f", &seed, "--drain", "172.22.49.147"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let unknown = egressctl(&["diff", "-f", &seed, "--without-node", "nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("--without-node: Not found"),
+        "{}",
+        stderr(&unknown)
+    );
+}
