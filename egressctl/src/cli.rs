@@ -18,6 +18,9 @@ pub(crate) enum Command {
     Demo,
     /// Print the egress gateway maps a node programs for a snapshot.
     List(ListArgs),
+    /// Per pod: the policy, the gateway node, the egress IP and the gateway's public
+    /// (ExternalIP) address — the source a partner outside the cluster sees.
+    Pods(PodsArgs),
     /// Validate policies (a snapshot, one policy, a List or a `---` stream) and report every error.
     Validate(ValidateArgs),
     /// Explain the verdict for one packet: the entry, the policy, the gateway and why.
@@ -166,6 +169,15 @@ pub(crate) struct ListArgs {
     /// error (exit 1 after the output).
     #[arg(long)]
     pub(crate) strict: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PodsArgs {
+    /// Snapshot file or Kubernetes dump; repeat to add files; `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
+    pub(crate) files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) node: NodeArgs,
 }
 
 #[derive(Debug, clap::Args)]

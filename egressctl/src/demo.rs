@@ -1,7 +1,6 @@
 //! `egressctl demo`: the seed's "group of egress nodes" cluster, embedded in the binary.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
 use egress_core::entries::{self, Computation};
 use egress_core::gateway::Selection;
@@ -36,14 +35,14 @@ pub(crate) fn render_demo(snapshot: &Snapshot) -> Result<String, Failure> {
     let local = snapshot
         .local_node_name(None)
         .map_err(|e| Failure::Input(e.to_string()))?;
-    let choices = compute_for(snapshot, local).choices;
-    let gateways: BTreeSet<&str> = choices
-        .iter()
-        .filter_map(|c| c.gateway.node.as_deref())
+    let gateways: BTreeSet<String> = compute_for(snapshot, local)
+        .choices
+        .into_iter()
+        .filter_map(|c| c.gateway.node)
         .collect();
     let per_gateway: Vec<(&str, Computation)> = gateways
         .iter()
-        .map(|g| (*g, compute_for(snapshot, g)))
+        .map(|g| (g.as_str(), compute_for(snapshot, g)))
         .collect();
 
     let mut out = String::from(
@@ -52,38 +51,9 @@ pub(crate) fn render_demo(snapshot: &Snapshot) -> Result<String, Failure> {
     );
     let mut rows =
         vec![["Pod", "Pod IP", "Policy", "Gateway node", "Egress IP"].map(str::to_owned)];
-    let mut pod_rows = Vec::new();
-    for choice in &choices {
-        let Some(ep) = snapshot.endpoints.iter().find(|e| e.uid == choice.endpoint) else {
-            continue;
-        };
-        let ips: Vec<String> = ep.ips.iter().map(IpAddr::to_string).collect();
-        let (node, egress) = match &choice.gateway.node {
-            None => ("(none: traffic dropped)".to_owned(), "-".to_owned()),
-            Some(node) => {
-                // The egress IP is derived on the gateway itself: read it from that node's view.
-                let egress = per_gateway
-                    .iter()
-                    .find(|(g, _)| g == node)
-                    .and_then(|(_, c)| {
-                        c.choices
-                            .iter()
-                            .find(|x| x.policy == choice.policy && x.endpoint == choice.endpoint)
-                    })
-                    .and_then(|x| x.gateway.egress.as_ref())
-                    .map_or_else(|| "-".to_owned(), |e| e.ipv4.to_string());
-                (node.clone(), egress)
-            }
-        };
-        pod_rows.push([
-            ep.display_name(),
-            ips.join(","),
-            choice.policy.clone(),
-            node,
-            egress,
-        ]);
-    }
-    pod_rows.sort();
+    let pod_rows = crate::pods::pod_rows(snapshot, local, Selection::Cilium)
+        .into_iter()
+        .map(|r| [r.pod, r.ips, r.policy, r.gateway, r.egress_ip]);
     rows.extend(pod_rows);
     out.push_str(&render::tabulate(&rows));
     for (node, computation) in &per_gateway {

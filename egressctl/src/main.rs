@@ -12,6 +12,7 @@ mod explain;
 mod host;
 mod input;
 mod list;
+mod pods;
 mod validate;
 
 use std::io::Write;
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Demo => demo::run(),
         cli::Command::List(args) => list::run(&args),
+        cli::Command::Pods(args) => pods::run(&args),
         cli::Command::Validate(args) => validate::run(&args),
         cli::Command::Explain(args) => explain::run(&args),
         cli::Command::Diff(args) => diff::run(&args),

@@ -945,3 +945,41 @@ fn diff_shows_the_blast_radius_of_draining_or_losing_a_gateway() {
         stderr(&unknown)
     );
 }
+
+#[test]
+fn pods_show_where_each_pods_traffic_leaves_and_as_what() {
+    let out = egressctl(&["pods", "-f", &example("seed-gateway-group.yaml")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "Pod", "Pod", "IP", "Policy", "Gateway", "node", "Egress", "IP", "Public", "IP"
+        ]
+    );
+    assert_eq!(lines.len(), 11, "{text}");
+    assert!(text.contains("default/nginx-54c98b4f84-5wlpc   172.22.48.4    egress-test   172.22.49.119   172.22.49.119   -"), "{text}");
+    // A dump knows the gateways' ExternalIPs (the partner sees those) but not their devices.
+    let dump = shared_examples().join("dumps/tke-dump.yaml");
+    let out = egressctl(&[
+        "pods",
+        "-f",
+        dump.to_str().unwrap(),
+        "--node",
+        "172.22.48.125",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("172.22.49.119   (devices unknown)   129.226.84.9"),
+        "{text}"
+    );
+    // Nothing selected: said on stderr.
+    let empty = temp_file("empty-pods.yaml", EMPTY);
+    let out = egressctl(&["pods", "-f", empty.to_str().unwrap()]);
+    assert_eq!(
+        (stdout(&out).as_str(), stderr(&out).as_str()),
+        ("", "No selected endpoints.\n")
+    );
+}

@@ -1,0 +1,137 @@
+//! `egressctl pods`: per endpoint, where its traffic leaves — policy, gateway node, egress
+//! IP, and the gateway's public (ExternalIP) address: the source a partner outside sees.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use egress_core::entries::{self, Computation};
+use egress_core::gateway::Selection;
+use egress_core::render;
+use egress_core::snapshot::Snapshot;
+
+use crate::cli::PodsArgs;
+use crate::input::load_for_node;
+use crate::{Failure, emit};
+
+/// One endpoint under one policy.
+pub(crate) struct PodRow {
+    /// `namespace/name`, or the uid.
+    pub(crate) pod: String,
+    /// Its addresses, comma-separated.
+    pub(crate) ips: String,
+    /// The policy.
+    pub(crate) policy: String,
+    /// The gateway node, or why there is none.
+    pub(crate) gateway: String,
+    /// The egress IP the gateway SNATs to (`-` when unknown or none).
+    pub(crate) egress_ip: String,
+    /// The gateway's ExternalIPs (`-` when the input has none).
+    pub(crate) public_ip: String,
+}
+
+fn compute_for(snapshot: &Snapshot, node: &str, selection: Selection) -> Computation {
+    entries::compute(
+        &snapshot.state(),
+        node,
+        snapshot.devices_for(node),
+        selection,
+    )
+}
+
+/// The rows, sorted by pod then policy. Gateway choices are read from `node`'s view; each
+/// egress IP from its gateway's own view (it is derived on the gateway).
+pub(crate) fn pod_rows(snapshot: &Snapshot, node: &str, selection: Selection) -> Vec<PodRow> {
+    let choices = compute_for(snapshot, node, selection).choices;
+    let gateways: BTreeSet<&str> = choices
+        .iter()
+        .filter_map(|c| c.gateway.node.as_deref())
+        .collect();
+    let per_gateway: Vec<(&str, Computation)> = gateways
+        .iter()
+        .map(|g| (*g, compute_for(snapshot, g, selection)))
+        .collect();
+    let mut rows = Vec::new();
+    for choice in &choices {
+        let Some(ep) = snapshot.endpoints.iter().find(|e| e.uid == choice.endpoint) else {
+            continue;
+        };
+        let ips: Vec<String> = ep.ips.iter().map(IpAddr::to_string).collect();
+        let (gateway, egress_ip, public_ip) = match &choice.gateway.node {
+            None => (
+                "(none: traffic dropped)".to_owned(),
+                "-".to_owned(),
+                "-".to_owned(),
+            ),
+            Some(gw) => {
+                let egress = per_gateway
+                    .iter()
+                    .find(|(g, _)| g == gw)
+                    .and_then(|(_, c)| {
+                        c.choices
+                            .iter()
+                            .find(|x| x.policy == choice.policy && x.endpoint == choice.endpoint)
+                    })
+                    .and_then(|x| x.gateway.egress.as_ref())
+                    .map_or_else(
+                        || "-".to_owned(),
+                        |e| {
+                            if !e.ipv4.is_unspecified() {
+                                e.ipv4.to_string()
+                            } else if snapshot.devices_known(gw) {
+                                "(none on its devices)".to_owned()
+                            } else {
+                                "(devices unknown)".to_owned()
+                            }
+                        },
+                    );
+                let public: Vec<String> = snapshot
+                    .nodes
+                    .get(gw)
+                    .map(|n| n.external_ips.iter().map(IpAddr::to_string).collect())
+                    .unwrap_or_default();
+                let public = if public.is_empty() {
+                    "-".to_owned()
+                } else {
+                    public.join(",")
+                };
+                (gw.clone(), egress, public)
+            }
+        };
+        rows.push(PodRow {
+            pod: ep.display_name(),
+            ips: ips.join(","),
+            policy: choice.policy.clone(),
+            gateway,
+            egress_ip,
+            public_ip,
+        });
+    }
+    rows.sort_by(|a, b| (&a.pod, &a.policy).cmp(&(&b.pod, &b.policy)));
+    rows
+}
+
+pub(crate) fn run(args: &PodsArgs) -> Result<(), Failure> {
+    let (snapshot, node) = load_for_node(&args.files, &args.node, false)?;
+    let rows = pod_rows(&snapshot, &node, args.node.selection.into());
+    if rows.is_empty() {
+        eprintln!("No selected endpoints.");
+        return Ok(());
+    }
+    let mut table = vec![
+        [
+            "Pod",
+            "Pod IP",
+            "Policy",
+            "Gateway node",
+            "Egress IP",
+            "Public IP",
+        ]
+        .map(str::to_owned),
+    ];
+    table.extend(
+        rows.into_iter()
+            .map(|r| [r.pod, r.ips, r.policy, r.gateway, r.egress_ip, r.public_ip]),
+    );
+    emit(&render::tabulate(&table));
+    Ok(())
+}
