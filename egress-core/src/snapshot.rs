@@ -148,21 +148,7 @@ pub fn load_all(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> {
                 )
             };
             match doc.get("kind").and_then(Doc::as_str) {
-                Some("CiliumEgressGatewayPolicy") => {
-                    let policy = parse_policy(doc);
-                    let name = crate::policy::object_name(doc).map(str::to_owned);
-                    let same = |p: &Result<Policy, PolicyErrors>| {
-                        name.is_some()
-                            && match p {
-                                Ok(p) => Some(&p.name) == name.as_ref(),
-                                Err(e) => e.name == name,
-                            }
-                    };
-                    match snapshot.policies.iter().position(same) {
-                        Some(k) => snapshot.policies[k] = policy,
-                        None => snapshot.policies.push(policy),
-                    }
-                }
+                Some("CiliumEgressGatewayPolicy") => snapshot.replace_policy(parse_policy(doc)),
                 Some("CiliumNode") => {
                     let node = kubernetes::node_from_cilium_node(doc).map_err(at_path)?;
                     snapshot.nodes.insert(node.name.clone(), node);
@@ -422,21 +408,24 @@ impl Snapshot {
             }
         }
         for policy in other.policies {
-            let name = match &policy {
-                Ok(p) => Some(p.name.clone()),
-                Err(e) => e.name.clone(),
-            };
-            let same = |p: &Result<Policy, PolicyErrors>| {
-                name.is_some()
-                    && match p {
-                        Ok(p) => Some(&p.name) == name.as_ref(),
-                        Err(e) => e.name == name,
-                    }
-            };
-            match self.policies.iter().position(same) {
-                Some(k) => self.policies[k] = policy,
-                None => self.policies.push(policy),
-            }
+            self.replace_policy(policy);
+        }
+    }
+
+    /// Puts a policy (valid or not) in the place of the one with its name, or last.
+    fn replace_policy(&mut self, policy: Result<Policy, PolicyErrors>) {
+        let name_of = |p: &Result<Policy, PolicyErrors>| match p {
+            Ok(p) => Some(p.name.clone()),
+            Err(e) => e.name.clone(),
+        };
+        let name = name_of(&policy);
+        match self
+            .policies
+            .iter()
+            .position(|p| name.is_some() && name_of(p) == name)
+        {
+            Some(k) => self.policies[k] = policy,
+            None => self.policies.push(policy),
         }
     }
 
