@@ -71,6 +71,13 @@ log "Python module (scripts/test-python.sh)"
 ./scripts/test-python.sh
 log "egressctl demo (the README's first command)"
 cargo run --quiet --release --locked -p egressctl -- demo >/dev/null
+# That default build has no kernel calls: `apply` must say how to get them (exit 2).
+status=0
+message="$(target/release/egressctl apply -f x 2>&1)" || status=$?
+if [ "$status" != 2 ] || [[ "$message" != *"--features bpf"* ]]; then
+    echo "error: egressctl apply without the bpf feature: exit $status: $message" >&2
+    exit 1
+fi
 # The report binary checks its own results (lookup answers, plan contents) as it measures;
 # CI runs its quick form so that it keeps working. Figures are not judged here.
 log "benchmark report (quick)"

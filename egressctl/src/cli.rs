@@ -33,6 +33,21 @@ pub(crate) enum Command {
     /// Read the live pinned maps and print them as `list` does.
     #[cfg(feature = "bpf")]
     Dump(DumpArgs),
+    /// (Needs a build with `--features bpf`.) Program the pinned maps.
+    #[cfg(not(feature = "bpf"))]
+    Apply(WithoutKernel),
+    /// (Needs a build with `--features bpf`.) Read the live pinned maps.
+    #[cfg(not(feature = "bpf"))]
+    Dump(WithoutKernel),
+}
+
+/// The arguments of a kernel command in a build without it: taken as they come, refused
+/// with the way to get the command.
+#[cfg(not(feature = "bpf"))]
+#[derive(Debug, clap::Args)]
+pub(crate) struct WithoutKernel {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub(crate) args: Vec<String>,
 }
 
 #[cfg(feature = "bpf")]
