@@ -27,6 +27,13 @@ pub(crate) enum Command {
     Explain(ExplainArgs),
     /// The plan that turns OLD's maps into NEW's, and the endpoints that change gateway.
     Diff(DiffArgs),
+    /// Print a shell completion script (e.g. `egressctl completions bash >
+    /// /etc/bash_completion.d/egressctl`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Make the pinned maps equal to the snapshot's, writing only the difference.
     #[cfg(feature = "bpf")]
     Apply(ApplyArgs),

@@ -69,6 +69,13 @@ fn main() -> ExitCode {
         cli::Command::Validate(args) => validate::run(&args),
         cli::Command::Explain(args) => explain::run(&args),
         cli::Command::Diff(args) => diff::run(&args),
+        cli::Command::Completions { shell } => {
+            let mut command = <cli::Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command, "egressctl", &mut out);
+            emit(&String::from_utf8_lossy(&out));
+            Ok(())
+        }
         #[cfg(feature = "bpf")]
         cli::Command::Apply(args) => bpf::apply(&args),
         #[cfg(feature = "bpf")]

@@ -983,3 +983,19 @@ fn pods_show_where_each_pods_traffic_leaves_and_as_what() {
         ("", "No selected endpoints.\n")
     );
 }
+
+#[test]
+fn shell_completions_name_every_command() {
+    let out = egressctl(&["completions", "bash"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = stdout(&out);
+    for command in ["list", "pods", "validate", "explain", "diff", "demo"] {
+        assert!(script.contains(command), "{command}");
+    }
+    assert!(script.contains("--without-node") && script.contains("--exit-code"));
+    assert!(egressctl(&["completions", "zsh"]).status.success());
+    assert_eq!(
+        egressctl(&["completions", "cmd.exe"]).status.code(),
+        Some(2)
+    );
+}
