@@ -14,7 +14,7 @@
 #      bpffs, under the sanitizers and valgrind. Needs root; skipped with a message when the
 #      kernel refuses the mount, a failure instead under EGRESS_REQUIRE_BPF=1 (CI).
 # Every compile and link line is printed (`+ ...`) exactly as run. Outputs go to target/c/.
-# The tests read the shared examples: ../shared/examples beside the checkout, or
+# The tests read the example snapshots: examples/snapshots, or
 # $EGRESS_EXAMPLES.
 set -euo pipefail
 
@@ -24,7 +24,7 @@ if [ -n "${EGRESS_EXAMPLES:-}" ]; then
     examples="$(cd "$EGRESS_EXAMPLES" && pwd)"
 fi
 cd "$root"
-examples="${examples:-../shared/examples}"
+examples="${examples:-examples/snapshots}"
 if [ ! -d "$examples" ]; then
     echo "error: $examples not found (the shared example snapshots); set EGRESS_EXAMPLES" >&2
     exit 1

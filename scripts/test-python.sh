@@ -36,7 +36,7 @@ log "pip install ./bindings/python in a clean venv"
 target/py-venv-user/bin/python -m pip install -q ./bindings/python
 target/py-venv-user/bin/python -c '
 import pathlib, egress_gateway as egw
-e = egw.Engine.from_snapshot(pathlib.Path("../shared/examples/seed-gateway-group.yaml"))
+e = egw.Engine.from_snapshot(pathlib.Path("examples/snapshots/seed-gateway-group.yaml"))
 assert e.lookup("172.22.48.4", "8.8.8.8").kind == "masquerade"
 print("installed", egw.__version__)'
 log "Python checks passed"

@@ -22,7 +22,7 @@ use egress_core::policy::{GatewaySpec, LabelSelector, Policy, SelectorItem};
 use egress_core::snapshot::Snapshot;
 
 fn examples() -> Vec<(String, Snapshot)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/snapshots");
     let mut out: Vec<(String, Snapshot)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())

@@ -16,7 +16,7 @@ use egress_core::{Error, ErrorKind};
 
 fn example(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/examples")
+        .join("../examples/snapshots")
         .join(name);
     std::fs::read_to_string(path).unwrap()
 }

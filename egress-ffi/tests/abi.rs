@@ -17,7 +17,7 @@ use egress_core::snapshot::{self, Snapshot};
 use egress_ffi::*;
 
 fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/snapshots")
 }
 
 /// The snapshot examples (not the dumps), by stem.

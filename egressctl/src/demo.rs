@@ -10,7 +10,7 @@ use egress_core::snapshot::Snapshot;
 use crate::diagnostics;
 use crate::{Failure, emit};
 
-/// A copy of `shared/examples/seed-gateway-group.yaml` (a test keeps them equal).
+/// A copy of `examples/snapshots/seed-gateway-group.yaml` (a test keeps them equal).
 pub(crate) const SEED_GATEWAY_GROUP: &str = include_str!("../data/seed-gateway-group.yaml");
 
 pub(crate) fn run() -> Result<(), Failure> {

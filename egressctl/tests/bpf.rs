@@ -19,7 +19,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn examples() -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/snapshots");
     let mut out: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -63,7 +63,7 @@ fn apply_writes_only_the_difference_and_refuses_overflow() {
     let Some(fs) = bpffs_or_skip("apply_writes_only_the_difference_and_refuses_overflow") else {
         return;
     };
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/snapshots");
     let group = examples
         .join("seed-gateway-group.yaml")
         .display()

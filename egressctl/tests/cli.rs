@@ -5,14 +5,38 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// The repository's examples (snapshots, their expected outputs, a Kubernetes dump).
 fn shared_examples() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples");
-    assert!(
-        dir.is_dir(),
-        "the shared examples must sit beside the project: {} is missing",
-        dir.display()
-    );
-    dir
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/snapshots")
+}
+
+#[test]
+fn the_repositorys_examples_equal_the_shared_ones() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples");
+    if !shared.is_dir() {
+        // A checkout without ../shared: the repository's copy stands alone.
+        return;
+    }
+    let mut compared = 0;
+    for sub in ["", "dumps"] {
+        for entry in std::fs::read_dir(shared.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                continue;
+            }
+            let name = path.file_name().unwrap();
+            let ours = shared_examples().join(sub).join(name);
+            assert_eq!(
+                std::fs::read(&ours).ok(),
+                Some(std::fs::read(&path).unwrap()),
+                "{} differs from {} (copy the shared examples into examples/snapshots)",
+                ours.display(),
+                path.display()
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 17, "{compared}");
 }
 
 fn egressctl(args: &[&str]) -> Output {
@@ -74,7 +98,7 @@ fn the_demo_snapshot_is_the_shared_example() {
         std::fs::read_to_string(shared_examples().join("seed-gateway-group.yaml")).unwrap();
     assert_eq!(
         embedded, shared,
-        "egressctl/data/seed-gateway-group.yaml drifted from shared/examples"
+        "egressctl/data/seed-gateway-group.yaml drifted from examples/snapshots"
     );
 }
 

@@ -14,7 +14,7 @@
  * (scripts/test-c.sh prints the exact lines it uses):
  *   cc -std=c11 -Iinclude examples/c/seed_gateway_group.c target/release/libegress_ffi.a \
  *      -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -o seed_gateway_group
- *   ./seed_gateway_group ../shared/examples/seed-gateway-group.yaml
+  *   ./seed_gateway_group examples/snapshots/seed-gateway-group.yaml
  */
 #define _POSIX_C_SOURCE 200809L /* inet_ntop under -std=c11 */
 

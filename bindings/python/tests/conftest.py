@@ -6,7 +6,7 @@ import pathlib
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
-EXAMPLES = pathlib.Path(os.environ.get("EGRESS_EXAMPLES", REPO.parent / "shared" / "examples"))
+EXAMPLES = pathlib.Path(os.environ.get("EGRESS_EXAMPLES", REPO / "examples" / "snapshots"))
 
 
 @pytest.fixture(scope="session")

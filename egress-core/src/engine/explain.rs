@@ -232,7 +232,7 @@ mod tests {
 
     fn example(name: &str) -> Snapshot {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/examples")
+            .join("../examples/snapshots")
             .join(name);
         Snapshot::parse(&std::fs::read_to_string(path).unwrap()).unwrap()
     }

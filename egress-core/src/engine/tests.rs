@@ -6,7 +6,7 @@ use crate::lookup::LookupTable;
 use crate::maps::MapId;
 
 fn examples() -> Vec<(String, Snapshot)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/snapshots");
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.unwrap().path();
@@ -50,7 +50,7 @@ fn equals_the_batch_path_on_every_example_node_and_mode() {
 
 fn seed() -> Snapshot {
     let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/examples/seed-gateway-group.yaml"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/snapshots/seed-gateway-group.yaml"),
     )
     .unwrap();
     Snapshot::parse(&text).unwrap()
