@@ -307,6 +307,28 @@ unsafe fn report_found(found_out: *mut bool, found: bool) {
     }
 }
 
+/// The body of the three deletes: `delete` by the name (or uid) read from `name`/`name_len`
+/// (called `arg` in errors), whether it existed written to `*found_out` when asked.
+///
+/// # Safety
+/// As the delete exports.
+unsafe fn delete_by_name(
+    engine: *mut egress_engine,
+    (name, name_len, arg): (*const u8, usize, &str),
+    found_out: *mut bool,
+    error_out: *mut *mut egress_error,
+    delete: impl FnOnce(&mut Engine, &str) -> bool,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        event(engine, error_out, |engine| {
+            let found = delete(engine, utf8(name, name_len, arg)?);
+            report_found(found_out, found);
+            Ok(())
+        })
+    }
+}
+
 /// Deletes the policy named `name`. `*found_out` (optional: NULL) says whether it existed.
 ///
 /// # Safety
@@ -322,11 +344,13 @@ pub unsafe extern "C" fn egress_engine_delete_policy(
 ) -> egress_result {
     // SAFETY: the caller's promises.
     unsafe {
-        event(engine, error_out, |engine| {
-            let found = engine.delete_policy(utf8(name, name_len, "name")?);
-            report_found(found_out, found);
-            Ok(())
-        })
+        delete_by_name(
+            engine,
+            (name, name_len, "name"),
+            found_out,
+            error_out,
+            Engine::delete_policy,
+        )
     }
 }
 
@@ -365,11 +389,13 @@ pub unsafe extern "C" fn egress_engine_delete_node(
 ) -> egress_result {
     // SAFETY: the caller's promises.
     unsafe {
-        event(engine, error_out, |engine| {
-            let found = engine.delete_node(utf8(name, name_len, "name")?);
-            report_found(found_out, found);
-            Ok(())
-        })
+        delete_by_name(
+            engine,
+            (name, name_len, "name"),
+            found_out,
+            error_out,
+            Engine::delete_node,
+        )
     }
 }
 
@@ -507,11 +533,13 @@ pub unsafe extern "C" fn egress_engine_delete_endpoint(
 ) -> egress_result {
     // SAFETY: the caller's promises.
     unsafe {
-        event(engine, error_out, |engine| {
-            let found = engine.delete_endpoint(utf8(uid, uid_len, "uid")?);
-            report_found(found_out, found);
-            Ok(())
-        })
+        delete_by_name(
+            engine,
+            (uid, uid_len, "uid"),
+            found_out,
+            error_out,
+            Engine::delete_endpoint,
+        )
     }
 }
 

@@ -5,9 +5,10 @@ use std::path::Path;
 
 use egress_bpf::EgressMaps;
 
-use crate::boundary::{exclusive, fill, out, reference, run, utf8};
+use crate::boundary::{exclusive, out, reference, run, utf8};
 use crate::engine::egress_engine;
 use crate::error::{Failure, egress_error, egress_result};
+use crate::query::fill_entries;
 use crate::types::{egress_entry, layout};
 
 /// Cilium's pinned egress gateway maps in one bpffs directory: the layout's IPv4 map and the
@@ -145,13 +146,7 @@ pub unsafe extern "C" fn egress_maps_dump(
     unsafe {
         run(error_out, || {
             let entries = reference(maps, "maps")?.maps.dump()?;
-            fill(
-                entries.len(),
-                entries.iter().map(egress_entry::from),
-                (buf, "buf"),
-                (buf_len, "buf_len"),
-                count_out,
-            )
+            fill_entries(&entries, buf, buf_len, count_out)
         })
     }
 }

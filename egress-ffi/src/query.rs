@@ -3,15 +3,58 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use egress_core::engine::Engine;
 use egress_core::lookup::VerdictRecord;
 use egress_core::render;
 
 use crate::boundary::{copy_out, fill, out, reference, run, run_code, slice, slice_mut};
 use crate::engine::egress_engine;
-use crate::error::{egress_error, egress_result};
+use crate::error::{Failure, egress_error, egress_result};
 use crate::types::{
     egress_entry, egress_ip_addr, egress_query_v4, egress_query_v6, egress_verdict,
 };
+
+/// The body of the JSON queries: `text` of the engine copied to the caller's buffer.
+///
+/// # Safety
+/// As the JSON exports.
+unsafe fn text_out(
+    engine: *const egress_engine,
+    (buf, buf_len, written_out): (*mut u8, usize, *mut usize),
+    error_out: *mut *mut egress_error,
+    text: impl FnOnce(&Engine) -> Result<String, Failure>,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        run(error_out, || {
+            let text = text(&reference(engine, "engine")?.engine)?;
+            copy_out(text.as_bytes(), buf, buf_len, written_out)
+        })
+    }
+}
+
+/// The desired (or dumped) entries into the caller's array: the body of
+/// `egress_engine_entries` and `egress_maps_dump`.
+///
+/// # Safety
+/// As those exports.
+pub(crate) unsafe fn fill_entries(
+    entries: &egress_core::entries::MapEntries,
+    buf: *mut egress_entry,
+    buf_len: usize,
+    count_out: *mut usize,
+) -> Result<(), Failure> {
+    // SAFETY: forwarded.
+    unsafe {
+        fill(
+            entries.len(),
+            entries.iter().map(egress_entry::from),
+            (buf, "buf"),
+            (buf_len, "buf_len"),
+            count_out,
+        )
+    }
+}
 
 /// The node's maps as JSON: byte for byte what `egressctl list -o json` prints for the same
 /// snapshot, node and selection. UTF-8, no terminating NUL.
@@ -33,10 +76,8 @@ pub unsafe extern "C" fn egress_engine_maps_json(
 ) -> egress_result {
     // SAFETY: the caller's promises.
     unsafe {
-        run(error_out, || {
-            let engine = &reference(engine, "engine")?.engine;
-            let json = render::to_json(&engine.entries());
-            copy_out(json.as_bytes(), buf, buf_len, written_out)
+        text_out(engine, (buf, buf_len, written_out), error_out, |e| {
+            Ok(render::to_json(&e.entries()))
         })
     }
 }
@@ -244,13 +285,7 @@ pub unsafe extern "C" fn egress_engine_entries(
     unsafe {
         run(error_out, || {
             let maps = reference(engine, "engine")?.engine.entries();
-            fill(
-                maps.len(),
-                maps.iter().map(egress_entry::from),
-                (buf, "buf"),
-                (buf_len, "buf_len"),
-                count_out,
-            )
+            fill_entries(&maps, buf, buf_len, count_out)
         })
     }
 }
@@ -273,12 +308,12 @@ pub unsafe extern "C" fn egress_engine_explain_json(
 ) -> egress_result {
     // SAFETY: the caller's promises.
     unsafe {
-        run(error_out, || {
-            let engine = &reference(engine, "engine")?.engine;
+        text_out(engine, (buf, buf_len, written_out), error_out, |e| {
             let src = reference(src, "src")?.to_ip("src")?;
             let dst = reference(dst, "dst")?.to_ip("dst")?;
-            let json = render::json_text(&render::explanation_json(&engine.explain(src, dst)));
-            copy_out(json.as_bytes(), buf, buf_len, written_out)
+            Ok(render::json_text(&render::explanation_json(
+                &e.explain(src, dst),
+            )))
         })
     }
 }
@@ -299,10 +334,8 @@ pub unsafe extern "C" fn egress_engine_conflicts_json(
 ) -> egress_result {
     // SAFETY: the caller's promises.
     unsafe {
-        run(error_out, || {
-            let engine = &reference(engine, "engine")?.engine;
-            let json = render::json_text(&render::conflicts_json(&engine.conflicts()));
-            copy_out(json.as_bytes(), buf, buf_len, written_out)
+        text_out(engine, (buf, buf_len, written_out), error_out, |e| {
+            Ok(render::json_text(&render::conflicts_json(&e.conflicts())))
         })
     }
 }
