@@ -36,6 +36,8 @@ command -v readelf >/dev/null 2>&1 || missing+=(binutils)
 # The Python module (scripts/test-python.sh): a Python 3 with venv (ensurepip).
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# The Go package (scripts/test-go.sh): Debian's Go toolchain; no module is downloaded.
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
 pkg-config --exists libelf 2>/dev/null || missing+=(libelf-dev)
 pkg-config --exists zlib 2>/dev/null || missing+=(zlib1g-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -66,6 +68,10 @@ log "C ABI (scripts/test-c.sh)"
 # wheel, pytest (stubtest and the README's Python quick start included), pip install.
 log "Python module (scripts/test-python.sh)"
 ./scripts/test-python.sh
+# The Go package: gofmt, go vet, go test -race, static and dynamic linking, the README's Go
+# quick start in a module of its own, the benchmarks once each.
+log "Go package (scripts/test-go.sh)"
+./scripts/test-go.sh
 log "egressctl demo (the README's first command)"
 cargo run --quiet --release --locked -p egressctl -- demo >/dev/null
 # That default build has no kernel calls: `apply` must say how to get them (exit 2).

@@ -4,4 +4,5 @@
 pub mod c_abi;
 pub mod kernel;
 pub mod measure;
+pub mod snapshot_out;
 pub mod workloads;

@@ -334,6 +334,19 @@ pub fn endpoint(i: usize, group: &str, nodes: usize) -> Endpoint {
     }
 }
 
+/// The `i`-th pod a W-cluster CNI ADD brings: a new uid, one of the 100 groups, an address
+/// in 10.200.0.0/16 that no W-cluster endpoint has.
+pub fn new_pod(i: usize) -> Endpoint {
+    let mut ep = endpoint(20_000 + i, &format!("g{}", i % 100), 50);
+    ep.ips = vec![IpAddr::V4(Ipv4Addr::new(
+        10,
+        200,
+        (i / 250) as u8,
+        (i % 250) as u8 + 1,
+    ))];
+    ep
+}
+
 /// W-cluster: 10,000 endpoints, 100 policies each selecting ~1 % of them by label (2
 /// destination and 2 excluded CIDRs, two listed gateways), 50 nodes of which 8 are gateways;
 /// the local node is a gateway. Sizes are parameters for the quick report.

@@ -327,19 +327,6 @@ fn ratios(v4: &LookupFigures, v6: &LookupFigures) -> Value {
     })
 }
 
-/// The `i`-th new pod of the W-cluster events: one of the 100 groups, an address no other
-/// endpoint has (10.200.x.y).
-fn new_pod(i: usize) -> egress_core::cluster::Endpoint {
-    let mut ep = workloads::endpoint(20_000 + i, &format!("g{}", i % 100), 50);
-    ep.ips = vec![std::net::IpAddr::V4(std::net::Ipv4Addr::new(
-        10,
-        200,
-        (i / 250) as u8,
-        (i % 250) as u8 + 1,
-    ))];
-    ep
-}
-
 /// W-cluster: one endpoint added and its plan taken, vs building the engine from scratch.
 fn endpoint_event(sizes: &Sizes) -> Result<Value> {
     let objects = workloads::cluster(11, 10_000, 100);
@@ -360,7 +347,7 @@ fn endpoint_event(sizes: &Sizes) -> Result<Value> {
     engine.ack(&plan, plan.len());
     let mut total = Duration::ZERO;
     for i in 0..sizes.events {
-        let ep = new_pod(i);
+        let ep = workloads::new_pod(i);
         let source = ep.ips[0];
         let start = Instant::now();
         engine.upsert_endpoint(ep);
@@ -469,7 +456,7 @@ fn c_abi(sizes: &Sizes) -> Result<Value> {
     };
     let rust_engine = acked(objects.engine(Selection::Cilium, max_entries))?;
     let c_engine = CEngine::new(acked(objects.engine(Selection::Cilium, max_entries))?);
-    let pods: Vec<_> = (0..sizes.events).map(new_pod).collect();
+    let pods: Vec<_> = (0..sizes.events).map(workloads::new_pod).collect();
     let (rust_add, c_add) = c_abi::cni_add_us(rust_engine, &c_engine, &pods)?;
     let ratio = |c: f64, rust: f64| round(c / rust, 2);
     eprintln!(

@@ -1,0 +1,81 @@
+package egressgw
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Every example snapshot through FromSnapshot gives exactly the maps `egressctl list -o
+// json` prints (the *.expected.json files), in both modes.
+func TestEveryExampleGivesTheExpectedMaps(t *testing.T) {
+	dir := examplesDir(t)
+	examples, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(examples) < 6 {
+		t.Fatalf("%d example snapshots in %s: the test needs them", len(examples), dir)
+	}
+	compared := 0
+	for _, example := range examples {
+		stem := strings.TrimSuffix(example, ".yaml")
+		for _, mode := range []struct {
+			selection Selection
+			suffix    string
+		}{{SelectionCilium, ".expected.json"}, {SelectionConsistent, ".consistent.expected.json"}} {
+			t.Run(filepath.Base(stem)+"/"+mode.selection.String(), func(t *testing.T) {
+				e, err := FromSnapshot(readFile(t, example), Config{Selection: mode.selection})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer e.Close()
+				got, err := e.MapsJSON()
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := os.ReadFile(stem + mode.suffix)
+				if os.IsNotExist(err) {
+					// No expected file for this mode: the document still has its shape.
+					var doc map[string]json.RawMessage
+					if err := json.Unmarshal(got, &doc); err != nil || len(doc) != 2 || doc["ipv4"] == nil || doc["ipv6"] == nil {
+						t.Fatalf("maps JSON is not {ipv4, ipv6}: %v: %s", err, got)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				compared++
+				if string(got) != string(want) {
+					t.Fatalf("maps JSON differs from %s\ngot:\n%s", filepath.Base(stem+mode.suffix), got)
+				}
+			})
+		}
+	}
+	if compared < 8 {
+		t.Fatalf("only %d expected files compared", compared)
+	}
+}
+
+// A real cluster's dump, a node named on the side and its devices set afterwards.
+func TestADumpWithANodeAndItsDevices(t *testing.T) {
+	dumps := filepath.Join(examplesDir(t), "dumps")
+	e, err := FromSnapshot(readFile(t, filepath.Join(dumps, "tke-dump.yaml")), Config{LocalNode: "172.22.49.119"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.SetDevices(readFile(t, filepath.Join(dumps, "tke-dump.172.22.49.119.devices.yaml"))); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.MapsJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := readFile(t, filepath.Join(dumps, "tke-dump.172.22.49.119.expected.json")); string(got) != string(want) {
+		t.Fatalf("maps JSON differs from the dump's expected maps:\n%s", got)
+	}
+}

@@ -1,0 +1,391 @@
+package egressgw
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLookupAnswersAsTheMapsSay(t *testing.T) {
+	e := seedEngine(t, Config{})
+	internet := mustAddr("8.8.8.8")
+	for _, c := range []struct {
+		src  string
+		want Verdict
+	}{
+		// The local node (172.22.49.119) is this pod's gateway: SNAT here.
+		{"172.22.48.4", Verdict{Kind: Masquerade, EgressIP: mustAddr("172.22.49.119")}},
+		// Another gateway: tunnel there.
+		{"172.22.48.10", Verdict{Kind: Forward, GatewayIP: mustAddr("172.22.49.147")}},
+		// Not an endpoint a policy selects.
+		{"10.9.9.9", Verdict{Kind: NoEntry}},
+	} {
+		got, err := e.Lookup(mustAddr(c.src), internet)
+		if err != nil || got != c.want {
+			t.Errorf("%s -> 8.8.8.8: %v (%v), want %v", c.src, got, err, c.want)
+		}
+	}
+	// Families differ: no entry can match.
+	if got, err := e.Lookup(mustAddr("172.22.48.4"), mustAddr("2001:db8::1")); err != nil || got.Kind != NoEntry {
+		t.Errorf("mixed families: %v %v", got, err)
+	}
+	// Every entry answers its own lookup: the verdict agrees with the entry.
+	entries, err := e.Entries()
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("entries: %d, %v", len(entries), err)
+	}
+	for _, entry := range entries {
+		v, err := e.Lookup(entry.Source, entry.Destination.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case entry.GatewayIP == mustAddr("0.0.0.1"):
+			if v.Kind != Excluded {
+				t.Errorf("%+v: %v", entry, v)
+			}
+		case entry.GatewayIP == mustAddr("0.0.0.0"):
+			if v.Kind != DropNoGateway {
+				t.Errorf("%+v: %v", entry, v)
+			}
+		case v.Kind == Masquerade:
+			if v.EgressIP != entry.EgressIP || v.Ifindex != entry.EgressIfindex {
+				t.Errorf("%+v: %v", entry, v)
+			}
+		case v.Kind != Forward || v.GatewayIP != entry.GatewayIP:
+			t.Errorf("%+v: %v", entry, v)
+		}
+	}
+}
+
+func TestEntriesAreTheMapsJSONRows(t *testing.T) {
+	e := seedEngine(t, Config{})
+	entries, _ := e.Entries()
+	doc, _ := e.MapsJSON()
+	var maps struct {
+		IPv4 []struct {
+			SourceIP, DestCIDR, EgressIP, GatewayIP string
+			EgressIfindex                           uint32
+		}
+	}
+	if err := json.Unmarshal(doc, &maps); err != nil {
+		t.Fatal(err)
+	}
+	if len(maps.IPv4) != len(entries) {
+		t.Fatalf("%d rows, %d entries", len(maps.IPv4), len(entries))
+	}
+	for i, row := range maps.IPv4 {
+		got := entries[i]
+		if got.Source.String() != row.SourceIP || got.Destination.String() != row.DestCIDR ||
+			got.EgressIP.String() != row.EgressIP || got.GatewayIP.String() != row.GatewayIP ||
+			got.EgressIfindex != row.EgressIfindex {
+			t.Errorf("entry %d: %+v, row %+v", i, got, row)
+		}
+	}
+}
+
+func TestExplainAndConflictsAreJSON(t *testing.T) {
+	e := seedEngine(t, Config{})
+	doc, err := e.Explain(mustAddr("172.22.48.10"), mustAddr("8.8.8.8"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var why struct {
+		Verdict struct{ Kind string }
+		Match   struct {
+			Producer struct{ Policy string }
+			Gateway  struct{ Node string }
+		}
+	}
+	if err := json.Unmarshal(doc, &why); err != nil {
+		t.Fatalf("%v: %s", err, doc)
+	}
+	if why.Verdict.Kind != "forward" || why.Match.Producer.Policy != "egress-test" || why.Match.Gateway.Node != "172.22.49.147" {
+		t.Fatalf("explain: %s", doc)
+	}
+	var none []json.RawMessage
+	if doc, err := e.ConflictsJSON(); err != nil || json.Unmarshal(doc, &none) != nil || len(none) != 0 {
+		t.Fatalf("the seed has no conflicts: %s %v", doc, err)
+	}
+	c, err := FromSnapshot(readFile(t, filepath.Join(examplesDir(t), "selectors-and-conflicts.yaml")), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	doc, err = c.ConflictsJSON()
+	var conflicts []struct {
+		Winner     struct{ Policy string }
+		Overridden []struct{ Policy string }
+	}
+	if err != nil || json.Unmarshal(doc, &conflicts) != nil || len(conflicts) == 0 {
+		t.Fatalf("conflicts: %s %v", doc, err)
+	}
+	for _, k := range conflicts {
+		if k.Winner.Policy == "" || len(k.Overridden) == 0 {
+			t.Fatalf("conflict without winner or losers: %s", doc)
+		}
+	}
+}
+
+func TestPlansAckAndAdopt(t *testing.T) {
+	e := seedEngine(t, Config{})
+	stats, _ := e.Stats()
+	plan, err := e.TakePlan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Len() != stats.DesiredV4+stats.DesiredV6 || plan.Len() < 3 {
+		t.Fatalf("first plan: %d ops for %+v", plan.Len(), stats)
+	}
+	for _, op := range plan.Ops {
+		if op.Action != ActionUpsert || op.Map != MapV4 || len(op.Key) != 12 || len(op.Value) != 28 {
+			t.Fatalf("op %v %v key %d value %d", op.Action, op.Map, len(op.Key), len(op.Value))
+		}
+	}
+	// Too many, or a stale plan: refused.
+	if err := e.Ack(plan, plan.Len()+1); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("ack past the end: %v", err)
+	}
+	if err := e.Ack(plan, 2); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := e.TakePlan()
+	if err != nil || rest.Len() != plan.Len()-2 {
+		t.Fatalf("after acking 2 of %d: %d ops, %v", plan.Len(), rest.Len(), err)
+	}
+	if err := e.Ack(plan, 0); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("ack of a stale plan: %v", err)
+	}
+	if err := e.Ack(rest, rest.Len()); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := e.TakePlan(); p.Len() != 0 {
+		t.Fatalf("everything written, yet %d ops", p.Len())
+	}
+
+	// A twin that adopts what the first wrote plans nothing.
+	twin := seedEngine(t, Config{})
+	var elements []MapElement
+	for _, op := range plan.Ops {
+		elements = append(elements, MapElement{Map: op.Map, Key: op.Key, Value: op.Value})
+	}
+	bad := append([]MapElement{}, elements...)
+	bad[1].Key = bad[1].Key[:5]
+	var ge *Error
+	if err := twin.Adopt(bad); !errors.As(err, &ge) || !strings.HasPrefix(ge.Path(), "elements[1]") {
+		t.Fatalf("adopting a short key: %v", err)
+	}
+	if err := twin.Adopt(elements); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := twin.TakePlan(); p.Len() != 0 {
+		t.Fatalf("after adopting, %d ops", p.Len())
+	}
+	if s, _ := twin.Stats(); s.ProgrammedV4 != stats.DesiredV4 || s.PendingSources != 0 {
+		t.Fatalf("stats after adopt: %+v", s)
+	}
+}
+
+func TestAPlanOverCapacityIsRefused(t *testing.T) {
+	e := seedEngine(t, Config{MaxEntries: 3})
+	_, err := e.TakePlan()
+	if !errors.Is(err, ErrCapacity) || !strings.Contains(err.Error(), "cilium_egress_gw_policy_v4_v2") {
+		t.Fatalf("want ErrCapacity naming the map: %v", err)
+	}
+	if err := e.Ack(Plan{}, 0); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a refused plan cannot be acknowledged: %v", err)
+	}
+}
+
+// The typed CNI ADD path and the JSON path give the same plan, byte for byte.
+func TestTypedAndJSONEndpointsAgree(t *testing.T) {
+	typed, viaJSON := seedEngine(t, Config{}), seedEngine(t, Config{})
+	for _, e := range []*Engine{typed, viaJSON} {
+		p, _ := e.TakePlan()
+		if err := e.Ack(p, p.Len()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := typed.UpsertEndpoint(Endpoint{
+		UID:             "11111111-2222-3333-4444-555555555555",
+		Namespace:       "default",
+		Labels:          map[string]string{"app": "nginx", "pod-template-hash": "54c98b4f84"},
+		NamespaceLabels: map[string]string{"kubernetes.io/metadata.name": "default"},
+		IPs:             []netip.Addr{mustAddr("172.22.48.200"), mustAddr("fd00::c8")},
+		Node:            "172.22.48.48",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = viaJSON.UpsertEndpointJSON([]byte(`{"uid": "11111111-2222-3333-4444-555555555555",
+		"namespace": "default", "labels": {"app": "nginx", "pod-template-hash": "54c98b4f84"},
+		"namespaceLabels": {"kubernetes.io/metadata.name": "default"},
+		"ips": ["172.22.48.200", "fd00::c8"], "node": "172.22.48.48"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err1 := typed.TakePlan()
+	b, err2 := viaJSON.TakePlan()
+	if err1 != nil || err2 != nil || a.Len() == 0 || a.Len() != b.Len() {
+		t.Fatalf("plans: %d (%v) and %d (%v)", a.Len(), err1, b.Len(), err2)
+	}
+	for i := range a.Ops {
+		x, y := a.Ops[i], b.Ops[i]
+		if x.Map != y.Map || x.Action != y.Action || !bytes.Equal(x.Key, y.Key) || !bytes.Equal(x.Value, y.Value) {
+			t.Fatalf("op %d differs: %+v vs %+v", i, x, y)
+		}
+		v6 := mustAddr("fd00::c8").As16()
+		if !bytes.Contains(x.Key, []byte{172, 22, 48, 200}) && !bytes.Contains(x.Key, v6[:]) {
+			t.Fatalf("op %d is not the new pod's: key %x", i, x.Key)
+		}
+	}
+	if v, _ := typed.Lookup(mustAddr("172.22.48.200"), mustAddr("1.1.1.1")); v.Kind == NoEntry {
+		t.Fatalf("the new pod has no entry: %v", v)
+	}
+	// Deleting it gives back the deletes; deleting again finds nothing.
+	if found, err := typed.DeleteEndpoint("11111111-2222-3333-4444-555555555555"); !found || err != nil {
+		t.Fatalf("delete: %v %v", found, err)
+	}
+	if found, err := typed.DeleteEndpoint("11111111-2222-3333-4444-555555555555"); found || err != nil {
+		t.Fatalf("second delete: %v %v", found, err)
+	}
+}
+
+func TestNamespaceLabelsReselect(t *testing.T) {
+	e := seedEngine(t, Config{})
+	policy := `apiVersion: cilium.io/v2
+kind: CiliumEgressGatewayPolicy
+metadata: {name: team-a, creationTimestamp: "2020-01-01T00:00:00Z"}
+spec:
+  selectors: [{namespaceSelector: {matchLabels: {team: a}}}]
+  destinationCIDRs: [203.0.113.0/24]
+  egressGateway: {nodeSelector: {matchLabels: {kubernetes.io/hostname: 172.22.49.119}}}
+`
+	if err := e.UpsertPolicy([]byte(policy)); err != nil {
+		t.Fatal(err)
+	}
+	src, dst := mustAddr("172.22.48.4"), mustAddr("203.0.113.9")
+	before, _ := e.Lookup(src, dst)
+	if err := e.UpsertNamespace("default", map[string]string{"team": "a", "kubernetes.io/metadata.name": "default"}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := e.Lookup(src, dst)
+	if after.Kind != Masquerade || after.EgressIP != mustAddr("172.22.49.119") {
+		t.Fatalf("after labelling the namespace: %v (before: %v)", after, before)
+	}
+	if err := e.UpsertNamespaceJSON([]byte(`{"name": "default", "labels": {"kubernetes.io/metadata.name": "default"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := e.DeletePolicy("team-a"); !found || err != nil {
+		t.Fatalf("delete policy: %v %v", found, err)
+	}
+	if found, _ := e.DeletePolicy("team-a"); found {
+		t.Fatal("deleted twice")
+	}
+}
+
+func TestNodesComeAndGo(t *testing.T) {
+	e := seedEngine(t, Config{})
+	src, dst := mustAddr("172.22.48.10"), mustAddr("8.8.8.8")
+	if v, _ := e.Lookup(src, dst); v.Kind != Forward {
+		t.Fatalf("before: %v", v)
+	}
+	if found, err := e.DeleteNode("172.22.49.147"); !found || err != nil {
+		t.Fatalf("delete node: %v %v", found, err)
+	}
+	after, _ := e.Lookup(src, dst)
+	if after.Kind == Forward && after.GatewayIP == mustAddr("172.22.49.147") {
+		t.Fatalf("a deleted gateway is still chosen: %v", after)
+	}
+	err := e.UpsertNode([]byte(`{"name": "172.22.49.147", "labels": {"kubernetes.io/hostname": "172.22.49.147", "egress-node": "true"}, "ipv4": "172.22.49.147"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := e.Lookup(src, dst); v.Kind != Forward || v.GatewayIP != mustAddr("172.22.49.147") {
+		t.Fatalf("after the node came back: %v", v)
+	}
+	if s, _ := e.Stats(); s.Nodes != 5 || s.Endpoints == 0 || s.Policies != 1 || s.MaxEntries != 16384 || s.MemoryBytes == 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestNewEngineFromEvents(t *testing.T) {
+	e, err := NewEngine(Config{LocalNode: "gw", Selection: SelectionConsistent, Layout: LayoutLegacy, MaxEntries: 64, Cluster: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for _, node := range []string{
+		`{"name": "gw", "labels": {"egress": "true"}, "ipv4": "192.168.1.1"}`,
+		`{"name": "worker", "ipv4": "192.168.1.2"}`,
+	} {
+		if err := e.UpsertNode([]byte(node)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.SetDevices([]byte(`[{"name": "eth0", "index": 2, "addresses": ["192.168.1.1/24"], "defaultRoute": true}]`)); err != nil {
+		t.Fatal(err)
+	}
+	err = e.UpsertPolicyJSON([]byte(`{"apiVersion": "cilium.io/v2", "kind": "CiliumEgressGatewayPolicy",
+		"metadata": {"name": "web"},
+		"spec": {"selectors": [{"podSelector": {"matchLabels": {"app": "web", "io.cilium.k8s.policy.cluster": "c1"}}}],
+		"destinationCIDRs": ["0.0.0.0/0"], "egressGateway": {"nodeSelector": {"matchLabels": {"egress": "true"}}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.UpsertEndpoint(Endpoint{UID: "p1", Namespace: "default", Labels: map[string]string{"app": "web"}, IPs: []netip.Addr{mustAddr("10.0.0.7")}, Node: "worker"}); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := e.TakePlan()
+	if err != nil || plan.Len() != 1 || plan.Ops[0].Map != MapV4Legacy || len(plan.Ops[0].Value) != 8 {
+		t.Fatalf("plan %+v %v", plan, err)
+	}
+	if v, _ := e.Lookup(mustAddr("10.0.0.7"), mustAddr("1.1.1.1")); v != (Verdict{Kind: Masquerade, EgressIP: mustAddr("192.168.1.1"), Ifindex: 2}) {
+		t.Fatalf("verdict %v", v)
+	}
+}
+
+// LookupBatch answers as Lookup does, for every family mix, across chunk boundaries.
+func TestLookupBatchAgreesWithLookup(t *testing.T) {
+	e := seedEngine(t, Config{})
+	entries, _ := e.Entries()
+	var queries []Query
+	dsts := []netip.Addr{mustAddr("8.8.8.8"), mustAddr("2001:db8::8"), mustAddr("172.22.0.1"), mustAddr("::ffff:8.8.8.8")}
+	for i := 0; i < 700; i++ {
+		src := entries[i%len(entries)].Source
+		if i%5 == 0 {
+			src = mustAddr("fd00::4")
+		}
+		queries = append(queries, Query{Src: src, Dst: dsts[i%len(dsts)]})
+	}
+	out := make([]Verdict, len(queries)+3)
+	if err := e.LookupBatch(queries, out); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[VerdictKind]int{}
+	for i, q := range queries {
+		want, _ := e.Lookup(q.Src, q.Dst)
+		if out[i] != want {
+			t.Fatalf("query %d %v: batch %v, single %v", i, q, out[i], want)
+		}
+		kinds[want.Kind]++
+	}
+	if len(kinds) < 3 {
+		t.Fatalf("the queries cover too few kinds: %v", kinds)
+	}
+	var ge *Error
+	if err := e.LookupBatch(queries, out[:10]); !errors.As(err, &ge) || ge.Path() != "out" {
+		t.Fatalf("short out: %v", err)
+	}
+	queries[600].Dst = netip.Addr{}
+	if err := e.LookupBatch(queries, out); !errors.As(err, &ge) || ge.Path() != "queries[600].Dst" {
+		t.Fatalf("zero address: %v", err)
+	}
+	if err := e.LookupBatch(nil, nil); err != nil {
+		t.Fatalf("empty batch: %v", err)
+	}
+}

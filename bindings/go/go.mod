@@ -1,0 +1,3 @@
+module egressgw
+
+go 1.19

@@ -1,0 +1,192 @@
+package egressgw
+
+/*
+#include "egress_gateway.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// MapID names one of Cilium's egress gateway maps.
+type MapID uint32
+
+const (
+	// MapV4 is cilium_egress_gw_policy_v4_v2: key 12 bytes, value 28.
+	MapV4 MapID = 0
+	// MapV4Legacy is cilium_egress_gw_policy_v4: key 12 bytes, value 8.
+	MapV4Legacy MapID = 1
+	// MapV6 is cilium_egress_gw_policy_v6: key 36 bytes, value 40.
+	MapV6 MapID = 2
+)
+
+// String is the map's pinned name.
+func (m MapID) String() string {
+	switch m {
+	case MapV4:
+		return "cilium_egress_gw_policy_v4_v2"
+	case MapV4Legacy:
+		return "cilium_egress_gw_policy_v4"
+	case MapV6:
+		return "cilium_egress_gw_policy_v6"
+	}
+	return fmt.Sprintf("MapID(%d)", uint32(m))
+}
+
+// Action is what a plan operation does.
+type Action uint32
+
+const (
+	// ActionUpsert creates or overwrites the key with the value.
+	ActionUpsert Action = 0
+	// ActionDelete deletes the key.
+	ActionDelete Action = 1
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionUpsert:
+		return "upsert"
+	case ActionDelete:
+		return "delete"
+	}
+	return fmt.Sprintf("Action(%d)", uint32(a))
+}
+
+// PlanOp is one map operation with the kernel's exact bytes: write Key and, for an upsert,
+// Value (empty for a delete) to the pinned map Map.
+type PlanOp struct {
+	Map    MapID
+	Action Action
+	Key    []byte
+	Value  []byte
+}
+
+// Plan is what makes the maps equal the desired state: every upsert, then every delete, no
+// key twice. Write its operations in order, then Ack how many were written.
+type Plan struct {
+	Ops []PlanOp
+	gen uint64 // which TakePlan of its engine made it
+}
+
+// Len is the number of operations.
+func (p Plan) Len() int { return len(p.Ops) }
+
+// TakePlan returns the operations that make the maps equal the desired state (none when
+// nothing changed). ErrCapacity when a map would overflow at the plan's peak: nothing is
+// handed out then. The plan taken is the one the next Ack acknowledges; a later TakePlan
+// replaces it.
+func (e *Engine) TakePlan() (Plan, error) {
+	var plan Plan
+	err := e.write(func(ptr *C.egress_engine) error {
+		e.planGen++
+		e.planLen = 0
+		for {
+			var count C.size_t
+			var cerr *C.egress_error
+			var ops *C.egress_plan_op
+			if len(e.opsBuf) > 0 {
+				ops = &e.opsBuf[0]
+			}
+			code := C.egress_engine_take_plan(ptr, ops, C.size_t(len(e.opsBuf)), &count, &cerr)
+			if code == C.EGRESS_RESULT_INSUFFICIENT_SIZE {
+				C.egress_error_free(cerr)
+				e.opsBuf = make([]C.egress_plan_op, int(count)+int(count)/4)
+				continue
+			}
+			if err := failure(code, cerr); err != nil {
+				return err
+			}
+			plan = Plan{Ops: planOps(e.opsBuf[:count]), gen: e.planGen}
+			e.planLen = int(count)
+			return nil
+		}
+	})
+	return plan, err
+}
+
+// planOps copies C plan operations into Go values sharing one byte array.
+func planOps(ops []C.egress_plan_op) []PlanOp {
+	if len(ops) == 0 {
+		return nil
+	}
+	total := 0
+	for i := range ops {
+		total += int(ops[i].key_len + ops[i].value_len)
+	}
+	bytes := make([]byte, total)
+	out := make([]PlanOp, len(ops))
+	for i := range ops {
+		op := &ops[i]
+		k := copy(bytes, cArray(&op.key[0], int(op.key_len)))
+		v := copy(bytes[k:], cArray(&op.value[0], int(op.value_len)))
+		out[i] = PlanOp{
+			Map:    MapID(op._map),
+			Action: Action(op.action),
+			Key:    bytes[:k:k],
+			Value:  bytes[k : k+v : k+v],
+		}
+		bytes = bytes[k+v:]
+	}
+	return out
+}
+
+// Ack records that the first applied operations of plan were written (all: plan.Len();
+// none: 0). The rest come back in the next plan. plan must be the last one TakePlan
+// returned, and applied at most its length (ErrInvalidArgument otherwise).
+func (e *Engine) Ack(plan Plan, applied int) error {
+	return e.write(func(ptr *C.egress_engine) error {
+		switch {
+		case plan.gen != e.planGen || plan.gen == 0:
+			return argumentError("plan", "not the last plan TakePlan returned")
+		case applied < 0 || applied > len(plan.Ops) || applied > e.planLen:
+			return argumentError("applied", fmt.Sprintf("Invalid value: %d: the plan has %d operations", applied, len(plan.Ops)))
+		}
+		var cerr *C.egress_error
+		return failure(C.egress_engine_ack(ptr, C.size_t(applied), &cerr), cerr)
+	})
+}
+
+// MapElement is one element of a live map, as an agent that dumps the maps itself reads it.
+type MapElement struct {
+	Map   MapID
+	Key   []byte
+	Value []byte
+}
+
+// Adopt makes elements (what the live maps hold) the programmed baseline: the next plan
+// writes only the difference, never a flush. Every element must be of a map of the engine's
+// layout with that map's key and value sizes; otherwise nothing is adopted and the error
+// names elements[i].
+func (e *Engine) Adopt(elements []MapElement) error {
+	buf := make([]C.egress_map_element, len(elements))
+	for i, el := range elements {
+		c := &buf[i]
+		if len(el.Key) > len(c.key) {
+			return argumentError(fmt.Sprintf("elements[%d].key", i), fmt.Sprintf("Invalid value: %d bytes: longer than any key (%d)", len(el.Key), len(c.key)))
+		}
+		if len(el.Value) > len(c.value) {
+			return argumentError(fmt.Sprintf("elements[%d].value", i), fmt.Sprintf("Invalid value: %d bytes: longer than any value (%d)", len(el.Value), len(c.value)))
+		}
+		c._map = C.uint32_t(el.Map)
+		c.key_len = C.uint32_t(len(el.Key))
+		c.value_len = C.uint32_t(len(el.Value))
+		copy(cArray(&c.key[0], len(el.Key)), el.Key)
+		copy(cArray(&c.value[0], len(el.Value)), el.Value)
+	}
+	return e.write(func(ptr *C.egress_engine) error {
+		var p *C.egress_map_element
+		if len(buf) > 0 {
+			p = &buf[0]
+		}
+		var cerr *C.egress_error
+		return failure(C.egress_engine_adopt(ptr, p, C.size_t(len(buf)), &cerr), cerr)
+	})
+}
+
+// cArray views n bytes of a C uint8_t array as a Go slice.
+func cArray(p *C.uint8_t, n int) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(p)), n)
+}

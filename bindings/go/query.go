@@ -1,0 +1,363 @@
+package egressgw
+
+/*
+#include "egress_gateway.h"
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"net/netip"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// VerdictKind is what the datapath does with a packet.
+type VerdictKind uint32
+
+const (
+	// NoEntry: no entry matches; the normal path.
+	NoEntry VerdictKind = 0
+	// DropNoGateway: dropped, the policy has no gateway.
+	DropNoGateway VerdictKind = 1
+	// DropNoEgressIP: dropped, this node is the gateway but has no egress IP of the family.
+	DropNoEgressIP VerdictKind = 2
+	// Excluded: an excluded destination; the normal path, no SNAT.
+	Excluded VerdictKind = 3
+	// Forward: tunnelled to the gateway node GatewayIP.
+	Forward VerdictKind = 4
+	// Masquerade: SNATed here to EgressIP, out of Ifindex (0: route lookup).
+	Masquerade VerdictKind = 5
+)
+
+var verdictNames = [...]string{"no_entry", "drop_no_gateway", "drop_no_egress_ip", "excluded", "forward", "masquerade"}
+
+// String is the kind's name as every binding spells it: "no_entry", "drop_no_gateway",
+// "drop_no_egress_ip", "excluded", "forward", "masquerade".
+func (k VerdictKind) String() string {
+	if int(k) < len(verdictNames) {
+		return verdictNames[k]
+	}
+	return fmt.Sprintf("VerdictKind(%d)", uint32(k))
+}
+
+// Verdict is the answer of a lookup. GatewayIP is set for Forward, EgressIP and Ifindex for
+// Masquerade; the other fields are zero.
+type Verdict struct {
+	Kind      VerdictKind
+	GatewayIP netip.Addr
+	EgressIP  netip.Addr
+	Ifindex   uint32
+}
+
+func (v Verdict) String() string {
+	switch v.Kind {
+	case Forward:
+		return fmt.Sprintf("forward to %s", v.GatewayIP)
+	case Masquerade:
+		return fmt.Sprintf("masquerade as %s (ifindex %d)", v.EgressIP, v.Ifindex)
+	}
+	return v.Kind.String()
+}
+
+// Lookup is the verdict for a packet from src to dst, as the datapath would find it in the
+// desired maps. A source and destination of different families match no entry (NoEntry);
+// an IPv4-mapped IPv6 address is IPv6. It allocates nothing and may run concurrently with
+// other queries.
+func (e *Engine) Lookup(src, dst netip.Addr) (Verdict, error) {
+	if !src.IsValid() || !dst.IsValid() {
+		path := "src"
+		if src.IsValid() {
+			path = "dst"
+		}
+		return Verdict{}, argumentError(path, "Invalid value: the zero netip.Addr is not an address")
+	}
+	e.mu.RLock()
+	ptr := e.ptr
+	if ptr == nil {
+		e.mu.RUnlock()
+		return Verdict{}, ErrClosed
+	}
+	var r C.egw_lookup
+	engine := C.uintptr_t(uintptr(unsafe.Pointer(ptr)))
+	v4 := src.Is4()
+	switch {
+	case v4 != dst.Is4():
+		e.mu.RUnlock()
+		return Verdict{Kind: NoEntry}, nil
+	case v4:
+		r = C.egw_lookup_v4(engine, v4Arg(src), v4Arg(dst))
+	default:
+		r = C.egw_lookup_v6(engine, v6Arg(src), v6Arg(dst))
+	}
+	e.mu.RUnlock()
+	runtime.KeepAlive(e)
+	if r.result != C.EGRESS_RESULT_OK {
+		return Verdict{}, failure(r.result, nil)
+	}
+	return verdictFrom(&r.verdict, v4), nil
+}
+
+// Query is one packet of a batch lookup.
+type Query struct {
+	Src, Dst netip.Addr
+}
+
+// batchChunk is how many queries go to C per call.
+const batchChunk = 256
+
+// batchScratch is the per-call memory of LookupBatch, reused through a pool so that a
+// batch allocates nothing: the queries of each family, the verdicts, and where each goes.
+type batchScratch struct {
+	q4       [batchChunk]C.egress_query_v4
+	q6       [batchChunk]C.egress_query_v6
+	verdicts [batchChunk]C.egress_verdict
+	at4, at6 [batchChunk]int
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(batchScratch) }}
+
+// LookupBatch answers many packets: out[i] is Lookup(queries[i].Src, queries[i].Dst). It
+// crosses into C once per 256 queries instead of once per query, so it costs a fraction of
+// a Lookup per query. out must be at least as long as queries; a zero address is an error
+// naming queries[i], and then nothing is answered. It allocates nothing and may run
+// concurrently with other queries.
+func (e *Engine) LookupBatch(queries []Query, out []Verdict) error {
+	if len(out) < len(queries) {
+		return argumentError("out", fmt.Sprintf("Invalid value: %d verdicts for %d queries", len(out), len(queries)))
+	}
+	for i, q := range queries {
+		if !q.Src.IsValid() {
+			return argumentError(fmt.Sprintf("queries[%d].Src", i), "Invalid value: the zero netip.Addr is not an address")
+		}
+		if !q.Dst.IsValid() {
+			return argumentError(fmt.Sprintf("queries[%d].Dst", i), "Invalid value: the zero netip.Addr is not an address")
+		}
+	}
+	s := scratchPool.Get().(*batchScratch)
+	defer scratchPool.Put(s)
+	return e.read(func(ptr *C.egress_engine) error {
+		for start := 0; start < len(queries); start += batchChunk {
+			chunk := queries[start:]
+			if len(chunk) > batchChunk {
+				chunk = chunk[:batchChunk]
+			}
+			n4, n6 := 0, 0
+			for i, q := range chunk {
+				switch v4 := q.Src.Is4(); {
+				case v4 != q.Dst.Is4():
+					out[start+i] = Verdict{Kind: NoEntry}
+				case v4:
+					c := &s.q4[n4]
+					*(*[4]byte)(unsafe.Pointer(&c.src)) = q.Src.As4()
+					*(*[4]byte)(unsafe.Pointer(&c.dst)) = q.Dst.As4()
+					s.at4[n4] = start + i
+					n4++
+				default:
+					c := &s.q6[n6]
+					*(*[16]byte)(unsafe.Pointer(&c.src)) = q.Src.As16()
+					*(*[16]byte)(unsafe.Pointer(&c.dst)) = q.Dst.As16()
+					s.at6[n6] = start + i
+					n6++
+				}
+			}
+			if n4 > 0 {
+				if err := failure(C.egress_engine_lookup_batch_v4(ptr, &s.q4[0], C.size_t(n4), &s.verdicts[0]), nil); err != nil {
+					return err
+				}
+				for k := 0; k < n4; k++ {
+					out[s.at4[k]] = verdictFrom(&s.verdicts[k], true)
+				}
+			}
+			if n6 > 0 {
+				if err := failure(C.egress_engine_lookup_batch_v6(ptr, &s.q6[0], C.size_t(n6), &s.verdicts[0]), nil); err != nil {
+					return err
+				}
+				for k := 0; k < n6; k++ {
+					out[s.at6[k]] = verdictFrom(&s.verdicts[k], false)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func v4Arg(ip netip.Addr) C.egw_v4 {
+	b := ip.As4()
+	return *(*C.egw_v4)(unsafe.Pointer(&b))
+}
+
+func v6Arg(ip netip.Addr) C.egw_v6 {
+	b := ip.As16()
+	return *(*C.egw_v6)(unsafe.Pointer(&b))
+}
+
+func verdictFrom(v *C.egress_verdict, v4 bool) Verdict {
+	out := Verdict{Kind: VerdictKind(v.kind)}
+	switch out.Kind {
+	case Forward:
+		out.GatewayIP = netip.AddrFrom4(*(*[4]byte)(unsafe.Pointer(&v.gateway_ip)))
+	case Masquerade:
+		if v4 {
+			out.EgressIP = netip.AddrFrom4(*(*[4]byte)(unsafe.Pointer(&v.egress_ip)))
+		} else {
+			out.EgressIP = netip.AddrFrom16(*(*[16]byte)(unsafe.Pointer(&v.egress_ip)))
+		}
+		out.Ifindex = uint32(v.ifindex)
+	}
+	return out
+}
+
+// Entry is one desired map entry, decoded.
+type Entry struct {
+	// Source is the endpoint IP (the key's exact source).
+	Source netip.Addr
+	// Destination is the destination prefix as stored (host bits kept).
+	Destination netip.Prefix
+	// EgressIP is the egress IP, of the source's family (the unspecified address: none).
+	EgressIP netip.Addr
+	// GatewayIP is the gateway node's IPv4: 0.0.0.0 no gateway (drop), 0.0.0.1 excluded.
+	GatewayIP netip.Addr
+	// EgressIfindex is the egress interface index (0: route lookup).
+	EgressIfindex uint32
+}
+
+// Entries are the desired entries of both maps, IPv4 first, each map in `egressctl list`
+// order.
+func (e *Engine) Entries() ([]Entry, error) {
+	var out []Entry
+	err := e.read(func(ptr *C.egress_engine) error {
+		var count C.size_t
+		var cerr *C.egress_error
+		code := C.egress_engine_entries(ptr, nil, 0, &count, &cerr)
+		if code != C.EGRESS_RESULT_INSUFFICIENT_SIZE {
+			return failure(code, cerr) // OK: no entries
+		}
+		C.egress_error_free(cerr)
+		buf := make([]C.egress_entry, count)
+		cerr = nil
+		if err := failure(C.egress_engine_entries(ptr, &buf[0], count, &count, &cerr), cerr); err != nil {
+			return err
+		}
+		out = make([]Entry, count)
+		for i := range out {
+			c := &buf[i]
+			out[i] = Entry{
+				Source:        goAddr(&c.source),
+				Destination:   netip.PrefixFrom(goAddr(&c.destination), int(c.destination_len)),
+				EgressIP:      goAddr(&c.egress_ip),
+				GatewayIP:     netip.AddrFrom4(*(*[4]byte)(unsafe.Pointer(&c.gateway_ip))),
+				EgressIfindex: uint32(c.egress_ifindex),
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func goAddr(a *C.egress_ip_addr) netip.Addr {
+	if a.family == C.EGRESS_FAMILY_IPV4 {
+		return netip.AddrFrom4(*(*[4]byte)(unsafe.Pointer(&a.bytes)))
+	}
+	return netip.AddrFrom16(*(*[16]byte)(unsafe.Pointer(&a.bytes)))
+}
+
+// jsonCall is one of the exports that write a document into (buf, buf_len, written_out).
+type jsonCall func(ptr *C.egress_engine, buf *C.uint8_t, n C.size_t, written *C.size_t, cerr **C.egress_error) C.egress_result
+
+// document asks call for its size, then for the document.
+func (e *Engine) document(call jsonCall) ([]byte, error) {
+	var out []byte
+	err := e.read(func(ptr *C.egress_engine) error {
+		var size C.size_t
+		var cerr *C.egress_error
+		code := call(ptr, nil, 0, &size, &cerr)
+		if code != C.EGRESS_RESULT_INSUFFICIENT_SIZE {
+			if err := failure(code, cerr); err != nil {
+				return err
+			}
+			out = []byte{}
+			return nil
+		}
+		C.egress_error_free(cerr)
+		buf := make([]byte, size)
+		cerr = nil
+		if err := failure(call(ptr, (*C.uint8_t)(unsafe.Pointer(&buf[0])), size, &size, &cerr), cerr); err != nil {
+			return err
+		}
+		out = buf[:size]
+		return nil
+	})
+	return out, err
+}
+
+// MapsJSON is the node's maps as JSON: byte for byte what `egressctl list -o json` prints
+// for the same snapshot, node and selection.
+func (e *Engine) MapsJSON() ([]byte, error) {
+	return e.document(func(ptr *C.egress_engine, buf *C.uint8_t, n C.size_t, written *C.size_t, cerr **C.egress_error) C.egress_result {
+		return C.egress_engine_maps_json(ptr, buf, n, written, cerr)
+	})
+}
+
+// Explain says why a packet from src to dst gets its verdict: byte for byte the JSON
+// document `egressctl explain -o json` prints (the entry, the policy and selector that
+// produced it, the gateway entry and node and why it was chosen, conflicts lost).
+func (e *Engine) Explain(src, dst netip.Addr) ([]byte, error) {
+	if err := checkAddr("src", src); err != nil {
+		return nil, err
+	}
+	if err := checkAddr("dst", dst); err != nil {
+		return nil, err
+	}
+	s, d := cAddr(src), cAddr(dst)
+	return e.document(func(ptr *C.egress_engine, buf *C.uint8_t, n C.size_t, written *C.size_t, cerr **C.egress_error) C.egress_result {
+		return C.egress_engine_explain_json(ptr, &s, &d, buf, n, written, cerr)
+	})
+}
+
+// ConflictsJSON lists the keys several producers want with different bytes, and who wins
+// (SEMANTICS B.1): [{"winner": producer, "overridden": [producer, ...]}].
+func (e *Engine) ConflictsJSON() ([]byte, error) {
+	return e.document(func(ptr *C.egress_engine, buf *C.uint8_t, n C.size_t, written *C.size_t, cerr **C.egress_error) C.egress_result {
+		return C.egress_engine_conflicts_json(ptr, buf, n, written, cerr)
+	})
+}
+
+// Stats are an engine's counts and sizes.
+type Stats struct {
+	DesiredV4      int // desired entries of the IPv4 map
+	DesiredV6      int // desired entries of the IPv6 map
+	ProgrammedV4   int // acknowledged or adopted entries of the IPv4 map
+	ProgrammedV6   int // acknowledged or adopted entries of the IPv6 map
+	MaxEntries     int // capacity of each map
+	PendingSources int // sources whose programmed entries differ from the desired ones
+	Policies       int // valid policies
+	Endpoints      int
+	Nodes          int
+	MemoryBytes    int // heap held by the engine's state, estimated
+}
+
+// Stats returns the engine's counts and sizes.
+func (e *Engine) Stats() (Stats, error) {
+	var s C.egress_stats
+	err := e.read(func(ptr *C.egress_engine) error {
+		return failure(C.egress_engine_stats(ptr, &s), nil)
+	})
+	return Stats{
+		DesiredV4:      int(s.desired_v4),
+		DesiredV6:      int(s.desired_v6),
+		ProgrammedV4:   int(s.programmed_v4),
+		ProgrammedV6:   int(s.programmed_v6),
+		MaxEntries:     int(s.max_entries),
+		PendingSources: int(s.pending_sources),
+		Policies:       int(s.policies),
+		Endpoints:      int(s.endpoints),
+		Nodes:          int(s.nodes),
+		MemoryBytes:    int(s.memory_bytes),
+	}, err
+}
+
+// Version is the library's version ("0.1.0").
+func Version() string { return C.GoString(C.egress_version()) }
