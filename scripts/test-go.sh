@@ -8,7 +8,12 @@
 #      libegress_ffi.so and runs; the static build does not need it;
 #   5. the README's Go quick start, extracted into a module of its own that requires egressgw
 #      through a replace directive, as a user's module would; built and run;
-#   6. the benchmarks, one pass each on a small workload (scripts/bench-go.sh --quick).
+#   6. the benchmarks, one pass each on a small workload (scripts/bench-go.sh --quick);
+#   7. the library rebuilt with --features bpf and the package with -tags egressgw_bpf: the
+#      kernel maps (Maps: create, program, dump, adopt) on a private bpffs, with the whole
+#      suite again under -race. Needs root; skipped with a message when the kernel refuses the
+#      mount, a failure instead under EGRESS_REQUIRE_BPF=1 (CI). The default library is
+#      rebuilt afterwards (a library with the kernel calls needs -lelf -lz to link).
 # Go is Debian's golang-go (1.19) or newer; nothing is fetched (GOPROXY=off).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -80,4 +85,12 @@ grep -q '^upsert cilium_egress_gw_policy_v4_v2 key 20000000ac16304d' "$quick/out
 
 log "benchmarks, one pass each (scripts/bench-go.sh --quick)"
 scripts/bench-go.sh --quick > "$out/bench-quick.txt"
+log "the kernel maps: --features bpf, -tags egressgw_bpf"
+cargo build --quiet --release --locked -p egress-ffi --features bpf
+(cd bindings/go && go vet -tags egressgw_bpf ./... && go test -race -count=1 -tags egressgw_bpf -v ./... > "$out/test-bpf.txt") || {
+    cat "$out/test-bpf.txt" >&2; exit 1; }
+grep -E '^(--- SKIP|    maps_test)' "$out/test-bpf.txt" || true
+grep -q '^--- PASS: TestProgramDumpAndAdoptTheKernelMaps' "$out/test-bpf.txt" ||
+    echo "note: the kernel map tests were skipped (see above)"
+cargo build --quiet --release --locked -p egress-ffi
 log "Go: all passed"

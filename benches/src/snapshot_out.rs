@@ -182,7 +182,8 @@ mod tests {
     fn a_written_cluster_loads_into_the_same_entries() {
         let objects = workloads::cluster(5, 300, 12);
         let text = json_text(&snapshot_json(&objects).unwrap());
-        let loaded = Engine::load_snapshot(&text, None, "localNode", EngineConfig::new("")).unwrap();
+        let loaded =
+            Engine::load_snapshot(&text, None, "localNode", EngineConfig::new("")).unwrap();
         assert!(loaded.invalid_policies.is_empty());
         let direct = objects.engine(Selection::Cilium, 16384);
         assert!(!direct.entries_v4().is_empty());
@@ -193,7 +194,10 @@ mod tests {
     #[test]
     fn what_it_cannot_write_is_refused() {
         let mut objects = workloads::cluster(5, 10, 2);
-        objects.policies[1].egress_gateway.node_selector.match_expressions = vec![Requirement {
+        objects.policies[1]
+            .egress_gateway
+            .node_selector
+            .match_expressions = vec![Requirement {
             key: "k".into(),
             operator: Operator::Exists,
             values: vec![],

@@ -131,6 +131,18 @@ func BenchmarkLookup(b *testing.B) {
 	}
 }
 
+// BenchmarkCgoCrossing: one call of a C function that does nothing — the floor under every
+// call of the package, whatever the library does.
+func BenchmarkCgoCrossing(b *testing.B) {
+	var sum uint32
+	for i := 0; i < b.N; i++ {
+		sum += crossing(uintptr(i))
+	}
+	if b.N > 1 && sum == 0 {
+		b.Fatal("the C function answered nothing")
+	}
+}
+
 // BenchmarkLookupBatch: Engine.LookupBatch over 4,096 queries per call; ns/op is per query.
 func BenchmarkLookupBatch(b *testing.B) {
 	d := loadBenchData(b)

@@ -13,6 +13,12 @@
 // itself and the library comes from CGO_LDFLAGS (another target directory, a system
 // install). The standard library is all it imports.
 //
+// With the build tag egressgw_bpf the package also programs the kernel: Maps opens or
+// creates Cilium's pinned maps, writes an engine's plans into them, reads them back, and
+// Engine.AdoptMaps makes a restarted agent write only the difference. The library must then
+// be built with `--features bpf`, and libelf and zlib are linked too; without the tag, build
+// the library without that feature (its kernel calls would need them to link).
+//
 // # Concurrency
 //
 // An Engine may be shared between goroutines. The queries — Lookup, LookupBatch, MapsJSON,

@@ -1,7 +1,6 @@
 package egressgw
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -9,10 +8,14 @@ import (
 	"testing"
 )
 
+// exampleTags are the build tags the example is built with: this test binary's
+// (maps_test.go sets egressgw_bpf, whose library needs the kernel libraries to link).
+var exampleTags = ""
+
 // examples/cni-add builds and prints the new pod's map operations and entries.
 func TestTheCNIAddExampleRuns(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "cni-add")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "./examples/cni-add")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-tags", exampleTags, "-o", bin, "./examples/cni-add")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./examples/cni-add: %v\n%s", err, out)
 	}
@@ -44,8 +47,5 @@ func TestTheCNIAddExampleRuns(t *testing.T) {
 	out, err = cmd.CombinedOutput()
 	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 || !strings.Contains(string(out), "local_node") {
 		t.Fatalf("unknown node: %v\n%s", err, out)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -229,32 +229,54 @@ type Entry struct {
 func (e *Engine) Entries() ([]Entry, error) {
 	var out []Entry
 	err := e.read(func(ptr *C.egress_engine) error {
-		var count C.size_t
-		var cerr *C.egress_error
-		code := C.egress_engine_entries(ptr, nil, 0, &count, &cerr)
-		if code != C.EGRESS_RESULT_INSUFFICIENT_SIZE {
-			return failure(code, cerr) // OK: no entries
-		}
-		C.egress_error_free(cerr)
-		buf := make([]C.egress_entry, count)
-		cerr = nil
-		if err := failure(C.egress_engine_entries(ptr, &buf[0], count, &count, &cerr), cerr); err != nil {
-			return err
-		}
-		out = make([]Entry, count)
-		for i := range out {
-			c := &buf[i]
-			out[i] = Entry{
-				Source:        goAddr(&c.source),
-				Destination:   netip.PrefixFrom(goAddr(&c.destination), int(c.destination_len)),
-				EgressIP:      goAddr(&c.egress_ip),
-				GatewayIP:     netip.AddrFrom4(*(*[4]byte)(unsafe.Pointer(&c.gateway_ip))),
-				EgressIfindex: uint32(c.egress_ifindex),
-			}
-		}
-		return nil
+		var err error
+		out, err = readEntries(func(buf *C.egress_entry, n C.size_t, count *C.size_t, cerr **C.egress_error) C.egress_result {
+			return C.egress_engine_entries(ptr, buf, n, count, cerr)
+		})
+		return err
 	})
 	return out, err
+}
+
+// entriesCall is one of the exports that fill (buf, buf_len, count_out) with entries.
+type entriesCall func(buf *C.egress_entry, n C.size_t, count *C.size_t, cerr **C.egress_error) C.egress_result
+
+// readEntries asks call for the count, then for the entries (again while the count grows:
+// live maps may change between two calls).
+func readEntries(call entriesCall) ([]Entry, error) {
+	var buf []C.egress_entry
+	for {
+		var count C.size_t
+		var cerr *C.egress_error
+		var p *C.egress_entry
+		if len(buf) > 0 {
+			p = &buf[0]
+		}
+		code := call(p, C.size_t(len(buf)), &count, &cerr)
+		if code == C.EGRESS_RESULT_INSUFFICIENT_SIZE {
+			C.egress_error_free(cerr)
+			buf = make([]C.egress_entry, count)
+			continue
+		}
+		if err := failure(code, cerr); err != nil {
+			return nil, err
+		}
+		out := make([]Entry, count)
+		for i := range out {
+			out[i] = entryFrom(&buf[i])
+		}
+		return out, nil
+	}
+}
+
+func entryFrom(c *C.egress_entry) Entry {
+	return Entry{
+		Source:        goAddr(&c.source),
+		Destination:   netip.PrefixFrom(goAddr(&c.destination), int(c.destination_len)),
+		EgressIP:      goAddr(&c.egress_ip),
+		GatewayIP:     netip.AddrFrom4(*(*[4]byte)(unsafe.Pointer(&c.gateway_ip))),
+		EgressIfindex: uint32(c.egress_ifindex),
+	}
 }
 
 func goAddr(a *C.egress_ip_addr) netip.Addr {
@@ -358,6 +380,10 @@ func (e *Engine) Stats() (Stats, error) {
 		MemoryBytes:    int(s.memory_bytes),
 	}, err
 }
+
+// crossing calls a C function that does nothing: what one cgo call costs before any work
+// (BenchmarkCgoCrossing).
+func crossing(x uintptr) uint32 { return uint32(C.egw_nothing(C.uintptr_t(x))) }
 
 // Version is the library's version ("0.1.0").
 func Version() string { return C.GoString(C.egress_version()) }

@@ -1,0 +1,129 @@
+//go:build egressgw_bpf
+
+package egressgw
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+func init() { exampleTags = "egressgw_bpf" }
+
+// bpffs mounts a private bpffs for one test. Without the privilege it skips — or fails
+// when EGRESS_REQUIRE_BPF=1 (CI), so that a skipped kernel test cannot pass unnoticed.
+func bpffs(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		msg := "mounting a bpffs: " + err.Error() + " (the kernel tests need root or CAP_SYS_ADMIN and CAP_BPF)"
+		if os.Getenv("EGRESS_REQUIRE_BPF") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
+}
+
+func TestProgramDumpAndAdoptTheKernelMaps(t *testing.T) {
+	dir := bpffs(t)
+	maps, err := CreateMaps(dir, LayoutV4V2, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer maps.Close()
+	for _, name := range []string{"cilium_egress_gw_policy_v4_v2", "cilium_egress_gw_policy_v6"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Fatalf("pinned map: %v", err)
+		}
+	}
+	e := seedEngine(t, Config{})
+	want, _ := e.Entries()
+	stale, _ := e.TakePlan()
+	applied, err := maps.Program(e)
+	if err != nil || applied != len(want) {
+		t.Fatalf("program: %d applied of %d, %v", applied, len(want), err)
+	}
+	if err := e.Ack(stale, stale.Len()); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a plan taken before Program was acknowledged: %v", err)
+	}
+	got, err := maps.Dump()
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("dump: %d entries, %v", len(got), err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("entry %d: kernel %+v, engine %+v", i, got[i], want[i])
+		}
+	}
+	if applied, err := maps.Program(e); applied != 0 || err != nil {
+		t.Fatalf("nothing changed, yet %d written (%v)", applied, err)
+	}
+
+	// A restarted agent: a new engine, the maps reopened, adopted — nothing to write.
+	reopened, err := OpenMaps(dir, LayoutV4V2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reopened.Close()
+	restarted := seedEngine(t, Config{})
+	if err := restarted.AdoptMaps(reopened); err != nil {
+		t.Fatal(err)
+	}
+	if plan, _ := restarted.TakePlan(); plan.Len() != 0 {
+		t.Fatalf("after adopting, %d operations", plan.Len())
+	}
+	// A pod deleted: only its entry goes.
+	if found, err := restarted.DeleteEndpoint("5f48eab5-b251-555b-94c0-7481bd903033"); !found || err != nil {
+		t.Fatalf("delete: %v %v", found, err)
+	}
+	if applied, err := reopened.Program(restarted); applied != 1 || err != nil {
+		t.Fatalf("one pod deleted: %d written, %v", applied, err)
+	}
+	if got, _ := reopened.Dump(); len(got) != len(want)-1 {
+		t.Fatalf("%d entries left, want %d", len(got), len(want)-1)
+	}
+
+	// An engine of the other layout, or a plan over capacity: refused, nothing written.
+	legacy := seedEngine(t, Config{Layout: LayoutLegacy})
+	if _, err := maps.Program(legacy); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("legacy engine on v4_v2 maps: %v", err)
+	}
+	small := seedEngine(t, Config{MaxEntries: 2})
+	if applied, err := maps.Program(small); !errors.Is(err, ErrCapacity) || applied != 0 {
+		t.Fatalf("over capacity: %d, %v", applied, err)
+	}
+}
+
+func TestOpeningMapsFails(t *testing.T) {
+	dir := bpffs(t)
+	_, err := OpenMaps(dir, LayoutV4V2)
+	var ge *Error
+	if !errors.Is(err, ErrKernel) || !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &ge) || ge.Errno != syscall.ENOENT {
+		t.Fatalf("no maps pinned: %v", err)
+	}
+	if _, err := CreateMaps(t.TempDir(), LayoutV4V2, 0); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a directory that is not a bpffs: %v", err)
+	}
+	if _, err := CreateMaps(dir, Layout(5), 0); !errors.Is(err, ErrInvalidEnum) {
+		t.Fatalf("layout 5: %v", err)
+	}
+	maps, err := CreateMaps(dir, LayoutLegacy, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := maps.Close(); err != nil || maps.Close() != nil {
+		t.Fatal("Close is idempotent")
+	}
+	if _, err := maps.Dump(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("dump of closed maps: %v", err)
+	}
+	if _, err := OpenMaps(dir, LayoutV4V2); !errors.Is(err, ErrKernel) {
+		// Only the legacy IPv4 map is pinned: the v4_v2 one is missing.
+		t.Fatalf("v4_v2 maps where the legacy one is pinned: %v", err)
+	}
+}
