@@ -82,32 +82,66 @@ func TestConcurrentLookupsQueriesAndEvents(t *testing.T) {
 	}
 }
 
-// Close while lookups run: each lookup either answers or says ErrClosed, never crashes.
-func TestCloseDuringLookups(t *testing.T) {
+// Close while lookups, batches and events run: each call either answers or says
+// ErrClosed, never crashes (Close comes once every goroutine has had answers).
+func TestCloseDuringLookupsAndEvents(t *testing.T) {
 	e := seedEngine(t, Config{})
 	src, dst := mustAddr("172.22.48.4"), mustAddr("8.8.8.8")
 	want, _ := e.Lookup(src, dst)
 	var wg sync.WaitGroup
-	start := make(chan struct{})
-	errs := make(chan error, 4)
-	for g := 0; g < 4; g++ {
+	var answered sync.WaitGroup
+	errs := make(chan error, 8)
+	worker := func(call func(i int) (bool, error)) {
 		wg.Add(1)
+		answered.Add(1)
 		go func() {
 			defer wg.Done()
-			<-start
+			first := true
 			for i := 0; ; i++ {
-				got, err := e.Lookup(src, dst)
-				if errors.Is(err, ErrClosed) {
+				closed, err := call(i)
+				if first {
+					answered.Done()
+					first = false
+				}
+				if closed {
 					return
 				}
-				if err != nil || got != want {
-					errs <- fmt.Errorf("lookup %d: %v %v", i, got, err)
+				if err != nil {
+					errs <- err
 					return
 				}
 			}
 		}()
 	}
-	close(start)
+	for g := 0; g < 3; g++ {
+		worker(func(i int) (bool, error) {
+			got, err := e.Lookup(src, dst)
+			if errors.Is(err, ErrClosed) {
+				return true, nil
+			}
+			if err != nil || got != want {
+				return false, fmt.Errorf("lookup %d: %v %v", i, got, err)
+			}
+			return false, nil
+		})
+	}
+	out := make([]Verdict, 300)
+	queries := make([]Query, 300)
+	for i := range queries {
+		queries[i] = Query{Src: src, Dst: dst}
+	}
+	worker(func(i int) (bool, error) {
+		err := e.LookupBatch(queries, out)
+		return errors.Is(err, ErrClosed), err
+	})
+	worker(func(i int) (bool, error) {
+		err := e.UpsertEndpoint(Endpoint{UID: fmt.Sprintf("late-%d", i), IPs: []netip.Addr{mustAddr("172.22.61.1")}})
+		if err == nil {
+			_, err = e.TakePlan()
+		}
+		return errors.Is(err, ErrClosed), err
+	})
+	answered.Wait()
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import "C"
 import (
 	"fmt"
 	"net/netip"
+	"sort"
 	"unsafe"
 )
 
@@ -25,7 +26,8 @@ type Endpoint struct {
 	NamespaceLabels map[string]string
 	// ServiceAccount is the pod's service account ("" : default).
 	ServiceAccount string
-	// IPs are the endpoint's addresses.
+	// IPs are the endpoint's addresses. An IPv4-mapped IPv6 address (::ffff:a.b.c.d, what
+	// netip.AddrFromSlice makes of a 16-byte net.IP) is taken as its IPv4 address.
 	IPs []netip.Addr
 	// Node is the hosting node's name ("" : unknown).
 	Node string
@@ -51,6 +53,7 @@ func (e *Engine) UpsertEndpoint(ep Endpoint) error {
 		a.init(size)
 		defer a.free()
 		cep := (*C.egress_endpoint)(a.alloc(unsafe.Sizeof(C.egress_endpoint{})))
+		*cep = C.egress_endpoint{} // malloc'd memory: every field absent until set
 		cep.uid, cep.uid_len = a.text(ep.UID)
 		cep.namespace_name, cep.namespace_name_len = a.text(ep.Namespace)
 		cep.labels, cep.labels_len = a.labels(ep.Labels)
@@ -94,9 +97,10 @@ func checkAddr(path string, ip netip.Addr) error {
 	return nil
 }
 
-// cAddr is ip as an egress_ip_addr (an IPv4-mapped IPv6 address stays IPv6).
+// cAddr is ip as an egress_ip_addr; an IPv4-mapped IPv6 address is its IPv4 address.
 func cAddr(ip netip.Addr) C.egress_ip_addr {
 	var out C.egress_ip_addr
+	ip = ip.Unmap()
 	if ip.Is4() {
 		out.family = C.EGRESS_FAMILY_IPV4
 		b := ip.As4()
@@ -131,10 +135,7 @@ const structAlign = unsafe.Alignof(C.size_t(0))
 func (a *arena) init(size uintptr) {
 	// Room for the alignment padding of up to 4 struct blocks.
 	a.limit = size + 4*structAlign
-	a.base = C.malloc(C.size_t(a.limit))
-	if a.base == nil {
-		panic("egressgw: out of memory")
-	}
+	a.base = C.malloc(C.size_t(a.limit)) // cgo's malloc aborts rather than return NULL
 }
 
 func (a *arena) free() { C.free(a.base) }
@@ -163,17 +164,21 @@ func (a *arena) text(s string) (*C.uint8_t, C.size_t) {
 	return (*C.uint8_t)(p), C.size_t(len(s))
 }
 
-// labels copies labels into the arena as an egress_label array (nil when empty).
+// labels copies labels into the arena as an egress_label array sorted by key (nil when
+// empty), so that an error's labels[i] names the same label every time.
 func (a *arena) labels(labels map[string]string) (*C.egress_label, C.size_t) {
 	if len(labels) == 0 {
 		return nil, 0
 	}
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
 	out := unsafe.Slice((*C.egress_label)(a.alloc(uintptr(len(labels))*unsafe.Sizeof(C.egress_label{}))), len(labels))
-	i := 0
-	for k, v := range labels {
+	for i, k := range keys {
 		out[i].key, out[i].key_len = a.text(k)
-		out[i].value, out[i].value_len = a.text(v)
-		i++
+		out[i].value, out[i].value_len = a.text(labels[k])
 	}
 	return &out[0], C.size_t(len(out))
 }

@@ -81,7 +81,8 @@ type Config struct {
 // Adopt and Close wait for every other call on the engine to finish and run alone.
 //
 // Close frees the engine's memory; a finalizer frees it too if an Engine is dropped
-// without Close, but only as a backstop: call Close.
+// without Close, but only as a backstop: call Close. After ErrPanic (a bug in the library)
+// the engine's state is unreliable: Close it and build another.
 type Engine struct {
 	mu  sync.RWMutex
 	ptr *C.egress_engine // nil once closed
@@ -143,6 +144,9 @@ func newEngine(cfg Config, construct makeFunc) (*Engine, error) {
 // Close frees the engine. It waits for calls in progress; later calls return ErrClosed.
 // Closing twice is not an error.
 func (e *Engine) Close() error {
+	if e == nil {
+		return nil
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ptr != nil {
@@ -163,6 +167,9 @@ func (e *Engine) finalize() {
 
 // write runs f with exclusive access to the live engine.
 func (e *Engine) write(f func(*C.egress_engine) error) error {
+	if e == nil {
+		return ErrClosed
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ptr == nil {
@@ -175,6 +182,9 @@ func (e *Engine) write(f func(*C.egress_engine) error) error {
 
 // read runs f with shared access to the live engine.
 func (e *Engine) read(f func(*C.egress_engine) error) error {
+	if e == nil {
+		return ErrClosed
+	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.ptr == nil {

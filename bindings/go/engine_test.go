@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -18,11 +20,11 @@ func TestLookupAnswersAsTheMapsSay(t *testing.T) {
 		want Verdict
 	}{
 		// The local node (172.22.49.119) is this pod's gateway: SNAT here.
-		{"172.22.48.4", Verdict{Kind: Masquerade, EgressIP: mustAddr("172.22.49.119")}},
+		{"172.22.48.4", Verdict{Kind: VerdictMasquerade, EgressIP: mustAddr("172.22.49.119")}},
 		// Another gateway: tunnel there.
-		{"172.22.48.10", Verdict{Kind: Forward, GatewayIP: mustAddr("172.22.49.147")}},
+		{"172.22.48.10", Verdict{Kind: VerdictForward, GatewayIP: mustAddr("172.22.49.147")}},
 		// Not an endpoint a policy selects.
-		{"10.9.9.9", Verdict{Kind: NoEntry}},
+		{"10.9.9.9", Verdict{Kind: VerdictNoEntry}},
 	} {
 		got, err := e.Lookup(mustAddr(c.src), internet)
 		if err != nil || got != c.want {
@@ -30,7 +32,7 @@ func TestLookupAnswersAsTheMapsSay(t *testing.T) {
 		}
 	}
 	// Families differ: no entry can match.
-	if got, err := e.Lookup(mustAddr("172.22.48.4"), mustAddr("2001:db8::1")); err != nil || got.Kind != NoEntry {
+	if got, err := e.Lookup(mustAddr("172.22.48.4"), mustAddr("2001:db8::1")); err != nil || got.Kind != VerdictNoEntry {
 		t.Errorf("mixed families: %v %v", got, err)
 	}
 	// Every entry answers its own lookup: the verdict agrees with the entry.
@@ -45,18 +47,18 @@ func TestLookupAnswersAsTheMapsSay(t *testing.T) {
 		}
 		switch {
 		case entry.GatewayIP == mustAddr("0.0.0.1"):
-			if v.Kind != Excluded {
+			if v.Kind != VerdictExcluded {
 				t.Errorf("%+v: %v", entry, v)
 			}
 		case entry.GatewayIP == mustAddr("0.0.0.0"):
-			if v.Kind != DropNoGateway {
+			if v.Kind != VerdictDropNoGateway {
 				t.Errorf("%+v: %v", entry, v)
 			}
-		case v.Kind == Masquerade:
+		case v.Kind == VerdictMasquerade:
 			if v.EgressIP != entry.EgressIP || v.Ifindex != entry.EgressIfindex {
 				t.Errorf("%+v: %v", entry, v)
 			}
-		case v.Kind != Forward || v.GatewayIP != entry.GatewayIP:
+		case v.Kind != VerdictForward || v.GatewayIP != entry.GatewayIP:
 			t.Errorf("%+v: %v", entry, v)
 		}
 	}
@@ -160,8 +162,24 @@ func TestPlansAckAndAdopt(t *testing.T) {
 	if err := e.Ack(plan, 0); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("ack of a stale plan: %v", err)
 	}
+	// Two engines that took one plan each: their plans' numbers are equal, yet neither
+	// acknowledges the other's.
+	x, y := seedEngine(t, Config{}), seedEngine(t, Config{})
+	px, _ := x.TakePlan()
+	if py, _ := y.TakePlan(); py.Len() == 0 || px.Len() != py.Len() {
+		t.Fatal("twin engines, different plans")
+	}
+	if err := y.Ack(px, px.Len()); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("ack of another engine's plan: %v", err)
+	}
+	if s, _ := y.Stats(); s.ProgrammedV4 != 0 {
+		t.Fatalf("another engine's plan was acknowledged: %+v", s)
+	}
 	if err := e.Ack(rest, rest.Len()); err != nil {
 		t.Fatal(err)
+	}
+	if err := e.Ack(rest, rest.Len()); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a plan acknowledged twice: %v", err)
 	}
 	if p, _ := e.TakePlan(); p.Len() != 0 {
 		t.Fatalf("everything written, yet %d ops", p.Len())
@@ -243,7 +261,7 @@ func TestTypedAndJSONEndpointsAgree(t *testing.T) {
 			t.Fatalf("op %d is not the new pod's: key %x", i, x.Key)
 		}
 	}
-	if v, _ := typed.Lookup(mustAddr("172.22.48.200"), mustAddr("1.1.1.1")); v.Kind == NoEntry {
+	if v, _ := typed.Lookup(mustAddr("172.22.48.200"), mustAddr("1.1.1.1")); v.Kind == VerdictNoEntry {
 		t.Fatalf("the new pod has no entry: %v", v)
 	}
 	// Deleting it gives back the deletes; deleting again finds nothing.
@@ -274,7 +292,7 @@ spec:
 		t.Fatal(err)
 	}
 	after, _ := e.Lookup(src, dst)
-	if after.Kind != Masquerade || after.EgressIP != mustAddr("172.22.49.119") {
+	if after.Kind != VerdictMasquerade || after.EgressIP != mustAddr("172.22.49.119") {
 		t.Fatalf("after labelling the namespace: %v (before: %v)", after, before)
 	}
 	if err := e.UpsertNamespaceJSON([]byte(`{"name": "default", "labels": {"kubernetes.io/metadata.name": "default"}}`)); err != nil {
@@ -291,21 +309,21 @@ spec:
 func TestNodesComeAndGo(t *testing.T) {
 	e := seedEngine(t, Config{})
 	src, dst := mustAddr("172.22.48.10"), mustAddr("8.8.8.8")
-	if v, _ := e.Lookup(src, dst); v.Kind != Forward {
+	if v, _ := e.Lookup(src, dst); v.Kind != VerdictForward {
 		t.Fatalf("before: %v", v)
 	}
 	if found, err := e.DeleteNode("172.22.49.147"); !found || err != nil {
 		t.Fatalf("delete node: %v %v", found, err)
 	}
 	after, _ := e.Lookup(src, dst)
-	if after.Kind == Forward && after.GatewayIP == mustAddr("172.22.49.147") {
+	if after.Kind == VerdictForward && after.GatewayIP == mustAddr("172.22.49.147") {
 		t.Fatalf("a deleted gateway is still chosen: %v", after)
 	}
 	err := e.UpsertNode([]byte(`{"name": "172.22.49.147", "labels": {"kubernetes.io/hostname": "172.22.49.147", "egress-node": "true"}, "ipv4": "172.22.49.147"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := e.Lookup(src, dst); v.Kind != Forward || v.GatewayIP != mustAddr("172.22.49.147") {
+	if v, _ := e.Lookup(src, dst); v.Kind != VerdictForward || v.GatewayIP != mustAddr("172.22.49.147") {
 		t.Fatalf("after the node came back: %v", v)
 	}
 	if s, _ := e.Stats(); s.Nodes != 5 || s.Endpoints == 0 || s.Policies != 1 || s.MaxEntries != 16384 || s.MemoryBytes == 0 {
@@ -344,7 +362,7 @@ func TestNewEngineFromEvents(t *testing.T) {
 	if err != nil || plan.Len() != 1 || plan.Ops[0].Map != MapV4Legacy || len(plan.Ops[0].Value) != 8 {
 		t.Fatalf("plan %+v %v", plan, err)
 	}
-	if v, _ := e.Lookup(mustAddr("10.0.0.7"), mustAddr("1.1.1.1")); v != (Verdict{Kind: Masquerade, EgressIP: mustAddr("192.168.1.1"), Ifindex: 2}) {
+	if v, _ := e.Lookup(mustAddr("10.0.0.7"), mustAddr("1.1.1.1")); v != (Verdict{Kind: VerdictMasquerade, EgressIP: mustAddr("192.168.1.1"), Ifindex: 2}) {
 		t.Fatalf("verdict %v", v)
 	}
 }
@@ -387,5 +405,122 @@ func TestLookupBatchAgreesWithLookup(t *testing.T) {
 	}
 	if err := e.LookupBatch(nil, nil); err != nil {
 		t.Fatalf("empty batch: %v", err)
+	}
+}
+
+// An IPv4 address in its IPv4-mapped IPv6 form (a 16-byte net.IP through
+// netip.AddrFromSlice) is the IPv4 address: in the endpoint, in lookups, in explain.
+func TestIPv4MappedAddressesAreIPv4(t *testing.T) {
+	e := seedEngine(t, Config{})
+	mapped := func(s string) netip.Addr {
+		a, ok := netip.AddrFromSlice(net.ParseIP(s))
+		if !ok || !a.Is4In6() {
+			t.Fatalf("%s: not a 4in6 address", s)
+		}
+		return a
+	}
+	err := e.UpsertEndpoint(Endpoint{UID: "mapped", Namespace: "default",
+		Labels: map[string]string{"app": "nginx"}, IPs: []netip.Addr{mapped("172.22.48.201")}, Node: "172.22.48.48"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := e.Entries()
+	found := false
+	for _, entry := range entries {
+		found = found || entry.Source == mustAddr("172.22.48.201")
+		if entry.Source.Is4In6() {
+			t.Fatalf("an IPv4-mapped source reached the maps: %+v", entry)
+		}
+	}
+	if !found {
+		t.Fatal("the pod has no IPv4 entry")
+	}
+	direct, _ := e.Lookup(mustAddr("172.22.48.4"), mustAddr("8.8.8.8"))
+	viaMapped, err := e.Lookup(mapped("172.22.48.4"), mapped("8.8.8.8"))
+	if err != nil || viaMapped != direct || direct.Kind != VerdictMasquerade {
+		t.Fatalf("mapped lookup %v (%v), direct %v", viaMapped, err, direct)
+	}
+	out := make([]Verdict, 1)
+	if err := e.LookupBatch([]Query{{Src: mapped("172.22.48.4"), Dst: mustAddr("8.8.8.8")}}, out); err != nil || out[0] != direct {
+		t.Fatalf("mapped batch lookup %v (%v)", out[0], err)
+	}
+	a, _ := e.Explain(mustAddr("172.22.48.4"), mustAddr("8.8.8.8"))
+	b, _ := e.Explain(mapped("172.22.48.4"), mapped("8.8.8.8"))
+	if !bytes.Equal(a, b) {
+		t.Fatal("explain differs for the mapped form")
+	}
+	// A zone is refused everywhere, not dropped.
+	var ge *Error
+	if _, err := e.Lookup(mustAddr("fe80::1%eth0"), mustAddr("fe80::2")); !errors.As(err, &ge) || ge.Path() != "src" {
+		t.Fatalf("zone in a lookup: %v", err)
+	}
+	if err := e.LookupBatch([]Query{{Src: mustAddr("fe80::1"), Dst: mustAddr("fe80::2%eth0")}}, out); !errors.As(err, &ge) || ge.Path() != "queries[0].Dst" {
+		t.Fatalf("zone in a batch: %v", err)
+	}
+}
+
+// An endpoint without addresses (a pod before IPAM) is accepted, after one with addresses
+// (the reused C memory must not leak the earlier one's).
+func TestAnEndpointWithoutAddresses(t *testing.T) {
+	e := seedEngine(t, Config{})
+	before, _ := e.Stats()
+	for i := 0; i < 20; i++ {
+		with := Endpoint{UID: fmt.Sprintf("with-%d", i), Node: "172.22.48.125", IPs: []netip.Addr{mustAddr("172.22.60.1")}}
+		if err := e.UpsertEndpoint(with); err != nil {
+			t.Fatal(err)
+		}
+		without := Endpoint{UID: fmt.Sprintf("without-%d", i), Node: "172.22.48.125"}
+		if err := e.UpsertEndpoint(without); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	if after, _ := e.Stats(); after.Endpoints != before.Endpoints+40 {
+		t.Fatalf("endpoints %d, want %d", after.Endpoints, before.Endpoints+40)
+	}
+}
+
+// A bad label among several is named by its place in key order, the same every time.
+func TestABadLabelIsNamedTheSameEveryTime(t *testing.T) {
+	e := seedEngine(t, Config{})
+	labels := map[string]string{"a": "1", "b\xff": "2", "c": "3", "d": "4", "e": "5"}
+	for i := 0; i < 50; i++ {
+		err := e.UpsertEndpoint(Endpoint{UID: "u", Labels: labels})
+		var ge *Error
+		if !errors.Is(err, ErrInvalidUTF8) || !errors.As(err, &ge) || ge.Path() != "endpoint.labels[1].key" {
+			t.Fatalf("try %d: %v", i, err)
+		}
+	}
+}
+
+// Lookups allocate nothing, single or batched.
+func TestLookupsAllocateNothing(t *testing.T) {
+	e := seedEngine(t, Config{})
+	src, dst := mustAddr("172.22.48.4"), mustAddr("8.8.8.8")
+	if n := testing.AllocsPerRun(200, func() { _, _ = e.Lookup(src, dst) }); n != 0 {
+		t.Fatalf("Lookup: %v allocations", n)
+	}
+	queries := make([]Query, 600)
+	for i := range queries {
+		queries[i] = Query{Src: src, Dst: dst}
+		if i%3 == 0 {
+			queries[i] = Query{Src: mustAddr("fd00::4"), Dst: mustAddr("2001:db8::1")}
+		}
+	}
+	out := make([]Verdict, len(queries))
+	if n := testing.AllocsPerRun(50, func() { _ = e.LookupBatch(queries, out) }); n != 0 {
+		t.Fatalf("LookupBatch: %v allocations", n)
+	}
+}
+
+func TestANilEngine(t *testing.T) {
+	var e *Engine
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Lookup(mustAddr("1.1.1.1"), mustAddr("1.1.1.2")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("lookup on nil: %v", err)
+	}
+	if err := e.UpsertPolicy([]byte("x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("event on nil: %v", err)
 	}
 }

@@ -36,7 +36,8 @@ const (
 
 // One sentinel per failure code: errors.Is(err, ErrPolicy) says what kind of failure err is.
 var (
-	// ErrPanic: a bug, the library panicked; the call did nothing reliable. Close the engine.
+	// ErrPanic: a bug, the library panicked; the call did nothing reliable. Close the engine
+	// and build another.
 	ErrPanic = errors.New("egressgw: the library panicked")
 	// ErrNullParameter: a required pointer was NULL (a bug of this package if it happens).
 	ErrNullParameter = errors.New("egressgw: NULL parameter")
@@ -167,6 +168,9 @@ func (e *PolicyError) Error() string {
 	parts := make([]string, len(e.Fields))
 	for i, f := range e.Fields {
 		parts[i] = f.String()
+	}
+	if len(parts) == 0 && e.Err != nil {
+		parts = append(parts, e.Err.Message)
 	}
 	return fmt.Sprintf("egressgw: invalid policy %q: %s", name, strings.Join(parts, "; "))
 }

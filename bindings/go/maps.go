@@ -56,6 +56,9 @@ func openMaps(dir string, layout Layout, maxEntries uint32, flags C.uint32_t) (*
 
 // Close closes the maps (they stay pinned). Closing twice is not an error.
 func (m *Maps) Close() error {
+	if m == nil {
+		return nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.ptr != nil {
@@ -75,6 +78,9 @@ func (m *Maps) finalize() {
 
 // use runs f with the live maps (shared).
 func (m *Maps) use(f func(*C.egress_maps) error) error {
+	if m == nil {
+		return ErrClosed
+	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.ptr == nil {
@@ -93,6 +99,9 @@ func (m *Maps) use(f func(*C.egress_maps) error) error {
 // overflow a map (ErrCapacity). A plan taken with TakePlan before is no longer the one Ack
 // acknowledges.
 func (m *Maps) Program(e *Engine) (applied int, err error) {
+	if e == nil {
+		return 0, argumentError("engine", "Required value")
+	}
 	err = m.use(func(maps *C.egress_maps) error {
 		return e.write(func(ptr *C.egress_engine) error {
 			e.planGen++
@@ -124,6 +133,9 @@ func (m *Maps) Dump() ([]Entry, error) {
 // AdoptMaps makes what the maps hold e's programmed baseline: a restarted agent then writes
 // only the difference, never a flush.
 func (e *Engine) AdoptMaps(m *Maps) error {
+	if m == nil {
+		return argumentError("maps", "Required value")
+	}
 	// The maps' lock first, then the engine's: the order Program takes them in.
 	return m.use(func(maps *C.egress_maps) error {
 		return e.write(func(ptr *C.egress_engine) error {

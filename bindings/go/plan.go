@@ -67,8 +67,9 @@ type PlanOp struct {
 // Plan is what makes the maps equal the desired state: every upsert, then every delete, no
 // key twice. Write its operations in order, then Ack how many were written.
 type Plan struct {
-	Ops []PlanOp
-	gen uint64 // which TakePlan of its engine made it
+	Ops    []PlanOp
+	engine *Engine // the engine that made it
+	gen    uint64  // which TakePlan of that engine
 }
 
 // Len is the number of operations.
@@ -99,8 +100,11 @@ func (e *Engine) TakePlan() (Plan, error) {
 			if err := failure(code, cerr); err != nil {
 				return err
 			}
-			plan = Plan{Ops: planOps(e.opsBuf[:count]), gen: e.planGen}
+			plan = Plan{Ops: planOps(e.opsBuf[:count]), engine: e, gen: e.planGen}
 			e.planLen = int(count)
+			if len(e.opsBuf) > 1024 {
+				e.opsBuf = nil // a large plan's buffer is not kept
+			}
 			return nil
 		}
 	})
@@ -114,14 +118,14 @@ func planOps(ops []C.egress_plan_op) []PlanOp {
 	}
 	total := 0
 	for i := range ops {
-		total += int(ops[i].key_len + ops[i].value_len)
+		total += clamp(int(ops[i].key_len), len(ops[i].key)) + clamp(int(ops[i].value_len), len(ops[i].value))
 	}
 	bytes := make([]byte, total)
 	out := make([]PlanOp, len(ops))
 	for i := range ops {
 		op := &ops[i]
-		k := copy(bytes, cArray(&op.key[0], int(op.key_len)))
-		v := copy(bytes[k:], cArray(&op.value[0], int(op.value_len)))
+		k := copy(bytes, cArray(&op.key[0], clamp(int(op.key_len), len(op.key))))
+		v := copy(bytes[k:], cArray(&op.value[0], clamp(int(op.value_len), len(op.value))))
 		out[i] = PlanOp{
 			Map:    MapID(op._map),
 			Action: Action(op.action),
@@ -133,19 +137,34 @@ func planOps(ops []C.egress_plan_op) []PlanOp {
 	return out
 }
 
+// clamp is n, at most limit (a length the library gives, never trusted past its array).
+func clamp(n, limit int) int {
+	if n > limit {
+		return limit
+	}
+	return n
+}
+
 // Ack records that the first applied operations of plan were written (all: plan.Len();
-// none: 0). The rest come back in the next plan. plan must be the last one TakePlan
-// returned, and applied at most its length (ErrInvalidArgument otherwise).
+// none: 0). The rest come back in the next plan. plan must be the last one this engine's
+// TakePlan returned and not yet acknowledged, and applied at most its length
+// (ErrInvalidArgument otherwise).
 func (e *Engine) Ack(plan Plan, applied int) error {
 	return e.write(func(ptr *C.egress_engine) error {
 		switch {
-		case plan.gen != e.planGen || plan.gen == 0:
-			return argumentError("plan", "not the last plan TakePlan returned")
+		case plan.engine != e || plan.gen != e.planGen:
+			return argumentError("plan", "not the last plan this engine's TakePlan returned")
 		case applied < 0 || applied > len(plan.Ops) || applied > e.planLen:
 			return argumentError("applied", fmt.Sprintf("Invalid value: %d: the plan has %d operations", applied, len(plan.Ops)))
 		}
 		var cerr *C.egress_error
-		return failure(C.egress_engine_ack(ptr, C.size_t(applied), &cerr), cerr)
+		if err := failure(C.egress_engine_ack(ptr, C.size_t(applied), &cerr), cerr); err != nil {
+			return err
+		}
+		// Acknowledged: the rest comes back in the next plan; this one is done.
+		e.planGen++
+		e.planLen = 0
+		return nil
 	})
 }
 

@@ -1,6 +1,7 @@
 package egressgw
 
 /*
+#include <stdlib.h>
 #include "egress_gateway.h"
 #include "shim.h"
 */
@@ -18,18 +19,18 @@ import (
 type VerdictKind uint32
 
 const (
-	// NoEntry: no entry matches; the normal path.
-	NoEntry VerdictKind = 0
-	// DropNoGateway: dropped, the policy has no gateway.
-	DropNoGateway VerdictKind = 1
-	// DropNoEgressIP: dropped, this node is the gateway but has no egress IP of the family.
-	DropNoEgressIP VerdictKind = 2
-	// Excluded: an excluded destination; the normal path, no SNAT.
-	Excluded VerdictKind = 3
-	// Forward: tunnelled to the gateway node GatewayIP.
-	Forward VerdictKind = 4
-	// Masquerade: SNATed here to EgressIP, out of Ifindex (0: route lookup).
-	Masquerade VerdictKind = 5
+	// VerdictNoEntry: no entry matches; the normal path.
+	VerdictNoEntry VerdictKind = 0
+	// VerdictDropNoGateway: dropped, the policy has no gateway.
+	VerdictDropNoGateway VerdictKind = 1
+	// VerdictDropNoEgressIP: dropped, this node is the gateway but has no egress IP of the family.
+	VerdictDropNoEgressIP VerdictKind = 2
+	// VerdictExcluded: an excluded destination; the normal path, no SNAT.
+	VerdictExcluded VerdictKind = 3
+	// VerdictForward: tunnelled to the gateway node GatewayIP.
+	VerdictForward VerdictKind = 4
+	// VerdictMasquerade: SNATed here to EgressIP, out of Ifindex (0: route lookup).
+	VerdictMasquerade VerdictKind = 5
 )
 
 var verdictNames = [...]string{"no_entry", "drop_no_gateway", "drop_no_egress_ip", "excluded", "forward", "masquerade"}
@@ -43,8 +44,8 @@ func (k VerdictKind) String() string {
 	return fmt.Sprintf("VerdictKind(%d)", uint32(k))
 }
 
-// Verdict is the answer of a lookup. GatewayIP is set for Forward, EgressIP and Ifindex for
-// Masquerade; the other fields are zero.
+// Verdict is the answer of a lookup. GatewayIP is set for VerdictForward, EgressIP and
+// Ifindex for VerdictMasquerade; the other fields are zero.
 type Verdict struct {
 	Kind      VerdictKind
 	GatewayIP netip.Addr
@@ -54,25 +55,33 @@ type Verdict struct {
 
 func (v Verdict) String() string {
 	switch v.Kind {
-	case Forward:
+	case VerdictForward:
 		return fmt.Sprintf("forward to %s", v.GatewayIP)
-	case Masquerade:
+	case VerdictMasquerade:
 		return fmt.Sprintf("masquerade as %s (ifindex %d)", v.EgressIP, v.Ifindex)
 	}
 	return v.Kind.String()
 }
 
 // Lookup is the verdict for a packet from src to dst, as the datapath would find it in the
-// desired maps. A source and destination of different families match no entry (NoEntry);
-// an IPv4-mapped IPv6 address is IPv6. It allocates nothing and may run concurrently with
-// other queries.
+// desired maps. An IPv4-mapped IPv6 address (what netip.AddrFromSlice makes of a 16-byte
+// net.IP) is taken as its IPv4 address; a source and destination of different families
+// match no entry (VerdictNoEntry); the zero Addr and addresses with a zone are refused. It
+// allocates nothing and may run concurrently with other queries.
 func (e *Engine) Lookup(src, dst netip.Addr) (Verdict, error) {
-	if !src.IsValid() || !dst.IsValid() {
-		path := "src"
-		if src.IsValid() {
-			path = "dst"
-		}
-		return Verdict{}, argumentError(path, "Invalid value: the zero netip.Addr is not an address")
+	if err := checkAddr("src", src); err != nil {
+		return Verdict{}, err
+	}
+	if err := checkAddr("dst", dst); err != nil {
+		return Verdict{}, err
+	}
+	src, dst = src.Unmap(), dst.Unmap()
+	v4 := src.Is4()
+	if v4 != dst.Is4() {
+		return Verdict{Kind: VerdictNoEntry}, nil
+	}
+	if e == nil {
+		return Verdict{}, ErrClosed
 	}
 	e.mu.RLock()
 	ptr := e.ptr
@@ -80,16 +89,13 @@ func (e *Engine) Lookup(src, dst netip.Addr) (Verdict, error) {
 		e.mu.RUnlock()
 		return Verdict{}, ErrClosed
 	}
-	var r C.egw_lookup
+	// The engine goes as an integer (C memory, untracked by Go's collector) and the
+	// addresses by value: no pointer crosses, so nothing is checked or moved to the heap.
 	engine := C.uintptr_t(uintptr(unsafe.Pointer(ptr)))
-	v4 := src.Is4()
-	switch {
-	case v4 != dst.Is4():
-		e.mu.RUnlock()
-		return Verdict{Kind: NoEntry}, nil
-	case v4:
+	var r C.egw_lookup
+	if v4 {
 		r = C.egw_lookup_v4(engine, v4Arg(src), v4Arg(dst))
-	default:
+	} else {
 		r = C.egw_lookup_v6(engine, v6Arg(src), v6Arg(dst))
 	}
 	e.mu.RUnlock()
@@ -108,80 +114,108 @@ type Query struct {
 // batchChunk is how many queries go to C per call.
 const batchChunk = 256
 
-// batchScratch is the per-call memory of LookupBatch, reused through a pool so that a
-// batch allocates nothing: the queries of each family, the verdicts, and where each goes.
+// batchScratch is the memory of one LookupBatch call, reused through a pool: the queries
+// of each family and the verdicts in C memory (so that the calls pass no Go pointer and
+// allocate nothing), and where each answer goes. A finalizer frees the C memory of a
+// scratch the pool drops.
 type batchScratch struct {
-	q4       [batchChunk]C.egress_query_v4
-	q6       [batchChunk]C.egress_query_v6
-	verdicts [batchChunk]C.egress_verdict
+	mem      unsafe.Pointer
+	q4       *[batchChunk]C.egress_query_v4
+	q6       *[batchChunk]C.egress_query_v6
+	verdicts *[batchChunk]C.egress_verdict
 	at4, at6 [batchChunk]int
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(batchScratch) }}
+var scratchPool = sync.Pool{New: func() any {
+	q4 := unsafe.Sizeof([batchChunk]C.egress_query_v4{})
+	q6 := unsafe.Sizeof([batchChunk]C.egress_query_v6{})
+	v := unsafe.Sizeof([batchChunk]C.egress_verdict{})
+	mem := C.malloc(C.size_t(q4 + q6 + v))
+	s := &batchScratch{
+		mem:      mem,
+		q4:       (*[batchChunk]C.egress_query_v4)(mem),
+		q6:       (*[batchChunk]C.egress_query_v6)(unsafe.Add(mem, q4)),
+		verdicts: (*[batchChunk]C.egress_verdict)(unsafe.Add(mem, q4+q6)),
+	}
+	runtime.SetFinalizer(s, func(s *batchScratch) { C.free(s.mem) })
+	return s
+}}
 
 // LookupBatch answers many packets: out[i] is Lookup(queries[i].Src, queries[i].Dst). It
 // crosses into C once per 256 queries instead of once per query, so it costs a fraction of
-// a Lookup per query. out must be at least as long as queries; a zero address is an error
-// naming queries[i], and then nothing is answered. It allocates nothing and may run
-// concurrently with other queries.
+// a Lookup per query. out must be at least as long as queries; an address Lookup refuses is
+// an error naming queries[i], and then nothing is answered. It allocates nothing and may
+// run concurrently with other queries.
 func (e *Engine) LookupBatch(queries []Query, out []Verdict) error {
 	if len(out) < len(queries) {
 		return argumentError("out", fmt.Sprintf("Invalid value: %d verdicts for %d queries", len(out), len(queries)))
 	}
-	for i, q := range queries {
-		if !q.Src.IsValid() {
-			return argumentError(fmt.Sprintf("queries[%d].Src", i), "Invalid value: the zero netip.Addr is not an address")
+	for i := range queries {
+		q := &queries[i]
+		if !q.Src.IsValid() || q.Src.Zone() != "" {
+			return checkAddr(fmt.Sprintf("queries[%d].Src", i), q.Src)
 		}
-		if !q.Dst.IsValid() {
-			return argumentError(fmt.Sprintf("queries[%d].Dst", i), "Invalid value: the zero netip.Addr is not an address")
+		if !q.Dst.IsValid() || q.Dst.Zone() != "" {
+			return checkAddr(fmt.Sprintf("queries[%d].Dst", i), q.Dst)
 		}
+	}
+	if e == nil {
+		return ErrClosed
 	}
 	s := scratchPool.Get().(*batchScratch)
 	defer scratchPool.Put(s)
-	return e.read(func(ptr *C.egress_engine) error {
-		for start := 0; start < len(queries); start += batchChunk {
-			chunk := queries[start:]
-			if len(chunk) > batchChunk {
-				chunk = chunk[:batchChunk]
-			}
-			n4, n6 := 0, 0
-			for i, q := range chunk {
-				switch v4 := q.Src.Is4(); {
-				case v4 != q.Dst.Is4():
-					out[start+i] = Verdict{Kind: NoEntry}
-				case v4:
-					c := &s.q4[n4]
-					*(*[4]byte)(unsafe.Pointer(&c.src)) = q.Src.As4()
-					*(*[4]byte)(unsafe.Pointer(&c.dst)) = q.Dst.As4()
-					s.at4[n4] = start + i
-					n4++
-				default:
-					c := &s.q6[n6]
-					*(*[16]byte)(unsafe.Pointer(&c.src)) = q.Src.As16()
-					*(*[16]byte)(unsafe.Pointer(&c.dst)) = q.Dst.As16()
-					s.at6[n6] = start + i
-					n6++
-				}
-			}
-			if n4 > 0 {
-				if err := failure(C.egress_engine_lookup_batch_v4(ptr, &s.q4[0], C.size_t(n4), &s.verdicts[0]), nil); err != nil {
-					return err
-				}
-				for k := 0; k < n4; k++ {
-					out[s.at4[k]] = verdictFrom(&s.verdicts[k], true)
-				}
-			}
-			if n6 > 0 {
-				if err := failure(C.egress_engine_lookup_batch_v6(ptr, &s.q6[0], C.size_t(n6), &s.verdicts[0]), nil); err != nil {
-					return err
-				}
-				for k := 0; k < n6; k++ {
-					out[s.at6[k]] = verdictFrom(&s.verdicts[k], false)
-				}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.ptr == nil {
+		return ErrClosed
+	}
+	engine := C.uintptr_t(uintptr(unsafe.Pointer(e.ptr)))
+	for start := 0; start < len(queries); start += batchChunk {
+		chunk := queries[start:]
+		if len(chunk) > batchChunk {
+			chunk = chunk[:batchChunk]
+		}
+		n4, n6 := 0, 0
+		for i := range chunk {
+			src, dst := chunk[i].Src.Unmap(), chunk[i].Dst.Unmap()
+			switch v4 := src.Is4(); {
+			case v4 != dst.Is4():
+				out[start+i] = Verdict{Kind: VerdictNoEntry}
+			case v4:
+				c := &s.q4[n4]
+				*(*[4]byte)(unsafe.Pointer(&c.src)) = src.As4()
+				*(*[4]byte)(unsafe.Pointer(&c.dst)) = dst.As4()
+				s.at4[n4] = start + i
+				n4++
+			default:
+				c := &s.q6[n6]
+				*(*[16]byte)(unsafe.Pointer(&c.src)) = src.As16()
+				*(*[16]byte)(unsafe.Pointer(&c.dst)) = dst.As16()
+				s.at6[n6] = start + i
+				n6++
 			}
 		}
-		return nil
-	})
+		if n4 > 0 {
+			code := C.egw_lookup_batch_v4(engine, &s.q4[0], C.size_t(n4), &s.verdicts[0])
+			if code != C.EGRESS_RESULT_OK {
+				return failure(code, nil)
+			}
+			for k := 0; k < n4; k++ {
+				out[s.at4[k]] = verdictFrom(&s.verdicts[k], true)
+			}
+		}
+		if n6 > 0 {
+			code := C.egw_lookup_batch_v6(engine, &s.q6[0], C.size_t(n6), &s.verdicts[0])
+			if code != C.EGRESS_RESULT_OK {
+				return failure(code, nil)
+			}
+			for k := 0; k < n6; k++ {
+				out[s.at6[k]] = verdictFrom(&s.verdicts[k], false)
+			}
+		}
+	}
+	runtime.KeepAlive(e)
+	return nil
 }
 
 func v4Arg(ip netip.Addr) C.egw_v4 {
@@ -197,9 +231,9 @@ func v6Arg(ip netip.Addr) C.egw_v6 {
 func verdictFrom(v *C.egress_verdict, v4 bool) Verdict {
 	out := Verdict{Kind: VerdictKind(v.kind)}
 	switch out.Kind {
-	case Forward:
+	case VerdictForward:
 		out.GatewayIP = netip.AddrFrom4(*(*[4]byte)(unsafe.Pointer(&v.gateway_ip)))
-	case Masquerade:
+	case VerdictMasquerade:
 		if v4 {
 			out.EgressIP = netip.AddrFrom4(*(*[4]byte)(unsafe.Pointer(&v.egress_ip)))
 		} else {
@@ -323,9 +357,10 @@ func (e *Engine) MapsJSON() ([]byte, error) {
 	})
 }
 
-// Explain says why a packet from src to dst gets its verdict: byte for byte the JSON
-// document `egressctl explain -o json` prints (the entry, the policy and selector that
-// produced it, the gateway entry and node and why it was chosen, conflicts lost).
+// Explain says why a packet from src to dst (addresses as Lookup takes them) gets its
+// verdict: byte for byte the JSON document `egressctl explain -o json` prints (the entry,
+// the policy and selector that produced it, the gateway entry and node and why it was
+// chosen, conflicts lost).
 func (e *Engine) Explain(src, dst netip.Addr) ([]byte, error) {
 	if err := checkAddr("src", src); err != nil {
 		return nil, err
@@ -333,7 +368,7 @@ func (e *Engine) Explain(src, dst netip.Addr) ([]byte, error) {
 	if err := checkAddr("dst", dst); err != nil {
 		return nil, err
 	}
-	s, d := cAddr(src), cAddr(dst)
+	s, d := cAddr(src), cAddr(dst) // IPv4-mapped addresses unmapped, as Lookup does
 	return e.document(func(ptr *C.egress_engine, buf *C.uint8_t, n C.size_t, written *C.size_t, cerr **C.egress_error) C.egress_result {
 		return C.egress_engine_explain_json(ptr, &s, &d, buf, n, written, cerr)
 	})

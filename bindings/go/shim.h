@@ -1,7 +1,7 @@
 /* Small C helpers of package egressgw for the lookups: they take the engine as an integer
- * (it is C memory, which Go's collector does not track) and the addresses by value, so that a
- * Go caller passes no pointer: cgo then neither checks pointers nor moves anything to the
- * heap, and a lookup allocates nothing. */
+ * (it is C memory, which Go's collector does not track), the addresses by value and the
+ * batches in C memory, so that a Go caller passes no Go pointer: cgo then neither checks
+ * pointers nor moves anything to the heap, and a lookup allocates nothing. */
 #ifndef EGRESSGW_SHIM_H
 #define EGRESSGW_SHIM_H
 
@@ -29,6 +29,16 @@ static inline egw_lookup egw_lookup_v6(uintptr_t engine, egw_v6 src, egw_v6 dst)
     memset(&r, 0, sizeof r);
     r.result = egress_engine_lookup_v6((const egress_engine *)engine, src.b, dst.b, &r.verdict);
     return r;
+}
+
+static inline egress_result egw_lookup_batch_v4(uintptr_t engine, const egress_query_v4 *queries,
+                                                size_t count, egress_verdict *verdicts) {
+    return egress_engine_lookup_batch_v4((const egress_engine *)engine, queries, count, verdicts);
+}
+
+static inline egress_result egw_lookup_batch_v6(uintptr_t engine, const egress_query_v6 *queries,
+                                                size_t count, egress_verdict *verdicts) {
+    return egress_engine_lookup_batch_v6((const egress_engine *)engine, queries, count, verdicts);
 }
 
 /* Does nothing: BenchmarkCgoCrossing times a call of it, the floor of every call. */
