@@ -1,5 +1,5 @@
-//! The two output formats of a node's maps: `cilium-dbg bpf egress list`'s table
-//! (SEMANTICS A.8) and the JSON of `egressctl list -o json` (ARCHITECTURE.md).
+//! The output formats of a node's maps: `cilium-dbg bpf egress list`'s table (SEMANTICS
+//! A.8) and its `-o json`, and the JSON of `egressctl list -o json` (ARCHITECTURE.md).
 
 use serde::Serialize;
 
@@ -65,6 +65,45 @@ pub fn to_json(maps: &MapEntries) -> String {
         return String::new();
     }
     out.push(b'\n');
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// One row of `cilium-dbg bpf egress list -o json`: Cilium's field names, its gateway cells
+/// (`Not Found`, `Excluded CIDR`), no ifindex.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+struct CiliumRow {
+    #[serde(rename = "SourceIP")]
+    source_ip: String,
+    #[serde(rename = "DestCIDR")]
+    dest_cidr: String,
+    #[serde(rename = "EgressIP")]
+    egress_ip: String,
+    #[serde(rename = "GatewayIP")]
+    gateway_ip: String,
+}
+
+/// The maps exactly as `cilium-dbg bpf egress list -o json` prints them (SEMANTICS A.8's
+/// rows, IPv4 first, in our order): one array of `{SourceIP, DestCIDR, EgressIP,
+/// GatewayIP}`, indented by two spaces as Go's `json.MarshalIndent`, then the two newlines
+/// Cilium's printer writes (`[]` when both maps are empty).
+pub fn to_cilium_json(maps: &MapEntries) -> String {
+    let rows: Vec<CiliumRow> = maps
+        .iter()
+        .map(|e| CiliumRow {
+            source_ip: e.source.to_string(),
+            dest_cidr: e.destination.to_string(),
+            egress_ip: e.egress_ip.to_string(),
+            gateway_ip: gateway_cell(e),
+        })
+        .collect();
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"  ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    // Serializing plain strings into a Vec cannot fail.
+    if rows.serialize(&mut ser).is_err() {
+        return String::new();
+    }
+    out.extend_from_slice(b"\n\n");
     String::from_utf8(out).unwrap_or_default()
 }
 

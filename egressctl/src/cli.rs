@@ -255,4 +255,6 @@ pub(crate) enum Output {
     Table,
     /// `{"ipv4": [...], "ipv6": [...]}`.
     Json,
+    /// Exactly what `cilium-dbg bpf egress list -o json` prints, to diff against a node.
+    CiliumJson,
 }

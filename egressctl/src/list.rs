@@ -55,6 +55,7 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
 pub(crate) fn print_maps(maps: &egress_core::entries::MapEntries, output: Output) {
     match output {
         Output::Json => emit(&render::to_json(maps)),
+        Output::CiliumJson => emit(&render::to_cilium_json(maps)),
         Output::Table => match render::to_table(maps) {
             Some(table) => emit(&table),
             None => eprintln!("No entries found."),

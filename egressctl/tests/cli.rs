@@ -163,6 +163,31 @@ fn empty_maps() {
     assert_eq!(stderr(&out), "No entries found.\n");
 }
 
+/// `-o cilium-json` is what `cilium-dbg bpf egress list -o json` prints: Cilium's field
+/// names and gateway cells, Go's two-space indent, Cilium's two newlines; the expected file
+/// was written from the example's expected rows by Cilium's rules, not by this code.
+#[test]
+fn cilium_json_is_cilium_dbgs() {
+    let out = egressctl(&[
+        "list",
+        "-f",
+        &example("dual-stack-excluded.yaml"),
+        "-o",
+        "cilium-json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let want = std::fs::read_to_string(test_data("dual-stack-excluded.cilium.json")).unwrap();
+    assert_eq!(stdout(&out), want);
+    for cell in ["\"Excluded CIDR\"", "\"Not Found\"", "\"::/0\""] {
+        assert!(want.contains(cell), "the expected file lacks {cell}");
+    }
+    // Empty maps: Cilium prints an empty array.
+    let f = temp_file("empty.yaml", EMPTY);
+    let out = egressctl(&["list", "-f", f.to_str().unwrap(), "-o", "cilium-json"]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "[]\n\n");
+}
+
 #[test]
 fn other_nodes_maps_and_unknown_nodes() {
     let f = example("seed-single-gateway.yaml");
