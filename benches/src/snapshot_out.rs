@@ -111,10 +111,14 @@ fn policy(p: &Policy) -> Result<Value, String> {
             .collect::<Result<Vec<_>, _>>()?
             .into();
     }
+    let mut metadata = json!({"name": p.name});
+    if let Some(ns) = &p.namespace {
+        metadata["namespace"] = json!(ns);
+    }
     Ok(json!({
         "apiVersion": "cilium.io/v2",
         "kind": "CiliumEgressGatewayPolicy",
-        "metadata": {"name": p.name},
+        "metadata": metadata,
         "spec": spec,
     }))
 }

@@ -86,6 +86,7 @@ pub fn lookup(seed: u64, endpoints: usize, queries: usize, ipv6: bool) -> Lookup
     let default = if ipv6 { "::/0" } else { "0.0.0.0/0" };
     let mut policies = vec![Policy {
         name: "default-route".into(),
+        namespace: None,
         creation_timestamp: None,
         selectors: vec![SelectorItem {
             pod_selector: Some(LabelSelector::default()),
@@ -103,6 +104,7 @@ pub fn lookup(seed: u64, endpoints: usize, queries: usize, ipv6: bool) -> Lookup
     for (k, c) in pool.iter().enumerate() {
         policies.push(Policy {
             name: format!("exclude-{k:02}"),
+            namespace: None,
             creation_timestamp: None,
             selectors: vec![SelectorItem {
                 pod_selector: Some(label(&format!("x{k}"), "true")),
@@ -365,6 +367,7 @@ pub fn cluster(seed: u64, endpoints: usize, policies: usize) -> Objects {
             };
             Policy {
                 name: format!("policy-{p:03}"),
+                namespace: None,
                 creation_timestamp: None,
                 selectors: vec![SelectorItem {
                     pod_selector: Some(label("group", &format!("g{p}"))),
@@ -409,6 +412,7 @@ fn all_selected(
     let node_count = 50.max(egress_nodes + 8);
     let policy = Policy {
         name: name.into(),
+        namespace: None,
         creation_timestamp: None,
         selectors: vec![SelectorItem {
             pod_selector: Some(LabelSelector::default()),

@@ -217,6 +217,7 @@ fn policy(
 ) -> Policy {
     Policy {
         name: name.into(),
+        namespace: None,
         creation_timestamp: None,
         selectors: vec![SelectorItem {
             pod_selector: Some(selector("app", app)),

@@ -490,6 +490,18 @@ impl Snapshot {
             .enumerate()
             .filter_map(|(i, p)| p.as_ref().err().map(|e| (i, e)))
     }
+
+    /// The warnings of a valid policy in this cluster: `policy::policy_warnings` against its
+    /// nodes, and, when it has endpoints, destinations of a family none of them has.
+    pub fn policy_warnings(&self, policy: &Policy) -> Vec<crate::policy::Warning> {
+        let mut out = crate::policy::policy_warnings(policy, Some(&self.nodes));
+        if !self.endpoints.is_empty() {
+            let ips = || self.endpoints.iter().flat_map(|e| e.ips.iter());
+            let (v4, v6) = (ips().any(IpAddr::is_ipv4), ips().any(IpAddr::is_ipv6));
+            out.extend(crate::policy::family_warnings(policy, v4, v6));
+        }
+        out
+    }
 }
 
 fn read_snapshot(doc: &Doc, errors: &mut Vec<FieldError>) -> Option<Snapshot> {

@@ -161,6 +161,7 @@ fn policy() -> impl Strategy<Value = Policy> {
     )
         .prop_map(|(i, ts, items, dests, excluded, single, list)| Policy {
             name: POLICIES[i].into(),
+            namespace: None,
             // Equal timestamps happen: names break the tie.
             creation_timestamp: (ts > 0).then(|| Timestamp {
                 seconds: i64::from(ts),
@@ -472,6 +473,7 @@ fn ip_family_of_sources_is_kept() {
     }
     let mut p = Policy {
         name: "p".into(),
+        namespace: None,
         creation_timestamp: None,
         selectors: vec![SelectorItem {
             pod_selector: Some(LabelSelector::default()),

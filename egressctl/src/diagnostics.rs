@@ -77,7 +77,7 @@ pub(crate) fn print_policy_diagnostics(snapshot: &Snapshot) -> usize {
                 eprintln!("{}", invalid_policy_line(i, errors));
             }
             Ok(p) => {
-                for w in egress_core::policy::policy_warnings(p, Some(&snapshot.nodes)) {
+                for w in snapshot.policy_warnings(p) {
                     printed += 1;
                     eprintln!("{}", policy_warning_line(&p.name, &w));
                 }

@@ -1,9 +1,9 @@
 //! `egressctl validate`: every error of every policy, one line each, and the warnings.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use egress_core::Error;
-use egress_core::cluster::Nodes;
 use egress_core::document::{self, Node};
 use egress_core::policy::{self, Policy, PolicyErrors};
 use egress_core::snapshot::Snapshot;
@@ -16,8 +16,10 @@ use crate::{Failure, emit};
 pub(crate) fn run(args: &ValidateArgs) -> Result<(), Failure> {
     let mut failed = false;
     let mut warnings = 0;
+    // Policy names are cluster-wide: the file (and place) each name was first seen in.
+    let mut names = HashMap::new();
     for file in &args.files {
-        let (report, ok, warned) = validate_file(file);
+        let (report, ok, warned) = validate_file(file, &mut names);
         emit(&report);
         failed |= !ok;
         warnings += warned;
@@ -32,7 +34,8 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<(), Failure> {
 }
 
 /// The report lines of one file, whether it is free of errors, and its warning count.
-fn validate_file(path: &Path) -> (String, bool, usize) {
+/// `names` holds the policy names of the files before, and gets this file's.
+fn validate_file(path: &Path, names: &mut HashMap<String, String>) -> (String, bool, usize) {
     let file = path.display().to_string();
     let text = match read_file(path) {
         Ok(t) => t,
@@ -49,10 +52,10 @@ fn validate_file(path: &Path) -> (String, bool, usize) {
         errors: 0,
         warnings: 0,
     };
-    let (policies, nodes): (Vec<Result<Policy, PolicyErrors>>, Option<Nodes>) =
+    let (policies, snapshot): (Vec<Result<Policy, PolicyErrors>>, Option<Snapshot>) =
         match docs.as_slice() {
             [doc] if Snapshot::is_snapshot_document(doc) => match Snapshot::from_document(doc) {
-                Ok(snap) => (snap.policies, Some(snap.nodes)),
+                Ok(snap) => (snap.policies.clone(), Some(snap)),
                 Err(err) => {
                     report.snapshot_errors(&err);
                     // Still report the policies' own errors.
@@ -79,21 +82,38 @@ fn validate_file(path: &Path) -> (String, bool, usize) {
             }
         };
     for (i, p) in policies.iter().enumerate() {
-        match p {
+        let name = match p {
             Err(errs) => {
                 let label = policy_label(errs.name.as_deref(), i);
                 for e in &errs.errors {
                     report.error(format!("{label}: {e}"));
                 }
+                errs.name.as_deref()
             }
             Ok(p) => {
-                for w in policy::policy_warnings(p, nodes.as_ref()) {
-                    report.warnings += 1;
-                    report
-                        .lines
-                        .push(format!("warning: {}: {}: {w}", report.file, p.name));
+                let warnings = match &snapshot {
+                    Some(snap) => snap.policy_warnings(p),
+                    None => policy::policy_warnings(p, None),
+                };
+                for w in warnings {
+                    report.warn(&p.name, &w.to_string());
                 }
+                Some(p.name.as_str())
             }
+        };
+        let Some(name) = name else { continue };
+        let here = format!("{} (policy {})", report.file, i + 1);
+        if let Some(first) = names.get(name) {
+            let first = first.clone();
+            report.warn(
+                name,
+                &format!(
+                    "metadata.name: also the name of {first}: policy names are cluster-wide, \
+                     so applying both keeps only the last one applied"
+                ),
+            );
+        } else {
+            names.insert(name.to_owned(), here);
         }
     }
     if report.errors == 0 {
@@ -125,6 +145,12 @@ struct Report {
 }
 
 impl Report {
+    fn warn(&mut self, policy: &str, what: &str) {
+        self.warnings += 1;
+        self.lines
+            .push(format!("warning: {}: {policy}: {what}", self.file));
+    }
+
     fn error(&mut self, line: String) {
         self.errors += 1;
         self.lines.push(format!("{}: {line}", self.file));

@@ -247,7 +247,8 @@ fn usage_errors_exit_2() {
 
 const WITH_INVALID: &str = r#"
 localNode: a
-nodes: [{name: a, labels: {gw: "yes"}, ipv4: 10.0.0.1, interfaces: []}]
+nodes: [{name: a, labels: {gw: "yes"}, ipv4: 10.0.0.1, interfaces: []},
+        {name: b, labels: {gw: "yes"}, ipv4: 10.0.0.2}]
 endpoints: [{uid: u1, labels: {app: x}, ips: [10.1.0.1]}]
 policies:
 - metadata: {name: good}
@@ -538,6 +539,93 @@ fn cidr_lints_are_warnings_naming_the_field() {
     assert!(strict_quiet.status.success());
 }
 
+/// The lints that need the cluster: a namespace on the cluster-scoped kind, a gateway with
+/// one possible node, a destination family no endpoint has; and a policy that stays quiet.
+#[test]
+fn cluster_lints_are_warnings_naming_the_field() {
+    let policy = |name: &str, meta: &str, dests: &str, gateway: &str| {
+        format!(
+            "- metadata: {{name: {name}{meta}}}\n  spec:\n    selectors: [{{podSelector: {{}}}}]\n    \
+             destinationCIDRs: {dests}\n    egressGateway: {{nodeSelector: {{matchLabels: {gateway}}}}}\n"
+        )
+    };
+    let pool = "{egress: 'true'}";
+    let snapshot = format!(
+        "localNode: c\nnodes:\n- {{name: a, labels: {{egress: 'true', host: a}}, ipv4: 10.0.0.1}}\n\
+         - {{name: b, labels: {{egress: 'true', host: b}}, ipv4: 10.0.0.2}}\n\
+         - {{name: c, ipv4: 10.0.0.3}}\n\
+         endpoints:\n- {{uid: u1, namespace: team-a, ips: [10.1.0.1], node: c}}\npolicies:\n{}{}{}{}",
+        policy("namespaced", ", namespace: team-a", "[0.0.0.0/0]", pool),
+        policy("lonely", "", "[0.0.0.0/0]", "{host: a}"),
+        policy("v6", "", "['0.0.0.0/0', '::/0']", pool),
+        policy("quiet", "", "[0.0.0.0/0]", pool),
+    );
+    let f = temp_file("cluster-lints.yaml", &snapshot);
+    let out = egressctl(&["list", "-f", f.to_str().unwrap(), "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    let warnings = text.lines().filter(|l| l.starts_with("warning:")).count();
+    for expected in [
+        "namespaced: metadata.namespace: ignored: CiliumEgressGatewayPolicy is cluster-scoped",
+        "lonely: spec.egressGateway: every gateway entry matches only node a",
+        "v6: spec.destinationCIDRs[1]: ::/0: no endpoint in the input has an IPv6 address",
+    ] {
+        assert!(text.contains(expected), "{expected}\n{text}");
+    }
+    assert_eq!(warnings, 3, "{text}");
+    assert!(
+        !text.contains("quiet: spec") && !text.contains("quiet: metadata"),
+        "{text}"
+    );
+    // The same from validate, which has the snapshot too.
+    let out = egressctl(&["validate", f.to_str().unwrap()]);
+    assert_eq!(
+        stdout(&out).matches("warning:").count(),
+        3,
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// Policy names are cluster-wide: validate warns when two files (or two documents) use one.
+#[test]
+fn validate_warns_of_one_name_in_two_files() {
+    let policy = |name: &str| {
+        format!(
+            "apiVersion: cilium.io/v2\nkind: CiliumEgressGatewayPolicy\nmetadata: {{name: {name}}}\nspec:\n  \
+             selectors: [{{podSelector: {{}}}}]\n  destinationCIDRs: [0.0.0.0/0]\n  \
+             egressGateway: {{nodeSelector: {{matchLabels: {{a: b}}}}}}\n"
+        )
+    };
+    let first = temp_file("first.yaml", &policy("web"));
+    let second = temp_file(
+        "second.yaml",
+        &format!("{}---\n{}", policy("db"), policy("web")),
+    );
+    let out = egressctl(&[
+        "validate",
+        first.to_str().unwrap(),
+        second.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let want = format!(
+        "warning: {}: web: metadata.name: also the name of {} (policy 1): policy names are \
+         cluster-wide, so applying both keeps only the last one applied",
+        second.display(),
+        first.display()
+    );
+    assert!(stdout(&out).contains(&want), "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out).matches("warning:").count(),
+        1,
+        "{}",
+        stdout(&out)
+    );
+    let other = temp_file("other.yaml", &policy("api"));
+    let out = egressctl(&["validate", first.to_str().unwrap(), other.to_str().unwrap()]);
+    assert!(!stdout(&out).contains("warning"), "{}", stdout(&out));
+}
+
 #[test]
 fn list_strict_makes_warnings_errors_after_printing() {
     let conflicts = example("selectors-and-conflicts.yaml");
@@ -558,7 +646,7 @@ fn list_strict_makes_warnings_errors_after_printing() {
     let quiet = egressctl(&[
         "list",
         "-f",
-        &example("seed-single-gateway.yaml"),
+        &example("egress-pool-consistent.yaml"),
         "--strict",
     ]);
     assert!(quiet.status.success(), "{}", stderr(&quiet));

@@ -22,6 +22,7 @@ fn by_label(key: &str, value: &str) -> LabelSelector {
 fn policy(entries: Vec<GatewaySpec>) -> Policy {
     Policy {
         name: "p".into(),
+        namespace: None,
         creation_timestamp: None,
         selectors: vec![],
         destination_cidrs: vec![crate::netip::parse_prefix("0.0.0.0/0").unwrap()],

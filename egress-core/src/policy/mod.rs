@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 pub use compiled::PolicySelectors;
 pub use parse::{MAX_GATEWAYS, PolicyErrors, object_name, parse_policy, parse_policy_text};
-pub use warnings::{Warning, policy_warnings};
+pub use warnings::{Warning, family_warnings, policy_warnings};
 
 // The Kubernetes selector types belong to `selector`; they are part of a policy's model, so
 // they are re-exported here too.
@@ -23,6 +23,9 @@ use crate::timestamp::Timestamp;
 pub struct Policy {
     /// `metadata.name` (non-empty).
     pub name: String,
+    /// `metadata.namespace` as written (non-empty), which means nothing: the kind is
+    /// cluster-scoped (a lint says so).
+    pub namespace: Option<String>,
     /// `metadata.creationTimestamp`, when present.
     pub creation_timestamp: Option<Timestamp>,
     /// `spec.selectors`, ORed.

@@ -73,10 +73,10 @@ fn read_policy(node: &Node, errors: &mut Vec<FieldError>) -> Option<Policy> {
     let top = Fields::open(node, "", errors)?;
     check_header(&top, errors);
 
-    let (name, creation_timestamp) = match top.get("metadata") {
+    let (name, namespace, creation_timestamp) = match top.get("metadata") {
         None => {
             errors.push(FieldError::required("metadata.name"));
-            (None, None)
+            (None, None, None)
         }
         Some(meta) => read_metadata(meta, errors),
     };
@@ -95,6 +95,7 @@ fn read_policy(node: &Node, errors: &mut Vec<FieldError>) -> Option<Policy> {
     let (selectors, destination_cidrs, excluded_cidrs, egress_gateway, egress_gateways) = spec?;
     Some(Policy {
         name: name?,
+        namespace,
         creation_timestamp,
         selectors,
         destination_cidrs,
@@ -123,9 +124,12 @@ fn check_header(top: &Fields<'_>, errors: &mut Vec<FieldError>) {
     }
 }
 
-fn read_metadata(meta: &Node, errors: &mut Vec<FieldError>) -> (Option<String>, Option<Timestamp>) {
+/// `metadata`: its name, namespace and creation timestamp.
+type Metadata = (Option<String>, Option<String>, Option<Timestamp>);
+
+fn read_metadata(meta: &Node, errors: &mut Vec<FieldError>) -> Metadata {
     let Some(fields) = Fields::open(meta, "metadata", errors) else {
-        return (None, None);
+        return (None, None, None);
     };
     // Every other metadata field (labels, uid, managedFields, ...) is accepted as is.
     let name = match fields.get("name") {
@@ -142,6 +146,11 @@ fn read_metadata(meta: &Node, errors: &mut Vec<FieldError>) -> (Option<String>, 
             None => None,
         },
     };
+    let namespace = fields
+        .get("namespace")
+        .and_then(|n| read_str(n, "metadata.namespace", errors))
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned);
     let timestamp = fields.get("creationTimestamp").and_then(|t| {
         let path = "metadata.creationTimestamp";
         let s = read_str(t, path, errors)?;
@@ -153,7 +162,7 @@ fn read_metadata(meta: &Node, errors: &mut Vec<FieldError>) -> (Option<String>, 
             }
         }
     });
-    (name, timestamp)
+    (name, namespace, timestamp)
 }
 
 type Spec = (

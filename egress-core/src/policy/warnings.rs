@@ -1,7 +1,9 @@
 //! Warnings for valid policies (SEMANTICS A.1): selectors that match nothing, an
 //! `egressGateway` ignored beside `egressGateways`, an `egressIP` entry matching several nodes;
-//! and CIDR lists Cilium accepts but users get wrong (host bits set, duplicates, an excluded
-//! CIDR equal to a destination or outside every destination).
+//! and what Cilium accepts but users get wrong: CIDR lists (host bits set, duplicates, an
+//! excluded CIDR equal to a destination or outside every destination), a `metadata.namespace`
+//! on this cluster-scoped kind, gateways that all resolve to one node (no failover), an
+//! `egressIP` that is a node's ExternalIP, destinations of a family no endpoint has.
 
 use std::fmt;
 
@@ -58,7 +60,22 @@ pub fn policy_warnings(policy: &Policy, nodes: Option<&Nodes>) -> Vec<Warning> {
     if let Some(w) = ignored_egress_gateway(policy, nodes) {
         out.push(w);
     }
+    if let Some(ns) = &policy.namespace {
+        out.push(Warning {
+            path: "metadata.namespace".to_owned(),
+            message: format!(
+                "ignored: CiliumEgressGatewayPolicy is cluster-scoped, so the policy selects pods \
+                 of every namespace its selectors match, not only {ns:?}; to keep it to {ns:?}, \
+                 add io.kubernetes.pod.namespace: {ns} to each podSelector"
+            ),
+        });
+    }
     out.extend(cidr_lints(policy));
+    if let Some(nodes) = nodes
+        && let Some(w) = single_gateway_node(policy, nodes)
+    {
+        out.push(w);
+    }
     if let Some(nodes) = nodes {
         out.extend(external_egress_ips(policy, nodes));
     }
@@ -85,6 +102,60 @@ pub fn policy_warnings(policy: &Policy, nodes: Option<&Nodes>) -> Vec<Warning> {
         }
     }
     out
+}
+
+/// Every gateway entry in use matches the same single node (with an IPv4 address): when it
+/// goes down there is no other node to take over, and the selected pods' traffic is dropped.
+fn single_gateway_node(policy: &Policy, nodes: &Nodes) -> Option<Warning> {
+    let mut matched: Option<&str> = None;
+    for gw in policy.gateways_in_use() {
+        let selector = Selector::new(&gw.node_selector);
+        for n in nodes
+            .values()
+            .filter(|n| n.ipv4.is_some() && selector.matches(&n.labels))
+        {
+            match matched {
+                Some(m) if m != n.name => return None,
+                _ => matched = Some(&n.name),
+            }
+        }
+    }
+    let path = if policy.egress_gateways.is_empty() {
+        "spec.egressGateway"
+    } else {
+        "spec.egressGateways"
+    };
+    Some(Warning {
+        path: path.to_owned(),
+        message: format!(
+            "every gateway entry matches only node {}: if it goes down, no other node takes \
+             over and the selected pods' traffic is dropped; select two or more nodes (a label \
+             on a pool of egress nodes) for failover",
+            matched?
+        ),
+    })
+}
+
+/// Destination CIDRs of a family no endpoint has an address of: they write no entry. Made
+/// where the endpoints are known (`Snapshot::policy_warnings`); `ipv4`/`ipv6` say whether
+/// any endpoint has an address of that family.
+pub fn family_warnings(policy: &Policy, ipv4: bool, ipv6: bool) -> Vec<Warning> {
+    policy
+        .destination_cidrs
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| if c.addr.is_ipv4() { !ipv4 } else { !ipv6 })
+        .map(|(i, c)| {
+            let family = if c.addr.is_ipv4() { "IPv4" } else { "IPv6" };
+            Warning {
+                path: format!("spec.destinationCIDRs[{i}]"),
+                message: format!(
+                    "{c}: no endpoint in the input has an {family} address, so it writes no \
+                     entry (harmless if the cluster has no {family} pods)"
+                ),
+            }
+        })
+        .collect()
 }
 
 /// An `egressIP` that is a node's `ExternalIP` (the seed's TKE trap): a cloud public address
@@ -369,5 +440,53 @@ spec:
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn a_namespace_and_a_single_gateway_node_are_lints() {
+        let yaml = |gateway: &str| {
+            format!(
+                "metadata: {{name: p, namespace: team}}\nspec:\n  selectors: [{{podSelector: {{}}}}]\n  \
+                 destinationCIDRs: [0.0.0.0/0]\n  egressGateway: {{nodeSelector: {{matchLabels: {gateway}}}}}\n"
+            )
+        };
+        let lonely = policy(&yaml("{kubernetes.io/hostname: 172.22.49.20}"));
+        assert_eq!(lonely.namespace.as_deref(), Some("team"));
+        let paths = |w: Vec<Warning>| w.into_iter().map(|w| w.path).collect::<Vec<_>>();
+        assert_eq!(
+            paths(policy_warnings(&lonely, Some(&seed_nodes()))),
+            ["metadata.namespace", "spec.egressGateway"]
+        );
+        // Without the nodes, only what the policy says by itself.
+        assert_eq!(
+            paths(policy_warnings(&lonely, None)),
+            ["metadata.namespace"]
+        );
+        // A pool of three egress nodes: failover exists.
+        let pool = policy(&yaml("{egress-node: 'true'}"));
+        assert_eq!(
+            paths(policy_warnings(&pool, Some(&seed_nodes()))),
+            ["metadata.namespace"]
+        );
+    }
+
+    #[test]
+    fn destinations_of_a_family_no_endpoint_has() {
+        let p = policy(
+            "metadata: {name: p}\nspec:\n  selectors: [{podSelector: {}}]\n  \
+             destinationCIDRs: [0.0.0.0/0, '::/0']\n  egressGateway: {nodeSelector: {}}\n",
+        );
+        let w = family_warnings(&p, true, false);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].path, "spec.destinationCIDRs[1]");
+        assert!(
+            w[0].message
+                .contains("no endpoint in the input has an IPv6 address")
+        );
+        assert_eq!(
+            family_warnings(&p, false, true)[0].path,
+            "spec.destinationCIDRs[0]"
+        );
+        assert!(family_warnings(&p, true, true).is_empty());
     }
 }

@@ -120,6 +120,7 @@ pub(crate) fn policy(name: &str, app: &str, destinations: &[&str], excluded: &[&
     let cidrs = |list: &[&str]| list.iter().map(|c| parse_prefix(c).unwrap()).collect();
     Policy {
         name: name.into(),
+        namespace: None,
         creation_timestamp: None,
         selectors: vec![SelectorItem {
             pod_selector: Some(by_label("app", app)),
