@@ -81,6 +81,14 @@ if [ "$status" != 2 ] || [[ "$message" != *"--features bpf"* ]]; then
     echo "error: egressctl apply without the bpf feature: exit $status: $message" >&2
     exit 1
 fi
+# The binary to ship: the dist profile, stripped; it must print what the release build does.
+log "egressctl as shipped (--profile dist: stripped)"
+cargo build --quiet --profile dist --locked -p egressctl
+if readelf -S target/dist/egressctl | grep -qE '\.symtab|\.debug_'; then
+    echo "error: target/dist/egressctl is not stripped" >&2
+    exit 1
+fi
+cmp <(target/dist/egressctl demo) <(target/release/egressctl demo)
 # The report binary checks its own results (lookup answers, plan contents) as it measures;
 # CI runs its quick form so that it keeps working. Figures are not judged here.
 log "benchmark report (quick)"
