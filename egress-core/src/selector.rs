@@ -266,6 +266,35 @@ impl Selector {
     pub fn problem(&self) -> Option<&str> {
         self.problem.as_deref()
     }
+
+    /// Why `labels` do not match, in words (`business=mall, but it has no label business`),
+    /// naming the first requirement they fail; `None` when they match.
+    pub fn mismatch(&self, labels: &Labels) -> Option<String> {
+        if let Some(problem) = &self.problem {
+            return Some(format!("the selector matches nothing: {problem}"));
+        }
+        let term = self.terms.iter().find(|t| !t.matches(labels))?;
+        Some(term.mismatch(labels))
+    }
+}
+
+impl Term {
+    /// What the term asks and what the labels have instead.
+    fn mismatch(&self, labels: &Labels) -> String {
+        let key = &self.key;
+        let list = |values: &[Box<str>]| values.join(", ");
+        let wanted = match &self.test {
+            Test::Equals(v) => format!("{key}={v}"),
+            Test::In(values) => format!("{key} in ({})", list(values)),
+            Test::NotIn(values) => format!("{key} notin ({})", list(values)),
+            Test::Exists => format!("{key} exists"),
+            Test::DoesNotExist => format!("no label {key}"),
+        };
+        match labels.get(key) {
+            Some(v) => format!("{wanted}, but it has {key}={v}"),
+            None => format!("{wanted}, but it has no label {key}"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -419,5 +448,37 @@ mod tests {
         );
         let s = Selector::for_endpoints(&item(Some(sel(&[(&long, "x")], vec![])), None));
         assert!(s.problem().is_some());
+    }
+
+    #[test]
+    fn a_mismatch_names_the_first_failing_requirement() {
+        let l = labels(&[("app", "web"), ("tier", "db")]);
+        let s = Selector::new(&sel(&[("app", "web"), ("team", "a")], vec![]));
+        assert_eq!(s.mismatch(&l).unwrap(), "team=a, but it has no label team");
+        let s = Selector::new(&sel(&[("app", "api")], vec![]));
+        assert_eq!(s.mismatch(&l).unwrap(), "app=api, but it has app=web");
+        let s = Selector::new(&sel(&[], vec![expr("tier", Operator::In, &["web", "api"])]));
+        assert_eq!(
+            s.mismatch(&l).unwrap(),
+            "tier in (web, api), but it has tier=db"
+        );
+        let s = Selector::new(&sel(&[], vec![expr("tier", Operator::NotIn, &["db"])]));
+        assert_eq!(
+            s.mismatch(&l).unwrap(),
+            "tier notin (db), but it has tier=db"
+        );
+        let s = Selector::new(&sel(&[], vec![expr("x", Operator::Exists, &[])]));
+        assert_eq!(s.mismatch(&l).unwrap(), "x exists, but it has no label x");
+        let s = Selector::new(&sel(&[], vec![expr("app", Operator::DoesNotExist, &[])]));
+        assert_eq!(s.mismatch(&l).unwrap(), "no label app, but it has app=web");
+        let s = Selector::new(&sel(&[("app", "web")], vec![]));
+        assert_eq!(s.mismatch(&l), None);
+        let broken = Selector::new(&sel(&[("bad key!", "v")], vec![]));
+        assert!(
+            broken
+                .mismatch(&l)
+                .unwrap()
+                .starts_with("the selector matches nothing: ")
+        );
     }
 }

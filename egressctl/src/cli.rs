@@ -115,9 +115,9 @@ pub(crate) struct ExplainArgs {
     /// ones of the same kind and name); `-` reads standard input.
     #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
     pub(crate) files: Vec<PathBuf>,
-    /// Packet source (a pod IP).
-    #[arg(long, value_name = "IP")]
-    pub(crate) src: std::net::IpAddr,
+    /// Packet source: a pod IP, or NAMESPACE/POD (that pod's address of --dst's family).
+    #[arg(long, value_name = "IP|NAMESPACE/POD")]
+    pub(crate) src: String,
     /// Packet destination.
     #[arg(long, value_name = "IP")]
     pub(crate) dst: std::net::IpAddr,

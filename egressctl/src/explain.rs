@@ -1,7 +1,14 @@
 //! `egressctl explain`: the verdict for one packet, and why.
 
+use std::net::IpAddr;
+
+use egress_core::cluster::Endpoint;
 use egress_core::engine::{Engine, EngineConfig};
+use egress_core::labels::Labels;
+use egress_core::lookup::Verdict;
+use egress_core::policy::PolicySelectors;
 use egress_core::render;
+use egress_core::snapshot::Snapshot;
 
 use crate::cli::{ExplainArgs, TextOrJson};
 use crate::diagnostics;
@@ -11,12 +18,13 @@ use crate::{Failure, emit};
 pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
     let (snapshot, node) = load_for_node(&args.files, &args.node, args.strict)?;
     diagnostics::print_policy_diagnostics(&snapshot);
+    let src = source_ip(&snapshot, &args.src, args.dst)?;
     let config = EngineConfig {
         selection: args.node.selection.into(),
         ..EngineConfig::new(node)
     };
     let engine = Engine::from_snapshot(&snapshot, config).0;
-    let explanation = engine.explain(args.src, args.dst);
+    let explanation = engine.explain(src, args.dst);
     match args.output {
         TextOrJson::Text => {
             let names = |uid: &str| {
@@ -26,11 +34,72 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
                     .find(|e| e.uid == uid)
                     .map(|e| e.display_name())
             };
-            emit(&explanation.render(&names));
+            let mut text = explanation.render(&names);
+            let known = snapshot.endpoints.iter().find(|e| e.ips.contains(&src));
+            if let (Verdict::NoEntry, 0, Some(ep)) =
+                (explanation.verdict, explanation.source_entries, known)
+            {
+                text.push_str(&why_not_selected(&snapshot, ep));
+            }
+            emit(&text);
         }
         TextOrJson::Json => {
             emit(&render::json_text(&render::explanation_json(&explanation)));
         }
     }
     Ok(())
+}
+
+/// `--src`: an IP, or `NAMESPACE/POD` — that pod's address of the destination's family.
+fn source_ip(snapshot: &Snapshot, src: &str, dst: IpAddr) -> Result<IpAddr, Failure> {
+    if let Ok(ip) = src.parse() {
+        return Ok(ip);
+    }
+    let Some((namespace, pod)) = src.split_once('/') else {
+        return Err(Failure::Usage(format!(
+            "--src {src:?}: not an IP address or NAMESPACE/POD"
+        )));
+    };
+    let ep = snapshot
+        .endpoints
+        .iter()
+        .find(|e| e.namespace.as_deref() == Some(namespace) && e.name.as_deref() == Some(pod))
+        .ok_or_else(|| {
+            Failure::Input(format!(
+                "--src {src}: Not found: no pod {pod} in namespace {namespace} in the input"
+            ))
+        })?;
+    ep.ips
+        .iter()
+        .copied()
+        .find(|ip| ip.is_ipv4() == dst.is_ipv4())
+        .ok_or_else(|| {
+            let family = if dst.is_ipv4() { "IPv4" } else { "IPv6" };
+            Failure::Input(format!(
+                "--src {src}: the pod has no {family} address (it has {:?}) for --dst {dst}",
+                ep.ips
+            ))
+        })
+}
+
+/// For a known endpoint no policy selects: why each valid policy does not.
+fn why_not_selected(snapshot: &Snapshot, ep: &Endpoint) -> String {
+    let identity = ep.identity(snapshot.cluster.as_deref());
+    let no_labels = Labels::default();
+    let node_labels = ep
+        .node
+        .as_deref()
+        .and_then(|n| snapshot.nodes.get(n))
+        .map_or(&no_labels, |n| &n.labels);
+    let mut out = String::new();
+    for policy in snapshot.policies.iter().filter_map(|p| p.as_ref().ok()) {
+        let reasons = PolicySelectors::compile(policy).why_not(&identity, node_labels);
+        for reason in reasons.into_iter().flatten() {
+            out.push_str(&format!("    {}: {reason}\n", policy.name));
+        }
+    }
+    if out.is_empty() {
+        return out;
+    }
+    format!("  why no policy selects {}:\n{out}", ep.display_name())
 }

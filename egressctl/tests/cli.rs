@@ -833,6 +833,88 @@ fn explain_text_and_json() {
     );
 }
 
+/// `--src NAMESPACE/POD`, and for a known pod no policy selects, why each policy does not.
+#[test]
+fn explain_by_pod_name_says_which_selector_term_failed() {
+    let f = example("seed-namespace-and-label.yaml");
+    let by_name = egressctl(&[
+        "explain",
+        "-f",
+        &f,
+        "--src",
+        "default/nginx-54c98b4f84-mpvpz",
+        "--dst",
+        "8.8.8.8",
+    ]);
+    let by_ip = egressctl(&[
+        "explain",
+        "-f",
+        &f,
+        "--src",
+        "172.22.48.41",
+        "--dst",
+        "8.8.8.8",
+    ]);
+    assert!(by_name.status.success(), "{}", stderr(&by_name));
+    assert_eq!(stdout(&by_name), stdout(&by_ip));
+    assert_eq!(
+        stdout(&by_name),
+        "172.22.48.41 -> 8.8.8.8: no entry: normal path (the egress gateway is not used)\n  \
+         no policy selects source 172.22.48.41\n  \
+         why no policy selects default/nginx-54c98b4f84-mpvpz:\n    \
+         egress-prod: spec.selectors[0]: io.kubernetes.pod.namespace=prod, but it has io.kubernetes.pod.namespace=default\n    \
+         egress-mall: spec.selectors[0]: business=mall, but it has no label business\n"
+    );
+    // A selected pod by name: its entry, no "why not".
+    let selected = egressctl(&[
+        "explain",
+        "-f",
+        &f,
+        "--src",
+        "shop/nginx-54c98b4f84-8ptvh",
+        "--dst",
+        "8.8.8.8",
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&selected.stdout).unwrap();
+    assert_eq!(v["source"], "172.22.48.37");
+    assert_eq!(v["match"]["producer"]["policy"], "egress-mall");
+    // Unknown pods and families: exit 1 naming --src; not a pod name: usage, exit 2.
+    let missing = egressctl(&[
+        "explain",
+        "-f",
+        &f,
+        "--src",
+        "shop/nope",
+        "--dst",
+        "8.8.8.8",
+    ]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("--src shop/nope: Not found"),
+        "{}",
+        stderr(&missing)
+    );
+    let family = egressctl(&[
+        "explain",
+        "-f",
+        &f,
+        "--src",
+        "shop/nginx-54c98b4f84-8ptvh",
+        "--dst",
+        "2001:db8::1",
+    ]);
+    assert_eq!(family.status.code(), Some(1));
+    assert!(
+        stderr(&family).contains("has no IPv6 address"),
+        "{}",
+        stderr(&family)
+    );
+    let bad = egressctl(&["explain", "-f", &f, "--src", "nonsense", "--dst", "8.8.8.8"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
 #[test]
 fn diff_plans_the_change_and_lists_moved_endpoints() {
     let old = example("seed-gateway-group.yaml");
