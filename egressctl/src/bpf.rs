@@ -1,14 +1,18 @@
-//! `egressctl apply` and `egressctl dump`: the pinned kernel maps (feature `bpf`).
+//! `egressctl apply`, `dump` and `verify`: the pinned kernel maps (feature `bpf`).
+
+use std::collections::HashMap;
 
 use egress_bpf::{EgressMaps, Error};
-use egress_core::engine::{Engine, EngineConfig};
+use egress_core::engine::{Action, Engine, EngineConfig};
+use egress_core::entries::Entry;
 use egress_core::maps::Layout;
+use egress_core::render;
 
-use crate::Failure;
-use crate::cli::{ApplyArgs, DumpArgs};
+use crate::cli::{ApplyArgs, DumpArgs, VerifyArgs};
 use crate::diagnostics;
-use crate::input::load_for_node;
+use crate::input::{label, load_for_node};
 use crate::list::print_maps;
+use crate::{Failure, emit};
 
 fn kernel(e: Error) -> Failure {
     Failure::Kernel(e.to_string())
@@ -55,4 +59,90 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
     let maps = EgressMaps::open(&args.bpffs, Layout::from(args.layout), true).map_err(kernel)?;
     print_maps(&maps.dump().map_err(kernel)?, args.output);
     Ok(())
+}
+
+/// The live maps against the snapshot's: the engine adopts what the kernel holds and plans;
+/// every operation of that plan is drift. A key the maps hold with other bytes is `stale`
+/// (the live row) then `wanted` (the snapshot's); a key they lack is `missing`; a key the
+/// snapshot does not have is `unexpected`.
+pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
+    let (snapshot, node) = load_for_node(&args.files, &args.node, args.strict)?;
+    diagnostics::print_policy_diagnostics(&snapshot);
+    let layout = Layout::from(args.layout);
+    let maps = EgressMaps::open(&args.bpffs, layout, true).map_err(kernel)?;
+    let config = EngineConfig {
+        selection: args.node.selection.into(),
+        layout,
+        max_entries: u32::MAX,
+        ..EngineConfig::new(node.clone())
+    };
+    let mut engine = Engine::from_snapshot(&snapshot, config).0;
+    let live = maps.dump().map_err(kernel)?;
+    let by_key: HashMap<(bool, std::net::IpAddr, egress_core::netip::Cidr), &Entry> = live
+        .iter()
+        .map(|e| ((e.source.is_ipv4(), e.source, e.destination), e))
+        .collect();
+    engine.adopt(live.iter().copied());
+    let plan = engine
+        .take_plan()
+        .map_err(|e| Failure::Input(e.to_string()))?;
+    let total = live.ipv4.len() + live.ipv6.len();
+    if plan.is_empty() {
+        emit(&format!(
+            "In sync: the {total} entries in {} are node {node}'s maps of {}.\n",
+            args.bpffs.display(),
+            label(&args.files)
+        ));
+        return Ok(());
+    }
+    let header = [
+        "Drift",
+        "Map",
+        "Source IP",
+        "Destination CIDR",
+        "Egress IP",
+        "Gateway IP",
+        "Ifindex",
+    ];
+    let mut rows = vec![header.map(str::to_owned)];
+    let row = |state: &str, map: &str, e: &Entry| {
+        [
+            state.to_owned(),
+            map.to_owned(),
+            e.source.to_string(),
+            e.destination.to_string(),
+            e.egress_ip.to_string(),
+            e.gateway_ip.to_string(),
+            e.egress_ifindex.to_string(),
+        ]
+    };
+    let (mut missing, mut unexpected, mut stale) = (0, 0, 0);
+    for op in plan.ops() {
+        let (e, map) = (op.entry(), op.map().name());
+        match op.action() {
+            Action::Delete => {
+                unexpected += 1;
+                rows.push(row("unexpected", map, e));
+            }
+            Action::Upsert => match by_key.get(&(e.source.is_ipv4(), e.source, e.destination)) {
+                Some(held) => {
+                    stale += 1;
+                    rows.push(row("stale", map, held));
+                    rows.push(row("wanted", map, e));
+                }
+                None => {
+                    missing += 1;
+                    rows.push(row("missing", map, e));
+                }
+            },
+        }
+    }
+    emit(&render::tabulate(&rows));
+    emit(&format!(
+        "Drift in {}: {missing} missing, {unexpected} unexpected, {stale} stale of {total} live entries \
+         (egressctl apply makes them node {node}'s maps of {}).\n",
+        args.bpffs.display(),
+        label(&args.files)
+    ));
+    Err(Failure::Reported)
 }

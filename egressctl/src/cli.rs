@@ -40,12 +40,19 @@ pub(crate) enum Command {
     /// Read the live pinned maps and print them as `list` does.
     #[cfg(feature = "bpf")]
     Dump(DumpArgs),
+    /// Compare the live pinned maps with the snapshot's: print the rows that differ, exit 1
+    /// on drift.
+    #[cfg(feature = "bpf")]
+    Verify(VerifyArgs),
     /// (Needs a build with `--features bpf`.) Program the pinned maps.
     #[cfg(not(feature = "bpf"))]
     Apply(WithoutKernel),
     /// (Needs a build with `--features bpf`.) Read the live pinned maps.
     #[cfg(not(feature = "bpf"))]
     Dump(WithoutKernel),
+    /// (Needs a build with `--features bpf`.) Compare the live maps with the snapshot's.
+    #[cfg(not(feature = "bpf"))]
+    Verify(WithoutKernel),
 }
 
 /// The arguments of a kernel command in a build without it: taken as they come, refused
@@ -78,6 +85,26 @@ pub(crate) struct ApplyArgs {
     /// Program the valid policies even when some are invalid (they are left out).
     #[arg(long)]
     pub(crate) skip_invalid: bool,
+}
+
+#[cfg(feature = "bpf")]
+#[derive(Debug, clap::Args)]
+pub(crate) struct VerifyArgs {
+    /// Snapshot file or Kubernetes dump; repeat to add files (later objects replace earlier
+    /// ones of the same kind and name); `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
+    pub(crate) files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) node: NodeArgs,
+    /// Directory of the pinned maps.
+    #[arg(long, value_name = "DIR", default_value = egress_bpf::DEFAULT_PIN_DIR)]
+    pub(crate) bpffs: PathBuf,
+    /// IPv4 map layout.
+    #[arg(long, value_enum, default_value_t = LayoutArg::V4v2)]
+    pub(crate) layout: LayoutArg,
+    /// Treat invalid policies as fatal (else they are left out, as the agent does).
+    #[arg(long)]
+    pub(crate) strict: bool,
 }
 
 #[cfg(feature = "bpf")]

@@ -80,13 +80,17 @@ fn main() -> ExitCode {
         cli::Command::Apply(args) => bpf::apply(&args),
         #[cfg(feature = "bpf")]
         cli::Command::Dump(args) => bpf::dump(&args),
+        #[cfg(feature = "bpf")]
+        cli::Command::Verify(args) => bpf::verify(&args),
         #[cfg(not(feature = "bpf"))]
-        cli::Command::Apply(_) | cli::Command::Dump(_) => Err(Failure::Usage(
-            "apply and dump program and read the kernel's maps: this egressctl was built \
-             without them; build it with `cargo build --release -p egressctl --features bpf` \
-             (needs libelf, zlib and pkg-config)"
-                .to_owned(),
-        )),
+        cli::Command::Apply(_) | cli::Command::Dump(_) | cli::Command::Verify(_) => {
+            Err(Failure::Usage(
+                "apply, dump and verify program and read the kernel's maps: this egressctl was \
+                 built without them; build it with `cargo build --release -p egressctl \
+                 --features bpf` (needs libelf, zlib and pkg-config)"
+                    .to_owned(),
+            ))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

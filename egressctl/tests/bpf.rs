@@ -209,3 +209,83 @@ fn invalid_policies_stop_apply_unless_skipped() {
     );
     std::fs::remove_file(snapshot).unwrap();
 }
+
+/// `verify`: in sync after `apply`; after another cluster's maps were written (the drift
+/// injected), every differing row and exit 1; no maps at all: exit 3.
+#[test]
+fn verify_finds_injected_drift() {
+    let Some(fs) = bpffs_or_skip("verify_finds_injected_drift") else {
+        return;
+    };
+    let example = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/snapshots")
+            .join(name)
+            .display()
+            .to_string()
+    };
+    let (group, single, dual) = (
+        example("seed-gateway-group.yaml"),
+        example("seed-single-gateway.yaml"),
+        example("dual-stack-excluded.yaml"),
+    );
+    let dir = fs.path().join("maps").display().to_string();
+    let verify = || egressctl(&["verify", "-f", &group, "--bpffs", &dir]);
+    let apply = |file: &str| {
+        let out = egressctl(&["apply", "-f", file, "--bpffs", &dir]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    apply(&group);
+    let out = verify();
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("In sync: the 10 entries"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Drift: the maps hold the single-gateway cluster's one entry.
+    apply(&single);
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("missing ")).count(),
+        9,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("9 missing, 0 unexpected, 0 stale of 1 live entries"),
+        "{stdout}"
+    );
+
+    // Drift of every kind: another cluster's 22 entries.
+    apply(&dual);
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("4 missing, 16 unexpected, 6 stale of 22 live entries"),
+        "{stdout}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    for (i, line) in lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("stale "))
+    {
+        let source = |l: &str| l.split_whitespace().nth(2).map(str::to_owned);
+        assert!(lines[i + 1].starts_with("wanted "), "{stdout}");
+        assert_eq!(source(line), source(lines[i + 1]), "{stdout}");
+    }
+
+    // Applied again: in sync.
+    apply(&group);
+    assert!(verify().status.success());
+
+    // No maps there: a kernel error, exit 3.
+    let empty = fs.path().join("empty").display().to_string();
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = egressctl(&["verify", "-f", &group, "--bpffs", &empty]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+}
