@@ -197,10 +197,10 @@ pub(crate) enum TextOrJson {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ListArgs {
-    /// Snapshot file, or a `kubectl get ciliumegressgatewaypolicies,ciliumnodes,
-    /// ciliumendpoints,namespaces -A -o yaml` dump (YAML or JSON); repeat to add files
-    /// (later objects replace earlier ones of the same kind and name: a dump plus a new
-    /// policy); `-` reads standard input.
+    /// Snapshot file, or a Kubernetes dump (YAML or JSON) made by
+    /// `kubectl get ciliumegressgatewaypolicies,ciliumnodes,ciliumendpoints,namespaces -A -o yaml`;
+    /// repeat to add files (later objects replace earlier ones of the same kind and name: a
+    /// dump plus a new policy); `-` reads standard input.
     #[arg(short = 'f', long = "file", value_name = "FILE", required = true)]
     pub(crate) files: Vec<PathBuf>,
     #[command(flatten)]

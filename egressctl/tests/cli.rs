@@ -235,6 +235,17 @@ fn input_errors_exit_1_with_their_paths() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// The dump command in `list --help` is one piece that copy-pastes, and the docs' own.
+#[test]
+fn list_help_shows_the_dump_command_whole() {
+    const KUBECTL: &str =
+        "kubectl get ciliumegressgatewaypolicies,ciliumnodes,ciliumendpoints,namespaces -A -o yaml";
+    let help = stdout(&egressctl(&["list", "--help"]));
+    assert!(help.contains(&format!("`{KUBECTL}`")), "{help}");
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/dumps.md");
+    assert!(std::fs::read_to_string(docs).unwrap().contains(KUBECTL));
+}
+
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(egressctl(&["list"]).status.code(), Some(2));
