@@ -71,6 +71,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod cilium_config;
 pub mod cluster;
 pub mod device;
 pub mod document;

@@ -27,6 +27,9 @@ pub(crate) enum Command {
     Explain(ExplainArgs),
     /// The plan that turns OLD's maps into NEW's, and the endpoints that change gateway.
     Diff(DiffArgs),
+    /// Check that a cluster's Cilium configuration runs the egress gateway, each problem
+    /// with the `helm --set` that fixes it.
+    Doctor(DoctorArgs),
     /// Print a shell completion script (e.g. `egressctl completions bash >
     /// /etc/bash_completion.d/egressctl`).
     Completions {
@@ -85,6 +88,18 @@ pub(crate) struct ApplyArgs {
     /// Program the valid policies even when some are invalid (they are left out).
     #[arg(long)]
     pub(crate) skip_invalid: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DoctorArgs {
+    /// The `cilium-config` ConfigMap (`kubectl get configmap cilium-config -n kube-system -o
+    /// yaml`) or Cilium's Helm values (`helm get values cilium -n kube-system -o yaml`); `-`
+    /// reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// Make warnings errors (exit 1).
+    #[arg(long)]
+    pub(crate) strict: bool,
 }
 
 #[cfg(feature = "bpf")]

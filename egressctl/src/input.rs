@@ -24,7 +24,7 @@ pub(crate) fn snapshot_error(path: &Path, err: &Error) -> Failure {
 }
 
 /// The text of an input: a file, or standard input for `-`.
-fn read_input(path: &Path) -> Result<String, Failure> {
+pub(crate) fn read_input(path: &Path) -> Result<String, Failure> {
     if path == Path::new("-") {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)

@@ -8,6 +8,7 @@ mod cli;
 mod demo;
 mod diagnostics;
 mod diff;
+mod doctor;
 mod explain;
 mod host;
 mod input;
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
         cli::Command::Demo => demo::run(),
         cli::Command::List(args) => list::run(&args),
         cli::Command::Pods(args) => pods::run(&args),
+        cli::Command::Doctor(args) => doctor::run(&args),
         cli::Command::Validate(args) => validate::run(&args),
         cli::Command::Explain(args) => explain::run(&args),
         cli::Command::Diff(args) => diff::run(&args),

@@ -1214,6 +1214,73 @@ fn pods_show_where_each_pods_traffic_leaves_and_as_what() {
     );
 }
 
+/// `doctor` on the seed's configuration (ConfigMap and Helm values): every check ok; on a
+/// default install among other ConfigMaps: the failures, each with its `--set`, the whole
+/// `helm upgrade`, exit 1; a mesh member by its cluster id: a warning, an error with --strict.
+#[test]
+fn doctor_checks_the_seeds_enable_section() {
+    for good in ["cilium-config-seed.yaml", "helm-values-seed.yaml"] {
+        let out = egressctl(&["doctor", "-f", &test_data(good)]);
+        assert!(
+            out.status.success(),
+            "{good}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let text = stdout(&out);
+        assert_eq!(text.lines().count(), 8, "{text}");
+        assert!(text.lines().all(|l| l.starts_with("ok ")), "{text}");
+    }
+    let out = egressctl(&["doctor", "-f", &test_data("cilium-config-default.yaml")]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    for line in [
+        "FAIL  egress gateway: enable-egress-gateway not set (default \"false\"): the feature is off",
+        "FAIL  kube-proxy replacement: kube-proxy-replacement: \"false\"",
+        "FAIL  BPF masquerade: enable-bpf-masquerade: \"false\"",
+        "ok    IPv4 masquerade: enable-ipv4-masquerade: \"true\"",
+        "ok    native-routing CIDR: not needed: routing-mode: \"tunnel\"",
+        "FAIL  CiliumEndpointSlice: enable-cilium-endpoint-slice: \"true\": incompatible",
+        "      fix: --set ciliumEndpointSlice.enabled=false",
+        "helm upgrade cilium cilium/cilium --namespace kube-system --reuse-values \\",
+        "  --set egressGateway.enabled=true \\",
+        "kubectl rollout restart ds cilium -n kube-system",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(line)), "{line}\n{text}");
+    }
+    assert!(
+        stderr(&out).contains("4 of 8 checks failed"),
+        "{}",
+        stderr(&out)
+    );
+
+    let meshed = temp_file(
+        "meshed.yaml",
+        &std::fs::read_to_string(test_data("cilium-config-seed.yaml"))
+            .unwrap()
+            .replace("cluster-id: \"0\"", "cluster-id: \"7\""),
+    );
+    let out = egressctl(&["doctor", "-f", meshed.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("warn  Cluster Mesh: cluster-id: \"7\""),
+        "{}",
+        stdout(&out)
+    );
+    let strict = egressctl(&["doctor", "--strict", "-f", meshed.to_str().unwrap()]);
+    assert_eq!(strict.status.code(), Some(1));
+
+    // Not a configuration: exit 1 naming the field.
+    let other = temp_file("deployment.yaml", "kind: Deployment\nspec: {}\n");
+    let out = egressctl(&["doctor", "-f", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("kind: Invalid value"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn shell_completions_name_every_command() {
     let out = egressctl(&["completions", "bash"]);

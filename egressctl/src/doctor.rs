@@ -1,0 +1,73 @@
+//! `egressctl doctor`: whether a cluster's Cilium configuration runs the egress gateway.
+
+use std::path::Path;
+
+use egress_core::cilium_config::{self, CiliumConfig, Status};
+use egress_core::document::{self, Node};
+
+use crate::cli::DoctorArgs;
+use crate::input::{read_input, snapshot_error};
+use crate::{Failure, emit};
+
+pub(crate) fn run(args: &DoctorArgs) -> Result<(), Failure> {
+    let path = args.file.as_path();
+    let text = read_input(path)?;
+    let docs = document::parse_documents(&text)
+        .map_err(|e| snapshot_error(path, &egress_core::Error::from(e)))?;
+    let doc = pick(path, document::flatten_lists(docs))?;
+    let config = CiliumConfig::from_document(&doc).map_err(|e| snapshot_error(path, &e))?;
+    let findings = config.check();
+    let mut out = String::new();
+    for f in &findings {
+        out.push_str(&format!(
+            "{:<5} {}: {}\n",
+            f.status.to_string(),
+            f.check,
+            f.detail
+        ));
+        for set in &f.fix {
+            out.push_str(&format!("      fix: --set {set}\n"));
+        }
+    }
+    let failed = findings.iter().filter(|f| f.status == Status::Fail).count();
+    let warned = findings.iter().filter(|f| f.status == Status::Warn).count();
+    if let Some(command) = cilium_config::fix_command(&findings) {
+        out.push_str("\nTo fix it all, then restart the agents:\n");
+        out.push_str(&command);
+    }
+    emit(&out);
+    if failed > 0 {
+        return Err(Failure::Input(format!(
+            "{failed} of {} checks failed: the egress gateway does not work with this configuration",
+            findings.len()
+        )));
+    }
+    if args.strict && warned > 0 {
+        return Err(crate::diagnostics::strict_failure(warned));
+    }
+    Ok(())
+}
+
+/// The one document to check: the only one, or the ConfigMap named `cilium-config` among
+/// several (`kubectl get configmaps -n kube-system -o yaml`).
+fn pick(path: &Path, docs: Vec<Node>) -> Result<Node, Failure> {
+    if docs.len() == 1 {
+        return Ok(docs.into_iter().next().unwrap_or(Node::Null));
+    }
+    let count = docs.len();
+    docs.into_iter()
+        .find(|d| {
+            d.get("kind").and_then(Node::as_str) == Some("ConfigMap")
+                && d.get("metadata")
+                    .and_then(|m| m.get("name"))
+                    .and_then(Node::as_str)
+                    == Some("cilium-config")
+        })
+        .ok_or_else(|| {
+            Failure::Input(format!(
+                "{}: {count} documents and no ConfigMap named cilium-config among them: give \
+                 the cilium-config ConfigMap or Cilium's Helm values",
+                path.display()
+            ))
+        })
+}
