@@ -375,6 +375,8 @@ pub struct Computation {
     pub conflicts: Vec<Conflict>,
     /// Gateway choices, by policy precedence then endpoint uid.
     pub choices: Vec<GatewayChoice>,
+    /// The producer whose bytes each entry of `maps` holds (B.1's winner), in key order.
+    pub producers: Vec<Producer>,
 }
 
 /// The objects of a cluster, as the batch path reads them.
@@ -509,10 +511,12 @@ pub fn compute(
         entry: c.entry,
     };
     let mut winners = Vec::new();
+    let mut producers = Vec::new();
     let mut conflicts = Vec::new();
     for group in candidates.chunk_by(|a, b| a.identity == b.identity) {
         let winner = &group[0];
         winners.push(winner.entry);
+        producers.push(producer(winner));
         let losers: Vec<Producer> = group[1..]
             .iter()
             .filter(|c| c.entry != winner.entry)
@@ -529,6 +533,7 @@ pub fn compute(
         maps: MapEntries::from_entries(winners),
         conflicts,
         choices,
+        producers,
     }
 }
 

@@ -107,7 +107,9 @@ pub fn to_cilium_json(maps: &MapEntries) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-fn gateway_cell(e: &Entry) -> String {
+/// The gateway as `cilium-dbg` prints it: `Not Found` (0.0.0.0), `Excluded CIDR` (0.0.0.1),
+/// else the address.
+pub fn gateway_cell(e: &Entry) -> String {
     match e.gateway_ip {
         NO_GATEWAY => "Not Found".to_owned(),
         EXCLUDED_GATEWAY => "Excluded CIDR".to_owned(),

@@ -299,4 +299,6 @@ pub(crate) enum Output {
     Json,
     /// Exactly what `cilium-dbg bpf egress list -o json` prints, to diff against a node.
     CiliumJson,
+    /// (`list`) The table with each entry's ifindex, policy, pod and gateway node.
+    Wide,
 }

@@ -1,5 +1,7 @@
 //! `egressctl list`: the maps a node programs.
 
+use std::collections::HashMap;
+
 use egress_core::entries;
 use egress_core::maps::Layout;
 use egress_core::render;
@@ -44,11 +46,86 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
             );
         }
     }
-    print_maps(&computed.maps, args.output);
+    if args.output == Output::Wide {
+        print_wide(&snapshot, &computed);
+    } else {
+        print_maps(&computed.maps, args.output);
+    }
     if args.strict && warnings > 0 {
         return Err(diagnostics::strict_failure(warnings));
     }
     Ok(())
+}
+
+/// The `cilium-dbg` table with where each entry comes from: its ifindex, the policy and pod
+/// that wrote it (B.1's winner), and the gateway node chosen for them.
+fn print_wide(snapshot: &egress_core::snapshot::Snapshot, computed: &entries::Computation) {
+    if computed.maps.is_empty() {
+        eprintln!("No entries found.");
+        return;
+    }
+    let producer: HashMap<_, _> = computed
+        .producers
+        .iter()
+        .map(|p| (p.entry.identity(), p))
+        .collect();
+    let pods: HashMap<&str, String> = snapshot
+        .endpoints
+        .iter()
+        .map(|e| (e.uid.as_str(), e.display_name()))
+        .collect();
+    let gateway: HashMap<(&str, &str), Option<&str>> = computed
+        .choices
+        .iter()
+        .map(|c| {
+            (
+                (c.policy.as_str(), c.endpoint.as_str()),
+                c.gateway.node.as_deref(),
+            )
+        })
+        .collect();
+    let header = [
+        "Source IP",
+        "Destination CIDR",
+        "Egress IP",
+        "Gateway IP",
+        "Ifindex",
+        "Policy",
+        "Pod",
+        "Gateway Node",
+    ];
+    let mut rows = vec![header.map(str::to_owned)];
+    for e in computed.maps.iter() {
+        let p = producer.get(&e.identity());
+        let policy = p.map_or("-", |p| p.policy.as_str());
+        let pod = p.map_or_else(
+            || "-".to_owned(),
+            |p| {
+                pods.get(p.endpoint.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| p.endpoint.clone())
+            },
+        );
+        let node = match p {
+            Some(p) if e.gateway_ip != entries::EXCLUDED_GATEWAY => gateway
+                .get(&(p.policy.as_str(), p.endpoint.as_str()))
+                .copied()
+                .flatten()
+                .unwrap_or("(none)"),
+            _ => "-",
+        };
+        rows.push([
+            e.source.to_string(),
+            e.destination.to_string(),
+            e.egress_ip.to_string(),
+            render::gateway_cell(e),
+            e.egress_ifindex.to_string(),
+            policy.to_owned(),
+            pod,
+            node.to_owned(),
+        ]);
+    }
+    emit(&render::tabulate(&rows));
 }
 
 /// Prints maps as a `cilium-dbg` table (`No entries found.` on stderr when empty) or JSON.
@@ -56,6 +133,8 @@ pub(crate) fn print_maps(maps: &egress_core::entries::MapEntries, output: Output
     match output {
         Output::Json => emit(&render::to_json(maps)),
         Output::CiliumJson => emit(&render::to_cilium_json(maps)),
+        // Only `list` knows where entries come from; others print the table.
+        Output::Wide => print_maps(maps, Output::Table),
         Output::Table => match render::to_table(maps) {
             Some(table) => emit(&table),
             None => eprintln!("No entries found."),

@@ -188,6 +188,78 @@ fn cilium_json_is_cilium_dbgs() {
     assert_eq!(stdout(&out), "[]\n\n");
 }
 
+/// `-o wide`: the table's rows, each with its ifindex, the policy and pod that wrote it and
+/// the gateway node chosen for them.
+#[test]
+fn list_wide_says_where_each_entry_comes_from() {
+    let f = example("dual-stack-excluded.yaml");
+    let wide = stdout(&egressctl(&["list", "-f", &f, "-o", "wide"]));
+    let table = stdout(&egressctl(&["list", "-f", &f]));
+    assert_eq!(wide.lines().count(), table.lines().count());
+    let words = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    let lines: Vec<&str> = wide.lines().collect();
+    assert_eq!(
+        words(lines[0]),
+        [
+            "Source",
+            "IP",
+            "Destination",
+            "CIDR",
+            "Egress",
+            "IP",
+            "Gateway",
+            "IP",
+            "Ifindex",
+            "Policy",
+            "Pod",
+            "Gateway",
+            "Node"
+        ]
+    );
+    let row = |source: &str, dest: &str| {
+        lines
+            .iter()
+            .map(|l| words(l))
+            .find(|w| w[0] == source && w[1] == dest)
+            .unwrap_or_else(|| panic!("no row {source} {dest}\n{wide}"))
+    };
+    assert_eq!(
+        row("172.22.48.4", "0.0.0.0/0")[2..],
+        [
+            "172.22.49.119",
+            "172.22.49.119",
+            "2",
+            "egress-nginx",
+            "default/nginx-54c98b4f84-5wlpc",
+            "172.22.49.119"
+        ]
+    );
+    // Excluded: no gateway node; no gateway at all: "(none)".
+    assert_eq!(
+        row("172.22.48.4", "169.254.0.0/16")[3..],
+        [
+            "Excluded",
+            "CIDR",
+            "2",
+            "egress-nginx",
+            "default/nginx-54c98b4f84-5wlpc",
+            "-"
+        ]
+    );
+    assert_eq!(
+        row("172.22.48.38", "0.0.0.0/0")[3..],
+        [
+            "Not",
+            "Found",
+            "0",
+            "egress-etl",
+            "batch/nginx-54c98b4f84-jfr2x",
+            "(none)"
+        ]
+    );
+    assert_eq!(row("fd00:22:48::4", "::/0")[5], "egress-nginx");
+}
+
 #[test]
 fn other_nodes_maps_and_unknown_nodes() {
     let f = example("seed-single-gateway.yaml");
