@@ -83,7 +83,7 @@ pub(crate) struct ApplyArgs {
     pub(crate) layout: LayoutArg,
     /// Capacity of maps to create, and the one existing maps must have (default: an
     /// existing map's, else 16384).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_entries: Option<u32>,
     /// Program the valid policies even when some are invalid (they are left out).
     #[arg(long)]
@@ -224,7 +224,8 @@ pub(crate) struct ListArgs {
     #[arg(long, value_enum, default_value_t = LayoutArg::V4v2)]
     pub(crate) layout: LayoutArg,
     /// Capacity of each map; larger maps are still printed, with a warning.
-    #[arg(long, value_name = "N", default_value_t = egress_core::maps::DEFAULT_MAX_ENTRIES)]
+    #[arg(long, value_name = "N", default_value_t = egress_core::maps::DEFAULT_MAX_ENTRIES,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_entries: u32,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]

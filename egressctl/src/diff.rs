@@ -120,7 +120,7 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
                 e.source.to_string(),
                 e.destination.to_string(),
                 e.egress_ip.to_string(),
-                e.gateway_ip.to_string(),
+                render::gateway_cell(e),
             ]);
         }
         out.push_str(&render::tabulate(&rows));

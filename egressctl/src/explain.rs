@@ -19,6 +19,12 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
     let (snapshot, node) = load_for_node(&args.files, &args.node, args.strict)?;
     diagnostics::print_policy_diagnostics(&snapshot);
     let src = source_ip(&snapshot, &args.src, args.dst)?;
+    if src.is_ipv4() != args.dst.is_ipv4() {
+        return Err(Failure::Usage(format!(
+            "--src {src} and --dst {}: addresses of different families (no packet has both)",
+            args.dst
+        )));
+    }
     let config = EngineConfig {
         selection: args.node.selection.into(),
         ..EngineConfig::new(node)
@@ -39,7 +45,31 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
             if let (Verdict::NoEntry, 0, Some(ep)) =
                 (explanation.verdict, explanation.source_entries, known)
             {
-                text.push_str(&why_not_selected(&snapshot, ep));
+                let selecting = selecting_policies(&snapshot, ep);
+                if selecting.is_empty() {
+                    text.push_str(&why_not_selected(&snapshot, ep));
+                } else {
+                    // Selected, yet no entry: no destination of the source's family.
+                    let family = if src.is_ipv4() { "IPv4" } else { "IPv6" };
+                    let (noun, verb) = match selecting.len() {
+                        1 => ("policy", "selects"),
+                        _ => ("policies", "select"),
+                    };
+                    let name = if selecting.len() == 1 {
+                        "names"
+                    } else {
+                        "name"
+                    };
+                    text = text.replace(
+                        &format!("  no policy selects source {src}\n"),
+                        &format!(
+                            "  {noun} {} {verb} {} but {name} no {family} destinationCIDR, so {src} \
+                             has no entry\n",
+                            selecting.join(", "),
+                            ep.display_name()
+                        ),
+                    );
+                }
             }
             emit(&text);
         }
@@ -82,15 +112,32 @@ fn source_ip(snapshot: &Snapshot, src: &str, dst: IpAddr) -> Result<IpAddr, Fail
         })
 }
 
+/// The valid policies that select a known endpoint.
+fn selecting_policies(snapshot: &Snapshot, ep: &Endpoint) -> Vec<String> {
+    let identity = ep.identity(snapshot.cluster.as_deref());
+    let no_labels = Labels::default();
+    let node_labels = node_labels(snapshot, ep, &no_labels);
+    snapshot
+        .policies
+        .iter()
+        .filter_map(|p| p.as_ref().ok())
+        .filter(|p| PolicySelectors::compile(p).selects(&identity, node_labels))
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+fn node_labels<'a>(snapshot: &'a Snapshot, ep: &Endpoint, none: &'a Labels) -> &'a Labels {
+    ep.node
+        .as_deref()
+        .and_then(|n| snapshot.nodes.get(n))
+        .map_or(none, |n| &n.labels)
+}
+
 /// For a known endpoint no policy selects: why each valid policy does not.
 fn why_not_selected(snapshot: &Snapshot, ep: &Endpoint) -> String {
     let identity = ep.identity(snapshot.cluster.as_deref());
     let no_labels = Labels::default();
-    let node_labels = ep
-        .node
-        .as_deref()
-        .and_then(|n| snapshot.nodes.get(n))
-        .map_or(&no_labels, |n| &n.labels);
+    let node_labels = node_labels(snapshot, ep, &no_labels);
     let mut out = String::new();
     for policy in snapshot.policies.iter().filter_map(|p| p.as_ref().ok()) {
         let reasons = PolicySelectors::compile(policy).why_not(&identity, node_labels);

@@ -1,6 +1,7 @@
 //! `egressctl`: see what a node's egress gateway maps hold and why.
 //!
-//! Exit codes: 0 ok, 1 invalid input, 2 usage, 3 kernel/map error.
+//! Exit codes: 0 ok, 1 invalid input (or output that could not be written), 2 usage,
+//! 3 kernel/map error.
 
 #[cfg(feature = "bpf")]
 mod bpf;
@@ -56,9 +57,19 @@ impl Failure {
 }
 
 /// Writes to stdout; a closed pipe (`egressctl list | head`) is not an error.
+/// The first error writing standard output (a closed pipe excepted: the reader has what it
+/// wanted), reported when the command ends.
+static WRITE_ERROR: std::sync::OnceLock<std::io::Error> = std::sync::OnceLock::new();
+
+/// Writes to standard output; a failure (a full disk, an I/O error) makes the command fail
+/// when it ends.
 pub(crate) fn emit(text: &str) {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        let _ = WRITE_ERROR.set(e);
+    }
 }
 
 fn main() -> ExitCode {
@@ -93,6 +104,10 @@ fn main() -> ExitCode {
                     .to_owned(),
             ))
         }
+    };
+    let result = match (result, WRITE_ERROR.get()) {
+        (Ok(()), Some(e)) => Err(Failure::Input(format!("writing the output: {e}"))),
+        (result, _) => result,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -43,6 +43,13 @@ fn validate_file(path: &Path, names: &mut HashMap<String, String>) -> (String, b
         Err(_) => return (String::new(), false, 0),
     };
     let docs = match document::parse_documents(&text) {
+        Ok(d) if d.is_empty() => {
+            return (
+                format!("{file}: empty: no YAML or JSON document, so no policy to validate\n"),
+                false,
+                0,
+            );
+        }
         Ok(d) => d,
         Err(e) => return (format!("{file}: {e}\n"), false, 0),
     };

@@ -318,6 +318,34 @@ fn list_help_shows_the_dump_command_whole() {
     assert!(std::fs::read_to_string(docs).unwrap().contains(KUBECTL));
 }
 
+/// Output that cannot be written is an error (exit 1); a reader that closed the pipe is not.
+#[test]
+fn a_full_disk_is_an_error_and_a_closed_pipe_is_not() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_egressctl"))
+        .args(["list", "-f", &example("seed-gateway-group.yaml")])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("egressctl: writing the output: No space left on device"),
+        "{}",
+        stderr(&out)
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_egressctl"))
+        .args(["demo"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert!(child.wait().unwrap().success());
+}
+
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(egressctl(&["list"]).status.code(), Some(2));
@@ -326,6 +354,32 @@ fn usage_errors_exit_2() {
         Some(2)
     );
     assert_eq!(egressctl(&["frobnicate"]).status.code(), Some(2));
+    // A map of no entries is a usage error, not a kernel one.
+    let zero = egressctl(&[
+        "list",
+        "-f",
+        &example("seed-gateway-group.yaml"),
+        "--max-entries",
+        "0",
+    ]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(stderr(&zero).contains("--max-entries"), "{}", stderr(&zero));
+    // Source and destination of different families: no packet is both.
+    let mixed = egressctl(&[
+        "explain",
+        "-f",
+        &example("seed-gateway-group.yaml"),
+        "--src",
+        "172.22.48.4",
+        "--dst",
+        "2001:db8::1",
+    ]);
+    assert_eq!(mixed.status.code(), Some(2));
+    assert!(
+        stderr(&mixed).contains("different families"),
+        "{}",
+        stderr(&mixed)
+    );
 }
 
 const WITH_INVALID: &str = r#"
@@ -467,6 +521,21 @@ fn validate_reports_every_error_and_warning() {
         ),
     ];
     assert_eq!(stdout(&out).lines().collect::<Vec<_>>(), want);
+}
+
+/// An empty file (or only comments) holds no policy: an error, not "ok".
+#[test]
+fn validate_refuses_an_empty_file() {
+    for text in ["", "# only a comment\n", "---\n"] {
+        let f = temp_file("empty.yaml", text);
+        let out = egressctl(&["validate", f.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{text:?}: {}", stdout(&out));
+        assert!(
+            stdout(&out).contains("empty: no YAML or JSON document"),
+            "{}",
+            stdout(&out)
+        );
+    }
 }
 
 #[test]
@@ -996,6 +1065,29 @@ fn explain_by_pod_name_says_which_selector_term_failed() {
     );
     let bad = egressctl(&["explain", "-f", &f, "--src", "nonsense", "--dst", "8.8.8.8"]);
     assert_eq!(bad.status.code(), Some(2));
+    // Selected, but the policy has no destination of the source's family: said so, not
+    // "no policy selects".
+    let v6 = temp_file(
+        "v6pod.yaml",
+        "localNode: gw\nnodes:\n- {name: gw, labels: {egress: \"true\"}, ipv4: 10.0.0.1}\n\
+         endpoints:\n- {uid: u1, namespace: web, name: api-0, labels: {app: api}, ips: [10.1.0.5, \"fd00:1::5\"], node: gw}\n\
+         policies:\n- metadata: {name: v4-only}\n  spec:\n    selectors: [{podSelector: {matchLabels: {app: api}}}]\n    \
+         destinationCIDRs: [0.0.0.0/0]\n    egressGateway: {nodeSelector: {matchLabels: {egress: \"true\"}}}\n",
+    );
+    let out = egressctl(&[
+        "explain",
+        "-f",
+        v6.to_str().unwrap(),
+        "--src",
+        "web/api-0",
+        "--dst",
+        "2001:db8::1",
+    ]);
+    assert_eq!(
+        stdout(&out),
+        "fd00:1::5 -> 2001:db8::1: no entry: normal path (the egress gateway is not used)\n  \
+         policy v4-only selects web/api-0 but names no IPv6 destinationCIDR, so fd00:1::5 has no entry\n"
+    );
 }
 
 #[test]
@@ -1028,6 +1120,25 @@ fn diff_plans_the_change_and_lists_moved_endpoints() {
     );
     let same = egressctl(&["diff", "-f", &old, "-f", &old]);
     assert_eq!(stdout(&same), "No changes.\n");
+    // Gateway cells as list prints them.
+    let dual = egressctl(&[
+        "diff",
+        "-f",
+        &old,
+        "-f",
+        &example("dual-stack-excluded.yaml"),
+    ]);
+    let rows = stdout(&dual);
+    assert!(
+        rows.lines()
+            .any(|l| l.contains("172.22.48.38") && l.ends_with("Not Found")),
+        "{rows}"
+    );
+    assert!(
+        rows.lines()
+            .any(|l| l.contains("169.254.0.0/16") && l.ends_with("Excluded CIDR")),
+        "{rows}"
+    );
     assert_eq!(egressctl(&["diff", "-f", &old]).status.code(), Some(2));
     // --exit-code: 1 when anything changes (the plan still printed), 0 when nothing does.
     let changed = egressctl(&[
