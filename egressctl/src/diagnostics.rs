@@ -74,12 +74,12 @@ pub(crate) fn print_policy_diagnostics(snapshot: &Snapshot) -> usize {
         match policy {
             Err(errors) => {
                 printed += 1;
-                eprintln!("{}", invalid_policy_line(i, errors));
+                crate::note!("{}", invalid_policy_line(i, errors));
             }
             Ok(p) => {
                 for w in snapshot.policy_warnings(p) {
                     printed += 1;
-                    eprintln!("{}", policy_warning_line(&p.name, &w));
+                    crate::note!("{}", policy_warning_line(&p.name, &w));
                 }
             }
         }

@@ -78,7 +78,7 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
             "it is not programmed"
         };
         let reasons: Vec<String> = errors.errors.iter().map(ToString::to_string).collect();
-        eprintln!(
+        crate::note!(
             "warning: {}: policy {name} is invalid ({}): {kept}",
             new_path.display(),
             reasons.join("; ")
@@ -86,7 +86,7 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
     }
     for conflict in &engine.conflicts() {
         warnings += 1;
-        eprintln!("{}", diagnostics::conflict_line(conflict));
+        crate::note!("{}", diagnostics::conflict_line(conflict));
     }
     let plan = engine
         .take_plan()

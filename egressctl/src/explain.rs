@@ -13,7 +13,7 @@ use egress_core::snapshot::Snapshot;
 use crate::cli::{ExplainArgs, TextOrJson};
 use crate::diagnostics;
 use crate::input::load_for_node;
-use crate::{Failure, emit};
+use crate::{Failure, emit, emit_data};
 
 pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
     let (snapshot, node) = load_for_node(&args.files, &args.node, args.strict)?;
@@ -74,7 +74,7 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
             emit(&text);
         }
         TextOrJson::Json => {
-            emit(&render::json_text(&render::explanation_json(&explanation)));
+            emit_data(&render::json_text(&render::explanation_json(&explanation)));
         }
     }
     Ok(())

@@ -63,7 +63,7 @@ pub(crate) fn load_snapshots(paths: &[PathBuf]) -> Result<Snapshot, Failure> {
         None => snapshot_error(Path::new(&label(paths)), &e),
     })?;
     for w in &loaded.warnings {
-        eprintln!("warning: {}: {w}", label(paths));
+        crate::note!("warning: {}: {w}", label(paths));
     }
     Ok(loaded.snapshot)
 }

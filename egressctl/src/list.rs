@@ -9,7 +9,7 @@ use egress_core::render;
 use crate::cli::{ListArgs, Output};
 use crate::diagnostics::{self, conflict_line};
 use crate::input::load_for_node;
-use crate::{Failure, emit};
+use crate::{Failure, emit, emit_data};
 
 pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
     let (snapshot, node) = load_for_node(&args.files, &args.node, args.strict)?;
@@ -24,14 +24,14 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
     );
     for conflict in &computed.conflicts {
         warnings += 1;
-        eprintln!("{}", conflict_line(conflict));
+        crate::note!("{}", conflict_line(conflict));
     }
     if let Some(line) = diagnostics::unknown_devices_line(&snapshot, node, &computed.maps) {
         warnings += 1;
-        eprintln!("{line}");
+        crate::note!("{line}");
     }
     for line in diagnostics::policy_summary_lines(&snapshot, &computed.choices) {
-        eprintln!("{line}");
+        crate::note!("{line}");
     }
     let layout = Layout::from(args.layout);
     for (name, count) in [
@@ -40,7 +40,7 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
     ] {
         if count > args.max_entries as usize {
             warnings += 1;
-            eprintln!(
+            crate::note!(
                 "warning: {name} would hold {count} entries, more than its max_entries {}",
                 args.max_entries
             );
@@ -61,7 +61,7 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
 /// that wrote it (B.1's winner), and the gateway node chosen for them.
 fn print_wide(snapshot: &egress_core::snapshot::Snapshot, computed: &entries::Computation) {
     if computed.maps.is_empty() {
-        eprintln!("No entries found.");
+        crate::note!("No entries found.");
         return;
     }
     let producer: HashMap<_, _> = computed
@@ -131,13 +131,13 @@ fn print_wide(snapshot: &egress_core::snapshot::Snapshot, computed: &entries::Co
 /// Prints maps as a `cilium-dbg` table (`No entries found.` on stderr when empty) or JSON.
 pub(crate) fn print_maps(maps: &egress_core::entries::MapEntries, output: Output) {
     match output {
-        Output::Json => emit(&render::to_json(maps)),
-        Output::CiliumJson => emit(&render::to_cilium_json(maps)),
+        Output::Json => emit_data(&render::to_json(maps)),
+        Output::CiliumJson => emit_data(&render::to_cilium_json(maps)),
         // Only `list` knows where entries come from; others print the table.
         Output::Wide => print_maps(maps, Output::Table),
         Output::Table => match render::to_table(maps) {
             Some(table) => emit(&table),
-            None => eprintln!("No entries found."),
+            None => crate::note!("No entries found."),
         },
     }
 }

@@ -61,9 +61,45 @@ impl Failure {
 /// wanted), reported when the command ends.
 static WRITE_ERROR: std::sync::OnceLock<std::io::Error> = std::sync::OnceLock::new();
 
-/// Writes to standard output; a failure (a full disk, an I/O error) makes the command fail
-/// when it ends.
+/// `eprintln!` for text that may hold names from the input: control characters escaped, so
+/// that no input reaches the terminal as escape sequences.
+macro_rules! note {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::printable(&format!($($arg)*)))
+    };
+}
+pub(crate) use note;
+
+/// `text` with every control character but newline and tab, and the bidirectional
+/// overrides, written as `\u{..}` escapes: what human output prints of input names.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Writes human output (tables, reports, explanations) to standard output, control
+/// characters escaped (`printable`); see `emit_data`.
 pub(crate) fn emit(text: &str) {
+    emit_data(&printable(text));
+}
+
+/// Writes machine output (JSON, completion scripts) as it is; a failure (a full disk, an
+/// I/O error) makes the command fail when it ends.
+pub(crate) fn emit_data(text: &str) {
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
         && e.kind() != std::io::ErrorKind::BrokenPipe
@@ -86,7 +122,7 @@ fn main() -> ExitCode {
             let mut command = <cli::Cli as clap::CommandFactory>::command();
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut command, "egressctl", &mut out);
-            emit(&String::from_utf8_lossy(&out));
+            emit_data(&String::from_utf8_lossy(&out));
             Ok(())
         }
         #[cfg(feature = "bpf")]
@@ -114,7 +150,7 @@ fn main() -> ExitCode {
         Err(failure) => {
             if let Some(msg) = failure.message() {
                 for line in msg.lines() {
-                    eprintln!("egressctl: {line}");
+                    note!("egressctl: {line}");
                 }
             }
             ExitCode::from(failure.exit_code())

@@ -114,7 +114,7 @@ pub(crate) fn run(args: &PodsArgs) -> Result<(), Failure> {
     let (snapshot, node) = load_for_node(&args.files, &args.node, false)?;
     let rows = pod_rows(&snapshot, &node, args.node.selection.into());
     if rows.is_empty() {
-        eprintln!("No selected endpoints.");
+        crate::note!("No selected endpoints.");
         return Ok(());
     }
     let mut table = vec![

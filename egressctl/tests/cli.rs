@@ -346,6 +346,42 @@ fn a_full_disk_is_an_error_and_a_closed_pipe_is_not() {
     assert!(child.wait().unwrap().success());
 }
 
+/// Names carrying terminal escape sequences reach the terminal escaped, in every human
+/// output and on stderr; JSON keeps them as JSON escapes them.
+#[test]
+fn control_characters_in_names_are_escaped() {
+    let evil = "localNode: \"gw\\e[2J\"\nnodes:\n- {name: \"gw\\e[2J\", labels: {egress: \"true\"}, ipv4: 10.0.0.1}\n\
+                endpoints:\n- {uid: \"u\\a1\", namespace: web, name: \"pod\\e]0;owned\\a\", labels: {app: x}, ips: [10.1.0.5], node: \"gw\\e[2J\"}\n\
+                policies:\n- metadata: {name: p}\n  spec:\n    selectors: [{podSelector: {matchLabels: {app: x}}}]\n    \
+                destinationCIDRs: [0.0.0.0/0]\n    egressGateway: {nodeSelector: {matchLabels: {egress: \"true\"}}}\n";
+    let f = temp_file("evil.yaml", evil);
+    let f = f.to_str().unwrap();
+    for args in [
+        vec!["list", "-f", f, "-o", "wide"],
+        vec!["pods", "-f", f],
+        vec!["explain", "-f", f, "--src", "10.1.0.5", "--dst", "1.1.1.1"],
+        vec!["diff", "-f", f, "--without-node", "gw\x1b[2J"],
+    ] {
+        let out = egressctl(&args);
+        let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+        assert!(
+            !all.iter().any(|&b| b == 0x1b || b == 0x07),
+            "{args:?}: a raw control character in the output:\n{}",
+            String::from_utf8_lossy(&all)
+        );
+        assert!(
+            String::from_utf8_lossy(&all).contains("\\u{1b}"),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&all)
+        );
+    }
+    let json = egressctl(&[
+        "explain", "-f", f, "--src", "10.1.0.5", "--dst", "1.1.1.1", "-o", "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["match"]["gateway"]["node"], "gw\u{1b}[2J");
+}
+
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(egressctl(&["list"]).status.code(), Some(2));
