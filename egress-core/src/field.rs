@@ -112,8 +112,18 @@ impl fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
-/// Quotes a string as Go's `strconv.Quote` does for the characters that matter here.
+/// Strings longer than this many bytes are quoted by their beginning and their length, so
+/// that an error about a 50 MB value is one readable line.
+pub const QUOTE_LIMIT: usize = 1024;
+
+/// Quotes a string as Go's `strconv.Quote` does for the characters that matter here; a
+/// string longer than [`QUOTE_LIMIT`] bytes as its first 128 characters, then
+/// `... (N bytes)`.
 pub fn quote(s: &str) -> String {
+    if s.len() > QUOTE_LIMIT {
+        let head: String = s.chars().take(128).collect();
+        return format!("{}... ({} bytes)", quote(&head), s.len());
+    }
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -177,5 +187,17 @@ mod tests {
         assert_eq!(quote("a\"b\\\u{1}"), r#""a\"b\\\x01""#);
         assert_eq!(child("", "spec"), "spec");
         assert_eq!(item(&child("spec", "selectors"), 2), "spec.selectors[2]");
+    }
+
+    #[test]
+    fn a_long_value_is_quoted_by_its_beginning_and_length() {
+        let long = "x".repeat(50_000_000);
+        let q = quote(&long);
+        assert_eq!(q, format!("\"{}\"... (50000000 bytes)", "x".repeat(128)));
+        let edge = "y".repeat(QUOTE_LIMIT);
+        assert_eq!(quote(&edge).len(), QUOTE_LIMIT + 2);
+        // Multi-byte characters are cut at a character boundary.
+        let wide = "é".repeat(QUOTE_LIMIT);
+        assert!(quote(&wide).starts_with(&format!("\"{}\"...", "é".repeat(128))));
     }
 }

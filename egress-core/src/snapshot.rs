@@ -661,11 +661,17 @@ fn read_node(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Node
         None => 1,
         Some(Doc::Int(w)) if (0..=100).contains(w) => *w as u8,
         Some(other) => {
+            let detail = match other {
+                Doc::Float(_) => {
+                    "must be an integer from 0 to 100, written without a decimal point"
+                }
+                _ => "must be an integer from 0 to 100",
+            };
             errors.push(FieldError::new(
                 f.path_of("weight"),
                 Reason::Invalid {
                     value: other.render(),
-                    detail: "must be an integer from 0 to 100".to_owned(),
+                    detail: detail.to_owned(),
                 },
             ));
             1

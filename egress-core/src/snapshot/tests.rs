@@ -238,7 +238,12 @@ fn readiness_and_weight() {
     );
     assert_error(
         "nodes: [{name: a, weight: 1.5}]\n",
-        "nodes[0].weight: Invalid value: 1.5: must be an integer from 0 to 100",
+        "nodes[0].weight: Invalid value: 1.5: must be an integer from 0 to 100, written without a decimal point",
+    );
+    // Not "100 must be an integer from 0 to 100".
+    assert_error(
+        "nodes: [{name: a, weight: 100.0}]\n",
+        "nodes[0].weight: Invalid value: 100.0: must be an integer from 0 to 100, written without a decimal point",
     );
     assert_error(
         "nodes: [{name: a, weight: \"3\"}]\n",
