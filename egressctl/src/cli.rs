@@ -10,6 +10,32 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+    /// Refuse an input file larger than this (bytes, or with K, M or G): a snapshot is read
+    /// whole, and its computation may take several times its size in memory.
+    #[arg(long, global = true, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
+    pub(crate) max_input: u64,
+}
+
+/// `123`, `64K`, `64M`, `1G` (powers of 1024), at least 1.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" | "KiB" => 10,
+        "M" | "m" | "MiB" => 20,
+        "G" | "g" | "GiB" => 30,
+        _ => return Err(format!("{s:?}: want a number of bytes, with K, M or G")),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: want a number of bytes, with K, M or G"))?;
+    match n.checked_shl(shift).filter(|v| *v >> shift == n && *v > 0) {
+        Some(v) => Ok(v),
+        None => Err(format!("{s:?}: want a size from 1 byte to 2^64")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

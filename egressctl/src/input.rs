@@ -8,9 +8,34 @@ use egress_core::snapshot::{self, Snapshot};
 use crate::Failure;
 use crate::cli::NodeArgs;
 
+/// The largest input read (`--max-input`), set once at start.
+static MAX_INPUT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Sets the input size limit (`--max-input`).
+pub(crate) fn set_max_input(bytes: u64) {
+    let _ = MAX_INPUT.set(bytes);
+}
+
+/// Reads all of `reader` as UTF-8, at most `--max-input` bytes (64 MiB unless set):
+/// `/dev/zero` or a runaway pipe is refused instead of filling the memory.
+fn read_limited(reader: impl std::io::Read, name: &str) -> Result<String, Failure> {
+    let limit = *MAX_INPUT.get().unwrap_or(&(64 << 20));
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut reader.take(limit.saturating_add(1)), &mut bytes)
+        .map_err(|e| Failure::Input(format!("{name}: {e}")))?;
+    if bytes.len() as u64 > limit {
+        return Err(Failure::Input(format!(
+            "{name}: more than {limit} bytes: refused (raise --max-input to read it)"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| Failure::Input(format!("{name}: not UTF-8 text: {e}")))
+}
+
 /// Reads a whole input file, naming it in the error.
 pub(crate) fn read_file(path: &Path) -> Result<String, Failure> {
-    std::fs::read_to_string(path).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))
+    let file = std::fs::File::open(path)
+        .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
+    read_limited(file, &path.display().to_string())
 }
 
 /// `<file>: <line>` for every line of a snapshot error.
@@ -26,10 +51,7 @@ pub(crate) fn snapshot_error(path: &Path, err: &Error) -> Failure {
 /// The text of an input: a file, or standard input for `-`.
 pub(crate) fn read_input(path: &Path) -> Result<String, Failure> {
     if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .map_err(|e| Failure::Input(format!("-: standard input: {e}")))?;
-        return Ok(text);
+        return read_limited(std::io::stdin().lock(), "-: standard input");
     }
     read_file(path)
 }

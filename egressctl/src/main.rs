@@ -110,6 +110,7 @@ pub(crate) fn emit_data(text: &str) {
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    input::set_max_input(cli.max_input);
     let result = match cli.command {
         cli::Command::Demo => demo::run(),
         cli::Command::List(args) => list::run(&args),

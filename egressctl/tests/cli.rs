@@ -382,6 +382,48 @@ fn control_characters_in_names_are_escaped() {
     assert_eq!(v["match"]["gateway"]["node"], "gw\u{1b}[2J");
 }
 
+/// Inputs are read up to `--max-input` (64 MiB unless set): `/dev/zero` is refused, a file
+/// of exactly the limit is read, one byte more is refused.
+#[test]
+fn inputs_larger_than_max_input_are_refused() {
+    let out = egressctl(&["list", "-f", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/dev/zero: more than 67108864 bytes: refused (raise --max-input"),
+        "{}",
+        stderr(&out)
+    );
+    let seed = example("seed-gateway-group.yaml");
+    let size = std::fs::metadata(&seed).unwrap().len();
+    let exactly = egressctl(&["list", "-f", &seed, "--max-input", &size.to_string()]);
+    assert!(exactly.status.success(), "{}", stderr(&exactly));
+    let under = egressctl(&["list", "-f", &seed, "--max-input", &(size - 1).to_string()]);
+    assert_eq!(under.status.code(), Some(1));
+    assert!(
+        stderr(&under).contains(&format!("more than {} bytes", size - 1)),
+        "{}",
+        stderr(&under)
+    );
+    assert!(
+        egressctl(&["validate", "--max-input", "1K", &seed])
+            .status
+            .code()
+            == Some(1)
+    );
+    assert_eq!(
+        egressctl(&["list", "-f", &seed, "--max-input", "0"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        egressctl(&["list", "-f", &seed, "--max-input", "9Q"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(egressctl(&["list"]).status.code(), Some(2));
