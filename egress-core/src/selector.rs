@@ -105,12 +105,18 @@ impl Term {
         let value = labels.get(&self.key);
         match &self.test {
             Test::Equals(want) => value == Some(&**want),
-            Test::In(values) => value.is_some_and(|v| values.iter().any(|w| **w == *v)),
-            Test::NotIn(values) => !value.is_some_and(|v| values.iter().any(|w| **w == *v)),
+            Test::In(values) => value.is_some_and(|v| contains(values, v)),
+            Test::NotIn(values) => !value.is_some_and(|v| contains(values, v)),
             Test::Exists => value.is_some(),
             Test::DoesNotExist => value.is_none(),
         }
     }
+}
+
+/// Whether a sorted value list holds `v`: a binary search, so that a requirement with
+/// 50,000 values costs ~16 comparisons per match, not 50,000.
+fn contains(sorted: &[Box<str>], v: &str) -> bool {
+    sorted.binary_search_by(|w| (**w).cmp(v)).is_ok()
 }
 
 /// Collects requirements and the first reason the selector cannot be built.
@@ -195,11 +201,12 @@ impl Builder {
                     crate::field::quote(bad)
                 ));
             }
+            // Sorted and deduplicated: looked up by binary search.
             let list = || {
-                values
-                    .iter()
-                    .map(|v| v.as_str().into())
-                    .collect::<Box<[Box<str>]>>()
+                let mut sorted: Vec<Box<str>> = values.iter().map(|v| v.as_str().into()).collect();
+                sorted.sort_unstable();
+                sorted.dedup();
+                sorted.into_boxed_slice()
             };
             let test = match op {
                 Operator::In => Test::In(list()),
@@ -460,7 +467,7 @@ mod tests {
         let s = Selector::new(&sel(&[], vec![expr("tier", Operator::In, &["web", "api"])]));
         assert_eq!(
             s.mismatch(&l).unwrap(),
-            "tier in (web, api), but it has tier=db"
+            "tier in (api, web), but it has tier=db"
         );
         let s = Selector::new(&sel(&[], vec![expr("tier", Operator::NotIn, &["db"])]));
         assert_eq!(
@@ -480,5 +487,26 @@ mod tests {
                 .unwrap()
                 .starts_with("the selector matches nothing: ")
         );
+    }
+
+    /// `In`/`NotIn` look values up by binary search: 100,000 values matched against 20,000
+    /// label sets (2 × 10^9 string comparisons by a scan).
+    #[test]
+    fn large_value_lists_are_searched_not_scanned() {
+        let values: Vec<String> = (0..100_000).map(|i| format!("v{i:06}")).collect();
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        let inside = Selector::new(&sel(&[], vec![expr("k", Operator::In, &refs)]));
+        let outside = Selector::new(&sel(&[], vec![expr("k", Operator::NotIn, &refs)]));
+        let mut matched = 0;
+        for i in 0..20_000 {
+            let l = labels(&[("k", &format!("v{:06}", i * 7))]);
+            assert_eq!(inside.matches(&l), i * 7 < 100_000);
+            assert_eq!(outside.matches(&l), i * 7 >= 100_000);
+            matched += usize::from(inside.matches(&l));
+        }
+        assert_eq!(matched, 14_286);
+        // Duplicates in the list change nothing.
+        let dup = Selector::new(&sel(&[], vec![expr("k", Operator::In, &["a", "a", "b"])]));
+        assert!(dup.matches(&labels(&[("k", "a")])) && !dup.matches(&labels(&[("k", "c")])));
     }
 }

@@ -446,3 +446,25 @@ fn consistent_mode_balances_and_honours_weight() {
     assert!((share(load[0]) - 0.25).abs() < 0.03, "{load:?}");
     assert!(choose_consistent("x", &[]).is_none());
 }
+
+/// 64 identical entries over a pool of 5,000 nodes are 5,000 candidates, not 320,000 (each
+/// endpoint's choice scores every candidate: the duplicates made consistent mode 64 times
+/// slower).
+#[test]
+fn identical_entries_over_a_large_pool_are_one_candidate_per_node() {
+    let pool = nodes(
+        (0..5000)
+            .map(|i| {
+                node(
+                    &format!("n{i:04}"),
+                    &[("egress", "true")],
+                    Some(&format!("10.0.{}.{}", i / 250, i % 250 + 1)),
+                )
+            })
+            .collect(),
+    );
+    let p = policy(vec![entry("egress", "true"); 64]);
+    let c = candidates(&p, &pool);
+    assert_eq!(c.len(), 5000);
+    assert!(c.iter().all(|(i, _)| *i == Some(0)));
+}

@@ -1,7 +1,7 @@
 //! Kubernetes dumps (`kubectl get ciliumegressgatewaypolicies,ciliumnodes,ciliumendpoints,
 //! namespaces -A -o yaml`) converted into a [`Snapshot`], as ARCHITECTURE.md specifies.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::{Snapshot, read_one};
@@ -40,6 +40,16 @@ pub(super) fn from_objects(objects: &[Doc]) -> Result<(Snapshot, Vec<String>), E
             _ => {}
         }
     }
+    // Endpoints name their node by address: looked up in an index, not by a scan of the
+    // nodes per endpoint (20,000 nodes × 100,000 endpoints). The first node by name wins, as
+    // a scan would find it.
+    let mut by_address: HashMap<IpAddr, String> = HashMap::new();
+    for node in snap.nodes.values() {
+        for ip in [node.ip(true), node.ip(false)].into_iter().flatten() {
+            by_address.entry(ip).or_insert_with(|| node.name.clone());
+        }
+    }
+    let node_at = |ip: IpAddr| by_address.get(&ip).cloned();
     let mut uids = HashSet::new();
     let mut policy_names = HashSet::new();
     for (i, obj) in objects.iter().enumerate() {
@@ -52,8 +62,7 @@ pub(super) fn from_objects(objects: &[Doc]) -> Result<(Snapshot, Vec<String>), E
                 snap.add_policy(obj, &path, &mut policy_names, &mut errors)
             }
             Some("CiliumEndpoint") => {
-                if let Some(ep) =
-                    cilium_endpoint(obj, &path, &snap.nodes, &mut errors, &mut warnings)
+                if let Some(ep) = cilium_endpoint(obj, &path, &node_at, &mut errors, &mut warnings)
                 {
                     if uids.insert(ep.uid.clone()) {
                         snap.endpoints.push(ep);
@@ -112,7 +121,13 @@ pub fn endpoint_from_cilium_endpoint(
 ) -> Result<(Option<Endpoint>, Vec<String>), Error> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    let endpoint = cilium_endpoint(obj, "", nodes, &mut errors, &mut warnings);
+    let node_at = |ip: IpAddr| {
+        nodes
+            .values()
+            .find(|n| n.ip(ip.is_ipv4()) == Some(ip))
+            .map(|n| n.name.clone())
+    };
+    let endpoint = cilium_endpoint(obj, "", &node_at, &mut errors, &mut warnings);
     if errors.is_empty() {
         Ok((endpoint, warnings))
     } else {
@@ -201,10 +216,11 @@ pub(crate) fn identity_label(label: &str) -> (String, String) {
     (key, value.to_owned())
 }
 
+/// `node_at` names the node that has an address.
 fn cilium_endpoint(
     obj: &Doc,
     path: &str,
-    nodes: &Nodes,
+    node_at: &dyn Fn(IpAddr) -> Option<String>,
     errors: &mut Vec<FieldError>,
     warnings: &mut Vec<String>,
 ) -> Option<Endpoint> {
@@ -261,7 +277,7 @@ fn cilium_endpoint(
     let parsed = node_ip
         .and_then(|s| netip::parse_addr(s).ok())
         .map(|a| a.addr);
-    let node = parsed.and_then(|ip| nodes.values().find(|n| n.ip(ip.is_ipv4()) == Some(ip)));
+    let node = parsed.and_then(node_at);
     if node.is_none() {
         let shown = node_ip.map_or_else(|| "none".to_owned(), field::quote);
         warnings.push(format!(
@@ -274,7 +290,7 @@ fn cilium_endpoint(
         name,
         identity_labels: Some(labels.iter().map(|l| identity_label(l)).collect()),
         ips,
-        node: node.map(|n| n.name.clone()),
+        node,
         ..Endpoint::default()
     })
 }

@@ -230,3 +230,41 @@ fn external_ips_are_kept_for_the_trap_warning() {
         ["129.226.84.9".parse::<std::net::IpAddr>().unwrap()]
     );
 }
+
+/// Endpoints find their node through an address index: 20,000 nodes and 40,000 endpoints
+/// (a scan per endpoint: 8 × 10^8 node comparisons). Two nodes with one address: the first
+/// by name, as before.
+#[test]
+fn endpoints_find_their_node_by_an_index() {
+    let mut items = Vec::new();
+    for n in 0..20_000u32 {
+        items.push(format!(
+            r#"{{"kind": "CiliumNode", "metadata": {{"name": "n{n:05}"}}, "spec": {{"addresses": [{{"type": "InternalIP", "ip": "10.{}.{}.1"}}]}}}}"#,
+            n / 256,
+            n % 256
+        ));
+    }
+    // A second node with the address of n00007: n00007 sorts first and wins.
+    items.push(r#"{"kind": "CiliumNode", "metadata": {"name": "z-twin"}, "spec": {"addresses": [{"type": "InternalIP", "ip": "10.0.7.1"}]}}"#.to_owned());
+    for e in 0..40_000u32 {
+        let n = (e * 7) % 20_000;
+        items.push(format!(
+            r#"{{"kind": "CiliumEndpoint", "metadata": {{"name": "p{e}", "namespace": "x", "uid": "u{e}"}}, "status": {{"identity": {{"labels": ["k8s:app=a"]}}, "networking": {{"addressing": [{{"ipv4": "172.16.{}.{}"}}], "node": "10.{}.{}.1"}}}}}}"#,
+            e / 256,
+            e % 256,
+            n / 256,
+            n % 256
+        ));
+    }
+    let text = format!(r#"{{"kind": "List", "items": [{}]}}"#, items.join(","));
+    let Loaded { snapshot, warnings } = load(&text).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(snapshot.endpoints.len(), 40_000);
+    for ep in &snapshot.endpoints {
+        let e: u32 = ep.uid[1..].parse().unwrap();
+        assert_eq!(
+            ep.node.as_deref(),
+            Some(format!("n{:05}", (e * 7) % 20_000).as_str())
+        );
+    }
+}
