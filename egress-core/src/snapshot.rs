@@ -61,8 +61,45 @@ pub fn load(text: &str) -> Result<Loaded, Error> {
     if docs.is_empty() {
         return Err(Error::DocumentCount(0));
     }
+    check_objects(&docs)?;
     let objects = document::flatten_lists(docs);
     kubernetes::from_objects(&objects).map(|(snapshot, warnings)| Loaded { snapshot, warnings })
+}
+
+/// The documents of an input that is not one snapshot must be Kubernetes objects: a
+/// snapshot in a stream, or a scalar or list where an object belongs, is said so (instead
+/// of "kind: Required value" for each).
+fn check_objects(docs: &[Doc]) -> Result<(), Error> {
+    let mut errors = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        let path = field::item("documents", i);
+        if !matches!(doc, Doc::Map(_)) {
+            errors.push(FieldError::new(
+                path,
+                Reason::Invalid {
+                    value: field::quote(doc.type_name()),
+                    detail: "want a snapshot or Kubernetes objects (mappings)".to_owned(),
+                },
+            ));
+        } else if Snapshot::is_snapshot_document(doc) {
+            errors.push(FieldError::new(
+                path,
+                Reason::Invalid {
+                    value: "a snapshot".to_owned(),
+                    detail: format!(
+                        "a snapshot must be the only document of its input, this one has {} \
+                         (give several snapshots as several inputs)",
+                        docs.len()
+                    ),
+                },
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Input(errors))
+    }
 }
 
 /// Reads several inputs as one cluster ("my dump plus this new policy"): later objects
@@ -94,6 +131,9 @@ pub fn load_all(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> {
                     },
                 )]),
             ));
+        }
+        for (i, docs) in parsed.iter().enumerate() {
+            check_objects(docs).map_err(|e| (Some(i), e))?;
         }
         // Kubernetes objects only: the last object of each kind and name wins, in the place
         // of its first occurrence.
@@ -130,6 +170,7 @@ pub fn load_all(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> {
             snapshot.merge(other);
             continue;
         }
+        check_objects(&docs).map_err(|e| (Some(i), e))?;
         for (j, doc) in document::flatten_lists(docs).iter().enumerate() {
             let path = field::item("objects", j);
             let at_path = |e: Error| {

@@ -371,3 +371,42 @@ fn several_inputs_load_as_one() {
         (Some(1), Some("objects[0].spec.addresses[0].ip"))
     );
 }
+
+/// A snapshot inside a stream, or a scalar or list where objects belong: one error that
+/// says so, not "kind: Required value" per document.
+#[test]
+fn misplaced_snapshots_and_scalars_are_named() {
+    let errors = |text: &str| match load(text) {
+        Err(crate::Error::Input(errors)) => {
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>()
+        }
+        other => panic!("expected input errors, got {other:?}"),
+    };
+    let two = "localNode: a\nnodes: [{name: a}]\n---\nlocalNode: b\nnodes: [{name: b}]\n";
+    let e = errors(two);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with(
+            "documents[0]: Invalid value: a snapshot: a snapshot must be the only document"
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        errors("42\n"),
+        [
+            "documents[0]: Invalid value: \"integer\": want a snapshot or Kubernetes objects (mappings)"
+        ]
+    );
+    assert_eq!(
+        errors("- a\n- b\n")[0],
+        "documents[0]: Invalid value: \"array\": want a snapshot or Kubernetes objects (mappings)"
+    );
+    // The same from several inputs: which input, which document.
+    match load_all(&["nodes: [{name: a}]\n", "hello\n"]) {
+        Err((Some(1), crate::Error::Input(e))) => assert!(
+            e[0].to_string().contains("\"string\": want a snapshot"),
+            "{e:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
