@@ -55,6 +55,13 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
             )));
         }
     };
+    if !new.nodes.contains_key(&node) {
+        return Err(Failure::Input(format!(
+            "{}: node {node}, whose maps are compared, is not in NEW (deleted there): compare \
+             the maps of a node both have (--node NODE)",
+            new_path.display()
+        )));
+    }
     let config = EngineConfig {
         selection: args.node.selection.into(),
         layout: args.layout.into(),

@@ -1198,6 +1198,33 @@ fn diff_plans_the_change_and_lists_moved_endpoints() {
     );
     let same = egressctl(&["diff", "-f", &old, "-f", &old]);
     assert_eq!(stdout(&same), "No changes.\n");
+    // NEW without the node whose maps are compared: an error, not the maps of a ghost.
+    let without_local = temp_file(
+        "without-local.yaml",
+        &std::fs::read_to_string(&old)
+            .unwrap()
+            .replace("localNode: 172.22.49.119", "localNode: 172.22.49.147")
+            .replacen("- name: 172.22.49.119\n", "- name: 172.22.49.118\n", 1),
+    );
+    let ghost = egressctl(&["diff", "-f", &old, "-f", without_local.to_str().unwrap()]);
+    assert_eq!(ghost.status.code(), Some(1), "{}", stdout(&ghost));
+    assert!(
+        stderr(&ghost).contains("node 172.22.49.119, whose maps are compared, is not in NEW"),
+        "{}",
+        stderr(&ghost)
+    );
+    let lost = egressctl(&["diff", "-f", &old, "--without-node", "172.22.49.119"]);
+    assert_eq!(lost.status.code(), Some(1));
+    let other = egressctl(&[
+        "diff",
+        "-f",
+        &old,
+        "--without-node",
+        "172.22.49.119",
+        "--node",
+        "172.22.49.147",
+    ]);
+    assert!(other.status.success(), "{}", stderr(&other));
     // Gateway cells as list prints them.
     let dual = egressctl(&[
         "diff",
