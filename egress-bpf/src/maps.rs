@@ -34,6 +34,7 @@ impl PinnedMap {
     /// Opens the map pinned at `dir/name`, creating and pinning it when missing (with
     /// `max_entries`, or Cilium's default). An existing map must be an LPM trie with the
     /// given key and value sizes and, when `max_entries` is given, that capacity; any flags.
+    /// Also says whether this call created and pinned it.
     fn open_or_create(
         dir: &Path,
         name: &'static str,
@@ -42,8 +43,9 @@ impl PinnedMap {
         max_entries: Option<u32>,
         create: bool,
         read_only: bool,
-    ) -> Result<Self> {
+    ) -> Result<(Self, bool)> {
         let path = dir.join(name);
+        let mut created = false;
         let syscall = |op, errno| Error::Syscall {
             op,
             target: path.display().to_string(),
@@ -56,6 +58,7 @@ impl PinnedMap {
                 let fd = sys::create_lpm_trie(name, key_size, value_size, max, MAP_FLAGS)
                     .map_err(|e| syscall("create map", e))?;
                 sys::pin(&fd, &path).map_err(|e| syscall("pin map", e))?;
+                created = true;
                 fd
             }
             Err(e) => return Err(syscall("open pinned map", e)),
@@ -82,12 +85,15 @@ impl PinnedMap {
         // The element syscalls' buffers are checked against the kernel's sizes, the ones
         // just compared with the layout's.
         let map = MapFd::new(fd, name, &info).map_err(|e| syscall("read map info", e))?;
-        Ok(Self {
-            map,
-            name,
-            path,
-            max_entries: info.max_entries,
-        })
+        Ok((
+            Self {
+                map,
+                name,
+                path,
+                max_entries: info.max_entries,
+            },
+            created,
+        ))
     }
 
     /// The map's name.
@@ -121,6 +127,32 @@ impl PinnedMap {
     }
 
     /// All (key, value) byte pairs.
+    /// Writes one element as given, sizes checked against the map's (for a tool that seeds
+    /// or repairs a map by hand, and for tests of foreign entries).
+    pub fn write_raw(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.map
+            .update(key, value)
+            .map_err(|e| self.sys_error("write element", e))
+    }
+
+    /// Deletes the element with this exact key.
+    pub fn delete_raw(&self, key: &[u8]) -> Result<()> {
+        self.map
+            .delete(key)
+            .map_err(|e| self.sys_error("delete element", e))
+    }
+
+    fn sys_error(&self, op: &'static str, error: SysError) -> Error {
+        match error {
+            SysError::Kernel(errno) => Error::Syscall {
+                op,
+                target: self.path.display().to_string(),
+                errno,
+            },
+            SysError::Size(e) => Error::BufferSize(e),
+        }
+    }
+
     fn elements(&self) -> std::result::Result<Vec<Element>, SysError> {
         let mut out = Vec::new();
         let mut key: Option<Vec<u8>> = None;
@@ -148,6 +180,8 @@ pub struct EgressMaps {
     /// Whether batch syscalls work on these maps (turned off at the first refusal). Atomic
     /// so that maps can be shared between threads (the kernel serialises the writes).
     batch: AtomicBool,
+    /// The pins this value's opening created (see [`EgressMaps::remove_created`]).
+    created: Vec<PathBuf>,
 }
 
 /// Checks that `dir` is on a bpffs; with `create`, makes it (and missing parents) when its
@@ -214,14 +248,47 @@ impl EgressMaps {
                 read_only,
             )
         };
-        let v4 = open(layout.ipv4_map())?;
-        let v6 = open(MapId::V6)?;
+        let (v4, v4_created) = open(layout.ipv4_map())?;
+        let (v6, v6_created) = match open(MapId::V6) {
+            Ok(opened) => opened,
+            Err(e) => {
+                // Nothing half-made is left behind: the IPv4 map this call created goes.
+                if v4_created {
+                    let _ = std::fs::remove_file(&v4.path);
+                }
+                return Err(e);
+            }
+        };
+        let created = [(v4_created, &v4.path), (v6_created, &v6.path)]
+            .into_iter()
+            .filter(|(c, _)| *c)
+            .map(|(_, p)| p.clone())
+            .collect();
         Ok(Self {
             layout,
             v4,
             v6,
             batch: AtomicBool::new(true),
+            created,
         })
+    }
+
+    /// Whether opening created (and pinned) any of the maps.
+    pub fn created_any(&self) -> bool {
+        !self.created.is_empty()
+    }
+
+    /// Unpins the maps this value's opening created and closes them (they are gone then),
+    /// for a caller whose first use of fresh maps was refused: nothing stays pinned with a
+    /// size no later run can use. Maps that existed before are left as they are.
+    pub fn remove_created(self) -> Result<()> {
+        for path in &self.created {
+            std::fs::remove_file(path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     /// The layout of the IPv4 map.
@@ -245,9 +312,16 @@ impl EgressMaps {
         self.batch.store(on, Ordering::Relaxed);
     }
 
-    /// The smaller capacity of the two maps (what an engine programming both may use).
+    /// The smaller capacity of the two maps. An engine is better held to each map's own
+    /// ([`EgressMaps::engine_capacity`]).
     pub fn max_entries(&self) -> u32 {
         self.v4.max_entries.min(self.v6.max_entries)
+    }
+
+    /// The engine settings that hold each map to its own capacity: `(max_entries,
+    /// max_entries_v6)` for [`EngineConfig`](egress_core::engine::EngineConfig).
+    pub fn engine_capacity(&self) -> (u32, Option<u32>) {
+        (self.v4.max_entries, Some(self.v6.max_entries))
     }
 
     /// The map of `op` (operation `index` of `total`), checked: it must be one of these
@@ -414,34 +488,71 @@ impl EgressMaps {
         }
     }
 
-    /// Reads both maps into entries (in output order).
+    /// Reads both maps into entries (in output order). An element that does not decode (a
+    /// foreign writer's) is an error naming its key bytes; [`EgressMaps::dump_lenient`]
+    /// reads around it.
     pub fn dump(&self) -> Result<MapEntries> {
-        let mut entries = Vec::new();
-        for map in [&self.v4, &self.v6] {
-            let elements = map.elements().map_err(|error| match error {
-                SysError::Kernel(errno) => Error::Syscall {
-                    op: "read map",
-                    target: map.path.display().to_string(),
-                    errno,
-                },
-                SysError::Size(e) => Error::BufferSize(e),
-            })?;
-            for (k, v) in elements {
-                entries.push(self.decode(map, &k, &v)?);
-            }
+        let (entries, unreadable) = self.dump_lenient()?;
+        match unreadable.into_iter().next() {
+            None => Ok(entries),
+            Some(u) => Err(Error::Decode {
+                map: u.map.to_owned(),
+                detail: format!("key {}: {}", hex(&u.key), u.detail),
+            }),
         }
-        Ok(MapEntries::from_entries(entries))
     }
 
-    fn decode(&self, map: &PinnedMap, key: &[u8], value: &[u8]) -> Result<Entry> {
-        let id = if std::ptr::eq(map, &self.v6) {
-            MapId::V6
-        } else {
-            self.layout.ipv4_map()
-        };
-        Entry::decode(id, key, value).map_err(|e| Error::Decode {
-            map: map.name.to_owned(),
-            detail: e.to_string(),
-        })
+    /// Reads both maps: the entries, and the elements that do not decode into one (a
+    /// foreign writer's: a prefix length the layout cannot have, ...), each with its bytes.
+    pub fn dump_lenient(&self) -> Result<(MapEntries, Vec<Unreadable>)> {
+        let mut entries = Vec::new();
+        let mut unreadable = Vec::new();
+        for (map, id) in [(&self.v4, self.layout.ipv4_map()), (&self.v6, MapId::V6)] {
+            let elements = map.elements().map_err(|e| map.sys_error("read map", e))?;
+            for (key, value) in elements {
+                match Entry::decode(id, &key, &value) {
+                    Ok(entry) => entries.push(entry),
+                    Err(e) => unreadable.push(Unreadable {
+                        map: map.name,
+                        key,
+                        value,
+                        detail: e.to_string(),
+                    }),
+                }
+            }
+        }
+        Ok((MapEntries::from_entries(entries), unreadable))
     }
+
+    /// Deletes elements [`EgressMaps::dump_lenient`] could not read (the engine can neither
+    /// program nor delete what it cannot decode).
+    pub fn delete_unreadable(&self, elements: &[Unreadable]) -> Result<()> {
+        for u in elements {
+            let map = if u.map == self.v6.name {
+                &self.v6
+            } else {
+                &self.v4
+            };
+            map.delete_raw(&u.key)?;
+        }
+        Ok(())
+    }
+}
+
+/// An element of a live map that does not decode into an entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The map's name.
+    pub map: &'static str,
+    /// The key's bytes.
+    pub key: Vec<u8>,
+    /// The value's bytes.
+    pub value: Vec<u8>,
+    /// Why it does not decode.
+    pub detail: String,
+}
+
+/// Bytes as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -27,15 +27,33 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
     diagnostics::print_policy_diagnostics(&snapshot);
     let layout = Layout::from(args.layout);
     let maps = EgressMaps::open_or_create(&args.bpffs, layout, args.max_entries).map_err(kernel)?;
+    // Each map is held to its own capacity.
+    let (max_entries, max_entries_v6) = maps.engine_capacity();
     let config = EngineConfig {
         selection: args.node.selection.into(),
         layout,
-        max_entries: maps.max_entries(),
+        max_entries,
+        max_entries_v6,
         ..EngineConfig::new(node)
     };
     let mut engine = Engine::from_snapshot(&snapshot, config).0;
     // Start from what the kernel holds: only the difference is written, nothing is flushed.
-    engine.adopt(maps.dump().map_err(kernel)?.iter().copied());
+    let (live, unreadable) = maps.dump_lenient().map_err(kernel)?;
+    if !unreadable.is_empty() {
+        // The engine can neither keep nor overwrite what it cannot read: they go.
+        maps.delete_unreadable(&unreadable).map_err(kernel)?;
+        for u in &unreadable {
+            crate::note!(
+                "{}: deleted an entry of {} the engine cannot read: key {} value {}: {}",
+                args.bpffs.display(),
+                u.map,
+                egress_bpf::hex(&u.key),
+                egress_bpf::hex(&u.value),
+                u.detail
+            );
+        }
+    }
+    engine.adopt(live.iter().copied());
     match maps.program(&mut engine) {
         Ok(plan) => {
             println!(
@@ -50,14 +68,35 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Err(Error::Capacity(e)) => Err(Failure::Kernel(format!("refused: {e}"))),
+        Err(Error::Capacity(e)) => {
+            // Refused before anything was written: maps this run created would keep a size
+            // no later run could use, so they go too.
+            let removed = if maps.created_any() {
+                maps.remove_created().map_err(kernel)?;
+                " (the maps this run created were removed)"
+            } else {
+                ""
+            };
+            Err(Failure::Kernel(format!("refused: {e}{removed}")))
+        }
         Err(e) => Err(kernel(e)),
     }
 }
 
 pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
     let maps = EgressMaps::open(&args.bpffs, Layout::from(args.layout), true).map_err(kernel)?;
-    print_maps(&maps.dump().map_err(kernel)?, args.output);
+    let (entries, unreadable) = maps.dump_lenient().map_err(kernel)?;
+    print_maps(&entries, args.output);
+    for u in &unreadable {
+        crate::note!(
+            "warning: {}: an entry of {} the engine cannot read: key {} value {}: {} (egressctl apply deletes it)",
+            args.bpffs.display(),
+            u.map,
+            egress_bpf::hex(&u.key),
+            egress_bpf::hex(&u.value),
+            u.detail
+        );
+    }
     Ok(())
 }
 
@@ -77,7 +116,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
         ..EngineConfig::new(node.clone())
     };
     let mut engine = Engine::from_snapshot(&snapshot, config).0;
-    let live = maps.dump().map_err(kernel)?;
+    let (live, unreadable) = maps.dump_lenient().map_err(kernel)?;
     let by_key: HashMap<(bool, std::net::IpAddr, egress_core::netip::Cidr), &Entry> = live
         .iter()
         .map(|e| ((e.source.is_ipv4(), e.source, e.destination), e))
@@ -86,8 +125,8 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     let plan = engine
         .take_plan()
         .map_err(|e| Failure::Input(e.to_string()))?;
-    let total = live.ipv4.len() + live.ipv6.len();
-    if plan.is_empty() {
+    let total = live.ipv4.len() + live.ipv6.len() + unreadable.len();
+    if plan.is_empty() && unreadable.is_empty() {
         emit(&format!(
             "In sync: the {total} entries in {} are node {node}'s maps of {}.\n",
             args.bpffs.display(),
@@ -137,12 +176,25 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
             },
         }
     }
-    emit(&render::tabulate(&rows));
+    if rows.len() > 1 {
+        emit(&render::tabulate(&rows));
+    }
+    for u in &unreadable {
+        emit(&format!(
+            "unreadable   {}   key {} value {}: {}\n",
+            u.map,
+            egress_bpf::hex(&u.key),
+            egress_bpf::hex(&u.value),
+            u.detail
+        ));
+    }
     emit(&format!(
-        "Drift in {}: {missing} missing, {unexpected} unexpected, {stale} stale of {total} live entries \
-         (egressctl apply makes them node {node}'s maps of {}).\n",
-        args.bpffs.display(),
-        label(&args.files)
+        "Drift in {dir}: {missing} missing, {unexpected} unexpected, {stale} stale, {unread} \
+         unreadable of {total} live entries (egressctl apply makes them node {node}'s maps of \
+         {inputs}).\n",
+        dir = args.bpffs.display(),
+        unread = unreadable.len(),
+        inputs = label(&args.files)
     ));
     Err(Failure::Reported)
 }

@@ -108,11 +108,26 @@ fn apply_writes_only_the_difference_and_refuses_overflow() {
         "{}",
         text(&out.stderr)
     );
-    assert_eq!(
-        text(&egressctl(&["dump", "--bpffs", &small]).stderr),
-        "No entries found.\n"
+    // ... and left no maps behind (this run created them).
+    assert!(
+        text(&egressctl(&["dump", "--bpffs", &small]).stderr).contains("ENOENT"),
+        "the refused apply left maps pinned"
     );
     // Existing maps of another size: a clear mismatch, exit 3.
+    let single_small = egressctl(&[
+        "apply",
+        "-f",
+        &single,
+        "--bpffs",
+        &small,
+        "--max-entries",
+        "4",
+    ]);
+    assert!(
+        single_small.status.success(),
+        "{}",
+        text(&single_small.stderr)
+    );
     let out = egressctl(&[
         "apply",
         "-f",
@@ -255,7 +270,7 @@ fn verify_finds_injected_drift() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("9 missing, 0 unexpected, 0 stale of 1 live entries"),
+        stdout.contains("9 missing, 0 unexpected, 0 stale, 0 unreadable of 1 live entries"),
         "{stdout}"
     );
 
@@ -265,7 +280,7 @@ fn verify_finds_injected_drift() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("4 missing, 16 unexpected, 6 stale of 22 live entries"),
+        stdout.contains("4 missing, 16 unexpected, 6 stale, 0 unreadable of 22 live entries"),
         "{stdout}"
     );
     let lines: Vec<&str> = stdout.lines().collect();
@@ -288,4 +303,141 @@ fn verify_finds_injected_drift() {
     std::fs::create_dir_all(&empty).unwrap();
     let out = egressctl(&["verify", "-f", &group, "--bpffs", &empty]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+}
+
+/// Kernel states with a way out: a refused first apply leaves no maps behind; each map is
+/// held to its own capacity; an entry the engine cannot read is shown by dump and verify
+/// (with its key bytes) and deleted by apply.
+#[test]
+fn no_kernel_state_without_a_way_out() {
+    let Some(fs) = bpffs_or_skip("no_kernel_state_without_a_way_out") else {
+        return;
+    };
+    let example = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/snapshots")
+            .join(name)
+            .display()
+            .to_string()
+    };
+    let group = example("seed-gateway-group.yaml");
+    // A refused apply into a fresh directory: nothing stays pinned, a later apply works.
+    let fresh = fs.path().join("fresh");
+    let fresh_dir = fresh.display().to_string();
+    let out = egressctl(&[
+        "apply",
+        "-f",
+        &group,
+        "--bpffs",
+        &fresh_dir,
+        "--max-entries",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("the maps this run created were removed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&fresh).map(|d| d.count()).unwrap_or(0), 0);
+    let out = egressctl(&["apply", "-f", &group, "--bpffs", &fresh_dir]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // A wrong map where the IPv6 one belongs (a legacy IPv4 map, key and value of other
+    // sizes): refused, and the IPv4 map this run created is not left pinned.
+    let wrong = fs.path().join("wrong");
+    let wrong_dir = wrong.display().to_string();
+    let out = egressctl(&[
+        "apply", "-f", &group, "--bpffs", &wrong_dir, "--layout", "legacy",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::remove_file(wrong.join("cilium_egress_gw_policy_v6")).unwrap();
+    std::fs::rename(
+        wrong.join("cilium_egress_gw_policy_v4"),
+        wrong.join("cilium_egress_gw_policy_v6"),
+    )
+    .unwrap();
+    let out = egressctl(&["apply", "-f", &group, "--bpffs", &wrong_dir]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("cilium_egress_gw_policy_v6"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !wrong.join("cilium_egress_gw_policy_v4_v2").exists(),
+        "a half-made pair of maps was left"
+    );
+
+    // Maps of different sizes: each is held to its own (14 IPv4 entries, 8 IPv6 ones: the
+    // smaller size, 10, held to both, refused them).
+    let dual = example("dual-stack-excluded.yaml");
+    let (big, small) = (fs.path().join("big"), fs.path().join("small"));
+    for (dir, size) in [(&big, "64"), (&small, "10")] {
+        let out = egressctl(&[
+            "apply",
+            "-f",
+            &group,
+            "--bpffs",
+            dir.to_str().unwrap(),
+            "--max-entries",
+            size,
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    std::fs::rename(
+        small.join("cilium_egress_gw_policy_v6"),
+        big.join("cilium_egress_gw_policy_v6_new"),
+    )
+    .unwrap();
+    std::fs::remove_file(big.join("cilium_egress_gw_policy_v6")).unwrap();
+    std::fs::rename(
+        big.join("cilium_egress_gw_policy_v6_new"),
+        big.join("cilium_egress_gw_policy_v6"),
+    )
+    .unwrap();
+    let big_dir = big.display().to_string();
+    let out = egressctl(&["apply", "-f", &dual, "--bpffs", &big_dir]);
+    assert!(
+        out.status.success(),
+        "IPv4 64, IPv6 8: {}",
+        text(&out.stderr)
+    );
+
+    // A foreign entry: prefix length 16, less than the source's 32 bits.
+    let maps = egress_bpf::EgressMaps::open(&big, egress_core::maps::Layout::V4V2, false).unwrap();
+    let mut key = vec![0u8; 12];
+    key[..4].copy_from_slice(&16u32.to_le_bytes());
+    key[4..8].copy_from_slice(&[10, 9, 9, 9]);
+    maps.ipv4().write_raw(&key, &[0u8; 28]).unwrap();
+    let key_hex = egress_bpf::hex(&key);
+    let dump = egressctl(&["dump", "--bpffs", &big_dir, "-o", "json"]);
+    assert!(dump.status.success(), "{}", text(&dump.stderr));
+    assert!(
+        text(&dump.stderr).contains(&format!("key {key_hex}")),
+        "{}",
+        text(&dump.stderr)
+    );
+    let verify = egressctl(&["verify", "-f", &dual, "--bpffs", &big_dir]);
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(
+        text(&verify.stdout).contains(&format!(
+            "unreadable   cilium_egress_gw_policy_v4_v2   key {key_hex}"
+        )),
+        "{}",
+        text(&verify.stdout)
+    );
+    assert!(
+        text(&verify.stdout).contains("0 missing, 0 unexpected, 0 stale, 1 unreadable"),
+        "{}",
+        text(&verify.stdout)
+    );
+    let out = egressctl(&["apply", "-f", &dual, "--bpffs", &big_dir]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&format!("deleted an entry of cilium_egress_gw_policy_v4_v2 the engine cannot read: key {key_hex}")), "{}", text(&out.stderr));
+    assert!(
+        egressctl(&["verify", "-f", &dual, "--bpffs", &big_dir])
+            .status
+            .success()
+    );
 }

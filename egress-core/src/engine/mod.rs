@@ -55,6 +55,9 @@ pub struct EngineConfig {
     pub layout: Layout,
     /// Capacity of each map; plans that would exceed it are refused.
     pub max_entries: u32,
+    /// Capacity of the IPv6 map when it is not `max_entries` (pinned maps of different
+    /// sizes: each is held to its own).
+    pub max_entries_v6: Option<u32>,
     /// Cluster name for `io.cilium.k8s.policy.cluster` (absent: `default`).
     pub cluster: Option<String>,
 }
@@ -67,6 +70,7 @@ impl EngineConfig {
             selection: Selection::Cilium,
             layout: Layout::V4V2,
             max_entries: DEFAULT_MAX_ENTRIES,
+            max_entries_v6: None,
             cluster: None,
         }
     }

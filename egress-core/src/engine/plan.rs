@@ -245,12 +245,19 @@ impl Engine {
             self.programmed_count[0] + new_keys[0],
             self.programmed_count[1] + new_keys[1],
         ];
-        for (fam, map) in [(0, layout.ipv4_map()), (1, MapId::V6)] {
-            if peak[fam] > self.config.max_entries as usize {
+        let v6 = self
+            .config
+            .max_entries_v6
+            .unwrap_or(self.config.max_entries);
+        for (fam, map, max) in [
+            (0, layout.ipv4_map(), self.config.max_entries),
+            (1, MapId::V6, v6),
+        ] {
+            if peak[fam] > max as usize {
                 return Err(CapacityError {
                     map,
                     peak: peak[fam],
-                    max_entries: self.config.max_entries,
+                    max_entries: max,
                 });
             }
         }

@@ -193,6 +193,35 @@ fn a_plan_that_would_overflow_is_refused_before_anything() {
     assert_eq!(e.take_plan().unwrap_err().peak, 11);
 }
 
+/// Each map is held to its own capacity: a small IPv6 map does not limit the IPv4 one.
+#[test]
+fn each_map_has_its_own_capacity() {
+    let config = |v4: u32, v6: Option<u32>| EngineConfig {
+        max_entries: v4,
+        max_entries_v6: v6,
+        ..EngineConfig::new("172.22.49.119")
+    };
+    // The seed: 10 IPv4 entries, no IPv6 one.
+    assert!(
+        Engine::from_snapshot(&seed(), config(10, Some(1)))
+            .0
+            .take_plan()
+            .is_ok()
+    );
+    let err = Engine::from_snapshot(&seed(), config(9, Some(100)))
+        .0
+        .take_plan()
+        .unwrap_err();
+    assert_eq!((err.map, err.max_entries), (MapId::V4, 9));
+    let mut e = Engine::from_snapshot(&seed(), config(100, Some(0))).0;
+    e.upsert_endpoint(Endpoint {
+        ips: vec!["fd00::9".parse().unwrap()],
+        ..new_pod("u-v6", "172.22.48.251")
+    });
+    let err = e.take_plan().unwrap_err();
+    assert_eq!((err.map, err.peak, err.max_entries), (MapId::V6, 1, 0));
+}
+
 #[test]
 fn a_rejected_policy_update_keeps_the_previous_version() {
     let mut e = programmed_engine();
