@@ -103,29 +103,44 @@ pub(crate) fn policy_summary_lines(
     snapshot: &Snapshot,
     choices: &[egress_core::entries::GatewayChoice],
 ) -> Vec<String> {
+    // One pass over the choices (policies × endpoints can be millions), grouped by policy.
+    #[derive(Default)]
+    struct Summary<'a> {
+        endpoints: usize,
+        dropped: usize,
+        gateways: std::collections::BTreeSet<&'a str>,
+    }
+    let mut by_policy: std::collections::HashMap<&str, Summary<'_>> =
+        std::collections::HashMap::new();
+    for c in choices {
+        let s = by_policy.entry(c.policy.as_str()).or_default();
+        s.endpoints += 1;
+        match c.gateway.node.as_deref() {
+            Some(node) => {
+                s.gateways.insert(node);
+            }
+            None => s.dropped += 1,
+        }
+    }
+    let none = Summary::default();
     snapshot
         .policies
         .iter()
         .filter_map(|p| p.as_ref().ok())
         .map(|p| {
-            let mine: Vec<_> = choices.iter().filter(|c| c.policy == p.name).collect();
-            let mut gateways: Vec<&str> = mine
-                .iter()
-                .filter_map(|c| c.gateway.node.as_deref())
-                .collect();
-            gateways.sort_unstable();
-            gateways.dedup();
-            let dropped = mine.iter().filter(|c| c.gateway.node.is_none()).count();
-            let endpoints = if mine.len() == 1 {
+            let s = by_policy.get(p.name.as_str()).unwrap_or(&none);
+            let endpoints = if s.endpoints == 1 {
                 "endpoint"
             } else {
                 "endpoints"
             };
+            let gateways: Vec<&str> = s.gateways.iter().copied().collect();
             format!(
-                "{}: {} {endpoints}, gateways [{}], {dropped} dropped",
+                "{}: {} {endpoints}, gateways [{}], {} dropped",
                 p.name,
-                mine.len(),
-                gateways.join(", ")
+                s.endpoints,
+                gateways.join(", "),
+                s.dropped
             )
         })
         .collect()
