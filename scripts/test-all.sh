@@ -52,6 +52,8 @@ fi
 # --- checks ------------------------------------------------------------------------------
 log "cargo fmt --check"
 cargo fmt --all -- --check
+# The fuzz crate is a workspace of its own (cargo fuzz builds it).
+rustfmt --edition 2024 --check fuzz/fuzz_targets/*.rs
 # --workspace includes egress-bpf and the benches (not default members); --all-features
 # builds egressctl's kernel commands. Kernel tests mount private bpffs instances: they need
 # root (CI is); EGRESS_REQUIRE_BPF=1 (set by .ci/run) makes a skipped kernel test a failure.
@@ -72,6 +74,10 @@ log "Python module (scripts/test-python.sh)"
 # quick start in a module of its own, the benchmarks once each.
 log "Go package (scripts/test-go.sh)"
 ./scripts/test-go.sh
+# Fuzz smoke runs: every target of fuzz/ for 15 s from the repository's inputs (cargo-fuzz is
+# installed from the Rust registry when missing).
+log "fuzz smoke runs (scripts/fuzz.sh)"
+./scripts/fuzz.sh 15
 log "egressctl demo (the README's first command)"
 cargo run --quiet --release --locked -p egressctl -- demo >/dev/null
 # That default build has no kernel calls: `apply` must say how to get them (exit 2).

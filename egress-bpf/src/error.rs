@@ -88,6 +88,15 @@ pub enum Error {
         /// What the map has.
         found: u64,
     },
+    /// The map pinned at `path` is no longer the one this handle writes: the pin was deleted
+    /// or replaced under a running program (writes would go to a map nobody reads).
+    #[error("{}: the pinned map was {what} since it was opened: reopen the maps (nothing was written)", path.display())]
+    Unpinned {
+        /// The pin.
+        path: PathBuf,
+        /// `deleted` or `replaced`.
+        what: &'static str,
+    },
     /// A map element could not be decoded into an entry.
     #[error("{map}: {detail}")]
     Decode {

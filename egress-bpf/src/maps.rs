@@ -28,6 +28,8 @@ pub struct PinnedMap {
     name: &'static str,
     path: PathBuf,
     max_entries: u32,
+    /// The kernel's id of the map, to tell whether the pin still names it.
+    id: u32,
 }
 
 impl PinnedMap {
@@ -91,6 +93,7 @@ impl PinnedMap {
                 name,
                 path,
                 max_entries: info.max_entries,
+                id: info.id,
             },
             created,
         ))
@@ -127,6 +130,35 @@ impl PinnedMap {
     }
 
     /// All (key, value) byte pairs.
+    /// Checks that the pin still names this map: a pin deleted or replaced under a running
+    /// program would take its writes to a map nobody reads.
+    pub fn check_pinned(&self) -> Result<()> {
+        let unpinned = |what| Error::Unpinned {
+            path: self.path.clone(),
+            what,
+        };
+        let fd = match sys::open_pinned(&self.path, true) {
+            Ok(fd) => fd,
+            Err(Errno(libc::ENOENT)) => return Err(unpinned("deleted")),
+            Err(errno) => {
+                return Err(Error::Syscall {
+                    op: "open pinned map",
+                    target: self.path.display().to_string(),
+                    errno,
+                });
+            }
+        };
+        match sys::map_info(&fd) {
+            Ok(info) if info.id == self.id => Ok(()),
+            Ok(_) => Err(unpinned("replaced")),
+            Err(errno) => Err(Error::Syscall {
+                op: "read map info",
+                target: self.path.display().to_string(),
+                errno,
+            }),
+        }
+    }
+
     /// Writes one element as given, sizes checked against the map's (for a tool that seeds
     /// or repairs a map by hand, and for tests of foreign entries).
     pub fn write_raw(&self, key: &[u8], value: &[u8]) -> Result<()> {
@@ -464,8 +496,9 @@ impl EgressMaps {
     /// Takes the engine's plan, writes it and acknowledges what was written — all of it, or
     /// on a failure the operations before the failed one, so that the rest comes back in the
     /// next plan. Refused before anything is written, and nothing acknowledged: an engine
-    /// configured for another layout than these maps' ([`Error::LayoutMismatch`]), a plan
-    /// that would overflow a map, or one that is not for these maps.
+    /// configured for another layout than these maps' ([`Error::LayoutMismatch`]), a pin
+    /// deleted or replaced since the maps were opened ([`Error::Unpinned`]: reopen them), a
+    /// plan that would overflow a map, or one that is not for these maps.
     pub fn program(&self, engine: &mut Engine) -> Result<Plan> {
         let configured = engine.config().layout;
         if configured != self.layout {
@@ -474,6 +507,8 @@ impl EgressMaps {
                 maps: self.layout,
             });
         }
+        self.v4.check_pinned()?;
+        self.v6.check_pinned()?;
         let plan = engine.take_plan()?;
         match self.apply(&plan) {
             Ok(applied) => {

@@ -92,6 +92,7 @@ pub(crate) fn open_pinned(path: &Path, read_only: bool) -> Result<OwnedFd, Errno
 /// What the kernel says about a map.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct MapInfo {
+    pub(crate) id: u32,
     pub(crate) map_type: u32,
     pub(crate) key_size: u32,
     pub(crate) value_size: u32,
@@ -105,6 +106,7 @@ pub(crate) fn map_info(fd: &OwnedFd) -> Result<MapInfo, Errno> {
     // kernel writes at most `len` bytes of info and stores the length it wrote in `len`.
     check(unsafe { bpf::bpf_map_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len) })?;
     Ok(MapInfo {
+        id: info.id,
         map_type: info.type_,
         key_size: info.key_size,
         value_size: info.value_size,

@@ -540,6 +540,55 @@ fn a_refused_write_is_retried_in_full() {
     assert_eq!(writable.dump().unwrap(), engine.entries());
 }
 
+/// A pin deleted (or replaced) under a running program: program refuses before writing
+/// anything (its writes would reach a map nobody reads), nothing is acknowledged, and after
+/// reopening the whole plan goes to the new maps.
+#[test]
+fn a_pin_deleted_under_a_running_program_is_refused_and_retried() {
+    let Some(fs) = bpffs_or_skip("a_pin_deleted_under_a_running_program_is_refused_and_retried")
+    else {
+        return;
+    };
+    let dir = fs.path().join("gone");
+    let maps = EgressMaps::open_or_create(&dir, Layout::V4V2, None).unwrap();
+    let mut engine = datapath_engine(12, maps.max_entries());
+    let total = engine.take_plan().unwrap().len();
+    std::fs::remove_file(dir.join("cilium_egress_gw_policy_v4_v2")).unwrap();
+    let err = maps.program(&mut engine).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unpinned {
+                what: "deleted",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("reopen the maps"), "{err}");
+    assert_eq!(
+        engine.take_plan().unwrap().len(),
+        total,
+        "nothing acknowledged"
+    );
+    // Replaced: another map pinned there now.
+    let other = EgressMaps::open_or_create(&dir, Layout::V4V2, None).unwrap();
+    let err = maps.program(&mut engine).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unpinned {
+                what: "replaced",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    drop(maps);
+    program(&mut engine, &other);
+    assert_eq!(other.dump().unwrap(), engine.entries());
+}
+
 #[test]
 fn a_restart_with_a_changed_state_writes_only_the_difference() {
     let Some(fs) = bpffs_or_skip("a_restart_with_a_changed_state_writes_only_the_difference")
