@@ -14,6 +14,17 @@ use crate::input::{label, load_for_node};
 use crate::list::print_maps;
 use crate::{Failure, emit};
 
+/// `an entry of MAP the engine cannot read: key HEX value HEX: why`.
+fn unreadable_text(u: &egress_bpf::Unreadable) -> String {
+    format!(
+        "an entry of {} the engine cannot read: key {} value {}: {}",
+        u.map,
+        egress_bpf::hex(&u.key),
+        egress_bpf::hex(&u.value),
+        u.detail
+    )
+}
+
 fn kernel(e: Error) -> Failure {
     Failure::Kernel(e.to_string())
 }
@@ -43,14 +54,7 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
         // The engine can neither keep nor overwrite what it cannot read: they go.
         maps.delete_unreadable(&unreadable).map_err(kernel)?;
         for u in &unreadable {
-            crate::note!(
-                "{}: deleted an entry of {} the engine cannot read: key {} value {}: {}",
-                args.bpffs.display(),
-                u.map,
-                egress_bpf::hex(&u.key),
-                egress_bpf::hex(&u.value),
-                u.detail
-            );
+            crate::note!("{}: deleted {}", args.bpffs.display(), unreadable_text(u));
         }
     }
     engine.adopt(live.iter().copied());
@@ -89,12 +93,9 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
     print_maps(&entries, args.output);
     for u in &unreadable {
         crate::note!(
-            "warning: {}: an entry of {} the engine cannot read: key {} value {}: {} (egressctl apply deletes it)",
+            "warning: {}: {} (egressctl apply deletes it)",
             args.bpffs.display(),
-            u.map,
-            egress_bpf::hex(&u.key),
-            egress_bpf::hex(&u.value),
-            u.detail
+            unreadable_text(u)
         );
     }
     Ok(())

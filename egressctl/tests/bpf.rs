@@ -18,6 +18,15 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
+/// The path of an example snapshot.
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/snapshots")
+        .join(name)
+        .display()
+        .to_string()
+}
+
 fn examples() -> Vec<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/snapshots");
     let mut out: Vec<String> = std::fs::read_dir(dir)
@@ -232,13 +241,6 @@ fn verify_finds_injected_drift() {
     let Some(fs) = bpffs_or_skip("verify_finds_injected_drift") else {
         return;
     };
-    let example = |name: &str| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../examples/snapshots")
-            .join(name)
-            .display()
-            .to_string()
-    };
     let (group, single, dual) = (
         example("seed-gateway-group.yaml"),
         example("seed-single-gateway.yaml"),
@@ -312,13 +314,6 @@ fn verify_finds_injected_drift() {
 fn no_kernel_state_without_a_way_out() {
     let Some(fs) = bpffs_or_skip("no_kernel_state_without_a_way_out") else {
         return;
-    };
-    let example = |name: &str| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../examples/snapshots")
-            .join(name)
-            .display()
-            .to_string()
     };
     let group = example("seed-gateway-group.yaml");
     // A refused apply into a fresh directory: nothing stays pinned, a later apply works.
