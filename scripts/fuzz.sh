@@ -12,6 +12,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 seconds="${1:-15}"
+if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
+    echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...] (SECONDS a positive integer, got $seconds)" >&2
+    exit 2
+fi
 shift || true
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || targets=(snapshot objects engine_events)
@@ -20,7 +24,10 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "==> installing cargo-fuzz" >&2
     cargo install cargo-fuzz --locked --version 0.13.2 >&2
 fi
+# A fresh corpus each run: the seeds only (libFuzzer adds what it finds; kept, it would make
+# every later smoke run longer).
 corpus="$root/target/fuzz-corpus"
+rm -rf "$corpus"
 mkdir -p "$corpus"/{snapshot,objects,engine_events}
 cp examples/snapshots/*.yaml examples/snapshots/dumps/*.yaml egressctl/tests/data/*.yaml "$corpus/snapshot/"
 cp egressctl/tests/data/*.yaml examples/snapshots/dumps/*.devices.yaml "$corpus/objects/"

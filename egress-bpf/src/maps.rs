@@ -129,7 +129,6 @@ impl PinnedMap {
         self.map.fd()
     }
 
-    /// All (key, value) byte pairs.
     /// Checks that the pin still names this map: a pin deleted or replaced under a running
     /// program would take its writes to a map nobody reads.
     pub fn check_pinned(&self) -> Result<()> {
@@ -185,6 +184,7 @@ impl PinnedMap {
         }
     }
 
+    /// All (key, value) byte pairs.
     fn elements(&self) -> std::result::Result<Vec<Element>, SysError> {
         let mut out = Vec::new();
         let mut key: Option<Vec<u8>> = None;

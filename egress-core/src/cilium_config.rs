@@ -176,6 +176,16 @@ impl CiliumConfig {
                 _ => Err(Error::Input(vec![FieldError::required("data")])),
             };
         }
+        // A snapshot (Helm values have a `cluster` key too, not these).
+        if ["localNode", "nodes", "endpoints", "policies"]
+            .iter()
+            .any(|k| doc.get(k).is_some())
+        {
+            return Err(invalid(
+                "",
+                "a snapshot, not Cilium's configuration: give `kubectl get configmap cilium-config -n kube-system -o yaml` or `helm get values cilium -n kube-system -o yaml`",
+            ));
+        }
         if doc.get("kind").is_some() {
             return Err(invalid(
                 "kind",
@@ -243,9 +253,11 @@ impl CiliumConfig {
                 key: &KUBE_PROXY_REPLACEMENT,
                 default: "false",
                 good: &["true", "strict"],
-                fix: "kubeProxyReplacement=true",
-                why: "the egress gateway needs Cilium's kube-proxy replacement (set \
-                      k8sServiceHost and k8sServicePort with it)",
+                fix: "kubeProxyReplacement=true --set k8sServiceHost=API_SERVER_IP --set \
+                      k8sServicePort=API_SERVER_PORT",
+                why: "the egress gateway needs Cilium's kube-proxy replacement (in the fix, \
+                      replace API_SERVER_IP and API_SERVER_PORT by the API server's address: \
+                      without kube-proxy the agents reach it directly)",
             }),
             self.must_be(&Rule {
                 check: "BPF masquerade",
@@ -385,7 +397,8 @@ impl CiliumConfig {
 }
 
 /// The `helm upgrade` that applies every fix, and the restarts after it (as the seed says);
-/// `None` when nothing needs fixing.
+/// `None` when nothing needs fixing. CHART_VERSION is the chart version installed (`helm list
+/// -n kube-system`): without `--version`, `helm upgrade` would move to the newest chart.
 pub fn fix_command(findings: &[Finding]) -> Option<String> {
     let sets: Vec<String> = findings
         .iter()
@@ -396,7 +409,8 @@ pub fn fix_command(findings: &[Finding]) -> Option<String> {
         return None;
     }
     Some(format!(
-        "helm upgrade cilium cilium/cilium --namespace kube-system --reuse-values{}\n\
+        "helm upgrade cilium cilium/cilium --version CHART_VERSION --namespace kube-system \
+         --reuse-values{}\n\
          kubectl rollout restart ds cilium -n kube-system\n\
          kubectl rollout restart deploy cilium-operator -n kube-system\n",
         sets.concat()

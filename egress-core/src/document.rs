@@ -123,6 +123,34 @@ impl Budget {
     }
 }
 
+/// A scalar mapping key, hashable (a float by its bits: `1.0` and `1` stay distinct, as
+/// `Node`'s equality has them).
+#[derive(PartialEq, Eq, Hash)]
+enum ScalarKey {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(u64),
+    Str(String),
+}
+
+impl ScalarKey {
+    fn of(node: &Node) -> Option<Self> {
+        Some(match node {
+            Node::Null => Self::Null,
+            Node::Bool(b) => Self::Bool(*b),
+            Node::Int(i) => Self::Int(*i),
+            // -0.0 equals 0.0 and NaN equals nothing under Node's equality: normalise the
+            // first, and let NaNs (never equal) hash apart.
+            Node::Float(x) if *x == 0.0 => Self::Float(0),
+            Node::Float(x) if x.is_nan() => return None,
+            Node::Float(x) => Self::Float(x.to_bits()),
+            Node::Str(s) => Self::Str(s.clone()),
+            Node::Seq(_) | Node::Map(_) => return None,
+        })
+    }
+}
+
 /// Reads one value within a budget.
 struct Bounded<'b>(&'b Budget);
 
@@ -201,14 +229,14 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         self.0.spend(1)?;
         let mut entries: Vec<(Node, Node)> = Vec::new();
-        // Duplicate keys found in constant time per key: string keys by hash, the rare
-        // others by comparison among themselves.
-        let mut strings: HashSet<String> = HashSet::new();
+        // Duplicate keys found in constant time per key: scalar keys by hash, the rare
+        // sequence or mapping keys by comparison among themselves.
+        let mut scalars: HashSet<ScalarKey> = HashSet::new();
         let mut others: Vec<usize> = Vec::new();
         while let Some((key, value)) = map.next_entry_seed(Bounded(self.0), Bounded(self.0))? {
-            let duplicate = match &key {
-                Node::Str(k) => !strings.insert(k.clone()),
-                _ => others.iter().any(|&i| entries[i].0 == key),
+            let duplicate = match ScalarKey::of(&key) {
+                Some(k) => !scalars.insert(k),
+                None => others.iter().any(|&i| entries[i].0 == key),
             };
             if duplicate {
                 return Err(de::Error::custom(format_args!(
@@ -216,7 +244,7 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
                     key.render()
                 )));
             }
-            if !matches!(key, Node::Str(_)) {
+            if ScalarKey::of(&key).is_none() {
                 others.push(entries.len());
             }
             entries.push((key, value));
@@ -522,13 +550,19 @@ mod tests {
                 .to_string()
                 .contains("duplicate key \"k7\"")
         );
-        // Non-string keys too.
+        // Non-string keys too, also by hash: 60,000 integer keys.
         assert!(
             parse_documents("1: a\n2: b\n1: c\n")
                 .unwrap_err()
                 .to_string()
                 .contains("duplicate key 1")
         );
+        let ints: String = (0..60_000).map(|i| format!("{i}: x\n")).collect();
+        assert!(matches!(&parse_documents(&ints).unwrap()[0], Node::Map(e) if e.len() == 60_000));
+        let dup = parse_documents(&format!("{ints}59999: y\n")).unwrap_err();
+        assert!(dup.to_string().contains("duplicate key 59999"), "{dup}");
+        assert!(parse_documents("true: a\n~: b\nfalse: c\n1.5: d\n1: e\n").is_ok());
+        assert!(parse_documents("1.5: a\n1.5: b\n").is_err());
     }
 
     #[test]

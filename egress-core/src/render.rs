@@ -137,18 +137,45 @@ pub fn to_table(maps: &MapEntries) -> Option<String> {
     Some(tabulate(&rows))
 }
 
+/// A cell or name as one line of human output: control characters (newline and tab
+/// included) and the bidirectional overrides written as `\u{..}`, so that no input name can
+/// start a line, move a column or reach the terminal as an escape sequence.
+pub fn escape_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if unsafe_char(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// Go `tabwriter` with minwidth 5, padding 3, space padding; the last cell is not padded.
+/// Cells are escaped first ([`escape_cell`]) and measured as printed.
 pub fn tabulate<const N: usize>(rows: &[[String; N]]) -> String {
     const MIN_WIDTH: usize = 5;
     const PADDING: usize = 3;
+    let rows: Vec<[std::borrow::Cow<'_, str>; N]> = rows
+        .iter()
+        .map(|row| std::array::from_fn(|i| escape_cell(&row[i])))
+        .collect();
     let mut widths = [0usize; N];
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count() + PADDING).max(MIN_WIDTH);
         }
     }
     let mut out = String::new();
-    for row in rows {
+    for row in &rows {
         for (i, cell) in row.iter().enumerate() {
             out.push_str(cell);
             if i + 1 < N {

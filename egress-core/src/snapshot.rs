@@ -4,7 +4,7 @@
 //! are all collected, each naming its path. Policy problems are not input errors: an invalid
 //! policy is kept with its [`PolicyErrors`] so callers can warn and compute the rest.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use crate::cluster::{Endpoint, Namespace, Node, Nodes};
@@ -164,10 +164,26 @@ pub fn load_all(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> {
     };
     let mut snapshot = Snapshot::from_document(&first[0]).map_err(|e| (Some(0), e))?;
     let mut warnings = Vec::new();
+    // Endpoints by uid and nodes by address, so that merging a dump of many endpoints does
+    // not scan them all per object; the address index is rebuilt when nodes changed.
+    let mut at_uid: HashMap<String, usize> = snapshot
+        .endpoints
+        .iter()
+        .enumerate()
+        .map(|(k, e)| (e.uid.clone(), k))
+        .collect();
+    let mut addresses: Option<HashMap<IpAddr, String>> = None;
     for (i, docs) in inputs {
         if is_snapshot(&docs) {
             let other = Snapshot::from_document(&docs[0]).map_err(|e| (Some(i), e))?;
             snapshot.merge(other);
+            at_uid = snapshot
+                .endpoints
+                .iter()
+                .enumerate()
+                .map(|(k, e)| (e.uid.clone(), k))
+                .collect();
+            addresses = None;
             continue;
         }
         check_objects(&docs).map_err(|e| (Some(i), e))?;
@@ -193,16 +209,21 @@ pub fn load_all(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> {
                 Some("CiliumNode") => {
                     let node = kubernetes::node_from_cilium_node(doc).map_err(at_path)?;
                     snapshot.nodes.insert(node.name.clone(), node);
+                    addresses = None;
                 }
                 Some("CiliumEndpoint") => {
+                    let index =
+                        addresses.get_or_insert_with(|| kubernetes::address_index(&snapshot.nodes));
                     let (endpoint, notes) =
-                        kubernetes::endpoint_from_cilium_endpoint(doc, &snapshot.nodes)
-                            .map_err(at_path)?;
+                        kubernetes::endpoint_indexed(doc, index).map_err(at_path)?;
                     warnings.extend(notes);
                     if let Some(ep) = endpoint {
-                        match snapshot.endpoints.iter().position(|e| e.uid == ep.uid) {
-                            Some(k) => snapshot.endpoints[k] = ep,
-                            None => snapshot.endpoints.push(ep),
+                        match at_uid.get(&ep.uid) {
+                            Some(&k) => snapshot.endpoints[k] = ep,
+                            None => {
+                                at_uid.insert(ep.uid.clone(), snapshot.endpoints.len());
+                                snapshot.endpoints.push(ep);
+                            }
                         }
                     }
                 }
@@ -442,10 +463,19 @@ impl Snapshot {
             self.interfaces = other.interfaces;
         }
         self.nodes.extend(other.nodes);
+        let mut at_uid: HashMap<String, usize> = self
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(k, e)| (e.uid.clone(), k))
+            .collect();
         for ep in other.endpoints {
-            match self.endpoints.iter().position(|e| e.uid == ep.uid) {
-                Some(k) => self.endpoints[k] = ep,
-                None => self.endpoints.push(ep),
+            match at_uid.get(&ep.uid) {
+                Some(&k) => self.endpoints[k] = ep,
+                None => {
+                    at_uid.insert(ep.uid.clone(), self.endpoints.len());
+                    self.endpoints.push(ep);
+                }
             }
         }
         for policy in other.policies {

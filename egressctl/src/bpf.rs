@@ -50,18 +50,18 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
     let mut engine = Engine::from_snapshot(&snapshot, config).0;
     // Start from what the kernel holds: only the difference is written, nothing is flushed.
     let (live, unreadable) = maps.dump_lenient().map_err(kernel)?;
-    if !unreadable.is_empty() {
-        // The engine can neither keep nor overwrite what it cannot read: they go.
-        maps.delete_unreadable(&unreadable).map_err(kernel)?;
-        for u in &unreadable {
-            crate::note!("{}: deleted {}", args.bpffs.display(), unreadable_text(u));
-        }
-    }
     engine.adopt(live.iter().copied());
     match maps.program(&mut engine) {
         Ok(plan) => {
-            println!(
-                "{}: wrote {} upserts and {} deletes ({} entries in {}, {} in {})",
+            // Then what the engine can neither keep nor overwrite goes: after the plan, so
+            // that a refused plan writes nothing and no key is missing while it is written
+            // (an unreadable key is never one the engine writes).
+            maps.delete_unreadable(&unreadable).map_err(kernel)?;
+            for u in &unreadable {
+                crate::note!("{}: deleted {}", args.bpffs.display(), unreadable_text(u));
+            }
+            emit(&format!(
+                "{}: wrote {} upserts and {} deletes ({} entries in {}, {} in {})\n",
                 args.bpffs.display(),
                 plan.upserts().len(),
                 plan.deletes().len(),
@@ -69,7 +69,7 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
                 maps.ipv4().name(),
                 engine.stats().programmed_v6,
                 maps.ipv6().name(),
-            );
+            ));
             Ok(())
         }
         Err(Error::Capacity(e)) => {
@@ -152,7 +152,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
             e.source.to_string(),
             e.destination.to_string(),
             e.egress_ip.to_string(),
-            e.gateway_ip.to_string(),
+            render::gateway_cell(e),
             e.egress_ifindex.to_string(),
         ]
     };

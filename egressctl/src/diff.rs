@@ -56,10 +56,13 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
         }
     };
     if !new.nodes.contains_key(&node) {
+        let gone = match what_if {
+            Some(_) => "is the node --without-node removes".to_owned(),
+            None => format!("is not in NEW ({}: deleted there)", new_path.display()),
+        };
         return Err(Failure::Input(format!(
-            "{}: node {node}, whose maps are compared, is not in NEW (deleted there): compare \
-             the maps of a node both have (--node NODE)",
-            new_path.display()
+            "node {node}, whose maps are compared, {gone}: compare the maps of a node both \
+             have (--node NODE)"
         )));
     }
     let config = EngineConfig {

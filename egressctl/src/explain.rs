@@ -38,7 +38,7 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
                     .endpoints
                     .iter()
                     .find(|e| e.uid == uid)
-                    .map(|e| e.display_name())
+                    .map(|e| render::escape_cell(&e.display_name()).into_owned())
             };
             let mut text = explanation.render(&names);
             let known = snapshot.endpoints.iter().find(|e| e.ips.contains(&src));
@@ -60,14 +60,15 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
                     } else {
                         "name"
                     };
+                    let line = format!(
+                        "{noun} {} {verb} {} but {name} no {family} destinationCIDR, so {src} has \
+                         no entry",
+                        selecting.join(", "),
+                        ep.display_name()
+                    );
                     text = text.replace(
                         &format!("  no policy selects source {src}\n"),
-                        &format!(
-                            "  {noun} {} {verb} {} but {name} no {family} destinationCIDR, so {src} \
-                             has no entry\n",
-                            selecting.join(", "),
-                            ep.display_name()
-                        ),
+                        &format!("  {}\n", render::escape_cell(&line)),
                     );
                 }
             }
@@ -142,11 +143,15 @@ fn why_not_selected(snapshot: &Snapshot, ep: &Endpoint) -> String {
     for policy in snapshot.policies.iter().filter_map(|p| p.as_ref().ok()) {
         let reasons = PolicySelectors::compile(policy).why_not(&identity, node_labels);
         for reason in reasons.into_iter().flatten() {
-            out.push_str(&format!("    {}: {reason}\n", policy.name));
+            let line = format!("{}: {reason}", policy.name);
+            out.push_str(&format!("    {}\n", render::escape_cell(&line)));
         }
     }
     if out.is_empty() {
         return out;
     }
-    format!("  why no policy selects {}:\n{out}", ep.display_name())
+    format!(
+        "  why no policy selects {}:\n{out}",
+        render::escape_cell(&ep.display_name())
+    )
 }

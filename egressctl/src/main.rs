@@ -58,14 +58,15 @@ impl Failure {
 
 /// Writes to stdout; a closed pipe (`egressctl list | head`) is not an error.
 /// The first error writing standard output (a closed pipe excepted: the reader has what it
-/// wanted), reported when the command ends.
+/// wanted), reported when the command ends by making it fail.
 static WRITE_ERROR: std::sync::OnceLock<std::io::Error> = std::sync::OnceLock::new();
 
-/// `eprintln!` for text that may hold names from the input: control characters escaped, so
-/// that no input reaches the terminal as escape sequences.
+/// `eprintln!` of one line that may hold names from the input: control characters (newline
+/// included) escaped, so that no input starts a line or reaches the terminal as an escape
+/// sequence.
 macro_rules! note {
     ($($arg:tt)*) => {
-        eprintln!("{}", $crate::printable(&format!($($arg)*)))
+        eprintln!("{}", egress_core::render::escape_cell(&format!($($arg)*)))
     };
 }
 pub(crate) use note;

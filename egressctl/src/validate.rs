@@ -109,7 +109,7 @@ fn validate_file(path: &Path, names: &mut HashMap<String, String>) -> (String, b
             }
         };
         let Some(name) = name else { continue };
-        let here = format!("{} (policy {})", report.file, i + 1);
+        let here = format!("{} (#{i})", report.file);
         if let Some(first) = names.get(name) {
             let first = first.clone();
             report.warn(

@@ -360,7 +360,15 @@ fn control_characters_in_names_are_escaped() {
         vec!["list", "-f", f, "-o", "wide"],
         vec!["pods", "-f", f],
         vec!["explain", "-f", f, "--src", "10.1.0.5", "--dst", "1.1.1.1"],
-        vec!["diff", "-f", f, "--without-node", "gw\x1b[2J"],
+        vec![
+            "diff",
+            "-f",
+            f,
+            "--drain",
+            "gw\x1b[2J",
+            "--selection",
+            "consistent",
+        ],
     ] {
         let out = egressctl(&args);
         let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
@@ -839,7 +847,7 @@ fn validate_warns_of_one_name_in_two_files() {
     ]);
     assert!(out.status.success(), "{}", stdout(&out));
     let want = format!(
-        "warning: {}: web: metadata.name: also the name of {} (policy 1): policy names are \
+        "warning: {}: web: metadata.name: also the name of {} (#0): policy names are \
          cluster-wide, so applying both keeps only the last one applied",
         second.display(),
         first.display()
@@ -1209,7 +1217,7 @@ fn diff_plans_the_change_and_lists_moved_endpoints() {
     let ghost = egressctl(&["diff", "-f", &old, "-f", without_local.to_str().unwrap()]);
     assert_eq!(ghost.status.code(), Some(1), "{}", stdout(&ghost));
     assert!(
-        stderr(&ghost).contains("node 172.22.49.119, whose maps are compared, is not in NEW"),
+        stderr(&ghost).contains("node 172.22.49.119, whose maps are compared, is not in NEW ("),
         "{}",
         stderr(&ghost)
     );
@@ -1530,7 +1538,7 @@ fn doctor_checks_the_seeds_enable_section() {
         "ok    native-routing CIDR: not needed: routing-mode: \"tunnel\"",
         "FAIL  CiliumEndpointSlice: enable-cilium-endpoint-slice: \"true\": incompatible",
         "      fix: --set ciliumEndpointSlice.enabled=false",
-        "helm upgrade cilium cilium/cilium --namespace kube-system --reuse-values \\",
+        "helm upgrade cilium cilium/cilium --version CHART_VERSION --namespace kube-system --reuse-values \\",
         "  --set egressGateway.enabled=true \\",
         "kubectl rollout restart ds cilium -n kube-system",
     ] {

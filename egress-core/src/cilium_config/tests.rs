@@ -66,14 +66,14 @@ fn a_default_install_fails_with_the_fixes() {
     let fix = fix_command(&findings).unwrap();
     for set in [
         "--set egressGateway.enabled=true",
-        "--set kubeProxyReplacement=true",
+        "--set kubeProxyReplacement=true --set k8sServiceHost=API_SERVER_IP --set k8sServicePort=API_SERVER_PORT",
         "--set bpf.masquerade=true",
     ] {
         assert!(fix.contains(set), "{fix}");
     }
-    assert!(
-        fix.starts_with("helm upgrade cilium cilium/cilium --namespace kube-system --reuse-values")
-    );
+    assert!(fix.starts_with(
+        "helm upgrade cilium cilium/cilium --version CHART_VERSION --namespace kube-system --reuse-values"
+    ));
     assert!(fix.contains("kubectl rollout restart ds cilium -n kube-system"));
 }
 
@@ -165,4 +165,8 @@ fn other_inputs_are_refused_naming_the_field() {
     assert!(err("kind: ConfigMap\nmetadata: {name: x}\n").contains("data: Required value"));
     assert!(err("kind: Deployment\nspec: {}\n").starts_with("kind: Invalid value"));
     assert!(err("- a\n- b\n").contains("want a mapping"));
+    assert!(
+        err("localNode: a\nnodes: [{name: a}]\n")
+            .contains("a snapshot, not Cilium's configuration")
+    );
 }

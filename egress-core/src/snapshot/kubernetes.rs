@@ -43,12 +43,7 @@ pub(super) fn from_objects(objects: &[Doc]) -> Result<(Snapshot, Vec<String>), E
     // Endpoints name their node by address: looked up in an index, not by a scan of the
     // nodes per endpoint (20,000 nodes × 100,000 endpoints). The first node by name wins, as
     // a scan would find it.
-    let mut by_address: HashMap<IpAddr, String> = HashMap::new();
-    for node in snap.nodes.values() {
-        for ip in [node.ip(true), node.ip(false)].into_iter().flatten() {
-            by_address.entry(ip).or_insert_with(|| node.name.clone());
-        }
-    }
+    let by_address = address_index(&snap.nodes);
     let node_at = |ip: IpAddr| by_address.get(&ip).cloned();
     let mut uids = HashSet::new();
     let mut policy_names = HashSet::new();
@@ -110,6 +105,34 @@ fn required_str(fields: &Fields<'_>, key: &str, errors: &mut Vec<FieldError>) ->
 /// Converts one `CiliumNode` object, as a dump's are.
 pub fn node_from_cilium_node(obj: &Doc) -> Result<Node, Error> {
     read_one(obj, cilium_node)
+}
+
+/// A node's name by address, the first node by name for an address several have: the index
+/// endpoints find their node in.
+pub(crate) fn address_index(nodes: &Nodes) -> HashMap<IpAddr, String> {
+    let mut by_address: HashMap<IpAddr, String> = HashMap::new();
+    for node in nodes.values() {
+        for ip in [node.ip(true), node.ip(false)].into_iter().flatten() {
+            by_address.entry(ip).or_insert_with(|| node.name.clone());
+        }
+    }
+    by_address
+}
+
+/// [`endpoint_from_cilium_endpoint`] with the nodes' [`address_index`].
+pub(crate) fn endpoint_indexed(
+    obj: &Doc,
+    index: &HashMap<IpAddr, String>,
+) -> Result<(Option<Endpoint>, Vec<String>), Error> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let node_at = |ip: IpAddr| index.get(&ip).cloned();
+    let endpoint = cilium_endpoint(obj, "", &node_at, &mut errors, &mut warnings);
+    if errors.is_empty() {
+        Ok((endpoint, warnings))
+    } else {
+        Err(Error::Input(errors))
+    }
 }
 
 /// Converts one `CiliumEndpoint` object, as a dump's are: its node is the one of `nodes`
