@@ -4,6 +4,7 @@
 //! simple on purpose: it is the equality reference every faster path is tested against.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -416,6 +417,27 @@ struct Candidate<'a> {
     entry: Entry,
 }
 
+/// The candidates of one key that can still win or be reported, and the best of them.
+#[derive(Default)]
+struct Group<'a> {
+    kept: Vec<Candidate<'a>>,
+    best: usize,
+}
+
+impl<'a> Group<'a> {
+    fn offer(&mut self, c: Candidate<'a>) {
+        if let Some(best) = self.kept.get(self.best) {
+            if c.policy_rank > best.policy_rank && c.entry == best.entry {
+                return;
+            }
+            if c.rank() < best.rank() {
+                self.best = self.kept.len();
+            }
+        }
+        self.kept.push(c);
+    }
+}
+
 impl Candidate<'_> {
     fn rank(&self) -> (KeyIdentity, usize, CidrKind, &[u8], usize) {
         (
@@ -468,7 +490,12 @@ pub fn compute(
         .collect();
     let empty = Labels::empty();
 
-    let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    // Candidates grouped by key. Policies come in precedence order, so once the loop has
+    // passed the policy of a key's best candidate, that candidate wins for good: a later
+    // one with the same bytes can be neither the winner nor a reported loser (B.1's
+    // identical duplicates) and is not kept — 3,000 identical policies keep one candidate
+    // per key, not 3,000. Every candidate that could win or be reported is kept.
+    let mut groups: HashMap<KeyIdentity, Group<'_>> = HashMap::new();
     let mut choices = Vec::new();
     for (rank, cp) in compiled.iter().enumerate() {
         for (ep, identity) in endpoints.iter().zip(&identities) {
@@ -489,20 +516,30 @@ pub fn compute(
             for &ip in &ep.ips {
                 for (kind, cidr_index, slot) in policy_slots(cp.policy, gw, ip.is_ipv4()) {
                     let entry = slot.entry(ip);
-                    candidates.push(Candidate {
+                    let candidate = Candidate {
                         identity: entry.identity(),
                         policy_rank: rank,
                         kind,
                         uid: &ep.uid,
                         cidr_index,
                         entry,
-                    });
+                    };
+                    groups
+                        .entry(candidate.identity)
+                        .or_default()
+                        .offer(candidate);
                 }
             }
         }
     }
 
-    candidates.sort_by(|a, b| a.rank().cmp(&b.rank()));
+    let mut keyed: Vec<(KeyIdentity, Group<'_>)> = groups.into_iter().collect();
+    keyed.sort_unstable_by_key(|(identity, _)| *identity);
+    let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    for (_, mut group) in keyed {
+        group.kept.sort_by(|a, b| a.rank().cmp(&b.rank()));
+        candidates.append(&mut group.kept);
+    }
     let producer = |c: &Candidate<'_>| Producer {
         policy: compiled[c.policy_rank].policy.name.clone(),
         endpoint: c.uid.to_owned(),
