@@ -587,7 +587,7 @@ mod tests {
                     let gateway = |e: &Engine| -> HashMap<String, Ipv4Addr> {
                         e.gateway_choices()
                             .into_iter()
-                            .map(|c| (c.endpoint, c.gateway.gateway_ip))
+                            .map(|c| (c.endpoint.to_string(), c.gateway.gateway_ip))
                             .collect()
                     };
                     let before = gateway(&engine);

@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use crate::cluster::{Endpoint, Nodes};
 use crate::device::Device;
@@ -356,15 +357,17 @@ pub struct Conflict {
     pub losers: Vec<Producer>,
 }
 
-/// Which gateway a selected endpoint uses under one policy.
+/// Which gateway a selected endpoint uses under one policy. There is one per selected
+/// (policy, endpoint) pair — millions in a large cluster — so the names and the gateway are
+/// shared, not copied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewayChoice {
     /// Policy name.
-    pub policy: String,
+    pub policy: Arc<str>,
     /// Endpoint uid.
-    pub endpoint: String,
+    pub endpoint: Arc<str>,
     /// The chosen resolved gateway.
-    pub gateway: ResolvedGateway,
+    pub gateway: Arc<ResolvedGateway>,
 }
 
 /// Everything the batch path computes for one node.
@@ -497,8 +500,16 @@ pub fn compute(
     // per key, not 3,000. Every candidate that could win or be reported is kept.
     let mut groups: HashMap<KeyIdentity, Group<'_>> = HashMap::new();
     let mut choices = Vec::new();
+    let uids: Vec<Arc<str>> = endpoints
+        .iter()
+        .map(|e| Arc::from(e.uid.as_str()))
+        .collect();
+    let not_found = Arc::new(ResolvedGateway::not_found());
     for (rank, cp) in compiled.iter().enumerate() {
-        for (ep, identity) in endpoints.iter().zip(&identities) {
+        let policy_name: Arc<str> = Arc::from(cp.policy.name.as_str());
+        let shared: Vec<Arc<ResolvedGateway>> =
+            cp.gateways.gateways.iter().cloned().map(Arc::new).collect();
+        for ((ep, identity), uid) in endpoints.iter().zip(&identities).zip(&uids) {
             let node_labels = ep
                 .node
                 .as_ref()
@@ -508,10 +519,15 @@ pub fn compute(
                 continue;
             }
             let gw = cp.gateways.choose(&ep.uid);
+            let chosen = cp
+                .gateways
+                .choose_index(&ep.uid)
+                .and_then(|i| shared.get(i))
+                .unwrap_or(&not_found);
             choices.push(GatewayChoice {
-                policy: cp.policy.name.clone(),
-                endpoint: ep.uid.clone(),
-                gateway: gw.clone(),
+                policy: Arc::clone(&policy_name),
+                endpoint: Arc::clone(uid),
+                gateway: Arc::clone(chosen),
             });
             for &ip in &ep.ips {
                 for (kind, cidr_index, slot) in policy_slots(cp.policy, gw, ip.is_ipv4()) {

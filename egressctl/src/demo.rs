@@ -38,7 +38,7 @@ pub(crate) fn render_demo(snapshot: &Snapshot) -> Result<String, Failure> {
     let gateways: BTreeSet<String> = compute_for(snapshot, local)
         .choices
         .into_iter()
-        .filter_map(|c| c.gateway.node)
+        .filter_map(|c| c.gateway.node.clone())
         .collect();
     let per_gateway: Vec<(&str, Computation)> = gateways
         .iter()

@@ -113,7 +113,7 @@ pub(crate) fn policy_summary_lines(
     let mut by_policy: std::collections::HashMap<&str, Summary<'_>> =
         std::collections::HashMap::new();
     for c in choices {
-        let s = by_policy.entry(c.policy.as_str()).or_default();
+        let s = by_policy.entry(&*c.policy).or_default();
         s.endpoints += 1;
         match c.gateway.node.as_deref() {
             Some(node) => {

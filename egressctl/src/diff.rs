@@ -181,7 +181,7 @@ fn gateway_moves(
     };
     let index = |list: &[GatewayChoice]| -> BTreeMap<(String, String), GatewayChoice> {
         list.iter()
-            .map(|c| ((c.policy.clone(), c.endpoint.clone()), c.clone()))
+            .map(|c| ((c.policy.to_string(), c.endpoint.to_string()), c.clone()))
             .collect()
     };
     let (old, new) = (index(before), index(after));

@@ -77,12 +77,7 @@ fn print_wide(snapshot: &egress_core::snapshot::Snapshot, computed: &entries::Co
     let gateway: HashMap<(&str, &str), Option<&str>> = computed
         .choices
         .iter()
-        .map(|c| {
-            (
-                (c.policy.as_str(), c.endpoint.as_str()),
-                c.gateway.node.as_deref(),
-            )
-        })
+        .map(|c| ((&*c.policy, &*c.endpoint), c.gateway.node.as_deref()))
         .collect();
     let header = [
         "Source IP",

@@ -1,10 +1,10 @@
 //! `egressctl pods`: per endpoint, where its traffic leaves — policy, gateway node, egress
 //! IP, and the gateway's public (ExternalIP) address: the source a partner outside sees.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use egress_core::entries::{self, Computation};
+use egress_core::entries::{self, Computation, GatewayChoice};
 use egress_core::gateway::Selection;
 use egress_core::render;
 use egress_core::snapshot::Snapshot;
@@ -50,9 +50,23 @@ pub(crate) fn pod_rows(snapshot: &Snapshot, node: &str, selection: Selection) ->
         .iter()
         .map(|g| (*g, compute_for(snapshot, g, selection)))
         .collect();
+    // Indexes, not scans per choice: there are policies × endpoints choices.
+    let endpoints: HashMap<&str, &egress_core::cluster::Endpoint> = snapshot
+        .endpoints
+        .iter()
+        .map(|e| (e.uid.as_str(), e))
+        .collect();
+    let on_gateway: HashMap<(&str, &str, &str), &GatewayChoice> = per_gateway
+        .iter()
+        .flat_map(|(g, c)| {
+            c.choices
+                .iter()
+                .map(move |x| ((*g, &*x.policy, &*x.endpoint), x))
+        })
+        .collect();
     let mut rows = Vec::new();
     for choice in &choices {
-        let Some(ep) = snapshot.endpoints.iter().find(|e| e.uid == choice.endpoint) else {
+        let Some(ep) = endpoints.get(&*choice.endpoint) else {
             continue;
         };
         let ips: Vec<String> = ep.ips.iter().map(IpAddr::to_string).collect();
@@ -63,14 +77,8 @@ pub(crate) fn pod_rows(snapshot: &Snapshot, node: &str, selection: Selection) ->
                 "-".to_owned(),
             ),
             Some(gw) => {
-                let egress = per_gateway
-                    .iter()
-                    .find(|(g, _)| g == gw)
-                    .and_then(|(_, c)| {
-                        c.choices
-                            .iter()
-                            .find(|x| x.policy == choice.policy && x.endpoint == choice.endpoint)
-                    })
+                let egress = on_gateway
+                    .get(&(gw.as_str(), &*choice.policy, &*choice.endpoint))
                     .and_then(|x| x.gateway.egress.as_ref())
                     .map_or_else(
                         || "-".to_owned(),
@@ -100,7 +108,7 @@ pub(crate) fn pod_rows(snapshot: &Snapshot, node: &str, selection: Selection) ->
         rows.push(PodRow {
             pod: ep.display_name(),
             ips: ips.join(","),
-            policy: choice.policy.clone(),
+            policy: choice.policy.to_string(),
             gateway,
             egress_ip,
             public_ip,

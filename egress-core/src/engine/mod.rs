@@ -688,9 +688,9 @@ impl Engine {
             members.sort_unstable();
             for (uid, g) in members {
                 out.push(crate::entries::GatewayChoice {
-                    policy: name.clone(),
-                    endpoint: uid,
-                    gateway: state.gateway(g).clone(),
+                    policy: name.as_str().into(),
+                    endpoint: uid.into(),
+                    gateway: std::sync::Arc::new(state.gateway(g).clone()),
                 });
             }
         }

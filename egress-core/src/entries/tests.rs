@@ -164,7 +164,7 @@ fn node_filter_and_endpoints_without_ips() {
         rows(&c.maps.ipv4),
         ["10.0.0.1 0.0.0.0/0 0.0.0.0 192.168.1.2 0"]
     );
-    let chosen: Vec<&str> = c.choices.iter().map(|x| x.endpoint.as_str()).collect();
+    let chosen: Vec<&str> = c.choices.iter().map(|x| &*x.endpoint).collect();
     assert_eq!(chosen, ["a", "d"], "d is selected but has no IPs");
     // DoesNotExist matches an endpoint without a node (empty label set).
     let spec = spec.replace(
@@ -269,7 +269,7 @@ fn b1_smaller_uid_wins_a_shared_ip() {
     let gw_of = |uid: &str| {
         c.choices
             .iter()
-            .find(|x| x.endpoint == uid)
+            .find(|x| &*x.endpoint == uid)
             .unwrap()
             .gateway
             .gateway_ip
