@@ -518,12 +518,12 @@ pub fn compute(
             if !cp.selectors.selects(identity, node_labels) {
                 continue;
             }
-            let gw = cp.gateways.choose(&ep.uid);
-            let chosen = cp
-                .gateways
-                .choose_index(&ep.uid)
-                .and_then(|i| shared.get(i))
-                .unwrap_or(&not_found);
+            // One choice (consistent mode scores every candidate): as `choose` does it.
+            let index = cp.gateways.choose_index(&ep.uid);
+            let gw = index
+                .and_then(|i| cp.gateways.gateways.get(i))
+                .unwrap_or(&ResolvedGateway::NOT_FOUND);
+            let chosen = index.and_then(|i| shared.get(i)).unwrap_or(&not_found);
             choices.push(GatewayChoice {
                 policy: Arc::clone(&policy_name),
                 endpoint: Arc::clone(uid),
