@@ -4,7 +4,6 @@
 //! simple on purpose: it is the equality reference every faster path is tested against.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -420,25 +419,23 @@ struct Candidate<'a> {
     entry: Entry,
 }
 
-/// The candidates of one key that can still win or be reported, and the best of them.
-#[derive(Default)]
-struct Group<'a> {
-    kept: Vec<Candidate<'a>>,
-    best: usize,
-}
-
-impl<'a> Group<'a> {
-    fn offer(&mut self, c: Candidate<'a>) {
-        if let Some(best) = self.kept.get(self.best) {
-            if c.policy_rank > best.policy_rank && c.entry == best.entry {
-                return;
-            }
-            if c.rank() < best.rank() {
-                self.best = self.kept.len();
-            }
+/// Sorts the candidates by rank and drops those that can be neither the winner nor a
+/// reported loser, once every policy up to `done` has been offered: in a key whose best
+/// candidate comes from one of those policies (policies are offered in precedence order, so
+/// that candidate wins for good), a candidate of a later policy with the winner's very bytes
+/// (B.1's identical duplicates).
+fn compact(candidates: &mut Vec<Candidate<'_>>, done: usize) {
+    candidates.sort_by(|a, b| a.rank().cmp(&b.rank()));
+    let mut winner: Option<(KeyIdentity, usize, Entry)> = None;
+    candidates.retain(|c| match winner {
+        Some((identity, rank, entry)) if identity == c.identity => {
+            !(rank <= done && c.policy_rank > rank && c.entry == entry)
         }
-        self.kept.push(c);
-    }
+        _ => {
+            winner = Some((c.identity, c.policy_rank, c.entry));
+            true
+        }
+    });
 }
 
 impl Candidate<'_> {
@@ -493,12 +490,11 @@ pub fn compute(
         .collect();
     let empty = Labels::empty();
 
-    // Candidates grouped by key. Policies come in precedence order, so once the loop has
-    // passed the policy of a key's best candidate, that candidate wins for good: a later
-    // one with the same bytes can be neither the winner nor a reported loser (B.1's
-    // identical duplicates) and is not kept — 3,000 identical policies keep one candidate
-    // per key, not 3,000. Every candidate that could win or be reported is kept.
-    let mut groups: HashMap<KeyIdentity, Group<'_>> = HashMap::new();
+    // Every candidate, compacted whenever their number doubled (`compact`): 3,000 identical
+    // policies keep about one candidate per key, not 3,000, and distinct keys cost one
+    // sort more in all.
+    let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    let mut compact_at = 1 << 16;
     let mut choices = Vec::new();
     let uids: Vec<Arc<str>> = endpoints
         .iter()
@@ -532,30 +528,24 @@ pub fn compute(
             for &ip in &ep.ips {
                 for (kind, cidr_index, slot) in policy_slots(cp.policy, gw, ip.is_ipv4()) {
                     let entry = slot.entry(ip);
-                    let candidate = Candidate {
+                    candidates.push(Candidate {
                         identity: entry.identity(),
                         policy_rank: rank,
                         kind,
                         uid: &ep.uid,
                         cidr_index,
                         entry,
-                    };
-                    groups
-                        .entry(candidate.identity)
-                        .or_default()
-                        .offer(candidate);
+                    });
                 }
             }
         }
+        if candidates.len() >= compact_at {
+            compact(&mut candidates, rank);
+            compact_at = (2 * candidates.len()).max(1 << 16);
+        }
     }
 
-    let mut keyed: Vec<(KeyIdentity, Group<'_>)> = groups.into_iter().collect();
-    keyed.sort_unstable_by_key(|(identity, _)| *identity);
-    let mut candidates: Vec<Candidate<'_>> = Vec::new();
-    for (_, mut group) in keyed {
-        group.kept.sort_by(|a, b| a.rank().cmp(&b.rank()));
-        candidates.append(&mut group.kept);
-    }
+    candidates.sort_by(|a, b| a.rank().cmp(&b.rank()));
     let producer = |c: &Candidate<'_>| Producer {
         policy: compiled[c.policy_rank].policy.name.clone(),
         endpoint: c.uid.to_owned(),
