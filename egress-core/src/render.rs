@@ -1,6 +1,8 @@
 //! The output formats of a node's maps: `cilium-dbg bpf egress list`'s table (SEMANTICS
 //! A.8) and its `-o json`, and the JSON of `egressctl list -o json` (ARCHITECTURE.md).
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::entries::{EXCLUDED_GATEWAY, Entry, MapEntries, NO_GATEWAY};
@@ -140,23 +142,29 @@ pub fn to_table(maps: &MapEntries) -> Option<String> {
 /// A cell or name as one line of human output: control characters (newline and tab
 /// included) and the bidirectional overrides written as `\u{..}`, so that no input name can
 /// start a line, move a column or reach the terminal as an escape sequence.
-pub fn escape_cell(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+pub fn escape_cell(text: &str) -> Cow<'_, str> {
+    escape_controls(text, false)
+}
+
+/// `text` with its control characters and bidirectional overrides written as `\u{..}`
+/// escapes; with `keep_lines`, newline and tab stay as they are (a multi-line report).
+pub fn escape_controls(text: &str, keep_lines: bool) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && !(keep_lines && matches!(c, '\n' | '\t')))
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
     if !text.chars().any(unsafe_char) {
-        return std::borrow::Cow::Borrowed(text);
+        return Cow::Borrowed(text);
     }
-    std::borrow::Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if unsafe_char(c) {
-                    c.escape_unicode().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Go `tabwriter` with minwidth 5, padding 3, space padding; the last cell is not padded.
@@ -164,7 +172,7 @@ pub fn escape_cell(text: &str) -> std::borrow::Cow<'_, str> {
 pub fn tabulate<const N: usize>(rows: &[[String; N]]) -> String {
     const MIN_WIDTH: usize = 5;
     const PADDING: usize = 3;
-    let rows: Vec<[std::borrow::Cow<'_, str>; N]> = rows
+    let rows: Vec<[Cow<'_, str>; N]> = rows
         .iter()
         .map(|row| std::array::from_fn(|i| escape_cell(&row[i])))
         .collect();

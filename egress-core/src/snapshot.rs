@@ -166,23 +166,13 @@ pub fn load_all(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> {
     let mut warnings = Vec::new();
     // Endpoints by uid and nodes by address, so that merging a dump of many endpoints does
     // not scan them all per object; the address index is rebuilt when nodes changed.
-    let mut at_uid: HashMap<String, usize> = snapshot
-        .endpoints
-        .iter()
-        .enumerate()
-        .map(|(k, e)| (e.uid.clone(), k))
-        .collect();
+    let mut at_uid = uid_index(&snapshot.endpoints);
     let mut addresses: Option<HashMap<IpAddr, String>> = None;
     for (i, docs) in inputs {
         if is_snapshot(&docs) {
             let other = Snapshot::from_document(&docs[0]).map_err(|e| (Some(i), e))?;
             snapshot.merge(other);
-            at_uid = snapshot
-                .endpoints
-                .iter()
-                .enumerate()
-                .map(|(k, e)| (e.uid.clone(), k))
-                .collect();
+            at_uid = uid_index(&snapshot.endpoints);
             addresses = None;
             continue;
         }
@@ -239,6 +229,15 @@ pub fn load_all(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> {
         }
     }
     Ok(Loaded { snapshot, warnings })
+}
+
+/// Where each endpoint is in `endpoints`, by uid.
+fn uid_index(endpoints: &[Endpoint]) -> HashMap<String, usize> {
+    endpoints
+        .iter()
+        .enumerate()
+        .map(|(k, e)| (e.uid.clone(), k))
+        .collect()
 }
 
 /// (kind, namespace, name) of a Kubernetes object, for replacing by a later one.
@@ -463,12 +462,7 @@ impl Snapshot {
             self.interfaces = other.interfaces;
         }
         self.nodes.extend(other.nodes);
-        let mut at_uid: HashMap<String, usize> = self
-            .endpoints
-            .iter()
-            .enumerate()
-            .map(|(k, e)| (e.uid.clone(), k))
-            .collect();
+        let mut at_uid = uid_index(&self.endpoints);
         for ep in other.endpoints {
             match at_uid.get(&ep.uid) {
                 Some(&k) => self.endpoints[k] = ep,

@@ -118,9 +118,9 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     };
     let mut engine = Engine::from_snapshot(&snapshot, config).0;
     let (live, unreadable) = maps.dump_lenient().map_err(kernel)?;
-    let by_key: HashMap<(bool, std::net::IpAddr, egress_core::netip::Cidr), &Entry> = live
+    let by_key: HashMap<(std::net::IpAddr, egress_core::netip::Cidr), &Entry> = live
         .iter()
-        .map(|e| ((e.source.is_ipv4(), e.source, e.destination), e))
+        .map(|e| ((e.source, e.destination), e))
         .collect();
     engine.adopt(live.iter().copied());
     let plan = engine
@@ -164,7 +164,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
                 unexpected += 1;
                 rows.push(row("unexpected", map, e));
             }
-            Action::Upsert => match by_key.get(&(e.source.is_ipv4(), e.source, e.destination)) {
+            Action::Upsert => match by_key.get(&(e.source, e.destination)) {
                 Some(held) => {
                     stale += 1;
                     rows.push(row("stale", map, held));

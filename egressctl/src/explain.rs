@@ -45,9 +45,14 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
             if let (Verdict::NoEntry, 0, Some(ep)) =
                 (explanation.verdict, explanation.source_entries, known)
             {
-                let selecting = selecting_policies(&snapshot, ep);
+                let selection = selection(&snapshot, ep);
+                let selecting: Vec<&str> = selection
+                    .iter()
+                    .filter(|(_, why)| why.is_none())
+                    .map(|(name, _)| name.as_str())
+                    .collect();
                 if selecting.is_empty() {
-                    text.push_str(&why_not_selected(&snapshot, ep));
+                    text.push_str(&why_not_selected(ep, &selection));
                 } else {
                     // Selected, yet no entry: no destination of the source's family.
                     let family = if src.is_ipv4() { "IPv4" } else { "IPv6" };
@@ -113,37 +118,33 @@ fn source_ip(snapshot: &Snapshot, src: &str, dst: IpAddr) -> Result<IpAddr, Fail
         })
 }
 
-/// The valid policies that select a known endpoint.
-fn selecting_policies(snapshot: &Snapshot, ep: &Endpoint) -> Vec<String> {
+/// Every valid policy's name and, when it does not select a known endpoint, why
+/// (`PolicySelectors::why_not`; `None`: it selects it).
+fn selection(snapshot: &Snapshot, ep: &Endpoint) -> Vec<(String, Option<Vec<String>>)> {
     let identity = ep.identity(snapshot.cluster.as_deref());
     let no_labels = Labels::default();
-    let node_labels = node_labels(snapshot, ep, &no_labels);
+    let node_labels = ep
+        .node
+        .as_deref()
+        .and_then(|n| snapshot.nodes.get(n))
+        .map_or(&no_labels, |n| &n.labels);
     snapshot
         .policies
         .iter()
         .filter_map(|p| p.as_ref().ok())
-        .filter(|p| PolicySelectors::compile(p).selects(&identity, node_labels))
-        .map(|p| p.name.clone())
+        .map(|p| {
+            let why = PolicySelectors::compile(p).why_not(&identity, node_labels);
+            (p.name.clone(), why)
+        })
         .collect()
 }
 
-fn node_labels<'a>(snapshot: &'a Snapshot, ep: &Endpoint, none: &'a Labels) -> &'a Labels {
-    ep.node
-        .as_deref()
-        .and_then(|n| snapshot.nodes.get(n))
-        .map_or(none, |n| &n.labels)
-}
-
 /// For a known endpoint no policy selects: why each valid policy does not.
-fn why_not_selected(snapshot: &Snapshot, ep: &Endpoint) -> String {
-    let identity = ep.identity(snapshot.cluster.as_deref());
-    let no_labels = Labels::default();
-    let node_labels = node_labels(snapshot, ep, &no_labels);
+fn why_not_selected(ep: &Endpoint, selection: &[(String, Option<Vec<String>>)]) -> String {
     let mut out = String::new();
-    for policy in snapshot.policies.iter().filter_map(|p| p.as_ref().ok()) {
-        let reasons = PolicySelectors::compile(policy).why_not(&identity, node_labels);
-        for reason in reasons.into_iter().flatten() {
-            let line = format!("{}: {reason}", policy.name);
+    for (policy, reasons) in selection {
+        for reason in reasons.iter().flatten() {
+            let line = format!("{policy}: {reason}");
             out.push_str(&format!("    {}\n", render::escape_cell(&line)));
         }
     }

@@ -71,31 +71,10 @@ macro_rules! note {
 }
 pub(crate) use note;
 
-/// `text` with every control character but newline and tab, and the bidirectional
-/// overrides, written as `\u{..}` escapes: what human output prints of input names.
-pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| {
-        (c.is_control() && c != '\n' && c != '\t')
-            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if !text.chars().any(unsafe_char) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if unsafe_char(c) {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// Writes human output (tables, reports, explanations) to standard output, control
-/// characters escaped (`printable`); see `emit_data`.
+/// characters but newline and tab escaped (`render::escape_controls`); see `emit_data`.
 pub(crate) fn emit(text: &str) {
-    emit_data(&printable(text));
+    emit_data(&egress_core::render::escape_controls(text, true));
 }
 
 /// Writes machine output (JSON, completion scripts) as it is; a failure (a full disk, an

@@ -124,15 +124,7 @@ pub(crate) fn endpoint_indexed(
     obj: &Doc,
     index: &HashMap<IpAddr, String>,
 ) -> Result<(Option<Endpoint>, Vec<String>), Error> {
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
-    let node_at = |ip: IpAddr| index.get(&ip).cloned();
-    let endpoint = cilium_endpoint(obj, "", &node_at, &mut errors, &mut warnings);
-    if errors.is_empty() {
-        Ok((endpoint, warnings))
-    } else {
-        Err(Error::Input(errors))
-    }
+    one_endpoint(obj, &|ip| index.get(&ip).cloned())
 }
 
 /// Converts one `CiliumEndpoint` object, as a dump's are: its node is the one of `nodes`
@@ -142,15 +134,22 @@ pub fn endpoint_from_cilium_endpoint(
     obj: &Doc,
     nodes: &Nodes,
 ) -> Result<(Option<Endpoint>, Vec<String>), Error> {
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
-    let node_at = |ip: IpAddr| {
+    one_endpoint(obj, &|ip| {
         nodes
             .values()
             .find(|n| n.ip(ip.is_ipv4()) == Some(ip))
             .map(|n| n.name.clone())
-    };
-    let endpoint = cilium_endpoint(obj, "", &node_at, &mut errors, &mut warnings);
+    })
+}
+
+/// One `CiliumEndpoint` at the document's root, its node named by `node_at`.
+fn one_endpoint(
+    obj: &Doc,
+    node_at: &dyn Fn(IpAddr) -> Option<String>,
+) -> Result<(Option<Endpoint>, Vec<String>), Error> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let endpoint = cilium_endpoint(obj, "", node_at, &mut errors, &mut warnings);
     if errors.is_empty() {
         Ok((endpoint, warnings))
     } else {
