@@ -4,6 +4,7 @@
 //! simple on purpose: it is the equality reference every faster path is tested against.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -280,10 +281,23 @@ pub struct MapEntries {
 impl MapEntries {
     /// Splits entries by family and sorts them in output order.
     pub fn from_entries(entries: impl IntoIterator<Item = Entry>) -> Self {
-        let (mut ipv4, mut ipv6): (Vec<Entry>, Vec<Entry>) =
-            entries.into_iter().partition(|e| e.source.is_ipv4());
-        ipv4.sort_by(Entry::display_order);
-        ipv6.sort_by(Entry::display_order);
+        // In place (a Vec passed in is reused): IPv4 first, then the IPv6 tail moved out.
+        // Unstable, and total: entries of one key are ordered by their value.
+        let mut ipv4: Vec<Entry> = entries.into_iter().collect();
+        ipv4.sort_unstable_by(|a, b| {
+            a.source
+                .is_ipv6()
+                .cmp(&b.source.is_ipv6())
+                .then_with(|| a.display_order(b))
+                .then_with(|| {
+                    (a.egress_ip, a.gateway_ip, a.egress_ifindex).cmp(&(
+                        b.egress_ip,
+                        b.gateway_ip,
+                        b.egress_ifindex,
+                    ))
+                })
+        });
+        let ipv6 = ipv4.split_off(ipv4.partition_point(|e| e.source.is_ipv4()));
         Self { ipv4, ipv6 }
     }
 
@@ -324,10 +338,10 @@ impl fmt::Display for CidrKind {
 /// Who wants an entry written: one (policy, endpoint, CIDR) combination.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Producer {
-    /// Policy name.
-    pub policy: String,
-    /// Endpoint uid.
-    pub endpoint: String,
+    /// Policy name (shared: one producer per entry, a million in a large output).
+    pub policy: Arc<str>,
+    /// Endpoint uid (shared).
+    pub endpoint: Arc<str>,
     /// Destination or excluded.
     pub kind: CidrKind,
     /// Index of the CIDR in its policy list.
@@ -410,13 +424,15 @@ struct CompiledPolicy<'a> {
     gateways: PolicyGateways,
 }
 
-struct Candidate<'a> {
-    identity: KeyIdentity,
-    policy_rank: usize,
-    kind: CidrKind,
-    uid: &'a str,
-    cidr_index: usize,
+/// One producer of a key while the batch path runs: 76 bytes, names as indexes (a large
+/// output holds one per (endpoint IP, CIDR) selected).
+struct Candidate {
     entry: Entry,
+    policy_rank: u32,
+    /// Index into the endpoints sorted by uid bytes, so index order is uid order.
+    endpoint: u32,
+    cidr_index: u32,
+    kind: CidrKind,
 }
 
 /// Sorts the candidates by rank and drops those that can be neither the winner nor a
@@ -424,27 +440,32 @@ struct Candidate<'a> {
 /// candidate comes from one of those policies (policies are offered in precedence order, so
 /// that candidate wins for good), a candidate of a later policy with the winner's very bytes
 /// (B.1's identical duplicates).
-fn compact(candidates: &mut Vec<Candidate<'_>>, done: usize) {
-    candidates.sort_by(|a, b| a.rank().cmp(&b.rank()));
-    let mut winner: Option<(KeyIdentity, usize, Entry)> = None;
-    candidates.retain(|c| match winner {
-        Some((identity, rank, entry)) if identity == c.identity => {
-            !(rank <= done && c.policy_rank > rank && c.entry == entry)
-        }
-        _ => {
-            winner = Some((c.identity, c.policy_rank, c.entry));
-            true
+fn compact(candidates: &mut Vec<Candidate>, done: u32) {
+    // Unstable (no buffer of half the candidates): two candidates of equal rank are the same
+    // CIDR of one policy for one endpoint IP, so they are equal.
+    candidates.sort_unstable_by_key(Candidate::rank);
+    let mut winner: Option<(KeyIdentity, u32, Entry)> = None;
+    candidates.retain(|c| {
+        let identity = c.entry.identity();
+        match winner {
+            Some((key, rank, entry)) if key == identity => {
+                !(rank <= done && c.policy_rank > rank && c.entry == entry)
+            }
+            _ => {
+                winner = Some((identity, c.policy_rank, c.entry));
+                true
+            }
         }
     });
 }
 
-impl Candidate<'_> {
-    fn rank(&self) -> (KeyIdentity, usize, CidrKind, &[u8], usize) {
+impl Candidate {
+    fn rank(&self) -> (KeyIdentity, u32, CidrKind, u32, u32) {
         (
-            self.identity,
+            self.entry.identity(),
             self.policy_rank,
             self.kind,
-            self.uid.as_bytes(),
+            self.endpoint,
             self.cidr_index,
         )
     }
@@ -484,16 +505,30 @@ pub fn compute(
 
     let mut endpoints: Vec<&Endpoint> = state.endpoints.iter().collect();
     endpoints.sort_by(|a, b| a.uid.as_bytes().cmp(b.uid.as_bytes()));
-    let identities: Vec<Labels> = endpoints
+    // Replicas share their identity (SEMANTICS A.2 filters out `pod-template-hash`): one
+    // copy of each distinct label set.
+    let mut distinct: HashMap<Labels, Arc<Labels>> = HashMap::new();
+    let identities: Vec<Arc<Labels>> = endpoints
         .iter()
-        .map(|e| e.identity(state.cluster.as_deref()))
+        .map(|e| {
+            let labels = e.identity(state.cluster.as_deref());
+            match distinct.get(&labels) {
+                Some(shared) => Arc::clone(shared),
+                None => {
+                    let shared = Arc::new(labels.clone());
+                    distinct.insert(labels, Arc::clone(&shared));
+                    shared
+                }
+            }
+        })
         .collect();
+    drop(distinct);
     let empty = Labels::empty();
 
     // Every candidate, compacted whenever their number doubled (`compact`): 3,000 identical
     // policies keep about one candidate per key, not 3,000, and distinct keys cost one
     // sort more in all.
-    let mut candidates: Vec<Candidate<'_>> = Vec::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
     let mut compact_at = 1 << 16;
     let mut choices = Vec::new();
     let uids: Vec<Arc<str>> = endpoints
@@ -501,11 +536,16 @@ pub fn compute(
         .map(|e| Arc::from(e.uid.as_str()))
         .collect();
     let not_found = Arc::new(ResolvedGateway::not_found());
-    for (rank, cp) in compiled.iter().enumerate() {
-        let policy_name: Arc<str> = Arc::from(cp.policy.name.as_str());
+    let policy_names: Vec<Arc<str>> = compiled
+        .iter()
+        .map(|cp| Arc::from(cp.policy.name.as_str()))
+        .collect();
+    for ((rank, cp), policy_name) in (0u32..).zip(&compiled).zip(&policy_names) {
         let shared: Vec<Arc<ResolvedGateway>> =
             cp.gateways.gateways.iter().cloned().map(Arc::new).collect();
-        for ((ep, identity), uid) in endpoints.iter().zip(&identities).zip(&uids) {
+        for (((ep_index, ep), identity), uid) in
+            (0u32..).zip(&endpoints).zip(&identities).zip(&uids)
+        {
             let node_labels = ep
                 .node
                 .as_ref()
@@ -521,20 +561,18 @@ pub fn compute(
                 .unwrap_or(&ResolvedGateway::NOT_FOUND);
             let chosen = index.and_then(|i| shared.get(i)).unwrap_or(&not_found);
             choices.push(GatewayChoice {
-                policy: Arc::clone(&policy_name),
+                policy: Arc::clone(policy_name),
                 endpoint: Arc::clone(uid),
                 gateway: Arc::clone(chosen),
             });
             for &ip in &ep.ips {
                 for (kind, cidr_index, slot) in policy_slots(cp.policy, gw, ip.is_ipv4()) {
-                    let entry = slot.entry(ip);
                     candidates.push(Candidate {
-                        identity: entry.identity(),
+                        entry: slot.entry(ip),
                         policy_rank: rank,
+                        endpoint: ep_index,
+                        cidr_index: u32::try_from(cidr_index).unwrap_or(u32::MAX),
                         kind,
-                        uid: &ep.uid,
-                        cidr_index,
-                        entry,
                     });
                 }
             }
@@ -545,18 +583,21 @@ pub fn compute(
         }
     }
 
-    candidates.sort_by(|a, b| a.rank().cmp(&b.rank()));
-    let producer = |c: &Candidate<'_>| Producer {
-        policy: compiled[c.policy_rank].policy.name.clone(),
-        endpoint: c.uid.to_owned(),
+    candidates.sort_unstable_by_key(Candidate::rank);
+    let keys = candidates
+        .chunk_by(|a, b| a.entry.identity() == b.entry.identity())
+        .count();
+    let producer = |c: &Candidate| Producer {
+        policy: Arc::clone(&policy_names[c.policy_rank as usize]),
+        endpoint: Arc::clone(&uids[c.endpoint as usize]),
         kind: c.kind,
-        cidr_index: c.cidr_index,
+        cidr_index: c.cidr_index as usize,
         entry: c.entry,
     };
-    let mut winners = Vec::new();
-    let mut producers = Vec::new();
+    let mut winners = Vec::with_capacity(keys);
+    let mut producers = Vec::with_capacity(keys);
     let mut conflicts = Vec::new();
-    for group in candidates.chunk_by(|a, b| a.identity == b.identity) {
+    for group in candidates.chunk_by(|a, b| a.entry.identity() == b.entry.identity()) {
         let winner = &group[0];
         winners.push(winner.entry);
         producers.push(producer(winner));
@@ -572,6 +613,7 @@ pub fn compute(
             });
         }
     }
+    drop(candidates);
     Computation {
         maps: MapEntries::from_entries(winners),
         conflicts,

@@ -2,8 +2,9 @@
 //! A.8) and its `-o json`, and the JSON of `egressctl list -o json` (ARCHITECTURE.md).
 
 use std::borrow::Cow;
+use std::io::{self, Write as _};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer as _};
 
 use crate::entries::{EXCLUDED_GATEWAY, Entry, MapEntries, NO_GATEWAY};
 
@@ -60,14 +61,40 @@ impl From<&MapEntries> for JsonMaps {
 /// The maps as JSON, indented by one space per level, with a final newline.
 pub fn to_json(maps: &MapEntries) -> String {
     let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    // Serializing plain strings and integers into a Vec cannot fail.
-    if JsonMaps::from(maps).serialize(&mut ser).is_err() {
+    // Writing into a Vec cannot fail.
+    if write_json(maps, &mut out).is_err() {
         return String::new();
     }
-    out.push(b'\n');
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`to_json`] written to `out` row by row: only the row being written is held, so a
+/// million entries cost no more than their maps (the whole text would be ~150 B an entry).
+pub fn write_json<W: io::Write>(maps: &MapEntries, mut out: W) -> io::Result<()> {
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    StreamedMaps(maps).serialize(&mut ser)?;
+    out.write_all(b"\n")
+}
+
+/// `{"ipv4": [...], "ipv6": [...]}` as [`JsonMaps`] serializes it, each row made as it is
+/// written.
+struct StreamedMaps<'a>(&'a MapEntries);
+
+impl Serialize for StreamedMaps<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Rows<'a>(&'a [Entry]);
+        impl Serialize for Rows<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().map(JsonRow::from))
+            }
+        }
+        let mut doc = serializer.serialize_struct("JsonMaps", 2)?;
+        doc.serialize_field("ipv4", &Rows(&self.0.ipv4))?;
+        doc.serialize_field("ipv6", &Rows(&self.0.ipv6))?;
+        doc.end()
+    }
 }
 
 /// One row of `cilium-dbg bpf egress list -o json`: Cilium's field names, its gateway cells
@@ -89,24 +116,26 @@ struct CiliumRow {
 /// GatewayIP}`, indented by two spaces as Go's `json.MarshalIndent`, then the two newlines
 /// Cilium's printer writes (`[]` when both maps are empty).
 pub fn to_cilium_json(maps: &MapEntries) -> String {
-    let rows: Vec<CiliumRow> = maps
-        .iter()
-        .map(|e| CiliumRow {
-            source_ip: e.source.to_string(),
-            dest_cidr: e.destination.to_string(),
-            egress_ip: e.egress_ip.to_string(),
-            gateway_ip: gateway_cell(e),
-        })
-        .collect();
     let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"  ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    // Serializing plain strings into a Vec cannot fail.
-    if rows.serialize(&mut ser).is_err() {
+    // Writing into a Vec cannot fail.
+    if write_cilium_json(maps, &mut out).is_err() {
         return String::new();
     }
-    out.extend_from_slice(b"\n\n");
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`to_cilium_json`] written to `out` row by row.
+pub fn write_cilium_json<W: io::Write>(maps: &MapEntries, mut out: W) -> io::Result<()> {
+    let rows = maps.iter().map(|e| CiliumRow {
+        source_ip: e.source.to_string(),
+        dest_cidr: e.destination.to_string(),
+        egress_ip: e.egress_ip.to_string(),
+        gateway_ip: gateway_cell(e),
+    });
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"  ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    ser.collect_seq(rows)?;
+    out.write_all(b"\n\n")
 }
 
 /// The gateway as `cilium-dbg` prints it: `Not Found` (0.0.0.0), `Excluded CIDR` (0.0.0.1),
@@ -125,9 +154,21 @@ pub fn to_table(maps: &MapEntries) -> Option<String> {
     if maps.is_empty() {
         return None;
     }
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    write_table(maps, &mut out).ok()?;
+    String::from_utf8(out).ok()
+}
+
+/// [`to_table`] written to `out` (nothing when both maps are empty): one pass measures the
+/// columns, a second formats and writes each row, so no row is held.
+pub fn write_table<W: io::Write>(maps: &MapEntries, out: W) -> io::Result<()> {
+    if maps.is_empty() {
+        return Ok(());
+    }
     let header = ["Source IP", "Destination CIDR", "Egress IP", "Gateway IP"].map(str::to_owned);
-    let rows: Vec<[String; 4]> = std::iter::once(header)
-        .chain(maps.iter().map(|e| {
+    let rows = || {
+        std::iter::once(header.clone()).chain(maps.iter().map(|e| {
             [
                 e.source.to_string(),
                 e.destination.to_string(),
@@ -135,8 +176,8 @@ pub fn to_table(maps: &MapEntries) -> Option<String> {
                 gateway_cell(e),
             ]
         }))
-        .collect();
-    Some(tabulate(&rows))
+    };
+    write_tabulated(rows, out)
 }
 
 /// A cell or name as one line of human output: control characters (newline and tab
@@ -170,29 +211,46 @@ pub fn escape_controls(text: &str, keep_lines: bool) -> Cow<'_, str> {
 /// Go `tabwriter` with minwidth 5, padding 3, space padding; the last cell is not padded.
 /// Cells are escaped first ([`escape_cell`]) and measured as printed.
 pub fn tabulate<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    if write_tabulated(|| rows.iter().cloned(), &mut out).is_err() {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`tabulate`] over rows made twice by `rows` (once to measure the columns, once to write),
+/// written to `out` through a buffer.
+pub fn write_tabulated<const N: usize, I, W>(rows: impl Fn() -> I, out: W) -> io::Result<()>
+where
+    I: Iterator<Item = [String; N]>,
+    W: io::Write,
+{
     const MIN_WIDTH: usize = 5;
     const PADDING: usize = 3;
-    let rows: Vec<[Cow<'_, str>; N]> = rows
-        .iter()
-        .map(|row| std::array::from_fn(|i| escape_cell(&row[i])))
-        .collect();
     let mut widths = [0usize; N];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count() + PADDING).max(MIN_WIDTH);
+    for row in rows() {
+        for (w, cell) in widths.iter_mut().zip(&row) {
+            *w = (*w)
+                .max(escape_cell(cell).chars().count() + PADDING)
+                .max(MIN_WIDTH);
         }
     }
-    let mut out = String::new();
-    for row in &rows {
+    let mut out = io::BufWriter::new(out);
+    let mut line = String::new();
+    for row in rows() {
+        line.clear();
         for (i, cell) in row.iter().enumerate() {
-            out.push_str(cell);
+            let cell = escape_cell(cell);
+            line.push_str(&cell);
             if i + 1 < N {
-                out.extend(std::iter::repeat_n(' ', widths[i] - cell.chars().count()));
+                line.extend(std::iter::repeat_n(' ', widths[i] - cell.chars().count()));
             }
         }
-        out.push('\n');
+        line.push('\n');
+        out.write_all(line.as_bytes())?;
     }
-    out
+    out.flush()
 }
 
 /// A JSON document as the CLI prints it and the bindings return it: serde_json's pretty
@@ -206,8 +264,8 @@ pub fn json_text(value: &serde_json::Value) -> String {
 /// One producer of an entry as JSON: `{policy, endpoint, list, index, entry}`.
 fn producer_json(p: &crate::entries::Producer) -> serde_json::Value {
     serde_json::json!({
-        "policy": p.policy,
-        "endpoint": p.endpoint,
+        "policy": &*p.policy,
+        "endpoint": &*p.endpoint,
         "list": p.kind.to_string(),
         "index": p.cidr_index,
         "entry": JsonRow::from(&p.entry),

@@ -9,7 +9,7 @@ use egress_core::render;
 use crate::cli::{ListArgs, Output};
 use crate::diagnostics::{self, conflict_line};
 use crate::input::load_for_node;
-use crate::{Failure, emit, emit_data};
+use crate::{Failure, emit};
 
 pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
     let (snapshot, node) = load_for_node(&args.files, &args.node, args.strict)?;
@@ -92,18 +92,18 @@ fn print_wide(snapshot: &egress_core::snapshot::Snapshot, computed: &entries::Co
     let mut rows = vec![header.map(str::to_owned)];
     for e in computed.maps.iter() {
         let p = producer.get(&e.identity());
-        let policy = p.map_or("-", |p| p.policy.as_str());
+        let policy = p.map_or("-", |p| &*p.policy);
         let pod = p.map_or_else(
             || "-".to_owned(),
             |p| {
-                pods.get(p.endpoint.as_str())
+                pods.get(&*p.endpoint)
                     .cloned()
-                    .unwrap_or_else(|| p.endpoint.clone())
+                    .unwrap_or_else(|| p.endpoint.to_string())
             },
         );
         let node = match p {
             Some(p) if e.gateway_ip != entries::EXCLUDED_GATEWAY => gateway
-                .get(&(p.policy.as_str(), p.endpoint.as_str()))
+                .get(&(&*p.policy, &*p.endpoint))
                 .copied()
                 .flatten()
                 .unwrap_or("(none)"),
@@ -126,13 +126,11 @@ fn print_wide(snapshot: &egress_core::snapshot::Snapshot, computed: &entries::Co
 /// Prints maps as a `cilium-dbg` table (`No entries found.` on stderr when empty) or JSON.
 pub(crate) fn print_maps(maps: &egress_core::entries::MapEntries, output: Output) {
     match output {
-        Output::Json => emit_data(&render::to_json(maps)),
-        Output::CiliumJson => emit_data(&render::to_cilium_json(maps)),
+        Output::Json => crate::emit_with(|out| render::write_json(maps, out)),
+        Output::CiliumJson => crate::emit_with(|out| render::write_cilium_json(maps, out)),
         // Only `list` knows where entries come from; others print the table.
         Output::Wide => print_maps(maps, Output::Table),
-        Output::Table => match render::to_table(maps) {
-            Some(table) => emit(&table),
-            None => crate::note!("No entries found."),
-        },
+        Output::Table if maps.is_empty() => crate::note!("No entries found."),
+        Output::Table => crate::emit_with(|out| render::write_table(maps, out)),
     }
 }

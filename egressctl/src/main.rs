@@ -80,8 +80,14 @@ pub(crate) fn emit(text: &str) {
 /// Writes machine output (JSON, completion scripts) as it is; a failure (a full disk, an
 /// I/O error) makes the command fail when it ends.
 pub(crate) fn emit_data(text: &str) {
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    emit_with(|out| out.write_all(text.as_bytes()));
+}
+
+/// Machine output written by `write` straight to standard output (through a buffer), for
+/// outputs too large to hold as one string; errors as `emit_data`.
+pub(crate) fn emit_with(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    if let Err(e) = write(&mut out).and_then(|()| out.flush())
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
         let _ = WRITE_ERROR.set(e);

@@ -254,7 +254,7 @@ mod tests {
             }
         );
         let m = x.matched.as_ref().unwrap();
-        assert_eq!(m.producer.policy, "web-tier");
+        assert_eq!(&*m.producer.policy, "web-tier");
         assert_eq!(m.selector_index, Some(0));
         let named = x.render(&|uid| {
             (uid == "39fbe8cd-f950-563d-b40d-e67551c83425")
@@ -269,7 +269,7 @@ mod tests {
             "selected by: spec.selectors[0] of endpoint 39fbe8cd-f950-563d-b40d-e67551c83425\n"
         ));
         assert_eq!(m.losers.len(), 1);
-        assert_eq!(m.losers[0].policy, "everything");
+        assert_eq!(&*m.losers[0].policy, "everything");
         assert_eq!(
             m.reason,
             GatewayReason::Cilium {
@@ -297,7 +297,7 @@ mod tests {
                 gateway: "172.22.49.20".parse().unwrap()
             }
         );
-        assert_eq!(x.matched.unwrap().producer.policy, "everything");
+        assert_eq!(&*x.matched.unwrap().producer.policy, "everything");
     }
 
     #[test]

@@ -608,14 +608,14 @@ impl Engine {
 
     fn producer(&self, ip: IpAddr, (c, r): &(Contribution, RankedSlot)) -> Producer {
         Producer {
-            policy: self
-                .policy_state(c.policy)
-                .map(|s| s.policy.name.clone())
-                .unwrap_or_default(),
-            endpoint: self
-                .endpoint(c.endpoint)
-                .map(|e| e.uid.to_text())
-                .unwrap_or_default(),
+            policy: self.policy_state(c.policy).map_or_else(
+                || std::sync::Arc::from(""),
+                |s| std::sync::Arc::from(s.policy.name.as_str()),
+            ),
+            endpoint: self.endpoint(c.endpoint).map_or_else(
+                || std::sync::Arc::from(""),
+                |e| std::sync::Arc::from(e.uid.to_text()),
+            ),
             kind: r.kind,
             cidr_index: r.cidr_index as usize,
             entry: r.slot.entry(ip),

@@ -196,7 +196,7 @@ fn precedence_case(meta_a: &str, meta_b: &str) -> String {
     ));
     assert_eq!(c.conflicts.len(), 1);
     assert_eq!(c.conflicts[0].losers.len(), 1);
-    c.conflicts[0].winner.policy.clone()
+    c.conflicts[0].winner.policy.to_string()
 }
 
 #[test]
@@ -276,8 +276,8 @@ fn b1_smaller_uid_wins_a_shared_ip() {
     };
     assert_eq!(c.maps.ipv4[0].gateway_ip, gw_of("aa"));
     assert_eq!(c.conflicts.len(), 1);
-    assert_eq!(c.conflicts[0].winner.endpoint, "aa");
-    assert_eq!(c.conflicts[0].losers[0].endpoint, "zy");
+    assert_eq!(&*c.conflicts[0].winner.endpoint, "aa");
+    assert_eq!(&*c.conflicts[0].losers[0].endpoint, "zy");
 }
 
 #[test]
