@@ -462,6 +462,76 @@ pub(crate) fn read_str_map(
     out
 }
 
+/// The length limits a label set is held to (SEMANTICS' label rules; a label past them
+/// cannot exist in a cluster, and bounds what every later comparison reads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LabelLimits {
+    /// Kubernetes' own for object labels: a key's optional prefix at most 253 characters
+    /// (a DNS subdomain), its name 1 to 63, a value at most 63.
+    Kubernetes,
+    /// Cilium identity labels, derived from Kubernetes ones: a key at most
+    /// [`IDENTITY_KEY_LIMIT`] bytes (the namespace-label prefix and a source before a
+    /// Kubernetes key), a value at most 253 (a service account name).
+    Identity,
+}
+
+/// Longest identity label key: `io.cilium.k8s.namespace.labels.` (31) before a Kubernetes
+/// key (253 + 1 + 63), and room for a source prefix.
+pub(crate) const IDENTITY_KEY_LIMIT: usize = 384;
+
+impl LabelLimits {
+    /// Why `key`/`value` break these limits: `(true, reason)` for the key, `(false, reason)`
+    /// for the value (Kubernetes' messages).
+    pub(crate) fn check(self, key: &str, value: &str) -> Option<(bool, String)> {
+        let most = |n: usize| format!("must be no more than {n} characters");
+        match self {
+            LabelLimits::Kubernetes => {
+                let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
+                if prefix.len() > 253 {
+                    return Some((true, format!("prefix part {}", most(253))));
+                }
+                if name.is_empty() {
+                    return Some((true, "name part must be non-empty".to_owned()));
+                }
+                if name.len() > 63 {
+                    return Some((true, format!("name part {}", most(63))));
+                }
+                (value.len() > 63).then(|| (false, most(63)))
+            }
+            LabelLimits::Identity => {
+                if key.len() > IDENTITY_KEY_LIMIT {
+                    return Some((true, most(IDENTITY_KEY_LIMIT)));
+                }
+                (value.len() > 253).then(|| (false, most(253)))
+            }
+        }
+    }
+}
+
+/// A label set ([`read_str_map`]), each label held to `limits`: one field error per label
+/// past them (named by its key, the value or key cut as every quoted value is), left out.
+pub(crate) fn read_labels(
+    node: &Node,
+    path: &str,
+    limits: LabelLimits,
+    errors: &mut Vec<FieldError>,
+) -> Vec<(String, String)> {
+    let mut labels = read_str_map(node, path, errors);
+    labels.retain(|(k, v)| match limits.check(k, v) {
+        None => true,
+        Some((is_key, detail)) => {
+            let shown = if is_key { k } else { v };
+            errors.push(FieldError::invalid_str(
+                field::child(path, k),
+                shown,
+                detail,
+            ));
+            false
+        }
+    });
+    labels
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,6 +633,100 @@ mod tests {
         assert!(dup.to_string().contains("duplicate key 59999"), "{dup}");
         assert!(parse_documents("true: a\n~: b\nfalse: c\n1.5: d\n1: e\n").is_ok());
         assert!(parse_documents("1.5: a\n1.5: b\n").is_err());
+    }
+
+    /// The expansion budget at its edge: a document costing exactly the budget is read, one
+    /// unit less refuses it (a value costs one unit, a string or key its bytes too).
+    #[test]
+    fn the_budget_holds_exactly_its_limit() {
+        let text = "{\"ab\": [\"cde\", 1]}";
+        // map 1 + key 1+2 + seq 1 + "cde" 1+3 + 1 = 10.
+        let read = |limit| {
+            let mut json = serde_json::Deserializer::from_str(text);
+            Bounded(&Budget::new(limit)).deserialize(&mut json)
+        };
+        assert!(read(10).is_ok());
+        let err = read(9).unwrap_err().to_string();
+        assert!(
+            err.contains("expands to more than 9 values and bytes"),
+            "{err}"
+        );
+    }
+
+    /// Nesting: 128 levels read (JSON and YAML), 129 refused with the line and column.
+    #[test]
+    fn nesting_is_limited_to_128_levels() {
+        for (depth, ok) in [(128, true), (129, false)] {
+            let json = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let yaml = format!("{}x", "- ".repeat(depth));
+            for text in [&json, &yaml] {
+                match parse_documents(text) {
+                    Ok(_) => assert!(ok, "{depth} levels read"),
+                    Err(e) => {
+                        assert!(!ok, "{depth} levels refused: {e}");
+                        assert!(e.0.contains("recursion limit exceeded at line 1"), "{e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Label lengths at Kubernetes' limits: a 63-character name and value, a 253-character
+    /// prefix are read; one character more is a field error naming the label, left out.
+    #[test]
+    fn labels_are_held_to_their_length_limits() {
+        let k = |n: usize| "k".repeat(n);
+        let cases = [
+            (k(63), "v".repeat(63), None),
+            (
+                k(64),
+                "v".to_owned(),
+                Some("name part must be no more than 63 characters"),
+            ),
+            (format!("{}/n", k(253)), "v".to_owned(), None),
+            (
+                format!("{}/n", k(254)),
+                "v".to_owned(),
+                Some("prefix part must be no more than 253 characters"),
+            ),
+            (
+                "x/".to_owned(),
+                "v".to_owned(),
+                Some("name part must be non-empty"),
+            ),
+            (
+                k(1),
+                "v".repeat(64),
+                Some("must be no more than 63 characters"),
+            ),
+        ];
+        for (key, value, error) in cases {
+            let node = Node::Map(vec![(Node::Str(key.clone()), Node::Str(value.clone()))]);
+            let mut errors = Vec::new();
+            let read = read_labels(&node, "labels", LabelLimits::Kubernetes, &mut errors);
+            match error {
+                None => {
+                    assert_eq!(read, vec![(key, value)]);
+                    assert!(errors.is_empty(), "{errors:?}");
+                }
+                Some(reason) => {
+                    assert!(read.is_empty());
+                    let text = errors[0].to_string();
+                    assert!(
+                        text.starts_with(&format!("labels.{key}: Invalid value: ")),
+                        "{text}"
+                    );
+                    assert!(text.ends_with(reason), "{text}");
+                }
+            }
+        }
+        for (key, value, ok) in [
+            (k(IDENTITY_KEY_LIMIT), "v".repeat(253), true),
+            (k(IDENTITY_KEY_LIMIT + 1), "v".to_owned(), false),
+            (k(3), "v".repeat(254), false),
+        ] {
+            assert_eq!(LabelLimits::Identity.check(&key, &value).is_none(), ok);
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use crate::cluster::{Endpoint, Namespace, Node, Nodes};
 use crate::device::{Device, DeviceAddress, Families};
-use crate::document::{self, Fields, Node as Doc, read_seq, read_str, read_str_map, type_error};
+use crate::document::{self, Fields, LabelLimits, Node as Doc, read_seq, read_str, type_error};
 use crate::entries::ClusterState;
 use crate::error::Error;
 use crate::field::{self, FieldError, Reason};
@@ -49,6 +49,33 @@ pub struct Loaded {
 /// ciliumnodes,ciliumendpoints,namespaces -A -o yaml`: a `List`, or a `---` stream of objects
 /// or Lists). A dump has no `localNode` and no devices: callers supply both.
 pub fn load(text: &str) -> Result<Loaded, Error> {
+    load_unchecked(text).and_then(Loaded::within_limits)
+}
+
+/// The most policies one input (or the inputs read together) may hold, valid or not: ours,
+/// not Kubernetes' — the batch path matches every policy against every endpoint, so this
+/// bounds its work per endpoint.
+pub const MAX_POLICIES: usize = 10_000;
+
+impl Loaded {
+    /// Refuses a cluster past the numeric limits a single object cannot see (the policy
+    /// count).
+    fn within_limits(self) -> Result<Self, Error> {
+        let count = self.snapshot.policies.len();
+        if count > MAX_POLICIES {
+            return Err(Error::Input(vec![FieldError::new(
+                "policies",
+                Reason::TooMany {
+                    count,
+                    max: MAX_POLICIES,
+                },
+            )]));
+        }
+        Ok(self)
+    }
+}
+
+fn load_unchecked(text: &str) -> Result<Loaded, Error> {
     let docs = document::parse_documents(text)?;
     if let [doc] = docs.as_slice()
         && Snapshot::is_snapshot_document(doc)
@@ -110,6 +137,10 @@ fn check_objects(docs: &[Doc]) -> Result<(), Error> {
 /// (policies and CiliumNodes replace by name, CiliumEndpoints by uid, matched to the merged
 /// nodes). An error says which input it is about (its index).
 pub fn load_all(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> {
+    load_all_unchecked(texts).and_then(|loaded| loaded.within_limits().map_err(|e| (None, e)))
+}
+
+fn load_all_unchecked(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> {
     let mut parsed = Vec::with_capacity(texts.len());
     for (i, text) in texts.iter().enumerate() {
         let docs = document::parse_documents(text).map_err(|e| (Some(i), e.into()))?;
@@ -628,6 +659,18 @@ fn read_snapshot(doc: &Doc, errors: &mut Vec<FieldError>) -> Option<Snapshot> {
         .get("policies")
         .and_then(|n| read_seq(n, "policies", errors))
     {
+        // Counted before any is parsed (a `List` item counts as one here; `load` counts the
+        // policies of the flattened result).
+        if policies.len() > MAX_POLICIES {
+            errors.push(FieldError::new(
+                "policies",
+                Reason::TooMany {
+                    count: policies.len(),
+                    max: MAX_POLICIES,
+                },
+            ));
+            return Some(snap);
+        }
         let docs = document::flatten_lists(policies.to_vec());
         let mut names = HashSet::new();
         for (i, p) in docs.iter().enumerate() {
@@ -667,10 +710,15 @@ fn read_labels(
     key: &str,
     errors: &mut Vec<FieldError>,
 ) -> BTreeMap<String, String> {
+    let limits = if key == "identityLabels" {
+        LabelLimits::Identity
+    } else {
+        LabelLimits::Kubernetes
+    };
     fields
         .get(key)
         .map(|n| {
-            read_str_map(n, &fields.path_of(key), errors)
+            document::read_labels(n, &fields.path_of(key), limits, errors)
                 .into_iter()
                 .collect()
         })

@@ -8,7 +8,9 @@ mod warnings;
 use std::net::IpAddr;
 
 pub use compiled::PolicySelectors;
-pub use parse::{MAX_GATEWAYS, PolicyErrors, object_name, parse_policy, parse_policy_text};
+pub use parse::{
+    MAX_CIDRS, MAX_GATEWAYS, PolicyErrors, object_name, parse_policy, parse_policy_text,
+};
 pub use warnings::{Warning, family_warnings, policy_warnings};
 
 // The Kubernetes selector types belong to `selector`; they are part of a policy's model, so

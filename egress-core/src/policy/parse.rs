@@ -13,6 +13,11 @@ use crate::timestamp::{Timestamp, TimestampError};
 /// The most `egressGateways` items the CRD accepts.
 pub const MAX_GATEWAYS: usize = 64;
 
+/// The most items of `destinationCIDRs`, and of `excludedCIDRs`: ours, not the CRD's (which
+/// sets none) — the default map capacity, so one pod of a policy past it could never be
+/// programmed; it bounds what one policy makes per endpoint.
+pub const MAX_CIDRS: usize = 16384;
+
 const API_VERSION: &str = "cilium.io/v2";
 const KIND: &str = "CiliumEgressGatewayPolicy";
 
@@ -417,6 +422,19 @@ fn read_gateway(node: &Node, path: &str, errors: &mut Vec<FieldError>) -> Option
 }
 
 fn read_cidrs(node: &Node, path: &str, errors: &mut Vec<FieldError>) -> Vec<Cidr> {
+    if let Node::Seq(items) = node
+        && items.len() > MAX_CIDRS
+    {
+        // Counted before anything is parsed; the items are not read.
+        errors.push(FieldError::new(
+            path,
+            Reason::TooMany {
+                count: items.len(),
+                max: MAX_CIDRS,
+            },
+        ));
+        return Vec::new();
+    }
     read_str_seq(node, path, errors)
         .into_iter()
         .filter_map(|(i, s)| match netip::parse_prefix(s) {

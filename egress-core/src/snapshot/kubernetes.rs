@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::{Snapshot, read_one};
 use crate::cluster::{Endpoint, Namespace, Node, Nodes};
-use crate::document::{Fields, Node as Doc, read_seq, read_str, read_str_map};
+use crate::document::{Fields, LabelLimits, Node as Doc, read_labels, read_seq, read_str};
 use crate::error::Error;
 use crate::field::{self, FieldError, Reason};
 use crate::netip;
@@ -166,7 +166,7 @@ pub fn namespace_from_object(obj: &Doc) -> Result<Namespace, Error> {
         let labels = meta
             .get("labels")
             .map(|l| {
-                read_str_map(l, &meta.path_of("labels"), errors)
+                read_labels(l, &meta.path_of("labels"), LabelLimits::Kubernetes, errors)
                     .into_iter()
                     .collect()
             })
@@ -184,7 +184,7 @@ fn cilium_node(obj: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<No
     let labels: BTreeMap<String, String> = meta
         .get("labels")
         .map(|l| {
-            read_str_map(l, &meta.path_of("labels"), errors)
+            read_labels(l, &meta.path_of("labels"), LabelLimits::Kubernetes, errors)
                 .into_iter()
                 .collect()
         })
@@ -268,6 +268,21 @@ fn cilium_endpoint(
         Some(Doc::Seq(items)) => items.iter().filter_map(Doc::as_str).collect(),
         _ => Vec::new(),
     };
+    let identity_labels: BTreeMap<String, String> = labels
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let (key, value) = identity_label(l);
+            match LabelLimits::Identity.check(&key, &value) {
+                None => Some((key, value)),
+                Some((_, detail)) => {
+                    let lpath = field::item(&field::child(path, "status.identity.labels"), i);
+                    errors.push(FieldError::invalid_str(lpath, l, detail));
+                    None
+                }
+            }
+        })
+        .collect();
     if labels.is_empty() {
         warnings.push(format!(
             "{who}: no status.identity labels: endpoint skipped"
@@ -310,7 +325,7 @@ fn cilium_endpoint(
         uid,
         namespace,
         name,
-        identity_labels: Some(labels.iter().map(|l| identity_label(l)).collect()),
+        identity_labels: Some(identity_labels),
         ips,
         node,
         ..Endpoint::default()

@@ -410,3 +410,96 @@ fn misplaced_snapshots_and_scalars_are_named() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The policy count at its limit: 10,000 policies read (as a snapshot and as objects), one
+/// more refused — by a snapshot before any is parsed, by objects or merged inputs once read.
+#[test]
+fn the_policy_count_is_limited() {
+    let policy = |i: usize| {
+        format!(
+            "- {{metadata: {{name: p{i}}}, spec: {{selectors: [{{podSelector: {{}}}}], \
+             destinationCIDRs: [1.0.0.0/8], egressGateway: {{nodeSelector: {{}}}}}}}}\n"
+        )
+    };
+    let snapshot = |n: usize| {
+        let policies: String = (0..n).map(policy).collect();
+        format!("nodes: [{{name: a}}]\npolicies:\n{policies}")
+    };
+    let too_many = format!(
+        "policies: Too many: {}: must have at most {MAX_POLICIES} items",
+        MAX_POLICIES + 1
+    );
+    let at = snapshot(MAX_POLICIES);
+    assert_eq!(Snapshot::parse(&at).unwrap().policies.len(), MAX_POLICIES);
+    assert_eq!(
+        input_errors(&snapshot(MAX_POLICIES + 1)),
+        [too_many.clone()]
+    );
+    // Two inputs under the limit that make one over it.
+    let one = "apiVersion: cilium.io/v2\nkind: CiliumEgressGatewayPolicy\nmetadata: {name: extra}\nspec: {selectors: [{podSelector: {}}], destinationCIDRs: [1.0.0.0/8], egressGateway: {nodeSelector: {}}}\n";
+    match load_all(&[&at, one]) {
+        Err((None, crate::Error::Input(e))) => assert_eq!(e[0].to_string(), too_many),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        load_all(&[&snapshot(MAX_POLICIES - 1), one])
+            .unwrap()
+            .snapshot
+            .policies
+            .len(),
+        MAX_POLICIES
+    );
+}
+
+/// Labels past Kubernetes' lengths are input errors naming the label, in a snapshot's nodes,
+/// endpoints and namespaces and in a dump's CiliumNode and CiliumEndpoint identity labels.
+#[test]
+fn labels_past_their_lengths_are_input_errors() {
+    let long = "v".repeat(64);
+    assert_error(
+        &format!("nodes: [{{name: a, labels: {{k: {long}}}}}]\n"),
+        &format!(
+            "nodes[0].labels.k: Invalid value: \"{long}\": must be no more than 63 characters"
+        ),
+    );
+    assert_error(
+        &format!("nodes: [{{name: a}}]\nendpoints: [{{uid: u, namespaceLabels: {{{long}: x}}}}]\n"),
+        &format!(
+            "endpoints[0].namespaceLabels.{long}: Invalid value: \"{long}\": name part must be no more than 63 characters"
+        ),
+    );
+    let ok = "v".repeat(63);
+    assert!(Snapshot::parse(&format!("nodes: [{{name: a, labels: {{k: {ok}}}}}]\n")).is_ok());
+    let long_key = "k".repeat(crate::document::IDENTITY_KEY_LIMIT + 1);
+    let dump = format!(
+        "apiVersion: cilium.io/v2\nkind: CiliumEndpoint\nmetadata: {{name: e, namespace: n, uid: u1}}\n\
+         status:\n  identity: {{labels: [\"k8s:app=a\", \"k8s:{long_key}=x\"]}}\n  networking: {{addressing: [{{ipv4: 10.0.0.1}}], node: 10.0.0.9}}\n"
+    );
+    match load(&dump) {
+        Err(crate::Error::Input(e)) => {
+            let text = e[0].to_string();
+            assert!(
+                text.starts_with("objects[0].status.identity.labels[1]: Invalid value: \"k8s:"),
+                "{text}"
+            );
+            assert!(
+                text.ends_with("must be no more than 384 characters"),
+                "{text}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let node = format!(
+        "apiVersion: cilium.io/v2\nkind: CiliumNode\nmetadata: {{name: n1, labels: {{a: {long}}}}}\n"
+    );
+    match load(&node) {
+        Err(crate::Error::Input(e)) => {
+            assert!(
+                e[0].to_string()
+                    .ends_with("must be no more than 63 characters"),
+                "{e:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -394,3 +394,29 @@ fn lists_and_streams() {
     let json = r#"{"metadata":{"name":"j"},"spec":{"selectors":[{"podSelector":{}}],"destinationCIDRs":[],"egressGateway":{"nodeSelector":{}}}}"#;
     assert!(parse_policy_text(json).unwrap()[0].is_ok());
 }
+
+/// 16,384 destination (or excluded) CIDRs are read; one more is a field error, the list
+/// left unread.
+#[test]
+fn too_many_cidrs() {
+    let list = |n: usize| -> String {
+        let items: Vec<String> = (0..n)
+            .map(|i| format!("\"10.{}.{}.0/24\"", i / 256 % 256, i % 256))
+            .collect();
+        format!("[{}]", items.join(", "))
+    };
+    for (field, from) in [
+        (
+            "destinationCIDRs",
+            "destinationCIDRs: [\"0.0.0.0/0\", \"::/0\"]",
+        ),
+        ("excludedCIDRs", "excludedCIDRs: [\"10.0.0.0/8\"]"),
+    ] {
+        assert!(errors_of(from, &format!("{field}: {}", list(MAX_CIDRS))).is_empty());
+        assert_one(
+            from,
+            &format!("{field}: {}", list(MAX_CIDRS + 1)),
+            &format!("spec.{field}: Too many: 16385: must have at most 16384 items"),
+        );
+    }
+}
