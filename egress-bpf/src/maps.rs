@@ -225,11 +225,16 @@ fn ensure_bpffs(dir: &Path, create: bool) -> Result<()> {
             source,
         }
     }
-    if create && !dir.exists() {
-        let existing = dir
-            .ancestors()
-            .find(|a| a.exists())
-            .unwrap_or(Path::new("/"));
+    // `try_exists`, not `exists`: a directory this process may not search (another user's
+    // bpffs) is a permission error, not a missing directory on some other filesystem.
+    if create && !dir.try_exists().map_err(io(dir))? {
+        let mut existing = Path::new("/");
+        for a in dir.ancestors() {
+            if a.try_exists().map_err(io(a))? {
+                existing = a;
+                break;
+            }
+        }
         if !sys::is_bpffs(existing).map_err(io(existing))? {
             return Err(Error::NotBpffs {
                 path: dir.to_owned(),

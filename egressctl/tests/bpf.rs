@@ -436,3 +436,122 @@ fn no_kernel_state_without_a_way_out() {
             .success()
     );
 }
+
+/// `egressctl` run through `setpriv` with `how` (util-linux, on every Debian system).
+fn unprivileged(how: &[&str], args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(how)
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_egressctl"))
+        .args(args)
+        .output()
+        .expect("run setpriv (util-linux) to drop privileges")
+}
+
+/// Without privileges nothing changes and the same command, privileged, then succeeds: with
+/// no capabilities the maps cannot be created (exit 3 naming the map and EPERM, nothing
+/// pinned); as another user neither the directory nor the pinned maps can be opened (exit
+/// 3, `Permission denied` — not a misleading "not a BPF filesystem"), the maps unchanged.
+#[test]
+fn without_privileges_nothing_changes_and_a_retry_succeeds() {
+    let Some(fs) = bpffs_or_skip("without_privileges_nothing_changes_and_a_retry_succeeds") else {
+        return;
+    };
+    let no_caps: &[&str] = &["--bounding-set=-all", "--inh-caps=-all"];
+    let nobody: &[&str] = &["--reuid=65534", "--regid=65534", "--clear-groups"];
+    // Inputs any user can read.
+    let tmp = std::env::temp_dir().join(format!("egress-unpriv-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let readable = |name: &str| {
+        let path = tmp.join(name);
+        std::fs::copy(example(name), &path).unwrap();
+        let path = path.display().to_string();
+        Command::new("chmod")
+            .args(["a+rx", tmp.to_str().unwrap()])
+            .status()
+            .unwrap();
+        Command::new("chmod").args(["a+r", &path]).status().unwrap();
+        path
+    };
+    let group = readable("seed-gateway-group.yaml");
+    let single = readable("seed-single-gateway.yaml");
+    let dir = fs.path().join("p");
+    let dir = dir.to_str().unwrap();
+
+    let out = unprivileged(no_caps, &["apply", "-f", &group, "--bpffs", dir]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("create map") && stderr.contains("EPERM"),
+        "{stderr}"
+    );
+    let pinned: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(pinned.is_empty(), "left pinned: {pinned:?}");
+
+    let out = egressctl(&["apply", "-f", &group, "--bpffs", dir]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = text(&egressctl(&["list", "-f", &group, "-o", "json"]).stdout);
+    let dump = || text(&egressctl(&["dump", "--bpffs", dir, "-o", "json"]).stdout);
+    assert_eq!(dump(), expected);
+
+    for args in [
+        &["apply", "-f", &single, "--bpffs", dir][..],
+        &["dump", "--bpffs", dir][..],
+    ] {
+        let out = unprivileged(nobody, args);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("Permission denied"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("not a BPF filesystem"), "{stderr}");
+    }
+    assert_eq!(dump(), expected, "an unprivileged apply changed the maps");
+    // A bpffs mounted under a directory another user may not search: `Permission denied`
+    // too (the nearest directory it could see was a tmpfs: "not a BPF filesystem" before).
+    let locked = tmp.join("locked");
+    let mount_point = locked.join("fs");
+    std::fs::create_dir_all(&mount_point).unwrap();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    assert!(
+        Command::new("mount")
+            .args(["-t", "bpf", "bpf", mount_point.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let unmount = Unmount(mount_point.clone());
+    let locked_dir = mount_point.join("g").display().to_string();
+    assert!(
+        egressctl(&["apply", "-f", &group, "--bpffs", &locked_dir])
+            .status
+            .success()
+    );
+    Command::new("chmod")
+        .args(["700", locked.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let out = unprivileged(nobody, &["apply", "-f", &single, "--bpffs", &locked_dir]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    drop(unmount);
+
+    let out = egressctl(&["apply", "-f", &single, "--bpffs", dir]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        dump(),
+        text(&egressctl(&["list", "-f", &single, "-o", "json"]).stdout)
+    );
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

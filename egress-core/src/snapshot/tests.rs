@@ -431,7 +431,10 @@ fn the_policy_count_is_limited() {
     );
     let at = snapshot(MAX_POLICIES);
     assert_eq!(Snapshot::parse(&at).unwrap().policies.len(), MAX_POLICIES);
-    assert_eq!(input_errors(&snapshot(MAX_POLICIES + 1)), [too_many.as_str()]);
+    assert_eq!(
+        input_errors(&snapshot(MAX_POLICIES + 1)),
+        [too_many.as_str()]
+    );
     // Two inputs under the limit that make one over it.
     let one = "apiVersion: cilium.io/v2\nkind: CiliumEgressGatewayPolicy\nmetadata: {name: extra}\nspec: {selectors: [{podSelector: {}}], destinationCIDRs: [1.0.0.0/8], egressGateway: {nodeSelector: {}}}\n";
     match load_all(&[&at, one]) {
