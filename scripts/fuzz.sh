@@ -4,7 +4,9 @@
 #   snapshot       any text through the snapshot/dump reader, the policy reader, the merge;
 #   objects        any text through the one-object readers and the Cilium config reader;
 #   engine_events  random event sequences against the engine, checked against a model of the
-#                  kernel map, the standalone lookup table and a from-scratch engine.
+#                  kernel map, the standalone lookup table and a from-scratch engine;
+#   c_abi          random calls of the C ABI: NULL and misaligned pointers, enum values,
+#                  buffer sizes, text that is not UTF-8.
 # A finding (a panic, a failed check, an input slower than 10 s or using more than 2 GB)
 # fails the run and leaves the input in fuzz/artifacts/<target>/.
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
@@ -18,7 +20,7 @@ if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
 fi
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(snapshot objects engine_events)
+[ "${#targets[@]}" -gt 0 ] || targets=(snapshot objects engine_events c_abi)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "==> installing cargo-fuzz" >&2
@@ -28,7 +30,7 @@ fi
 # every later smoke run longer).
 corpus="$root/target/fuzz-corpus"
 rm -rf "$corpus"
-mkdir -p "$corpus"/{snapshot,objects,engine_events}
+mkdir -p "$corpus"/{snapshot,objects,engine_events,c_abi}
 cp examples/snapshots/*.yaml examples/snapshots/dumps/*.yaml egressctl/tests/data/*.yaml "$corpus/snapshot/"
 cp egressctl/tests/data/*.yaml examples/snapshots/dumps/*.devices.yaml "$corpus/objects/"
 
