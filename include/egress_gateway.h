@@ -640,7 +640,7 @@ typedef struct egress_stats {
      */
     size_t programmed_v6;
     /**
-     * Capacity of each map.
+     * Capacity of the IPv4 map.
      */
     size_t max_entries;
     /**
@@ -663,6 +663,10 @@ typedef struct egress_stats {
      * Heap held by the engine's state, estimated from its tables' capacities.
      */
     size_t memory_bytes;
+    /**
+     * Capacity of the IPv6 map (the IPv4 map's unless the maps were opened with their own).
+     */
+    size_t max_entries_v6;
 } egress_stats;
 
 #ifdef __cplusplus

@@ -326,7 +326,7 @@ func TestNodesComeAndGo(t *testing.T) {
 	if v, _ := e.Lookup(src, dst); v.Kind != VerdictForward || v.GatewayIP != mustAddr("172.22.49.147") {
 		t.Fatalf("after the node came back: %v", v)
 	}
-	if s, _ := e.Stats(); s.Nodes != 5 || s.Endpoints == 0 || s.Policies != 1 || s.MaxEntries != 16384 || s.MemoryBytes == 0 {
+	if s, _ := e.Stats(); s.Nodes != 5 || s.Endpoints == 0 || s.Policies != 1 || s.MaxEntries != 16384 || s.MaxEntriesV6 != 16384 || s.MemoryBytes == 0 {
 		t.Fatalf("stats %+v", s)
 	}
 }

@@ -388,7 +388,8 @@ type Stats struct {
 	DesiredV6      int // desired entries of the IPv6 map
 	ProgrammedV4   int // acknowledged or adopted entries of the IPv4 map
 	ProgrammedV6   int // acknowledged or adopted entries of the IPv6 map
-	MaxEntries     int // capacity of each map
+	MaxEntries     int // capacity of the IPv4 map
+	MaxEntriesV6   int // capacity of the IPv6 map (the IPv4 map's unless opened with their own)
 	PendingSources int // sources whose programmed entries differ from the desired ones
 	Policies       int // valid policies
 	Endpoints      int
@@ -413,6 +414,7 @@ func (e *Engine) Stats() (Stats, error) {
 		Endpoints:      int(s.endpoints),
 		Nodes:          int(s.nodes),
 		MemoryBytes:    int(s.memory_bytes),
+		MaxEntriesV6:   int(s.max_entries_v6),
 	}, err
 }
 

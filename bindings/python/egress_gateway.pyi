@@ -167,6 +167,7 @@ class _Stats(TypedDict):
     programmed_v4: int
     programmed_v6: int
     max_entries: int
+    max_entries_v6: int
     pending_sources: int
     policies: int
     endpoints: int

@@ -352,7 +352,7 @@ pub struct egress_stats {
     pub programmed_v4: usize,
     /// Programmed entries of the IPv6 map.
     pub programmed_v6: usize,
-    /// Capacity of each map.
+    /// Capacity of the IPv4 map.
     pub max_entries: usize,
     /// Sources whose programmed entries differ from the desired ones (the next plan's).
     pub pending_sources: usize,
@@ -364,6 +364,8 @@ pub struct egress_stats {
     pub nodes: usize,
     /// Heap held by the engine's state, estimated from its tables' capacities.
     pub memory_bytes: usize,
+    /// Capacity of the IPv6 map (the IPv4 map's unless the maps were opened with their own).
+    pub max_entries_v6: usize,
 }
 
 /// Fills `*stats_out`.
@@ -394,6 +396,7 @@ pub unsafe extern "C" fn egress_engine_stats(
             endpoints: s.endpoints,
             nodes: s.nodes,
             memory_bytes: memory.total(),
+            max_entries_v6: s.max_entries_v6 as usize,
         };
         // SAFETY: checked for NULL; the caller's promise.
         unsafe { stats_out.write(stats) };

@@ -42,40 +42,15 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
             };
             let mut text = explanation.render(&names);
             let known = snapshot.endpoints.iter().find(|e| e.ips.contains(&src));
-            if let (Verdict::NoEntry, 0, Some(ep)) =
-                (explanation.verdict, explanation.source_entries, known)
-            {
-                let selection = selection(&snapshot, ep);
-                let selecting: Vec<&str> = selection
-                    .iter()
-                    .filter(|(_, why)| why.is_none())
-                    .map(|(name, _)| name.as_str())
-                    .collect();
-                if selecting.is_empty() {
-                    text.push_str(&why_not_selected(ep, &selection));
-                } else {
-                    // Selected, yet no entry: no destination of the source's family.
-                    let family = if src.is_ipv4() { "IPv4" } else { "IPv6" };
-                    let (noun, verb) = match selecting.len() {
-                        1 => ("policy", "selects"),
-                        _ => ("policies", "select"),
-                    };
-                    let name = if selecting.len() == 1 {
-                        "names"
-                    } else {
-                        "name"
-                    };
-                    let line = format!(
-                        "{noun} {} {verb} {} but {name} no {family} destinationCIDR, so {src} has \
-                         no entry",
-                        selecting.join(", "),
-                        ep.display_name()
-                    );
-                    text = text.replace(
-                        &format!("  no policy selects source {src}\n"),
-                        &format!("  {}\n", render::escape_cell(&line)),
-                    );
-                }
+            // No policy selects the pod at all (the engine says so when one selects it but
+            // has no destination of its family): which selector term fails, per policy.
+            if let (Verdict::NoEntry, 0, true, Some(ep)) = (
+                explanation.verdict,
+                explanation.source_entries,
+                explanation.selected_without_entry.is_empty(),
+                known,
+            ) {
+                text.push_str(&why_not_selected(ep, &selection(&snapshot, ep)));
             }
             emit(&text);
         }

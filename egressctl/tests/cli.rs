@@ -1172,7 +1172,7 @@ fn explain_by_pod_name_says_which_selector_term_failed() {
     assert_eq!(
         stdout(&out),
         "fd00:1::5 -> 2001:db8::1: no entry: normal path (the egress gateway is not used)\n  \
-         policy v4-only selects web/api-0 but names no IPv6 destinationCIDR, so fd00:1::5 has no entry\n"
+         policy v4-only selects source fd00:1::5 but names no IPv6 destinationCIDR, so it has no entry\n"
     );
 }
 

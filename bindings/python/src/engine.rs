@@ -440,6 +440,7 @@ impl Engine {
         dict.set_item("programmed_v4", s.programmed_v4)?;
         dict.set_item("programmed_v6", s.programmed_v6)?;
         dict.set_item("max_entries", s.max_entries)?;
+        dict.set_item("max_entries_v6", s.max_entries_v6)?;
         dict.set_item("pending_sources", s.pending_sources)?;
         dict.set_item("policies", s.policies)?;
         dict.set_item("endpoints", s.endpoints)?;

@@ -171,7 +171,9 @@ def test_nodes_namespaces_devices_and_deletes(examples):
     prod = [e for e in engine.entries() if str(e.source).startswith("172.22.48.")]
     assert prod
     engine.upsert_node({"name": "extra", "ipv4": "192.0.2.1"})
-    assert engine.stats()["nodes"] == 6
+    stats = engine.stats()
+    assert stats["nodes"] == 6
+    assert (stats["max_entries"], stats["max_entries_v6"]) == (16384, 16384)
     assert engine.delete_node("extra") and not engine.delete_node("extra")
     # The gateway's devices decide its egress IPs and ifindex (dual-stack-excluded: the policy
     # names interface eth0, whose first addresses are the egress IPs).

@@ -23,6 +23,9 @@ pub struct Explanation {
     pub source_entries: usize,
     /// The entry that matched and where it comes from; `None` for [`Verdict::NoEntry`].
     pub matched: Option<Match>,
+    /// When the source has no entry: the policies that select an endpoint with the source's
+    /// address yet write it none — they have no destination of its family (sorted names).
+    pub selected_without_entry: Vec<String>,
 }
 
 /// The matching entry and its provenance.
@@ -119,12 +122,28 @@ impl Engine {
                     losers,
                 })
             });
+        let mut selected_without_entry = Vec::new();
+        if source_entries == 0 {
+            for (name, &pid) in &self.policy_ids {
+                let selects = self.policy_state(pid).is_some_and(|state| {
+                    state.members.keys().any(|&eid| {
+                        self.endpoint(eid)
+                            .is_some_and(|ep| ep.ips.as_slice().contains(&src))
+                    })
+                });
+                if selects {
+                    selected_without_entry.push(name.to_string());
+                }
+            }
+            selected_without_entry.sort_unstable();
+        }
         Explanation {
             source: src,
             destination: dst,
             verdict,
             source_entries,
             matched,
+            selected_without_entry,
         }
     }
 }
@@ -156,14 +175,31 @@ impl Explanation {
             self.source, self.destination, self.verdict
         )?;
         let Some(m) = &self.matched else {
-            if self.source_entries == 0 {
-                return writeln!(f, "  no policy selects source {}", self.source);
-            }
-            return writeln!(
-                f,
-                "  none of the source's {} entries covers {}",
-                self.source_entries, self.destination
-            );
+            let family = if self.source.is_ipv4() {
+                "IPv4"
+            } else {
+                "IPv6"
+            };
+            return match (self.source_entries, self.selected_without_entry.as_slice()) {
+                (0, []) => writeln!(f, "  no policy selects source {}", self.source),
+                (0, [one]) => writeln!(
+                    f,
+                    "  policy {} selects source {} but names no {family} destinationCIDR, so it has no entry",
+                    crate::render::escape_cell(one),
+                    self.source
+                ),
+                (0, names) => writeln!(
+                    f,
+                    "  policies {} select source {} but name no {family} destinationCIDR, so it has no entry",
+                    crate::render::escape_cell(&names.join(", ")),
+                    self.source
+                ),
+                (count, _) => writeln!(
+                    f,
+                    "  none of the source's {count} entries covers {}",
+                    self.destination
+                ),
+            };
         };
         let e = &m.entry;
         writeln!(

@@ -87,8 +87,10 @@ pub struct Stats {
     pub programmed_v4: usize,
     /// Programmed entries in the IPv6 map.
     pub programmed_v6: usize,
-    /// Capacity of each map.
+    /// Capacity of the IPv4 map.
     pub max_entries: u32,
+    /// Capacity of the IPv6 map (`EngineConfig::max_entries_v6`, else `max_entries`).
+    pub max_entries_v6: u32,
     /// Sources whose programmed entries differ from the desired ones.
     pub pending_sources: usize,
     /// Valid policies.
@@ -631,6 +633,10 @@ impl Engine {
             programmed_v4: self.programmed_count[0],
             programmed_v6: self.programmed_count[1],
             max_entries: self.config.max_entries,
+            max_entries_v6: self
+                .config
+                .max_entries_v6
+                .unwrap_or(self.config.max_entries),
             pending_sources: self.sources.pending_len(),
             policies: self.policy_ids.len(),
             endpoints: self.endpoints.len(),
