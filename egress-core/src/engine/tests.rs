@@ -202,7 +202,7 @@ fn each_map_has_its_own_capacity() {
         ..EngineConfig::new("172.22.49.119")
     };
     // The seed: 10 IPv4 entries, no IPv6 one.
-    let mut engine = Engine::from_snapshot(&seed(), config(10, Some(1))).0;
+    let engine = Engine::from_snapshot(&seed(), config(10, Some(1))).0;
     assert!(engine.take_plan().is_ok());
     let stats = engine.stats();
     assert_eq!((stats.max_entries, stats.max_entries_v6), (10, 1));
