@@ -420,7 +420,7 @@ pub fn fix_command(findings: &[Finding]) -> Option<String> {
 /// A scalar as text: strings as written, booleans and numbers as YAML prints them.
 fn scalar(node: &Node) -> Option<String> {
     match node {
-        Node::Str(s) => Some(s.clone()),
+        Node::Str(s) => Some(s.to_string()),
         Node::Bool(b) => Some(b.to_string()),
         Node::Int(i) => Some(i.to_string()),
         Node::Float(x) => Some(x.to_string()),

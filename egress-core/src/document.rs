@@ -8,9 +8,13 @@ use std::cell::Cell;
 use std::collections::HashSet;
 use std::fmt;
 
+use compact_str::CompactString;
+
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::field::{self, FieldError, Reason};
+
+mod yaml;
 
 /// One value of a parsed document.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,8 +27,8 @@ pub enum Node {
     Int(i128),
     /// A floating-point number.
     Float(f64),
-    /// A string.
-    Str(String),
+    /// A string (up to 24 bytes without an allocation).
+    Str(CompactString),
     /// A sequence.
     Seq(Vec<Node>),
     /// A mapping, in document order (keys may be of any type).
@@ -108,17 +112,22 @@ impl Budget {
     }
 
     fn spend<E: de::Error>(&self, units: usize) -> Result<(), E> {
+        self.try_spend(units).map_err(E::custom)
+    }
+
+    /// Takes `units` from what is left, or says the document is too large.
+    pub(crate) fn try_spend(&self, units: usize) -> Result<(), String> {
         let units = units as u64;
         match self.left.get().checked_sub(units) {
             Some(left) => {
                 self.left.set(left);
                 Ok(())
             }
-            None => Err(E::custom(format_args!(
+            None => Err(format!(
                 "the document expands to more than {} values and bytes, 16 per byte of its text \
                  (YAML aliases repeating a large value?): refused",
                 self.limit
-            ))),
+            )),
         }
     }
 }
@@ -131,7 +140,7 @@ enum ScalarKey {
     Bool(bool),
     Int(i128),
     Float(u64),
-    Str(String),
+    Str(CompactString),
 }
 
 impl ScalarKey {
@@ -198,11 +207,11 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
         self.0.spend(1 + v.len())?;
-        Ok(Node::Str(v.to_owned()))
+        Ok(Node::Str(v.into()))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
         self.0.spend(1 + v.len())?;
-        Ok(Node::Str(v))
+        Ok(Node::Str(v.into()))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
         self.0.spend(1)?;
@@ -224,32 +233,51 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
         while let Some(item) = seq.next_element_seed(Bounded(self.0))? {
             items.push(item);
         }
+        items.shrink_to_fit();
         Ok(Node::Seq(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         self.0.spend(1)?;
-        let mut entries: Vec<(Node, Node)> = Vec::new();
-        // Duplicate keys found in constant time per key: scalar keys by hash, the rare
-        // sequence or mapping keys by comparison among themselves.
-        let mut scalars: HashSet<ScalarKey> = HashSet::new();
-        let mut others: Vec<usize> = Vec::new();
+        let mut builder = MapBuilder::default();
         while let Some((key, value)) = map.next_entry_seed(Bounded(self.0), Bounded(self.0))? {
-            let duplicate = match ScalarKey::of(&key) {
-                Some(k) => !scalars.insert(k),
-                None => others.iter().any(|&i| entries[i].0 == key),
-            };
-            if duplicate {
-                return Err(de::Error::custom(format_args!(
-                    "duplicate key {} in a mapping",
-                    key.render()
-                )));
-            }
-            if ScalarKey::of(&key).is_none() {
-                others.push(entries.len());
-            }
-            entries.push((key, value));
+            builder.insert(key, value).map_err(de::Error::custom)?;
         }
-        Ok(Node::Map(entries))
+        Ok(builder.finish())
+    }
+}
+
+/// A mapping being read: its entries in document order, and what finds a duplicate key in
+/// constant time per key — scalar keys by hash, the rare sequence or mapping keys by
+/// comparison among themselves.
+#[derive(Default)]
+pub(crate) struct MapBuilder {
+    entries: Vec<(Node, Node)>,
+    scalars: HashSet<ScalarKey>,
+    others: Vec<usize>,
+}
+
+impl MapBuilder {
+    /// Adds an entry, refusing a key already there.
+    pub(crate) fn insert(&mut self, key: Node, value: Node) -> Result<(), String> {
+        let duplicate = match ScalarKey::of(&key) {
+            Some(k) => !self.scalars.insert(k),
+            None => {
+                let duplicate = self.others.iter().any(|&i| self.entries[i].0 == key);
+                self.others.push(self.entries.len());
+                duplicate
+            }
+        };
+        if duplicate {
+            return Err(format!("duplicate key {} in a mapping", key.render()));
+        }
+        self.entries.push((key, value));
+        Ok(())
+    }
+
+    /// The mapping, holding no spare capacity.
+    pub(crate) fn finish(mut self) -> Node {
+        self.entries.shrink_to_fit();
+        Node::Map(self.entries)
     }
 }
 
@@ -277,15 +305,8 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
         }
     }
     let budget = Budget::for_text(text.len());
-    let mut docs = Vec::new();
-    for doc in serde_norway::Deserializer::from_str(text) {
-        let node = Bounded(&budget)
-            .deserialize(doc)
-            .map_err(|e| ParseError(e.to_string()))?;
-        if node != Node::Null {
-            docs.push(node);
-        }
-    }
+    let mut docs = yaml::parse(text, &budget)?;
+    docs.retain(|node| *node != Node::Null);
     Ok(docs)
 }
 
@@ -701,7 +722,10 @@ mod tests {
             ),
         ];
         for (key, value, error) in cases {
-            let node = Node::Map(vec![(Node::Str(key.clone()), Node::Str(value.clone()))]);
+            let node = Node::Map(vec![(
+                Node::Str(key.as_str().into()),
+                Node::Str(value.as_str().into()),
+            )]);
             let mut errors = Vec::new();
             let read = read_labels(&node, "labels", LabelLimits::Kubernetes, &mut errors);
             match error {

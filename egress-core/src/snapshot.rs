@@ -579,6 +579,27 @@ impl Snapshot {
         }
     }
 
+    /// Runs `f` on [`Snapshot::state`] without copying the endpoints and nodes: they are
+    /// moved into the state for the call and back after it (a large cluster's endpoints are
+    /// most of its memory).
+    pub fn with_state<R>(&mut self, f: impl FnOnce(&ClusterState) -> R) -> R {
+        let state = ClusterState {
+            cluster: self.cluster.clone(),
+            nodes: std::mem::take(&mut self.nodes),
+            endpoints: std::mem::take(&mut self.endpoints),
+            policies: self
+                .policies
+                .iter()
+                .filter_map(|p| p.as_ref().ok())
+                .cloned()
+                .collect(),
+        };
+        let result = f(&state);
+        self.nodes = state.nodes;
+        self.endpoints = state.endpoints;
+        result
+    }
+
     /// The invalid policies, with their position in the file.
     pub fn invalid_policies(&self) -> impl Iterator<Item = (usize, &PolicyErrors)> {
         self.policies

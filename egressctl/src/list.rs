@@ -12,16 +12,13 @@ use crate::input::load_for_node;
 use crate::{Failure, emit};
 
 pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
-    let (snapshot, node) = load_for_node(&args.files, &args.node, args.strict)?;
+    let (mut snapshot, node) = load_for_node(&args.files, &args.node, args.strict)?;
     let node = node.as_str();
     let mut warnings = diagnostics::print_policy_diagnostics(&snapshot);
 
-    let computed = entries::compute(
-        &snapshot.state(),
-        node,
-        snapshot.devices_for(node),
-        args.node.selection.into(),
-    );
+    let devices = snapshot.devices_for(node).to_vec();
+    let selection = args.node.selection.into();
+    let computed = snapshot.with_state(|state| entries::compute(state, node, &devices, selection));
     for conflict in &computed.conflicts {
         warnings += 1;
         crate::note!("{}", conflict_line(conflict));
