@@ -584,9 +584,6 @@ pub fn compute(
     }
 
     candidates.sort_unstable_by_key(Candidate::rank);
-    let keys = candidates
-        .chunk_by(|a, b| a.entry.identity() == b.entry.identity())
-        .count();
     let producer = |c: &Candidate| Producer {
         policy: Arc::clone(&policy_names[c.policy_rank as usize]),
         endpoint: Arc::clone(&uids[c.endpoint as usize]),
@@ -594,13 +591,12 @@ pub fn compute(
         cidr_index: c.cidr_index as usize,
         entry: c.entry,
     };
-    let mut winners = Vec::with_capacity(keys);
-    let mut producers = Vec::with_capacity(keys);
+    // Conflicts first (rare), then the winners in place: each key's first candidate. Then
+    // the producers, the candidates dropped, and the entries from the producers — so that
+    // no more than two of the three lists are held at once.
     let mut conflicts = Vec::new();
     for group in candidates.chunk_by(|a, b| a.entry.identity() == b.entry.identity()) {
         let winner = &group[0];
-        winners.push(winner.entry);
-        producers.push(producer(winner));
         let losers: Vec<Producer> = group[1..]
             .iter()
             .filter(|c| c.entry != winner.entry)
@@ -613,7 +609,10 @@ pub fn compute(
             });
         }
     }
+    candidates.dedup_by(|later, first| later.entry.identity() == first.entry.identity());
+    let producers: Vec<Producer> = candidates.iter().map(producer).collect();
     drop(candidates);
+    let winners: Vec<Entry> = producers.iter().map(|p| p.entry).collect();
     Computation {
         maps: MapEntries::from_entries(winners),
         conflicts,
