@@ -152,9 +152,7 @@ struct Pod<'a> {
 
 impl<'a> Pod<'a> {
     fn of(ep: &'a Endpoint) -> Self {
-        let pairs = |m: &'a std::collections::BTreeMap<String, String>| {
-            m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-        };
+        let pairs = |m: &'a egress_core::labels::Labels| m.iter().collect();
         Pod {
             uid: &ep.uid,
             namespace: ep.namespace.as_deref().unwrap_or(""),

@@ -1,6 +1,5 @@
 //! W-lookup, W-cluster, W-scale and W-churn, deterministic for a seed.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use egress_core::cluster::{Endpoint, Node};
@@ -322,14 +321,16 @@ pub fn endpoint(i: usize, group: &str, nodes: usize) -> Endpoint {
         ),
         namespace: Some(format!("ns-{}", i % 20)),
         name: Some(format!("pod-{i}")),
-        labels: BTreeMap::from([
+        labels: [
             ("app".to_owned(), format!("app-{}", i % 50)),
             ("group".to_owned(), group.to_owned()),
-        ]),
-        namespace_labels: BTreeMap::from([(
+        ]
+        .into(),
+        namespace_labels: [(
             "kubernetes.io/metadata.name".to_owned(),
             format!("ns-{}", i % 20),
-        )]),
+        )]
+        .into(),
         ips: vec![IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i as u32 + 1))],
         node: Some(node_name(8 + i % (nodes - 8).max(1))),
         ..Endpoint::default()

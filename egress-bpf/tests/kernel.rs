@@ -605,7 +605,7 @@ fn a_restart_with_a_changed_state_writes_only_the_difference() {
     let moved: Vec<String> = (0..1000).step_by(100).map(|i| format!("ep-{i}")).collect();
     for uid in &moved {
         let mut ep = second.endpoint_by_uid(uid).unwrap();
-        ep.labels.insert("app".into(), "d".into());
+        ep.labels.insert("app", "d");
         second.upsert_endpoint(ep);
     }
     // Exactly their keys change: new or changed entries written, vanished keys deleted.

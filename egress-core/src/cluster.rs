@@ -85,13 +85,13 @@ pub struct Endpoint {
     /// Pod name (informational).
     pub name: Option<String>,
     /// The pod's labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// This endpoint's copy of its namespace's labels.
-    pub namespace_labels: BTreeMap<String, String>,
+    pub namespace_labels: Labels,
     /// Service account (absent or empty: `default`).
     pub service_account: Option<String>,
     /// Identity labels used exactly as given, instead of deriving them.
-    pub identity_labels: Option<BTreeMap<String, String>>,
+    pub identity_labels: Option<Labels>,
     /// Endpoint addresses.
     pub ips: Vec<IpAddr>,
     /// Name of the node hosting the endpoint.
@@ -132,9 +132,9 @@ mod tests {
         let mut ep = Endpoint {
             uid: "u".into(),
             namespace: Some("ns".into()),
+            labels: [("pod-template-hash", "x")].into(),
             ..Default::default()
         };
-        ep.labels.insert("pod-template-hash".into(), "x".into());
         assert_eq!(
             ep.identity(None).get("io.kubernetes.pod.namespace"),
             Some("ns")

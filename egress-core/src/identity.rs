@@ -62,11 +62,11 @@ pub fn is_identity_label(key: &str) -> bool {
 #[derive(Clone, Copy, Debug)]
 pub struct IdentitySource<'a> {
     /// The pod's labels.
-    pub labels: &'a BTreeMap<String, String>,
+    pub labels: &'a Labels,
     /// The pod's namespace (`None` or empty: nothing derived).
     pub namespace: Option<&'a str>,
     /// The endpoint's copy of its namespace's labels.
-    pub namespace_labels: &'a BTreeMap<String, String>,
+    pub namespace_labels: &'a Labels,
     /// The service account (absent or empty: `default`).
     pub service_account: Option<&'a str>,
     /// The cluster name (absent or empty: `default`).
@@ -75,12 +75,9 @@ pub struct IdentitySource<'a> {
 
 /// An endpoint's identity labels: `given` exactly as given when present (already filtered
 /// and derived, e.g. a CiliumEndpoint's `status.identity.labels`), else derived from `src`.
-pub fn given_or_derived(
-    given: Option<&BTreeMap<String, String>>,
-    src: IdentitySource<'_>,
-) -> Labels {
+pub fn given_or_derived(given: Option<&Labels>, src: IdentitySource<'_>) -> Labels {
     match given {
-        Some(given) => given.clone().into(),
+        Some(given) => given.clone(),
         None => identity_labels(src),
     }
 }
@@ -90,11 +87,11 @@ pub fn identity_labels(src: IdentitySource<'_>) -> Labels {
     fn non_empty(s: Option<&str>) -> Option<&str> {
         s.filter(|s| !s.is_empty())
     }
-    let mut all: BTreeMap<String, String> = src.labels.clone();
+    let mut all: BTreeMap<String, String> = src.labels.to_map();
     if let Some(ns) = non_empty(src.namespace) {
         all.insert(NAMESPACE_LABEL.to_owned(), ns.to_owned());
         for (k, v) in src.namespace_labels {
-            all.insert(format!("{NAMESPACE_LABELS_PREFIX}{k}"), v.clone());
+            all.insert(format!("{NAMESPACE_LABELS_PREFIX}{k}"), v.to_owned());
         }
         let sa = non_empty(src.service_account).unwrap_or("default");
         all.insert(SERVICE_ACCOUNT_LABEL.to_owned(), sa.to_owned());
@@ -141,19 +138,13 @@ mod tests {
 
     #[test]
     fn derived_labels() {
-        let pod: BTreeMap<String, String> = [
+        let pod: Labels = [
             ("app", "nginx"),
             ("pod-template-hash", "54c98b4f84"),
             ("io.kubernetes.pod.namespace", "spoofed"),
         ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        let ns: BTreeMap<String, String> = [(
-            "kubernetes.io/metadata.name".to_owned(),
-            "default".to_owned(),
-        )]
         .into();
+        let ns: Labels = [("kubernetes.io/metadata.name", "default")].into();
         let ids = identity_labels(IdentitySource {
             labels: &pod,
             namespace: Some("default"),

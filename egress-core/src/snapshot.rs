@@ -859,10 +859,10 @@ fn read_endpoint(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<
         uid: uid?,
         namespace,
         name,
-        labels,
-        namespace_labels,
+        labels: labels.into(),
+        namespace_labels: namespace_labels.into(),
         service_account,
-        identity_labels,
+        identity_labels: identity_labels.map(Into::into),
         ips,
         node,
     })

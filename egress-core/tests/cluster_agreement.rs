@@ -182,7 +182,7 @@ fn endpoint_histories() -> Vec<Vec<Event>> {
                     final_event,
                 ],
                 2 => {
-                    old.labels.insert("app".into(), "other".into());
+                    old.labels.insert("app", "other");
                     vec![Event::UpsertEndpoint(old), final_event]
                 }
                 3 => {

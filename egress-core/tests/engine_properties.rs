@@ -255,7 +255,7 @@ impl Model {
                     .values_mut()
                     .filter(|e| e.namespace.as_deref() == Some(ns))
                 {
-                    e.namespace_labels = labels.clone();
+                    e.namespace_labels = labels.into();
                 }
             }
         }

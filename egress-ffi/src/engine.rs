@@ -454,14 +454,15 @@ unsafe fn read_endpoint(ep: &egress_endpoint) -> Result<Endpoint, Failure> {
             )
         }?),
         name: None,
-        labels: unsafe { read_labels(ep.labels, ep.labels_len, "endpoint.labels") }?,
+        labels: unsafe { read_labels(ep.labels, ep.labels_len, "endpoint.labels") }?.into(),
         namespace_labels: unsafe {
             read_labels(
                 ep.namespace_labels,
                 ep.namespace_labels_len,
                 "endpoint.namespace_labels",
             )
-        }?,
+        }?
+        .into(),
         service_account: owned(unsafe {
             optional_text(
                 ep.service_account,

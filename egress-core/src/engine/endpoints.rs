@@ -10,7 +10,6 @@
 //! - the uid index stores only endpoint ids, hashing the uid text the slab holds.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -133,10 +132,10 @@ impl Ips {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct IdentityInputs {
     pub(crate) namespace: Option<String>,
-    pub(crate) labels: BTreeMap<String, String>,
-    pub(crate) namespace_labels: BTreeMap<String, String>,
+    pub(crate) labels: Labels,
+    pub(crate) namespace_labels: Labels,
     pub(crate) service_account: Option<String>,
-    pub(crate) identity_labels: Option<BTreeMap<String, String>>,
+    pub(crate) identity_labels: Option<Labels>,
 }
 
 #[derive(Debug)]

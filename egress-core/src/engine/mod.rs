@@ -35,6 +35,7 @@ use crate::cluster::{Endpoint, Node, Nodes};
 use crate::device::Device;
 use crate::entries::{Conflict, Entry, MapEntries, Producer, Slot};
 use crate::gateway::{PolicyGateways, ResolvedGateway, Selection};
+use crate::labels::Labels;
 use crate::lookup::{Verdict, VerdictRecord};
 use crate::maps::{DEFAULT_MAX_ENTRIES, Layout};
 use crate::policy::{Policy, PolicyErrors, PolicySelectors, parse_policy};
@@ -458,6 +459,7 @@ impl Engine {
     /// Sets the `namespaceLabels` of every endpoint currently in `namespace`, exactly as
     /// re-upserting each of them would; endpoints upserted later carry their own.
     pub fn upsert_namespace(&mut self, namespace: &str, labels: BTreeMap<String, String>) {
+        let labels = Labels::from(labels);
         for eid in self.endpoints.in_namespace(namespace) {
             let Some(mut endpoint) = self.endpoints.to_endpoint(eid) else {
                 continue;

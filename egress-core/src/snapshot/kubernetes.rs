@@ -325,7 +325,7 @@ fn cilium_endpoint(
         uid,
         namespace,
         name,
-        identity_labels: Some(identity_labels),
+        identity_labels: Some(identity_labels.into()),
         ips,
         node,
         ..Endpoint::default()
