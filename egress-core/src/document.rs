@@ -68,6 +68,18 @@ impl Node {
         }
     }
 
+    /// Takes the value of a string key of a mapping out, leaving `null` in its place (`None`
+    /// when absent, `null` itself, or not a mapping).
+    pub(crate) fn take(&mut self, key: &str) -> Option<Node> {
+        match self {
+            Node::Map(entries) => entries
+                .iter_mut()
+                .find(|(k, v)| k.as_str() == Some(key) && *v != Node::Null)
+                .map(|(_, v)| std::mem::replace(v, Node::Null)),
+            _ => None,
+        }
+    }
+
     /// Renders a scalar as Kubernetes prints an invalid value (strings quoted).
     pub fn render(&self) -> String {
         match self {

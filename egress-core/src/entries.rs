@@ -479,6 +479,28 @@ pub fn compute(
     devices: &[Device],
     selection: Selection,
 ) -> Computation {
+    compute_with(state, local_node, devices, selection, true)
+}
+
+/// [`compute`] without [`Computation::producers`] (left empty): the maps, conflicts and
+/// gateway choices only, for callers that do not say where each entry comes from — about
+/// 100 bytes less per entry.
+pub fn compute_without_producers(
+    state: &ClusterState,
+    local_node: &str,
+    devices: &[Device],
+    selection: Selection,
+) -> Computation {
+    compute_with(state, local_node, devices, selection, false)
+}
+
+fn compute_with(
+    state: &ClusterState,
+    local_node: &str,
+    devices: &[Device],
+    selection: Selection,
+    with_producers: bool,
+) -> Computation {
     let local = state.nodes.get(local_node);
     let local_view = local.map(|node| LocalNode { node, devices });
 
@@ -610,9 +632,17 @@ pub fn compute(
         }
     }
     candidates.dedup_by(|later, first| later.entry.identity() == first.entry.identity());
-    let producers: Vec<Producer> = candidates.iter().map(producer).collect();
-    drop(candidates);
-    let winners: Vec<Entry> = producers.iter().map(|p| p.entry).collect();
+    let producers: Vec<Producer> = if with_producers {
+        candidates.iter().map(producer).collect()
+    } else {
+        Vec::new()
+    };
+    let winners: Vec<Entry> = if with_producers {
+        drop(candidates);
+        producers.iter().map(|p| p.entry).collect()
+    } else {
+        candidates.into_iter().map(|c| c.entry).collect()
+    };
     Computation {
         maps: MapEntries::from_entries(winners),
         conflicts,

@@ -76,11 +76,12 @@ impl Loaded {
 }
 
 fn load_unchecked(text: &str) -> Result<Loaded, Error> {
-    let docs = document::parse_documents(text)?;
+    let mut docs = document::parse_documents(text)?;
     if let [doc] = docs.as_slice()
         && Snapshot::is_snapshot_document(doc)
     {
-        return Snapshot::from_document(doc).map(|snapshot| Loaded {
+        let doc = docs.pop().unwrap_or(Doc::Null);
+        return Snapshot::from_document_owned(doc).map(|snapshot| Loaded {
             snapshot,
             warnings: Vec::new(),
         });
@@ -140,10 +141,18 @@ pub fn load_all(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> {
     load_all_unchecked(texts).and_then(|loaded| loaded.within_limits().map_err(|e| (None, e)))
 }
 
-fn load_all_unchecked(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> {
-    let mut parsed = Vec::with_capacity(texts.len());
-    for (i, text) in texts.iter().enumerate() {
-        let docs = document::parse_documents(text).map_err(|e| (Some(i), e.into()))?;
+/// [`load_all`] taking the texts, each dropped once parsed: a large input's text is not
+/// held beside the objects read from it.
+pub fn load_all_owned(texts: Vec<String>) -> Result<Loaded, (Option<usize>, Error)> {
+    load_all_unchecked(texts).and_then(|loaded| loaded.within_limits().map_err(|e| (None, e)))
+}
+
+fn load_all_unchecked<T: AsRef<str>>(
+    texts: impl IntoIterator<Item = T>,
+) -> Result<Loaded, (Option<usize>, Error)> {
+    let mut parsed = Vec::new();
+    for (i, text) in texts.into_iter().enumerate() {
+        let docs = document::parse_documents(text.as_ref()).map_err(|e| (Some(i), e.into()))?;
         if docs.is_empty() {
             return Err((Some(i), Error::DocumentCount(0)));
         }
@@ -193,7 +202,8 @@ fn load_all_unchecked(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> 
     let Some((_, first)) = inputs.next() else {
         return Err((Some(0), Error::DocumentCount(0)));
     };
-    let mut snapshot = Snapshot::from_document(&first[0]).map_err(|e| (Some(0), e))?;
+    let first = first.into_iter().next().unwrap_or(Doc::Null);
+    let mut snapshot = Snapshot::from_document_owned(first).map_err(|e| (Some(0), e))?;
     let mut warnings = Vec::new();
     // Endpoints by uid and nodes by address, so that merging a dump of many endpoints does
     // not scan them all per object; the address index is rebuilt when nodes changed.
@@ -201,7 +211,8 @@ fn load_all_unchecked(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> 
     let mut addresses: Option<HashMap<IpAddr, String>> = None;
     for (i, docs) in inputs {
         if is_snapshot(&docs) {
-            let other = Snapshot::from_document(&docs[0]).map_err(|e| (Some(i), e))?;
+            let doc = docs.into_iter().next().unwrap_or(Doc::Null);
+            let other = Snapshot::from_document_owned(doc).map_err(|e| (Some(i), e))?;
             snapshot.merge(other);
             at_uid = uid_index(&snapshot.endpoints);
             addresses = None;
@@ -421,7 +432,20 @@ impl Snapshot {
     /// Reads a snapshot from a parsed document.
     pub fn from_document(doc: &Doc) -> Result<Self, Error> {
         let mut errors = Vec::new();
-        let snapshot = read_snapshot(doc, &mut errors);
+        let snapshot = read_snapshot(doc, None, &mut errors);
+        match snapshot {
+            Some(s) if errors.is_empty() => Ok(s),
+            _ => Err(Error::Input(errors)),
+        }
+    }
+
+    /// [`Snapshot::from_document`] consuming the document: each endpoint's part of the tree
+    /// is dropped as soon as it is read, so a large snapshot's tree and its endpoints are
+    /// not held whole at once.
+    pub fn from_document_owned(mut doc: Doc) -> Result<Self, Error> {
+        let endpoints = doc.take("endpoints");
+        let mut errors = Vec::new();
+        let snapshot = read_snapshot(&doc, endpoints, &mut errors);
         match snapshot {
             Some(s) if errors.is_empty() => Ok(s),
             _ => Err(Error::Input(errors)),
@@ -621,7 +645,13 @@ impl Snapshot {
     }
 }
 
-fn read_snapshot(doc: &Doc, errors: &mut Vec<FieldError>) -> Option<Snapshot> {
+/// `endpoints`: the document's `endpoints` value, taken out of it to be read and dropped
+/// item by item (see [`Snapshot::from_document_owned`]).
+fn read_snapshot(
+    doc: &Doc,
+    endpoints: Option<Doc>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Snapshot> {
     let top = Fields::open(doc, "", errors)?;
     top.finish(TOP, errors);
     let mut snap = Snapshot {
@@ -658,12 +688,9 @@ fn read_snapshot(doc: &Doc, errors: &mut Vec<FieldError>) -> Option<Snapshot> {
             Reason::NotFound(field::quote(local)),
         ));
     }
-    if let Some(eps) = top
-        .get("endpoints")
-        .and_then(|n| read_seq(n, "endpoints", errors))
-    {
-        let mut uids = HashSet::new();
-        for (i, e) in eps.iter().enumerate() {
+    let mut uids = HashSet::new();
+    let mut add_endpoint =
+        |i: usize, e: &Doc, snap: &mut Snapshot, errors: &mut Vec<FieldError>| {
             let path = field::item("endpoints", i);
             if let Some(ep) = read_endpoint(e, &path, errors) {
                 if !uids.insert(ep.uid.clone()) {
@@ -673,6 +700,29 @@ fn read_snapshot(doc: &Doc, errors: &mut Vec<FieldError>) -> Option<Snapshot> {
                     ));
                 }
                 snap.endpoints.push(ep);
+            }
+        };
+    match endpoints {
+        // Each endpoint's document dropped once read: the tree and the endpoints are not
+        // held whole at once.
+        Some(Doc::Seq(items)) => {
+            snap.endpoints.reserve_exact(items.len());
+            for (i, e) in items.into_iter().enumerate() {
+                add_endpoint(i, &e, &mut snap, errors);
+            }
+        }
+        Some(other) => {
+            read_seq(&other, "endpoints", errors);
+        }
+        None => {
+            if let Some(eps) = top
+                .get("endpoints")
+                .and_then(|n| read_seq(n, "endpoints", errors))
+            {
+                snap.endpoints.reserve_exact(eps.len());
+                for (i, e) in eps.iter().enumerate() {
+                    add_endpoint(i, e, &mut snap, errors);
+                }
             }
         }
     }

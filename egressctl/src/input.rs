@@ -18,9 +18,18 @@ pub(crate) fn set_max_input(bytes: u64) {
 
 /// Reads all of `reader` as UTF-8, at most `--max-input` bytes (64 MiB unless set):
 /// `/dev/zero` or a runaway pipe is refused instead of filling the memory.
-fn read_limited(reader: impl std::io::Read, name: &str) -> Result<String, Failure> {
+/// `size_hint`: the file's size when known, read into a buffer of exactly that size.
+fn read_limited(
+    reader: impl std::io::Read,
+    name: &str,
+    size_hint: Option<u64>,
+) -> Result<String, Failure> {
     let limit = *MAX_INPUT.get().unwrap_or(&(64 << 20));
     let mut bytes = Vec::new();
+    if let Some(size) = size_hint {
+        // One byte more: the read that finds the end needs room to return 0.
+        bytes.reserve_exact(usize::try_from(size.min(limit) + 1).unwrap_or(0));
+    }
     std::io::Read::read_to_end(&mut reader.take(limit.saturating_add(1)), &mut bytes)
         .map_err(|e| Failure::Input(format!("{name}: {e}")))?;
     if bytes.len() as u64 > limit {
@@ -35,7 +44,12 @@ fn read_limited(reader: impl std::io::Read, name: &str) -> Result<String, Failur
 pub(crate) fn read_file(path: &Path) -> Result<String, Failure> {
     let file = std::fs::File::open(path)
         .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
-    read_limited(file, &path.display().to_string())
+    let size = file
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    read_limited(file, &path.display().to_string(), size)
 }
 
 /// `<file>: <line>` for every line of a snapshot error.
@@ -51,7 +65,7 @@ pub(crate) fn snapshot_error(path: &Path, err: &Error) -> Failure {
 /// The text of an input: a file, or standard input for `-`.
 pub(crate) fn read_input(path: &Path) -> Result<String, Failure> {
     if path == Path::new("-") {
-        return read_limited(std::io::stdin().lock(), "-: standard input");
+        return read_limited(std::io::stdin().lock(), "-: standard input", None);
     }
     read_file(path)
 }
@@ -79,8 +93,7 @@ pub(crate) fn load_snapshots(paths: &[PathBuf]) -> Result<Snapshot, Failure> {
         .iter()
         .map(|p| read_input(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let loaded = snapshot::load_all(&refs).map_err(|(at, e)| match at {
+    let loaded = snapshot::load_all_owned(texts).map_err(|(at, e)| match at {
         Some(i) => snapshot_error(&paths[i], &e),
         None => snapshot_error(Path::new(&label(paths)), &e),
     })?;

@@ -18,7 +18,13 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
 
     let devices = snapshot.devices_for(node).to_vec();
     let selection = args.node.selection.into();
-    let computed = snapshot.with_state(|state| entries::compute(state, node, &devices, selection));
+    // Where each entry comes from is printed by `-o wide` only.
+    let compute = if args.output == Output::Wide {
+        entries::compute
+    } else {
+        entries::compute_without_producers
+    };
+    let computed = snapshot.with_state(|state| compute(state, node, &devices, selection));
     for conflict in &computed.conflicts {
         warnings += 1;
         crate::note!("{}", conflict_line(conflict));
