@@ -42,7 +42,10 @@ fn validate_file(path: &Path, names: &mut HashMap<String, String>) -> (String, b
         Err(Failure::Input(msg)) => return (format!("{msg}\n"), false, 0),
         Err(_) => return (String::new(), false, 0),
     };
-    let docs = match document::parse_documents(&text) {
+    let parsed = document::parse_documents(&text);
+    // The objects own what they read: the text is not held beside them.
+    drop(text);
+    let mut docs = match parsed {
         Ok(d) if d.is_empty() => {
             return (
                 format!("{file}: empty: no YAML or JSON document, so no policy to validate\n"),
@@ -59,30 +62,37 @@ fn validate_file(path: &Path, names: &mut HashMap<String, String>) -> (String, b
         errors: 0,
         warnings: 0,
     };
+    let is_snapshot = matches!(docs.as_slice(), [doc] if Snapshot::is_snapshot_document(doc));
     let (policies, snapshot): (Vec<Result<Policy, PolicyErrors>>, Option<Snapshot>) =
-        match docs.as_slice() {
-            [doc] if Snapshot::is_snapshot_document(doc) => match Snapshot::from_document(doc) {
-                Ok(snap) => (snap.policies.clone(), Some(snap)),
-                Err(err) => {
-                    report.snapshot_errors(&err);
-                    // Still report the policies' own errors.
-                    let items = doc.get("policies").and_then(|p| match p {
-                        Node::Seq(items) => Some(items.clone()),
-                        _ => None,
-                    });
-                    let items = document::flatten_lists(items.unwrap_or_default());
-                    (
-                        items
-                            .iter()
-                            .filter(|d| matches!(d, Node::Map(_)))
-                            .map(policy::parse_policy)
-                            .collect(),
-                        None,
-                    )
+        match docs.pop() {
+            // Read consuming the document (its endpoints dropped as they are read); the
+            // policies kept aside to report their own errors should the snapshot be refused.
+            Some(doc) if is_snapshot => {
+                let policies = doc.get("policies").cloned();
+                match Snapshot::from_document_owned(doc) {
+                    Ok(snap) => (snap.policies.clone(), Some(snap)),
+                    Err(err) => {
+                        report.snapshot_errors(&err);
+                        // Still report the policies' own errors.
+                        let items = policies.and_then(|p| match p {
+                            Node::Seq(items) => Some(items),
+                            _ => None,
+                        });
+                        let items = document::flatten_lists(items.unwrap_or_default());
+                        (
+                            items
+                                .iter()
+                                .filter(|d| matches!(d, Node::Map(_)))
+                                .map(policy::parse_policy)
+                                .collect(),
+                            None,
+                        )
+                    }
                 }
-            },
-            _ => {
+            }
+            last => {
                 // A Kubernetes dump also holds the cluster's other objects: not policies.
+                docs.extend(last);
                 let objects = document::flatten_lists(docs);
                 let policies = objects.iter().filter(|o| !is_other_dump_kind(o));
                 (policies.map(policy::parse_policy).collect(), None)
