@@ -128,6 +128,12 @@ fn create_open_and_mismatch() {
     std::fs::create_dir_all(&tmp).unwrap();
     let err = EgressMaps::open_or_create(&tmp, Layout::V4V2, None).unwrap_err();
     assert!(matches!(err, Error::NotBpffs { .. }), "{err}");
+    // A missing directory whose nearest existing ancestor is not a bpffs: refused, and no
+    // directory made there.
+    let missing = tmp.join("no/such/dir");
+    let err = EgressMaps::open_or_create(&missing, Layout::V4V2, None).unwrap_err();
+    assert!(matches!(err, Error::NotBpffs { .. }), "{err}");
+    assert!(!tmp.join("no").exists());
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 
