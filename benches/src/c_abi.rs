@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use egress_core::cluster::Endpoint;
 use egress_core::engine::{Action, Engine};
 use egress_ffi::{
-    EGRESS_MAX_KEY_SIZE, EGRESS_MAX_VALUE_SIZE, egress_endpoint, egress_engine, egress_ip_addr,
-    egress_label, egress_plan_op, egress_query_v4, egress_result, egress_verdict,
+    egress_endpoint, egress_engine, egress_ip_addr, egress_label, egress_plan_op, egress_query_v4,
+    egress_result, egress_verdict,
 };
 
 use crate::measure;
@@ -261,15 +261,7 @@ pub fn cni_add_us(mut rust: Engine, c: &CEngine, pods: &[Endpoint]) -> Result<(f
     {
         return Err("CNI ADD pods must have at most 4 labels and 2 namespace labels".to_owned());
     }
-    let empty = egress_plan_op {
-        map: 0,
-        action: 0,
-        key_len: 0,
-        value_len: 0,
-        key: [0; EGRESS_MAX_KEY_SIZE],
-        value: [0; EGRESS_MAX_VALUE_SIZE],
-    };
-    let mut ops = [empty; 16];
+    let mut ops = [egress_plan_op::default(); 16];
     let (mut rust_time, mut c_time) = (Duration::ZERO, Duration::ZERO);
     for ep in pods {
         let pod = Pod::of(ep);

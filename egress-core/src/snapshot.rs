@@ -591,15 +591,9 @@ impl Snapshot {
     /// The valid policies with the cluster's nodes and endpoints, for the batch path.
     pub fn state(&self) -> ClusterState {
         ClusterState {
-            cluster: self.cluster.clone(),
             nodes: self.nodes.clone(),
             endpoints: self.endpoints.clone(),
-            policies: self
-                .policies
-                .iter()
-                .filter_map(|p| p.as_ref().ok())
-                .cloned()
-                .collect(),
+            ..self.state_of(Nodes::default(), Vec::new())
         }
     }
 
@@ -607,21 +601,28 @@ impl Snapshot {
     /// moved into the state for the call and back after it (a large cluster's endpoints are
     /// most of its memory).
     pub fn with_state<R>(&mut self, f: impl FnOnce(&ClusterState) -> R) -> R {
-        let state = ClusterState {
+        let nodes = std::mem::take(&mut self.nodes);
+        let endpoints = std::mem::take(&mut self.endpoints);
+        let state = self.state_of(nodes, endpoints);
+        let result = f(&state);
+        self.nodes = state.nodes;
+        self.endpoints = state.endpoints;
+        result
+    }
+
+    /// The state with these nodes and endpoints, and this snapshot's valid policies.
+    fn state_of(&self, nodes: Nodes, endpoints: Vec<Endpoint>) -> ClusterState {
+        ClusterState {
             cluster: self.cluster.clone(),
-            nodes: std::mem::take(&mut self.nodes),
-            endpoints: std::mem::take(&mut self.endpoints),
+            nodes,
+            endpoints,
             policies: self
                 .policies
                 .iter()
                 .filter_map(|p| p.as_ref().ok())
                 .cloned()
                 .collect(),
-        };
-        let result = f(&state);
-        self.nodes = state.nodes;
-        self.endpoints = state.endpoints;
-        result
+        }
     }
 
     /// The invalid policies, with their position in the file.

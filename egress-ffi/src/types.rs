@@ -170,6 +170,33 @@ pub struct egress_map_element {
     pub value: [u8; EGRESS_MAX_VALUE_SIZE],
 }
 
+impl Default for egress_plan_op {
+    /// All zero: a buffer slot for `egress_engine_take_plan` to fill.
+    fn default() -> Self {
+        Self {
+            map: 0,
+            action: 0,
+            key_len: 0,
+            value_len: 0,
+            key: [0; EGRESS_MAX_KEY_SIZE],
+            value: [0; EGRESS_MAX_VALUE_SIZE],
+        }
+    }
+}
+
+impl Default for egress_map_element {
+    /// All zero.
+    fn default() -> Self {
+        Self {
+            map: 0,
+            key_len: 0,
+            value_len: 0,
+            key: [0; EGRESS_MAX_KEY_SIZE],
+            value: [0; EGRESS_MAX_VALUE_SIZE],
+        }
+    }
+}
+
 /// One map entry, decoded.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -212,10 +212,7 @@ fn take_plan(engine: &Handle) -> Vec<egress_plan_op> {
         egress_plan_op {
             map: 99,
             action: 99,
-            key_len: 0,
-            value_len: 0,
-            key: [0; EGRESS_MAX_KEY_SIZE],
-            value: [0; EGRESS_MAX_VALUE_SIZE],
+            ..Default::default()
         };
         count
     ];

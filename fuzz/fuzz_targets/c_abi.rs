@@ -372,9 +372,13 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
                 10 => {
-                    let ops = sized(&mut b, zeroed_op(), |buf, len, count, error| {
-                        egress_engine_take_plan(engine, buf, len, count, error)
-                    });
+                    let ops = sized(
+                        &mut b,
+                        egress_plan_op::default(),
+                        |buf, len, count, error| {
+                            egress_engine_take_plan(engine, buf, len, count, error)
+                        },
+                    );
                     let applied = match ops {
                         Some(ops) => {
                             ops.len().saturating_sub(usize::from(b.u8() % 3))
@@ -387,7 +391,7 @@ fuzz_target!(|data: &[u8]| {
                 11 => {
                     let elements: Vec<egress_map_element> = (0..b.u8() % 4)
                         .map(|_| {
-                            let mut e = zeroed_element();
+                            let mut e = egress_map_element::default();
                             e.map = enum_value(&mut b);
                             e.key_len = u32::from(b.u8() % 48);
                             e.value_len = u32::from(b.u8() % 48);
@@ -417,7 +421,7 @@ fuzz_target!(|data: &[u8]| {
                     let _ = sized(&mut b, 0u8, |buf, len, written, error| {
                         egress_engine_conflicts_json(engine, buf, len, written, error)
                     });
-                    let _ = sized(&mut b, zeroed_entry(), |buf, len, count, error| {
+                    let _ = sized(&mut b, egress_entry::default(), |buf, len, count, error| {
                         egress_engine_entries(engine, buf, len, count, error)
                     });
                     egress_result::Ok
@@ -507,41 +511,5 @@ fn lookups(b: &mut Bytes<'_>, engine: *const egress_engine) {
         let code = egress_engine_lookup_batch_v6(engine, queries6.as_ptr(), 1, many.as_mut_ptr());
         assert_eq!(code, egress_result::Ok);
         assert_eq!(many[0], one);
-    }
-}
-
-fn zeroed_op() -> egress_plan_op {
-    egress_plan_op {
-        map: 0,
-        action: 0,
-        key_len: 0,
-        value_len: 0,
-        key: [0; EGRESS_MAX_KEY_SIZE],
-        value: [0; EGRESS_MAX_VALUE_SIZE],
-    }
-}
-
-fn zeroed_element() -> egress_map_element {
-    egress_map_element {
-        map: 0,
-        key_len: 0,
-        value_len: 0,
-        key: [0; EGRESS_MAX_KEY_SIZE],
-        value: [0; EGRESS_MAX_VALUE_SIZE],
-    }
-}
-
-fn zeroed_entry() -> egress_entry {
-    let addr = egress_ip_addr {
-        family: 0,
-        bytes: [0; 16],
-    };
-    egress_entry {
-        source: addr,
-        destination: addr,
-        destination_len: 0,
-        egress_ip: addr,
-        gateway_ip: [0; 4],
-        egress_ifindex: 0,
     }
 }
