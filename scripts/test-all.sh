@@ -38,6 +38,11 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 # The Go package (scripts/test-go.sh): Debian's Go toolchain; no module is downloaded.
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
+# egress-lab (the seed's experiment in network namespaces): bpftool loads its tc programs,
+# libbpf's headers compile them, nsenter (util-linux) attaches them inside a namespace.
+command -v bpftool >/dev/null 2>&1 || missing+=(bpftool)
+[ -f /usr/include/bpf/bpf_helpers.h ] || missing+=(libbpf-dev)
+command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
 pkg-config --exists libelf 2>/dev/null || missing+=(libelf-dev)
 pkg-config --exists zlib 2>/dev/null || missing+=(zlib1g-dev)
 if [ "${#missing[@]}" -gt 0 ]; then

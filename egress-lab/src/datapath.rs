@@ -1,0 +1,267 @@
+//! The lab's tc programs (`bpf/lab_datapath.c`): compiled with clang, loaded per node on that
+//! node's maps with bpftool (Cilium's maps created by egress-bpf beforehand, the lab's own
+//! maps by bpftool), attached to tc ingress from inside the node's network namespace.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use crate::cluster::{Cluster, LabNode, NAT_PORTS, RUN_DIR, VNI, VPC, vpc_mask};
+use crate::cmd::{in_netns, run};
+
+/// The datapath's source, compiled at run time as egress-bpf's test datapath is.
+const SOURCE: &str = include_str!("../bpf/lab_datapath.c");
+
+/// The lab's own maps: name, type, key and value sizes, entries (the datapath declares the
+/// same; the loader reuses them).
+const LAB_MAPS: [(&str, &str, u32, u32, u32); 5] = [
+    ("lab_config", "array", 4, 24, 1),
+    ("lab_endpoints", "hash", 4, 8, 256),
+    ("lab_nat_fwd", "lru_hash", 16, 8, 65536),
+    ("lab_nat_rev", "lru_hash", 16, 24, 65536),
+    ("lab_stats", "percpu_array", 4, 8, 32),
+];
+
+/// The counters of `lab_stats`, by index (the datapath's `ST_*`).
+pub(crate) const COUNTERS: [&str; 17] = [
+    "pod: cluster destination, untouched",
+    "pod: normal path, SNAT to the node's address",
+    "pod: excluded destination (normal path)",
+    "pod: dropped, no gateway",
+    "pod: this node is the gateway, SNAT to the egress IP",
+    "pod: dropped, gateway without an egress IP",
+    "pod: encapsulated to the gateway",
+    "overlay: reply delivered to a local pod",
+    "overlay: request SNATed as the gateway",
+    "overlay: dropped, no entry naming this node",
+    "netdev: reply reverse-NATed to a local pod",
+    "netdev: reply reverse-NATed and tunnelled to the pod's node",
+    "NAT port allocated",
+    "dropped: NAT ports exhausted",
+    "dropped: cannot NAT (fragment, protocol)",
+    "dropped: FIB lookup failed",
+    "dropped: tunnel key",
+];
+
+/// The lab's bpffs (a private mount, removed by `down` with every pin in it).
+pub(crate) fn bpffs() -> PathBuf {
+    Path::new(RUN_DIR).join("bpffs")
+}
+
+/// Mounts the lab's bpffs and compiles the datapath; the object's path.
+pub(crate) fn prepare() -> Result<PathBuf, String> {
+    let fs = bpffs();
+    std::fs::create_dir_all(&fs).map_err(|e| format!("{}: {e}", fs.display()))?;
+    run("mount", &["-t", "bpf", "bpf", path(&fs)?])?;
+    let source = Path::new(RUN_DIR).join("lab_datapath.c");
+    std::fs::write(&source, SOURCE).map_err(|e| format!("{}: {e}", source.display()))?;
+    let object = Path::new(RUN_DIR).join("lab_datapath.o");
+    let multiarch = run("gcc", &["-print-multiarch"])?;
+    let include = format!("-I/usr/include/{}", multiarch.trim());
+    run(
+        "clang",
+        &[
+            "-target",
+            "bpf",
+            "-O2",
+            "-g",
+            "-Wall",
+            &include,
+            "-c",
+            path(&source)?,
+            "-o",
+            path(&object)?,
+        ],
+    )?;
+    Ok(object)
+}
+
+fn path(p: &Path) -> Result<&str, String> {
+    p.to_str()
+        .ok_or_else(|| format!("{}: not UTF-8", p.display()))
+}
+
+/// The interface index of `dev` in namespace `ns`.
+pub(crate) fn ifindex(ns: &str, dev: &str) -> Result<u32, String> {
+    let json = run("ip", &["-n", ns, "-j", "link", "show", "dev", dev])?;
+    let value: serde_json::Value =
+        serde_json::from_str(&json).map_err(|e| format!("ip -j link show {dev}: {e}"))?;
+    value[0]["ifindex"]
+        .as_u64()
+        .and_then(|i| u32::try_from(i).ok())
+        .ok_or_else(|| format!("{ns}: no ifindex for {dev}"))
+}
+
+fn hex(bytes: &[u8]) -> Vec<String> {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `bpftool map update pinned PATH key hex .. value hex ..`.
+fn update(map: &Path, key: &[u8], value: &[u8]) -> Result<(), String> {
+    let mut args = vec!["map".to_owned(), "update".to_owned(), "pinned".to_owned()];
+    args.push(path(map)?.to_owned());
+    args.push("key".to_owned());
+    args.push("hex".to_owned());
+    args.extend(hex(key));
+    args.push("value".to_owned());
+    args.push("hex".to_owned());
+    args.extend(hex(value));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("bpftool", &args).map(drop)
+}
+
+/// Creates the node's lab maps beside its Cilium maps (already pinned in `dir`), loads the
+/// programs on all of them, writes the node's settings and attaches the node's programs: on
+/// `eth0` (replies from outside) and on the tunnel (traffic from other nodes).
+pub(crate) fn load_node(object: &Path, node: &LabNode, dir: &Path) -> Result<(), String> {
+    for (name, kind, key, value, entries) in LAB_MAPS {
+        let pin = dir.join(name);
+        run(
+            "bpftool",
+            &[
+                "map",
+                "create",
+                path(&pin)?,
+                "type",
+                kind,
+                "key",
+                &key.to_string(),
+                "value",
+                &value.to_string(),
+                "entries",
+                &entries.to_string(),
+                "name",
+                name,
+            ],
+        )?;
+    }
+    let progs = dir.join("prog");
+    let mut args: Vec<String> = ["prog", "loadall", path(object)?, path(&progs)?, "type"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    args.push("classifier".to_owned());
+    let maps = ["cilium_egress_gw_policy_v4_v2"]
+        .into_iter()
+        .chain(LAB_MAPS.iter().map(|m| m.0));
+    for map in maps {
+        args.extend([
+            "map".to_owned(),
+            "name".to_owned(),
+            map.to_owned(),
+            "pinned".to_owned(),
+            path(&dir.join(map))?.to_owned(),
+        ]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("bpftool", &args).map_err(|e| format!("loading the datapath on {}: {e}", node.name))?;
+
+    let vxlan = ifindex(&node.ns, "lab_vxlan")?;
+    let mut config = Vec::with_capacity(24);
+    config.extend_from_slice(&node.ipv4.octets());
+    config.extend_from_slice(&vxlan.to_le_bytes());
+    config.extend_from_slice(&VPC.0.octets());
+    config.extend_from_slice(&vpc_mask().octets());
+    config.extend_from_slice(&NAT_PORTS.0.to_le_bytes());
+    config.extend_from_slice(&NAT_PORTS.1.to_le_bytes());
+    config.extend_from_slice(&VNI.to_le_bytes());
+    update(&dir.join("lab_config"), &0u32.to_le_bytes(), &config)?;
+
+    attach(&node.ns, "eth0", &progs.join("from_netdev"))?;
+    attach(&node.ns, "lab_vxlan", &progs.join("from_overlay"))
+}
+
+/// Registers a pod with its node's datapath and attaches `from_pod` to its veth.
+pub(crate) fn add_pod(
+    node: &LabNode,
+    dir: &Path,
+    pod_ip: Ipv4Addr,
+    veth: &str,
+) -> Result<(), String> {
+    let index = ifindex(&node.ns, veth)?;
+    let mut value = index.to_le_bytes().to_vec();
+    value.extend_from_slice(&[0; 4]);
+    update(&dir.join("lab_endpoints"), &pod_ip.octets(), &value)?;
+    attach(&node.ns, veth, &dir.join("prog/from_pod"))
+}
+
+fn attach(ns: &str, dev: &str, program: &Path) -> Result<(), String> {
+    in_netns(ns, "tc", &["qdisc", "add", "dev", dev, "clsact"])?;
+    in_netns(
+        ns,
+        "tc",
+        &[
+            "filter",
+            "add",
+            "dev",
+            dev,
+            "ingress",
+            "prio",
+            "1",
+            "handle",
+            "1",
+            "bpf",
+            "da",
+            "object-pinned",
+            path(program)?,
+        ],
+    )
+    .map(drop)
+}
+
+/// The node's counters, summed over CPUs, by [`COUNTERS`] index.
+pub(crate) fn counters(dir: &Path) -> Result<Vec<u64>, String> {
+    let json = run(
+        "bpftool",
+        &["-j", "map", "dump", "pinned", path(&dir.join("lab_stats"))?],
+    )?;
+    let value: serde_json::Value =
+        serde_json::from_str(&json).map_err(|e| format!("lab_stats: {e}"))?;
+    let mut out = vec![0u64; COUNTERS.len()];
+    for element in value.as_array().into_iter().flatten() {
+        let index = bytes(&element["key"])
+            .and_then(|k| {
+                k.get(..4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            })
+            .ok_or("lab_stats: a key that is not 4 bytes")?;
+        let total: u64 = element["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| bytes(&v["value"]))
+            .filter_map(|b| {
+                b.get(..8)
+                    .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+            })
+            .sum();
+        if let Some(slot) = out.get_mut(index as usize) {
+            *slot = total;
+        }
+    }
+    Ok(out)
+}
+
+/// `["0x01", "0x00", ...]` as bytes.
+fn bytes(value: &serde_json::Value) -> Option<Vec<u8>> {
+    value
+        .as_array()?
+        .iter()
+        .map(|b| {
+            let s = b.as_str()?;
+            u8::from_str_radix(s.trim_start_matches("0x"), 16).ok()
+        })
+        .collect()
+}
+
+/// Every node's datapath loaded, and every pod attached.
+pub(crate) fn load(cluster: &Cluster, object: &Path) -> Result<(), String> {
+    let fs = bpffs();
+    for node in &cluster.nodes {
+        load_node(object, node, &node.pin_dir(&fs))?;
+    }
+    for pod in &cluster.pods {
+        let node = &cluster.nodes[pod.node];
+        add_pod(node, &node.pin_dir(&fs), pod.ip, &pod.veth)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! The seed's experiment: one engine per node programs that node's maps through egress-bpf,
+//! every pod fetches from the echo server, and what the "internet" saw is set beside what
+//! the engines predict.
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use egress_bpf::EgressMaps;
+use egress_core::device;
+use egress_core::engine::{Engine, EngineConfig};
+use egress_core::gateway::Selection;
+use egress_core::lookup::Verdict;
+use egress_core::maps::Layout;
+use egress_core::netip::Cidr;
+
+use crate::cluster::{Cluster, ECHO, ECHO_EXCLUDED, INET_NS, LabPod};
+use crate::cmd::run;
+use crate::datapath;
+
+/// One node's engine and the maps it programs.
+pub(crate) struct NodeEngine {
+    pub(crate) engine: Engine,
+    pub(crate) maps: EgressMaps,
+}
+
+/// The devices of a node's namespace, as the engine derives egress IPs and ifindexes from
+/// them (what `egressctl --interfaces host` reads on a real node).
+fn devices(ns: &str) -> Result<Vec<device::Device>, String> {
+    let addrs = run("ip", &["-n", ns, "-j", "addr", "show"])?;
+    let v4 = run("ip", &["-n", ns, "-4", "-j", "route", "show", "default"])?;
+    let v6 = run("ip", &["-n", ns, "-6", "-j", "route", "show", "default"])?;
+    device::from_iproute2(&addrs, &v4, &v6).map_err(|e| format!("{ns}: devices: {e}"))
+}
+
+/// Creates every node's Cilium maps (empty) in its pin directory, where the datapath will
+/// find them, and an engine for the node holding the seed's objects and its own devices.
+pub(crate) fn engines(cluster: &Cluster, selection: Selection) -> Result<Vec<NodeEngine>, String> {
+    let fs = datapath::bpffs();
+    let mut out = Vec::new();
+    for node in &cluster.nodes {
+        let config = EngineConfig {
+            selection,
+            ..EngineConfig::new(&node.name)
+        };
+        let (mut engine, rejected) = Engine::from_snapshot(&cluster.snapshot, config);
+        if let Some(errors) = rejected.first() {
+            return Err(format!("the seed holds an invalid policy: {errors}"));
+        }
+        engine.set_devices(devices(&node.ns)?);
+        let maps = EgressMaps::open_or_create(&node.pin_dir(&fs), Layout::V4V2, None)
+            .map_err(|e| format!("{}: {e}", node.name))?;
+        out.push(NodeEngine { engine, maps });
+    }
+    Ok(out)
+}
+
+/// Writes every node's plan to its maps.
+pub(crate) fn program(cluster: &Cluster, engines: &mut [NodeEngine]) -> Result<usize, String> {
+    let mut written = 0;
+    for (node, ne) in cluster.nodes.iter().zip(engines.iter_mut()) {
+        let plan = ne
+            .maps
+            .program(&mut ne.engine)
+            .map_err(|e| format!("programming {}: {e}", node.name))?;
+        written += plan.len();
+    }
+    Ok(written)
+}
+
+/// What a pod's packet to `dst` should leave with, by the engines: the source address the
+/// internet sees (`None`: dropped) and the node it leaves from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Prediction {
+    pub(crate) seen: Option<Ipv4Addr>,
+    pub(crate) via: String,
+}
+
+/// The engines' answer for `pod` → `dst`: its own node's verdict, and where it forwards,
+/// the gateway's (A.6: the gateway SNATs only with an entry naming itself and an egress IP).
+pub(crate) fn predict(
+    cluster: &Cluster,
+    engines: &[NodeEngine],
+    pod: &LabPod,
+    dst: Ipv4Addr,
+) -> Prediction {
+    let node = &cluster.nodes[pod.node];
+    let (src, dst) = (IpAddr::V4(pod.ip), IpAddr::V4(dst));
+    let dropped = |via: &str| Prediction {
+        seen: None,
+        via: via.to_owned(),
+    };
+    match engines[pod.node].engine.lookup(src, dst) {
+        Verdict::NoEntry | Verdict::Excluded => Prediction {
+            seen: Some(node.ipv4),
+            via: "normal path".to_owned(),
+        },
+        Verdict::Drop(_) => dropped("dropped (no gateway or egress IP)"),
+        Verdict::Masquerade {
+            egress_ip: IpAddr::V4(egress),
+            ..
+        } => Prediction {
+            seen: Some(egress),
+            via: format!("gateway {}", node.name),
+        },
+        Verdict::Masquerade { .. } => dropped("dropped (no IPv4 egress IP)"),
+        Verdict::Forward { gateway } => {
+            let Some(at) = cluster.nodes.iter().position(|n| n.ipv4 == gateway) else {
+                return dropped("dropped (the gateway is no lab node)");
+            };
+            match engines[at].engine.lookup(src, dst) {
+                Verdict::Masquerade {
+                    egress_ip: IpAddr::V4(egress),
+                    ..
+                } if !egress.is_unspecified() => Prediction {
+                    seen: Some(egress),
+                    via: format!("gateway {}", cluster.nodes[at].name),
+                },
+                _ => dropped("dropped at the gateway (its map names no egress IP)"),
+            }
+        }
+    }
+}
+
+/// The echo server, running in the internet namespace until killed.
+pub(crate) struct EchoServer(Child);
+
+impl EchoServer {
+    pub(crate) fn start() -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("the lab's own path: {e}"))?;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", INET_NS])
+            .arg(&exe)
+            .args([
+                "echo-server",
+                &format!("{ECHO}:80"),
+                &format!("{ECHO_EXCLUDED}:80"),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("starting the echo server: {e}"))?;
+        let stdout = child.stdout.take().ok_or("the echo server's output")?;
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| format!("the echo server: {e}"))?;
+        if line.trim() != "ready" {
+            let _ = child.kill();
+            return Err("the echo server did not start".to_owned());
+        }
+        Ok(Self(child))
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What the echo server saw when `pod` fetched from `dst` (`Err`: the fetch failed).
+pub(crate) fn fetch_from(pod: &LabPod, dst: Ipv4Addr) -> Result<Ipv4Addr, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("the lab's own path: {e}"))?;
+    let out = Command::new("ip")
+        .args(["netns", "exec", &pod.ns])
+        .arg(&exe)
+        .args([
+            "fetch",
+            &SocketAddr::from((dst, 80)).to_string(),
+            "--timeout-ms",
+            "1500",
+        ])
+        .output()
+        .map_err(|e| format!("{}: {e}", pod.display))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{}: the server answered {text:?}", pod.display))
+}
+
+/// One row of the result table.
+#[derive(Clone, Debug)]
+pub(crate) struct Row {
+    pub(crate) pod: String,
+    pub(crate) ip: Ipv4Addr,
+    pub(crate) node: String,
+    pub(crate) destination: Ipv4Addr,
+    pub(crate) predicted: Prediction,
+    pub(crate) observed: Result<Ipv4Addr, String>,
+}
+
+impl Row {
+    /// Whether the internet saw what the engines predicted (a predicted drop: nothing seen).
+    pub(crate) fn agrees(&self) -> bool {
+        match (&self.predicted.seen, &self.observed) {
+            (Some(p), Ok(o)) => p == o,
+            (None, Err(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Every pod fetches from `dst`, in parallel.
+pub(crate) fn fetch_all(cluster: &Cluster, engines: &[NodeEngine], dst: Ipv4Addr) -> Vec<Row> {
+    let observed: Vec<Result<Ipv4Addr, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cluster
+            .pods
+            .iter()
+            .map(|pod| s.spawn(move || fetch_from(pod, dst)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("the fetch panicked".to_owned()))
+            })
+            .collect()
+    });
+    cluster
+        .pods
+        .iter()
+        .zip(observed)
+        .map(|(pod, observed)| Row {
+            pod: pod.display.clone(),
+            ip: pod.ip,
+            node: cluster.nodes[pod.node].name.clone(),
+            destination: dst,
+            predicted: predict(cluster, engines, pod, dst),
+            observed,
+        })
+        .collect()
+}
+
+/// The policy edit of the experiment's second part: `egress-test` with `excludedCIDRs:
+/// [198.51.100.81/32]`, given to every node's engine.
+pub(crate) fn exclude_echo(cluster: &Cluster, engines: &mut [NodeEngine]) -> Result<(), String> {
+    let mut policy = cluster
+        .snapshot
+        .policies
+        .iter()
+        .filter_map(|p| p.as_ref().ok())
+        .next()
+        .cloned()
+        .ok_or("the seed has no valid policy")?;
+    let excluded = Cidr {
+        addr: IpAddr::V4(ECHO_EXCLUDED),
+        len: 32,
+    };
+    policy.excluded_cidrs.push(excluded);
+    for ne in engines.iter_mut() {
+        ne.engine.upsert_policy(policy.clone());
+    }
+    Ok(())
+}
+
+/// The fetch timeout of `egress-lab fetch`.
+pub(crate) fn timeout(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}

@@ -1,0 +1,330 @@
+//! `egress-lab`: the seed's experiment on real packets. The seed's cluster becomes network
+//! namespaces on this machine, every node runs the lab's tc programs over its own pinned
+//! Cilium maps, one engine per node programs them through egress-bpf, and every pod asks an
+//! echo server (the stand-in for `ifconfig.me`) which address it came from.
+//!
+//! Exit codes: 0 every pod was seen as the engines predict, 1 the experiment disagreed or
+//! failed, 2 usage, 3 this machine cannot run the lab (not root, a tool missing).
+
+mod cluster;
+mod cmd;
+mod datapath;
+mod experiment;
+mod http;
+mod topology;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use egress_core::gateway::Selection;
+use serde_json::json;
+
+use crate::cluster::{Cluster, ECHO, ECHO_EXCLUDED};
+use crate::experiment::Row;
+
+#[derive(Parser)]
+#[command(
+    name = "egress-lab",
+    version,
+    about = "The seed's egress gateway experiment on real packets, in network namespaces (root)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the seed's cluster, program every node's maps from its own engine, have every
+    /// pod fetch from the echo server, and print what the internet saw beside the engines'
+    /// prediction; then remove everything.
+    Seed {
+        /// Gateway selection of every node's engine.
+        #[arg(long, value_enum, default_value_t = SelectionArg::Cilium)]
+        selection: SelectionArg,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Leave the lab up afterwards (remove it with `egress-lab down`).
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Remove every namespace, pin and process a lab left (also after a failure).
+    Down,
+    /// (internal) The echo server, run in the internet namespace.
+    #[command(hide = true)]
+    EchoServer { addrs: Vec<SocketAddr> },
+    /// (internal) One request to the echo server, run in a pod's namespace.
+    #[command(hide = true)]
+    Fetch {
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 1500)]
+        timeout_ms: u64,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SelectionArg {
+    Cilium,
+    Consistent,
+}
+
+impl From<SelectionArg> for Selection {
+    fn from(s: SelectionArg) -> Self {
+        match s {
+            SelectionArg::Cilium => Selection::Cilium,
+            SelectionArg::Consistent => Selection::Consistent,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Seed {
+            selection,
+            json,
+            keep,
+        } => seed(selection.into(), json, keep),
+        Command::Down => {
+            let problems = topology::down();
+            for p in &problems {
+                eprintln!("egress-lab: {p}");
+            }
+            if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::EchoServer { addrs } => match http::serve(&addrs) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("egress-lab echo-server: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Fetch { addr, timeout_ms } => {
+            match http::fetch(addr, experiment::timeout(timeout_ms)) {
+                Ok(body) => {
+                    println!("{body}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("egress-lab fetch: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Why this machine cannot run the lab, if it cannot.
+fn missing_requirements() -> Option<String> {
+    if run_id() != Some(0) {
+        return Some("egress-lab needs root (network namespaces, bpffs, tc programs)".to_owned());
+    }
+    let missing: Vec<&str> = ["ip", "tc", "nsenter", "bpftool", "clang", "gcc"]
+        .into_iter()
+        .filter(|tool| !cmd::available(tool))
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "missing {}: apt-get install -y iproute2 util-linux bpftool clang gcc libbpf-dev",
+            missing.join(", ")
+        ));
+    }
+    let header = std::path::Path::new("/usr/include/bpf/bpf_helpers.h");
+    if !header.exists() {
+        return Some(format!(
+            "missing {}: apt-get install -y libbpf-dev",
+            header.display()
+        ));
+    }
+    None
+}
+
+/// The effective user id, from `/proc/self/status`.
+fn run_id() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+fn seed(selection: Selection, as_json: bool, keep: bool) -> ExitCode {
+    if let Some(why) = missing_requirements() {
+        eprintln!("egress-lab: {why}");
+        return ExitCode::from(3);
+    }
+    // Ctrl-C: everything is removed before exiting.
+    let _ = ctrlc::set_handler(|| {
+        for p in topology::down() {
+            eprintln!("egress-lab: {p}");
+        }
+        std::process::exit(130);
+    });
+    let result = run_seed(selection);
+    if !keep {
+        for p in topology::down() {
+            eprintln!("egress-lab: {p}");
+        }
+    }
+    match result {
+        Err(e) => {
+            eprintln!("egress-lab: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(results) => {
+            if as_json {
+                println!("{}", results.to_json(selection));
+            } else {
+                results.print(selection);
+            }
+            if results.agree() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// What one run found.
+struct Results {
+    /// Each part: its title and its rows.
+    parts: Vec<(String, Vec<Row>)>,
+    /// Each node's datapath counters (non-zero only).
+    counters: Vec<(String, Vec<(&'static str, u64)>)>,
+}
+
+impl Results {
+    fn agree(&self) -> bool {
+        self.parts
+            .iter()
+            .all(|(_, rows)| rows.iter().all(Row::agrees))
+    }
+
+    fn print(&self, selection: Selection) {
+        println!(
+            "egress-lab seed ({selection:?} selection): what the internet saw, and what the engines predict\n"
+        );
+        for (title, rows) in &self.parts {
+            println!("{title}");
+            let mut table = vec![[
+                "Pod".to_owned(),
+                "Pod IP".to_owned(),
+                "Node".to_owned(),
+                "Predicted (via)".to_owned(),
+                "Seen by the internet".to_owned(),
+                String::new(),
+            ]];
+            for r in rows {
+                table.push([
+                    r.pod.clone(),
+                    r.ip.to_string(),
+                    r.node.clone(),
+                    match r.predicted.seen {
+                        Some(ip) => format!("{ip} ({})", r.predicted.via),
+                        None => r.predicted.via.clone(),
+                    },
+                    match &r.observed {
+                        Ok(ip) => ip.to_string(),
+                        Err(e) => format!("failed: {e}"),
+                    },
+                    if r.agrees() { "ok" } else { "DIFFERS" }.to_owned(),
+                ]);
+            }
+            print!("{}", egress_core::render::tabulate(&table));
+            println!();
+        }
+        println!("datapath counters");
+        for (node, counters) in &self.counters {
+            for (name, value) in counters {
+                println!("  {node:<15} {value:>6}  {name}");
+            }
+        }
+    }
+
+    fn to_json(&self, selection: Selection) -> String {
+        let parts: Vec<_> = self
+            .parts
+            .iter()
+            .map(|(title, rows)| {
+                json!({
+                    "title": title,
+                    "rows": rows.iter().map(|r| json!({
+                        "pod": r.pod,
+                        "ip": r.ip.to_string(),
+                        "node": r.node,
+                        "destination": r.destination.to_string(),
+                        "predicted": r.predicted.seen.map(|ip| ip.to_string()),
+                        "via": r.predicted.via,
+                        "observed": r.observed.as_ref().ok().map(ToString::to_string),
+                        "error": r.observed.as_ref().err(),
+                        "agrees": r.agrees(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let counters: serde_json::Map<String, serde_json::Value> = self
+            .counters
+            .iter()
+            .map(|(node, c)| {
+                (
+                    node.clone(),
+                    c.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect(),
+                )
+            })
+            .collect();
+        let selection = match selection {
+            Selection::Cilium => "cilium",
+            Selection::Consistent => "consistent",
+        };
+        serde_json::to_string_pretty(&json!({
+            "selection": selection,
+            "parts": parts,
+            "counters": counters,
+        }))
+        .unwrap_or_default()
+    }
+}
+
+fn run_seed(selection: Selection) -> Result<Results, String> {
+    let cluster = Cluster::seed()?;
+    topology::up(&cluster)?;
+    let object = datapath::prepare()?;
+    let mut engines = experiment::engines(&cluster, selection)?;
+    datapath::load(&cluster, &object)?;
+    experiment::program(&cluster, &mut engines)?;
+    let _echo = experiment::EchoServer::start()?;
+    let mut parts = Vec::new();
+    parts.push((
+        format!("the seed's policy, every pod fetching from {ECHO}"),
+        experiment::fetch_all(&cluster, &engines, ECHO),
+    ));
+    experiment::exclude_echo(&cluster, &mut engines)?;
+    experiment::program(&cluster, &mut engines)?;
+    parts.push((
+        format!(
+            "the policy edited: excludedCIDRs [{ECHO_EXCLUDED}/32]; fetching from {ECHO_EXCLUDED}"
+        ),
+        experiment::fetch_all(&cluster, &engines, ECHO_EXCLUDED),
+    ));
+    parts.push((
+        format!("the same policy, fetching from {ECHO}"),
+        experiment::fetch_all(&cluster, &engines, ECHO),
+    ));
+    let fs = datapath::bpffs();
+    let mut counters = Vec::new();
+    for node in &cluster.nodes {
+        let values = datapath::counters(&node.pin_dir(&fs))?;
+        let named = datapath::COUNTERS
+            .iter()
+            .zip(values)
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| (*k, v))
+            .collect();
+        counters.push((node.name.clone(), named));
+    }
+    Ok(Results { parts, counters })
+}

@@ -1,0 +1,112 @@
+//! The seed's experiment in both selection modes, on real packets (root; `EGRESS_REQUIRE_BPF=1`
+//! makes a machine that cannot run it a failure instead of a skip):
+//! - every pod is seen by the "internet" with the egress IP its gateway's map names — the
+//!   gateway of the shared example's expected maps (`seed-gateway-group[.consistent]
+//!   .expected.json`, computed independently of the lab), and the engines' prediction;
+//! - the seed's pitfall: `egressGateway` (172.22.49.20) is ignored, its address seen nowhere;
+//! - after the policy edit, the excluded destination is reached on the normal path, with
+//!   each pod's own node's address, while the rest still leaves through the gateways;
+//! - nothing of the lab is left afterwards.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// sourceIP → gatewayIP of the example's expected IPv4 map (0.0.0.0/0 rows).
+fn expected_gateways(file: &str) -> BTreeMap<String, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/snapshots")
+        .join(file);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["ipv4"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["destCIDR"] == "0.0.0.0/0")
+        .map(|r| {
+            (
+                r["sourceIP"].as_str().unwrap().to_owned(),
+                r["gatewayIP"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn lab_left() -> usize {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("egl-"))
+        .count()
+}
+
+#[test]
+fn the_seed_experiment_in_both_modes() {
+    for (mode, expected) in [
+        ("cilium", "seed-gateway-group.expected.json"),
+        ("consistent", "seed-gateway-group.consistent.expected.json"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_egress-lab"))
+            .args(["seed", "--selection", mode, "--json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() == Some(3) {
+            assert!(
+                std::env::var("EGRESS_REQUIRE_BPF").as_deref() != Ok("1"),
+                "EGRESS_REQUIRE_BPF=1 but the lab cannot run here: {stderr}"
+            );
+            eprintln!("skipped: {}", stderr.trim());
+            return;
+        }
+        assert!(
+            out.status.success(),
+            "{mode}: {stderr}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let parts = report["parts"].as_array().unwrap();
+        assert_eq!(parts.len(), 3);
+        let gateways = expected_gateways(expected);
+        assert_eq!(gateways.len(), 10, "{expected}");
+        let rows = |i: usize| parts[i]["rows"].as_array().unwrap().clone();
+        for i in [0, 2] {
+            let rows = rows(i);
+            assert_eq!(rows.len(), 10);
+            for r in &rows {
+                let ip = r["ip"].as_str().unwrap();
+                assert_eq!(r["agrees"], true, "{mode}: {r}");
+                assert_eq!(r["observed"], gateways[ip].as_str(), "{mode}: {r}");
+                assert_ne!(
+                    r["observed"], "172.22.49.20",
+                    "{mode}: the ignored egressGateway"
+                );
+            }
+        }
+        for r in &rows(1) {
+            assert_eq!(r["agrees"], true, "{mode}: {r}");
+            assert_eq!(
+                r["observed"], r["node"],
+                "{mode}: excluded: the node's own address: {r}"
+            );
+        }
+        // Both gateways of the list were used, and the counters show the tunnel and the SNAT.
+        let seen: std::collections::BTreeSet<_> = rows(0)
+            .iter()
+            .map(|r| r["observed"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(seen.len(), 2, "{mode}: {seen:?}");
+        let counters = &report["counters"];
+        assert!(
+            counters["172.22.49.119"]["overlay: request SNATed as the gateway"].as_u64() > Some(0)
+        );
+        assert_eq!(lab_left(), 0, "{mode}: namespaces left behind");
+        assert!(
+            !Path::new("/run/egress-lab").exists(),
+            "{mode}: /run/egress-lab left behind"
+        );
+    }
+}
