@@ -66,37 +66,85 @@ fn answer(stream: TcpStream) {
 /// One request to `addr`, on a fresh connection: the response's body (the address the server
 /// saw), or why it failed.
 pub(crate) fn fetch(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(
-            format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .map_err(|e| format!("send to {addr}: {e}"))?;
-    let mut response = String::new();
-    // The server keeps connections open: read the headers, then Content-Length bytes.
-    let mut reader = BufReader::new(&mut stream);
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) => return Err(format!("{addr}: connection closed before the answer")),
-            Ok(_) if line == "\r\n" => break,
-            Ok(_) => {
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse::<usize>().ok();
-                }
-            }
-            Err(e) => return Err(format!("read from {addr}: {e}")),
-        }
+    let mut connection = Connection::open(addr, timeout)?;
+    connection.request()
+}
+
+/// A kept-alive connection to the echo server.
+pub(crate) struct Connection {
+    addr: SocketAddr,
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Connection {
+    /// Connects within `timeout`; every read of an answer waits as long at most.
+    pub(crate) fn open(addr: SocketAddr, timeout: Duration) -> Result<Self, String> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        let reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+        Ok(Self {
+            addr,
+            writer: stream,
+            reader,
+        })
     }
-    let length = length.ok_or_else(|| format!("{addr}: no Content-Length"))?;
-    reader
-        .take(length as u64)
-        .read_to_string(&mut response)
-        .map_err(|e| format!("read from {addr}: {e}"))?;
-    Ok(response.trim().to_owned())
+
+    /// One request on this connection: the address the server saw.
+    pub(crate) fn request(&mut self) -> Result<String, String> {
+        let addr = self.addr;
+        self.writer
+            .write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .map_err(|e| format!("send to {addr}: {e}"))?;
+        // The headers, then Content-Length bytes.
+        let mut length = None;
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => return Err(format!("{addr}: connection closed")),
+                Ok(_) if line == "\r\n" => break,
+                Ok(_) => {
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse::<u64>().ok();
+                    }
+                }
+                Err(e) => return Err(format!("read from {addr}: {e}")),
+            }
+        }
+        let length = length.ok_or_else(|| format!("{addr}: no Content-Length"))?;
+        let mut body = String::new();
+        (&mut self.reader)
+            .take(length)
+            .read_to_string(&mut body)
+            .map_err(|e| format!("read from {addr}: {e}"))?;
+        Ok(body.trim().to_owned())
+    }
+}
+
+/// Polls `addr` every `interval` over one kept-alive connection, printing `ok IP` per answer
+/// and `broken REASON` when the connection fails (then a new one is opened), until killed.
+pub(crate) fn poll(addr: SocketAddr, interval: Duration) -> Result<(), String> {
+    let timeout = Duration::from_millis(1000);
+    let mut out = std::io::stdout().lock();
+    loop {
+        match Connection::open(addr, timeout) {
+            Err(e) => writeln!(out, "broken {e}").map_err(|e| e.to_string())?,
+            Ok(mut connection) => loop {
+                match connection.request() {
+                    Ok(ip) => writeln!(out, "ok {ip}").map_err(|e| e.to_string())?,
+                    Err(e) => {
+                        writeln!(out, "broken {e}").map_err(|e| e.to_string())?;
+                        break;
+                    }
+                }
+                out.flush().map_err(|e| e.to_string())?;
+                std::thread::sleep(interval);
+            },
+        }
+        out.flush().map_err(|e| e.to_string())?;
+        std::thread::sleep(interval);
+    }
 }

@@ -6,6 +6,7 @@
 //! Exit codes: 0 every pod was seen as the engines predict, 1 the experiment disagreed or
 //! failed, 2 usage, 3 this machine cannot run the lab (not root, a tool missing).
 
+mod changes;
 mod cluster;
 mod cmd;
 mod datapath;
@@ -55,6 +56,14 @@ enum Command {
     /// (internal) The echo server, run in the internet namespace.
     #[command(hide = true)]
     EchoServer { addrs: Vec<SocketAddr> },
+    /// (internal) Polls the echo server over one long-lived connection, run in a pod's
+    /// namespace.
+    #[command(hide = true)]
+    Poll {
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 20)]
+        interval_ms: u64,
+    },
     /// (internal) One request to the echo server, run in a pod's namespace.
     #[command(hide = true)]
     Fetch {
@@ -104,6 +113,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Poll { addr, interval_ms } => {
+            match http::poll(addr, experiment::timeout(interval_ms)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("egress-lab poll: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Fetch { addr, timeout_ms } => {
             match http::fetch(addr, experiment::timeout(timeout_ms)) {
                 Ok(body) => {
@@ -195,13 +213,20 @@ struct Results {
     parts: Vec<(String, Vec<Row>)>,
     /// Each node's datapath counters (non-zero only).
     counters: Vec<(String, Vec<(&'static str, u64)>)>,
+    /// The changes made while traffic flowed.
+    events: Vec<changes::EventResult>,
 }
 
 impl Results {
+    /// Every pod seen as predicted, every moved pod seen with its new address after each
+    /// change, and no connection of a pod that did not move broken.
     fn agree(&self) -> bool {
         self.parts
             .iter()
             .all(|(_, rows)| rows.iter().all(Row::agrees))
+            && self.events.iter().all(|e| {
+                e.broken_unmoved.is_empty() && e.new_address_ms.iter().all(Option::is_some)
+            })
     }
 
     fn print(&self, selection: Selection) {
@@ -237,6 +262,31 @@ impl Results {
             print!("{}", egress_core::render::tabulate(&table));
             println!();
         }
+        println!("changes while every pod polls {ECHO} over one long-lived connection");
+        let mut table = vec![[
+            "Event".to_owned(),
+            "Pods moved".to_owned(),
+            "New address seen after".to_owned(),
+            "Connections broken (moved / not moved)".to_owned(),
+            "Packets dropped".to_owned(),
+        ]];
+        for e in &self.events {
+            let times: Vec<u128> = e.new_address_ms.iter().flatten().copied().collect();
+            let missing = e.new_address_ms.len() - times.len();
+            table.push([
+                e.name.clone(),
+                e.moved.len().to_string(),
+                match (times.iter().min(), times.iter().max()) {
+                    (Some(lo), Some(hi)) if missing == 0 => format!("{lo}-{hi} ms"),
+                    (_, _) if missing > 0 => format!("{missing} never"),
+                    _ => "-".to_owned(),
+                },
+                format!("{} / {}", e.broken_moved.len(), e.broken_unmoved.len()),
+                e.dropped.to_string(),
+            ]);
+        }
+        print!("{}", egress_core::render::tabulate(&table));
+        println!();
         println!("datapath counters");
         for (node, counters) in &self.counters {
             for (name, value) in counters {
@@ -280,9 +330,24 @@ impl Results {
             Selection::Cilium => "cilium",
             Selection::Consistent => "consistent",
         };
+        let events: Vec<_> = self
+            .events
+            .iter()
+            .map(|e| {
+                json!({
+                    "name": e.name,
+                    "moved": e.moved,
+                    "newAddressMs": e.new_address_ms,
+                    "brokenMoved": e.broken_moved,
+                    "brokenUnmoved": e.broken_unmoved,
+                    "dropped": e.dropped,
+                })
+            })
+            .collect();
         serde_json::to_string_pretty(&json!({
             "selection": selection,
             "parts": parts,
+            "events": events,
             "counters": counters,
         }))
         .unwrap_or_default()
@@ -314,6 +379,7 @@ fn run_seed(selection: Selection) -> Result<Results, String> {
         format!("the same policy, fetching from {ECHO}"),
         experiment::fetch_all(&cluster, &engines, ECHO),
     ));
+    let events = changes::run(&cluster, &mut engines)?;
     let fs = datapath::bpffs();
     let mut counters = Vec::new();
     for node in &cluster.nodes {
@@ -326,5 +392,9 @@ fn run_seed(selection: Selection) -> Result<Results, String> {
             .collect();
         counters.push((node.name.clone(), named));
     }
-    Ok(Results { parts, counters })
+    Ok(Results {
+        parts,
+        counters,
+        events,
+    })
 }

@@ -6,6 +6,11 @@
 //! - the seed's pitfall: `egressGateway` (172.22.49.20) is ignored, its address seen nowhere;
 //! - after the policy edit, the excluded destination is reached on the normal path, with
 //!   each pod's own node's address, while the rest still leaves through the gateways;
+//! - while every pod polls over one long-lived connection, a gateway is added, one drained,
+//!   one removed and the policy edited: every pod the engines move is seen with its new
+//!   address, no connection of a pod that did not move breaks (both modes), the datapath
+//!   drops nothing; consistent mode moves fewer pods when a gateway joins, and compat mode
+//!   none when one is drained (Cilium ignores the weight);
 //! - nothing of the lab is left afterwards.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -45,6 +50,7 @@ fn lab_left() -> usize {
 
 #[test]
 fn the_seed_experiment_in_both_modes() {
+    let mut moved_on_add = Vec::new();
     for (mode, expected) in [
         ("cilium", "seed-gateway-group.expected.json"),
         ("consistent", "seed-gateway-group.consistent.expected.json"),
@@ -103,10 +109,45 @@ fn the_seed_experiment_in_both_modes() {
         assert!(
             counters["172.22.49.119"]["overlay: request SNATed as the gateway"].as_u64() > Some(0)
         );
+        let events = report["events"].as_array().unwrap();
+        assert_eq!(events.len(), 4, "{mode}");
+        for e in events {
+            assert_eq!(
+                e["brokenUnmoved"].as_array().unwrap().len(),
+                0,
+                "{mode}: {e}"
+            );
+            let moved = e["moved"].as_array().unwrap().len();
+            let times = e["newAddressMs"].as_array().unwrap();
+            assert_eq!(times.len(), moved, "{mode}: {e}");
+            assert!(
+                times.iter().all(Value::is_u64),
+                "{mode}: a moved pod never seen: {e}"
+            );
+            assert_eq!(e["dropped"], 0, "{mode}: {e}");
+        }
+        moved_on_add.push(events[0]["moved"].as_array().unwrap().len());
+        let drained = events[1]["moved"].as_array().unwrap().len();
+        if mode == "cilium" {
+            assert_eq!(drained, 0, "compat mode ignores the weight");
+        } else {
+            assert!(
+                drained > 0,
+                "consistent mode moves the drained gateway's pods"
+            );
+        }
+        // The edit excludes the destination: every pod moves to the normal path.
+        assert_eq!(events[3]["moved"].as_array().unwrap().len(), 10, "{mode}");
         assert_eq!(lab_left(), 0, "{mode}: namespaces left behind");
         assert!(
             !Path::new("/run/egress-lab").exists(),
             "{mode}: /run/egress-lab left behind"
+        );
+    }
+    if let [cilium, consistent] = moved_on_add[..] {
+        assert!(
+            consistent < cilium,
+            "a third gateway: consistent mode moved {consistent} pods, compat {cilium}"
         );
     }
 }
