@@ -8,8 +8,10 @@
  * first, outputs last (*_out); text is (const uint8_t *ptr, size_t len) UTF-8, a pointer
  * being NULL only when its length is 0; enum values are uint32_t and checked; details of a
  * failure come through an optional egress_error **error_out (freed with
- * egress_error_free); no thread-local state. Calls taking a const egress_engine * may run
- * concurrently on one engine; calls taking an egress_engine * need exclusive access.
+ * egress_error_free; a misaligned one makes the call fail with
+ * EGRESS_RESULT_INVALID_ARGUMENT, nothing done); no thread-local state. Calls taking a
+ * const egress_engine * may run concurrently on one engine; calls taking an
+ * egress_engine * need exclusive access.
  * The EGRESS_FEATURE_BPF items exist when the library was built with feature `bpf`
  * (`cargo build --release -p egress-ffi --features bpf`, linking -lelf -lz too).
  */
@@ -39,7 +41,7 @@
 /**
  * The minor version the header was generated for.
  */
-#define EGRESS_VERSION_MINOR 1
+#define EGRESS_VERSION_MINOR 2
 
 /**
  * The patch version the header was generated for.
@@ -1197,7 +1199,7 @@ egress_result egress_engine_stats(const struct egress_engine *engine,
                                   struct egress_stats *stats_out);
 
 /**
- * The library's version (`"0.1.0"`): NUL-terminated, static, never freed. Compare it with
+ * The library's version (`"0.2.0"`): NUL-terminated, static, never freed. Compare it with
  * the header's `EGRESS_VERSION_*` macros to detect a header/library mismatch.
  */
 const char *egress_version(void);

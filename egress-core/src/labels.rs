@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use compact_str::CompactString;
 
-/// An immutable label set, sorted by key, looked up without allocation. Keys and values of
+/// A label set, sorted by key, looked up without allocation (changed only as a whole:
+/// [`Labels::insert`] rebuilds it). Keys and values of
 /// up to 24 bytes are held inline: a pod's usual labels cost one allocation in all (a
 /// `BTreeMap` of one label costs a 544-byte node).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]

@@ -731,27 +731,34 @@ fn read_snapshot(
         .get("policies")
         .and_then(|n| read_seq(n, "policies", errors))
     {
-        // Counted before any is parsed (a `List` item counts as one here; `load` counts the
-        // policies of the flattened result).
-        if policies.len() > MAX_POLICIES {
+        // Counted before any is parsed: the items, then the policies of `List` items once
+        // flattened (flattening copies no more than the list holds).
+        let too_many = |count: usize, errors: &mut Vec<FieldError>| {
             errors.push(FieldError::new(
                 "policies",
                 Reason::TooMany {
-                    count: policies.len(),
+                    count,
                     max: MAX_POLICIES,
                 },
             ));
-            return Some(snap);
-        }
-        let docs = document::flatten_lists(policies.to_vec());
-        let mut names = HashSet::new();
-        for (i, p) in docs.iter().enumerate() {
-            let path = field::item("policies", i);
-            if !matches!(p, Doc::Map(_)) {
-                errors.push(type_error(&path, p, "object"));
-                continue;
+        };
+        if policies.len() > MAX_POLICIES {
+            too_many(policies.len(), errors);
+        } else {
+            let docs = document::flatten_lists(policies.to_vec());
+            if docs.len() > MAX_POLICIES {
+                too_many(docs.len(), errors);
+            } else {
+                let mut names = HashSet::new();
+                for (i, p) in docs.iter().enumerate() {
+                    let path = field::item("policies", i);
+                    if !matches!(p, Doc::Map(_)) {
+                        errors.push(type_error(&path, p, "object"));
+                        continue;
+                    }
+                    snap.add_policy(p, &path, &mut names, errors);
+                }
             }
-            snap.add_policy(p, &path, &mut names, errors);
         }
     }
     match top.get_raw("interfaces") {

@@ -9,7 +9,8 @@ use crate::error::{Failure, egress_error, egress_result};
 
 /// Runs an export's body: `*error_out` is cleared first (when given), a failure or a panic
 /// becomes its result code and, when `error_out` is not NULL, an error object the caller
-/// frees with `egress_error_free`.
+/// frees with `egress_error_free`. A misaligned `error_out` cannot be written: the call is
+/// refused with `EGRESS_RESULT_INVALID_ARGUMENT` before anything is done.
 ///
 /// # Safety
 /// `error_out` is NULL or valid for one pointer write.
@@ -17,6 +18,9 @@ pub(crate) unsafe fn run(
     error_out: *mut *mut egress_error,
     body: impl FnOnce() -> Result<(), Failure>,
 ) -> egress_result {
+    if !error_out.is_aligned() {
+        return egress_result::InvalidArgument;
+    }
     if !error_out.is_null() {
         // SAFETY: not NULL, and the caller promises it is valid for writes.
         unsafe { error_out.write(ptr::null_mut()) };
@@ -255,6 +259,25 @@ mod tests {
         // SAFETY: a NULL slot is allowed.
         let code = unsafe { run(ptr::null_mut(), || Err(Failure::null("x"))) };
         assert_eq!(code, egress_result::NullParameter);
+    }
+
+    /// A misaligned error slot is refused before the body runs and never written (the fuzz
+    /// target `c_abi` found the write).
+    #[test]
+    fn a_misaligned_error_slot_is_refused_untouched() {
+        let mut slots = [0u8; 2 * size_of::<usize>()];
+        let misaligned = slots[1..].as_mut_ptr().cast::<*mut egress_error>();
+        let mut ran = false;
+        // SAFETY: the pointer is into `slots`; `run` must not write through it.
+        let code = unsafe {
+            run(misaligned, || {
+                ran = true;
+                Err(Failure::null("x"))
+            })
+        };
+        assert_eq!(code, egress_result::InvalidArgument);
+        assert!(!ran);
+        assert_eq!(slots, [0u8; 2 * size_of::<usize>()]);
     }
 
     #[test]

@@ -5,13 +5,13 @@ use std::ffi::c_char;
 /// The major version the header was generated for.
 pub const EGRESS_VERSION_MAJOR: u32 = 0;
 /// The minor version the header was generated for.
-pub const EGRESS_VERSION_MINOR: u32 = 1;
+pub const EGRESS_VERSION_MINOR: u32 = 2;
 /// The patch version the header was generated for.
 pub const EGRESS_VERSION_PATCH: u32 = 0;
 
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
-/// The library's version (`"0.1.0"`): NUL-terminated, static, never freed. Compare it with
+/// The library's version (`"0.2.0"`): NUL-terminated, static, never freed. Compare it with
 /// the header's `EGRESS_VERSION_*` macros to detect a header/library mismatch.
 #[unsafe(no_mangle)]
 pub extern "C" fn egress_version() -> *const c_char {

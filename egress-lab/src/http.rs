@@ -40,16 +40,39 @@ fn answer(stream: TcpStream) {
     loop {
         // The request line and headers, up to the empty line.
         let mut line = String::new();
-        let mut any = false;
+        let mut request = None;
         loop {
             line.clear();
             match reader.read_line(&mut line) {
                 Ok(0) | Err(_) => return,
                 Ok(_) if line == "\r\n" || line == "\n" => break,
-                Ok(_) => any = true,
+                Ok(_) if request.is_none() => request = Some(line.clone()),
+                Ok(_) => {}
             }
         }
-        if !any {
+        let Some(request) = request else {
+            continue;
+        };
+        // `GET /bytes/N`: N bytes, for throughput.
+        let bytes = request
+            .split_whitespace()
+            .nth(1)
+            .and_then(|path| path.strip_prefix("/bytes/"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(n) = bytes {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
+            let chunk = vec![b'x'; 1 << 16];
+            let mut left = n;
+            if writer.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            while left > 0 {
+                let take = left.min(chunk.len() as u64) as usize;
+                if writer.write_all(&chunk[..take]).is_err() {
+                    return;
+                }
+                left -= take as u64;
+            }
             continue;
         }
         let body = format!("{}\n", peer.ip());
@@ -122,6 +145,35 @@ impl Connection {
             .map_err(|e| format!("read from {addr}: {e}"))?;
         Ok(body.trim().to_owned())
     }
+}
+
+/// Downloads `bytes` bytes from `addr` on a fresh connection: the seconds from the request
+/// to the last byte.
+pub(crate) fn download(addr: SocketAddr, bytes: u64) -> Result<f64, String> {
+    let mut connection = Connection::open(addr, Duration::from_secs(5))?;
+    let start = std::time::Instant::now();
+    connection
+        .writer
+        .write_all(format!("GET /bytes/{bytes} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .map_err(|e| format!("send to {addr}: {e}"))?;
+    loop {
+        let mut line = String::new();
+        match connection.reader.read_line(&mut line) {
+            Ok(0) => return Err(format!("{addr}: connection closed")),
+            Ok(_) if line == "\r\n" => break,
+            Ok(_) => {}
+            Err(e) => return Err(format!("read from {addr}: {e}")),
+        }
+    }
+    let got = std::io::copy(
+        &mut (&mut connection.reader).take(bytes),
+        &mut std::io::sink(),
+    )
+    .map_err(|e| format!("read from {addr}: {e}"))?;
+    if got != bytes {
+        return Err(format!("{addr}: {got} of {bytes} bytes"));
+    }
+    Ok(start.elapsed().as_secs_f64())
 }
 
 /// Polls `addr` every `interval` over one kept-alive connection, printing `ok IP` per answer

@@ -6,6 +6,7 @@
 //! Exit codes: 0 every pod was seen as the engines predict, 1 the experiment disagreed or
 //! failed, 2 usage, 3 this machine cannot run the lab (not root, a tool missing).
 
+mod bench;
 mod changes;
 mod cluster;
 mod cmd;
@@ -51,6 +52,14 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Measure the lab's datapath: each program's time per packet under real traffic, the
+    /// egress decision alone (BPF_PROG_TEST_RUN), one download's throughput through a
+    /// gateway and on the normal path; then remove everything.
+    Bench {
+        /// Bytes of each download.
+        #[arg(long, default_value_t = 2_000_000_000)]
+        bytes: u64,
+    },
     /// Remove every namespace, pin and process a lab left (also after a failure).
     Down,
     /// (internal) The echo server, run in the internet namespace.
@@ -64,6 +73,10 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         interval_ms: u64,
     },
+    /// (internal) Downloads BYTES from the echo server, run in a pod's namespace; prints the
+    /// seconds it took.
+    #[command(hide = true)]
+    Download { addr: SocketAddr, bytes: u64 },
     /// (internal) One request to the echo server, run in a pod's namespace.
     #[command(hide = true)]
     Fetch {
@@ -95,6 +108,17 @@ fn main() -> ExitCode {
             json,
             keep,
         } => seed(selection.into(), json, keep),
+        Command::Bench { bytes } => bench(bytes),
+        Command::Download { addr, bytes } => match http::download(addr, bytes) {
+            Ok(seconds) => {
+                println!("{seconds}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("egress-lab download: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Down => {
             let problems = topology::down();
             for p in &problems {
@@ -142,13 +166,13 @@ fn missing_requirements() -> Option<String> {
     if run_id() != Some(0) {
         return Some("egress-lab needs root (network namespaces, bpffs, tc programs)".to_owned());
     }
-    let missing: Vec<&str> = ["ip", "tc", "nsenter", "bpftool", "clang", "gcc"]
+    let missing: Vec<&str> = ["ip", "tc", "nsenter", "kill", "bpftool", "clang", "gcc"]
         .into_iter()
         .filter(|tool| !cmd::available(tool))
         .collect();
     if !missing.is_empty() {
         return Some(format!(
-            "missing {}: apt-get install -y iproute2 util-linux bpftool clang gcc libbpf-dev",
+            "missing {}: apt-get install -y iproute2 util-linux procps bpftool clang gcc libbpf-dev",
             missing.join(", ")
         ));
     }
@@ -169,18 +193,85 @@ fn run_id() -> Option<u32> {
     line.split_whitespace().nth(2)?.parse().ok()
 }
 
-fn seed(selection: Selection, as_json: bool, keep: bool) -> ExitCode {
+/// Checks the machine and arms Ctrl-C to remove everything; `Err` with the exit code when
+/// the lab cannot run here.
+fn start() -> Result<(), ExitCode> {
     if let Some(why) = missing_requirements() {
         eprintln!("egress-lab: {why}");
-        return ExitCode::from(3);
+        return Err(ExitCode::from(3));
     }
-    // Ctrl-C: everything is removed before exiting.
     let _ = ctrlc::set_handler(|| {
         for p in topology::down() {
             eprintln!("egress-lab: {p}");
         }
         std::process::exit(130);
     });
+    Ok(())
+}
+
+fn bench(bytes: u64) -> ExitCode {
+    if let Err(code) = start() {
+        return code;
+    }
+    let result = (|| {
+        let (cluster, mut engines, echo) = setup(Selection::Cilium)?;
+        experiment::exclude_echo(&cluster, &mut engines)?;
+        experiment::program(&cluster, &mut engines)?;
+        let results = bench::measure(&cluster, bytes);
+        drop(echo);
+        results
+    })();
+    for p in topology::down() {
+        eprintln!("egress-lab: {p}");
+    }
+    match result {
+        Err(e) => {
+            eprintln!("egress-lab: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(r) => {
+            println!("throughput (one TCP download)");
+            for (what, bytes, seconds) in &r.downloads {
+                println!(
+                    "  {what}: {bytes} bytes in {seconds:.3} s = {:.0} MB/s",
+                    *bytes as f64 / seconds / 1e6
+                );
+            }
+            println!("per packet, under that traffic (kernel BPF statistics)");
+            for c in &r.costs {
+                println!(
+                    "  {:<15} {:<13} {:>8} packets {:>8.0} ns/packet",
+                    c.node, c.program, c.packets, c.ns_per_packet
+                );
+            }
+            println!("BPF_PROG_TEST_RUN, 200,000 runs each (one packet, run again and again)");
+            for (what, ns) in &r.test_runs {
+                println!("  {what}: {ns:.0} ns");
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The lab up, the datapath loaded, every node's engine programming its maps, the echo
+/// server running.
+fn setup(
+    selection: Selection,
+) -> Result<(Cluster, Vec<experiment::NodeEngine>, experiment::EchoServer), String> {
+    let cluster = Cluster::seed()?;
+    topology::up(&cluster)?;
+    let object = datapath::prepare()?;
+    let mut engines = experiment::engines(&cluster, selection)?;
+    datapath::load(&cluster, &object)?;
+    experiment::program(&cluster, &mut engines)?;
+    let echo = experiment::EchoServer::start()?;
+    Ok((cluster, engines, echo))
+}
+
+fn seed(selection: Selection, as_json: bool, keep: bool) -> ExitCode {
+    if let Err(code) = start() {
+        return code;
+    }
     let result = run_seed(selection);
     if !keep {
         for p in topology::down() {
@@ -355,13 +446,7 @@ impl Results {
 }
 
 fn run_seed(selection: Selection) -> Result<Results, String> {
-    let cluster = Cluster::seed()?;
-    topology::up(&cluster)?;
-    let object = datapath::prepare()?;
-    let mut engines = experiment::engines(&cluster, selection)?;
-    datapath::load(&cluster, &object)?;
-    experiment::program(&cluster, &mut engines)?;
-    let _echo = experiment::EchoServer::start()?;
+    let (cluster, mut engines, _echo) = setup(selection)?;
     let mut parts = Vec::new();
     parts.push((
         format!("the seed's policy, every pod fetching from {ECHO}"),

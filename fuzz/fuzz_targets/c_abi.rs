@@ -116,10 +116,11 @@ fn mut_ptr_to<T>(item: &mut T, how: Ptr, spare: &mut Vec<u8>) -> *mut T {
     }
 }
 
-/// Checks a call's code and the error object it left, and frees it.
-fn check(code: egress_result, error_out: Ptr, error: &mut *mut egress_error) {
+/// Checks a call's code and the error object it left, and frees it. `spare`: where a
+/// misaligned `error_out` pointed, which must be left as it was (zero).
+fn check(code: egress_result, error_out: Ptr, error: &mut *mut egress_error, spare: &[u8]) {
     assert_ne!(code, egress_result::Panic, "a panic reached C");
-    assert!((0..=12).contains(&(code as u32)));
+    assert!(untouched(spare), "written through a misaligned error_out");
     if code == egress_result::Ok || error_out != Ptr::Valid {
         assert!(error.is_null(), "an error object after {code:?}");
         return;
@@ -148,6 +149,11 @@ fn check(code: egress_result, error_out: Ptr, error: &mut *mut egress_error) {
         egress_error_free(*error);
     }
     *error = null_mut();
+}
+
+/// Whether a spare buffer behind a misaligned out pointer is still all zero.
+fn untouched(spare: &[u8]) -> bool {
+    spare.iter().all(|&b| b == 0)
 }
 
 /// A `(pointer, length)` text argument: NULL with a length of 0 or not, or a valid pointer
@@ -204,7 +210,11 @@ fn sized<T: Copy>(
     let mut error_spare = Vec::new();
     let error_ptr = mut_ptr_to(&mut error, error_how, &mut error_spare);
     let code = call(buf_ptr, len, count_ptr, error_ptr);
-    check(code, error_how, &mut error);
+    check(code, error_how, &mut error, &error_spare);
+    assert!(
+        untouched(&count_spare),
+        "written through a misaligned count pointer"
+    );
     let own = buf.as_mut_ptr();
     let valid = |p: *mut T| !p.is_null() && p == own;
     if !buf_ptr.is_null() && !valid(buf_ptr) && len > 0 {
@@ -216,7 +226,7 @@ fn sized<T: Copy>(
         let mut again = usize::MAX;
         let mut error = null_mut();
         let code = call(big.as_mut_ptr(), big.len(), &mut again, &mut error);
-        check(code, Ptr::Valid, &mut error);
+        check(code, Ptr::Valid, &mut error, &[]);
         assert_eq!(code, egress_result::Ok, "the size asked for");
         assert_eq!(again, big.len());
         return Some(big);
@@ -271,7 +281,11 @@ fuzz_target!(|data: &[u8]| {
         // SAFETY: as above.
         unsafe { egress_engine_new(config_ptr, engine_ptr, error_ptr) }
     };
-    check(code, error_how, &mut error);
+    check(code, error_how, &mut error, &error_spare);
+    assert!(
+        untouched(&engine_spare),
+        "written through a misaligned engine_out"
+    );
     if engine_how != Ptr::Valid || code != egress_result::Ok {
         assert!(engine.is_null());
         return;
@@ -455,11 +469,15 @@ fuzz_target!(|data: &[u8]| {
                         mut_ptr_to(&mut stats, stats_how, &mut stats_spare),
                     );
                     assert_eq!(code == egress_result::Ok, stats_how == Ptr::Valid);
+                    assert!(
+                        untouched(&stats_spare),
+                        "written through a misaligned stats_out"
+                    );
                     egress_result::Ok
                 }
             }
         };
-        check(code, error_how, &mut error);
+        check(code, error_how, &mut error, &error_spare);
     }
     // SAFETY: the engine made above, freed once; freeing NULL is allowed.
     unsafe {

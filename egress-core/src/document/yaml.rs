@@ -3,35 +3,59 @@
 //! serde's YAML deserializers load every event of a document before the first value is
 //! built (a 25 MB snapshot held ~500 MB of events beside its tree); this reader builds the
 //! tree while the parser streams, so a document costs its tree and one stack of open
-//! collections. Scalars are resolved as the YAML 1.2 core schema, exactly as the
-//! serde_yaml family resolves them for an untyped value: plain `~`/`null`/empty is null,
-//! `true`/`false` (three spellings) booleans, decimal/`0x`/`0o`/`0b` integers (a leading
-//! zero makes a string), floats with `.inf`/`.nan`; quoted and block scalars are strings.
-//! Tags are refused (no input of ours has a use for them). Aliases repeat what their anchor
-//! holds, paid for from the document's [`Budget`].
+//! collections. Scalars are resolved as the serde_yaml family (serde_norway, used before)
+//! resolves them for an untyped value: plain `~`/`null`/empty is null, `true`/`false` (three
+//! spellings) booleans, decimal/`0x`/`0o`/`0b` integers (a leading zero makes a string; a
+//! positive one past i128 is refused, "integer out of range"), floats with `.inf`/`.nan`;
+//! quoted and block scalars are strings; core-schema tags (`!!str`, `!!int`, ...) force a
+//! type, local tags (`!foo`) are refused. Aliases repeat what their anchor holds: each copy,
+//! and the anchor's own, is paid for from the document's [`Budget`], and counts its depth
+//! against the nesting limit.
+//!
+//! The parser is saphyr-parser's, not libyaml's: a few inputs libyaml refused are read (a
+//! control character in a scalar, a document after `...`, an unknown `%` directive) and one
+//! it read is refused (a tab right after `:` before a plain value); error texts differ.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
+use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Tag};
 
 use super::{Budget, MapBuilder, Node, ParseError};
 
 /// serde_json's and serde_norway's recursion limit: 128 nested collections are read.
 const MAX_DEPTH: usize = 128;
 
-/// An open collection, with what its finished children cost (for its anchor's aliases).
+/// An open collection: what its finished children cost (for its anchor's aliases), how
+/// deep they go, where it began.
 enum Open {
     Seq {
         items: Vec<Node>,
-        anchor: usize,
-        cost: u64,
+        frame: Frame,
     },
     Map {
         map: MapBuilder,
-        key: Option<Node>,
-        anchor: usize,
-        cost: u64,
+        /// The key read, waiting for its value, and where it began.
+        key: Option<(Node, Marker)>,
+        frame: Frame,
     },
+}
+
+struct Frame {
+    anchor: usize,
+    cost: u64,
+    /// Levels of collections below this one.
+    depth: usize,
+    start: Marker,
+}
+
+/// A value read whole.
+struct Finished {
+    node: Node,
+    cost: u64,
+    /// Levels of collections it holds (a scalar: 0, `[1]`: 1).
+    depth: usize,
+    anchor: usize,
+    start: Marker,
 }
 
 /// The documents of a YAML stream; empty documents are skipped by the caller.
@@ -39,14 +63,21 @@ pub(super) fn parse(text: &str, budget: &Budget) -> Result<Vec<Node>, ParseError
     let mut parser = Parser::new_from_str(text);
     let mut docs = Vec::new();
     let mut stack: Vec<Open> = Vec::new();
-    // Anchored values and their cost, by the parser's anchor id.
-    let mut anchors: HashMap<usize, (Node, u64)> = HashMap::new();
+    // Anchored values, their cost and depth, by the parser's anchor id; and the anchors of
+    // the collections still open (an alias of one would contain itself).
+    let mut anchors: HashMap<usize, (Node, u64, usize)> = HashMap::new();
+    let mut open_anchors: HashSet<usize> = HashSet::new();
     let mut root: Option<Node> = None;
+    let spend = |units: u64, marker: &Marker| {
+        budget
+            .try_spend(usize::try_from(units).unwrap_or(usize::MAX))
+            .map_err(|e| at(&e, marker))
+    };
     while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(|e| at(e.info(), e.marker()))?;
         let fail = |message: &str| at(message, &span.start);
         let is_seq = matches!(event, Event::SequenceStart(..));
-        let finished: Option<(Node, u64, usize)> = match event {
+        let finished: Option<Finished> = match event {
             Event::StreamStart | Event::StreamEnd | Event::Nothing => None,
             Event::DocumentStart(_) => {
                 anchors.clear();
@@ -57,32 +88,46 @@ pub(super) fn parse(text: &str, budget: &Budget) -> Result<Vec<Node>, ParseError
                 None
             }
             Event::Alias(id) => {
-                let (node, cost) = anchors
-                    .get(&id)
-                    .ok_or_else(|| fail("an alias of an anchor still being read (recursive)"))?;
-                // The copy costs what the anchored value cost.
-                budget
-                    .try_spend(usize::try_from(*cost).unwrap_or(usize::MAX))
-                    .map_err(|e| fail(&e))?;
-                Some((node.clone(), *cost, 0))
+                let Some((node, cost, depth)) = anchors.get(&id) else {
+                    return Err(fail(if open_anchors.contains(&id) {
+                        "an alias of an anchor still being read (recursive)"
+                    } else {
+                        "an alias of an anchor this document does not define"
+                    }));
+                };
+                // The copy is as deep as the anchored value, and costs what it cost.
+                if stack.len() + depth > MAX_DEPTH {
+                    return Err(fail("recursion limit exceeded"));
+                }
+                spend(*cost, &span.start)?;
+                Some(Finished {
+                    node: node.clone(),
+                    cost: *cost,
+                    depth: *depth,
+                    anchor: 0,
+                    start: span.start,
+                })
             }
             Event::Scalar(value, style, anchor, tag) => {
-                if let Some(tag) = tag {
-                    return Err(fail(&format!(
-                        "invalid type: a value tagged {}, expected a YAML or JSON value",
-                        tag_text(&tag)
-                    )));
-                }
-                let node = resolve(&value, style);
+                let node = resolve(&value, style, tag.as_deref()).map_err(|e| fail(&e))?;
                 let cost = match &node {
-                    Node::Str(s) => 1 + s.len(),
+                    Node::Str(s) => 1 + s.len() as u64,
                     _ => 1,
                 };
-                budget.try_spend(cost).map_err(|e| fail(&e))?;
-                Some((node, cost as u64, anchor))
+                spend(cost, &span.start)?;
+                Some(Finished {
+                    node,
+                    cost,
+                    depth: 0,
+                    anchor,
+                    start: span.start,
+                })
             }
             Event::SequenceStart(anchor, tag) | Event::MappingStart(anchor, tag) => {
-                if let Some(tag) = tag {
+                // Core-schema tags (`!!seq`, `!!map`) change nothing; local ones are refused.
+                if let Some(tag) = tag
+                    && tag.handle != CORE_TAGS
+                {
                     return Err(fail(&format!(
                         "invalid type: a collection tagged {}, expected a YAML or JSON value",
                         tag_text(&tag)
@@ -91,59 +136,74 @@ pub(super) fn parse(text: &str, budget: &Budget) -> Result<Vec<Node>, ParseError
                 if stack.len() >= MAX_DEPTH {
                     return Err(fail("recursion limit exceeded"));
                 }
-                budget.try_spend(1).map_err(|e| fail(&e))?;
+                spend(1, &span.start)?;
+                if anchor != 0 {
+                    open_anchors.insert(anchor);
+                }
+                let frame = Frame {
+                    anchor,
+                    cost: 1,
+                    depth: 0,
+                    start: span.start,
+                };
                 stack.push(if is_seq {
                     Open::Seq {
                         items: Vec::new(),
-                        anchor,
-                        cost: 1,
+                        frame,
                     }
                 } else {
                     Open::Map {
                         map: MapBuilder::default(),
                         key: None,
-                        anchor,
-                        cost: 1,
+                        frame,
                     }
                 });
                 None
             }
-            Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Open::Seq {
-                    mut items,
-                    anchor,
-                    cost,
-                }) => {
-                    items.shrink_to_fit();
-                    Some((Node::Seq(items), cost, anchor))
-                }
-                Some(Open::Map {
-                    map, anchor, cost, ..
-                }) => Some((map.finish(), cost, anchor)),
-                None => return Err(fail("a collection ends that was never opened")),
-            },
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (node, frame) = match stack.pop() {
+                    Some(Open::Seq { mut items, frame }) => {
+                        items.shrink_to_fit();
+                        (Node::Seq(items), frame)
+                    }
+                    Some(Open::Map { map, frame, .. }) => (map.finish(), frame),
+                    None => return Err(fail("a collection ends that was never opened")),
+                };
+                open_anchors.remove(&frame.anchor);
+                Some(Finished {
+                    node,
+                    cost: frame.cost,
+                    depth: frame.depth + 1,
+                    anchor: frame.anchor,
+                    start: frame.start,
+                })
+            }
         };
-        let Some((node, cost, anchor)) = finished else {
+        let Some(done) = finished else {
             continue;
         };
-        if anchor != 0 {
-            anchors.insert(anchor, (node.clone(), cost));
+        if done.anchor != 0 {
+            // The anchor's own copy is paid for too.
+            spend(done.cost, &done.start)?;
+            anchors.insert(done.anchor, (done.node.clone(), done.cost, done.depth));
         }
+        let parent = match stack.last_mut() {
+            None => {
+                root = Some(done.node);
+                continue;
+            }
+            Some(Open::Seq { frame, .. } | Open::Map { frame, .. }) => frame,
+        };
+        parent.cost = parent.cost.saturating_add(done.cost);
+        parent.depth = parent.depth.max(done.depth);
         match stack.last_mut() {
-            None => root = Some(node),
-            Some(Open::Seq { items, cost: c, .. }) => {
-                *c = c.saturating_add(cost);
-                items.push(node);
-            }
-            Some(Open::Map {
-                map, key, cost: c, ..
-            }) => {
-                *c = c.saturating_add(cost);
-                match key.take() {
-                    None => *key = Some(node),
-                    Some(k) => map.insert(k, node).map_err(|e| fail(&e))?,
-                }
-            }
+            Some(Open::Seq { items, .. }) => items.push(done.node),
+            Some(Open::Map { map, key, .. }) => match key.take() {
+                None => *key = Some((done.node, done.start)),
+                // A duplicate is reported where its key begins.
+                Some((k, key_at)) => map.insert(k, done.node).map_err(|e| at(&e, &key_at))?,
+            },
+            None => {}
         }
     }
     if let Some(node) = root {
@@ -152,10 +212,13 @@ pub(super) fn parse(text: &str, budget: &Budget) -> Result<Vec<Node>, ParseError
     Ok(docs)
 }
 
+/// The handle of the YAML core schema's tags (`!!str` is this with `str`).
+const CORE_TAGS: &str = "tag:yaml.org,2002:";
+
 /// A tag as written: `!!str` for the core schema's, else handle and suffix.
-fn tag_text(tag: &saphyr_parser::Tag) -> String {
+fn tag_text(tag: &Tag) -> String {
     match tag.handle.as_str() {
-        "tag:yaml.org,2002:" => format!("!!{}", tag.suffix),
+        CORE_TAGS => format!("!!{}", tag.suffix),
         handle => format!("{handle}{}", tag.suffix),
     }
 }
@@ -169,28 +232,80 @@ fn at(message: &str, marker: &Marker) -> ParseError {
     ))
 }
 
-/// The value of an untagged scalar.
-fn resolve(value: &str, style: ScalarStyle) -> Node {
+/// The value of a scalar, as the serde_yaml family reads it into an untyped value: untagged
+/// plain scalars by the core schema, quoted and block ones as strings; a core-schema tag
+/// (`!!str`, `!!int`, `!!float`, `!!bool`, `!!null`) forces its type — other core tags
+/// (`!!binary`, `!!timestamp`) leave the text —, a local tag (`!foo`) is refused.
+fn resolve(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Node, String> {
+    let Some(tag) = tag else {
+        return untagged(value, style);
+    };
+    if tag.handle != CORE_TAGS {
+        return Err(format!(
+            "invalid type: a value tagged {}, expected a YAML or JSON value",
+            tag_text(tag)
+        ));
+    }
+    let invalid = |what: &str| format!("invalid value: string {value:?}, expected {what}");
+    match tag.suffix.as_str() {
+        "int" => match integer(value) {
+            Some(Integer::Value(i)) => Ok(Node::Int(i)),
+            Some(Integer::OutOfRange) => Err("integer out of range".to_owned()),
+            None => Err(invalid("an integer")),
+        },
+        "float" => float(value)
+            .map(Node::Float)
+            .ok_or_else(|| invalid("a float")),
+        "bool" => boolean(value)
+            .map(Node::Bool)
+            .ok_or_else(|| invalid("a boolean")),
+        "null" if is_null(value) => Ok(Node::Null),
+        "null" => Err(invalid("null")),
+        _ => Ok(Node::Str(value.into())),
+    }
+}
+
+/// An untagged scalar.
+fn untagged(value: &str, style: ScalarStyle) -> Result<Node, String> {
     if style != ScalarStyle::Plain {
-        return Node::Str(value.into());
+        return Ok(Node::Str(value.into()));
     }
-    if value.is_empty() || matches!(value, "~" | "null" | "Null" | "NULL") {
-        return Node::Null;
+    if value.is_empty() || is_null(value) {
+        return Ok(Node::Null);
     }
-    match value {
-        "true" | "True" | "TRUE" => return Node::Bool(true),
-        "false" | "False" | "FALSE" => return Node::Bool(false),
-        _ => {}
+    if let Some(b) = boolean(value) {
+        return Ok(Node::Bool(b));
     }
-    if let Some(int) = integer(value) {
-        return Node::Int(int);
+    match integer(value) {
+        Some(Integer::Value(i)) => return Ok(Node::Int(i)),
+        // serde_norway read it as a u128 and the tree holds i128: refused, as before.
+        Some(Integer::OutOfRange) => return Err("integer out of range".to_owned()),
+        None => {}
     }
     if !leading_zero_digits(value)
         && let Some(float) = float(value)
     {
-        return Node::Float(float);
+        return Ok(Node::Float(float));
     }
-    Node::Str(value.into())
+    Ok(Node::Str(value.into()))
+}
+
+fn is_null(value: &str) -> bool {
+    matches!(value, "~" | "null" | "Null" | "NULL")
+}
+
+fn boolean(value: &str) -> Option<bool> {
+    match value {
+        "true" | "True" | "TRUE" => Some(true),
+        "false" | "False" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
+
+/// An integer scalar: its value, or a positive one above i128's range but within u128's.
+enum Integer {
+    Value(i128),
+    OutOfRange,
 }
 
 /// Digits after a leading zero (`0123`, `-007`): a string in YAML 1.2, not a number.
@@ -199,9 +314,10 @@ fn leading_zero_digits(value: &str) -> bool {
     digits.len() > 1 && digits.starts_with('0') && digits[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
-/// A YAML 1.2 integer within i128: optional sign, then decimal, `0x` hex, `0o` octal or
-/// `0b` binary digits (no sign after a prefix, no second sign).
-fn integer(value: &str) -> Option<i128> {
+/// A YAML 1.2 integer: optional sign, then decimal, `0x` hex, `0o` octal or `0b` binary
+/// digits (no sign after a prefix, no second sign). Negative ones down to i128's minimum;
+/// positive ones above i128's maximum but within u128's are [`Integer::OutOfRange`].
+fn integer(value: &str) -> Option<Integer> {
     let (negative, unsigned) = match value.as_bytes().first() {
         Some(b'-') => (true, &value[1..]),
         Some(b'+') => (false, &value[1..]),
@@ -225,9 +341,9 @@ fn integer(value: &str) -> Option<i128> {
     // Negative through the magnitude, so that i128::MIN is read.
     let magnitude = u128::from_str_radix(digits, radix).ok()?;
     if negative {
-        0i128.checked_sub_unsigned(magnitude)
+        0i128.checked_sub_unsigned(magnitude).map(Integer::Value)
     } else {
-        i128::try_from(magnitude).ok()
+        Some(i128::try_from(magnitude).map_or(Integer::OutOfRange, Integer::Value))
     }
 }
 
@@ -256,10 +372,14 @@ mod tests {
         parse(text, &budget).unwrap().remove(0)
     }
 
-    /// Scalars resolve as serde_norway resolves them for an untyped value.
+    fn err(text: &str) -> String {
+        parse(text, &Budget::new(u64::MAX)).unwrap_err().0
+    }
+
+    /// Scalars resolve as serde_norway resolved them for an untyped value.
     #[test]
     fn scalars_resolve_as_the_core_schema() {
-        let cases: [(&str, Node); 24] = [
+        let cases: [(&str, Node); 25] = [
             ("~", Node::Null),
             ("null", Node::Null),
             ("NULL", Node::Null),
@@ -283,12 +403,17 @@ mod tests {
             ("\"true\"", Node::Str("true".into())),
             ("0x+1", Node::Str("0x+1".into())),
             (
-                "170141183460469231731687303715884105728",
-                Node::Float(1.7014118346046923e38),
-            ),
-            (
                 "-170141183460469231731687303715884105728",
                 Node::Int(i128::MIN),
+            ),
+            // Past u128: not an integer at all.
+            (
+                "340282366920938463463374607431768211456",
+                Node::Float(3.402823669209385e38),
+            ),
+            (
+                "0x1ffffffffffffffffffffffffffffffff",
+                Node::Str("0x1ffffffffffffffffffffffffffffffff".into()),
             ),
         ];
         for (text, want) in cases {
@@ -297,29 +422,85 @@ mod tests {
         assert!(matches!(one("a: .nan\n").get("a"), Some(Node::Float(x)) if x.is_nan()));
         assert_eq!(one("a:\n").get("a"), Some(&Node::Null));
         assert_eq!(one("a: |\n  x\n").get("a"), Some(&Node::Str("x\n".into())));
+        // Past i128 but within u128, decimal or not: refused, as serde_norway's u128 was.
+        for big in [
+            "170141183460469231731687303715884105728",
+            "0xffffffffffffffffffffffffffffffff",
+        ] {
+            assert!(err(&format!("a: {big}\n")).starts_with("integer out of range at line 1"));
+        }
+    }
+
+    /// Core-schema tags force a type (or leave the text); local tags are refused.
+    #[test]
+    fn tags() {
+        assert_eq!(one("a: !!str 1\n").get("a"), Some(&Node::Str("1".into())));
+        assert_eq!(one("a: !!int '12'\n").get("a"), Some(&Node::Int(12)));
+        assert_eq!(one("a: !!float 1\n").get("a"), Some(&Node::Float(1.0)));
+        assert_eq!(one("a: !!bool 'true'\n").get("a"), Some(&Node::Bool(true)));
+        assert_eq!(one("a: !!null ~\n").get("a"), Some(&Node::Null));
+        assert_eq!(
+            one("a: !!binary aGk=\n").get("a"),
+            Some(&Node::Str("aGk=".into()))
+        );
+        assert_eq!(one("a: !!map {b: 1}\n").get("a"), Some(&one("b: 1\n")));
+        assert!(
+            err("a: !!int x\n").starts_with("invalid value: string \"x\", expected an integer")
+        );
+        assert!(err("a: !!bool yes\n").contains("expected a boolean"));
+        assert!(err("a: !foo 1\n").starts_with("invalid type: a value tagged !foo,"));
+        assert!(err("a: !foo [1]\n").starts_with("invalid type: a collection tagged !foo,"));
     }
 
     #[test]
-    fn anchors_tags_and_positions() {
+    fn anchors_and_positions() {
         let doc = one("a: &x [1, {b: 2}]\nc: *x\n");
         assert_eq!(doc.get("a"), doc.get("c"));
-        let err = |text: &str| parse(text, &Budget::new(u64::MAX)).unwrap_err().0;
-        assert!(err("a: !!str 1\n").starts_with("invalid type: a value tagged !!str,"));
-        assert!(err("a: !foo [1]\n").starts_with("invalid type: a collection tagged !foo,"));
         assert!(
             err("a: *nowhere\n").contains("line 1"),
             "{}",
             err("a: *nowhere\n")
         );
+        // Anchors do not cross documents.
+        assert!(
+            err("a: &x 1\n---\nb: *x\n")
+                .starts_with("an alias of an anchor this document does not define")
+        );
         assert_eq!(
             err("a: 1\na: 2\n"),
-            "duplicate key \"a\" in a mapping at line 2 column 4"
+            "duplicate key \"a\" in a mapping at line 2 column 1"
+        );
+        // Where the duplicate key is, not where its value ends.
+        assert_eq!(
+            err("a: 1\nb: 2\na:\n  b: 2\n  c: 3\n\nx: y\n"),
+            "duplicate key \"a\" in a mapping at line 3 column 1"
         );
         assert!(err("a: [1\n").contains("at line"), "{}", err("a: [1\n"));
-        // An anchor's cost is paid again by each alias.
-        let budget = Budget::new(30);
-        assert!(parse("a: &x [aaaaaaaaaa]\nb: *x\n", &budget).is_ok());
-        let budget = Budget::new(25);
-        assert!(parse("a: &x [aaaaaaaaaa]\nb: *x\n", &budget).is_err());
+        // The anchor's own copy and each alias pay the anchored value's cost: map 1, keys
+        // 2 + 2, the sequence 1 + 11, its anchored copy 12, the alias 12.
+        let text = "a: &x [aaaaaaaaaa]\nb: *x\n";
+        assert!(parse(text, &Budget::new(41)).is_ok());
+        assert!(parse(text, &Budget::new(40)).is_err());
+    }
+
+    /// An alias counts the depth of what it repeats: 100 levels anchored, then repeated
+    /// under 28 levels (128 in all) is read, under 29 refused — a chain of such aliases
+    /// cannot build a tree deeper than the limit.
+    #[test]
+    fn aliases_count_their_depth() {
+        let anchored = format!("x: &d {}{}\n", "[".repeat(100), "]".repeat(100));
+        let under = |levels: usize| {
+            format!(
+                "{anchored}z: {}*d{}\n",
+                "[".repeat(levels - 1),
+                "]".repeat(levels - 1)
+            )
+        };
+        assert!(parse(&under(28), &Budget::new(u64::MAX)).is_ok());
+        assert!(
+            err(&under(29)).starts_with("recursion limit exceeded"),
+            "{}",
+            err(&under(29))
+        );
     }
 }

@@ -124,18 +124,28 @@ impl Engine {
             });
         let mut selected_without_entry = Vec::new();
         if source_entries == 0 {
-            for (name, &pid) in &self.policy_ids {
-                let selects = self.policy_state(pid).is_some_and(|state| {
-                    state.members.keys().any(|&eid| {
-                        self.endpoint(eid)
-                            .is_some_and(|ep| ep.ips.as_slice().contains(&src))
-                    })
-                });
-                if selects {
-                    selected_without_entry.push(name.to_string());
+            // The endpoints holding the address (one pass), then each policy's membership:
+            // O(endpoints + policies), whatever the policies select.
+            let holders: Vec<_> = self
+                .endpoints
+                .ids()
+                .into_iter()
+                .filter(|&eid| {
+                    self.endpoint(eid)
+                        .is_some_and(|ep| ep.ips.as_slice().contains(&src))
+                })
+                .collect();
+            if !holders.is_empty() {
+                for (name, &pid) in &self.policy_ids {
+                    let selects = self.policy_state(pid).is_some_and(|state| {
+                        holders.iter().any(|eid| state.members.contains_key(eid))
+                    });
+                    if selects {
+                        selected_without_entry.push(name.to_string());
+                    }
                 }
+                selected_without_entry.sort_unstable();
             }
-            selected_without_entry.sort_unstable();
         }
         Explanation {
             source: src,

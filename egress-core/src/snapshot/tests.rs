@@ -435,6 +435,12 @@ fn the_policy_count_is_limited() {
         input_errors(&snapshot(MAX_POLICIES + 1)),
         [too_many.as_str()]
     );
+    // `List` items are counted once flattened.
+    let listed: String = (0..=MAX_POLICIES)
+        .map(|i| policy(i).replacen("- ", "  - ", 1))
+        .collect();
+    let wrapped = format!("nodes: [{{name: a}}]\npolicies:\n- kind: List\n  items:\n{listed}");
+    assert_eq!(input_errors(&wrapped), [too_many.as_str()]);
     // Two inputs under the limit that make one over it.
     let one = "apiVersion: cilium.io/v2\nkind: CiliumEgressGatewayPolicy\nmetadata: {name: extra}\nspec: {selectors: [{podSelector: {}}], destinationCIDRs: [1.0.0.0/8], egressGateway: {nodeSelector: {}}}\n";
     match load_all(&[&at, one]) {
