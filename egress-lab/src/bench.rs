@@ -5,10 +5,9 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::Command;
 
 use crate::cluster::{Cluster, ECHO, ECHO_EXCLUDED, LabPod};
-use crate::cmd::{in_netns, run};
+use crate::cmd::{in_netns, lab_in_netns, run};
 use crate::datapath;
 
 const STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
@@ -60,15 +59,8 @@ fn program_stats(program: &Path) -> Result<(u64, u64), String> {
 }
 
 fn download(pod: &LabPod, dst: Ipv4Addr, bytes: u64) -> Result<f64, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("the lab's own path: {e}"))?;
-    let out = Command::new("ip")
-        .args(["netns", "exec", &pod.ns])
-        .arg(&exe)
-        .args([
-            "download",
-            &SocketAddr::from((dst, 80)).to_string(),
-            &bytes.to_string(),
-        ])
+    let addr = SocketAddr::from((dst, 80)).to_string();
+    let out = lab_in_netns(&pod.ns, &["download", &addr, &bytes.to_string()])?
         .output()
         .map_err(|e| format!("{}: {e}", pod.display))?;
     if !out.status.success() {

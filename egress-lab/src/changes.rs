@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use egress_core::netip::Cidr;
 use egress_core::policy::Policy;
 
 use crate::cluster::{Cluster, ECHO};
+use crate::cmd::lab_in_netns;
 use crate::datapath;
 use crate::experiment::{NodeEngine, Prediction, predict, program};
 
@@ -33,14 +34,11 @@ pub(crate) struct Pollers {
 impl Pollers {
     /// Starts the pollers and waits until every pod has had an answer.
     pub(crate) fn start(cluster: &Cluster, dst: Ipv4Addr) -> Result<Self, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("the lab's own path: {e}"))?;
         let (tx, rx) = channel();
         let mut children = Vec::new();
         for (i, pod) in cluster.pods.iter().enumerate() {
-            let mut child = Command::new("ip")
-                .args(["netns", "exec", &pod.ns])
-                .arg(&exe)
-                .args(["poll", &SocketAddr::from((dst, 80)).to_string()])
+            let addr = SocketAddr::from((dst, 80)).to_string();
+            let mut child = lab_in_netns(&pod.ns, &["poll", &addr])?
                 .stdout(Stdio::piped())
                 .spawn()
                 .map_err(|e| format!("{}: poller: {e}", pod.display))?;

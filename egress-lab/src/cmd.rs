@@ -30,6 +30,15 @@ fn output(command: &mut Command, program: &str, args: &[&str]) -> Result<String,
     String::from_utf8(out.stdout).map_err(|_| format!("`{shown}` printed non-UTF-8 text"))
 }
 
+/// This program run as `egress-lab ARGS` inside the network namespace `ns` (`ip netns
+/// exec`: the echo server, the pods' clients), not yet spawned.
+pub(crate) fn lab_in_netns(ns: &str, args: &[&str]) -> Result<Command, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("the lab's own path: {e}"))?;
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", ns]).arg(exe).args(args);
+    Ok(command)
+}
+
 /// Whether `program` can be run (found on `PATH`).
 pub(crate) fn available(program: &str) -> bool {
     Command::new(program)

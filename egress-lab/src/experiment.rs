@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use egress_bpf::EgressMaps;
@@ -16,7 +16,7 @@ use egress_core::maps::Layout;
 use egress_core::netip::Cidr;
 
 use crate::cluster::{Cluster, ECHO, ECHO_EXCLUDED, INET_NS, LabPod};
-use crate::cmd::run;
+use crate::cmd::{lab_in_netns, run};
 use crate::datapath;
 
 /// One node's engine and the maps it programs.
@@ -128,15 +128,9 @@ pub(crate) struct EchoServer(Child);
 
 impl EchoServer {
     pub(crate) fn start() -> Result<Self, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("the lab's own path: {e}"))?;
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", INET_NS])
-            .arg(&exe)
-            .args([
-                "echo-server",
-                &format!("{ECHO}:80"),
-                &format!("{ECHO_EXCLUDED}:80"),
-            ])
+        let echo = format!("{ECHO}:80");
+        let excluded = format!("{ECHO_EXCLUDED}:80");
+        let mut child = lab_in_netns(INET_NS, &["echo-server", &echo, &excluded])?
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| format!("starting the echo server: {e}"))?;
@@ -162,16 +156,8 @@ impl Drop for EchoServer {
 
 /// What the echo server saw when `pod` fetched from `dst` (`Err`: the fetch failed).
 pub(crate) fn fetch_from(pod: &LabPod, dst: Ipv4Addr) -> Result<Ipv4Addr, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("the lab's own path: {e}"))?;
-    let out = Command::new("ip")
-        .args(["netns", "exec", &pod.ns])
-        .arg(&exe)
-        .args([
-            "fetch",
-            &SocketAddr::from((dst, 80)).to_string(),
-            "--timeout-ms",
-            "1500",
-        ])
+    let addr = SocketAddr::from((dst, 80)).to_string();
+    let out = lab_in_netns(&pod.ns, &["fetch", &addr, "--timeout-ms", "1500"])?
         .output()
         .map_err(|e| format!("{}: {e}", pod.display))?;
     let text = String::from_utf8_lossy(&out.stdout);

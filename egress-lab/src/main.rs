@@ -109,54 +109,44 @@ fn main() -> ExitCode {
             keep,
         } => seed(selection.into(), json, keep),
         Command::Bench { bytes } => bench(bytes),
-        Command::Download { addr, bytes } => match http::download(addr, bytes) {
-            Ok(seconds) => {
-                println!("{seconds}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("egress-lab download: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Download { addr, bytes } => internal(
+            "download",
+            http::download(addr, bytes).map(|seconds| println!("{seconds}")),
+        ),
         Command::Down => {
-            let problems = topology::down();
-            for p in &problems {
-                eprintln!("egress-lab: {p}");
-            }
-            if problems.is_empty() {
+            if tear_down() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             }
         }
-        Command::EchoServer { addrs } => match http::serve(&addrs) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("egress-lab echo-server: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::EchoServer { addrs } => internal("echo-server", http::serve(&addrs)),
         Command::Poll { addr, interval_ms } => {
-            match http::poll(addr, experiment::timeout(interval_ms)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("egress-lab poll: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            internal("poll", http::poll(addr, experiment::timeout(interval_ms)))
         }
-        Command::Fetch { addr, timeout_ms } => {
-            match http::fetch(addr, experiment::timeout(timeout_ms)) {
-                Ok(body) => {
-                    println!("{body}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("egress-lab fetch: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Fetch { addr, timeout_ms } => internal(
+            "fetch",
+            http::fetch(addr, experiment::timeout(timeout_ms)).map(|body| println!("{body}")),
+        ),
+    }
+}
+
+/// Removes everything a lab left, saying what could not be removed; whether all was.
+fn tear_down() -> bool {
+    let problems = topology::down();
+    for p in &problems {
+        eprintln!("egress-lab: {p}");
+    }
+    problems.is_empty()
+}
+
+/// The exit of an internal subcommand: its error on stderr.
+fn internal(name: &str, result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("egress-lab {name}: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -201,9 +191,7 @@ fn start() -> Result<(), ExitCode> {
         return Err(ExitCode::from(3));
     }
     let _ = ctrlc::set_handler(|| {
-        for p in topology::down() {
-            eprintln!("egress-lab: {p}");
-        }
+        tear_down();
         std::process::exit(130);
     });
     Ok(())
@@ -221,9 +209,7 @@ fn bench(bytes: u64) -> ExitCode {
         drop(echo);
         results
     })();
-    for p in topology::down() {
-        eprintln!("egress-lab: {p}");
-    }
+    tear_down();
     match result {
         Err(e) => {
             eprintln!("egress-lab: {e}");
@@ -274,9 +260,7 @@ fn seed(selection: Selection, as_json: bool, keep: bool) -> ExitCode {
     }
     let result = run_seed(selection);
     if !keep {
-        for p in topology::down() {
-            eprintln!("egress-lab: {p}");
-        }
+        tear_down();
     }
     match result {
         Err(e) => {
