@@ -244,7 +244,7 @@ pub(crate) fn exclude_echo(cluster: &Cluster, engines: &mut [NodeEngine]) -> Res
     Ok(())
 }
 
-/// The fetch timeout of `egress-lab fetch`.
+/// Milliseconds as a duration (the internal subcommands' timeouts and intervals).
 pub(crate) fn timeout(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
