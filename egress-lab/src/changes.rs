@@ -15,7 +15,9 @@ use egress_core::policy::Policy;
 use crate::cluster::{Cluster, ECHO};
 use crate::cmd::lab_in_netns;
 use crate::datapath;
-use crate::experiment::{NodeEngine, Prediction, predict, program};
+use crate::experiment::{
+    NodeEngine, Prediction, gateway_changes, predict, program_make_before_break,
+};
 
 /// What a poller printed.
 #[derive(Clone, Debug)]
@@ -121,6 +123,8 @@ pub(crate) struct EventResult {
     pub(crate) broken_unmoved: Vec<String>,
     /// Packets the datapath dropped during the event, all nodes.
     pub(crate) dropped: u64,
+    /// Whether a node both gained and lost pods (no make-before-break order exists).
+    pub(crate) cross_moves: bool,
 }
 
 /// The datapath's drop counters, summed over nodes.
@@ -162,8 +166,10 @@ fn event(
     for ne in engines.iter_mut() {
         change(ne);
     }
-    program(cluster, engines)?;
     let after = predictions(cluster, engines);
+    let (gaining, losing) = gateway_changes(&before, &after);
+    let cross_moves = gaining.iter().any(|n| losing.contains(n));
+    program_make_before_break(cluster, engines, &before, &after)?;
     let moved: Vec<usize> = (0..before.len())
         .filter(|&i| before[i].seen != after[i].seen)
         .collect();
@@ -202,6 +208,7 @@ fn event(
             .map(display)
             .collect(),
         dropped: drops(cluster)?.saturating_sub(dropped_before),
+        cross_moves,
     })
 }
 

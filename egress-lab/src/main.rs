@@ -357,7 +357,11 @@ impl Results {
                     _ => "-".to_owned(),
                 },
                 format!("{} / {}", e.broken_moved.len(), e.broken_unmoved.len()),
-                e.dropped.to_string(),
+                if e.cross_moves {
+                    format!("{} (cross moves)", e.dropped)
+                } else {
+                    e.dropped.to_string()
+                },
             ]);
         }
         print!("{}", egress_core::render::tabulate(&table));
@@ -416,6 +420,7 @@ impl Results {
                     "brokenMoved": e.broken_moved,
                     "brokenUnmoved": e.broken_unmoved,
                     "dropped": e.dropped,
+                    "crossMoves": e.cross_moves,
                 })
             })
             .collect();

@@ -9,8 +9,10 @@
 //! - while every pod polls over one long-lived connection, a gateway is added, one drained,
 //!   one removed and the policy edited: every pod the engines move is seen with its new
 //!   address, no connection of a pod that did not move breaks (both modes), the datapath
-//!   drops nothing; consistent mode moves fewer pods when a gateway joins, and compat mode
-//!   none when one is drained (Cilium ignores the weight);
+//!   drops nothing when the nodes can be programmed make before break — always in
+//!   consistent mode; compat mode's cross moves (a node gaining some pods and losing others)
+//!   may drop a packet or two; consistent mode moves fewer pods when a gateway joins, and
+//!   compat mode none when one is drained (Cilium ignores the weight);
 //! - nothing of the lab is left afterwards.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -124,7 +126,14 @@ fn the_seed_experiment_in_both_modes() {
                 times.iter().all(Value::is_u64),
                 "{mode}: a moved pod never seen: {e}"
             );
-            assert_eq!(e["dropped"], 0, "{mode}: {e}");
+            // Make before break: nothing dropped, except where a node gained some pods and
+            // lost others (compat mode's hash mod n), which no programming order avoids.
+            if e["crossMoves"] == false {
+                assert_eq!(e["dropped"], 0, "{mode}: {e}");
+            }
+            if mode == "consistent" {
+                assert_eq!(e["crossMoves"], false, "{mode}: {e}");
+            }
         }
         moved_on_add.push(events[0]["moved"].as_array().unwrap().len());
         let drained = events[1]["moved"].as_array().unwrap().len();
