@@ -632,16 +632,16 @@ fn compute_with(
         }
     }
     candidates.dedup_by(|later, first| later.entry.identity() == first.entry.identity());
-    let producers: Vec<Producer> = if with_producers {
-        candidates.iter().map(producer).collect()
-    } else {
-        Vec::new()
-    };
-    let winners: Vec<Entry> = if with_producers {
+    let (producers, winners): (Vec<Producer>, Vec<Entry>) = if with_producers {
+        let producers: Vec<Producer> = candidates.iter().map(producer).collect();
         drop(candidates);
-        producers.iter().map(|p| p.entry).collect()
+        let winners = producers.iter().map(|p| p.entry).collect();
+        (producers, winners)
     } else {
-        candidates.into_iter().map(|c| c.entry).collect()
+        (
+            Vec::new(),
+            candidates.into_iter().map(|c| c.entry).collect(),
+        )
     };
     Computation {
         maps: MapEntries::from_entries(winners),

@@ -58,14 +58,19 @@ impl From<&MapEntries> for JsonMaps {
     }
 }
 
-/// The maps as JSON, indented by one space per level, with a final newline.
-pub fn to_json(maps: &MapEntries) -> String {
+/// What `write` writes, as text (the `to_*` forms of the `write_*` functions: writing into a
+/// Vec cannot fail, and every writer here writes UTF-8).
+fn text_of(write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
     let mut out = Vec::new();
-    // Writing into a Vec cannot fail.
-    if write_json(maps, &mut out).is_err() {
+    if write(&mut out).is_err() {
         return String::new();
     }
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// The maps as JSON, indented by one space per level, with a final newline.
+pub fn to_json(maps: &MapEntries) -> String {
+    text_of(|out| write_json(maps, out))
 }
 
 /// [`to_json`] written to `out` row by row: only the row being written is held, so a
@@ -116,12 +121,7 @@ struct CiliumRow {
 /// GatewayIP}`, indented by two spaces as Go's `json.MarshalIndent`, then the two newlines
 /// Cilium's printer writes (`[]` when both maps are empty).
 pub fn to_cilium_json(maps: &MapEntries) -> String {
-    let mut out = Vec::new();
-    // Writing into a Vec cannot fail.
-    if write_cilium_json(maps, &mut out).is_err() {
-        return String::new();
-    }
-    String::from_utf8(out).unwrap_or_default()
+    text_of(|out| write_cilium_json(maps, out))
 }
 
 /// [`to_cilium_json`] written to `out` row by row.
@@ -154,10 +154,7 @@ pub fn to_table(maps: &MapEntries) -> Option<String> {
     if maps.is_empty() {
         return None;
     }
-    let mut out = Vec::new();
-    // Writing into a Vec cannot fail.
-    write_table(maps, &mut out).ok()?;
-    String::from_utf8(out).ok()
+    Some(text_of(|out| write_table(maps, out)))
 }
 
 /// [`to_table`] written to `out` (nothing when both maps are empty): one pass measures the
@@ -211,26 +208,22 @@ pub fn escape_controls(text: &str, keep_lines: bool) -> Cow<'_, str> {
 /// Go `tabwriter` with minwidth 5, padding 3, space padding; the last cell is not padded.
 /// Cells are escaped first ([`escape_cell`]) and measured as printed.
 pub fn tabulate<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut out = Vec::new();
-    // Writing into a Vec cannot fail.
-    if write_tabulated(|| rows.iter().cloned(), &mut out).is_err() {
-        return String::new();
-    }
-    String::from_utf8(out).unwrap_or_default()
+    text_of(|out| write_tabulated(|| rows.iter(), out))
 }
 
 /// [`tabulate`] over rows made twice by `rows` (once to measure the columns, once to write),
-/// written to `out` through a buffer.
-pub fn write_tabulated<const N: usize, I, W>(rows: impl Fn() -> I, out: W) -> io::Result<()>
+/// owned or borrowed, written to `out` through a buffer.
+pub fn write_tabulated<const N: usize, R, I, W>(rows: impl Fn() -> I, out: W) -> io::Result<()>
 where
-    I: Iterator<Item = [String; N]>,
+    R: std::borrow::Borrow<[String; N]>,
+    I: Iterator<Item = R>,
     W: io::Write,
 {
     const MIN_WIDTH: usize = 5;
     const PADDING: usize = 3;
     let mut widths = [0usize; N];
     for row in rows() {
-        for (w, cell) in widths.iter_mut().zip(&row) {
+        for (w, cell) in widths.iter_mut().zip(row.borrow()) {
             *w = (*w)
                 .max(escape_cell(cell).chars().count() + PADDING)
                 .max(MIN_WIDTH);
@@ -240,7 +233,7 @@ where
     let mut line = String::new();
     for row in rows() {
         line.clear();
-        for (i, cell) in row.iter().enumerate() {
+        for (i, cell) in row.borrow().iter().enumerate() {
             let cell = escape_cell(cell);
             line.push_str(&cell);
             if i + 1 < N {

@@ -57,19 +57,24 @@ pub fn load(text: &str) -> Result<Loaded, Error> {
 /// bounds its work per endpoint.
 pub const MAX_POLICIES: usize = 10_000;
 
+/// `policies: Too many: COUNT: must have at most 10000 items`.
+fn too_many_policies(count: usize) -> FieldError {
+    FieldError::new(
+        "policies",
+        Reason::TooMany {
+            count,
+            max: MAX_POLICIES,
+        },
+    )
+}
+
 impl Loaded {
     /// Refuses a cluster past the numeric limits a single object cannot see (the policy
     /// count).
     fn within_limits(self) -> Result<Self, Error> {
         let count = self.snapshot.policies.len();
         if count > MAX_POLICIES {
-            return Err(Error::Input(vec![FieldError::new(
-                "policies",
-                Reason::TooMany {
-                    count,
-                    max: MAX_POLICIES,
-                },
-            )]));
+            return Err(Error::Input(vec![too_many_policies(count)]));
         }
         Ok(self)
     }
@@ -733,21 +738,12 @@ fn read_snapshot(
     {
         // Counted before any is parsed: the items, then the policies of `List` items once
         // flattened (flattening copies no more than the list holds).
-        let too_many = |count: usize, errors: &mut Vec<FieldError>| {
-            errors.push(FieldError::new(
-                "policies",
-                Reason::TooMany {
-                    count,
-                    max: MAX_POLICIES,
-                },
-            ));
-        };
         if policies.len() > MAX_POLICIES {
-            too_many(policies.len(), errors);
+            errors.push(too_many_policies(policies.len()));
         } else {
             let docs = document::flatten_lists(policies.to_vec());
             if docs.len() > MAX_POLICIES {
-                too_many(docs.len(), errors);
+                errors.push(too_many_policies(docs.len()));
             } else {
                 let mut names = HashSet::new();
                 for (i, p) in docs.iter().enumerate() {
