@@ -302,14 +302,18 @@ enum Event {
 }
 
 impl Event {
-    fn deliver(&self, engine: &mut Engine) {
+    /// Delivers the event; a refused policy is an error (the edit was not measured).
+    fn deliver(&self, engine: &mut Engine) -> Result<(), String> {
         match self {
-            Event::Policy(p) => engine.upsert_policy(p.clone()),
+            Event::Policy(p) => engine
+                .upsert_policy(p.clone())
+                .map_err(|e| format!("the edited policy was refused: {e}"))?,
             Event::Node(n) => engine.upsert_node(n.clone()),
             Event::DeleteNode(name) => {
                 engine.delete_node(name);
             }
         }
+        Ok(())
     }
 }
 
@@ -487,7 +491,7 @@ impl EditedEngine {
     /// Delivers `event`, returns the fraction of endpoints its plan moves, then delivers
     /// `undo` and checks that nothing remains to be written.
     fn moved_by(&mut self, event: &Event, undo: &Event) -> Result<f64, String> {
-        event.deliver(&mut self.engine);
+        event.deliver(&mut self.engine)?;
         let plan = self.engine.take_plan().map_err(|e| e.to_string())?;
         let mut moved = vec![false; self.endpoints];
         for op in plan.ops() {
@@ -498,7 +502,7 @@ impl EditedEngine {
                 moved[i] = true;
             }
         }
-        undo.deliver(&mut self.engine);
+        undo.deliver(&mut self.engine)?;
         let rest = self.engine.take_plan().map_err(|e| e.to_string())?;
         if !rest.is_empty() {
             return Err(format!(
@@ -591,7 +595,7 @@ mod tests {
                             .collect()
                     };
                     let before = gateway(&engine);
-                    event.deliver(&mut engine);
+                    event.deliver(&mut engine).unwrap();
                     let after = gateway(&engine);
                     let moved = before.iter().filter(|(u, g)| after.get(*u) != Some(g));
                     let from_choices = moved.count() as f64 / endpoints as f64;

@@ -226,7 +226,11 @@ impl Objects {
             engine.upsert_node(n.clone());
         }
         for p in &self.policies {
-            engine.upsert_policy(p.clone());
+            // The workloads' policies are generated valid for the default version (IPv4
+            // egress IPs, at most 64 gateways): a refusal is a bug in the generator.
+            if let Err(e) = engine.upsert_policy(p.clone()) {
+                panic!("workload policy refused by the engine: {e}");
+            }
         }
         for e in &self.endpoints {
             engine.upsert_endpoint(e.clone());

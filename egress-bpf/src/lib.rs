@@ -18,4 +18,4 @@ mod maps;
 mod sys;
 
 pub use error::{ApplyError, BufferSizeError, Errno, Error, Result};
-pub use maps::{DEFAULT_PIN_DIR, EgressMaps, MAP_FLAGS, PinnedMap, Unreadable, hex};
+pub use maps::{DEFAULT_PIN_DIR, EgressMaps, PinnedMap, Unreadable, hex, map_flags};

@@ -15,8 +15,15 @@ use crate::sys::{self, MapFd, SysError};
 /// Where Cilium pins its maps.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/tc/globals";
 
-/// The flags Cilium's agent creates the maps with.
-pub const MAP_FLAGS: u32 = bpf::BPF_F_NO_PREALLOC | bpf::BPF_F_RDONLY_PROG;
+/// The flags Cilium's agent creates the maps of a layout with: `BPF_F_NO_PREALLOC`, and
+/// from 1.20 (the `dual` layout, and `v4v2` after it) `BPF_F_RDONLY_PROG` too (commit
+/// `c1c21117f1`; CILIUM-VERSIONS.md §5).
+pub fn map_flags(layout: Layout) -> u32 {
+    match layout {
+        Layout::V4Legacy => bpf::BPF_F_NO_PREALLOC,
+        Layout::V4Dual | Layout::V4V2 => bpf::BPF_F_NO_PREALLOC | bpf::BPF_F_RDONLY_PROG,
+    }
+}
 
 /// A map element's key and value bytes.
 type Element = (Vec<u8>, Vec<u8>);
@@ -37,12 +44,14 @@ impl PinnedMap {
     /// `max_entries`, or Cilium's default). An existing map must be an LPM trie with the
     /// given key and value sizes and, when `max_entries` is given, that capacity; any flags.
     /// Also says whether this call created and pinned it.
+    #[allow(clippy::too_many_arguments)]
     fn open_or_create(
         dir: &Path,
         name: &'static str,
         key_size: usize,
         value_size: usize,
         max_entries: Option<u32>,
+        flags: u32,
         create: bool,
         read_only: bool,
     ) -> Result<(Self, bool)> {
@@ -57,7 +66,7 @@ impl PinnedMap {
             Ok(fd) => fd,
             Err(Errno(libc::ENOENT)) if create => {
                 let max = max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
-                let fd = sys::create_lpm_trie(name, key_size, value_size, max, MAP_FLAGS)
+                let fd = sys::create_lpm_trie(name, key_size, value_size, max, flags)
                     .map_err(|e| syscall("create map", e))?;
                 sys::pin(&fd, &path).map_err(|e| syscall("pin map", e))?;
                 created = true;
@@ -102,6 +111,27 @@ impl PinnedMap {
     /// The map's name.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// Every element decoded as an entry of this map, and those that do not decode.
+    fn decoded(&self) -> Result<(Vec<Entry>, Vec<Unreadable>)> {
+        let id = MapId::from_name(self.name)
+            .unwrap_or_else(|| unreachable!("the maps are opened by their MapId's name"));
+        let elements = self.elements().map_err(|e| self.sys_error("read map", e))?;
+        let mut entries = Vec::new();
+        let mut unreadable = Vec::new();
+        for (key, value) in elements {
+            match Entry::decode(id, &key, &value) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => unreadable.push(Unreadable {
+                    map: self.name,
+                    key,
+                    value,
+                    detail: e.to_string(),
+                }),
+            }
+        }
+        Ok((entries, unreadable))
     }
 
     /// Where it is pinned.
@@ -203,11 +233,13 @@ impl PinnedMap {
     }
 }
 
-/// The IPv4 and IPv6 egress gateway maps of one node.
+/// The IPv4 and IPv6 egress gateway maps of one node: the layout's IPv4 maps (one, or the
+/// legacy map and `_v4_v2` for `dual`) and the IPv6 map.
 #[derive(Debug)]
 pub struct EgressMaps {
     layout: Layout,
-    v4: PinnedMap,
+    /// The IPv4 maps, in [`Layout::ipv4_maps`] order.
+    v4: Vec<PinnedMap>,
     v6: PinnedMap,
     /// Whether batch syscalls work on these maps (turned off at the first refusal). Atomic
     /// so that maps can be shared between threads (the kernel serialises the writes).
@@ -281,29 +313,36 @@ impl EgressMaps {
                 id.key_size(),
                 id.value_size(),
                 max,
+                map_flags(layout),
                 create,
                 read_only,
             )
         };
-        let (v4, v4_created) = open(layout.ipv4_map())?;
-        let (v6, v6_created) = match open(MapId::V6) {
-            Ok(opened) => opened,
-            Err(e) => {
-                // Nothing half-made is left behind: the IPv4 map this call created goes.
-                if v4_created {
-                    let _ = std::fs::remove_file(&v4.path);
+        let mut opened: Vec<PinnedMap> = Vec::new();
+        let mut created: Vec<PathBuf> = Vec::new();
+        for &id in layout.maps() {
+            match open(id) {
+                Ok((map, made)) => {
+                    if made {
+                        created.push(map.path.clone());
+                    }
+                    opened.push(map);
                 }
-                return Err(e);
+                Err(e) => {
+                    // Nothing half-made is left behind: the maps this call created go.
+                    for path in &created {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    return Err(e);
+                }
             }
+        }
+        let Some(v6) = opened.pop() else {
+            unreachable!("every layout has the IPv6 map");
         };
-        let created = [(v4_created, &v4.path), (v6_created, &v6.path)]
-            .into_iter()
-            .filter(|(c, _)| *c)
-            .map(|(_, p)| p.clone())
-            .collect();
         Ok(Self {
             layout,
-            v4,
+            v4: opened,
             v6,
             batch: AtomicBool::new(true),
             created,
@@ -333,9 +372,23 @@ impl EgressMaps {
         self.layout
     }
 
-    /// The IPv4 map.
+    /// The IPv4 map entries are read back from ([`Layout::ipv4_map`]: `_v4_v2` where it is
+    /// written).
     pub fn ipv4(&self) -> &PinnedMap {
+        let read = self.layout.ipv4_map().name();
+        self.v4
+            .iter()
+            .find(|m| m.name == read)
+            .unwrap_or_else(|| unreachable!("a layout's read map is among its maps"))
+    }
+
+    /// Every IPv4 map, in Cilium's reconcile order.
+    pub fn ipv4_maps(&self) -> &[PinnedMap] {
         &self.v4
+    }
+
+    fn all(&self) -> impl Iterator<Item = &PinnedMap> {
+        self.v4.iter().chain(std::iter::once(&self.v6))
     }
 
     /// The IPv6 map.
@@ -349,30 +402,29 @@ impl EgressMaps {
         self.batch.store(on, Ordering::Relaxed);
     }
 
-    /// The smaller capacity of the two maps. An engine is better held to each map's own
+    /// The smallest capacity of the maps. An engine is better held to each map's own
     /// ([`EgressMaps::engine_capacity`]).
     pub fn max_entries(&self) -> u32 {
-        self.v4.max_entries.min(self.v6.max_entries)
+        self.all().map(|m| m.max_entries).min().unwrap_or(0)
     }
 
     /// The engine settings that hold each map to its own capacity: `(max_entries,
-    /// max_entries_v6)` for [`EngineConfig`](egress_core::engine::EngineConfig).
+    /// max_entries_v6)` for [`EngineConfig`](egress_core::engine::EngineConfig) — the IPv4
+    /// maps' smallest, since they hold the same keys.
     pub fn engine_capacity(&self) -> (u32, Option<u32>) {
-        (self.v4.max_entries, Some(self.v6.max_entries))
+        let v4 = self.v4.iter().map(|m| m.max_entries).min().unwrap_or(0);
+        (v4, Some(self.v6.max_entries))
     }
 
     /// The map of `op` (operation `index` of `total`), checked: it must be one of these
     /// maps, and the operation must have its key size and, for an upsert, its value size.
     fn map_for(&self, op: &PlanOp, index: usize, total: usize) -> Result<&PinnedMap> {
-        let Some(map) = [&self.v4, &self.v6]
-            .into_iter()
-            .find(|m| m.name == op.map().name())
-        else {
+        let Some(map) = self.all().find(|m| m.name == op.map().name()) else {
             return Err(Error::PlanWrongMap {
                 index,
                 total,
                 found: op.map().name(),
-                ipv4: self.v4.name,
+                ipv4: self.ipv4().name,
                 ipv6: self.v6.name,
                 layout: self.layout,
             });
@@ -512,8 +564,9 @@ impl EgressMaps {
                 maps: self.layout,
             });
         }
-        self.v4.check_pinned()?;
-        self.v6.check_pinned()?;
+        for map in self.all() {
+            map.check_pinned()?;
+        }
         let plan = engine.take_plan()?;
         match self.apply(&plan) {
             Ok(applied) => {
@@ -547,20 +600,53 @@ impl EgressMaps {
     pub fn dump_lenient(&self) -> Result<(MapEntries, Vec<Unreadable>)> {
         let mut entries = Vec::new();
         let mut unreadable = Vec::new();
-        for (map, id) in [(&self.v4, self.layout.ipv4_map()), (&self.v6, MapId::V6)] {
-            let elements = map.elements().map_err(|e| map.sys_error("read map", e))?;
-            for (key, value) in elements {
-                match Entry::decode(id, &key, &value) {
-                    Ok(entry) => entries.push(entry),
-                    Err(e) => unreadable.push(Unreadable {
-                        map: map.name,
-                        key,
-                        value,
-                        detail: e.to_string(),
-                    }),
+        for map in [self.ipv4(), &self.v6] {
+            let (read, bad) = map.decoded()?;
+            entries.extend(read);
+            unreadable.extend(bad);
+        }
+        Ok((MapEntries::from_entries(entries), unreadable))
+    }
+
+    /// What the maps hold as one programmed baseline for
+    /// [`Engine::adopt`](egress_core::engine::Engine::adopt), with the elements that do not
+    /// decode. With one IPv4 map it is [`EgressMaps::dump_lenient`]. With two (`dual`), a key
+    /// both hold with the same bytes is adopted as `_v4_v2` holds it; a key only one holds,
+    /// or that they hold with different bytes, is adopted with ifindex `u32::MAX` (which no
+    /// device has), so that the engine's next plan writes it again to both maps, or
+    /// deletes it from both.
+    pub fn baseline(&self) -> Result<(MapEntries, Vec<Unreadable>)> {
+        if self.v4.len() < 2 {
+            return self.dump_lenient();
+        }
+        let mut unreadable = Vec::new();
+        let mut legacy = std::collections::HashMap::new();
+        let mut entries = Vec::new();
+        for map in &self.v4 {
+            let (read, bad) = map.decoded()?;
+            unreadable.extend(bad);
+            if map.name == MapId::V4Legacy.name() {
+                legacy.extend(read.into_iter().map(|e| (e.identity(), e)));
+            } else {
+                for mut entry in read {
+                    let same = legacy.remove(&entry.identity()).is_some_and(|l| {
+                        (l.destination, l.egress_ip, l.gateway_ip)
+                            == (entry.destination, entry.egress_ip, entry.gateway_ip)
+                    });
+                    if !same {
+                        entry.egress_ifindex = u32::MAX;
+                    }
+                    entries.push(entry);
                 }
             }
         }
+        entries.extend(legacy.into_values().map(|mut e| {
+            e.egress_ifindex = u32::MAX;
+            e
+        }));
+        let (v6, bad) = self.v6.decoded()?;
+        entries.extend(v6);
+        unreadable.extend(bad);
         Ok((MapEntries::from_entries(entries), unreadable))
     }
 
@@ -568,12 +654,9 @@ impl EgressMaps {
     /// program nor delete what it cannot decode).
     pub fn delete_unreadable(&self, elements: &[Unreadable]) -> Result<()> {
         for u in elements {
-            let map = if u.map == self.v6.name {
-                &self.v6
-            } else {
-                &self.v4
-            };
-            map.delete_raw(&u.key)?;
+            if let Some(map) = self.all().find(|m| m.name == u.map) {
+                map.delete_raw(&u.key)?;
+            }
         }
         Ok(())
     }

@@ -165,6 +165,15 @@ impl Device {
             .find(|&ip| family.has(ip) && !is_link_local_v6(ip))
     }
 
+    /// The first listed address of the family, with no filter at all (Cilium 1.20's device
+    /// table: `deviceGetFirstAdresses`).
+    pub fn first_listed(&self, family: Family) -> Option<IpAddr> {
+        self.addresses
+            .iter()
+            .map(|a| a.addr)
+            .find(|&ip| family.has(ip))
+    }
+
     /// Whether the device carries exactly this address (any prefix length, any scope).
     pub fn has_address(&self, ip: IpAddr) -> bool {
         self.addresses.iter().any(|a| a.addr == ip)

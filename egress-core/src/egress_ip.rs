@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::device::{Device, Families, Family};
 use crate::policy::GatewaySpec;
+use crate::version::CiliumVersion;
 
 /// What the local gateway SNATs to, and where it redirects.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,25 +113,31 @@ fn v6_of(ip: Option<IpAddr>) -> Option<Ipv6Addr> {
     ip.and_then(crate::netip::as_v6)
 }
 
-/// Derives the egress addresses of a gateway entry whose gateway is the local node.
+/// Derives the egress addresses of a gateway entry whose gateway is the local node, by the
+/// rules of `version` (CILIUM-VERSIONS.md §4): 1.18 and 1.19 through netlink (IPv4 always
+/// required, IPv6 only for IPv6 destinations, no IPv6 `egressIP`; 1.19 adds the ifindex),
+/// 1.20 through Cilium's device table (only the families of the destinations; an `egressIP`
+/// whose other needed family is missing on its device fails both, cilium#48660).
 ///
-/// `node_ips` are the local node's own IPv4/IPv6 (preferred by *primary*). Only a complete
-/// success stores egress IPs; the ifindex keeps what was set before a failure.
+/// Only a complete success stores egress IPs; the ifindex keeps what was set before a
+/// failure.
 pub fn derive(
     gateway: &GatewaySpec,
     needed: Needed,
     devices: &[Device],
-    node_ips: (Option<Ipv4Addr>, Option<Ipv6Addr>),
+    version: CiliumVersion,
 ) -> EgressAddresses {
     let mut ifindex = 0;
-    let node_v4 = node_ips.0.map(IpAddr::V4);
-    let node_v6 = node_ips.1.map(IpAddr::V6);
-    let result = if let Some(name) = &gateway.interface {
-        by_interface(name, needed, devices, (node_v4, node_v6), &mut ifindex)
-    } else if let Some(ip) = gateway.egress_ip {
-        by_egress_ip(ip, needed, devices, (node_v4, node_v6))
+    let result = if version.uses_device_table() {
+        device_table(gateway, needed, devices, &mut ifindex)
     } else {
-        by_default_route(needed, devices, &mut ifindex)
+        netlink(
+            gateway,
+            needed,
+            devices,
+            version.derives_ifindex(),
+            &mut ifindex,
+        )
     };
     match result {
         Ok(found) => EgressAddresses {
@@ -147,120 +154,166 @@ pub fn derive(
     }
 }
 
-fn by_interface(
-    name: &str,
-    needed: Needed,
-    devices: &[Device],
-    node_ips: (Option<IpAddr>, Option<IpAddr>),
-    ifindex: &mut u32,
-) -> Result<Found, DerivationFailure> {
-    let no_address = |dev: &Device, family| DerivationFailure::NoAddress {
+fn no_address(dev: &Device, family: Family) -> DerivationFailure {
+    DerivationFailure::NoAddress {
         device: dev.name.clone(),
         family,
+    }
+}
+
+/// The device named `name`, else the one having it among its alternative names.
+fn by_name<'a>(devices: &'a [Device], name: &str) -> Result<&'a Device, DerivationFailure> {
+    devices
+        .iter()
+        .find(|d| d.name == name)
+        .or_else(|| {
+            devices
+                .iter()
+                .find(|d| d.alt_names.iter().any(|a| a == name))
+        })
+        .ok_or_else(|| DerivationFailure::NoSuchInterface(name.to_owned()))
+}
+
+/// The device with the lowest index among those carrying `ip`.
+fn carrying(devices: &[Device], ip: IpAddr) -> Result<&Device, DerivationFailure> {
+    devices
+        .iter()
+        .filter(|d| d.has_address(ip))
+        .min_by_key(|d| d.index)
+        .ok_or(DerivationFailure::NoDeviceWithAddress(ip))
+}
+
+/// The device carrying the family's default route.
+fn route_device(devices: &[Device], family: Family) -> Result<&Device, DerivationFailure> {
+    let fam = if family == Family::V4 {
+        Families::IPV4
+    } else {
+        Families::IPV6
     };
-    if let Some(dev) = devices.iter().find(|d| d.name == name) {
+    devices
+        .iter()
+        .find(|d| d.default_route.contains(fam))
+        .ok_or(DerivationFailure::NoDefaultRoute(family))
+}
+
+/// Cilium 1.18 and 1.19 (`deriveFromPolicyGatewayConfig` on netlink): the IPv4 egress IP is
+/// always derived, the IPv6 one only when IPv6 destinations need it (never for an
+/// `egressIP`); 1.19 sets the ifindex of `interface` and of the default route.
+fn netlink(
+    gateway: &GatewaySpec,
+    needed: Needed,
+    devices: &[Device],
+    with_ifindex: bool,
+    ifindex: &mut u32,
+) -> Result<Found, DerivationFailure> {
+    let dev = if let Some(name) = &gateway.interface {
+        // `LinkByName` resolves alternative names too; the index is set before the address
+        // lookups and kept when they fail.
+        let dev = by_name(devices, name)?;
+        if with_ifindex {
+            *ifindex = dev.index;
+        }
+        dev
+    } else if let Some(ip) = gateway.egress_ip {
+        // `GetIfaceWithIPv4Address`: an IPv6 egressIP is carried by no IPv4 address list.
+        let IpAddr::V4(v4) = ip else {
+            return Err(DerivationFailure::NoDeviceWithAddress(ip));
+        };
+        carrying(devices, ip)?;
+        // `// TODO: add ipv6 support`: the IPv6 egress IP stays `::`.
+        return Ok(Found {
+            v4: Some(v4),
+            v6: None,
+        });
+    } else {
+        let dev = route_device(devices, Family::V4)?;
+        if with_ifindex {
+            *ifindex = dev.index;
+        }
+        if needed.v6 && route_device(devices, Family::V6)?.index != dev.index {
+            return Err(DerivationFailure::DefaultRoutesDiffer);
+        }
+        dev
+    };
+    // The first IPv4 address in netlink order, of any scope; the first IPv6 one that is
+    // not link-local.
+    let v4 = v4_of(dev.first(Family::V4)).ok_or_else(|| no_address(dev, Family::V4))?;
+    let v6 = if needed.v6 {
+        Some(v6_of(dev.first(Family::V6)).ok_or_else(|| no_address(dev, Family::V6))?)
+    } else {
+        None
+    };
+    Ok(Found { v4: Some(v4), v6 })
+}
+
+/// Cilium 1.20 (the device table): only the families the destinations need.
+fn device_table(
+    gateway: &GatewaySpec,
+    needed: Needed,
+    devices: &[Device],
+    ifindex: &mut u32,
+) -> Result<Found, DerivationFailure> {
+    let mut found = Found { v4: None, v6: None };
+    if let Some(name) = &gateway.interface {
+        // `DeviceByName` (altnames too since a0fa9ffaf9): the device's first listed address
+        // of each needed family, with no link-local or loopback filter.
+        let dev = by_name(devices, name)?;
         *ifindex = dev.index;
-        let mut found = Found { v4: None, v6: None };
         if needed.v4 {
             found.v4 = Some(
-                v4_of(dev.primary(Family::V4, node_ips.0))
-                    .ok_or_else(|| no_address(dev, Family::V4))?,
+                v4_of(dev.first_listed(Family::V4)).ok_or_else(|| no_address(dev, Family::V4))?,
             );
         }
         if needed.v6 {
             found.v6 = Some(
-                v6_of(dev.primary(Family::V6, node_ips.1))
-                    .ok_or_else(|| no_address(dev, Family::V6))?,
+                v6_of(dev.first_listed(Family::V6)).ok_or_else(|| no_address(dev, Family::V6))?,
             );
         }
-        return Ok(found);
-    }
-    // Cilium's device table is indexed by name; an altname resolves through netlink, whose
-    // address list is taken as is.
-    if let Some(dev) = devices
-        .iter()
-        .find(|d| d.alt_names.iter().any(|a| a == name))
-    {
-        *ifindex = dev.index;
-        let mut found = Found { v4: None, v6: None };
+    } else if let Some(ip) = gateway.egress_ip {
+        // `getDeviceWithAddress`; the ifindex stays 0 (PR #47010 was closed). The other
+        // family, when needed, is the device's first address of it, and its absence fails
+        // both families (cilium#48660).
+        let dev = carrying(devices, ip)?;
+        match ip {
+            IpAddr::V4(a) => {
+                found.v4 = needed.v4.then_some(a);
+                if needed.v6 {
+                    found.v6 = Some(
+                        v6_of(dev.first_listed(Family::V6))
+                            .ok_or_else(|| no_address(dev, Family::V6))?,
+                    );
+                }
+            }
+            IpAddr::V6(a) => {
+                found.v6 = needed.v6.then_some(a);
+                if needed.v4 {
+                    found.v4 = Some(
+                        v4_of(dev.first_listed(Family::V4))
+                            .ok_or_else(|| no_address(dev, Family::V4))?,
+                    );
+                }
+            }
+        }
+    } else {
+        // Each needed family's default route (the same device when both are); the ifindex
+        // comes from the IPv4 route only (policy.go lines 331-347 at ca88a95 set none for
+        // IPv6).
+        let mut v4_dev = None;
         if needed.v4 {
+            let dev = route_device(devices, Family::V4)?;
+            *ifindex = dev.index;
+            v4_dev = Some(dev);
             found.v4 =
                 Some(v4_of(dev.first(Family::V4)).ok_or_else(|| no_address(dev, Family::V4))?);
         }
         if needed.v6 {
+            let dev = route_device(devices, Family::V6)?;
+            if v4_dev.is_some_and(|v4| v4.index != dev.index) {
+                return Err(DerivationFailure::DefaultRoutesDiffer);
+            }
             found.v6 =
                 Some(v6_of(dev.first(Family::V6)).ok_or_else(|| no_address(dev, Family::V6))?);
         }
-        return Ok(found);
-    }
-    Err(DerivationFailure::NoSuchInterface(name.to_owned()))
-}
-
-fn by_egress_ip(
-    ip: IpAddr,
-    needed: Needed,
-    devices: &[Device],
-    node_ips: (Option<IpAddr>, Option<IpAddr>),
-) -> Result<Found, DerivationFailure> {
-    let dev = devices
-        .iter()
-        .filter(|d| d.has_address(ip))
-        .min_by_key(|d| d.index)
-        .ok_or(DerivationFailure::NoDeviceWithAddress(ip))?;
-    let mut found = Found { v4: None, v6: None };
-    match ip {
-        IpAddr::V4(a) => {
-            found.v4 = needed.v4.then_some(a);
-            if needed.v6 {
-                found.v6 = v6_of(dev.primary(Family::V6, node_ips.1));
-            }
-        }
-        IpAddr::V6(a) => {
-            found.v6 = needed.v6.then_some(a);
-            if needed.v4 {
-                found.v4 = v4_of(dev.primary(Family::V4, node_ips.0));
-            }
-        }
-    }
-    Ok(found)
-}
-
-fn by_default_route(
-    needed: Needed,
-    devices: &[Device],
-    ifindex: &mut u32,
-) -> Result<Found, DerivationFailure> {
-    let route_dev = |fam: Families| devices.iter().find(|d| d.default_route.contains(fam));
-    let mut found = Found { v4: None, v6: None };
-    let mut v4_dev = None;
-    if needed.v4 {
-        let dev = route_dev(Families::IPV4).ok_or(DerivationFailure::NoDefaultRoute(Family::V4))?;
-        *ifindex = dev.index;
-        v4_dev = Some(dev);
-        found.v4 =
-            Some(
-                v4_of(dev.first(Family::V4)).ok_or_else(|| DerivationFailure::NoAddress {
-                    device: dev.name.clone(),
-                    family: Family::V4,
-                })?,
-            );
-    }
-    if needed.v6 {
-        let dev = route_dev(Families::IPV6).ok_or(DerivationFailure::NoDefaultRoute(Family::V6))?;
-        match v4_dev {
-            Some(v4) if v4.index != dev.index => {
-                return Err(DerivationFailure::DefaultRoutesDiffer);
-            }
-            Some(_) => {}
-            None => *ifindex = dev.index,
-        }
-        found.v6 =
-            Some(
-                v6_of(dev.first(Family::V6)).ok_or_else(|| DerivationFailure::NoAddress {
-                    device: dev.name.clone(),
-                    family: Family::V6,
-                })?,
-            );
     }
     Ok(found)
 }

@@ -11,13 +11,14 @@ use std::sync::Arc;
 
 use crate::cluster::{Endpoint, Nodes};
 use crate::device::Device;
-use crate::gateway::{LocalNode, PolicyGateways, ResolvedGateway, Selection};
+use crate::gateway::{LocalNode, PolicyGateways, ResolvedGateway};
 use crate::labels::Labels;
 use crate::maps::{
     DecodeError, MapId, MapKeyV4, MapKeyV6, MapValueV4, MapValueV4Legacy, MapValueV6,
 };
 use crate::netip::{Cidr, mask_v4, mask_v6};
 use crate::policy::{Policy, PolicySelectors};
+use crate::version::{CiliumVersion, Rules};
 
 /// Gateway IP meaning "excluded destination: skip the egress gateway".
 pub const EXCLUDED_GATEWAY: Ipv4Addr = Ipv4Addr::new(0, 0, 0, 1);
@@ -89,14 +90,23 @@ impl From<&Entry> for Slot {
 
 /// What `policy` writes for a source of the family (`v4`) whose endpoint uses `gateway`
 /// (SEMANTICS A.5): each destination CIDR of the family, then each excluded one, with the
-/// CIDR's kind and index in its list.
+/// CIDR's kind and index in its list. The ifindex is what `version`'s map of the family
+/// stores (CILIUM-VERSIONS.md §5: none in 1.18, IPv6 only in 1.19).
 pub fn policy_slots<'a>(
     policy: &'a Policy,
     gateway: &'a ResolvedGateway,
     v4: bool,
+    version: CiliumVersion,
 ) -> impl Iterator<Item = (CidrKind, usize, Slot)> + 'a {
+    let stored = |ifindex: u32| {
+        if version.stores_ifindex(v4) {
+            ifindex
+        } else {
+            0
+        }
+    };
     let (egress_ip, gateway_ip, egress_ifindex) = match (&gateway.egress, &gateway.node) {
-        (Some(egress), _) => (egress.ip(v4), gateway.gateway_ip, egress.ifindex),
+        (Some(egress), _) => (egress.ip(v4), gateway.gateway_ip, stored(egress.ifindex)),
         (None, Some(_)) => (unspecified(v4), gateway.gateway_ip, 0),
         (None, None) => (unspecified(v4), NO_GATEWAY, 0),
     };
@@ -477,9 +487,9 @@ pub fn compute(
     state: &ClusterState,
     local_node: &str,
     devices: &[Device],
-    selection: Selection,
+    rules: impl Into<Rules>,
 ) -> Computation {
-    compute_with(state, local_node, devices, selection, true)
+    compute_with(state, local_node, devices, rules.into(), true)
 }
 
 /// [`compute`] without [`Computation::producers`] (left empty): the maps, conflicts and
@@ -489,16 +499,16 @@ pub fn compute_without_producers(
     state: &ClusterState,
     local_node: &str,
     devices: &[Device],
-    selection: Selection,
+    rules: impl Into<Rules>,
 ) -> Computation {
-    compute_with(state, local_node, devices, selection, false)
+    compute_with(state, local_node, devices, rules.into(), false)
 }
 
 fn compute_with(
     state: &ClusterState,
     local_node: &str,
     devices: &[Device],
-    selection: Selection,
+    rules: Rules,
     with_producers: bool,
 ) -> Computation {
     let local = state.nodes.get(local_node);
@@ -510,13 +520,8 @@ fn compute_with(
         .iter()
         .map(|p| {
             let selectors = PolicySelectors::compile(p);
-            let gateways = PolicyGateways::resolve(
-                p,
-                &selectors.gateways,
-                &state.nodes,
-                local_view,
-                selection,
-            );
+            let gateways =
+                PolicyGateways::resolve(p, &selectors.gateways, &state.nodes, local_view, rules);
             CompiledPolicy {
                 policy: p,
                 selectors,
@@ -588,7 +593,9 @@ fn compute_with(
                 gateway: Arc::clone(chosen),
             });
             for &ip in &ep.ips {
-                for (kind, cidr_index, slot) in policy_slots(cp.policy, gw, ip.is_ipv4()) {
+                for (kind, cidr_index, slot) in
+                    policy_slots(cp.policy, gw, ip.is_ipv4(), rules.version)
+                {
                     candidates.push(Candidate {
                         entry: slot.entry(ip),
                         policy_rank: rank,

@@ -12,6 +12,7 @@ use crate::device::Device;
 use crate::egress_ip::{self, EgressAddresses, Needed};
 use crate::policy::{GatewaySpec, Policy};
 use crate::selector::Selector;
+use crate::version::{CiliumVersion, Rules};
 
 /// How each endpoint's gateway is chosen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -195,23 +196,30 @@ pub struct LocalNode<'a> {
     pub devices: &'a [Device],
 }
 
-/// Gateway entry `entry_index` (`spec`, whose key is `entry_key`) on `node`, with egress
-/// addresses derived when the node is the local one; `None` for a node without IPv4.
+/// Where a gateway entry sits: its index in the list and its key.
+#[derive(Clone, Copy)]
+struct EntryAt<'a> {
+    index: usize,
+    spec: &'a GatewaySpec,
+    key: &'a EntryKey,
+}
+
+/// Gateway entry `at` on `node`, with egress addresses derived (by `version`'s rules) when
+/// the node is the local one; `None` for a node without IPv4.
 fn gateway_on(
     node: &Node,
-    entry_index: usize,
-    spec: &GatewaySpec,
-    entry_key: &EntryKey,
+    at: EntryAt<'_>,
     needed: Needed,
     local: Option<LocalNode<'_>>,
     weight: u8,
+    version: CiliumVersion,
 ) -> Option<ResolvedGateway> {
     let egress = local
         .filter(|l| l.node.name == node.name)
-        .map(|l| egress_ip::derive(spec, needed, l.devices, (l.node.ipv4, l.node.ipv6)));
+        .map(|l| egress_ip::derive(at.spec, needed, l.devices, version));
     Some(ResolvedGateway {
-        entry_index: Some(entry_index),
-        entry_key: Some(entry_key.clone()),
+        entry_index: Some(at.index),
+        entry_key: Some(at.key.clone()),
         node: Some(node.name.clone()),
         gateway_ip: node.ipv4?,
         egress,
@@ -220,20 +228,35 @@ fn gateway_on(
 }
 
 /// Resolves a policy's gateway entries (`selectors` = the compiled nodeSelectors of
-/// [`Policy::gateways_in_use`]), sorted by gateway IP, equal IPs keeping policy order.
+/// [`Policy::gateways_in_use`]) by `version`'s rules, sorted by gateway IP, equal IPs
+/// keeping policy order. An entry that matches no node is kept as gateway `0.0.0.0` (it
+/// sorts first and counts in `hash mod n`) up to 1.19, and dropped from 1.20 (PR #44705).
 /// Never empty: with nothing resolved, the single "not found" gateway.
 pub fn resolve_gateways(
     policy: &Policy,
     selectors: &[Selector],
     nodes: &Nodes,
     local: Option<LocalNode<'_>>,
+    version: CiliumVersion,
 ) -> Vec<ResolvedGateway> {
     let needed = Needed::of(policy);
     let mut resolved: Vec<ResolvedGateway> = Vec::with_capacity(selectors.len());
-    for (i, (spec, selector)) in policy.gateways_in_use().iter().zip(selectors).enumerate() {
-        if let Some(node) = resolve_node(selector, nodes) {
-            let key = EntryKey::of(spec);
-            resolved.extend(gateway_on(node, i, spec, &key, needed, local, 1));
+    for (index, (spec, selector)) in policy.gateways_in_use().iter().zip(selectors).enumerate() {
+        let key = EntryKey::of(spec);
+        let at = EntryAt {
+            index,
+            spec,
+            key: &key,
+        };
+        match resolve_node(selector, nodes) {
+            Some(node) => resolved.extend(gateway_on(node, at, needed, local, 1, version)),
+            None if version.keeps_unmatched_gateways() => resolved.push(ResolvedGateway {
+                entry_index: Some(index),
+                entry_key: Some(key.clone()),
+                weight: 1,
+                ..ResolvedGateway::NOT_FOUND
+            }),
+            None => {}
         }
     }
     if resolved.is_empty() {
@@ -255,6 +278,7 @@ pub fn consistent_candidates(
     selectors: &[Selector],
     nodes: &Nodes,
     local: Option<LocalNode<'_>>,
+    version: CiliumVersion,
 ) -> Vec<ResolvedGateway> {
     let needed = Needed::of(policy);
     let eligible = |n: &Node| n.ready && n.weight > 0;
@@ -262,7 +286,8 @@ pub fn consistent_candidates(
     let keys: Vec<EntryKey> = specs.iter().map(EntryKey::of).collect();
     let mut seen: HashSet<(&str, &str)> = HashSet::new();
     let mut out = Vec::new();
-    for (i, ((spec, selector), key)) in specs.iter().zip(selectors).zip(&keys).enumerate() {
+    for (index, ((spec, selector), key)) in specs.iter().zip(selectors).zip(&keys).enumerate() {
+        let at = EntryAt { index, spec, key };
         let offered: Vec<&Node> = if spec.egress_ip.is_some() {
             resolve_node(selector, nodes).into_iter().collect()
         } else {
@@ -273,7 +298,7 @@ pub fn consistent_candidates(
         };
         for node in offered {
             if seen.insert((node.name.as_str(), key.as_str())) && eligible(node) {
-                out.extend(gateway_on(node, i, spec, key, needed, local, node.weight));
+                out.extend(gateway_on(node, at, needed, local, node.weight, version));
             }
         }
     }
@@ -333,17 +358,20 @@ pub struct PolicyGateways {
 
 impl PolicyGateways {
     /// Resolves the gateways of `policy` (`selectors` = compiled nodeSelectors of its
-    /// gateway entries in use).
+    /// gateway entries in use) by `rules` (a [`Selection`] alone: on Cilium 1.18).
     pub fn resolve(
         policy: &Policy,
         selectors: &[Selector],
         nodes: &Nodes,
         local: Option<LocalNode<'_>>,
-        selection: Selection,
+        rules: impl Into<Rules>,
     ) -> Self {
+        let Rules { selection, version } = rules.into();
         let gateways = match selection {
-            Selection::Cilium => resolve_gateways(policy, selectors, nodes, local),
-            Selection::Consistent => consistent_candidates(policy, selectors, nodes, local),
+            Selection::Cilium => resolve_gateways(policy, selectors, nodes, local, version),
+            Selection::Consistent => {
+                consistent_candidates(policy, selectors, nodes, local, version)
+            }
         };
         Self {
             selection,

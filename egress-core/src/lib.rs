@@ -44,7 +44,8 @@
 //! assert_eq!(plan.upserts().len(), 2);
 //! for op in plan.ops() {
 //!     // Write op.key() / op.value() to the map named op.map() (egress-bpf does this).
-//!     assert_eq!((op.map().name(), op.key().len()), ("cilium_egress_gw_policy_v4_v2", 12));
+//!     // Cilium 1.18 (the default) writes the legacy IPv4 map.
+//!     assert_eq!((op.map().name(), op.key().len()), ("cilium_egress_gw_policy_v4", 12));
 //! }
 //! engine.ack(&plan, plan.len()); // everything was written
 //! assert!(engine.take_plan().unwrap().is_empty());
@@ -66,7 +67,8 @@
 //!
 //! // The datapath's question, answered without allocating.
 //! let verdict = engine.lookup("10.0.0.2".parse().unwrap(), "8.8.8.8".parse().unwrap());
-//! assert_eq!(verdict, Verdict::Masquerade { egress_ip: "192.168.1.1".parse().unwrap(), ifindex: 2 });
+//! // 1.18 stores no egress ifindex (1.20 would: eth0's 2).
+//! assert_eq!(verdict, Verdict::Masquerade { egress_ip: "192.168.1.1".parse().unwrap(), ifindex: 0 });
 //! assert_eq!(engine.lookup("10.0.0.2".parse().unwrap(), "10.1.2.3".parse().unwrap()), Verdict::Excluded);
 //! ```
 #![forbid(unsafe_code)]
@@ -91,6 +93,7 @@ pub mod render;
 pub mod selector;
 pub mod snapshot;
 pub mod timestamp;
+pub mod version;
 
 pub use error::{Error, ErrorKind, Result};
 

@@ -19,34 +19,43 @@ pub const MAP_V6: &str = "cilium_egress_gw_policy_v6";
 /// Cilium's default `max_entries`.
 pub const DEFAULT_MAX_ENTRIES: u32 = 16_384;
 
-/// Which IPv4 value layout to program.
+/// Which IPv4 maps a node programs. Each Cilium version has its own
+/// ([`CiliumVersion::layout`](crate::version::CiliumVersion::layout)): 1.18 and 1.19 the
+/// legacy map, 1.20 both the legacy map and `_v4_v2`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Layout {
-    /// `cilium_egress_gw_policy_v4_v2` (28-byte value with ifindex); Cilium's current map.
-    #[default]
+    /// `cilium_egress_gw_policy_v4_v2` alone (28-byte value with ifindex): Cilium after
+    /// 1.20 (main, #46053).
     V4V2,
-    /// `cilium_egress_gw_policy_v4` (8-byte value).
+    /// `cilium_egress_gw_policy_v4` (8-byte value): Cilium 1.18 and 1.19, the default.
+    #[default]
     V4Legacy,
+    /// Both, with the same keys: `cilium_egress_gw_policy_v4` (no ifindex) then
+    /// `cilium_egress_gw_policy_v4_v2`, as Cilium 1.20 writes them (its datapath reads
+    /// `_v4_v2` first).
+    V4Dual,
 }
 
 impl Layout {
-    /// Both layouts, in the order of [`Layout::NAMES`].
-    pub const ALL: [Layout; 2] = [Layout::V4V2, Layout::V4Legacy];
+    /// Every layout, in the order of [`Layout::NAMES`].
+    pub const ALL: [Layout; 3] = [Layout::V4V2, Layout::V4Legacy, Layout::V4Dual];
     /// The layouts' names, as the CLI and the bindings spell them.
-    pub const NAMES: &'static [&'static str] = &["v4v2", "legacy"];
+    pub const NAMES: &'static [&'static str] = &["v4v2", "legacy", "dual"];
 
-    /// `v4v2` or `legacy`.
+    /// `v4v2`, `legacy` or `dual`.
     pub fn name(self) -> &'static str {
         match self {
             Layout::V4V2 => "v4v2",
             Layout::V4Legacy => "legacy",
+            Layout::V4Dual => "dual",
         }
     }
 
-    /// The IPv4 map of this layout.
+    /// The IPv4 map this layout's entries are read back from (what `cilium-dbg bpf egress
+    /// list` shows): `_v4_v2` where it is written, else the legacy map.
     pub fn ipv4_map(self) -> MapId {
         match self {
-            Layout::V4V2 => MapId::V4,
+            Layout::V4V2 | Layout::V4Dual => MapId::V4,
             Layout::V4Legacy => MapId::V4Legacy,
         }
     }
@@ -56,13 +65,28 @@ impl Layout {
         self.ipv4_map().name()
     }
 
-    /// The maps a node of this layout programs: its IPv4 map, then the IPv6 map.
-    pub fn maps(self) -> [MapId; 2] {
-        [self.ipv4_map(), MapId::V6]
+    /// The IPv4 maps written, in Cilium's reconcile order (1.20: legacy, then `_v4_v2`).
+    pub fn ipv4_maps(self) -> &'static [MapId] {
+        match self {
+            Layout::V4V2 => &[MapId::V4],
+            Layout::V4Legacy => &[MapId::V4Legacy],
+            Layout::V4Dual => &[MapId::V4Legacy, MapId::V4],
+        }
     }
 
-    /// Whether the value for a source of this family stores the egress ifindex (the legacy
-    /// IPv4 value does not: two entries differing only there are the same kernel bytes).
+    /// Every map a node of this layout programs, in Cilium's reconcile order: its IPv4
+    /// maps, then the IPv6 map.
+    pub fn maps(self) -> &'static [MapId] {
+        match self {
+            Layout::V4V2 => &[MapId::V4, MapId::V6],
+            Layout::V4Legacy => &[MapId::V4Legacy, MapId::V6],
+            Layout::V4Dual => &[MapId::V4Legacy, MapId::V4, MapId::V6],
+        }
+    }
+
+    /// Whether the value read back for a source of this family stores the egress ifindex
+    /// (the legacy IPv4 value does not: two entries differing only there are the same
+    /// kernel bytes).
     pub fn stores_ifindex(self, ipv4: bool) -> bool {
         !(ipv4 && self == Layout::V4Legacy)
     }

@@ -7,6 +7,7 @@ use std::io::{self, Write as _};
 use serde::{Serialize, Serializer as _};
 
 use crate::entries::{EXCLUDED_GATEWAY, Entry, MapEntries, NO_GATEWAY};
+use crate::version::CiliumVersion;
 
 /// One JSON row, field names and order as specified.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -103,7 +104,7 @@ impl Serialize for StreamedMaps<'_> {
 }
 
 /// One row of `cilium-dbg bpf egress list -o json`: Cilium's field names, its gateway cells
-/// (`Not Found`, `Excluded CIDR`), no ifindex.
+/// (`Not Found`, `Excluded CIDR`), and from 1.20 the ifindex.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 struct CiliumRow {
     #[serde(rename = "SourceIP")]
@@ -114,23 +115,42 @@ struct CiliumRow {
     egress_ip: String,
     #[serde(rename = "GatewayIP")]
     gateway_ip: String,
+    #[serde(rename = "Ifindex", skip_serializing_if = "Option::is_none")]
+    ifindex: Option<u32>,
 }
 
-/// The maps exactly as `cilium-dbg bpf egress list -o json` prints them (SEMANTICS A.8's
-/// rows, IPv4 first, in our order): one array of `{SourceIP, DestCIDR, EgressIP,
-/// GatewayIP}`, indented by two spaces as Go's `json.MarshalIndent`, then the two newlines
-/// Cilium's printer writes (`[]` when both maps are empty).
+/// The maps exactly as Cilium 1.18's `cilium-dbg bpf egress list -o json` prints them
+/// ([`to_cilium_json_for`] for another version).
 pub fn to_cilium_json(maps: &MapEntries) -> String {
-    text_of(|out| write_cilium_json(maps, out))
+    to_cilium_json_for(maps, CiliumVersion::default())
+}
+
+/// The maps exactly as `version`'s `cilium-dbg bpf egress list -o json` prints them
+/// (SEMANTICS A.8's rows, IPv4 first, in our order): one array of `{SourceIP, DestCIDR,
+/// EgressIP, GatewayIP}` (1.20: and `Ifindex`), indented by two spaces as Go's
+/// `json.MarshalIndent`, then the two newlines Cilium's printer writes (`[]` when both maps
+/// are empty).
+pub fn to_cilium_json_for(maps: &MapEntries, version: CiliumVersion) -> String {
+    text_of(|out| write_cilium_json_for(maps, version, out))
 }
 
 /// [`to_cilium_json`] written to `out` row by row.
-pub fn write_cilium_json<W: io::Write>(maps: &MapEntries, mut out: W) -> io::Result<()> {
+pub fn write_cilium_json<W: io::Write>(maps: &MapEntries, out: W) -> io::Result<()> {
+    write_cilium_json_for(maps, CiliumVersion::default(), out)
+}
+
+/// [`to_cilium_json_for`] written to `out` row by row.
+pub fn write_cilium_json_for<W: io::Write>(
+    maps: &MapEntries,
+    version: CiliumVersion,
+    mut out: W,
+) -> io::Result<()> {
     let rows = maps.iter().map(|e| CiliumRow {
         source_ip: e.source.to_string(),
         dest_cidr: e.destination.to_string(),
         egress_ip: e.egress_ip.to_string(),
         gateway_ip: gateway_cell(e),
+        ifindex: version.lists_ifindex().then_some(e.egress_ifindex),
     });
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b"  ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
@@ -148,32 +168,57 @@ pub fn gateway_cell(e: &Entry) -> String {
     }
 }
 
-/// The maps as `cilium-dbg bpf egress list` prints them, or `None` when both are empty
-/// (the caller prints `No entries found.` on stderr).
+/// The maps as Cilium 1.18's `cilium-dbg bpf egress list` prints them, or `None` when both
+/// are empty (the caller prints `No entries found.` on stderr).
 pub fn to_table(maps: &MapEntries) -> Option<String> {
+    to_table_for(maps, CiliumVersion::default())
+}
+
+/// The maps as `version`'s `cilium-dbg bpf egress list` prints them — four columns up to
+/// 1.19, a fifth `Egress Ifindex` from 1.20 —, or `None` when both are empty.
+pub fn to_table_for(maps: &MapEntries, version: CiliumVersion) -> Option<String> {
     if maps.is_empty() {
         return None;
     }
-    Some(text_of(|out| write_table(maps, out)))
+    Some(text_of(|out| write_table_for(maps, version, out)))
 }
 
-/// [`to_table`] written to `out` (nothing when both maps are empty): one pass measures the
-/// columns, a second formats and writes each row, so no row is held.
+/// [`to_table`] written to `out`.
 pub fn write_table<W: io::Write>(maps: &MapEntries, out: W) -> io::Result<()> {
+    write_table_for(maps, CiliumVersion::default(), out)
+}
+
+/// [`to_table_for`] written to `out` (nothing when both maps are empty): one pass measures
+/// the columns, a second formats and writes each row, so no row is held.
+pub fn write_table_for<W: io::Write>(
+    maps: &MapEntries,
+    version: CiliumVersion,
+    out: W,
+) -> io::Result<()> {
     if maps.is_empty() {
         return Ok(());
     }
-    let header = ["Source IP", "Destination CIDR", "Egress IP", "Gateway IP"].map(str::to_owned);
-    let rows = || {
-        std::iter::once(header.clone()).chain(maps.iter().map(|e| {
-            [
-                e.source.to_string(),
-                e.destination.to_string(),
-                e.egress_ip.to_string(),
-                gateway_cell(e),
-            ]
-        }))
+    let cells = |e: &Entry| {
+        [
+            e.source.to_string(),
+            e.destination.to_string(),
+            e.egress_ip.to_string(),
+            gateway_cell(e),
+        ]
     };
+    let header = ["Source IP", "Destination CIDR", "Egress IP", "Gateway IP"].map(str::to_owned);
+    if version.lists_ifindex() {
+        let [a, b, c, d] = header;
+        let header = [a, b, c, d, "Egress Ifindex".to_owned()];
+        let rows = || {
+            std::iter::once(header.clone()).chain(maps.iter().map(|e| {
+                let [a, b, c, d] = cells(e);
+                [a, b, c, d, e.egress_ifindex.to_string()]
+            }))
+        };
+        return write_tabulated(rows, out);
+    }
+    let rows = || std::iter::once(header.clone()).chain(maps.iter().map(cells));
     write_tabulated(rows, out)
 }
 
@@ -381,6 +426,48 @@ fd00::2     2001:db8::/64      ::                192.168.1.2
 ";
         assert_eq!(to_table(&maps).unwrap(), want);
         assert_eq!(to_table(&MapEntries::default()), None);
+    }
+
+    /// Cilium 1.20's five columns (CILIUM-VERSIONS.md §6, laid out with Go's
+    /// `text/tabwriter` there): the Gateway IP column is padded now that it is not last.
+    #[test]
+    fn the_cilium_dbg_example_of_1_20() {
+        let with_ifindex = |mut e: Entry, i| {
+            e.egress_ifindex = i;
+            e
+        };
+        let maps = MapEntries::from_entries([
+            with_ifindex(
+                entry("10.0.0.1", "1.1.1.0/24", "192.168.101.1", "192.168.1.1"),
+                2,
+            ),
+            with_ifindex(
+                entry("10.0.0.1", "1.1.1.22/32", "192.168.101.1", "0.0.0.1"),
+                2,
+            ),
+            entry("10.0.0.3", "1.1.3.0/24", "0.0.0.0", "0.0.0.0"),
+            with_ifindex(
+                entry("fd00::1", "2001:db8::/64", "2001:db8:101::1", "192.168.1.1"),
+                2,
+            ),
+        ]);
+        let want = "\
+Source IP   Destination CIDR   Egress IP         Gateway IP      Egress Ifindex
+10.0.0.1    1.1.1.0/24         192.168.101.1     192.168.1.1     2
+10.0.0.1    1.1.1.22/32        192.168.101.1     Excluded CIDR   2
+10.0.0.3    1.1.3.0/24         0.0.0.0           Not Found       0
+fd00::1     2001:db8::/64      2001:db8:101::1   192.168.1.1     2
+";
+        assert_eq!(to_table_for(&maps, CiliumVersion::V1_20).unwrap(), want);
+        // 1.18 and 1.19 print four columns whatever the entries hold.
+        assert!(
+            !to_table_for(&maps, CiliumVersion::V1_19)
+                .unwrap()
+                .contains("Ifindex")
+        );
+        let json = to_cilium_json_for(&maps, CiliumVersion::V1_20);
+        assert!(json.starts_with("[\n  {\n    \"SourceIP\": \"10.0.0.1\",\n    \"DestCIDR\": \"1.1.1.0/24\",\n    \"EgressIP\": \"192.168.101.1\",\n    \"GatewayIP\": \"192.168.1.1\",\n    \"Ifindex\": 2\n  },"), "{json}");
+        assert!(!to_cilium_json(&maps).contains("Ifindex"));
     }
 
     #[test]

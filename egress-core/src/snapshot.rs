@@ -15,7 +15,8 @@ use crate::error::Error;
 use crate::field::{self, FieldError, Reason};
 use crate::labels::Labels;
 use crate::netip;
-use crate::policy::{Policy, PolicyErrors, parse_policy};
+use crate::policy::{Policy, PolicyErrors, parse_policy_for};
+use crate::version::CiliumVersion;
 
 /// A parsed snapshot.
 #[derive(Clone, Debug, Default)]
@@ -32,6 +33,10 @@ pub struct Snapshot {
     pub policies: Vec<Result<Policy, PolicyErrors>>,
     /// Top-level `interfaces`: `localNode`'s devices unless it has its own.
     pub interfaces: Option<Vec<Device>>,
+    /// The Cilium version whose CRD schema the policies were validated by (an `egressIP` is
+    /// IPv4 only up to 1.19; 1.20 limits `egressGateways` to 64): 1.18 unless read with a
+    /// `*_for` function.
+    pub cilium_version: CiliumVersion,
 }
 
 pub mod kubernetes;
@@ -49,7 +54,12 @@ pub struct Loaded {
 /// ciliumnodes,ciliumendpoints,namespaces -A -o yaml`: a `List`, or a `---` stream of objects
 /// or Lists). A dump has no `localNode` and no devices: callers supply both.
 pub fn load(text: &str) -> Result<Loaded, Error> {
-    load_unchecked(text).and_then(Loaded::within_limits)
+    load_for(text, CiliumVersion::default())
+}
+
+/// [`load`] validating policies by `version`'s rules.
+pub fn load_for(text: &str, version: CiliumVersion) -> Result<Loaded, Error> {
+    load_unchecked(text, version).and_then(Loaded::within_limits)
 }
 
 /// The most policies one input (or the inputs read together) may hold, valid or not: ours,
@@ -80,13 +90,13 @@ impl Loaded {
     }
 }
 
-fn load_unchecked(text: &str) -> Result<Loaded, Error> {
+fn load_unchecked(text: &str, version: CiliumVersion) -> Result<Loaded, Error> {
     let mut docs = document::parse_documents(text)?;
     if let [doc] = docs.as_slice()
         && Snapshot::is_snapshot_document(doc)
     {
         let doc = docs.pop().unwrap_or(Doc::Null);
-        return Snapshot::from_document_owned(doc).map(|snapshot| Loaded {
+        return Snapshot::from_document_owned_for(doc, version).map(|snapshot| Loaded {
             snapshot,
             warnings: Vec::new(),
         });
@@ -96,7 +106,8 @@ fn load_unchecked(text: &str) -> Result<Loaded, Error> {
     }
     check_objects(&docs)?;
     let objects = document::flatten_lists(docs);
-    kubernetes::from_objects(&objects).map(|(snapshot, warnings)| Loaded { snapshot, warnings })
+    kubernetes::from_objects(&objects, version)
+        .map(|(snapshot, warnings)| Loaded { snapshot, warnings })
 }
 
 /// The documents of an input that is not one snapshot must be Kubernetes objects: a
@@ -143,17 +154,28 @@ fn check_objects(docs: &[Doc]) -> Result<(), Error> {
 /// (policies and CiliumNodes replace by name, CiliumEndpoints by uid, matched to the merged
 /// nodes). An error says which input it is about (its index).
 pub fn load_all(texts: &[&str]) -> Result<Loaded, (Option<usize>, Error)> {
-    load_all_unchecked(texts).and_then(|loaded| loaded.within_limits().map_err(|e| (None, e)))
+    load_all_unchecked(texts, CiliumVersion::default())
+        .and_then(|loaded| loaded.within_limits().map_err(|e| (None, e)))
 }
 
 /// [`load_all`] taking the texts, each dropped once parsed: a large input's text is not
 /// held beside the objects read from it.
 pub fn load_all_owned(texts: Vec<String>) -> Result<Loaded, (Option<usize>, Error)> {
-    load_all_unchecked(texts).and_then(|loaded| loaded.within_limits().map_err(|e| (None, e)))
+    load_all_owned_for(texts, CiliumVersion::default())
+}
+
+/// [`load_all_owned`] validating policies by `version`'s rules.
+pub fn load_all_owned_for(
+    texts: Vec<String>,
+    version: CiliumVersion,
+) -> Result<Loaded, (Option<usize>, Error)> {
+    load_all_unchecked(texts, version)
+        .and_then(|loaded| loaded.within_limits().map_err(|e| (None, e)))
 }
 
 fn load_all_unchecked<T: AsRef<str>>(
     texts: impl IntoIterator<Item = T>,
+    version: CiliumVersion,
 ) -> Result<Loaded, (Option<usize>, Error)> {
     let mut parsed = Vec::new();
     for (i, text) in texts.into_iter().enumerate() {
@@ -199,7 +221,7 @@ fn load_all_unchecked<T: AsRef<str>>(
                 }
             }
         }
-        return kubernetes::from_objects(&objects)
+        return kubernetes::from_objects(&objects, version)
             .map(|(snapshot, warnings)| Loaded { snapshot, warnings })
             .map_err(|e| (None, e));
     }
@@ -208,7 +230,8 @@ fn load_all_unchecked<T: AsRef<str>>(
         return Err((Some(0), Error::DocumentCount(0)));
     };
     let first = first.into_iter().next().unwrap_or(Doc::Null);
-    let mut snapshot = Snapshot::from_document_owned(first).map_err(|e| (Some(0), e))?;
+    let mut snapshot =
+        Snapshot::from_document_owned_for(first, version).map_err(|e| (Some(0), e))?;
     let mut warnings = Vec::new();
     // Endpoints by uid and nodes by address, so that merging a dump of many endpoints does
     // not scan them all per object; the address index is rebuilt when nodes changed.
@@ -217,7 +240,8 @@ fn load_all_unchecked<T: AsRef<str>>(
     for (i, docs) in inputs {
         if is_snapshot(&docs) {
             let doc = docs.into_iter().next().unwrap_or(Doc::Null);
-            let other = Snapshot::from_document_owned(doc).map_err(|e| (Some(i), e))?;
+            let other =
+                Snapshot::from_document_owned_for(doc, version).map_err(|e| (Some(i), e))?;
             snapshot.merge(other);
             at_uid = uid_index(&snapshot.endpoints);
             addresses = None;
@@ -242,7 +266,9 @@ fn load_all_unchecked<T: AsRef<str>>(
                 )
             };
             match doc.get("kind").and_then(Doc::as_str) {
-                Some("CiliumEgressGatewayPolicy") => snapshot.replace_policy(parse_policy(doc)),
+                Some("CiliumEgressGatewayPolicy") => {
+                    snapshot.replace_policy(parse_policy_for(doc, version))
+                }
                 Some("CiliumNode") => {
                     let node = kubernetes::node_from_cilium_node(doc).map_err(at_path)?;
                     snapshot.nodes.insert(node.name.clone(), node);
@@ -420,11 +446,22 @@ const NAMESPACE: &[&str] = &["name", "labels"];
 const DEVICE: &[&str] = &["name", "index", "altNames", "addresses", "defaultRoute"];
 
 impl Snapshot {
-    /// Parses snapshot text (YAML or JSON).
+    /// Parses snapshot text (YAML or JSON), policies validated as Cilium 1.18 does.
     pub fn parse(text: &str) -> Result<Self, Error> {
+        Self::parse_for(text, CiliumVersion::default())
+    }
+
+    /// [`Snapshot::parse`] validating policies by `version`'s rules.
+    pub fn parse_for(text: &str, version: CiliumVersion) -> Result<Self, Error> {
         let docs = document::parse_documents(text)?;
         match docs.as_slice() {
-            [doc] => Self::from_document(doc),
+            [doc] => {
+                let mut errors = Vec::new();
+                match read_snapshot(doc, None, version, &mut errors) {
+                    Some(s) if errors.is_empty() => Ok(s),
+                    _ => Err(Error::Input(errors)),
+                }
+            }
             other => Err(Error::DocumentCount(other.len())),
         }
     }
@@ -437,7 +474,7 @@ impl Snapshot {
     /// Reads a snapshot from a parsed document.
     pub fn from_document(doc: &Doc) -> Result<Self, Error> {
         let mut errors = Vec::new();
-        let snapshot = read_snapshot(doc, None, &mut errors);
+        let snapshot = read_snapshot(doc, None, CiliumVersion::default(), &mut errors);
         match snapshot {
             Some(s) if errors.is_empty() => Ok(s),
             _ => Err(Error::Input(errors)),
@@ -447,10 +484,15 @@ impl Snapshot {
     /// [`Snapshot::from_document`] consuming the document: each endpoint's part of the tree
     /// is dropped as soon as it is read, so a large snapshot's tree and its endpoints are
     /// not held whole at once.
-    pub fn from_document_owned(mut doc: Doc) -> Result<Self, Error> {
+    pub fn from_document_owned(doc: Doc) -> Result<Self, Error> {
+        Self::from_document_owned_for(doc, CiliumVersion::default())
+    }
+
+    /// [`Snapshot::from_document_owned`] validating policies by `version`'s rules.
+    pub fn from_document_owned_for(mut doc: Doc, version: CiliumVersion) -> Result<Self, Error> {
         let endpoints = doc.take("endpoints");
         let mut errors = Vec::new();
-        let snapshot = read_snapshot(&doc, endpoints, &mut errors);
+        let snapshot = read_snapshot(&doc, endpoints, version, &mut errors);
         match snapshot {
             Some(s) if errors.is_empty() => Ok(s),
             _ => Err(Error::Input(errors)),
@@ -590,7 +632,8 @@ impl Snapshot {
             let at = format!("{path}.metadata.name");
             errors.push(FieldError::new(at, Reason::Duplicate(field::quote(name))));
         }
-        self.policies.push(parse_policy(doc));
+        self.policies
+            .push(parse_policy_for(doc, self.cilium_version));
     }
 
     /// The valid policies with the cluster's nodes and endpoints, for the batch path.
@@ -656,6 +699,7 @@ impl Snapshot {
 fn read_snapshot(
     doc: &Doc,
     endpoints: Option<Doc>,
+    version: CiliumVersion,
     errors: &mut Vec<FieldError>,
 ) -> Option<Snapshot> {
     let top = Fields::open(doc, "", errors)?;
@@ -669,6 +713,7 @@ fn read_snapshot(
             .get("cluster")
             .and_then(|n| read_str(n, "cluster", errors))
             .map(str::to_owned),
+        cilium_version: version,
         ..Snapshot::default()
     };
     if let Some(nodes) = top.get("nodes").and_then(|n| read_seq(n, "nodes", errors)) {

@@ -18,6 +18,7 @@ use egress_core::lookup::{DropReason, LookupTable, Verdict, VerdictRecord};
 use egress_core::maps::{MapKeyV4, MapKeyV6, MapValueV4, MapValueV6};
 use egress_core::netip::Cidr;
 use egress_core::selector::Selector;
+use egress_core::version::Rules;
 
 mod cluster_fixture;
 
@@ -338,6 +339,7 @@ fn one_endpoints_gateway_choice_allocates_nothing() {
         (Selection::Consistent, "db", 3),
         (Selection::Consistent, "batch", 6),
     ];
+    let rules = |selection| Rules::new(selection, cluster_fixture::VERSION);
     for selection in [Selection::Cilium, Selection::Consistent] {
         let engine = cluster_fixture::engine(0, selection);
         for policy in cluster_fixture::policies() {
@@ -347,7 +349,7 @@ fn one_endpoints_gateway_choice_allocates_nothing() {
                 .map(|g| Selector::new(&g.node_selector))
                 .collect();
             let gateways =
-                PolicyGateways::resolve(&policy, &selectors, &nodes, Some(local), selection);
+                PolicyGateways::resolve(&policy, &selectors, &nodes, Some(local), rules(selection));
             let mut chosen = vec![(None, Ipv4Addr::UNSPECIFIED); uids.len()];
             let allocations = allocations_during(|| {
                 for (uid, out) in uids.iter().zip(chosen.iter_mut()) {

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use cluster_fixture::{
     ENDPOINTS, NODES, address, by_label, devices, endpoint, endpoints, is_egress, name, node,
-    nodes, policies, policy, state, v4,
+    policies, policy, state, v4,
 };
 use egress_core::cluster::{Endpoint, Node};
 use egress_core::device::{Device, Families};
@@ -24,6 +24,7 @@ use egress_core::entries::{EXCLUDED_GATEWAY, Entry, NO_GATEWAY, compute};
 use egress_core::gateway::Selection;
 use egress_core::policy::{GatewaySpec, Policy};
 use egress_core::timestamp::Timestamp;
+use egress_core::version::Rules;
 
 #[derive(Clone, Debug)]
 enum Event {
@@ -40,7 +41,7 @@ fn apply(engine: &mut Engine, event: Event) {
     match event {
         Event::UpsertNode(n) => engine.upsert_node(n),
         Event::DeleteNode(n) => assert!(engine.delete_node(&n), "{n} was there"),
-        Event::UpsertPolicy(p) => engine.upsert_policy(p),
+        Event::UpsertPolicy(p) => engine.upsert_policy(p).unwrap(),
         Event::DeletePolicy(p) => assert!(engine.delete_policy(&p), "{p} was there"),
         Event::UpsertEndpoint(e) => engine.upsert_endpoint(e),
         Event::DeleteEndpoint(u) => assert!(engine.delete_endpoint(&u), "{u} was there"),
@@ -281,7 +282,7 @@ fn simulate(i: usize, selection: Selection) -> Engine {
     let seed = i as u64 * 2 + u64::from(selection == Selection::Consistent);
     let mut engine = Engine::new(EngineConfig {
         selection,
-        ..EngineConfig::new(name(i))
+        ..EngineConfig::new(name(i)).with_cilium_version(cluster_fixture::VERSION)
     });
     for event in interleave(histories, seed).into_iter().chain(last_devices) {
         apply(&mut engine, event);
@@ -357,7 +358,12 @@ fn check(selection: Selection) {
     // 1. Every engine equals the batch path on the final objects, entry for entry.
     let mut kinds = Kinds::default();
     for (i, engine) in engines.iter().enumerate() {
-        let batch = compute(&final_state, &name(i), &devices(i), selection);
+        let batch = compute(
+            &final_state,
+            &name(i),
+            &devices(i),
+            Rules::new(selection, cluster_fixture::VERSION),
+        );
         let got = engine.entries();
         assert!(
             got == batch.maps,
@@ -447,9 +453,13 @@ fn check(selection: Selection) {
             gateways_used.insert(g);
             let chosen = engines[g].gateway_of(&policy.name, &ep.uid).unwrap();
             let spec = &policy.gateways_in_use()[chosen.entry_index.unwrap()];
-            let n = &nodes()[g];
-            let derived =
-                egress_ip::derive(spec, Needed::of(&policy), &devices(g), (n.ipv4, n.ipv6));
+
+            let derived = egress_ip::derive(
+                spec,
+                Needed::of(&policy),
+                &devices(g),
+                cluster_fixture::VERSION,
+            );
             for &src in &ep.ips {
                 let want = if derived.failure.is_some() {
                     None

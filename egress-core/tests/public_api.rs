@@ -107,10 +107,10 @@ fn selection_and_layout_names_round_trip() {
         assert_eq!(l.name().parse::<Layout>().unwrap(), l);
     }
     assert_eq!(Selection::NAMES, ["cilium", "consistent"]);
-    assert_eq!(Layout::NAMES, ["v4v2", "legacy"]);
+    assert_eq!(Layout::NAMES, ["v4v2", "legacy", "dual"]);
     let err = "v4_v2".parse::<Layout>().unwrap_err();
     assert_eq!(err.path(), Some("layout"));
-    assert!(err.to_string().contains(r#""v4v2", "legacy""#), "{err}");
+    assert!(err.to_string().contains(r#""v4v2", "legacy", "dual""#), "{err}");
     assert!("Cilium".parse::<Selection>().is_err(), "names are exact");
 }
 

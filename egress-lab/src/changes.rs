@@ -152,19 +152,26 @@ fn predictions(cluster: &Cluster, engines: &[NodeEngine]) -> Vec<Prediction> {
 
 /// Applies `change` to every node's engine, programs every node, and watches the pollers
 /// until every moved pod is seen with its new address (at most 5 s), then 300 ms more.
+/// A policy edit delivered to one node's engine; a refusal is the lab's own error.
+fn upsert(ne: &mut NodeEngine, policy: &Policy) -> Result<(), String> {
+    ne.engine
+        .upsert_policy(policy.clone())
+        .map_err(|e| format!("the lab's policy edit was refused: {e}"))
+}
+
 fn event(
     cluster: &Cluster,
     engines: &mut [NodeEngine],
     pollers: &mut Pollers,
     name: &str,
-    change: &dyn Fn(&mut NodeEngine),
+    change: &dyn Fn(&mut NodeEngine) -> Result<(), String>,
 ) -> Result<EventResult, String> {
     pollers.settle(Duration::from_millis(200));
     let before = predictions(cluster, engines);
     let dropped_before = drops(cluster)?;
     let start = Instant::now();
     for ne in engines.iter_mut() {
-        change(ne);
+        change(ne)?;
     }
     let after = predictions(cluster, engines);
     let (gaining, losing) = gateway_changes(&before, &after);
@@ -237,7 +244,7 @@ pub(crate) fn run(
             .unwrap_or_default()
     );
     results.push(event(cluster, engines, &mut pollers, &added_name, &|ne| {
-        ne.engine.upsert_policy(added.clone());
+        upsert(ne, &added)
     })?);
 
     let drained = cluster.snapshot.nodes.get("172.22.49.119").cloned();
@@ -248,7 +255,10 @@ pub(crate) fn run(
             engines,
             &mut pollers,
             "drain a gateway: 172.22.49.119 weight 0",
-            &|ne| ne.engine.upsert_node(node.clone()),
+            &|ne| {
+                ne.engine.upsert_node(node.clone());
+                Ok(())
+            },
         )?);
     }
 
@@ -262,7 +272,7 @@ pub(crate) fn run(
         engines,
         &mut pollers,
         "remove a gateway: egressGateways -= 172.22.49.147",
-        &|ne| ne.engine.upsert_policy(removed.clone()),
+        &|ne| upsert(ne, &removed),
     )?);
 
     let mut edited = removed.clone();
@@ -275,7 +285,7 @@ pub(crate) fn run(
         engines,
         &mut pollers,
         &format!("edit the policy: excludedCIDRs += {ECHO}/32"),
-        &|ne| ne.engine.upsert_policy(edited.clone()),
+        &|ne| upsert(ne, &edited),
     )?);
     Ok(results)
 }

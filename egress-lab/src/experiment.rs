@@ -40,8 +40,11 @@ pub(crate) fn engines(cluster: &Cluster, selection: Selection) -> Result<Vec<Nod
     let fs = datapath::bpffs();
     let mut out = Vec::new();
     for node in &cluster.nodes {
+        // Cilium 1.18's rules (the seed's), written to the one IPv4 map the lab's datapath
+        // reads, `_v4_v2` (1.18 stores no ifindex: its entries hold 0, a route lookup).
         let config = EngineConfig {
             selection,
+            layout: Layout::V4V2,
             ..EngineConfig::new(&node.name)
         };
         let (mut engine, rejected) = Engine::from_snapshot(&cluster.snapshot, config);
@@ -297,7 +300,9 @@ pub(crate) fn exclude_echo(cluster: &Cluster, engines: &mut [NodeEngine]) -> Res
     };
     policy.excluded_cidrs.push(excluded);
     for ne in engines.iter_mut() {
-        ne.engine.upsert_policy(policy.clone());
+        ne.engine
+            .upsert_policy(policy.clone())
+            .map_err(|e| format!("the lab's policy edit was refused: {e}"))?;
     }
     Ok(())
 }

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use egress_bpf::{EgressMaps, Error};
 use egress_core::engine::{Action, Engine, EngineConfig};
 use egress_core::entries::Entry;
-use egress_core::maps::Layout;
 use egress_core::render;
 
 use crate::cli::{ApplyArgs, DumpArgs, VerifyArgs};
@@ -36,7 +35,8 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
         !args.skip_invalid,
     )?;
     diagnostics::print_policy_diagnostics(&snapshot);
-    let layout = Layout::from(args.layout);
+    let version = args.node.version.cilium_version;
+    let layout = args.node.version.layout(args.layout);
     let maps = EgressMaps::open_or_create(&args.bpffs, layout, args.max_entries).map_err(kernel)?;
     // Each map is held to its own capacity.
     let (max_entries, max_entries_v6) = maps.engine_capacity();
@@ -45,11 +45,11 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
         layout,
         max_entries,
         max_entries_v6,
-        ..EngineConfig::new(node)
+        ..EngineConfig::new(node).with_cilium_version(version)
     };
     let mut engine = Engine::from_snapshot(&snapshot, config).0;
     // Start from what the kernel holds: only the difference is written, nothing is flushed.
-    let (live, unreadable) = maps.dump_lenient().map_err(kernel)?;
+    let (live, unreadable) = maps.baseline().map_err(kernel)?;
     engine.adopt(live.iter().copied());
     match maps.program(&mut engine) {
         Ok(plan) => {
@@ -88,9 +88,10 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
 }
 
 pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
-    let maps = EgressMaps::open(&args.bpffs, Layout::from(args.layout), true).map_err(kernel)?;
+    let layout = args.version.layout(args.layout);
+    let maps = EgressMaps::open(&args.bpffs, layout, true).map_err(kernel)?;
     let (entries, unreadable) = maps.dump_lenient().map_err(kernel)?;
-    print_maps(&entries, args.output);
+    print_maps(&entries, args.output, args.version.cilium_version);
     for u in &unreadable {
         crate::note!(
             "warning: {}: {} (egressctl apply deletes it)",
@@ -108,16 +109,16 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
 pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     let (snapshot, node) = load_for_node(&args.files, &args.node, args.strict)?;
     diagnostics::print_policy_diagnostics(&snapshot);
-    let layout = Layout::from(args.layout);
+    let layout = args.node.version.layout(args.layout);
     let maps = EgressMaps::open(&args.bpffs, layout, true).map_err(kernel)?;
     let config = EngineConfig {
         selection: args.node.selection.into(),
         layout,
         max_entries: u32::MAX,
-        ..EngineConfig::new(node.clone())
+        ..EngineConfig::new(node.clone()).with_cilium_version(args.node.version.cilium_version)
     };
     let mut engine = Engine::from_snapshot(&snapshot, config).0;
-    let (live, unreadable) = maps.dump_lenient().map_err(kernel)?;
+    let (live, unreadable) = maps.baseline().map_err(kernel)?;
     let by_key: HashMap<(std::net::IpAddr, egress_core::netip::Cidr), &Entry> = live
         .iter()
         .map(|e| ((e.source, e.destination), e))

@@ -104,9 +104,10 @@ pub(crate) struct ApplyArgs {
     /// Directory of the pinned maps (on a BPF filesystem).
     #[arg(long, value_name = "DIR", default_value = egress_bpf::DEFAULT_PIN_DIR)]
     pub(crate) bpffs: PathBuf,
-    /// IPv4 map layout.
-    #[arg(long, value_enum, default_value_t = LayoutArg::V4v2)]
-    pub(crate) layout: LayoutArg,
+    /// Override the IPv4 maps (default: the Cilium version's: 1.18 and 1.19 `legacy`, 1.20
+    /// `dual`).
+    #[arg(long, value_enum)]
+    pub(crate) layout: Option<LayoutArg>,
     /// Capacity of maps to create, and the one existing maps must have (default: an
     /// existing map's, else 16384).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -140,9 +141,10 @@ pub(crate) struct VerifyArgs {
     /// Directory of the pinned maps.
     #[arg(long, value_name = "DIR", default_value = egress_bpf::DEFAULT_PIN_DIR)]
     pub(crate) bpffs: PathBuf,
-    /// IPv4 map layout.
-    #[arg(long, value_enum, default_value_t = LayoutArg::V4v2)]
-    pub(crate) layout: LayoutArg,
+    /// Override the IPv4 maps (default: the Cilium version's: 1.18 and 1.19 `legacy`, 1.20
+    /// `dual`).
+    #[arg(long, value_enum)]
+    pub(crate) layout: Option<LayoutArg>,
     /// Treat invalid policies as fatal (else they are left out, as the agent does).
     #[arg(long)]
     pub(crate) strict: bool,
@@ -154,12 +156,15 @@ pub(crate) struct DumpArgs {
     /// Directory of the pinned maps.
     #[arg(long, value_name = "DIR", default_value = egress_bpf::DEFAULT_PIN_DIR)]
     pub(crate) bpffs: PathBuf,
-    /// IPv4 map layout (`legacy` prints ifindex 0: the legacy value cannot store it).
-    #[arg(long, value_enum, default_value_t = LayoutArg::V4v2)]
-    pub(crate) layout: LayoutArg,
+    /// Override the IPv4 maps read (default: the Cilium version's; `legacy` prints ifindex
+    /// 0: the legacy value cannot store it).
+    #[arg(long, value_enum)]
+    pub(crate) layout: Option<LayoutArg>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
     pub(crate) output: Output,
+    #[command(flatten)]
+    pub(crate) version: VersionArg,
 }
 
 /// Which node, and how it computes: shared by list, explain and diff.
@@ -175,6 +180,42 @@ pub(crate) struct NodeArgs {
     /// Gateway selection mode.
     #[arg(long, value_enum, default_value_t = Selection::Cilium)]
     pub(crate) selection: Selection,
+    #[command(flatten)]
+    pub(crate) version: VersionArg,
+}
+
+impl NodeArgs {
+    /// The selection mode on the Cilium version.
+    pub(crate) fn rules(&self) -> egress_core::version::Rules {
+        egress_core::version::Rules::new(self.selection.into(), self.version.cilium_version)
+    }
+}
+
+/// The Cilium version whose behaviour is reproduced.
+#[derive(Debug, clap::Args)]
+pub(crate) struct VersionArg {
+    /// The Cilium version whose behaviour is reproduced: its policy schema, gateway and
+    /// egress IP rules, maps and `cilium-dbg bpf egress list` output (1.18 is the seed's).
+    #[arg(long = "cilium-version", value_name = "VERSION", default_value = "1.18",
+          value_parser = parse_version)]
+    pub(crate) cilium_version: egress_core::version::CiliumVersion,
+}
+
+impl VersionArg {
+    /// `--layout` when given, else the version's own maps.
+    pub(crate) fn layout(&self, layout: Option<LayoutArg>) -> egress_core::maps::Layout {
+        layout.map_or_else(|| self.cilium_version.layout(), Into::into)
+    }
+}
+
+/// `1.18`, `1.19` or `1.20` (`v1.18.3` names 1.18).
+fn parse_version(s: &str) -> Result<egress_core::version::CiliumVersion, String> {
+    s.parse().map_err(|_| {
+        format!(
+            "{s:?}: want one of {}",
+            egress_core::version::CiliumVersion::NAMES.join(", ")
+        )
+    })
 }
 
 #[derive(Debug, clap::Args)]
@@ -214,9 +255,9 @@ pub(crate) struct DiffArgs {
     pub(crate) without_node: Option<String>,
     #[command(flatten)]
     pub(crate) node: NodeArgs,
-    /// IPv4 map layout of the plan.
-    #[arg(long, value_enum, default_value_t = LayoutArg::V4v2)]
-    pub(crate) layout: LayoutArg,
+    /// Override the IPv4 maps of the plan (default: the Cilium version's).
+    #[arg(long, value_enum)]
+    pub(crate) layout: Option<LayoutArg>,
     /// Exit with status 1 when the plan is not empty (as `git diff --exit-code`): for
     /// scripts that gate a change on "nothing moves".
     #[arg(long)]
@@ -246,9 +287,9 @@ pub(crate) struct ListArgs {
     pub(crate) files: Vec<PathBuf>,
     #[command(flatten)]
     pub(crate) node: NodeArgs,
-    /// IPv4 map layout the node programs.
-    #[arg(long, value_enum, default_value_t = LayoutArg::V4v2)]
-    pub(crate) layout: LayoutArg,
+    /// Override the IPv4 maps the node programs (default: the Cilium version's).
+    #[arg(long, value_enum)]
+    pub(crate) layout: Option<LayoutArg>,
     /// Capacity of each map; larger maps are still printed, with a warning.
     #[arg(long, value_name = "N", default_value_t = egress_core::maps::DEFAULT_MAX_ENTRIES,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -276,6 +317,8 @@ pub(crate) struct ValidateArgs {
     /// Files to validate.
     #[arg(required = true, value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) version: VersionArg,
     /// Exit with status 1 on warnings too.
     #[arg(long)]
     pub(crate) strict: bool,
@@ -299,13 +342,15 @@ impl From<Selection> for egress_core::gateway::Selection {
     }
 }
 
-/// IPv4 map layout.
+/// IPv4 maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum LayoutArg {
-    /// cilium_egress_gw_policy_v4_v2 (with ifindex).
+    /// cilium_egress_gw_policy_v4_v2 alone (with ifindex; Cilium after 1.20).
     V4v2,
-    /// cilium_egress_gw_policy_v4 (legacy).
+    /// cilium_egress_gw_policy_v4 (Cilium 1.18, 1.19).
     Legacy,
+    /// Both, as Cilium 1.20 writes them (read back from _v4_v2).
+    Dual,
 }
 
 impl From<LayoutArg> for egress_core::maps::Layout {
@@ -313,6 +358,7 @@ impl From<LayoutArg> for egress_core::maps::Layout {
         match l {
             LayoutArg::V4v2 => Self::V4V2,
             LayoutArg::Legacy => Self::V4Legacy,
+            LayoutArg::Dual => Self::V4Dual,
         }
     }
 }

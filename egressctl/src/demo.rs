@@ -51,7 +51,7 @@ pub(crate) fn render_demo(snapshot: &Snapshot) -> Result<String, Failure> {
     );
     let mut rows =
         vec![["Pod", "Pod IP", "Policy", "Gateway node", "Egress IP"].map(str::to_owned)];
-    let pod_rows = crate::pods::pod_rows(snapshot, local, Selection::Cilium)
+    let pod_rows = crate::pods::pod_rows(snapshot, local, Selection::Cilium.into())
         .into_iter()
         .map(|r| [r.pod, r.ips, r.policy, r.gateway, r.egress_ip]);
     rows.extend(pod_rows);

@@ -67,9 +67,9 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
     }
     let config = EngineConfig {
         selection: args.node.selection.into(),
-        layout: args.layout.into(),
+        layout: args.node.version.layout(args.layout),
         max_entries: u32::MAX,
-        ..EngineConfig::new(node)
+        ..EngineConfig::new(node).with_cilium_version(args.node.version.cilium_version)
     };
     let mut engine = Engine::from_snapshot(&old, config).0;
     let baseline = engine

@@ -27,7 +27,7 @@ pub(crate) fn run(args: &ExplainArgs) -> Result<(), Failure> {
     }
     let config = EngineConfig {
         selection: args.node.selection.into(),
-        ..EngineConfig::new(node)
+        ..EngineConfig::new(node).with_cilium_version(args.node.version.cilium_version)
     };
     let engine = Engine::from_snapshot(&snapshot, config).0;
     let explanation = engine.explain(src, args.dst);

@@ -78,7 +78,10 @@ pub(crate) fn label(paths: &[PathBuf]) -> String {
 
 /// Reads one or more inputs as one cluster (later objects replace earlier ones of the same
 /// kind and name); conversion warnings go to stderr.
-pub(crate) fn load_snapshots(paths: &[PathBuf]) -> Result<Snapshot, Failure> {
+pub(crate) fn load_snapshots(
+    paths: &[PathBuf],
+    version: egress_core::version::CiliumVersion,
+) -> Result<Snapshot, Failure> {
     if paths
         .iter()
         .filter(|p| p.as_path() == Path::new("-"))
@@ -93,7 +96,7 @@ pub(crate) fn load_snapshots(paths: &[PathBuf]) -> Result<Snapshot, Failure> {
         .iter()
         .map(|p| read_input(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let loaded = snapshot::load_all_owned(texts).map_err(|(at, e)| match at {
+    let loaded = snapshot::load_all_owned_for(texts, version).map_err(|(at, e)| match at {
         Some(i) => snapshot_error(&paths[i], &e),
         None => snapshot_error(Path::new(&label(paths)), &e),
     })?;
@@ -143,7 +146,7 @@ pub(crate) fn load_for_node(
     args: &NodeArgs,
     strict: bool,
 ) -> Result<(Snapshot, String), Failure> {
-    let mut snapshot = load_snapshots(paths)?;
+    let mut snapshot = load_snapshots(paths, args.version.cilium_version)?;
     let path = PathBuf::from(label(paths));
     let node = select_node(&mut snapshot, &path, args)?;
     if strict {

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use egress_core::entries;
-use egress_core::maps::Layout;
 use egress_core::render;
+use egress_core::version::CiliumVersion;
 
 use crate::cli::{ListArgs, Output};
 use crate::diagnostics::{self, conflict_line};
@@ -17,14 +17,15 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
     let mut warnings = diagnostics::print_policy_diagnostics(&snapshot);
 
     let devices = snapshot.devices_for(node).to_vec();
-    let selection = args.node.selection.into();
+    let rules = args.node.rules();
+    let version = rules.version;
     // Where each entry comes from is printed by `-o wide` only.
     let compute = if args.output == Output::Wide {
         entries::compute
     } else {
         entries::compute_without_producers
     };
-    let computed = snapshot.with_state(|state| compute(state, node, &devices, selection));
+    let computed = snapshot.with_state(|state| compute(state, node, &devices, rules));
     for conflict in &computed.conflicts {
         warnings += 1;
         crate::note!("{}", conflict_line(conflict));
@@ -36,11 +37,13 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
     for line in diagnostics::policy_summary_lines(&snapshot, &computed.choices) {
         crate::note!("{line}");
     }
-    let layout = Layout::from(args.layout);
-    for (name, count) in [
-        (layout.ipv4_map_name(), computed.maps.ipv4.len()),
-        (egress_core::maps::MAP_V6, computed.maps.ipv6.len()),
-    ] {
+    let layout = args.node.version.layout(args.layout);
+    let ipv4_maps = layout
+        .ipv4_maps()
+        .iter()
+        .map(|m| (m.name(), computed.maps.ipv4.len()));
+    let ipv6_map = (egress_core::maps::MAP_V6, computed.maps.ipv6.len());
+    for (name, count) in ipv4_maps.chain([ipv6_map]) {
         if count > args.max_entries as usize {
             warnings += 1;
             crate::note!(
@@ -52,7 +55,7 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
     if args.output == Output::Wide {
         print_wide(&snapshot, &computed);
     } else {
-        print_maps(&computed.maps, args.output);
+        print_maps(&computed.maps, args.output, version);
     }
     if args.strict && warnings > 0 {
         return Err(diagnostics::strict_failure(warnings));
@@ -127,13 +130,20 @@ fn print_wide(snapshot: &egress_core::snapshot::Snapshot, computed: &entries::Co
 }
 
 /// Prints maps as a `cilium-dbg` table (`No entries found.` on stderr when empty) or JSON.
-pub(crate) fn print_maps(maps: &egress_core::entries::MapEntries, output: Output) {
+/// `version` chooses the `cilium-dbg` columns (1.20 adds `Egress Ifindex`).
+pub(crate) fn print_maps(
+    maps: &egress_core::entries::MapEntries,
+    output: Output,
+    version: CiliumVersion,
+) {
     match output {
         Output::Json => crate::emit_with(|out| render::write_json(maps, out)),
-        Output::CiliumJson => crate::emit_with(|out| render::write_cilium_json(maps, out)),
+        Output::CiliumJson => {
+            crate::emit_with(|out| render::write_cilium_json_for(maps, version, out))
+        }
         // Only `list` knows where entries come from; others print the table.
-        Output::Wide => print_maps(maps, Output::Table),
+        Output::Wide => print_maps(maps, Output::Table, version),
         Output::Table if maps.is_empty() => crate::note!("No entries found."),
-        Output::Table => crate::emit_with(|out| render::write_table(maps, out)),
+        Output::Table => crate::emit_with(|out| render::write_table_for(maps, version, out)),
     }
 }

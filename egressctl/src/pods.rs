@@ -5,9 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use egress_core::entries::{self, Computation, GatewayChoice};
-use egress_core::gateway::Selection;
 use egress_core::render;
 use egress_core::snapshot::Snapshot;
+use egress_core::version::Rules;
 
 use crate::cli::PodsArgs;
 use crate::input::load_for_node;
@@ -29,26 +29,21 @@ pub(crate) struct PodRow {
     pub(crate) public_ip: String,
 }
 
-fn compute_for(snapshot: &Snapshot, node: &str, selection: Selection) -> Computation {
-    entries::compute(
-        &snapshot.state(),
-        node,
-        snapshot.devices_for(node),
-        selection,
-    )
+fn compute_for(snapshot: &Snapshot, node: &str, rules: Rules) -> Computation {
+    entries::compute(&snapshot.state(), node, snapshot.devices_for(node), rules)
 }
 
 /// The rows, sorted by pod then policy. Gateway choices are read from `node`'s view; each
 /// egress IP from its gateway's own view (it is derived on the gateway).
-pub(crate) fn pod_rows(snapshot: &Snapshot, node: &str, selection: Selection) -> Vec<PodRow> {
-    let choices = compute_for(snapshot, node, selection).choices;
+pub(crate) fn pod_rows(snapshot: &Snapshot, node: &str, rules: Rules) -> Vec<PodRow> {
+    let choices = compute_for(snapshot, node, rules).choices;
     let gateways: BTreeSet<&str> = choices
         .iter()
         .filter_map(|c| c.gateway.node.as_deref())
         .collect();
     let per_gateway: Vec<(&str, Computation)> = gateways
         .iter()
-        .map(|g| (*g, compute_for(snapshot, g, selection)))
+        .map(|g| (*g, compute_for(snapshot, g, rules)))
         .collect();
     // Indexes, not scans per choice: there are policies × endpoints choices.
     let endpoints: HashMap<&str, &egress_core::cluster::Endpoint> = snapshot
@@ -120,7 +115,7 @@ pub(crate) fn pod_rows(snapshot: &Snapshot, node: &str, selection: Selection) ->
 
 pub(crate) fn run(args: &PodsArgs) -> Result<(), Failure> {
     let (snapshot, node) = load_for_node(&args.files, &args.node, false)?;
-    let rows = pod_rows(&snapshot, &node, args.node.selection.into());
+    let rows = pod_rows(&snapshot, &node, args.node.rules());
     if rows.is_empty() {
         crate::note!("No selected endpoints.");
         return Ok(());

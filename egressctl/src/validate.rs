@@ -7,6 +7,7 @@ use egress_core::Error;
 use egress_core::document::{self, Node};
 use egress_core::policy::{self, Policy, PolicyErrors};
 use egress_core::snapshot::Snapshot;
+use egress_core::version::CiliumVersion;
 
 use crate::cli::ValidateArgs;
 use crate::diagnostics::policy_label;
@@ -19,7 +20,7 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<(), Failure> {
     // Policy names are cluster-wide: the file (and place) each name was first seen in.
     let mut names = HashMap::new();
     for file in &args.files {
-        let (report, ok, warned) = validate_file(file, &mut names);
+        let (report, ok, warned) = validate_file(file, args.version.cilium_version, &mut names);
         emit(&report);
         failed |= !ok;
         warnings += warned;
@@ -35,7 +36,11 @@ pub(crate) fn run(args: &ValidateArgs) -> Result<(), Failure> {
 
 /// The report lines of one file, whether it is free of errors, and its warning count.
 /// `names` holds the policy names of the files before, and gets this file's.
-fn validate_file(path: &Path, names: &mut HashMap<String, String>) -> (String, bool, usize) {
+fn validate_file(
+    path: &Path,
+    version: CiliumVersion,
+    names: &mut HashMap<String, String>,
+) -> (String, bool, usize) {
     let file = path.display().to_string();
     let text = match read_file(path) {
         Ok(t) => t,
@@ -69,7 +74,7 @@ fn validate_file(path: &Path, names: &mut HashMap<String, String>) -> (String, b
             // policies kept aside to report their own errors should the snapshot be refused.
             Some(doc) if is_snapshot => {
                 let policies = doc.get("policies").cloned();
-                match Snapshot::from_document_owned(doc) {
+                match Snapshot::from_document_owned_for(doc, version) {
                     Ok(snap) => (snap.policies.clone(), Some(snap)),
                     Err(err) => {
                         report.snapshot_errors(&err);
@@ -83,7 +88,7 @@ fn validate_file(path: &Path, names: &mut HashMap<String, String>) -> (String, b
                             items
                                 .iter()
                                 .filter(|d| matches!(d, Node::Map(_)))
-                                .map(policy::parse_policy)
+                                .map(|d| policy::parse_policy_for(d, version))
                                 .collect(),
                             None,
                         )
@@ -95,7 +100,8 @@ fn validate_file(path: &Path, names: &mut HashMap<String, String>) -> (String, b
                 docs.extend(last);
                 let objects = document::flatten_lists(docs);
                 let policies = objects.iter().filter(|o| !is_other_dump_kind(o));
-                (policies.map(policy::parse_policy).collect(), None)
+                let parse = |d: &Node| policy::parse_policy_for(d, version);
+                (policies.map(parse).collect(), None)
             }
         };
     for (i, p) in policies.iter().enumerate() {

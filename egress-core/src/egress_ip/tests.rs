@@ -66,7 +66,6 @@ const NONE: Needed = Needed {
     v4: false,
     v6: false,
 };
-const NO_NODE_IPS: (Option<Ipv4Addr>, Option<Ipv6Addr>) = (None, None);
 
 fn ok(ipv4: &str, ipv6: &str, ifindex: u32) -> EgressAddresses {
     EgressAddresses {
@@ -85,159 +84,270 @@ fn failed(ifindex: u32, failure: DerivationFailure) -> EgressAddresses {
     }
 }
 
+fn no_address(device: &str, family: Family) -> DerivationFailure {
+    DerivationFailure::NoAddress {
+        device: device.into(),
+        family,
+    }
+}
+
+/// Checks one case on each version: `want` is [1.18, 1.19, 1.20], each derived by hand from
+/// the rule of CILIUM-VERSIONS.md §4 (not printed by the engine).
+fn check(case: &str, gw: &GatewaySpec, needed: Needed, d: &[Device], want: [EgressAddresses; 3]) {
+    for (version, want) in CiliumVersion::ALL.into_iter().zip(want) {
+        assert_eq!(derive(gw, needed, d, version), want, "{case} on {version}");
+    }
+}
+
+/// `interface`: 1.18 and 1.19 go through netlink `LinkByName` (pkg/egressgateway/policy.go,
+/// `deriveFromPolicyGatewayConfig` at the v1.18 and v1.19 branch points): the first IPv4 in
+/// netlink order is required even for IPv6-only policies, the first IPv6 that is not
+/// fe80::/10 only when IPv6 destinations need it; 1.18 sets no ifindex, 1.19 the link's
+/// (before the address lookups, kept on failure). 1.20 reads the device table
+/// (`deviceGetFirstAdresses` at ca88a95): the first listed address of each needed family,
+/// no filter.
 #[test]
-fn interface_by_name_uses_primary() {
+fn interface_by_version() {
     let d = devices();
-    assert_eq!(
-        derive(&gw_interface("eth1"), BOTH, &d, NO_NODE_IPS),
-        ok("43.0.0.1", "2402::7", 3)
+    let eth1 = |i| ok("10.1.0.7", "2402::7", i);
+    check(
+        "eth1, both",
+        &gw_interface("eth1"),
+        BOTH,
+        &d,
+        [eth1(0), eth1(3), eth1(3)],
     );
-    assert_eq!(
-        derive(&gw_interface("eth1"), V4, &d, NO_NODE_IPS),
-        ok("43.0.0.1", "::", 3)
+    check(
+        "eth1, IPv6 only: IPv4 still derived before 1.20",
+        &gw_interface("eth1"),
+        V6,
+        &d,
+        [eth1(0), eth1(3), ok("0.0.0.0", "2402::7", 3)],
     );
-    // The node IP is preferred by primary.
-    let node = (Some("10.1.0.7".parse().unwrap()), None);
-    assert_eq!(
-        derive(&gw_interface("eth1"), V4, &d, node),
-        ok("10.1.0.7", "::", 3)
+    check(
+        "eth0, IPv6: fe80::1 is listed first; netlink skips it, the device table does not",
+        &gw_interface("eth0"),
+        V6,
+        &d,
+        [
+            ok("10.0.0.5", "fd00::5", 0),
+            ok("10.0.0.5", "fd00::5", 2),
+            ok("0.0.0.0", "fe80::1", 2),
+        ],
     );
-    // No family needed: success with only the ifindex.
-    assert_eq!(
-        derive(&gw_interface("eth2"), NONE, &d, NO_NODE_IPS),
-        ok("0.0.0.0", "::", 4)
+    check(
+        "an IPv6-only device for an IPv6-only policy: IPv4 required before 1.20",
+        &gw_interface("eth3"),
+        V6,
+        &d,
+        [
+            failed(0, no_address("eth3", Family::V4)),
+            failed(5, no_address("eth3", Family::V4)),
+            ok("0.0.0.0", "2402::9", 5),
+        ],
+    );
+    check(
+        "no destination of either family",
+        &gw_interface("eth2"),
+        NONE,
+        &d,
+        [
+            ok("10.2.0.1", "::", 0),
+            ok("10.2.0.1", "::", 4),
+            ok("0.0.0.0", "::", 4),
+        ],
+    );
+    check(
+        "IPv6 needed on a device without one: the ifindex stays",
+        &gw_interface("eth2"),
+        BOTH,
+        &d,
+        [
+            failed(0, no_address("eth2", Family::V6)),
+            failed(4, no_address("eth2", Family::V6)),
+            failed(4, no_address("eth2", Family::V6)),
+        ],
+    );
+    let missing = DerivationFailure::NoSuchInterface("wg0".into());
+    check(
+        "no such interface",
+        &gw_interface("wg0"),
+        V4,
+        &d,
+        [
+            failed(0, missing.clone()),
+            failed(0, missing.clone()),
+            failed(0, missing),
+        ],
+    );
+    // An altname resolves through LinkByName (1.18, 1.19) and the device table (1.20, since
+    // a0fa9ffaf9): the same first addresses.
+    check(
+        "altname",
+        &gw_interface("enp1s0"),
+        BOTH,
+        &d,
+        [eth1(0), eth1(3), eth1(3)],
     );
 }
 
+/// `egressIP`: 1.18 and 1.19 take it for IPv4 only (`GetIfaceWithIPv4Address`, the lowest
+/// index link holding it; `// TODO: add ipv6 support`: IPv6 stays `::`, an IPv6 egressIP is
+/// carried by no IPv4 address list); 1.20 takes either family from the device table, and a
+/// needed other family missing on that device fails both (cilium#48660). The ifindex is 0
+/// in every version.
 #[test]
-fn interface_failures_keep_the_ifindex() {
+fn egress_ip_by_version() {
     let d = devices();
-    let no_v6 = DerivationFailure::NoAddress {
-        device: "eth2".into(),
-        family: Family::V6,
-    };
-    assert_eq!(
-        derive(&gw_interface("eth2"), BOTH, &d, NO_NODE_IPS),
-        failed(4, no_v6)
+    // 10.2.0.1 is on eth2 (index 4) and dummy (index 1): dummy, which has no IPv6.
+    check(
+        "a dual-stack policy whose device has no IPv6 (cilium#48660 from 1.20)",
+        &gw_ip("10.2.0.1"),
+        BOTH,
+        &d,
+        [
+            ok("10.2.0.1", "::", 0),
+            ok("10.2.0.1", "::", 0),
+            failed(0, no_address("dummy", Family::V6)),
+        ],
     );
-    let no_v4 = DerivationFailure::NoAddress {
-        device: "eth3".into(),
-        family: Family::V4,
-    };
-    assert_eq!(
-        derive(&gw_interface("eth3"), V4, &d, NO_NODE_IPS),
-        failed(5, no_v4)
+    check(
+        "the other family from the device (1.20 only)",
+        &gw_ip("43.0.0.1"),
+        BOTH,
+        &d,
+        [
+            ok("43.0.0.1", "::", 0),
+            ok("43.0.0.1", "::", 0),
+            ok("43.0.0.1", "2402::7", 0),
+        ],
     );
-    assert_eq!(
-        derive(&gw_interface("wg0"), V4, &d, NO_NODE_IPS),
-        failed(0, DerivationFailure::NoSuchInterface("wg0".into()))
+    check(
+        "IPv6 destinations only: the IPv4 egress IP is stored anyway before 1.20",
+        &gw_ip("43.0.0.1"),
+        V6,
+        &d,
+        [
+            ok("43.0.0.1", "::", 0),
+            ok("43.0.0.1", "::", 0),
+            ok("0.0.0.0", "2402::7", 0),
+        ],
+    );
+    let v6_ip = DerivationFailure::NoDeviceWithAddress("2402::7".parse().unwrap());
+    check(
+        "an IPv6 egressIP: derived from 1.20, its IPv4 the device's first",
+        &gw_ip("2402::7"),
+        BOTH,
+        &d,
+        [
+            failed(0, v6_ip.clone()),
+            failed(0, v6_ip),
+            ok("10.1.0.7", "2402::7", 0),
+        ],
+    );
+    let absent = DerivationFailure::NoDeviceWithAddress("192.0.2.1".parse().unwrap());
+    check(
+        "no device holds it",
+        &gw_ip("192.0.2.1"),
+        V4,
+        &d,
+        [
+            failed(0, absent.clone()),
+            failed(0, absent.clone()),
+            failed(0, absent),
+        ],
     );
 }
 
+/// Neither: 1.18 and 1.19 always need the IPv4 default route (its device's first IPv4;
+/// IPv6, when needed, from the IPv6 default route, which must be the same device); 1.19
+/// sets the ifindex of the IPv4 route's device. 1.20 looks up only the needed families'
+/// routes, and only the IPv4 route sets the ifindex (policy.go lines 331-347 at ca88a95).
 #[test]
-fn interface_by_altname_uses_first() {
+fn default_route_by_version() {
     let d = devices();
-    // first(), not primary(): the private 10.1.0.7 is listed first.
-    assert_eq!(
-        derive(&gw_interface("enp1s0"), BOTH, &d, NO_NODE_IPS),
-        ok("10.1.0.7", "2402::7", 3)
+    let route = GatewaySpec::default();
+    let eth0 = |i| ok("10.0.0.5", "fd00::5", i);
+    check(
+        "both families",
+        &route,
+        BOTH,
+        &d,
+        [eth0(0), eth0(2), eth0(2)],
     );
-    let no_v4 = DerivationFailure::NoAddress {
-        device: "eth3".into(),
-        family: Family::V4,
-    };
-    assert_eq!(
-        derive(&gw_interface("v6only"), BOTH, &d, NO_NODE_IPS),
-        failed(5, no_v4)
+    check(
+        "no family needed",
+        &route,
+        NONE,
+        &d,
+        [
+            ok("10.0.0.5", "::", 0),
+            ok("10.0.0.5", "::", 2),
+            ok("0.0.0.0", "::", 0),
+        ],
     );
-    assert_eq!(
-        derive(&gw_interface("v6only"), V6, &d, NO_NODE_IPS),
-        ok("0.0.0.0", "2402::9", 5)
-    );
-}
-
-#[test]
-fn egress_ip_uses_the_lowest_index_device_and_ifindex_zero() {
-    let d = devices();
-    // 10.2.0.1 is on eth2 (index 4) and dummy (index 1): dummy wins, and has no IPv6.
-    assert_eq!(
-        derive(&gw_ip("10.2.0.1"), BOTH, &d, NO_NODE_IPS),
-        ok("10.2.0.1", "::", 0)
-    );
-    // The other family comes from primary() of that device.
-    assert_eq!(
-        derive(&gw_ip("43.0.0.1"), BOTH, &d, NO_NODE_IPS),
-        ok("43.0.0.1", "2402::7", 0)
-    );
-    assert_eq!(
-        derive(&gw_ip("2402::7"), BOTH, &d, NO_NODE_IPS),
-        ok("43.0.0.1", "2402::7", 0)
-    );
-    // The given address only for a needed family.
-    assert_eq!(
-        derive(&gw_ip("43.0.0.1"), V6, &d, NO_NODE_IPS),
-        ok("0.0.0.0", "2402::7", 0)
-    );
-    // Any scope counts, link-local included.
-    assert_eq!(
-        derive(&gw_ip("fe80::1"), V6, &d, NO_NODE_IPS),
-        ok("0.0.0.0", "fe80::1", 0)
-    );
-    assert_eq!(
-        derive(&gw_ip("192.0.2.1"), V4, &d, NO_NODE_IPS),
-        failed(
-            0,
-            DerivationFailure::NoDeviceWithAddress("192.0.2.1".parse().unwrap())
-        )
-    );
-}
-
-#[test]
-fn default_route_per_family() {
-    let d = devices();
-    assert_eq!(
-        derive(&GatewaySpec::default(), BOTH, &d, NO_NODE_IPS),
-        ok("10.0.0.5", "fd00::5", 2)
-    );
-    assert_eq!(
-        derive(&GatewaySpec::default(), NONE, &d, NO_NODE_IPS),
-        ok("0.0.0.0", "::", 0)
-    );
-    // IPv6 route on another device than IPv4: failure, ifindex of the v4 device kept.
     let mut split = devices();
     split[0].default_route = Families::IPV4;
     split[1].default_route = Families::IPV6;
-    assert_eq!(
-        derive(&GatewaySpec::default(), BOTH, &split, NO_NODE_IPS),
-        failed(2, DerivationFailure::DefaultRoutesDiffer)
+    check(
+        "IPv6 only, the IPv6 route on another device",
+        &route,
+        V6,
+        &split,
+        [
+            failed(0, DerivationFailure::DefaultRoutesDiffer),
+            failed(2, DerivationFailure::DefaultRoutesDiffer),
+            ok("0.0.0.0", "2402::7", 0),
+        ],
     );
-    // v4 not needed: the v6 route's device gives the ifindex.
-    assert_eq!(
-        derive(&GatewaySpec::default(), V6, &split, NO_NODE_IPS),
-        ok("0.0.0.0", "2402::7", 3)
+    check(
+        "both, routes on two devices",
+        &route,
+        BOTH,
+        &split,
+        [
+            failed(0, DerivationFailure::DefaultRoutesDiffer),
+            failed(2, DerivationFailure::DefaultRoutesDiffer),
+            failed(2, DerivationFailure::DefaultRoutesDiffer),
+        ],
     );
-    // Missing routes.
-    let mut none = devices();
-    none[0].default_route = Families::IPV6;
-    assert_eq!(
-        derive(&GatewaySpec::default(), V4, &none, NO_NODE_IPS),
-        failed(0, DerivationFailure::NoDefaultRoute(Family::V4))
+    let mut v6_route_only = devices();
+    v6_route_only[0].default_route = Families::IPV6;
+    let no_v4_route = DerivationFailure::NoDefaultRoute(Family::V4);
+    check(
+        "no IPv4 default route, IPv6 destinations only",
+        &route,
+        V6,
+        &v6_route_only,
+        [
+            failed(0, no_v4_route.clone()),
+            failed(0, no_v4_route.clone()),
+            ok("0.0.0.0", "fd00::5", 0),
+        ],
     );
-    none[0].default_route = Families::IPV4;
-    assert_eq!(
-        derive(&GatewaySpec::default(), BOTH, &none, NO_NODE_IPS),
-        failed(2, DerivationFailure::NoDefaultRoute(Family::V6))
+    check(
+        "no IPv4 default route, IPv4 destinations",
+        &route,
+        V4,
+        &v6_route_only,
+        [
+            failed(0, no_v4_route.clone()),
+            failed(0, no_v4_route.clone()),
+            failed(0, no_v4_route),
+        ],
     );
-    // Route device without an address of the family.
     let mut bare = devices();
     bare[0].default_route = Families::empty();
     bare[2].default_route = Families::all();
-    let no_v6 = DerivationFailure::NoAddress {
-        device: "eth2".into(),
-        family: Family::V6,
-    };
-    assert_eq!(
-        derive(&GatewaySpec::default(), BOTH, &bare, NO_NODE_IPS),
-        failed(4, no_v6)
+    check(
+        "the route's device has no IPv6",
+        &route,
+        BOTH,
+        &bare,
+        [
+            failed(0, no_address("eth2", Family::V6)),
+            failed(4, no_address("eth2", Family::V6)),
+            failed(4, no_address("eth2", Family::V6)),
+        ],
     );
 }

@@ -349,7 +349,12 @@ mod tests {
     #[test]
     fn explains_misses_excluded_and_missing_gateways() {
         let snap = example("dual-stack-excluded.yaml");
-        let e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119")).0;
+        let e = Engine::from_snapshot(
+            &snap,
+            EngineConfig::new("172.22.49.119")
+                .with_cilium_version(crate::version::CiliumVersion::V1_20),
+        )
+        .0;
         let x = e.explain(ip("172.22.48.4"), ip("172.22.1.1"));
         assert_eq!(x.verdict, Verdict::Excluded);
         assert_eq!(x.matched.unwrap().producer.kind, CidrKind::Excluded);

@@ -22,7 +22,7 @@ impl Engine {
             &state.selectors.gateways,
             &self.nodes,
             local,
-            self.config.selection,
+            self.config.rules(),
         )
     }
 
@@ -49,13 +49,14 @@ impl Engine {
         for gw in all {
             let mut pair = [ListId::EMPTY; 2];
             for (fam, list) in pair.iter_mut().enumerate() {
-                let ranked: Vec<RankedSlot> = policy_slots(&state.policy, gw, fam == 0)
-                    .map(|(kind, index, slot)| RankedSlot {
-                        slot,
-                        kind,
-                        cidr_index: index as u32,
-                    })
-                    .collect();
+                let ranked: Vec<RankedSlot> =
+                    policy_slots(&state.policy, gw, fam == 0, self.config.cilium_version)
+                        .map(|(kind, index, slot)| RankedSlot {
+                            slot,
+                            kind,
+                            cidr_index: index as u32,
+                        })
+                        .collect();
                 *list = self.ranked.intern(ranked);
             }
             state.lists.push(pair);

@@ -38,8 +38,9 @@ use crate::gateway::{PolicyGateways, ResolvedGateway, Selection};
 use crate::labels::Labels;
 use crate::lookup::{Verdict, VerdictRecord};
 use crate::maps::{DEFAULT_MAX_ENTRIES, Layout};
-use crate::policy::{Policy, PolicyErrors, PolicySelectors, parse_policy};
+use crate::policy::{Policy, PolicyErrors, PolicySelectors, parse_policy_for};
 use crate::snapshot::Snapshot;
+use crate::version::{CiliumVersion, Rules};
 use arena::{Arena, ListId};
 use endpoints::{EndpointState, EndpointTable};
 use fastpath::FastLists;
@@ -52,7 +53,10 @@ pub struct EngineConfig {
     pub local_node: String,
     /// Gateway selection mode.
     pub selection: Selection,
-    /// IPv4 map layout of plans.
+    /// The Cilium version whose rules apply (CILIUM-VERSIONS.md; default 1.18).
+    pub cilium_version: CiliumVersion,
+    /// The IPv4 maps plans write: the version's own
+    /// ([`CiliumVersion::layout`]) unless overridden.
     pub layout: Layout,
     /// Capacity of each map; plans that would exceed it are refused.
     pub max_entries: u32,
@@ -64,16 +68,38 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// Defaults: Cilium selection, `v4_v2` layout, 16384 entries per map.
+    /// Defaults: Cilium selection, Cilium 1.18 and its layout (the legacy IPv4 map), 16384
+    /// entries per map.
     pub fn new(local_node: impl Into<String>) -> Self {
         Self {
             local_node: local_node.into(),
             selection: Selection::Cilium,
-            layout: Layout::V4V2,
+            cilium_version: CiliumVersion::V1_18,
+            layout: CiliumVersion::V1_18.layout(),
             max_entries: DEFAULT_MAX_ENTRIES,
             max_entries_v6: None,
             cluster: None,
         }
+    }
+}
+
+impl EngineConfig {
+    /// The same configuration for another Cilium version, with that version's layout.
+    pub fn with_cilium_version(mut self, version: CiliumVersion) -> Self {
+        self.cilium_version = version;
+        self.layout = version.layout();
+        self
+    }
+
+    /// The same configuration writing `layout` (an override of the version's own).
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// The rules entries are computed by: the selection mode on the Cilium version.
+    pub fn rules(&self) -> Rules {
+        Rules::new(self.selection, self.cilium_version)
     }
 }
 
@@ -250,7 +276,7 @@ impl Engine {
         argument: &str,
         mut config: EngineConfig,
     ) -> Result<LoadedEngine, Error> {
-        let loaded = crate::snapshot::load(text)?;
+        let loaded = crate::snapshot::load_for(text, config.cilium_version)?;
         let node = loaded.snapshot.node_to_compute(local_node, argument)?;
         config.local_node = node.to_owned();
         let (engine, invalid_policies) = Self::from_snapshot(&loaded.snapshot, config);
@@ -286,8 +312,10 @@ impl Engine {
             match policy {
                 Ok(p) => {
                     named.insert(&p.name);
-                    if self.policy(&p.name) != Some(p) {
-                        self.upsert_policy(p.clone());
+                    if self.policy(&p.name) != Some(p)
+                        && let Err(errors) = self.upsert_policy(p.clone())
+                    {
+                        rejected.push(errors);
                     }
                 }
                 Err(errors) => {
@@ -339,9 +367,8 @@ impl Engine {
         &mut self,
         doc: &crate::document::Node,
     ) -> Result<(), PolicyErrors> {
-        let policy = parse_policy(doc)?;
-        self.upsert_policy(policy);
-        Ok(())
+        let policy = parse_policy_for(doc, self.config.cilium_version)?;
+        self.upsert_policy(policy)
     }
 
     /// Validates the policies of `text` (YAML or JSON: one object, a `List` or a `---`
@@ -349,20 +376,32 @@ impl Engine {
     /// and every previous version stays in force. Text holding no policy is an error too.
     /// Returns how many policies were upserted.
     pub fn upsert_policy_text(&mut self, text: &str) -> Result<usize, Error> {
-        let parsed = crate::policy::parse_policy_text(text)?;
+        let parsed = crate::policy::parse_policy_text_for(text, self.config.cilium_version)?;
         if parsed.is_empty() {
             return Err(Error::DocumentCount(0));
         }
+        // Parsed by the configured version's rules: every policy is valid for it, so none
+        // of the upserts below can be refused (all or none).
         let policies = parsed.into_iter().collect::<Result<Vec<_>, _>>()?;
         let count = policies.len();
         for policy in policies {
-            self.upsert_policy(policy);
+            self.upsert_policy(policy)?;
         }
         Ok(count)
     }
 
-    /// Upserts a valid policy (by name).
-    pub fn upsert_policy(&mut self, policy: Policy) {
+    /// Upserts a policy (by name). A policy the configured Cilium version's CRD schema
+    /// refuses ([`crate::policy::version_errors`]: an IPv6 `egressIP` up to 1.19, more than
+    /// 64 `egressGateways` from 1.20) is rejected with those errors, and the previous
+    /// version of that policy stays in force.
+    pub fn upsert_policy(&mut self, policy: Policy) -> Result<(), PolicyErrors> {
+        let errors = crate::policy::version_errors(&policy, self.config.cilium_version);
+        if !errors.is_empty() {
+            return Err(PolicyErrors {
+                name: Some(policy.name),
+                errors,
+            });
+        }
         let pid = match self.policy_ids.get(&policy.name) {
             Some(&pid) => {
                 self.detach_policy(pid);
@@ -394,6 +433,7 @@ impl Engine {
         self.resolve_policy(pid);
         self.attach_policy(pid);
         self.flush();
+        Ok(())
     }
 
     /// Deletes a policy; `false` when there was none of that name.

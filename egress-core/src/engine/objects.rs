@@ -6,7 +6,7 @@ use crate::cluster::{Endpoint, Namespace, Node};
 use crate::document::{self, Node as Doc};
 use crate::error::Error;
 use crate::field::{self, FieldError, Reason};
-use crate::policy::{Policy, PolicyErrors, parse_policy};
+use crate::policy::{Policy, PolicyErrors, parse_policy_for};
 use crate::snapshot::kubernetes;
 
 /// What [`Engine::apply_text`] did.
@@ -80,9 +80,9 @@ impl Engine {
                     .collect()
             };
             match doc.get("kind").and_then(Doc::as_str) {
-                Some("CiliumEgressGatewayPolicy") => {
-                    updates.push(Update::Policy(parse_policy(doc)))
-                }
+                Some("CiliumEgressGatewayPolicy") => updates.push(Update::Policy(
+                    parse_policy_for(doc, self.config.cilium_version),
+                )),
                 Some("CiliumNode") => match kubernetes::node_from_cilium_node(doc) {
                     Ok(node) => updates.push(Update::Node(node)),
                     Err(e) => errors.extend(prefixed(e)),
@@ -167,10 +167,10 @@ impl Engine {
                     applied.namespaces += 1;
                     self.upsert_namespace(&ns.name, ns.labels);
                 }
-                Update::Policy(Ok(policy)) => {
-                    applied.policies += 1;
-                    self.upsert_policy(policy);
-                }
+                Update::Policy(Ok(policy)) => match self.upsert_policy(policy) {
+                    Ok(()) => applied.policies += 1,
+                    Err(errors) => applied.invalid_policies.push(errors),
+                },
                 Update::Policy(Err(errors)) => applied.invalid_policies.push(errors),
                 Update::Endpoint(_) => {}
             }

@@ -33,15 +33,12 @@ pub struct PlanOp {
 }
 
 impl PlanOp {
-    fn new(action: Action, entry: Entry, layout: Layout) -> Self {
+    /// The operation on `map` (one of the maps of the entry's family).
+    fn new(action: Action, entry: Entry, map: MapId) -> Self {
         let mut op = Self {
             action,
             entry,
-            map: if entry.source.is_ipv4() {
-                layout.ipv4_map()
-            } else {
-                MapId::V6
-            },
+            map,
             key: [0; MapKeyV6::SIZE],
             key_len: 0,
             value: [0; MapValueV6::SIZE],
@@ -59,20 +56,30 @@ impl PlanOp {
             k.encode(sub(&mut op.key));
             op.key_len = crate::maps::MapKeyV4::SIZE as u8;
             if with_value {
-                match layout {
-                    Layout::V4V2 => v.encode(sub(&mut op.value)),
-                    Layout::V4Legacy => {
-                        let legacy = crate::maps::MapValueV4Legacy {
-                            egress_ip: v.egress_ip,
-                            gateway_ip: v.gateway_ip,
-                        };
-                        legacy.encode(sub(&mut op.value));
-                    }
+                if map == MapId::V4Legacy {
+                    let legacy = crate::maps::MapValueV4Legacy {
+                        egress_ip: v.egress_ip,
+                        gateway_ip: v.gateway_ip,
+                    };
+                    legacy.encode(sub(&mut op.value));
+                } else {
+                    v.encode(sub(&mut op.value));
                 }
-                op.value_len = layout.ipv4_value_size() as u8;
+                op.value_len = map.value_size() as u8;
             }
         }
         op
+    }
+
+    /// One operation per map of the entry's family that `layout` writes, in Cilium's order.
+    fn each_map(action: Action, entry: Entry, layout: Layout, out: &mut Vec<PlanOp>) {
+        if entry.source.is_ipv4() {
+            for &map in layout.ipv4_maps() {
+                out.push(Self::new(action, entry, map));
+            }
+        } else {
+            out.push(Self::new(action, entry, MapId::V6));
+        }
     }
 
     /// Upsert or delete.
@@ -228,16 +235,16 @@ impl Engine {
                 // dump (ifindex 0) and the desired entry (its computed ifindex) are equal.
                 match programmed.iter().find(|p| p.network() == d.network()) {
                     Some(p) if same_stored(p, d, layout, ip.is_ipv4()) => {}
-                    Some(_) => upserts.push(PlanOp::new(Action::Upsert, d.entry(ip), layout)),
+                    Some(_) => PlanOp::each_map(Action::Upsert, d.entry(ip), layout, &mut upserts),
                     None => {
                         new_keys[family(ip)] += 1;
-                        upserts.push(PlanOp::new(Action::Upsert, d.entry(ip), layout));
+                        PlanOp::each_map(Action::Upsert, d.entry(ip), layout, &mut upserts);
                     }
                 }
             }
             for p in programmed {
                 if !desired.iter().any(|d| d.network() == p.network()) {
-                    deletes.push(PlanOp::new(Action::Delete, p.entry(ip), layout));
+                    PlanOp::each_map(Action::Delete, p.entry(ip), layout, &mut deletes);
                 }
             }
         }
@@ -249,10 +256,12 @@ impl Engine {
             .config
             .max_entries_v6
             .unwrap_or(self.config.max_entries);
-        for (fam, map, max) in [
-            (0, layout.ipv4_map(), self.config.max_entries),
-            (1, MapId::V6, v6),
-        ] {
+        for &map in layout.maps() {
+            let (fam, max) = if map.is_ipv4() {
+                (0, self.config.max_entries)
+            } else {
+                (1, v6)
+            };
             if peak[fam] > max as usize {
                 return Err(CapacityError {
                     map,
@@ -261,10 +270,12 @@ impl Engine {
                 });
             }
         }
+        // Map by map in Cilium's reconcile order (1.20: legacy, `_v4_v2`, IPv6), each
+        // map's operations in output order.
+        let rank = |op: &PlanOp| layout.maps().iter().position(|m| *m == op.map);
         let order = |a: &PlanOp, b: &PlanOp| {
-            let family = |op: &PlanOp| op.entry.source.is_ipv6();
-            family(a)
-                .cmp(&family(b))
+            rank(a)
+                .cmp(&rank(b))
                 .then_with(|| a.entry.display_order(&b.entry))
         };
         upserts.sort_by(order);
@@ -286,10 +297,29 @@ impl Engine {
     }
 
     /// Records that the first `applied` operations of `plan` were written: the programmed
-    /// baseline moves forward by exactly those; the rest come back in the next plan.
+    /// baseline moves forward by exactly those; the rest come back in the next plan. Where
+    /// one entry goes to two maps (the `dual` layout), it counts as written once both of its
+    /// operations are: a half-written entry is written again, in both maps, next time.
     pub fn ack(&mut self, plan: &Plan, applied: usize) {
+        let applied = applied.min(plan.ops.len());
+        let mut complete: Vec<bool> = vec![true; applied];
+        if plan.ops.iter().any(|op| op.map == MapId::V4Legacy)
+            && plan.ops.iter().any(|op| op.map == MapId::V4)
+        {
+            let mut pending: HashMap<(IpAddr, (u8, u128), Action), usize> = HashMap::new();
+            for op in &plan.ops[applied..] {
+                let slot = Slot::from(&op.entry);
+                *pending
+                    .entry((op.entry.source, slot.network(), op.action))
+                    .or_default() += 1;
+            }
+            for (done, op) in complete.iter_mut().zip(&plan.ops) {
+                let slot = Slot::from(&op.entry);
+                *done = !pending.contains_key(&(op.entry.source, slot.network(), op.action));
+            }
+        }
         let mut by_source: HashMap<IpAddr, Vec<&PlanOp>> = HashMap::new();
-        for op in plan.ops.iter().take(applied) {
+        for (op, _) in plan.ops.iter().zip(&complete).filter(|(_, done)| **done) {
             by_source.entry(op.entry.source).or_default().push(op);
         }
         for (ip, ops) in by_source {

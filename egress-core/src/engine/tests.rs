@@ -19,30 +19,39 @@ fn examples() -> Vec<(String, Snapshot)> {
     out
 }
 
-fn config(node: &str, selection: Selection) -> EngineConfig {
+/// The engine tests' configuration: Cilium 1.18's rules (the seed's) written to `_v4_v2`
+/// alone, one operation per entry. The versions' own layouts are tested below and in tests/.
+fn v2(node: impl Into<String>) -> EngineConfig {
     EngineConfig {
-        selection,
+        layout: Layout::V4V2,
         ..EngineConfig::new(node)
     }
 }
 
+/// [`v2`] on Cilium 1.20's rules: the ifindex derived and stored for both families.
+fn v2_on_1_20(node: impl Into<String>) -> EngineConfig {
+    v2(node)
+        .with_cilium_version(CiliumVersion::V1_20)
+        .with_layout(Layout::V4V2)
+}
+
 #[test]
-fn equals_the_batch_path_on_every_example_node_and_mode() {
+fn equals_the_batch_path_on_every_example_node_mode_and_version() {
     for (name, snap) in examples() {
         for node in snap.nodes.keys() {
-            for selection in [Selection::Cilium, Selection::Consistent] {
-                let engine = Engine::from_snapshot(&snap, config(node, selection)).0;
-                let batch = compute(&snap.state(), node, snap.devices_for(node), selection);
-                assert_eq!(
-                    engine.entries(),
-                    batch.maps,
-                    "{name} node {node} {selection:?}"
-                );
-                assert_eq!(
-                    engine.conflicts(),
-                    batch.conflicts,
-                    "{name} node {node} {selection:?}"
-                );
+            for version in CiliumVersion::ALL {
+                for selection in [Selection::Cilium, Selection::Consistent] {
+                    let config = EngineConfig {
+                        selection,
+                        ..EngineConfig::new(node.clone()).with_cilium_version(version)
+                    };
+                    let engine = Engine::from_snapshot(&snap, config).0;
+                    let rules = Rules::new(selection, version);
+                    let batch = compute(&snap.state(), node, snap.devices_for(node), rules);
+                    let case = format!("{name} node {node} {selection:?} {version}");
+                    assert_eq!(engine.entries(), batch.maps, "{case}");
+                    assert_eq!(engine.conflicts(), batch.conflicts, "{case}");
+                }
             }
         }
     }
@@ -56,8 +65,15 @@ fn seed() -> Snapshot {
     Snapshot::parse(&text).unwrap()
 }
 
+/// The seed's gateway node on Cilium 1.18 (the seed's), written to `_v4_v2` alone. (On 1.20
+/// the seed's dual-stack destinations with an IPv4 egressIP lose their egress IP:
+/// cilium#48660.)
 fn engine() -> Engine {
-    Engine::from_snapshot(&seed(), EngineConfig::new("172.22.49.119")).0
+    let config = EngineConfig {
+        layout: Layout::V4V2,
+        ..EngineConfig::new("172.22.49.119")
+    };
+    Engine::from_snapshot(&seed(), config).0
 }
 
 fn programmed_engine() -> Engine {
@@ -162,7 +178,7 @@ fn a_plan_that_would_overflow_is_refused_before_anything() {
         &seed(),
         EngineConfig {
             max_entries: 9,
-            ..EngineConfig::new("172.22.49.119")
+            ..v2("172.22.49.119")
         },
     )
     .0;
@@ -181,7 +197,7 @@ fn a_plan_that_would_overflow_is_refused_before_anything() {
         &seed(),
         EngineConfig {
             max_entries: 10,
-            ..EngineConfig::new("172.22.49.119")
+            ..v2("172.22.49.119")
         },
     )
     .0;
@@ -199,7 +215,7 @@ fn each_map_has_its_own_capacity() {
     let config = |v4: u32, v6: Option<u32>| EngineConfig {
         max_entries: v4,
         max_entries_v6: v6,
-        ..EngineConfig::new("172.22.49.119")
+        ..v2("172.22.49.119")
     };
     // The seed: 10 IPv4 entries, no IPv6 one.
     let engine = Engine::from_snapshot(&seed(), config(10, Some(1))).0;
@@ -243,7 +259,7 @@ fn policy_changes_and_deletion() {
     let mut e = programmed_engine();
     let mut p = e.policy("egress-test").unwrap().clone();
     p.excluded_cidrs = vec![crate::netip::parse_prefix("10.0.0.0/8").unwrap()];
-    e.upsert_policy(p);
+    e.upsert_policy(p).unwrap();
     let plan = e.take_plan().unwrap();
     assert_eq!((plan.upserts().len(), plan.deletes().len()), (10, 0));
     e.ack(&plan, plan.len());
@@ -279,7 +295,7 @@ fn node_labels_drive_node_filters_and_gateways() {
         match_labels: vec![("zone".into(), "a".into())],
         match_expressions: vec![],
     });
-    let mut e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119")).0;
+    let mut e = Engine::from_snapshot(&snap, v2("172.22.49.119")).0;
     assert!(e.entries().is_empty());
     let mut worker = snap.nodes["172.22.48.125"].clone();
     worker.labels = [("kubernetes.io/hostname", "172.22.48.125"), ("zone", "a")]
@@ -300,8 +316,10 @@ fn node_labels_drive_node_filters_and_gateways() {
     );
     assert!(e.delete_node("172.22.48.125"));
     assert!(e.entries().is_empty());
-    // Deleting a gateway node moves its endpoints to the other gateway.
-    let mut e = engine();
+    // Deleting a gateway node: on 1.20 its endpoints move to the other gateway; up to 1.19
+    // its entry stays as gateway 0.0.0.0, sorted first: the half that hashes to it loses its
+    // gateway ("Not Found"), the other half moves to the remaining one.
+    let mut e = Engine::from_snapshot(&seed(), v2_on_1_20("172.22.49.119")).0;
     e.delete_node("172.22.49.147");
     assert!(
         e.entries()
@@ -309,6 +327,22 @@ fn node_labels_drive_node_filters_and_gateways() {
             .iter()
             .all(|x| x.gateway_ip == "172.22.49.119".parse::<Ipv4Addr>().unwrap())
     );
+    let mut e = engine();
+    let before: BTreeMap<IpAddr, Ipv4Addr> = e
+        .entries()
+        .ipv4
+        .iter()
+        .map(|x| (x.source, x.gateway_ip))
+        .collect();
+    e.delete_node("172.22.49.147");
+    for x in e.entries().ipv4 {
+        let want = if before[&x.source] == "172.22.49.119".parse::<Ipv4Addr>().unwrap() {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            "172.22.49.119".parse().unwrap()
+        };
+        assert_eq!(x.gateway_ip, want, "{}", x.source);
+    }
 }
 
 #[test]
@@ -317,7 +351,8 @@ fn devices_are_derived_again_at_once() {
     let p = snap.policies[0].as_mut().unwrap();
     p.egress_gateways[1].egress_ip = None;
     p.egress_gateways[1].interface = Some("eth1".into());
-    let mut e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119")).0;
+    // 1.20: the interface's ifindex is set before its addresses are looked up.
+    let mut e = Engine::from_snapshot(&snap, v2_on_1_20("172.22.49.119")).0;
     let local = |e: &Engine| {
         e.entries()
             .ipv4
@@ -361,7 +396,7 @@ fn namespace_relabels_reselect_their_endpoints() {
         }),
         node_selector: None,
     };
-    let mut e = Engine::from_snapshot(&snap, EngineConfig::new("172.22.49.119")).0;
+    let mut e = Engine::from_snapshot(&snap, v2("172.22.49.119")).0;
     assert!(e.entries().is_empty());
     e.upsert_namespace("default", [("team".to_owned(), "web".to_owned())].into());
     assert_eq!(e.entries().ipv4.len(), 10);
@@ -388,7 +423,7 @@ fn same_name_new_uid_and_ip_reuse() {
     fresh.endpoints[0] = replacement;
     assert_eq!(
         e.entries(),
-        Engine::from_snapshot(&fresh, EngineConfig::new("172.22.49.119"))
+        Engine::from_snapshot(&fresh, v2("172.22.49.119"))
             .0
             .entries()
     );
@@ -398,7 +433,7 @@ fn same_name_new_uid_and_ip_reuse() {
 fn engine_lookup_equals_the_lookup_table() {
     for (name, snap) in examples() {
         let local = snap.local_node.clone().unwrap();
-        let e = Engine::from_snapshot(&snap, EngineConfig::new(local.clone())).0;
+        let e = Engine::from_snapshot(&snap, v2(local.clone())).0;
         let table = LookupTable::new(&e.entries(), e.local_ipv4());
         for entry in e.entries().iter() {
             for dst in [
@@ -424,7 +459,7 @@ fn legacy_layout_plans_carry_8_byte_values() {
         &seed(),
         EngineConfig {
             layout: Layout::V4Legacy,
-            ..EngineConfig::new("172.22.49.119")
+            ..v2("172.22.49.119")
         },
     )
     .0;
@@ -484,20 +519,18 @@ fn the_local_ipv4_decides_masquerade_or_forward_in_engine_lookups() {
             ));
         }
     }
-    // The local node disappears: its entries now point at nobody it can SNAT for.
+    // The local node disappears: its entries now point at nobody it can SNAT for (1.18
+    // keeps its entry as gateway 0.0.0.0: the rest point at .147 or nowhere).
     e.delete_node("172.22.49.119");
     assert_eq!(e.local_ipv4(), None);
-    assert!(
-        e.entries()
-            .ipv4
-            .iter()
-            .all(|x| x.gateway_ip == "172.22.49.147".parse::<Ipv4Addr>().unwrap())
-    );
+    assert!(e.entries().ipv4.iter().all(|x| {
+        x.gateway_ip == "172.22.49.147".parse::<Ipv4Addr>().unwrap()
+            || x.gateway_ip.is_unspecified()
+    }));
+    // 172.22.48.4 hashed to .119's entry, now gateway 0.0.0.0: dropped (1.18).
     assert_eq!(
         e.lookup(src, dst),
-        Verdict::Forward {
-            gateway: "172.22.49.147".parse().unwrap()
-        }
+        Verdict::Drop(crate::lookup::DropReason::NoGateway)
     );
 }
 
@@ -523,10 +556,8 @@ fn a_restart_nets_on_the_bytes_the_layout_stores() {
             })
             .collect()
     };
-    let legacy = EngineConfig {
-        layout: Layout::V4Legacy,
-        ..EngineConfig::new(node)
-    };
+    // 1.20's rules derive the ifindex; the legacy map cannot store it.
+    let legacy = v2_on_1_20(node).with_layout(Layout::V4Legacy);
     let mut e = Engine::from_snapshot(&snap, legacy.clone()).0;
     let with_ifindex = e
         .entries()
@@ -546,7 +577,7 @@ fn a_restart_nets_on_the_bytes_the_layout_stores() {
     assert!(fresh.take_plan().unwrap().is_empty());
     assert_eq!(fresh.entries(), e.entries());
     // v4_v2 stores the ifindex: the same dump is stale there and gets exactly those rewrites.
-    let mut v2 = Engine::from_snapshot(&snap, EngineConfig::new(node)).0;
+    let mut v2 = Engine::from_snapshot(&snap, v2_on_1_20(node)).0;
     v2.adopt(live);
     let plan = v2.take_plan().unwrap();
     assert_eq!(

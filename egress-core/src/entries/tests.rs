@@ -1,5 +1,6 @@
 use super::*;
 use crate::gateway;
+use crate::gateway::Selection;
 use crate::snapshot::Snapshot;
 
 /// gw1 (local, 192.168.1.1, eth1 = 43.0.0.1 + 2402::1, index 3) and gw2 (192.168.1.2) are
@@ -21,8 +22,14 @@ nodes:
   ipv4: 192.168.1.3
 "#;
 
+/// gw1's maps by Cilium 1.20's rules (the families of the destinations only, the ifindex in
+/// both maps); [`compute_yaml_on`] takes another version.
 fn compute_yaml(rest: &str) -> Computation {
-    let snap = Snapshot::parse(&format!("{NODES}{rest}")).unwrap();
+    compute_yaml_on(rest, CiliumVersion::V1_20)
+}
+
+fn compute_yaml_on(rest: &str, version: CiliumVersion) -> Computation {
+    let snap = Snapshot::parse_for(&format!("{NODES}{rest}"), version).unwrap();
     for p in &snap.policies {
         assert!(p.is_ok(), "{p:?}");
     }
@@ -30,7 +37,7 @@ fn compute_yaml(rest: &str) -> Computation {
         &snap.state(),
         "gw1",
         snap.devices_for("gw1"),
-        Selection::Cilium,
+        Rules::new(Selection::Cilium, version),
     )
 }
 
@@ -93,6 +100,21 @@ fn local_remote_and_missing_gateways_with_excluded_cidrs() {
         ]
     );
     assert!(local.maps.ipv6.is_empty(), "no IPv6 CIDRs: no IPv6 entries");
+    // 1.18 derives no ifindex, and 1.19's only IPv4 map (the legacy one) stores none.
+    for version in [CiliumVersion::V1_18, CiliumVersion::V1_19] {
+        let local = compute_yaml_on(
+            &format!("{EP_WEB}policies:\n{}", policy("p", "", &spec("gw1"))),
+            version,
+        );
+        assert_eq!(
+            rows(&local.maps.ipv4),
+            [
+                "10.0.0.1 0.0.0.0/0 43.0.0.1 192.168.1.1 0",
+                "10.0.0.1 10.0.0.0/8 43.0.0.1 0.0.0.1 0"
+            ],
+            "{version}"
+        );
+    }
 }
 
 #[test]
@@ -105,6 +127,20 @@ fn empty_destinations_still_write_excluded_entries() {
         ["10.0.0.1 10.0.0.0/8 0.0.0.0 0.0.0.1 3"]
     );
     assert_eq!(rows(&c.maps.ipv6), ["fd00:a::1 fd00::/8 :: 0.0.0.1 3"]);
+    // Up to 1.19 the IPv4 egress IP is derived whatever the destinations (eth1's first
+    // IPv4); 1.18 has no ifindex, 1.19 stores it in the IPv6 map only.
+    let text = format!("{EP_WEB}policies:\n{}", policy("p", "", spec));
+    for (version, v6_ifindex) in [(CiliumVersion::V1_18, 0), (CiliumVersion::V1_19, 3)] {
+        let c = compute_yaml_on(&text, version);
+        assert_eq!(
+            rows(&c.maps.ipv4),
+            ["10.0.0.1 10.0.0.0/8 43.0.0.1 0.0.0.1 0"]
+        );
+        assert_eq!(
+            rows(&c.maps.ipv6),
+            [format!("fd00:a::1 fd00::/8 :: 0.0.0.1 {v6_ifindex}")]
+        );
+    }
 }
 
 #[test]
@@ -116,13 +152,36 @@ fn ipv6_only_destinations_still_write_ipv4_excluded_entries() {
         ["10.0.0.1 10.0.0.0/8 0.0.0.0 0.0.0.1 3"]
     );
     assert_eq!(rows(&c.maps.ipv6), ["fd00:a::1 ::/0 2402::1 192.168.1.1 3"]);
+    // CILIUM-VERSIONS.md §4: up to 1.19 the IPv4 excluded entries carry the derived IPv4
+    // egress IP; in 1.20 `0.0.0.0`.
+    let text = format!("{EP_WEB}policies:\n{}", policy("p", "", spec));
+    for (version, v6_ifindex) in [(CiliumVersion::V1_18, 0), (CiliumVersion::V1_19, 3)] {
+        let c = compute_yaml_on(&text, version);
+        assert_eq!(
+            rows(&c.maps.ipv4),
+            ["10.0.0.1 10.0.0.0/8 43.0.0.1 0.0.0.1 0"]
+        );
+        assert_eq!(
+            rows(&c.maps.ipv6),
+            [format!("fd00:a::1 ::/0 2402::1 192.168.1.1 {v6_ifindex}")]
+        );
+    }
 }
 
 #[test]
 fn families_are_separate() {
     let spec = "    selectors: [{podSelector: {}}]\n    destinationCIDRs: [1.0.0.0/8, \"2000::/3\"]\n    egressGateway: {nodeSelector: {matchLabels: {kubernetes.io/hostname: gw1}}, egressIP: 43.0.0.1}\n";
     let c = compute_yaml(&format!("{EP_WEB}policies:\n{}", policy("p", "", spec)));
-    // egressIP given for IPv4; IPv6 from primary() of the device carrying it (eth1).
+    // egressIP given for IPv4; IPv6 the first of the device carrying it (eth1), from 1.20
+    // (1.18 and 1.19 never derive an IPv6 egress IP for an egressIP).
+    let on_1_18 = compute_yaml_on(
+        &format!("{EP_WEB}policies:\n{}", policy("p", "", spec)),
+        CiliumVersion::V1_18,
+    );
+    assert_eq!(
+        rows(&on_1_18.maps.ipv6),
+        ["fd00:a::1 2000::/3 :: 192.168.1.1 0"]
+    );
     assert_eq!(
         rows(&c.maps.ipv4),
         ["10.0.0.1 1.0.0.0/8 43.0.0.1 192.168.1.1 0"]

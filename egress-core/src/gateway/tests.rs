@@ -39,9 +39,19 @@ fn entry(key: &str, value: &str) -> GatewaySpec {
     }
 }
 
+/// Resolution by Cilium 1.20's rules (unmatched entries dropped, the ifindex derived).
 fn resolve(p: &Policy, ns: &Nodes, local: Option<LocalNode<'_>>) -> Vec<ResolvedGateway> {
+    resolve_on(p, ns, local, CiliumVersion::V1_20)
+}
+
+fn resolve_on(
+    p: &Policy,
+    ns: &Nodes,
+    local: Option<LocalNode<'_>>,
+    version: CiliumVersion,
+) -> Vec<ResolvedGateway> {
     let selectors = PolicySelectors::compile(p).gateways;
-    resolve_gateways(p, &selectors, ns, local)
+    resolve_gateways(p, &selectors, ns, local, version)
 }
 
 #[test]
@@ -165,16 +175,75 @@ fn sorted_by_gateway_ip_numerically_and_stable_on_equal_ips() {
             (Some(2), "10.0.0.9".to_owned()),
             (Some(0), "10.0.0.10".to_owned()),
         ],
-        ".9 before .10; equal IPs keep policy order; unresolved dropped"
+        ".9 before .10; equal IPs keep policy order; unresolved dropped (1.20)"
     );
+    // 1.18 and 1.19 keep the unmatched entry as gateway 0.0.0.0: it sorts first
+    // (pkg/egressgateway/policy.go `regenerateGatewayConfig` before PR #44705).
+    for version in [CiliumVersion::V1_18, CiliumVersion::V1_19] {
+        let got: Vec<(Option<usize>, String, Option<String>)> = resolve_on(&p, &ns, None, version)
+            .iter()
+            .map(|g| (g.entry_index, g.gateway_ip.to_string(), g.node.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(3), "0.0.0.0".to_owned(), None),
+                (Some(1), "10.0.0.9".to_owned(), Some("n9".to_owned())),
+                (Some(2), "10.0.0.9".to_owned(), Some("n9".to_owned())),
+                (Some(0), "10.0.0.10".to_owned(), Some("n10".to_owned())),
+            ],
+            "{version}"
+        );
+    }
+}
+
+/// CILIUM-VERSIONS.md §3's example: three entries, one matching no node. 1.18 and 1.19 keep
+/// it as `[0.0.0.0, A, B]` and every uid with `FNV-1a-32(uid) % 3 == 0` gets "Not Found"
+/// (gateway 0.0.0.0: dropped); 1.20 (PR #44705) chooses `% 2` among A and B.
+#[test]
+fn an_unmatched_entry_takes_its_share_of_endpoints_up_to_1_19() {
+    let ns = nodes(vec![
+        node("a", &[("h", "a")], Some("10.0.0.1")),
+        node("b", &[("h", "b")], Some("10.0.0.2")),
+    ]);
+    let p = policy(vec![entry("h", "a"), entry("h", "gone"), entry("h", "b")]);
+    let selectors = PolicySelectors::compile(&p).gateways;
+    let uids = uids(24);
+    let mut not_found = 0;
+    for version in CiliumVersion::ALL {
+        let set = PolicyGateways::resolve(&p, &selectors, &ns, None, version);
+        for uid in &uids {
+            let h = fnv1a32(uid.as_bytes()) as usize;
+            let chosen = set.choose(uid);
+            let want = if version == CiliumVersion::V1_20 {
+                ["10.0.0.1", "10.0.0.2"][h % 2]
+            } else {
+                ["0.0.0.0", "10.0.0.1", "10.0.0.2"][h % 3]
+            };
+            assert_eq!(chosen.gateway_ip.to_string(), want, "{uid} on {version}");
+            if version == CiliumVersion::V1_18 && want == "0.0.0.0" {
+                not_found += 1;
+                assert_eq!(chosen.node, None);
+            }
+        }
+    }
+    assert!(not_found > 0, "the sample exercises the Not Found share");
 }
 
 #[test]
 fn nothing_resolved_gives_one_not_found_gateway() {
     let ns = nodes(vec![node("a", &[], Some("10.0.0.1"))]);
-    let got = resolve(&policy(vec![entry("h", "x"), entry("h", "y")]), &ns, None);
+    let two_unmatched = policy(vec![entry("h", "x"), entry("h", "y")]);
+    let got = resolve(&two_unmatched, &ns, None);
     assert_eq!(got, vec![ResolvedGateway::not_found()]);
     assert_eq!(got[0].gateway_ip, Ipv4Addr::UNSPECIFIED);
+    // Up to 1.19 both are kept, both "not found": every endpoint still gets 0.0.0.0.
+    let kept = resolve_on(&two_unmatched, &ns, None, CiliumVersion::V1_18);
+    assert_eq!(kept.len(), 2);
+    assert!(
+        kept.iter()
+            .all(|g| g.gateway_ip.is_unspecified() && g.node.is_none())
+    );
     // An unbuildable nodeSelector resolves to no node.
     let bad = GatewaySpec {
         node_selector: by_label("bad key", "x"),
@@ -241,7 +310,7 @@ fn candidates(p: &Policy, ns: &Nodes) -> Vec<(Option<usize>, String)> {
 
 fn keyed_candidates(p: &Policy, ns: &Nodes) -> Vec<(Option<usize>, String, String)> {
     let selectors = PolicySelectors::compile(p).gateways;
-    consistent_candidates(p, &selectors, ns, None)
+    consistent_candidates(p, &selectors, ns, None, CiliumVersion::default())
         .into_iter()
         .map(|g| {
             (

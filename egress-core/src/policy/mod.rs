@@ -9,7 +9,8 @@ use std::net::IpAddr;
 
 pub use compiled::PolicySelectors;
 pub use parse::{
-    MAX_CIDRS, MAX_GATEWAYS, PolicyErrors, object_name, parse_policy, parse_policy_text,
+    MAX_CIDRS, MAX_GATEWAYS, PolicyErrors, object_name, parse_policy, parse_policy_for,
+    parse_policy_text, parse_policy_text_for, version_errors,
 };
 pub use warnings::{Warning, family_warnings, policy_warnings};
 

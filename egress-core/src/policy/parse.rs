@@ -9,6 +9,7 @@ use crate::field::{self, FieldError, Reason};
 use crate::labels;
 use crate::netip::{self, Cidr};
 use crate::timestamp::{Timestamp, TimestampError};
+use crate::version::CiliumVersion;
 
 /// The most `egressGateways` items the CRD accepts.
 pub const MAX_GATEWAYS: usize = 64;
@@ -54,11 +55,19 @@ pub fn object_name(node: &Node) -> Option<&str> {
         .filter(|n| !n.is_empty())
 }
 
-/// Parses and validates one policy object.
+/// Parses and validates one policy object as Cilium 1.18's API server and agent do (the
+/// default version; [`parse_policy_for`] takes another).
 pub fn parse_policy(node: &Node) -> Result<Policy, PolicyErrors> {
+    parse_policy_for(node, CiliumVersion::default())
+}
+
+/// Parses and validates one policy object as `version`'s CRD schema and agent do
+/// (CILIUM-VERSIONS.md §1: `egressIP` is `format: ipv4` up to 1.19 and any IP from 1.20,
+/// which also limits `egressGateways` to 64 items).
+pub fn parse_policy_for(node: &Node, version: CiliumVersion) -> Result<Policy, PolicyErrors> {
     let mut errors = Vec::new();
     let name = object_name(node).map(str::to_owned);
-    let policy = read_policy(node, &mut errors);
+    let policy = read_policy(node, version, &mut errors);
     match policy {
         Some(p) if errors.is_empty() => Ok(p),
         _ => Err(PolicyErrors { name, errors }),
@@ -70,11 +79,69 @@ pub fn parse_policy(node: &Node) -> Result<Policy, PolicyErrors> {
 pub fn parse_policy_text(
     text: &str,
 ) -> Result<Vec<Result<Policy, PolicyErrors>>, document::ParseError> {
-    let docs = document::flatten_lists(document::parse_documents(text)?);
-    Ok(docs.iter().map(parse_policy).collect())
+    parse_policy_text_for(text, CiliumVersion::default())
 }
 
-fn read_policy(node: &Node, errors: &mut Vec<FieldError>) -> Option<Policy> {
+/// [`parse_policy_text`] by `version`'s rules.
+pub fn parse_policy_text_for(
+    text: &str,
+    version: CiliumVersion,
+) -> Result<Vec<Result<Policy, PolicyErrors>>, document::ParseError> {
+    let docs = document::flatten_lists(document::parse_documents(text)?);
+    Ok(docs.iter().map(|d| parse_policy_for(d, version)).collect())
+}
+
+/// The schema errors `version` finds in a policy built in code (not read from text): an
+/// IPv6 `egressIP` up to 1.19, more than 64 `egressGateways` from 1.20. Text read by
+/// [`parse_policy_for`] is checked there, with the same messages.
+pub fn version_errors(policy: &Policy, version: CiliumVersion) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let gateways = std::iter::once(("spec.egressGateway".to_owned(), &policy.egress_gateway))
+        .chain(
+            policy
+                .egress_gateways
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (field::item("spec.egressGateways", i), g)),
+        );
+    for (path, gw) in gateways {
+        if let Some(ip @ std::net::IpAddr::V6(_)) = gw.egress_ip
+            && version.egress_ip_ipv4_only()
+        {
+            errors.push(not_ipv4(&format!("{path}.egressIP"), &ip.to_string()));
+        }
+    }
+    if let Some(max) = version.max_gateways()
+        && policy.egress_gateways.len() > max
+    {
+        errors.push(FieldError::new(
+            "spec.egressGateways",
+            Reason::TooMany {
+                count: policy.egress_gateways.len(),
+                max,
+            },
+        ));
+    }
+    errors
+}
+
+/// The API server's refusal of a `format: ipv4` field (kube-openapi's `InvalidType`).
+fn not_ipv4(path: &str, value: &str) -> FieldError {
+    FieldError::invalid_str(
+        path,
+        value,
+        format!(
+            "{path} in body must be of type ipv4: {}",
+            field::quote(value)
+        ),
+    )
+}
+
+fn read_policy(
+    node: &Node,
+    version: CiliumVersion,
+    errors: &mut Vec<FieldError>,
+) -> Option<Policy> {
     let top = Fields::open(node, "", errors)?;
     check_header(&top, errors);
 
@@ -91,7 +158,7 @@ fn read_policy(node: &Node, errors: &mut Vec<FieldError>) -> Option<Policy> {
             errors.push(FieldError::required("spec"));
             None
         }
-        Some(spec) => read_spec(spec, errors),
+        Some(spec) => read_spec(spec, version, errors),
     };
     top.finish(
         &["apiVersion", "kind", "metadata", "spec", "status"],
@@ -178,7 +245,7 @@ type Spec = (
     Vec<GatewaySpec>,
 );
 
-fn read_spec(spec: &Node, errors: &mut Vec<FieldError>) -> Option<Spec> {
+fn read_spec(spec: &Node, version: CiliumVersion, errors: &mut Vec<FieldError>) -> Option<Spec> {
     let fields = Fields::open(spec, "spec", errors)?;
     let selectors = match fields.get("selectors") {
         None => {
@@ -203,23 +270,25 @@ fn read_spec(spec: &Node, errors: &mut Vec<FieldError>) -> Option<Spec> {
             errors.push(FieldError::required("spec.egressGateway"));
             None
         }
-        Some(node) => read_gateway(node, "spec.egressGateway", errors),
+        Some(node) => read_gateway(node, "spec.egressGateway", version, errors),
     };
     let mut egress_gateways = Vec::new();
     if let Some(node) = fields.get("egressGateways") {
         let path = "spec.egressGateways";
         if let Some(items) = read_seq(node, path, errors) {
-            if items.len() > MAX_GATEWAYS {
+            if let Some(max) = version.max_gateways()
+                && items.len() > max
+            {
                 errors.push(FieldError::new(
                     path,
                     Reason::TooMany {
                         count: items.len(),
-                        max: MAX_GATEWAYS,
+                        max,
                     },
                 ));
             }
             for (i, item) in items.iter().enumerate() {
-                if let Some(gw) = read_gateway(item, &field::item(path, i), errors) {
+                if let Some(gw) = read_gateway(item, &field::item(path, i), version, errors) {
                     egress_gateways.push(gw);
                 }
             }
@@ -379,7 +448,12 @@ fn read_requirement(node: &Node, path: &str, errors: &mut Vec<FieldError>) -> Op
     })
 }
 
-fn read_gateway(node: &Node, path: &str, errors: &mut Vec<FieldError>) -> Option<GatewaySpec> {
+fn read_gateway(
+    node: &Node,
+    path: &str,
+    version: CiliumVersion,
+    errors: &mut Vec<FieldError>,
+) -> Option<GatewaySpec> {
     let fields = Fields::open(node, path, errors)?;
     let node_selector = match fields.get("nodeSelector") {
         None => {
@@ -397,6 +471,15 @@ fn read_gateway(node: &Node, path: &str, errors: &mut Vec<FieldError>) -> Option
         let s = read_str(n, &ipath, errors)?;
         if s.is_empty() {
             return None;
+        }
+        if version.egress_ip_ipv4_only() {
+            // `format: ipv4` (kube-openapi's strfmt: dotted decimal as Go's net.ParseIP
+            // reads it, which is netip's IPv4 syntax).
+            let ip = netip::parse_is_ip(s).filter(std::net::IpAddr::is_ipv4);
+            if ip.is_none() {
+                errors.push(not_ipv4(&ipath, s));
+            }
+            return ip;
         }
         let ip = netip::parse_is_ip(s);
         if ip.is_none() {

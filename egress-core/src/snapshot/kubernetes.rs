@@ -10,13 +10,20 @@ use crate::document::{Fields, LabelLimits, Node as Doc, read_labels, read_seq, r
 use crate::error::Error;
 use crate::field::{self, FieldError, Reason};
 use crate::netip;
+use crate::version::CiliumVersion;
 
 /// Converts a dump's objects (Lists already flattened). Returns the snapshot (no
 /// `localNode`, no devices) and the conversion's warnings.
-pub(super) fn from_objects(objects: &[Doc]) -> Result<(Snapshot, Vec<String>), Error> {
+pub(super) fn from_objects(
+    objects: &[Doc],
+    version: CiliumVersion,
+) -> Result<(Snapshot, Vec<String>), Error> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    let mut snap = Snapshot::default();
+    let mut snap = Snapshot {
+        cilium_version: version,
+        ..Snapshot::default()
+    };
     let kind_of = |o: &Doc| o.get("kind").and_then(Doc::as_str).map(str::to_owned);
 
     // Nodes first: endpoints name their node by address.

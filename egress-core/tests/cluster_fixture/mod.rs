@@ -20,6 +20,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use egress_core::cluster::{Endpoint, Node, Nodes};
 use egress_core::device::{Device, DeviceAddress, Families};
 use egress_core::engine::{Engine, EngineConfig};
+use egress_core::version::CiliumVersion;
+
+/// The Cilium version the fixture's engines reproduce: 1.20, whose maps hold the ifindex of
+/// both families (the lookups' masquerade-with-ifindex verdicts need it).
+pub(crate) const VERSION: CiliumVersion = CiliumVersion::V1_20;
 use egress_core::entries::ClusterState;
 use egress_core::gateway::Selection;
 use egress_core::labels::Labels;
@@ -218,17 +223,21 @@ pub(crate) fn node_map() -> Nodes {
 }
 
 /// Node `i`'s engine holding every object, with node `i`'s devices.
+/// Node `i`'s engine on [`VERSION`] (the ifindex derived for both families), writing
+/// `_v4_v2` alone.
 pub(crate) fn engine(i: usize, selection: Selection) -> Engine {
     let mut e = Engine::new(EngineConfig {
         selection,
         ..EngineConfig::new(name(i))
+            .with_cilium_version(VERSION)
+            .with_layout(egress_core::maps::Layout::V4V2)
     });
     e.set_devices(devices(i));
     for n in nodes() {
         e.upsert_node(n);
     }
     for p in policies() {
-        e.upsert_policy(p);
+        e.upsert_policy(p).unwrap();
     }
     for ep in endpoints() {
         e.upsert_endpoint(ep);

@@ -28,9 +28,13 @@ fn doc(yaml: &str) -> Node {
 
 /// Parses BASE with `from` replaced by `to` and returns the error lines.
 fn errors_of(from: &str, to: &str) -> Vec<String> {
+    errors_on(from, to, CiliumVersion::default())
+}
+
+fn errors_on(from: &str, to: &str, version: CiliumVersion) -> Vec<String> {
     assert!(BASE.contains(from), "{from}");
     let text = BASE.replacen(from, to, 1);
-    match parse_policy(&doc(&text)) {
+    match parse_policy_for(&doc(&text), version) {
         Ok(_) => Vec::new(),
         Err(e) => e.errors.iter().map(ToString::to_string).collect(),
     }
@@ -132,11 +136,26 @@ fn too_many_gateways() {
     let items: String = (0..65)
         .map(|i| format!("  - nodeSelector: {{matchLabels: {{n: \"{i}\"}}}}\n"))
         .collect();
-    let errors = errors_of("status:", &format!("  egressGateways:\n{items}status:"));
+    let list = format!("  egressGateways:\n{items}status:");
+    // `maxItems: 64` is in the CRD from 1.20 (commit 8177e96d6f, PR #44524, line 275);
+    // 1.18 and 1.19 set no limit.
+    let errors = errors_on("status:", &list, CiliumVersion::V1_20);
     assert_eq!(
         errors,
         vec!["spec.egressGateways: Too many: 65: must have at most 64 items"]
     );
+    assert!(errors_on("status:", &list, CiliumVersion::V1_18).is_empty());
+    assert!(errors_on("status:", &list, CiliumVersion::V1_19).is_empty());
+    // A policy built in code is held to the same limit by the engine's version check.
+    let mut p = parse_policy(&doc(&BASE.replacen("status:", &list, 1))).unwrap();
+    assert!(version_errors(&p, CiliumVersion::V1_18).is_empty());
+    let typed: Vec<String> = version_errors(&p, CiliumVersion::V1_20)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(typed, errors);
+    p.egress_gateways.truncate(64);
+    assert!(version_errors(&p, CiliumVersion::V1_20).is_empty());
     let items: String = (0..64)
         .map(|i| format!("  - nodeSelector: {{matchLabels: {{n: \"{i}\"}}}}\n"))
         .collect();
@@ -145,6 +164,8 @@ fn too_many_gateways() {
 
 #[test]
 fn egress_ip_must_be_an_ip() {
+    // 1.20: `maxLength: 39` and the CEL rule `self == '' || isIP(self)` (CRD lines 84 and
+    // 197, commit 8177e96d6f).
     for bad in [
         "10.0.0.256",
         "::ffff:10.0.0.1",
@@ -152,16 +173,69 @@ fn egress_ip_must_be_an_ip() {
         "10.0.0.01",
         "eth0",
     ] {
-        assert_one(
-            "egressIP: 10.0.0.1",
-            &format!("egressIP: \"{bad}\""),
-            &format!(
-                "spec.egressGateway.egressIP: Invalid value: \"{bad}\": egressIP must be a valid IP address"
+        assert_eq!(
+            errors_on(
+                "egressIP: 10.0.0.1",
+                &format!("egressIP: \"{bad}\""),
+                CiliumVersion::V1_20
             ),
+            vec![format!(
+                "spec.egressGateway.egressIP: Invalid value: \"{bad}\": egressIP must be a valid IP address"
+            )]
         );
     }
-    assert!(errors_of("egressIP: 10.0.0.1", "egressIP: \"\"").is_empty());
-    assert!(errors_of("egressIP: 10.0.0.1", "egressIP: \"2001:db8::1\"").is_empty());
+    assert!(errors_on("egressIP: 10.0.0.1", "egressIP: \"\"", CiliumVersion::V1_20).is_empty());
+    assert!(
+        errors_on(
+            "egressIP: 10.0.0.1",
+            "egressIP: \"2001:db8::1\"",
+            CiliumVersion::V1_20
+        )
+        .is_empty()
+    );
+}
+
+/// 1.18 and 1.19: the CRD's `format: ipv4` (lines 76 and 182 at the branch points): the
+/// API server refuses anything but an IPv4 address, IPv6 included, with kube-openapi's
+/// `<path> in body must be of type ipv4: "<value>"`.
+#[test]
+fn egress_ip_is_ipv4_only_up_to_1_19() {
+    for version in [CiliumVersion::V1_18, CiliumVersion::V1_19] {
+        for bad in [
+            "2001:db8::1",
+            "10.0.0.256",
+            "::ffff:10.0.0.1",
+            "10.0.0.01",
+            "eth0",
+        ] {
+            assert_eq!(
+                errors_on(
+                    "egressIP: 10.0.0.1",
+                    &format!("egressIP: \"{bad}\""),
+                    version
+                ),
+                vec![format!(
+                    "spec.egressGateway.egressIP: Invalid value: \"{bad}\": spec.egressGateway.egressIP in body must be of type ipv4: \"{bad}\""
+                )],
+                "{version}"
+            );
+        }
+        assert!(errors_on("egressIP: 10.0.0.1", "egressIP: 10.0.0.2", version).is_empty());
+    }
+    // The same rule for a policy built in code, checked by the engine.
+    let mut p = parse_policy(&doc(BASE)).unwrap();
+    p.egress_gateway.egress_ip = Some("2001:db8::1".parse().unwrap());
+    let typed: Vec<String> = version_errors(&p, CiliumVersion::V1_19)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        typed,
+        [
+            "spec.egressGateway.egressIP: Invalid value: \"2001:db8::1\": spec.egressGateway.egressIP in body must be of type ipv4: \"2001:db8::1\""
+        ]
+    );
+    assert!(version_errors(&p, CiliumVersion::V1_20).is_empty());
 }
 
 #[test]
@@ -367,7 +441,7 @@ spec:
             "broken: spec.destinationCIDRs[0]: Invalid value: \"1.2.3.4\": no '/'",
             "broken: spec.excludedCIDRs[0]: Invalid value: \"::/200\": prefix length out of range",
             "broken: spec.egressGateway.nodeSelector: Required value",
-            "broken: spec.egressGateway.egressIP: Invalid value: \"not-an-ip\": egressIP must be a valid IP address",
+            "broken: spec.egressGateway.egressIP: Invalid value: \"not-an-ip\": spec.egressGateway.egressIP in body must be of type ipv4: \"not-an-ip\"",
             "broken: spec.bogus: unknown field",
         ]
     );

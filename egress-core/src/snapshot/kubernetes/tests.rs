@@ -153,7 +153,7 @@ fn policies_are_read_from_spec_as_stored() {
         &s.state(),
         "172.22.49.119",
         s.devices_for("172.22.49.119"),
-        Default::default(),
+        crate::gateway::Selection::Cilium,
     );
     let rows: Vec<String> = c
         .maps
