@@ -12,14 +12,15 @@ use egress_bpf::datapath::Datapath;
 use egress_bpf::{EgressMaps, Error};
 use egress_core::cluster::{Endpoint, Node};
 use egress_core::device::{Device, DeviceAddress, Families};
-use egress_core::engine::{Action, Engine, EngineConfig, Plan};
-use egress_core::entries::MapEntries;
+use egress_core::engine::{Action, Engine, EngineConfig, Plan, PlanOp};
+use egress_core::entries::{Entry, MapEntries};
 use egress_core::labels::Labels;
 use egress_core::lookup::Verdict;
 use egress_core::maps::{Layout, MAP_V6, MapId, MapKeyV4, MapKeyV6, MapValueV4, MapValueV6};
 use egress_core::netip::parse_prefix;
 use egress_core::policy::{GatewaySpec, LabelSelector, Policy, SelectorItem};
 use egress_core::snapshot::Snapshot;
+use egress_core::version::CiliumVersion;
 
 fn examples() -> Vec<(String, Snapshot)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/snapshots");
@@ -146,21 +147,43 @@ fn program(engine: &mut Engine, maps: &EgressMaps) {
     );
 }
 
+/// Every example on every Cilium version, in that version's own maps (1.18 and 1.19: the
+/// legacy IPv4 map and the IPv6 map; 1.20: the legacy map, `_v4_v2` and the IPv6 map), and
+/// 1.20's rules written to the legacy map alone (whose value drops the ifindex): apply
+/// creates exactly those pins, dump reads back what the engine computed, and a restarted
+/// engine adopting the live maps writes nothing.
 #[test]
 fn apply_dump_round_trip_and_adopt_on_every_example() {
     let Some(fs) = bpffs_or_skip("apply_dump_round_trip_and_adopt_on_every_example") else {
         return;
     };
     let mut legacy_ifindexes_dropped = 0;
-    for (i, (name, snap)) in examples().iter().enumerate() {
-        for layout in [Layout::V4V2, Layout::V4Legacy] {
-            let dir = fs.path().join(format!("{i}-{layout:?}"));
+    let cases = CiliumVersion::ALL
+        .map(|v| (v, v.layout()))
+        .into_iter()
+        .chain([
+            (CiliumVersion::V1_20, Layout::V4Legacy),
+            (CiliumVersion::V1_20, Layout::V4V2),
+        ]);
+    for (version, layout) in cases {
+        for (i, (name, snap)) in examples().iter().enumerate() {
+            let case = format!("{name} {version} {layout:?}");
+            let dir = fs.path().join(format!("{i}-{version:?}-{layout:?}"));
             let maps = EgressMaps::open_or_create(&dir, layout, None).unwrap();
+            let mut pins: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            pins.sort();
+            let mut want_pins: Vec<&str> = layout.maps().iter().map(|m| m.name()).collect();
+            want_pins.sort();
+            assert_eq!(pins, want_pins, "{case}: the version's maps, no other");
             let local = snap.local_node.clone().unwrap();
             let config = EngineConfig {
-                layout,
                 max_entries: maps.max_entries(),
                 ..EngineConfig::new(local.clone())
+                    .with_cilium_version(version)
+                    .with_layout(layout)
             };
             let mut engine = Engine::from_snapshot(snap, config.clone()).0;
             program(&mut engine, &maps);
@@ -170,16 +193,28 @@ fn apply_dump_round_trip_and_adopt_on_every_example() {
                 // The legacy value has no ifindex.
                 want.ipv4.iter_mut().for_each(|e| e.egress_ifindex = 0);
             }
-            assert_eq!(bytes(&dumped), bytes(&want), "{name} {layout:?}");
-            assert_eq!(dumped, want, "{name} {layout:?}");
-            // A restarted engine adopting the live map writes nothing, in both layouts (the
-            // legacy dump's IPv4 ifindexes read 0: that is what the value stores).
+            assert_eq!(bytes(&dumped), bytes(&want), "{case}");
+            assert_eq!(dumped, want, "{case}");
+            if layout == Layout::V4Dual {
+                // 1.20 writes the legacy map too, with the same keys.
+                let legacy = EgressMaps::open(&dir, Layout::V4Legacy, true).unwrap();
+                let mut no_ifindex = want.clone();
+                no_ifindex
+                    .ipv4
+                    .iter_mut()
+                    .for_each(|e| e.egress_ifindex = 0);
+                assert_eq!(legacy.dump().unwrap(), no_ifindex, "{case}: legacy map");
+            }
+            // A restarted engine adopting the live maps writes nothing (the legacy dump's
+            // IPv4 ifindexes read 0: that is what the value stores).
             let mut restarted = Engine::from_snapshot(snap, config).0;
-            restarted.adopt(dumped.iter().copied());
+            let (baseline, unreadable) = maps.baseline().unwrap();
+            assert!(unreadable.is_empty());
+            restarted.adopt(baseline.iter().copied());
             let plan = restarted.take_plan().unwrap();
-            assert!(plan.is_empty(), "{name} {layout:?}: {:?}", plan.ops());
+            assert!(plan.is_empty(), "{case}: {:?}", plan.ops());
             assert_eq!(maps.program(&mut restarted).unwrap().len(), 0);
-            assert_eq!(maps.dump().unwrap(), dumped, "{name} {layout:?}");
+            assert_eq!(maps.dump().unwrap(), dumped, "{case}");
             if layout == Layout::V4Legacy {
                 legacy_ifindexes_dropped += engine
                     .entries()
@@ -194,6 +229,84 @@ fn apply_dump_round_trip_and_adopt_on_every_example() {
         legacy_ifindexes_dropped > 0,
         "no example exercises the legacy value's missing ifindex"
     );
+}
+
+/// 1.20's two IPv4 maps are one baseline: a key the legacy map lacks, or holds with other
+/// bytes, or holds alone, is written again (or deleted) in both; a plan cut between the
+/// two maps' operations acknowledges nothing of the half-written entries.
+#[test]
+fn a_dual_layout_repairs_either_ipv4_map_and_acknowledges_whole_entries() {
+    let Some(fs) = bpffs_or_skip("a_dual_layout_repairs_either_ipv4_map") else {
+        return;
+    };
+    let (name, snap) = examples()
+        .into_iter()
+        .find(|(n, _)| n.ends_with("seed-gateway-group.yaml"))
+        .unwrap();
+    let dir = fs.path().join("dual");
+    let maps = EgressMaps::open_or_create(&dir, Layout::V4Dual, None).unwrap();
+    let local = snap.local_node.clone().unwrap();
+    let config = EngineConfig::new(local).with_cilium_version(CiliumVersion::V1_20);
+    let mut engine = Engine::from_snapshot(&snap, config.clone()).0;
+    let plan = engine.take_plan().unwrap();
+    let v4 = engine.entries().ipv4.len();
+    assert!(v4 > 2, "{name}");
+    // Each IPv4 entry goes to both maps, the legacy one first (Cilium's order).
+    let maps_of: Vec<MapId> = plan.ops().iter().map(PlanOp::map).collect();
+    assert_eq!(
+        maps_of.iter().filter(|m| **m == MapId::V4Legacy).count(),
+        maps_of.iter().filter(|m| **m == MapId::V4).count()
+    );
+    assert!(
+        maps_of.iter().position(|m| *m == MapId::V4)
+            > maps_of.iter().position(|m| *m == MapId::V4Legacy)
+    );
+    // Written up to the middle of the `_v4_v2` upserts: the entries whose v2 operation
+    // was not written come back, for both maps.
+    let cut = maps_of.iter().position(|m| *m == MapId::V4).unwrap() + 1;
+    let written = maps.apply(&plan).unwrap();
+    assert_eq!(written, plan.len());
+    engine.ack(&plan, cut);
+    let again = engine.take_plan().unwrap();
+    // Every entry but the first comes back in both maps (the IPv6 ones: their only op was
+    // past the cut).
+    let ipv6_ops = plan.len() - 2 * v4;
+    assert_eq!(again.len(), 2 * (v4 - 1) + ipv6_ops, "{:?}", again.ops());
+    engine.ack(&again, again.len());
+    assert!(engine.take_plan().unwrap().is_empty());
+    // A stale legacy key and one missing there: a restarted engine repairs both maps.
+    let legacy_only = EgressMaps::open(&dir, Layout::V4Legacy, false).unwrap();
+    let first = engine.entries().ipv4[0];
+    let op = first_op(&plan, MapId::V4Legacy, first);
+    legacy_only.ipv4().delete_raw(op.key()).unwrap();
+    let mut restarted = Engine::from_snapshot(&snap, config).0;
+    let (baseline, _) = maps.baseline().unwrap();
+    restarted.adopt(baseline.iter().copied());
+    let repair = maps.program(&mut restarted).unwrap();
+    assert_eq!(
+        repair.len(),
+        2,
+        "the missing legacy key written to both maps: {:?}",
+        repair.ops()
+    );
+    assert_eq!(legacy_only.dump().unwrap().ipv4.len(), v4);
+    let (baseline, _) = maps.baseline().unwrap();
+    let mut settled = Engine::from_snapshot(
+        &snap,
+        EngineConfig::new(snap.local_node.clone().unwrap())
+            .with_cilium_version(CiliumVersion::V1_20),
+    )
+    .0;
+    settled.adopt(baseline.iter().copied());
+    assert!(settled.take_plan().unwrap().is_empty());
+}
+
+fn first_op(plan: &Plan, map: MapId, entry: Entry) -> PlanOp {
+    plan.ops()
+        .iter()
+        .find(|op| op.map() == map && *op.entry() == entry)
+        .cloned()
+        .unwrap()
 }
 
 fn node(name: &str, labels: &[(&str, &str)], ipv4: &str) -> Node {
@@ -248,7 +361,7 @@ fn hostname(name: &str) -> GatewaySpec {
 fn datapath_engine(endpoints: usize, max_entries: u32) -> Engine {
     let mut e = Engine::new(EngineConfig {
         max_entries,
-        ..EngineConfig::new("local")
+        ..EngineConfig::new("local").with_layout(Layout::V4V2)
     });
     e.set_devices(vec![
         Device {
@@ -323,29 +436,34 @@ fn datapath_engine(endpoints: usize, max_entries: u32) -> Engine {
         by_interface,
         &all,
         &["10.0.0.0/8", "2402::/16", "1.2.3.4/30"],
-    ));
+    ))
+    .unwrap();
     e.upsert_policy(policy(
         "b-egress-ip",
         "b",
         by_ip,
         &["8.0.0.0/8", "64.0.0.0/2"],
         &["8.8.8.8/32"],
-    ));
-    e.upsert_policy(policy("c-no-egress-ip", "c", failing, &all, &[]));
+    ))
+    .unwrap();
+    e.upsert_policy(policy("c-no-egress-ip", "c", failing, &all, &[]))
+        .unwrap();
     e.upsert_policy(policy(
         "d-remote",
         "d",
         hostname("remote"),
         &["0.0.0.0/1", "2000::/3"],
         &["100.0.0.0/8"],
-    ));
+    ))
+    .unwrap();
     e.upsert_policy(policy(
         "e-missing",
         "e",
         hostname("nowhere"),
         &all,
         &["172.16.0.0/12"],
-    ));
+    ))
+    .unwrap();
     for i in 0..endpoints {
         let app = ["a", "b", "c", "d", "e", "unselected"][i % 6];
         e.upsert_endpoint(Endpoint {
@@ -454,14 +572,16 @@ fn a_full_map_stops_the_plan_and_nothing_is_lost() {
     // An engine believing the maps are larger: the kernel refuses the 9th new key.
     let mut engine = Engine::new(EngineConfig {
         max_entries: 16,
-        ..EngineConfig::new("local")
+        ..EngineConfig::new("local").with_layout(Layout::V4V2)
     });
     engine.upsert_node(node(
         "local",
         &[("kubernetes.io/hostname", "local")],
         "192.168.0.1",
     ));
-    engine.upsert_policy(policy("p", "a", hostname("local"), &["0.0.0.0/0"], &[]));
+    engine
+        .upsert_policy(policy("p", "a", hostname("local"), &["0.0.0.0/0"], &[]))
+        .unwrap();
     for i in 0..10u8 {
         engine.upsert_endpoint(Endpoint {
             uid: format!("ep-{i}"),
@@ -494,7 +614,7 @@ fn a_full_map_stops_the_plan_and_nothing_is_lost() {
     // An engine that knows the real capacity refuses before writing anything.
     let mut careful = Engine::new(EngineConfig {
         max_entries: maps.max_entries(),
-        ..EngineConfig::new("local")
+        ..EngineConfig::new("local").with_layout(Layout::V4V2)
     });
     careful.adopt(maps.dump().unwrap().iter().copied());
     careful.upsert_node(node(
@@ -502,13 +622,15 @@ fn a_full_map_stops_the_plan_and_nothing_is_lost() {
         &[("kubernetes.io/hostname", "local")],
         "192.168.0.1",
     ));
-    careful.upsert_policy(policy(
-        "p",
-        "a",
-        hostname("local"),
-        &["0.0.0.0/0", "1.0.0.0/8"],
-        &[],
-    ));
+    careful
+        .upsert_policy(policy(
+            "p",
+            "a",
+            hostname("local"),
+            &["0.0.0.0/0", "1.0.0.0/8"],
+            &[],
+        ))
+        .unwrap();
     for i in 0..6u8 {
         careful.upsert_endpoint(Endpoint {
             uid: format!("ep-{i}"),
@@ -665,14 +787,15 @@ fn layout_engine(layout: Layout, endpoints: u8) -> Engine {
 fn engine_for(layout: Layout, endpoints: u8, destinations: &[&str]) -> Engine {
     let mut e = Engine::new(EngineConfig {
         layout,
-        ..EngineConfig::new("local")
+        ..EngineConfig::new("local").with_layout(Layout::V4V2)
     });
     e.upsert_node(node(
         "local",
         &[("kubernetes.io/hostname", "local")],
         "192.168.0.1",
     ));
-    e.upsert_policy(policy("p", "a", hostname("local"), destinations, &[]));
+    e.upsert_policy(policy("p", "a", hostname("local"), destinations, &[]))
+        .unwrap();
     for i in 0..endpoints {
         e.upsert_endpoint(Endpoint {
             uid: format!("ep-{i}"),

@@ -95,19 +95,12 @@ impl CiliumVersion {
         (self >= CiliumVersion::V1_20).then_some(crate::policy::MAX_GATEWAYS)
     }
 
-    /// Whether a gateway node's IP is its first InternalIP of either family (1.18's
-    /// `GetK8sNodeIP()`: an IPv6-first node yields an IPv6 gateway, stored as `0.0.0.0`)
-    /// rather than its IPv4 (`GetNodeIP(false)`, #40209) — see `docs/cilium-versions.md`
-    /// for which 1.18 patch release has which.
-    pub fn gateway_ip_any_family(self) -> bool {
-        false
-    }
-
     /// Whether `egressGateways` entries that match no node are kept as gateway `0.0.0.0`
-    /// (sorted first, counted in `hash mod n`: 1.18, 1.19) rather than dropped (1.20,
-    /// PR #44705) — §3.
+    /// (sorted first, counted in `hash mod n`: v1.18.3) rather than dropped (PR #44705:
+    /// 1.20, and 1.19 from its backport in v1.19.4, commit 1744f0a6bd; 1.18 only from
+    /// v1.18.10, after the seed's v1.18.3) — §3.
     pub fn keeps_unmatched_gateways(self) -> bool {
-        self < CiliumVersion::V1_20
+        self == CiliumVersion::V1_18
     }
 
     /// Whether derivation needs only the families of the destinations (`v4Needed`, 1.20)

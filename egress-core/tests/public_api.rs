@@ -110,7 +110,10 @@ fn selection_and_layout_names_round_trip() {
     assert_eq!(Layout::NAMES, ["v4v2", "legacy", "dual"]);
     let err = "v4_v2".parse::<Layout>().unwrap_err();
     assert_eq!(err.path(), Some("layout"));
-    assert!(err.to_string().contains(r#""v4v2", "legacy", "dual""#), "{err}");
+    assert!(
+        err.to_string().contains(r#""v4v2", "legacy", "dual""#),
+        "{err}"
+    );
     assert!("Cilium".parse::<Selection>().is_err(), "names are exact");
 }
 

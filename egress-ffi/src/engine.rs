@@ -189,7 +189,8 @@ pub unsafe extern "C" fn egress_engine_from_snapshot(
         local_node,
         local_node_len,
         selection,
-        layout: crate::types::egress_layout::V4v2 as u32,
+        // Cilium 1.18 (the conformance call's version) writes the legacy IPv4 map.
+        layout: crate::types::egress_layout::Legacy as u32,
         max_entries: 0,
         cluster: std::ptr::null(),
         cluster_len: 0,

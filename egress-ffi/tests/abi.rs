@@ -311,7 +311,8 @@ fn a_restarted_engine_adopting_the_live_maps_writes_nothing() {
     // A wrong size or a map of the other layout: nothing adopted.
     let fresh = from_snapshot(&text, None, 0).unwrap();
     let mut bad = elements.clone();
-    bad[1].value_len = 8;
+    // The conformance call is Cilium 1.18: the legacy IPv4 map, whose value has 8 bytes.
+    bad[1].value_len = 28;
     let err = call(|e| unsafe { egress_engine_adopt(fresh.0, bad.as_ptr(), bad.len(), e) })
         .err()
         .unwrap();
@@ -323,8 +324,8 @@ fn a_restarted_engine_adopting_the_live_maps_writes_nothing() {
         )
     );
     let mut legacy = elements.clone();
-    legacy[0].map = egress_map::V4Legacy as u32;
-    legacy[0].value_len = 8;
+    legacy[0].map = egress_map::V4 as u32;
+    legacy[0].value_len = 28;
     let err = call(|e| unsafe { egress_engine_adopt(fresh.0, legacy.as_ptr(), legacy.len(), e) })
         .err()
         .unwrap();

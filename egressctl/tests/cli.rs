@@ -228,7 +228,7 @@ fn list_wide_says_where_each_entry_comes_from() {
         [
             "172.22.49.119",
             "172.22.49.119",
-            "2",
+            "0",
             "egress-nginx",
             "default/nginx-54c98b4f84-5wlpc",
             "172.22.49.119"
@@ -240,7 +240,7 @@ fn list_wide_says_where_each_entry_comes_from() {
         [
             "Excluded",
             "CIDR",
-            "2",
+            "0",
             "egress-nginx",
             "default/nginx-54c98b4f84-5wlpc",
             "-"
@@ -523,9 +523,7 @@ fn entries_beyond_max_entries_are_shown_with_one_warning() {
         .collect();
     assert_eq!(
         warnings,
-        [
-            "warning: cilium_egress_gw_policy_v4_v2 would hold 10 entries, more than its max_entries 4"
-        ]
+        ["warning: cilium_egress_gw_policy_v4 would hold 10 entries, more than its max_entries 4"]
     );
     let out = egressctl(&[
         "list",
@@ -1190,8 +1188,8 @@ fn diff_plans_the_change_and_lists_moved_endpoints() {
     let out = egressctl(&["diff", "-f", &old, "-f", new.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("upsert   cilium_egress_gw_policy_v4_v2   172.22.48.45   0.0.0.0/0          172.22.49.119   172.22.49.119"), "{text}");
-    assert!(text.contains("delete   cilium_egress_gw_policy_v4_v2   172.22.48.44   0.0.0.0/0          0.0.0.0         172.22.49.147"), "{text}");
+    assert!(text.contains("upsert   cilium_egress_gw_policy_v4   172.22.48.45   0.0.0.0/0          172.22.49.119   172.22.49.119"), "{text}");
+    assert!(text.contains("delete   cilium_egress_gw_policy_v4   172.22.48.44   0.0.0.0/0          0.0.0.0         172.22.49.147"), "{text}");
     assert!(text.contains("5 upserts, 1 deletes"), "{text}");
     assert_eq!(
         text.matches("-> 172.22.49.119 (172.22.49.119)").count(),

@@ -80,7 +80,7 @@ fn desired_oracle(objects: &Objects, selection_consistent: bool) -> MapEntries {
         e.upsert_node(n.clone());
     }
     for p in objects.policies.values() {
-        e.upsert_policy(p.clone());
+        e.upsert_policy(p.clone()).unwrap();
     }
     for ep in objects.endpoints.values() {
         e.upsert_endpoint(ep.clone());
@@ -147,7 +147,7 @@ fuzz_target!(|data: &[u8]| {
             4 => {
                 let p = templates[usize::from(arg) % templates.len()].clone();
                 objects.policies.insert(p.name.clone(), p.clone());
-                engine.upsert_policy(p);
+                engine.upsert_policy(p).unwrap();
             }
             5 => {
                 let name = ["a", "b", "c"][usize::from(arg) % 3];

@@ -177,9 +177,11 @@ fn sorted_by_gateway_ip_numerically_and_stable_on_equal_ips() {
         ],
         ".9 before .10; equal IPs keep policy order; unresolved dropped (1.20)"
     );
-    // 1.18 and 1.19 keep the unmatched entry as gateway 0.0.0.0: it sorts first
-    // (pkg/egressgateway/policy.go `regenerateGatewayConfig` before PR #44705).
-    for version in [CiliumVersion::V1_18, CiliumVersion::V1_19] {
+    // v1.18.3 keeps the unmatched entry as gateway 0.0.0.0: it sorts first
+    // (pkg/egressgateway/policy.go `regenerateGatewayConfig` lines 121-125 at c160168901,
+    // before PR #44705 reached 1.18 in v1.18.10 and 1.19 in v1.19.4).
+    {
+        let version = CiliumVersion::V1_18;
         let got: Vec<(Option<usize>, String, Option<String>)> = resolve_on(&p, &ns, None, version)
             .iter()
             .map(|g| (g.entry_index, g.gateway_ip.to_string(), g.node.clone()))
@@ -197,9 +199,10 @@ fn sorted_by_gateway_ip_numerically_and_stable_on_equal_ips() {
     }
 }
 
-/// CILIUM-VERSIONS.md §3's example: three entries, one matching no node. 1.18 and 1.19 keep
-/// it as `[0.0.0.0, A, B]` and every uid with `FNV-1a-32(uid) % 3 == 0` gets "Not Found"
-/// (gateway 0.0.0.0: dropped); 1.20 (PR #44705) chooses `% 2` among A and B.
+/// CILIUM-VERSIONS.md §3's example: three entries, one matching no node. v1.18.3 keeps it
+/// as `[0.0.0.0, A, B]` and every uid with `FNV-1a-32(uid) % 3 == 0` gets "Not Found"
+/// (gateway 0.0.0.0: dropped); 1.19 (v1.19.4's backport) and 1.20 (PR #44705) choose `% 2`
+/// among A and B.
 #[test]
 fn an_unmatched_entry_takes_its_share_of_endpoints_up_to_1_19() {
     let ns = nodes(vec![
@@ -215,7 +218,7 @@ fn an_unmatched_entry_takes_its_share_of_endpoints_up_to_1_19() {
         for uid in &uids {
             let h = fnv1a32(uid.as_bytes()) as usize;
             let chosen = set.choose(uid);
-            let want = if version == CiliumVersion::V1_20 {
+            let want = if version != CiliumVersion::V1_18 {
                 ["10.0.0.1", "10.0.0.2"][h % 2]
             } else {
                 ["0.0.0.0", "10.0.0.1", "10.0.0.2"][h % 3]
@@ -237,7 +240,7 @@ fn nothing_resolved_gives_one_not_found_gateway() {
     let got = resolve(&two_unmatched, &ns, None);
     assert_eq!(got, vec![ResolvedGateway::not_found()]);
     assert_eq!(got[0].gateway_ip, Ipv4Addr::UNSPECIFIED);
-    // Up to 1.19 both are kept, both "not found": every endpoint still gets 0.0.0.0.
+    // 1.18 keeps both, both "not found": every endpoint still gets 0.0.0.0.
     let kept = resolve_on(&two_unmatched, &ns, None, CiliumVersion::V1_18);
     assert_eq!(kept.len(), 2);
     assert!(

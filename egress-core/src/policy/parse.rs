@@ -469,17 +469,18 @@ fn read_gateway(
     let egress_ip = fields.get("egressIP").and_then(|n| {
         let ipath = fields.path_of("egressIP");
         let s = read_str(n, &ipath, errors)?;
-        if s.is_empty() {
-            return None;
-        }
         if version.egress_ip_ipv4_only() {
-            // `format: ipv4` (kube-openapi's strfmt: dotted decimal as Go's net.ParseIP
-            // reads it, which is netip's IPv4 syntax).
+            // `format: ipv4` (kube-openapi's strfmt checks every string, "" included: only
+            // an absent field escapes it, `omitempty`).
             let ip = netip::parse_is_ip(s).filter(std::net::IpAddr::is_ipv4);
             if ip.is_none() {
                 errors.push(not_ipv4(&ipath, s));
             }
             return ip;
+        }
+        // 1.20's CEL rule: `self == '' || isIP(self)`.
+        if s.is_empty() {
+            return None;
         }
         let ip = netip::parse_is_ip(s);
         if ip.is_none() {
