@@ -24,6 +24,21 @@
 #include <stdint.h>
 
 /**
+ * Cilium 1.18 (v1.18.3, the seed's; the default): `egress_engine_config.cilium_version`.
+ */
+#define EGRESS_CILIUM_1_18 0
+
+/**
+ * Cilium 1.19.
+ */
+#define EGRESS_CILIUM_1_19 1
+
+/**
+ * Cilium 1.20.
+ */
+#define EGRESS_CILIUM_1_20 2
+
+/**
  * The largest key of the three maps (the IPv6 key).
  */
 #define EGRESS_MAX_KEY_SIZE 36
@@ -41,7 +56,7 @@
 /**
  * The minor version the header was generated for.
  */
-#define EGRESS_VERSION_MINOR 2
+#define EGRESS_VERSION_MINOR 3
 
 /**
  * The patch version the header was generated for.
@@ -147,7 +162,7 @@ typedef uint32_t egress_selection;
 #endif // __cplusplus
 
 /**
- * IPv4 map layout (`uint32_t` in structs and arguments).
+ * The IPv4 maps written (`uint32_t` in structs and arguments).
  */
 enum egress_layout
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -155,13 +170,22 @@ enum egress_layout
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
  {
     /**
-     * `cilium_egress_gw_policy_v4_v2` (28-byte value with the egress ifindex).
+     * The Cilium version's own: 1.18 and 1.19 `LEGACY`, 1.20 `DUAL` (an engine's config
+     * only: `egress_maps_open` needs the maps named).
      */
-    EGRESS_LAYOUT_V4V2 = 0,
+    EGRESS_LAYOUT_VERSION = 0,
     /**
-     * `cilium_egress_gw_policy_v4` (legacy 8-byte value).
+     * `cilium_egress_gw_policy_v4_v2` alone (28-byte value with the egress ifindex).
      */
-    EGRESS_LAYOUT_LEGACY = 1,
+    EGRESS_LAYOUT_V4V2 = 1,
+    /**
+     * `cilium_egress_gw_policy_v4` (legacy 8-byte value): Cilium 1.18 and 1.19.
+     */
+    EGRESS_LAYOUT_LEGACY = 2,
+    /**
+     * Both, legacy first, as Cilium 1.20 writes them (read back from `_v4_v2`).
+     */
+    EGRESS_LAYOUT_DUAL = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -363,7 +387,8 @@ typedef struct egress_engine_config {
      */
     uint32_t selection;
     /**
-     * `egress_layout` of the IPv4 map plans are made for.
+     * `egress_layout` of the IPv4 maps plans are made for; `EGRESS_LAYOUT_VERSION` (0): the
+     * Cilium version's own.
      */
     uint32_t layout;
     /**
@@ -379,6 +404,11 @@ typedef struct egress_engine_config {
      * Length of `cluster` in bytes.
      */
     size_t cluster_len;
+    /**
+     * The Cilium version reproduced: `EGRESS_CILIUM_1_18` (0, the default), `_1_19`,
+     * `_1_20`.
+     */
+    uint32_t cilium_version;
 } egress_engine_config;
 
 /**

@@ -80,7 +80,7 @@ grep -qx 'masquerade 172.22.49.119' "$quick/output.txt" || {
     echo "error: the quick start's lookup:" >&2; cat "$quick/output.txt" >&2; exit 1; }
 grep -q '^broken: spec.destinationCIDRs\[0\]: ' "$quick/output.txt" || {
     echo "error: the quick start's policy error:" >&2; cat "$quick/output.txt" >&2; exit 1; }
-grep -q '^upsert cilium_egress_gw_policy_v4_v2 key 20000000ac16304d' "$quick/output.txt" || {
+grep -q '^upsert cilium_egress_gw_policy_v4 key 20000000ac16304d' "$quick/output.txt" || {
     echo "error: the quick start's CNI ADD:" >&2; cat "$quick/output.txt" >&2; exit 1; }
 
 log "benchmarks, one pass each (scripts/bench-go.sh --quick)"

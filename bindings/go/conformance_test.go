@@ -2,11 +2,61 @@ package egressgw
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
+
+// Every example on every Cilium version (Config.CiliumVersion) gives that version's
+// expected maps, in both modes, byte for byte.
+func TestEveryExampleOnEveryCiliumVersion(t *testing.T) {
+	examples, err := filepath.Glob(filepath.Join(examplesDir(t), "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compared := 0
+	for _, example := range examples {
+		stem := strings.TrimSuffix(example, ".yaml")
+		for _, version := range []struct {
+			v     CiliumVersion
+			infix string
+		}{{CiliumV1_18, ""}, {CiliumV1_19, ".cilium-1.19"}, {CiliumV1_20, ".cilium-1.20"}} {
+			for _, mode := range []struct {
+				selection Selection
+				infix     string
+			}{{SelectionCilium, ""}, {SelectionConsistent, ".consistent"}} {
+				want, err := os.ReadFile(stem + mode.infix + version.infix + ".expected.json")
+				if os.IsNotExist(err) {
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				e, err := FromSnapshot(readFile(t, example), Config{Selection: mode.selection, CiliumVersion: version.v})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := e.MapsJSON()
+				e.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != string(want) {
+					t.Fatalf("%s %s %s: maps JSON differs\ngot:\n%s", filepath.Base(stem), version.v, mode.selection, got)
+				}
+				compared++
+			}
+		}
+	}
+	if compared < 27 {
+		t.Fatalf("only %d expected files compared", compared)
+	}
+	if _, err := FromSnapshot(readFile(t, examples[0]), Config{CiliumVersion: 3}); !errors.Is(err, ErrInvalidEnum) {
+		t.Fatalf("CiliumVersion 3: %v", err)
+	}
+}
 
 // Every example snapshot through FromSnapshot gives exactly the maps `egressctl list -o
 // json` prints (the *.expected.json files), in both modes.

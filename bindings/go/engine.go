@@ -34,36 +34,76 @@ func (s Selection) String() string {
 	return fmt.Sprintf("Selection(%d)", uint32(s))
 }
 
-// Layout is the IPv4 map plans are made for.
+// Layout is the IPv4 maps plans are made for.
 type Layout uint32
 
 const (
-	// LayoutV4V2 is cilium_egress_gw_policy_v4_v2 (28-byte value with the egress ifindex).
-	LayoutV4V2 Layout = 0
-	// LayoutLegacy is cilium_egress_gw_policy_v4 (the legacy 8-byte value).
-	LayoutLegacy Layout = 1
+	// LayoutVersion is the Cilium version's own maps: 1.18 and 1.19 LayoutLegacy, 1.20
+	// LayoutDual. An engine's only: OpenMaps and CreateMaps need the maps named.
+	LayoutVersion Layout = C.EGRESS_LAYOUT_VERSION
+	// LayoutV4V2 is cilium_egress_gw_policy_v4_v2 alone (28-byte value with the egress
+	// ifindex).
+	LayoutV4V2 Layout = C.EGRESS_LAYOUT_V4V2
+	// LayoutLegacy is cilium_egress_gw_policy_v4 (the legacy 8-byte value): Cilium 1.18
+	// and 1.19.
+	LayoutLegacy Layout = C.EGRESS_LAYOUT_LEGACY
+	// LayoutDual is both, legacy first, as Cilium 1.20 writes them.
+	LayoutDual Layout = C.EGRESS_LAYOUT_DUAL
 )
 
 func (l Layout) String() string {
 	switch l {
+	case LayoutVersion:
+		return "version"
 	case LayoutV4V2:
 		return "v4v2"
 	case LayoutLegacy:
 		return "legacy"
+	case LayoutDual:
+		return "dual"
 	}
 	return fmt.Sprintf("Layout(%d)", uint32(l))
 }
 
+// CiliumVersion is the Cilium version whose behaviour the engine reproduces: its policy
+// schema, gateway and egress IP rules, and the maps it writes.
+type CiliumVersion uint32
+
+const (
+	// CiliumV1_18 is Cilium 1.18 (v1.18.3, the seed's): the default.
+	CiliumV1_18 CiliumVersion = C.EGRESS_CILIUM_1_18
+	// CiliumV1_19 is Cilium 1.19.
+	CiliumV1_19 CiliumVersion = C.EGRESS_CILIUM_1_19
+	// CiliumV1_20 is Cilium 1.20.
+	CiliumV1_20 CiliumVersion = C.EGRESS_CILIUM_1_20
+)
+
+func (v CiliumVersion) String() string {
+	switch v {
+	case CiliumV1_18:
+		return "1.18"
+	case CiliumV1_19:
+		return "1.19"
+	case CiliumV1_20:
+		return "1.20"
+	}
+	return fmt.Sprintf("CiliumVersion(%d)", uint32(v))
+}
+
 // Config says how to build an engine. The zero value of every field but LocalNode is the
-// default: Cilium's selection, the v4_v2 layout, 16384 entries per map, the snapshot's
-// cluster name (else "default").
+// default: Cilium's selection on Cilium 1.18 with its maps (the legacy IPv4 map), 16384
+// entries per map, the snapshot's cluster name (else "default").
 type Config struct {
 	// LocalNode is the node whose maps are computed. Required by NewEngine; for
 	// FromSnapshot, "" means the snapshot's localNode.
 	LocalNode string
 	// Selection is the gateway selection mode.
 	Selection Selection
-	// Layout is the IPv4 map layout plans are made for.
+	// CiliumVersion is the Cilium version reproduced (CiliumV1_18, the zero value, is the
+	// default).
+	CiliumVersion CiliumVersion
+	// Layout overrides the IPv4 maps plans are made for (LayoutVersion, the zero value: the
+	// Cilium version's own).
 	Layout Layout
 	// MaxEntries is each map's capacity (0: 16384); plans that would exceed it are refused.
 	MaxEntries uint32
@@ -130,6 +170,7 @@ func newEngine(cfg Config, construct makeFunc) (*Engine, error) {
 		max_entries:    C.uint32_t(cfg.MaxEntries),
 		cluster:        cluster,
 		cluster_len:    clusterLen,
+		cilium_version: C.uint32_t(cfg.CiliumVersion),
 	}
 	var ptr *C.egress_engine
 	var cerr *C.egress_error

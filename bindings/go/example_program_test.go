@@ -29,7 +29,7 @@ func TestTheCNIAddExampleRuns(t *testing.T) {
 	// The seed's policy names 0.0.0.0/0 and ::/0: one upsert in each map, and their entries.
 	want := []string{
 		"2 map operations for pod 7d0c6f3e-0000-4000-8000-000000000001:",
-		"upsert cilium_egress_gw_policy_v4_v2 key 20000000ac16304d00000000 value ac163177ac163177",
+		"upsert cilium_egress_gw_policy_v4 key 20000000ac16304d00000000 value ac163177ac163177",
 		"upsert cilium_egress_gw_policy_v6 key 80000000fd00000000000000000000000000004d",
 		"entry 172.22.48.77 -> 0.0.0.0/0: egress IP 172.22.49.119, gateway 172.22.49.119, ifindex 0",
 		"entry fd00::4d -> ::/0: ",

@@ -41,7 +41,9 @@ func TestProgramDumpAndAdoptTheKernelMaps(t *testing.T) {
 			t.Fatalf("pinned map: %v", err)
 		}
 	}
-	e := seedEngine(t, Config{})
+	// Cilium 1.18's rules written to _v4_v2 alone (an override of 1.18's legacy map).
+	v4v2 := Config{Layout: LayoutV4V2}
+	e := seedEngine(t, v4v2)
 	want, _ := e.Entries()
 	stale, _ := e.TakePlan()
 	applied, err := maps.Program(e)
@@ -70,7 +72,7 @@ func TestProgramDumpAndAdoptTheKernelMaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reopened.Close()
-	restarted := seedEngine(t, Config{})
+	restarted := seedEngine(t, v4v2)
 	if err := restarted.AdoptMaps(reopened); err != nil {
 		t.Fatal(err)
 	}
@@ -89,13 +91,54 @@ func TestProgramDumpAndAdoptTheKernelMaps(t *testing.T) {
 	}
 
 	// An engine of the other layout, or a plan over capacity: refused, nothing written.
-	legacy := seedEngine(t, Config{Layout: LayoutLegacy})
+	legacy := seedEngine(t, Config{})
 	if _, err := maps.Program(legacy); !errors.Is(err, ErrInvalidArgument) {
-		t.Fatalf("legacy engine on v4_v2 maps: %v", err)
+		t.Fatalf("a 1.18 engine (legacy map) on v4_v2 maps: %v", err)
 	}
-	small := seedEngine(t, Config{MaxEntries: 2})
+	small := seedEngine(t, Config{Layout: LayoutV4V2, MaxEntries: 2})
 	if applied, err := maps.Program(small); !errors.Is(err, ErrCapacity) || applied != 0 {
 		t.Fatalf("over capacity: %d, %v", applied, err)
+	}
+}
+
+// Cilium 1.20 writes the legacy IPv4 map and _v4_v2: both pinned, every IPv4 entry in
+// each, read back from _v4_v2; a restart writes nothing.
+func TestCilium120WritesBothIPv4Maps(t *testing.T) {
+	dir := bpffs(t)
+	if _, err := CreateMaps(dir, LayoutVersion, 0); !errors.Is(err, ErrInvalidEnum) {
+		t.Fatalf("LayoutVersion names no maps: %v", err)
+	}
+	maps, err := CreateMaps(dir, LayoutDual, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer maps.Close()
+	for _, name := range []string{"cilium_egress_gw_policy_v4", "cilium_egress_gw_policy_v4_v2", "cilium_egress_gw_policy_v6"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Fatalf("pinned map: %v", err)
+		}
+	}
+	e := seedEngine(t, Config{CiliumVersion: CiliumV1_20})
+	want, _ := e.Entries()
+	v4 := 0
+	for _, x := range want {
+		if x.Source.Is4() {
+			v4++
+		}
+	}
+	applied, err := maps.Program(e)
+	if err != nil || applied != len(want)+v4 {
+		t.Fatalf("program: %d applied, want %d (%d IPv4 entries twice): %v", applied, len(want)+v4, v4, err)
+	}
+	if got, err := maps.Dump(); err != nil || len(got) != len(want) {
+		t.Fatalf("dump: %d entries, %v", len(got), err)
+	}
+	restarted := seedEngine(t, Config{CiliumVersion: CiliumV1_20})
+	if err := restarted.AdoptMaps(maps); err != nil {
+		t.Fatal(err)
+	}
+	if plan, _ := restarted.TakePlan(); plan.Len() != 0 {
+		t.Fatalf("after adopting, %d operations", plan.Len())
 	}
 }
 

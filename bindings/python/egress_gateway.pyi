@@ -186,19 +186,23 @@ class Engine:
         cls,
         local_node: str,
         selection: Literal["cilium", "consistent"] = "cilium",
-        layout: Literal["v4v2", "legacy"] = "v4v2",
+        layout: Optional[Literal["v4v2", "legacy", "dual"]] = None,
         max_entries: int = 16384,
         cluster: Optional[str] = None,
+        *,
+        cilium_version: Literal["1.18", "1.19", "1.20"] = "1.18",
     ) -> "Engine":
-        """An empty engine computing the maps of ``local_node``."""
+        """An empty engine computing the maps of ``local_node`` by ``cilium_version``'s rules
+        (``layout`` None: that version's own maps)."""
     @staticmethod
     def from_snapshot(
         data: Union[str, bytes, Mapping[str, Any], "os.PathLike[str]"],
         *,
         local_node: Optional[str] = None,
         selection: Literal["cilium", "consistent"] = "cilium",
-        layout: Literal["v4v2", "legacy"] = "v4v2",
+        layout: Optional[Literal["v4v2", "legacy", "dual"]] = None,
         max_entries: int = 16384,
+        cilium_version: Literal["1.18", "1.19", "1.20"] = "1.18",
     ) -> "Engine":
         """An engine holding a snapshot's objects, as ``egressctl list -f`` reads them.
 
@@ -212,8 +216,11 @@ class Engine:
     def selection(self) -> Literal["cilium", "consistent"]:
         """The gateway selection mode."""
     @property
-    def layout(self) -> Literal["v4v2", "legacy"]:
+    def layout(self) -> Literal["v4v2", "legacy", "dual"]:
         """The IPv4 map layout."""
+    @property
+    def cilium_version(self) -> Literal["1.18", "1.19", "1.20"]:
+        """The Cilium version reproduced: ``"1.18"``, ``"1.19"`` or ``"1.20"``."""
     def maps_json(self) -> str:
         """The maps as JSON: exactly what ``egressctl list -o json`` prints."""
     def format_table(self) -> str:
@@ -271,7 +278,7 @@ class Maps:
     def __new__(
         cls,
         dir: "Union[str, os.PathLike[str]]",
-        layout: Literal["v4v2", "legacy"] = "v4v2",
+        layout: Literal["v4v2", "legacy", "dual"] = "legacy",
         *,
         create: bool = False,
         max_entries: Optional[int] = None,

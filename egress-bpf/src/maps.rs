@@ -619,34 +619,16 @@ impl EgressMaps {
         if self.v4.len() < 2 {
             return self.dump_lenient();
         }
+        let mut elements = Vec::new();
         let mut unreadable = Vec::new();
-        let mut legacy = std::collections::HashMap::new();
-        let mut entries = Vec::new();
-        for map in &self.v4 {
+        for map in self.all() {
+            let id = MapId::from_name(map.name)
+                .unwrap_or_else(|| unreachable!("the maps are opened by their MapId's name"));
             let (read, bad) = map.decoded()?;
+            elements.extend(read.into_iter().map(|e| (id, e)));
             unreadable.extend(bad);
-            if map.name == MapId::V4Legacy.name() {
-                legacy.extend(read.into_iter().map(|e| (e.identity(), e)));
-            } else {
-                for mut entry in read {
-                    let same = legacy.remove(&entry.identity()).is_some_and(|l| {
-                        (l.destination, l.egress_ip, l.gateway_ip)
-                            == (entry.destination, entry.egress_ip, entry.gateway_ip)
-                    });
-                    if !same {
-                        entry.egress_ifindex = u32::MAX;
-                    }
-                    entries.push(entry);
-                }
-            }
         }
-        entries.extend(legacy.into_values().map(|mut e| {
-            e.egress_ifindex = u32::MAX;
-            e
-        }));
-        let (v6, bad) = self.v6.decoded()?;
-        entries.extend(v6);
-        unreadable.extend(bad);
+        let entries = egress_core::engine::baseline(self.layout, elements);
         Ok((MapEntries::from_entries(entries), unreadable))
     }
 

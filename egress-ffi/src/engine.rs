@@ -10,7 +10,7 @@ use egress_core::snapshot;
 
 use crate::boundary::{exclusive, optional_text, out, run, slice, utf8};
 use crate::error::{Failure, egress_error, egress_result};
-use crate::types::{egress_ip_addr, egress_label, layout, selection};
+use crate::types::{cilium_version, egress_ip_addr, egress_label, layout_or_version, selection};
 
 /// An engine: one node's egress gateway state (policies, nodes, endpoints, devices), its
 /// desired maps, and what it knows is programmed. Opaque; made by `egress_engine_new` or
@@ -37,7 +37,8 @@ pub struct egress_engine_config {
     pub local_node_len: usize,
     /// `egress_selection`.
     pub selection: u32,
-    /// `egress_layout` of the IPv4 map plans are made for.
+    /// `egress_layout` of the IPv4 maps plans are made for; `EGRESS_LAYOUT_VERSION` (0): the
+    /// Cilium version's own.
     pub layout: u32,
     /// Capacity of each map; plans that would exceed it are refused. 0: 16384 (Cilium's).
     pub max_entries: u32,
@@ -46,6 +47,9 @@ pub struct egress_engine_config {
     pub cluster: *const u8,
     /// Length of `cluster` in bytes.
     pub cluster_len: usize,
+    /// The Cilium version reproduced: `EGRESS_CILIUM_1_18` (0, the default), `_1_19`,
+    /// `_1_20`.
+    pub cilium_version: u32,
 }
 
 /// A pod's endpoint as a CNI ADD knows it, for `egress_engine_upsert_endpoint`. Every text
@@ -117,15 +121,17 @@ unsafe fn read_config(
         unsafe { optional_text(config.local_node, config.local_node_len, &at("local_node")) }?;
     // SAFETY: as above.
     let cluster = unsafe { optional_text(config.cluster, config.cluster_len, &at("cluster")) }?;
+    let version = cilium_version(config.cilium_version, &at("cilium_version"))?;
+    let base = EngineConfig::new(local.unwrap_or_default()).with_cilium_version(version);
     let engine_config = EngineConfig {
         selection: selection(config.selection, &at("selection"))?,
-        layout: layout(config.layout, &at("layout"))?,
+        layout: layout_or_version(config.layout, &at("layout"))?.unwrap_or(base.layout),
         max_entries: match config.max_entries {
             0 => DEFAULT_MAX_ENTRIES,
             n => n,
         },
         cluster: cluster.map(str::to_owned),
-        ..EngineConfig::new(local.unwrap_or_default())
+        ..base
     };
     Ok((local.map(str::to_owned), engine_config))
 }
@@ -189,11 +195,12 @@ pub unsafe extern "C" fn egress_engine_from_snapshot(
         local_node,
         local_node_len,
         selection,
-        // Cilium 1.18 (the conformance call's version) writes the legacy IPv4 map.
-        layout: crate::types::egress_layout::Legacy as u32,
+        // Cilium 1.18, the conformance call's version, and its maps.
+        layout: crate::types::egress_layout::Version as u32,
         max_entries: 0,
         cluster: std::ptr::null(),
         cluster_len: 0,
+        cilium_version: crate::types::EGRESS_CILIUM_1_18,
     };
     // SAFETY: forwarded; `config` lives across the call.
     unsafe { run(error_out, || load(text, text_len, &config, "", engine_out)) }

@@ -167,7 +167,7 @@ pub unsafe extern "C" fn egress_engine_adopt_maps(
     unsafe {
         run(error_out, || {
             let handle = exclusive(engine, "engine")?;
-            let entries = reference(maps, "maps")?.maps.dump()?;
+            let (entries, _) = reference(maps, "maps")?.maps.baseline()?;
             handle.taken = None;
             handle.engine.adopt(entries.iter().copied());
             Ok(())

@@ -2,6 +2,7 @@
 //! kernel, acknowledge what was written; adopt a live map's dump after a restart.
 
 use egress_core::entries::Entry;
+use egress_core::maps::MapId;
 
 use crate::boundary::{exclusive, fill, run, slice};
 use crate::engine::egress_engine;
@@ -115,9 +116,9 @@ pub unsafe extern "C" fn egress_engine_adopt(
                 .iter()
                 .enumerate()
                 .map(|(i, e)| e.decode(layout, &format!("elements[{i}]")))
-                .collect::<Result<Vec<Entry>, _>>()?;
+                .collect::<Result<Vec<(MapId, Entry)>, _>>()?;
             handle.taken = None;
-            handle.engine.adopt(entries);
+            handle.engine.adopt_maps(entries);
             Ok(())
         })
     }

@@ -8,6 +8,7 @@ use egress_core::entries::Entry;
 use egress_core::gateway::Selection;
 use egress_core::lookup::{Verdict, VerdictKind, VerdictRecord};
 use egress_core::maps::{Layout, MapId, MapKeyV6, MapValueV6};
+use egress_core::version::CiliumVersion;
 
 use crate::error::Failure;
 
@@ -21,15 +22,27 @@ pub enum egress_selection {
     Consistent = 1,
 }
 
-/// IPv4 map layout (`uint32_t` in structs and arguments).
+/// The IPv4 maps written (`uint32_t` in structs and arguments).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum egress_layout {
-    /// `cilium_egress_gw_policy_v4_v2` (28-byte value with the egress ifindex).
-    V4v2 = 0,
-    /// `cilium_egress_gw_policy_v4` (legacy 8-byte value).
-    Legacy = 1,
+    /// The Cilium version's own: 1.18 and 1.19 `LEGACY`, 1.20 `DUAL` (an engine's config
+    /// only: `egress_maps_open` needs the maps named).
+    Version = 0,
+    /// `cilium_egress_gw_policy_v4_v2` alone (28-byte value with the egress ifindex).
+    V4v2 = 1,
+    /// `cilium_egress_gw_policy_v4` (legacy 8-byte value): Cilium 1.18 and 1.19.
+    Legacy = 2,
+    /// Both, legacy first, as Cilium 1.20 writes them (read back from `_v4_v2`).
+    Dual = 3,
 }
+
+/// Cilium 1.18 (v1.18.3, the seed's; the default): `egress_engine_config.cilium_version`.
+pub const EGRESS_CILIUM_1_18: u32 = 0;
+/// Cilium 1.19.
+pub const EGRESS_CILIUM_1_19: u32 = 1;
+/// Cilium 1.20.
+pub const EGRESS_CILIUM_1_20: u32 = 2;
 
 /// One of the three maps (`uint32_t` in structs).
 #[repr(u32)]
@@ -241,16 +254,45 @@ pub(crate) fn selection(value: u32, name: &str) -> Result<Selection, Failure> {
     }
 }
 
-pub(crate) fn layout(value: u32, name: &str) -> Result<Layout, Failure> {
+/// An engine's layout: `None` for `EGRESS_LAYOUT_VERSION` (the Cilium version's own).
+pub(crate) fn layout_or_version(value: u32, name: &str) -> Result<Option<Layout>, Failure> {
     match value {
-        0 => Ok(Layout::V4V2),
-        1 => Ok(Layout::V4Legacy),
+        0 => Ok(None),
+        1 => Ok(Some(Layout::V4V2)),
+        2 => Ok(Some(Layout::V4Legacy)),
+        3 => Ok(Some(Layout::V4Dual)),
         other => Err(Failure::invalid_enum(
             name,
             other,
-            "EGRESS_LAYOUT_V4V2 (0), EGRESS_LAYOUT_LEGACY (1)",
+            "EGRESS_LAYOUT_VERSION (0), EGRESS_LAYOUT_V4V2 (1), EGRESS_LAYOUT_LEGACY (2), \
+             EGRESS_LAYOUT_DUAL (3)",
         )),
     }
+}
+
+/// The layout of maps to open: named, not `EGRESS_LAYOUT_VERSION`.
+#[cfg(feature = "bpf")]
+pub(crate) fn layout(value: u32, name: &str) -> Result<Layout, Failure> {
+    match value {
+        1 => Ok(Layout::V4V2),
+        2 => Ok(Layout::V4Legacy),
+        3 => Ok(Layout::V4Dual),
+        other => Err(Failure::invalid_enum(
+            name,
+            other,
+            "EGRESS_LAYOUT_V4V2 (1), EGRESS_LAYOUT_LEGACY (2), EGRESS_LAYOUT_DUAL (3)",
+        )),
+    }
+}
+
+pub(crate) fn cilium_version(value: u32, name: &str) -> Result<CiliumVersion, Failure> {
+    CiliumVersion::from_number(value).ok_or_else(|| {
+        Failure::invalid_enum(
+            name,
+            value,
+            "EGRESS_CILIUM_1_18 (0), EGRESS_CILIUM_1_19 (1), EGRESS_CILIUM_1_20 (2)",
+        )
+    })
 }
 
 pub(crate) fn map_id(value: u32, name: &str) -> Result<MapId, Failure> {
@@ -373,8 +415,8 @@ impl From<&Entry> for egress_entry {
 }
 
 impl egress_map_element {
-    /// The entry this element holds, for a map of `layout`.
-    pub(crate) fn decode(&self, layout: Layout, name: &str) -> Result<Entry, Failure> {
+    /// The entry this element holds, and its map, for a map of `layout`.
+    pub(crate) fn decode(&self, layout: Layout, name: &str) -> Result<(MapId, Entry), Failure> {
         let map = map_id(self.map, &format!("{name}.map"))?;
         if !layout.maps().contains(&map) {
             return Err(Failure::invalid_argument(
@@ -394,6 +436,7 @@ impl egress_map_element {
             ));
         }
         Entry::decode(map, &self.key[..key_len], &self.value[..value_len])
+            .map(|entry| (map, entry))
             .map_err(|e| egress_core::Error::from(e).into())
     }
 }

@@ -14,6 +14,7 @@ use egress_core::entries;
 use egress_core::gateway::Selection;
 use egress_core::render;
 use egress_core::snapshot::{self, Snapshot};
+use egress_core::version::CiliumVersion;
 use egress_ffi::*;
 
 fn examples() -> PathBuf {
@@ -163,6 +164,80 @@ fn every_example_through_from_snapshot_gives_the_maps_egressctl_lists() {
         }
     }
     assert!(compared >= 8, "only {compared} expected files compared");
+}
+
+/// The versioned form of the conformance call: `egress_engine_from_snapshot_config` with
+/// `cilium_version` (and `EGRESS_LAYOUT_VERSION`) gives each version's expected maps, byte
+/// for byte; an unknown version is refused naming the field.
+#[test]
+fn every_example_on_every_cilium_version_through_the_config() {
+    let mut compared = 0;
+    for (stem, path) in example_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (version, number, infix) in [
+            (CiliumVersion::V1_18, EGRESS_CILIUM_1_18, ""),
+            (CiliumVersion::V1_19, EGRESS_CILIUM_1_19, ".cilium-1.19"),
+            (CiliumVersion::V1_20, EGRESS_CILIUM_1_20, ".cilium-1.20"),
+        ] {
+            for (selection, mode) in [
+                (Selection::Cilium, ""),
+                (Selection::Consistent, ".consistent"),
+            ] {
+                let config = egress_engine_config {
+                    local_node: ptr::null(),
+                    local_node_len: 0,
+                    selection: selection as u32,
+                    layout: egress_layout::Version as u32,
+                    max_entries: 0,
+                    cluster: ptr::null(),
+                    cluster_len: 0,
+                    cilium_version: number,
+                };
+                let mut engine = ptr::null_mut();
+                call(|err| unsafe {
+                    egress_engine_from_snapshot_config(
+                        text.as_ptr(),
+                        text.len(),
+                        &config,
+                        &mut engine,
+                        err,
+                    )
+                })
+                .unwrap();
+                let engine = Handle(engine);
+                let json = maps_json(&engine);
+                let expected = examples().join(format!("{stem}{mode}{infix}.expected.json"));
+                if let Ok(want) = std::fs::read_to_string(&expected) {
+                    assert_eq!(json, want, "{} ({version})", expected.display());
+                    compared += 1;
+                }
+            }
+        }
+        let bad = egress_engine_config {
+            local_node: ptr::null(),
+            local_node_len: 0,
+            selection: 0,
+            layout: 0,
+            max_entries: 0,
+            cluster: ptr::null(),
+            cluster_len: 0,
+            cilium_version: 3,
+        };
+        let mut engine = ptr::null_mut();
+        let err = call(|err| unsafe {
+            egress_engine_from_snapshot_config(text.as_ptr(), text.len(), &bad, &mut engine, err)
+        })
+        .err()
+        .unwrap();
+        assert_eq!(
+            (err.code, err.paths),
+            (
+                egress_result::InvalidEnum,
+                vec!["config.cilium_version".to_owned()]
+            )
+        );
+    }
+    assert!(compared >= 27, "only {compared} expected files compared");
 }
 
 #[test]
@@ -823,6 +898,7 @@ fn a_new_engine_takes_events_from_nothing() {
         max_entries: 1,
         cluster: cluster.as_ptr(),
         cluster_len: cluster.len(),
+        cilium_version: EGRESS_CILIUM_1_18,
     };
     let mut raw = ptr::null_mut();
     call(|e| unsafe { egress_engine_new(&config, &mut raw, e) }).unwrap();
@@ -869,7 +945,7 @@ fn a_new_engine_takes_events_from_nothing() {
         .unwrap();
     assert_eq!(err.paths, ["config.local_node"]);
     let bad = egress_engine_config {
-        layout: 2,
+        layout: 4,
         ..config
     };
     let err = call(|e| unsafe { egress_engine_new(&bad, &mut raw, e) })
@@ -936,16 +1012,29 @@ fn kernel_maps_are_programmed_dumped_and_adopted() {
     };
     let dir = fs.path().to_str().unwrap();
     const CREATE: u32 = egress_maps_flag::Create as u32;
+    // The seed's engine is Cilium 1.18's: the legacy IPv4 map.
+    const LEGACY: u32 = egress_layout::Legacy as u32;
+    const V4V2: u32 = egress_layout::V4v2 as u32;
     // Unknown flag bits are refused before anything is touched.
     let mut maps = ptr::null_mut();
-    let err = call(|e| unsafe { egress_maps_open(dir.as_ptr(), dir.len(), 0, 0, 2, &mut maps, e) })
-        .err()
-        .unwrap();
+    let err =
+        call(|e| unsafe { egress_maps_open(dir.as_ptr(), dir.len(), LEGACY, 0, 2, &mut maps, e) })
+            .err()
+            .unwrap();
     assert_eq!(
         (err.code, err.paths),
         (egress_result::InvalidEnum, vec!["flags".to_owned()])
     );
-    call(|e| unsafe { egress_maps_open(dir.as_ptr(), dir.len(), 0, 0, CREATE, &mut maps, e) })
+    // EGRESS_LAYOUT_VERSION names no maps.
+    let err =
+        call(|e| unsafe { egress_maps_open(dir.as_ptr(), dir.len(), 0, 0, CREATE, &mut maps, e) })
+            .err()
+            .unwrap();
+    assert_eq!(
+        (err.code, err.paths),
+        (egress_result::InvalidEnum, vec!["layout".to_owned()])
+    );
+    call(|e| unsafe { egress_maps_open(dir.as_ptr(), dir.len(), LEGACY, 0, CREATE, &mut maps, e) })
         .unwrap();
     let text = seed_text();
     let engine = from_snapshot(&text, None, 0).unwrap();
@@ -973,7 +1062,7 @@ fn kernel_maps_are_programmed_dumped_and_adopted() {
 
     // The other layout's maps refuse this engine, naming the problem.
     let mut legacy = ptr::null_mut();
-    call(|e| unsafe { egress_maps_open(dir.as_ptr(), dir.len(), 1, 0, CREATE, &mut legacy, e) })
+    call(|e| unsafe { egress_maps_open(dir.as_ptr(), dir.len(), V4V2, 0, CREATE, &mut legacy, e) })
         .unwrap();
     let err = call(|e| unsafe { egress_maps_program(legacy, engine.0, &mut applied, e) })
         .err()
@@ -988,7 +1077,7 @@ fn kernel_maps_are_programmed_dumped_and_adopted() {
         egress_maps_open(
             missing.as_ptr(),
             missing.len(),
-            0,
+            LEGACY,
             0,
             0,
             &mut none,

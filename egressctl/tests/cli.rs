@@ -1590,3 +1590,194 @@ fn shell_completions_name_every_command() {
         Some(2)
     );
 }
+
+/// The seed's own `cilium-dbg bpf egress list` on its gateway 172.22.49.119 (Cilium 1.18.3:
+/// four columns), as the seed prints it (its spacing collapsed to one space).
+const SEED_LIST: &str = "\
+Source IP Destination CIDR Egress IP Gateway IP
+172.22.48.4 0.0.0.0/0 172.22.49.119 172.22.49.119
+172.22.48.10 0.0.0.0/0 0.0.0.0 172.22.49.147
+172.22.48.14 0.0.0.0/0 0.0.0.0 172.22.49.147
+172.22.48.37 0.0.0.0/0 0.0.0.0 172.22.49.147
+172.22.48.38 0.0.0.0/0 172.22.49.119 172.22.49.119
+172.22.48.39 0.0.0.0/0 172.22.49.119 172.22.49.119
+172.22.48.41 0.0.0.0/0 0.0.0.0 172.22.49.147
+172.22.48.42 0.0.0.0/0 0.0.0.0 172.22.49.147
+172.22.48.43 0.0.0.0/0 172.22.49.119 172.22.49.119
+172.22.48.44 0.0.0.0/0 172.22.49.119 172.22.49.119
+172.22.48.45 0.0.0.0/0 172.22.49.119 172.22.49.119
+172.22.48.46 0.0.0.0/0 0.0.0.0 172.22.49.147
+172.22.48.47 0.0.0.0/0 0.0.0.0 172.22.49.147
+";
+
+/// The seed's cluster (its nodes and policy) with the thirteen pods of its listing, each
+/// given a uid that hashes to the gateway the seed shows for it (the seed does not print
+/// uids): `--cilium-version 1.18` prints the seed's listing, four columns; 1.20 prints five
+/// columns and, for these dual-stack destinations with an IPv4 egressIP on a node without
+/// IPv6, egress IP 0.0.0.0 (cilium#48660).
+#[test]
+fn the_seeds_listing_is_what_cilium_1_18_prints() {
+    let text = std::fs::read_to_string(example("seed-gateway-group.yaml")).unwrap();
+    let (head, rest) = text.split_once("\nendpoints:\n").unwrap();
+    let policies = &rest[rest.find("\npolicies:").unwrap()..];
+    let mut endpoints = String::from("\nendpoints:\n");
+    for row in SEED_LIST.lines().skip(1) {
+        let cells: Vec<&str> = row.split(' ').collect();
+        // Gateways sorted by IP: [.119, .147]; FNV-1a-32(uid) % 2 picks one.
+        let want = usize::from(cells[3] == "172.22.49.147");
+        let uid = (0..)
+            .map(|k| format!("seed-{}-{k}", cells[0]))
+            .find(|u| egress_core::gateway::fnv1a32(u.as_bytes()) as usize % 2 == want)
+            .unwrap();
+        endpoints.push_str(&format!(
+            "- {{uid: {uid}, namespace: default, labels: {{app: nginx}}, \
+             namespaceLabels: {{kubernetes.io/metadata.name: default}}, ips: [{}], node: 172.22.48.48}}\n",
+            cells[0]
+        ));
+    }
+    let cluster = temp_file("seed-listing.yaml", &format!("{head}{endpoints}{policies}"));
+    let cluster = cluster.to_str().unwrap();
+    let collapsed = |o: &Output| -> String {
+        stdout(o)
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
+            .collect()
+    };
+    for version in [None, Some("1.18")] {
+        let mut args = vec!["list", "-f", cluster];
+        args.extend(version.iter().flat_map(|v| ["--cilium-version", v]));
+        let out = egressctl(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(collapsed(&out), SEED_LIST, "{version:?}");
+    }
+    let out = egressctl(&["list", "-f", cluster, "--cilium-version", "1.20"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "Source IP      Destination CIDR   Egress IP   Gateway IP      Egress Ifindex"
+    );
+    assert_eq!(
+        lines[1],
+        "172.22.48.4    0.0.0.0/0          0.0.0.0     172.22.49.119   0"
+    );
+    // 1.20's JSON rows carry the ifindex; 1.18's do not.
+    let json = |v: &str| {
+        let out = egressctl(&[
+            "list",
+            "-f",
+            cluster,
+            "--cilium-version",
+            v,
+            "-o",
+            "cilium-json",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc[0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        json("1.18"),
+        ["SourceIP", "DestCIDR", "EgressIP", "GatewayIP"]
+    );
+    assert_eq!(
+        json("1.20"),
+        ["SourceIP", "DestCIDR", "EgressIP", "GatewayIP", "Ifindex"]
+    );
+}
+
+/// Every shared example's expected maps for every version and mode, exactly (the unsuffixed
+/// files are 1.18's, the default).
+#[test]
+fn list_json_on_every_cilium_version_and_mode() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(shared_examples()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let Some(stem) = name.strip_suffix(".yaml") else {
+            continue;
+        };
+        for (version, infix) in [
+            ("1.18", ""),
+            ("1.19", ".cilium-1.19"),
+            ("1.20", ".cilium-1.20"),
+        ] {
+            for (selection, mode) in [("cilium", ""), ("consistent", ".consistent")] {
+                let expected = path.with_file_name(format!("{stem}{mode}{infix}.expected.json"));
+                let Ok(want) = std::fs::read_to_string(&expected) else {
+                    continue;
+                };
+                let out = egressctl(&[
+                    "list",
+                    "-f",
+                    path.to_str().unwrap(),
+                    "-o",
+                    "json",
+                    "--cilium-version",
+                    version,
+                    "--selection",
+                    selection,
+                ]);
+                assert!(out.status.success(), "{name} {version}: {}", stderr(&out));
+                assert_eq!(stdout(&out), want, "{}", expected.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 27, "only {checked} expected files compared");
+}
+
+/// `validate --cilium-version`: the version's CRD schema (an IPv6 egressIP refused up to
+/// 1.19 by `format: ipv4`; 65 egressGateways refused from 1.20 by `maxItems: 64`).
+#[test]
+fn validate_follows_the_cilium_version() {
+    let v6 = temp_file(
+        "v6-egress-ip.yaml",
+        "apiVersion: cilium.io/v2\nkind: CiliumEgressGatewayPolicy\nmetadata: {name: v6}\nspec:\n  selectors: [{podSelector: {}}]\n  destinationCIDRs: [\"::/0\"]\n  egressGateway: {nodeSelector: {matchLabels: {egress: \"true\"}}, egressIP: \"fd00::1\"}\n",
+    );
+    let v6 = v6.to_str().unwrap();
+    for version in ["1.18", "1.19"] {
+        let out = egressctl(&["validate", "--cilium-version", version, v6]);
+        assert_eq!(out.status.code(), Some(1), "{version}");
+        assert!(
+            stdout(&out).contains("v6: spec.egressGateway.egressIP: Invalid value: \"fd00::1\": spec.egressGateway.egressIP in body must be of type ipv4: \"fd00::1\""),
+            "{version}: {}",
+            stdout(&out)
+        );
+    }
+    let out = egressctl(&["validate", "--cilium-version", "1.20", v6]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let items: String = (0..65)
+        .map(|i| format!("  - nodeSelector: {{matchLabels: {{n: \"{i}\"}}}}\n"))
+        .collect();
+    let many = temp_file(
+        "many-gateways.yaml",
+        &format!(
+            "apiVersion: cilium.io/v2\nkind: CiliumEgressGatewayPolicy\nmetadata: {{name: many}}\nspec:\n  selectors: [{{podSelector: {{}}}}]\n  destinationCIDRs: [0.0.0.0/0]\n  egressGateway: {{nodeSelector: {{}}}}\n  egressGateways:\n{items}"
+        ),
+    );
+    let many = many.to_str().unwrap();
+    let out = egressctl(&["validate", "--cilium-version", "1.20", many]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out)
+            .contains("many: spec.egressGateways: Too many: 65: must have at most 64 items"),
+        "{}",
+        stdout(&out)
+    );
+    let out = egressctl(&["validate", many]);
+    assert!(out.status.success(), "1.18 sets no limit: {}", stdout(&out));
+    let out = egressctl(&["validate", "--cilium-version", "1.17", many]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("1.18, 1.19, 1.20"),
+        "{}",
+        stderr(&out)
+    );
+}

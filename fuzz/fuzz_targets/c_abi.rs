@@ -258,6 +258,7 @@ fuzz_target!(|data: &[u8]| {
         max_entries: u32::from(b.u8()) * 4,
         cluster,
         cluster_len,
+        cilium_version: enum_value(&mut b),
     };
     let config_ptr = ptr_to(std::slice::from_ref(&config), ptr_kind(&mut b), &mut spare);
     let mut engine: *mut egress_engine = null_mut();

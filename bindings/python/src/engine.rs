@@ -14,6 +14,7 @@ use egress_core::engine::{Engine as CoreEngine, EngineConfig};
 use egress_core::gateway::Selection;
 use egress_core::lookup::VerdictRecord;
 use egress_core::maps::Layout;
+use egress_core::version::CiliumVersion;
 use egress_core::{render, snapshot};
 
 use crate::errors::{IntoPy, from_core};
@@ -128,6 +129,31 @@ pub(crate) fn layout(py: Python<'_>, name: &str) -> PyResult<Layout> {
     name.parse().map_err(|e| from_core(py, &e))
 }
 
+fn cilium_version(py: Python<'_>, name: &str) -> PyResult<CiliumVersion> {
+    name.parse().map_err(|e| from_core(py, &e))
+}
+
+/// The engine configuration of the keyword arguments: `layout` `None` is the Cilium
+/// version's own maps.
+fn config_of(
+    py: Python<'_>,
+    local_node: &str,
+    selection: &str,
+    cilium_version: &str,
+    layout: Option<&str>,
+) -> PyResult<EngineConfig> {
+    let base = EngineConfig::new(local_node)
+        .with_cilium_version(self::cilium_version(py, cilium_version)?);
+    Ok(EngineConfig {
+        selection: self::selection(py, selection)?,
+        layout: match layout {
+            Some(name) => self::layout(py, name)?,
+            None => base.layout,
+        },
+        ..base
+    })
+}
+
 /// One node's egress gateway engine: events in (policies, nodes, endpoints, namespaces,
 /// devices), the node's maps, lookups, explanations and two-phase plans out.
 ///
@@ -214,24 +240,23 @@ impl Engine {
 impl Engine {
     /// An empty engine computing the maps of `local_node`.
     #[new]
-    #[pyo3(signature = (local_node, selection="cilium", layout="v4v2", max_entries=16384, cluster=None))]
+    #[pyo3(signature = (local_node, selection="cilium", layout=None, max_entries=16384, cluster=None, *, cilium_version="1.18"))]
     fn new(
         py: Python<'_>,
         local_node: &str,
         selection: &str,
-        layout: &str,
+        layout: Option<&str>,
         max_entries: u32,
         cluster: Option<String>,
+        cilium_version: &str,
     ) -> PyResult<Self> {
         if local_node.is_empty() {
             return Err(PyValueError::new_err("local_node: Required value"));
         }
         Ok(Engine::wrap(CoreEngine::new(EngineConfig {
-            selection: self::selection(py, selection)?,
-            layout: self::layout(py, layout)?,
             max_entries,
             cluster,
-            ..EngineConfig::new(local_node)
+            ..config_of(py, local_node, selection, cilium_version, layout)?
         })))
     }
 
@@ -241,21 +266,20 @@ impl Engine {
     /// (default: the snapshot's `localNode`) is the node whose maps are computed. Invalid
     /// policies are left out, as `egressctl list` does.
     #[staticmethod]
-    #[pyo3(signature = (data, *, local_node=None, selection="cilium", layout="v4v2", max_entries=16384))]
+    #[pyo3(signature = (data, *, local_node=None, selection="cilium", layout=None, max_entries=16384, cilium_version="1.18"))]
     fn from_snapshot(
         py: Python<'_>,
         data: &Bound<'_, PyAny>,
         local_node: Option<&str>,
         selection: &str,
-        layout: &str,
+        layout: Option<&str>,
         max_entries: u32,
+        cilium_version: &str,
     ) -> PyResult<Self> {
         let text = snapshot_text(py, data)?;
         let config = EngineConfig {
-            selection: self::selection(py, selection)?,
-            layout: self::layout(py, layout)?,
             max_entries,
-            ..EngineConfig::new("")
+            ..config_of(py, "", selection, cilium_version, layout)?
         };
         let local_node = local_node.map(str::to_owned);
         let loaded = py.detach(|| {
@@ -298,14 +322,23 @@ impl Engine {
         self.reading(py, |e| e.config().layout.name())
     }
 
+    /// The Cilium version reproduced: `"1.18"`, `"1.19"` or `"1.20"`.
+    #[getter]
+    fn cilium_version(&self, py: Python<'_>) -> &'static str {
+        self.reading(py, |e| e.config().cilium_version.name())
+    }
+
     /// The maps as JSON: exactly what `egressctl list -o json` prints.
     fn maps_json(&self, py: Python<'_>) -> String {
         self.reading_detached(py, |e| render::to_json(&e.entries()))
     }
 
-    /// The maps as `cilium-dbg bpf egress list` prints them (`""` when they are empty).
+    /// The maps as the engine's Cilium version's `cilium-dbg bpf egress list` prints them
+    /// (`""` when they are empty).
     fn format_table(&self, py: Python<'_>) -> String {
-        self.reading_detached(py, |e| render::to_table(&e.entries()).unwrap_or_default())
+        self.reading_detached(py, |e| {
+            render::to_table_for(&e.entries(), e.config().cilium_version).unwrap_or_default()
+        })
     }
 
     /// The desired entries, IPv4 first, each map in `list` order.

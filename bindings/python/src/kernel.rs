@@ -21,7 +21,7 @@ impl Maps {
     /// Opens the maps of `layout` in `dir`, checking their sizes; with `create`, creates the
     /// missing ones with `max_entries` entries (default 16384).
     #[new]
-    #[pyo3(signature = (dir, layout="v4v2", *, create=false, max_entries=None))]
+    #[pyo3(signature = (dir, layout="legacy", *, create=false, max_entries=None))]
     fn new(
         py: Python<'_>,
         dir: PathBuf,

@@ -39,6 +39,32 @@ def test_every_example_gives_the_expected_maps(example, selection):
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("selection", ["cilium", "consistent"])
+@pytest.mark.parametrize("version", ["1.18", "1.19", "1.20"])
+def test_every_example_on_every_cilium_version(example, selection, version):
+    """cilium_version= gives that version's expected maps (*.cilium-1.19/1.20.expected.json;
+    the unsuffixed files are 1.18's), and its own maps and cilium-dbg columns."""
+    mode = "" if selection == "cilium" else ".consistent"
+    infix = "" if version == "1.18" else f".cilium-{version}"
+    path = example.with_name(f"{example.stem}{mode}{infix}.expected.json")
+    engine = egw.Engine.from_snapshot(example, selection=selection, cilium_version=version)
+    assert engine.cilium_version == version
+    assert engine.layout == ("dual" if version == "1.20" else "legacy")
+    if path.exists():
+        assert engine.maps_json() == path.read_text()
+    table = engine.format_table()
+    if table:
+        assert ("Egress Ifindex" in table.splitlines()[0]) == (version == "1.20")
+
+
+def test_an_unknown_cilium_version_is_refused_naming_the_argument(examples):
+    with pytest.raises(ValueError, match="cilium_version"):
+        egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml", cilium_version="1.17")
+    with pytest.raises(ValueError, match="cilium_version"):
+        egw.Engine("n", cilium_version="2")
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_text_bytes_dict_and_path_inputs_agree(example):
     text = example.read_text()
     want = egw.Engine.from_snapshot(example).maps_json()

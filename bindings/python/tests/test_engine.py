@@ -115,7 +115,8 @@ def test_events_plans_acks_and_adoption(examples):
     plan = engine.take_plan()
     assert (len(plan), plan.upserts, plan.deletes, bool(plan)) == (10, 10, 0, True)
     op = plan.ops[0]
-    assert (op.map, op.action, len(op.key), len(op.value)) == ("cilium_egress_gw_policy_v4_v2", "upsert", 12, 28)
+    # Cilium 1.18 (the default): the legacy IPv4 map, 8-byte values.
+    assert (op.map, op.action, len(op.key), len(op.value)) == ("cilium_egress_gw_policy_v4", "upsert", 12, 8)
     assert op.entry == engine.entries()[0]
     engine.ack(plan, 4)
     assert len(engine.take_plan()) == 6
@@ -176,8 +177,10 @@ def test_nodes_namespaces_devices_and_deletes(examples):
     assert (stats["max_entries"], stats["max_entries_v6"]) == (16384, 16384)
     assert engine.delete_node("extra") and not engine.delete_node("extra")
     # The gateway's devices decide its egress IPs and ifindex (dual-stack-excluded: the policy
-    # names interface eth0, whose first addresses are the egress IPs).
-    gateway = egw.Engine.from_snapshot(examples / "dual-stack-excluded.yaml")
+    # names interface eth0, whose first addresses are the egress IPs; Cilium 1.20 stores the
+    # ifindex in both maps, 1.18 derives none).
+    assert {e.egress_ifindex for e in egw.Engine.from_snapshot(examples / "dual-stack-excluded.yaml").entries()} == {0}
+    gateway = egw.Engine.from_snapshot(examples / "dual-stack-excluded.yaml", cilium_version="1.20")
     gateway.set_devices([])
     assert {str(e.egress_ip) for e in gateway.entries()} == {"0.0.0.0", "::"}
     gateway.set_devices([{"name": "eth0", "index": 7, "defaultRoute": True,
@@ -257,7 +260,7 @@ def bpffs(tmp_path):
 def test_the_kernel_maps_are_programmed_dumped_and_adopted(examples, bpffs):
     assert egw.KERNEL, "the wheel must be built with --features bpf"
     engine = seed(examples)
-    maps = egw.Maps(bpffs, create=True)
+    maps = egw.Maps(bpffs, create=True)  # the legacy IPv4 map: Cilium 1.18's, the default
     assert maps.program(engine) == 10
     assert maps.program(engine) == 0
     assert maps.dump() == engine.entries()
@@ -265,4 +268,9 @@ def test_the_kernel_maps_are_programmed_dumped_and_adopted(examples, bpffs):
     restarted.adopt(egw.Maps(bpffs).dump())
     assert not restarted.take_plan()
     with pytest.raises(ValueError):
-        egw.Maps(bpffs, layout="legacy", create=True).program(seed(examples))
+        egw.Maps(bpffs, layout="v4v2", create=True).program(seed(examples))
+    # Cilium 1.20: the legacy map and _v4_v2, every IPv4 entry in both.
+    v120 = egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml", cilium_version="1.20")
+    dual = egw.Maps(bpffs, layout="dual", create=True)
+    assert dual.program(v120) == 20
+    assert dual.dump() == v120.entries()

@@ -28,7 +28,7 @@ use hashbrown::HashMap;
 
 pub use explain::{Explanation, GatewayReason, Match};
 pub use objects::{Applied, PreparedObjects};
-pub use plan::{Action, CapacityError, Plan, PlanOp};
+pub use plan::{Action, CapacityError, Plan, PlanOp, baseline};
 
 use crate::Error;
 use crate::cluster::{Endpoint, Node, Nodes};

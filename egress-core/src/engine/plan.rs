@@ -205,6 +205,46 @@ pub(super) fn same_stored_lists(a: &[Slot], b: &[Slot], layout: Layout, ipv4: bo
             .all(|(x, y)| same_stored(x, y, layout, ipv4))
 }
 
+/// The programmed baseline the live maps of `layout` make, from their elements tagged with
+/// their map (elements of other maps are left out). With one IPv4 map, its entries and the
+/// IPv6 map's. With two (`dual`, Cilium 1.20's legacy map and `_v4_v2`), one baseline for
+/// both: a key both hold with the same bytes is taken as `_v4_v2` holds it; a key only one
+/// holds, or that they hold with different bytes, is taken with ifindex `u32::MAX` — which no
+/// device has — so that the next plan writes it again to both maps (or deletes it from both).
+pub fn baseline(layout: Layout, elements: impl IntoIterator<Item = (MapId, Entry)>) -> Vec<Entry> {
+    let dual = layout.ipv4_maps().len() > 1;
+    let mut out = Vec::new();
+    let mut legacy: HashMap<crate::entries::KeyIdentity, Entry> = HashMap::new();
+    let mut v4v2: Vec<Entry> = Vec::new();
+    for (map, entry) in elements {
+        if !layout.maps().contains(&map) {
+            continue;
+        }
+        match map {
+            MapId::V4Legacy if dual => {
+                legacy.insert(entry.identity(), entry);
+            }
+            MapId::V4 if dual => v4v2.push(entry),
+            _ => out.push(entry),
+        }
+    }
+    for mut entry in v4v2 {
+        let same = legacy.remove(&entry.identity()).is_some_and(|l| {
+            (l.destination, l.egress_ip, l.gateway_ip)
+                == (entry.destination, entry.egress_ip, entry.gateway_ip)
+        });
+        if !same {
+            entry.egress_ifindex = u32::MAX;
+        }
+        out.push(entry);
+    }
+    out.extend(legacy.into_values().map(|mut e| {
+        e.egress_ifindex = u32::MAX;
+        e
+    }));
+    out
+}
+
 /// Canonical order of a source's list: longest prefix first, then by network.
 pub(super) fn lookup_order(a: &Slot, b: &Slot) -> Ordering {
     let (la, na) = a.network();
@@ -334,6 +374,14 @@ impl Engine {
             }
             self.set_programmed(ip, list);
         }
+    }
+
+    /// Makes the elements read from the live maps the programmed baseline, each tagged with
+    /// its map ([`baseline`] of the configured layout, then [`Engine::adopt`]). Elements of
+    /// a map the layout does not write are left out.
+    pub fn adopt_maps(&mut self, elements: impl IntoIterator<Item = (MapId, Entry)>) {
+        let entries = baseline(self.config.layout, elements);
+        self.adopt(entries);
     }
 
     /// Makes a live map's contents the programmed baseline (a restarted agent then writes

@@ -656,6 +656,13 @@ static void test_invalid_enums(void)
     EXPECT_FAILURE(EGRESS_RESULT_INVALID_ENUM, "config.layout",
                    egress_engine_from_snapshot_config(TEXT(small_snapshot), &config, &made,
                                                       &error));
+    config.layout = EGRESS_LAYOUT_VERSION;
+    config.cilium_version = 3;
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ENUM, "config.cilium_version",
+                   egress_engine_new(&config, &made, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ENUM, "config.cilium_version",
+                   egress_engine_from_snapshot_config(TEXT(small_snapshot), &config, &made,
+                                                      &error));
     CHECK(made == NULL);
 
     /* An address family 5: in a typed endpoint, in explain's addresses. */
@@ -802,11 +809,12 @@ static void test_buffer_sizes(void)
     CHECK_EQ(egress_engine_take_plan(engine, ops, needed, &count, NULL), EGRESS_RESULT_OK);
     CHECK_EQ(count, needed);
     CHECK(all_bytes(&ops[needed], sizeof ops[0], CANARY));
+    /* Cilium 1.18 (the conformance call's): the legacy IPv4 map, 8-byte values. */
     for (size_t i = 0; i < count; i++) {
-        CHECK_EQ(ops[i].map, EGRESS_MAP_V4);
+        CHECK_EQ(ops[i].map, EGRESS_MAP_V4_LEGACY);
         CHECK_EQ(ops[i].action, EGRESS_ACTION_UPSERT);
         CHECK_EQ(ops[i].key_len, 12);
-        CHECK_EQ(ops[i].value_len, 28);
+        CHECK_EQ(ops[i].value_len, 8);
     }
     CHECK_EQ(egress_engine_ack(engine, count, NULL), EGRESS_RESULT_OK);
     /* Nothing left: an empty plan fits in no buffer at all. */
@@ -1129,7 +1137,7 @@ static void test_adopt_errors(void)
     EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "elements[1]",
                    egress_engine_adopt(engine, wrong, 2, &error));
     wrong[1] = elements[1];
-    wrong[1].value_len = 8;
+    wrong[1].value_len = 28; /* the seed's engine is Cilium 1.18's: legacy, 8-byte values */
     EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "elements[1]",
                    egress_engine_adopt(engine, wrong, 2, &error));
     wrong[1] = elements[1];
@@ -1137,8 +1145,8 @@ static void test_adopt_errors(void)
     EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "elements[1]",
                    egress_engine_adopt(engine, wrong, 2, &error));
     wrong[1] = elements[1];
-    wrong[1].map = EGRESS_MAP_V4_LEGACY; /* not a map of the v4_v2 layout */
-    wrong[1].value_len = 8;
+    wrong[1].map = EGRESS_MAP_V4; /* not a map of Cilium 1.18's layout */
+    wrong[1].value_len = 28;
     EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "elements[1].map",
                    egress_engine_adopt(engine, wrong, 2, &error));
     wrong[1] = elements[1];

@@ -125,8 +125,9 @@ static size_t dump(const egress_maps *maps, egress_entry **entries_out)
 
 static void test_program_dump_adopt(void)
 {
+    /* The seed's engine is Cilium 1.18's (the conformance call's): the legacy IPv4 map. */
     egress_maps *maps = NULL;
-    CHECK_EQ(egress_maps_open(STR(bpffs_dir), EGRESS_LAYOUT_V4V2, 0, EGRESS_MAPS_FLAG_CREATE,
+    CHECK_EQ(egress_maps_open(STR(bpffs_dir), EGRESS_LAYOUT_LEGACY, 0, EGRESS_MAPS_FLAG_CREATE,
                               &maps, NULL),
              EGRESS_RESULT_OK);
     egress_engine *engine = seed_engine();
@@ -174,9 +175,9 @@ static void test_program_dump_adopt(void)
     CHECK_EQ(egress_engine_take_plan(restarted, NULL, 0, &ops, NULL), EGRESS_RESULT_OK);
     CHECK_EQ(ops, 0);
 
-    /* The legacy layout's maps refuse an engine made for v4_v2: nothing written. */
+    /* The v4_v2 layout's maps refuse an engine made for the legacy one: nothing written. */
     egress_maps *legacy = NULL;
-    CHECK_EQ(egress_maps_open(STR(bpffs_dir), EGRESS_LAYOUT_LEGACY, 0, EGRESS_MAPS_FLAG_CREATE,
+    CHECK_EQ(egress_maps_open(STR(bpffs_dir), EGRESS_LAYOUT_V4V2, 0, EGRESS_MAPS_FLAG_CREATE,
                               &legacy, NULL),
              EGRESS_RESULT_OK);
     egress_engine *fresh = seed_engine();
@@ -187,7 +188,7 @@ static void test_program_dump_adopt(void)
 
     /* Existing maps open without CREATE. */
     egress_maps *again = NULL;
-    CHECK_EQ(egress_maps_open(STR(bpffs_dir), EGRESS_LAYOUT_V4V2, 0, 0, &again, NULL),
+    CHECK_EQ(egress_maps_open(STR(bpffs_dir), EGRESS_LAYOUT_LEGACY, 0, 0, &again, NULL),
              EGRESS_RESULT_OK);
     egress_entry *reread = NULL;
     CHECK_EQ(dump(again, &reread), 10);
