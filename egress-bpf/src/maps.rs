@@ -35,6 +35,8 @@ pub struct PinnedMap {
     name: &'static str,
     path: PathBuf,
     max_entries: u32,
+    /// The flags it was created with.
+    flags: u32,
     /// The kernel's id of the map, to tell whether the pin still names it.
     id: u32,
 }
@@ -102,6 +104,7 @@ impl PinnedMap {
                 name,
                 path,
                 max_entries: info.max_entries,
+                flags: info.map_flags,
                 id: info.id,
             },
             created,
@@ -111,6 +114,12 @@ impl PinnedMap {
     /// The map's name.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The flags the map was created with (`BPF_F_*`; a map pinned by an older agent keeps
+    /// its own).
+    pub fn flags(&self) -> u32 {
+        self.flags
     }
 
     /// Every element decoded as an entry of this map, and those that do not decode.

@@ -97,6 +97,7 @@ pub(crate) struct MapInfo {
     pub(crate) key_size: u32,
     pub(crate) value_size: u32,
     pub(crate) max_entries: u32,
+    pub(crate) map_flags: u32,
 }
 
 pub(crate) fn map_info(fd: &OwnedFd) -> Result<MapInfo, Errno> {
@@ -111,6 +112,7 @@ pub(crate) fn map_info(fd: &OwnedFd) -> Result<MapInfo, Errno> {
         key_size: info.key_size,
         value_size: info.value_size,
         max_entries: info.max_entries,
+        map_flags: info.map_flags,
     })
 }
 

@@ -178,6 +178,15 @@ fn apply_dump_round_trip_and_adopt_on_every_example() {
             let mut want_pins: Vec<&str> = layout.maps().iter().map(|m| m.name()).collect();
             want_pins.sort();
             assert_eq!(pins, want_pins, "{case}: the version's maps, no other");
+            // Created with the version's flags: NO_PREALLOC, and RDONLY_PROG from 1.20.
+            let want_flags = if layout == Layout::V4Legacy {
+                libbpf_sys::BPF_F_NO_PREALLOC
+            } else {
+                libbpf_sys::BPF_F_NO_PREALLOC | libbpf_sys::BPF_F_RDONLY_PROG
+            };
+            for map in maps.ipv4_maps().iter().chain([maps.ipv6()]) {
+                assert_eq!(map.flags(), want_flags, "{case}: {}", map.name());
+            }
             let local = snap.local_node.clone().unwrap();
             let config = EngineConfig {
                 max_entries: maps.max_entries(),

@@ -14,6 +14,7 @@ use std::fmt;
 use crate::document::Node;
 use crate::error::Error;
 use crate::field::{FieldError, Reason};
+use crate::version::{CiliumVersion, DetectedVersion};
 
 /// Where the settings were read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +31,9 @@ pub struct CiliumConfig {
     source: Source,
     /// The ConfigMap's `data` map, or the values' root map.
     settings: Node,
+    /// The Cilium release the input names (the ConfigMap's chart label, the values'
+    /// `image.tag`).
+    detected: Option<DetectedVersion>,
 }
 
 /// How a check came out.
@@ -74,6 +78,12 @@ struct Key {
 
 const EGRESS_GATEWAY: Key = Key {
     config_map: &["enable-egress-gateway", "enable-ipv4-egress-gateway"],
+    helm: "egressGateway.enabled",
+};
+/// From 1.19 the agent reads only `enable-egress-gateway` (`--enable-ipv4-egress-gateway`
+/// was removed, #42238).
+const EGRESS_GATEWAY_1_19: Key = Key {
+    config_map: &["enable-egress-gateway"],
     helm: "egressGateway.enabled",
 };
 const KUBE_PROXY_REPLACEMENT: Key = Key {
@@ -172,6 +182,7 @@ impl CiliumConfig {
                 Some(data @ Node::Map(_)) => Ok(Self {
                     source: Source::ConfigMap,
                     settings: data.clone(),
+                    detected: crate::version::detect(doc),
                 }),
                 _ => Err(Error::Input(vec![FieldError::required("data")])),
             };
@@ -195,7 +206,14 @@ impl CiliumConfig {
         Ok(Self {
             source: Source::HelmValues,
             settings: doc.clone(),
+            detected: crate::version::detect_in_helm_values(doc),
         })
+    }
+
+    /// The Cilium release the input names, if it does: the ConfigMap's `helm.sh/chart` or
+    /// `app.kubernetes.io/version` label, Helm values' `image.tag`.
+    pub fn detected_version(&self) -> Option<&DetectedVersion> {
+        self.detected.as_ref()
     }
 
     /// Where the settings come from.
@@ -237,17 +255,44 @@ impl CiliumConfig {
         }
     }
 
-    /// Every check, in the seed's order.
+    /// Every check, in the seed's order, for Cilium 1.18 (the seed's).
     pub fn check(&self) -> Vec<Finding> {
+        self.check_for(CiliumVersion::V1_18)
+    }
+
+    /// Every check, in the seed's order, for `version`'s agent: from 1.19 the feature is
+    /// enabled by `enable-egress-gateway` only (the removed `enable-ipv4-egress-gateway` is
+    /// named when it is all the ConfigMap has).
+    pub fn check_for(&self, version: CiliumVersion) -> Vec<Finding> {
+        let removed_alias = version >= CiliumVersion::V1_19;
+        let mut enabled = self.must_be(&Rule {
+            check: "egress gateway",
+            key: if removed_alias {
+                &EGRESS_GATEWAY_1_19
+            } else {
+                &EGRESS_GATEWAY
+            },
+            default: "false",
+            good: &["true"],
+            fix: "egressGateway.enabled=true",
+            why: "the feature is off, so no policy is programmed",
+        });
+        if removed_alias
+            && self.source == Source::ConfigMap
+            && enabled.status != Status::Ok
+            && let Some(old) = self
+                .settings
+                .get("enable-ipv4-egress-gateway")
+                .and_then(scalar)
+        {
+            enabled.detail = format!(
+                "{}; enable-ipv4-egress-gateway: {old:?} is ignored: Cilium {version} removed it \
+                 (#42238), the option is enable-egress-gateway",
+                enabled.detail
+            );
+        }
         vec![
-            self.must_be(&Rule {
-                check: "egress gateway",
-                key: &EGRESS_GATEWAY,
-                default: "false",
-                good: &["true"],
-                fix: "egressGateway.enabled=true",
-                why: "the feature is off, so no policy is programmed",
-            }),
+            enabled,
             self.must_be(&Rule {
                 check: "kube-proxy replacement",
                 key: &KUBE_PROXY_REPLACEMENT,

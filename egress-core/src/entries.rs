@@ -279,6 +279,32 @@ impl Entry {
     }
 }
 
+/// One difference between two sets of maps ([`MapEntries::changes_to`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryChange {
+    /// A key only the second maps hold.
+    Added(Entry),
+    /// A key only the first maps hold.
+    Removed(Entry),
+    /// A key both hold, with other bytes.
+    Changed {
+        /// As the first maps hold it.
+        before: Entry,
+        /// As the second maps hold it.
+        after: Entry,
+    },
+}
+
+impl EntryChange {
+    /// The entry that says where the change is (the second maps' where they have it).
+    pub fn entry(&self) -> &Entry {
+        match self {
+            EntryChange::Added(e) | EntryChange::Removed(e) => e,
+            EntryChange::Changed { after, .. } => after,
+        }
+    }
+}
+
 /// The contents of the node's maps, each sorted in output order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MapEntries {
@@ -309,6 +335,42 @@ impl MapEntries {
         });
         let ipv6 = ipv4.split_off(ipv4.partition_point(|e| e.source.is_ipv4()));
         Self { ipv4, ipv6 }
+    }
+
+    /// What differs from these maps to `other`, by key (A.4 key identity), in output order:
+    /// keys only `other` has, keys only these have, and keys both have with other bytes
+    /// (value or destination). The comparison of two engines' maps — another Cilium version,
+    /// another cluster state.
+    pub fn changes_to(&self, other: &MapEntries) -> Vec<EntryChange> {
+        let index = |m: &MapEntries| -> HashMap<KeyIdentity, Entry> {
+            m.iter().map(|e| (e.identity(), *e)).collect()
+        };
+        let (before, after) = (index(self), index(other));
+        let mut out: Vec<EntryChange> = Vec::new();
+        for e in self.iter() {
+            match after.get(&e.identity()) {
+                None => out.push(EntryChange::Removed(*e)),
+                Some(a) if a != e => out.push(EntryChange::Changed {
+                    before: *e,
+                    after: *a,
+                }),
+                Some(_) => {}
+            }
+        }
+        out.extend(
+            other
+                .iter()
+                .filter(|e| !before.contains_key(&e.identity()))
+                .map(|e| EntryChange::Added(*e)),
+        );
+        out.sort_by(|a, b| {
+            let (x, y) = (a.entry(), b.entry());
+            x.source
+                .is_ipv6()
+                .cmp(&y.source.is_ipv6())
+                .then_with(|| x.display_order(y))
+        });
+        out
     }
 
     /// All entries, IPv4 first.

@@ -16,7 +16,7 @@ use crate::field::{self, FieldError, Reason};
 use crate::labels::Labels;
 use crate::netip;
 use crate::policy::{Policy, PolicyErrors, parse_policy_for};
-use crate::version::CiliumVersion;
+use crate::version::{CiliumVersion, DetectedVersion};
 
 /// A parsed snapshot.
 #[derive(Clone, Debug, Default)]
@@ -37,6 +37,9 @@ pub struct Snapshot {
     /// IPv4 only up to 1.19; 1.20 limits `egressGateways` to 64): 1.18 unless read with a
     /// `*_for` function.
     pub cilium_version: CiliumVersion,
+    /// The Cilium releases the input names (a Kubernetes dump's agent DaemonSet or
+    /// `cilium-config` ConfigMap: [`crate::version::detect`]).
+    pub detected_versions: Vec<DetectedVersion>,
 }
 
 pub mod kubernetes;
@@ -291,7 +294,10 @@ fn load_all_unchecked<T: AsRef<str>>(
                     }
                 }
                 Some("Namespace") => {}
-                Some(other) => warnings.push(format!("{path}: kind {other} is not used: skipped")),
+                Some(other) => match crate::version::detect(doc) {
+                    Some(found) => snapshot.detected_versions.push(found),
+                    None => warnings.push(format!("{path}: kind {other} is not used: skipped")),
+                },
                 None => {
                     return Err((
                         Some(i),
@@ -577,6 +583,7 @@ impl Snapshot {
         for policy in other.policies {
             self.replace_policy(policy);
         }
+        self.detected_versions.extend(other.detected_versions);
     }
 
     /// Puts a policy (valid or not) in the place of the one with its name, or last.
@@ -682,9 +689,17 @@ impl Snapshot {
     }
 
     /// The warnings of a valid policy in this cluster: `policy::policy_warnings` against its
-    /// nodes, and, when it has endpoints, destinations of a family none of them has.
+    /// nodes, the known failures of the Cilium version it was read for
+    /// (`policy::version_warnings`), and, when it has endpoints, destinations of a family none
+    /// of them has.
     pub fn policy_warnings(&self, policy: &Policy) -> Vec<crate::policy::Warning> {
         let mut out = crate::policy::policy_warnings(policy, Some(&self.nodes));
+        out.extend(crate::policy::version_warnings(
+            policy,
+            self.cilium_version,
+            Some(&self.nodes),
+            |node| self.devices_known(node).then(|| self.devices_for(node)),
+        ));
         if !self.endpoints.is_empty() {
             let ips = || self.endpoints.iter().flat_map(|e| e.ips.iter());
             let (v4, v6) = (ips().any(IpAddr::is_ipv4), ips().any(IpAddr::is_ipv6));

@@ -10,6 +10,10 @@ use std::str::FromStr;
 use crate::gateway::Selection;
 use crate::maps::Layout;
 
+mod detect;
+
+pub use detect::{DetectedVersion, detect, detect_in_helm_values};
+
 /// A Cilium minor version (its latest patch release as far as backports are known; `1.18`
 /// is v1.18.3, the seed's).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]

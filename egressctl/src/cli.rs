@@ -124,6 +124,10 @@ pub(crate) struct DoctorArgs {
     /// reads standard input.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub(crate) file: PathBuf,
+    /// The Cilium version whose agent is checked (default: the one the input names — the
+    /// ConfigMap's chart label, the values' image.tag — else 1.18).
+    #[arg(long = "cilium-version", value_name = "VERSION", value_parser = parse_version)]
+    pub(crate) cilium_version: Option<egress_core::version::CiliumVersion>,
     /// Make warnings errors (exit 1).
     #[arg(long)]
     pub(crate) strict: bool,
@@ -251,8 +255,13 @@ pub(crate) struct DiffArgs {
     #[arg(long, value_name = "NODE", conflicts_with = "without_node")]
     pub(crate) drain: Option<String>,
     /// NEW = the file without this node: the blast radius of losing a gateway.
-    #[arg(long, value_name = "NODE")]
+    #[arg(long, value_name = "NODE", conflicts_with = "to_cilium_version")]
     pub(crate) without_node: Option<String>,
+    /// NEW = the same file on this Cilium version (OLD: --cilium-version): the rows and
+    /// endpoints whose maps change when the cluster upgrades, and the policies it refuses.
+    #[arg(long = "to-cilium-version", value_name = "VERSION", value_parser = parse_version,
+          conflicts_with = "drain")]
+    pub(crate) to_cilium_version: Option<egress_core::version::CiliumVersion>,
     #[command(flatten)]
     pub(crate) node: NodeArgs,
     /// Override the IPv4 maps of the plan (default: the Cilium version's).

@@ -69,7 +69,7 @@ pub(crate) fn unknown_devices_line(
 /// Prints the warnings `list`-like commands give for a snapshot's policies; returns how
 /// many lines it printed.
 pub(crate) fn print_policy_diagnostics(snapshot: &Snapshot) -> usize {
-    let mut printed = 0;
+    let mut printed = print_version_lines(snapshot);
     for (i, policy) in snapshot.policies.iter().enumerate() {
         match policy {
             Err(errors) => {
@@ -85,6 +85,37 @@ pub(crate) fn print_policy_diagnostics(snapshot: &Snapshot) -> usize {
         }
     }
     printed
+}
+
+/// What the input says of the cluster's Cilium release (its agent DaemonSet or
+/// `cilium-config` ConfigMap), against the version the maps are computed for: a line saying
+/// which release it is, and a warning when it is another version. Returns the warnings.
+pub(crate) fn print_version_lines(snapshot: &Snapshot) -> usize {
+    let computed = snapshot.cilium_version;
+    let mut warnings = 0;
+    for found in &snapshot.detected_versions {
+        match found.version {
+            Some(v) if v == computed => {
+                crate::note!("cilium: {found}: computed as Cilium {v}");
+            }
+            Some(v) => {
+                warnings += 1;
+                crate::note!(
+                    "warning: {found}, but the maps are computed as Cilium {computed}: pass \
+                     --cilium-version {v} to reproduce that cluster"
+                );
+            }
+            None => {
+                warnings += 1;
+                crate::note!(
+                    "warning: {found}, a release egressctl does not reproduce (it knows {}): \
+                     computed as Cilium {computed}",
+                    egress_core::version::CiliumVersion::NAMES.join(", ")
+                );
+            }
+        }
+    }
+    warnings
 }
 
 /// `--strict` after `warnings` warnings: exit 1, the output already printed.

@@ -3,15 +3,19 @@
 use std::collections::BTreeMap;
 
 use egress_core::engine::{Action, Engine, EngineConfig};
-use egress_core::entries::GatewayChoice;
+use egress_core::entries::{EntryChange, GatewayChoice};
 use egress_core::render;
+use egress_core::version::CiliumVersion;
 
 use crate::cli::DiffArgs;
 use crate::diagnostics;
-use crate::input::load_for_node;
+use crate::input::{load_for_node, load_for_node_as};
 use crate::{Failure, emit};
 
 pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
+    if let Some(to) = args.to_cilium_version {
+        return upgrade(args, to);
+    }
     let what_if = args.drain.as_deref().or(args.without_node.as_deref());
     let (old, node, new, new_path) = match (args.files.as_slice(), what_if) {
         ([old_path, new_path], None) => {
@@ -160,6 +164,161 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
     }
     if args.exit_code && !plan.is_empty() {
         // The plan is the answer, already printed: only the status says "changed".
+        return Err(Failure::Reported);
+    }
+    Ok(())
+}
+
+/// `diff -f FILE --cilium-version A --to-cilium-version B`: what the node's maps become when
+/// the cluster upgrades — the maps written, every row that appears, goes or changes, the
+/// endpoints that change gateway, and the policies B refuses or warns about.
+fn upgrade(args: &DiffArgs, to: CiliumVersion) -> Result<(), Failure> {
+    let from = args.node.version.cilium_version;
+    let [path] = args.files.as_slice() else {
+        return Err(Failure::Usage(format!(
+            "diff --to-cilium-version takes exactly one file, got {}",
+            args.files.len()
+        )));
+    };
+    let files = std::slice::from_ref(path);
+    let (old, node) = load_for_node_as(files, &args.node, false, from)?;
+    let (new, _) = load_for_node_as(files, &args.node, false, to)?;
+    let engine = |snapshot: &egress_core::snapshot::Snapshot, version: CiliumVersion| {
+        let config = EngineConfig {
+            selection: args.node.selection.into(),
+            max_entries: u32::MAX,
+            ..EngineConfig::new(node.clone()).with_cilium_version(version)
+        };
+        Engine::from_snapshot(snapshot, config).0
+    };
+    let (before, after) = (engine(&old, from), engine(&new, to));
+
+    let mut warnings = 0;
+    let invalid = |s: &egress_core::snapshot::Snapshot| -> BTreeMap<String, String> {
+        s.invalid_policies()
+            .map(|(i, e)| {
+                let name = e.name.clone().unwrap_or_else(|| format!("#{i}"));
+                let reasons: Vec<String> = e.errors.iter().map(ToString::to_string).collect();
+                (name, reasons.join("; "))
+            })
+            .collect()
+    };
+    let (was_invalid, is_invalid) = (invalid(&old), invalid(&new));
+    for (name, why) in &is_invalid {
+        if !was_invalid.contains_key(name) {
+            warnings += 1;
+            crate::note!(
+                "warning: policy {name} is invalid on Cilium {to} ({why}): it is not programmed there"
+            );
+        }
+    }
+    for p in new.policies.iter().flatten() {
+        let earlier: Vec<String> = old
+            .policies
+            .iter()
+            .flatten()
+            .find(|q| q.name == p.name)
+            .map(|q| {
+                old.policy_warnings(q)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for w in new.policy_warnings(p) {
+            if !earlier.contains(&w.to_string()) {
+                warnings += 1;
+                crate::note!("{}", diagnostics::policy_warning_line(&p.name, &w));
+            }
+        }
+    }
+
+    let map_names = |v: CiliumVersion| -> String {
+        let layout = args.node.version.layout(args.layout);
+        let layout = if args.layout.is_some() {
+            layout
+        } else {
+            v.layout()
+        };
+        layout
+            .maps()
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = format!(
+        "Cilium {from} -> {to}, node {node}'s maps:\n  {from}: {}\n  {to}: {}\n",
+        map_names(from),
+        map_names(to)
+    );
+    let changes = before.entries().changes_to(&after.entries());
+    if changes.is_empty() {
+        out.push_str("No row changes.\n");
+    } else {
+        let mut rows = vec![
+            [
+                "Change",
+                "Source IP",
+                "Destination CIDR",
+                "Egress IP",
+                "Gateway IP",
+                "Ifindex",
+            ]
+            .map(str::to_owned),
+        ];
+        let row = |what: &str, e: &egress_core::entries::Entry| {
+            [
+                what.to_owned(),
+                e.source.to_string(),
+                e.destination.to_string(),
+                e.egress_ip.to_string(),
+                render::gateway_cell(e),
+                e.egress_ifindex.to_string(),
+            ]
+        };
+        let (mut added, mut removed, mut changed) = (0, 0, 0);
+        for c in &changes {
+            match c {
+                EntryChange::Added(e) => {
+                    added += 1;
+                    rows.push(row("added", e));
+                }
+                EntryChange::Removed(e) => {
+                    removed += 1;
+                    rows.push(row("removed", e));
+                }
+                EntryChange::Changed { before, after } => {
+                    changed += 1;
+                    rows.push(row(&format!("was ({from})"), before));
+                    rows.push(row(&format!("now ({to})"), after));
+                }
+            }
+        }
+        out.push_str(&render::tabulate(&rows));
+        out.push_str(&format!(
+            "{} rows change: {changed} changed, {added} added, {removed} removed\n",
+            changes.len()
+        ));
+    }
+    let names: BTreeMap<&str, String> = old
+        .endpoints
+        .iter()
+        .map(|e| (e.uid.as_str(), e.display_name()))
+        .collect();
+    let moves = gateway_moves(&before.gateway_choices(), &after.gateway_choices(), &names);
+    if !moves.is_empty() {
+        out.push_str("\nEndpoints that change gateway:\n");
+        for line in moves {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    emit(&out);
+    if args.strict && warnings > 0 {
+        return Err(diagnostics::strict_failure(warnings));
+    }
+    if args.exit_code && !changes.is_empty() {
         return Err(Failure::Reported);
     }
     Ok(())

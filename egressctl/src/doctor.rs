@@ -16,8 +16,32 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<(), Failure> {
         .map_err(|e| snapshot_error(path, &egress_core::Error::from(e)))?;
     let doc = pick(path, document::flatten_lists(docs))?;
     let config = CiliumConfig::from_document(&doc).map_err(|e| snapshot_error(path, &e))?;
-    let findings = config.check();
-    let mut out = String::new();
+    let detected = config.detected_version();
+    let version = args
+        .cilium_version
+        .or(detected.and_then(|d| d.version))
+        .unwrap_or_default();
+    let mut version_warnings = 0;
+    let mut out = match detected {
+        Some(d) => format!("Checked against Cilium {version} ({d}).\n"),
+        None => format!("Checked against Cilium {version} (the input names no release).\n"),
+    };
+    match detected {
+        Some(d) if d.version.is_some_and(|v| v != version) => {
+            version_warnings += 1;
+            crate::note!(
+                "warning: {d}, but --cilium-version is {version}: the checks are {version}'s"
+            );
+        }
+        Some(d) if d.version.is_none() => {
+            version_warnings += 1;
+            crate::note!(
+                "warning: {d}, a release egressctl does not reproduce: checked as Cilium {version}"
+            );
+        }
+        _ => {}
+    }
+    let findings = config.check_for(version);
     for f in &findings {
         out.push_str(&format!(
             "{:<5} {}: {}\n",
@@ -30,7 +54,7 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<(), Failure> {
         }
     }
     let failed = findings.iter().filter(|f| f.status == Status::Fail).count();
-    let warned = findings.iter().filter(|f| f.status == Status::Warn).count();
+    let warned = findings.iter().filter(|f| f.status == Status::Warn).count() + version_warnings;
     if let Some(command) = cilium_config::fix_command(&findings) {
         out.push_str("\nTo fix it all, then restart the agents:\n");
         out.push_str(&command);

@@ -146,7 +146,17 @@ pub(crate) fn load_for_node(
     args: &NodeArgs,
     strict: bool,
 ) -> Result<(Snapshot, String), Failure> {
-    let mut snapshot = load_snapshots(paths, args.version.cilium_version)?;
+    load_for_node_as(paths, args, strict, args.version.cilium_version)
+}
+
+/// [`load_for_node`] with policies validated by `version`'s rules.
+pub(crate) fn load_for_node_as(
+    paths: &[PathBuf],
+    args: &NodeArgs,
+    strict: bool,
+    version: egress_core::version::CiliumVersion,
+) -> Result<(Snapshot, String), Failure> {
+    let mut snapshot = load_snapshots(paths, version)?;
     let path = PathBuf::from(label(paths));
     let node = select_node(&mut snapshot, &path, args)?;
     if strict {

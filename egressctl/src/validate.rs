@@ -116,7 +116,11 @@ fn validate_file(
             Ok(p) => {
                 let warnings = match &snapshot {
                     Some(snap) => snap.policy_warnings(p),
-                    None => policy::policy_warnings(p, None),
+                    None => {
+                        let mut out = policy::policy_warnings(p, None);
+                        out.extend(policy::version_warnings(p, version, None, |_| None));
+                        out
+                    }
                 };
                 for w in warnings {
                     report.warn(&p.name, &w.to_string());

@@ -40,30 +40,68 @@ fn examples() -> Vec<String> {
     out
 }
 
+/// Every example on every Cilium version: apply creates exactly that version's pins (1.18
+/// and 1.19: the legacy IPv4 map and the IPv6 map; 1.20: also `_v4_v2`), dump prints what
+/// list prints (table and JSON, the version's columns), verify finds them in sync, and a
+/// second apply writes nothing.
 #[test]
 fn apply_then_dump_prints_what_list_prints() {
     let Some(fs) = bpffs_or_skip("apply_then_dump_prints_what_list_prints") else {
         return;
     };
+    let versions = [
+        (
+            "1.18",
+            &["cilium_egress_gw_policy_v4", "cilium_egress_gw_policy_v6"][..],
+        ),
+        (
+            "1.19",
+            &["cilium_egress_gw_policy_v4", "cilium_egress_gw_policy_v6"][..],
+        ),
+        (
+            "1.20",
+            &[
+                "cilium_egress_gw_policy_v4",
+                "cilium_egress_gw_policy_v4_v2",
+                "cilium_egress_gw_policy_v6",
+            ][..],
+        ),
+    ];
     for (i, example) in examples().iter().enumerate() {
-        let dir = fs.path().join(format!("ex{i}"));
-        let dir = dir.to_str().unwrap();
-        let out = egressctl(&["apply", "-f", example, "--bpffs", dir]);
-        assert!(out.status.success(), "{example}: {}", text(&out.stderr));
-        let list = egressctl(&["list", "-f", example, "-o", "json"]);
-        let dump = egressctl(&["dump", "--bpffs", dir, "-o", "json"]);
-        assert!(dump.status.success(), "{}", text(&dump.stderr));
-        assert_eq!(text(&dump.stdout), text(&list.stdout), "{example}");
-        let list = egressctl(&["list", "-f", example]);
-        let dump = egressctl(&["dump", "--bpffs", dir]);
-        assert_eq!(text(&dump.stdout), text(&list.stdout), "{example}: table");
-        // Applied again: nothing to write.
-        let again = egressctl(&["apply", "-f", example, "--bpffs", dir]);
-        assert!(
-            text(&again.stdout).contains("wrote 0 upserts and 0 deletes"),
-            "{}",
-            text(&again.stdout)
-        );
+        for (v, (version, pins)) in versions.iter().enumerate() {
+            let case = format!("{example} on {version}");
+            let dir = fs.path().join(format!("ex{i}-{v}"));
+            let dir = dir.to_str().unwrap();
+            let with_version = |args: &[&str]| {
+                let mut all = args.to_vec();
+                all.extend(["--cilium-version", version]);
+                egressctl(&all)
+            };
+            let out = with_version(&["apply", "-f", example, "--bpffs", dir]);
+            assert!(out.status.success(), "{case}: {}", text(&out.stderr));
+            let mut pinned: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            pinned.sort();
+            assert_eq!(pinned, *pins, "{case}");
+            let list = with_version(&["list", "-f", example, "-o", "json"]);
+            let dump = with_version(&["dump", "--bpffs", dir, "-o", "json"]);
+            assert!(dump.status.success(), "{}", text(&dump.stderr));
+            assert_eq!(text(&dump.stdout), text(&list.stdout), "{case}");
+            let list = with_version(&["list", "-f", example]);
+            let dump = with_version(&["dump", "--bpffs", dir]);
+            assert_eq!(text(&dump.stdout), text(&list.stdout), "{case}: table");
+            let verify = with_version(&["verify", "-f", example, "--bpffs", dir]);
+            assert!(verify.status.success(), "{case}: {}", text(&verify.stdout));
+            // Applied again: nothing to write.
+            let again = with_version(&["apply", "-f", example, "--bpffs", dir]);
+            assert!(
+                text(&again.stdout).contains("wrote 0 upserts and 0 deletes"),
+                "{case}: {}",
+                text(&again.stdout)
+            );
+        }
     }
 }
 

@@ -1522,8 +1522,12 @@ fn doctor_checks_the_seeds_enable_section() {
             stderr(&out)
         );
         let text = stdout(&out);
-        assert_eq!(text.lines().count(), 8, "{text}");
-        assert!(text.lines().all(|l| l.starts_with("ok ")), "{text}");
+        assert_eq!(text.lines().count(), 9, "{text}");
+        assert_eq!(
+            text.lines().next(),
+            Some("Checked against Cilium 1.18 (the input names no release).")
+        );
+        assert!(text.lines().skip(1).all(|l| l.starts_with("ok ")), "{text}");
     }
     let out = egressctl(&["doctor", "-f", &test_data("cilium-config-default.yaml")]);
     assert_eq!(out.status.code(), Some(1));
@@ -1570,6 +1574,116 @@ fn doctor_checks_the_seeds_enable_section() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("kind: Invalid value"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `doctor` checks the version the input names (the ConfigMap's Helm chart label) or
+/// `--cilium-version`, says which, and warns when they disagree; from 1.19 the removed
+/// `enable-ipv4-egress-gateway` no longer enables the feature (#42238).
+#[test]
+fn doctor_checks_the_cilium_version_the_input_names() {
+    let seed = std::fs::read_to_string(test_data("cilium-config-seed.yaml")).unwrap();
+    let labelled = |chart: &str| {
+        seed.replace(
+            "  namespace: kube-system\n",
+            &format!("  namespace: kube-system\n  labels: {{helm.sh/chart: {chart}}}\n"),
+        )
+    };
+    let v119 = temp_file("cm-1.19.yaml", &labelled("cilium-1.19.2"));
+    let out = egressctl(&["doctor", "-f", v119.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().next(),
+        Some(
+            "Checked against Cilium 1.19 (the ConfigMap kube-system/cilium-config (label helm.sh/chart) is Cilium 1.19.2)."
+        )
+    );
+    let out = egressctl(&[
+        "doctor",
+        "--strict",
+        "--cilium-version",
+        "1.18",
+        "-f",
+        v119.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a disagreeing version is a warning"
+    );
+    assert!(
+        stderr(&out).contains("is Cilium 1.19.2, but --cilium-version is 1.18"),
+        "{}",
+        stderr(&out)
+    );
+    // The old option alone: on 1.18 still the feature's switch, ignored from 1.19.
+    let old = labelled("cilium-1.18.3").replace(
+        "enable-egress-gateway: \"true\"",
+        "enable-ipv4-egress-gateway: \"true\"",
+    );
+    let old_1_18 = temp_file("cm-old-1.18.yaml", &old);
+    assert!(
+        egressctl(&["doctor", "-f", old_1_18.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let out = egressctl(&[
+        "doctor",
+        "--cilium-version",
+        "1.20",
+        "-f",
+        old_1_18.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(
+            "enable-ipv4-egress-gateway: \"true\" is ignored: Cilium 1.20 removed it (#42238)"
+        ),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// A dump holding the agent DaemonSet: `list` says which release it is and warns when
+/// `--cilium-version` is another.
+#[test]
+fn list_names_the_dumps_cilium_release() {
+    let dump = std::fs::read_to_string(example("dumps/tke-dump.yaml")).unwrap();
+    let ds = "---\napiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: cilium, namespace: kube-system}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: cilium-agent, image: 'quay.io/cilium/cilium:v1.20.1'}\n";
+    let with_ds = temp_file("dump-with-ds.yaml", &format!("{dump}\n{ds}"));
+    let args = |v: &'static str| {
+        [
+            "list",
+            "-f",
+            with_ds.to_str().unwrap(),
+            "--node",
+            "172.22.49.119",
+            "--cilium-version",
+            v,
+        ]
+        .map(str::to_owned)
+    };
+    let run = |v: &'static str| {
+        let a = args(v);
+        egressctl(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let out = run("1.20");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cilium: the DaemonSet kube-system/cilium (image quay.io/cilium/cilium:v1.20.1) is Cilium v1.20.1: computed as Cilium 1.20"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("kind DaemonSet is not used"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run("1.18");
+    assert!(
+        stderr(&out).contains("warning: the DaemonSet kube-system/cilium (image quay.io/cilium/cilium:v1.20.1) is Cilium v1.20.1, but the maps are computed as Cilium 1.18: pass --cilium-version 1.20"),
         "{}",
         stderr(&out)
     );
@@ -1780,4 +1894,95 @@ fn validate_follows_the_cilium_version() {
         "{}",
         stderr(&out)
     );
+}
+
+/// `diff --to-cilium-version`: the seed's cluster upgraded from 1.18 to 1.20 — the maps
+/// written, the gateway's five rows that lose their egress IP (cilium#48660: dual-stack
+/// destinations, IPv4 egressIP, no IPv6 on the gateway's device) and the warning naming it;
+/// 1.18 to 1.19 on the dual-stack example: the IPv6 rows gain their ifindex. A version the
+/// engine does not know is a usage error.
+#[test]
+fn diff_to_another_cilium_version_shows_what_an_upgrade_changes() {
+    let seed = example("seed-gateway-group.yaml");
+    let out = egressctl(&[
+        "diff",
+        "-f",
+        &seed,
+        "--to-cilium-version",
+        "1.20",
+        "--exit-code",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "rows change: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("Cilium 1.18 -> 1.20, node 172.22.49.119's maps:\n  1.18: cilium_egress_gw_policy_v4, cilium_egress_gw_policy_v6\n  1.20: cilium_egress_gw_policy_v4, cilium_egress_gw_policy_v4_v2, cilium_egress_gw_policy_v6\n"), "{text}");
+    assert!(
+        text.contains(
+            "was (1.18)   172.22.48.4    0.0.0.0/0          172.22.49.119   172.22.49.119   0"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "now (1.20)   172.22.48.4    0.0.0.0/0          0.0.0.0         172.22.49.119   0"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("5 rows change: 5 changed, 0 added, 0 removed"),
+        "{text}"
+    );
+    assert!(!text.contains("Endpoints that change gateway"), "{text}");
+    assert!(
+        stderr(&out).contains("warning: egress-test: spec.egressGateways[1].egressIP: on Cilium 1.20, egressIP 172.22.49.119 with destinations of both families fails both (172.22.49.119's device eth0 has no IPv6 address)"),
+        "{}",
+        stderr(&out)
+    );
+    // The same warning from list and validate on 1.20, none on 1.18.
+    let list = egressctl(&["list", "-f", &seed, "--cilium-version", "1.20"]);
+    assert!(stderr(&list).contains("cilium#48660"), "{}", stderr(&list));
+    assert!(!stderr(&egressctl(&["list", "-f", &seed])).contains("cilium#48660"));
+    let validate = egressctl(&["validate", "--cilium-version", "1.20", &seed]);
+    assert!(
+        stdout(&validate).contains("cilium#48660"),
+        "{}",
+        stdout(&validate)
+    );
+
+    let dual = example("dual-stack-excluded.yaml");
+    let out = egressctl(&["diff", "-f", &dual, "--to-cilium-version", "1.19"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "now (1.19)   fd00:22:48::4   ::/0               2402:4e00:1::3   172.22.49.119   2"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("8 rows change: 8 changed, 0 added, 0 removed"),
+        "{text}"
+    );
+    // Nothing changes from a version to itself.
+    let out = egressctl(&[
+        "diff",
+        "-f",
+        &dual,
+        "--to-cilium-version",
+        "1.18",
+        "--exit-code",
+    ]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("No row changes."), "{}", stdout(&out));
+    let out = egressctl(&["diff", "-f", &dual, "--to-cilium-version", "1.21"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = egressctl(&[
+        "diff",
+        "-f",
+        &dual,
+        "-f",
+        &seed,
+        "--to-cilium-version",
+        "1.20",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }

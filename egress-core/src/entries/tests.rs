@@ -417,3 +417,44 @@ fn map_encoding_round_trips_entries() {
     assert_eq!(Entry::from_map_v6(&k, &v), v6);
     assert!(v4.to_map_v6().is_none() && v6.to_map_v4().is_none());
 }
+
+/// `changes_to` compares two maps by key: added, removed, and changed keys (a value or the
+/// destination's host bits), in output order; identical maps have none.
+#[test]
+fn changes_between_two_maps_are_by_key() {
+    let e = |src: &str, dst: &str, egress: &str, gw: &str, ifindex: u32| Entry {
+        source: src.parse().unwrap(),
+        destination: crate::netip::parse_prefix(dst).unwrap(),
+        egress_ip: egress.parse().unwrap(),
+        gateway_ip: gw.parse().unwrap(),
+        egress_ifindex: ifindex,
+    };
+    let a = MapEntries::from_entries([
+        e("10.0.0.1", "0.0.0.0/0", "1.1.1.1", "192.168.1.1", 0),
+        e("10.0.0.2", "0.0.0.0/0", "0.0.0.0", "192.168.1.2", 0),
+        e("10.0.0.3", "10.0.0.0/8", "0.0.0.0", "0.0.0.1", 0),
+    ]);
+    let b = MapEntries::from_entries([
+        e("10.0.0.1", "0.0.0.0/0", "1.1.1.1", "192.168.1.1", 2),
+        e("10.0.0.3", "10.1.0.0/8", "0.0.0.0", "0.0.0.1", 0),
+        e("fd00::1", "::/0", "::", "192.168.1.1", 0),
+    ]);
+    assert!(a.changes_to(&a).is_empty());
+    let got = a.changes_to(&b);
+    assert_eq!(
+        got,
+        [
+            EntryChange::Changed {
+                before: a.ipv4[0],
+                after: b.ipv4[0]
+            },
+            EntryChange::Removed(a.ipv4[1]),
+            EntryChange::Changed {
+                before: a.ipv4[2],
+                after: b.ipv4[1]
+            },
+            EntryChange::Added(b.ipv6[0]),
+        ]
+    );
+    assert_eq!(b.changes_to(&a).len(), 4);
+}

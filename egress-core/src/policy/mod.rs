@@ -12,7 +12,7 @@ pub use parse::{
     MAX_CIDRS, MAX_GATEWAYS, PolicyErrors, object_name, parse_policy, parse_policy_for,
     parse_policy_text, parse_policy_text_for, version_errors,
 };
-pub use warnings::{Warning, family_warnings, policy_warnings};
+pub use warnings::{Warning, family_warnings, policy_warnings, version_warnings};
 
 // The Kubernetes selector types belong to `selector`; they are part of a policy's model, so
 // they are re-exported here too.

@@ -7,9 +7,13 @@
 
 use std::fmt;
 
+use std::net::IpAddr;
+
 use super::{GatewaySpec, Policy};
 use crate::cluster::{Nodes, resolve_node};
+use crate::device::Device;
 use crate::selector::Selector;
+use crate::version::CiliumVersion;
 
 /// A warning about a valid policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,6 +138,62 @@ fn single_gateway_node(policy: &Policy, nodes: &Nodes) -> Option<Warning> {
             matched?
         ),
     })
+}
+
+/// Known version-specific failures (CILIUM-VERSIONS.md "Corrections"): on Cilium 1.20 an
+/// `egressIP` of one family with destinations of both fails both families when the device
+/// holding it has no address of the other family (cilium#48660) — every gateway entry of the
+/// policy then carries egress IP `0.0.0.0`, and the gateway drops the traffic. With `nodes`,
+/// each entry is judged on the node it resolves to: `devices(node)` when its devices are
+/// known, else whether the node has an address of the other family; without, any such entry
+/// is named as at risk.
+pub fn version_warnings<'a>(
+    policy: &Policy,
+    version: CiliumVersion,
+    nodes: Option<&'a Nodes>,
+    devices: impl Fn(&str) -> Option<&'a [Device]>,
+) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let dual_stack = policy.needs_family(true) && policy.needs_family(false);
+    if !(version.egress_ip_other_family_fails() && dual_stack) {
+        return out;
+    }
+    for (i, gw) in policy.gateways_in_use().iter().enumerate() {
+        let Some(ip) = gw.egress_ip else { continue };
+        let other = if ip.is_ipv4() { "IPv6" } else { "IPv4" };
+        let has_other = |addr: IpAddr| addr.is_ipv4() != ip.is_ipv4();
+        let why = match nodes.map(|n| resolve_node(&Selector::new(&gw.node_selector), n)) {
+            // No node: the entry writes no egress IP anyway.
+            Some(None) => continue,
+            Some(Some(node)) => match devices(&node.name) {
+                Some(devs) => {
+                    let holder = devs
+                        .iter()
+                        .filter(|d| d.has_address(ip))
+                        .min_by_key(|d| d.index);
+                    match holder {
+                        Some(d) if d.addresses.iter().any(|a| has_other(a.addr)) => continue,
+                        Some(d) => {
+                            format!("{}'s device {} has no {other} address", node.name, d.name)
+                        }
+                        None => continue,
+                    }
+                }
+                None if node.ip(!ip.is_ipv4()).is_some() => continue,
+                None => format!("node {} has no {other} address", node.name),
+            },
+            None => format!("unless the device holding it also has an {other} address"),
+        };
+        out.push(Warning {
+            path: format!("{}.egressIP", policy.gateway_path(i)),
+            message: format!(
+                "on Cilium {version}, egressIP {ip} with destinations of both families fails \
+                 both ({why}): the entries' egress IP is 0.0.0.0 and the gateway drops the \
+                 traffic (cilium#48660; 1.18 and 1.19 SNAT IPv4 there)"
+            ),
+        });
+    }
+    out
 }
 
 /// Destination CIDRs of a family no endpoint has an address of: they write no entry. Made
@@ -488,5 +548,75 @@ spec:
             "spec.destinationCIDRs[0]"
         );
         assert!(family_warnings(&p, true, true).is_empty());
+    }
+
+    /// cilium#48660 on 1.20 only: an IPv4 egressIP with dual-stack destinations fails when the
+    /// device holding it (or, devices unknown, the node) has no IPv6 address.
+    #[test]
+    fn an_egress_ip_without_the_other_family_fails_on_1_20() {
+        let dual = policy(&SEED.replace(r#"["0.0.0.0/0"]"#, r#"["0.0.0.0/0", "::/0"]"#));
+        let nodes = seed_nodes();
+        // Each node's eth0 holds its own IPv4 (its egressIP), with or without an IPv6.
+        let devices = |v6: bool| -> std::collections::HashMap<String, Vec<Device>> {
+            nodes
+                .keys()
+                .map(|name| {
+                    let mut addresses = vec![crate::device::DeviceAddress {
+                        addr: name.parse().unwrap(),
+                        prefix_len: 20,
+                    }];
+                    if v6 {
+                        addresses.push(crate::device::DeviceAddress {
+                            addr: "2402::1".parse().unwrap(),
+                            prefix_len: 64,
+                        });
+                    }
+                    let dev = Device {
+                        name: "eth0".into(),
+                        index: 2,
+                        alt_names: vec![],
+                        addresses,
+                        default_route: crate::device::Families::all(),
+                    };
+                    (name.clone(), vec![dev])
+                })
+                .collect()
+        };
+        let (v4_only, with_v6) = (devices(false), devices(true));
+        let paths = |w: Vec<Warning>| w.into_iter().map(|w| w.path).collect::<Vec<_>>();
+        let on = |version, devices: Option<&std::collections::HashMap<String, Vec<Device>>>| {
+            version_warnings(&dual, version, Some(&nodes), |n| {
+                devices.and_then(|d| d.get(n)).map(Vec::as_slice)
+            })
+        };
+        let entries = dual.gateways_in_use().len();
+        assert!(entries > 0);
+        let all: Vec<String> = (0..entries)
+            .filter(|i| dual.gateways_in_use()[*i].egress_ip.is_some())
+            .map(|i| format!("{}.egressIP", dual.gateway_path(i)))
+            .collect();
+        assert!(!all.is_empty(), "the seed's entries name egress IPs");
+        assert_eq!(paths(on(CiliumVersion::V1_20, Some(&v4_only))), all);
+        let w = on(CiliumVersion::V1_20, Some(&v4_only));
+        assert!(
+            w[0].message.contains("device eth0 has no IPv6 address"),
+            "{}",
+            w[0]
+        );
+        assert!(on(CiliumVersion::V1_20, Some(&with_v6)).is_empty());
+        // Devices unknown: the node's own addresses decide (the seed's have no IPv6).
+        assert_eq!(paths(on(CiliumVersion::V1_20, None)), all);
+        for version in [CiliumVersion::V1_18, CiliumVersion::V1_19] {
+            assert!(on(version, Some(&v4_only)).is_empty(), "{version}");
+        }
+        // Without nodes (validate): named as at risk; IPv4 destinations alone: nothing.
+        let unknown = version_warnings(&dual, CiliumVersion::V1_20, None, |_| None);
+        assert!(
+            unknown[0]
+                .message
+                .contains("unless the device holding it also has an IPv6 address")
+        );
+        let v4 = policy(SEED);
+        assert!(version_warnings(&v4, CiliumVersion::V1_20, Some(&nodes), |_| None).is_empty());
     }
 }

@@ -77,7 +77,10 @@ pub(super) fn from_objects(
                     }
                 }
             }
-            Some(other) => warnings.push(format!("{path}: kind {other} is not used: skipped")),
+            Some(other) => match crate::version::detect(obj) {
+                Some(found) => snap.detected_versions.push(found),
+                None => warnings.push(format!("{path}: kind {other} is not used: skipped")),
+            },
         }
     }
     if errors.is_empty() {
