@@ -215,9 +215,13 @@ pub struct Objects {
 impl Objects {
     /// A fresh engine fed every object through the public API (the full-recompute baseline).
     pub fn engine(&self, selection: Selection, max_entries: u32) -> Engine {
+        // The default Cilium version's rules (1.18) written to `_v4_v2` alone: the map the
+        // kernel benchmarks' datapath program reads (28-byte values), as in every earlier
+        // report.
         let config = EngineConfig {
             selection,
             max_entries,
+            layout: egress_core::maps::Layout::V4V2,
             ..EngineConfig::new(self.local_node.clone())
         };
         let mut engine = Engine::new(config);

@@ -122,6 +122,13 @@ impl PinnedMap {
         self.flags
     }
 
+    /// Every element decoded as an entry of this map, and those that do not decode (a
+    /// foreign writer's), each with its bytes.
+    pub fn entries_lenient(&self) -> Result<(MapEntries, Vec<Unreadable>)> {
+        let (entries, unreadable) = self.decoded()?;
+        Ok((MapEntries::from_entries(entries), unreadable))
+    }
+
     /// Every element decoded as an entry of this map, and those that do not decode.
     fn decoded(&self) -> Result<(Vec<Entry>, Vec<Unreadable>)> {
         let id = MapId::from_name(self.name)

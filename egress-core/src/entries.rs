@@ -373,6 +373,21 @@ impl MapEntries {
         out
     }
 
+    /// The entries `map` holds of these: those of its family, with the ifindex zeroed where
+    /// its value has none (the legacy IPv4 map).
+    pub fn as_stored_in(&self, map: MapId) -> MapEntries {
+        let (ipv4, ipv6) = if map.is_ipv4() {
+            (self.ipv4.clone(), Vec::new())
+        } else {
+            (Vec::new(), self.ipv6.clone())
+        };
+        let mut out = MapEntries { ipv4, ipv6 };
+        if map == MapId::V4Legacy {
+            out.ipv4.iter_mut().for_each(|e| e.egress_ifindex = 0);
+        }
+        out
+    }
+
     /// All entries, IPv4 first.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.ipv4.iter().chain(&self.ipv6)

@@ -1,10 +1,9 @@
 //! `egressctl apply`, `dump` and `verify`: the pinned kernel maps (feature `bpf`).
 
-use std::collections::HashMap;
-
 use egress_bpf::{EgressMaps, Error};
-use egress_core::engine::{Action, Engine, EngineConfig};
-use egress_core::entries::Entry;
+use egress_core::engine::{Engine, EngineConfig};
+use egress_core::entries::{Entry, EntryChange};
+use egress_core::maps::MapId;
 use egress_core::render;
 
 use crate::cli::{ApplyArgs, DumpArgs, VerifyArgs};
@@ -102,10 +101,10 @@ pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The live maps against the snapshot's: the engine adopts what the kernel holds and plans;
-/// every operation of that plan is drift. A key the maps hold with other bytes is `stale`
-/// (the live row) then `wanted` (the snapshot's); a key they lack is `missing`; a key the
-/// snapshot does not have is `unexpected`.
+/// The live maps against the snapshot's, map by map (each of a `dual` layout's two IPv4
+/// maps on its own): a key a map holds with other bytes than the snapshot's is `stale` (the
+/// live row) then `wanted` (the snapshot's, as that map stores it); a key it lacks is
+/// `missing`; a key the snapshot does not have is `unexpected`.
 pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     let (snapshot, node) = load_for_node(&args.files, &args.node, args.strict)?;
     diagnostics::print_policy_diagnostics(&snapshot);
@@ -117,18 +116,21 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
         max_entries: u32::MAX,
         ..EngineConfig::new(node.clone()).with_cilium_version(args.node.version.cilium_version)
     };
-    let mut engine = Engine::from_snapshot(&snapshot, config).0;
-    let (live, unreadable) = maps.baseline().map_err(kernel)?;
-    let by_key: HashMap<(std::net::IpAddr, egress_core::netip::Cidr), &Entry> = live
-        .iter()
-        .map(|e| ((e.source, e.destination), e))
-        .collect();
-    engine.adopt(live.iter().copied());
-    let plan = engine
-        .take_plan()
-        .map_err(|e| Failure::Input(e.to_string()))?;
-    let total = live.ipv4.len() + live.ipv6.len() + unreadable.len();
-    if plan.is_empty() && unreadable.is_empty() {
+    let desired = Engine::from_snapshot(&snapshot, config).0.entries();
+    let mut drift: Vec<(&'static str, EntryChange)> = Vec::new();
+    let mut unreadable = Vec::new();
+    let mut total = 0;
+    for map in maps.ipv4_maps().iter().chain([maps.ipv6()]) {
+        let (live, bad) = map.entries_lenient().map_err(kernel)?;
+        total += live.len() + bad.len();
+        unreadable.extend(bad);
+        let Some(id) = MapId::from_name(map.name()) else {
+            continue;
+        };
+        let changes = live.changes_to(&desired.as_stored_in(id));
+        drift.extend(changes.into_iter().map(|c| (map.name(), c)));
+    }
+    if drift.is_empty() && unreadable.is_empty() {
         emit(&format!(
             "In sync: the {total} entries in {} are node {node}'s maps of {}.\n",
             args.bpffs.display(),
@@ -158,24 +160,21 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
         ]
     };
     let (mut missing, mut unexpected, mut stale) = (0, 0, 0);
-    for op in plan.ops() {
-        let (e, map) = (op.entry(), op.map().name());
-        match op.action() {
-            Action::Delete => {
+    for (map, change) in &drift {
+        match change {
+            EntryChange::Removed(held) => {
                 unexpected += 1;
-                rows.push(row("unexpected", map, e));
+                rows.push(row("unexpected", map, held));
             }
-            Action::Upsert => match by_key.get(&(e.source, e.destination)) {
-                Some(held) => {
-                    stale += 1;
-                    rows.push(row("stale", map, held));
-                    rows.push(row("wanted", map, e));
-                }
-                None => {
-                    missing += 1;
-                    rows.push(row("missing", map, e));
-                }
-            },
+            EntryChange::Changed { before, after } => {
+                stale += 1;
+                rows.push(row("stale", map, before));
+                rows.push(row("wanted", map, after));
+            }
+            EntryChange::Added(wanted) => {
+                missing += 1;
+                rows.push(row("missing", map, wanted));
+            }
         }
     }
     if rows.len() > 1 {

@@ -458,3 +458,25 @@ fn changes_between_two_maps_are_by_key() {
     );
     assert_eq!(b.changes_to(&a).len(), 4);
 }
+
+/// CILIUM-VERSIONS.md §2, UNCONFIRMED for 1.19 (its selectors moved to
+/// `policyTypes.LabelSelector` with the `k8s:` source prefix): a key that already carries a
+/// source is, as chosen, what it is in 1.18 under SEMANTICS A.1 — not a valid label key, so
+/// the selector matches nothing — on every version (docs/cilium-versions.md).
+#[test]
+fn a_source_prefixed_selector_key_selects_nothing_on_every_version() {
+    let spec = "    selectors: [{podSelector: {matchLabels: {\"k8s:app\": web}}}]\n    destinationCIDRs: [0.0.0.0/0]\n    egressGateway: {nodeSelector: {matchLabels: {kubernetes.io/hostname: gw1}}}\n";
+    let plain = spec.replace("\"k8s:app\"", "app");
+    for version in CiliumVersion::ALL {
+        let prefixed = compute_yaml_on(
+            &format!("{EP_WEB}policies:\n{}", policy("p", "", spec)),
+            version,
+        );
+        assert!(prefixed.maps.is_empty(), "{version}");
+        let bare = compute_yaml_on(
+            &format!("{EP_WEB}policies:\n{}", policy("p", "", &plain)),
+            version,
+        );
+        assert_eq!(bare.maps.ipv4.len(), 1, "{version}");
+    }
+}
