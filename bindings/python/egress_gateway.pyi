@@ -286,5 +286,8 @@ class Maps:
         """Opens (or with ``create`` creates) the maps of ``layout`` in ``dir``."""
     def program(self, engine: Engine) -> int:
         """Takes the engine's plan, writes it, acknowledges it; how many operations were written."""
+    def adopt(self, engine: Engine) -> None:
+        """Makes what the maps hold ``engine``'s programmed baseline (a restarted agent):
+        with the ``dual`` layout both IPv4 maps, a key they disagree on written again."""
     def dump(self) -> list[Entry]:
-        """What the maps hold."""
+        """What the maps hold, as ``cilium-dbg bpf egress list`` reads them."""

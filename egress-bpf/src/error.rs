@@ -115,7 +115,8 @@ pub enum Error {
     /// other IPv4 layout, or for other maps): the plan was refused before anything was
     /// written.
     #[error(
-        "operation {index} of {total} is for map {found}, not one of these maps ({ipv4} and {ipv6}, {layout:?} layout): plan refused, nothing was written"
+        "operation {index} of {total} is for map {found}, not one of these maps ({}, {layout:?} layout): plan refused, nothing was written",
+        map_list(*.layout)
     )]
     PlanWrongMap {
         /// Index of the operation in the plan.
@@ -124,7 +125,8 @@ pub enum Error {
         total: usize,
         /// The map the operation is for.
         found: &'static str,
-        /// These maps' IPv4 map.
+        /// These maps' IPv4 map (the one read back: `_v4_v2` for the dual layout, which also
+        /// writes the legacy map).
         ipv4: &'static str,
         /// These maps' IPv6 map.
         ipv6: &'static str,
@@ -226,3 +228,12 @@ pub struct BufferSizeError {
 
 /// `Result` of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The maps of a layout, as an error names them: `a, b and c`.
+fn map_list(layout: Layout) -> String {
+    let names: Vec<&str> = layout.maps().iter().map(|m| m.name()).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
+}

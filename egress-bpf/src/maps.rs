@@ -17,7 +17,9 @@ pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/tc/globals";
 
 /// The flags Cilium's agent creates the maps of a layout with: `BPF_F_NO_PREALLOC`, and
 /// from 1.20 (the `dual` layout, and `v4v2` after it) `BPF_F_RDONLY_PROG` too (commit
-/// `c1c21117f1`; CILIUM-VERSIONS.md §5).
+/// `c1c21117f1`; CILIUM-VERSIONS.md §5). The flags follow the layout, the version whose
+/// maps they are: 1.20's rules written to the `legacy` layout (an override) create 1.18's
+/// maps.
 pub fn map_flags(layout: Layout) -> u32 {
     match layout {
         Layout::V4Legacy => bpf::BPF_F_NO_PREALLOC,

@@ -230,7 +230,8 @@ fn gateway_on(
 /// Resolves a policy's gateway entries (`selectors` = the compiled nodeSelectors of
 /// [`Policy::gateways_in_use`]) by `version`'s rules, sorted by gateway IP, equal IPs
 /// keeping policy order. An entry that matches no node is kept as gateway `0.0.0.0` (it
-/// sorts first and counts in `hash mod n`) up to 1.19, and dropped from 1.20 (PR #44705).
+/// sorts first and counts in `hash mod n`) by 1.18 (v1.18.3), and dropped by 1.19 and 1.20
+/// (PR #44705, backported in v1.19.4).
 /// Never empty: with nothing resolved, the single "not found" gateway.
 pub fn resolve_gateways(
     policy: &Policy,

@@ -409,6 +409,34 @@ fn parse_prefix_text(s: &str) -> Result<Cidr, String> {
     })
 }
 
+/// Whether the CRD's `format: ipv4` accepts `s` (Cilium 1.18 and 1.19): kube-openapi's
+/// `isIPv4`, `netutils.ParseIPSloppy(s) != nil && strings.Contains(s, ".")` — Go's
+/// `net.ParseIP` that also allows leading zeros in IPv4 fields, so `10.0.0.01` and
+/// `::ffff:10.0.0.1` pass and `2001:db8::1` does not.
+pub fn is_format_ipv4(s: &str) -> bool {
+    fn sloppy_v4(s: &str) -> bool {
+        let fields: Vec<&str> = s.split('.').collect();
+        fields.len() == 4
+            && fields.iter().all(|f| {
+                !f.is_empty()
+                    && f.bytes().all(|b| b.is_ascii_digit())
+                    && f.trim_start_matches('0').len() <= 3
+                    && f.parse::<u32>().is_ok_and(|v| v <= 255)
+            })
+    }
+    if !s.contains('.') {
+        return false;
+    }
+    match s.rsplit_once(':') {
+        None => sloppy_v4(s),
+        // IPv6 with a trailing dotted IPv4 (`::ffff:a.b.c.d`): the IPv6 part as Go parses
+        // it, the IPv4 part sloppily.
+        Some((head, tail)) => {
+            sloppy_v4(tail) && !s.contains('%') && format!("{head}:0:0").parse::<Ipv6Addr>().is_ok()
+        }
+    }
+}
+
 /// Whether the CRD's CEL `isIP` accepts `s`: parsable by `netip.ParseAddr`, at most 39
 /// characters, no zone, not IPv4-mapped. Returns the address.
 pub fn parse_is_ip(s: &str) -> Option<IpAddr> {
@@ -607,5 +635,39 @@ mod tests {
         );
         assert_eq!(parse_interface_address("172.22.49.119"), None);
         assert_eq!(parse_interface_address("fe80::1/129"), None);
+    }
+
+    /// kube-openapi's `isIPv4`: Go's `net.ParseIP` with leading zeros allowed, and a dot.
+    #[test]
+    fn format_ipv4_is_kube_openapis() {
+        for ok in [
+            "10.0.0.1",
+            "10.0.0.01",
+            "010.000.000.001",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "1:2:3:4:5:6:10.0.0.1",
+        ] {
+            assert!(is_format_ipv4(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "10.0.0",
+            "10.0.0.256",
+            "10.0.0.1.",
+            "1.2.3.4.5",
+            "2001:db8::1",
+            "::1",
+            "eth0",
+            " 10.0.0.1",
+            "10.0.0.-1",
+            "fe80::1%eth0",
+            "::ffff:10.0.0.1%eth0",
+            "1:2:3:4:5:6:7:10.0.0.1",
+        ] {
+            assert!(!is_format_ipv4(bad), "{bad}");
+        }
     }
 }

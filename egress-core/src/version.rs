@@ -154,12 +154,6 @@ impl CiliumVersion {
     pub fn lists_ifindex(self) -> bool {
         self >= CiliumVersion::V1_20
     }
-
-    /// Whether maps this version creates carry `BPF_F_RDONLY_PROG` besides
-    /// `BPF_F_NO_PREALLOC` (1.20, commit `c1c21117f1`) — §5.
-    pub fn read_only_prog_maps(self) -> bool {
-        self >= CiliumVersion::V1_20
-    }
 }
 
 impl fmt::Display for CiliumVersion {

@@ -363,6 +363,58 @@ fn plans_equal_the_engines_bytes_and_acks_move_the_baseline() {
     );
 }
 
+/// Cilium 1.20's engine through the C config: each IPv4 entry goes to both IPv4 maps, and
+/// adopting the elements of both makes an empty plan; adopting `_v4_v2`'s alone (the legacy
+/// map empty) writes the legacy map's entries again — to both maps.
+#[test]
+fn a_1_20_engine_adopts_both_ipv4_maps() {
+    let text = seed_text();
+    let load = || {
+        let config = egress_engine_config {
+            local_node: ptr::null(),
+            local_node_len: 0,
+            selection: 0,
+            layout: egress_layout::Version as u32,
+            max_entries: 0,
+            cluster: ptr::null(),
+            cluster_len: 0,
+            cilium_version: EGRESS_CILIUM_1_20,
+        };
+        let mut engine = ptr::null_mut();
+        call(|err| unsafe {
+            egress_engine_from_snapshot_config(text.as_ptr(), text.len(), &config, &mut engine, err)
+        })
+        .unwrap();
+        Handle(engine)
+    };
+    let first = load();
+    let ops = take_plan(&first);
+    let on = |map: egress_map| ops.iter().filter(|op| op.map == map as u32).count();
+    assert_eq!(on(egress_map::V4Legacy), on(egress_map::V4));
+    assert!(on(egress_map::V4) > 0);
+    let element = |op: &egress_plan_op| egress_map_element {
+        map: op.map,
+        key_len: op.key_len,
+        value_len: op.value_len,
+        key: op.key,
+        value: op.value,
+    };
+    let all: Vec<egress_map_element> = ops.iter().map(element).collect();
+    let restarted = load();
+    call(|err| unsafe { egress_engine_adopt(restarted.0, all.as_ptr(), all.len(), err) }).unwrap();
+    assert!(take_plan(&restarted).is_empty());
+    let v2_only: Vec<egress_map_element> = ops
+        .iter()
+        .filter(|op| op.map != egress_map::V4Legacy as u32)
+        .map(element)
+        .collect();
+    let half = load();
+    call(|err| unsafe { egress_engine_adopt(half.0, v2_only.as_ptr(), v2_only.len(), err) })
+        .unwrap();
+    let again = take_plan(&half);
+    assert_eq!(again.len(), 2 * on(egress_map::V4));
+}
+
 #[test]
 fn a_restarted_engine_adopting_the_live_maps_writes_nothing() {
     let text = seed_text();

@@ -54,7 +54,19 @@ impl Maps {
             .map_err(|e| from_kernel(py, &e))
     }
 
-    /// What the maps hold (a legacy IPv4 map stores no ifindex: 0).
+    /// Makes what the maps hold `engine`'s programmed baseline (a restarted agent then writes
+    /// only the difference): with the `dual` layout both IPv4 maps, a key they disagree on
+    /// written again to both.
+    fn adopt(&self, py: Python<'_>, engine: &Engine) -> PyResult<()> {
+        let (entries, _) = py
+            .detach(|| self.maps.baseline())
+            .map_err(|e| from_kernel(py, &e))?;
+        engine.writing_detached(py, |e| e.adopt(entries.iter().copied()));
+        Ok(())
+    }
+
+    /// What the maps hold, as `cilium-dbg bpf egress list` reads them (the `dual` layout's
+    /// IPv4 rows from `_v4_v2`; a legacy IPv4 map stores no ifindex: 0).
     fn dump(&self, py: Python<'_>) -> PyResult<Vec<Entry>> {
         let entries = py
             .detach(|| self.maps.dump())

@@ -274,3 +274,17 @@ def test_the_kernel_maps_are_programmed_dumped_and_adopted(examples, bpffs):
     dual = egw.Maps(bpffs, layout="dual", create=True)
     assert dual.program(v120) == 20
     assert dual.dump() == v120.entries()
+    # A restarted 1.20 agent adopts both IPv4 maps: nothing to write.
+    again = egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml", cilium_version="1.20")
+    dual.adopt(again)
+    assert not again.take_plan()
+    # The legacy map alone rewritten by 1.18's engine: its 5 entries of pods on the local
+    # gateway hold egress IP 172.22.49.119 there (1.20: 0.0.0.0, cilium#48660). The 1.20
+    # agent that adopts both maps writes those 5 keys again, to both maps.
+    assert egw.Maps(bpffs, layout="legacy").program(seed(examples)) == 10
+    stale = egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml", cilium_version="1.20")
+    dual.adopt(stale)
+    plan = stale.take_plan()
+    assert len(plan) == 10
+    assert {op.map for op in plan.ops} == {"cilium_egress_gw_policy_v4", "cilium_egress_gw_policy_v4_v2"}
+

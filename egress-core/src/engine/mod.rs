@@ -253,7 +253,11 @@ impl Engine {
 
     /// An engine holding a snapshot's objects (valid policies only; `config.cluster` is
     /// taken from the snapshot when unset), with the errors of the invalid policies it left
-    /// out. Its devices are the local node's.
+    /// out. Its devices are the local node's. The snapshot's policies were validated by the
+    /// version it was read for ([`Snapshot::cilium_version`]; read it with
+    /// [`crate::snapshot::load_for`] for `config.cilium_version`, as
+    /// [`Engine::load_snapshot`] does); a policy `config.cilium_version`'s schema refuses is
+    /// left out too.
     pub fn from_snapshot(
         snapshot: &Snapshot,
         mut config: EngineConfig,

@@ -338,37 +338,41 @@ impl Engine {
 
     /// Records that the first `applied` operations of `plan` were written: the programmed
     /// baseline moves forward by exactly those; the rest come back in the next plan. Where
-    /// one entry goes to two maps (the `dual` layout), it counts as written once both of its
-    /// operations are: a half-written entry is written again, in both maps, next time.
+    /// one entry goes to two maps (the `dual` layout) and only some of its operations were
+    /// written, the maps disagree on it: it is recorded with ifindex `u32::MAX` (which no
+    /// device has, as [`baseline`] records a key the live maps disagree on), so that the next
+    /// plan writes it again to both maps, or deletes it from both, whatever is desired then.
     pub fn ack(&mut self, plan: &Plan, applied: usize) {
         let applied = applied.min(plan.ops.len());
-        let mut complete: Vec<bool> = vec![true; applied];
-        if plan.ops.iter().any(|op| op.map == MapId::V4Legacy)
-            && plan.ops.iter().any(|op| op.map == MapId::V4)
-        {
-            let mut pending: HashMap<(IpAddr, (u8, u128), Action), usize> = HashMap::new();
-            for op in &plan.ops[applied..] {
-                let slot = Slot::from(&op.entry);
-                *pending
-                    .entry((op.entry.source, slot.network(), op.action))
-                    .or_default() += 1;
-            }
-            for (done, op) in complete.iter_mut().zip(&plan.ops) {
-                let slot = Slot::from(&op.entry);
-                *done = !pending.contains_key(&(op.entry.source, slot.network(), op.action));
-            }
+        // Per (source, network, action): how many of its operations the plan has beyond the
+        // acknowledged prefix (only a dual plan has two per entry).
+        let mut pending: HashMap<(IpAddr, (u8, u128), Action), usize> = HashMap::new();
+        for op in &plan.ops[applied..] {
+            let slot = Slot::from(&op.entry);
+            *pending
+                .entry((op.entry.source, slot.network(), op.action))
+                .or_default() += 1;
         }
-        let mut by_source: HashMap<IpAddr, Vec<&PlanOp>> = HashMap::new();
-        for (op, _) in plan.ops.iter().zip(&complete).filter(|(_, done)| **done) {
-            by_source.entry(op.entry.source).or_default().push(op);
+        let mut by_source: HashMap<IpAddr, Vec<(&PlanOp, bool)>> = HashMap::new();
+        for op in &plan.ops[..applied] {
+            let slot = Slot::from(&op.entry);
+            let whole = !pending.contains_key(&(op.entry.source, slot.network(), op.action));
+            by_source
+                .entry(op.entry.source)
+                .or_default()
+                .push((op, whole));
         }
         for (ip, ops) in by_source {
             let programmed = self.sources.get(ip).map_or(ListId::EMPTY, |s| s.programmed);
             let mut list: Vec<Slot> = self.slots.get(programmed).to_vec();
-            for op in ops {
-                let slot = Slot::from(&op.entry);
+            for (op, whole) in ops {
+                let mut slot = Slot::from(&op.entry);
                 list.retain(|s| s.network() != slot.network());
-                if op.action == Action::Upsert {
+                if !whole {
+                    // Half written: held by one map, not (or otherwise) by the other.
+                    slot.egress_ifindex = u32::MAX;
+                    list.push(slot);
+                } else if op.action == Action::Upsert {
                     list.push(slot);
                 }
             }

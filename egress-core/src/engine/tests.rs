@@ -316,8 +316,8 @@ fn node_labels_drive_node_filters_and_gateways() {
     );
     assert!(e.delete_node("172.22.48.125"));
     assert!(e.entries().is_empty());
-    // Deleting a gateway node: on 1.20 its endpoints move to the other gateway; up to 1.19
-    // its entry stays as gateway 0.0.0.0, sorted first: the half that hashes to it loses its
+    // Deleting a gateway node: on 1.20 its endpoints move to the other gateway; on 1.18 its
+    // entry stays as gateway 0.0.0.0, sorted first: the half that hashes to it loses its
     // gateway ("Not Found"), the other half moves to the remaining one.
     let mut e = Engine::from_snapshot(&seed(), v2_on_1_20("172.22.49.119")).0;
     e.delete_node("172.22.49.147");
@@ -589,4 +589,74 @@ fn a_restart_nets_on_the_bytes_the_layout_stores() {
             .iter()
             .all(|op| op.entry().source.is_ipv4() && op.entry().egress_ifindex != 0)
     );
+}
+
+/// A dual plan written only in part (the legacy map's operations, not `_v4_v2`'s) leaves the
+/// two maps disagreeing; whatever is desired next — even the state before the plan — the
+/// next plans bring both maps to it. Checked against a model of the two kernel maps.
+#[test]
+fn a_half_written_dual_plan_is_repaired_in_both_maps() {
+    type Model = BTreeMap<(IpAddr, (u8, u128)), Slot>;
+    let write = |maps: &mut [Model; 2], plan: &Plan, upto: usize| {
+        for op in &plan.ops()[..upto] {
+            let i = match op.map() {
+                MapId::V4Legacy => 0,
+                MapId::V4 => 1,
+                MapId::V6 => continue,
+            };
+            let slot = Slot::from(op.entry());
+            let key = (op.entry().source, slot.network());
+            match op.action() {
+                Action::Upsert => {
+                    maps[i].insert(key, slot);
+                }
+                Action::Delete => {
+                    maps[i].remove(&key);
+                }
+            }
+        }
+    };
+    let want = |e: &Engine, legacy: bool| -> Model {
+        e.entries()
+            .ipv4
+            .iter()
+            .map(|x| {
+                let mut slot = Slot::from(x);
+                if legacy {
+                    slot.egress_ifindex = 0;
+                }
+                ((x.source, slot.network()), slot)
+            })
+            .collect()
+    };
+    let config = EngineConfig::new("172.22.49.119").with_cilium_version(CiliumVersion::V1_20);
+    let mut e = Engine::from_snapshot(&seed(), config).0;
+    let mut maps: [Model; 2] = Default::default();
+    let plan = e.take_plan().unwrap();
+    write(&mut maps, &plan, plan.len());
+    e.ack(&plan, plan.len());
+    let before = e.entries();
+    // A gateway goes: a plan that changes the keys of its endpoints, written up to the end of
+    // the legacy map's operations only.
+    let gone = e.nodes()["172.22.49.147"].clone();
+    e.delete_node("172.22.49.147");
+    let plan = e.take_plan().unwrap();
+    let cut = plan
+        .ops()
+        .iter()
+        .position(|op| op.map() != MapId::V4Legacy)
+        .unwrap();
+    assert!(cut > 0, "the plan changes the legacy map");
+    write(&mut maps, &plan, cut);
+    e.ack(&plan, cut);
+    // The gateway comes back: desired is what it was before the half-written plan.
+    e.upsert_node(gone);
+    assert_eq!(e.entries(), before);
+    let repair = e.take_plan().unwrap();
+    assert!(!repair.is_empty(), "the legacy map holds what nobody wants");
+    write(&mut maps, &repair, repair.len());
+    e.ack(&repair, repair.len());
+    assert_eq!(maps[0], want(&e, true), "legacy map");
+    assert_eq!(maps[1], want(&e, false), "_v4_v2 map");
+    assert!(e.take_plan().unwrap().is_empty());
 }

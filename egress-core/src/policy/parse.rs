@@ -105,8 +105,11 @@ pub fn version_errors(policy: &Policy, version: CiliumVersion) -> Vec<FieldError
                 .map(|(i, g)| (field::item("spec.egressGateways", i), g)),
         );
     for (path, gw) in gateways {
-        if let Some(ip @ std::net::IpAddr::V6(_)) = gw.egress_ip
+        // An address's text (IPv6 in RFC 5952 form, IPv4-mapped as `::ffff:a.b.c.d`) as
+        // the API server's `format: ipv4` would judge it.
+        if let Some(ip) = gw.egress_ip
             && version.egress_ip_ipv4_only()
+            && !netip::is_format_ipv4(&ip.to_string())
         {
             errors.push(not_ipv4(&format!("{path}.egressIP"), &ip.to_string()));
         }
@@ -470,13 +473,26 @@ fn read_gateway(
         let ipath = fields.path_of("egressIP");
         let s = read_str(n, &ipath, errors)?;
         if version.egress_ip_ipv4_only() {
-            // `format: ipv4` (kube-openapi's strfmt checks every string, "" included: only
-            // an absent field escapes it, `omitempty`).
-            let ip = netip::parse_is_ip(s).filter(std::net::IpAddr::is_ipv4);
-            if ip.is_none() {
+            // The API server's `format: ipv4` (kube-openapi's strfmt checks every string, ""
+            // included: only an absent field escapes it, `omitempty`), then the agent's
+            // `netip.ParseAddr` (ParseCEGP: "failed to parse egress IP"). What passes both
+            // but is IPv6 text (`::ffff:a.b.c.d`) stays IPv6: the agent keeps it, and its
+            // derivation finds no device with that IPv4 address.
+            if !netip::is_format_ipv4(s) {
                 errors.push(not_ipv4(&ipath, s));
+                return None;
             }
-            return ip;
+            return match netip::parse_addr(s) {
+                Ok(addr) => Some(addr.addr),
+                Err(e) => {
+                    errors.push(FieldError::invalid_str(
+                        ipath,
+                        s,
+                        format!("failed to parse egress IP {s}: {}", e.message),
+                    ));
+                    None
+                }
+            };
         }
         // 1.20's CEL rule: `self == '' || isIP(self)`.
         if s.is_empty() {

@@ -195,18 +195,21 @@ fn egress_ip_must_be_an_ip() {
     );
 }
 
-/// 1.18 and 1.19: the CRD's `format: ipv4` (lines 76 and 182 at the branch points): the
-/// API server refuses anything but an IPv4 address, IPv6 included, with kube-openapi's
-/// `<path> in body must be of type ipv4: "<value>"`.
+/// 1.18 and 1.19: the CRD's `format: ipv4` (lines 76 and 182 at the branch points), which
+/// kube-openapi checks as `ParseIPSloppy(s) != nil && strings.Contains(s, ".")`, refused with
+/// `<path> in body must be of type ipv4: "<value>"` (IPv6 text and "" included); then the
+/// agent's `netip.ParseAddr` (ParseCEGP, policy.go line 298 at v1.18.3), which refuses the
+/// leading zero the sloppy parse let through: `failed to parse egress IP <v>: <Go's error>`.
 #[test]
 fn egress_ip_is_ipv4_only_up_to_1_19() {
     for version in [CiliumVersion::V1_18, CiliumVersion::V1_19] {
         for bad in [
             "2001:db8::1",
             "10.0.0.256",
-            "::ffff:10.0.0.1",
-            "10.0.0.01",
+            "10.0.0",
             "eth0",
+            "fe80::1%eth0",
+            "",
         ] {
             assert_eq!(
                 errors_on(
@@ -220,7 +223,23 @@ fn egress_ip_is_ipv4_only_up_to_1_19() {
                 "{version}"
             );
         }
+        assert_eq!(
+            errors_on("egressIP: 10.0.0.1", "egressIP: \"10.0.0.01\"", version),
+            vec![
+                "spec.egressGateway.egressIP: Invalid value: \"10.0.0.01\": failed to parse egress IP 10.0.0.01: ParseAddr(\"10.0.0.01\"): IPv4 field has octet with leading zero"
+            ],
+            "{version}"
+        );
         assert!(errors_on("egressIP: 10.0.0.1", "egressIP: 10.0.0.2", version).is_empty());
+        // IPv4-mapped text passes both: the agent keeps an IPv6 address, which its IPv4-only
+        // derivation then finds on no device.
+        let mapped = BASE.replacen("egressIP: 10.0.0.1", "egressIP: \"::ffff:10.0.0.2\"", 1);
+        let p = parse_policy_for(&doc(&mapped), version).unwrap();
+        assert!(p.egress_gateway.egress_ip.is_some_and(|ip| ip.is_ipv6()));
+        assert!(
+            version_errors(&p, version).is_empty(),
+            "the engine accepts it as parsed"
+        );
     }
     // The same rule for a policy built in code, checked by the engine.
     let mut p = parse_policy(&doc(BASE)).unwrap();
