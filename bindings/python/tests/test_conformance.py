@@ -102,3 +102,15 @@ def test_dates_in_a_dict_are_rfc3339_and_other_foreign_values_are_refused(exampl
         engine.upsert_node({"name": b"raw"})
     with pytest.raises(TypeError, match="set"):
         engine.upsert_node({"name": "n", "labels": {"a": {1, 2}}})
+
+
+def test_an_upgrade_is_two_engines_maps(examples):
+    """What `egressctl diff --to-cilium-version 1.20` shows for the seed: the same five rows
+    differ between a 1.18 engine's entries and a 1.20 engine's (their egress IP, cilium#48660)."""
+    path = examples / "seed-gateway-group.yaml"
+    old = {(e.source, e.destination): e for e in egw.Engine.from_snapshot(path).entries()}
+    new = {(e.source, e.destination): e for e in egw.Engine.from_snapshot(path, cilium_version="1.20").entries()}
+    assert old.keys() == new.keys()
+    changed = sorted(str(k[0]) for k in old if old[k] != new[k])
+    assert changed == ["172.22.48.14", "172.22.48.39", "172.22.48.4", "172.22.48.42", "172.22.48.43"]
+    assert all(str(new[k].egress_ip) == "0.0.0.0" for k in old if old[k] != new[k])
