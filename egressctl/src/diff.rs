@@ -151,6 +151,19 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
         .map(|e| (e.uid.as_str(), e.display_name()))
         .collect();
     let moves = gateway_moves(&before, &engine.gateway_choices(), &names);
+    finish(args, out, moves, warnings, !plan.is_empty())
+}
+
+/// Prints the report `out` with the endpoints that change gateway, then the exit status:
+/// `--strict` after warnings, `--exit-code` when something `changed` (the answer is already
+/// printed: only the status says so).
+fn finish(
+    args: &DiffArgs,
+    mut out: String,
+    moves: Vec<String>,
+    warnings: usize,
+    changed: bool,
+) -> Result<(), Failure> {
     if !moves.is_empty() {
         out.push_str("\nEndpoints that change gateway:\n");
         for line in moves {
@@ -162,8 +175,7 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
     if args.strict && warnings > 0 {
         return Err(diagnostics::strict_failure(warnings));
     }
-    if args.exit_code && !plan.is_empty() {
-        // The plan is the answer, already printed: only the status says "changed".
+    if args.exit_code && changed {
         return Err(Failure::Reported);
     }
     Ok(())
@@ -307,21 +319,7 @@ fn upgrade(args: &DiffArgs, to: CiliumVersion) -> Result<(), Failure> {
         .map(|e| (e.uid.as_str(), e.display_name()))
         .collect();
     let moves = gateway_moves(&before.gateway_choices(), &after.gateway_choices(), &names);
-    if !moves.is_empty() {
-        out.push_str("\nEndpoints that change gateway:\n");
-        for line in moves {
-            out.push_str(&line);
-            out.push('\n');
-        }
-    }
-    emit(&out);
-    if args.strict && warnings > 0 {
-        return Err(diagnostics::strict_failure(warnings));
-    }
-    if args.exit_code && !changes.is_empty() {
-        return Err(Failure::Reported);
-    }
-    Ok(())
+    finish(args, out, moves, warnings, !changes.is_empty())
 }
 
 /// `policy endpoint: old gateway -> new gateway` for every (policy, endpoint) whose gateway
