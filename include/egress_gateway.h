@@ -1124,6 +1124,26 @@ egress_result egress_engine_maps_json(const struct egress_engine *engine,
                                       struct egress_error **error_out);
 
 /**
+ * What the engine's loads reported (SEMANTICS B.7), the same facts `egressctl list` prints
+ * on stderr, as one JSON document: `{"invalidPolicies": [{"policy": str, "errors":
+ * [{"path": str, "reason": str}]}], "warnings": [str], "skipped": [str], "conflicts":
+ * [...]}` (conflicts as `egress_engine_conflicts_json`). UTF-8, no terminating NUL.
+ *
+ * The buffer protocol of `egress_engine_maps_json`, except that a size query allocates no
+ * error object: `EGRESS_RESULT_INSUFFICIENT_SIZE` with `*written_out` the size needed,
+ * `buf` untouched and `*error_out` NULL (`buf` may be NULL when `buf_len` is 0).
+ *
+ * # Safety
+ * `engine` is NULL or a valid engine; `buf` points at `buf_len` writable bytes (NULL only
+ * when 0); `written_out` is NULL or valid for a write; `error_out` NULL or valid.
+ */
+egress_result egress_engine_diagnostics_json(const struct egress_engine *engine,
+                                             uint8_t *buf,
+                                             size_t buf_len,
+                                             size_t *written_out,
+                                             struct egress_error **error_out);
+
+/**
  * The verdict for an IPv4 packet from `src` to `dst` (4 bytes each, network order), as the
  * datapath would find it in the desired maps. Allocates nothing.
  * `EGRESS_RESULT_NULL_PARAMETER` when a pointer is NULL, `EGRESS_RESULT_INVALID_ARGUMENT`

@@ -129,3 +129,51 @@ func TestADumpWithANodeAndItsDevices(t *testing.T) {
 		t.Fatalf("maps JSON differs from the dump's expected maps:\n%s", got)
 	}
 }
+
+// Every load reports (SEMANTICS B.7): an invalid policy with all its errors, a dump's skipped
+// endpoint, policy warnings and conflicts, as egressctl list prints them.
+func TestEveryLoadReportsItsDiagnostics(t *testing.T) {
+	dir := examplesDir(t)
+	dump, err := FromSnapshot(readFile(t, filepath.Join(dir, "dumps", "tke-dump.yaml")), Config{LocalNode: "172.22.49.119"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dump.Close()
+	d, err := dump.Diagnostics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Skipped) != 1 || d.Skipped[0] != "objects[16] (default/nginx-7f6d8b9c5d-q4zkm): no status.identity labels: endpoint skipped" {
+		t.Fatalf("skipped: %q", d.Skipped)
+	}
+	if len(d.InvalidPolicies) != 0 || len(d.Warnings) == 0 || !strings.HasPrefix(d.Warnings[0], "egress-test: spec.egressGateway: ignored:") {
+		t.Fatalf("diagnostics of the dump: %+v", d)
+	}
+	text := string(readFile(t, filepath.Join(dir, "selectors-and-conflicts.yaml"))) +
+		"- metadata: {name: broken}\n  spec: {selectors: [{nodeSelector: {}}], destinationCIDRs: [\"10.0.0.0/99\"]}\n"
+	e, err := FromSnapshot([]byte(text), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	d, err = e.Diagnostics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := InvalidPolicy{Policy: "broken", Errors: []FieldError{
+		{"spec.selectors[0]", "Required value: podSelector or namespaceSelector"},
+		{"spec.destinationCIDRs[0]", `Invalid value: "10.0.0.0/99": prefix length out of range`},
+		{"spec.egressGateway", "Required value"},
+	}}
+	if len(d.InvalidPolicies) != 1 || d.InvalidPolicies[0].Policy != want.Policy || len(d.InvalidPolicies[0].Errors) != len(want.Errors) {
+		t.Fatalf("invalid policies: %+v", d.InvalidPolicies)
+	}
+	for i, fe := range want.Errors {
+		if d.InvalidPolicies[0].Errors[i] != fe {
+			t.Errorf("error %d: %+v, want %+v", i, d.InvalidPolicies[0].Errors[i], fe)
+		}
+	}
+	if len(d.Conflicts) == 0 {
+		t.Fatal("the example's conflicts are reported")
+	}
+}

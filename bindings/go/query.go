@@ -8,6 +8,7 @@ package egressgw
 import "C"
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"runtime"
@@ -380,6 +381,42 @@ func (e *Engine) ConflictsJSON() ([]byte, error) {
 	return e.document(func(ptr *C.egress_engine, buf *C.uint8_t, n C.size_t, written *C.size_t, cerr **C.egress_error) C.egress_result {
 		return C.egress_engine_conflicts_json(ptr, buf, n, written, cerr)
 	})
+}
+
+// DiagnosticsJSON is what the engine's loads reported (SEMANTICS B.7), the facts
+// `egressctl list` prints on stderr: {"invalidPolicies": [{"policy", "errors": [{"path",
+// "reason"}]}], "warnings": [...], "skipped": [...], "conflicts": [...]}.
+func (e *Engine) DiagnosticsJSON() ([]byte, error) {
+	return e.document(func(ptr *C.egress_engine, buf *C.uint8_t, n C.size_t, written *C.size_t, cerr **C.egress_error) C.egress_result {
+		return C.egress_engine_diagnostics_json(ptr, buf, n, written, cerr)
+	})
+}
+
+// InvalidPolicy is a policy left out of the maps, with every error.
+type InvalidPolicy struct {
+	Policy string       `json:"policy"` // its name, or #index when it has none
+	Errors []FieldError `json:"errors"`
+}
+
+// Diagnostics is DiagnosticsJSON decoded.
+type Diagnostics struct {
+	InvalidPolicies []InvalidPolicy   `json:"invalidPolicies"`
+	Warnings        []string          `json:"warnings"`
+	Skipped         []string          `json:"skipped"`
+	Conflicts       []json.RawMessage `json:"conflicts"` // as ConflictsJSON's items
+}
+
+// Diagnostics is what the engine's loads reported, decoded.
+func (e *Engine) Diagnostics() (Diagnostics, error) {
+	var d Diagnostics
+	doc, err := e.DiagnosticsJSON()
+	if err != nil {
+		return d, err
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return d, fmt.Errorf("egressgw: diagnostics: %w", err)
+	}
+	return d, nil
 }
 
 // Stats are an engine's counts and sizes.

@@ -235,6 +235,8 @@ class Engine:
         """Why a packet from ``src`` to ``dst`` gets its verdict."""
     def conflicts(self) -> list[dict[str, Any]]:
         """The keys several producers want with different bytes, and who wins."""
+    def diagnostics(self) -> dict[str, Any]:
+        """What the loads reported: ``invalidPolicies``, ``warnings``, ``skipped``, ``conflicts``."""
     def stats(self) -> _Stats:
         """Counts and sizes."""
     def apply(self, text: Union[_Object, Sequence[Mapping[str, Any]]]) -> _Applied:

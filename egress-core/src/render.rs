@@ -324,6 +324,33 @@ pub fn conflicts_json(conflicts: &[crate::entries::Conflict]) -> serde_json::Val
         .collect()
 }
 
+/// Diagnostics and conflicts as the conformance surface's document: `{"invalidPolicies":
+/// [{"policy", "errors": [{"path", "reason"}]}], "warnings": [..], "skipped": [..],
+/// "conflicts": [..]}` (conflicts as [`conflicts_json`]).
+pub fn diagnostics_json(
+    diagnostics: &crate::engine::Diagnostics,
+    conflicts: &[crate::entries::Conflict],
+) -> serde_json::Value {
+    let invalid: Vec<serde_json::Value> = diagnostics
+        .invalid_policies
+        .iter()
+        .map(|p| {
+            let errors: Vec<serde_json::Value> = p
+                .errors
+                .iter()
+                .map(|e| serde_json::json!({"path": e.path, "reason": e.reason.to_string()}))
+                .collect();
+            serde_json::json!({"policy": p.policy, "errors": errors})
+        })
+        .collect();
+    serde_json::json!({
+        "invalidPolicies": invalid,
+        "warnings": diagnostics.warnings,
+        "skipped": diagnostics.skipped,
+        "conflicts": conflicts_json(conflicts),
+    })
+}
+
 /// An explanation as JSON (the `egressctl explain -o json` document).
 pub fn explanation_json(x: &crate::engine::Explanation) -> serde_json::Value {
     use crate::engine::GatewayReason;

@@ -82,6 +82,47 @@ pub unsafe extern "C" fn egress_engine_maps_json(
     }
 }
 
+/// What the engine's loads reported (SEMANTICS B.7), the same facts `egressctl list` prints
+/// on stderr, as one JSON document: `{"invalidPolicies": [{"policy": str, "errors":
+/// [{"path": str, "reason": str}]}], "warnings": [str], "skipped": [str], "conflicts":
+/// [...]}` (conflicts as `egress_engine_conflicts_json`). UTF-8, no terminating NUL.
+///
+/// The buffer protocol of `egress_engine_maps_json`, except that a size query allocates no
+/// error object: `EGRESS_RESULT_INSUFFICIENT_SIZE` with `*written_out` the size needed,
+/// `buf` untouched and `*error_out` NULL (`buf` may be NULL when `buf_len` is 0).
+///
+/// # Safety
+/// `engine` is NULL or a valid engine; `buf` points at `buf_len` writable bytes (NULL only
+/// when 0); `written_out` is NULL or valid for a write; `error_out` NULL or valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_diagnostics_json(
+    engine: *const egress_engine,
+    buf: *mut u8,
+    buf_len: usize,
+    written_out: *mut usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    let mut too_small = false;
+    // SAFETY: the caller's promises.
+    let code = unsafe {
+        run(error_out, || {
+            let text = reference(engine, "engine")?.engine.diagnostics_json();
+            match copy_out(text.as_bytes(), buf, buf_len, written_out) {
+                Err(f) if f.code == egress_result::InsufficientSize => {
+                    too_small = true;
+                    Ok(())
+                }
+                other => other,
+            }
+        })
+    };
+    if too_small {
+        egress_result::InsufficientSize
+    } else {
+        code
+    }
+}
+
 /// An address family as the lookups take it: `N` bytes, network order.
 trait Family<const N: usize> {
     fn ip(bytes: &[u8; N]) -> IpAddr;

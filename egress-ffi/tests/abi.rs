@@ -1144,3 +1144,55 @@ fn kernel_maps_are_programmed_dumped_and_adopted() {
         egress_maps_free(maps);
     }
 }
+
+/// `egress_engine_diagnostics_json` (SEMANTICS B.7): a dump's skipped endpoint and an invalid
+/// policy with every error, as `egressctl list` reports them; a size query allocates no
+/// error object.
+#[test]
+fn every_load_reports_its_diagnostics() {
+    let diagnostics = |engine: &Handle| -> serde_json::Value {
+        let mut needed = 0;
+        let mut error = ptr::null_mut();
+        let code = unsafe {
+            egress_engine_diagnostics_json(engine.0, ptr::null_mut(), 0, &mut needed, &mut error)
+        };
+        assert_eq!(code, egress_result::InsufficientSize);
+        assert!(error.is_null(), "a size query allocates no error object");
+        let mut buf = vec![0u8; needed];
+        let mut written = 0;
+        call(|err| unsafe {
+            egress_engine_diagnostics_json(engine.0, buf.as_mut_ptr(), buf.len(), &mut written, err)
+        })
+        .unwrap();
+        assert_eq!(written, needed);
+        serde_json::from_slice(&buf).unwrap()
+    };
+    let dump = std::fs::read_to_string(examples().join("dumps/tke-dump.yaml")).unwrap();
+    let engine = from_snapshot(&dump, Some("172.22.49.119"), 0).unwrap();
+    let d = diagnostics(&engine);
+    assert_eq!(
+        d["skipped"],
+        serde_json::json!([
+            "objects[16] (default/nginx-7f6d8b9c5d-q4zkm): no status.identity labels: endpoint skipped"
+        ])
+    );
+    assert_eq!(d["invalidPolicies"], serde_json::json!([]));
+    let text = std::fs::read_to_string(examples().join("selectors-and-conflicts.yaml")).unwrap()
+        + "- metadata: {name: broken}\n  spec: {selectors: [{nodeSelector: {}}], destinationCIDRs: [\"10.0.0.0/99\"]}\n";
+    let engine = from_snapshot(&text, None, 0).unwrap();
+    let d = diagnostics(&engine);
+    assert_eq!(
+        d["invalidPolicies"],
+        serde_json::json!([{"policy": "broken", "errors": [
+            {"path": "spec.selectors[0]", "reason": "Required value: podSelector or namespaceSelector"},
+            {"path": "spec.destinationCIDRs[0]", "reason": "Invalid value: \"10.0.0.0/99\": prefix length out of range"},
+            {"path": "spec.egressGateway", "reason": "Required value"}
+        ]}])
+    );
+    assert!(!d["conflicts"].as_array().unwrap().is_empty());
+    assert!(d["warnings"].as_array().unwrap().iter().any(|w| {
+        w.as_str()
+            .unwrap()
+            .starts_with("web-tier: spec.egressGateway: every gateway entry matches only node")
+    }));
+}

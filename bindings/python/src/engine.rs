@@ -463,6 +463,16 @@ impl Engine {
         json_object(py, &json)
     }
 
+    /// What the engine's loads reported (SEMANTICS B.7), the facts `egressctl list` prints on
+    /// stderr: `{"invalidPolicies": [{"policy", "errors": [{"path", "reason"}]}], "warnings":
+    /// [...], "skipped": [...], "conflicts": [...]}`.
+    fn diagnostics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let json = self.reading_detached(py, |e| {
+            render::diagnostics_json(e.diagnostics(), &e.conflicts())
+        });
+        json_object(py, &json)
+    }
+
     /// Counts and sizes: desired and programmed entries per map, capacity, pending sources,
     /// policies, endpoints, nodes, memory.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

@@ -114,3 +114,24 @@ def test_an_upgrade_is_two_engines_maps(examples):
     changed = sorted(str(k[0]) for k in old if old[k] != new[k])
     assert changed == ["172.22.48.14", "172.22.48.39", "172.22.48.4", "172.22.48.42", "172.22.48.43"]
     assert all(str(new[k].egress_ip) == "0.0.0.0" for k in old if old[k] != new[k])
+
+
+def test_every_load_reports_its_diagnostics(examples):
+    """SEMANTICS B.7: a dump's skipped endpoint, an invalid policy with every error, warnings
+    and conflicts, as egressctl list prints them; nothing for a clean input."""
+    dumps = examples / "dumps"
+    d = egw.Engine.from_snapshot(dumps / "tke-dump.yaml", local_node="172.22.49.119").diagnostics()
+    assert set(d) == {"invalidPolicies", "warnings", "skipped", "conflicts"}
+    assert d["skipped"] == ["objects[16] (default/nginx-7f6d8b9c5d-q4zkm): no status.identity labels: endpoint skipped"]
+    assert d["warnings"][0].startswith("egress-test: spec.egressGateway: ignored:")
+    text = (examples / "selectors-and-conflicts.yaml").read_text() + (
+        "- metadata: {name: broken}\n  spec: {selectors: [{nodeSelector: {}}], destinationCIDRs: [\"10.0.0.0/99\"]}\n"
+    )
+    d = egw.Engine.from_snapshot(text).diagnostics()
+    assert d["invalidPolicies"] == [{"policy": "broken", "errors": [
+        {"path": "spec.selectors[0]", "reason": "Required value: podSelector or namespaceSelector"},
+        {"path": "spec.destinationCIDRs[0]", "reason": 'Invalid value: "10.0.0.0/99": prefix length out of range'},
+        {"path": "spec.egressGateway", "reason": "Required value"},
+    ]}]
+    assert d["conflicts"] == egw.Engine.from_snapshot(text).conflicts() != []
+    assert egw.Engine("n").diagnostics() == {"invalidPolicies": [], "warnings": [], "skipped": [], "conflicts": []}

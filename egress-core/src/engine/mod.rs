@@ -10,6 +10,7 @@
 //! changes and the endpoints on that node.
 
 mod arena;
+mod diagnostics;
 mod endpoints;
 mod explain;
 mod fastpath;
@@ -26,6 +27,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use hashbrown::HashMap;
 
+pub use diagnostics::{Diagnostics, InvalidPolicy};
 pub use explain::{Explanation, GatewayReason, Match};
 pub use objects::{Applied, PreparedObjects};
 pub use plan::{Action, CapacityError, Plan, PlanOp, baseline};
@@ -213,6 +215,8 @@ pub struct Engine {
     dirty: Vec<IpAddr>,
     desired_count: [usize; 2],
     programmed_count: [usize; 2],
+    /// What the loads reported (B.7).
+    diagnostics: Diagnostics,
 }
 
 // Bindings share an engine between threads for lookups and move engines and plans across
@@ -248,6 +252,7 @@ impl Engine {
             dirty: Vec::new(),
             desired_count: [0; 2],
             programmed_count: [0; 2],
+            diagnostics: Diagnostics::default(),
         }
     }
 
@@ -283,7 +288,8 @@ impl Engine {
         let loaded = crate::snapshot::load_for(text, config.cilium_version)?;
         let node = loaded.snapshot.node_to_compute(local_node, argument)?;
         config.local_node = node.to_owned();
-        let (engine, invalid_policies) = Self::from_snapshot(&loaded.snapshot, config);
+        let (mut engine, invalid_policies) = Self::from_snapshot(&loaded.snapshot, config);
+        engine.diagnostics.skipped = loaded.warnings.clone();
         Ok(LoadedEngine {
             engine,
             invalid_policies,
@@ -295,6 +301,7 @@ impl Engine {
     /// missing from it are deleted, changed ones upserted, and an invalid policy keeps the
     /// version the engine had (its errors are returned). Devices become the local node's.
     pub fn sync_snapshot(&mut self, snapshot: &Snapshot) -> Vec<PolicyErrors> {
+        self.diagnostics = Diagnostics::of_snapshot(snapshot, Vec::new());
         let gone: Vec<String> = self
             .nodes
             .keys()
@@ -361,6 +368,22 @@ impl Engine {
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// What the loads reported (SEMANTICS B.7): the last snapshot's invalid policies,
+    /// warnings and skipped objects, and what [`Engine::apply_text`] added since.
+    pub fn diagnostics(&self) -> &Diagnostics {
+        &self.diagnostics
+    }
+
+    /// [`Engine::diagnostics`] with the engine's conflicts as one JSON document:
+    /// `{"invalidPolicies": [{"policy", "errors": [{"path", "reason"}]}], "warnings",
+    /// "skipped", "conflicts"}` (the conformance surface's diagnostics).
+    pub fn diagnostics_json(&self) -> String {
+        crate::render::json_text(&crate::render::diagnostics_json(
+            &self.diagnostics,
+            &self.conflicts(),
+        ))
     }
 
     // ----- events ------------------------------------------------------------------------

@@ -175,6 +175,16 @@ impl Engine {
                 Update::Endpoint(_) => {}
             }
         }
+        self.diagnostics.invalid_policies.extend(
+            applied
+                .invalid_policies
+                .iter()
+                .enumerate()
+                .map(|(i, e)| super::InvalidPolicy::new(i, e)),
+        );
+        self.diagnostics
+            .skipped
+            .extend(applied.warnings.iter().cloned());
         applied.endpoints = endpoints.len();
         for endpoint in endpoints {
             self.upsert_endpoint(endpoint);

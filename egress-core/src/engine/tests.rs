@@ -660,3 +660,53 @@ fn a_half_written_dual_plan_is_repaired_in_both_maps() {
     assert_eq!(maps[1], want(&e, false), "_v4_v2 map");
     assert!(e.take_plan().unwrap().is_empty());
 }
+
+/// SEMANTICS B.7: a load keeps what it reported — a dump's skipped endpoint, a snapshot's
+/// invalid policy with every error and its valid policies' warnings — and `apply_text` adds
+/// its own; the document has exactly the conformance surface's keys.
+#[test]
+fn every_load_keeps_its_diagnostics() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/snapshots");
+    let dump = std::fs::read_to_string(dir.join("dumps/tke-dump.yaml")).unwrap();
+    let loaded = Engine::load_snapshot(&dump, Some("172.22.49.119"), "node", v2("")).unwrap();
+    let d = loaded.engine.diagnostics();
+    assert_eq!(
+        d.skipped,
+        [
+            "objects[16] (default/nginx-7f6d8b9c5d-q4zkm): no status.identity labels: endpoint skipped"
+        ]
+    );
+    assert!(d.invalid_policies.is_empty());
+    assert!(
+        d.warnings[0].starts_with("egress-test: spec.egressGateway: ignored:"),
+        "{:?}",
+        d.warnings
+    );
+
+    let mut e = Engine::new(v2("n"));
+    assert!(e.diagnostics().is_empty());
+    let broken = "{apiVersion: cilium.io/v2, kind: CiliumEgressGatewayPolicy, metadata: {name: broken}, spec: {selectors: [], destinationCIDRs: []}}";
+    e.apply_text(broken).unwrap();
+    let d = e.diagnostics();
+    assert_eq!(d.invalid_policies.len(), 1);
+    assert_eq!(d.invalid_policies[0].policy, "broken");
+    assert_eq!(
+        d.invalid_policies[0].errors[0].to_string(),
+        "spec.egressGateway: Required value"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&e.diagnostics_json()).unwrap();
+    let keys: Vec<&str> = doc
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["invalidPolicies", "warnings", "skipped", "conflicts"]
+    );
+    assert_eq!(
+        doc["invalidPolicies"][0]["errors"][0]["path"],
+        "spec.egressGateway"
+    );
+}

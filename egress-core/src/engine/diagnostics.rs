@@ -1,0 +1,79 @@
+//! What every load reports (SEMANTICS B.7): the facts `egressctl list` prints on stderr —
+//! invalid policies with all their field errors, warnings and lints, what a dump's
+//! conversion skipped, and conflicts — as data, kept by the engine.
+
+use crate::field::FieldError;
+use crate::policy::PolicyErrors;
+use crate::snapshot::Snapshot;
+
+/// An invalid policy, left out of the maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidPolicy {
+    /// Its `metadata.name`, or `#<index>` (its place in the input) when it has none.
+    pub policy: String,
+    /// Every error, in document order.
+    pub errors: Vec<FieldError>,
+}
+
+impl InvalidPolicy {
+    /// The policy at `index` of its input with these errors.
+    pub fn new(index: usize, errors: &PolicyErrors) -> Self {
+        Self {
+            policy: errors.name.clone().unwrap_or_else(|| format!("#{index}")),
+            errors: errors.errors.clone(),
+        }
+    }
+}
+
+/// What the loads of an engine reported (its conflicts are the engine's, live).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diagnostics {
+    /// Invalid policies, each with every error: left out (an update keeps the previous
+    /// version).
+    pub invalid_policies: Vec<InvalidPolicy>,
+    /// Warnings and lints of valid policies (`<policy>: <path>: <message>`), and a Cilium
+    /// release the input names that is not the version computed.
+    pub warnings: Vec<String>,
+    /// What a Kubernetes dump's conversion skipped: objects of other kinds, endpoints
+    /// without identity or networking, unparsable addresses.
+    pub skipped: Vec<String>,
+}
+
+impl Diagnostics {
+    /// The diagnostics of a loaded snapshot, with its conversion's notes (`skipped`).
+    pub fn of_snapshot(snapshot: &Snapshot, skipped: Vec<String>) -> Self {
+        let mut out = Self {
+            skipped,
+            ..Self::default()
+        };
+        for (index, policy) in snapshot.policies.iter().enumerate() {
+            match policy {
+                Err(errors) => out.invalid_policies.push(InvalidPolicy::new(index, errors)),
+                Ok(p) => out.warnings.extend(
+                    snapshot
+                        .policy_warnings(p)
+                        .iter()
+                        .map(|w| format!("{}: {w}", p.name)),
+                ),
+            }
+        }
+        let computed = snapshot.cilium_version;
+        for found in &snapshot.detected_versions {
+            match found.version {
+                Some(v) if v == computed => {}
+                Some(v) => out.warnings.push(format!(
+                    "{found}, but the maps are computed as Cilium {computed} (compute as {v} to reproduce that cluster)"
+                )),
+                None => out.warnings.push(format!(
+                    "{found}, a release this library does not reproduce: computed as Cilium {computed}"
+                )),
+            }
+        }
+        out
+    }
+
+    /// Whether nothing was reported.
+    pub fn is_empty(&self) -> bool {
+        self.invalid_policies.is_empty() && self.warnings.is_empty() && self.skipped.is_empty()
+    }
+}
