@@ -24,6 +24,7 @@ data="$root/target/go/bench"
 mkdir -p "$data"
 
 cargo build --quiet --release --locked -p egress-ffi -p egress-benches --bin binding_workload
+ln -sf libegress_ffi.so target/release/libegress_ffi.so.0  # its SONAME
 target/release/binding_workload "$data" $quick > "$data/figures.json"
 if [ -n "$quick" ]; then
     lookup_time=1x; add_time=1x; count=1

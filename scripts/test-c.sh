@@ -70,6 +70,8 @@ start=$SECONDS
 
 log "building the library"
 run cargo build --release --locked -p egress-ffi
+# The shared library's SONAME is libegress_ffi.so.0: the name a dynamic program looks for.
+ln -sf libegress_ffi.so target/release/libegress_ffi.so.0
 
 log "the header alone: C11 and C++17, with and without EGRESS_FEATURE_BPF"
 for feature in "" -DEGRESS_FEATURE_BPF; do
@@ -106,7 +108,7 @@ log "dynamic: the example against libegress_ffi.so"
 # $ORIGIN: the binary finds target/release/libegress_ffi.so from wherever it is run.
 run "$CC" "${cflags[@]}" "${example_src[@]}" -Iinclude -Ltarget/release -legress_ffi \
     '-Wl,-rpath,$ORIGIN/../release' -o "$out/seed_gateway_group.dynamic"
-if ! readelf -d "$out/seed_gateway_group.dynamic" | grep -q 'NEEDED.*libegress_ffi\.so'; then
+if ! readelf -d "$out/seed_gateway_group.dynamic" | grep -q 'NEEDED.*\[libegress_ffi\.so\.0\]'; then
     echo "error: $out/seed_gateway_group.dynamic does not load libegress_ffi.so" >&2
     exit 1
 fi
@@ -125,6 +127,36 @@ run "$out/quickstart" "$seed" >"$out/quickstart.out"
 # It prints the maps (the example's expected JSON) and the first pod's verdict: masquerade.
 grep -q '"sourceIP": "172.22.48.4"' "$out/quickstart.out"
 grep -q '172.22.48.4 -> 8.8.8.8: verdict kind 5' "$out/quickstart.out"
+
+log "installed: scripts/install-c.sh, then a program outside the repository via pkg-config"
+prefix="$(mktemp -d)"
+consumer="$(mktemp -d)"
+seed_abs="$(cd "$(dirname "$seed")" && pwd)/$(basename "$seed")"
+run ./scripts/install-c.sh "$prefix" >/dev/null
+readelf -d "$prefix/lib/libegress_ffi.so.0" | grep -q 'SONAME.*\[libegress_ffi\.so\.0\]' || {
+    echo "error: the installed library has no SONAME libegress_ffi.so.0" >&2; exit 1; }
+cp examples/c/seed_gateway_group.c "$consumer/"
+(
+    cd "$consumer"
+    export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+    # shellcheck disable=SC2046 # pkg-config's words are separate arguments
+    "$CC" "${cflags[@]}" seed_gateway_group.c $(pkg-config --cflags --libs egress_gateway) \
+        -o dynamic
+    readelf -d dynamic | grep -q 'NEEDED.*\[libegress_ffi\.so\.0\]' || {
+        echo "error: the pkg-config build does not load libegress_ffi.so.0" >&2; exit 1; }
+    LD_LIBRARY_PATH="$prefix/lib" ./dynamic "$seed_abs" >dynamic.out
+    # Fully static: the archive and libgcc_eh (no libgcc_s); glibc warns about NSS.
+    # shellcheck disable=SC2046
+    "$CC" "${cflags[@]}" -static seed_gateway_group.c \
+        $(pkg-config --static --cflags --libs egress_gateway) -o static 2>static.warnings
+    if readelf -d static | grep -q NEEDED; then
+        echo "error: the --static build needs shared libraries" >&2; exit 1
+    fi
+    ./static "$seed_abs" >static.out
+)
+run cmp "$out/seed_gateway_group.asan.out" "$consumer/dynamic.out"
+run cmp "$out/seed_gateway_group.asan.out" "$consumer/static.out"
+rm -rf "$prefix" "$consumer"
 
 # Every build of the example printed the same thing.
 run cmp "$out/seed_gateway_group.asan.out" "$out/seed_gateway_group.valgrind.out"

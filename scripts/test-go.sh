@@ -27,6 +27,7 @@ log() { printf '==> %s\n' "$*"; }
 
 log "building the library ($(go version))"
 cargo build --quiet --release --locked -p egress-ffi
+ln -sf libegress_ffi.so target/release/libegress_ffi.so.0  # its SONAME
 
 cd bindings/go
 log "gofmt, go vet"
@@ -87,10 +88,12 @@ log "benchmarks, one pass each (scripts/bench-go.sh --quick)"
 scripts/bench-go.sh --quick > "$out/bench-quick.txt"
 log "the kernel maps: --features bpf, -tags egressgw_bpf"
 cargo build --quiet --release --locked -p egress-ffi --features bpf
+ln -sf libegress_ffi.so target/release/libegress_ffi.so.0  # its SONAME
 (cd bindings/go && go vet -tags egressgw_bpf ./... && go test -race -count=1 -tags egressgw_bpf -v ./... > "$out/test-bpf.txt") || {
     cat "$out/test-bpf.txt" >&2; exit 1; }
 grep -E '^(--- SKIP|    maps_test)' "$out/test-bpf.txt" || true
 grep -q '^--- PASS: TestProgramDumpAndAdoptTheKernelMaps' "$out/test-bpf.txt" ||
     echo "note: the kernel map tests were skipped (see above)"
 cargo build --quiet --release --locked -p egress-ffi
+ln -sf libegress_ffi.so target/release/libegress_ffi.so.0  # its SONAME
 log "Go: all passed"

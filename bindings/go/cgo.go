@@ -7,7 +7,8 @@ package egressgw
 // no shared library at run time. Build tags:
 //
 //	egressgw_dynamic   link libegress_ffi.so instead, found at run time through an rpath to
-//	                   target/release (or LD_LIBRARY_PATH);
+//	                   target/release (or LD_LIBRARY_PATH) under its SONAME
+//	                   libegress_ffi.so.0 (scripts/install-c.sh makes that link);
 //	egressgw_external  link nothing here: give the library in CGO_LDFLAGS yourself (another
 //	                   target directory, a system install);
 //	egressgw_bpf       the kernel calls (Maps): the library must be built with

@@ -9,7 +9,9 @@
 // The package links the library that `cargo build --release -p egress-ffi` makes, from
 // target/release of the repository two directories up: statically by default (a built
 // binary needs no shared library at run time). With the build tag egressgw_dynamic it links
-// libegress_ffi.so with an rpath to that directory; with egressgw_external it links nothing
+// libegress_ffi.so with an rpath to that directory (loaded as its SONAME
+// libegress_ffi.so.0: `ln -s libegress_ffi.so target/release/libegress_ffi.so.0`, or install
+// the library with scripts/install-c.sh); with egressgw_external it links nothing
 // itself and the library comes from CGO_LDFLAGS (another target directory, a system
 // install). The standard library is all it imports.
 //
