@@ -9,7 +9,9 @@
  * being NULL only when its length is 0; enum values are uint32_t and checked; details of a
  * failure come through an optional egress_error **error_out (freed with
  * egress_error_free; a misaligned one makes the call fail with
- * EGRESS_RESULT_INVALID_ARGUMENT, nothing done); no thread-local state. Calls taking a
+ * EGRESS_RESULT_INVALID_ARGUMENT, nothing done); a buffer too small
+ * (EGRESS_RESULT_INSUFFICIENT_SIZE: the size needed is in the count output) hands out no
+ * error object, so a size query allocates nothing; no thread-local state. Calls taking a
  * const egress_engine * may run concurrently on one engine; calls taking an
  * egress_engine * need exclusive access.
  * The EGRESS_FEATURE_BPF items exist when the library was built with feature `bpf`
@@ -1129,9 +1131,9 @@ egress_result egress_engine_maps_json(const struct egress_engine *engine,
  * [{"path": str, "reason": str}]}], "warnings": [str], "skipped": [str], "conflicts":
  * [...]}` (conflicts as `egress_engine_conflicts_json`). UTF-8, no terminating NUL.
  *
- * The buffer protocol of `egress_engine_maps_json`, except that a size query allocates no
- * error object: `EGRESS_RESULT_INSUFFICIENT_SIZE` with `*written_out` the size needed,
- * `buf` untouched and `*error_out` NULL (`buf` may be NULL when `buf_len` is 0).
+ * The buffer protocol of `egress_engine_maps_json`: `EGRESS_RESULT_INSUFFICIENT_SIZE` with
+ * `*written_out` the size needed, `buf` untouched and no error object (`buf` may be NULL
+ * when `buf_len` is 0).
  *
  * # Safety
  * `engine` is NULL or a valid engine; `buf` points at `buf_len` writable bytes (NULL only

@@ -31,7 +31,10 @@ pub(crate) unsafe fn run(
         Err(payload) => Failure::panic(payload.as_ref()),
     };
     let code = failure.code;
-    if !error_out.is_null() {
+    // A buffer too small is the answer to a size query, not a failure to describe: the
+    // size needed is in the call's count output, and no error object is handed out (a
+    // size-query loop would otherwise allocate, and leak, one per call).
+    if !error_out.is_null() && code != egress_result::InsufficientSize {
         // Building the error object allocates; a panic there must not cross into C either.
         if let Ok(error) = catch_unwind(AssertUnwindSafe(|| egress_error::boxed(failure))) {
             // SAFETY: as above.

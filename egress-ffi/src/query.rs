@@ -87,9 +87,9 @@ pub unsafe extern "C" fn egress_engine_maps_json(
 /// [{"path": str, "reason": str}]}], "warnings": [str], "skipped": [str], "conflicts":
 /// [...]}` (conflicts as `egress_engine_conflicts_json`). UTF-8, no terminating NUL.
 ///
-/// The buffer protocol of `egress_engine_maps_json`, except that a size query allocates no
-/// error object: `EGRESS_RESULT_INSUFFICIENT_SIZE` with `*written_out` the size needed,
-/// `buf` untouched and `*error_out` NULL (`buf` may be NULL when `buf_len` is 0).
+/// The buffer protocol of `egress_engine_maps_json`: `EGRESS_RESULT_INSUFFICIENT_SIZE` with
+/// `*written_out` the size needed, `buf` untouched and no error object (`buf` may be NULL
+/// when `buf_len` is 0).
 ///
 /// # Safety
 /// `engine` is NULL or a valid engine; `buf` points at `buf_len` writable bytes (NULL only
@@ -102,24 +102,11 @@ pub unsafe extern "C" fn egress_engine_diagnostics_json(
     written_out: *mut usize,
     error_out: *mut *mut egress_error,
 ) -> egress_result {
-    let mut too_small = false;
     // SAFETY: the caller's promises.
-    let code = unsafe {
-        run(error_out, || {
-            let text = reference(engine, "engine")?.engine.diagnostics_json();
-            match copy_out(text.as_bytes(), buf, buf_len, written_out) {
-                Err(f) if f.code == egress_result::InsufficientSize => {
-                    too_small = true;
-                    Ok(())
-                }
-                other => other,
-            }
+    unsafe {
+        text_out(engine, (buf, buf_len, written_out), error_out, |e| {
+            Ok(e.diagnostics_json())
         })
-    };
-    if too_small {
-        egress_result::InsufficientSize
-    } else {
-        code
     }
 }
 

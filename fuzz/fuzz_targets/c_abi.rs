@@ -6,8 +6,8 @@
 //! After every call: no panic reached C (`EGRESS_RESULT_PANIC` is a finding); the code is
 //! one of the header's; a failure with an `error_out` carries an error object of the same
 //! code whose message and field strings are readable, a success none; a buffer too small
-//! says how large it must be, and that size then succeeds; a lookup equals the same query
-//! in a batch.
+//! says how large it must be (with no error object), and that size then succeeds; a lookup
+//! equals the same query in a batch.
 #![no_main]
 
 use std::ffi::CStr;
@@ -121,7 +121,10 @@ fn mut_ptr_to<T>(item: &mut T, how: Ptr, spare: &mut Vec<u8>) -> *mut T {
 fn check(code: egress_result, error_out: Ptr, error: &mut *mut egress_error, spare: &[u8]) {
     assert_ne!(code, egress_result::Panic, "a panic reached C");
     assert!(untouched(spare), "written through a misaligned error_out");
-    if code == egress_result::Ok || error_out != Ptr::Valid {
+    if code == egress_result::Ok
+        || code == egress_result::InsufficientSize
+        || error_out != Ptr::Valid
+    {
         assert!(error.is_null(), "an error object after {code:?}");
         return;
     }
