@@ -66,6 +66,12 @@
 #define EGRESS_VERSION_PATCH 0
 
 /**
+ * The version as one number, `(MAJOR << 16) | (MINOR << 8) | PATCH`, the header's side of
+ * `egress_abi_version()`.
+ */
+#define EGRESS_ABI_VERSION (((EGRESS_VERSION_MAJOR << 16) | (EGRESS_VERSION_MINOR << 8)) | EGRESS_VERSION_PATCH)
+
+/**
  * What an export did. `EGRESS_RESULT_OK` is 0; every other value is a failure. Values are
  * fixed: a retired code is never reused for another meaning.
  */
@@ -1058,6 +1064,25 @@ egress_result egress_engine_adopt_maps(struct egress_engine *engine,
 #endif
 
 /**
+ * The name of an `egress_result` (`"EGRESS_RESULT_INVALID_ARGUMENT"`), NULL for another
+ * value.
+ */
+const char *egress_result_name(uint32_t result);
+
+/**
+ * The pinned map an `egress_map` names (`"cilium_egress_gw_policy_v4_v2"`), NULL for
+ * another value.
+ */
+const char *egress_map_name(uint32_t map);
+
+/**
+ * The name of an `egress_verdict_kind` as every binding spells it (`"no_entry"`,
+ * `"drop_no_gateway"`, `"drop_no_egress_ip"`, `"excluded"`, `"forward"`, `"masquerade"`),
+ * NULL for another value.
+ */
+const char *egress_verdict_kind_name(uint32_t kind);
+
+/**
  * The operations that make the maps equal the desired state: every upsert, then every
  * delete, no key twice; none when nothing changed. Write them in order, then call
  * `egress_engine_ack` with how many were written.
@@ -1251,8 +1276,17 @@ egress_result egress_engine_stats(const struct egress_engine *engine,
                                   struct egress_stats *stats_out);
 
 /**
- * The library's version (`"0.2.0"`): NUL-terminated, static, never freed. Compare it with
- * the header's `EGRESS_VERSION_*` macros to detect a header/library mismatch.
+ * The linked library's version as one number, `(MAJOR << 16) | (MINOR << 8) | PATCH`:
+ * compare it with the header's `EGRESS_ABI_VERSION` at startup
+ * (`if (egress_abi_version() != EGRESS_ABI_VERSION) abort();`) to refuse a library built
+ * from other sources than the header. Needs nothing else of the library.
+ */
+uint32_t egress_abi_version(void);
+
+/**
+ * The library's version (`"MAJOR.MINOR.PATCH"`): NUL-terminated, static, never freed.
+ * Compare it with the header's `EGRESS_VERSION_*` macros to detect a header/library
+ * mismatch.
  */
 const char *egress_version(void);
 

@@ -29,6 +29,7 @@ mod engine;
 mod error;
 #[cfg(feature = "bpf")]
 mod kernel;
+mod names;
 mod plan;
 mod query;
 mod types;
@@ -38,6 +39,7 @@ pub use engine::*;
 pub use error::*;
 #[cfg(feature = "bpf")]
 pub use kernel::*;
+pub use names::*;
 pub use plan::*;
 pub use query::*;
 pub use types::*;

@@ -9,10 +9,25 @@ pub const EGRESS_VERSION_MINOR: u32 = 3;
 /// The patch version the header was generated for.
 pub const EGRESS_VERSION_PATCH: u32 = 0;
 
+/// The version as one number, `(MAJOR << 16) | (MINOR << 8) | PATCH`, the header's side of
+/// `egress_abi_version()`.
+pub const EGRESS_ABI_VERSION: u32 =
+    (EGRESS_VERSION_MAJOR << 16) | (EGRESS_VERSION_MINOR << 8) | EGRESS_VERSION_PATCH;
+
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
-/// The library's version (`"0.2.0"`): NUL-terminated, static, never freed. Compare it with
-/// the header's `EGRESS_VERSION_*` macros to detect a header/library mismatch.
+/// The linked library's version as one number, `(MAJOR << 16) | (MINOR << 8) | PATCH`:
+/// compare it with the header's `EGRESS_ABI_VERSION` at startup
+/// (`if (egress_abi_version() != EGRESS_ABI_VERSION) abort();`) to refuse a library built
+/// from other sources than the header. Needs nothing else of the library.
+#[unsafe(no_mangle)]
+pub extern "C" fn egress_abi_version() -> u32 {
+    EGRESS_ABI_VERSION
+}
+
+/// The library's version (`"MAJOR.MINOR.PATCH"`): NUL-terminated, static, never freed.
+/// Compare it with the header's `EGRESS_VERSION_*` macros to detect a header/library
+/// mismatch.
 #[unsafe(no_mangle)]
 pub extern "C" fn egress_version() -> *const c_char {
     VERSION.as_ptr().cast()
@@ -40,5 +55,9 @@ mod tests {
         // SAFETY: a static NUL-terminated string.
         let text = unsafe { std::ffi::CStr::from_ptr(egress_version()) };
         assert_eq!(text.to_str().ok(), Some(env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            egress_abi_version(),
+            (macros[0] << 16) | (macros[1] << 8) | macros[2]
+        );
     }
 }

@@ -284,6 +284,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s SNAPSHOT.yaml\n", argv[0]);
         return 2;
     }
+    /* The library linked is the one this header describes (a stale .so is refused). */
+    if (egress_abi_version() != EGRESS_ABI_VERSION) {
+        fprintf(stderr, "libegress_ffi %s does not match egress_gateway.h %d.%d.%d\n",
+                egress_version(), EGRESS_VERSION_MAJOR, EGRESS_VERSION_MINOR,
+                EGRESS_VERSION_PATCH);
+        return 1;
+    }
     int status = EXIT_FAILURE;
     egress_engine *engine = NULL;
     egress_plan_op *ops = NULL;

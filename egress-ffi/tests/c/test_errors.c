@@ -240,6 +240,23 @@ static void test_version(void)
     const char *version = egress_version();
     CHECK_STR(version, expected);
     CHECK(egress_version() == version); /* static: the same pointer every time */
+    /* The startup check a C program makes against the header it was compiled with. */
+    CHECK_EQ(egress_abi_version(), EGRESS_ABI_VERSION);
+    CHECK_EQ(EGRESS_ABI_VERSION, ((uint32_t)EGRESS_VERSION_MAJOR << 16) |
+                                     ((uint32_t)EGRESS_VERSION_MINOR << 8) |
+                                     (uint32_t)EGRESS_VERSION_PATCH);
+    /* Names for logs: the header's constant names, the maps' pin names, the verdict kinds
+       as every binding spells them; NULL past the enums. */
+    CHECK_STR(egress_result_name(EGRESS_RESULT_OK), "EGRESS_RESULT_OK");
+    CHECK_STR(egress_result_name(EGRESS_RESULT_INSUFFICIENT_SIZE),
+              "EGRESS_RESULT_INSUFFICIENT_SIZE");
+    CHECK_STR(egress_result_name(EGRESS_RESULT_KERNEL), "EGRESS_RESULT_KERNEL");
+    CHECK(egress_result_name(EGRESS_RESULT_KERNEL + 1) == NULL);
+    CHECK_STR(egress_map_name(EGRESS_MAP_V4_LEGACY), "cilium_egress_gw_policy_v4");
+    CHECK_STR(egress_map_name(EGRESS_MAP_V6), "cilium_egress_gw_policy_v6");
+    CHECK(egress_map_name(3) == NULL);
+    CHECK_STR(egress_verdict_kind_name(EGRESS_VERDICT_KIND_MASQUERADE), "masquerade");
+    CHECK(egress_verdict_kind_name(6) == NULL);
 }
 
 static void test_null_frees_and_accessors(void)
