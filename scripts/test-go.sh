@@ -84,6 +84,32 @@ grep -q '^broken: spec.destinationCIDRs\[0\]: ' "$quick/output.txt" || {
 grep -q '^upsert cilium_egress_gw_policy_v4 key 20000000ac16304d' "$quick/output.txt" || {
     echo "error: the quick start's CNI ADD:" >&2; cat "$quick/output.txt" >&2; exit 1; }
 
+log "without cgo: one clear error"
+if (cd bindings/go && CGO_ENABLED=0 go build ./ 2>"$out/nocgo.txt"); then
+    echo "error: the package built without cgo" >&2; exit 1
+fi
+grep -q 'egressgw needs cgo' "$out/nocgo.txt" || {
+    echo "error: a build without cgo does not say it needs cgo:" >&2; cat "$out/nocgo.txt" >&2; exit 1; }
+
+log "the quick start vendored, against the installed library (-tags egressgw_pkgconfig)"
+prefix="$out/prefix"
+rm -rf "$prefix" && ./scripts/install-c.sh "$prefix" >/dev/null
+vendored="$out/vendored"
+rm -rf "$vendored" && mkdir -p "$vendored"
+cp "$quick/main.go" "$quick/go.mod" "$vendored/"
+(
+    cd "$vendored"
+    go mod vendor
+    [ -f vendor/egressgw/egress_gateway.h ] || {
+        echo "error: go mod vendor did not copy the package's header" >&2; exit 1; }
+    PKG_CONFIG_PATH="$prefix/lib/pkgconfig" GOFLAGS=-mod=vendor \
+        go build -tags egressgw_pkgconfig -o quickstart .
+)
+LD_LIBRARY_PATH="$prefix/lib" "$vendored/quickstart" > "$vendored/output.txt"
+cmp "$quick/output.txt" "$vendored/output.txt"
+readelf -d "$vendored/quickstart" | grep -q 'NEEDED.*\[libegress_ffi\.so\.0\]' || {
+    echo "error: the vendored build does not load libegress_ffi.so.0" >&2; exit 1; }
+
 log "benchmarks, one pass each (scripts/bench-go.sh --quick)"
 scripts/bench-go.sh --quick > "$out/bench-quick.txt"
 log "the kernel maps: --features bpf, -tags egressgw_bpf"

@@ -459,5 +459,6 @@ func (e *Engine) Stats() (Stats, error) {
 // (BenchmarkCgoCrossing).
 func crossing(x uintptr) uint32 { return uint32(C.egw_nothing(C.uintptr_t(x))) }
 
-// Version is the library's version ("0.1.0").
+// Version is the linked library's version, "MAJOR.MINOR.PATCH" (the package checks at
+// startup that it is the version of its own header).
 func Version() string { return C.GoString(C.egress_version()) }

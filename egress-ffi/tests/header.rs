@@ -8,6 +8,7 @@ use std::path::Path;
 fn the_committed_header_is_up_to_date() {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let header = crate_dir.join("../include/egress_gateway.h");
+    let go_copy = crate_dir.join("../bindings/go/egress_gateway.h");
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .unwrap_or_else(|e| panic!("cbindgen.toml: {e}"));
     let bindings = cbindgen::Builder::new()
@@ -25,8 +26,18 @@ fn the_committed_header_is_up_to_date() {
             "EGRESS_UPDATE_HEADER is refused under CI"
         );
         std::fs::write(&header, &generated).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&go_copy, &generated).unwrap_or_else(|e| panic!("{e}"));
         return;
     }
+    // The Go package carries its own copy, next to it (`go mod vendor` copies only the
+    // package's directory).
+    let go_header =
+        std::fs::read_to_string(&go_copy).unwrap_or_else(|e| panic!("{}: {e}", go_copy.display()));
+    assert!(
+        go_header == generated,
+        "bindings/go/egress_gateway.h differs from the header: run\n  \
+         EGRESS_UPDATE_HEADER=1 cargo test -p egress-ffi --test header\nand commit both"
+    );
     let committed =
         std::fs::read_to_string(&header).unwrap_or_else(|e| panic!("{}: {e}", header.display()));
     assert!(
