@@ -18,9 +18,13 @@ log "virtual environment ($("$python" --version))"
 "$venv/bin/python" -m pip install -q "maturin>=1.9,<2" "pytest>=8" "mypy>=1.11" pyyaml numpy
 
 log "the wheel (abi3, with the kernel calls)"
-"$venv/bin/maturin" build --release --locked --features bpf -m bindings/python/Cargo.toml \
-    -o target/wheels
-"$venv/bin/python" -m pip install -q target/wheels/egress_gateway-*.whl
+# Stripped (no debug info in the installed extension), tagged manylinux by maturin's check
+# of the glibc symbols it needs.
+"$venv/bin/maturin" build --release --strip --locked --features bpf \
+    -m bindings/python/Cargo.toml -o target/wheels
+wheel="$(ls target/wheels/egress_gateway-*-manylinux_*.whl 2>/dev/null | head -1)"
+[ -n "$wheel" ] || { echo "error: no manylinux wheel in target/wheels" >&2; ls target/wheels >&2; exit 1; }
+"$venv/bin/python" -m pip install -q "$wheel"
 # explain is compared with egressctl's output.
 cargo build --release --locked -q -p egressctl
 
@@ -30,6 +34,21 @@ EGRESSCTL="$root/target/release/egressctl" "$venv/bin/python" -m pytest -q bindi
 log "benchmark: Python lookup_many beside Rust's (quick; the answers must agree)"
 cargo build --release --locked -q -p egress-benches --bin lookup_file
 "$venv/bin/python" benches/python/lookup_many.py --quick --lookup-file target/release/lookup_file >/dev/null
+
+log "the wheel in a fresh venv: $(basename "$wheel"), $(du -k "$wheel" | cut -f1) KiB"
+rm -rf target/py-venv-wheel
+"$python" -m venv target/py-venv-wheel
+target/py-venv-wheel/bin/python -m pip install -q "$wheel"
+target/py-venv-wheel/bin/python -c '
+import pathlib, egress_gateway as egw
+e = egw.Engine.from_snapshot(pathlib.Path("examples/snapshots/seed-gateway-group.yaml"), cilium_version="1.20")
+assert e.layout == "dual" and e.diagnostics()["invalidPolicies"] == []
+'
+so="$(find target/py-venv-wheel -name 'egress_gateway*.so' | head -1)"
+if readelf -S "$so" | grep -q '\.debug_info'; then
+    echo "error: the wheel's extension $so carries debug info" >&2; exit 1
+fi
+echo "installed extension: $(du -k "$so" | cut -f1) KiB"
 
 log "pip install ./bindings/python in a clean venv"
 "$python" -m venv target/py-venv-user
