@@ -326,6 +326,10 @@ impl Engine {
                     if self.policy(&p.name) != Some(p)
                         && let Err(errors) = self.upsert_policy(p.clone())
                     {
+                        // Valid as the snapshot was read, refused by this engine's version.
+                        self.diagnostics
+                            .invalid_policies
+                            .push(InvalidPolicy::new(0, &errors));
                         rejected.push(errors);
                     }
                 }

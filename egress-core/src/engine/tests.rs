@@ -710,3 +710,27 @@ fn every_load_keeps_its_diagnostics() {
         "spec.egressGateway"
     );
 }
+
+/// A snapshot read by 1.18's rules loaded into a 1.20 engine: a policy with 65 gateways (no
+/// limit before 1.20) is refused by the engine and reported among its invalid policies.
+#[test]
+fn a_policy_the_engines_version_refuses_is_in_its_diagnostics() {
+    let items: String = (0..65)
+        .map(|i| format!("    - nodeSelector: {{matchLabels: {{n: \"{i}\"}}}}\n"))
+        .collect();
+    let text = format!(
+        "localNode: a\nnodes: [{{name: a, ipv4: 10.0.0.1}}]\npolicies:\n- metadata: {{name: many}}\n  spec:\n    selectors: [{{podSelector: {{}}}}]\n    destinationCIDRs: [0.0.0.0/0]\n    egressGateway: {{nodeSelector: {{}}}}\n    egressGateways:\n{items}"
+    );
+    let snap = Snapshot::parse(&text).unwrap();
+    assert!(snap.policies[0].is_ok(), "1.18 sets no limit");
+    let (e, rejected) =
+        Engine::from_snapshot(&snap, v2("a").with_cilium_version(CiliumVersion::V1_20));
+    assert_eq!(rejected.len(), 1);
+    let d = e.diagnostics();
+    assert_eq!(d.invalid_policies.len(), 1);
+    assert_eq!(d.invalid_policies[0].policy, "many");
+    assert_eq!(
+        d.invalid_policies[0].errors[0].to_string(),
+        "spec.egressGateways: Too many: 65: must have at most 64 items"
+    );
+}
