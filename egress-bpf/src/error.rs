@@ -174,7 +174,39 @@ pub enum Error {
     Program(String),
 }
 
+/// What kind of failure an [`Error`] is, the one classification every binding maps to its
+/// own (a C result code, a Python exception class).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A plan would overflow a map; nothing was written.
+    Capacity,
+    /// Map bytes that do not decode into an entry.
+    Decode,
+    /// The maps, the plan or the directory are not what the call needs: the caller's
+    /// arguments (another layout, other sizes, not a bpffs, a buffer of the wrong size).
+    InvalidArgument,
+    /// The kernel refused or failed (a syscall's errno, a file that could not be read, a pin
+    /// replaced under the maps, a plan stopped part way).
+    Kernel,
+}
+
 impl Error {
+    /// The error's kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Capacity(_) => ErrorKind::Capacity,
+            Error::Decode { .. } => ErrorKind::Decode,
+            Error::LayoutMismatch { .. }
+            | Error::Mismatch { .. }
+            | Error::NotBpffs { .. }
+            | Error::PlanWrongMap { .. }
+            | Error::PlanWrongSize { .. }
+            | Error::BufferSize(_) => ErrorKind::InvalidArgument,
+            _ => ErrorKind::Kernel,
+        }
+    }
+
     /// The errno behind the error, if a syscall failed.
     pub fn errno(&self) -> Option<Errno> {
         match self {
@@ -235,5 +267,39 @@ fn map_list(layout: Layout) -> String {
     match names.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
         _ => names.join(""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One classification for every binding: the caller's arguments, the kernel's failures,
+    /// capacity and undecodable bytes apart.
+    #[test]
+    fn errors_are_classified_once() {
+        let not_bpffs = Error::NotBpffs {
+            path: PathBuf::from("/tmp"),
+        };
+        assert_eq!(not_bpffs.kind(), ErrorKind::InvalidArgument);
+        let io = Error::Io {
+            path: PathBuf::from("/sys/fs/bpf/x"),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        };
+        assert_eq!(
+            (io.kind(), io.errno()),
+            (ErrorKind::Kernel, Some(Errno(libc::EACCES)))
+        );
+        let decode = Error::Decode {
+            map: "cilium_egress_gw_policy_v4".to_owned(),
+            detail: "prefix length 16 out of range".to_owned(),
+        };
+        assert_eq!((decode.kind(), decode.errno()), (ErrorKind::Decode, None));
+        let capacity = Error::Capacity(CapacityError {
+            map: egress_core::maps::MapId::V4Legacy,
+            peak: 10,
+            max_entries: 9,
+        });
+        assert_eq!(capacity.kind(), ErrorKind::Capacity);
     }
 }

@@ -17,5 +17,5 @@ mod error;
 mod maps;
 mod sys;
 
-pub use error::{ApplyError, BufferSizeError, Errno, Error, Result};
+pub use error::{ApplyError, BufferSizeError, Errno, Error, ErrorKind, Result};
 pub use maps::{DEFAULT_PIN_DIR, EgressMaps, PinnedMap, Unreadable, hex, map_flags};

@@ -164,17 +164,11 @@ impl From<FieldError> for Failure {
 #[cfg(feature = "bpf")]
 impl From<egress_bpf::Error> for Failure {
     fn from(error: egress_bpf::Error) -> Self {
-        use egress_bpf::Error as Bpf;
-        let code = match &error {
-            Bpf::Capacity(_) => egress_result::Capacity,
-            Bpf::Decode { .. } => egress_result::Decode,
-            // Maps or a plan that are not what the call needs: the caller's arguments.
-            Bpf::LayoutMismatch { .. }
-            | Bpf::Mismatch { .. }
-            | Bpf::NotBpffs { .. }
-            | Bpf::PlanWrongMap { .. }
-            | Bpf::PlanWrongSize { .. }
-            | Bpf::BufferSize(_) => egress_result::InvalidArgument,
+        use egress_bpf::ErrorKind as Kind;
+        let code = match error.kind() {
+            Kind::Capacity => egress_result::Capacity,
+            Kind::Decode => egress_result::Decode,
+            Kind::InvalidArgument => egress_result::InvalidArgument,
             _ => egress_result::Kernel,
         };
         Self {

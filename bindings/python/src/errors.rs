@@ -91,19 +91,15 @@ pub(crate) fn from_core(py: Python<'_>, error: &Error) -> PyErr {
     }
 }
 
-/// A kernel adapter's error: what is about the caller's arguments is a `ValueError`, the rest
-/// a `KernelError` with its errno.
+/// A kernel adapter's error, by its kind (`egress_bpf::Error::kind`, the classification the
+/// C ABI maps too): capacity a `CapacityError`, the caller's arguments a `ValueError`, the
+/// rest (undecodable map bytes included) a `KernelError` with its errno.
 #[cfg(feature = "bpf")]
 pub(crate) fn from_kernel(py: Python<'_>, error: &egress_bpf::Error) -> PyErr {
-    use egress_bpf::Error as Bpf;
-    match error {
-        Bpf::Capacity(e) => from_core(py, &Error::Capacity(e.clone())),
-        Bpf::LayoutMismatch { .. }
-        | Bpf::Mismatch { .. }
-        | Bpf::NotBpffs { .. }
-        | Bpf::PlanWrongMap { .. }
-        | Bpf::PlanWrongSize { .. }
-        | Bpf::BufferSize(_) => PyValueError::new_err(error.to_string()),
+    use egress_bpf::ErrorKind as Kind;
+    match (error, error.kind()) {
+        (egress_bpf::Error::Capacity(e), _) => from_core(py, &Error::Capacity(e.clone())),
+        (_, Kind::InvalidArgument) => PyValueError::new_err(error.to_string()),
         _ => with_attributes::<KernelError>(
             py,
             error.to_string(),
