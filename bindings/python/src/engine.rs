@@ -22,9 +22,22 @@ use crate::values::{Entry, Explanation, Plan, Verdict, ip_arg, json_object};
 
 /// How `json.dumps` writes what JSON has no type for: a `datetime` as RFC 3339 (what the
 /// API server writes; a naive one is taken as UTC), a `date` as ISO 8601; anything else is a
-/// `TypeError`, never a silent `str()`.
+/// `TypeError`, never a silent `str()`. `check_keys` refuses a mapping key that is not a
+/// `str` (`json.dumps` would write `1`, `None`, `True` as the strings "1", "null", "true").
 const JSON_DEFAULT: &std::ffi::CStr = c"
 import datetime
+
+def check_keys(value):
+    stack = [(value, 'data')]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise TypeError(f'{path}: the key {key!r} is a {type(key).__name__}, not a str')
+                stack.append((child, f'{path}.{key}'))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((child, f'{path}[{i}]') for i, child in enumerate(item))
 
 def default(value):
     if isinstance(value, datetime.datetime):
@@ -37,23 +50,25 @@ def default(value):
     raise TypeError(f'{type(value).__name__} is not a JSON value')
 ";
 
-static JSON_DEFAULT_FN: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+static JSON_MODULE: pyo3::sync::PyOnceLock<Py<PyModule>> = pyo3::sync::PyOnceLock::new();
 
-/// JSON text of a mapping or list (through `json.dumps` with [`JSON_DEFAULT`]).
+/// JSON text of a mapping or list (through `json.dumps` with [`JSON_DEFAULT`]), every
+/// mapping key checked to be a `str` first.
 fn json_dumps(value: &Bound<'_, PyAny>) -> PyResult<String> {
     let py = value.py();
-    let default = JSON_DEFAULT_FN.get_or_try_init(py, || {
+    let module = JSON_MODULE.get_or_try_init(py, || {
         PyModule::from_code(
             py,
             JSON_DEFAULT,
             c"egress_gateway_json.py",
             c"egress_gateway_json",
-        )?
-        .getattr("default")
+        )
         .map(Bound::unbind)
     })?;
+    let module = module.bind(py);
+    module.getattr("check_keys")?.call1((value,))?;
     let kwargs = PyDict::new(py);
-    kwargs.set_item("default", default.bind(py))?;
+    kwargs.set_item("default", module.getattr("default")?)?;
     py.import("json")?
         .call_method("dumps", (value,), Some(&kwargs))?
         .extract()

@@ -102,6 +102,13 @@ def test_dates_in_a_dict_are_rfc3339_and_other_foreign_values_are_refused(exampl
         engine.upsert_node({"name": b"raw"})
     with pytest.raises(TypeError, match="set"):
         engine.upsert_node({"name": "n", "labels": {"a": {1, 2}}})
+    # A key that is not a str is refused, naming where (json.dumps would write "1", "null").
+    for key, kind in [(1, "int"), (None, "NoneType"), (True, "bool")]:
+        with pytest.raises(TypeError, match=rf"data\.labels: the key {key!r} is a {kind}, not a str"):
+            engine.upsert_node({"name": "n", "labels": {key: "web"}})
+    with pytest.raises(TypeError, match=r"data\.nodes\[0\]\.labels: the key 7"):
+        egw.Engine.from_snapshot({"localNode": "n", "nodes": [{"name": "n", "labels": {7: "x"}}]})
+    assert engine.stats()["nodes"] == 0, "nothing was applied"
 
 
 def test_an_upgrade_is_two_engines_maps(examples):
