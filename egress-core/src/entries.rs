@@ -382,7 +382,7 @@ impl MapEntries {
             (Vec::new(), self.ipv6.clone())
         };
         let mut out = MapEntries { ipv4, ipv6 };
-        if map == MapId::V4Legacy {
+        if !map.stores_ifindex() {
             out.ipv4.iter_mut().for_each(|e| e.egress_ifindex = 0);
         }
         out

@@ -88,7 +88,7 @@ impl Layout {
     /// (the legacy IPv4 value does not: two entries differing only there are the same
     /// kernel bytes).
     pub fn stores_ifindex(self, ipv4: bool) -> bool {
-        !(ipv4 && self == Layout::V4Legacy)
+        !ipv4 || self.ipv4_map().stores_ifindex()
     }
 
     /// The IPv4 map's value size.
@@ -157,6 +157,11 @@ impl MapId {
             MapId::V4 | MapId::V4Legacy => MapKeyV4::SIZE,
             MapId::V6 => MapKeyV6::SIZE,
         }
+    }
+
+    /// Whether the map's value holds the egress ifindex (all but the legacy IPv4 value).
+    pub fn stores_ifindex(self) -> bool {
+        self != MapId::V4Legacy
     }
 
     /// Value size in bytes.

@@ -246,12 +246,8 @@ fn upgrade(args: &DiffArgs, to: CiliumVersion) -> Result<(), Failure> {
     }
 
     let map_names = |v: CiliumVersion| -> String {
-        let layout = args.node.version.layout(args.layout);
-        let layout = if args.layout.is_some() {
-            layout
-        } else {
-            v.layout()
-        };
+        // --layout overrides both versions' maps, as it does a node's.
+        let layout = args.layout.map_or_else(|| v.layout(), Into::into);
         layout
             .maps()
             .iter()
