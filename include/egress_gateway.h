@@ -582,6 +582,22 @@ typedef struct egress_plan_op {
 } egress_plan_op;
 
 /**
+ * Which plan of which engine: `egress_engine_plan_id` names the last plan taken, and
+ * `egress_engine_ack_plan` acknowledges by it (a binding that keeps copies of plans, as Go
+ * does, holds this with each).
+ */
+typedef struct egress_plan_id {
+    /**
+     * The engine that took the plan (never 0).
+     */
+    uint64_t engine;
+    /**
+     * The plan's number in that engine, from 1 in the order taken (0: none taken yet).
+     */
+    uint64_t sequence;
+} egress_plan_id;
+
+/**
  * One element of a live map, as an agent that dumps the maps itself reads it: for
  * `egress_engine_adopt`.
  */
@@ -1090,9 +1106,10 @@ const char *egress_verdict_kind_name(uint32_t kind);
  * `*count_out` is the number of operations. `EGRESS_RESULT_INSUFFICIENT_SIZE` when
  * `ops_len` is smaller: `*count_out` is the count needed and `ops` is untouched (`ops` may be
  * NULL when `ops_len` is 0). `EGRESS_RESULT_CAPACITY` when a map would overflow its
- * `max_entries` at the plan's peak: nothing is handed out (`*count_out` is 0). The plan
- * handed out is the one the next `egress_engine_ack` acknowledges; a later take replaces
- * it, and a failed take leaves none (only 0 can be acknowledged then).
+ * `max_entries` at the plan's peak: nothing is handed out (`*count_out` is 0).
+ *
+ * Only the plan the last take handed out can be acknowledged, once (SEMANTICS B.8): a size
+ * query or a refused take leaves no plan to acknowledge.
  *
  * # Safety
  * `engine` is a valid engine with exclusive access; `ops` points at `ops_len` writable ops
@@ -1106,8 +1123,10 @@ egress_result egress_engine_take_plan(struct egress_engine *engine,
 
 /**
  * Records that the first `applied` operations of the last plan taken were written (all of
- * them: its count; none: 0). The rest come back in the next plan. `applied` past the plan's
- * end, or a non-zero `applied` with no plan taken, is `EGRESS_RESULT_INVALID_ARGUMENT`.
+ * them: its count; none: 0). The rest come back in the next plan. Refused with
+ * `EGRESS_RESULT_INVALID_ARGUMENT`, recording nothing (SEMANTICS B.8): no plan taken, the
+ * plan acknowledged already, adopted over (`egress_engine_adopt`/`_adopt_maps` after the
+ * take), or `applied` past its end (path `applied`; the others path `plan`).
  *
  * # Safety
  * `engine` is a valid engine with exclusive access; `error_out` NULL or valid.
@@ -1115,6 +1134,29 @@ egress_result egress_engine_take_plan(struct egress_engine *engine,
 egress_result egress_engine_ack(struct egress_engine *engine,
                                 size_t applied,
                                 struct egress_error **error_out);
+
+/**
+ * Writes the id of the last plan taken from `engine` to `*id_out` (sequence 0 when none
+ * was taken yet).
+ *
+ * # Safety
+ * `engine` is a valid engine; `id_out` and `error_out` NULL or valid for a write.
+ */
+egress_result egress_engine_plan_id(const struct egress_engine *engine,
+                                    struct egress_plan_id *id_out,
+                                    struct egress_error **error_out);
+
+/**
+ * `egress_engine_ack` of the plan `id` names: refused too (path `plan`) when it is another
+ * engine's or older than the last plan taken.
+ *
+ * # Safety
+ * `engine` is a valid engine with exclusive access; `error_out` NULL or valid.
+ */
+egress_result egress_engine_ack_plan(struct egress_engine *engine,
+                                     struct egress_plan_id id,
+                                     size_t applied,
+                                     struct egress_error **error_out);
 
 /**
  * Makes `count` elements of live maps (as an agent that dumps the maps itself reads them)

@@ -184,7 +184,7 @@ impl<'a> Pod<'a> {
             ..Endpoint::default()
         });
         let plan = engine.take_plan().map_err(|e| e.to_string())?;
-        engine.ack(&plan, plan.len());
+        engine.ack(&plan, plan.len()).unwrap();
         Ok(plan
             .ops()
             .iter()

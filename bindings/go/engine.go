@@ -127,11 +127,8 @@ type Engine struct {
 	mu  sync.RWMutex
 	ptr *C.egress_engine // nil once closed
 
-	// Plan bookkeeping (under mu held for writing): the last plan taken and its length, and
-	// the buffer plans are read into.
-	planGen uint64
-	planLen int
-	opsBuf  []C.egress_plan_op
+	// The buffer plans are read into (under mu held for writing).
+	opsBuf []C.egress_plan_op
 }
 
 // NewEngine makes an empty engine for cfg.LocalNode.

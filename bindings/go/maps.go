@@ -104,8 +104,6 @@ func (m *Maps) Program(e *Engine) (applied int, err error) {
 	}
 	err = m.use(func(maps *C.egress_maps) error {
 		return e.write(func(ptr *C.egress_engine) error {
-			e.planGen++
-			e.planLen = 0
 			var n C.size_t
 			var cerr *C.egress_error
 			err := failure(C.egress_maps_program(maps, ptr, &n, &cerr), cerr)

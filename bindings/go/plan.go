@@ -67,9 +67,8 @@ type PlanOp struct {
 // Plan is what makes the maps equal the desired state: every upsert, then every delete, no
 // key twice. Write its operations in order, then Ack how many were written.
 type Plan struct {
-	Ops    []PlanOp
-	engine *Engine // the engine that made it
-	gen    uint64  // which TakePlan of that engine
+	Ops []PlanOp
+	id  C.egress_plan_id // which plan of which engine, for Ack
 }
 
 // Len is the number of operations.
@@ -77,13 +76,10 @@ func (p Plan) Len() int { return len(p.Ops) }
 
 // TakePlan returns the operations that make the maps equal the desired state (none when
 // nothing changed). ErrCapacity when a map would overflow at the plan's peak: nothing is
-// handed out then. The plan taken is the one the next Ack acknowledges; a later TakePlan
-// replaces it.
+// handed out then. Only the last plan taken can be acknowledged, once (SEMANTICS B.8).
 func (e *Engine) TakePlan() (Plan, error) {
 	var plan Plan
 	err := e.write(func(ptr *C.egress_engine) error {
-		e.planGen++
-		e.planLen = 0
 		for {
 			var count C.size_t
 			var cerr *C.egress_error
@@ -100,8 +96,10 @@ func (e *Engine) TakePlan() (Plan, error) {
 			if err := failure(code, cerr); err != nil {
 				return err
 			}
-			plan = Plan{Ops: planOps(e.opsBuf[:count]), engine: e, gen: e.planGen}
-			e.planLen = int(count)
+			plan = Plan{Ops: planOps(e.opsBuf[:count])}
+			if err := failure(C.egress_engine_plan_id(ptr, &plan.id, &cerr), cerr); err != nil {
+				return err
+			}
 			if len(e.opsBuf) > 1024 {
 				e.opsBuf = nil // a large plan's buffer is not kept
 			}
@@ -146,25 +144,17 @@ func clamp(n, limit int) int {
 }
 
 // Ack records that the first applied operations of plan were written (all: plan.Len();
-// none: 0). The rest come back in the next plan. plan must be the last one this engine's
-// TakePlan returned and not yet acknowledged, and applied at most its length
-// (ErrInvalidArgument otherwise).
+// none: 0). The rest come back in the next plan. The library refuses, recording nothing
+// (ErrInvalidArgument naming "plan" or "applied"): a plan of another engine, one
+// acknowledged already, one older than the last plan taken or taken before an Adopt, and
+// applied past its length (SEMANTICS B.8).
 func (e *Engine) Ack(plan Plan, applied int) error {
+	if applied < 0 {
+		return argumentError("applied", fmt.Sprintf("Invalid value: %d: must be at least 0", applied))
+	}
 	return e.write(func(ptr *C.egress_engine) error {
-		switch {
-		case plan.engine != e || plan.gen != e.planGen:
-			return argumentError("plan", "not the last plan this engine's TakePlan returned")
-		case applied < 0 || applied > len(plan.Ops) || applied > e.planLen:
-			return argumentError("applied", fmt.Sprintf("Invalid value: %d: the plan has %d operations", applied, len(plan.Ops)))
-		}
 		var cerr *C.egress_error
-		if err := failure(C.egress_engine_ack(ptr, C.size_t(applied), &cerr), cerr); err != nil {
-			return err
-		}
-		// Acknowledged: the rest comes back in the next plan; this one is done.
-		e.planGen++
-		e.planLen = 0
-		return nil
+		return failure(C.egress_engine_ack_plan(ptr, plan.id, C.size_t(applied), &cerr), cerr)
 	})
 }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use egress_core::engine::{CapacityError, PlanOp};
+use egress_core::engine::{AckError, CapacityError, PlanOp};
 use egress_core::maps::Layout;
 
 /// An `errno` value from a failed syscall.
@@ -111,6 +111,9 @@ pub enum Error {
     /// A plan stopped at one operation; those before it were written.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// The engine refused the acknowledgement of what was written (B.8).
+    #[error(transparent)]
+    Ack(#[from] AckError),
     /// A plan operation is for a map that is not one of these maps (a plan made for the
     /// other IPv4 layout, or for other maps): the plan was refused before anything was
     /// written.
@@ -202,6 +205,7 @@ impl Error {
             | Error::NotBpffs { .. }
             | Error::PlanWrongMap { .. }
             | Error::PlanWrongSize { .. }
+            | Error::Ack(_)
             | Error::BufferSize(_) => ErrorKind::InvalidArgument,
             _ => ErrorKind::Kernel,
         }

@@ -588,11 +588,11 @@ impl EgressMaps {
         let plan = engine.take_plan()?;
         match self.apply(&plan) {
             Ok(applied) => {
-                engine.ack(&plan, applied);
+                engine.ack(&plan, applied)?;
                 Ok(plan)
             }
             Err(Error::Apply(e)) => {
-                engine.ack(&plan, e.applied);
+                engine.ack(&plan, e.applied)?;
                 Err(Error::Apply(e))
             }
             Err(e) => Err(e),

@@ -275,13 +275,13 @@ fn a_dual_layout_repairs_either_ipv4_map_and_acknowledges_whole_entries() {
     let cut = maps_of.iter().position(|m| *m == MapId::V4).unwrap() + 1;
     let written = maps.apply(&plan).unwrap();
     assert_eq!(written, plan.len());
-    engine.ack(&plan, cut);
+    engine.ack(&plan, cut).unwrap();
     let again = engine.take_plan().unwrap();
     // Every entry but the first comes back in both maps (the IPv6 ones: their only op was
     // past the cut).
     let ipv6_ops = plan.len() - 2 * v4;
     assert_eq!(again.len(), 2 * (v4 - 1) + ipv6_ops, "{:?}", again.ops());
-    engine.ack(&again, again.len());
+    engine.ack(&again, again.len()).unwrap();
     assert!(engine.take_plan().unwrap().is_empty());
     // A stale legacy key and one missing there: a restarted engine repairs both maps.
     let legacy_only = EgressMaps::open(&dir, Layout::V4Legacy, false).unwrap();

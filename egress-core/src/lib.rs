@@ -47,7 +47,7 @@
 //!     // Cilium 1.18 (the default) writes the legacy IPv4 map.
 //!     assert_eq!((op.map().name(), op.key().len()), ("cilium_egress_gw_policy_v4", 12));
 //! }
-//! engine.ack(&plan, plan.len()); // everything was written
+//! engine.ack(&plan, plan.len()).unwrap(); // everything was written
 //! assert!(engine.take_plan().unwrap().is_empty());
 //!
 //! // A CNI ADD: the new pod's entries, and only those, at once.
@@ -63,7 +63,7 @@
 //! assert!(plan.ops().iter().all(|op| op.action() == Action::Upsert
 //!     && op.entry().source == "10.0.0.2".parse::<std::net::IpAddr>().unwrap()));
 //! assert_eq!(plan.len(), 2);
-//! engine.ack(&plan, plan.len());
+//! engine.ack(&plan, plan.len()).unwrap();
 //!
 //! // The datapath's question, answered without allocating.
 //! let verdict = engine.lookup("10.0.0.2".parse().unwrap(), "8.8.8.8".parse().unwrap());

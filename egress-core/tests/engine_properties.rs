@@ -412,7 +412,7 @@ proptest! {
             apply(&mut engine, event);
         }
         let first = engine.take_plan().unwrap();
-        engine.ack(&first, first.len());
+        engine.ack(&first, first.len()).unwrap();
         let mut map: HashMap<KeyIdentity, Entry> = engine.programmed().iter().map(|e| (e.identity(), *e)).collect();
         for event in &after {
             apply(&mut engine, event);
@@ -433,7 +433,7 @@ proptest! {
         for op in &plan.ops()[..applied] {
             apply_op(&mut map, op);
         }
-        engine.ack(&plan, applied);
+        engine.ack(&plan, applied).unwrap();
         let rest = engine.take_plan().unwrap();
         prop_assert_eq!(rest.ops(), &plan.ops()[applied..]);
         for op in rest.ops() {
@@ -445,7 +445,7 @@ proptest! {
         let mut desired: Vec<Entry> = engine.entries().iter().copied().collect();
         desired.sort_by_key(key);
         prop_assert_eq!(result, desired);
-        engine.ack(&rest, rest.len());
+        engine.ack(&rest, rest.len()).unwrap();
         prop_assert!(engine.take_plan().unwrap().is_empty());
         // A restarted engine adopting the live map writes nothing.
         let mut restarted = new_engine(selection);

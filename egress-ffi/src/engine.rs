@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use egress_core::cluster::Endpoint;
-use egress_core::engine::{Engine, EngineConfig, Plan};
+use egress_core::engine::{Engine, EngineConfig};
 use egress_core::field::FieldError;
 use egress_core::maps::DEFAULT_MAX_ENTRIES;
 use egress_core::snapshot;
@@ -22,8 +22,6 @@ use crate::types::{cilium_version, egress_ip_addr, egress_label, layout_or_versi
 /// engine may run at the same time. The engine may move between threads.
 pub struct egress_engine {
     pub(crate) engine: Engine,
-    /// The plan the last `egress_engine_take_plan` handed out, for `egress_engine_ack`.
-    pub(crate) taken: Option<Plan>,
 }
 
 /// How to build an engine.
@@ -99,10 +97,7 @@ impl egress_engine {
     /// Hands an engine built in Rust to C code (a Rust agent loading C plugins, the
     /// benchmarks): the pointer owns it; free it with `egress_engine_free`.
     pub fn into_raw(engine: Engine) -> *mut egress_engine {
-        Box::into_raw(Box::new(egress_engine {
-            engine,
-            taken: None,
-        }))
+        Box::into_raw(Box::new(egress_engine { engine }))
     }
 }
 

@@ -114,7 +114,6 @@ pub unsafe extern "C" fn egress_maps_program(
             let maps = &reference(maps, "maps")?.maps;
             let handle = exclusive(engine, "engine")?;
             let result = maps.program(&mut handle.engine);
-            handle.taken = None;
             let applied = match &result {
                 Ok(plan) => plan.len(),
                 Err(egress_bpf::Error::Apply(e)) => e.applied,
@@ -168,7 +167,6 @@ pub unsafe extern "C" fn egress_engine_adopt_maps(
         run(error_out, || {
             let handle = exclusive(engine, "engine")?;
             let (entries, _) = reference(maps, "maps")?.maps.baseline()?;
-            handle.taken = None;
             handle.engine.adopt(entries.iter().copied());
             Ok(())
         })

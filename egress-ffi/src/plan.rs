@@ -1,12 +1,13 @@
 //! Two-phase programming through C: take a plan into the caller's array, write it to the
 //! kernel, acknowledge what was written; adopt a live map's dump after a restart.
 
+use egress_core::engine::PlanId;
 use egress_core::entries::Entry;
 use egress_core::maps::MapId;
 
-use crate::boundary::{exclusive, fill, run, slice};
+use crate::boundary::{exclusive, fill, reference, run, slice};
 use crate::engine::egress_engine;
-use crate::error::{Failure, egress_error, egress_result};
+use crate::error::{egress_error, egress_result};
 use crate::types::{egress_map_element, egress_plan_op};
 
 /// The operations that make the maps equal the desired state: every upsert, then every
@@ -16,9 +17,10 @@ use crate::types::{egress_map_element, egress_plan_op};
 /// `*count_out` is the number of operations. `EGRESS_RESULT_INSUFFICIENT_SIZE` when
 /// `ops_len` is smaller: `*count_out` is the count needed and `ops` is untouched (`ops` may be
 /// NULL when `ops_len` is 0). `EGRESS_RESULT_CAPACITY` when a map would overflow its
-/// `max_entries` at the plan's peak: nothing is handed out (`*count_out` is 0). The plan
-/// handed out is the one the next `egress_engine_ack` acknowledges; a later take replaces
-/// it, and a failed take leaves none (only 0 can be acknowledged then).
+/// `max_entries` at the plan's peak: nothing is handed out (`*count_out` is 0).
+///
+/// Only the plan the last take handed out can be acknowledged, once (SEMANTICS B.8): a size
+/// query or a refused take leaves no plan to acknowledge.
 ///
 /// # Safety
 /// `engine` is a valid engine with exclusive access; `ops` points at `ops_len` writable ops
@@ -41,28 +43,31 @@ pub unsafe extern "C" fn egress_engine_take_plan(
                 crate::boundary::out(ops, "ops")?;
             }
             let handle = exclusive(engine, "engine")?;
-            // A failed take leaves no plan to acknowledge.
-            handle.taken = None;
             let plan = handle
                 .engine
                 .take_plan()
                 .map_err(egress_core::Error::from)?;
-            fill(
+            let filled = fill(
                 plan.len(),
                 plan.ops().iter().map(egress_plan_op::from),
                 (ops, "ops"),
                 (ops_len, "ops_len"),
                 count_out,
-            )?;
-            handle.taken = Some(plan);
-            Ok(())
+            );
+            if filled.is_err() {
+                // Only the count was handed out: nothing of this plan can be acknowledged.
+                handle.engine.withdraw_plan(plan);
+            }
+            filled
         })
     }
 }
 
 /// Records that the first `applied` operations of the last plan taken were written (all of
-/// them: its count; none: 0). The rest come back in the next plan. `applied` past the plan's
-/// end, or a non-zero `applied` with no plan taken, is `EGRESS_RESULT_INVALID_ARGUMENT`.
+/// them: its count; none: 0). The rest come back in the next plan. Refused with
+/// `EGRESS_RESULT_INVALID_ARGUMENT`, recording nothing (SEMANTICS B.8): no plan taken, the
+/// plan acknowledged already, adopted over (`egress_engine_adopt`/`_adopt_maps` after the
+/// take), or `applied` past its end (path `applied`; the others path `plan`).
 ///
 /// # Safety
 /// `engine` is a valid engine with exclusive access; `error_out` NULL or valid.
@@ -76,16 +81,87 @@ pub unsafe extern "C" fn egress_engine_ack(
     unsafe {
         run(error_out, || {
             let handle = exclusive(engine, "engine")?;
-            let taken = handle.taken.as_ref().map_or(0, |p| p.len());
-            if applied > taken {
-                return Err(Failure::invalid_argument(
-                    "applied",
-                    format!("{applied} is more than the {taken} operations of the plan taken"),
-                ));
-            }
-            if let Some(plan) = handle.taken.take() {
-                handle.engine.ack(&plan, applied);
-            }
+            handle
+                .engine
+                .ack_last(applied)
+                .map_err(egress_core::Error::from)?;
+            Ok(())
+        })
+    }
+}
+
+/// Which plan of which engine: `egress_engine_plan_id` names the last plan taken, and
+/// `egress_engine_ack_plan` acknowledges by it (a binding that keeps copies of plans, as Go
+/// does, holds this with each).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct egress_plan_id {
+    /// The engine that took the plan (never 0).
+    pub engine: u64,
+    /// The plan's number in that engine, from 1 in the order taken (0: none taken yet).
+    pub sequence: u64,
+}
+
+impl From<egress_plan_id> for PlanId {
+    fn from(id: egress_plan_id) -> Self {
+        PlanId {
+            engine: id.engine,
+            sequence: id.sequence,
+        }
+    }
+}
+
+impl From<PlanId> for egress_plan_id {
+    fn from(id: PlanId) -> Self {
+        egress_plan_id {
+            engine: id.engine,
+            sequence: id.sequence,
+        }
+    }
+}
+
+/// Writes the id of the last plan taken from `engine` to `*id_out` (sequence 0 when none
+/// was taken yet).
+///
+/// # Safety
+/// `engine` is a valid engine; `id_out` and `error_out` NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_plan_id(
+    engine: *const egress_engine,
+    id_out: *mut egress_plan_id,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        run(error_out, || {
+            let id_out = crate::boundary::out(id_out, "id_out")?;
+            let engine = &reference(engine, "engine")?.engine;
+            id_out.write(engine.last_plan_id().into());
+            Ok(())
+        })
+    }
+}
+
+/// `egress_engine_ack` of the plan `id` names: refused too (path `plan`) when it is another
+/// engine's or older than the last plan taken.
+///
+/// # Safety
+/// `engine` is a valid engine with exclusive access; `error_out` NULL or valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_ack_plan(
+    engine: *mut egress_engine,
+    id: egress_plan_id,
+    applied: usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        run(error_out, || {
+            let handle = exclusive(engine, "engine")?;
+            handle
+                .engine
+                .ack_id(id.into(), applied)
+                .map_err(egress_core::Error::from)?;
             Ok(())
         })
     }
@@ -117,7 +193,6 @@ pub unsafe extern "C" fn egress_engine_adopt(
                 .enumerate()
                 .map(|(i, e)| e.decode(layout, &format!("elements[{i}]")))
                 .collect::<Result<Vec<(MapId, Entry)>, _>>()?;
-            handle.taken = None;
             handle.engine.adopt_maps(entries);
             Ok(())
         })

@@ -349,13 +349,15 @@ fn plans_equal_the_engines_bytes_and_acks_move_the_baseline() {
         (egress_result::InvalidArgument, vec!["applied".to_owned()])
     );
     ack(&engine, rest.len()).unwrap();
+    // Acknowledged once: not again, not even 0 operations.
+    for applied in [0, 1] {
+        let again = ack(&engine, applied).err().unwrap();
+        assert_eq!(
+            (again.code, again.paths),
+            (egress_result::InvalidArgument, vec!["plan".to_owned()])
+        );
+    }
     assert!(take_plan(&engine).is_empty());
-    // Nothing taken: only 0 can be acknowledged.
-    ack(&engine, 0).unwrap();
-    assert_eq!(
-        ack(&engine, 1).err().unwrap().code,
-        egress_result::InvalidArgument
-    );
     // A failed take leaves no plan behind to acknowledge by mistake.
     let ep = "{uid: extra, namespace: default, labels: {app: nginx}, ips: [172.22.48.99], node: 172.22.48.125}";
     call(|e| unsafe { egress_engine_upsert_endpoint_json(engine.0, ep.as_ptr(), ep.len(), e) })
@@ -370,9 +372,10 @@ fn plans_equal_the_engines_bytes_and_acks_move_the_baseline() {
         (egress_result::InsufficientSize, Vec::<String>::new())
     );
     assert!(count > 0);
+    let unseen = ack(&engine, 0).err().unwrap();
     assert_eq!(
-        ack(&engine, 1).err().unwrap().code,
-        egress_result::InvalidArgument
+        (unseen.code, unseen.paths),
+        (egress_result::InvalidArgument, vec!["plan".to_owned()])
     );
 }
 

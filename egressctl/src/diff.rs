@@ -79,7 +79,9 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
     let baseline = engine
         .take_plan()
         .map_err(|e| Failure::Input(e.to_string()))?;
-    engine.ack(&baseline, baseline.len());
+    engine
+        .ack(&baseline, baseline.len())
+        .map_err(|e| Failure::Input(e.to_string()))?;
     let before = engine.gateway_choices();
 
     let mut warnings = 0;

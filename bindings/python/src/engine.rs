@@ -617,23 +617,13 @@ impl Engine {
     }
 
     /// Records that the first `applied` operations of `plan` (all by default) were written;
-    /// the rest come back in the next plan. A plan taken from another engine is refused.
+    /// the rest come back in the next plan. Only the last plan taken from this engine is
+    /// acknowledged, once, and only up to its length (`ValueError` naming `plan` or
+    /// `applied` otherwise, nothing recorded).
     #[pyo3(signature = (plan, applied=None))]
     fn ack(&self, py: Python<'_>, plan: &Plan, applied: Option<usize>) -> PyResult<()> {
-        let len = plan.plan.len();
-        let applied = applied.unwrap_or(len);
-        if applied > len {
-            return Err(PyValueError::new_err(format!(
-                "applied: {applied} is more than the plan's {len} operations"
-            )));
-        }
-        self.writing(py, |e| {
-            if !e.took(&plan.plan) {
-                return Err(PyValueError::new_err("plan: taken from another engine"));
-            }
-            e.ack(&plan.plan, applied);
-            Ok(())
-        })
+        let applied = applied.unwrap_or(plan.plan.len());
+        self.writing(py, |e| e.ack(&plan.plan, applied)).py_err(py)
     }
 
     /// Makes these entries (a dump of the live maps, any iterable of `Entry`) the programmed

@@ -139,8 +139,28 @@ def test_a_plan_belongs_to_its_engine(examples):
         other.ack(plan)
     assert len(other.take_plan()) == len(plan), "nothing was recorded"
     one.ack(plan)
-    one.ack(plan)  # twice: the same baseline
+    with pytest.raises(ValueError, match="acknowledged already") as caught:
+        one.ack(plan)  # once only (SEMANTICS B.8)
+    assert str(caught.value).startswith("plan: Forbidden")
     assert not one.take_plan()
+
+
+def test_only_the_last_plan_taken_is_acknowledged(examples):
+    engine = egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml")
+    older = engine.take_plan()
+    last = engine.take_plan()
+    assert len(older) == len(last) == 10
+    with pytest.raises(ValueError, match="older than the last plan taken"):
+        engine.ack(older)
+    with pytest.raises(ValueError, match=r"^applied: Invalid value: 11: more than the plan's 10"):
+        engine.ack(last, 11)
+    engine.ack(last, 4)
+    rest = engine.take_plan()
+    assert len(rest) == 6
+    engine.adopt([])
+    with pytest.raises(ValueError, match="adopted after plan"):
+        engine.ack(rest)
+    assert len(engine.take_plan()) == 10, "the adopted (empty) baseline, nothing recorded since"
 
 
 def test_lookup_many_takes_bytes_only(examples):

@@ -30,7 +30,7 @@ use hashbrown::HashMap;
 pub use diagnostics::{Diagnostics, InvalidPolicy};
 pub use explain::{Explanation, GatewayReason, Match};
 pub use objects::{Applied, PreparedObjects};
-pub use plan::{Action, CapacityError, Plan, PlanOp, baseline};
+pub use plan::{AckError, Action, CapacityError, Plan, PlanId, PlanOp, baseline};
 
 use crate::Error;
 use crate::cluster::{Endpoint, Node, Nodes};
@@ -194,9 +194,11 @@ impl PolicyState {
 
 /// The live engine. See the module documentation.
 pub struct Engine {
-    /// Unique per engine: a plan carries it, so that it is acknowledged only where it was
-    /// taken ([`Engine::took`]).
+    /// Unique per engine (never 0): a plan carries it, so that it is acknowledged only
+    /// where it was taken.
     id: u64,
+    /// The plans taken and acknowledged (B.8); `take_plan` takes `&self`, so behind a lock.
+    plans: std::sync::Mutex<plan::PlanBook>,
     config: EngineConfig,
     nodes: Nodes,
     devices: Vec<Device>,
@@ -237,6 +239,7 @@ impl Engine {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Self {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            plans: std::sync::Mutex::default(),
             config,
             nodes: Nodes::new(),
             devices: Vec::new(),

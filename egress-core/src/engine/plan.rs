@@ -3,12 +3,14 @@
 
 use std::cmp::Ordering;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::HashMap;
 
 use super::arena::ListId;
 use super::{Engine, family};
 use crate::entries::{Entry, Slot};
+use crate::field::{FieldError, Reason};
 use crate::maps::{Layout, MapId, MapKeyV6, MapValueV6};
 
 /// What a plan operation does to its key.
@@ -115,17 +117,42 @@ fn sub<const N: usize, const M: usize>(buf: &mut [u8; M]) -> &mut [u8; N] {
     buf.first_chunk_mut::<N>().unwrap_or_else(|| unreachable!())
 }
 
-/// What to write: every upsert, then every delete, no key twice.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Which plan of which engine: what [`Engine::ack_id`] acknowledges (a binding whose plans
+/// are copies, as Go's, keeps this instead of the plan).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PlanId {
+    /// The engine that took the plan (unique per engine in the process; never 0).
+    pub engine: u64,
+    /// The plan's number in that engine, from 1 in the order taken (0: no plan).
+    pub sequence: u64,
+}
+
+/// What to write: every upsert, then every delete, no key twice. Acknowledged once, with
+/// [`Engine::ack`], by the engine that took it (B.8). Cloning shares the operations.
+///
+/// Two plans are equal when they hold the same operations, whichever engine took them.
+#[derive(Clone, Debug, Default)]
 pub struct Plan {
-    /// The id of the engine that took it.
-    engine: u64,
-    ops: Vec<PlanOp>,
+    id: PlanId,
+    ops: Arc<[PlanOp]>,
     upserts: usize,
     peak: [usize; 2],
 }
 
+impl PartialEq for Plan {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.ops, self.upserts, self.peak) == (&other.ops, other.upserts, other.peak)
+    }
+}
+
+impl Eq for Plan {}
+
 impl Plan {
+    /// Which engine took it, and when.
+    pub fn id(&self) -> PlanId {
+        self.id
+    }
+
     /// Whether nothing changes.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
@@ -179,6 +206,109 @@ pub struct CapacityError {
     pub peak: usize,
     /// The map's capacity.
     pub max_entries: u32,
+}
+
+/// An acknowledgement refused (B.8): nothing was recorded. A plan is acknowledged once, by
+/// the engine that took it, only while it is the last plan taken and the baseline it was
+/// taken against is still the engine's, and only up to its length.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AckError {
+    /// The plan was taken from another engine.
+    OtherEngine,
+    /// No plan was taken from this engine.
+    NoneTaken,
+    /// The plan (this sequence number) was acknowledged already.
+    AlreadyAcknowledged(u64),
+    /// A later plan was taken: only the last one can be acknowledged.
+    Stale {
+        /// The plan's sequence number.
+        plan: u64,
+        /// The last plan taken.
+        last: u64,
+    },
+    /// The programmed baseline was replaced ([`Engine::adopt`]) after the plan (this
+    /// sequence number) was taken.
+    Adopted(u64),
+    /// The take (this sequence number) handed no plan out: refused for capacity, or
+    /// withdrawn ([`Engine::withdraw_plan`], a size query through C).
+    NotHandedOut(u64),
+    /// `applied` is past the plan's end.
+    PastEnd {
+        /// The count given.
+        applied: usize,
+        /// The plan's length.
+        len: usize,
+    },
+}
+
+impl AckError {
+    /// The same error as a field error: path `plan`, or `applied` for [`AckError::PastEnd`].
+    pub fn to_field_error(&self) -> FieldError {
+        let forbidden = |detail: String| FieldError::new("plan", Reason::Forbidden(detail));
+        match *self {
+            AckError::OtherEngine => forbidden("taken from another engine".into()),
+            AckError::NoneTaken => FieldError::new(
+                "plan",
+                Reason::Required(Some("no plan has been taken from this engine".into())),
+            ),
+            AckError::AlreadyAcknowledged(plan) => forbidden(format!(
+                "plan {plan} was acknowledged already; take a new plan"
+            )),
+            AckError::Stale { plan, last } => forbidden(format!(
+                "plan {plan} is older than the last plan taken ({last}); acknowledge that one, or take a new plan"
+            )),
+            AckError::Adopted(plan) => forbidden(format!(
+                "the programmed baseline was adopted after plan {plan} was taken; take a new plan"
+            )),
+            AckError::NotHandedOut(plan) => forbidden(format!(
+                "plan {plan} was not handed out (refused for capacity, or only its size was asked); take a plan"
+            )),
+            AckError::PastEnd { applied, len } => FieldError::new(
+                "applied",
+                Reason::Invalid {
+                    value: applied.to_string(),
+                    detail: format!("more than the plan's {len} operations"),
+                },
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for AckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.to_field_error().fmt(f)
+    }
+}
+
+impl std::error::Error for AckError {}
+
+impl From<AckError> for crate::Error {
+    /// An [`crate::Error::InvalidArgument`] naming `plan` or `applied`.
+    fn from(e: AckError) -> Self {
+        crate::Error::InvalidArgument(e.to_field_error())
+    }
+}
+
+/// What an engine remembers of its plans, to acknowledge each once (B.8).
+#[derive(Debug, Default)]
+pub(super) struct PlanBook {
+    /// The last plan taken, until it is acknowledged or replaced.
+    open: Option<Plan>,
+    /// The sequence number of the last plan taken (0: none yet).
+    last_taken: u64,
+    /// The sequence number of the last plan acknowledged.
+    last_acked: u64,
+    /// `last_taken` when the baseline was last adopted: plans up to it are void.
+    adopted_after: u64,
+    /// The last take that handed no plan out (refused, or withdrawn).
+    not_handed_out: u64,
+}
+
+/// The engine's plan book; a panic while it was held leaves nothing half-updated in it.
+pub(super) fn book(plans: &Mutex<PlanBook>) -> MutexGuard<'_, PlanBook> {
+    plans
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What `layout` stores of a slot for a source of the family: everything, except the
@@ -257,7 +387,37 @@ impl Engine {
     /// upserts, then all deletes, each key once; empty when nothing changed. Refused when
     /// a map's peak (programmed entries plus new keys, upserts coming first) would exceed
     /// `max_entries`.
+    ///
+    /// The plan taken is the one [`Engine::ack`] accepts next: taking another (even one
+    /// refused for capacity) or adopting a baseline voids it.
     pub fn take_plan(&self) -> Result<Plan, CapacityError> {
+        let computed = self.compute_plan();
+        let mut book = book(&self.plans);
+        book.last_taken += 1;
+        book.open = None;
+        let (ops, upserts, peak) = match computed {
+            Ok(parts) => parts,
+            Err(e) => {
+                book.not_handed_out = book.last_taken;
+                return Err(e);
+            }
+        };
+        let plan = Plan {
+            id: PlanId {
+                engine: self.id,
+                sequence: book.last_taken,
+            },
+            ops: ops.into(),
+            upserts,
+            peak,
+        };
+        book.open = Some(plan.clone());
+        Ok(plan)
+    }
+
+    /// The plan's operations, how many are upserts, and its peak per family.
+    #[allow(clippy::type_complexity)]
+    fn compute_plan(&self) -> Result<(Vec<PlanOp>, usize, [usize; 2]), CapacityError> {
         let layout = self.config.layout;
         let mut upserts = Vec::new();
         let mut deletes = Vec::new();
@@ -322,18 +482,16 @@ impl Engine {
         deletes.sort_by(order);
         let count = upserts.len();
         upserts.extend(deletes);
-        Ok(Plan {
-            engine: self.id,
-            ops: upserts,
-            upserts: count,
-            peak,
-        })
+        Ok((upserts, count, peak))
     }
 
-    /// Whether `plan` was taken from this engine: [`Engine::ack`] of another engine's plan
-    /// would record that engine's writes as this one's (bindings refuse it with this check).
-    pub fn took(&self, plan: &Plan) -> bool {
-        plan.engine == self.id || plan.is_empty()
+    /// The id of the last plan taken (sequence 0: none yet), what [`Engine::ack_last`]
+    /// acknowledges.
+    pub fn last_plan_id(&self) -> PlanId {
+        PlanId {
+            engine: self.id,
+            sequence: book(&self.plans).last_taken,
+        }
     }
 
     /// Records that the first `applied` operations of `plan` were written: the programmed
@@ -342,8 +500,71 @@ impl Engine {
     /// written, the maps disagree on it: it is recorded with ifindex `u32::MAX` (which no
     /// device has, as [`baseline`] records a key the live maps disagree on), so that the next
     /// plan writes it again to both maps, or deletes it from both, whatever is desired then.
-    pub fn ack(&mut self, plan: &Plan, applied: usize) {
-        let applied = applied.min(plan.ops.len());
+    ///
+    /// Refused, recording nothing (B.8): a plan of another engine, one acknowledged already,
+    /// one older than the last plan taken or taken before the baseline was adopted, and
+    /// `applied` past the plan's length.
+    pub fn ack(&mut self, plan: &Plan, applied: usize) -> Result<(), AckError> {
+        self.ack_id(plan.id, applied)
+    }
+
+    /// Voids `plan` when it is still the one to acknowledge: it was taken but not handed on
+    /// (C's size query gives the count and keeps the operations), so nothing of it can be
+    /// acknowledged.
+    pub fn withdraw_plan(&self, plan: Plan) {
+        let mut book = book(&self.plans);
+        if book.open.as_ref().is_some_and(|open| open.id == plan.id) {
+            book.open = None;
+            book.not_handed_out = plan.id.sequence;
+        }
+    }
+
+    /// [`Engine::ack`] of the last plan taken (a binding that hands out copies of the
+    /// operations, as C does, acknowledges through this).
+    pub fn ack_last(&mut self, applied: usize) -> Result<(), AckError> {
+        self.ack_id(self.last_plan_id(), applied)
+    }
+
+    /// [`Engine::ack`] of the plan `id` names (the engine keeps the last plan taken until it
+    /// is acknowledged).
+    pub fn ack_id(&mut self, id: PlanId, applied: usize) -> Result<(), AckError> {
+        if id.engine != self.id {
+            return Err(AckError::OtherEngine);
+        }
+        let book = self
+            .plans
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let len = match &book.open {
+            Some(open) if open.id == id => open.len(),
+            _ if id.sequence == 0 || id.sequence > book.last_taken => {
+                return Err(AckError::NoneTaken);
+            }
+            _ if id.sequence == book.last_acked => {
+                return Err(AckError::AlreadyAcknowledged(id.sequence));
+            }
+            _ if id.sequence == book.not_handed_out => {
+                return Err(AckError::NotHandedOut(id.sequence));
+            }
+            _ if id.sequence <= book.adopted_after => return Err(AckError::Adopted(id.sequence)),
+            _ => {
+                return Err(AckError::Stale {
+                    plan: id.sequence,
+                    last: book.last_taken,
+                });
+            }
+        };
+        if applied > len {
+            return Err(AckError::PastEnd { applied, len });
+        }
+        book.last_acked = id.sequence;
+        let plan = book.open.take().unwrap_or_default();
+        self.record_applied(&plan, applied);
+        Ok(())
+    }
+
+    /// Moves the baseline forward by the first `applied` operations of `plan`.
+    fn record_applied(&mut self, plan: &Plan, applied: usize) {
         // Per (source, network, action): how many of its operations the plan has beyond the
         // acknowledged prefix (only a dual plan has two per entry).
         let mut pending: HashMap<(IpAddr, (u8, u128), Action), usize> = HashMap::new();
@@ -391,6 +612,12 @@ impl Engine {
     /// Makes a live map's contents the programmed baseline (a restarted agent then writes
     /// only the difference). Of several entries with one key identity, the last counts.
     pub fn adopt(&mut self, entries: impl IntoIterator<Item = Entry>) {
+        let book = self
+            .plans
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        book.open = None;
+        book.adopted_after = book.last_taken;
         let mut by_source: HashMap<IpAddr, Vec<Slot>> = HashMap::new();
         for e in entries {
             let list = by_source.entry(e.source).or_default();

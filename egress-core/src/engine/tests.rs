@@ -79,7 +79,7 @@ fn engine() -> Engine {
 fn programmed_engine() -> Engine {
     let mut e = engine();
     let plan = e.take_plan().unwrap();
-    e.ack(&plan, plan.len());
+    e.ack(&plan, plan.len()).unwrap();
     assert!(e.take_plan().unwrap().is_empty());
     e
 }
@@ -108,7 +108,7 @@ fn the_first_plan_writes_everything_then_nothing() {
     assert_eq!(plan.upserts().len(), 10);
     assert!(plan.deletes().is_empty());
     assert_eq!(plan.peak(), [10, 0]);
-    e.ack(&plan, plan.len());
+    e.ack(&plan, plan.len()).unwrap();
     assert_eq!(e.programmed(), e.entries());
     assert!(e.take_plan().unwrap().is_empty());
     assert_eq!(e.stats().pending_sources, 0);
@@ -131,12 +131,12 @@ fn one_endpoint_upsert_plans_exactly_its_entries() {
     v.encode(&mut vb);
     assert_eq!(op.key(), kb);
     assert_eq!(op.value(), vb);
-    e.ack(&plan, 1);
+    e.ack(&plan, 1).unwrap();
     assert!(e.delete_endpoint("new-1"));
     let plan = e.take_plan().unwrap();
     assert_eq!(plan.deletes().len(), 1);
     assert!(plan.deletes()[0].value().is_empty());
-    e.ack(&plan, 1);
+    e.ack(&plan, 1).unwrap();
     assert!(e.take_plan().unwrap().is_empty());
     assert!(!e.delete_endpoint("new-1"));
 }
@@ -145,13 +145,84 @@ fn one_endpoint_upsert_plans_exactly_its_entries() {
 fn a_partial_ack_re_emits_the_rest() {
     let mut e = engine();
     let plan = e.take_plan().unwrap();
-    e.ack(&plan, 4);
+    e.ack(&plan, 4).unwrap();
     let rest = e.take_plan().unwrap();
     assert_eq!(rest.len(), 6);
     assert_eq!(rest.ops(), plan.ops()[4..].to_vec());
     assert_eq!(e.stats().programmed_v4, 4);
-    e.ack(&rest, rest.len());
+    e.ack(&rest, rest.len()).unwrap();
     assert!(e.take_plan().unwrap().is_empty());
+}
+
+/// B.8: a plan is acknowledged once, by the engine that took it, while it is the last one
+/// taken and its baseline is the engine's, up to its length; a refusal records nothing.
+#[test]
+fn a_plan_is_acknowledged_once_by_its_engine() {
+    let mut e = engine();
+    let mut other = engine();
+    let refused = |e: &mut Engine, plan: &Plan, applied: usize| {
+        let before = e.stats();
+        let err = e.ack(plan, applied).unwrap_err();
+        assert_eq!(e.stats(), before, "{err}: nothing recorded");
+        err.to_string()
+    };
+    assert_eq!(
+        e.ack_last(0).unwrap_err().to_string(),
+        "plan: Required value: no plan has been taken from this engine"
+    );
+    let older = e.take_plan().unwrap();
+    let plan = e.take_plan().unwrap();
+    assert_eq!(older, plan, "equal operations, different plans");
+    assert_eq!(plan.id().sequence, older.id().sequence + 1);
+    assert_eq!(
+        refused(&mut other, &plan, 0),
+        "plan: Forbidden: taken from another engine"
+    );
+    assert_eq!(
+        refused(&mut e, &Plan::default(), 0),
+        "plan: Forbidden: taken from another engine"
+    );
+    assert_eq!(
+        refused(&mut e, &older, 0),
+        "plan: Forbidden: plan 1 is older than the last plan taken (2); acknowledge that one, or take a new plan"
+    );
+    assert_eq!(
+        refused(&mut e, &plan, 11),
+        "applied: Invalid value: 11: more than the plan's 10 operations"
+    );
+    e.ack(&plan, 3).unwrap();
+    assert_eq!(
+        refused(&mut e, &plan, 0),
+        "plan: Forbidden: plan 2 was acknowledged already; take a new plan"
+    );
+    assert_eq!(e.ack_last(0).unwrap_err(), AckError::AlreadyAcknowledged(2));
+    // Adopting replaces the baseline a plan was netted against: that plan is void.
+    let rest = e.take_plan().unwrap();
+    assert_eq!(rest.len(), 7);
+    e.adopt(Vec::new());
+    assert_eq!(
+        refused(&mut e, &rest, 0),
+        "plan: Forbidden: the programmed baseline was adopted after plan 3 was taken; take a new plan"
+    );
+    // A take refused for capacity, or withdrawn, hands nothing out to acknowledge.
+    let all = e.take_plan().unwrap();
+    e.withdraw_plan(all.clone());
+    assert_eq!(e.ack(&all, 0).unwrap_err(), AckError::NotHandedOut(4));
+    let small_config = EngineConfig {
+        max_entries: 2,
+        ..v2("172.22.49.119")
+    };
+    let mut small = Engine::from_snapshot(&seed(), small_config).0;
+    small.take_plan().unwrap_err();
+    assert_eq!(small.ack_last(0).unwrap_err(), AckError::NotHandedOut(1));
+    // The last plan, acknowledged by its id.
+    let last = e.take_plan().unwrap();
+    e.ack_id(last.id(), last.len()).unwrap();
+    assert!(e.take_plan().unwrap().is_empty());
+    assert_eq!(
+        crate::Error::from(AckError::Stale { plan: 1, last: 2 }).path(),
+        Some("plan")
+    );
 }
 
 #[test]
@@ -202,7 +273,7 @@ fn a_plan_that_would_overflow_is_refused_before_anything() {
     )
     .0;
     let plan = e.take_plan().unwrap();
-    e.ack(&plan, plan.len());
+    e.ack(&plan, plan.len()).unwrap();
     let mut moved = new_pod("5f48eab5-b251-555b-94c0-7481bd903033", "172.22.48.250");
     moved.name = Some("nginx-54c98b4f84-5wlpc".into());
     e.upsert_endpoint(moved);
@@ -262,11 +333,11 @@ fn policy_changes_and_deletion() {
     e.upsert_policy(p).unwrap();
     let plan = e.take_plan().unwrap();
     assert_eq!((plan.upserts().len(), plan.deletes().len()), (10, 0));
-    e.ack(&plan, plan.len());
+    e.ack(&plan, plan.len()).unwrap();
     assert!(e.delete_policy("egress-test"));
     let plan = e.take_plan().unwrap();
     assert_eq!((plan.upserts().len(), plan.deletes().len()), (0, 20));
-    e.ack(&plan, plan.len());
+    e.ack(&plan, plan.len()).unwrap();
     assert_eq!(e.stats().programmed_v4, 0);
     assert!(e.sources.is_empty(), "nothing left behind");
 }
@@ -572,7 +643,7 @@ fn a_restart_nets_on_the_bytes_the_layout_stores() {
     // Acknowledged plans settle too, and the lookups keep the computed ifindex.
     let mut fresh = Engine::from_snapshot(&snap, legacy).0;
     let plan = fresh.take_plan().unwrap();
-    fresh.ack(&plan, plan.len());
+    fresh.ack(&plan, plan.len()).unwrap();
     fresh.adopt(live.clone());
     assert!(fresh.take_plan().unwrap().is_empty());
     assert_eq!(fresh.entries(), e.entries());
@@ -634,7 +705,7 @@ fn a_half_written_dual_plan_is_repaired_in_both_maps() {
     let mut maps: [Model; 2] = Default::default();
     let plan = e.take_plan().unwrap();
     write(&mut maps, &plan, plan.len());
-    e.ack(&plan, plan.len());
+    e.ack(&plan, plan.len()).unwrap();
     let before = e.entries();
     // A gateway goes: a plan that changes the keys of its endpoints, written up to the end of
     // the legacy map's operations only.
@@ -648,14 +719,14 @@ fn a_half_written_dual_plan_is_repaired_in_both_maps() {
         .unwrap();
     assert!(cut > 0, "the plan changes the legacy map");
     write(&mut maps, &plan, cut);
-    e.ack(&plan, cut);
+    e.ack(&plan, cut).unwrap();
     // The gateway comes back: desired is what it was before the half-written plan.
     e.upsert_node(gone);
     assert_eq!(e.entries(), before);
     let repair = e.take_plan().unwrap();
     assert!(!repair.is_empty(), "the legacy map holds what nobody wants");
     write(&mut maps, &repair, repair.len());
-    e.ack(&repair, repair.len());
+    e.ack(&repair, repair.len()).unwrap();
     assert_eq!(maps[0], want(&e, true), "legacy map");
     assert_eq!(maps[1], want(&e, false), "_v4_v2 map");
     assert!(e.take_plan().unwrap().is_empty());

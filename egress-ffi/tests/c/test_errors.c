@@ -821,8 +821,8 @@ static void test_buffer_sizes(void)
     CHECK_EQ(count, needed);
     CHECK(all_bytes(ops, sizeof ops, CANARY));
     /* A short take hands nothing out: there is no plan to acknowledge. */
-    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "applied",
-                   egress_engine_ack(engine, 1, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "plan", egress_engine_ack(engine, 1, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "plan", egress_engine_ack(engine, 0, &error));
     count = 0;
     CHECK_EQ(egress_engine_take_plan(engine, ops, needed, &count, NULL), EGRESS_RESULT_OK);
     CHECK_EQ(count, needed);
@@ -1078,10 +1078,13 @@ static void test_plan_errors(void)
     egress_plan_op ops[16];
     size_t count = 0;
 
-    /* No plan taken: only 0 may be acknowledged. */
-    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "applied",
-                   egress_engine_ack(engine, 1, &error));
-    CHECK_EQ(egress_engine_ack(engine, 0, NULL), EGRESS_RESULT_OK);
+    /* No plan taken: nothing to acknowledge, not even 0 operations (SEMANTICS B.8). */
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "plan", egress_engine_ack(engine, 1, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "plan", egress_engine_ack(engine, 0, &error));
+    egress_plan_id none = {0};
+    CHECK_EQ(egress_engine_plan_id(engine, &none, NULL), EGRESS_RESULT_OK);
+    CHECK(none.engine != 0);
+    CHECK_EQ(none.sequence, 0);
 
     CHECK_EQ(egress_engine_take_plan(engine, ops, COUNT(ops), &count, NULL), EGRESS_RESULT_OK);
     CHECK_EQ(count, 10);
@@ -1092,12 +1095,25 @@ static void test_plan_errors(void)
     /* The refused ack kept the plan: a partial ack works, the rest comes back. */
     CHECK_EQ(egress_engine_ack(engine, 4, NULL), EGRESS_RESULT_OK);
     CHECK_EQ(stats_of(engine).programmed_v4, 4);
-    /* That plan is used up. */
-    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "applied",
-                   egress_engine_ack(engine, 1, &error));
+    /* That plan is used up: acknowledged once. */
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "plan", egress_engine_ack(engine, 1, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "plan", egress_engine_ack(engine, 0, &error));
     CHECK_EQ(egress_engine_take_plan(engine, ops, COUNT(ops), &count, NULL), EGRESS_RESULT_OK);
     CHECK_EQ(count, 6);
-    CHECK_EQ(egress_engine_ack(engine, count, NULL), EGRESS_RESULT_OK);
+    /* By id: an older plan, or another engine's, is refused; the last one is acknowledged. */
+    egress_plan_id last = {0};
+    CHECK_EQ(egress_engine_plan_id(engine, &last, NULL), EGRESS_RESULT_OK);
+    CHECK_EQ(last.sequence, 2);
+    egress_plan_id older = last, foreign = last;
+    older.sequence = 1;
+    foreign.engine += 1000;
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "plan",
+                   egress_engine_ack_plan(engine, older, 0, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "plan",
+                   egress_engine_ack_plan(engine, foreign, 0, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "applied",
+                   egress_engine_ack_plan(engine, last, count + 1, &error));
+    CHECK_EQ(egress_engine_ack_plan(engine, last, count, NULL), EGRESS_RESULT_OK);
     CHECK_EQ(egress_engine_take_plan(engine, ops, COUNT(ops), &count, NULL), EGRESS_RESULT_OK);
     CHECK_EQ(count, 0);
     egress_engine_free(engine);
@@ -1123,8 +1139,7 @@ static void test_plan_errors(void)
     EXPECT_FAILURE(EGRESS_RESULT_CAPACITY, NULL,
                    egress_engine_take_plan(engine, ops, COUNT(ops), &count, &error));
     CHECK(all_bytes(ops, sizeof ops, CANARY));
-    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "applied",
-                   egress_engine_ack(engine, 1, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "plan", egress_engine_ack(engine, 1, &error));
     egress_engine_free(engine);
 }
 
@@ -1210,7 +1225,7 @@ static void test_error_out(void)
     CHECK(error == NULL);
     CHECK(made != NULL);
     error = (egress_error *)(uintptr_t)0x1;
-    CHECK_EQ(egress_engine_ack(made, 0, &error), EGRESS_RESULT_OK);
+    CHECK_EQ(egress_engine_delete_policy(made, TEXT("none"), NULL, &error), EGRESS_RESULT_OK);
     CHECK(error == NULL);
 
     /* Error objects are independent: two at once, freed in any order. */
