@@ -400,7 +400,8 @@ typedef struct egress_engine_config {
      */
     uint32_t layout;
     /**
-     * Capacity of each map; plans that would exceed it are refused. 0: 16384 (Cilium's).
+     * Capacity of each map; plans that would exceed it are refused. 0 (unset): 16384,
+     * Cilium's default (a capacity of 0 does not exist).
      */
     uint32_t max_entries;
     /**

@@ -184,7 +184,7 @@ impl<'a> Pod<'a> {
             ..Endpoint::default()
         });
         let plan = engine.take_plan().map_err(|e| e.to_string())?;
-        engine.ack(&plan, plan.len()).unwrap();
+        engine.ack(&plan, plan.len()).map_err(|e| e.to_string())?;
         Ok(plan
             .ops()
             .iter()

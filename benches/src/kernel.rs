@@ -151,7 +151,9 @@ pub fn apply_ms(engine: &mut Engine) -> Result<(f64, f64), KernelError> {
             .apply(&plan)
             .map_err(|e| KernelError::Failed(format!("apply the plan: {e}")))?;
         times[i] = start.elapsed().as_secs_f64() * 1e3;
-        engine.ack(&plan, written).unwrap();
+        engine
+            .ack(&plan, written)
+            .map_err(|e| KernelError::Failed(format!("acknowledge the plan: {e}")))?;
         if written != plan.len() {
             return Err(KernelError::Failed(format!(
                 "apply wrote {written} of the plan's {} operations",

@@ -454,7 +454,7 @@ impl EditedEngine {
     fn new(objects: &workloads::Objects, mode: Selection) -> Result<Self, String> {
         let mut engine = objects.engine(mode, u32::MAX);
         let plan = engine.take_plan().map_err(|e| e.to_string())?;
-        engine.ack(&plan, plan.len()).unwrap();
+        engine.ack(&plan, plan.len()).map_err(|e| e.to_string())?;
         let endpoint_of: HashMap<IpAddr, usize> = objects
             .endpoints
             .iter()

@@ -105,7 +105,8 @@ type Config struct {
 	// Layout overrides the IPv4 maps plans are made for (LayoutVersion, the zero value: the
 	// Cilium version's own).
 	Layout Layout
-	// MaxEntries is each map's capacity (0: 16384); plans that would exceed it are refused.
+	// MaxEntries is each map's capacity; plans that would exceed it are refused. The zero
+	// value is unset: 16384, Cilium's default (a capacity of 0 does not exist).
 	MaxEntries uint32
 	// Cluster is the name for io.cilium.k8s.policy.cluster ("" : the snapshot's, else
 	// "default").

@@ -187,13 +187,14 @@ class Engine:
         local_node: str,
         selection: Literal["cilium", "consistent"] = "cilium",
         layout: Optional[Literal["v4v2", "legacy", "dual"]] = None,
-        max_entries: int = 16384,
+        max_entries: Optional[int] = None,
         cluster: Optional[str] = None,
         *,
         cilium_version: Literal["1.18", "1.19", "1.20"] = "1.18",
     ) -> "Engine":
         """An empty engine computing the maps of ``local_node`` by ``cilium_version``'s rules
-        (``layout`` None: that version's own maps)."""
+        (``layout`` None: that version's own maps; ``max_entries`` None: 16384, Cilium's
+        default — 0 is refused, as every binding refuses it)."""
     @staticmethod
     def from_snapshot(
         data: Union[str, bytes, Mapping[str, Any], "os.PathLike[str]"],
@@ -201,7 +202,7 @@ class Engine:
         local_node: Optional[str] = None,
         selection: Literal["cilium", "consistent"] = "cilium",
         layout: Optional[Literal["v4v2", "legacy", "dual"]] = None,
-        max_entries: int = 16384,
+        max_entries: Optional[int] = None,
         cilium_version: Literal["1.18", "1.19", "1.20"] = "1.18",
     ) -> "Engine":
         """An engine holding a snapshot's objects, as ``egressctl list -f`` reads them.

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use egress_core::engine::{AckError, CapacityError, PlanOp};
+use egress_core::field::FieldError;
 use egress_core::maps::Layout;
 
 /// An `errno` value from a failed syscall.
@@ -114,6 +115,9 @@ pub enum Error {
     /// The engine refused the acknowledgement of what was written (B.8).
     #[error(transparent)]
     Ack(#[from] AckError),
+    /// An argument the core's rules refuse (a capacity of 0), naming it.
+    #[error(transparent)]
+    Argument(#[from] FieldError),
     /// A plan operation is for a map that is not one of these maps (a plan made for the
     /// other IPv4 layout, or for other maps): the plan was refused before anything was
     /// written.
@@ -206,6 +210,7 @@ impl Error {
             | Error::PlanWrongMap { .. }
             | Error::PlanWrongSize { .. }
             | Error::Ack(_)
+            | Error::Argument(_)
             | Error::BufferSize(_) => ErrorKind::InvalidArgument,
             _ => ErrorKind::Kernel,
         }

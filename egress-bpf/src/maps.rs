@@ -323,6 +323,9 @@ impl EgressMaps {
         create: bool,
         read_only: bool,
     ) -> Result<Self> {
+        if max.is_some() {
+            egress_core::maps::capacity("max_entries", max)?;
+        }
         ensure_bpffs(dir, create)?;
         let open = |id: MapId| {
             PinnedMap::open_or_create(

@@ -19,6 +19,24 @@ pub const MAP_V6: &str = "cilium_egress_gw_policy_v6";
 /// Cilium's default `max_entries`.
 pub const DEFAULT_MAX_ENTRIES: u32 = 16_384;
 
+/// A map capacity as every binding reads it (named `path` in errors): unset is Cilium's
+/// default, [`DEFAULT_MAX_ENTRIES`]; 0 is refused (a map holds at least one entry).
+pub fn capacity(path: &str, value: Option<u32>) -> Result<u32, crate::field::FieldError> {
+    match value {
+        None => Ok(DEFAULT_MAX_ENTRIES),
+        Some(0) => Err(crate::field::FieldError::new(
+            path,
+            crate::field::Reason::Invalid {
+                value: "0".into(),
+                detail: format!(
+                    "a map holds at least 1 entry (leave it unset for the default, {DEFAULT_MAX_ENTRIES})"
+                ),
+            },
+        )),
+        Some(n) => Ok(n),
+    }
+}
+
 /// Which IPv4 maps a node programs. Each Cilium version has its own
 /// ([`CiliumVersion::layout`](crate::version::CiliumVersion::layout)): 1.18 and 1.19 the
 /// legacy map, 1.20 both the legacy map and `_v4_v2`.

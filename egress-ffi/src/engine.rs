@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use egress_core::cluster::Endpoint;
 use egress_core::engine::{Engine, EngineConfig};
 use egress_core::field::FieldError;
-use egress_core::maps::DEFAULT_MAX_ENTRIES;
+use egress_core::maps::capacity;
 use egress_core::snapshot;
 
 use crate::boundary::{exclusive, optional_text, out, run, slice, utf8};
@@ -38,7 +38,8 @@ pub struct egress_engine_config {
     /// `egress_layout` of the IPv4 maps plans are made for; `EGRESS_LAYOUT_VERSION` (0): the
     /// Cilium version's own.
     pub layout: u32,
-    /// Capacity of each map; plans that would exceed it are refused. 0: 16384 (Cilium's).
+    /// Capacity of each map; plans that would exceed it are refused. 0 (unset): 16384,
+    /// Cilium's default (a capacity of 0 does not exist).
     pub max_entries: u32,
     /// Cluster name for `io.cilium.k8s.policy.cluster` (UTF-8); NULL (length 0): the
     /// snapshot's `cluster`, else `default`.
@@ -121,10 +122,11 @@ unsafe fn read_config(
     let engine_config = EngineConfig {
         selection: selection(config.selection, &at("selection"))?,
         layout: layout_or_version(config.layout, &at("layout"))?.unwrap_or(base.layout),
-        max_entries: match config.max_entries {
-            0 => DEFAULT_MAX_ENTRIES,
-            n => n,
-        },
+        // A zeroed field is how C leaves it unset (the core's default).
+        max_entries: capacity(
+            &at("max_entries"),
+            (config.max_entries != 0).then_some(config.max_entries),
+        )?,
         cluster: cluster.map(str::to_owned),
         ..base
     };
@@ -150,14 +152,12 @@ pub unsafe extern "C" fn egress_engine_new(
     unsafe {
         run(error_out, || {
             let engine_out = out(engine_out, "engine_out")?;
-            let (local, config) =
+            let (_, config) =
                 read_config(crate::boundary::reference(config, "config")?, "config.")?;
-            if local.is_none() {
-                return Err(Failure::invalid_argument(
-                    "config.local_node",
-                    "Required value: the node whose maps are computed".to_owned(),
-                ));
-            }
+            config.validate().map_err(|mut e| {
+                e.path = format!("config.{}", e.path);
+                egress_core::Error::from(e)
+            })?;
             engine_out.write(egress_engine::into_raw(Engine::new(config)));
             Ok(())
         })

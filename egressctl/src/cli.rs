@@ -110,7 +110,7 @@ pub(crate) struct ApplyArgs {
     pub(crate) layout: Option<LayoutArg>,
     /// Capacity of maps to create, and the one existing maps must have (default: an
     /// existing map's, else 16384).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse_capacity)]
     pub(crate) max_entries: Option<u32>,
     /// Program the valid policies even when some are invalid (they are left out).
     #[arg(long)]
@@ -213,6 +213,14 @@ impl VersionArg {
 }
 
 /// `1.18`, `1.19` or `1.20` (`v1.18.3` names 1.18).
+/// A map capacity: a number, 0 refused by the core's rule (as every binding refuses it).
+fn parse_capacity(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("{s:?}: want a number of entries, 1 to {}", u32::MAX))?;
+    egress_core::maps::capacity("--max-entries", Some(n)).map_err(|e| e.reason.to_string())
+}
+
 fn parse_version(s: &str) -> Result<egress_core::version::CiliumVersion, String> {
     s.parse().map_err(|_| {
         format!(
@@ -301,7 +309,7 @@ pub(crate) struct ListArgs {
     pub(crate) layout: Option<LayoutArg>,
     /// Capacity of each map; larger maps are still printed, with a warning.
     #[arg(long, value_name = "N", default_value_t = egress_core::maps::DEFAULT_MAX_ENTRIES,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = parse_capacity)]
     pub(crate) max_entries: u32,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]

@@ -13,7 +13,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use egress_core::engine::{Engine as CoreEngine, EngineConfig};
 use egress_core::gateway::Selection;
 use egress_core::lookup::VerdictRecord;
-use egress_core::maps::Layout;
+use egress_core::maps::{DEFAULT_MAX_ENTRIES, Layout};
 use egress_core::version::CiliumVersion;
 use egress_core::{render, snapshot};
 
@@ -255,24 +255,22 @@ impl Engine {
 impl Engine {
     /// An empty engine computing the maps of `local_node`.
     #[new]
-    #[pyo3(signature = (local_node, selection="cilium", layout=None, max_entries=16384, cluster=None, *, cilium_version="1.18"))]
+    #[pyo3(signature = (local_node, selection="cilium", layout=None, max_entries=None, cluster=None, *, cilium_version="1.18"))]
     fn new(
         py: Python<'_>,
         local_node: &str,
         selection: &str,
         layout: Option<&str>,
-        max_entries: u32,
+        max_entries: Option<u32>,
         cluster: Option<String>,
         cilium_version: &str,
     ) -> PyResult<Self> {
-        if local_node.is_empty() {
-            return Err(PyValueError::new_err("local_node: Required value"));
-        }
-        Ok(Engine::wrap(CoreEngine::new(EngineConfig {
-            max_entries,
+        let config = EngineConfig {
+            max_entries: max_entries.unwrap_or(DEFAULT_MAX_ENTRIES),
             cluster,
             ..config_of(py, local_node, selection, cilium_version, layout)?
-        })))
+        };
+        Ok(Engine::wrap(CoreEngine::try_new(config).py_err(py)?))
     }
 
     /// An engine holding a snapshot's objects, as `egressctl list -f` reads them. `data` is
@@ -281,19 +279,19 @@ impl Engine {
     /// (default: the snapshot's `localNode`) is the node whose maps are computed. Invalid
     /// policies are left out, as `egressctl list` does.
     #[staticmethod]
-    #[pyo3(signature = (data, *, local_node=None, selection="cilium", layout=None, max_entries=16384, cilium_version="1.18"))]
+    #[pyo3(signature = (data, *, local_node=None, selection="cilium", layout=None, max_entries=None, cilium_version="1.18"))]
     fn from_snapshot(
         py: Python<'_>,
         data: &Bound<'_, PyAny>,
         local_node: Option<&str>,
         selection: &str,
         layout: Option<&str>,
-        max_entries: u32,
+        max_entries: Option<u32>,
         cilium_version: &str,
     ) -> PyResult<Self> {
         let text = snapshot_text(py, data)?;
         let config = EngineConfig {
-            max_entries,
+            max_entries: max_entries.unwrap_or(DEFAULT_MAX_ENTRIES),
             ..config_of(py, "", selection, cilium_version, layout)?
         };
         let local_node = local_node.map(str::to_owned);

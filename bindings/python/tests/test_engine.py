@@ -260,6 +260,8 @@ def bpffs(tmp_path):
 def test_the_kernel_maps_are_programmed_dumped_and_adopted(examples, bpffs):
     assert egw.KERNEL, "the wheel must be built with --features bpf"
     engine = seed(examples)
+    with pytest.raises(ValueError, match="^max_entries: Invalid value: 0"):
+        egw.Maps(bpffs, create=True, max_entries=0)
     maps = egw.Maps(bpffs, create=True)  # the legacy IPv4 map: Cilium 1.18's, the default
     assert maps.program(engine) == 10
     assert maps.program(engine) == 0

@@ -73,8 +73,16 @@ def test_wrong_values_and_types(examples):
         egw.Engine("n", selection="fastest")
     with pytest.raises(ValueError, match="layout"):
         egw.Engine("n", layout="v4_v2")
-    with pytest.raises(ValueError, match="local_node"):
+    with pytest.raises(ValueError, match="^local_node: Required value"):
         egw.Engine("")
+    # One meaning of a capacity of 0 everywhere (the core's): refused; unset is 16384.
+    with pytest.raises(ValueError, match="^max_entries: Invalid value: 0: a map holds at least 1"):
+        egw.Engine("n", max_entries=0)
+    with pytest.raises(ValueError, match="^max_entries: Invalid value: 0"):
+        egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml", max_entries=0)
+    assert egw.Engine("n").stats()["max_entries"] == 16384
+    with pytest.raises(ValueError, match="^cluster: Invalid value"):
+        egw.Engine("n", cluster="")
     with pytest.raises(ValueError, match="local_node"):
         egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml", local_node="nope")
     with pytest.raises(TypeError):

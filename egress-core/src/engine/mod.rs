@@ -36,10 +36,11 @@ use crate::Error;
 use crate::cluster::{Endpoint, Node, Nodes};
 use crate::device::Device;
 use crate::entries::{Conflict, Entry, MapEntries, Producer, Slot};
+use crate::field::{FieldError, Reason};
 use crate::gateway::{PolicyGateways, ResolvedGateway, Selection};
 use crate::labels::Labels;
 use crate::lookup::{Verdict, VerdictRecord};
-use crate::maps::{DEFAULT_MAX_ENTRIES, Layout};
+use crate::maps::{DEFAULT_MAX_ENTRIES, Layout, capacity};
 use crate::policy::{Policy, PolicyErrors, PolicySelectors, parse_policy_for};
 use crate::snapshot::Snapshot;
 use crate::version::{CiliumVersion, Rules};
@@ -86,6 +87,32 @@ impl EngineConfig {
 }
 
 impl EngineConfig {
+    /// What an engine needs of its configuration, the one rule every binding applies: a
+    /// local node (`local_node`), maps of at least one entry (`max_entries`,
+    /// `max_entries_v6`: a capacity of 0 is refused — leave it unset for Cilium's 16384), and
+    /// a cluster name, when one is given, that is not empty (`cluster`). Errors name the
+    /// field; the first one found is returned.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.local_node.is_empty() {
+            return Err(FieldError::new(
+                "local_node",
+                Reason::Required(Some("the node whose maps are computed".into())),
+            ));
+        }
+        capacity("max_entries", Some(self.max_entries))?;
+        if let Some(v6) = self.max_entries_v6 {
+            capacity("max_entries_v6", Some(v6))?;
+        }
+        if self.cluster.as_deref() == Some("") {
+            return Err(FieldError::invalid_str(
+                "cluster",
+                "",
+                "must not be empty (leave it unset for \"default\")",
+            ));
+        }
+        Ok(())
+    }
+
     /// The same configuration for another Cilium version, with that version's layout.
     pub fn with_cilium_version(mut self, version: CiliumVersion) -> Self {
         self.cilium_version = version;
@@ -259,6 +286,13 @@ impl Engine {
         }
     }
 
+    /// An empty engine, once `config` passes [`EngineConfig::validate`] (what bindings and
+    /// user-supplied configurations go through; [`Engine::new`] trusts its caller).
+    pub fn try_new(config: EngineConfig) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(Self::new(config))
+    }
+
     /// An engine holding a snapshot's objects (valid policies only; `config.cluster` is
     /// taken from the snapshot when unset), with the errors of the invalid policies it left
     /// out. Its devices are the local node's. The snapshot's policies were validated by the
@@ -291,6 +325,7 @@ impl Engine {
         let loaded = crate::snapshot::load_for(text, config.cilium_version)?;
         let node = loaded.snapshot.node_to_compute(local_node, argument)?;
         config.local_node = node.to_owned();
+        config.validate()?;
         let (mut engine, invalid_policies) = Self::from_snapshot(&loaded.snapshot, config);
         engine.diagnostics.skipped = loaded.warnings.clone();
         Ok(LoadedEngine {

@@ -805,3 +805,49 @@ fn a_policy_the_engines_version_refuses_is_in_its_diagnostics() {
         "spec.egressGateways: Too many: 65: must have at most 64 items"
     );
 }
+
+/// One configuration rule for every binding: a local node, capacities of at least one entry
+/// (unset: 16384), a cluster name that is not empty when given.
+#[test]
+fn a_configuration_is_validated_once_in_the_core() {
+    let refused = |config: EngineConfig| Engine::try_new(config).err().unwrap().to_string();
+    assert_eq!(
+        refused(EngineConfig::new("")),
+        "local_node: Required value: the node whose maps are computed"
+    );
+    assert_eq!(
+        refused(EngineConfig {
+            max_entries: 0,
+            ..EngineConfig::new("n")
+        }),
+        "max_entries: Invalid value: 0: a map holds at least 1 entry (leave it unset for the default, 16384)"
+    );
+    assert!(
+        refused(EngineConfig {
+            max_entries_v6: Some(0),
+            ..EngineConfig::new("n")
+        })
+        .starts_with("max_entries_v6: Invalid value: 0")
+    );
+    assert_eq!(
+        refused(EngineConfig {
+            cluster: Some(String::new()),
+            ..EngineConfig::new("n")
+        }),
+        "cluster: Invalid value: \"\": must not be empty (leave it unset for \"default\")"
+    );
+    assert_eq!(crate::maps::capacity("m", None), Ok(16384));
+    assert_eq!(crate::maps::capacity("m", Some(1)), Ok(1));
+    let engine = Engine::try_new(EngineConfig::new("n")).unwrap();
+    assert_eq!(engine.stats().max_entries, 16384);
+    // A snapshot load holds the configuration to the same rule.
+    let text = "localNode: a\nnodes: [{name: a}]\n";
+    let zero = EngineConfig {
+        max_entries: 0,
+        ..EngineConfig::new("")
+    };
+    let err = Engine::load_snapshot(text, None, "local_node", zero)
+        .err()
+        .unwrap();
+    assert_eq!(err.path(), Some("max_entries"));
+}
