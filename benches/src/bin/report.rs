@@ -344,7 +344,7 @@ fn endpoint_event(sizes: &Sizes) -> Result<Value> {
 
     let mut engine = objects.engine(Selection::Cilium, max_entries);
     let plan = engine.take_plan().map_err(|e| format!("W-cluster: {e}"))?;
-    engine.ack(&plan, plan.len()).unwrap();
+    engine.ack(&plan, plan.len()).map_err(|e| e.to_string())?;
     let mut total = Duration::ZERO;
     for i in 0..sizes.events {
         let ep = workloads::new_pod(i);
@@ -365,7 +365,7 @@ fn endpoint_event(sizes: &Sizes) -> Result<Value> {
                 plan.len()
             ));
         }
-        engine.ack(&plan, plan.len()).unwrap();
+        engine.ack(&plan, plan.len()).map_err(|e| e.to_string())?;
     }
     let event_us = total.as_secs_f64() * 1e6 / sizes.events as f64;
     Ok(json!({"engine": round(event_us, 2), "full_recompute": round(full_us, 0)}))
@@ -451,7 +451,7 @@ fn c_abi(sizes: &Sizes) -> Result<Value> {
     let max_entries = (40_000 + 4 * sizes.events as u32).next_power_of_two();
     let acked = |mut engine: egress_core::engine::Engine| -> Result<_> {
         let plan = engine.take_plan().map_err(|e| format!("W-cluster: {e}"))?;
-        engine.ack(&plan, plan.len()).unwrap();
+        engine.ack(&plan, plan.len()).map_err(|e| e.to_string())?;
         Ok(engine)
     };
     let rust_engine = acked(objects.engine(Selection::Cilium, max_entries))?;
