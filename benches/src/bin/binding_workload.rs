@@ -131,7 +131,7 @@ fn run() -> Result<(), String> {
     let pods: Vec<_> = (0..pods).map(workloads::new_pod).collect();
     let acked = |mut engine: Engine| -> Result<Engine, String> {
         let plan = engine.take_plan().map_err(|e| e.to_string())?;
-        engine.ack(&plan, plan.len()).unwrap();
+        engine.ack(&plan, plan.len()).map_err(|e| e.to_string())?;
         Ok(engine)
     };
     let mut counter = acked(load()?)?;
@@ -139,7 +139,7 @@ fn run() -> Result<(), String> {
     for pod in &pods {
         counter.upsert_endpoint(pod.clone());
         let plan = counter.take_plan().map_err(|e| e.to_string())?;
-        counter.ack(&plan, plan.len()).unwrap();
+        counter.ack(&plan, plan.len()).map_err(|e| e.to_string())?;
         if plan.is_empty() {
             return Err(format!("pod {}: an empty plan", pod.uid));
         }
