@@ -61,7 +61,9 @@ fn endpoint_event(c: &mut Criterion) {
     // 40,000 entries, plus the 4 of the one endpoint each iteration adds and removes again.
     let mut engine = objects.engine(Selection::Cilium, 65_536);
     let plan = engine.take_plan().expect("W-cluster fits 65,536 entries");
-    engine.ack(&plan, plan.len()).unwrap();
+    engine
+        .ack(&plan, plan.len())
+        .expect("the plan just taken is acknowledged");
     let mut next = 0usize;
     let mut group = c.benchmark_group("w-cluster");
     group.bench_function("endpoint-add-and-plan", |b| {
@@ -87,7 +89,9 @@ fn endpoint_event(c: &mut Criterion) {
                             .all(|op| op.action() == Action::Upsert && op.entry().source == source),
                     "the plan holds exactly the new endpoint's 4 entries"
                 );
-                engine.ack(&plan, plan.len()).unwrap();
+                engine
+                    .ack(&plan, plan.len())
+                    .expect("the plan just taken is acknowledged");
                 // Back to W-cluster's 10,000 endpoints, outside the timing, so that every
                 // iteration times the same event on the same state.
                 assert!(engine.delete_endpoint(&uid), "the endpoint was added");
@@ -97,7 +101,9 @@ fn endpoint_event(c: &mut Criterion) {
                     4,
                     "the removal deletes the endpoint's 4 entries"
                 );
-                engine.ack(&undo, undo.len()).unwrap();
+                engine
+                    .ack(&undo, undo.len())
+                    .expect("the plan just taken is acknowledged");
             }
             total
         })
