@@ -1230,6 +1230,9 @@ egress_result egress_engine_lookup_v4(const struct egress_engine *engine,
 
 /**
  * The verdict for an IPv6 packet (16-byte addresses, network order). Allocates nothing.
+ * Addresses are values (SEMANTICS B.6): an IPv4-mapped address (`::ffff:a.b.c.d`) is the
+ * IPv4 address, and a pair of different families then (one mapped, one not) is
+ * `EGRESS_RESULT_INVALID_ARGUMENT` (`egress_query_check` says why).
  *
  * # Safety
  * As `egress_engine_lookup_v4`, with 16 bytes at `src` and `dst`.
@@ -1254,7 +1257,9 @@ egress_result egress_engine_lookup_batch_v4(const struct egress_engine *engine,
                                             struct egress_verdict *verdicts_out);
 
 /**
- * `count` IPv6 lookups. Allocates nothing. The two arrays must not overlap.
+ * `count` IPv6 lookups. Allocates nothing. The two arrays must not overlap. Addresses as
+ * `egress_engine_lookup_v6` reads them: a query of two families refuses the batch
+ * (`EGRESS_RESULT_INVALID_ARGUMENT`, nothing answered).
  *
  * # Safety
  * As `egress_engine_lookup_batch_v4`.
@@ -1294,6 +1299,23 @@ egress_result egress_engine_explain_json(const struct egress_engine *engine,
                                          size_t buf_len,
                                          size_t *written_out,
                                          struct egress_error **error_out);
+
+/**
+ * Whether `src` and `dst` make one lookup, as every binding reads addresses given as
+ * values (SEMANTICS B.6): IPv4-mapped addresses are IPv4; different families are
+ * `EGRESS_RESULT_INVALID_ARGUMENT` (path `dst`), the error saying why — what a lookup that
+ * returned that code without a message refused. `src_out`/`dst_out` (optional: NULL) get
+ * the addresses the lookup uses.
+ *
+ * # Safety
+ * `src`, `dst` NULL or valid addresses; `src_out`, `dst_out`, `error_out` NULL or valid for
+ * a write.
+ */
+egress_result egress_query_check(const struct egress_ip_addr *src,
+                                 const struct egress_ip_addr *dst,
+                                 struct egress_ip_addr *src_out,
+                                 struct egress_ip_addr *dst_out,
+                                 struct egress_error **error_out);
 
 /**
  * The keys several producers want with different bytes, and who wins (SEMANTICS B.1), as

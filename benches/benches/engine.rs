@@ -76,10 +76,11 @@ fn endpoint_event(c: &mut Criterion) {
                 let uid = ep.uid.clone();
                 next += 1;
                 let start = Instant::now();
-                engine.upsert_endpoint(ep);
+                let upserted = engine.upsert_endpoint(ep);
                 let plan = engine.take_plan();
                 total += start.elapsed();
                 // A refused plan would time nothing: fail the bench instead.
+                upserted.expect("a generated endpoint is valid");
                 let plan = plan.expect("one endpoint's plan fits the map");
                 assert!(
                     plan.len() == 4

@@ -174,15 +174,17 @@ impl<'a> Pod<'a> {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect()
         };
-        engine.upsert_endpoint(Endpoint {
-            uid: self.uid.to_owned(),
-            namespace: Some(self.namespace.to_owned()),
-            labels: owned(&self.labels),
-            namespace_labels: owned(&self.namespace_labels),
-            ips: vec![IpAddr::V4(self.ip)],
-            node: Some(self.node.to_owned()),
-            ..Endpoint::default()
-        });
+        engine
+            .upsert_endpoint(Endpoint {
+                uid: self.uid.to_owned(),
+                namespace: Some(self.namespace.to_owned()),
+                labels: owned(&self.labels),
+                namespace_labels: owned(&self.namespace_labels),
+                ips: vec![IpAddr::V4(self.ip)],
+                node: Some(self.node.to_owned()),
+                ..Endpoint::default()
+            })
+            .map_err(|e| e.to_string())?;
         let plan = engine.take_plan().map_err(|e| e.to_string())?;
         engine.ack(&plan, plan.len()).map_err(|e| e.to_string())?;
         Ok(plan

@@ -206,7 +206,9 @@ pub fn churn_add_endpoint(mode: Selection, n: usize, endpoints: usize, seeds: u6
                     uid: ids[endpoints].clone(),
                     ..workloads::endpoint(endpoints, "all", 50)
                 };
-                engine.upsert_endpoint(newcomer);
+                if let Err(e) = engine.upsert_endpoint(newcomer) {
+                    panic!("a generated endpoint refused by the engine: {e}");
+                }
                 let after = engine.gateway_choices();
                 let moved = before
                     .iter()

@@ -237,7 +237,10 @@ impl Objects {
             }
         }
         for e in &self.endpoints {
-            engine.upsert_endpoint(e.clone());
+            // Generated valid: a refusal is a bug in the generator.
+            if let Err(err) = engine.upsert_endpoint(e.clone()) {
+                panic!("workload endpoint refused by the engine: {err}");
+            }
         }
         engine
     }

@@ -97,10 +97,10 @@ func checkAddr(path string, ip netip.Addr) error {
 	return nil
 }
 
-// cAddr is ip as an egress_ip_addr; an IPv4-mapped IPv6 address is its IPv4 address.
+// cAddr is ip as an egress_ip_addr, as given: the library reads an IPv4-mapped address
+// as IPv4 (SEMANTICS B.6).
 func cAddr(ip netip.Addr) C.egress_ip_addr {
 	var out C.egress_ip_addr
-	ip = ip.Unmap()
 	if ip.Is4() {
 		out.family = C.EGRESS_FAMILY_IPV4
 		b := ip.As4()

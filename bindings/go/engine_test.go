@@ -31,9 +31,10 @@ func TestLookupAnswersAsTheMapsSay(t *testing.T) {
 			t.Errorf("%s -> 8.8.8.8: %v (%v), want %v", c.src, got, err, c.want)
 		}
 	}
-	// Families differ: no entry can match.
-	if got, err := e.Lookup(mustAddr("172.22.48.4"), mustAddr("2001:db8::1")); err != nil || got.Kind != VerdictNoEntry {
-		t.Errorf("mixed families: %v %v", got, err)
+	// Families differ: an argument error (the library's rule, SEMANTICS B.6), naming dst.
+	var mixed *Error
+	if _, err := e.Lookup(mustAddr("172.22.48.4"), mustAddr("2001:db8::1")); !errors.Is(err, ErrInvalidArgument) || !errors.As(err, &mixed) || mixed.Path() != "dst" {
+		t.Errorf("mixed families: %v", err)
 	}
 	// Every entry answers its own lookup: the verdict agrees with the entry.
 	entries, err := e.Entries()
@@ -374,13 +375,13 @@ func TestLookupBatchAgreesWithLookup(t *testing.T) {
 	e := seedEngine(t, Config{})
 	entries, _ := e.Entries()
 	var queries []Query
-	dsts := []netip.Addr{mustAddr("8.8.8.8"), mustAddr("2001:db8::8"), mustAddr("172.22.0.1"), mustAddr("::ffff:8.8.8.8")}
+	dsts := []netip.Addr{mustAddr("8.8.8.8"), mustAddr("172.22.0.1"), mustAddr("::ffff:8.8.8.8")}
 	for i := 0; i < 700; i++ {
-		src := entries[i%len(entries)].Source
+		src, dst := entries[i%len(entries)].Source, dsts[i%len(dsts)]
 		if i%5 == 0 {
-			src = mustAddr("fd00::4")
+			src, dst = mustAddr("fd00::4"), mustAddr("2001:db8::8")
 		}
-		queries = append(queries, Query{Src: src, Dst: dsts[i%len(dsts)]})
+		queries = append(queries, Query{Src: src, Dst: dst})
 	}
 	out := make([]Verdict, len(queries)+3)
 	if err := e.LookupBatch(queries, out); err != nil {
@@ -400,6 +401,12 @@ func TestLookupBatchAgreesWithLookup(t *testing.T) {
 	var ge *Error
 	if err := e.LookupBatch(queries, out[:10]); !errors.As(err, &ge) || ge.Path() != "out" {
 		t.Fatalf("short out: %v", err)
+	}
+	// A query of two families refuses the batch, naming it.
+	twoFamilies := append([]Query{}, queries...)
+	twoFamilies[642].Dst = mustAddr("2001:db8::9")
+	if err := e.LookupBatch(twoFamilies, out); !errors.Is(err, ErrInvalidArgument) || !errors.As(err, &ge) || ge.Path() != "queries[642].dst" {
+		t.Fatalf("two families in a batch: %v", err)
 	}
 	queries[600].Dst = netip.Addr{}
 	if err := e.LookupBatch(queries, out); !errors.As(err, &ge) || ge.Path() != "queries[600].Dst" {

@@ -9,6 +9,7 @@ import "C"
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"runtime"
@@ -65,10 +66,11 @@ func (v Verdict) String() string {
 }
 
 // Lookup is the verdict for a packet from src to dst, as the datapath would find it in the
-// desired maps. An IPv4-mapped IPv6 address (what netip.AddrFromSlice makes of a 16-byte
-// net.IP) is taken as its IPv4 address; a source and destination of different families
-// match no entry (VerdictNoEntry); the zero Addr and addresses with a zone are refused. It
-// allocates nothing and may run concurrently with other queries.
+// desired maps. Addresses are read as every binding reads values (the library decides,
+// SEMANTICS B.6): an IPv4-mapped IPv6 address (what netip.AddrFromSlice makes of a 16-byte
+// net.IP) is its IPv4 address, and a source and destination of different families are
+// ErrInvalidArgument naming "dst"; the zero Addr and addresses with a zone are refused. It
+// allocates nothing when it answers and may run concurrently with other queries.
 func (e *Engine) Lookup(src, dst netip.Addr) (Verdict, error) {
 	if err := checkAddr("src", src); err != nil {
 		return Verdict{}, err
@@ -76,11 +78,7 @@ func (e *Engine) Lookup(src, dst netip.Addr) (Verdict, error) {
 	if err := checkAddr("dst", dst); err != nil {
 		return Verdict{}, err
 	}
-	src, dst = src.Unmap(), dst.Unmap()
-	v4 := src.Is4()
-	if v4 != dst.Is4() {
-		return Verdict{Kind: VerdictNoEntry}, nil
-	}
+	v4 := src.Is4() && dst.Is4()
 	if e == nil {
 		return Verdict{}, ErrClosed
 	}
@@ -101,10 +99,35 @@ func (e *Engine) Lookup(src, dst netip.Addr) (Verdict, error) {
 	}
 	e.mu.RUnlock()
 	runtime.KeepAlive(e)
+	if r.result == C.EGRESS_RESULT_INVALID_ARGUMENT {
+		if err := queryCheck("", src, dst); err != nil {
+			return Verdict{}, err
+		}
+	}
 	if r.result != C.EGRESS_RESULT_OK {
 		return Verdict{}, failure(r.result, nil)
 	}
-	return verdictFrom(&r.verdict, v4), nil
+	return verdictFrom(&r.verdict, answeredAs4(src)), nil
+}
+
+// answeredAs4 says how the library answered a lookup from src: as an IPv4 source (egress
+// IP in 4 bytes) when src is IPv4 or IPv4-mapped, the library's reading of values (B.6).
+func answeredAs4(src netip.Addr) bool { return src.Unmap().Is4() }
+
+// queryCheck is the library's reason for refusing a lookup of src and dst, its paths under
+// prefix (nil when it accepts them), from egress_query_check: lookups return only a code.
+func queryCheck(prefix string, src, dst netip.Addr) error {
+	s, d := cAddr(src), cAddr(dst)
+	var cerr *C.egress_error
+	err := failure(C.egress_query_check(&s, &d, nil, nil, &cerr), cerr)
+	var ge *Error
+	if prefix != "" && errors.As(err, &ge) {
+		ge.Message = prefix + "." + ge.Message
+		for i := range ge.Fields {
+			ge.Fields[i].Path = prefix + "." + ge.Fields[i].Path
+		}
+	}
+	return err
 }
 
 // Query is one packet of a batch lookup.
@@ -178,11 +201,9 @@ func (e *Engine) LookupBatch(queries []Query, out []Verdict) error {
 		}
 		n4, n6 := 0, 0
 		for i := range chunk {
-			src, dst := chunk[i].Src.Unmap(), chunk[i].Dst.Unmap()
-			switch v4 := src.Is4(); {
-			case v4 != dst.Is4():
-				out[start+i] = Verdict{Kind: VerdictNoEntry}
-			case v4:
+			src, dst := chunk[i].Src, chunk[i].Dst
+			switch {
+			case src.Is4() && dst.Is4():
 				c := &s.q4[n4]
 				*(*[4]byte)(unsafe.Pointer(&c.src)) = src.As4()
 				*(*[4]byte)(unsafe.Pointer(&c.dst)) = dst.As4()
@@ -207,11 +228,20 @@ func (e *Engine) LookupBatch(queries []Query, out []Verdict) error {
 		}
 		if n6 > 0 {
 			code := C.egw_lookup_batch_v6(engine, &s.q6[0], C.size_t(n6), &s.verdicts[0])
+			if code == C.EGRESS_RESULT_INVALID_ARGUMENT {
+				// The library refused a query of two families: say which, and why.
+				for k := 0; k < n6; k++ {
+					q := queries[s.at6[k]]
+					if err := queryCheck(fmt.Sprintf("queries[%d]", s.at6[k]), q.Src, q.Dst); err != nil {
+						return err
+					}
+				}
+			}
 			if code != C.EGRESS_RESULT_OK {
 				return failure(code, nil)
 			}
 			for k := 0; k < n6; k++ {
-				out[s.at6[k]] = verdictFrom(&s.verdicts[k], false)
+				out[s.at6[k]] = verdictFrom(&s.verdicts[k], answeredAs4(queries[s.at6[k]].Src))
 			}
 		}
 	}
@@ -369,7 +399,7 @@ func (e *Engine) Explain(src, dst netip.Addr) ([]byte, error) {
 	if err := checkAddr("dst", dst); err != nil {
 		return nil, err
 	}
-	s, d := cAddr(src), cAddr(dst) // IPv4-mapped addresses unmapped, as Lookup does
+	s, d := cAddr(src), cAddr(dst) // the library reads them as Lookup's
 	return e.document(func(ptr *C.egress_engine, buf *C.uint8_t, n C.size_t, written *C.size_t, cerr **C.egress_error) C.egress_result {
 		return C.egress_engine_explain_json(ptr, &s, &d, buf, n, written, cerr)
 	})

@@ -229,7 +229,8 @@ class Engine:
     def entries(self) -> list[Entry]:
         """The desired entries, IPv4 first."""
     def lookup(self, src: _Address, dst: _Address) -> Verdict:
-        """The verdict for a packet from ``src`` to ``dst``."""
+        """The verdict for a packet from ``src`` to ``dst``: an IPv4-mapped address is the IPv4
+        address; different families raise ``ValueError`` (SEMANTICS B.6)."""
     def lookup_many(self, queries: _BytesLike, *, family: Literal[4, 6] = 4) -> bytes:
         """Many lookups of packed (src, dst) pairs; 28-byte records ``"<I4s16sI"``."""
     def explain(self, src: _Address, dst: _Address) -> Explanation:

@@ -483,7 +483,8 @@ fn datapath_engine(endpoints: usize, max_entries: u32) -> Engine {
                 IpAddr::V6(Ipv6Addr::new(0xfd01, 0, 0, 0, 0, 0, 0, i as u16 + 1)),
             ],
             ..Endpoint::default()
-        });
+        })
+        .unwrap();
     }
     e
 }
@@ -592,12 +593,14 @@ fn a_full_map_stops_the_plan_and_nothing_is_lost() {
         .upsert_policy(policy("p", "a", hostname("local"), &["0.0.0.0/0"], &[]))
         .unwrap();
     for i in 0..10u8 {
-        engine.upsert_endpoint(Endpoint {
-            uid: format!("ep-{i}"),
-            labels: [("app".to_owned(), "a".to_owned())].into(),
-            ips: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, i + 1))],
-            ..Endpoint::default()
-        });
+        engine
+            .upsert_endpoint(Endpoint {
+                uid: format!("ep-{i}"),
+                labels: [("app".to_owned(), "a".to_owned())].into(),
+                ips: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, i + 1))],
+                ..Endpoint::default()
+            })
+            .unwrap();
     }
     let err = maps.program(&mut engine).unwrap_err();
     let Error::Apply(apply) = &err else {
@@ -641,12 +644,14 @@ fn a_full_map_stops_the_plan_and_nothing_is_lost() {
         ))
         .unwrap();
     for i in 0..6u8 {
-        careful.upsert_endpoint(Endpoint {
-            uid: format!("ep-{i}"),
-            labels: [("app".to_owned(), "a".to_owned())].into(),
-            ips: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, i + 1))],
-            ..Endpoint::default()
-        });
+        careful
+            .upsert_endpoint(Endpoint {
+                uid: format!("ep-{i}"),
+                labels: [("app".to_owned(), "a".to_owned())].into(),
+                ips: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, i + 1))],
+                ..Endpoint::default()
+            })
+            .unwrap();
     }
     let before = maps.dump().unwrap();
     let err = maps.program(&mut careful).unwrap_err();
@@ -743,7 +748,7 @@ fn a_restart_with_a_changed_state_writes_only_the_difference() {
     for uid in &moved {
         let mut ep = second.endpoint_by_uid(uid).unwrap();
         ep.labels.insert("app", "d");
-        second.upsert_endpoint(ep);
+        second.upsert_endpoint(ep).unwrap();
     }
     // Exactly their keys change: new or changed entries written, vanished keys deleted.
     let ips: Vec<IpAddr> = moved
@@ -814,7 +819,8 @@ fn engine_for(layout: Layout, endpoints: u8, destinations: &[&str]) -> Engine {
                 IpAddr::V6(Ipv6Addr::new(0xfd01, 0, 0, 0, 0, 0, 0, u16::from(i) + 1)),
             ],
             ..Endpoint::default()
-        });
+        })
+        .unwrap();
     }
     e
 }

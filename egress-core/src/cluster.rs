@@ -113,6 +113,47 @@ impl Endpoint {
         )
     }
 
+    /// The one endpoint validation, for every path that makes an endpoint (typed values, and
+    /// the readers, which apply the same rules as they read): a uid, a namespace that is a
+    /// namespace name when given (empty: none), labels within Kubernetes' lengths (identity
+    /// labels within Cilium's). Every problem, each naming its field (`uid`, `namespace`,
+    /// `labels.<key>`, `namespaceLabels.<key>`, `identityLabels.<key>`).
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        use crate::document::LabelLimits;
+        use crate::field::{FieldError, child};
+        let mut errors = Vec::new();
+        if self.uid.is_empty() {
+            errors.push(FieldError::required("uid"));
+        }
+        if let Some(ns) = self.namespace.as_deref().filter(|ns| !ns.is_empty())
+            && let Some(problem) = crate::labels::namespace_name_problem(ns)
+        {
+            errors.push(FieldError::invalid_str("namespace", ns, problem));
+        }
+        let mut check = |path: &str, labels: &Labels, limits: LabelLimits| {
+            for (k, v) in labels.iter() {
+                if let Some((is_key, detail)) = limits.check(k, v) {
+                    let shown = if is_key { k } else { v };
+                    errors.push(FieldError::invalid_str(child(path, k), shown, detail));
+                }
+            }
+        };
+        check("labels", &self.labels, LabelLimits::Kubernetes);
+        check(
+            "namespaceLabels",
+            &self.namespace_labels,
+            LabelLimits::Kubernetes,
+        );
+        if let Some(identity) = &self.identity_labels {
+            check("identityLabels", identity, LabelLimits::Identity);
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::Error::Input(errors))
+        }
+    }
+
     /// `namespace/name` when known, else the uid.
     pub fn display_name(&self) -> String {
         match (&self.namespace, &self.name) {

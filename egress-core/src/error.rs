@@ -80,6 +80,20 @@ impl Error {
         }
     }
 
+    /// The same error about a value found at `prefix` (`endpoint`: `uid` becomes
+    /// `endpoint.uid`), for a binding whose argument holds the value checked.
+    pub fn under(self, prefix: &str) -> Self {
+        let nest = |mut e: FieldError| {
+            e.path = format!("{prefix}.{}", e.path);
+            e
+        };
+        match self {
+            Error::Input(errors) => Error::Input(errors.into_iter().map(nest).collect()),
+            Error::InvalidArgument(e) => Error::InvalidArgument(nest(e)),
+            other => other,
+        }
+    }
+
     /// The path of the first field error, where there is one.
     pub fn path(&self) -> Option<&str> {
         self.field_errors().first().map(|e| e.path.as_str())

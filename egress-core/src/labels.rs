@@ -137,6 +137,23 @@ fn is_name_part(s: &str) -> bool {
     }
 }
 
+/// Why `name` is not a namespace name (a DNS-1123 label, as Kubernetes requires), in
+/// Kubernetes' words; `None` when it is one.
+pub fn namespace_name_problem(name: &str) -> Option<String> {
+    let b = name.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if b.len() > 63 {
+        return Some("must be no more than 63 characters".into());
+    }
+    let ok = match (b.first(), b.last()) {
+        (Some(f), Some(l)) => alnum(f) && alnum(l) && b.iter().all(|c| alnum(c) || *c == b'-'),
+        _ => false,
+    };
+    (!ok).then(|| {
+        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character".into()
+    })
+}
+
 /// A DNS-1123 subdomain: lowercase labels of `[a-z0-9]([-a-z0-9]*[a-z0-9])?` joined by dots.
 fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty()

@@ -11,7 +11,29 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use hashbrown::HashMap;
 
 use crate::entries::{EXCLUDED_GATEWAY, Entry, MapEntries, NO_GATEWAY};
-use crate::netip::{mask_v4, mask_v6};
+use crate::field::FieldError;
+use crate::netip::{address_value, mask_v4, mask_v6};
+
+/// The source and destination of one lookup given as values, as every binding reads them
+/// (SEMANTICS B.6): each IPv4-mapped address unmapped ([`crate::netip::address_value`]);
+/// addresses of different families are refused, naming `dst`.
+pub fn query_addresses(src: IpAddr, dst: IpAddr) -> Result<(IpAddr, IpAddr), FieldError> {
+    let (src, dst) = (address_value(src), address_value(dst));
+    if src.is_ipv4() == dst.is_ipv4() {
+        return Ok((src, dst));
+    }
+    let family = |ip: IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    Err(FieldError::invalid_str(
+        "dst",
+        &dst.to_string(),
+        format!(
+            "an {} address, but the source {} is {}: a lookup's source and destination are of one family",
+            family(dst),
+            src,
+            family(src)
+        ),
+    ))
+}
 
 /// What the datapath does with a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

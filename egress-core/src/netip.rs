@@ -56,6 +56,14 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// An address given as a value (a lookup's, a typed endpoint's), as every binding reads it
+/// (SEMANTICS B.6): an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the IPv4 address, as
+/// Go's `netip.Addr.Unmap` and Python's `ipv4_mapped` read it. Text documents keep Cilium's
+/// reading instead (Part A: it stays IPv6).
+pub fn address_value(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
 /// The IPv4 address, if `ip` is one.
 pub fn as_v4(ip: IpAddr) -> Option<Ipv4Addr> {
     match ip {

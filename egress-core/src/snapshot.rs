@@ -950,6 +950,11 @@ fn read_endpoint(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<
             .map(str::to_owned)
     };
     let namespace = opt_str("namespace", errors);
+    if let Some(ns) = namespace.as_deref().filter(|ns| !ns.is_empty())
+        && let Some(problem) = crate::labels::namespace_name_problem(ns)
+    {
+        errors.push(FieldError::invalid_str(f.path_of("namespace"), ns, problem));
+    }
     let name = opt_str("name", errors);
     let service_account = opt_str("serviceAccount", errors);
     let node = opt_str("node", errors);

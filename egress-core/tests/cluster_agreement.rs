@@ -43,7 +43,7 @@ fn apply(engine: &mut Engine, event: Event) {
         Event::DeleteNode(n) => assert!(engine.delete_node(&n), "{n} was there"),
         Event::UpsertPolicy(p) => engine.upsert_policy(p).unwrap(),
         Event::DeletePolicy(p) => assert!(engine.delete_policy(&p), "{p} was there"),
-        Event::UpsertEndpoint(e) => engine.upsert_endpoint(e),
+        Event::UpsertEndpoint(e) => engine.upsert_endpoint(e).unwrap(),
         Event::DeleteEndpoint(u) => assert!(engine.delete_endpoint(&u), "{u} was there"),
         Event::SetDevices(d) => engine.set_devices(d),
     }

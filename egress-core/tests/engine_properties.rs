@@ -299,11 +299,11 @@ fn apply(engine: &mut Engine, event: &Event) {
         Event::DeletePolicy(p) => {
             engine.delete_policy(p);
         }
-        Event::UpsertEndpoint(e) => engine.upsert_endpoint(e),
+        Event::UpsertEndpoint(e) => engine.upsert_endpoint(e).unwrap(),
         Event::DeleteEndpoint(u) => {
             engine.delete_endpoint(u);
         }
-        Event::UpsertNamespace(ns, labels) => engine.upsert_namespace(ns, labels),
+        Event::UpsertNamespace(ns, labels) => engine.upsert_namespace(ns, labels).unwrap(),
     }
 }
 
@@ -501,7 +501,7 @@ fn ip_family_of_sources_is_kept() {
         "10.0.0.1".parse::<IpAddr>().unwrap(),
         "fd01::1".parse().unwrap(),
     ];
-    e.upsert_endpoint(ep);
+    e.upsert_endpoint(ep).unwrap();
     let entries = e.entries();
     assert_eq!((entries.ipv4.len(), entries.ipv6.len()), (1, 1));
 }

@@ -435,12 +435,6 @@ unsafe fn read_labels(
 unsafe fn read_endpoint(ep: &egress_endpoint) -> Result<Endpoint, Failure> {
     // SAFETY (every block below): the caller's promise on the endpoint's pointers.
     let uid = unsafe { utf8(ep.uid, ep.uid_len, "endpoint.uid") }?;
-    if uid.is_empty() {
-        return Err(Failure::invalid_argument(
-            "endpoint.uid",
-            "Required value".to_owned(),
-        ));
-    }
     let owned = |s: Option<&str>| s.map(str::to_owned);
     let ips = unsafe { slice(ep.ips, ep.ips_len, "endpoint.ips") }?
         .iter()
@@ -495,7 +489,9 @@ pub unsafe extern "C" fn egress_engine_upsert_endpoint(
     unsafe {
         event(engine, error_out, |engine| {
             let endpoint = read_endpoint(crate::boundary::reference(endpoint, "endpoint")?)?;
-            engine.upsert_endpoint(endpoint);
+            engine
+                .upsert_endpoint(endpoint)
+                .map_err(|e| e.under("endpoint"))?;
             Ok(())
         })
     }
@@ -517,7 +513,8 @@ pub unsafe extern "C" fn egress_engine_upsert_endpoint_json(
     // SAFETY: the caller's promises.
     unsafe {
         event(engine, error_out, |engine| {
-            engine.upsert_endpoint(snapshot::parse_endpoint(utf8(text, text_len, "text")?)?);
+            engine
+                .upsert_read_endpoint(snapshot::parse_endpoint(utf8(text, text_len, "text")?)?)?;
             Ok(())
         })
     }
@@ -571,7 +568,7 @@ pub unsafe extern "C" fn egress_engine_upsert_namespace(
                 return Err(FieldError::required("name").into());
             }
             let labels = read_labels(labels, labels_len, "labels")?;
-            engine.upsert_namespace(name, labels);
+            engine.upsert_namespace(name, labels)?;
             Ok(())
         })
     }
@@ -593,7 +590,7 @@ pub unsafe extern "C" fn egress_engine_upsert_namespace_json(
     unsafe {
         event(engine, error_out, |engine| {
             let ns = snapshot::parse_namespace(utf8(text, text_len, "text")?)?;
-            engine.upsert_namespace(&ns.name, ns.labels);
+            engine.upsert_namespace(&ns.name, ns.labels)?;
             Ok(())
         })
     }

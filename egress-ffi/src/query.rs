@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use egress_core::engine::Engine;
-use egress_core::lookup::VerdictRecord;
+use egress_core::lookup::{VerdictRecord, query_addresses};
 use egress_core::render;
 
 use crate::boundary::{copy_out, fill, out, reference, run, run_code, slice, slice_mut};
@@ -113,6 +113,13 @@ pub unsafe extern "C" fn egress_engine_diagnostics_json(
 /// An address family as the lookups take it: `N` bytes, network order.
 trait Family<const N: usize> {
     fn ip(bytes: &[u8; N]) -> IpAddr;
+
+    /// A query's addresses as the core reads values (SEMANTICS B.6): for 16-byte addresses
+    /// IPv4-mapped ones are IPv4, and a pair of different families is refused.
+    #[inline(always)]
+    fn pair(src: &[u8; N], dst: &[u8; N]) -> Result<(IpAddr, IpAddr), egress_result> {
+        Ok((Self::ip(src), Self::ip(dst)))
+    }
 }
 
 struct V4;
@@ -129,6 +136,11 @@ impl Family<16> for V6 {
     #[inline(always)]
     fn ip(bytes: &[u8; 16]) -> IpAddr {
         IpAddr::V6(Ipv6Addr::from(*bytes))
+    }
+
+    #[inline(always)]
+    fn pair(src: &[u8; 16], dst: &[u8; 16]) -> Result<(IpAddr, IpAddr), egress_result> {
+        query_addresses(Self::ip(src), Self::ip(dst)).map_err(|_| egress_result::InvalidArgument)
     }
 }
 
@@ -160,7 +172,8 @@ unsafe fn lookup_one<F: Family<N>, const N: usize>(
                 &*dst.cast::<[u8; N]>(),
             )
         };
-        let verdict = engine.lookup_record(F::ip(src), F::ip(dst));
+        let (src, dst) = F::pair(src, dst)?;
+        let verdict = engine.lookup_record(src, dst);
         // SAFETY: not NULL, aligned; the caller promises it is valid for a write.
         unsafe { verdict_out.write(verdict.into()) };
         Ok(())
@@ -187,6 +200,9 @@ pub unsafe extern "C" fn egress_engine_lookup_v4(
 }
 
 /// The verdict for an IPv6 packet (16-byte addresses, network order). Allocates nothing.
+/// Addresses are values (SEMANTICS B.6): an IPv4-mapped address (`::ffff:a.b.c.d`) is the
+/// IPv4 address, and a pair of different families then (one mapped, one not) is
+/// `EGRESS_RESULT_INVALID_ARGUMENT` (`egress_query_check` says why).
 ///
 /// # Safety
 /// As `egress_engine_lookup_v4`, with 16 bytes at `src` and `dst`.
@@ -246,11 +262,16 @@ unsafe fn lookup_batch<F: Family<N>, Q: Query<N>, const N: usize>(
             IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         ); CHUNK];
         let mut found = [VerdictRecord::NO_ENTRY; CHUNK];
+        // A refused query refuses the batch before anything is answered.
+        for q in queries {
+            let (src, dst) = q.addresses();
+            F::pair(src, dst)?;
+        }
         for (qs, vs) in queries.chunks(CHUNK).zip(verdicts.chunks_mut(CHUNK)) {
             let n = qs.len();
             for (pair, q) in pairs.iter_mut().zip(qs) {
                 let (src, dst) = q.addresses();
-                *pair = (F::ip(src), F::ip(dst));
+                *pair = F::pair(src, dst)?;
             }
             engine.lookup_many_records(&pairs[..n], &mut found[..n]);
             for (v, f) in vs.iter_mut().zip(&found[..n]) {
@@ -279,7 +300,9 @@ pub unsafe extern "C" fn egress_engine_lookup_batch_v4(
     unsafe { lookup_batch::<V4, _, 4>(engine, queries, count, verdicts_out) }
 }
 
-/// `count` IPv6 lookups. Allocates nothing. The two arrays must not overlap.
+/// `count` IPv6 lookups. Allocates nothing. The two arrays must not overlap. Addresses as
+/// `egress_engine_lookup_v6` reads them: a query of two families refuses the batch
+/// (`EGRESS_RESULT_INVALID_ARGUMENT`, nothing answered).
 ///
 /// # Safety
 /// As `egress_engine_lookup_batch_v4`.
@@ -339,9 +362,43 @@ pub unsafe extern "C" fn egress_engine_explain_json(
         text_out(engine, (buf, buf_len, written_out), error_out, |e| {
             let src = reference(src, "src")?.to_ip("src")?;
             let dst = reference(dst, "dst")?.to_ip("dst")?;
+            let (src, dst) = query_addresses(src, dst)?;
             Ok(render::json_text(&render::explanation_json(
                 &e.explain(src, dst),
             )))
+        })
+    }
+}
+
+/// Whether `src` and `dst` make one lookup, as every binding reads addresses given as
+/// values (SEMANTICS B.6): IPv4-mapped addresses are IPv4; different families are
+/// `EGRESS_RESULT_INVALID_ARGUMENT` (path `dst`), the error saying why — what a lookup that
+/// returned that code without a message refused. `src_out`/`dst_out` (optional: NULL) get
+/// the addresses the lookup uses.
+///
+/// # Safety
+/// `src`, `dst` NULL or valid addresses; `src_out`, `dst_out`, `error_out` NULL or valid for
+/// a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_query_check(
+    src: *const egress_ip_addr,
+    dst: *const egress_ip_addr,
+    src_out: *mut egress_ip_addr,
+    dst_out: *mut egress_ip_addr,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        run(error_out, || {
+            let src = reference(src, "src")?.to_ip("src")?;
+            let dst = reference(dst, "dst")?.to_ip("dst")?;
+            let (src, dst) = query_addresses(src, dst)?;
+            for (ptr, ip) in [(src_out, src), (dst_out, dst)] {
+                if !ptr.is_null() {
+                    ptr.write(ip.into());
+                }
+            }
+            Ok(())
         })
     }
 }

@@ -83,7 +83,7 @@ fn desired_oracle(objects: &Objects, selection_consistent: bool) -> MapEntries {
         e.upsert_policy(p.clone()).unwrap();
     }
     for ep in objects.endpoints.values() {
-        e.upsert_endpoint(ep.clone());
+        e.upsert_endpoint(ep.clone()).unwrap();
     }
     e.entries()
 }
@@ -135,7 +135,7 @@ fuzz_target!(|data: &[u8]| {
             2 => {
                 let ep = endpoint(arg % 8, arg >> 3);
                 objects.endpoints.insert(ep.uid.clone(), ep.clone());
-                engine.upsert_endpoint(ep);
+                engine.upsert_endpoint(ep).unwrap();
             }
             3 => {
                 let uid = format!("u{}", arg % 8);
@@ -184,7 +184,7 @@ fuzz_target!(|data: &[u8]| {
                         }
                     }
                 }
-                engine.ack(&plan, applied);
+                engine.ack(&plan, applied).unwrap();
                 if applied == plan.len() {
                     let written: Vec<Entry> = model
                         .iter()

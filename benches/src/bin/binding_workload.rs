@@ -137,7 +137,9 @@ fn run() -> Result<(), String> {
     let mut counter = acked(load()?)?;
     let mut pod_docs = Vec::with_capacity(pods.len());
     for pod in &pods {
-        counter.upsert_endpoint(pod.clone());
+        counter
+            .upsert_endpoint(pod.clone())
+            .map_err(|e| e.to_string())?;
         let plan = counter.take_plan().map_err(|e| e.to_string())?;
         counter.ack(&plan, plan.len()).map_err(|e| e.to_string())?;
         if plan.is_empty() {

@@ -350,9 +350,10 @@ fn endpoint_event(sizes: &Sizes) -> Result<Value> {
         let ep = workloads::new_pod(i);
         let source = ep.ips[0];
         let start = Instant::now();
-        engine.upsert_endpoint(ep);
+        let upserted = engine.upsert_endpoint(ep);
         let plan = engine.take_plan();
         total += start.elapsed();
+        upserted.map_err(|e| format!("W-cluster event {i}: {e}"))?;
         let plan = plan.map_err(|e| format!("W-cluster event {i}: {e}"))?;
         let exact = plan.len() == 4
             && plan

@@ -12,7 +12,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use egress_core::engine::{Engine as CoreEngine, EngineConfig};
 use egress_core::gateway::Selection;
-use egress_core::lookup::VerdictRecord;
+use egress_core::lookup::{VerdictRecord, query_addresses};
 use egress_core::maps::{DEFAULT_MAX_ENTRIES, Layout};
 use egress_core::version::CiliumVersion;
 use egress_core::{render, snapshot};
@@ -20,8 +20,10 @@ use egress_core::{render, snapshot};
 use crate::errors::{IntoPy, from_core};
 use crate::values::{Entry, Explanation, Plan, Verdict, ip_arg, json_object};
 
-/// How `json.dumps` writes what JSON has no type for: a `datetime` as RFC 3339 (what the
-/// API server writes; a naive one is taken as UTC), a `date` as ISO 8601; anything else is a
+/// How `json.dumps` writes what JSON has no type for: an `ipaddress` address as the value it
+/// is ([`address_value`]: SEMANTICS B.6, an IPv4-mapped one is the IPv4 address — a string
+/// stays text, read as Cilium reads it), a `datetime` as RFC 3339 (what the API server
+/// writes; a naive one is taken as UTC), a `date` as ISO 8601; anything else is a
 /// `TypeError`, never a silent `str()`. `check_keys` refuses a mapping key that is not a
 /// `str` (`json.dumps` would write `1`, `None`, `True` as the strings "1", "null", "true").
 const JSON_DEFAULT: &std::ffi::CStr = c"
@@ -40,6 +42,8 @@ def check_keys(value):
             stack.extend((child, f'{path}[{i}]') for i, child in enumerate(item))
 
 def default(value):
+    if hasattr(value, 'packed') and hasattr(value, 'version'):
+        return address_value(value)
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=datetime.timezone.utc)
@@ -52,6 +56,13 @@ def default(value):
 
 static JSON_MODULE: pyo3::sync::PyOnceLock<Py<PyModule>> = pyo3::sync::PyOnceLock::new();
 
+/// An `ipaddress` address as the core reads a value (`egress_core::netip::address_value`),
+/// as text.
+#[pyfunction]
+fn address_value(ip: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(egress_core::netip::address_value(ip_arg(ip, "address")?).to_string())
+}
+
 /// JSON text of a mapping or list (through `json.dumps` with [`JSON_DEFAULT`]), every
 /// mapping key checked to be a `str` first.
 fn json_dumps(value: &Bound<'_, PyAny>) -> PyResult<String> {
@@ -63,7 +74,10 @@ fn json_dumps(value: &Bound<'_, PyAny>) -> PyResult<String> {
             c"egress_gateway_json.py",
             c"egress_gateway_json",
         )
-        .map(Bound::unbind)
+        .and_then(|module| {
+            module.setattr("address_value", wrap_pyfunction!(address_value, py)?)?;
+            Ok(module.unbind())
+        })
     })?;
     let module = module.bind(py);
     module.getattr("check_keys")?.call1((value,))?;
@@ -243,11 +257,10 @@ impl Engine {
         py: Python<'_>,
         text: String,
         parse: impl FnOnce(&str) -> Result<T, egress_core::Error> + Send,
-        apply: impl FnOnce(&mut CoreEngine, T) + Send,
+        apply: impl FnOnce(&mut CoreEngine, T) -> Result<(), egress_core::Error> + Send,
     ) -> PyResult<()> {
         let value = py.detach(|| parse(&text)).py_err(py)?;
-        self.writing(py, |engine| apply(engine, value));
-        Ok(())
+        self.writing(py, |engine| apply(engine, value)).py_err(py)
     }
 }
 
@@ -360,7 +373,10 @@ impl Engine {
         maps.iter().map(|&entry| Entry { entry }).collect()
     }
 
-    /// The verdict for a packet from `src` to `dst` (`str` or `ipaddress` addresses).
+    /// The verdict for a packet from `src` to `dst` (`str` or `ipaddress` addresses). As
+    /// every binding reads addresses given as values (SEMANTICS B.6): an IPv4-mapped address
+    /// is the IPv4 address; a source and destination of different families raise
+    /// `ValueError` naming `dst`.
     fn lookup(
         &self,
         py: Python<'_>,
@@ -368,6 +384,7 @@ impl Engine {
         dst: &Bound<'_, PyAny>,
     ) -> PyResult<Verdict> {
         let (src, dst) = (ip_arg(src, "src")?, ip_arg(dst, "dst")?);
+        let (src, dst) = query_addresses(src, dst).py_err(py)?;
         Ok(Verdict {
             record: self.reading(py, |e| e.lookup_record(src, dst)),
             ipv4: src.is_ipv4(),
@@ -379,7 +396,10 @@ impl Engine {
     /// `family=6` — in any C-contiguous buffer of bytes (`bytes`, `bytearray`, `memoryview`,
     /// `array.array('B')`, a NumPy `uint8` array). Returns `bytes`: one 28-byte record per
     /// query, `struct` format `"<I4s16sI"` (kind number — an index of `VERDICT_KINDS` —,
-    /// gateway IPv4, egress IP, ifindex). The GIL is released while it runs.
+    /// gateway IPv4, egress IP, ifindex; the egress IP in the first 4 bytes for an IPv4
+    /// source). With `family=6`, addresses are read as `lookup` reads them: an IPv4-mapped
+    /// source is IPv4, and a query of two families raises `ValueError` naming `queries[i]`
+    /// (nothing is answered). The GIL is released while it runs.
     #[pyo3(signature = (queries, *, family=4))]
     fn lookup_many<'py>(
         &self,
@@ -436,25 +456,34 @@ impl Engine {
         // The records are written straight into the new bytes object (not yet visible to any
         // other thread), in chunks, with the GIL released.
         PyBytes::new_with(py, count * SIZE, |out| {
-            py.detach(|| {
+            let refused = py.detach(|| {
                 let engine = self.inner.read().unwrap_or_else(PoisonError::into_inner);
                 let mut pairs = [(IpAddr::from([0u8; 4]), IpAddr::from([0u8; 4])); CHUNK];
                 let mut records = [VerdictRecord::NO_ENTRY; CHUNK];
+                let mut done = 0;
                 for (qs, out) in bytes
                     .chunks(2 * width * CHUNK)
                     .zip(out.chunks_mut(SIZE * CHUNK))
                 {
                     let n = qs.len() / (2 * width);
-                    for (pair, q) in pairs.iter_mut().zip(qs.chunks_exact(2 * width)) {
+                    for (i, (pair, q)) in
+                        pairs.iter_mut().zip(qs.chunks_exact(2 * width)).enumerate()
+                    {
                         *pair = (ip(&q[..width]), ip(&q[width..]));
+                        if width == 16 {
+                            // Values (SEMANTICS B.6): IPv4-mapped is IPv4, one family a pair.
+                            *pair = query_addresses(pair.0, pair.1).map_err(|e| (done + i, e))?;
+                        }
                     }
                     engine.lookup_many_records(&pairs[..n], &mut records[..n]);
                     for (slot, r) in out.chunks_exact_mut(SIZE).zip(&records[..n]) {
                         slot.copy_from_slice(&r.encode());
                     }
+                    done += n;
                 }
+                Ok(())
             });
-            Ok(())
+            refused.map_err(|(i, e)| PyValueError::new_err(format!("queries[{i}].{e}")))
         })
     }
 
@@ -466,6 +495,7 @@ impl Engine {
         dst: &Bound<'_, PyAny>,
     ) -> PyResult<Explanation> {
         let (src, dst) = (ip_arg(src, "src")?, ip_arg(dst, "dst")?);
+        let (src, dst) = query_addresses(src, dst).py_err(py)?;
         Ok(self.reading_detached(py, |e| Explanation::new(&e.explain(src, dst))))
     }
 
@@ -561,7 +591,10 @@ impl Engine {
     /// `CiliumNode`.
     fn upsert_node(&self, py: Python<'_>, node: &Bound<'_, PyAny>) -> PyResult<()> {
         let text = text_of(node, "node", Lists::Refused)?;
-        self.event(py, text, snapshot::parse_node, CoreEngine::upsert_node)
+        self.event(py, text, snapshot::parse_node, |engine, node| {
+            engine.upsert_node(node);
+            Ok(())
+        })
     }
 
     /// Deletes a node by name; whether it existed.
@@ -576,7 +609,7 @@ impl Engine {
             py,
             text,
             snapshot::parse_endpoint,
-            CoreEngine::upsert_endpoint,
+            CoreEngine::upsert_read_endpoint,
         )
     }
 
@@ -597,12 +630,10 @@ impl Engine {
     /// Sets the local node's devices: a list (or text) in the snapshot's `interfaces` shape.
     fn set_devices(&self, py: Python<'_>, devices: &Bound<'_, PyAny>) -> PyResult<()> {
         let text = text_of(devices, "devices", Lists::Value)?;
-        self.event(
-            py,
-            text,
-            snapshot::parse_interfaces,
-            CoreEngine::set_devices,
-        )
+        self.event(py, text, snapshot::parse_interfaces, |engine, devices| {
+            engine.set_devices(devices);
+            Ok(())
+        })
     }
 
     /// The operations that make the programmed maps equal the desired ones. Raises

@@ -53,6 +53,37 @@ def test_lookups_answer_as_the_entries_say(examples):
     assert egw.VERDICT_KINDS[RECORD.unpack(engine.lookup_many(b"\xac\x16\x30\x04\x08\x08\x08\x08"))[0]] == "masquerade"
 
 
+def test_addresses_given_as_values(examples):
+    """SEMANTICS B.6: an IPv4-mapped address given as a value is the IPv4 address; a lookup
+    of two families is an argument error; text keeps Cilium's reading."""
+    engine = seed(examples)
+    direct = engine.lookup("172.22.48.4", "8.8.8.8")
+    assert engine.lookup("::ffff:172.22.48.4", "::ffff:8.8.8.8") == direct
+    assert engine.lookup(ipaddress.ip_address("::ffff:172.22.48.4"), "8.8.8.8") == direct
+    assert engine.lookup("::ffff:172.22.48.4", "8.8.8.8").egress_ip == ipaddress.IPv4Address("172.22.49.119")
+    for src, dst in (("::1", "1.1.1.1"), ("172.22.48.4", "2001:db8::1")):
+        with pytest.raises(ValueError, match=r"^dst: Invalid value: .* a lookup's source and destination are of one family"):
+            engine.lookup(src, dst)
+        with pytest.raises(ValueError, match="^dst: "):
+            engine.explain(src, dst)
+    assert engine.explain("::ffff:172.22.48.4", "8.8.8.8").to_dict() == engine.explain("172.22.48.4", "8.8.8.8").to_dict()
+    # Packed IPv6 queries read alike: a mapped pair is IPv4; a pair of two families refuses.
+    mapped = ipaddress.ip_address("::ffff:172.22.48.4").packed + ipaddress.ip_address("::ffff:8.8.8.8").packed
+    assert RECORD.unpack(engine.lookup_many(mapped, family=6)) == RECORD.unpack(
+        engine.lookup_many(b"\xac\x16\x30\x04\x08\x08\x08\x08"))
+    two = ipaddress.ip_address("::ffff:172.22.48.4").packed + ipaddress.ip_address("2001:db8::1").packed
+    with pytest.raises(ValueError, match=r"^queries\[1\]\.dst: Invalid value"):
+        engine.lookup_many(mapped + two, family=6)
+    # An endpoint's address as an ipaddress value is unmapped; as text it stays as Cilium
+    # reads text (IPv6).
+    pod = {"namespace": "default", "labels": {"app": "nginx"}, "node": "172.22.48.48"}
+    engine.upsert_endpoint({**pod, "uid": "value", "ips": [ipaddress.ip_address("::ffff:172.22.48.201")]})
+    engine.upsert_endpoint({**pod, "uid": "text", "ips": ["::ffff:172.22.48.202"]})
+    sources = {e.source for e in engine.entries()}
+    assert ipaddress.IPv4Address("172.22.48.201") in sources
+    assert ipaddress.IPv6Address("::ffff:172.22.48.202") in sources
+
+
 def queries_of(engine):
     """Every entry's source to an address inside and one outside its destination."""
     pairs = []

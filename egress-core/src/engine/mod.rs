@@ -401,7 +401,7 @@ impl Engine {
                 ..ep.clone()
             };
             if self.endpoint_by_uid(&ep.uid).as_ref() != Some(&unnamed) {
-                self.upsert_endpoint(ep.clone());
+                self.put_endpoint(ep.clone());
             }
         }
         rejected
@@ -535,8 +535,29 @@ impl Engine {
         true
     }
 
-    /// Upserts an endpoint (by uid).
-    pub fn upsert_endpoint(&mut self, endpoint: Endpoint) {
+    /// Upserts an endpoint given as values (by uid), once it passes [`Endpoint::validate`]
+    /// (nothing changes otherwise). Its addresses are values (SEMANTICS B.6): an IPv4-mapped
+    /// IPv6 address is the IPv4 address.
+    pub fn upsert_endpoint(&mut self, mut endpoint: Endpoint) -> Result<(), Error> {
+        endpoint.validate()?;
+        for ip in &mut endpoint.ips {
+            *ip = crate::netip::address_value(*ip);
+        }
+        self.put_endpoint(endpoint);
+        Ok(())
+    }
+
+    /// Upserts an endpoint read from a document ([`crate::snapshot::parse_endpoint`]), once
+    /// it passes [`Endpoint::validate`]: its addresses as Cilium reads text (an IPv4-mapped
+    /// address stays IPv6, Part A).
+    pub fn upsert_read_endpoint(&mut self, endpoint: Endpoint) -> Result<(), Error> {
+        endpoint.validate()?;
+        self.put_endpoint(endpoint);
+        Ok(())
+    }
+
+    /// Upserts an endpoint already held to the rules (read, or the engine's own).
+    fn put_endpoint(&mut self, endpoint: Endpoint) {
         let cluster = self.config.cluster.clone();
         let eid = match self.endpoints.find(&endpoint.uid) {
             Some(eid) => {
@@ -567,15 +588,35 @@ impl Engine {
 
     /// Sets the `namespaceLabels` of every endpoint currently in `namespace`, exactly as
     /// re-upserting each of them would; endpoints upserted later carry their own.
-    pub fn upsert_namespace(&mut self, namespace: &str, labels: BTreeMap<String, String>) {
+    /// Refused, changing nothing, when `namespace` is not a namespace name or a label breaks
+    /// Kubernetes' lengths (the rules of [`Endpoint::validate`]; paths `namespace`,
+    /// `labels.<key>`).
+    pub fn upsert_namespace(
+        &mut self,
+        namespace: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<(), Error> {
         let labels = Labels::from(labels);
+        Endpoint {
+            uid: "-".into(),
+            namespace: Some(namespace.to_owned()),
+            labels: labels.clone(),
+            ..Endpoint::default()
+        }
+        .validate()?;
+        self.put_namespace(namespace, labels);
+        Ok(())
+    }
+
+    /// [`Engine::upsert_namespace`] of labels already held to the rules (read).
+    fn put_namespace(&mut self, namespace: &str, labels: Labels) {
         for eid in self.endpoints.in_namespace(namespace) {
             let Some(mut endpoint) = self.endpoints.to_endpoint(eid) else {
                 continue;
             };
             if endpoint.namespace_labels != labels {
                 endpoint.namespace_labels = labels.clone();
-                self.upsert_endpoint(endpoint);
+                self.put_endpoint(endpoint);
             }
         }
     }
@@ -631,6 +672,15 @@ impl Engine {
             Some(span) if src.is_ipv4() == dst.is_ipv4() => self.fast.lookup(span, dst),
             _ => Verdict::NoEntry,
         }
+    }
+
+    /// [`Engine::lookup`] of addresses given as values, as every binding answers a lookup
+    /// (SEMANTICS B.6): IPv4-mapped addresses are IPv4 ([`crate::netip::address_value`]),
+    /// and a source and destination of different families are an argument error
+    /// ([`crate::lookup::query_addresses`]). Never allocates when it answers.
+    pub fn query(&self, src: IpAddr, dst: IpAddr) -> Result<Verdict, FieldError> {
+        let (src, dst) = crate::lookup::query_addresses(src, dst)?;
+        Ok(self.lookup(src, dst))
     }
 
     /// [`Engine::lookup`] as a [`VerdictRecord`] (fixed fields: no enum to match on, no

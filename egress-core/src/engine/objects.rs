@@ -165,7 +165,7 @@ impl Engine {
                 }
                 Update::Namespace(ns) => {
                     applied.namespaces += 1;
-                    self.upsert_namespace(&ns.name, ns.labels);
+                    self.put_namespace(&ns.name, ns.labels.into());
                 }
                 Update::Policy(Ok(policy)) => match self.upsert_policy(policy) {
                     Ok(()) => applied.policies += 1,
@@ -187,7 +187,7 @@ impl Engine {
             .extend(applied.warnings.iter().cloned());
         applied.endpoints = endpoints.len();
         for endpoint in endpoints {
-            self.upsert_endpoint(endpoint);
+            self.put_endpoint(endpoint);
         }
         applied
     }

@@ -117,7 +117,7 @@ fn the_first_plan_writes_everything_then_nothing() {
 #[test]
 fn one_endpoint_upsert_plans_exactly_its_entries() {
     let mut e = programmed_engine();
-    e.upsert_endpoint(new_pod("new-1", "172.22.48.99"));
+    e.upsert_endpoint(new_pod("new-1", "172.22.48.99")).unwrap();
     let plan = e.take_plan().unwrap();
     assert_eq!(plan.len(), 1);
     let op = &plan.ops()[0];
@@ -276,7 +276,7 @@ fn a_plan_that_would_overflow_is_refused_before_anything() {
     e.ack(&plan, plan.len()).unwrap();
     let mut moved = new_pod("5f48eab5-b251-555b-94c0-7481bd903033", "172.22.48.250");
     moved.name = Some("nginx-54c98b4f84-5wlpc".into());
-    e.upsert_endpoint(moved);
+    e.upsert_endpoint(moved).unwrap();
     assert_eq!(e.take_plan().unwrap_err().peak, 11);
 }
 
@@ -304,7 +304,8 @@ fn each_map_has_its_own_capacity() {
     e.upsert_endpoint(Endpoint {
         ips: vec!["fd00::9".parse().unwrap()],
         ..new_pod("u-v6", "172.22.48.251")
-    });
+    })
+    .unwrap();
     let err = e.take_plan().unwrap_err();
     assert_eq!((err.map, err.peak, err.max_entries), (MapId::V6, 1, 0));
 }
@@ -469,12 +470,13 @@ fn namespace_relabels_reselect_their_endpoints() {
     };
     let mut e = Engine::from_snapshot(&snap, v2("172.22.49.119")).0;
     assert!(e.entries().is_empty());
-    e.upsert_namespace("default", [("team".to_owned(), "web".to_owned())].into());
+    e.upsert_namespace("default", [("team".to_owned(), "web".to_owned())].into())
+        .unwrap();
     assert_eq!(e.entries().ipv4.len(), 10);
     // A later endpoint carries its own namespaceLabels.
-    e.upsert_endpoint(new_pod("late", "172.22.48.77"));
+    e.upsert_endpoint(new_pod("late", "172.22.48.77")).unwrap();
     assert_eq!(e.entries().ipv4.len(), 10);
-    e.upsert_namespace("other", BTreeMap::new());
+    e.upsert_namespace("other", BTreeMap::new()).unwrap();
     assert_eq!(e.entries().ipv4.len(), 10);
 }
 
@@ -485,7 +487,7 @@ fn same_name_new_uid_and_ip_reuse() {
     let old = seed().endpoints[0].clone();
     let mut replacement = old.clone();
     replacement.uid = "replacement-uid".into();
-    e.upsert_endpoint(replacement.clone());
+    e.upsert_endpoint(replacement.clone()).unwrap();
     e.delete_endpoint(&old.uid);
     let mut fresh = Snapshot {
         endpoints: seed().endpoints,

@@ -240,7 +240,7 @@ pub(crate) fn engine(i: usize, selection: Selection) -> Engine {
         e.upsert_policy(p).unwrap();
     }
     for ep in endpoints() {
-        e.upsert_endpoint(ep);
+        e.upsert_endpoint(ep).unwrap();
     }
     e
 }

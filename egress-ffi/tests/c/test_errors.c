@@ -1039,7 +1039,7 @@ static void test_event_errors(void)
     static const egress_label twice[] = {{TEXT("app"), TEXT("nginx")}, {TEXT("app"), TEXT("db")}};
     const egress_ip_addr ip = {.family = EGRESS_FAMILY_IPV4, .bytes = {172, 22, 48, 99}};
     const egress_endpoint no_uid = {.uid = NULL, .uid_len = 0, .ips = &ip, .ips_len = 1};
-    EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "endpoint.uid",
+    EXPECT_FAILURE(EGRESS_RESULT_INPUT, "endpoint.uid",
                    egress_engine_upsert_endpoint(engine, &no_uid, &error));
     const egress_endpoint duplicate = {
         .uid = (const uint8_t *)"u9", .uid_len = 2, .labels = twice, .labels_len = 2};
