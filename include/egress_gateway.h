@@ -1110,7 +1110,8 @@ const char *egress_verdict_kind_name(uint32_t kind);
  * `max_entries` at the plan's peak: nothing is handed out (`*count_out` is 0).
  *
  * Only the plan the last take handed out can be acknowledged, once (SEMANTICS B.8): a size
- * query or a refused take leaves no plan to acknowledge.
+ * query takes nothing (the plan to acknowledge is still the previous one); a take refused
+ * for capacity leaves none.
  *
  * # Safety
  * `engine` is a valid engine with exclusive access; `ops` points at `ops_len` writable ops

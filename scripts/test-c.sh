@@ -5,6 +5,8 @@
 #      EGRESS_FEATURE_BPF, warnings as errors;
 #   3. the example (examples/c) and the C tests (egress-ffi/tests/c), linked statically, run
 #      under AddressSanitizer (leak checker on) and UndefinedBehaviorSanitizer;
+#   3b. the cross-binding table (tests/cross-binding) through C, under the sanitizers, its
+#      transcript compared with the one every binding must write;
 #   4. the same without sanitizers, run under valgrind (no errors, no definite or indirect
 #      leaks), and the tests under helgrind (no data race in the concurrent lookups);
 #   5. the example linked dynamically against libegress_ffi.so, run;
@@ -93,6 +95,15 @@ export ASAN_OPTIONS=detect_leaks=1
 export LSAN_OPTIONS=use_stacks=0:use_registers=0
 run "$out/seed_gateway_group.asan" "$seed" >"$out/seed_gateway_group.asan.out"
 run "$out/test_errors.asan" "$examples"
+
+log "the cross-binding table: the C transcript equals tests/cross-binding/expected.txt"
+run "$CC" "${cflags[@]}" -D_POSIX_C_SOURCE=200809L "${sanitizers[@]}" \
+    egress-ffi/tests/c/cross_binding.c "${static_lib[@]}" -o "$out/cross_binding.asan"
+run "$out/cross_binding.asan" tests/cross-binding/table.txt "$seed" >"$out/cross_binding.txt"
+if ! diff -u tests/cross-binding/expected.txt "$out/cross_binding.txt"; then
+    echo "error: the C transcript of the cross-binding table differs (above)" >&2
+    exit 1
+fi
 
 log "static, no sanitizers, under valgrind"
 run "$CC" "${cflags[@]}" "${example_src[@]}" "${static_lib[@]}" -o "$out/seed_gateway_group"

@@ -20,7 +20,8 @@ use crate::types::{egress_map_element, egress_plan_op};
 /// `max_entries` at the plan's peak: nothing is handed out (`*count_out` is 0).
 ///
 /// Only the plan the last take handed out can be acknowledged, once (SEMANTICS B.8): a size
-/// query or a refused take leaves no plan to acknowledge.
+/// query takes nothing (the plan to acknowledge is still the previous one); a take refused
+/// for capacity leaves none.
 ///
 /// # Safety
 /// `engine` is a valid engine with exclusive access; `ops` points at `ops_len` writable ops
@@ -43,22 +44,23 @@ pub unsafe extern "C" fn egress_engine_take_plan(
                 crate::boundary::out(ops, "ops")?;
             }
             let handle = exclusive(engine, "engine")?;
-            let plan = handle
+            let mut needed = 0;
+            let taken = handle
                 .engine
-                .take_plan()
+                .take_plan_if(|len| {
+                    needed = len;
+                    len <= ops_len
+                })
                 .map_err(egress_core::Error::from)?;
-            let filled = fill(
-                plan.len(),
-                plan.ops().iter().map(egress_plan_op::from),
+            // Too small: only the count is handed out, and nothing is taken.
+            let ops_of = taken.as_ref().map_or(&[][..], |plan| plan.ops());
+            fill(
+                needed,
+                ops_of.iter().map(egress_plan_op::from),
                 (ops, "ops"),
                 (ops_len, "ops_len"),
                 count_out,
-            );
-            if filled.is_err() {
-                // Only the count was handed out: nothing of this plan can be acknowledged.
-                handle.engine.withdraw_plan(plan);
-            }
-            filled
+            )
         })
     }
 }

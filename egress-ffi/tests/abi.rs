@@ -358,7 +358,7 @@ fn plans_equal_the_engines_bytes_and_acks_move_the_baseline() {
         );
     }
     assert!(take_plan(&engine).is_empty());
-    // A failed take leaves no plan behind to acknowledge by mistake.
+    // A size query takes nothing: the plan to acknowledge is still the (empty) one before.
     let ep = "{uid: extra, namespace: default, labels: {app: nginx}, ips: [172.22.48.99], node: 172.22.48.125}";
     call(|e| unsafe { egress_engine_upsert_endpoint_json(engine.0, ep.as_ptr(), ep.len(), e) })
         .unwrap();
@@ -372,11 +372,13 @@ fn plans_equal_the_engines_bytes_and_acks_move_the_baseline() {
         (egress_result::InsufficientSize, Vec::<String>::new())
     );
     assert!(count > 0);
-    let unseen = ack(&engine, 0).err().unwrap();
+    let unseen = ack(&engine, 1).err().unwrap();
     assert_eq!(
         (unseen.code, unseen.paths),
-        (egress_result::InvalidArgument, vec!["plan".to_owned()])
+        (egress_result::InvalidArgument, vec!["applied".to_owned()])
     );
+    ack(&engine, 0).unwrap();
+    assert_eq!(take_plan(&engine).len(), count);
 }
 
 /// Cilium 1.20's engine through the C config: each IPv4 entry goes to both IPv4 maps, and

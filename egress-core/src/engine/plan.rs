@@ -229,8 +229,7 @@ pub enum AckError {
     /// The programmed baseline was replaced ([`Engine::adopt`]) after the plan (this
     /// sequence number) was taken.
     Adopted(u64),
-    /// The take (this sequence number) handed no plan out: refused for capacity, or
-    /// withdrawn ([`Engine::withdraw_plan`], a size query through C).
+    /// The take (this sequence number) handed no plan out: refused for capacity.
     NotHandedOut(u64),
     /// `applied` is past the plan's end.
     PastEnd {
@@ -261,7 +260,7 @@ impl AckError {
                 "the programmed baseline was adopted after plan {plan} was taken; take a new plan"
             )),
             AckError::NotHandedOut(plan) => forbidden(format!(
-                "plan {plan} was not handed out (refused for capacity, or only its size was asked); take a plan"
+                "plan {plan} was refused for capacity, nothing was handed out; take a plan"
             )),
             AckError::PastEnd { applied, len } => FieldError::new(
                 "applied",
@@ -300,7 +299,7 @@ pub(super) struct PlanBook {
     last_acked: u64,
     /// `last_taken` when the baseline was last adopted: plans up to it are void.
     adopted_after: u64,
-    /// The last take that handed no plan out (refused, or withdrawn).
+    /// The last take that handed no plan out (refused for capacity).
     not_handed_out: u64,
 }
 
@@ -391,7 +390,22 @@ impl Engine {
     /// The plan taken is the one [`Engine::ack`] accepts next: taking another (even one
     /// refused for capacity) or adopting a baseline voids it.
     pub fn take_plan(&self) -> Result<Plan, CapacityError> {
+        self.take_plan_if(|_| true).map(Option::unwrap_or_default)
+    }
+
+    /// [`Engine::take_plan`] for a caller that can take only a plan of some lengths (C's
+    /// caller buffer): when `fits(len)` is false, `Ok(None)` and nothing is taken — the plan
+    /// to acknowledge is still the previous one, as if this call had not been made.
+    pub fn take_plan_if(
+        &self,
+        fits: impl FnOnce(usize) -> bool,
+    ) -> Result<Option<Plan>, CapacityError> {
         let computed = self.compute_plan();
+        if let Ok((ops, _, _)) = &computed
+            && !fits(ops.len())
+        {
+            return Ok(None);
+        }
         let mut book = book(&self.plans);
         book.last_taken += 1;
         book.open = None;
@@ -412,7 +426,7 @@ impl Engine {
             peak,
         };
         book.open = Some(plan.clone());
-        Ok(plan)
+        Ok(Some(plan))
     }
 
     /// The plan's operations, how many are upserts, and its peak per family.
@@ -506,17 +520,6 @@ impl Engine {
     /// `applied` past the plan's length.
     pub fn ack(&mut self, plan: &Plan, applied: usize) -> Result<(), AckError> {
         self.ack_id(plan.id, applied)
-    }
-
-    /// Voids `plan` when it is still the one to acknowledge: it was taken but not handed on
-    /// (C's size query gives the count and keeps the operations), so nothing of it can be
-    /// acknowledged.
-    pub fn withdraw_plan(&self, plan: Plan) {
-        let mut book = book(&self.plans);
-        if book.open.as_ref().is_some_and(|open| open.id == plan.id) {
-            book.open = None;
-            book.not_handed_out = plan.id.sequence;
-        }
     }
 
     /// [`Engine::ack`] of the last plan taken (a binding that hands out copies of the

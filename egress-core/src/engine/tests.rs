@@ -204,10 +204,11 @@ fn a_plan_is_acknowledged_once_by_its_engine() {
         refused(&mut e, &rest, 0),
         "plan: Forbidden: the programmed baseline was adopted after plan 3 was taken; take a new plan"
     );
-    // A take refused for capacity, or withdrawn, hands nothing out to acknowledge.
+    // A take that does not fit the caller takes nothing: the last plan is still the one.
     let all = e.take_plan().unwrap();
-    e.withdraw_plan(all.clone());
-    assert_eq!(e.ack(&all, 0).unwrap_err(), AckError::NotHandedOut(4));
+    assert_eq!(e.take_plan_if(|len| len < all.len()).unwrap(), None);
+    assert_eq!(e.last_plan_id(), all.id());
+    // A take refused for capacity hands nothing out to acknowledge.
     let small_config = EngineConfig {
         max_entries: 2,
         ..v2("172.22.49.119")

@@ -820,7 +820,7 @@ static void test_buffer_sizes(void)
     EXPECT_TOO_SMALL(egress_engine_take_plan(engine, ops, needed - 1, &count, &error));
     CHECK_EQ(count, needed);
     CHECK(all_bytes(ops, sizeof ops, CANARY));
-    /* A short take hands nothing out: there is no plan to acknowledge. */
+    /* A short take takes nothing: no plan was taken before, so none to acknowledge. */
     EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "plan", egress_engine_ack(engine, 1, &error));
     EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "plan", egress_engine_ack(engine, 0, &error));
     count = 0;
