@@ -421,6 +421,37 @@ typedef struct egress_engine_config {
 } egress_engine_config;
 
 /**
+ * What `egress_engine_apply` applied: counts of the objects taken, and of what was not.
+ */
+typedef struct egress_applied {
+    /**
+     * Valid policies upserted.
+     */
+    size_t policies;
+    /**
+     * Nodes upserted (`CiliumNode`s).
+     */
+    size_t nodes;
+    /**
+     * Endpoints upserted (`CiliumEndpoint`s).
+     */
+    size_t endpoints;
+    /**
+     * Namespaces whose labels were set.
+     */
+    size_t namespaces;
+    /**
+     * Invalid policies, left out (each keeps its previous version): every field error of
+     * each is in `egress_engine_diagnostics_json`'s `invalidPolicies`.
+     */
+    size_t invalid_policies;
+    /**
+     * Objects skipped and conversion notes: in `egress_engine_diagnostics_json`'s `skipped`.
+     */
+    size_t skipped;
+} egress_applied;
+
+/**
  * One label: key and value as UTF-8 `(pointer, length)` pairs.
  */
 typedef struct egress_label {
@@ -804,6 +835,27 @@ egress_result egress_engine_upsert_policy(struct egress_engine *engine,
                                           const uint8_t *text,
                                           size_t text_len,
                                           struct egress_error **error_out);
+
+/**
+ * Applies Kubernetes objects as updates, as `egressctl` reads a dump and as Python's
+ * `Engine.apply` does: `CiliumEgressGatewayPolicy`, `CiliumNode`, `CiliumEndpoint`,
+ * `Namespace` (one, a `List`, or a `---` stream). Nodes and namespaces first, then
+ * policies, then endpoints (a `CiliumEndpoint` finds its node by address among the nodes
+ * known then: apply `CiliumNode`s first or together). Invalid policies are not an error:
+ * they keep their previous version and are counted in `*applied_out` (optional: NULL), their
+ * errors kept in the engine's diagnostics (`egress_engine_diagnostics_json`), as are the
+ * objects skipped. Any other input error (`EGRESS_RESULT_PARSE`, `EGRESS_RESULT_INPUT`,
+ * paths `objects[i]...`) applies nothing.
+ *
+ * # Safety
+ * `engine` is a valid engine with exclusive access; `text` points at `text_len` bytes;
+ * `applied_out` and `error_out` are NULL or valid for a write.
+ */
+egress_result egress_engine_apply(struct egress_engine *engine,
+                                  const uint8_t *text,
+                                  size_t text_len,
+                                  struct egress_applied *applied_out,
+                                  struct egress_error **error_out);
 
 /**
  * Deletes the policy named `name`. `*found_out` (optional: NULL) says whether it existed.

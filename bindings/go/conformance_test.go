@@ -177,3 +177,43 @@ func TestEveryLoadReportsItsDiagnostics(t *testing.T) {
 		t.Fatal("the example's conflicts are reported")
 	}
 }
+
+// Kubernetes objects applied as events give the maps the dump gives loaded at once; an
+// invalid policy is counted and in the diagnostics, not an error; other input errors apply
+// nothing.
+func TestApplyKubernetesObjects(t *testing.T) {
+	dumps := filepath.Join(examplesDir(t), "dumps")
+	e, err := NewEngine(Config{LocalNode: "172.22.49.119"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	applied, err := e.Apply(readFile(t, filepath.Join(dumps, "tke-dump.yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied.Policies != 1 || applied.Nodes != 5 || applied.Endpoints == 0 || applied.Namespaces == 0 || applied.InvalidPolicies != 0 || applied.Skipped != 1 {
+		t.Fatalf("applied: %+v", applied)
+	}
+	if err := e.SetDevices(readFile(t, filepath.Join(dumps, "tke-dump.172.22.49.119.devices.yaml"))); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := e.MapsJSON()
+	if want := readFile(t, filepath.Join(dumps, "tke-dump.172.22.49.119.expected.json")); string(got) != string(want) {
+		t.Fatalf("maps JSON of the applied dump differs from its expected maps:\n%s", got)
+	}
+	broken := []byte("{apiVersion: cilium.io/v2, kind: CiliumEgressGatewayPolicy, metadata: {name: broken}, spec: {selectors: [], destinationCIDRs: []}}")
+	if applied, err = e.Apply(broken); err != nil || applied.InvalidPolicies != 1 || applied.Policies != 0 {
+		t.Fatalf("an invalid policy: %+v, %v", applied, err)
+	}
+	d, _ := e.Diagnostics()
+	if len(d.InvalidPolicies) != 1 || d.InvalidPolicies[0].Policy != "broken" || len(d.Skipped) != 1 {
+		t.Fatalf("diagnostics after apply: %+v", d)
+	}
+	if _, err := e.Apply([]byte("kind: [unclosed")); !errors.Is(err, ErrParse) {
+		t.Fatalf("unparsable: %v", err)
+	}
+	if after, _ := e.MapsJSON(); string(after) != string(got) {
+		t.Fatal("a refused apply changed the maps")
+	}
+}

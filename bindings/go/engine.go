@@ -290,6 +290,45 @@ func (e *Engine) DeleteNode(name string) (bool, error) {
 	})
 }
 
+// Applied says what Apply applied: counts of the objects taken, and of those that were not.
+type Applied struct {
+	Policies   int // valid policies upserted
+	Nodes      int // nodes upserted (CiliumNodes)
+	Endpoints  int // endpoints upserted (CiliumEndpoints)
+	Namespaces int // namespaces whose labels were set
+	// InvalidPolicies are left out, each keeping its previous version; Diagnostics() has
+	// every field error of each (InvalidPolicies).
+	InvalidPolicies int
+	// Skipped counts the objects skipped and conversion notes: Diagnostics().Skipped says
+	// which.
+	Skipped int
+}
+
+// Apply applies Kubernetes objects as updates — CiliumEgressGatewayPolicy, CiliumNode,
+// CiliumEndpoint, Namespace: one, a List, or a --- stream of JSON or YAML — as egressctl
+// reads a dump and Python's Engine.apply does: nodes and namespaces first, then policies,
+// then endpoints (a CiliumEndpoint finds its node by address among the nodes known then:
+// apply CiliumNodes first or together). Invalid policies are not an error: they keep their
+// previous version, are counted, and their errors are in Diagnostics(). Any other input
+// error (ErrParse, ErrInput, paths objects[i]...) applies nothing.
+func (e *Engine) Apply(text []byte) (Applied, error) {
+	var applied C.egress_applied
+	err := e.textEvent(text, func(ptr *C.egress_engine, p *C.uint8_t, n C.size_t, cerr **C.egress_error) C.egress_result {
+		return C.egress_engine_apply(ptr, p, n, &applied, cerr)
+	})
+	if err != nil {
+		return Applied{}, err
+	}
+	return Applied{
+		Policies:        int(applied.policies),
+		Nodes:           int(applied.nodes),
+		Endpoints:       int(applied.endpoints),
+		Namespaces:      int(applied.namespaces),
+		InvalidPolicies: int(applied.invalid_policies),
+		Skipped:         int(applied.skipped),
+	}, nil
+}
+
 // UpsertEndpointJSON upserts an endpoint from JSON or YAML in the snapshot's endpoints[]
 // shape. Input errors name each field; nothing changes then.
 func (e *Engine) UpsertEndpointJSON(text []byte) error {

@@ -299,6 +299,65 @@ pub unsafe extern "C" fn egress_engine_upsert_policy(
     }
 }
 
+/// What `egress_engine_apply` applied: counts of the objects taken, and of what was not.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct egress_applied {
+    /// Valid policies upserted.
+    pub policies: usize,
+    /// Nodes upserted (`CiliumNode`s).
+    pub nodes: usize,
+    /// Endpoints upserted (`CiliumEndpoint`s).
+    pub endpoints: usize,
+    /// Namespaces whose labels were set.
+    pub namespaces: usize,
+    /// Invalid policies, left out (each keeps its previous version): every field error of
+    /// each is in `egress_engine_diagnostics_json`'s `invalidPolicies`.
+    pub invalid_policies: usize,
+    /// Objects skipped and conversion notes: in `egress_engine_diagnostics_json`'s `skipped`.
+    pub skipped: usize,
+}
+
+/// Applies Kubernetes objects as updates, as `egressctl` reads a dump and as Python's
+/// `Engine.apply` does: `CiliumEgressGatewayPolicy`, `CiliumNode`, `CiliumEndpoint`,
+/// `Namespace` (one, a `List`, or a `---` stream). Nodes and namespaces first, then
+/// policies, then endpoints (a `CiliumEndpoint` finds its node by address among the nodes
+/// known then: apply `CiliumNode`s first or together). Invalid policies are not an error:
+/// they keep their previous version and are counted in `*applied_out` (optional: NULL), their
+/// errors kept in the engine's diagnostics (`egress_engine_diagnostics_json`), as are the
+/// objects skipped. Any other input error (`EGRESS_RESULT_PARSE`, `EGRESS_RESULT_INPUT`,
+/// paths `objects[i]...`) applies nothing.
+///
+/// # Safety
+/// `engine` is a valid engine with exclusive access; `text` points at `text_len` bytes;
+/// `applied_out` and `error_out` are NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_apply(
+    engine: *mut egress_engine,
+    text: *const u8,
+    text_len: usize,
+    applied_out: *mut egress_applied,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        event(engine, error_out, |engine| {
+            let applied = engine.apply_text(utf8(text, text_len, "text")?)?;
+            if !applied_out.is_null() {
+                applied_out.write(egress_applied {
+                    policies: applied.policies,
+                    nodes: applied.nodes,
+                    endpoints: applied.endpoints,
+                    namespaces: applied.namespaces,
+                    invalid_policies: applied.invalid_policies.len(),
+                    skipped: applied.warnings.len(),
+                });
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Writes whether something was found, when asked.
 ///
 /// # Safety

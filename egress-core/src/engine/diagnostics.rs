@@ -72,6 +72,26 @@ impl Diagnostics {
         out
     }
 
+    /// Records an invalid policy of an update: it replaces what was said of the same
+    /// policy before (a long-running engine's diagnostics say what is wrong now, bounded by
+    /// the policies, not by the updates).
+    pub(super) fn record_invalid(&mut self, policy: InvalidPolicy) {
+        self.forget_invalid(&policy.policy);
+        self.invalid_policies.push(policy);
+    }
+
+    /// Forgets what was said of the policy `name` (upserted valid, or deleted).
+    pub(super) fn forget_invalid(&mut self, name: &str) {
+        self.invalid_policies.retain(|p| p.policy != name);
+    }
+
+    /// Records what an update's conversion skipped, once per distinct note.
+    pub(super) fn record_skipped(&mut self, note: &str) {
+        if !self.skipped.iter().any(|s| s == note) {
+            self.skipped.push(note.to_owned());
+        }
+    }
+
     /// Whether nothing was reported.
     pub fn is_empty(&self) -> bool {
         self.invalid_policies.is_empty() && self.warnings.is_empty() && self.skipped.is_empty()

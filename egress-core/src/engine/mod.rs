@@ -471,6 +471,7 @@ impl Engine {
                 errors,
             });
         }
+        self.diagnostics.forget_invalid(&policy.name);
         let pid = match self.policy_ids.get(&policy.name) {
             Some(&pid) => {
                 self.detach_policy(pid);
@@ -507,6 +508,7 @@ impl Engine {
 
     /// Deletes a policy; `false` when there was none of that name.
     pub fn delete_policy(&mut self, name: &str) -> bool {
+        self.diagnostics.forget_invalid(name);
         let Some(pid) = self.policy_ids.remove(name) else {
             return false;
         };

@@ -175,16 +175,13 @@ impl Engine {
                 Update::Endpoint(_) => {}
             }
         }
-        self.diagnostics.invalid_policies.extend(
-            applied
-                .invalid_policies
-                .iter()
-                .enumerate()
-                .map(|(i, e)| super::InvalidPolicy::new(i, e)),
-        );
-        self.diagnostics
-            .skipped
-            .extend(applied.warnings.iter().cloned());
+        for (i, errors) in applied.invalid_policies.iter().enumerate() {
+            self.diagnostics
+                .record_invalid(super::InvalidPolicy::new(i, errors));
+        }
+        for note in &applied.warnings {
+            self.diagnostics.record_skipped(note);
+        }
         applied.endpoints = endpoints.len();
         for endpoint in endpoints {
             self.put_endpoint(endpoint);

@@ -783,6 +783,17 @@ fn every_load_keeps_its_diagnostics() {
         doc["invalidPolicies"][0]["errors"][0]["path"],
         "spec.egressGateway"
     );
+    // What is wrong now, bounded by the policies: the same invalid policy applied again is
+    // said once; fixed (or deleted), it is no longer said.
+    e.apply_text(broken).unwrap();
+    e.apply_text(broken).unwrap();
+    assert_eq!(e.diagnostics().invalid_policies.len(), 1);
+    let fixed = "{apiVersion: cilium.io/v2, kind: CiliumEgressGatewayPolicy, metadata: {name: broken}, spec: {selectors: [{podSelector: {}}], destinationCIDRs: [0.0.0.0/0], egressGateway: {nodeSelector: {}}}}";
+    assert_eq!(e.apply_text(fixed).unwrap().policies, 1);
+    assert!(e.diagnostics().invalid_policies.is_empty());
+    e.apply_text(broken).unwrap();
+    assert!(e.delete_policy("broken"));
+    assert!(e.diagnostics().invalid_policies.is_empty());
 }
 
 /// A snapshot read by 1.18's rules loaded into a 1.20 engine: a policy with 65 gateways (no

@@ -1283,6 +1283,63 @@ static void compare_with_file(const char *snapshot, uint32_t selection, const ch
 }
 
 /* Every example snapshot's maps JSON equals its expected file(s). */
+/* Kubernetes objects applied as updates: counts out, invalid policies and skipped objects
+ * in the diagnostics (not an error); any other input error applies nothing. */
+static void test_apply(void)
+{
+    const egress_engine_config config = {.local_node = (const uint8_t *)"172.22.49.119",
+                                         .local_node_len = 13};
+    egress_engine *engine = NULL;
+    if (!CHECK_EQ(egress_engine_new(&config, &engine, NULL), EGRESS_RESULT_OK))
+        return;
+    size_t len = 0;
+    char *dump = read_file(examples_dir, "dumps/tke-dump.yaml", &len);
+    if (!CHECK(dump != NULL)) {
+        egress_engine_free(engine);
+        return;
+    }
+    egress_applied applied;
+    memset(&applied, 0xAB, sizeof applied);
+    CHECK_EQ(egress_engine_apply(engine, (const uint8_t *)dump, len, &applied, NULL),
+             EGRESS_RESULT_OK);
+    free(dump);
+    CHECK_EQ(applied.policies, 1);
+    CHECK_EQ(applied.nodes, 5);
+    CHECK_EQ(applied.invalid_policies, 0);
+    CHECK_EQ(applied.skipped, 1); /* the endpoint without identity labels */
+    CHECK(applied.endpoints > 0 && applied.namespaces > 0);
+    egress_stats stats;
+    CHECK_EQ(egress_engine_stats(engine, &stats), EGRESS_RESULT_OK);
+    CHECK(stats.desired_v4 > 0);
+
+    /* An invalid policy: not an error, counted, its errors in the diagnostics. */
+    CHECK_EQ(egress_engine_apply(engine, TEXT("{apiVersion: cilium.io/v2, kind: CiliumEgressGatewayPolicy, "
+                                              "metadata: {name: broken}, spec: {selectors: [], "
+                                              "destinationCIDRs: []}}"),
+                                 &applied, NULL),
+             EGRESS_RESULT_OK);
+    CHECK_EQ(applied.invalid_policies, 1);
+    CHECK_EQ(applied.policies, 0);
+    char diagnostics[4096];
+    size_t written = 0;
+    CHECK_EQ(egress_engine_diagnostics_json(engine, (uint8_t *)diagnostics, sizeof diagnostics - 1,
+                                            &written, NULL),
+             EGRESS_RESULT_OK);
+    diagnostics[written] = '\0';
+    CHECK(strstr(diagnostics, "\"policy\": \"broken\"") != NULL);
+    CHECK(strstr(diagnostics, "no status.identity labels: endpoint skipped") != NULL);
+
+    /* Other input errors apply nothing. */
+    EXPECT_FAILURE(EGRESS_RESULT_PARSE, NULL,
+                   egress_engine_apply(engine, TEXT("kind: [unclosed"), &applied, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_NULL_PARAMETER, "text",
+                   egress_engine_apply(engine, NULL, 3, NULL, &error));
+    egress_stats after;
+    CHECK_EQ(egress_engine_stats(engine, &after), EGRESS_RESULT_OK);
+    CHECK_EQ(after.desired_v4, stats.desired_v4);
+    egress_engine_free(engine);
+}
+
 static void test_maps_json_conformance(void)
 {
     DIR *dir = opendir(examples_dir);
@@ -1502,6 +1559,7 @@ int main(int argc, char **argv)
         {"plan errors", test_plan_errors},
         {"adopt errors", test_adopt_errors},
         {"optional error_out", test_error_out},
+        {"apply", test_apply},
         {"maps json conformance", test_maps_json_conformance},
         {"concurrent lookups", test_concurrent_lookups},
     };
