@@ -237,6 +237,10 @@ class Engine:
         """Why a packet from ``src`` to ``dst`` gets its verdict."""
     def conflicts(self) -> list[dict[str, Any]]:
         """The keys several producers want with different bytes, and who wins."""
+    def pods(self) -> list[dict[str, Any]]:
+        """Where each selected endpoint's traffic leaves, per policy, from this node's view:
+        ``namespace``, ``uid``, ``ips``, ``policy``, ``gateway_node``, ``gateway_ip``,
+        ``egress_ipv4``, ``egress_ipv6`` (known when this node is the gateway)."""
     def diagnostics(self) -> dict[str, Any]:
         """What the loads reported: ``invalidPolicies``, ``warnings``, ``skipped``, ``conflicts``."""
     def stats(self) -> _Stats:

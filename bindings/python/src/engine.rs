@@ -18,7 +18,7 @@ use egress_core::version::CiliumVersion;
 use egress_core::{render, snapshot};
 
 use crate::errors::{IntoPy, from_core};
-use crate::values::{Entry, Explanation, Plan, Verdict, ip_arg, json_object};
+use crate::values::{Entry, Explanation, Plan, Verdict, ip_arg, ip_object, json_object};
 
 /// How `json.dumps` writes what JSON has no type for: an `ipaddress` address as the value it
 /// is ([`address_value`]: SEMANTICS B.6, an IPv4-mapped one is the IPv4 address — a string
@@ -504,6 +504,36 @@ impl Engine {
     fn conflicts<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let json = self.reading_detached(py, |e| render::conflicts_json(&e.conflicts()));
         json_object(py, &json)
+    }
+
+    /// Where each selected endpoint's traffic leaves, per policy, from this node's view (as
+    /// `egressctl pods`): a list of dicts sorted by namespace, uid, policy — `namespace`,
+    /// `uid` (the engine keeps no pod names), `ips`, `policy`, `gateway_node` (None: no
+    /// gateway, dropped), `gateway_ip`, and `egress_ipv4`/`egress_ipv6`: known when this node
+    /// is the gateway (an egress IP is derived on its gateway), else None.
+    fn pods<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let routes = self.reading_detached(py, CoreEngine::pod_routes);
+        let opt_ip = |ip: Option<IpAddr>| ip.map(|ip| ip_object(py, ip)).transpose();
+        routes
+            .into_iter()
+            .map(|r| {
+                let dict = PyDict::new(py);
+                dict.set_item("namespace", r.namespace)?;
+                dict.set_item("uid", r.uid)?;
+                let ips: Vec<_> = r
+                    .ips
+                    .into_iter()
+                    .map(|ip| ip_object(py, ip))
+                    .collect::<PyResult<_>>()?;
+                dict.set_item("ips", ips)?;
+                dict.set_item("policy", r.policy)?;
+                dict.set_item("gateway_node", r.gateway_node)?;
+                dict.set_item("gateway_ip", opt_ip(r.gateway_ip.map(IpAddr::V4))?)?;
+                dict.set_item("egress_ipv4", opt_ip(r.egress_ipv4.map(IpAddr::V4))?)?;
+                dict.set_item("egress_ipv6", opt_ip(r.egress_ipv6.map(IpAddr::V6))?)?;
+                Ok(dict)
+            })
+            .collect()
     }
 
     /// What the engine's loads reported (SEMANTICS B.7), the facts `egressctl list` prints on

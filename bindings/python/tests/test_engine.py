@@ -84,6 +84,32 @@ def test_addresses_given_as_values(examples):
     assert ipaddress.IPv6Address("::ffff:172.22.48.202") in sources
 
 
+def test_pods_say_what_egressctl_pods_says(examples, egressctl):
+    """Engine.pods(): per endpoint and policy, the gateway node (and the egress IP where this
+    node is the gateway), as `egressctl pods` shows for the same node."""
+    snapshot = examples / "seed-gateway-group.yaml"
+    out = subprocess.run([str(egressctl), "pods", "-f", str(snapshot)], check=True,
+                         capture_output=True, text=True).stdout.splitlines()[1:]
+    shown = {}
+    for line in out:
+        _pod, ip, policy, gateway, egress, _public = line.split()
+        shown[(ipaddress.ip_address(ip), policy)] = (gateway, egress)
+    engine = seed(examples)
+    rows = engine.pods()
+    assert len(rows) == len(shown) == 10
+    local = engine.local_node
+    for row in rows:
+        (ip,) = row["ips"]
+        gateway, egress = shown[(ip, row["policy"])]
+        assert row["namespace"] == "default" and row["uid"]
+        assert row["gateway_node"] == gateway and str(row["gateway_ip"]) == gateway
+        if gateway == local:
+            assert str(row["egress_ipv4"]) == egress
+        else:
+            assert row["egress_ipv4"] is None, "derived on its own gateway, not here"
+    assert rows == sorted(rows, key=lambda r: (r["namespace"], r["uid"], r["policy"]))
+
+
 def queries_of(engine):
     """Every entry's source to an address inside and one outside its destination."""
     pairs = []

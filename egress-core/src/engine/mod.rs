@@ -132,6 +132,28 @@ impl EngineConfig {
     }
 }
 
+/// One endpoint under one policy: where its traffic leaves ([`Engine::pod_routes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodRoute {
+    /// The policy.
+    pub policy: String,
+    /// The endpoint's uid.
+    pub uid: String,
+    /// Its namespace.
+    pub namespace: Option<String>,
+    /// Its addresses.
+    pub ips: Vec<IpAddr>,
+    /// The gateway node (`None`: no gateway, traffic dropped).
+    pub gateway_node: Option<String>,
+    /// The gateway node's IPv4 (the tunnel's destination).
+    pub gateway_ip: Option<Ipv4Addr>,
+    /// The IPv4 egress IP the gateway SNATs to, known when the local node is the gateway
+    /// (an egress IP is derived on its gateway) and it has one.
+    pub egress_ipv4: Option<Ipv4Addr>,
+    /// The IPv6 egress IP, likewise.
+    pub egress_ipv6: Option<std::net::Ipv6Addr>,
+}
+
 /// Counts the engine keeps (B.5).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -863,6 +885,40 @@ impl Engine {
                 });
             }
         }
+        out
+    }
+
+    /// Where each selected endpoint's traffic leaves, per policy, as this engine sees it
+    /// (what `egressctl pods` shows, from one node's view): sorted by namespace, uid, policy.
+    /// The engine keeps no pod names (informational; its memory is per entry), so an endpoint
+    /// is its namespace and uid.
+    pub fn pod_routes(&self) -> Vec<PodRoute> {
+        let mut out = Vec::new();
+        for (name, &pid) in &self.policy_ids {
+            let Some(state) = self.policy_state(pid) else {
+                continue;
+            };
+            for (&eid, &g) in &state.members {
+                let Some(endpoint) = self.endpoints.to_endpoint(eid) else {
+                    continue;
+                };
+                let gateway = state.gateway(g);
+                let egress = gateway.egress.as_ref();
+                out.push(PodRoute {
+                    policy: name.clone(),
+                    uid: endpoint.uid,
+                    namespace: endpoint.namespace,
+                    ips: endpoint.ips,
+                    gateway_node: gateway.node.clone(),
+                    gateway_ip: gateway.node.as_ref().map(|_| gateway.gateway_ip),
+                    egress_ipv4: egress.map(|e| e.ipv4).filter(|ip| !ip.is_unspecified()),
+                    egress_ipv6: egress.map(|e| e.ipv6).filter(|ip| !ip.is_unspecified()),
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.namespace, &a.uid, &a.policy).cmp(&(&b.namespace, &b.uid, &b.policy))
+        });
         out
     }
 

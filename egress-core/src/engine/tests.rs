@@ -865,3 +865,36 @@ fn a_configuration_is_validated_once_in_the_core() {
         .unwrap();
     assert_eq!(err.path(), Some("max_entries"));
 }
+
+/// Per endpoint and policy, where traffic leaves from this node's view; the egress IP only
+/// where this node is the gateway (it is derived on the gateway).
+#[test]
+fn pod_routes_name_each_endpoints_gateway() {
+    let e = engine();
+    let routes = e.pod_routes();
+    assert_eq!(routes.len(), 10);
+    for r in &routes {
+        let gateway = r.gateway_node.as_deref().unwrap();
+        assert!(
+            ["172.22.49.119", "172.22.49.147"].contains(&gateway),
+            "{r:?}"
+        );
+        assert_eq!(r.gateway_ip.unwrap().to_string(), gateway);
+        let local = gateway == "172.22.49.119";
+        assert_eq!(r.egress_ipv4.is_some(), local, "{r:?}");
+        assert_eq!(r.namespace.as_deref(), Some("default"));
+    }
+    let by_gateway = |g: &str| {
+        routes
+            .iter()
+            .filter(|r| r.gateway_node.as_deref() == Some(g))
+            .count()
+    };
+    assert_eq!(
+        (by_gateway("172.22.49.119"), by_gateway("172.22.49.147")),
+        (5, 5)
+    );
+    let mut sorted = routes.clone();
+    sorted.sort_by(|a, b| (&a.namespace, &a.uid).cmp(&(&b.namespace, &b.uid)));
+    assert_eq!(sorted, routes);
+}
