@@ -5,7 +5,8 @@
 #   3. go test -race: every example snapshot's maps, the sentinels against the header's
 #      result codes, error paths, concurrent lookups and events, the cni-add example;
 #   4. the cni-add example linked dynamically (-tags egressgw_dynamic): it needs
-#      libegress_ffi.so and runs; the static build does not need it;
+#      libegress_ffi.so and runs; the static build does not need it; the fully static build
+#      (-tags egressgw_static) needs no loader and no shared library at all, and runs;
 #   5. the README's Go quick start, extracted into a module of its own that requires egressgw
 #      through a replace directive, as a user's module would; built and run;
 #   6. the benchmarks, one pass each on a small workload (scripts/bench-go.sh --quick);
@@ -57,6 +58,23 @@ for build in static dynamic; do
         -label app=nginx -ip 172.22.48.77 -pod-node 172.22.48.48 > "$out/cni-add-$build.txt"
 done
 cmp "$out/cni-add-static.txt" "$out/cni-add-dynamic.txt"
+
+log "a fully static binary: -tags egressgw_static"
+(cd bindings/go && go build -tags egressgw_static -o "$out/cni-add-fully-static" ./examples/cni-add) \
+    2>"$out/fully-static.warnings"
+# glibc's link-time notes about getaddrinfo/getpwuid_r (referenced by Rust's std, never
+# called by the library) are expected; anything else is an error.
+if grep -v -e "warning: Using '\(getaddrinfo\|getpwuid_r\)' in statically linked" \
+        -e 'in function `std::' -e '^# ' "$out/fully-static.warnings" | grep -q .; then
+    cat "$out/fully-static.warnings" >&2; exit 1
+fi
+if readelf -l "$out/cni-add-fully-static" | grep -q INTERP || readelf -d "$out/cni-add-fully-static" | grep -q NEEDED; then
+    echo "error: the egressgw_static build needs a dynamic loader or a shared library" >&2
+    exit 1
+fi
+"$out/cni-add-fully-static" -f examples/snapshots/seed-gateway-group.yaml -uid 7d0c6f3e-77 \
+    -label app=nginx -ip 172.22.48.77 -pod-node 172.22.48.48 > "$out/cni-add-fully-static.txt"
+cmp "$out/cni-add-static.txt" "$out/cni-add-fully-static.txt"
 
 log "the README's Go quick start, in a module of its own"
 quick="$out/quickstart"

@@ -14,6 +14,11 @@ package egressgw
 //	egressgw_pkgconfig link the library scripts/install-c.sh installed, through
 //	                   `pkg-config egress_gateway` (PKG_CONFIG_PATH): what a module that
 //	                   vendors this package uses, the repository's target/ being out of reach;
+//	egressgw_static    a fully static binary (no shared library at all, libc included):
+//	                   target/release/libegress_ffi.a linked with -static, unwinding from
+//	                   libgcc_eh instead of libgcc_s; needs the static C libraries
+//	                   (Debian's libc6-dev has them; with egressgw_bpf also libelf and
+//	                   zlib's static archives);
 //	egressgw_bpf       the kernel calls (Maps): the library must be built with
 //	                   `--features bpf`, and libelf and zlib are linked too.
 //
@@ -25,7 +30,8 @@ package egressgw
 /*
 #cgo CFLAGS: -I${SRCDIR}
 #cgo egressgw_bpf CFLAGS: -DEGRESS_FEATURE_BPF
-#cgo !egressgw_dynamic,!egressgw_external,!egressgw_pkgconfig LDFLAGS: ${SRCDIR}/../../target/release/libegress_ffi.a -lgcc_s -lutil -lrt -lpthread -lm -ldl
+#cgo !egressgw_dynamic,!egressgw_external,!egressgw_pkgconfig,!egressgw_static LDFLAGS: ${SRCDIR}/../../target/release/libegress_ffi.a -lgcc_s -lutil -lrt -lpthread -lm -ldl
+#cgo egressgw_static,!egressgw_dynamic,!egressgw_external,!egressgw_pkgconfig LDFLAGS: -static ${SRCDIR}/../../target/release/libegress_ffi.a -lgcc_eh -lutil -lrt -lpthread -lm -ldl
 #cgo egressgw_dynamic,!egressgw_external,!egressgw_pkgconfig LDFLAGS: -L${SRCDIR}/../../target/release -legress_ffi -Wl,-rpath,${SRCDIR}/../../target/release
 #cgo egressgw_pkgconfig pkg-config: egress_gateway
 #cgo egressgw_bpf,!egressgw_external LDFLAGS: -lelf -lz

@@ -13,7 +13,8 @@
 // libegress_ffi.so.0: `ln -s libegress_ffi.so target/release/libegress_ffi.so.0`, or install
 // the library with scripts/install-c.sh); with egressgw_external it links nothing
 // itself and the library comes from CGO_LDFLAGS (another target directory, a system
-// install). The standard library is all it imports.
+// install); with egressgw_static the binary is fully static (-static: no dynamic loader, no
+// shared library, libc included). The standard library is all it imports.
 //
 // With the build tag egressgw_bpf the package also programs the kernel: Maps opens or
 // creates Cilium's pinned maps, writes an engine's plans into them, reads them back, and
