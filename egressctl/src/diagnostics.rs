@@ -1,26 +1,18 @@
 //! Warning lines on stderr: invalid policies (as the Cilium agent logs them), policy
 //! warnings and conflicts.
 
+use egress_core::engine::{Diagnostics, InvalidPolicy};
 use egress_core::entries::Conflict;
 use egress_core::policy::{PolicyErrors, Warning};
 use egress_core::snapshot::Snapshot;
 
-/// `<name>` or `#<index>` for a policy without a readable name.
-pub(crate) fn policy_label(name: Option<&str>, index: usize) -> String {
-    name.map_or_else(|| format!("#{index}"), str::to_owned)
+/// `<name>` or `#<index>` for a policy without a readable name (the core's
+/// [`InvalidPolicy`] naming).
+pub(crate) fn policy_label(index: usize, errors: &PolicyErrors) -> String {
+    InvalidPolicy::new(index, errors).policy
 }
 
-/// One line per invalid policy: it is not programmed.
-pub(crate) fn invalid_policy_line(index: usize, errors: &PolicyErrors) -> String {
-    let reasons: Vec<String> = errors.errors.iter().map(ToString::to_string).collect();
-    format!(
-        "warning: policy {} is invalid and is not programmed: {}",
-        policy_label(errors.name.as_deref(), index),
-        reasons.join("; ")
-    )
-}
-
-/// One line per warning of a valid policy.
+/// One line per warning of a valid policy, as the core's diagnostics say it.
 pub(crate) fn policy_warning_line(policy: &str, warning: &Warning) -> String {
     format!("warning: {policy}: {warning}")
 }
@@ -66,23 +58,20 @@ pub(crate) fn unknown_devices_line(
     ))
 }
 
-/// Prints the warnings `list`-like commands give for a snapshot's policies; returns how
-/// many lines it printed.
+/// Prints the warnings `list`-like commands give for a snapshot's policies — the core's
+/// diagnostics of them (SEMANTICS B.7: what every binding's load returns), each line after
+/// `warning: ` — and the Cilium releases the input names; returns how many warnings it
+/// printed.
 pub(crate) fn print_policy_diagnostics(snapshot: &Snapshot) -> usize {
     let mut printed = print_version_lines(snapshot);
-    for (i, policy) in snapshot.policies.iter().enumerate() {
-        match policy {
-            Err(errors) => {
-                printed += 1;
-                crate::note!("{}", invalid_policy_line(i, errors));
-            }
-            Ok(p) => {
-                for w in snapshot.policy_warnings(p) {
-                    printed += 1;
-                    crate::note!("{}", policy_warning_line(&p.name, &w));
-                }
-            }
-        }
+    let diagnostics = Diagnostics::of_policies(snapshot);
+    for invalid in &diagnostics.invalid_policies {
+        printed += 1;
+        crate::note!("warning: {invalid}");
+    }
+    for warning in &diagnostics.warnings {
+        printed += 1;
+        crate::note!("warning: {warning}");
     }
     printed
 }

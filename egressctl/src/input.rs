@@ -164,7 +164,7 @@ pub(crate) fn load_for_node_as(
         let invalid: Vec<String> = snapshot
             .invalid_policies()
             .flat_map(|(i, errs)| {
-                let label = crate::diagnostics::policy_label(errs.name.as_deref(), i);
+                let label = crate::diagnostics::policy_label(i, errs);
                 errs.errors
                     .iter()
                     .map(move |e| format!("{}: {label}: {e}", path.display()))

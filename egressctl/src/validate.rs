@@ -107,7 +107,7 @@ fn validate_file(
     for (i, p) in policies.iter().enumerate() {
         let name = match p {
             Err(errs) => {
-                let label = policy_label(errs.name.as_deref(), i);
+                let label = policy_label(i, errs);
                 for e in &errs.errors {
                     report.error(format!("{label}: {e}"));
                 }

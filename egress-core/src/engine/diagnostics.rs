@@ -25,6 +25,25 @@ impl InvalidPolicy {
     }
 }
 
+impl std::fmt::Display for InvalidPolicy {
+    /// `policy <name> is invalid and is not programmed: <path>: <reason>; ...`: the line
+    /// `egressctl` prints (after `warning: `), as the Cilium agent logs a policy it refuses.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "policy {} is invalid and is not programmed: ",
+            self.policy
+        )?;
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
 /// What the loads of an engine reported (its conflicts are the engine's, live).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Diagnostics {
@@ -40,12 +59,22 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
-    /// The diagnostics of a loaded snapshot, with its conversion's notes (`skipped`).
+    /// The diagnostics of a loaded snapshot, with its conversion's notes (`skipped`): those
+    /// of its policies ([`Diagnostics::of_policies`]), then a warning for each Cilium release
+    /// the input names that is not the version computed.
     pub fn of_snapshot(snapshot: &Snapshot, skipped: Vec<String>) -> Self {
         let mut out = Self {
             skipped,
-            ..Self::default()
+            ..Self::of_policies(snapshot)
         };
+        out.warnings.extend(Self::version_warnings(snapshot));
+        out
+    }
+
+    /// A snapshot's invalid policies, each with every error, and the warnings and lints of
+    /// its valid ones (`<policy>: <path>: <message>`), in file order.
+    pub fn of_policies(snapshot: &Snapshot) -> Self {
+        let mut out = Self::default();
         for (index, policy) in snapshot.policies.iter().enumerate() {
             match policy {
                 Err(errors) => out.invalid_policies.push(InvalidPolicy::new(index, errors)),
@@ -57,14 +86,21 @@ impl Diagnostics {
                 ),
             }
         }
+        out
+    }
+
+    /// For each Cilium release the input names (its agent DaemonSet, `cilium-config`) that
+    /// is not the version computed, a warning saying so.
+    fn version_warnings(snapshot: &Snapshot) -> Vec<String> {
+        let mut out = Vec::new();
         let computed = snapshot.cilium_version;
         for found in &snapshot.detected_versions {
             match found.version {
                 Some(v) if v == computed => {}
-                Some(v) => out.warnings.push(format!(
+                Some(v) => out.push(format!(
                     "{found}, but the maps are computed as Cilium {computed} (compute as {v} to reproduce that cluster)"
                 )),
-                None => out.warnings.push(format!(
+                None => out.push(format!(
                     "{found}, a release this library does not reproduce: computed as Cilium {computed}"
                 )),
             }
