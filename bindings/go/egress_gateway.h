@@ -135,6 +135,11 @@ enum egress_result
      * such as a file that could not be read).
      */
     EGRESS_RESULT_KERNEL = 12,
+    /**
+     * Memory the machine refused (a plan's operations, counted before they are built):
+     * nothing was changed or handed out; the host process goes on.
+     */
+    EGRESS_RESULT_OUT_OF_MEMORY = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1085,12 +1090,13 @@ void egress_maps_free(struct egress_maps *maps);
 
 #if defined(EGRESS_FEATURE_BPF)
 /**
- * Takes the engine's plan, writes it to the maps (upserts first, batched) and acknowledges
+ * Takes the engine's plan, writes it to the maps in order (batched) and acknowledges
  * what was written. `*applied_out` (optional) is the number of operations written — on a
  * kernel failure too, where the written prefix is acknowledged and the rest comes back in
  * the next plan (`EGRESS_RESULT_KERNEL`, with the errno). Refused before anything is
- * written: an engine of another layout (`EGRESS_RESULT_INVALID_ARGUMENT`), a plan that
- * would overflow a map (`EGRESS_RESULT_CAPACITY`).
+ * written: an engine of another layout (`EGRESS_RESULT_INVALID_ARGUMENT`), a desired state
+ * that does not fit a map (`EGRESS_RESULT_CAPACITY`), operations the machine cannot allocate
+ * (`EGRESS_RESULT_OUT_OF_MEMORY`).
  *
  * # Safety
  * `maps` NULL or valid; `engine` NULL or valid with exclusive access; `applied_out` and
@@ -1153,13 +1159,16 @@ const char *egress_verdict_kind_name(uint32_t kind);
 
 /**
  * The operations that make the maps equal the desired state: every upsert, then every
- * delete, no key twice; none when nothing changed. Write them in order, then call
- * `egress_engine_ack` with how many were written.
+ * delete — or every delete first, when upserting first would take a map past its
+ * `max_entries` and the desired state fits — no key twice; none when nothing changed. Write
+ * them in order, then call `egress_engine_ack` with how many were written.
  *
  * `*count_out` is the number of operations. `EGRESS_RESULT_INSUFFICIENT_SIZE` when
- * `ops_len` is smaller: `*count_out` is the count needed and `ops` is untouched (`ops` may be
- * NULL when `ops_len` is 0). `EGRESS_RESULT_CAPACITY` when a map would overflow its
- * `max_entries` at the plan's peak: nothing is handed out (`*count_out` is 0).
+ * `ops_len` is smaller: `*count_out` is the count needed (counted, nothing built) and `ops`
+ * is untouched (`ops` may be NULL when `ops_len` is 0). `EGRESS_RESULT_CAPACITY` when a
+ * map's desired state exceeds its `max_entries` (counted before anything is built):
+ * nothing is handed out (`*count_out` is 0). `EGRESS_RESULT_OUT_OF_MEMORY` when the
+ * operations cannot be allocated: nothing is handed out, the host process goes on.
  *
  * Only the plan the last take handed out can be acknowledged, once (SEMANTICS B.8): a size
  * query takes nothing (the plan to acknowledge is still the previous one); a take refused

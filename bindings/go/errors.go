@@ -32,6 +32,7 @@ const (
 	ResultDecode           Result = 10
 	ResultInvalidArgument  Result = 11
 	ResultKernel           Result = 12
+	ResultOutOfMemory      Result = 13
 )
 
 // One sentinel per failure code: errors.Is(err, ErrPolicy) says what kind of failure err is.
@@ -61,6 +62,8 @@ var (
 	ErrInvalidArgument = errors.New("egressgw: invalid argument")
 	// ErrKernel: a kernel call failed; the *Error's Errno says why.
 	ErrKernel = errors.New("egressgw: kernel call failed")
+	// ErrOutOfMemory: memory the machine refused (a plan's operations); nothing changed.
+	ErrOutOfMemory = errors.New("egressgw: out of memory")
 
 	// ErrClosed: the engine was closed. Not a C result code.
 	ErrClosed = errors.New("egressgw: engine closed")
@@ -85,6 +88,7 @@ var results = []struct {
 	{ResultDecode, "DECODE", ErrDecode},
 	{ResultInvalidArgument, "INVALID_ARGUMENT", ErrInvalidArgument},
 	{ResultKernel, "KERNEL", ErrKernel},
+	{ResultOutOfMemory, "OUT_OF_MEMORY", ErrOutOfMemory},
 }
 
 // String is the header's name without its prefix: "POLICY", "INVALID_ARGUMENT", ...

@@ -91,12 +91,13 @@ func (m *Maps) use(f func(*C.egress_maps) error) error {
 	return err
 }
 
-// Program takes e's plan, writes it to the maps (upserts first, batched) and acknowledges
+// Program takes e's plan, writes it to the maps in order (batched) and acknowledges
 // what was written: the maps then hold e's desired entries. applied is the number of
 // operations written — on a kernel failure too, where the written prefix is acknowledged
 // and the rest comes back in the next plan (ErrKernel, with the errno). Refused before
-// anything is written: an engine of another layout (ErrInvalidArgument), a plan that would
-// overflow a map (ErrCapacity). A plan taken with TakePlan before is no longer the one Ack
+// anything is written: an engine of another layout (ErrInvalidArgument), a desired state
+// that does not fit a map (ErrCapacity), operations the machine cannot allocate
+// (ErrOutOfMemory). A plan taken with TakePlan before is no longer the one Ack
 // acknowledges.
 func (m *Maps) Program(e *Engine) (applied int, err error) {
 	if e == nil {

@@ -65,7 +65,9 @@ type PlanOp struct {
 }
 
 // Plan is what makes the maps equal the desired state: every upsert, then every delete, no
-// key twice. Write its operations in order, then Ack how many were written.
+// key twice — or the deletes first, when upserting first would take a map past its max
+// entries and the desired state fits. Write its operations in order, then Ack how many were
+// written.
 type Plan struct {
 	Ops []PlanOp
 	id  C.egress_plan_id // which plan of which engine, for Ack

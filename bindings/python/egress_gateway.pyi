@@ -117,17 +117,22 @@ class PlanOp:
 
 @final
 class Plan:
-    """What to write: every upsert, then every delete; acknowledge with Engine.ack."""
+    """What to write, in order: every upsert, then every delete (the deletes first when
+    upserting first would overflow a map and the desired state fits); acknowledge with
+    Engine.ack."""
 
     @property
     def ops(self) -> list[PlanOp]:
         """The operations, in order."""
     @property
     def upserts(self) -> int:
-        """How many operations are upserts (they come first)."""
+        """How many operations are upserts (they come first, unless deletes_first)."""
     @property
     def deletes(self) -> int:
         """How many operations are deletes."""
+    @property
+    def deletes_first(self) -> bool:
+        """Whether the deletes come first (upserting first would overflow a map)."""
     def __len__(self) -> int: ...
     def __bool__(self) -> bool: ...
 

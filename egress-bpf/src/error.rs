@@ -3,7 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use egress_core::engine::{AckError, CapacityError, PlanOp};
+use egress_core::AllocError;
+use egress_core::engine::{AckError, CapacityError, PlanError, PlanOp};
 use egress_core::field::FieldError;
 use egress_core::maps::Layout;
 
@@ -109,6 +110,9 @@ pub enum Error {
     /// The plan would overflow a map: refused before anything was written.
     #[error(transparent)]
     Capacity(#[from] CapacityError),
+    /// Memory the machine refused (a plan's operations): nothing was written.
+    #[error(transparent)]
+    OutOfMemory(#[from] AllocError),
     /// A plan stopped at one operation; those before it were written.
     #[error(transparent)]
     Apply(#[from] ApplyError),
@@ -181,6 +185,15 @@ pub enum Error {
     Program(String),
 }
 
+impl From<PlanError> for Error {
+    fn from(e: PlanError) -> Self {
+        match e {
+            PlanError::Capacity(c) => Error::Capacity(c),
+            PlanError::OutOfMemory(a) => Error::OutOfMemory(a),
+        }
+    }
+}
+
 /// What kind of failure an [`Error`] is, the one classification every binding maps to its
 /// own (a C result code, a Python exception class).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,6 +201,8 @@ pub enum Error {
 pub enum ErrorKind {
     /// A plan would overflow a map; nothing was written.
     Capacity,
+    /// Memory the machine refused; nothing was written.
+    OutOfMemory,
     /// Map bytes that do not decode into an entry.
     Decode,
     /// The maps, the plan or the directory are not what the call needs: the caller's
@@ -203,6 +218,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Capacity(_) => ErrorKind::Capacity,
+            Error::OutOfMemory(_) => ErrorKind::OutOfMemory,
             Error::Decode { .. } => ErrorKind::Decode,
             Error::LayoutMismatch { .. }
             | Error::Mismatch { .. }

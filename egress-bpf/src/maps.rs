@@ -482,7 +482,8 @@ impl EgressMaps {
         Ok(())
     }
 
-    /// Writes a plan in order — every upsert before any delete — batching runs of one map
+    /// Writes a plan in its order (every upsert before any delete, or the reverse when
+    /// [`Plan::deletes_first`]), batching runs of one map
     /// and action where the kernel allows. Returns the operations written.
     ///
     /// A plan that is not for these maps ([`check_plan`](Self::check_plan)) is refused with

@@ -35,6 +35,20 @@ pub enum Error {
     /// node that is not in the cluster, ...); the path names the argument.
     #[error("{0}")]
     InvalidArgument(FieldError),
+    /// Memory the machine refused: nothing was changed or handed out.
+    #[error("{0}")]
+    OutOfMemory(#[from] AllocError),
+}
+
+/// An allocation the machine refused (counted first, then reserved at once, so that a
+/// refusal is this error and never an abort of the host process).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("out of memory: {count} {what} could not be allocated; nothing was changed")]
+pub struct AllocError {
+    /// What was being allocated (`plan operations`, `entries`, `bytes`).
+    pub what: &'static str,
+    /// How many.
+    pub count: usize,
 }
 
 /// The stable category of an [`Error`]: what bindings map their codes from. Values are
@@ -55,6 +69,8 @@ pub enum ErrorKind {
     Decode = 5,
     /// An argument's value.
     InvalidArgument = 6,
+    /// Memory the machine refused.
+    OutOfMemory = 7,
 }
 
 impl Error {
@@ -67,6 +83,7 @@ impl Error {
             Error::Capacity(_) => ErrorKind::Capacity,
             Error::Decode(_) => ErrorKind::Decode,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::OutOfMemory(_) => ErrorKind::OutOfMemory,
         }
     }
 

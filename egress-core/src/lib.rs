@@ -9,7 +9,8 @@
 //! into [`snapshot::Snapshot`]. Label [`selector`]s are compiled once; [`gateway`] resolution
 //! and [`egress_ip`] derivation follow Cilium's rules; the [`engine::Engine`] — the main
 //! product — keeps the node's desired maps up to date event by event, hands out two-phase
-//! plans ([`engine::Plan`]: upserts then deletes, each with the kernel's exact bytes from
+//! plans ([`engine::Plan`]: upserts then deletes — deletes first only where a map would
+//! overflow otherwise — each with the kernel's exact bytes from
 //! [`maps`]) that the caller acknowledges, and answers lookups without allocating.
 //! [`entries::compute`] is the batch path (all policies × all endpoints), the equality
 //! reference for the engine; [`render`] prints entries as `cilium-dbg` does or as JSON.
@@ -95,7 +96,7 @@ pub mod snapshot;
 pub mod timestamp;
 pub mod version;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{AllocError, Error, ErrorKind, Result};
 
 // The README's Rust examples are compiled and run as doctests.
 #[cfg(doctest)]

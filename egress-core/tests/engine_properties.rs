@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use egress_core::cluster::{Endpoint, Node};
 use egress_core::device::{Device, DeviceAddress, Families};
-use egress_core::engine::{Action, Engine, EngineConfig};
+use egress_core::engine::{Action, Engine, EngineConfig, PlanError};
 use egress_core::entries::{ClusterState, Entry, KeyIdentity, compute};
 use egress_core::gateway::Selection;
 use egress_core::labels::Labels;
@@ -458,6 +458,109 @@ proptest! {
         }
         restarted.adopt(engine.programmed().iter().copied());
         prop_assert!(restarted.take_plan().unwrap().is_empty());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(160))]
+
+    /// Issue 21: a plan never takes a map past its capacity while it is written (counted op
+    /// by op from what the map holds), is refused exactly when the desired state itself does
+    /// not fit, and deletes first exactly when upserting first would overflow. Foreign
+    /// entries (a source that is no endpoint) count as stale.
+    #[test]
+    fn a_tight_map_never_overflows_and_is_refused_only_when_the_end_does_not_fit(
+        before in prop::collection::vec(event(), 0..25),
+        after in prop::collection::vec(event(), 1..15),
+        foreign in 0usize..4,
+        max in 1u32..24,
+    ) {
+        let mut live_engine = new_engine(Selection::Cilium);
+        for event in &before {
+            apply(&mut live_engine, event);
+        }
+        let first = live_engine.take_plan().unwrap();
+        live_engine.ack(&first, first.len()).unwrap();
+        let mut live: Vec<Entry> = live_engine.programmed().iter().copied().collect();
+        for i in 0..foreign {
+            let mut e = live.first().copied().unwrap_or(Entry {
+                source: "10.0.0.1".parse().unwrap(),
+                destination: parse_prefix("0.0.0.0/0").unwrap(),
+                egress_ip: "0.0.0.0".parse().unwrap(),
+                gateway_ip: "0.0.0.0".parse().unwrap(),
+                egress_ifindex: 0,
+            });
+            e.source = IpAddr::from([192, 0, 2, 1 + i as u8]);
+            if e.destination.addr.is_ipv6() {
+                e.destination = parse_prefix("0.0.0.0/0").unwrap();
+                e.egress_ip = "0.0.0.0".parse().unwrap();
+                e.gateway_ip = "0.0.0.0".parse().unwrap();
+            }
+            live.push(e);
+        }
+        let mut engine = Engine::new(EngineConfig {
+            max_entries: max,
+            ..EngineConfig::new(LOCAL)
+        });
+        engine.set_devices(local_devices());
+        for event in before.iter().chain(&after) {
+            apply(&mut engine, event);
+        }
+        engine.adopt(live.iter().copied());
+        let mut map: HashMap<KeyIdentity, Entry> = live.iter().map(|e| (e.identity(), *e)).collect();
+        let family = |e: &Entry| usize::from(e.source.is_ipv6());
+        let mut count = [0usize; 2];
+        for e in map.values() {
+            count[family(e)] += 1;
+        }
+        let start = count;
+        let stats = engine.stats();
+        let desired = [stats.desired_v4, stats.desired_v6];
+        match engine.take_plan() {
+            Err(PlanError::Capacity(e)) => {
+                let fam = usize::from(!e.map.is_ipv4());
+                prop_assert!(desired[fam] > max as usize, "refused: {e}");
+                prop_assert_eq!(e.peak, desired[fam]);
+            }
+            Err(other) => prop_assert!(false, "{other}"),
+            Ok(plan) => {
+                prop_assert!(desired.iter().all(|&d| d <= max as usize));
+                let mut new_keys = [0usize; 2];
+                for op in plan.upserts() {
+                    if !map.contains_key(&op.entry().identity()) {
+                        new_keys[family(op.entry())] += 1;
+                    }
+                }
+                let overflow_first = (0..2).any(|f| start[f] + new_keys[f] > max as usize);
+                prop_assert_eq!(plan.deletes_first(), overflow_first);
+                let first_action = if plan.deletes_first() { Action::Delete } else { Action::Upsert };
+                let split = plan.ops().iter().take_while(|op| op.action() == first_action).count();
+                prop_assert!(plan.ops()[split..].iter().all(|op| op.action() != first_action));
+                for op in plan.ops() {
+                    let fam = family(op.entry());
+                    match op.action() {
+                        Action::Upsert => {
+                            if map.insert(op.entry().identity(), *op.entry()).is_none() {
+                                count[fam] += 1;
+                            }
+                        }
+                        Action::Delete => {
+                            prop_assert!(map.remove(&op.entry().identity()).is_some());
+                            count[fam] -= 1;
+                        }
+                    }
+                    prop_assert!(count[fam] <= (max as usize).max(start[fam]), "{} > {}", count[fam], max);
+                }
+                let key = |e: &Entry| (e.source.is_ipv6(), e.source, e.destination.addr, e.destination.len);
+                let mut result: Vec<Entry> = map.into_values().collect();
+                result.sort_by_key(key);
+                let mut wanted: Vec<Entry> = engine.entries().iter().copied().collect();
+                wanted.sort_by_key(key);
+                prop_assert_eq!(result, wanted);
+                engine.ack(&plan, plan.len()).unwrap();
+                prop_assert!(engine.take_plan().unwrap().is_empty());
+            }
+        }
     }
 }
 

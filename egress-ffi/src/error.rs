@@ -40,6 +40,9 @@ pub enum egress_result {
     /// A kernel call failed (`egress_error_errno` gives its errno; 0 for a failure without one,
     /// such as a file that could not be read).
     Kernel = 12,
+    /// Memory the machine refused (a plan's operations, counted before they are built):
+    /// nothing was changed or handed out; the host process goes on.
+    OutOfMemory = 13,
 }
 
 /// A failure on its way to C: the code and what the error object will say.
@@ -140,6 +143,7 @@ impl From<Error> for Failure {
             ErrorKind::Capacity => egress_result::Capacity,
             ErrorKind::Decode => egress_result::Decode,
             ErrorKind::InvalidArgument => egress_result::InvalidArgument,
+            ErrorKind::OutOfMemory => egress_result::OutOfMemory,
             // A kind added to the core later: an argument problem until it gets its own code.
             _ => egress_result::InvalidArgument,
         };
@@ -167,6 +171,7 @@ impl From<egress_bpf::Error> for Failure {
         use egress_bpf::ErrorKind as Kind;
         let code = match error.kind() {
             Kind::Capacity => egress_result::Capacity,
+            Kind::OutOfMemory => egress_result::OutOfMemory,
             Kind::Decode => egress_result::Decode,
             Kind::InvalidArgument => egress_result::InvalidArgument,
             _ => egress_result::Kernel,

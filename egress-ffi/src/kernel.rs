@@ -91,12 +91,13 @@ pub unsafe extern "C" fn egress_maps_free(maps: *mut egress_maps) {
     }
 }
 
-/// Takes the engine's plan, writes it to the maps (upserts first, batched) and acknowledges
+/// Takes the engine's plan, writes it to the maps in order (batched) and acknowledges
 /// what was written. `*applied_out` (optional) is the number of operations written — on a
 /// kernel failure too, where the written prefix is acknowledged and the rest comes back in
 /// the next plan (`EGRESS_RESULT_KERNEL`, with the errno). Refused before anything is
-/// written: an engine of another layout (`EGRESS_RESULT_INVALID_ARGUMENT`), a plan that
-/// would overflow a map (`EGRESS_RESULT_CAPACITY`).
+/// written: an engine of another layout (`EGRESS_RESULT_INVALID_ARGUMENT`), a desired state
+/// that does not fit a map (`EGRESS_RESULT_CAPACITY`), operations the machine cannot allocate
+/// (`EGRESS_RESULT_OUT_OF_MEMORY`).
 ///
 /// # Safety
 /// `maps` NULL or valid; `engine` NULL or valid with exclusive access; `applied_out` and

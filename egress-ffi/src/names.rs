@@ -28,6 +28,7 @@ pub extern "C" fn egress_result_name(result: u32) -> *const c_char {
         10 => c!("EGRESS_RESULT_DECODE"),
         11 => c!("EGRESS_RESULT_INVALID_ARGUMENT"),
         12 => c!("EGRESS_RESULT_KERNEL"),
+        13 => c!("EGRESS_RESULT_OUT_OF_MEMORY"),
         _ => std::ptr::null(),
     }
 }
@@ -94,14 +95,14 @@ mod tests {
             );
         }
         let header = include_str!("../../include/egress_gateway.h");
-        for code in 0..=12 {
+        for code in 0..=13 {
             let name = text(egress_result_name(code)).unwrap();
             assert!(
                 header.contains(&format!("{name} = {code},")),
                 "{name} = {code}"
             );
         }
-        assert_eq!(text(egress_result_name(13)), None);
+        assert_eq!(text(egress_result_name(14)), None);
         assert_eq!(text(egress_map_name(3)), None);
         assert_eq!(text(egress_verdict_kind_name(6)), None);
     }

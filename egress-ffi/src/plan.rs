@@ -11,13 +11,16 @@ use crate::error::{egress_error, egress_result};
 use crate::types::{egress_map_element, egress_plan_op};
 
 /// The operations that make the maps equal the desired state: every upsert, then every
-/// delete, no key twice; none when nothing changed. Write them in order, then call
-/// `egress_engine_ack` with how many were written.
+/// delete — or every delete first, when upserting first would take a map past its
+/// `max_entries` and the desired state fits — no key twice; none when nothing changed. Write
+/// them in order, then call `egress_engine_ack` with how many were written.
 ///
 /// `*count_out` is the number of operations. `EGRESS_RESULT_INSUFFICIENT_SIZE` when
-/// `ops_len` is smaller: `*count_out` is the count needed and `ops` is untouched (`ops` may be
-/// NULL when `ops_len` is 0). `EGRESS_RESULT_CAPACITY` when a map would overflow its
-/// `max_entries` at the plan's peak: nothing is handed out (`*count_out` is 0).
+/// `ops_len` is smaller: `*count_out` is the count needed (counted, nothing built) and `ops`
+/// is untouched (`ops` may be NULL when `ops_len` is 0). `EGRESS_RESULT_CAPACITY` when a
+/// map's desired state exceeds its `max_entries` (counted before anything is built):
+/// nothing is handed out (`*count_out` is 0). `EGRESS_RESULT_OUT_OF_MEMORY` when the
+/// operations cannot be allocated: nothing is handed out, the host process goes on.
 ///
 /// Only the plan the last take handed out can be acknowledged, once (SEMANTICS B.8): a size
 /// query takes nothing (the plan to acknowledge is still the previous one); a take refused

@@ -59,11 +59,27 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
             for u in &unreadable {
                 crate::note!("{}: deleted {}", args.bpffs.display(), unreadable_text(u));
             }
+            if plan.deletes_first() {
+                crate::note!(
+                    "{}: deleted the {} stale entries before writing the {} upserts: upserts \
+                     first would have taken a map past its max_entries ({} IPv4, {} IPv6)",
+                    args.bpffs.display(),
+                    plan.deletes().len(),
+                    plan.upserts().len(),
+                    max_entries,
+                    max_entries_v6.unwrap_or(max_entries)
+                );
+            }
             emit(&format!(
-                "{}: wrote {} upserts and {} deletes ({} entries in {}, {} in {})\n",
+                "{}: wrote {} upserts and {} deletes{} ({} entries in {}, {} in {})\n",
                 args.bpffs.display(),
                 plan.upserts().len(),
                 plan.deletes().len(),
+                if plan.deletes_first() {
+                    ", the deletes first"
+                } else {
+                    ""
+                },
                 engine.stats().programmed_v4,
                 maps.ipv4().name(),
                 engine.stats().programmed_v6,

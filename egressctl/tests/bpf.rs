@@ -666,3 +666,130 @@ fn verify_checks_each_of_1_20s_ipv4_maps() {
             .success()
     );
 }
+
+/// A snapshot of `n` pods (10.<base>.x.y), all selected by one policy to 0.0.0.0/0 through
+/// the remote gateway n1: `n` IPv4 entries on node n0, none shared with another base.
+fn pods_snapshot(base: u8, n: usize) -> String {
+    let endpoints: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "uid": format!("00000000-0000-4000-8{base:03}-{i:012}"),
+                "namespace": "default",
+                "name": format!("p{base}-{i}"),
+                "labels": {"app": "a"},
+                "namespaceLabels": {"kubernetes.io/metadata.name": "default"},
+                "ips": [format!("10.{base}.{}.{}", i / 256, i % 256)],
+                "node": "n0",
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "localNode": "n0",
+        "nodes": [
+            {"name": "n0", "labels": {}, "ipv4": "10.255.0.1"},
+            {"name": "n1", "labels": {"egress": "true"}, "ipv4": "10.255.0.2"},
+        ],
+        "endpoints": endpoints,
+        "policies": [{
+            "apiVersion": "cilium.io/v2",
+            "kind": "CiliumEgressGatewayPolicy",
+            "metadata": {"name": "all"},
+            "spec": {
+                "selectors": [{"podSelector": {"matchLabels": {"app": "a"}}}],
+                "destinationCIDRs": ["0.0.0.0/0"],
+                "egressGateway": {"nodeSelector": {"matchLabels": {"egress": "true"}}},
+            },
+        }],
+    })
+    .to_string()
+}
+
+/// Issue 21: a map at 999 of 1,000 whose every key is replaced, and a full map (999 entries
+/// plus one another writer put there) replaced by 1,000 new keys: upserts first would need
+/// 1,998 and 2,000 entries, the end states fit. Apply deletes the stale keys first (saying
+/// so on stderr) instead of refusing on every run; verify then finds the maps in sync.
+#[test]
+fn a_full_map_is_replaced_by_deleting_the_stale_keys_first() {
+    let Some(fs) = bpffs_or_skip("a_full_map_is_replaced_by_deleting_the_stale_keys_first") else {
+        return;
+    };
+    let tmp = std::env::temp_dir().join(format!("egressctl-full-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let file = |name: &str, text: String| {
+        let path = tmp.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let a = file("a.json", pods_snapshot(1, 999));
+    let b = file("b.json", pods_snapshot(2, 999));
+    let c = file("c.json", pods_snapshot(3, 1000));
+    let dir = fs.path().join("full").display().to_string();
+    let apply = |snapshot: &str| {
+        egressctl(&[
+            "apply",
+            "-f",
+            snapshot,
+            "--bpffs",
+            &dir,
+            "--max-entries",
+            "1000",
+        ])
+    };
+    let verify = |snapshot: &str| {
+        let out = egressctl(&["verify", "-f", snapshot, "--bpffs", &dir]);
+        assert!(out.status.success(), "{}", text(&out.stdout));
+    };
+    let out = apply(&a);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("wrote 999 upserts and 0 deletes ("));
+    // 999 of 1,000, every key replaced.
+    let out = apply(&b);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("wrote 999 upserts and 999 deletes, the deletes first"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("deleted the 999 stale entries before writing the 999 upserts"),
+        "{}",
+        text(&out.stderr)
+    );
+    verify(&b);
+    // One entry another writer put there: the map is full; a target of 1,000 new keys.
+    let maps =
+        egress_bpf::EgressMaps::open(Path::new(&dir), egress_core::maps::Layout::V4Legacy, false)
+            .unwrap();
+    let foreign = egress_core::entries::Entry {
+        source: "192.0.2.7".parse().unwrap(),
+        destination: egress_core::netip::parse_prefix("203.0.113.0/24").unwrap(),
+        egress_ip: "0.0.0.0".parse().unwrap(),
+        gateway_ip: "10.255.0.9".parse().unwrap(),
+        egress_ifindex: 0,
+    };
+    let (k, v) = foreign.to_map_v4_legacy().unwrap();
+    let (mut key, mut value) = ([0u8; 12], [0u8; 8]);
+    k.encode(&mut key);
+    v.encode(&mut value);
+    maps.ipv4().write_raw(&key, &value).unwrap();
+    drop(maps);
+    let out = apply(&c);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("wrote 1000 upserts and 1000 deletes, the deletes first"),
+        "{}",
+        text(&out.stdout)
+    );
+    verify(&c);
+    // A desired state past the capacity is still refused, nothing written.
+    let d = file("d.json", pods_snapshot(4, 1001));
+    let out = apply(&d);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("the plan needs 1001 entries, more than max_entries 1000"),
+        "{}",
+        text(&out.stderr)
+    );
+    verify(&c);
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

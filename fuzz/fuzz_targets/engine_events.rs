@@ -160,7 +160,7 @@ fuzz_target!(|data: &[u8]| {
                 let plan = engine
                     .take_plan()
                     .expect("16384 entries are never reached here");
-                // Upserts before deletes.
+                // Upserts before deletes (16384 is never reached: never deletes first).
                 let first_delete = plan.ops().iter().position(|o| o.action() == Action::Delete);
                 if let Some(d) = first_delete {
                     assert!(plan.ops()[d..].iter().all(|o| o.action() == Action::Delete));

@@ -86,6 +86,7 @@ pub(crate) fn from_core(py: Python<'_>, error: &Error) -> PyErr {
         }
         ErrorKind::Capacity => with_attributes::<CapacityError>(py, message, &fields, None, None),
         ErrorKind::InvalidArgument => PyValueError::new_err(message),
+        ErrorKind::OutOfMemory => pyo3::exceptions::PyMemoryError::new_err(message),
         // Decode, and kinds the core may add later: the base class.
         _ => with_attributes::<EgressError>(py, message, &fields, policy, None),
     }
@@ -99,6 +100,7 @@ pub(crate) fn from_kernel(py: Python<'_>, error: &egress_bpf::Error) -> PyErr {
     use egress_bpf::ErrorKind as Kind;
     match (error, error.kind()) {
         (egress_bpf::Error::Capacity(e), _) => from_core(py, &Error::Capacity(e.clone())),
+        (egress_bpf::Error::OutOfMemory(e), _) => from_core(py, &Error::OutOfMemory(e.clone())),
         (_, Kind::InvalidArgument) => PyValueError::new_err(error.to_string()),
         _ => with_attributes::<KernelError>(
             py,

@@ -256,8 +256,8 @@ impl PlanOp {
     }
 }
 
-/// What to write: `ops` (every upsert, then every delete, no key twice), acknowledged with
-/// `Engine.ack(plan, applied)`.
+/// What to write: `ops` (every upsert, then every delete — the deletes first when
+/// `deletes_first` — no key twice), acknowledged with `Engine.ack(plan, applied)`.
 #[pyclass(frozen, module = "egress_gateway")]
 pub(crate) struct Plan {
     pub(crate) plan: egress_core::engine::Plan,
@@ -275,10 +275,17 @@ impl Plan {
             .collect()
     }
 
-    /// How many operations are upserts (they come first).
+    /// How many operations are upserts (they come first, unless `deletes_first`).
     #[getter]
     fn upserts(&self) -> usize {
         self.plan.upserts().len()
+    }
+
+    /// Whether the deletes come first: upserting first would take a map past its
+    /// `max_entries`, and the desired state fits.
+    #[getter]
+    fn deletes_first(&self) -> bool {
+        self.plan.deletes_first()
     }
 
     /// How many operations are deletes.
@@ -297,9 +304,14 @@ impl Plan {
 
     fn __repr__(&self) -> String {
         format!(
-            "Plan({} upserts, {} deletes)",
+            "Plan({} upserts, {} deletes{})",
             self.plan.upserts().len(),
-            self.plan.deletes().len()
+            self.plan.deletes().len(),
+            if self.plan.deletes_first() {
+                ", deletes first"
+            } else {
+                ""
+            }
         )
     }
 }

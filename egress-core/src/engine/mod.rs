@@ -30,7 +30,7 @@ use hashbrown::HashMap;
 pub use diagnostics::{Diagnostics, InvalidPolicy};
 pub use explain::{Explanation, GatewayReason, Match};
 pub use objects::{Applied, PreparedObjects};
-pub use plan::{AckError, Action, CapacityError, Plan, PlanId, PlanOp, baseline};
+pub use plan::{AckError, Action, CapacityError, Plan, PlanError, PlanId, PlanOp, baseline};
 
 use crate::Error;
 use crate::cluster::{Endpoint, Node, Nodes};

@@ -127,21 +127,25 @@ pub struct PlanId {
     pub sequence: u64,
 }
 
-/// What to write: every upsert, then every delete, no key twice. Acknowledged once, with
+/// What to write, no key twice: every upsert, then every delete (make before break) — or,
+/// when that would overflow a map and the desired state fits, every delete of a stale key
+/// first ([`Plan::deletes_first`]). Written in order. Acknowledged once, with
 /// [`Engine::ack`], by the engine that took it (B.8). Cloning shares the operations.
 ///
 /// Two plans are equal when they hold the same operations, whichever engine took them.
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     id: PlanId,
-    ops: Arc<[PlanOp]>,
+    ops: Arc<Vec<PlanOp>>,
     upserts: usize,
     peak: [usize; 2],
+    deletes_first: bool,
 }
 
 impl PartialEq for Plan {
     fn eq(&self, other: &Self) -> bool {
-        (&self.ops, self.upserts, self.peak) == (&other.ops, other.upserts, other.peak)
+        (&self.ops, self.upserts, self.peak, self.deletes_first)
+            == (&other.ops, other.upserts, other.peak, other.deletes_first)
     }
 }
 
@@ -163,25 +167,43 @@ impl Plan {
         self.ops.len()
     }
 
-    /// Every operation, in order: upserts then deletes.
+    /// Every operation, in the order to write them: upserts then deletes, or deletes then
+    /// upserts when [`Plan::deletes_first`].
     pub fn ops(&self) -> &[PlanOp] {
         &self.ops
     }
 
-    /// Per map (IPv4, IPv6): programmed entries plus the plan's new keys, the entry count at
-    /// the plan's peak (after the upserts, before the deletes).
+    /// Per map (IPv4, IPv6): the most entries the map holds while the plan is written —
+    /// programmed entries plus the new keys when the upserts come first; the larger of the
+    /// programmed and the desired counts when the deletes come first.
     pub fn peak(&self) -> [usize; 2] {
         self.peak
     }
 
+    /// Whether the stale keys are deleted before the upserts: written upserts first, some
+    /// map would overflow although the desired state fits it (SEMANTICS B.5 as issue 21
+    /// amends it). For a moment the deleted keys' traffic and the new keys' both follow no
+    /// entry (make before break is given up only then).
+    pub fn deletes_first(&self) -> bool {
+        self.deletes_first
+    }
+
     /// The upserts.
     pub fn upserts(&self) -> &[PlanOp] {
-        &self.ops[..self.upserts]
+        if self.deletes_first {
+            &self.ops[self.ops.len() - self.upserts..]
+        } else {
+            &self.ops[..self.upserts]
+        }
     }
 
     /// The deletes.
     pub fn deletes(&self) -> &[PlanOp] {
-        &self.ops[self.upserts..]
+        if self.deletes_first {
+            &self.ops[..self.ops.len() - self.upserts]
+        } else {
+            &self.ops[self.upserts..]
+        }
     }
 }
 
@@ -195,17 +217,119 @@ impl<'a> IntoIterator for &'a Plan {
 }
 
 /// A plan refused before anything was written: its peak would not fit the map.
+/// Refused although the stale keys would go first: the desired state itself does not fit.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{map}: the plan needs {peak} entries at its peak, more than max_entries {max_entries}; nothing was written"
+    "{map}: the plan needs {peak} entries, more than max_entries {max_entries}, even with the stale keys deleted first; nothing was written"
 )]
 pub struct CapacityError {
     /// The map that would overflow.
     pub map: MapId,
-    /// Programmed entries plus the plan's new keys.
+    /// The entries the map would hold at the least: the desired state's.
     pub peak: usize,
     /// The map's capacity.
     pub max_entries: u32,
+}
+
+/// Why no plan was taken: nothing was handed out, nothing recorded as taken.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The desired state does not fit a map (counted before anything was built).
+    #[error(transparent)]
+    Capacity(#[from] CapacityError),
+    /// The operations could not be allocated.
+    #[error(transparent)]
+    OutOfMemory(#[from] crate::error::AllocError),
+}
+
+impl From<PlanError> for crate::Error {
+    fn from(e: PlanError) -> Self {
+        match e {
+            PlanError::Capacity(c) => crate::Error::Capacity(c),
+            PlanError::OutOfMemory(a) => crate::Error::OutOfMemory(a),
+        }
+    }
+}
+
+/// A plan's operations and shape, before it is numbered.
+struct PlanParts {
+    ops: Vec<PlanOp>,
+    upserts: usize,
+    peak: [usize; 2],
+    deletes_first: bool,
+}
+
+/// A plan counted, not built.
+struct Counted {
+    upsert_ops: usize,
+    delete_ops: usize,
+    shape: Shape,
+}
+
+impl Counted {
+    fn len(&self) -> usize {
+        self.upsert_ops + self.delete_ops
+    }
+}
+
+/// The order and peak of a plan.
+struct Shape {
+    peak: [usize; 2],
+    deletes_first: bool,
+}
+
+/// How a desired slot compares with the programmed one of its key.
+enum Change<'a> {
+    /// A key the maps do not hold.
+    New(&'a Slot),
+    /// A key the maps hold with other bytes.
+    Changed(&'a Slot),
+    /// A programmed key that is not desired.
+    Stale(&'a Slot),
+}
+
+/// The changes from `programmed` to `desired` (both in [`lookup_order`], one slot per key),
+/// netted on what `layout` stores: a merge of the two sorted lists, linear in their lengths.
+fn diff_lists<'a>(
+    desired: &'a [Slot],
+    programmed: &'a [Slot],
+    layout: Layout,
+    ipv4: bool,
+    mut each: impl FnMut(Change<'a>),
+) {
+    let (mut d, mut p) = (desired.iter().peekable(), programmed.iter().peekable());
+    loop {
+        match (d.peek(), p.peek()) {
+            (Some(&dn), Some(&pn)) => match lookup_order(dn, pn) {
+                Ordering::Less => {
+                    each(Change::New(dn));
+                    d.next();
+                }
+                Ordering::Greater => {
+                    each(Change::Stale(pn));
+                    p.next();
+                }
+                Ordering::Equal => {
+                    // Netted on what the layout stores: a legacy IPv4 value has no ifindex,
+                    // so a dump (ifindex 0) and the desired entry are equal.
+                    if !same_stored(pn, dn, layout, ipv4) {
+                        each(Change::Changed(dn));
+                    }
+                    d.next();
+                    p.next();
+                }
+            },
+            (Some(&dn), None) => {
+                each(Change::New(dn));
+                d.next();
+            }
+            (None, Some(&pn)) => {
+                each(Change::Stale(pn));
+                p.next();
+            }
+            (None, None) => break,
+        }
+    }
 }
 
 /// An acknowledgement refused (B.8): nothing was recorded. A plan is acknowledged once, by
@@ -382,14 +506,17 @@ pub(super) fn lookup_order(a: &Slot, b: &Slot) -> Ordering {
 }
 
 impl Engine {
-    /// The net difference between the programmed baseline and the desired state: all
-    /// upserts, then all deletes, each key once; empty when nothing changed. Refused when
-    /// a map's peak (programmed entries plus new keys, upserts coming first) would exceed
-    /// `max_entries`.
+    /// The net difference between the programmed baseline and the desired state, each key
+    /// once; empty when nothing changed. All upserts, then all deletes — unless some map's
+    /// peak that way (programmed entries plus new keys) would exceed its `max_entries` while
+    /// the desired state fits: then the deletes come first ([`Plan::deletes_first`]).
+    /// Refused ([`PlanError::Capacity`]) when a map's desired state itself exceeds its
+    /// `max_entries`: counted before anything is built, so that an amplifying state costs no
+    /// memory; [`PlanError::OutOfMemory`] when the operations cannot be allocated.
     ///
     /// The plan taken is the one [`Engine::ack`] accepts next: taking another (even one
     /// refused for capacity) or adopting a baseline voids it.
-    pub fn take_plan(&self) -> Result<Plan, CapacityError> {
+    pub fn take_plan(&self) -> Result<Plan, PlanError> {
         self.take_plan_if(|_| true).map(Option::unwrap_or_default)
     }
 
@@ -399,17 +526,19 @@ impl Engine {
     pub fn take_plan_if(
         &self,
         fits: impl FnOnce(usize) -> bool,
-    ) -> Result<Option<Plan>, CapacityError> {
-        let computed = self.compute_plan();
-        if let Ok((ops, _, _)) = &computed
-            && !fits(ops.len())
+    ) -> Result<Option<Plan>, PlanError> {
+        // Counted first: a size query builds nothing, a refused state allocates nothing.
+        let counted = self.count_plan();
+        if let Ok(c) = &counted
+            && !fits(c.len())
         {
             return Ok(None);
         }
+        let built = counted.and_then(|c| self.build_plan(&c));
         let mut book = book(&self.plans);
         book.last_taken += 1;
         book.open = None;
-        let (ops, upserts, peak) = match computed {
+        let parts = match built {
             Ok(parts) => parts,
             Err(e) => {
                 book.not_handed_out = book.last_taken;
@@ -421,68 +550,85 @@ impl Engine {
                 engine: self.id,
                 sequence: book.last_taken,
             },
-            ops: ops.into(),
-            upserts,
-            peak,
+            ops: Arc::new(parts.ops),
+            upserts: parts.upserts,
+            peak: parts.peak,
+            deletes_first: parts.deletes_first,
         };
         book.open = Some(plan.clone());
         Ok(Some(plan))
     }
 
-    /// The plan's operations, how many are upserts, and its peak per family.
-    #[allow(clippy::type_complexity)]
-    fn compute_plan(&self) -> Result<(Vec<PlanOp>, usize, [usize; 2]), CapacityError> {
-        let layout = self.config.layout;
-        let mut upserts = Vec::new();
-        let mut deletes = Vec::new();
-        let mut new_keys = [0usize; 2];
-        for (ip, source) in self
-            .sources
+    /// The pending sources, in the order the plan is built.
+    fn pending_sources(&self) -> impl Iterator<Item = (IpAddr, super::source::Source<'_>)> {
+        self.sources
             .pending()
             .into_iter()
             .filter_map(|ip| self.sources.get(ip).map(|s| (ip, s)))
-        {
-            let desired = self.slots.get(source.desired);
-            let programmed = self.slots.get(source.programmed);
-            for d in desired {
-                // Netted on what the layout stores: a legacy IPv4 value has no ifindex, so a
-                // dump (ifindex 0) and the desired entry (its computed ifindex) are equal.
-                match programmed.iter().find(|p| p.network() == d.network()) {
-                    Some(p) if same_stored(p, d, layout, ip.is_ipv4()) => {}
-                    Some(_) => PlanOp::each_map(Action::Upsert, d.entry(ip), layout, &mut upserts),
-                    None => {
-                        new_keys[family(ip)] += 1;
-                        PlanOp::each_map(Action::Upsert, d.entry(ip), layout, &mut upserts);
+    }
+
+    /// The next plan counted, without building anything: per family its upserted, new and
+    /// stale keys, and its shape (order and peak) or the capacity refusal.
+    fn count_plan(&self) -> Result<Counted, PlanError> {
+        let layout = self.config.layout;
+        let mut upserted = [0usize; 2];
+        let mut new_keys = [0usize; 2];
+        let mut stale = [0usize; 2];
+        for (ip, source) in self.pending_sources() {
+            let fam = family(ip);
+            diff_lists(
+                self.slots.get(source.desired),
+                self.slots.get(source.programmed),
+                layout,
+                ip.is_ipv4(),
+                |change| match change {
+                    Change::New(_) => {
+                        new_keys[fam] += 1;
+                        upserted[fam] += 1;
                     }
-                }
-            }
-            for p in programmed {
-                if !desired.iter().any(|d| d.network() == p.network()) {
-                    PlanOp::each_map(Action::Delete, p.entry(ip), layout, &mut deletes);
-                }
-            }
+                    Change::Changed(_) => upserted[fam] += 1,
+                    Change::Stale(_) => stale[fam] += 1,
+                },
+            );
         }
-        let peak = [
-            self.programmed_count[0] + new_keys[0],
-            self.programmed_count[1] + new_keys[1],
-        ];
-        let v6 = self
-            .config
-            .max_entries_v6
-            .unwrap_or(self.config.max_entries);
-        for &map in layout.maps() {
-            let (fam, max) = if map.is_ipv4() {
-                (0, self.config.max_entries)
-            } else {
-                (1, v6)
-            };
-            if peak[fam] > max as usize {
-                return Err(CapacityError {
-                    map,
-                    peak: peak[fam],
-                    max_entries: max,
-                });
-            }
+        let shape = self.plan_shape(new_keys, stale)?;
+        let per_map = [layout.ipv4_maps().len(), 1];
+        Ok(Counted {
+            upsert_ops: upserted[0] * per_map[0] + upserted[1] * per_map[1],
+            delete_ops: stale[0] * per_map[0] + stale[1] * per_map[1],
+            shape,
+        })
+    }
+
+    /// The counted plan's operations, in a vector reserved once (an allocation the machine
+    /// refuses is [`PlanError::OutOfMemory`], never an abort).
+    fn build_plan(&self, counted: &Counted) -> Result<PlanParts, PlanError> {
+        let layout = self.config.layout;
+        let total = counted.len();
+        let mut upserts: Vec<PlanOp> = Vec::new();
+        let mut deletes: Vec<PlanOp> = Vec::new();
+        upserts
+            .try_reserve_exact(total)
+            .and_then(|()| deletes.try_reserve_exact(counted.delete_ops))
+            .map_err(|_| crate::error::AllocError {
+                what: "plan operations",
+                count: total,
+            })?;
+        for (ip, source) in self.pending_sources() {
+            diff_lists(
+                self.slots.get(source.desired),
+                self.slots.get(source.programmed),
+                layout,
+                ip.is_ipv4(),
+                |change| match change {
+                    Change::New(d) | Change::Changed(d) => {
+                        PlanOp::each_map(Action::Upsert, d.entry(ip), layout, &mut upserts)
+                    }
+                    Change::Stale(p) => {
+                        PlanOp::each_map(Action::Delete, p.entry(ip), layout, &mut deletes)
+                    }
+                },
+            );
         }
         // Map by map in Cilium's reconcile order (1.20: legacy, `_v4_v2`, IPv6), each
         // map's operations in output order.
@@ -492,11 +638,75 @@ impl Engine {
                 .cmp(&rank(b))
                 .then_with(|| a.entry.display_order(&b.entry))
         };
-        upserts.sort_by(order);
-        deletes.sort_by(order);
+        upserts.sort_unstable_by(order);
+        deletes.sort_unstable_by(order);
         let count = upserts.len();
+        let n = deletes.len();
+        // The reserve holds both: neither moves the other.
         upserts.extend(deletes);
-        Ok((upserts, count, peak))
+        if counted.shape.deletes_first {
+            upserts.rotate_right(n);
+        }
+        Ok(PlanParts {
+            ops: upserts,
+            upserts: count,
+            peak: counted.shape.peak,
+            deletes_first: counted.shape.deletes_first,
+        })
+    }
+
+    /// The order and peak of a plan with these new and stale keys per family, or the
+    /// capacity refusal. Upserts first (make before break) when every map's peak — its
+    /// programmed entries plus the new keys — fits; else, when every map's end state fits,
+    /// deletes first (the stale keys go before the new ones come: the peak is then the
+    /// larger of the programmed and the end counts); else refused, naming the first map
+    /// whose end state does not fit.
+    fn plan_shape(&self, new_keys: [usize; 2], stale: [usize; 2]) -> Result<Shape, PlanError> {
+        let programmed = self.programmed_count;
+        let upserts_first = [0, 1].map(|f| programmed[f] + new_keys[f]);
+        // Every stale key is a programmed one.
+        let end = [0, 1].map(|f| (programmed[f] + new_keys[f]).saturating_sub(stale[f]));
+        let v6 = self
+            .config
+            .max_entries_v6
+            .unwrap_or(self.config.max_entries);
+        let capacity = |map: MapId| {
+            if map.is_ipv4() {
+                (0, self.config.max_entries)
+            } else {
+                (1, v6)
+            }
+        };
+        let maps = self.config.layout.maps();
+        let fits = |counts: [usize; 2]| {
+            maps.iter().all(|&m| {
+                let (f, max) = capacity(m);
+                counts[f] <= max as usize
+            })
+        };
+        if fits(upserts_first) {
+            return Ok(Shape {
+                peak: upserts_first,
+                deletes_first: false,
+            });
+        }
+        if fits(end) {
+            return Ok(Shape {
+                peak: [0, 1].map(|f| programmed[f].max(end[f])),
+                deletes_first: true,
+            });
+        }
+        let (map, fam, max) = maps
+            .iter()
+            .map(|&m| (m, capacity(m)))
+            .map(|(m, (f, max))| (m, f, max))
+            .find(|&(_, f, max)| end[f] > max as usize)
+            .unwrap_or_else(|| unreachable!("some map's end state does not fit"));
+        Err(PlanError::Capacity(CapacityError {
+            map,
+            peak: end[fam],
+            max_entries: max,
+        }))
     }
 
     /// The id of the last plan taken (sequence 0: none yet), what [`Engine::ack_last`]

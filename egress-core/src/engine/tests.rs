@@ -257,14 +257,15 @@ fn a_plan_that_would_overflow_is_refused_before_anything() {
     let err = e.take_plan().unwrap_err();
     assert_eq!(
         err,
-        CapacityError {
+        PlanError::Capacity(CapacityError {
             map: MapId::V4,
             peak: 10,
             max_entries: 9
-        }
+        })
     );
     assert_eq!(e.stats().programmed_v4, 0);
-    // Upserts come before deletes: replacing an entry by a new key needs one spare slot.
+    // Upserts come before deletes where a spare slot allows; at 10 of 10, replacing an
+    // entry by a new key deletes the stale key first (issue 21: never refused forever).
     let mut e = Engine::from_snapshot(
         &seed(),
         EngineConfig {
@@ -278,7 +279,27 @@ fn a_plan_that_would_overflow_is_refused_before_anything() {
     let mut moved = new_pod("5f48eab5-b251-555b-94c0-7481bd903033", "172.22.48.250");
     moved.name = Some("nginx-54c98b4f84-5wlpc".into());
     e.upsert_endpoint(moved).unwrap();
-    assert_eq!(e.take_plan().unwrap_err().peak, 11);
+    let plan = e.take_plan().unwrap();
+    assert!(plan.deletes_first());
+    assert_eq!(plan.peak(), [10, 0]);
+    let actions: Vec<_> = plan.ops().iter().map(|op| op.action()).collect();
+    assert_eq!(actions, [Action::Delete, Action::Upsert]);
+    assert_eq!((plan.upserts().len(), plan.deletes().len()), (1, 1));
+    assert_eq!(
+        plan.upserts()[0].entry().source.to_string(),
+        "172.22.48.250"
+    );
+    assert_eq!(plan.deletes()[0].entry().source.to_string(), "172.22.48.4");
+    e.ack(&plan, plan.len()).unwrap();
+    assert_eq!(e.stats().programmed_v4, 10);
+    assert!(e.take_plan().unwrap().is_empty());
+}
+
+fn capacity(e: PlanError) -> CapacityError {
+    match e {
+        PlanError::Capacity(c) => c,
+        other => panic!("not a capacity refusal: {other}"),
+    }
 }
 
 /// Each map is held to its own capacity: a small IPv6 map does not limit the IPv4 one.
@@ -296,10 +317,12 @@ fn each_map_has_its_own_capacity() {
     assert_eq!((stats.max_entries, stats.max_entries_v6), (10, 1));
     let stats = Engine::from_snapshot(&seed(), config(10, None)).0.stats();
     assert_eq!((stats.max_entries, stats.max_entries_v6), (10, 10));
-    let err = Engine::from_snapshot(&seed(), config(9, Some(100)))
-        .0
-        .take_plan()
-        .unwrap_err();
+    let err = capacity(
+        Engine::from_snapshot(&seed(), config(9, Some(100)))
+            .0
+            .take_plan()
+            .unwrap_err(),
+    );
     assert_eq!((err.map, err.max_entries), (MapId::V4, 9));
     let mut e = Engine::from_snapshot(&seed(), config(100, Some(0))).0;
     e.upsert_endpoint(Endpoint {
@@ -307,7 +330,7 @@ fn each_map_has_its_own_capacity() {
         ..new_pod("u-v6", "172.22.48.251")
     })
     .unwrap();
-    let err = e.take_plan().unwrap_err();
+    let err = capacity(e.take_plan().unwrap_err());
     assert_eq!((err.map, err.peak, err.max_entries), (MapId::V6, 1, 0));
 }
 
