@@ -68,6 +68,19 @@ pub enum Error {
         /// The failure.
         source: std::io::Error,
     },
+    /// Another writer (another process, or another handle of this one) holds the pin
+    /// directory's writer lock: nothing was read or written.
+    #[error(
+        "another writer holds {} (waited {:.1} s): one writer per pin directory; nothing was written",
+        dir.display(),
+        waited.as_secs_f64()
+    )]
+    Busy {
+        /// The pin directory.
+        dir: PathBuf,
+        /// How long this writer waited.
+        waited: std::time::Duration,
+    },
     /// A BPF syscall failed.
     #[error("{op} {target}: {errno}")]
     Syscall {
@@ -238,6 +251,7 @@ impl Error {
             Error::Syscall { errno, .. } => Some(*errno),
             Error::Apply(a) => Some(a.errno),
             Error::Io { source, .. } => source.raw_os_error().map(Errno),
+            Error::Busy { .. } => Some(Errno(libc::EWOULDBLOCK)),
             _ => None,
         }
     }

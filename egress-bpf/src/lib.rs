@@ -14,8 +14,10 @@
 pub mod bpffs;
 pub mod datapath;
 mod error;
+mod lock;
 mod maps;
 mod sys;
 
 pub use error::{ApplyError, BufferSizeError, Errno, Error, ErrorKind, Result};
+pub use lock::{DEFAULT_WRITER_WAIT, WriterGuard};
 pub use maps::{DEFAULT_PIN_DIR, EgressMaps, PinnedMap, Unreadable, hex, map_flags};

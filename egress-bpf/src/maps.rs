@@ -10,6 +10,7 @@ use egress_core::maps::{DEFAULT_MAX_ENTRIES, Layout, MapId};
 use libbpf_sys as bpf;
 
 use crate::error::{ApplyError, Errno, Error, Result};
+use crate::lock::{DirLock, WriterGuard};
 use crate::sys::{self, MapFd, SysError};
 
 /// Where Cilium pins its maps.
@@ -72,9 +73,17 @@ impl PinnedMap {
                 let max = max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
                 let fd = sys::create_lpm_trie(name, key_size, value_size, max, flags)
                     .map_err(|e| syscall("create map", e))?;
-                sys::pin(&fd, &path).map_err(|e| syscall("pin map", e))?;
-                created = true;
-                fd
+                match sys::pin(&fd, &path) {
+                    Ok(()) => {
+                        created = true;
+                        fd
+                    }
+                    // Another process pinned its map first: that one is the map (this one
+                    // goes with its fd).
+                    Err(Errno(libc::EEXIST)) => sys::open_pinned(&path, read_only)
+                        .map_err(|e| syscall("open pinned map", e))?,
+                    Err(e) => return Err(syscall("pin map", e)),
+                }
             }
             Err(e) => return Err(syscall("open pinned map", e)),
         };
@@ -264,6 +273,8 @@ pub struct EgressMaps {
     batch: AtomicBool,
     /// The pins this value's opening created (see [`EgressMaps::remove_created`]).
     created: Vec<PathBuf>,
+    /// The pin directory's writer lock.
+    lock: DirLock,
 }
 
 /// Checks that `dir` is on a bpffs; with `create`, makes it (and missing parents) when its
@@ -367,6 +378,7 @@ impl EgressMaps {
             v6,
             batch: AtomicBool::new(true),
             created,
+            lock: DirLock::new(dir),
         })
     }
 
@@ -386,6 +398,28 @@ impl EgressMaps {
             })?;
         }
         Ok(())
+    }
+
+    /// Holds the pin directory's writer lock (an advisory `flock` on the directory) until
+    /// the guard is dropped: one writer per directory, across processes. A caller's
+    /// read–diff–write cycle (read the maps, adopt them, program) holds it throughout;
+    /// [`EgressMaps::program`], [`EgressMaps::apply`] and
+    /// [`EgressMaps::delete_unreadable`] hold it themselves (holds of one handle nest).
+    /// Waits for another writer up to [`EgressMaps::set_writer_wait`] (default
+    /// [`DEFAULT_WRITER_WAIT`](crate::DEFAULT_WRITER_WAIT)), then [`Error::Busy`].
+    pub fn lock_writer(&self) -> Result<WriterGuard<'_>> {
+        self.lock.hold()
+    }
+
+    /// How long a write waits for another writer of the directory (see
+    /// [`EgressMaps::lock_writer`]).
+    pub fn set_writer_wait(&self, wait: std::time::Duration) {
+        self.lock.set_wait(wait);
+    }
+
+    /// How long a write waits for another writer of the directory.
+    pub fn writer_wait(&self) -> std::time::Duration {
+        self.lock.wait()
     }
 
     /// The layout of the IPv4 map.
@@ -483,15 +517,18 @@ impl EgressMaps {
     }
 
     /// Writes a plan in its order (every upsert before any delete, or the reverse when
-    /// [`Plan::deletes_first`]), batching runs of one map
-    /// and action where the kernel allows. Returns the operations written.
+    /// [`Plan::deletes_first`]), batching runs of one map and action where the kernel
+    /// allows, holding the directory's writer lock ([`EgressMaps::lock_writer`]). Returns
+    /// the operations written.
     ///
     /// A plan that is not for these maps ([`check_plan`](Self::check_plan)) is refused with
-    /// [`Error::PlanWrongMap`] or [`Error::PlanWrongSize`] before anything is written. On a
-    /// failure while writing, [`Error::Apply`] says which operation failed and how many
-    /// were written before it.
+    /// [`Error::PlanWrongMap`] or [`Error::PlanWrongSize`] before anything is written, and so
+    /// is a write while another writer holds the directory ([`Error::Busy`]). On a failure
+    /// while writing, [`Error::Apply`] says which operation failed and how many were written
+    /// before it.
     pub fn apply(&self, plan: &Plan) -> Result<usize> {
         self.check_plan(plan)?;
+        let _writer = self.lock_writer()?;
         let ops = plan.ops();
         let mut at = 0;
         while at < ops.len() {
@@ -574,10 +611,12 @@ impl EgressMaps {
 
     /// Takes the engine's plan, writes it and acknowledges what was written — all of it, or
     /// on a failure the operations before the failed one, so that the rest comes back in the
-    /// next plan. Refused before anything is written, and nothing acknowledged: an engine
-    /// configured for another layout than these maps' ([`Error::LayoutMismatch`]), a pin
-    /// deleted or replaced since the maps were opened ([`Error::Unpinned`]: reopen them), a
-    /// plan that would overflow a map, or one that is not for these maps.
+    /// next plan; the directory's writer lock is held throughout. Refused before anything is
+    /// written, and nothing acknowledged: another writer holding the directory past the wait
+    /// ([`Error::Busy`]), an engine configured for another layout than these maps'
+    /// ([`Error::LayoutMismatch`]), a pin deleted or replaced since the maps were opened
+    /// ([`Error::Unpinned`]: reopen them), a desired state that does not fit a map, or a
+    /// plan that is not for these maps.
     pub fn program(&self, engine: &mut Engine) -> Result<Plan> {
         let configured = engine.config().layout;
         if configured != self.layout {
@@ -586,6 +625,7 @@ impl EgressMaps {
                 maps: self.layout,
             });
         }
+        let _writer = self.lock_writer()?;
         for map in self.all() {
             map.check_pinned()?;
         }
@@ -657,6 +697,7 @@ impl EgressMaps {
     /// Deletes elements [`EgressMaps::dump_lenient`] could not read (the engine can neither
     /// program nor delete what it cannot decode).
     pub fn delete_unreadable(&self, elements: &[Unreadable]) -> Result<()> {
+        let _writer = self.lock_writer()?;
         for u in elements {
             if let Some(map) = self.all().find(|m| m.name == u.map) {
                 map.delete_raw(&u.key)?;

@@ -371,6 +371,22 @@ pub(crate) fn is_bpffs(path: &Path) -> Result<bool, std::io::Error> {
     Ok(f_type == BPF_FS_MAGIC)
 }
 
+/// Takes an exclusive `flock` on the open file without waiting: `Ok(false)` when another open
+/// file description holds one. Released when the file is closed.
+pub(crate) fn try_flock_exclusive(file: &std::fs::File) -> Result<bool, std::io::Error> {
+    // SAFETY: `file` is an open descriptor for the duration of the call; flock reads no memory.
+    let ret = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if ret == 0 {
+        return Ok(true);
+    }
+    let error = std::io::Error::last_os_error();
+    if error.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -37,6 +37,7 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
     let version = args.node.version.cilium_version;
     let layout = args.node.version.layout(args.layout);
     let maps = EgressMaps::open_or_create(&args.bpffs, layout, args.max_entries).map_err(kernel)?;
+    maps.set_writer_wait(args.wait);
     // Each map is held to its own capacity.
     let (max_entries, max_entries_v6) = maps.engine_capacity();
     let config = EngineConfig {
@@ -47,10 +48,14 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
         ..EngineConfig::new(node).with_cilium_version(version)
     };
     let mut engine = Engine::from_snapshot(&snapshot, config).0;
+    // One writer at a time, from reading the maps to the last write: another writer's
+    // entries are neither read half written nor mixed with this run's.
+    let writer = maps.lock_writer().map_err(kernel)?;
     // Start from what the kernel holds: only the difference is written, nothing is flushed.
     let (live, unreadable) = maps.baseline().map_err(kernel)?;
     engine.adopt(live.iter().copied());
-    match maps.program(&mut engine) {
+    let programmed = maps.program(&mut engine);
+    match programmed {
         Ok(plan) => {
             // Then what the engine can neither keep nor overwrite goes: after the plan, so
             // that a refused plan writes nothing and no key is missing while it is written
@@ -87,9 +92,10 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
             ));
             Ok(())
         }
-        Err(Error::Capacity(e)) => {
+        Err(e @ (Error::Capacity(_) | Error::OutOfMemory(_))) => {
             // Refused before anything was written: maps this run created would keep a size
             // no later run could use, so they go too.
+            drop(writer);
             let removed = if maps.created_any() {
                 maps.remove_created().map_err(kernel)?;
                 " (the maps this run created were removed)"

@@ -115,6 +115,22 @@ pub(crate) struct ApplyArgs {
     /// Program the valid policies even when some are invalid (they are left out).
     #[arg(long)]
     pub(crate) skip_invalid: bool,
+    /// How long to wait for another writer of the pin directory (one writer at a time: an
+    /// advisory lock on the directory) before giving up, exit 3.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]
+    pub(crate) wait: std::time::Duration,
+}
+
+/// A wait in seconds (fractions allowed), at most a day.
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.0..=86_400.0).contains(&seconds) {
+        return Err(format!("{text:?}: from 0 to 86400 seconds"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 #[derive(Debug, clap::Args)]

@@ -793,3 +793,98 @@ fn a_full_map_is_replaced_by_deleting_the_stale_keys_first() {
     verify(&c);
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+/// Issue 21: two applies of different snapshots started together on the same pins, many
+/// times: both succeed (the second waits for the first), and the maps are always exactly
+/// one snapshot's — never both mixed. A writer that cannot get the directory within its
+/// wait gives up with exit 3, naming the directory, and writes nothing.
+#[test]
+fn racing_applies_take_turns() {
+    let Some(fs) = bpffs_or_skip("racing_applies_take_turns") else {
+        return;
+    };
+    let tmp = std::env::temp_dir().join(format!("egressctl-race-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let file = |name: &str, text: String| {
+        let path = tmp.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let a = file("a.json", pods_snapshot(1, 5_000));
+    let b = file("b.json", pods_snapshot(2, 5_000));
+    let dir = fs.path().join("race").display().to_string();
+    let spawn = |snapshot: &str| {
+        Command::new(env!("CARGO_BIN_EXE_egressctl"))
+            .args([
+                "apply",
+                "-f",
+                snapshot,
+                "--bpffs",
+                &dir,
+                "--max-entries",
+                "65536",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let in_sync = |snapshot: &str| {
+        egressctl(&["verify", "-f", snapshot, "--bpffs", &dir])
+            .status
+            .success()
+    };
+    let mut ends = [0, 0];
+    for round in 0..6 {
+        let (first, second) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let (p, q) = (spawn(first), spawn(second));
+        for out in [p.wait_with_output().unwrap(), q.wait_with_output().unwrap()] {
+            assert!(out.status.success(), "round {round}: {}", text(&out.stderr));
+        }
+        match (in_sync(&a), in_sync(&b)) {
+            (true, false) => ends[0] += 1,
+            (false, true) => ends[1] += 1,
+            other => panic!("round {round}: the maps are A's, B's: {other:?}"),
+        }
+    }
+    assert_eq!(ends[0] + ends[1], 6);
+    // Another writer holds the directory: a bounded wait, then exit 3, nothing written.
+    let maps =
+        egress_bpf::EgressMaps::open(Path::new(&dir), egress_core::maps::Layout::V4Legacy, false)
+            .unwrap();
+    let held = maps.lock_writer().unwrap();
+    let before = in_sync(&a);
+    let out = egressctl(&[
+        "apply",
+        "-f",
+        &b,
+        "--bpffs",
+        &dir,
+        "--max-entries",
+        "65536",
+        "--wait",
+        "0.3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("another writer holds {dir} (waited 0.3 s)")),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(in_sync(&a), before);
+    drop(held);
+    let out = egressctl(&[
+        "apply",
+        "-f",
+        &b,
+        "--bpffs",
+        &dir,
+        "--max-entries",
+        "65536",
+        "--wait",
+        "0",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(in_sync(&b));
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
