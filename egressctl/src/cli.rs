@@ -122,6 +122,7 @@ pub(crate) struct ApplyArgs {
 }
 
 /// A wait in seconds (fractions allowed), at most a day.
+#[cfg(feature = "bpf")]
 fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
     let seconds: f64 = text
         .trim()

@@ -318,32 +318,115 @@ fn list_help_shows_the_dump_command_whole() {
     assert!(std::fs::read_to_string(docs).unwrap().contains(KUBECTL));
 }
 
-/// Output that cannot be written is an error (exit 1); a reader that closed the pipe is not.
-#[test]
-fn a_full_disk_is_an_error_and_a_closed_pipe_is_not() {
-    let full = std::fs::OpenOptions::new()
+/// egressctl with standard output (`stdout`) and standard error (`stderr`) as given; `None`
+/// closes that descriptor in the child (`>&-`).
+fn run_with_streams(
+    args: &[&str],
+    stdout: Option<std::process::Stdio>,
+    stderr: Option<std::process::Stdio>,
+) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_egressctl"));
+    command.args(args);
+    let close_out = stdout.is_none();
+    let close_err = stderr.is_none();
+    command.stdout(stdout.unwrap_or_else(std::process::Stdio::piped));
+    command.stderr(stderr.unwrap_or_else(std::process::Stdio::piped));
+    // SAFETY: close(2) is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if close_out {
+                libc::close(1);
+            }
+            if close_err {
+                libc::close(2);
+            }
+            Ok(())
+        });
+    }
+    command.output().unwrap()
+}
+
+fn dev_full() -> std::process::Stdio {
+    std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")
-        .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_egressctl"))
-        .args(["list", "-f", &example("seed-gateway-group.yaml")])
-        .stdout(full)
-        .output()
-        .unwrap();
+        .unwrap()
+        .into()
+}
+
+/// A pipe whose reader is gone: every write fails with EPIPE.
+fn closed_pipe() -> std::process::Stdio {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is writable storage for two descriptors.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both descriptors were just opened by pipe2 and are owned here alone.
+    unsafe {
+        libc::close(fds[0]);
+        std::process::Stdio::from(std::os::fd::OwnedFd::from_raw_fd(fds[1]))
+    }
+}
+
+/// Issue 21: a stream that cannot be written is exit 1 with the data written so far, never
+/// a panic (exit 101): standard output on a full disk, a closed pipe or a closed descriptor
+/// (`>&-`, which the runtime would otherwise turn into /dev/null, losing the output with exit
+/// 0); standard error on a full disk or a closed pipe, where the command still writes all
+/// of its standard output. A closed pipe on standard output is said nowhere (its reader left
+/// on purpose: `egressctl list | head`).
+#[test]
+fn unwritable_output_and_errors_are_exit_1_with_the_rest_written() {
+    let seed = example("seed-gateway-group.yaml");
+    let list = ["list", "-f", seed.as_str()];
+    let whole = stdout(&egressctl(&list));
+    assert!(whole.contains("172.22.48.4"));
+    // Standard output.
+    let piped = || Some(std::process::Stdio::piped());
+    let out = run_with_streams(&list, Some(dev_full()), piped());
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("egressctl: writing the output: No space left on device"),
         "{}",
         stderr(&out)
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_egressctl"))
-        .args(["demo"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    assert!(child.wait().unwrap().success());
+    let out = run_with_streams(&list, Some(closed_pipe()), piped());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!stderr(&out).contains("egressctl:"), "{}", stderr(&out));
+    let out = run_with_streams(&list, None, piped());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("egressctl: writing the output: standard output is closed"),
+        "{}",
+        stderr(&out)
+    );
+    // Standard error, for commands that say things there: all of standard output still.
+    let doctor_config = test_data("cilium-config-default.yaml");
+    let garbage = temp_file("stderr-garbage.yaml", "nodes: [\n");
+    for stream in ["full", "closed pipe"] {
+        let err = || {
+            if stream == "full" {
+                dev_full()
+            } else {
+                closed_pipe()
+            }
+        };
+        let out = run_with_streams(&list, piped(), Some(err()));
+        assert_eq!(out.status.code(), Some(1), "list, stderr {stream}");
+        assert_eq!(stdout(&out), whole, "list, stderr {stream}");
+        // demo warns on stderr; doctor says its failed checks there (exit 1 either way).
+        for args in [vec!["demo"], vec!["doctor", "-f", doctor_config.as_str()]] {
+            let out = run_with_streams(&args, piped(), Some(err()));
+            assert_eq!(out.status.code(), Some(1), "{args:?}, stderr {stream}");
+            assert!(!stdout(&out).is_empty(), "{args:?}, stderr {stream}");
+        }
+        // An error path: its own exit code, no panic.
+        let out = run_with_streams(
+            &["list", "-f", garbage.to_str().unwrap()],
+            piped(),
+            Some(err()),
+        );
+        assert_eq!(out.status.code(), Some(1), "error path, stderr {stream}");
+    }
 }
 
 /// Names carrying terminal escape sequences reach the terminal escaped, in every human
