@@ -20,6 +20,12 @@ use crate::netip::{Cidr, mask_v4, mask_v6};
 use crate::policy::{Policy, PolicySelectors};
 use crate::version::{CiliumVersion, Rules};
 
+/// The most entries (both families) egressctl computes for one node unless asked for more
+/// (`--max-output-entries`): 4,194,304, 256 times Cilium's default map capacity. Entries
+/// are each selected pod address times its policies' CIDRs, so a valid input of 640 KB can
+/// ask for tens of millions; [`count`] finds how many before any is built.
+pub const OUTPUT_BUDGET: usize = 1 << 22;
+
 /// Gateway IP meaning "excluded destination: skip the egress gateway".
 pub const EXCLUDED_GATEWAY: Ipv4Addr = Ipv4Addr::new(0, 0, 0, 1);
 /// Gateway IP meaning "no gateway: drop".
@@ -68,12 +74,7 @@ impl Slot {
 
     /// The destination's prefix length and network bits (the key identity for one source).
     pub fn network(&self) -> (u8, u128) {
-        let len = self.destination.len;
-        let network = match self.destination.addr {
-            IpAddr::V4(a) => u128::from(u32::from(a) & mask_v4(len)),
-            IpAddr::V6(a) => u128::from(a) & mask_v6(len),
-        };
-        (len, network)
+        network_of(&self.destination)
     }
 }
 
@@ -733,6 +734,110 @@ fn compute_with(
         choices,
         producers,
     }
+}
+
+/// The entries the maps of any node hold for the state, per family (IPv4, IPv6), counted
+/// without building them: per source address, the distinct destination and excluded networks
+/// of the family over every policy that selects an endpoint with that address — what
+/// [`compute`] gives after B.1 merges the keys. Memory in proportion to the policies'
+/// CIDRs and the endpoints, not to the entries: one policy with 16,384 CIDRs over 2,000
+/// endpoints (32.8 M entries) is counted in milliseconds. The number is the same on every
+/// node (a node's view changes values, never keys).
+pub fn count(state: &ClusterState) -> [usize; 2] {
+    let compiled: Vec<(&Policy, PolicySelectors)> = state
+        .policies
+        .iter()
+        .map(|p| (p, PolicySelectors::compile(p)))
+        .collect();
+    let networks = |p: &Policy, v4: bool| -> std::collections::HashSet<(u8, u128)> {
+        p.destination_cidrs
+            .iter()
+            .chain(&p.excluded_cidrs)
+            .filter(|c| c.is_ipv4() == v4)
+            .map(network_of)
+            .collect()
+    };
+    // Per policy and family, its distinct networks: the count of a source only it selects.
+    let alone: Vec<[usize; 2]> = compiled
+        .iter()
+        .map(|(p, _)| [networks(p, true).len(), networks(p, false).len()])
+        .collect();
+    // Per source address, the policies selecting an endpoint that has it. Endpoints of one
+    // identity on nodes of one label set are selected alike: computed once.
+    let empty = Labels::empty();
+    let mut selections: HashMap<(Labels, Labels), Arc<[u32]>> = HashMap::new();
+    let mut by_source: HashMap<IpAddr, Vec<Arc<[u32]>>> = HashMap::new();
+    for ep in &state.endpoints {
+        if ep.ips.is_empty() {
+            continue;
+        }
+        let identity = ep.identity(state.cluster.as_deref());
+        let node_labels = ep
+            .node
+            .as_ref()
+            .and_then(|n| state.nodes.get(n))
+            .map_or(&empty, |n| &n.labels);
+        let key = (identity, node_labels.clone());
+        let selecting = match selections.get(&key) {
+            Some(s) => Arc::clone(s),
+            None => {
+                let s: Arc<[u32]> = (0u32..)
+                    .zip(&compiled)
+                    .filter(|(_, (_, sel))| sel.selects(&key.0, &key.1))
+                    .map(|(i, _)| i)
+                    .collect();
+                selections.insert(key, Arc::clone(&s));
+                s
+            }
+        };
+        if selecting.is_empty() {
+            continue;
+        }
+        for &ip in &ep.ips {
+            by_source
+                .entry(ip)
+                .or_default()
+                .push(Arc::clone(&selecting));
+        }
+    }
+    // Sources selected by several policies: the union of their networks, once per distinct
+    // set of policies and family.
+    let mut unions: HashMap<(Vec<u32>, bool), usize> = HashMap::new();
+    let mut total = [0usize; 2];
+    for (ip, lists) in by_source {
+        let v4 = ip.is_ipv4();
+        let fam = usize::from(!v4);
+        let n = match lists.as_slice() {
+            [one] if one.len() == 1 => alone[one[0] as usize][fam],
+            _ => {
+                let mut set: Vec<u32> = lists.iter().flat_map(|l| l.iter().copied()).collect();
+                set.sort_unstable();
+                set.dedup();
+                if let [only] = set.as_slice() {
+                    alone[*only as usize][fam]
+                } else {
+                    *unions.entry((set, v4)).or_insert_with_key(|(set, v4)| {
+                        let mut all = std::collections::HashSet::new();
+                        for &i in set {
+                            all.extend(networks(compiled[i as usize].0, *v4));
+                        }
+                        all.len()
+                    })
+                }
+            }
+        };
+        total[fam] += n;
+    }
+    total
+}
+
+/// A prefix's length and network bits (host bits cleared): its key identity for one source.
+fn network_of(c: &Cidr) -> (u8, u128) {
+    let network = match c.addr {
+        IpAddr::V4(a) => u128::from(u32::from(a) & mask_v4(c.len)),
+        IpAddr::V6(a) => u128::from(a) & mask_v6(c.len),
+    };
+    (c.len, network)
 }
 
 fn unspecified(v4: bool) -> IpAddr {

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use egress_core::cluster::{Endpoint, Node};
 use egress_core::device::{Device, DeviceAddress, Families};
 use egress_core::engine::{Action, Engine, EngineConfig, PlanError};
-use egress_core::entries::{ClusterState, Entry, KeyIdentity, compute};
+use egress_core::entries::{ClusterState, Entry, KeyIdentity, compute, count};
 use egress_core::gateway::Selection;
 use egress_core::labels::Labels;
 use egress_core::lookup::LookupTable;
@@ -351,6 +351,10 @@ proptest! {
         }
         let batch = compute(&model.state(), LOCAL, &local_devices(), selection);
         prop_assert_eq!(engine.entries(), batch.maps.clone());
+        // Counted without building (issue 21): the batch path's and the engine's numbers.
+        prop_assert_eq!(count(&model.state()), [batch.maps.ipv4.len(), batch.maps.ipv6.len()]);
+        let stats = engine.stats();
+        prop_assert_eq!([stats.desired_v4, stats.desired_v6], [batch.maps.ipv4.len(), batch.maps.ipv6.len()]);
         prop_assert_eq!(engine.conflicts(), batch.conflicts);
         // The engine's lookup (its compact lists, reused as lists come and go) agrees with
         // a lookup table built from the batch entries.

@@ -203,6 +203,12 @@ pub(crate) struct NodeArgs {
     pub(crate) selection: Selection,
     #[command(flatten)]
     pub(crate) version: VersionArg,
+    /// The most map entries (both families) to compute: a snapshot that gives more — each
+    /// selected pod address times its policies' CIDRs — is refused with its count before
+    /// anything is built (each entry takes a few hundred bytes of memory).
+    #[arg(long = "max-output-entries", value_name = "N",
+          default_value_t = egress_core::entries::OUTPUT_BUDGET)]
+    pub(crate) max_output_entries: usize,
 }
 
 impl NodeArgs {

@@ -159,6 +159,18 @@ pub(crate) fn load_for_node_as(
     let mut snapshot = load_snapshots(paths, version)?;
     let path = PathBuf::from(label(paths));
     let node = select_node(&mut snapshot, &path, args)?;
+    // Counted before anything is built: an amplifying input is refused here, in milliseconds.
+    let [v4, v6] = snapshot.with_state(egress_core::entries::count);
+    if v4 + v6 > args.max_output_entries {
+        return Err(Failure::Input(format!(
+            "{}: the maps would hold {} entries (IPv4 {v4}, IPv6 {v6}: each selected pod \
+             address times its policies' CIDRs), more than --max-output-entries {}; nothing \
+             was computed (raise it to compute them: a few hundred bytes of memory each)",
+            path.display(),
+            v4 + v6,
+            args.max_output_entries
+        )));
+    }
     if strict {
         let path = &path;
         let invalid: Vec<String> = snapshot
