@@ -76,29 +76,52 @@ pub fn to_json(maps: &MapEntries) -> String {
 
 /// [`to_json`] written to `out` row by row: only the row being written is held, so a
 /// million entries cost no more than their maps (the whole text would be ~150 B an entry).
-pub fn write_json<W: io::Write>(maps: &MapEntries, mut out: W) -> io::Result<()> {
+pub fn write_json<W: io::Write>(maps: &MapEntries, out: W) -> io::Result<()> {
+    write_json_rows(maps.ipv4.iter().copied(), maps.ipv6.iter().copied(), out)
+}
+
+/// [`write_json`] of entries given in output order, each family as an iterator (an engine's
+/// [`entries_streamed`](crate::engine::Engine::entries_streamed)): no entry is held but the
+/// one being written.
+pub fn write_json_rows<W: io::Write>(
+    ipv4: impl IntoIterator<Item = Entry>,
+    ipv6: impl IntoIterator<Item = Entry>,
+    mut out: W,
+) -> io::Result<()> {
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    StreamedMaps(maps).serialize(&mut ser)?;
+    StreamedMaps {
+        ipv4: Rows(std::cell::Cell::new(Some(ipv4.into_iter()))),
+        ipv6: Rows(std::cell::Cell::new(Some(ipv6.into_iter()))),
+    }
+    .serialize(&mut ser)?;
     out.write_all(b"\n")
+}
+
+/// Rows serialized once, as they come (`Serialize` takes `&self`: the iterator is taken
+/// out of the cell).
+struct Rows<I>(std::cell::Cell<Option<I>>);
+
+impl<I: Iterator<Item = Entry>> Serialize for Rows<I> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let rows = self.0.take().into_iter().flatten();
+        serializer.collect_seq(rows.map(|e| JsonRow::from(&e)))
+    }
 }
 
 /// `{"ipv4": [...], "ipv6": [...]}` as [`JsonMaps`] serializes it, each row made as it is
 /// written.
-struct StreamedMaps<'a>(&'a MapEntries);
+struct StreamedMaps<A, B> {
+    ipv4: Rows<A>,
+    ipv6: Rows<B>,
+}
 
-impl Serialize for StreamedMaps<'_> {
+impl<A: Iterator<Item = Entry>, B: Iterator<Item = Entry>> Serialize for StreamedMaps<A, B> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        struct Rows<'a>(&'a [Entry]);
-        impl Serialize for Rows<'_> {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_seq(self.0.iter().map(JsonRow::from))
-            }
-        }
         let mut doc = serializer.serialize_struct("JsonMaps", 2)?;
-        doc.serialize_field("ipv4", &Rows(&self.0.ipv4))?;
-        doc.serialize_field("ipv6", &Rows(&self.0.ipv6))?;
+        doc.serialize_field("ipv4", &self.ipv4)?;
+        doc.serialize_field("ipv6", &self.ipv6)?;
         doc.end()
     }
 }

@@ -353,8 +353,10 @@ proptest! {
         prop_assert_eq!(engine.entries(), batch.maps.clone());
         // Counted without building (issue 21): the batch path's and the engine's numbers.
         prop_assert_eq!(count(&model.state()), [batch.maps.ipv4.len(), batch.maps.ipv6.len()]);
-        let stats = engine.stats();
-        prop_assert_eq!([stats.desired_v4, stats.desired_v6], [batch.maps.ipv4.len(), batch.maps.ipv6.len()]);
+        prop_assert_eq!(engine.entry_counts(), [batch.maps.ipv4.len(), batch.maps.ipv6.len()]);
+        // Streamed one source at a time: the same entries in the same order.
+        prop_assert_eq!(&engine.entries_streamed(false).collect::<Vec<_>>(), &batch.maps.ipv4);
+        prop_assert_eq!(&engine.entries_streamed(true).collect::<Vec<_>>(), &batch.maps.ipv6);
         prop_assert_eq!(engine.conflicts(), batch.conflicts);
         // The engine's lookup (its compact lists, reused as lists come and go) agrees with
         // a lookup table built from the batch entries.

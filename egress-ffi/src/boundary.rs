@@ -200,6 +200,49 @@ pub(crate) unsafe fn copy_out(
     Ok(())
 }
 
+/// A document written twice by `write`: once to count its bytes (nothing held), then, when
+/// the caller's buffer holds it, into that buffer — never the whole text in memory, so that
+/// the size of a document of millions of entries costs nothing to ask for. `write` must
+/// write the same bytes both times.
+///
+/// # Safety
+/// As [`copy_out`].
+pub(crate) unsafe fn stream_out(
+    write: impl Fn(&mut dyn std::io::Write) -> std::io::Result<()>,
+    buf: *mut u8,
+    buf_len: usize,
+    written_out: *mut usize,
+) -> Result<(), Failure> {
+    /// Counts bytes, keeps none.
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let written_out = out(written_out, "written_out")?;
+    let mut counter = Counter(0);
+    write(&mut counter).map_err(|e| Failure::bug(format!("rendering: {e}")))?;
+    let size = counter.0;
+    // SAFETY: checked for NULL; the caller promises it is valid.
+    unsafe { written_out.write(size) };
+    if size > buf_len {
+        return Err(Failure::insufficient("buf_len", buf_len, size));
+    }
+    // SAFETY: forwarded from the caller.
+    let buf = unsafe { slice_mut(buf, buf_len, "buf") }?;
+    let mut rest: &mut [u8] = &mut buf[..size];
+    write(&mut rest).map_err(|e| Failure::bug(format!("rendering: {e}")))?;
+    if !rest.is_empty() {
+        return Err(Failure::bug("the document changed while written".into()));
+    }
+    Ok(())
+}
+
 /// Writes the `needed` items into the caller's array, or reports how many are needed without writing.
 ///
 /// # Safety

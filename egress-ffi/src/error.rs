@@ -99,6 +99,12 @@ impl Failure {
         )
     }
 
+    /// A bug of this library that did not panic (a document that rendered differently twice):
+    /// reported as a panic is.
+    pub(crate) fn bug(message: String) -> Self {
+        Self::new(egress_result::Panic, message)
+    }
+
     pub(crate) fn insufficient(name: &str, given: usize, needed: usize) -> Self {
         Self::about(
             egress_result::InsufficientSize,

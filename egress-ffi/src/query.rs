@@ -7,7 +7,9 @@ use egress_core::engine::Engine;
 use egress_core::lookup::{VerdictRecord, query_addresses};
 use egress_core::render;
 
-use crate::boundary::{copy_out, fill, out, reference, run, run_code, slice, slice_mut};
+use crate::boundary::{
+    copy_out, fill, out, reference, run, run_code, slice, slice_mut, stream_out,
+};
 use crate::engine::egress_engine;
 use crate::error::{Failure, egress_error, egress_result};
 use crate::types::{
@@ -33,11 +35,11 @@ unsafe fn text_out(
     }
 }
 
-/// The desired (or dumped) entries into the caller's array: the body of
-/// `egress_engine_entries` and `egress_maps_dump`.
+/// The dumped entries into the caller's array: the body of `egress_maps_dump`.
 ///
 /// # Safety
-/// As those exports.
+/// As that export.
+#[cfg(feature = "bpf")]
 pub(crate) unsafe fn fill_entries(
     entries: &egress_core::entries::MapEntries,
     buf: *mut egress_entry,
@@ -76,8 +78,20 @@ pub unsafe extern "C" fn egress_engine_maps_json(
 ) -> egress_result {
     // SAFETY: the caller's promises.
     unsafe {
-        text_out(engine, (buf, buf_len, written_out), error_out, |e| {
-            Ok(render::to_json(&e.entries()))
+        run(error_out, || {
+            let e = &reference(engine, "engine")?.engine;
+            stream_out(
+                |out| {
+                    render::write_json_rows(
+                        e.entries_streamed(false),
+                        e.entries_streamed(true),
+                        out,
+                    )
+                },
+                buf,
+                buf_len,
+                written_out,
+            )
         })
     }
 }
@@ -335,8 +349,18 @@ pub unsafe extern "C" fn egress_engine_entries(
     // SAFETY: the caller's promises.
     unsafe {
         run(error_out, || {
-            let maps = reference(engine, "engine")?.engine.entries();
-            fill_entries(&maps, buf, buf_len, count_out)
+            // Counted, then streamed into the caller's array: never all of them in memory.
+            let e = &reference(engine, "engine")?.engine;
+            let [v4, v6] = e.entry_counts();
+            fill(
+                v4 + v6,
+                e.entries_streamed(false)
+                    .chain(e.entries_streamed(true))
+                    .map(|entry| egress_entry::from(&entry)),
+                (buf, "buf"),
+                (buf_len, "buf_len"),
+                count_out,
+            )
         })
     }
 }

@@ -241,6 +241,40 @@ impl PolicyState {
     }
 }
 
+/// The desired entries of one family in output order ([`Engine::entries_streamed`]).
+pub struct EntryStream<'a> {
+    engine: &'a Engine,
+    sources: std::vec::IntoIter<IpAddr>,
+    source: Option<IpAddr>,
+    /// The current source's slots in output order (by destination address, then length).
+    list: Vec<Slot>,
+    next: usize,
+}
+
+impl Iterator for EntryStream<'_> {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        loop {
+            if let (Some(ip), Some(slot)) = (self.source, self.list.get(self.next)) {
+                self.next += 1;
+                return Some(slot.entry(ip));
+            }
+            let ip = self.sources.next()?;
+            let desired = self.engine.sources.get(ip).map(|s| s.desired);
+            self.list.clear();
+            self.list
+                .extend_from_slice(desired.map_or(&[][..], |id| self.engine.slots.get(id)));
+            // Output order within one source (its keys are distinct): destination address,
+            // then prefix length — as `Entry::display_order`.
+            self.list
+                .sort_unstable_by_key(|s| (s.destination.addr, s.destination.len));
+            self.source = Some(ip);
+            self.next = 0;
+        }
+    }
+}
+
 /// The live engine. See the module documentation.
 pub struct Engine {
     /// Unique per engine (never 0): a plan carries it, so that it is acknowledged only
@@ -663,6 +697,33 @@ impl Engine {
             all.extend(self.slots.get(source.desired).iter().map(|s| s.entry(ip)));
         }
         MapEntries::from_entries(all)
+    }
+
+    /// The desired entries of one family (`ipv6`), in output order, made one source at a
+    /// time: memory for the sources' addresses and one source's list, never for all the
+    /// entries (a size query or a streamed document of millions of entries costs no more).
+    /// The same entries, in the same order, as [`Engine::entries`].
+    pub fn entries_streamed(&self, ipv6: bool) -> EntryStream<'_> {
+        let mut sources: Vec<IpAddr> = self
+            .sources
+            .iter()
+            .filter(|(ip, s)| ip.is_ipv6() == ipv6 && s.desired != ListId::EMPTY)
+            .map(|(ip, _)| ip)
+            .collect();
+        sources.sort_unstable();
+        EntryStream {
+            engine: self,
+            sources: sources.into_iter(),
+            source: None,
+            list: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// The number of desired entries per family (IPv4, IPv6): what [`Engine::entries`]
+    /// would hold, without building it.
+    pub fn entry_counts(&self) -> [usize; 2] {
+        self.desired_count
     }
 
     /// The desired IPv4 map entries, in output order.

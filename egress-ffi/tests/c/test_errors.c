@@ -251,7 +251,8 @@ static void test_version(void)
     CHECK_STR(egress_result_name(EGRESS_RESULT_INSUFFICIENT_SIZE),
               "EGRESS_RESULT_INSUFFICIENT_SIZE");
     CHECK_STR(egress_result_name(EGRESS_RESULT_KERNEL), "EGRESS_RESULT_KERNEL");
-    CHECK(egress_result_name(EGRESS_RESULT_KERNEL + 1) == NULL);
+    CHECK_STR(egress_result_name(EGRESS_RESULT_OUT_OF_MEMORY), "EGRESS_RESULT_OUT_OF_MEMORY");
+    CHECK(egress_result_name(EGRESS_RESULT_OUT_OF_MEMORY + 1) == NULL);
     CHECK_STR(egress_map_name(EGRESS_MAP_V4_LEGACY), "cilium_egress_gw_policy_v4");
     CHECK_STR(egress_map_name(EGRESS_MAP_V6), "cilium_egress_gw_policy_v6");
     CHECK(egress_map_name(3) == NULL);
