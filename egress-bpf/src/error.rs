@@ -42,11 +42,71 @@ impl fmt::Display for Errno {
             libc::ENOMEM => "ENOMEM",
             libc::EBADF => "EBADF",
             libc::EOPNOTSUPP => "EOPNOTSUPP",
+            libc::EROFS => "EROFS",
+            libc::EISDIR => "EISDIR",
+            libc::ENOTDIR => "ENOTDIR",
+            libc::EBUSY => "EBUSY",
+            libc::EAGAIN => "EAGAIN",
+            libc::EFAULT => "EFAULT",
+            libc::EMFILE => "EMFILE",
+            libc::ENFILE => "ENFILE",
+            libc::ELOOP => "ELOOP",
+            libc::ENAMETOOLONG => "ENAMETOOLONG",
+            libc::EIO => "EIO",
+            libc::EINTR => "EINTR",
             524 => "ENOTSUPP",
             _ => "errno",
         };
         let text = std::io::Error::from_raw_os_error(self.0);
         write!(f, "{name} ({}): {text}", self.0)
+    }
+}
+
+/// A map's shape value as a message shows it: a map type by its name and number
+/// (`lpm_trie (11)`), other fields as numbers.
+fn shape_value(field: &str, value: u64) -> String {
+    if field != "type" {
+        return value.to_string();
+    }
+    const TYPES: [&str; 34] = [
+        "unspec",
+        "hash",
+        "array",
+        "prog_array",
+        "perf_event_array",
+        "percpu_hash",
+        "percpu_array",
+        "stack_trace",
+        "cgroup_array",
+        "lru_hash",
+        "lru_percpu_hash",
+        "lpm_trie",
+        "array_of_maps",
+        "hash_of_maps",
+        "devmap",
+        "sockmap",
+        "cpumap",
+        "xskmap",
+        "sockhash",
+        "cgroup_storage",
+        "reuseport_sockarray",
+        "percpu_cgroup_storage",
+        "queue",
+        "stack",
+        "sk_storage",
+        "devmap_hash",
+        "struct_ops",
+        "ringbuf",
+        "inode_storage",
+        "task_storage",
+        "bloom_filter",
+        "user_ringbuf",
+        "cgrp_storage",
+        "arena",
+    ];
+    match usize::try_from(value).ok().and_then(|i| TYPES.get(i)) {
+        Some(name) => format!("{name} ({value})"),
+        None => format!("map type {value}"),
     }
 }
 
@@ -92,7 +152,8 @@ pub enum Error {
         errno: Errno,
     },
     /// An existing pinned map does not have the expected shape.
-    #[error("{}: existing pinned map has {field} {found}, expected {expected}", path.display())]
+    #[error("{}: existing pinned map has {field} {}, expected {}", path.display(),
+        shape_value(field, *found), shape_value(field, *expected))]
     Mismatch {
         /// The pinned map.
         path: PathBuf,

@@ -85,7 +85,16 @@ impl PinnedMap {
                     Err(e) => return Err(syscall("pin map", e)),
                 }
             }
-            Err(e) => return Err(syscall("open pinned map", e)),
+            // Something else at the pin's path: a directory is said so, not as the kernel's
+            // EACCES; a path through a file as ENOTDIR.
+            Err(e) => {
+                let errno = match std::fs::symlink_metadata(&path) {
+                    Ok(meta) if meta.is_dir() => Errno(libc::EISDIR),
+                    Err(io) if io.raw_os_error() == Some(libc::ENOTDIR) => Errno(libc::ENOTDIR),
+                    _ => e,
+                };
+                return Err(syscall("open pinned map", errno));
+            }
         };
         let info = sys::map_info(&fd).map_err(|e| syscall("read map info", e))?;
         let expect = |field, expected: u64, found: u32| {

@@ -29,13 +29,22 @@ fn parse_size(s: &str) -> Result<u64, String> {
         "G" | "g" | "GiB" => 30,
         _ => return Err(format!("{s:?}: want a number of bytes, with K, M or G")),
     };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?}: want a number of bytes, with K, M or G"))?;
-    match n.checked_shl(shift).filter(|v| *v >> shift == n && *v > 0) {
-        Some(v) => Ok(v),
-        None => Err(format!("{s:?}: want a size from 1 byte to 2^64")),
-    }
+    let bound = || {
+        format!(
+            "{s:?}: want a size from 1 byte to 2^64 - 1 ({} bytes)",
+            u64::MAX
+        )
+    };
+    let n: u64 = digits.parse().map_err(|e: std::num::ParseIntError| {
+        if *e.kind() == std::num::IntErrorKind::PosOverflow {
+            bound()
+        } else {
+            format!("{s:?}: want a number of bytes, with K, M or G")
+        }
+    })?;
+    n.checked_shl(shift)
+        .filter(|v| *v >> shift == n && *v > 0)
+        .ok_or_else(bound)
 }
 
 #[derive(Debug, Subcommand)]

@@ -888,3 +888,75 @@ fn racing_applies_take_turns() {
     assert!(in_sync(&b));
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+/// Issue 21: kernel conditions named as what they are — a directory at a pin's path
+/// (EISDIR, not the kernel's EACCES), a read-only bpffs (EROFS, not "errno (30)"), a map of
+/// another type pinned under the name (its type by name).
+#[test]
+fn kernel_conditions_are_named() {
+    let Some(fs) = bpffs_or_skip("kernel_conditions_are_named") else {
+        return;
+    };
+    let group = example("seed-gateway-group.yaml");
+    // A directory where a map's pin goes.
+    let dir = fs.path().join("dirs");
+    std::fs::create_dir_all(dir.join("cilium_egress_gw_policy_v4")).unwrap();
+    let out = egressctl(&["apply", "-f", &group, "--bpffs", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("cilium_egress_gw_policy_v4: EISDIR (21)"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A read-only bpffs.
+    let ro = std::env::temp_dir().join(format!("egressctl-ro-{}", std::process::id()));
+    std::fs::create_dir_all(&ro).unwrap();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    assert!(
+        Command::new("mount")
+            .args(["-t", "bpf", "-o", "ro", "bpf", ro.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _unmount = Unmount(ro.clone());
+    let out = egressctl(&["apply", "-f", &group, "--bpffs", ro.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("EROFS (30)"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A hash map pinned under the IPv4 map's name.
+    let other = fs.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let made = Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(other.join("cilium_egress_gw_policy_v4"))
+        .args([
+            "type", "hash", "key", "12", "value", "8", "entries", "16", "name", "x",
+        ])
+        .status();
+    match made {
+        Ok(status) if status.success() => {
+            let out = egressctl(&["apply", "-f", &group, "--bpffs", other.to_str().unwrap()]);
+            assert_eq!(out.status.code(), Some(3));
+            assert!(
+                text(&out.stderr)
+                    .contains("existing pinned map has type hash (1), expected lpm_trie (11)"),
+                "{}",
+                text(&out.stderr)
+            );
+        }
+        _ if std::env::var_os("EGRESS_REQUIRE_BPF").is_some() => {
+            panic!("bpftool could not create a hash map (EGRESS_REQUIRE_BPF=1)")
+        }
+        _ => eprintln!("kernel_conditions_are_named: skipped the map type case: no bpftool"),
+    }
+}

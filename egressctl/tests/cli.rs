@@ -513,6 +513,22 @@ fn inputs_larger_than_max_input_are_refused() {
             .code(),
         Some(2)
     );
+    // The bound the message names is the one accepted: 2^64 - 1, not 2^64.
+    let most = u64::MAX.to_string();
+    assert!(
+        egressctl(&["list", "-f", &seed, "--max-input", &most])
+            .status
+            .success()
+    );
+    let out = egressctl(&["list", "-f", &seed, "--max-input", "18446744073709551616"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("want a size from 1 byte to 2^64 - 1 (18446744073709551615 bytes)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = egressctl(&["list", "-f", &seed, "--max-input", "17179869184G"]);
+    assert!(stderr(&out).contains("2^64 - 1"), "{}", stderr(&out));
 }
 
 #[test]

@@ -60,6 +60,16 @@ struct Finished {
 
 /// The documents of a YAML stream; empty documents are skipped by the caller.
 pub(super) fn parse(text: &str, budget: &Budget) -> Result<Vec<Node>, ParseError> {
+    // YAML text cannot hold a NUL (it is not printable); the parser would take one for the
+    // end of the text and report an unfinished scalar: said as what it is, where it is.
+    if let Some(at_byte) = text.find('\0') {
+        let before = &text[..at_byte];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        return Err(ParseError(format!(
+            "found a NUL byte (\\0), which YAML text cannot hold, at line {line} column {column}"
+        )));
+    }
     let mut parser = Parser::new_from_str(text);
     let mut docs = Vec::new();
     let mut stack: Vec<Open> = Vec::new();
@@ -450,6 +460,22 @@ mod tests {
         assert!(err("a: !!bool yes\n").contains("expected a boolean"));
         assert!(err("a: !foo 1\n").starts_with("invalid type: a value tagged !foo,"));
         assert!(err("a: !foo [1]\n").starts_with("invalid type: a collection tagged !foo,"));
+    }
+
+    /// A NUL byte, quoted or not, is said as one where it is (the parser took it for the end
+    /// of the text: "unexpected end of stream").
+    #[test]
+    fn a_nul_byte_is_named_where_it_is() {
+        for (text, column) in [("a: \"x\0y\"\n", 6), ("a: 'x\0y'\n", 6), ("a: x\0y\n", 5)] {
+            assert_eq!(
+                err(text),
+                format!(
+                    "found a NUL byte (\\0), which YAML text cannot hold, at line 1 column {column}"
+                ),
+                "{text:?}"
+            );
+        }
+        assert!(err("a: 1\nb: é\0\n").ends_with("at line 2 column 5"));
     }
 
     #[test]
