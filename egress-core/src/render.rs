@@ -347,6 +347,24 @@ pub fn conflicts_json(conflicts: &[crate::entries::Conflict]) -> serde_json::Val
         .collect()
 }
 
+/// [`json_text`] of [`conflicts_json`] written row by row from conflicts in key order (an
+/// engine's [`conflicts_streamed`](crate::engine::Engine::conflicts_streamed)): the same
+/// bytes, with only the conflict being written held.
+pub fn write_conflicts_json<W: io::Write>(
+    conflicts: impl IntoIterator<Item = crate::entries::Conflict>,
+    mut out: W,
+) -> io::Result<()> {
+    let rows = conflicts.into_iter().map(|c| {
+        serde_json::json!({
+            "winner": producer_json(&c.winner),
+            "overridden": c.losers.iter().map(producer_json).collect::<Vec<_>>(),
+        })
+    });
+    let mut ser = serde_json::Serializer::pretty(&mut out);
+    ser.collect_seq(rows)?;
+    out.write_all(b"\n")
+}
+
 /// Diagnostics and conflicts as the conformance surface's document: `{"invalidPolicies":
 /// [{"policy", "errors": [{"path", "reason"}]}], "warnings": [..], "skipped": [..],
 /// "conflicts": [..]}` (conflicts as [`conflicts_json`]).

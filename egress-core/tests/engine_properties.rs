@@ -357,6 +357,16 @@ proptest! {
         // Streamed one source at a time: the same entries in the same order.
         prop_assert_eq!(&engine.entries_streamed(false).collect::<Vec<_>>(), &batch.maps.ipv4);
         prop_assert_eq!(&engine.entries_streamed(true).collect::<Vec<_>>(), &batch.maps.ipv6);
+        // The streamed documents (the C ABI's) are the rendered ones byte for byte.
+        let mut streamed = Vec::new();
+        egress_core::render::write_json_rows(engine.entries_streamed(false), engine.entries_streamed(true), &mut streamed).unwrap();
+        prop_assert_eq!(String::from_utf8(streamed).unwrap(), egress_core::render::to_json(&batch.maps));
+        let mut streamed = Vec::new();
+        egress_core::render::write_conflicts_json(engine.conflicts_streamed(), &mut streamed).unwrap();
+        prop_assert_eq!(
+            String::from_utf8(streamed).unwrap(),
+            egress_core::render::json_text(&egress_core::render::conflicts_json(&batch.conflicts))
+        );
         prop_assert_eq!(engine.conflicts(), batch.conflicts);
         // The engine's lookup (its compact lists, reused as lists come and go) agrees with
         // a lookup table built from the batch entries.

@@ -443,8 +443,14 @@ pub unsafe extern "C" fn egress_engine_conflicts_json(
 ) -> egress_result {
     // SAFETY: the caller's promises.
     unsafe {
-        text_out(engine, (buf, buf_len, written_out), error_out, |e| {
-            Ok(render::json_text(&render::conflicts_json(&e.conflicts())))
+        run(error_out, || {
+            let e = &reference(engine, "engine")?.engine;
+            stream_out(
+                |out| render::write_conflicts_json(e.conflicts_streamed(), out),
+                buf,
+                buf_len,
+                written_out,
+            )
         })
     }
 }

@@ -7,14 +7,94 @@
 //! one of the header's; a failure with an `error_out` carries an error object of the same
 //! code whose message and field strings are readable, a success none; a buffer too small
 //! says how large it must be (with no error object), and that size then succeeds; a lookup
-//! equals the same query in a batch.
+//! equals the same query in a batch. And every query into a caller buffer (plans, maps,
+//! entries, conflicts, explanations) allocates no more than its budget (issue 21): 1 MiB,
+//! plus 256 bytes per byte of the fuzz input, plus twice the buffer the caller gave — a
+//! size query of an amplifying input (a few CIDRs times a few endpoints) counts, never
+//! renders or builds.
 #![no_main]
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::ffi::CStr;
 use std::ptr::{null, null_mut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use egress_ffi::*;
 use libfuzzer_sys::fuzz_target;
+
+/// The system allocator, counting the bytes live and their peak.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+impl Counting {
+    fn grew(size: usize) {
+        let live = LIVE.fetch_add(size, Ordering::Relaxed) + size;
+        PEAK.fetch_max(live, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only counters change.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            Self::grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            Self::grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            Self::grew(new_size);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+thread_local! {
+    /// The fuzz input's length: the budget of every call grows with it.
+    static INPUT_LEN: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Runs `call`, which was given an output buffer of `given` bytes, and checks that the memory
+/// it allocated at its peak stays within its budget.
+fn within_budget<R>(what: &str, given: usize, call: impl FnOnce() -> R) -> R {
+    let budget = (1 << 20) + 256 * INPUT_LEN.with(Cell::get) + 2 * given;
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
+    let result = call();
+    let peak = PEAK.load(Ordering::Relaxed) - before;
+    assert!(
+        peak <= budget,
+        "{what} allocated {peak} bytes at its peak, over its budget of {budget}"
+    );
+    result
+}
 
 const TEXTS: [&str; 8] = [
     "metadata: {name: a}\nspec: {selectors: [{podSelector: {matchLabels: {app: a}}}], destinationCIDRs: [0.0.0.0/0, '::/0'], excludedCIDRs: [10.9.0.0/16], egressGateway: {nodeSelector: {matchLabels: {egress: 'true'}}}}",
@@ -212,7 +292,10 @@ fn sized<T: Copy>(
     let mut error = null_mut();
     let mut error_spare = Vec::new();
     let error_ptr = mut_ptr_to(&mut error, error_how, &mut error_spare);
-    let code = call(buf_ptr, len, count_ptr, error_ptr);
+    let size = std::mem::size_of::<T>();
+    let code = within_budget("a query", len * size, || {
+        call(buf_ptr, len, count_ptr, error_ptr)
+    });
     check(code, error_how, &mut error, &error_spare);
     assert!(
         untouched(&count_spare),
@@ -228,7 +311,9 @@ fn sized<T: Copy>(
         let mut big = vec![zero; count];
         let mut again = usize::MAX;
         let mut error = null_mut();
-        let code = call(big.as_mut_ptr(), big.len(), &mut again, &mut error);
+        let code = within_budget("a query of the size asked for", count * size, || {
+            call(big.as_mut_ptr(), big.len(), &mut again, &mut error)
+        });
         check(code, Ptr::Valid, &mut error, &[]);
         assert_eq!(code, egress_result::Ok, "the size asked for");
         assert_eq!(again, big.len());
@@ -243,6 +328,7 @@ fn sized<T: Copy>(
 }
 
 fuzz_target!(|data: &[u8]| {
+    INPUT_LEN.with(|n| n.set(data.len()));
     let mut b = Bytes(data);
     let mut spare = Vec::new();
     let node = b.text();

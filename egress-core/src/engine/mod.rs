@@ -831,27 +831,43 @@ impl Engine {
 
     /// Every conflict (B.1): keys with several producers whose bytes differ, in key order.
     pub fn conflicts(&self) -> Vec<Conflict> {
-        let mut out = Vec::new();
-        for (ip, source) in self.sources.iter() {
-            for (_, producers) in self.merge_ranked(source.contributions) {
-                let Some((winner, rest)) = producers.split_first() else {
-                    continue;
-                };
-                let losers: Vec<Producer> = rest
-                    .iter()
-                    .filter(|p| p.1.slot != winner.1.slot)
-                    .map(|p| self.producer(ip, p))
-                    .collect();
-                if !losers.is_empty() {
-                    out.push(Conflict {
-                        winner: self.producer(ip, winner),
-                        losers,
-                    });
+        self.conflicts_streamed().collect()
+    }
+
+    /// [`Engine::conflicts`] made one source at a time, in the same order: memory for the
+    /// sources' addresses and one source's conflicts, never for all of them.
+    pub fn conflicts_streamed(&self) -> impl Iterator<Item = Conflict> + '_ {
+        let mut sources: Vec<IpAddr> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| !s.contributions.is_empty())
+            .map(|(ip, _)| ip)
+            .collect();
+        // Key order: IPv4 sources first, each family by address (`KeyIdentity`).
+        sources.sort_unstable();
+        sources.into_iter().flat_map(move |ip| {
+            let mut found: Vec<Conflict> = Vec::new();
+            if let Some(source) = self.sources.get(ip) {
+                for (_, producers) in self.merge_ranked(source.contributions) {
+                    let Some((winner, rest)) = producers.split_first() else {
+                        continue;
+                    };
+                    let losers: Vec<Producer> = rest
+                        .iter()
+                        .filter(|p| p.1.slot != winner.1.slot)
+                        .map(|p| self.producer(ip, p))
+                        .collect();
+                    if !losers.is_empty() {
+                        found.push(Conflict {
+                            winner: self.producer(ip, winner),
+                            losers,
+                        });
+                    }
                 }
             }
-        }
-        out.sort_by_key(|c| c.winner.entry.identity());
-        out
+            found.sort_by_key(|c| c.winner.entry.identity());
+            found
+        })
     }
 
     fn producer(&self, ip: IpAddr, (c, r): &(Contribution, RankedSlot)) -> Producer {

@@ -605,11 +605,9 @@ impl Engine {
     fn build_plan(&self, counted: &Counted) -> Result<PlanParts, PlanError> {
         let layout = self.config.layout;
         let total = counted.len();
-        let mut upserts: Vec<PlanOp> = Vec::new();
-        let mut deletes: Vec<PlanOp> = Vec::new();
-        upserts
-            .try_reserve_exact(total)
-            .and_then(|()| deletes.try_reserve_exact(counted.delete_ops))
+        // One vector, reserved once: the upserts, then the deletes (sorted apart).
+        let mut ops: Vec<PlanOp> = Vec::new();
+        ops.try_reserve_exact(total)
             .map_err(|_| crate::error::AllocError {
                 what: "plan operations",
                 count: total,
@@ -620,12 +618,23 @@ impl Engine {
                 self.slots.get(source.programmed),
                 layout,
                 ip.is_ipv4(),
-                |change| match change {
-                    Change::New(d) | Change::Changed(d) => {
-                        PlanOp::each_map(Action::Upsert, d.entry(ip), layout, &mut upserts)
+                |change| {
+                    if let Change::New(d) | Change::Changed(d) = change {
+                        PlanOp::each_map(Action::Upsert, d.entry(ip), layout, &mut ops);
                     }
-                    Change::Stale(p) => {
-                        PlanOp::each_map(Action::Delete, p.entry(ip), layout, &mut deletes)
+                },
+            );
+        }
+        let count = ops.len();
+        for (ip, source) in self.pending_sources() {
+            diff_lists(
+                self.slots.get(source.desired),
+                self.slots.get(source.programmed),
+                layout,
+                ip.is_ipv4(),
+                |change| {
+                    if let Change::Stale(p) = change {
+                        PlanOp::each_map(Action::Delete, p.entry(ip), layout, &mut ops);
                     }
                 },
             );
@@ -638,17 +647,15 @@ impl Engine {
                 .cmp(&rank(b))
                 .then_with(|| a.entry.display_order(&b.entry))
         };
+        let (upserts, deletes) = ops.split_at_mut(count);
         upserts.sort_unstable_by(order);
         deletes.sort_unstable_by(order);
-        let count = upserts.len();
-        let n = deletes.len();
-        // The reserve holds both: neither moves the other.
-        upserts.extend(deletes);
         if counted.shape.deletes_first {
-            upserts.rotate_right(n);
+            let n = deletes.len();
+            ops.rotate_right(n);
         }
         Ok(PlanParts {
-            ops: upserts,
+            ops,
             upserts: count,
             peak: counted.shape.peak,
             deletes_first: counted.shape.deletes_first,
