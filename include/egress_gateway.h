@@ -1096,7 +1096,9 @@ void egress_maps_free(struct egress_maps *maps);
  * the next plan (`EGRESS_RESULT_KERNEL`, with the errno). Refused before anything is
  * written: an engine of another layout (`EGRESS_RESULT_INVALID_ARGUMENT`), a desired state
  * that does not fit a map (`EGRESS_RESULT_CAPACITY`), operations the machine cannot allocate
- * (`EGRESS_RESULT_OUT_OF_MEMORY`).
+ * (`EGRESS_RESULT_OUT_OF_MEMORY`), another writer holding the pin directory for longer than
+ * 10 s (`EGRESS_RESULT_KERNEL`, errno `EWOULDBLOCK`: one writer per directory, an advisory
+ * `flock` on it that every writer of this library takes, in any process).
  *
  * # Safety
  * `maps` NULL or valid; `engine` NULL or valid with exclusive access; `applied_out` and

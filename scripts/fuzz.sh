@@ -6,7 +6,8 @@
 #   engine_events  random event sequences against the engine, checked against a model of the
 #                  kernel map, the standalone lookup table and a from-scratch engine;
 #   c_abi          random calls of the C ABI: NULL and misaligned pointers, enum values,
-#                  buffer sizes, text that is not UTF-8.
+#                  buffer sizes, text that is not UTF-8; every query within its allocation
+#                  budget (1 MiB + 256 B per input byte + twice the caller's buffer).
 # A finding (a panic, a failed check, an input slower than 10 s or using more than 2 GB)
 # fails the run and leaves the input in fuzz/artifacts/<target>/.
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]

@@ -97,7 +97,9 @@ func (m *Maps) use(f func(*C.egress_maps) error) error {
 // and the rest comes back in the next plan (ErrKernel, with the errno). Refused before
 // anything is written: an engine of another layout (ErrInvalidArgument), a desired state
 // that does not fit a map (ErrCapacity), operations the machine cannot allocate
-// (ErrOutOfMemory). A plan taken with TakePlan before is no longer the one Ack
+// (ErrOutOfMemory). One writer per pin directory (an advisory lock on it that every writer of
+// this library takes, in any process): another writer holding it for longer than 10 s is
+// ErrKernel with errno EWOULDBLOCK. A plan taken with TakePlan before is no longer the one Ack
 // acknowledges.
 func (m *Maps) Program(e *Engine) (applied int, err error) {
 	if e == nil {

@@ -298,7 +298,9 @@ class Maps:
     ) -> "Maps":
         """Opens (or with ``create`` creates) the maps of ``layout`` in ``dir``."""
     def program(self, engine: Engine) -> int:
-        """Takes the engine's plan, writes it, acknowledges it; how many operations were written."""
+        """Takes the engine's plan, writes it, acknowledges it; how many operations were written.
+        One writer per pin directory (an advisory lock on it, in any process): another writer
+        holding it for longer than 10 s is a ``KernelError`` with errno ``EWOULDBLOCK``."""
     def adopt(self, engine: Engine) -> None:
         """Makes what the maps hold ``engine``'s programmed baseline (a restarted agent):
         with the ``dual`` layout both IPv4 maps, a key they disagree on written again."""

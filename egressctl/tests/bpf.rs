@@ -791,6 +791,34 @@ fn a_full_map_is_replaced_by_deleting_the_stale_keys_first() {
         text(&out.stderr)
     );
     verify(&c);
+    // Half the map another writer's entries the engine cannot read (a prefix shorter than
+    // the source): upserting 500 new keys first would meet a full map in the kernel (ENOSPC,
+    // on every run); they go first.
+    let half = fs.path().join("half").display().to_string();
+    let e = file("e.json", pods_snapshot(5, 500));
+    let f = file("f.json", pods_snapshot(6, 500));
+    let out = egressctl(&["apply", "-f", &e, "--bpffs", &half, "--max-entries", "1000"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let maps =
+        egress_bpf::EgressMaps::open(Path::new(&half), egress_core::maps::Layout::V4Legacy, false)
+            .unwrap();
+    for i in 0..500u32 {
+        let mut key = vec![0u8; 12];
+        key[..4].copy_from_slice(&16u32.to_le_bytes());
+        key[4..8].copy_from_slice(&(0x0a09_0000 + i * 65536).to_be_bytes());
+        maps.ipv4().write_raw(&key, &[0u8; 8]).unwrap();
+    }
+    drop(maps);
+    let out = egressctl(&["apply", "-f", &f, "--bpffs", &half, "--max-entries", "1000"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr).matches("the engine cannot read").count(),
+        500,
+        "{}",
+        text(&out.stderr)
+    );
+    let out = egressctl(&["verify", "-f", &f, "--bpffs", &half]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 

@@ -46,7 +46,8 @@ impl Maps {
 
     /// Takes the engine's plan, writes it and acknowledges what was written; returns how many
     /// operations were written. On a kernel failure the written prefix is acknowledged and
-    /// `KernelError` raised.
+    /// `KernelError` raised. One writer per pin directory: another writer holding it for
+    /// longer than 10 s is a `KernelError` with errno `EWOULDBLOCK`.
     fn program(&self, py: Python<'_>, engine: &Engine) -> PyResult<usize> {
         engine
             .writing_detached(py, |e| self.maps.program(e))
