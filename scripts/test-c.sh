@@ -9,6 +9,9 @@
 #      transcript compared with the one every binding must write;
 #   4. the same without sanitizers, run under valgrind (no errors, no definite or indirect
 #      leaks), and the tests under helgrind (no data race in the concurrent lookups);
+#   4b. issue 21's amplifying input (32.8 M entries from 0.56 MB): the size queries count, the
+#      plan is refused for capacity before it is built, the peak memory stays within 10 x
+#      the input + 64 MiB;
 #   5. the example linked dynamically against libegress_ffi.so, run;
 #   6. the README's C quick start, extracted from README.md, linked as ARCHITECTURE.md says
 #      (-Ltarget/release -l:libegress_ffi.a), run;
@@ -114,6 +117,11 @@ run "${valgrind[@]}" "$out/seed_gateway_group" "$seed" >"$out/seed_gateway_group
 run "${valgrind[@]}" "$out/test_errors" "$examples"
 # The concurrent lookups on one const engine: no data race either.
 run valgrind -q --tool=helgrind --error-exitcode=1 "$out/test_errors" "$examples" >/dev/null
+
+log "the amplifying input (0.56 MB, 32.8 M entries): counted, refused, in proportion to the input"
+run "$CC" "${cflags[@]}" egress-ffi/tests/c/amplification.c "${static_lib[@]}" \
+    -o "$out/amplification"
+run "$out/amplification"
 
 log "dynamic: the example against libegress_ffi.so"
 # $ORIGIN: the binary finds target/release/libegress_ffi.so from wherever it is run.
