@@ -119,7 +119,8 @@ enum egress_result
      */
     EGRESS_RESULT_POLICY = 8,
     /**
-     * A plan would overflow a map's `max_entries`; nothing was written.
+     * A map's desired state exceeds its `max_entries` (counted before a plan is built, with
+     * the stale keys deleted first where that makes it fit); nothing was written.
      */
     EGRESS_RESULT_CAPACITY = 9,
     /**
@@ -1108,6 +1109,28 @@ egress_result egress_maps_program(const struct egress_maps *maps,
                                   struct egress_engine *engine,
                                   size_t *applied_out,
                                   struct egress_error **error_out);
+#endif
+
+#if defined(EGRESS_FEATURE_BPF)
+/**
+ * The whole cycle of a writer, under the pin directory's writer lock (so that no other
+ * writer, in any process, reads or writes between its steps): reads what the maps hold and
+ * makes it the engine's programmed baseline (as `egress_maps_adopt`), then programs the
+ * difference (as `egress_maps_program`). Elements the engine cannot read (another writer's)
+ * are deleted — before the plan when they take the room it needs, else after it.
+ * `*applied_out` (optional) is the number of plan operations written (on a kernel failure
+ * too, as `egress_maps_program`); `*unreadable_deleted_out` (optional) the number of
+ * elements deleted that the engine could not read. Failures as `egress_maps_program`.
+ *
+ * # Safety
+ * `maps` NULL or valid; `engine` NULL or valid with exclusive access; `applied_out`,
+ * `unreadable_deleted_out` and `error_out` NULL or valid for a write.
+ */
+egress_result egress_maps_reconcile(const struct egress_maps *maps,
+                                    struct egress_engine *engine,
+                                    size_t *applied_out,
+                                    size_t *unreadable_deleted_out,
+                                    struct egress_error **error_out);
 #endif
 
 #if defined(EGRESS_FEATURE_BPF)

@@ -54,7 +54,7 @@ var (
 	ErrInput = errors.New("egressgw: invalid input")
 	// ErrPolicy: an invalid policy (a *PolicyError); the previous version stays in force.
 	ErrPolicy = errors.New("egressgw: invalid policy")
-	// ErrCapacity: a plan would overflow a map's max entries; nothing was handed out.
+	// ErrCapacity: a map's desired state exceeds its max entries; nothing was handed out.
 	ErrCapacity = errors.New("egressgw: map capacity exceeded")
 	// ErrDecode: map bytes that do not decode into an entry.
 	ErrDecode = errors.New("egressgw: undecodable map bytes")

@@ -117,6 +117,29 @@ func (m *Maps) Program(e *Engine) (applied int, err error) {
 	return applied, err
 }
 
+// Reconcile is a writer's whole cycle under the pin directory's writer lock (no other
+// writer, in any process, reads or writes between its steps): it reads what the maps hold,
+// makes it e's programmed baseline (as AdoptMaps), then programs the difference (as
+// Program). Elements e cannot read (another writer's) are deleted, before the plan when they
+// take the room it needs, else after it. applied is the number of plan operations written
+// (on a kernel failure too); unreadableDeleted the number of such elements deleted.
+// Failures as Program.
+func (m *Maps) Reconcile(e *Engine) (applied, unreadableDeleted int, err error) {
+	if e == nil {
+		return 0, 0, argumentError("engine", "Required value")
+	}
+	err = m.use(func(maps *C.egress_maps) error {
+		return e.write(func(ptr *C.egress_engine) error {
+			var n, deleted C.size_t
+			var cerr *C.egress_error
+			err := failure(C.egress_maps_reconcile(maps, ptr, &n, &deleted, &cerr), cerr)
+			applied, unreadableDeleted = int(n), int(deleted)
+			return err
+		})
+	})
+	return applied, unreadableDeleted, err
+}
+
 // Dump reads both maps' entries (IPv4 first, each in `egressctl list` order). A legacy
 // IPv4 map stores no ifindex: its entries have 0.
 func (m *Maps) Dump() ([]Entry, error) {

@@ -90,6 +90,19 @@ func TestProgramDumpAndAdoptTheKernelMaps(t *testing.T) {
 		t.Fatalf("%d entries left, want %d", len(got), len(want)-1)
 	}
 
+	// The whole cycle under the writer lock: a fresh engine of the seed reads the maps (one
+	// pod short) as its baseline and writes back that pod's entry only; then nothing.
+	cycled := seedEngine(t, v4v2)
+	if applied, deleted, err := maps.Reconcile(cycled); applied != 1 || deleted != 0 || err != nil {
+		t.Fatalf("reconcile: %d written, %d unreadable deleted, %v", applied, deleted, err)
+	}
+	if applied, _, err := maps.Reconcile(cycled); applied != 0 || err != nil {
+		t.Fatalf("reconcile again: %d written, %v", applied, err)
+	}
+	if _, _, err := maps.Reconcile(nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a nil engine: %v", err)
+	}
+
 	// An engine of the other layout, or a plan over capacity: refused, nothing written.
 	legacy := seedEngine(t, Config{})
 	if _, err := maps.Program(legacy); !errors.Is(err, ErrInvalidArgument) {

@@ -77,8 +77,9 @@ type Plan struct {
 func (p Plan) Len() int { return len(p.Ops) }
 
 // TakePlan returns the operations that make the maps equal the desired state (none when
-// nothing changed). ErrCapacity when a map would overflow at the plan's peak: nothing is
-// handed out then. Only the last plan taken can be acknowledged, once (SEMANTICS B.8).
+// nothing changed). ErrCapacity when a map's desired state exceeds its max entries (counted
+// before anything is built), ErrOutOfMemory when the operations cannot be allocated: nothing
+// is handed out then. Only the last plan taken can be acknowledged, once (SEMANTICS B.8).
 func (e *Engine) TakePlan() (Plan, error) {
 	var plan Plan
 	err := e.write(func(ptr *C.egress_engine) error {

@@ -42,7 +42,8 @@ class SnapshotError(EgressError):
     """Input that cannot be read: not YAML/JSON, or input errors, each with its path."""
 
 class CapacityError(EgressError):
-    """A plan that would overflow a map's max_entries; nothing was handed out."""
+    """A map's desired state exceeds its max_entries (counted before the plan is built);
+    nothing was handed out."""
 
 class KernelError(EgressError):
     """A kernel call failed."""
@@ -301,6 +302,10 @@ class Maps:
         """Takes the engine's plan, writes it, acknowledges it; how many operations were written.
         One writer per pin directory (an advisory lock on it, in any process): another writer
         holding it for longer than 10 s is a ``KernelError`` with errno ``EWOULDBLOCK``."""
+    def reconcile(self, engine: Engine) -> tuple[int, int]:
+        """A writer's whole cycle under the pin directory's writer lock: reads the maps,
+        makes them ``engine``'s baseline, programs the difference; elements the engine cannot
+        read are deleted. Returns (operations written, unreadable elements deleted)."""
     def adopt(self, engine: Engine) -> None:
         """Makes what the maps hold ``engine``'s programmed baseline (a restarted agent):
         with the ``dual`` layout both IPv4 maps, a key they disagree on written again."""

@@ -273,7 +273,7 @@ impl From<PlanError> for Error {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// A plan would overflow a map; nothing was written.
+    /// A map's desired state exceeds its capacity; nothing was written.
     Capacity,
     /// Memory the machine refused; nothing was written.
     OutOfMemory,

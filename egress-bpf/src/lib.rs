@@ -20,4 +20,4 @@ mod sys;
 
 pub use error::{ApplyError, BufferSizeError, Errno, Error, ErrorKind, Result};
 pub use lock::{DEFAULT_WRITER_WAIT, WriterGuard};
-pub use maps::{DEFAULT_PIN_DIR, EgressMaps, PinnedMap, Unreadable, hex, map_flags};
+pub use maps::{DEFAULT_PIN_DIR, EgressMaps, PinnedMap, Reconciled, Unreadable, hex, map_flags};

@@ -1,11 +1,13 @@
 //! One writer per pin directory: an advisory lock (`flock`) on the directory itself — a bpffs
 //! holds no regular files — taken for a read–diff–write cycle. Writers of this library in
 //! any process (egressctl, the C, Go and Python map handles, the lab) take it, so two of
-//! them never interleave their writes; a reader needs no lock.
+//! them never interleave their writes; a reader needs no lock. Within one process, the
+//! threads sharing a handle take turns too: a hold belongs to the thread that took it.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -13,12 +15,14 @@ use crate::error::{Error, Result};
 /// How long a writer waits for another by default.
 pub const DEFAULT_WRITER_WAIT: Duration = Duration::from_secs(10);
 
-/// The lock of one directory as a handle holds it: taken on the first hold, released when
-/// the last hold ends (holds nest: `program` inside a caller's own cycle).
+/// The lock of one directory as a handle holds it: taken on a thread's first hold, released
+/// when that thread's last hold ends (holds nest: `program` inside a caller's own cycle).
 #[derive(Debug)]
 pub(crate) struct DirLock {
     dir: PathBuf,
     state: Mutex<LockState>,
+    /// Signalled when the last hold ends.
+    released: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -26,6 +30,8 @@ struct LockState {
     /// The open directory whose `flock` is held, while any hold lasts.
     file: Option<File>,
     holds: usize,
+    /// The thread whose holds these are.
+    owner: Option<ThreadId>,
     wait: Option<Duration>,
 }
 
@@ -41,6 +47,7 @@ impl DirLock {
         Self {
             dir: dir.to_owned(),
             state: Mutex::new(LockState::default()),
+            released: Condvar::new(),
         }
     }
 
@@ -57,45 +64,58 @@ impl DirLock {
         self.state().wait.unwrap_or(DEFAULT_WRITER_WAIT)
     }
 
-    /// Holds the lock: at once when this handle holds it already, else once no other writer
-    /// does, waiting up to the handle's wait ([`Error::Busy`] after it).
+    fn busy(&self, start: Instant) -> Error {
+        Error::Busy {
+            dir: self.dir.clone(),
+            waited: start.elapsed(),
+        }
+    }
+
+    /// Holds the lock: at once when this thread holds it already through this handle, else
+    /// once no other thread of this handle and no other writer does, waiting up to the
+    /// handle's wait ([`Error::Busy`] after it).
     pub(crate) fn hold(&self) -> Result<WriterGuard<'_>> {
+        let me = std::thread::current().id();
+        let start = Instant::now();
         let mut state = self.state();
+        let wait = state.wait.unwrap_or(DEFAULT_WRITER_WAIT);
+        // Another thread of this handle: its turn first.
+        while state.holds > 0 && state.owner != Some(me) {
+            let left = wait.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(self.busy(start));
+            }
+            state = self
+                .released
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
         if state.holds > 0 {
             state.holds += 1;
             return Ok(WriterGuard { lock: self });
         }
-        let wait = state.wait.unwrap_or(DEFAULT_WRITER_WAIT);
         let file = File::open(&self.dir).map_err(|source| Error::Io {
             path: self.dir.clone(),
             source,
         })?;
-        let start = Instant::now();
         let mut pause = Duration::from_millis(1);
-        loop {
-            match crate::sys::try_flock_exclusive(&file) {
-                Ok(true) => break,
-                Ok(false) => {
-                    let waited = start.elapsed();
-                    if waited >= wait {
-                        return Err(Error::Busy {
-                            dir: self.dir.clone(),
-                            waited,
-                        });
-                    }
-                    std::thread::sleep(pause.min(wait - waited));
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Err(source) => {
-                    return Err(Error::Io {
-                        path: self.dir.clone(),
-                        source,
-                    });
-                }
+        // Another writer (another process, or another handle): polled, as flock cannot wait
+        // with a bound.
+        while !crate::sys::try_flock_exclusive(&file).map_err(|source| Error::Io {
+            path: self.dir.clone(),
+            source,
+        })? {
+            let left = wait.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(self.busy(start));
             }
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
         state.file = Some(file);
         state.holds = 1;
+        state.owner = Some(me);
         Ok(WriterGuard { lock: self })
     }
 }
@@ -107,6 +127,8 @@ impl Drop for WriterGuard<'_> {
         if state.holds == 0 {
             // Closing the directory releases its flock.
             state.file = None;
+            state.owner = None;
+            self.lock.released.notify_all();
         }
     }
 }

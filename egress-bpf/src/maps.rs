@@ -396,10 +396,13 @@ impl EgressMaps {
         !self.created.is_empty()
     }
 
-    /// Unpins the maps this value's opening created and closes them (they are gone then),
-    /// for a caller whose first use of fresh maps was refused: nothing stays pinned with a
-    /// size no later run can use. Maps that existed before are left as they are.
-    pub fn remove_created(self) -> Result<()> {
+    /// Unpins the maps this value's opening created (they are gone once this value is
+    /// dropped), for a caller whose first use of fresh maps was refused: nothing stays pinned
+    /// with a size no later run can use. Maps that existed before are left as they are.
+    /// Holds the directory's writer lock (a caller's own hold nests): no other writer is
+    /// between its checks and its writes while the pins go.
+    pub fn remove_created(&self) -> Result<()> {
+        let _writer = self.lock_writer()?;
         for path in &self.created {
             std::fs::remove_file(path).map_err(|source| Error::Io {
                 path: path.clone(),
@@ -652,6 +655,36 @@ impl EgressMaps {
         }
     }
 
+    /// The whole read–diff–write cycle of a writer, under the directory's writer lock
+    /// ([`EgressMaps::lock_writer`]): reads what the maps hold, makes it the engine's
+    /// programmed baseline ([`EgressMaps::baseline`], then
+    /// [`Engine::adopt`](egress_core::engine::Engine::adopt)), and programs the difference
+    /// ([`EgressMaps::program`]). Elements the engine cannot read (another writer's, with a
+    /// prefix the layout cannot have) are deleted after the plan — so that a refused plan
+    /// writes nothing — or before it when they take the room the plan needs written upserts
+    /// first (counted conservatively: programmed, desired and unreadable entries together
+    /// past a map's capacity, while the desired state fits). Another writer can neither
+    /// write between the read and the writes nor be mixed with this one.
+    pub fn reconcile(&self, engine: &mut Engine) -> Result<Reconciled> {
+        let _writer = self.lock_writer()?;
+        let (live, unreadable) = self.baseline()?;
+        engine.adopt(live.iter().copied());
+        let unreadable_first =
+            !unreadable.is_empty() && unreadable_take_the_room(engine, &unreadable);
+        if unreadable_first {
+            self.delete_unreadable(&unreadable)?;
+        }
+        let plan = self.program(engine)?;
+        if !unreadable_first {
+            self.delete_unreadable(&unreadable)?;
+        }
+        Ok(Reconciled {
+            plan,
+            deleted_unreadable: unreadable,
+            unreadable_first,
+        })
+    }
+
     /// Reads both maps into entries (in output order). An element that does not decode (a
     /// foreign writer's) is an error naming its key bytes; [`EgressMaps::dump_lenient`]
     /// reads around it.
@@ -714,6 +747,60 @@ impl EgressMaps {
         }
         Ok(())
     }
+}
+
+/// What [`EgressMaps::reconcile`] did.
+#[derive(Clone, Debug)]
+pub struct Reconciled {
+    /// The plan written (acknowledged in the engine).
+    pub plan: Plan,
+    /// The elements the engine could not read, deleted.
+    pub deleted_unreadable: Vec<Unreadable>,
+    /// Whether they were deleted before the plan (they took the room it needed).
+    pub unreadable_first: bool,
+}
+
+/// Whether the live elements the engine cannot read may leave too little room in a map for
+/// the plan written upserts first — programmed, desired and unreadable entries together past
+/// its capacity (more than the plan's real peak, programmed plus new keys: conservative) —
+/// while the desired state fits (else the plan is refused, and nothing should be deleted).
+fn unreadable_take_the_room(engine: &Engine, unreadable: &[Unreadable]) -> bool {
+    let stats = engine.stats();
+    let config = engine.config();
+    let held = |ipv6: bool| {
+        // Per map: a layout of two IPv4 maps has each map's own.
+        let mut per_map: Vec<(&str, usize)> = Vec::new();
+        for u in unreadable
+            .iter()
+            .filter(|u| (u.map == MapId::V6.name()) == ipv6)
+        {
+            match per_map.iter_mut().find(|(m, _)| *m == u.map) {
+                Some((_, n)) => *n += 1,
+                None => per_map.push((u.map, 1)),
+            }
+        }
+        per_map.into_iter().map(|(_, n)| n).max().unwrap_or(0)
+    };
+    let families = [
+        (
+            stats.programmed_v4,
+            stats.desired_v4,
+            held(false),
+            config.max_entries,
+        ),
+        (
+            stats.programmed_v6,
+            stats.desired_v6,
+            held(true),
+            config.max_entries_v6.unwrap_or(config.max_entries),
+        ),
+    ];
+    let fits = families
+        .iter()
+        .all(|&(_, desired, _, max)| desired <= max as usize);
+    fits && families.iter().any(|&(programmed, desired, held, max)| {
+        held > 0 && programmed + desired + held > max as usize
+    })
 }
 
 /// An element of a live map that does not decode into an entry.

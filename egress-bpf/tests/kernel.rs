@@ -944,3 +944,53 @@ fn program_refuses_an_engine_of_the_other_layout() {
         assert_eq!(engine.take_plan().unwrap(), pending);
     }
 }
+
+/// Issue 21: one writer per pin directory, across handles and across the threads sharing one
+/// handle — a hold belongs to its thread (nested holds of that thread pass at once); another
+/// thread or handle waits for its release within the wait, then gets `Error::Busy`.
+#[test]
+fn the_writer_lock_is_one_threads_at_a_time() {
+    let Some(fs) = bpffs_or_skip("the_writer_lock_is_one_threads_at_a_time") else {
+        return;
+    };
+    let dir = fs.path().join("locked");
+    let maps = EgressMaps::open_or_create(&dir, Layout::V4Legacy, None).unwrap();
+    let other = EgressMaps::open(&dir, Layout::V4Legacy, false).unwrap();
+    let held = maps.lock_writer().unwrap();
+    // Nested on this thread: at once.
+    drop(maps.lock_writer().unwrap());
+    // Another handle (another open file description): busy after its wait.
+    other.set_writer_wait(std::time::Duration::from_millis(100));
+    match other.lock_writer() {
+        Err(Error::Busy { dir: d, waited }) => {
+            assert_eq!(d, dir);
+            assert!(waited >= std::time::Duration::from_millis(100));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another thread of the same handle: waits for the release, then holds it.
+    let released = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            let _guard = maps.lock_writer().unwrap();
+            assert!(
+                released.load(std::sync::atomic::Ordering::SeqCst),
+                "held at once"
+            );
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        released.store(true, std::sync::atomic::Ordering::SeqCst);
+        drop(held);
+        waiter.join().unwrap();
+    });
+    // ... and a thread that cannot wait long enough is refused.
+    let held = maps.lock_writer().unwrap();
+    maps.set_writer_wait(std::time::Duration::from_millis(50));
+    std::thread::scope(|scope| {
+        let refused = scope.spawn(|| matches!(maps.lock_writer(), Err(Error::Busy { .. })));
+        assert!(refused.join().unwrap());
+    });
+    drop(held);
+    // Free again: the other handle takes it.
+    drop(other.lock_writer().unwrap());
+}

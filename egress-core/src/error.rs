@@ -25,7 +25,7 @@ pub enum Error {
     /// A policy is invalid: all its errors, each with its field path.
     #[error("{0}")]
     Policy(#[from] PolicyErrors),
-    /// A plan would overflow a map's `max_entries`; nothing was written.
+    /// A map's desired state exceeds its `max_entries`; nothing was written.
     #[error("{0}")]
     Capacity(#[from] CapacityError),
     /// Map bytes that do not decode into an entry.
@@ -63,7 +63,7 @@ pub enum ErrorKind {
     Input = 2,
     /// An invalid policy.
     Policy = 3,
-    /// A plan that would overflow a map.
+    /// A map's desired state exceeds its capacity.
     Capacity = 4,
     /// Map bytes that do not decode.
     Decode = 5,

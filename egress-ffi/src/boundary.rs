@@ -203,7 +203,9 @@ pub(crate) unsafe fn copy_out(
 /// A document written twice by `write`: once to count its bytes (nothing held), then, when
 /// the caller's buffer holds it, into that buffer — never the whole text in memory, so that
 /// the size of a document of millions of entries costs nothing to ask for. `write` must
-/// write the same bytes both times.
+/// write the same bytes both times (the engine is borrowed shared meanwhile, so it does);
+/// were it not so, the call fails as a bug (`EGRESS_RESULT_PANIC`) with the buffer written
+/// only within its first `*written_out` bytes.
 ///
 /// # Safety
 /// As [`copy_out`].

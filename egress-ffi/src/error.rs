@@ -31,7 +31,8 @@ pub enum egress_result {
     /// An invalid policy: every field error, each with its path; the previous version of the
     /// policy stays in force.
     Policy = 8,
-    /// A plan would overflow a map's `max_entries`; nothing was written.
+    /// A map's desired state exceeds its `max_entries` (counted before a plan is built, with
+    /// the stale keys deleted first where that makes it fit); nothing was written.
     Capacity = 9,
     /// Map bytes that do not decode into an entry.
     Decode = 10,

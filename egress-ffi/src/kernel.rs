@@ -130,6 +130,48 @@ pub unsafe extern "C" fn egress_maps_program(
     }
 }
 
+/// The whole cycle of a writer, under the pin directory's writer lock (so that no other
+/// writer, in any process, reads or writes between its steps): reads what the maps hold and
+/// makes it the engine's programmed baseline (as `egress_maps_adopt`), then programs the
+/// difference (as `egress_maps_program`). Elements the engine cannot read (another writer's)
+/// are deleted — before the plan when they take the room it needs, else after it.
+/// `*applied_out` (optional) is the number of plan operations written (on a kernel failure
+/// too, as `egress_maps_program`); `*unreadable_deleted_out` (optional) the number of
+/// elements deleted that the engine could not read. Failures as `egress_maps_program`.
+///
+/// # Safety
+/// `maps` NULL or valid; `engine` NULL or valid with exclusive access; `applied_out`,
+/// `unreadable_deleted_out` and `error_out` NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_maps_reconcile(
+    maps: *const egress_maps,
+    engine: *mut egress_engine,
+    applied_out: *mut usize,
+    unreadable_deleted_out: *mut usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        run(error_out, || {
+            let maps = &reference(maps, "maps")?.maps;
+            let handle = exclusive(engine, "engine")?;
+            let result = maps.reconcile(&mut handle.engine);
+            let (applied, deleted) = match &result {
+                Ok(done) => (done.plan.len(), done.deleted_unreadable.len()),
+                Err(egress_bpf::Error::Apply(e)) => (e.applied, 0),
+                Err(_) => (0, 0),
+            };
+            if !applied_out.is_null() {
+                applied_out.write(applied);
+            }
+            if !unreadable_deleted_out.is_null() {
+                unreadable_deleted_out.write(deleted);
+            }
+            result.map(drop).map_err(Into::into)
+        })
+    }
+}
+
 /// Reads both maps' entries (IPv4 first, each in `list` order). Sizes as
 /// `egress_engine_entries`. A legacy IPv4 map stores no ifindex: its entries have 0.
 ///

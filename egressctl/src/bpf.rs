@@ -48,36 +48,28 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
         ..EngineConfig::new(node).with_cilium_version(version)
     };
     let mut engine = Engine::from_snapshot(&snapshot, config).0;
-    // One writer at a time, from reading the maps to the last write: another writer's
-    // entries are neither read half written nor mixed with this run's.
-    let writer = maps.lock_writer().map_err(kernel)?;
+    // One writer at a time, from reading the maps to the last write (and the removal of
+    // maps this run created, if it is refused): another writer's entries are neither read
+    // half written nor mixed with this run's.
+    let _writer = maps.lock_writer().map_err(kernel)?;
     // Start from what the kernel holds: only the difference is written, nothing is flushed.
-    let (live, unreadable) = maps.baseline().map_err(kernel)?;
-    engine.adopt(live.iter().copied());
-    // What the engine can neither keep nor overwrite goes after the plan (an unreadable key
-    // is never one the engine writes), so that a refused plan writes nothing — unless those
-    // entries take the room the plan needs: then they go first.
-    let unreadable_first = !unreadable.is_empty()
-        && unreadable_take_the_room(&engine, &unreadable, max_entries, max_entries_v6);
-    let delete_unreadable = || -> Result<(), Failure> {
-        maps.delete_unreadable(&unreadable).map_err(kernel)?;
-        for u in &unreadable {
-            crate::note!("{}: deleted {}", args.bpffs.display(), unreadable_text(u));
-        }
-        Ok(())
-    };
-    if unreadable_first {
-        delete_unreadable()?;
-    }
-    let programmed = maps.program(&mut engine);
-    match programmed {
-        Ok(plan) => {
-            if !unreadable_first {
-                delete_unreadable()?;
+    match maps.reconcile(&mut engine) {
+        Ok(done) => {
+            let plan = &done.plan;
+            for u in &done.deleted_unreadable {
+                crate::note!("{}: deleted {}", args.bpffs.display(), unreadable_text(u));
+            }
+            if done.unreadable_first {
+                crate::note!(
+                    "{}: the {} entries the engine cannot read were deleted before the plan: \
+                     they took the room it needed",
+                    args.bpffs.display(),
+                    done.deleted_unreadable.len()
+                );
             }
             if plan.deletes_first() {
                 crate::note!(
-                    "{}: deleted the {} stale entries before writing the {} upserts: upserts \
+                    "{}: wrote the {} deletes of stale entries before the {} upserts: upserts \
                      first would have taken a map past its max_entries ({} IPv4, {} IPv6)",
                     args.bpffs.display(),
                     plan.deletes().len(),
@@ -105,8 +97,8 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
         }
         Err(e @ (Error::Capacity(_) | Error::OutOfMemory(_))) => {
             // Refused before anything was written: maps this run created would keep a size
-            // no later run could use, so they go too.
-            drop(writer);
+            // no later run could use, so they go too (under this run's lock: no other writer
+            // is between its checks and its writes meanwhile).
             let removed = if maps.created_any() {
                 maps.remove_created().map_err(kernel)?;
                 " (the maps this run created were removed)"
@@ -117,48 +109,6 @@ pub(crate) fn apply(args: &ApplyArgs) -> Result<(), Failure> {
         }
         Err(e) => Err(kernel(e)),
     }
-}
-
-/// Whether the live elements the engine cannot read leave too little room in a map for the
-/// plan written upserts first (programmed, desired and unreadable entries together past its
-/// capacity) while the desired state itself fits (else the plan is refused, and nothing
-/// should be deleted).
-fn unreadable_take_the_room(
-    engine: &Engine,
-    unreadable: &[egress_bpf::Unreadable],
-    max_entries: u32,
-    max_entries_v6: Option<u32>,
-) -> bool {
-    let stats = engine.stats();
-    let v6_map = egress_core::maps::MAP_V6;
-    let held = |ipv6: bool| {
-        // Per map: an IPv4 layout of two maps has each map's own.
-        let mut per_map: std::collections::HashMap<&str, usize> = Default::default();
-        for u in unreadable.iter().filter(|u| (u.map == v6_map) == ipv6) {
-            *per_map.entry(u.map).or_default() += 1;
-        }
-        per_map.into_values().max().unwrap_or(0)
-    };
-    let families = [
-        (
-            stats.programmed_v4,
-            stats.desired_v4,
-            held(false),
-            max_entries,
-        ),
-        (
-            stats.programmed_v6,
-            stats.desired_v6,
-            held(true),
-            max_entries_v6.unwrap_or(max_entries),
-        ),
-    ];
-    let fits = families
-        .iter()
-        .all(|&(_, desired, _, max)| desired <= max as usize);
-    fits && families.iter().any(|&(programmed, desired, held, max)| {
-        held > 0 && programmed + desired + held > max as usize
-    })
 }
 
 pub(crate) fn dump(args: &DumpArgs) -> Result<(), Failure> {

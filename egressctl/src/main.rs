@@ -69,7 +69,9 @@ static NOTE_ERROR: std::sync::OnceLock<std::io::Error> = std::sync::OnceLock::ne
 /// succeed and the output vanish): set by `record_closed_stdout`.
 static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Runs before `main` and before the runtime's own start-up, from the ELF `.init_array`.
+/// Runs before `main` and before the runtime's own start-up, from the ELF `.init_array`
+/// (Linux; elsewhere a closed standard output is not told apart).
+#[cfg(target_os = "linux")]
 extern "C" fn record_closed_stdout() {
     // SAFETY: fcntl(F_GETFD) on a descriptor number reads no memory and changes nothing.
     let closed = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFD) } == -1
@@ -77,6 +79,7 @@ extern "C" fn record_closed_stdout() {
     STDOUT_CLOSED.store(closed, std::sync::atomic::Ordering::Relaxed);
 }
 
+#[cfg(target_os = "linux")]
 #[used]
 // SAFETY: the section holds pointers to functions the loader calls before `main`; this one
 // touches only an atomic and makes one syscall.

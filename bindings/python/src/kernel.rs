@@ -55,6 +55,19 @@ impl Maps {
             .map_err(|e| from_kernel(py, &e))
     }
 
+    /// A writer's whole cycle under the pin directory's writer lock (no other writer, in any
+    /// process, reads or writes between its steps): reads what the maps hold, makes it
+    /// `engine`'s programmed baseline (as `adopt`), then programs the difference (as
+    /// `program`). Elements the engine cannot read (another writer's) are deleted, before the
+    /// plan when they take the room it needs, else after it. Returns `(written, deleted)`:
+    /// the plan operations written and the unreadable elements deleted.
+    fn reconcile(&self, py: Python<'_>, engine: &Engine) -> PyResult<(usize, usize)> {
+        engine
+            .writing_detached(py, |e| self.maps.reconcile(e))
+            .map(|done| (done.plan.len(), done.deleted_unreadable.len()))
+            .map_err(|e| from_kernel(py, &e))
+    }
+
     /// Makes what the maps hold `engine`'s programmed baseline (a restarted agent then writes
     /// only the difference): with the `dual` layout both IPv4 maps, a key they disagree on
     /// written again to both.

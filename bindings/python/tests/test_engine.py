@@ -326,6 +326,15 @@ def test_the_kernel_maps_are_programmed_dumped_and_adopted(examples, bpffs):
     restarted = seed(examples)
     restarted.adopt(egw.Maps(bpffs).dump())
     assert not restarted.take_plan()
+    # The whole cycle under the writer lock: an engine of an empty cluster reads the maps as
+    # its baseline and deletes their 10 entries; the seed's engine writes them again.
+    bare = egw.Engine.from_snapshot("localNode: n\nnodes: [{name: n, ipv4: 10.0.0.1}]\n")
+    assert maps.reconcile(bare) == (10, 0)
+    assert maps.dump() == []
+    cycled = seed(examples)
+    assert maps.reconcile(cycled) == (10, 0)
+    assert maps.reconcile(cycled) == (0, 0)
+    assert maps.dump() == engine.entries()
     with pytest.raises(ValueError):
         egw.Maps(bpffs, layout="v4v2", create=True).program(seed(examples))
     # Cilium 1.20: the legacy map and _v4_v2, every IPv4 entry in both.

@@ -58,6 +58,26 @@ def test_a_plan_over_capacity(examples):
     assert caught.value.errors == [] and caught.value.path is None
 
 
+def test_a_full_map_deletes_first_and_a_state_past_it_is_refused(examples):
+    """Issue 21: at 10 of 10, moving a pod to a new address deletes its stale entry first
+    (upserting first would need 11); a desired state past the capacity is refused."""
+    engine = egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml", max_entries=10)
+    first = engine.take_plan()
+    assert not first.deletes_first
+    engine.ack(first, len(first))
+    pod = {"uid": "5f48eab5-b251-555b-94c0-7481bd903033", "namespace": "default",
+           "labels": {"app": "nginx"}, "node": "172.22.48.125", "ips": ["172.22.48.250"]}
+    engine.upsert_endpoint(pod)
+    plan = engine.take_plan()
+    assert plan.deletes_first and (plan.upserts, plan.deletes) == (1, 1)
+    assert [op.action for op in plan.ops] == ["delete", "upsert"]
+    assert repr(plan) == "Plan(1 upserts, 1 deletes, deletes first)"
+    engine.ack(plan, len(plan))
+    engine.upsert_endpoint({**pod, "uid": "another", "ips": ["172.22.48.251"]})
+    with pytest.raises(egw.CapacityError, match="the plan needs 11 entries, more than max_entries 10"):
+        engine.take_plan()
+
+
 def test_a_kernel_error_has_its_errno(tmp_path):
     if not egw.KERNEL:
         pytest.fail("this build has no kernel calls: build the wheel with --features bpf")

@@ -175,6 +175,30 @@ static void test_program_dump_adopt(void)
     CHECK_EQ(egress_engine_take_plan(restarted, NULL, 0, &ops, NULL), EGRESS_RESULT_OK);
     CHECK_EQ(ops, 0);
 
+    /* The whole cycle under the writer lock (read, adopt, program): an engine of an empty
+       cluster takes the live maps as its baseline and deletes their 10 entries; the seed's
+       engine writes them again, then nothing. */
+    const char *empty = "localNode: n\nnodes: [{name: n, ipv4: 10.0.0.1}]\n";
+    egress_engine *bare = NULL;
+    CHECK_EQ(egress_engine_from_snapshot((const uint8_t *)empty, strlen(empty), NULL, 0,
+                                         EGRESS_SELECTION_CILIUM, &bare, NULL),
+             EGRESS_RESULT_OK);
+    size_t deleted = 99;
+    EXPECT_FAILURE(EGRESS_RESULT_NULL_PARAMETER, "maps",
+                   egress_maps_reconcile(NULL, bare, &applied, &deleted, &error));
+    EXPECT_FAILURE(EGRESS_RESULT_NULL_PARAMETER, "engine",
+                   egress_maps_reconcile(maps, NULL, &applied, &deleted, &error));
+    CHECK_EQ(egress_maps_reconcile(maps, bare, &applied, &deleted, NULL), EGRESS_RESULT_OK);
+    CHECK_EQ(applied, 10);
+    CHECK_EQ(deleted, 0);
+    egress_engine *cycled = seed_engine();
+    CHECK_EQ(egress_maps_reconcile(maps, cycled, &applied, NULL, NULL), EGRESS_RESULT_OK);
+    CHECK_EQ(applied, 10);
+    CHECK_EQ(egress_maps_reconcile(maps, cycled, &applied, &deleted, NULL), EGRESS_RESULT_OK);
+    CHECK_EQ(applied, 0);
+    egress_engine_free(cycled);
+    egress_engine_free(bare);
+
     /* The v4_v2 layout's maps refuse an engine made for the legacy one: nothing written. */
     egress_maps *legacy = NULL;
     CHECK_EQ(egress_maps_open(STR(bpffs_dir), EGRESS_LAYOUT_V4V2, 0, EGRESS_MAPS_FLAG_CREATE,
