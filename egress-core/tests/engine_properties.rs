@@ -13,6 +13,7 @@ use egress_core::entries::{ClusterState, Entry, KeyIdentity, compute, count};
 use egress_core::gateway::Selection;
 use egress_core::labels::Labels;
 use egress_core::lookup::LookupTable;
+use egress_core::maps::{Layout, MapId};
 use egress_core::netip::parse_prefix;
 use egress_core::policy::{GatewaySpec, LabelSelector, Policy, SelectorItem};
 use egress_core::timestamp::Timestamp;
@@ -481,57 +482,88 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(160))]
 
     /// Issue 21: a plan never takes a map past its capacity while it is written (counted op
-    /// by op from what the map holds), is refused exactly when the desired state itself does
-    /// not fit, and deletes first exactly when upserting first would overflow. Foreign
-    /// entries (a source that is no endpoint) count as stale.
+    /// by op, map by map, from what each map holds), is refused exactly when the desired
+    /// state itself does not fit, and deletes first exactly when upserting first would
+    /// overflow. Foreign entries (a source that is no endpoint) count as stale. On every
+    /// layout (the dual one writes each IPv4 entry to two maps), with a partial
+    /// acknowledgement: the rest comes back as a plan that fits too.
     #[test]
     fn a_tight_map_never_overflows_and_is_refused_only_when_the_end_does_not_fit(
         before in prop::collection::vec(event(), 0..25),
         after in prop::collection::vec(event(), 1..15),
         foreign in 0usize..4,
         max in 1u32..24,
+        layout in prop::sample::select(Layout::ALL.to_vec()),
+        applied_share in 0.0f64..1.0,
     ) {
-        let mut live_engine = new_engine(Selection::Cilium);
+        let config = |max: u32| EngineConfig {
+            max_entries: max,
+            ..EngineConfig::new(LOCAL).with_layout(layout)
+        };
+        type Live = HashMap<(MapId, KeyIdentity), Entry>;
+        let write = |live: &mut Live, op: &egress_core::engine::PlanOp| -> Result<(), TestCaseError> {
+            let key = (op.map(), op.entry().identity());
+            match op.action() {
+                Action::Upsert => {
+                    live.insert(key, *op.entry());
+                }
+                // A key already gone stays gone (egress-bpf takes the kernel's ENOENT so): after
+                // a partial acknowledgement of a dual plan, a key deleted from one IPv4 map is
+                // deleted from both again.
+                Action::Delete => {
+                    live.remove(&key);
+                }
+            }
+            Ok(())
+        };
+        let counts = |live: &Live| -> HashMap<MapId, usize> {
+            let mut out = HashMap::new();
+            for (map, _) in live.keys() {
+                *out.entry(*map).or_insert(0) += 1;
+            }
+            out
+        };
+        let mut live_engine = Engine::new(config(u32::MAX));
+        live_engine.set_devices(local_devices());
         for event in &before {
             apply(&mut live_engine, event);
         }
         let first = live_engine.take_plan().unwrap();
-        live_engine.ack(&first, first.len()).unwrap();
-        let mut live: Vec<Entry> = live_engine.programmed().iter().copied().collect();
-        for i in 0..foreign {
-            let mut e = live.first().copied().unwrap_or(Entry {
-                source: "10.0.0.1".parse().unwrap(),
-                destination: parse_prefix("0.0.0.0/0").unwrap(),
-                egress_ip: "0.0.0.0".parse().unwrap(),
-                gateway_ip: "0.0.0.0".parse().unwrap(),
-                egress_ifindex: 0,
-            });
-            e.source = IpAddr::from([192, 0, 2, 1 + i as u8]);
-            if e.destination.addr.is_ipv6() {
-                e.destination = parse_prefix("0.0.0.0/0").unwrap();
-                e.egress_ip = "0.0.0.0".parse().unwrap();
-                e.gateway_ip = "0.0.0.0".parse().unwrap();
-            }
-            live.push(e);
+        let mut live: Live = HashMap::new();
+        for op in first.ops() {
+            write(&mut live, op)?;
         }
-        let mut engine = Engine::new(EngineConfig {
-            max_entries: max,
-            ..EngineConfig::new(LOCAL)
-        });
+        let foreigner = |i: usize| Entry {
+            source: IpAddr::from([192, 0, 2, 1 + i as u8]),
+            destination: parse_prefix("0.0.0.0/0").unwrap(),
+            egress_ip: "0.0.0.0".parse().unwrap(),
+            gateway_ip: "10.9.9.9".parse().unwrap(),
+            egress_ifindex: 0,
+        };
+        for i in 0..foreign {
+            for &map in layout.ipv4_maps() {
+                live.insert((map, foreigner(i).identity()), foreigner(i));
+            }
+        }
+        let mut engine = Engine::new(config(max));
         engine.set_devices(local_devices());
         for event in before.iter().chain(&after) {
             apply(&mut engine, event);
         }
-        engine.adopt(live.iter().copied());
-        let mut map: HashMap<KeyIdentity, Entry> = live.iter().map(|e| (e.identity(), *e)).collect();
-        let family = |e: &Entry| usize::from(e.source.is_ipv6());
-        let mut count = [0usize; 2];
-        for e in map.values() {
-            count[family(e)] += 1;
-        }
-        let start = count;
-        let stats = engine.stats();
-        let desired = [stats.desired_v4, stats.desired_v6];
+        engine.adopt_maps(live.iter().map(|(&(map, _), &e)| (map, e)));
+        let desired = engine.entry_counts();
+        // Writes a plan's first `n` operations, each map held to its capacity (or to what it
+        // held before, if that was more).
+        let run = |live: &mut Live, ops: &[egress_core::engine::PlanOp]| -> Result<(), TestCaseError> {
+            let start = counts(live);
+            for op in ops {
+                write(live, op)?;
+                let now = counts(live).get(&op.map()).copied().unwrap_or(0);
+                let before = start.get(&op.map()).copied().unwrap_or(0);
+                prop_assert!(now <= (max as usize).max(before), "{}: {now} > {max}", op.map().name());
+            }
+            Ok(())
+        };
         match engine.take_plan() {
             Err(PlanError::Capacity(e)) => {
                 let fam = usize::from(!e.map.is_ipv4());
@@ -541,40 +573,47 @@ proptest! {
             Err(other) => prop_assert!(false, "{other}"),
             Ok(plan) => {
                 prop_assert!(desired.iter().all(|&d| d <= max as usize));
-                let mut new_keys = [0usize; 2];
+                // Deletes first exactly when some map would overflow upserts first.
+                let start = counts(&live);
+                let mut new_keys: HashMap<MapId, usize> = HashMap::new();
                 for op in plan.upserts() {
-                    if !map.contains_key(&op.entry().identity()) {
-                        new_keys[family(op.entry())] += 1;
+                    if !live.contains_key(&(op.map(), op.entry().identity())) {
+                        *new_keys.entry(op.map()).or_insert(0) += 1;
                     }
                 }
-                let overflow_first = (0..2).any(|f| start[f] + new_keys[f] > max as usize);
+                let overflow_first = layout.maps().iter().any(|map| {
+                    let held = start.get(map).copied().unwrap_or(0);
+                    held + new_keys.get(map).copied().unwrap_or(0) > max as usize
+                });
                 prop_assert_eq!(plan.deletes_first(), overflow_first);
                 let first_action = if plan.deletes_first() { Action::Delete } else { Action::Upsert };
                 let split = plan.ops().iter().take_while(|op| op.action() == first_action).count();
                 prop_assert!(plan.ops()[split..].iter().all(|op| op.action() != first_action));
-                for op in plan.ops() {
-                    let fam = family(op.entry());
-                    match op.action() {
-                        Action::Upsert => {
-                            if map.insert(op.entry().identity(), *op.entry()).is_none() {
-                                count[fam] += 1;
-                            }
-                        }
-                        Action::Delete => {
-                            prop_assert!(map.remove(&op.entry().identity()).is_some());
-                            count[fam] -= 1;
-                        }
-                    }
-                    prop_assert!(count[fam] <= (max as usize).max(start[fam]), "{} > {}", count[fam], max);
-                }
-                let key = |e: &Entry| (e.source.is_ipv6(), e.source, e.destination.addr, e.destination.len);
-                let mut result: Vec<Entry> = map.into_values().collect();
-                result.sort_by_key(key);
-                let mut wanted: Vec<Entry> = engine.entries().iter().copied().collect();
-                wanted.sort_by_key(key);
-                prop_assert_eq!(result, wanted);
-                engine.ack(&plan, plan.len()).unwrap();
+                // Part of it written and acknowledged; the rest comes back and fits too.
+                let applied = ((plan.len() as f64) * applied_share) as usize;
+                run(&mut live, &plan.ops()[..applied])?;
+                engine.ack(&plan, applied).unwrap();
+                let rest = engine.take_plan().unwrap();
+                run(&mut live, rest.ops())?;
+                engine.ack(&rest, rest.len()).unwrap();
                 prop_assert!(engine.take_plan().unwrap().is_empty());
+                // Each map holds the desired entries as it stores them.
+                let wanted = engine.entries();
+                for &map in layout.maps() {
+                    let mut held: Vec<Entry> = live
+                        .iter()
+                        .filter(|((m, _), _)| *m == map)
+                        .map(|(_, e)| *e)
+                        .collect();
+                    let mut want: Vec<Entry> = wanted.as_stored_in(map).iter().copied().collect();
+                    if !map.stores_ifindex() {
+                        held.iter_mut().for_each(|e| e.egress_ifindex = 0);
+                    }
+                    let key = |e: &Entry| (e.source, e.destination.addr, e.destination.len);
+                    held.sort_by_key(key);
+                    want.sort_by_key(key);
+                    prop_assert_eq!(held, want, "{}", map.name());
+                }
             }
         }
     }
