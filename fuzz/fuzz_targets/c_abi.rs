@@ -7,11 +7,11 @@
 //! one of the header's; a failure with an `error_out` carries an error object of the same
 //! code whose message and field strings are readable, a success none; a buffer too small
 //! says how large it must be (with no error object), and that size then succeeds; a lookup
-//! equals the same query in a batch. And every query into a caller buffer (plans, maps,
-//! entries, conflicts, explanations) allocates no more than its budget (issue 21): 1 MiB,
-//! plus 256 bytes per byte of the fuzz input, plus twice the buffer the caller gave — a
-//! size query of an amplifying input (a few CIDRs times a few endpoints) counts, never
-//! renders or builds.
+//! equals the same query in a batch. And every call — the engine's creation, events,
+//! adoptions, queries into a caller buffer (plans, maps, entries, conflicts, explanations) —
+//! allocates no more than its budget (issue 21): 1 MiB, plus 256 bytes per byte of the fuzz
+//! input, plus twice the buffer the caller gave; a size query of an amplifying input (a few
+//! CIDRs times a few endpoints) counts, never renders or builds.
 #![no_main]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -359,7 +359,7 @@ fuzz_target!(|data: &[u8]| {
     let mut error_spare = Vec::new();
     let error_ptr = mut_ptr_to(&mut error, error_how, &mut error_spare);
     let snapshot = b.u8() % 2 == 0;
-    let code = if snapshot {
+    let code = within_budget("making the engine", 0, || if snapshot {
         let text = b.text();
         let (text, text_len) = text_arg(&mut b, &text);
         // SAFETY: every pointer is NULL, misaligned into owned memory, or valid, and every
@@ -370,7 +370,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         // SAFETY: as above.
         unsafe { egress_engine_new(config_ptr, engine_ptr, error_ptr) }
-    };
+    });
     check(code, error_how, &mut error, &error_spare);
     assert!(
         untouched(&engine_spare),
@@ -400,8 +400,11 @@ fuzz_target!(|data: &[u8]| {
             &mut found
         };
         // SAFETY (every call below): the engine is live; every pointer is NULL, misaligned
-        // into owned memory, or valid, and every length within its buffer.
-        let code = unsafe {
+        // into owned memory, or valid, and every length within its buffer. Events and
+        // adoptions within the budget too (nothing given: the input's share alone); the
+        // buffer queries (10, 12, 13) check their own, with their buffers.
+        let budgeted = !matches!(op, 10 | 12 | 13);
+        let code = within_budget(if budgeted { "an event" } else { "queries" }, usize::MAX / 4 * usize::from(!budgeted), || unsafe {
             match op {
                 0 => egress_engine_upsert_policy(engine, text_ptr, text_len, error_ptr),
                 1 => egress_engine_delete_policy(engine, text_ptr, text_len, found_ptr, error_ptr),
@@ -566,7 +569,7 @@ fuzz_target!(|data: &[u8]| {
                     egress_result::Ok
                 }
             }
-        };
+        });
         check(code, error_how, &mut error, &error_spare);
     }
     // SAFETY: the engine made above, freed once; freeing NULL is allowed.
