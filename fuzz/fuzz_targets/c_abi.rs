@@ -359,17 +359,21 @@ fuzz_target!(|data: &[u8]| {
     let mut error_spare = Vec::new();
     let error_ptr = mut_ptr_to(&mut error, error_how, &mut error_spare);
     let snapshot = b.u8() % 2 == 0;
-    let code = within_budget("making the engine", 0, || if snapshot {
-        let text = b.text();
-        let (text, text_len) = text_arg(&mut b, &text);
-        // SAFETY: every pointer is NULL, misaligned into owned memory, or valid, and every
-        // length within its buffer.
-        unsafe {
-            egress_engine_from_snapshot_config(text, text_len, config_ptr, engine_ptr, error_ptr)
+    let code = within_budget("making the engine", 0, || {
+        if snapshot {
+            let text = b.text();
+            let (text, text_len) = text_arg(&mut b, &text);
+            // SAFETY: every pointer is NULL, misaligned into owned memory, or valid, and every
+            // length within its buffer.
+            unsafe {
+                egress_engine_from_snapshot_config(
+                    text, text_len, config_ptr, engine_ptr, error_ptr,
+                )
+            }
+        } else {
+            // SAFETY: as above.
+            unsafe { egress_engine_new(config_ptr, engine_ptr, error_ptr) }
         }
-    } else {
-        // SAFETY: as above.
-        unsafe { egress_engine_new(config_ptr, engine_ptr, error_ptr) }
     });
     check(code, error_how, &mut error, &error_spare);
     assert!(
@@ -404,172 +408,180 @@ fuzz_target!(|data: &[u8]| {
         // adoptions within the budget too (nothing given: the input's share alone); the
         // buffer queries (10, 12, 13) check their own, with their buffers.
         let budgeted = !matches!(op, 10 | 12 | 13);
-        let code = within_budget(if budgeted { "an event" } else { "queries" }, usize::MAX / 4 * usize::from(!budgeted), || unsafe {
-            match op {
-                0 => egress_engine_upsert_policy(engine, text_ptr, text_len, error_ptr),
-                1 => egress_engine_delete_policy(engine, text_ptr, text_len, found_ptr, error_ptr),
-                2 => egress_engine_upsert_node(engine, text_ptr, text_len, error_ptr),
-                3 => egress_engine_delete_node(engine, text_ptr, text_len, found_ptr, error_ptr),
-                4 => egress_engine_upsert_endpoint_json(engine, text_ptr, text_len, error_ptr),
-                5 => {
-                    egress_engine_delete_endpoint(engine, text_ptr, text_len, found_ptr, error_ptr)
-                }
-                6 => egress_engine_upsert_namespace_json(engine, text_ptr, text_len, error_ptr),
-                7 => egress_engine_set_devices(engine, text_ptr, text_len, error_ptr),
-                8 | 9 => {
-                    // A typed endpoint or namespace: labels and addresses as arrays.
-                    let value = b.text();
-                    let labels: Vec<egress_label> = (0..b.u8() % 4)
-                        .map(|_| {
-                            let (key, key_len) = text_arg(&mut b, &text);
-                            let (value, value_len) = text_arg(&mut b, &value);
-                            egress_label {
-                                key,
-                                key_len,
-                                value,
-                                value_len,
-                            }
-                        })
-                        .collect();
-                    let ips: Vec<egress_ip_addr> =
-                        (0..b.u8() % 3).map(|_| ip_addr(&mut b)).collect();
-                    let mut label_spare = Vec::new();
-                    let labels_ptr = ptr_to(&labels, ptr_kind(&mut b), &mut label_spare);
-                    let labels_len = if labels_ptr.is_null() && b.u8() % 2 == 0 {
-                        0
-                    } else {
-                        labels.len()
-                    };
-                    if op == 8 {
-                        let mut ip_spare = Vec::new();
-                        let ips_ptr = ptr_to(&ips, ptr_kind(&mut b), &mut ip_spare);
-                        let ips_len = if ips_ptr.is_null() && b.u8() % 2 == 0 {
+        let code = within_budget(
+            if budgeted { "an event" } else { "queries" },
+            usize::MAX / 4 * usize::from(!budgeted),
+            || unsafe {
+                match op {
+                    0 => egress_engine_upsert_policy(engine, text_ptr, text_len, error_ptr),
+                    1 => egress_engine_delete_policy(
+                        engine, text_ptr, text_len, found_ptr, error_ptr,
+                    ),
+                    2 => egress_engine_upsert_node(engine, text_ptr, text_len, error_ptr),
+                    3 => {
+                        egress_engine_delete_node(engine, text_ptr, text_len, found_ptr, error_ptr)
+                    }
+                    4 => egress_engine_upsert_endpoint_json(engine, text_ptr, text_len, error_ptr),
+                    5 => egress_engine_delete_endpoint(
+                        engine, text_ptr, text_len, found_ptr, error_ptr,
+                    ),
+                    6 => egress_engine_upsert_namespace_json(engine, text_ptr, text_len, error_ptr),
+                    7 => egress_engine_set_devices(engine, text_ptr, text_len, error_ptr),
+                    8 | 9 => {
+                        // A typed endpoint or namespace: labels and addresses as arrays.
+                        let value = b.text();
+                        let labels: Vec<egress_label> = (0..b.u8() % 4)
+                            .map(|_| {
+                                let (key, key_len) = text_arg(&mut b, &text);
+                                let (value, value_len) = text_arg(&mut b, &value);
+                                egress_label {
+                                    key,
+                                    key_len,
+                                    value,
+                                    value_len,
+                                }
+                            })
+                            .collect();
+                        let ips: Vec<egress_ip_addr> =
+                            (0..b.u8() % 3).map(|_| ip_addr(&mut b)).collect();
+                        let mut label_spare = Vec::new();
+                        let labels_ptr = ptr_to(&labels, ptr_kind(&mut b), &mut label_spare);
+                        let labels_len = if labels_ptr.is_null() && b.u8() % 2 == 0 {
                             0
                         } else {
-                            ips.len()
+                            labels.len()
                         };
-                        let (node, node_len) = text_arg(&mut b, &value);
-                        let endpoint = egress_endpoint {
-                            uid: text_ptr,
-                            uid_len: text_len,
-                            namespace_name: value.as_ptr(),
-                            namespace_name_len: value.len(),
-                            labels: labels_ptr,
-                            labels_len,
-                            namespace_labels: null(),
-                            namespace_labels_len: 0,
-                            service_account: null(),
-                            service_account_len: 0,
-                            ips: ips_ptr,
-                            ips_len,
-                            node,
-                            node_len,
-                        };
-                        let mut endpoint_spare = Vec::new();
-                        let endpoint_ptr = ptr_to(
-                            std::slice::from_ref(&endpoint),
-                            ptr_kind(&mut b),
-                            &mut endpoint_spare,
-                        );
-                        egress_engine_upsert_endpoint(engine, endpoint_ptr, error_ptr)
-                    } else {
-                        egress_engine_upsert_namespace(
-                            engine, text_ptr, text_len, labels_ptr, labels_len, error_ptr,
-                        )
-                    }
-                }
-                10 => {
-                    let ops = sized(
-                        &mut b,
-                        egress_plan_op::default(),
-                        |buf, len, count, error| {
-                            egress_engine_take_plan(engine, buf, len, count, error)
-                        },
-                    );
-                    let applied = match ops {
-                        Some(ops) => {
-                            ops.len().saturating_sub(usize::from(b.u8() % 3))
-                                + usize::from(b.u8() % 2)
+                        if op == 8 {
+                            let mut ip_spare = Vec::new();
+                            let ips_ptr = ptr_to(&ips, ptr_kind(&mut b), &mut ip_spare);
+                            let ips_len = if ips_ptr.is_null() && b.u8() % 2 == 0 {
+                                0
+                            } else {
+                                ips.len()
+                            };
+                            let (node, node_len) = text_arg(&mut b, &value);
+                            let endpoint = egress_endpoint {
+                                uid: text_ptr,
+                                uid_len: text_len,
+                                namespace_name: value.as_ptr(),
+                                namespace_name_len: value.len(),
+                                labels: labels_ptr,
+                                labels_len,
+                                namespace_labels: null(),
+                                namespace_labels_len: 0,
+                                service_account: null(),
+                                service_account_len: 0,
+                                ips: ips_ptr,
+                                ips_len,
+                                node,
+                                node_len,
+                            };
+                            let mut endpoint_spare = Vec::new();
+                            let endpoint_ptr = ptr_to(
+                                std::slice::from_ref(&endpoint),
+                                ptr_kind(&mut b),
+                                &mut endpoint_spare,
+                            );
+                            egress_engine_upsert_endpoint(engine, endpoint_ptr, error_ptr)
+                        } else {
+                            egress_engine_upsert_namespace(
+                                engine, text_ptr, text_len, labels_ptr, labels_len, error_ptr,
+                            )
                         }
-                        None => usize::from(b.u8() % 4),
-                    };
-                    egress_engine_ack(engine, applied, error_ptr)
-                }
-                11 => {
-                    let elements: Vec<egress_map_element> = (0..b.u8() % 4)
-                        .map(|_| {
-                            let mut e = egress_map_element::default();
-                            e.map = enum_value(&mut b);
-                            e.key_len = u32::from(b.u8() % 48);
-                            e.value_len = u32::from(b.u8() % 48);
-                            for (i, byte) in e.key.iter_mut().enumerate() {
-                                *byte = if i < 4 { b.u8() } else { b.u8() % 2 };
-                            }
-                            e
-                        })
-                        .collect();
-                    let mut element_spare = Vec::new();
-                    let ptr = ptr_to(&elements, ptr_kind(&mut b), &mut element_spare);
-                    let len = if ptr.is_null() && b.u8() % 2 == 0 {
-                        0
-                    } else {
-                        elements.len()
-                    };
-                    egress_engine_adopt(engine, ptr, len, error_ptr)
-                }
-                12 => {
-                    let json = sized(&mut b, 0u8, |buf, len, written, error| {
-                        egress_engine_maps_json(engine, buf, len, written, error)
-                    });
-                    if let Some(json) = json {
-                        let text = std::str::from_utf8(&json).expect("maps JSON is UTF-8");
-                        assert!(text.starts_with('{') && text.ends_with('\n'), "{text}");
                     }
-                    let _ = sized(&mut b, 0u8, |buf, len, written, error| {
-                        egress_engine_conflicts_json(engine, buf, len, written, error)
-                    });
-                    let _ = sized(&mut b, egress_entry::default(), |buf, len, count, error| {
-                        egress_engine_entries(engine, buf, len, count, error)
-                    });
-                    egress_result::Ok
+                    10 => {
+                        let ops = sized(
+                            &mut b,
+                            egress_plan_op::default(),
+                            |buf, len, count, error| {
+                                egress_engine_take_plan(engine, buf, len, count, error)
+                            },
+                        );
+                        let applied = match ops {
+                            Some(ops) => {
+                                ops.len().saturating_sub(usize::from(b.u8() % 3))
+                                    + usize::from(b.u8() % 2)
+                            }
+                            None => usize::from(b.u8() % 4),
+                        };
+                        egress_engine_ack(engine, applied, error_ptr)
+                    }
+                    11 => {
+                        let elements: Vec<egress_map_element> = (0..b.u8() % 4)
+                            .map(|_| {
+                                let mut e = egress_map_element::default();
+                                e.map = enum_value(&mut b);
+                                e.key_len = u32::from(b.u8() % 48);
+                                e.value_len = u32::from(b.u8() % 48);
+                                for (i, byte) in e.key.iter_mut().enumerate() {
+                                    *byte = if i < 4 { b.u8() } else { b.u8() % 2 };
+                                }
+                                e
+                            })
+                            .collect();
+                        let mut element_spare = Vec::new();
+                        let ptr = ptr_to(&elements, ptr_kind(&mut b), &mut element_spare);
+                        let len = if ptr.is_null() && b.u8() % 2 == 0 {
+                            0
+                        } else {
+                            elements.len()
+                        };
+                        egress_engine_adopt(engine, ptr, len, error_ptr)
+                    }
+                    12 => {
+                        let json = sized(&mut b, 0u8, |buf, len, written, error| {
+                            egress_engine_maps_json(engine, buf, len, written, error)
+                        });
+                        if let Some(json) = json {
+                            let text = std::str::from_utf8(&json).expect("maps JSON is UTF-8");
+                            assert!(text.starts_with('{') && text.ends_with('\n'), "{text}");
+                        }
+                        let _ = sized(&mut b, 0u8, |buf, len, written, error| {
+                            egress_engine_conflicts_json(engine, buf, len, written, error)
+                        });
+                        let _ = sized(&mut b, egress_entry::default(), |buf, len, count, error| {
+                            egress_engine_entries(engine, buf, len, count, error)
+                        });
+                        egress_result::Ok
+                    }
+                    13 => {
+                        let src = ip_addr(&mut b);
+                        let dst = ip_addr(&mut b);
+                        let mut src_spare = Vec::new();
+                        let mut dst_spare = Vec::new();
+                        let src_ptr =
+                            ptr_to(std::slice::from_ref(&src), ptr_kind(&mut b), &mut src_spare);
+                        let dst_ptr =
+                            ptr_to(std::slice::from_ref(&dst), ptr_kind(&mut b), &mut dst_spare);
+                        let _ = sized(&mut b, 0u8, |buf, len, written, error| {
+                            egress_engine_explain_json(
+                                engine, src_ptr, dst_ptr, buf, len, written, error,
+                            )
+                        });
+                        egress_result::Ok
+                    }
+                    14 => {
+                        lookups(&mut b, engine);
+                        egress_result::Ok
+                    }
+                    _ => {
+                        let mut stats = egress_stats::default();
+                        let mut stats_spare = Vec::new();
+                        let stats_how = ptr_kind(&mut b);
+                        let code = egress_engine_stats(
+                            engine,
+                            mut_ptr_to(&mut stats, stats_how, &mut stats_spare),
+                        );
+                        assert_eq!(code == egress_result::Ok, stats_how == Ptr::Valid);
+                        assert!(
+                            untouched(&stats_spare),
+                            "written through a misaligned stats_out"
+                        );
+                        egress_result::Ok
+                    }
                 }
-                13 => {
-                    let src = ip_addr(&mut b);
-                    let dst = ip_addr(&mut b);
-                    let mut src_spare = Vec::new();
-                    let mut dst_spare = Vec::new();
-                    let src_ptr =
-                        ptr_to(std::slice::from_ref(&src), ptr_kind(&mut b), &mut src_spare);
-                    let dst_ptr =
-                        ptr_to(std::slice::from_ref(&dst), ptr_kind(&mut b), &mut dst_spare);
-                    let _ = sized(&mut b, 0u8, |buf, len, written, error| {
-                        egress_engine_explain_json(
-                            engine, src_ptr, dst_ptr, buf, len, written, error,
-                        )
-                    });
-                    egress_result::Ok
-                }
-                14 => {
-                    lookups(&mut b, engine);
-                    egress_result::Ok
-                }
-                _ => {
-                    let mut stats = egress_stats::default();
-                    let mut stats_spare = Vec::new();
-                    let stats_how = ptr_kind(&mut b);
-                    let code = egress_engine_stats(
-                        engine,
-                        mut_ptr_to(&mut stats, stats_how, &mut stats_spare),
-                    );
-                    assert_eq!(code == egress_result::Ok, stats_how == Ptr::Valid);
-                    assert!(
-                        untouched(&stats_spare),
-                        "written through a misaligned stats_out"
-                    );
-                    egress_result::Ok
-                }
-            }
-        });
+            },
+        );
         check(code, error_how, &mut error, &error_spare);
     }
     // SAFETY: the engine made above, freed once; freeing NULL is allowed.
