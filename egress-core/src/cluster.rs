@@ -117,8 +117,9 @@ impl Endpoint {
     /// the readers, which apply the same rules as they read): a uid, a namespace that is a
     /// namespace name when given (empty: none), labels within Kubernetes' lengths (identity
     /// labels within Cilium's). Every problem, each naming its field (`uid`, `namespace`,
-    /// `labels.<key>`, `namespaceLabels.<key>`, `identityLabels.<key>`).
-    pub fn validate(&self) -> Result<(), crate::Error> {
+    /// `labels.<key>`, `namespaceLabels.<key>`, `identityLabels.<key>`) — an
+    /// [`Error::Input`](crate::Error::Input) as the engine returns it.
+    pub fn validate(&self) -> Result<(), Vec<crate::field::FieldError>> {
         use crate::document::LabelLimits;
         use crate::field::{FieldError, child};
         let mut errors = Vec::new();
@@ -150,7 +151,7 @@ impl Endpoint {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(crate::Error::Input(errors))
+            Err(errors)
         }
     }
 

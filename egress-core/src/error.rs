@@ -3,9 +3,8 @@
 //! Python exceptions, Go errors) in one place, from [`Error::kind`].
 
 use crate::document::ParseError;
-use crate::engine::CapacityError;
-use crate::field::{self, FieldError, Reason};
-use crate::maps::DecodeError;
+use crate::field::{FieldError, Reason};
+use crate::maps::{CapacityError, DecodeError};
 use crate::policy::PolicyErrors;
 
 /// Why an operation of this crate failed.
@@ -123,16 +122,19 @@ impl Error {
             _ => None,
         }
     }
+}
 
-    /// `path: Unsupported value: "value": supported values: ...` for a named choice.
-    pub(crate) fn unsupported(path: &str, value: &str, supported: &'static [&'static str]) -> Self {
-        Error::InvalidArgument(FieldError::new(
-            path,
-            Reason::Unsupported {
-                value: field::quote(value),
-                supported,
-            },
-        ))
+impl From<crate::netip::AddrError> for Error {
+    /// An address argument: [`Error::InvalidArgument`] at path `address`.
+    fn from(e: crate::netip::AddrError) -> Self {
+        Error::InvalidArgument(FieldError::invalid_str("address", &e.input, e.message))
+    }
+}
+
+impl From<Vec<FieldError>> for Error {
+    /// Input errors of one object: [`Error::Input`].
+    fn from(errors: Vec<FieldError>) -> Self {
+        Error::Input(errors)
     }
 }
 

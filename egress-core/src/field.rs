@@ -52,6 +52,17 @@ pub enum Reason {
 }
 
 impl FieldError {
+    /// `path: Unsupported value: "value": supported values: ...` for a named choice.
+    pub fn unsupported(path: &str, value: &str, supported: &'static [&'static str]) -> Self {
+        FieldError::new(
+            path,
+            Reason::Unsupported {
+                value: quote(value),
+                supported,
+            },
+        )
+    }
+
     /// Builds an error for `path`.
     pub fn new(path: impl Into<String>, reason: Reason) -> Self {
         Self {

@@ -14,49 +14,7 @@ use crate::policy::{GatewaySpec, Policy};
 use crate::selector::Selector;
 use crate::version::{CiliumVersion, Rules};
 
-/// How each endpoint's gateway is chosen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Selection {
-    /// Cilium's: first node by name per entry, `FNV-1a-32(uid) mod n` over resolved entries.
-    #[default]
-    Cilium,
-    /// Weighted rendezvous hashing over the distinct eligible (node, entry key) pairs (B.2).
-    Consistent,
-}
-
-impl Selection {
-    /// Every mode, in the order of [`Selection::NAMES`].
-    pub const ALL: [Selection; 2] = [Selection::Cilium, Selection::Consistent];
-    /// The modes' names, as the CLI and the bindings spell them.
-    pub const NAMES: &'static [&'static str] = &["cilium", "consistent"];
-
-    /// `cilium` or `consistent`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Selection::Cilium => "cilium",
-            Selection::Consistent => "consistent",
-        }
-    }
-}
-
-impl std::fmt::Display for Selection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Selection {
-    type Err = crate::Error;
-
-    /// Reads a mode's name; anything else is an [`crate::Error::InvalidArgument`] naming
-    /// `selection`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|m| m.name() == s)
-            .ok_or_else(|| crate::Error::unsupported("selection", s, Self::NAMES))
-    }
-}
+pub use crate::version::Selection;
 
 /// FNV-1a, 32 bits (offset basis 2166136261, prime 16777619).
 pub fn fnv1a32(bytes: &[u8]) -> u32 {

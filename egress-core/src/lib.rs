@@ -16,6 +16,27 @@
 //! reference for the engine; [`render`] prints entries as `cilium-dbg` does or as JSON.
 //! No I/O, no clocks, no `unsafe`.
 //!
+//! ## Floors
+//!
+//! Each module uses only modules of lower floors (no import cycle: `tests/module_layers.rs`
+//! checks it):
+//!
+//! 0. [`field`] (a field path and why it is wrong), [`labels`], [`timestamp`];
+//! 1. [`document`] (YAML/JSON into trees, within budgets), [`identity`] (Cilium's identity
+//!    labels), [`netip`] (addresses and prefixes as Go's `net/netip` reads them);
+//! 2. [`device`] (a node's interfaces), [`maps`] (the kernel's bytes, layouts, capacity),
+//!    [`selector`] (label selectors);
+//! 3. [`cluster`] (nodes and endpoints), [`version`] (what each Cilium version does, the
+//!    selection mode);
+//! 4. [`policy`] (reading and validating `CiliumEgressGatewayPolicy`);
+//! 5. [`egress_ip`] (egress IP derivation), [`error`] (the crate's one error, wrapping each
+//!    module's own);
+//! 6. [`gateway`] (resolution and selection), [`cilium_config`] (the agent's settings);
+//! 7. [`entries`] (the batch path: what a node writes, B.1 conflicts, counted or built);
+//! 8. [`lookup`] (the datapath's question), [`snapshot`] (inputs read and merged);
+//! 9. [`engine`] (incremental state, plans, explanations);
+//! 10. [`render`] (tables, JSON documents, explanation text).
+//!
 //! ```
 //! use egress_core::cluster::Endpoint;
 //! use egress_core::engine::{Action, Engine, EngineConfig};

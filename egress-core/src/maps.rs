@@ -122,15 +122,15 @@ impl fmt::Display for Layout {
 }
 
 impl FromStr for Layout {
-    type Err = crate::Error;
+    type Err = crate::field::FieldError;
 
-    /// Reads a layout's name; anything else is an [`crate::Error::InvalidArgument`] naming
+    /// Reads a layout's name; anything else is a field error (`Unsupported value`) naming
     /// `layout`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
             .find(|l| l.name() == s)
-            .ok_or_else(|| crate::Error::unsupported("layout", s, Self::NAMES))
+            .ok_or_else(|| crate::field::FieldError::unsupported("layout", s, Self::NAMES))
     }
 }
 
@@ -494,6 +494,21 @@ impl MapValueV6 {
             reserved2: word(36),
         })
     }
+}
+
+/// A plan refused: a map's desired state does not fit its capacity, although the stale keys
+/// would go first ([`Engine::take_plan`](crate::engine::Engine::take_plan)).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{map}: the plan needs {peak} entries, more than max_entries {max_entries}, even with the stale keys deleted first; nothing was written"
+)]
+pub struct CapacityError {
+    /// The map that would overflow.
+    pub map: MapId,
+    /// The entries the map would hold at the least: the desired state's.
+    pub peak: usize,
+    /// The map's capacity.
+    pub max_entries: u32,
 }
 
 #[cfg(test)]

@@ -129,15 +129,6 @@ impl From<AddrError> for String {
     }
 }
 
-impl From<AddrError> for crate::Error {
-    /// An address argument: [`crate::Error::InvalidArgument`] at path `address`.
-    fn from(e: AddrError) -> Self {
-        crate::Error::InvalidArgument(crate::field::FieldError::invalid_str(
-            "address", &e.input, e.message,
-        ))
-    }
-}
-
 /// `netip.ParseAddr`: the address, or the error message Go would give.
 pub fn parse_addr(s: &str) -> Result<GoAddr, AddrError> {
     parse_addr_text(s).map_err(|message| AddrError {

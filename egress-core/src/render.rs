@@ -2,10 +2,12 @@
 //! A.8) and its `-o json`, and the JSON of `egressctl list -o json` (ARCHITECTURE.md).
 
 use std::borrow::Cow;
+use std::fmt;
 use std::io::{self, Write as _};
 
 use serde::{Serialize, Serializer as _};
 
+use crate::engine::{Explanation, GatewayReason};
 use crate::entries::{EXCLUDED_GATEWAY, Entry, MapEntries, NO_GATEWAY};
 use crate::version::CiliumVersion;
 
@@ -392,6 +394,16 @@ pub fn diagnostics_json(
     })
 }
 
+impl crate::engine::Engine {
+    /// [`Engine::diagnostics`](crate::engine::Engine::diagnostics) with the engine's conflicts
+    /// as one JSON document: `{"invalidPolicies": [{"policy", "errors": [{"path",
+    /// "reason"}]}], "warnings", "skipped", "conflicts"}` (the conformance surface's
+    /// diagnostics; written here, with the other documents).
+    pub fn diagnostics_json(&self) -> String {
+        json_text(&diagnostics_json(self.diagnostics(), &self.conflicts()))
+    }
+}
+
 /// An explanation as JSON (the `egressctl explain -o json` document).
 pub fn explanation_json(x: &crate::engine::Explanation) -> serde_json::Value {
     use crate::engine::GatewayReason;
@@ -454,6 +466,119 @@ pub fn explanation_json(x: &crate::engine::Explanation) -> serde_json::Value {
         "sourceEntries": x.source_entries,
         "match": matched,
     })
+}
+
+// ----- the text of an explanation (`egressctl explain`) ----------------------------------
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_text(f, &|_| None)
+    }
+}
+
+impl Explanation {
+    /// The text form, naming endpoints with `name_of(uid)` (e.g. `namespace/pod`) where the
+    /// caller knows them: the engine keeps uids, not pod names.
+    pub fn render(&self, name_of: &dyn Fn(&str) -> Option<String>) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = self.write_text(&mut out, name_of);
+        out
+    }
+
+    fn write_text(
+        &self,
+        f: &mut dyn fmt::Write,
+        name_of: &dyn Fn(&str) -> Option<String>,
+    ) -> fmt::Result {
+        writeln!(
+            f,
+            "{} -> {}: {}",
+            self.source, self.destination, self.verdict
+        )?;
+        let Some(m) = &self.matched else {
+            let family = if self.source.is_ipv4() {
+                "IPv4"
+            } else {
+                "IPv6"
+            };
+            return match (self.source_entries, self.selected_without_entry.as_slice()) {
+                (0, []) => writeln!(f, "  no policy selects source {}", self.source),
+                (0, [one]) => writeln!(
+                    f,
+                    "  policy {} selects source {} but names no {family} destinationCIDR, so it has no entry",
+                    escape_cell(one),
+                    self.source
+                ),
+                (0, names) => writeln!(
+                    f,
+                    "  policies {} select source {} but name no {family} destinationCIDR, so it has no entry",
+                    escape_cell(&names.join(", ")),
+                    self.source
+                ),
+                (count, _) => writeln!(
+                    f,
+                    "  none of the source's {count} entries covers {}",
+                    self.destination
+                ),
+            };
+        };
+        let e = &m.entry;
+        writeln!(
+            f,
+            "  entry: {} {} -> egress IP {}, gateway IP {}, ifindex {}",
+            e.source, e.destination, e.egress_ip, e.gateway_ip, e.egress_ifindex
+        )?;
+        writeln!(f, "  from: {}", m.producer)?;
+        let uid = &m.producer.endpoint;
+        let who =
+            name_of(uid).map_or_else(|| format!("endpoint {uid}"), |name| format!("pod {name}"));
+        match m.selector_index {
+            Some(i) => writeln!(f, "  selected by: spec.selectors[{i}] of {who}")?,
+            None => writeln!(f, "  selected: {who}")?,
+        }
+        match (&m.gateway.node, &m.reason) {
+            (None, _) | (_, GatewayReason::NotFound) => writeln!(
+                f,
+                "  gateway: none found (no gateway entry matches an eligible node: one with an IPv4 address, and in consistent mode ready with a weight above 0)"
+            )?,
+            (
+                Some(node),
+                GatewayReason::Cilium {
+                    hash,
+                    resolved,
+                    index,
+                },
+            ) => writeln!(
+                f,
+                "  gateway: {node} ({}), entry {}: FNV-1a({}) = {hash} mod {resolved} = {index} among the entries sorted by gateway IP",
+                m.gateway.gateway_ip,
+                m.gateway.entry_index.unwrap_or(0),
+                m.producer.endpoint
+            )?,
+            (Some(node), GatewayReason::Consistent { score, candidates }) => writeln!(
+                f,
+                "  gateway: {node} ({}), entry key {} (first listed at entry {}): highest rendezvous score {score:#018x} of {candidates} (node, entry key) candidates",
+                m.gateway.gateway_ip,
+                m.gateway.entry_key.as_ref().map_or("route", |k| k.as_str()),
+                m.gateway.entry_index.unwrap_or(0)
+            )?,
+        }
+        if let Some(egress) = &m.gateway.egress {
+            match &egress.failure {
+                Some(why) => writeln!(f, "  egress IP: not derived on this node: {why}")?,
+                None => writeln!(
+                    f,
+                    "  egress IP: derived on this node (ifindex {})",
+                    egress.ifindex
+                )?,
+            }
+        }
+        for loser in &m.losers {
+            writeln!(f, "  overrides: {}", loser)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::gateway::Selection;
 use crate::maps::Layout;
 
 mod detect;
@@ -96,7 +95,7 @@ impl CiliumVersion {
 
     /// The most `egressGateways` items the CRD accepts: none before 1.20 (§1).
     pub fn max_gateways(self) -> Option<usize> {
-        (self >= CiliumVersion::V1_20).then_some(crate::policy::MAX_GATEWAYS)
+        (self >= CiliumVersion::V1_20).then_some(MAX_GATEWAYS)
     }
 
     /// Whether `egressGateways` entries that match no node are kept as gateway `0.0.0.0`
@@ -163,10 +162,10 @@ impl fmt::Display for CiliumVersion {
 }
 
 impl FromStr for CiliumVersion {
-    type Err = crate::Error;
+    type Err = crate::field::FieldError;
 
     /// Reads `1.18`, `1.19` or `1.20` (a leading `v` and a patch number are accepted:
-    /// `v1.18.3`); anything else is an [`crate::Error::InvalidArgument`] naming
+    /// `v1.18.3`); anything else is a field error (`Unsupported value`) naming
     /// `cilium_version`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let trimmed = s.strip_prefix('v').unwrap_or(s);
@@ -182,7 +181,55 @@ impl FromStr for CiliumVersion {
         Self::ALL
             .into_iter()
             .find(|v| v.name().strip_prefix("1.") == Some(minor))
-            .ok_or_else(|| crate::Error::unsupported("cilium_version", s, Self::NAMES))
+            .ok_or_else(|| crate::field::FieldError::unsupported("cilium_version", s, Self::NAMES))
+    }
+}
+
+/// The most `egressGateways` items the CRD accepts (from 1.20: [`CiliumVersion::max_gateways`]).
+pub const MAX_GATEWAYS: usize = 64;
+
+/// How each endpoint's gateway is chosen (`gateway` reads it; part of a computation's
+/// [`Rules`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Selection {
+    /// Cilium's: first node by name per entry, `FNV-1a-32(uid) mod n` over resolved entries.
+    #[default]
+    Cilium,
+    /// Weighted rendezvous hashing over the distinct eligible (node, entry key) pairs (B.2).
+    Consistent,
+}
+
+impl Selection {
+    /// Every mode, in the order of [`Selection::NAMES`].
+    pub const ALL: [Selection; 2] = [Selection::Cilium, Selection::Consistent];
+    /// The modes' names, as the CLI and the bindings spell them.
+    pub const NAMES: &'static [&'static str] = &["cilium", "consistent"];
+
+    /// `cilium` or `consistent`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Selection::Cilium => "cilium",
+            Selection::Consistent => "consistent",
+        }
+    }
+}
+
+impl std::fmt::Display for Selection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Selection {
+    type Err = crate::field::FieldError;
+
+    /// Reads a mode's name; anything else is a field error (`Unsupported value`) naming
+    /// `selection`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| crate::field::FieldError::unsupported("selection", s, Self::NAMES))
     }
 }
 

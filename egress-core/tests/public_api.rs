@@ -53,7 +53,8 @@ fn every_error_has_a_stable_kind_and_its_field_path() {
     assert!(policy.field_errors().len() >= 2, "{policy}");
     assert_eq!(policy.path(), Some(policy.field_errors()[0].path.as_str()));
 
-    let arg = "fastest".parse::<Selection>().unwrap_err();
+    // A named choice refuses with a field error naming it; as the crate's error, an argument.
+    let arg: Error = "fastest".parse::<Selection>().unwrap_err().into();
     assert_eq!(arg.kind(), ErrorKind::InvalidArgument);
     assert_eq!(arg.path(), Some("selection"));
     assert_eq!(
@@ -109,7 +110,7 @@ fn selection_and_layout_names_round_trip() {
     assert_eq!(Selection::NAMES, ["cilium", "consistent"]);
     assert_eq!(Layout::NAMES, ["v4v2", "legacy", "dual"]);
     let err = "v4_v2".parse::<Layout>().unwrap_err();
-    assert_eq!(err.path(), Some("layout"));
+    assert_eq!(err.path, "layout");
     assert!(
         err.to_string().contains(r#""v4v2", "legacy", "dual""#),
         "{err}"

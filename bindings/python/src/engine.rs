@@ -150,16 +150,25 @@ fn snapshot_text(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<String> {
     text_of(data, "data", Lists::Refused)
 }
 
+/// A named choice (`selection`, `layout`, `cilium_version`) read as the core reads it.
+fn choice<T: std::str::FromStr<Err = egress_core::field::FieldError>>(
+    py: Python<'_>,
+    name: &str,
+) -> PyResult<T> {
+    name.parse()
+        .map_err(|e| from_core(py, &egress_core::Error::InvalidArgument(e)))
+}
+
 fn selection(py: Python<'_>, name: &str) -> PyResult<Selection> {
-    name.parse().map_err(|e| from_core(py, &e))
+    choice(py, name)
 }
 
 pub(crate) fn layout(py: Python<'_>, name: &str) -> PyResult<Layout> {
-    name.parse().map_err(|e| from_core(py, &e))
+    choice(py, name)
 }
 
 fn cilium_version(py: Python<'_>, name: &str) -> PyResult<CiliumVersion> {
-    name.parse().map_err(|e| from_core(py, &e))
+    choice(py, name)
 }
 
 /// The engine configuration of the keyword arguments: `layout` `None` is the Cilium

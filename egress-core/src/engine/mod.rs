@@ -27,10 +27,11 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use hashbrown::HashMap;
 
+pub use crate::maps::CapacityError;
 pub use diagnostics::{Diagnostics, InvalidPolicy};
 pub use explain::{Explanation, GatewayReason, Match};
 pub use objects::{Applied, PreparedObjects};
-pub use plan::{AckError, Action, CapacityError, Plan, PlanError, PlanId, PlanOp, baseline};
+pub use plan::{AckError, Action, Plan, PlanError, PlanId, PlanOp, baseline};
 
 use crate::Error;
 use crate::cluster::{Endpoint, Node, Nodes};
@@ -472,16 +473,6 @@ impl Engine {
     /// warnings and skipped objects, and what [`Engine::apply_text`] added since.
     pub fn diagnostics(&self) -> &Diagnostics {
         &self.diagnostics
-    }
-
-    /// [`Engine::diagnostics`] with the engine's conflicts as one JSON document:
-    /// `{"invalidPolicies": [{"policy", "errors": [{"path", "reason"}]}], "warnings",
-    /// "skipped", "conflicts"}` (the conformance surface's diagnostics).
-    pub fn diagnostics_json(&self) -> String {
-        crate::render::json_text(&crate::render::diagnostics_json(
-            &self.diagnostics,
-            &self.conflicts(),
-        ))
     }
 
     // ----- events ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ use super::arena::ListId;
 use super::{Engine, family};
 use crate::entries::{Entry, Slot};
 use crate::field::{FieldError, Reason};
-use crate::maps::{Layout, MapId, MapKeyV6, MapValueV6};
+use crate::maps::{CapacityError, Layout, MapId, MapKeyV6, MapValueV6};
 
 /// What a plan operation does to its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -217,20 +217,6 @@ impl<'a> IntoIterator for &'a Plan {
 }
 
 /// A plan refused before anything was written: its peak would not fit the map.
-/// Refused although the stale keys would go first: the desired state itself does not fit.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{map}: the plan needs {peak} entries, more than max_entries {max_entries}, even with the stale keys deleted first; nothing was written"
-)]
-pub struct CapacityError {
-    /// The map that would overflow.
-    pub map: MapId,
-    /// The entries the map would hold at the least: the desired state's.
-    pub peak: usize,
-    /// The map's capacity.
-    pub max_entries: u32,
-}
-
 /// Why no plan was taken: nothing was handed out, nothing recorded as taken.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {

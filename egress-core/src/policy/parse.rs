@@ -11,8 +11,7 @@ use crate::netip::{self, Cidr};
 use crate::timestamp::{Timestamp, TimestampError};
 use crate::version::CiliumVersion;
 
-/// The most `egressGateways` items the CRD accepts.
-pub const MAX_GATEWAYS: usize = 64;
+pub use crate::version::MAX_GATEWAYS;
 
 /// The most items of `destinationCIDRs`, and of `excludedCIDRs`: ours, not the CRD's (which
 /// sets none) — the default map capacity, so one pod of a policy past it could never be

@@ -1,0 +1,266 @@
+//! The floors of egress-core (issue 22): no import cycle between its top-level modules.
+//! Reads the non-test source of each top-level module (its file, and its directory's files),
+//! takes every `crate::name` it refers to in code (doc comments and `#[cfg(test)]` modules
+//! left out; grouped `use crate::{a, b::c}` included; names the crate root re-exports
+//! resolved to their module), and fails on any strongly connected set of two or more
+//! modules, naming each and the edges that close it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// The top-level modules (`pub mod x;` / `mod x;` in lib.rs) and the root's re-exports
+/// (`pub use module::{Name, ...}`: name -> module).
+fn root() -> (Vec<String>, BTreeMap<String, String>) {
+    let lib = std::fs::read_to_string(src().join("lib.rs")).unwrap();
+    let mut modules = Vec::new();
+    let mut reexports = BTreeMap::new();
+    for (_, line) in code_lines(&lib) {
+        let line = line.trim();
+        if let Some(rest) = line
+            .strip_prefix("pub mod ")
+            .or_else(|| line.strip_prefix("mod "))
+        {
+            modules.push(rest.trim_end_matches(';').to_owned());
+        } else if let Some(rest) = line.strip_prefix("pub use ") {
+            let rest = rest.trim_end_matches(';');
+            if let Some((module, names)) = rest.split_once("::") {
+                for name in names.trim_matches(|c| c == '{' || c == '}').split(',') {
+                    let name = name.trim();
+                    let name = name.rsplit(" as ").next().unwrap_or(name);
+                    if !name.is_empty() {
+                        reexports.insert(name.to_owned(), module.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    (modules, reexports)
+}
+
+/// The lines of code: doc and line comments dropped, and everything from a `#[cfg(test)]`
+/// on (the test module closes the file in this crate's habit).
+fn code_lines(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("#[cfg(test)]") {
+            break;
+        }
+        if trimmed.starts_with("//") {
+            continue;
+        }
+        out.push((n + 1, line.split(" //").next().unwrap_or(line)));
+    }
+    out
+}
+
+/// The files of a top-level module: `src/m.rs` or `src/m/mod.rs`, and every `.rs` below
+/// `src/m/` but test files (`tests.rs`, a `tests/` directory).
+fn files_of(module: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let single = src().join(format!("{module}.rs"));
+    if single.exists() {
+        files.push(single);
+    }
+    let mut dirs = vec![src().join(module)];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if path.is_dir() {
+                if name != "tests" {
+                    dirs.push(path);
+                }
+            } else if name.ends_with(".rs") && name != "tests.rs" {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// The first path segments after every `crate::` in the code: `crate::a::B` gives `a`,
+/// `crate::{a::B, c}` gives `a` and `c`.
+fn crate_refs(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("crate::") {
+        let before = rest[..at].chars().last();
+        rest = &rest[at + "crate::".len()..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
+            continue; // `egress_crate::` and `$crate::` are not this crate's paths
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            // Top-level items of the group, nested braces skipped.
+            let mut depth = 0;
+            let mut item = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.push(first_segment(&item));
+                        item.clear();
+                        continue;
+                    }
+                    _ => {}
+                }
+                if depth == 0 {
+                    item.push(c);
+                }
+            }
+            out.push(first_segment(&item));
+        } else {
+            out.push(first_segment(rest));
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+fn first_segment(path: &str) -> String {
+    path.trim()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// Module -> the modules its code refers to (itself left out), with one place each edge
+/// comes from.
+fn graph() -> BTreeMap<String, BTreeMap<String, String>> {
+    let (modules, reexports) = root();
+    let known: BTreeSet<&str> = modules.iter().map(String::as_str).collect();
+    let mut edges: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for module in &modules {
+        let out = edges.entry(module.clone()).or_default();
+        for file in files_of(module) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (n, line) in code_lines(&text) {
+                for name in crate_refs(line) {
+                    let target = if known.contains(name.as_str()) {
+                        name.clone()
+                    } else if let Some(m) = reexports.get(&name) {
+                        m.clone()
+                    } else {
+                        continue;
+                    };
+                    if &target != module {
+                        let at = format!("{}:{n}", file.strip_prefix(src()).unwrap().display());
+                        out.entry(target).or_insert(at);
+                    }
+                }
+            }
+        }
+    }
+    edges
+}
+
+/// The strongly connected sets of two or more modules (Tarjan).
+fn cycles(edges: &BTreeMap<String, BTreeMap<String, String>>) -> Vec<Vec<String>> {
+    struct State<'a> {
+        edges: &'a BTreeMap<String, BTreeMap<String, String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on_stack: BTreeSet<&'a str>,
+        next: usize,
+        found: Vec<Vec<String>>,
+    }
+    fn visit<'a>(s: &mut State<'a>, v: &'a str) {
+        s.index.insert(v, s.next);
+        s.low.insert(v, s.next);
+        s.next += 1;
+        s.stack.push(v);
+        s.on_stack.insert(v);
+        let targets: Vec<&'a str> = s.edges[v].keys().map(String::as_str).collect();
+        for w in targets {
+            if !s.index.contains_key(w) {
+                visit(s, w);
+                let low = s.low[v].min(s.low[w]);
+                s.low.insert(v, low);
+            } else if s.on_stack.contains(w) {
+                let low = s.low[v].min(s.index[w]);
+                s.low.insert(v, low);
+            }
+        }
+        if s.low[v] == s.index[v] {
+            let mut set = Vec::new();
+            while let Some(w) = s.stack.pop() {
+                s.on_stack.remove(w);
+                set.push(w.to_owned());
+                if w == v {
+                    break;
+                }
+            }
+            if set.len() > 1 {
+                set.sort();
+                s.found.push(set);
+            }
+        }
+    }
+    let mut s = State {
+        edges,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        next: 0,
+        found: Vec::new(),
+    };
+    for v in edges.keys() {
+        if !s.index.contains_key(v.as_str()) {
+            visit(&mut s, v);
+        }
+    }
+    s.found
+}
+
+#[test]
+fn the_reference_reader_finds_paths_and_groups() {
+    assert_eq!(
+        crate_refs("use crate::{cluster::{Node, Nodes}, Error, maps::MapId};"),
+        ["cluster", "Error", "maps"]
+    );
+    assert_eq!(
+        crate_refs("let x = crate::netip::parse(a) + $crate::no + egress_crate::no;"),
+        ["netip"]
+    );
+    let found = cycles(&BTreeMap::from([
+        ("a".into(), BTreeMap::from([("b".into(), String::new())])),
+        ("b".into(), BTreeMap::from([("a".into(), String::new())])),
+        ("c".into(), BTreeMap::from([("a".into(), String::new())])),
+    ]));
+    assert_eq!(found, [vec!["a".to_owned(), "b".to_owned()]]);
+}
+
+#[test]
+fn no_module_of_egress_core_is_in_an_import_cycle() {
+    let edges = graph();
+    assert!(edges.len() >= 15, "{:?}", edges.keys());
+    let found = cycles(&edges);
+    let mut report = String::new();
+    for set in &found {
+        report.push_str(&format!(
+            "cycle of {} modules: {}\n",
+            set.len(),
+            set.join(", ")
+        ));
+        for from in set {
+            for (to, at) in &edges[from] {
+                if set.contains(to) {
+                    report.push_str(&format!("  {from} -> {to}  ({at})\n"));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "{report}");
+}
