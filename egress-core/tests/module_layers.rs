@@ -42,14 +42,35 @@ fn root() -> (Vec<String>, BTreeMap<String, String>) {
     (modules, reexports)
 }
 
-/// The lines of code: doc and line comments dropped, and everything from a `#[cfg(test)]`
-/// on (the test module closes the file in this crate's habit).
+/// The lines of code, numbered from 1: doc and line comments dropped, and every item under a
+/// `#[cfg(test)]` (a test module, a test-only function) left out.
 fn code_lines(text: &str) -> Vec<(usize, &str)> {
     let mut out = Vec::new();
+    // Inside a test-only item: its brace depth once it opened (None: not yet opened).
+    let mut skipping: Option<Option<i32>> = None;
     for (n, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
         if trimmed.starts_with("#[cfg(test)]") {
-            break;
+            skipping = Some(None);
+            continue;
+        }
+        if let Some(depth) = skipping {
+            let opened = line.matches('{').count() as i32;
+            let closed = line.matches('}').count() as i32;
+            let now = depth.unwrap_or(0) + opened - closed;
+            let ended = (depth.is_some() || opened > 0) && now <= 0;
+            // A one-line item (`use ...;`, `mod x;`) ends where it is.
+            let one_line = depth.is_none() && opened == 0 && trimmed.ends_with(';');
+            skipping = if ended || one_line {
+                None
+            } else {
+                Some(if depth.is_some() || opened > 0 {
+                    Some(now)
+                } else {
+                    None
+                })
+            };
+            continue;
         }
         if trimmed.starts_with("//") {
             continue;
@@ -226,6 +247,11 @@ fn cycles(edges: &BTreeMap<String, BTreeMap<String, String>>) -> Vec<Vec<String>
 
 #[test]
 fn the_reference_reader_finds_paths_and_groups() {
+    let text = "use crate::a::X;\n#[cfg(test)]\nfn helper() {\n    crate::b::y();\n}\n/// crate::c\nfn real() { crate::d::z(); }\n#[cfg(test)]\nuse crate::e;\n#[cfg(test)]\nmod tests {\n    use crate::f;\n}\n";
+    let lines: Vec<(usize, &str)> = code_lines(text);
+    let refs: Vec<String> = lines.iter().flat_map(|(_, l)| crate_refs(l)).collect();
+    assert_eq!(refs, ["a", "d"]);
+    assert_eq!(lines.last().unwrap().0, 7);
     assert_eq!(
         crate_refs("use crate::{cluster::{Node, Nodes}, Error, maps::MapId};"),
         ["cluster", "Error", "maps"]
