@@ -164,6 +164,18 @@ pub fn child(parent: &str, key: &str) -> String {
     }
 }
 
+/// `path` of a value found at `object` (`objects[3]` and `spec.x` give `objects[3].spec.x`;
+/// `[0]` gives `objects[3][0]`; an empty path the object's own).
+pub fn under(object: &str, path: &str) -> String {
+    if path.is_empty() {
+        object.to_owned()
+    } else if path.starts_with('[') || object.is_empty() {
+        format!("{object}{path}")
+    } else {
+        format!("{object}.{path}")
+    }
+}
+
 /// `parent[index]`.
 pub fn item(parent: &str, index: usize) -> String {
     format!("{parent}[{index}]")

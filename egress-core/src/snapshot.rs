@@ -251,33 +251,19 @@ fn load_all_unchecked<T: AsRef<str>>(
             continue;
         }
         check_objects(&docs).map_err(|e| (Some(i), e))?;
-        for (j, doc) in document::flatten_lists(docs).iter().enumerate() {
+        let docs = document::flatten_lists(docs);
+        for j in kubernetes::reading_order(&docs) {
+            let doc = &docs[j];
             let path = field::item("objects", j);
-            let at_path = |e: Error| {
-                let fields = e
-                    .field_errors()
-                    .iter()
-                    .map(|f| FieldError::new(field::child(&path, &f.path), f.reason.clone()))
-                    .collect::<Vec<_>>();
-                (
-                    Some(i),
-                    if fields.is_empty() {
-                        e
-                    } else {
-                        Error::Input(fields)
-                    },
-                )
-            };
-            match doc.get("kind").and_then(Doc::as_str) {
-                Some("CiliumEgressGatewayPolicy") => {
-                    snapshot.replace_policy(parse_policy_for(doc, version))
-                }
-                Some("CiliumNode") => {
+            let at_path = |e: Error| (Some(i), kubernetes::at_object(&path, e));
+            match kubernetes::Kind::of(doc) {
+                kubernetes::Kind::Policy => snapshot.replace_policy(parse_policy_for(doc, version)),
+                kubernetes::Kind::CiliumNode => {
                     let node = kubernetes::node_from_cilium_node(doc).map_err(at_path)?;
                     snapshot.nodes.insert(node.name.clone(), node);
                     addresses = None;
                 }
-                Some("CiliumEndpoint") => {
+                kubernetes::Kind::CiliumEndpoint => {
                     let index =
                         addresses.get_or_insert_with(|| kubernetes::address_index(&snapshot.nodes));
                     let (endpoint, notes) =
@@ -293,15 +279,15 @@ fn load_all_unchecked<T: AsRef<str>>(
                         }
                     }
                 }
-                Some("Namespace") => {}
-                Some(other) => match crate::version::detect(doc) {
+                kubernetes::Kind::Namespace => {}
+                kind @ kubernetes::Kind::Unused(_) => match crate::version::detect(doc) {
                     Some(found) => snapshot.detected_versions.push(found),
-                    None => warnings.push(format!("{path}: kind {other} is not used: skipped")),
+                    None => warnings.extend(kind.skipped(&path)),
                 },
-                None => {
+                kubernetes::Kind::Missing => {
                     return Err((
                         Some(i),
-                        Error::Input(vec![FieldError::required(field::child(&path, "kind"))]),
+                        Error::Input(vec![kubernetes::Kind::missing(&path)]),
                     ));
                 }
             }
@@ -357,7 +343,7 @@ fn read_one<T>(
 /// Reads one node in the snapshot's `nodes[]` shape, or a Kubernetes `CiliumNode` object
 /// (converted as a dump's are).
 pub fn node_from_document(doc: &Doc) -> Result<Node, Error> {
-    if kind_of(doc) == Some("CiliumNode") {
+    if kubernetes::Kind::of(doc) == kubernetes::Kind::CiliumNode {
         return kubernetes::node_from_cilium_node(doc);
     }
     read_one(doc, read_node)
@@ -414,10 +400,6 @@ pub fn namespace_from_document(doc: &Doc) -> Result<Namespace, Error> {
 /// [`namespace_from_document`] on YAML or JSON text holding one document.
 pub fn parse_namespace(text: &str) -> Result<Namespace, Error> {
     namespace_from_document(&one_document(text)?)
-}
-
-fn kind_of(doc: &Doc) -> Option<&str> {
-    doc.get("kind").and_then(Doc::as_str)
 }
 
 const TOP: &[&str] = &[

@@ -3,11 +3,11 @@
 
 use super::Engine;
 use crate::cluster::{Endpoint, Namespace, Node};
-use crate::document::{self, Node as Doc};
+use crate::document;
 use crate::error::Error;
 use crate::field::{self, FieldError, Reason};
 use crate::policy::{Policy, PolicyErrors, parse_policy_for};
-use crate::snapshot::kubernetes;
+use crate::snapshot::kubernetes::{self, Kind};
 
 /// What [`Engine::apply_text`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -73,29 +73,23 @@ impl Engine {
         let mut updates = Vec::with_capacity(docs.len());
         for (i, doc) in docs.iter().enumerate() {
             let path = field::item("objects", i);
-            let prefixed = |e: Error| -> Vec<FieldError> {
-                e.field_errors()
-                    .iter()
-                    .map(|f| FieldError::new(join(&path, &f.path), f.reason.clone()))
-                    .collect()
-            };
-            match doc.get("kind").and_then(Doc::as_str) {
-                Some("CiliumEgressGatewayPolicy") => updates.push(Update::Policy(
-                    parse_policy_for(doc, self.config.cilium_version),
-                )),
-                Some("CiliumNode") => match kubernetes::node_from_cilium_node(doc) {
+            let prefixed = |e: Error| kubernetes::at_object(&path, e).field_errors().to_vec();
+            match Kind::of(doc) {
+                Kind::Policy => updates.push(Update::Policy(parse_policy_for(
+                    doc,
+                    self.config.cilium_version,
+                ))),
+                Kind::CiliumNode => match kubernetes::node_from_cilium_node(doc) {
                     Ok(node) => updates.push(Update::Node(node)),
                     Err(e) => errors.extend(prefixed(e)),
                 },
-                Some("Namespace") => match kubernetes::namespace_from_object(doc) {
+                Kind::Namespace => match kubernetes::namespace_from_object(doc) {
                     Ok(ns) => updates.push(Update::Namespace(ns)),
                     Err(e) => errors.extend(prefixed(e)),
                 },
-                Some("CiliumEndpoint") => updates.push(Update::Endpoint(i)),
-                Some(other) => applied
-                    .warnings
-                    .push(format!("{path}: kind {other} is not used: skipped")),
-                None if crate::snapshot::Snapshot::is_snapshot_document(doc) => {
+                Kind::CiliumEndpoint => updates.push(Update::Endpoint(i)),
+                kind @ Kind::Unused(_) => applied.warnings.extend(kind.skipped(&path)),
+                Kind::Missing if crate::snapshot::Snapshot::is_snapshot_document(doc) => {
                     errors.push(FieldError::new(
                         path,
                         Reason::Invalid {
@@ -106,7 +100,7 @@ impl Engine {
                         },
                     ));
                 }
-                None => errors.push(FieldError::required(field::child(&path, "kind"))),
+                Kind::Missing => errors.push(Kind::missing(&path)),
             }
         }
         // Endpoints name their node by address: the engine's nodes with the text's on top.
@@ -127,11 +121,9 @@ impl Engine {
                             .warnings
                             .extend(warnings.into_iter().map(|w| format!("{path}: {w}")));
                     }
-                    Err(e) => errors.extend(
-                        e.field_errors()
-                            .iter()
-                            .map(|f| FieldError::new(join(&path, &f.path), f.reason.clone())),
-                    ),
+                    Err(e) => {
+                        errors.extend(kubernetes::at_object(&path, e).field_errors().to_vec())
+                    }
                 }
             }
         }
@@ -187,17 +179,6 @@ impl Engine {
             self.put_endpoint(endpoint);
         }
         applied
-    }
-}
-
-/// `objects[i]` then a path relative to the object (`objects[i]` alone for the root).
-fn join(object: &str, path: &str) -> String {
-    if path.is_empty() {
-        object.to_owned()
-    } else if path.starts_with('[') {
-        format!("{object}{path}")
-    } else {
-        format!("{object}.{path}")
     }
 }
 

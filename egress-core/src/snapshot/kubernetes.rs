@@ -12,6 +12,76 @@ use crate::field::{self, FieldError, Reason};
 use crate::netip;
 use crate::version::CiliumVersion;
 
+/// What a Kubernetes object is to this crate, by its `kind`: the one dispatch of every
+/// reader of objects (dumps, inputs merged onto a snapshot, the engine's events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind<'a> {
+    /// `CiliumEgressGatewayPolicy`.
+    Policy,
+    /// `CiliumNode`.
+    CiliumNode,
+    /// `CiliumEndpoint`.
+    CiliumEndpoint,
+    /// `Namespace`: its labels (a dump's endpoints carry them in their identity already).
+    Namespace,
+    /// Any other kind: not read as an object (a Cilium agent DaemonSet or the
+    /// `cilium-config` ConfigMap may name the Cilium version).
+    Unused(&'a str),
+    /// No `kind`.
+    Missing,
+}
+
+impl<'a> Kind<'a> {
+    /// The kind of an object.
+    pub fn of(doc: &'a Doc) -> Self {
+        match doc.get("kind").and_then(Doc::as_str) {
+            None => Kind::Missing,
+            Some("CiliumEgressGatewayPolicy") => Kind::Policy,
+            Some("CiliumNode") => Kind::CiliumNode,
+            Some("CiliumEndpoint") => Kind::CiliumEndpoint,
+            Some("Namespace") => Kind::Namespace,
+            Some(other) => Kind::Unused(other),
+        }
+    }
+
+    /// `PATH: kind KIND is not used: skipped` for an [`Kind::Unused`] object at `path`.
+    pub fn skipped(self, path: &str) -> Option<String> {
+        match self {
+            Kind::Unused(kind) => Some(format!("{path}: kind {kind} is not used: skipped")),
+            _ => None,
+        }
+    }
+
+    /// `PATH.kind: Required value` for a [`Kind::Missing`] object at `path`.
+    pub fn missing(path: &str) -> FieldError {
+        FieldError::required(field::child(path, "kind"))
+    }
+}
+
+/// The order objects are read in: every node first — endpoints name their node by address
+/// — then the other objects, each in its place.
+pub fn reading_order(objects: &[Doc]) -> Vec<usize> {
+    let nodes = (0..objects.len()).filter(|&i| Kind::of(&objects[i]) == Kind::CiliumNode);
+    let others = (0..objects.len()).filter(|&i| Kind::of(&objects[i]) != Kind::CiliumNode);
+    nodes.chain(others).collect()
+}
+
+/// The field errors of one object's conversion, each path under the object's (`objects[3]`
+/// and `metadata.name` give `objects[3].metadata.name`); an error without field paths as
+/// it is.
+pub fn at_object(path: &str, e: Error) -> Error {
+    let fields: Vec<FieldError> = e
+        .field_errors()
+        .iter()
+        .map(|f| FieldError::new(field::under(path, &f.path), f.reason.clone()))
+        .collect();
+    if fields.is_empty() {
+        e
+    } else {
+        Error::Input(fields)
+    }
+}
+
 /// Converts a dump's objects (Lists already flattened). Returns the snapshot (no
 /// `localNode`, no devices) and the conversion's warnings.
 pub(super) fn from_objects(
@@ -24,14 +94,18 @@ pub(super) fn from_objects(
         cilium_version: version,
         ..Snapshot::default()
     };
-    let kind_of = |o: &Doc| o.get("kind").and_then(Doc::as_str).map(str::to_owned);
-
-    // Nodes first: endpoints name their node by address.
-    for (i, obj) in objects.iter().enumerate() {
+    // Endpoints name their node by address: looked up in an index, not by a scan of the
+    // nodes per endpoint (20,000 nodes × 100,000 endpoints), built once the nodes (read
+    // first) are all in. The first node by name wins, as a scan would find it.
+    let mut by_address: Option<HashMap<IpAddr, String>> = None;
+    let mut uids = HashSet::new();
+    let mut policy_names = HashSet::new();
+    for i in reading_order(objects) {
+        let obj = &objects[i];
         let path = field::item("objects", i);
-        match kind_of(obj).as_deref() {
-            None => errors.push(FieldError::required(field::child(&path, "kind"))),
-            Some("CiliumNode") => {
+        match Kind::of(obj) {
+            Kind::Missing => errors.push(Kind::missing(&path)),
+            Kind::CiliumNode => {
                 if let Some(node) = cilium_node(obj, &path, &mut errors) {
                     if snap.nodes.contains_key(&node.name) {
                         let at = format!("{path}.metadata.name");
@@ -44,26 +118,12 @@ pub(super) fn from_objects(
                     }
                 }
             }
-            _ => {}
-        }
-    }
-    // Endpoints name their node by address: looked up in an index, not by a scan of the
-    // nodes per endpoint (20,000 nodes × 100,000 endpoints). The first node by name wins, as
-    // a scan would find it.
-    let by_address = address_index(&snap.nodes);
-    let node_at = |ip: IpAddr| by_address.get(&ip).cloned();
-    let mut uids = HashSet::new();
-    let mut policy_names = HashSet::new();
-    for (i, obj) in objects.iter().enumerate() {
-        let path = field::item("objects", i);
-        match kind_of(obj).as_deref() {
-            None | Some("CiliumNode") => {}
             // Namespace labels are already part of every endpoint's identity labels.
-            Some("Namespace") => {}
-            Some("CiliumEgressGatewayPolicy") => {
-                snap.add_policy(obj, &path, &mut policy_names, &mut errors)
-            }
-            Some("CiliumEndpoint") => {
+            Kind::Namespace => {}
+            Kind::Policy => snap.add_policy(obj, &path, &mut policy_names, &mut errors),
+            Kind::CiliumEndpoint => {
+                let index = by_address.get_or_insert_with(|| address_index(&snap.nodes));
+                let node_at = |ip: IpAddr| index.get(&ip).cloned();
                 if let Some(ep) = cilium_endpoint(obj, &path, &node_at, &mut errors, &mut warnings)
                 {
                     if uids.insert(ep.uid.clone()) {
@@ -77,9 +137,9 @@ pub(super) fn from_objects(
                     }
                 }
             }
-            Some(other) => match crate::version::detect(obj) {
+            kind @ Kind::Unused(_) => match crate::version::detect(obj) {
                 Some(found) => snap.detected_versions.push(found),
-                None => warnings.push(format!("{path}: kind {other} is not used: skipped")),
+                None => warnings.extend(kind.skipped(&path)),
             },
         }
     }
