@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use egress_bpf::EgressMaps;
+use egress_core::engine::Engine;
 
 use crate::boundary::{exclusive, out, reference, run, utf8};
 use crate::engine::egress_engine;
@@ -113,21 +114,45 @@ pub unsafe extern "C" fn egress_maps_program(
 ) -> egress_result {
     // SAFETY: the caller's promises.
     unsafe {
+        write_maps(maps, engine, applied_out, error_out, |maps, engine| {
+            maps.program(engine).map(|plan| (plan.len(), 0))
+        })
+        .0
+    }
+}
+
+/// The body of `egress_maps_program` and `egress_maps_reconcile`: `write` on the maps and the
+/// engine, giving (operations written, unreadable elements deleted); on a kernel failure
+/// part way, the operations written before it.
+///
+/// # Safety
+/// As those exports.
+unsafe fn write_maps(
+    maps: *const egress_maps,
+    engine: *mut egress_engine,
+    applied_out: *mut usize,
+    error_out: *mut *mut egress_error,
+    write: impl FnOnce(&EgressMaps, &mut Engine) -> Result<(usize, usize), egress_bpf::Error>,
+) -> (egress_result, usize) {
+    let mut deleted = 0;
+    // SAFETY: the caller's promises.
+    let code = unsafe {
         run(error_out, || {
             let maps = &reference(maps, "maps")?.maps;
             let handle = exclusive(engine, "engine")?;
-            let result = maps.program(&mut handle.engine);
+            let result = write(maps, &mut handle.engine);
             let applied = match &result {
-                Ok(plan) => plan.len(),
+                Ok((applied, _)) => *applied,
                 Err(egress_bpf::Error::Apply(e)) => e.applied,
                 Err(_) => 0,
             };
             if !applied_out.is_null() {
                 applied_out.write(applied);
             }
-            result.map(drop).map_err(Into::into)
+            result.map(|(_, n)| deleted = n).map_err(Into::into)
         })
-    }
+    };
+    (code, deleted)
 }
 
 /// The whole cycle of a writer, under the pin directory's writer lock (so that no other
@@ -152,23 +177,14 @@ pub unsafe extern "C" fn egress_maps_reconcile(
 ) -> egress_result {
     // SAFETY: the caller's promises.
     unsafe {
-        run(error_out, || {
-            let maps = &reference(maps, "maps")?.maps;
-            let handle = exclusive(engine, "engine")?;
-            let result = maps.reconcile(&mut handle.engine);
-            let (applied, deleted) = match &result {
-                Ok(done) => (done.plan.len(), done.deleted_unreadable.len()),
-                Err(egress_bpf::Error::Apply(e)) => (e.applied, 0),
-                Err(_) => (0, 0),
-            };
-            if !applied_out.is_null() {
-                applied_out.write(applied);
-            }
-            if !unreadable_deleted_out.is_null() {
-                unreadable_deleted_out.write(deleted);
-            }
-            result.map(drop).map_err(Into::into)
-        })
+        let (code, deleted) = write_maps(maps, engine, applied_out, error_out, |maps, engine| {
+            maps.reconcile(engine)
+                .map(|done| (done.plan.len(), done.deleted_unreadable.len()))
+        });
+        if !unreadable_deleted_out.is_null() {
+            unreadable_deleted_out.write(deleted);
+        }
+        code
     }
 }
 

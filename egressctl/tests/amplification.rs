@@ -7,53 +7,12 @@
 
 use std::process::Command;
 
-fn max_child_rss_kib() -> i64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: `usage` is a writable rusage; RUSAGE_CHILDREN is a valid `who`.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
-    assert_eq!(rc, 0);
-    // SAFETY: getrusage filled it.
-    unsafe { usage.assume_init() }.ru_maxrss
-}
+mod support;
+use support::max_child_rss_kib;
 
-/// The snapshot: 4 nodes (two gateways), `endpoints` pods selected by one policy with
-/// `cidrs` distinct /24 destinations.
-pub fn amplifying_snapshot(cidrs: usize, endpoints: usize) -> String {
-    let pods: Vec<String> = (0..endpoints)
-        .map(|i| {
-            format!(
-                r#"{{"uid":"00000000-0000-4000-8000-{i:012}","namespace":"default","name":"p{i}","labels":{{"app":"a"}},"ips":["10.{}.{}.{}"],"node":"n{}"}}"#,
-                1 + i / 65536,
-                (i / 256) % 256,
-                i % 256,
-                i % 4
-            )
-        })
-        .collect();
-    let destinations: Vec<String> = (0..cidrs)
-        .map(|i| {
-            format!(
-                r#""{}.{}.{}.0/24""#,
-                100 + (i >> 16),
-                (i >> 8) & 255,
-                i & 255
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"localNode":"n0","nodes":[{}],"endpoints":[{}],"policies":[{{"apiVersion":"cilium.io/v2","kind":"CiliumEgressGatewayPolicy","metadata":{{"name":"amp"}},"spec":{{"selectors":[{{"podSelector":{{"matchLabels":{{"app":"a"}}}}}}],"destinationCIDRs":[{}],"egressGateway":{{"nodeSelector":{{"matchLabels":{{"egress":"true"}}}}}}}}}}]}}"#,
-        (0..4)
-            .map(|i| format!(
-                r#"{{"name":"n{i}","labels":{{"egress":"{}"}},"ipv4":"10.0.0.{}"}}"#,
-                i < 2,
-                i + 1
-            ))
-            .collect::<Vec<_>>()
-            .join(","),
-        pods.join(","),
-        destinations.join(",")
-    )
-}
+#[path = "../../tests/support/amplifying.rs"]
+mod amplifying;
+use amplifying::amplifying_snapshot;
 
 #[test]
 fn an_amplifying_input_is_refused_with_its_count_before_anything_is_built() {

@@ -667,6 +667,30 @@ fn verify_checks_each_of_1_20s_ipv4_maps() {
     );
 }
 
+/// Snapshot files written for one test, removed with it.
+struct Files(std::path::PathBuf);
+
+impl Files {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("egressctl-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    /// Writes `text` to the file `name`; its path.
+    fn write(&self, name: &str, text: String) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A snapshot of `n` pods (10.<base>.x.y), all selected by one policy to 0.0.0.0/0 through
 /// the remote gateway n1: `n` IPv4 entries on node n0, none shared with another base.
 fn pods_snapshot(base: u8, n: usize) -> String {
@@ -713,13 +737,8 @@ fn a_full_map_is_replaced_by_deleting_the_stale_keys_first() {
     let Some(fs) = bpffs_or_skip("a_full_map_is_replaced_by_deleting_the_stale_keys_first") else {
         return;
     };
-    let tmp = std::env::temp_dir().join(format!("egressctl-full-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
-    let file = |name: &str, text: String| {
-        let path = tmp.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
+    let files = Files::new("full");
+    let file = |name: &str, text: String| files.write(name, text);
     let a = file("a.json", pods_snapshot(1, 999));
     let b = file("b.json", pods_snapshot(2, 999));
     let c = file("c.json", pods_snapshot(3, 1000));
@@ -829,7 +848,6 @@ fn a_full_map_is_replaced_by_deleting_the_stale_keys_first() {
     );
     let out = egressctl(&["verify", "-f", &f, "--bpffs", &half]);
     assert!(out.status.success(), "{}", text(&out.stdout));
-    std::fs::remove_dir_all(&tmp).unwrap();
 }
 
 /// Issue 21: two applies of different snapshots started together on the same pins, many
@@ -841,13 +859,8 @@ fn racing_applies_take_turns() {
     let Some(fs) = bpffs_or_skip("racing_applies_take_turns") else {
         return;
     };
-    let tmp = std::env::temp_dir().join(format!("egressctl-race-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
-    let file = |name: &str, text: String| {
-        let path = tmp.join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
+    let files = Files::new("race");
+    let file = |name: &str, text: String| files.write(name, text);
     let a = file("a.json", pods_snapshot(1, 5_000));
     let b = file("b.json", pods_snapshot(2, 5_000));
     let dir = fs.path().join("race").display().to_string();
@@ -924,7 +937,6 @@ fn racing_applies_take_turns() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(in_sync(&b));
-    std::fs::remove_dir_all(&tmp).unwrap();
 }
 
 /// Issue 21: kernel conditions named as what they are — a directory at a pin's path

@@ -6,14 +6,8 @@
 
 use std::process::Command;
 
-fn max_child_rss_kib() -> i64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: `usage` is a writable rusage; RUSAGE_CHILDREN is a valid `who`.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
-    assert_eq!(rc, 0);
-    // SAFETY: getrusage filled it.
-    unsafe { usage.assume_init() }.ru_maxrss
-}
+mod support;
+use support::max_child_rss_kib;
 
 #[test]
 fn identical_policies_over_many_endpoints_cost_no_memory_per_selection() {

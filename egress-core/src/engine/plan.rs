@@ -593,38 +593,36 @@ impl Engine {
         let total = counted.len();
         // One vector, reserved once: the upserts, then the deletes (sorted apart).
         let mut ops: Vec<PlanOp> = Vec::new();
+        let mut upserted = 0;
         ops.try_reserve_exact(total)
             .map_err(|_| crate::error::AllocError {
                 what: "plan operations",
                 count: total,
             })?;
-        for (ip, source) in self.pending_sources() {
-            diff_lists(
-                self.slots.get(source.desired),
-                self.slots.get(source.programmed),
-                layout,
-                ip.is_ipv4(),
-                |change| {
-                    if let Change::New(d) | Change::Changed(d) = change {
-                        PlanOp::each_map(Action::Upsert, d.entry(ip), layout, &mut ops);
-                    }
-                },
-            );
+        // Two passes over the pending sources: the upserts, then the deletes.
+        for upserting in [true, false] {
+            for (ip, source) in self.pending_sources() {
+                diff_lists(
+                    self.slots.get(source.desired),
+                    self.slots.get(source.programmed),
+                    layout,
+                    ip.is_ipv4(),
+                    |change| match change {
+                        Change::New(d) | Change::Changed(d) if upserting => {
+                            PlanOp::each_map(Action::Upsert, d.entry(ip), layout, &mut ops)
+                        }
+                        Change::Stale(p) if !upserting => {
+                            PlanOp::each_map(Action::Delete, p.entry(ip), layout, &mut ops)
+                        }
+                        _ => {}
+                    },
+                );
+            }
+            if upserting {
+                upserted = ops.len();
+            }
         }
-        let count = ops.len();
-        for (ip, source) in self.pending_sources() {
-            diff_lists(
-                self.slots.get(source.desired),
-                self.slots.get(source.programmed),
-                layout,
-                ip.is_ipv4(),
-                |change| {
-                    if let Change::Stale(p) = change {
-                        PlanOp::each_map(Action::Delete, p.entry(ip), layout, &mut ops);
-                    }
-                },
-            );
-        }
+        let count = upserted;
         // Map by map in Cilium's reconcile order (1.20: legacy, `_v4_v2`, IPv6), each
         // map's operations in output order.
         let rank = |op: &PlanOp| layout.maps().iter().position(|m| *m == op.map);
