@@ -331,6 +331,28 @@ fn devices_are_known_from_a_nodes_own_list_or_the_top_level_one() {
     assert!(!dump.devices_known("a"));
 }
 
+/// Objects merged onto a snapshot are read nodes first, as a dump's are (issue 22's one
+/// dispatch): an endpoint listed before the CiliumNode whose address it names finds it.
+#[test]
+fn objects_merged_onto_a_snapshot_are_read_nodes_first() {
+    let base = "localNode: a\nnodes: [{name: a, ipv4: 10.0.0.1}]\n";
+    let objects = concat!(
+        "kind: CiliumEndpoint\n",
+        "metadata: {name: web-1, namespace: default, uid: u1}\n",
+        "status:\n",
+        "  identity: {labels: [\"k8s:app=web\"]}\n",
+        "  networking: {addressing: [{ipv4: 10.1.0.1}], node: 192.168.1.7}\n",
+        "---\n",
+        "kind: CiliumNode\n",
+        "metadata: {name: b}\n",
+        "spec: {addresses: [{type: InternalIP, ip: 192.168.1.7}]}\n",
+    );
+    let loaded = load_all(&[base, objects]).unwrap();
+    assert_eq!(loaded.snapshot.endpoints.len(), 1, "{:?}", loaded.warnings);
+    let ep = &loaded.snapshot.endpoints[0];
+    assert_eq!(ep.node.as_deref(), Some("b"), "{:?}", loaded.warnings);
+}
+
 #[test]
 fn several_inputs_load_as_one() {
     let base = "localNode: a\nnodes: [{name: a, ipv4: 10.0.0.1}]\nendpoints: [{uid: u1, ips: [10.1.0.1]}]\n";
