@@ -1,7 +1,6 @@
 //! A private BPF filesystem in a temporary directory, for tests and benchmarks: mounted on
 //! creation, unmounted and removed on drop.
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -22,22 +21,7 @@ impl PrivateBpffs {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let c = |s: &str| CString::new(s).map_err(|e| e.to_string());
-        let target = CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
-        let (source, fstype) = (c("bpf")?, c("bpf")?);
-        // SAFETY: all pointers are valid NUL-terminated strings living across the call; no
-        // mount data is passed.
-        let ret = unsafe {
-            libc::mount(
-                source.as_ptr(),
-                target.as_ptr(),
-                fstype.as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        if ret != 0 {
-            let err = std::io::Error::last_os_error();
+        if let Err(err) = crate::sys::mount_bpffs(&dir) {
             let _ = std::fs::remove_dir(&dir);
             return Err(format!("mount -t bpf {}: {err}", dir.display()));
         }
@@ -52,11 +36,7 @@ impl PrivateBpffs {
 
 impl Drop for PrivateBpffs {
     fn drop(&mut self) {
-        if let Ok(target) = CString::new(self.dir.as_os_str().as_encoded_bytes()) {
-            // SAFETY: `target` is a valid NUL-terminated path; a lazy unmount of our own
-            // mount point affects nothing else.
-            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-        }
+        crate::sys::unmount_lazy(&self.dir);
         let _ = std::fs::remove_dir(&self.dir);
     }
 }

@@ -4,18 +4,17 @@
 //! embedded in this crate), its maps are replaced by the pinned ones, the local node's IPv4
 //! is written into its read-only data, and its programs are run with `BPF_PROG_TEST_RUN`.
 
-use std::ffi::{CStr, CString};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::Command;
 
 use egress_core::lookup::{DropReason, Verdict};
 use egress_core::maps::Layout;
-use libbpf_sys as bpf;
 
-use crate::error::{Errno, Error, Result};
+use crate::error::{Error, Result};
 use crate::maps::EgressMaps;
+use crate::sys;
 
 /// The program's C source.
 pub const SOURCE: &str = include_str!("../bpf/egress_datapath.c");
@@ -66,30 +65,10 @@ pub fn compile(out_dir: &Path) -> Result<Vec<u8>> {
 
 /// The loaded program object, closed on drop.
 pub struct Datapath {
-    object: *mut bpf::bpf_object,
+    object: sys::BpfObject,
     verdict: i32,
     lookups: (i32, i32),
     baselines: (i32, i32),
-}
-
-impl Drop for Datapath {
-    fn drop(&mut self) {
-        // SAFETY: `object` came from a successful `bpf_object__open_mem` and is closed once;
-        // closing also closes the program descriptors we copied out of it.
-        unsafe { bpf::bpf_object__close(self.object) }
-    }
-}
-
-/// Closes a half-built object when loading fails.
-struct Guard(*mut bpf::bpf_object);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if !self.0.is_null() {
-            // SAFETY: a non-null pointer here is an open object nobody else closes.
-            unsafe { bpf::bpf_object__close(self.0) }
-        }
-    }
 }
 
 impl Datapath {
@@ -100,123 +79,40 @@ impl Datapath {
             return Err(program_error("the datapath program reads the v4_v2 layout"));
         }
         let elf = compile(work_dir)?;
-        // SAFETY: passing None turns libbpf's logging off; no callback is kept.
-        unsafe { bpf::libbpf_set_print(None) };
-        let name = CString::new("egress_datapath").map_err(program_error)?;
-        let opts = bpf::bpf_object_open_opts {
-            sz: size_of::<bpf::bpf_object_open_opts>() as _,
-            object_name: name.as_ptr(),
-            ..Default::default()
-        };
-        // SAFETY: `elf` is a readable buffer of its length; `opts` is initialised with its own
-        // size and `name` outlives the call (libbpf copies what it keeps).
-        let object =
-            unsafe { bpf::bpf_object__open_mem(elf.as_ptr().cast(), elf.len() as _, &opts) };
-        if object.is_null() {
-            return Err(program_error(format!("open object: {}", Errno::last())));
-        }
-        let guard = Guard(object);
+        let object = sys::BpfObject::open(&elf, "egress_datapath").map_err(program_error)?;
         let local = local_ipv4.map_or([0u8; 4], |a| a.octets());
-        let mut map: *mut bpf::bpf_map = std::ptr::null_mut();
-        loop {
-            // SAFETY: `object` is open; `map` is NULL or a map of this object.
-            map = unsafe { bpf::bpf_object__next_map(object, map) };
-            if map.is_null() {
-                break;
-            }
-            // SAFETY: `map` is a non-null map of the open object, which it lives as long as.
-            let name_ptr = unsafe { bpf::bpf_map__name(map) };
-            if name_ptr.is_null() {
-                return Err(program_error("a map of the object has no name"));
-            }
-            // SAFETY: a non-null name of a map of the open object is a NUL-terminated string
-            // owned by the object, copied here before anything can free it.
-            let map_name = unsafe { CStr::from_ptr(name_ptr) }
-                .to_string_lossy()
-                .into_owned();
-            let ret = match map_name.as_str() {
-                // SAFETY: `map` belongs to the open, not-yet-loaded object; the descriptor is
-                // open for the call, during which libbpf duplicates it (the object owns the
-                // copy). The kernel's key and value sizes replace the program's, so the
-                // verifier checks the program's accesses against the real map.
-                "egress_v4" => unsafe { bpf::bpf_map__reuse_fd(map, maps.ipv4().fd().as_raw_fd()) },
-                // SAFETY: as above.
-                "egress_v6" => unsafe { bpf::bpf_map__reuse_fd(map, maps.ipv6().fd().as_raw_fd()) },
-                // SAFETY: libbpf copies exactly `local.len()` bytes from `local`, which is
-                // that long (refusing with EINVAL when it is not the .rodata's size).
-                n if n.ends_with(".rodata") => unsafe {
-                    bpf::bpf_map__set_initial_value(map, local.as_ptr().cast(), local.len() as _)
-                },
-                _ => 0,
-            };
-            if ret < 0 {
-                return Err(program_error(format!(
-                    "prepare map {map_name}: {}",
-                    Errno::from_ret(ret)
-                )));
-            }
-        }
-        // SAFETY: `object` is open and prepared.
-        let ret = unsafe { bpf::bpf_object__load(object) };
-        if ret < 0 {
-            return Err(program_error(format!(
-                "load: {} (the verifier refused the program)",
-                Errno::from_ret(ret)
-            )));
-        }
-        let fd = |name: &str| -> Result<i32> {
-            let cname = CString::new(name).map_err(program_error)?;
-            // SAFETY: `object` is loaded; `cname` is NUL-terminated.
-            let prog = unsafe { bpf::bpf_object__find_program_by_name(object, cname.as_ptr()) };
-            if prog.is_null() {
-                return Err(program_error(format!("no program {name}")));
-            }
-            // SAFETY: `prog` is a loaded program of `object`.
-            let fd = unsafe { bpf::bpf_program__fd(prog) };
-            if fd < 0 {
-                Err(program_error(format!("program {name} has no descriptor")))
-            } else {
-                Ok(fd)
-            }
-        };
-        let datapath = Datapath {
-            object,
+        // The kernel's key and value sizes replace the program's, so the verifier checks the
+        // program's accesses against the real maps.
+        object
+            .prepare_maps(|name| match name {
+                "egress_v4" => sys::MapSetup::Reuse(maps.ipv4().fd().as_fd()),
+                "egress_v6" => sys::MapSetup::Reuse(maps.ipv6().fd().as_fd()),
+                n if n.ends_with(".rodata") => sys::MapSetup::Initial(&local),
+                _ => sys::MapSetup::Keep,
+            })
+            .map_err(program_error)?;
+        object.load().map_err(|errno| {
+            program_error(format!("load: {errno} (the verifier refused the program)"))
+        })?;
+        let fd = |name: &str| object.program_fd(name).map_err(program_error);
+        Ok(Datapath {
             verdict: fd("egress_verdict")?,
             lookups: (fd("lookups_v4")?, fd("lookups_v6")?),
             baselines: (fd("baseline_v4")?, fd("baseline_v6")?),
-        };
-        std::mem::forget(guard);
-        Ok(datapath)
+            object,
+        })
     }
 
     /// Runs a program once per `repeat` on `packet`; returns (return value, mean ns per run,
     /// output bytes).
     fn run(&self, prog: i32, packet: &[u8], repeat: u32) -> Result<(u32, u32, Vec<u8>)> {
+        // The object holds the program: it lives as long as `self`.
+        let _ = &self.object;
         let mut out = vec![0u8; packet.len() + 256];
-        let size = |n: usize| u32::try_from(n).map_err(|_| program_error("packet too large"));
-        let (size_in, size_out) = (size(packet.len())?, size(out.len())?);
-        let mut opts = bpf::bpf_test_run_opts {
-            sz: size_of::<bpf::bpf_test_run_opts>() as _,
-            data_in: packet.as_ptr().cast(),
-            data_out: out.as_mut_ptr().cast(),
-            data_size_in: size_in,
-            data_size_out: size_out,
-            repeat: repeat as i32,
-            ..Default::default()
-        };
-        // SAFETY: the kernel reads `data_size_in` bytes of `packet` and writes at most
-        // `data_size_out` (non-zero: at least 256, and a zero would not bound it) into
-        // `out`: their exact lengths.
-        // Both live across the call; `prog` is a loaded program of this object.
-        let ret = unsafe { bpf::bpf_prog_test_run_opts(prog, &mut opts) };
-        if ret < 0 {
-            return Err(program_error(format!(
-                "BPF_PROG_TEST_RUN: {}",
-                Errno::from_ret(ret)
-            )));
-        }
-        out.truncate(opts.data_size_out as usize);
-        Ok((opts.retval, opts.duration, out))
+        let repeat = i32::try_from(repeat).map_err(|_| program_error("too many repeats"))?;
+        let done = sys::prog_test_run(prog, packet, &mut out, repeat).map_err(program_error)?;
+        out.truncate(done.written);
+        Ok((done.retval, done.duration, out))
     }
 
     /// The kernel's verdict for a packet from `src` to `dst`.

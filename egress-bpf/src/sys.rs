@@ -1,5 +1,7 @@
-//! The only place that calls libbpf: thin wrappers that take and return owned, checked
-//! values. Every `unsafe` block states why it is sound.
+//! The only place that calls libbpf or libc: thin wrappers that take and return owned,
+//! checked values. Every `unsafe` block states why it is sound; no other module of the crate
+//! may hold one.
+#![allow(unsafe_code)]
 //!
 //! Map element syscalls read and write whole keys and values through bare pointers, as many
 //! bytes as the map's key and value sizes. So they are methods of [`MapFd`], which learns
@@ -369,6 +371,194 @@ pub(crate) fn is_bpffs(path: &Path) -> Result<bool, std::io::Error> {
     #[allow(clippy::useless_conversion)]
     let f_type = i64::from(st.f_type);
     Ok(f_type == BPF_FS_MAGIC)
+}
+
+/// Mounts a bpffs at `dir`.
+pub(crate) fn mount_bpffs(dir: &Path) -> Result<(), std::io::Error> {
+    let target = c_path(dir).map_err(|e| std::io::Error::from_raw_os_error(e.0))?;
+    let bpf = c"bpf";
+    // SAFETY: all pointers are valid NUL-terminated strings living across the call; no
+    // mount data is passed.
+    let ret = unsafe {
+        libc::mount(
+            bpf.as_ptr(),
+            target.as_ptr(),
+            bpf.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Detaches the mount at `dir` (lazily: users of it keep what they hold).
+pub(crate) fn unmount_lazy(dir: &Path) {
+    if let Ok(target) = c_path(dir) {
+        // SAFETY: `target` is a valid NUL-terminated path; a lazy unmount of a mount point
+        // this crate made affects nothing else.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+#[cfg(feature = "testkit")]
+/// What to do with one map of a [`BpfObject`] before it is loaded.
+pub(crate) enum MapSetup<'a> {
+    /// Use this open map (the kernel's key and value sizes replace the program's).
+    Reuse(std::os::fd::BorrowedFd<'a>),
+    /// Set its initial contents (a `.rodata` section: exactly its size).
+    Initial(&'a [u8]),
+    /// Leave it as the object declares it.
+    Keep,
+}
+
+#[cfg(feature = "testkit")]
+/// A libbpf object (a compiled BPF ELF) opened from memory, closed on drop — with it the
+/// descriptors of its maps and programs.
+pub(crate) struct BpfObject(*mut bpf::bpf_object);
+
+#[cfg(feature = "testkit")]
+impl Drop for BpfObject {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from a successful `bpf_object__open_mem` and is closed
+        // once, here.
+        unsafe { bpf::bpf_object__close(self.0) }
+    }
+}
+
+#[cfg(feature = "testkit")]
+impl BpfObject {
+    /// Opens `elf` as an object named `name` (libbpf's logging off).
+    pub(crate) fn open(elf: &[u8], name: &str) -> Result<Self, String> {
+        // SAFETY: passing None turns libbpf's logging off; no callback is kept.
+        unsafe { bpf::libbpf_set_print(None) };
+        let name = CString::new(name).map_err(|e| e.to_string())?;
+        let opts = bpf::bpf_object_open_opts {
+            sz: size_of::<bpf::bpf_object_open_opts>() as _,
+            object_name: name.as_ptr(),
+            ..Default::default()
+        };
+        // SAFETY: `elf` is a readable buffer of its length; `opts` is initialised with its own
+        // size and `name` outlives the call (libbpf copies what it keeps).
+        let object =
+            unsafe { bpf::bpf_object__open_mem(elf.as_ptr().cast(), elf.len() as _, &opts) };
+        if object.is_null() {
+            return Err(format!("open object: {}", Errno::last()));
+        }
+        Ok(Self(object))
+    }
+
+    /// Sets up each map by its name, before the object is loaded.
+    pub(crate) fn prepare_maps<'a>(
+        &self,
+        setup: impl Fn(&str) -> MapSetup<'a>,
+    ) -> Result<(), String> {
+        let mut map: *mut bpf::bpf_map = std::ptr::null_mut();
+        loop {
+            // SAFETY: the object is open; `map` is NULL or a map of this object.
+            map = unsafe { bpf::bpf_object__next_map(self.0, map) };
+            if map.is_null() {
+                return Ok(());
+            }
+            // SAFETY: `map` is a non-null map of the open object, which it lives as long as.
+            let name_ptr = unsafe { bpf::bpf_map__name(map) };
+            if name_ptr.is_null() {
+                return Err("a map of the object has no name".to_owned());
+            }
+            // SAFETY: a non-null name of a map of the open object is a NUL-terminated string
+            // owned by the object, copied here before anything can free it.
+            let name = unsafe { std::ffi::CStr::from_ptr(name_ptr) }
+                .to_string_lossy()
+                .into_owned();
+            let ret = match setup(&name) {
+                // SAFETY: `map` belongs to the open, not-yet-loaded object; the descriptor is
+                // open for the call, during which libbpf duplicates it (the object owns the
+                // copy).
+                MapSetup::Reuse(fd) => unsafe { bpf::bpf_map__reuse_fd(map, fd.as_raw_fd()) },
+                // SAFETY: libbpf copies exactly `value.len()` bytes from `value`, which is
+                // that long (refusing with EINVAL when it is not the section's size).
+                MapSetup::Initial(value) => unsafe {
+                    bpf::bpf_map__set_initial_value(map, value.as_ptr().cast(), value.len() as _)
+                },
+                MapSetup::Keep => 0,
+            };
+            if ret < 0 {
+                return Err(format!("prepare map {name}: {}", Errno::from_ret(ret)));
+            }
+        }
+    }
+
+    /// Loads the object into the kernel (the verifier checks its programs).
+    pub(crate) fn load(&self) -> Result<(), Errno> {
+        // SAFETY: the object is open and prepared.
+        check(unsafe { bpf::bpf_object__load(self.0) })
+    }
+
+    /// The descriptor of the loaded program `name` (owned by the object).
+    pub(crate) fn program_fd(&self, name: &str) -> Result<i32, String> {
+        let cname = CString::new(name).map_err(|e| e.to_string())?;
+        // SAFETY: the object is loaded; `cname` is NUL-terminated.
+        let prog = unsafe { bpf::bpf_object__find_program_by_name(self.0, cname.as_ptr()) };
+        if prog.is_null() {
+            return Err(format!("no program {name}"));
+        }
+        // SAFETY: `prog` is a loaded program of the object.
+        let fd = unsafe { bpf::bpf_program__fd(prog) };
+        if fd < 0 {
+            Err(format!("program {name} has no descriptor"))
+        } else {
+            Ok(fd)
+        }
+    }
+}
+
+#[cfg(feature = "testkit")]
+/// What one `BPF_PROG_TEST_RUN` gave: the program's return value, the mean duration of a run
+/// in ns, and the bytes of `out` it wrote.
+pub(crate) struct TestRun {
+    pub(crate) retval: u32,
+    pub(crate) duration: u32,
+    pub(crate) written: usize,
+}
+
+#[cfg(feature = "testkit")]
+/// Runs the loaded program `prog` `repeat` times on `packet`, its output into `out`.
+pub(crate) fn prog_test_run(
+    prog: i32,
+    packet: &[u8],
+    out: &mut [u8],
+    repeat: i32,
+) -> Result<TestRun, String> {
+    let size = |n: usize| u32::try_from(n).map_err(|_| "packet too large".to_owned());
+    let (size_in, size_out) = (size(packet.len())?, size(out.len())?);
+    if size_out == 0 {
+        return Err("no room for the output packet".to_owned());
+    }
+    let mut opts = bpf::bpf_test_run_opts {
+        sz: size_of::<bpf::bpf_test_run_opts>() as _,
+        data_in: packet.as_ptr().cast(),
+        data_out: out.as_mut_ptr().cast(),
+        data_size_in: size_in,
+        data_size_out: size_out,
+        repeat,
+        ..Default::default()
+    };
+    // SAFETY: the kernel reads `data_size_in` bytes of `packet` and writes at most
+    // `data_size_out` (non-zero, checked above: a zero would not bound it) into `out`:
+    // their exact lengths, both living across the call. A descriptor that is not a loaded
+    // program is refused by the kernel.
+    let ret = unsafe { bpf::bpf_prog_test_run_opts(prog, &mut opts) };
+    if ret < 0 {
+        return Err(format!("BPF_PROG_TEST_RUN: {}", Errno::from_ret(ret)));
+    }
+    Ok(TestRun {
+        retval: opts.retval,
+        duration: opts.duration,
+        written: (opts.data_size_out as usize).min(out.len()),
+    })
 }
 
 /// Takes an exclusive `flock` on the open file without waiting: `Ok(false)` when another open

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use egress_bpf::bpffs::bpffs_or_skip;
+#[cfg(feature = "testkit")]
 use egress_bpf::datapath::Datapath;
 use egress_bpf::{EgressMaps, Error};
 use egress_core::cluster::{Endpoint, Node};
@@ -15,6 +16,7 @@ use egress_core::device::{Device, DeviceAddress, Families};
 use egress_core::engine::{Action, Engine, EngineConfig, Plan, PlanOp};
 use egress_core::entries::{Entry, MapEntries};
 use egress_core::labels::Labels;
+#[cfg(feature = "testkit")]
 use egress_core::lookup::Verdict;
 use egress_core::maps::{Layout, MAP_V6, MapId, MapKeyV4, MapKeyV6, MapValueV4, MapValueV6};
 use egress_core::netip::parse_prefix;
@@ -489,8 +491,10 @@ fn datapath_engine(endpoints: usize, max_entries: u32) -> Engine {
     e
 }
 
+#[cfg(feature = "testkit")]
 struct Rng(u64);
 
+#[cfg(feature = "testkit")]
 impl Rng {
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
@@ -500,6 +504,7 @@ impl Rng {
     }
 }
 
+#[cfg(feature = "testkit")] // the test datapath (clang at run time)
 #[test]
 fn kernel_verdicts_equal_engine_lookup() {
     let Some(fs) = bpffs_or_skip("kernel_verdicts_equal_engine_lookup") else {

@@ -29,9 +29,11 @@ impl Maps {
         create: bool,
         max_entries: Option<u32>,
     ) -> PyResult<Self> {
-        let layout = layout.parse().map_err(|e: egress_core::Error| {
-            pyo3::exceptions::PyValueError::new_err(e.to_string())
-        })?;
+        let layout = layout
+            .parse()
+            .map_err(|e: egress_core::field::FieldError| {
+                pyo3::exceptions::PyValueError::new_err(e.to_string())
+            })?;
         let maps = py
             .detach(|| {
                 if create {
