@@ -10,6 +10,8 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 
+#include "cilium_egress_maps.h"
+
 #define SEC(name) __attribute__((section(name), used))
 #define __uint(name, val) int (*name)[val]
 #define __type(name, val) typeof(val) *name
@@ -24,48 +26,20 @@ static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FU
 #define be32(x) (x)
 #endif
 
-struct key4 {
-	__u32 prefixlen;
-	__u32 saddr;
-	__u32 daddr;
-};
-
-struct value4 {
-	__u32 egress_ip;
-	__u32 gateway_ip;
-	__u32 reserved[3];
-	__u32 egress_ifindex;
-	__u32 reserved2;
-};
-
-struct key6 {
-	__u32 prefixlen;
-	__u8 saddr[16];
-	__u8 daddr[16];
-};
-
-struct value6 {
-	__u8 egress_ip[16];
-	__u32 gateway_ip;
-	__u32 reserved[3];
-	__u32 egress_ifindex;
-	__u32 reserved2;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct key4);
-	__type(value, struct value4);
-	__uint(max_entries, 16384);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct egress_key4);
+	__type(value, struct egress_val4);
+	__uint(max_entries, EGRESS_MAX_ENTRIES);
+	__uint(map_flags, EGRESS_MAP_FLAGS);
 } egress_v4 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct key6);
-	__type(value, struct value6);
-	__uint(max_entries, 16384);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct egress_key6);
+	__type(value, struct egress_val6);
+	__uint(max_entries, EGRESS_MAX_ENTRIES);
+	__uint(map_flags, EGRESS_MAP_FLAGS);
 } egress_v6 SEC(".maps");
 
 /* The local node's IPv4, network order; set by the loader before loading. */
@@ -125,8 +99,8 @@ int egress_verdict(struct xdp_md *ctx)
 		if ((void *)(res + 1) > end)
 			return XDP_ABORTED;
 		/* The full-length key: exact source, then the longest destination prefix. */
-		struct key4 key = { .prefixlen = 64, .saddr = ip->saddr, .daddr = ip->daddr };
-		struct value4 *v = bpf_map_lookup_elem(&egress_v4, &key);
+		struct egress_key4 key = { .prefixlen = 64, .saddr = ip->saddr, .daddr = ip->daddr };
+		struct egress_val4 *v = bpf_map_lookup_elem(&egress_v4, &key);
 		res->verdict = NO_ENTRY;
 		if (!v)
 			return XDP_PASS;
@@ -139,10 +113,10 @@ int egress_verdict(struct xdp_md *ctx)
 		struct result *res = (void *)(ip6 + 1);
 		if ((void *)(res + 1) > end)
 			return XDP_ABORTED;
-		struct key6 key = { .prefixlen = 256 };
+		struct egress_key6 key = { .prefixlen = 256 };
 		__builtin_memcpy(key.saddr, &ip6->saddr, 16);
 		__builtin_memcpy(key.daddr, &ip6->daddr, 16);
-		struct value6 *v = bpf_map_lookup_elem(&egress_v6, &key);
+		struct egress_val6 *v = bpf_map_lookup_elem(&egress_v6, &key);
 		res->verdict = NO_ENTRY;
 		if (!v)
 			return XDP_PASS;
@@ -180,7 +154,7 @@ int lookups_v4(struct xdp_md *ctx)
 	if ((void *)(p + BATCH4) > (void *)(long)ctx->data_end)
 		return XDP_ABORTED;
 	for (int i = 0; i < BATCH4; i++) {
-		struct key4 key = { .prefixlen = 64, .saddr = p[i].saddr, .daddr = p[i].daddr };
+		struct egress_key4 key = { .prefixlen = 64, .saddr = p[i].saddr, .daddr = p[i].daddr };
 		bpf_map_lookup_elem(&egress_v4, &key);
 	}
 	return XDP_PASS;
@@ -193,7 +167,7 @@ int baseline_v4(struct xdp_md *ctx)
 	if ((void *)(p + BATCH4) > (void *)(long)ctx->data_end)
 		return XDP_ABORTED;
 	for (int i = 0; i < BATCH4; i++) {
-		struct key4 key = { .prefixlen = 64, .saddr = p[i].saddr, .daddr = p[i].daddr };
+		struct egress_key4 key = { .prefixlen = 64, .saddr = p[i].saddr, .daddr = p[i].daddr };
 		KEEP(&key);
 	}
 	return XDP_PASS;
@@ -206,7 +180,7 @@ int lookups_v6(struct xdp_md *ctx)
 	if ((void *)(p + BATCH6) > (void *)(long)ctx->data_end)
 		return XDP_ABORTED;
 	for (int i = 0; i < BATCH6; i++) {
-		struct key6 key = { .prefixlen = 256 };
+		struct egress_key6 key = { .prefixlen = 256 };
 		__builtin_memcpy(key.saddr, p[i].saddr, 16);
 		__builtin_memcpy(key.daddr, p[i].daddr, 16);
 		bpf_map_lookup_elem(&egress_v6, &key);
@@ -221,7 +195,7 @@ int baseline_v6(struct xdp_md *ctx)
 	if ((void *)(p + BATCH6) > (void *)(long)ctx->data_end)
 		return XDP_ABORTED;
 	for (int i = 0; i < BATCH6; i++) {
-		struct key6 key = { .prefixlen = 256 };
+		struct egress_key6 key = { .prefixlen = 256 };
 		__builtin_memcpy(key.saddr, p[i].saddr, 16);
 		__builtin_memcpy(key.daddr, p[i].daddr, 16);
 		KEEP(&key);

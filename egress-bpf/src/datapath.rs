@@ -29,14 +29,29 @@ fn program_error(what: impl std::fmt::Display) -> Error {
     Error::Program(what.to_string())
 }
 
-/// Compiles the program with clang (`-I/usr/include/<multiarch>` for `asm/types.h`).
-pub fn compile(out_dir: &Path) -> Result<Vec<u8>> {
-    let src = out_dir.join("egress_datapath.c");
-    let obj = out_dir.join("egress_datapath.o");
-    std::fs::write(&src, SOURCE).map_err(|source| Error::Io {
-        path: src.clone(),
-        source,
-    })?;
+/// Cilium's map structs and flags, included by both BPF programs of the repository.
+pub const MAPS_HEADER: &str = include_str!("../bpf/cilium_egress_maps.h");
+
+/// Compiles a BPF C program with clang — `-O2 -g -Wall -Werror`, `-I/usr/include/<multiarch>`
+/// for `asm/types.h` — writing `source` as `file_name` into `out_dir` beside
+/// [`MAPS_HEADER`]; the object file's path. The one compile routine of the repository's BPF
+/// programs (this crate's test datapath, the lab's).
+pub fn compile_program(
+    file_name: &str,
+    source: &str,
+    out_dir: &Path,
+) -> Result<std::path::PathBuf> {
+    let write = |name: &str, text: &str| {
+        let path = out_dir.join(name);
+        std::fs::write(&path, text).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok::<_, Error>(path)
+    };
+    write("cilium_egress_maps.h", MAPS_HEADER)?;
+    let src = write(file_name, source)?;
+    let obj = src.with_extension("o");
     let multiarch = Command::new("gcc")
         .arg("-print-multiarch")
         .output()
@@ -48,6 +63,8 @@ pub fn compile(out_dir: &Path) -> Result<Vec<u8>> {
     let out = Command::new("clang")
         .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
         .arg(format!("-I/usr/include/{multiarch}"))
+        .arg("-I")
+        .arg(out_dir)
         .arg("-c")
         .arg(&src)
         .arg("-o")
@@ -56,11 +73,52 @@ pub fn compile(out_dir: &Path) -> Result<Vec<u8>> {
         .map_err(|e| program_error(format!("cannot run clang: {e}")))?;
     if !out.status.success() {
         return Err(program_error(format!(
-            "clang failed: {}",
+            "clang failed on {file_name}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
+    Ok(obj)
+}
+
+/// Compiles this crate's test datapath; the object's bytes.
+pub fn compile(out_dir: &Path) -> Result<Vec<u8>> {
+    let obj = compile_program("egress_datapath.c", SOURCE, out_dir)?;
     std::fs::read(&obj).map_err(|source| Error::Io { path: obj, source })
+}
+
+/// A map an object declares: its name, type (`BPF_MAP_TYPE_*`), key and value sizes, capacity
+/// and flags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapDeclaration {
+    /// The map's name.
+    pub name: String,
+    /// Its `BPF_MAP_TYPE_*`.
+    pub map_type: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes.
+    pub value_size: u32,
+    /// `max_entries`.
+    pub max_entries: u32,
+    /// `map_flags`.
+    pub flags: u32,
+}
+
+/// The maps a compiled object declares (read by libbpf; nothing is loaded).
+pub fn declared_maps(elf: &[u8]) -> Result<Vec<MapDeclaration>> {
+    let object = sys::BpfObject::open(elf, "declared").map_err(program_error)?;
+    Ok(object
+        .map_declarations()
+        .into_iter()
+        .map(|d| MapDeclaration {
+            name: d.name,
+            map_type: d.map_type,
+            key_size: d.key_size,
+            value_size: d.value_size,
+            max_entries: d.max_entries,
+            flags: d.flags,
+        })
+        .collect())
 }
 
 /// The loaded program object, closed on drop.

@@ -491,6 +491,41 @@ impl BpfObject {
         }
     }
 
+    /// Every map the object declares (before it is loaded: as its ELF says).
+    pub(crate) fn map_declarations(&self) -> Vec<MapDeclaration> {
+        let mut out = Vec::new();
+        let mut map: *mut bpf::bpf_map = std::ptr::null_mut();
+        loop {
+            // SAFETY: the object is open; `map` is NULL or a map of this object.
+            map = unsafe { bpf::bpf_object__next_map(self.0, map) };
+            if map.is_null() {
+                return out;
+            }
+            // SAFETY: `map` is a non-null map of the open object; the name, when there is
+            // one, is a NUL-terminated string it owns, copied at once.
+            let name = unsafe {
+                let p = bpf::bpf_map__name(map);
+                if p.is_null() {
+                    String::new()
+                } else {
+                    std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+                }
+            };
+            // SAFETY: `map` is a map of the open object; these getters only read it.
+            let declared = unsafe {
+                MapDeclaration {
+                    name,
+                    map_type: bpf::bpf_map__type(map),
+                    key_size: bpf::bpf_map__key_size(map),
+                    value_size: bpf::bpf_map__value_size(map),
+                    max_entries: bpf::bpf_map__max_entries(map),
+                    flags: bpf::bpf_map__map_flags(map),
+                }
+            };
+            out.push(declared);
+        }
+    }
+
     /// Loads the object into the kernel (the verifier checks its programs).
     pub(crate) fn load(&self) -> Result<(), Errno> {
         // SAFETY: the object is open and prepared.
@@ -513,6 +548,17 @@ impl BpfObject {
             Ok(fd)
         }
     }
+}
+
+/// A map as an object declares it.
+#[cfg(feature = "testkit")]
+pub(crate) struct MapDeclaration {
+    pub(crate) name: String,
+    pub(crate) map_type: u32,
+    pub(crate) key_size: u32,
+    pub(crate) value_size: u32,
+    pub(crate) max_entries: u32,
+    pub(crate) flags: u32,
 }
 
 #[cfg(feature = "testkit")]

@@ -999,3 +999,31 @@ fn the_writer_lock_is_one_threads_at_a_time() {
     // Free again: the other handle takes it.
     drop(other.lock_writer().unwrap());
 }
+
+/// Issue 22: the test datapath declares Cilium's maps as egress-core writes them (one C header,
+/// `bpf/cilium_egress_maps.h`): key and value sizes, capacity, and the flags the v4v2 layout's
+/// maps are created with. Compiled with the repository's one compile routine (`-Werror`).
+#[cfg(feature = "testkit")]
+#[test]
+fn the_test_datapath_declares_ciliums_maps() {
+    use egress_bpf::datapath::{compile, declared_maps};
+    let dir = std::env::temp_dir().join(format!("egress-bpf-decl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let elf = compile(&dir).unwrap();
+    let maps = declared_maps(&elf).unwrap();
+    let find = |name: &str| maps.iter().find(|m| m.name == name).unwrap();
+    let flags = egress_bpf::map_flags(Layout::V4V2);
+    for (name, key, value) in [
+        ("egress_v4", MapKeyV4::SIZE, MapValueV4::SIZE),
+        ("egress_v6", MapKeyV6::SIZE, MapValueV6::SIZE),
+    ] {
+        let m = find(name);
+        assert_eq!(
+            (m.map_type, m.key_size as usize, m.value_size as usize),
+            (11, key, value),
+            "{name}"
+        );
+        assert_eq!((m.max_entries, m.flags), (16384, flags), "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -56,6 +56,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+/* Cilium's map structs and flags (egress-bpf/bpf/, written beside this file when compiled). */
+#include "cilium_egress_maps.h"
+
 #define AF_INET 2
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
@@ -64,29 +67,14 @@
 
 /* ------------------------------------------------------------------ maps ---- */
 
-/* Cilium's layout, byte for byte (SEMANTICS A.4). prefixlen = 32 + destination length. */
-struct egress_key4 {
-	__u32 prefixlen;
-	__be32 saddr;
-	__be32 daddr;
-};
-
-struct egress_val4 {
-	__be32 egress_ip;
-	__be32 gateway_ip;
-	__u32 reserved[3];
-	__u32 egress_ifindex;
-	__u32 reserved2;
-};
-
 /* Created by egress-bpf (EgressMaps, flags BPF_F_NO_PREALLOC | BPF_F_RDONLY_PROG, as Cilium's
  * agent creates it) and reused here: the flags below must match for the loader to reuse it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__type(key, struct egress_key4);
 	__type(value, struct egress_val4);
-	__uint(max_entries, 16384);
-	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_RDONLY_PROG);
+	__uint(max_entries, EGRESS_MAX_ENTRIES);
+	__uint(map_flags, EGRESS_MAP_FLAGS);
 } cilium_egress_gw_policy_v4_v2 SEC(".maps");
 
 #define EGRESS_GATEWAY_NO_GATEWAY 0

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::cluster::{Cluster, LabNode, NAT_PORTS, RUN_DIR, VNI, VPC, vpc_mask};
 use crate::cmd::{in_netns, run};
 
-/// The datapath's source, compiled at run time as egress-bpf's test datapath is.
+/// The datapath's source, compiled at run time by egress-bpf's compile routine (with Cilium's
+/// map structs from `egress-bpf/bpf/cilium_egress_maps.h`).
 const SOURCE: &str = include_str!("../bpf/lab_datapath.c");
 
 /// The lab's own maps: name, type, key and value sizes, entries (the datapath declares the
@@ -52,26 +53,9 @@ pub(crate) fn prepare() -> Result<PathBuf, String> {
     let fs = bpffs();
     std::fs::create_dir_all(&fs).map_err(|e| format!("{}: {e}", fs.display()))?;
     run("mount", &["-t", "bpf", "bpf", path(&fs)?])?;
-    let source = Path::new(RUN_DIR).join("lab_datapath.c");
-    std::fs::write(&source, SOURCE).map_err(|e| format!("{}: {e}", source.display()))?;
-    let object = Path::new(RUN_DIR).join("lab_datapath.o");
-    let multiarch = run("gcc", &["-print-multiarch"])?;
-    let include = format!("-I/usr/include/{}", multiarch.trim());
-    run(
-        "clang",
-        &[
-            "-target",
-            "bpf",
-            "-O2",
-            "-g",
-            "-Wall",
-            &include,
-            "-c",
-            path(&source)?,
-            "-o",
-            path(&object)?,
-        ],
-    )?;
+    let object =
+        egress_bpf::datapath::compile_program("lab_datapath.c", SOURCE, Path::new(RUN_DIR))
+            .map_err(|e| e.to_string())?;
     Ok(object)
 }
 
@@ -264,4 +248,75 @@ pub(crate) fn load(cluster: &Cluster, object: &Path) -> Result<(), String> {
         add_pod(node, &node.pin_dir(&fs), pod.ip, &pod.veth)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `BPF_MAP_TYPE_*` of the names `LAB_MAPS` uses (bpftool's).
+    fn map_type(name: &str) -> u32 {
+        match name {
+            "hash" => 1,
+            "array" => 2,
+            "percpu_array" => 6,
+            "lru_hash" => 9,
+            other => panic!("a map type LAB_MAPS does not use: {other}"),
+        }
+    }
+
+    /// The program's `ST_*` counters, in order, before `ST_MAX`.
+    fn counters_in_source() -> Vec<String> {
+        let start = SOURCE.find("\tST_POD_CLUSTER = 0,").expect("the ST_ enum");
+        SOURCE[start..]
+            .lines()
+            .map(str::trim)
+            .take_while(|l| !l.starts_with("ST_MAX"))
+            .map(|l| l.split([',', ' ', '=']).next().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    /// Issue 22: the lab's tables say what the C program declares — its maps (name, type,
+    /// sizes, capacity), Cilium's map with the flags egress-bpf creates it with, and one
+    /// counter name per `ST_*` — checked on the object compiled by the repository's one
+    /// compile routine (`-Werror`).
+    #[test]
+    fn the_tables_match_the_program() {
+        let dir = std::env::temp_dir().join(format!("egress-lab-decl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let object = egress_bpf::datapath::compile_program("lab_datapath.c", SOURCE, &dir).unwrap();
+        let elf = std::fs::read(&object).unwrap();
+        let declared = egress_bpf::datapath::declared_maps(&elf).unwrap();
+        let find = |name: &str| {
+            declared
+                .iter()
+                .find(|m| m.name == name)
+                .unwrap_or_else(|| panic!("{name} is not declared: {declared:?}"))
+        };
+        for (name, kind, key, value, entries) in LAB_MAPS {
+            let m = find(name);
+            assert_eq!(
+                (m.map_type, m.key_size, m.value_size, m.max_entries),
+                (map_type(kind), key, value, entries),
+                "{name}"
+            );
+        }
+        let cilium = find("cilium_egress_gw_policy_v4_v2");
+        assert_eq!(
+            (cilium.key_size, cilium.value_size, cilium.flags),
+            (
+                egress_core::maps::MapKeyV4::SIZE as u32,
+                egress_core::maps::MapValueV4::SIZE as u32,
+                egress_bpf::map_flags(egress_core::maps::Layout::V4V2)
+            )
+        );
+        let counters = counters_in_source();
+        assert_eq!(counters.len(), COUNTERS.len(), "{counters:?}");
+        assert!(
+            counters.iter().all(|c| c.starts_with("ST_")),
+            "{counters:?}"
+        );
+        assert!(find("lab_stats").max_entries as usize >= COUNTERS.len());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
