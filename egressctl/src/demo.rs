@@ -32,9 +32,7 @@ fn compute_for(snapshot: &Snapshot, node: &str) -> Computation {
 
 /// The demo's text: which gateway each pod uses, then every gateway node's map.
 pub(crate) fn render_demo(snapshot: &Snapshot) -> Result<String, Failure> {
-    let local = snapshot
-        .local_node_name(None)
-        .map_err(|e| Failure::Input(e.to_string()))?;
+    let local = snapshot.local_node_name(None)?;
     let gateways: BTreeSet<String> = compute_for(snapshot, local)
         .choices
         .into_iter()

@@ -76,12 +76,8 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
         ..EngineConfig::new(node).with_cilium_version(args.node.version.cilium_version)
     };
     let mut engine = Engine::from_snapshot(&old, config).0;
-    let baseline = engine
-        .take_plan()
-        .map_err(|e| Failure::Input(e.to_string()))?;
-    engine
-        .ack(&baseline, baseline.len())
-        .map_err(|e| Failure::Input(e.to_string()))?;
+    let baseline = engine.take_plan()?;
+    engine.ack(&baseline, baseline.len())?;
     let before = engine.gateway_choices();
 
     let mut warnings = 0;
@@ -104,9 +100,7 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
         warnings += 1;
         crate::note!("{}", diagnostics::conflict_line(conflict));
     }
-    let plan = engine
-        .take_plan()
-        .map_err(|e| Failure::Input(e.to_string()))?;
+    let plan = engine.take_plan()?;
 
     let mut out = String::new();
     if plan.is_empty() {

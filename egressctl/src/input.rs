@@ -132,9 +132,7 @@ pub(crate) fn select_node(
             let file = Path::new(spec);
             snapshot::parse_interfaces(&read_file(file)?).map_err(|e| snapshot_error(file, &e))?
         };
-        snapshot
-            .set_devices(&name, devices)
-            .map_err(|e| Failure::Input(e.to_string()))?;
+        snapshot.set_devices(&name, devices)?;
     }
     Ok(name)
 }

@@ -36,6 +36,29 @@ pub(crate) enum Failure {
     Kernel(String),
 }
 
+impl From<egress_core::Error> for Failure {
+    /// An input the core refused: exit 1, its message (every field error, one a line).
+    fn from(e: egress_core::Error) -> Self {
+        Failure::Input(e.to_string())
+    }
+}
+
+/// The core's other errors, as the crate's error they convert into.
+macro_rules! core_failure {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Failure {
+            fn from(e: $error) -> Self {
+                egress_core::Error::from(e).into()
+            }
+        }
+    )*};
+}
+core_failure!(
+    egress_core::field::FieldError,
+    egress_core::engine::PlanError,
+    egress_core::engine::AckError
+);
+
 impl Failure {
     fn message(&self) -> Option<&str> {
         match self {
