@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::document::Node;
+use crate::document::Value;
 use crate::error::Error;
 use crate::field::{FieldError, Reason};
 use crate::version::{CiliumVersion, DetectedVersion};
@@ -30,7 +30,7 @@ pub enum Source {
 pub struct CiliumConfig {
     source: Source,
     /// The ConfigMap's `data` map, or the values' root map.
-    settings: Node,
+    settings: Value,
     /// The Cilium release the input names (the ConfigMap's chart label, the values'
     /// `image.tag`).
     detected: Option<DetectedVersion>,
@@ -161,7 +161,7 @@ impl Read {
 impl CiliumConfig {
     /// Reads a `cilium-config` ConfigMap (`kind: ConfigMap`, settings in `data`) or Helm
     /// values (any other mapping). Errors name the field.
-    pub fn from_document(doc: &Node) -> Result<Self, Error> {
+    pub fn from_document(doc: &Value) -> Result<Self, Error> {
         let invalid = |path: &str, detail: &str| {
             Error::Input(vec![FieldError::new(
                 path,
@@ -171,15 +171,15 @@ impl CiliumConfig {
                 },
             )])
         };
-        if !matches!(doc, Node::Map(_)) {
+        if !matches!(doc, Value::Map(_)) {
             return Err(invalid(
                 "",
                 "not a ConfigMap or Helm values: want a mapping",
             ));
         }
-        if doc.get("kind").and_then(Node::as_str) == Some("ConfigMap") {
+        if doc.get("kind").and_then(Value::as_str) == Some("ConfigMap") {
             return match doc.get("data") {
-                Some(data @ Node::Map(_)) => Ok(Self {
+                Some(data @ Value::Map(_)) => Ok(Self {
                     source: Source::ConfigMap,
                     settings: data.clone(),
                     detected: crate::version::detect(doc),
@@ -463,19 +463,19 @@ pub fn fix_command(findings: &[Finding]) -> Option<String> {
 }
 
 /// A scalar as text: strings as written, booleans and numbers as YAML prints them.
-fn scalar(node: &Node) -> Option<String> {
+fn scalar(node: &Value) -> Option<String> {
     match node {
-        Node::Str(s) => Some(s.to_string()),
-        Node::Bool(b) => Some(b.to_string()),
-        Node::Int(i) => Some(i.to_string()),
-        Node::Float(x) => Some(x.to_string()),
-        Node::Null | Node::Seq(_) | Node::Map(_) => None,
+        Value::Str(s) => Some(s.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Float(x) => Some(x.to_string()),
+        Value::Null | Value::Seq(_) | Value::Map(_) => None,
     }
 }
 
-fn doc_kind(doc: &Node) -> String {
+fn doc_kind(doc: &Value) -> String {
     doc.get("kind")
-        .and_then(Node::as_str)
+        .and_then(Value::as_str)
         .map_or_else(|| doc.type_name().to_owned(), str::to_owned)
 }
 

@@ -1,6 +1,6 @@
 //! Parsed YAML/JSON documents with their types preserved, and path-aware readers over them.
 //!
-//! Inputs are first parsed into [`Node`] trees (never into typed structs directly) so that
+//! Inputs are first parsed into [`Value`] trees (never into typed structs directly) so that
 //! every later check can name the exact field it rejects, report *all* problems rather than
 //! the first, and refuse a number where a string belongs instead of silently stringifying it.
 
@@ -18,7 +18,7 @@ mod yaml;
 
 /// One value of a parsed document.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Node {
+pub enum Value {
     /// `null`, `~` or an empty value.
     Null,
     /// `true` / `false`.
@@ -30,37 +30,37 @@ pub enum Node {
     /// A string (up to 24 bytes without an allocation).
     Str(CompactString),
     /// A sequence.
-    Seq(Vec<Node>),
+    Seq(Vec<Value>),
     /// A mapping, in document order (keys may be of any type).
-    Map(Vec<(Node, Node)>),
+    Map(Vec<(Value, Value)>),
 }
 
-impl Node {
+impl Value {
     /// The type name Kubernetes uses in its messages (`string`, `integer`, `object`, ...).
     pub fn type_name(&self) -> &'static str {
         match self {
-            Node::Null => "null",
-            Node::Bool(_) => "boolean",
-            Node::Int(_) => "integer",
-            Node::Float(_) => "number",
-            Node::Str(_) => "string",
-            Node::Seq(_) => "array",
-            Node::Map(_) => "object",
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Int(_) => "integer",
+            Value::Float(_) => "number",
+            Value::Str(_) => "string",
+            Value::Seq(_) => "array",
+            Value::Map(_) => "object",
         }
     }
 
     /// The string, if this is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            Node::Str(s) => Some(s),
+            Value::Str(s) => Some(s),
             _ => None,
         }
     }
 
     /// The value of a string key of a mapping (`None` when absent or not a mapping).
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
-            Node::Map(entries) => entries
+            Value::Map(entries) => entries
                 .iter()
                 .find(|(k, _)| k.as_str() == Some(key))
                 .map(|(_, v)| v),
@@ -70,12 +70,12 @@ impl Node {
 
     /// Takes the value of a string key of a mapping out, leaving `null` in its place (`None`
     /// when absent, `null` itself, or not a mapping).
-    pub(crate) fn take(&mut self, key: &str) -> Option<Node> {
+    pub(crate) fn take(&mut self, key: &str) -> Option<Value> {
         match self {
-            Node::Map(entries) => entries
+            Value::Map(entries) => entries
                 .iter_mut()
-                .find(|(k, v)| k.as_str() == Some(key) && *v != Node::Null)
-                .map(|(_, v)| std::mem::replace(v, Node::Null)),
+                .find(|(k, v)| k.as_str() == Some(key) && *v != Value::Null)
+                .map(|(_, v)| std::mem::replace(v, Value::Null)),
             _ => None,
         }
     }
@@ -83,18 +83,18 @@ impl Node {
     /// Renders a scalar as Kubernetes prints an invalid value (strings quoted).
     pub fn render(&self) -> String {
         match self {
-            Node::Null => "null".to_owned(),
-            Node::Bool(b) => b.to_string(),
-            Node::Int(i) => i.to_string(),
+            Value::Null => "null".to_owned(),
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
             // `100.0`, not `100`: the decimal point is why a number is not an integer.
-            Node::Float(x) => format!("{x:?}"),
-            Node::Str(s) => field::quote(s),
+            Value::Float(x) => format!("{x:?}"),
+            Value::Str(s) => field::quote(s),
             other => field::quote(other.type_name()),
         }
     }
 }
 
-impl<'de> Deserialize<'de> for Node {
+impl<'de> Deserialize<'de> for Value {
     /// Without a budget (see [`parse_documents`] for the bounded reader).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Bounded(&Budget::new(u64::MAX)).deserialize(deserializer)
@@ -145,7 +145,7 @@ impl Budget {
 }
 
 /// A scalar mapping key, hashable (a float by its bits: `1.0` and `1` stay distinct, as
-/// `Node`'s equality has them).
+/// `Value`'s equality has them).
 #[derive(PartialEq, Eq, Hash)]
 enum ScalarKey {
     Null,
@@ -156,18 +156,18 @@ enum ScalarKey {
 }
 
 impl ScalarKey {
-    fn of(node: &Node) -> Option<Self> {
+    fn of(node: &Value) -> Option<Self> {
         Some(match node {
-            Node::Null => Self::Null,
-            Node::Bool(b) => Self::Bool(*b),
-            Node::Int(i) => Self::Int(*i),
-            // -0.0 equals 0.0 and NaN equals nothing under Node's equality: normalise the
+            Value::Null => Self::Null,
+            Value::Bool(b) => Self::Bool(*b),
+            Value::Int(i) => Self::Int(*i),
+            // -0.0 equals 0.0 and NaN equals nothing under Value's equality: normalise the
             // first, and let NaNs (never equal) hash apart.
-            Node::Float(x) if *x == 0.0 => Self::Float(0),
-            Node::Float(x) if x.is_nan() => return None,
-            Node::Float(x) => Self::Float(x.to_bits()),
-            Node::Str(s) => Self::Str(s.clone()),
-            Node::Seq(_) | Node::Map(_) => return None,
+            Value::Float(x) if *x == 0.0 => Self::Float(0),
+            Value::Float(x) if x.is_nan() => return None,
+            Value::Float(x) => Self::Float(x.to_bits()),
+            Value::Str(s) => Self::Str(s.clone()),
+            Value::Seq(_) | Value::Map(_) => return None,
         })
     }
 }
@@ -176,9 +176,9 @@ impl ScalarKey {
 struct Bounded<'b>(&'b Budget);
 
 impl<'de> DeserializeSeed<'de> for Bounded<'_> {
-    type Value = Node;
+    type Value = crate::document::Value;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
         deserializer.deserialize_any(NodeVisitor(self.0))
     }
 }
@@ -186,69 +186,69 @@ impl<'de> DeserializeSeed<'de> for Bounded<'_> {
 struct NodeVisitor<'b>(&'b Budget);
 
 impl<'de> Visitor<'de> for NodeVisitor<'_> {
-    type Value = Node;
+    type Value = crate::document::Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a YAML or JSON value")
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
         self.0.spend(1)?;
-        Ok(Node::Bool(v))
+        Ok(Value::Bool(v))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
         self.0.spend(1)?;
-        Ok(Node::Int(v.into()))
+        Ok(Value::Int(v.into()))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
         self.0.spend(1)?;
-        Ok(Node::Int(v.into()))
+        Ok(Value::Int(v.into()))
     }
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Node, E> {
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
         self.0.spend(1)?;
-        Ok(Node::Int(v))
+        Ok(Value::Int(v))
     }
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
         self.0.spend(1)?;
         i128::try_from(v)
-            .map(Node::Int)
+            .map(Value::Int)
             .map_err(|_| E::custom("integer out of range"))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
         self.0.spend(1)?;
-        Ok(Node::Float(v))
+        Ok(Value::Float(v))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
         self.0.spend(1 + v.len())?;
-        Ok(Node::Str(v.into()))
+        Ok(Value::Str(v.into()))
     }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
         self.0.spend(1 + v.len())?;
-        Ok(Node::Str(v.into()))
+        Ok(Value::Str(v.into()))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
         self.0.spend(1)?;
-        Ok(Node::Null)
+        Ok(Value::Null)
     }
-    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
         self.0.spend(1)?;
-        Ok(Node::Null)
+        Ok(Value::Null)
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         Bounded(self.0).deserialize(d)
     }
-    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         Bounded(self.0).deserialize(d)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         self.0.spend(1)?;
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
         while let Some(item) = seq.next_element_seed(Bounded(self.0))? {
             items.push(item);
         }
         items.shrink_to_fit();
-        Ok(Node::Seq(items))
+        Ok(Value::Seq(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         self.0.spend(1)?;
         let mut builder = MapBuilder::default();
         while let Some((key, value)) = map.next_entry_seed(Bounded(self.0), Bounded(self.0))? {
@@ -263,14 +263,14 @@ impl<'de> Visitor<'de> for NodeVisitor<'_> {
 /// comparison among themselves.
 #[derive(Default)]
 pub(crate) struct MapBuilder {
-    entries: Vec<(Node, Node)>,
+    entries: Vec<(Value, Value)>,
     scalars: HashSet<ScalarKey>,
     others: Vec<usize>,
 }
 
 impl MapBuilder {
     /// Adds an entry, refusing a key already there.
-    pub(crate) fn insert(&mut self, key: Node, value: Node) -> Result<(), String> {
+    pub(crate) fn insert(&mut self, key: Value, value: Value) -> Result<(), String> {
         let duplicate = match ScalarKey::of(&key) {
             Some(k) => !self.scalars.insert(k),
             None => {
@@ -287,9 +287,9 @@ impl MapBuilder {
     }
 
     /// The mapping, holding no spare capacity.
-    pub(crate) fn finish(mut self) -> Node {
+    pub(crate) fn finish(mut self) -> Value {
         self.entries.shrink_to_fit();
-        Node::Map(self.entries)
+        Value::Map(self.entries)
     }
 }
 
@@ -302,7 +302,7 @@ pub struct ParseError(pub String);
 ///
 /// Empty documents of a stream are skipped. JSON is recognised by its first character so that
 /// JSON-only syntax (tabs as whitespace) is accepted and errors carry JSON positions.
-pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
+pub fn parse_documents(text: &str) -> Result<Vec<Value>, ParseError> {
     // A UTF-8 byte order mark is not content, in JSON or YAML.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let budget = Budget::for_text(text.len());
@@ -318,12 +318,12 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
     }
     let budget = Budget::for_text(text.len());
     let mut docs = yaml::parse(text, &budget)?;
-    docs.retain(|node| *node != Node::Null);
+    docs.retain(|node| *node != Value::Null);
     Ok(docs)
 }
 
 /// Flattens Kubernetes `List` objects (`kind: List` with `items`), recursively, keeping order.
-pub fn flatten_lists(docs: Vec<Node>) -> Vec<Node> {
+pub fn flatten_lists(docs: Vec<Value>) -> Vec<Value> {
     let mut out = Vec::with_capacity(docs.len());
     for doc in docs {
         flatten_into(doc, &mut out);
@@ -331,13 +331,13 @@ pub fn flatten_lists(docs: Vec<Node>) -> Vec<Node> {
     out
 }
 
-fn flatten_into(doc: Node, out: &mut Vec<Node>) {
-    let is_list = doc.get("kind").and_then(Node::as_str) == Some("List");
+fn flatten_into(doc: Value, out: &mut Vec<Value>) {
+    let is_list = doc.get("kind").and_then(Value::as_str) == Some("List");
     if is_list {
-        if let Node::Map(entries) = doc {
+        if let Value::Map(entries) = doc {
             for (key, value) in entries {
                 if key.as_str() == Some("items")
-                    && let Node::Seq(items) = value
+                    && let Value::Seq(items) = value
                 {
                     for item in items {
                         flatten_into(item, out);
@@ -352,19 +352,19 @@ fn flatten_into(doc: Node, out: &mut Vec<Node>) {
 
 /// A mapping being read field by field; unknown keys are reported once, by [`Fields::finish`].
 pub(crate) struct Fields<'a> {
-    entries: &'a [(Node, Node)],
+    entries: &'a [(Value, Value)],
     path: &'a str,
 }
 
 impl<'a> Fields<'a> {
     /// Opens `node` as a mapping, or reports a type error and returns `None`.
     pub(crate) fn open(
-        node: &'a Node,
+        node: &'a Value,
         path: &'a str,
         errors: &mut Vec<FieldError>,
     ) -> Option<Self> {
         match node {
-            Node::Map(entries) => Some(Self { entries, path }),
+            Value::Map(entries) => Some(Self { entries, path }),
             other => {
                 errors.push(type_error(path, other, "object"));
                 None
@@ -373,12 +373,12 @@ impl<'a> Fields<'a> {
     }
 
     /// The value of `key`, treating an explicit `null` as absent.
-    pub(crate) fn get(&self, key: &str) -> Option<&'a Node> {
-        self.get_raw(key).filter(|v| **v != Node::Null)
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Value> {
+        self.get_raw(key).filter(|v| **v != Value::Null)
     }
 
     /// The value of `key`, `null` included.
-    pub(crate) fn get_raw(&self, key: &str) -> Option<&'a Node> {
+    pub(crate) fn get_raw(&self, key: &str) -> Option<&'a Value> {
         self.entries
             .iter()
             .find(|(k, _)| k.as_str() == Some(key))
@@ -409,7 +409,7 @@ impl<'a> Fields<'a> {
 }
 
 /// `Invalid value: "<type>": must be of type <expected>`.
-pub(crate) fn type_error(path: &str, node: &Node, expected: &str) -> FieldError {
+pub(crate) fn type_error(path: &str, node: &Value, expected: &str) -> FieldError {
     FieldError::new(
         if path.is_empty() { "<document>" } else { path },
         Reason::Invalid {
@@ -421,12 +421,12 @@ pub(crate) fn type_error(path: &str, node: &Node, expected: &str) -> FieldError 
 
 /// Reads a string, reporting any other type.
 pub(crate) fn read_str<'a>(
-    node: &'a Node,
+    node: &'a Value,
     path: &str,
     errors: &mut Vec<FieldError>,
 ) -> Option<&'a str> {
     match node {
-        Node::Str(s) => Some(s),
+        Value::Str(s) => Some(s),
         other => {
             errors.push(type_error(path, other, "string"));
             None
@@ -436,12 +436,12 @@ pub(crate) fn read_str<'a>(
 
 /// Reads a sequence, reporting any other type.
 pub(crate) fn read_seq<'a>(
-    node: &'a Node,
+    node: &'a Value,
     path: &str,
     errors: &mut Vec<FieldError>,
-) -> Option<&'a [Node]> {
+) -> Option<&'a [Value]> {
     match node {
-        Node::Seq(items) => Some(items),
+        Value::Seq(items) => Some(items),
         other => {
             errors.push(type_error(path, other, "array"));
             None
@@ -451,7 +451,7 @@ pub(crate) fn read_seq<'a>(
 
 /// Reads a sequence of strings; returns the strings that are strings, with their indexes.
 pub(crate) fn read_str_seq<'a>(
-    node: &'a Node,
+    node: &'a Value,
     path: &str,
     errors: &mut Vec<FieldError>,
 ) -> Vec<(usize, &'a str)> {
@@ -467,11 +467,11 @@ pub(crate) fn read_str_seq<'a>(
 
 /// Reads a mapping of strings to strings (labels), in document order.
 pub(crate) fn read_str_map(
-    node: &Node,
+    node: &Value,
     path: &str,
     errors: &mut Vec<FieldError>,
 ) -> Vec<(String, String)> {
-    let Node::Map(entries) = node else {
+    let Value::Map(entries) = node else {
         errors.push(type_error(path, node, "object"));
         return Vec::new();
     };
@@ -544,7 +544,7 @@ impl LabelLimits {
 /// A label set ([`read_str_map`]), each label held to `limits`: one field error per label
 /// past them (named by its key, the value or key cut as every quoted value is), left out.
 pub(crate) fn read_labels(
-    node: &Node,
+    node: &Value,
     path: &str,
     limits: LabelLimits,
     errors: &mut Vec<FieldError>,
@@ -573,12 +573,15 @@ mod tests {
     fn yaml_scalars_keep_their_types() {
         let docs = parse_documents("a: 'true'\nb: true\nc: 3\nd: 1.5\ne: ~\nf: [x]\n").unwrap();
         let doc = &docs[0];
-        assert_eq!(doc.get("a"), Some(&Node::Str("true".into())));
-        assert_eq!(doc.get("b"), Some(&Node::Bool(true)));
-        assert_eq!(doc.get("c"), Some(&Node::Int(3)));
-        assert_eq!(doc.get("d"), Some(&Node::Float(1.5)));
-        assert_eq!(doc.get("e"), Some(&Node::Null));
-        assert_eq!(doc.get("f"), Some(&Node::Seq(vec![Node::Str("x".into())])));
+        assert_eq!(doc.get("a"), Some(&Value::Str("true".into())));
+        assert_eq!(doc.get("b"), Some(&Value::Bool(true)));
+        assert_eq!(doc.get("c"), Some(&Value::Int(3)));
+        assert_eq!(doc.get("d"), Some(&Value::Float(1.5)));
+        assert_eq!(doc.get("e"), Some(&Value::Null));
+        assert_eq!(
+            doc.get("f"),
+            Some(&Value::Seq(vec![Value::Str("x".into())]))
+        );
     }
 
     #[test]
@@ -602,10 +605,10 @@ mod tests {
         let doc = parse_documents("x: 1\ny: 2\n").unwrap().remove(0);
         let mut errors = Vec::new();
         let fields = Fields::open(&doc, "spec", &mut errors).unwrap();
-        assert_eq!(fields.get("x"), Some(&Node::Int(1)));
+        assert_eq!(fields.get("x"), Some(&Value::Int(1)));
         fields.finish(&["x"], &mut errors);
         assert_eq!(errors[0].to_string(), "spec.y: unknown field");
-        assert!(read_str(&Node::Int(1), "a.b", &mut errors).is_none());
+        assert!(read_str(&Value::Int(1), "a.b", &mut errors).is_none());
         assert_eq!(
             errors[1].to_string(),
             "a.b: Invalid value: \"integer\": must be of type string"
@@ -642,7 +645,7 @@ mod tests {
     fn a_mapping_with_many_keys_parses_in_linear_time() {
         let text: String = (0..60_000).map(|i| format!("k{i}: {i}\n")).collect();
         let docs = parse_documents(&text).unwrap();
-        let Node::Map(entries) = &docs[0] else {
+        let Value::Map(entries) = &docs[0] else {
             panic!("not a map")
         };
         assert_eq!(entries.len(), 60_000);
@@ -661,7 +664,7 @@ mod tests {
                 .contains("duplicate key 1")
         );
         let ints: String = (0..60_000).map(|i| format!("{i}: x\n")).collect();
-        assert!(matches!(&parse_documents(&ints).unwrap()[0], Node::Map(e) if e.len() == 60_000));
+        assert!(matches!(&parse_documents(&ints).unwrap()[0], Value::Map(e) if e.len() == 60_000));
         let dup = parse_documents(&format!("{ints}59999: y\n")).unwrap_err();
         assert!(dup.to_string().contains("duplicate key 59999"), "{dup}");
         assert!(parse_documents("true: a\n~: b\nfalse: c\n1.5: d\n1: e\n").is_ok());
@@ -734,9 +737,9 @@ mod tests {
             ),
         ];
         for (key, value, error) in cases {
-            let node = Node::Map(vec![(
-                Node::Str(key.as_str().into()),
-                Node::Str(value.as_str().into()),
+            let node = Value::Map(vec![(
+                Value::Str(key.as_str().into()),
+                Value::Str(value.as_str().into()),
             )]);
             let mut errors = Vec::new();
             let read = read_labels(&node, "labels", LabelLimits::Kubernetes, &mut errors);
@@ -769,7 +772,7 @@ mod tests {
     fn a_byte_order_mark_is_not_content_in_yaml_or_json() {
         for text in ["\u{feff}a: 1\n", "\u{feff}{\"a\": 1}"] {
             let docs = parse_documents(text).unwrap();
-            assert_eq!(docs[0].get("a"), Some(&Node::Int(1)), "{text:?}");
+            assert_eq!(docs[0].get("a"), Some(&Value::Int(1)), "{text:?}");
         }
     }
 }

@@ -4,7 +4,7 @@
 //! entries Cilium's agent programs on a node for `CiliumEgressGatewayPolicy` objects, and
 //! answers the datapath's question for any (source, destination) pair.
 //!
-//! Data flows one way. Input text is parsed into [`document::Node`] trees; policies are
+//! Data flows one way. Input text is parsed into [`document::Value`] trees; policies are
 //! validated into [`policy::Policy`] values (every error named by its field path), snapshots
 //! into [`snapshot::Snapshot`]. Label [`selector`]s are compiled once; [`gateway`] resolution
 //! and [`egress_ip`] derivation follow Cilium's rules; the [`engine::Engine`] — the main

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use crate::cluster::{Endpoint, Namespace, Node, Nodes};
 use crate::device::{Device, DeviceAddress, Families};
-use crate::document::{self, Fields, LabelLimits, Node as Doc, read_seq, read_str, type_error};
+use crate::document::{self, Fields, LabelLimits, Value, read_seq, read_str, type_error};
 use crate::entries::ClusterState;
 use crate::error::Error;
 use crate::field::{self, FieldError, Reason};
@@ -98,7 +98,7 @@ fn load_unchecked(text: &str, version: CiliumVersion) -> Result<Loaded, Error> {
     if let [doc] = docs.as_slice()
         && Snapshot::is_snapshot_document(doc)
     {
-        let doc = docs.pop().unwrap_or(Doc::Null);
+        let doc = docs.pop().unwrap_or(Value::Null);
         return Snapshot::from_document_owned_for(doc, version).map(|snapshot| Loaded {
             snapshot,
             warnings: Vec::new(),
@@ -116,11 +116,11 @@ fn load_unchecked(text: &str, version: CiliumVersion) -> Result<Loaded, Error> {
 /// The documents of an input that is not one snapshot must be Kubernetes objects: a
 /// snapshot in a stream, or a scalar or list where an object belongs, is said so (instead
 /// of "kind: Required value" for each).
-fn check_objects(docs: &[Doc]) -> Result<(), Error> {
+fn check_objects(docs: &[Value]) -> Result<(), Error> {
     let mut errors = Vec::new();
     for (i, doc) in docs.iter().enumerate() {
         let path = field::item("documents", i);
-        if !matches!(doc, Doc::Map(_)) {
+        if !matches!(doc, Value::Map(_)) {
             errors.push(FieldError::new(
                 path,
                 Reason::Invalid {
@@ -188,7 +188,7 @@ fn load_all_unchecked<T: AsRef<str>>(
         }
         parsed.push(docs);
     }
-    let is_snapshot = |docs: &[Doc]| matches!(docs, [doc] if Snapshot::is_snapshot_document(doc));
+    let is_snapshot = |docs: &[Value]| matches!(docs, [doc] if Snapshot::is_snapshot_document(doc));
     if !parsed.first().is_some_and(|docs| is_snapshot(docs)) {
         if let Some(i) = parsed.iter().position(|docs| is_snapshot(docs)) {
             return Err((
@@ -207,7 +207,7 @@ fn load_all_unchecked<T: AsRef<str>>(
         }
         // Kubernetes objects only: the last object of each kind and name wins, in the place
         // of its first occurrence.
-        let mut objects: Vec<Doc> = Vec::new();
+        let mut objects: Vec<Value> = Vec::new();
         let mut at: std::collections::HashMap<(String, String, String), usize> =
             std::collections::HashMap::new();
         for docs in parsed {
@@ -232,7 +232,7 @@ fn load_all_unchecked<T: AsRef<str>>(
     let Some((_, first)) = inputs.next() else {
         return Err((Some(0), Error::DocumentCount(0)));
     };
-    let first = first.into_iter().next().unwrap_or(Doc::Null);
+    let first = first.into_iter().next().unwrap_or(Value::Null);
     let mut snapshot =
         Snapshot::from_document_owned_for(first, version).map_err(|e| (Some(0), e))?;
     let mut warnings = Vec::new();
@@ -242,7 +242,7 @@ fn load_all_unchecked<T: AsRef<str>>(
     let mut addresses: Option<HashMap<IpAddr, String>> = None;
     for (i, docs) in inputs {
         if is_snapshot(&docs) {
-            let doc = docs.into_iter().next().unwrap_or(Doc::Null);
+            let doc = docs.into_iter().next().unwrap_or(Value::Null);
             let other =
                 Snapshot::from_document_owned_for(doc, version).map_err(|e| (Some(i), e))?;
             snapshot.merge(other);
@@ -306,11 +306,11 @@ fn uid_index(endpoints: &[Endpoint]) -> HashMap<String, usize> {
 }
 
 /// (kind, namespace, name) of a Kubernetes object, for replacing by a later one.
-fn object_key(doc: &Doc) -> Option<(String, String, String)> {
-    let kind = doc.get("kind").and_then(Doc::as_str)?;
+fn object_key(doc: &Value) -> Option<(String, String, String)> {
+    let kind = doc.get("kind").and_then(Value::as_str)?;
     let meta = doc.get("metadata")?;
-    let name = meta.get("name").and_then(Doc::as_str)?;
-    let namespace = meta.get("namespace").and_then(Doc::as_str).unwrap_or("");
+    let name = meta.get("name").and_then(Value::as_str)?;
+    let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
     Some((kind.to_owned(), namespace.to_owned(), name.to_owned()))
 }
 
@@ -320,7 +320,7 @@ fn object_key(doc: &Doc) -> Option<(String, String, String)> {
 // objects one by one gets the same validation and the same field errors as a snapshot.
 
 /// The one document of `text`.
-fn one_document(text: &str) -> Result<Doc, Error> {
+fn one_document(text: &str) -> Result<Value, Error> {
     let mut docs = document::parse_documents(text)?;
     match docs.len() {
         1 => Ok(docs.swap_remove(0)),
@@ -330,8 +330,8 @@ fn one_document(text: &str) -> Result<Doc, Error> {
 
 /// Runs a snapshot reader on a whole document: every input error it meets, or the object.
 fn read_one<T>(
-    doc: &Doc,
-    read: impl FnOnce(&Doc, &str, &mut Vec<FieldError>) -> Option<T>,
+    doc: &Value,
+    read: impl FnOnce(&Value, &str, &mut Vec<FieldError>) -> Option<T>,
 ) -> Result<T, Error> {
     let mut errors = Vec::new();
     match read(doc, "", &mut errors) {
@@ -342,7 +342,7 @@ fn read_one<T>(
 
 /// Reads one node in the snapshot's `nodes[]` shape, or a Kubernetes `CiliumNode` object
 /// (converted as a dump's are).
-pub fn node_from_document(doc: &Doc) -> Result<Node, Error> {
+pub fn node_from_document(doc: &Value) -> Result<Node, Error> {
     if kubernetes::Kind::of(doc) == kubernetes::Kind::CiliumNode {
         return kubernetes::node_from_cilium_node(doc);
     }
@@ -356,7 +356,7 @@ pub fn parse_node(text: &str) -> Result<Node, Error> {
 
 /// Reads one endpoint in the snapshot's `endpoints[]` shape. (A `CiliumEndpoint` names its
 /// node by address: convert it with [`kubernetes::endpoint_from_cilium_endpoint`].)
-pub fn endpoint_from_document(doc: &Doc) -> Result<Endpoint, Error> {
+pub fn endpoint_from_document(doc: &Value) -> Result<Endpoint, Error> {
     read_one(doc, read_endpoint)
 }
 
@@ -366,7 +366,7 @@ pub fn parse_endpoint(text: &str) -> Result<Endpoint, Error> {
 }
 
 /// Reads a device list (the `interfaces` shape).
-pub fn devices_from_document(doc: &Doc) -> Result<Vec<Device>, Error> {
+pub fn devices_from_document(doc: &Value) -> Result<Vec<Device>, Error> {
     let mut errors = Vec::new();
     match read_devices(doc, "interfaces", &mut errors) {
         Some(devices) if errors.is_empty() => Ok(devices),
@@ -381,7 +381,7 @@ pub fn parse_interfaces(text: &str) -> Result<Vec<Device>, Error> {
 
 /// Reads a namespace: a Kubernetes `Namespace` object (`metadata.name`, `metadata.labels`)
 /// or `{name, labels}`.
-pub fn namespace_from_document(doc: &Doc) -> Result<Namespace, Error> {
+pub fn namespace_from_document(doc: &Value) -> Result<Namespace, Error> {
     if doc.get("metadata").is_some() || doc.get("kind").is_some() {
         return kubernetes::namespace_from_object(doc);
     }
@@ -455,12 +455,12 @@ impl Snapshot {
     }
 
     /// Whether a parsed document looks like a snapshot (rather than a Kubernetes object).
-    pub fn is_snapshot_document(doc: &Doc) -> bool {
+    pub fn is_snapshot_document(doc: &Value) -> bool {
         doc.get("kind").is_none() && TOP.iter().any(|k| doc.get(k).is_some())
     }
 
     /// Reads a snapshot from a parsed document.
-    pub fn from_document(doc: &Doc) -> Result<Self, Error> {
+    pub fn from_document(doc: &Value) -> Result<Self, Error> {
         let mut errors = Vec::new();
         let snapshot = read_snapshot(doc, None, CiliumVersion::default(), &mut errors);
         match snapshot {
@@ -472,12 +472,12 @@ impl Snapshot {
     /// [`Snapshot::from_document`] consuming the document: each endpoint's part of the tree
     /// is dropped as soon as it is read, so a large snapshot's tree and its endpoints are
     /// not held whole at once.
-    pub fn from_document_owned(doc: Doc) -> Result<Self, Error> {
+    pub fn from_document_owned(doc: Value) -> Result<Self, Error> {
         Self::from_document_owned_for(doc, CiliumVersion::default())
     }
 
     /// [`Snapshot::from_document_owned`] validating policies by `version`'s rules.
-    pub fn from_document_owned_for(mut doc: Doc, version: CiliumVersion) -> Result<Self, Error> {
+    pub fn from_document_owned_for(mut doc: Value, version: CiliumVersion) -> Result<Self, Error> {
         let endpoints = doc.take("endpoints");
         let mut errors = Vec::new();
         let snapshot = read_snapshot(&doc, endpoints, version, &mut errors);
@@ -610,7 +610,7 @@ impl Snapshot {
     /// Parses a policy object; a second policy of the same name is an input error.
     fn add_policy(
         &mut self,
-        doc: &Doc,
+        doc: &Value,
         path: &str,
         names: &mut HashSet<String>,
         errors: &mut Vec<FieldError>,
@@ -694,8 +694,8 @@ impl Snapshot {
 /// `endpoints`: the document's `endpoints` value, taken out of it to be read and dropped
 /// item by item (see [`Snapshot::from_document_owned`]).
 fn read_snapshot(
-    doc: &Doc,
-    endpoints: Option<Doc>,
+    doc: &Value,
+    endpoints: Option<Value>,
     version: CiliumVersion,
     errors: &mut Vec<FieldError>,
 ) -> Option<Snapshot> {
@@ -738,7 +738,7 @@ fn read_snapshot(
     }
     let mut uids = HashSet::new();
     let mut add_endpoint =
-        |i: usize, e: &Doc, snap: &mut Snapshot, errors: &mut Vec<FieldError>| {
+        |i: usize, e: &Value, snap: &mut Snapshot, errors: &mut Vec<FieldError>| {
             let path = field::item("endpoints", i);
             if let Some(ep) = read_endpoint(e, &path, errors) {
                 if !uids.insert(ep.uid.clone()) {
@@ -753,7 +753,7 @@ fn read_snapshot(
     match endpoints {
         // Each endpoint's document dropped once read: the tree and the endpoints are not
         // held whole at once.
-        Some(Doc::Seq(items)) => {
+        Some(Value::Seq(items)) => {
             snap.endpoints.reserve_exact(items.len());
             for (i, e) in items.into_iter().enumerate() {
                 add_endpoint(i, &e, &mut snap, errors);
@@ -790,7 +790,7 @@ fn read_snapshot(
                 let mut names = HashSet::new();
                 for (i, p) in docs.iter().enumerate() {
                     let path = field::item("policies", i);
-                    if !matches!(p, Doc::Map(_)) {
+                    if !matches!(p, Value::Map(_)) {
                         errors.push(type_error(&path, p, "object"));
                         continue;
                     }
@@ -843,7 +843,7 @@ fn read_labels(
 }
 
 fn read_addr(
-    node: &Doc,
+    node: &Value,
     path: &str,
     want_v4: Option<bool>,
     errors: &mut Vec<FieldError>,
@@ -868,7 +868,7 @@ fn read_addr(
     }
 }
 
-fn read_node(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Node> {
+fn read_node(doc: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Node> {
     let f = Fields::open(doc, path, errors)?;
     f.finish(NODE, errors);
     let name = read_name(&f, "name", errors);
@@ -881,7 +881,7 @@ fn read_node(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Node
         .and_then(|n| read_addr(n, &f.path_of("ipv6"), Some(false), errors));
     let ready = match f.get("ready") {
         None => true,
-        Some(Doc::Bool(b)) => *b,
+        Some(Value::Bool(b)) => *b,
         Some(other) => {
             errors.push(type_error(&f.path_of("ready"), other, "boolean"));
             true
@@ -889,10 +889,10 @@ fn read_node(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Node
     };
     let weight = match f.get("weight") {
         None => 1,
-        Some(Doc::Int(w)) if (0..=100).contains(w) => *w as u8,
+        Some(Value::Int(w)) if (0..=100).contains(w) => *w as u8,
         Some(other) => {
             let detail = match other {
-                Doc::Float(_) => {
+                Value::Float(_) => {
                     "must be an integer from 0 to 100, written without a decimal point"
                 }
                 _ => "must be an integer from 0 to 100",
@@ -922,7 +922,7 @@ fn read_node(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Node
     })
 }
 
-fn read_endpoint(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Endpoint> {
+fn read_endpoint(doc: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Endpoint> {
     let f = Fields::open(doc, path, errors)?;
     f.finish(ENDPOINT, errors);
     let uid = read_name(&f, "uid", errors);
@@ -970,8 +970,8 @@ fn read_endpoint(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<
 }
 
 /// Reads a device list; `null` is refused (an empty list means "no devices").
-fn read_devices(node: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Vec<Device>> {
-    if *node == Doc::Null {
+fn read_devices(node: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Vec<Device>> {
+    if *node == Value::Null {
         errors.push(FieldError::new(
             path,
             Reason::Invalid {
@@ -1030,7 +1030,7 @@ fn read_devices(node: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<
     Some(devices)
 }
 
-fn read_device(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Device> {
+fn read_device(doc: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Device> {
     let f = Fields::open(doc, path, errors)?;
     f.finish(DEVICE, errors);
     let name = read_name(&f, "name", errors);
@@ -1039,7 +1039,7 @@ fn read_device(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<De
             errors.push(FieldError::required(f.path_of("index")));
             None
         }
-        Some(Doc::Int(i)) if (1..=i128::from(u32::MAX)).contains(i) => Some(*i as u32),
+        Some(Value::Int(i)) if (1..=i128::from(u32::MAX)).contains(i) => Some(*i as u32),
         Some(other) => {
             errors.push(FieldError::new(
                 f.path_of("index"),
@@ -1083,9 +1083,9 @@ fn read_device(doc: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<De
         }
     }
     let default_route = match f.get("defaultRoute") {
-        None | Some(Doc::Bool(false)) => Families::empty(),
-        Some(Doc::Bool(true)) => Families::all(),
-        Some(Doc::Seq(items)) => {
+        None | Some(Value::Bool(false)) => Families::empty(),
+        Some(Value::Bool(true)) => Families::all(),
+        Some(Value::Seq(items)) => {
             let mut fams = Families::empty();
             for (i, item) in items.iter().enumerate() {
                 let ipath = field::item(&f.path_of("defaultRoute"), i);

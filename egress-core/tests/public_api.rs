@@ -270,8 +270,9 @@ fn kubernetes_objects_convert_one_at_a_time_as_in_a_dump() {
     let docs = egress_core::document::flatten_lists(
         egress_core::document::parse_documents(&text).unwrap(),
     );
-    let kind =
-        |d: &egress_core::document::Node| d.get("kind").and_then(|k| k.as_str()).map(str::to_owned);
+    let kind = |d: &egress_core::document::Value| {
+        d.get("kind").and_then(|k| k.as_str()).map(str::to_owned)
+    };
     let mut nodes = egress_core::cluster::Nodes::new();
     for doc in docs
         .iter()

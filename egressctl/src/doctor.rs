@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use egress_core::cilium_config::{self, CiliumConfig, Status};
-use egress_core::document::{self, Node};
+use egress_core::document::{self, Value};
 
 use crate::cli::DoctorArgs;
 use crate::input::{read_input, snapshot_error};
@@ -74,17 +74,17 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<(), Failure> {
 
 /// The one document to check: the only one, or the ConfigMap named `cilium-config` among
 /// several (`kubectl get configmaps -n kube-system -o yaml`).
-fn pick(path: &Path, docs: Vec<Node>) -> Result<Node, Failure> {
+fn pick(path: &Path, docs: Vec<Value>) -> Result<Value, Failure> {
     if docs.len() == 1 {
-        return Ok(docs.into_iter().next().unwrap_or(Node::Null));
+        return Ok(docs.into_iter().next().unwrap_or(Value::Null));
     }
     let count = docs.len();
     docs.into_iter()
         .find(|d| {
-            d.get("kind").and_then(Node::as_str) == Some("ConfigMap")
+            d.get("kind").and_then(Value::as_str) == Some("ConfigMap")
                 && d.get("metadata")
                     .and_then(|m| m.get("name"))
-                    .and_then(Node::as_str)
+                    .and_then(Value::as_str)
                     == Some("cilium-config")
         })
         .ok_or_else(|| {

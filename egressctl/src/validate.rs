@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use egress_core::Error;
-use egress_core::document::{self, Node};
+use egress_core::document::{self, Value};
 use egress_core::policy::{self, Policy, PolicyErrors};
 use egress_core::snapshot::Snapshot;
 use egress_core::version::CiliumVersion;
@@ -80,14 +80,14 @@ fn validate_file(
                         report.snapshot_errors(&err);
                         // Still report the policies' own errors.
                         let items = policies.and_then(|p| match p {
-                            Node::Seq(items) => Some(items),
+                            Value::Seq(items) => Some(items),
                             _ => None,
                         });
                         let items = document::flatten_lists(items.unwrap_or_default());
                         (
                             items
                                 .iter()
-                                .filter(|d| matches!(d, Node::Map(_)))
+                                .filter(|d| matches!(d, Value::Map(_)))
                                 .map(|d| policy::parse_policy_for(d, version))
                                 .collect(),
                             None,
@@ -100,7 +100,7 @@ fn validate_file(
                 docs.extend(last);
                 let objects = document::flatten_lists(docs);
                 let policies = objects.iter().filter(|o| !is_other_dump_kind(o));
-                let parse = |d: &Node| policy::parse_policy_for(d, version);
+                let parse = |d: &Value| policy::parse_policy_for(d, version);
                 (policies.map(parse).collect(), None)
             }
         };
@@ -157,9 +157,9 @@ fn validate_file(
     (out, ok, report.warnings)
 }
 
-fn is_other_dump_kind(object: &Node) -> bool {
+fn is_other_dump_kind(object: &Value) -> bool {
     matches!(
-        object.get("kind").and_then(Node::as_str),
+        object.get("kind").and_then(Value::as_str),
         Some("CiliumNode" | "CiliumEndpoint" | "Namespace")
     )
 }

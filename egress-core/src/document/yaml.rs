@@ -1,4 +1,4 @@
-//! YAML text into [`Node`] trees, one event at a time.
+//! YAML text into [`Value`] trees, one event at a time.
 //!
 //! serde's YAML deserializers load every event of a document before the first value is
 //! built (a 25 MB snapshot held ~500 MB of events beside its tree); this reader builds the
@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Tag};
 
-use super::{Budget, MapBuilder, Node, ParseError};
+use super::{Budget, MapBuilder, ParseError, Value};
 
 /// serde_json's and serde_norway's recursion limit: 128 nested collections are read.
 const MAX_DEPTH: usize = 128;
@@ -29,13 +29,13 @@ const MAX_DEPTH: usize = 128;
 /// deep they go, where it began.
 enum Open {
     Seq {
-        items: Vec<Node>,
+        items: Vec<Value>,
         frame: Frame,
     },
     Map {
         map: MapBuilder,
         /// The key read, waiting for its value, and where it began.
-        key: Option<(Node, Marker)>,
+        key: Option<(Value, Marker)>,
         frame: Frame,
     },
 }
@@ -50,7 +50,7 @@ struct Frame {
 
 /// A value read whole.
 struct Finished {
-    node: Node,
+    node: Value,
     cost: u64,
     /// Levels of collections it holds (a scalar: 0, `[1]`: 1).
     depth: usize,
@@ -59,7 +59,7 @@ struct Finished {
 }
 
 /// The documents of a YAML stream; empty documents are skipped by the caller.
-pub(super) fn parse(text: &str, budget: &Budget) -> Result<Vec<Node>, ParseError> {
+pub(super) fn parse(text: &str, budget: &Budget) -> Result<Vec<Value>, ParseError> {
     // YAML text cannot hold a NUL (it is not printable); the parser would take one for the
     // end of the text and report an unfinished scalar: said as what it is, where it is.
     if let Some(at_byte) = text.find('\0') {
@@ -75,9 +75,9 @@ pub(super) fn parse(text: &str, budget: &Budget) -> Result<Vec<Node>, ParseError
     let mut stack: Vec<Open> = Vec::new();
     // Anchored values, their cost and depth, by the parser's anchor id; and the anchors of
     // the collections still open (an alias of one would contain itself).
-    let mut anchors: HashMap<usize, (Node, u64, usize)> = HashMap::new();
+    let mut anchors: HashMap<usize, (Value, u64, usize)> = HashMap::new();
     let mut open_anchors: HashSet<usize> = HashSet::new();
-    let mut root: Option<Node> = None;
+    let mut root: Option<Value> = None;
     let spend = |units: u64, marker: &Marker| {
         budget
             .try_spend(usize::try_from(units).unwrap_or(usize::MAX))
@@ -94,7 +94,7 @@ pub(super) fn parse(text: &str, budget: &Budget) -> Result<Vec<Node>, ParseError
                 None
             }
             Event::DocumentEnd => {
-                docs.push(root.take().unwrap_or(Node::Null));
+                docs.push(root.take().unwrap_or(Value::Null));
                 None
             }
             Event::Alias(id) => {
@@ -121,7 +121,7 @@ pub(super) fn parse(text: &str, budget: &Budget) -> Result<Vec<Node>, ParseError
             Event::Scalar(value, style, anchor, tag) => {
                 let node = resolve(&value, style, tag.as_deref()).map_err(|e| fail(&e))?;
                 let cost = match &node {
-                    Node::Str(s) => 1 + s.len() as u64,
+                    Value::Str(s) => 1 + s.len() as u64,
                     _ => 1,
                 };
                 spend(cost, &span.start)?;
@@ -174,7 +174,7 @@ pub(super) fn parse(text: &str, budget: &Budget) -> Result<Vec<Node>, ParseError
                 let (node, frame) = match stack.pop() {
                     Some(Open::Seq { mut items, frame }) => {
                         items.shrink_to_fit();
-                        (Node::Seq(items), frame)
+                        (Value::Seq(items), frame)
                     }
                     Some(Open::Map { map, frame, .. }) => (map.finish(), frame),
                     None => return Err(fail("a collection ends that was never opened")),
@@ -246,7 +246,7 @@ fn at(message: &str, marker: &Marker) -> ParseError {
 /// plain scalars by the core schema, quoted and block ones as strings; a core-schema tag
 /// (`!!str`, `!!int`, `!!float`, `!!bool`, `!!null`) forces its type — other core tags
 /// (`!!binary`, `!!timestamp`) leave the text —, a local tag (`!foo`) is refused.
-fn resolve(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Node, String> {
+fn resolve(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
     let Some(tag) = tag else {
         return untagged(value, style);
     };
@@ -259,35 +259,35 @@ fn resolve(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Node, S
     let invalid = |what: &str| format!("invalid value: string {value:?}, expected {what}");
     match tag.suffix.as_str() {
         "int" => match integer(value) {
-            Some(Integer::Value(i)) => Ok(Node::Int(i)),
+            Some(Integer::Value(i)) => Ok(Value::Int(i)),
             Some(Integer::OutOfRange) => Err("integer out of range".to_owned()),
             None => Err(invalid("an integer")),
         },
         "float" => float(value)
-            .map(Node::Float)
+            .map(Value::Float)
             .ok_or_else(|| invalid("a float")),
         "bool" => boolean(value)
-            .map(Node::Bool)
+            .map(Value::Bool)
             .ok_or_else(|| invalid("a boolean")),
-        "null" if is_null(value) => Ok(Node::Null),
+        "null" if is_null(value) => Ok(Value::Null),
         "null" => Err(invalid("null")),
-        _ => Ok(Node::Str(value.into())),
+        _ => Ok(Value::Str(value.into())),
     }
 }
 
 /// An untagged scalar.
-fn untagged(value: &str, style: ScalarStyle) -> Result<Node, String> {
+fn untagged(value: &str, style: ScalarStyle) -> Result<Value, String> {
     if style != ScalarStyle::Plain {
-        return Ok(Node::Str(value.into()));
+        return Ok(Value::Str(value.into()));
     }
     if value.is_empty() || is_null(value) {
-        return Ok(Node::Null);
+        return Ok(Value::Null);
     }
     if let Some(b) = boolean(value) {
-        return Ok(Node::Bool(b));
+        return Ok(Value::Bool(b));
     }
     match integer(value) {
-        Some(Integer::Value(i)) => return Ok(Node::Int(i)),
+        Some(Integer::Value(i)) => return Ok(Value::Int(i)),
         // serde_norway read it as a u128 and the tree holds i128: refused, as before.
         Some(Integer::OutOfRange) => return Err("integer out of range".to_owned()),
         None => {}
@@ -295,9 +295,9 @@ fn untagged(value: &str, style: ScalarStyle) -> Result<Node, String> {
     if !leading_zero_digits(value)
         && let Some(float) = float(value)
     {
-        return Ok(Node::Float(float));
+        return Ok(Value::Float(float));
     }
-    Ok(Node::Str(value.into()))
+    Ok(Value::Str(value.into()))
 }
 
 fn is_null(value: &str) -> bool {
@@ -377,7 +377,7 @@ fn float(value: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
-    fn one(text: &str) -> Node {
+    fn one(text: &str) -> Value {
         let budget = Budget::new(u64::MAX);
         parse(text, &budget).unwrap().remove(0)
     }
@@ -389,49 +389,49 @@ mod tests {
     /// Scalars resolve as serde_norway resolved them for an untyped value.
     #[test]
     fn scalars_resolve_as_the_core_schema() {
-        let cases: [(&str, Node); 25] = [
-            ("~", Node::Null),
-            ("null", Node::Null),
-            ("NULL", Node::Null),
-            ("True", Node::Bool(true)),
-            ("FALSE", Node::Bool(false)),
-            ("yes", Node::Str("yes".into())),
-            ("12", Node::Int(12)),
-            ("+12", Node::Int(12)),
-            ("-12", Node::Int(-12)),
-            ("0x1f", Node::Int(31)),
-            ("-0x10", Node::Int(-16)),
-            ("0o17", Node::Int(15)),
-            ("0b101", Node::Int(5)),
-            ("0123", Node::Str("0123".into())),
-            ("-007", Node::Str("-007".into())),
-            ("0", Node::Int(0)),
-            ("1.5", Node::Float(1.5)),
-            ("1e3", Node::Float(1000.0)),
-            ("-.inf", Node::Float(f64::NEG_INFINITY)),
-            ("'12'", Node::Str("12".into())),
-            ("\"true\"", Node::Str("true".into())),
-            ("0x+1", Node::Str("0x+1".into())),
+        let cases: [(&str, Value); 25] = [
+            ("~", Value::Null),
+            ("null", Value::Null),
+            ("NULL", Value::Null),
+            ("True", Value::Bool(true)),
+            ("FALSE", Value::Bool(false)),
+            ("yes", Value::Str("yes".into())),
+            ("12", Value::Int(12)),
+            ("+12", Value::Int(12)),
+            ("-12", Value::Int(-12)),
+            ("0x1f", Value::Int(31)),
+            ("-0x10", Value::Int(-16)),
+            ("0o17", Value::Int(15)),
+            ("0b101", Value::Int(5)),
+            ("0123", Value::Str("0123".into())),
+            ("-007", Value::Str("-007".into())),
+            ("0", Value::Int(0)),
+            ("1.5", Value::Float(1.5)),
+            ("1e3", Value::Float(1000.0)),
+            ("-.inf", Value::Float(f64::NEG_INFINITY)),
+            ("'12'", Value::Str("12".into())),
+            ("\"true\"", Value::Str("true".into())),
+            ("0x+1", Value::Str("0x+1".into())),
             (
                 "-170141183460469231731687303715884105728",
-                Node::Int(i128::MIN),
+                Value::Int(i128::MIN),
             ),
             // Past u128: not an integer at all.
             (
                 "340282366920938463463374607431768211456",
-                Node::Float(3.402823669209385e38),
+                Value::Float(3.402823669209385e38),
             ),
             (
                 "0x1ffffffffffffffffffffffffffffffff",
-                Node::Str("0x1ffffffffffffffffffffffffffffffff".into()),
+                Value::Str("0x1ffffffffffffffffffffffffffffffff".into()),
             ),
         ];
         for (text, want) in cases {
             assert_eq!(one(&format!("a: {text}\n")).get("a"), Some(&want), "{text}");
         }
-        assert!(matches!(one("a: .nan\n").get("a"), Some(Node::Float(x)) if x.is_nan()));
-        assert_eq!(one("a:\n").get("a"), Some(&Node::Null));
-        assert_eq!(one("a: |\n  x\n").get("a"), Some(&Node::Str("x\n".into())));
+        assert!(matches!(one("a: .nan\n").get("a"), Some(Value::Float(x)) if x.is_nan()));
+        assert_eq!(one("a:\n").get("a"), Some(&Value::Null));
+        assert_eq!(one("a: |\n  x\n").get("a"), Some(&Value::Str("x\n".into())));
         // Past i128 but within u128, decimal or not: refused, as serde_norway's u128 was.
         for big in [
             "170141183460469231731687303715884105728",
@@ -444,14 +444,14 @@ mod tests {
     /// Core-schema tags force a type (or leave the text); local tags are refused.
     #[test]
     fn tags() {
-        assert_eq!(one("a: !!str 1\n").get("a"), Some(&Node::Str("1".into())));
-        assert_eq!(one("a: !!int '12'\n").get("a"), Some(&Node::Int(12)));
-        assert_eq!(one("a: !!float 1\n").get("a"), Some(&Node::Float(1.0)));
-        assert_eq!(one("a: !!bool 'true'\n").get("a"), Some(&Node::Bool(true)));
-        assert_eq!(one("a: !!null ~\n").get("a"), Some(&Node::Null));
+        assert_eq!(one("a: !!str 1\n").get("a"), Some(&Value::Str("1".into())));
+        assert_eq!(one("a: !!int '12'\n").get("a"), Some(&Value::Int(12)));
+        assert_eq!(one("a: !!float 1\n").get("a"), Some(&Value::Float(1.0)));
+        assert_eq!(one("a: !!bool 'true'\n").get("a"), Some(&Value::Bool(true)));
+        assert_eq!(one("a: !!null ~\n").get("a"), Some(&Value::Null));
         assert_eq!(
             one("a: !!binary aGk=\n").get("a"),
-            Some(&Node::Str("aGk=".into()))
+            Some(&Value::Str("aGk=".into()))
         );
         assert_eq!(one("a: !!map {b: 1}\n").get("a"), Some(&one("b: 1\n")));
         assert!(

@@ -481,7 +481,7 @@ impl Engine {
     /// and leaves the previous valid version of that policy in force.
     pub fn upsert_policy_document(
         &mut self,
-        doc: &crate::document::Node,
+        doc: &crate::document::Value,
     ) -> Result<(), PolicyErrors> {
         let policy = parse_policy_for(doc, self.config.cilium_version)?;
         self.upsert_policy(policy)

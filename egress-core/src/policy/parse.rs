@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::{GatewaySpec, LabelSelector, Operator, Policy, Requirement, SelectorItem};
-use crate::document::{self, Fields, Node, read_seq, read_str, read_str_map, read_str_seq};
+use crate::document::{self, Fields, Value, read_seq, read_str, read_str_map, read_str_seq};
 use crate::field::{self, FieldError, Reason};
 use crate::labels;
 use crate::netip::{self, Cidr};
@@ -47,23 +47,23 @@ impl fmt::Display for PolicyErrors {
 impl std::error::Error for PolicyErrors {}
 
 /// An object's non-empty `metadata.name`, read without validating anything else.
-pub fn object_name(node: &Node) -> Option<&str> {
+pub fn object_name(node: &Value) -> Option<&str> {
     node.get("metadata")
         .and_then(|m| m.get("name"))
-        .and_then(Node::as_str)
+        .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
 }
 
 /// Parses and validates one policy object as Cilium 1.18's API server and agent do (the
 /// default version; [`parse_policy_for`] takes another).
-pub fn parse_policy(node: &Node) -> Result<Policy, PolicyErrors> {
+pub fn parse_policy(node: &Value) -> Result<Policy, PolicyErrors> {
     parse_policy_for(node, CiliumVersion::default())
 }
 
 /// Parses and validates one policy object as `version`'s CRD schema and agent do
 /// (CILIUM-VERSIONS.md §1: `egressIP` is `format: ipv4` up to 1.19 and any IP from 1.20,
 /// which also limits `egressGateways` to 64 items).
-pub fn parse_policy_for(node: &Node, version: CiliumVersion) -> Result<Policy, PolicyErrors> {
+pub fn parse_policy_for(node: &Value, version: CiliumVersion) -> Result<Policy, PolicyErrors> {
     let mut errors = Vec::new();
     let name = object_name(node).map(str::to_owned);
     let policy = read_policy(node, version, &mut errors);
@@ -140,7 +140,7 @@ fn not_ipv4(path: &str, value: &str) -> FieldError {
 }
 
 fn read_policy(
-    node: &Node,
+    node: &Value,
     version: CiliumVersion,
     errors: &mut Vec<FieldError>,
 ) -> Option<Policy> {
@@ -201,7 +201,7 @@ fn check_header(top: &Fields<'_>, errors: &mut Vec<FieldError>) {
 /// `metadata`: its name, namespace and creation timestamp.
 type Metadata = (Option<String>, Option<String>, Option<Timestamp>);
 
-fn read_metadata(meta: &Node, errors: &mut Vec<FieldError>) -> Metadata {
+fn read_metadata(meta: &Value, errors: &mut Vec<FieldError>) -> Metadata {
     let Some(fields) = Fields::open(meta, "metadata", errors) else {
         return (None, None, None);
     };
@@ -247,7 +247,7 @@ type Spec = (
     Vec<GatewaySpec>,
 );
 
-fn read_spec(spec: &Node, version: CiliumVersion, errors: &mut Vec<FieldError>) -> Option<Spec> {
+fn read_spec(spec: &Value, version: CiliumVersion, errors: &mut Vec<FieldError>) -> Option<Spec> {
     let fields = Fields::open(spec, "spec", errors)?;
     let selectors = match fields.get("selectors") {
         None => {
@@ -336,7 +336,7 @@ fn read_spec(spec: &Node, version: CiliumVersion, errors: &mut Vec<FieldError>) 
     ))
 }
 
-fn read_selector_items(node: &Node, errors: &mut Vec<FieldError>) -> Vec<SelectorItem> {
+fn read_selector_items(node: &Value, errors: &mut Vec<FieldError>) -> Vec<SelectorItem> {
     let path = "spec.selectors";
     let Some(items) = read_seq(node, path, errors) else {
         return Vec::new();
@@ -372,7 +372,7 @@ fn read_selector_items(node: &Node, errors: &mut Vec<FieldError>) -> Vec<Selecto
     out
 }
 
-fn read_label_selector(node: &Node, path: &str, errors: &mut Vec<FieldError>) -> LabelSelector {
+fn read_label_selector(node: &Value, path: &str, errors: &mut Vec<FieldError>) -> LabelSelector {
     let mut sel = LabelSelector::default();
     let Some(fields) = Fields::open(node, path, errors) else {
         return sel;
@@ -407,7 +407,7 @@ fn read_label_selector(node: &Node, path: &str, errors: &mut Vec<FieldError>) ->
     sel
 }
 
-fn read_requirement(node: &Node, path: &str, errors: &mut Vec<FieldError>) -> Option<Requirement> {
+fn read_requirement(node: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Requirement> {
     let fields = Fields::open(node, path, errors)?;
     let key = match fields.get("key") {
         None => {
@@ -451,7 +451,7 @@ fn read_requirement(node: &Node, path: &str, errors: &mut Vec<FieldError>) -> Op
 }
 
 fn read_gateway(
-    node: &Node,
+    node: &Value,
     path: &str,
     version: CiliumVersion,
     errors: &mut Vec<FieldError>,
@@ -520,8 +520,8 @@ fn read_gateway(
     })
 }
 
-fn read_cidrs(node: &Node, path: &str, errors: &mut Vec<FieldError>) -> Vec<Cidr> {
-    if let Node::Seq(items) = node
+fn read_cidrs(node: &Value, path: &str, errors: &mut Vec<FieldError>) -> Vec<Cidr> {
+    if let Value::Seq(items) = node
         && items.len() > MAX_CIDRS
     {
         // Counted before anything is parsed; the items are not read.

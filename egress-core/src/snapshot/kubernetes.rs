@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::{Snapshot, read_one};
 use crate::cluster::{Endpoint, Namespace, Node, Nodes};
-use crate::document::{Fields, LabelLimits, Node as Doc, read_labels, read_seq, read_str};
+use crate::document::{Fields, LabelLimits, Value, read_labels, read_seq, read_str};
 use crate::error::Error;
 use crate::field::{self, FieldError, Reason};
 use crate::netip;
@@ -33,8 +33,8 @@ pub enum Kind<'a> {
 
 impl<'a> Kind<'a> {
     /// The kind of an object.
-    pub fn of(doc: &'a Doc) -> Self {
-        match doc.get("kind").and_then(Doc::as_str) {
+    pub fn of(doc: &'a Value) -> Self {
+        match doc.get("kind").and_then(Value::as_str) {
             None => Kind::Missing,
             Some("CiliumEgressGatewayPolicy") => Kind::Policy,
             Some("CiliumNode") => Kind::CiliumNode,
@@ -60,7 +60,7 @@ impl<'a> Kind<'a> {
 
 /// The order objects are read in: every node first — endpoints name their node by address
 /// — then the other objects, each in its place.
-pub fn reading_order(objects: &[Doc]) -> Vec<usize> {
+pub fn reading_order(objects: &[Value]) -> Vec<usize> {
     let nodes = (0..objects.len()).filter(|&i| Kind::of(&objects[i]) == Kind::CiliumNode);
     let others = (0..objects.len()).filter(|&i| Kind::of(&objects[i]) != Kind::CiliumNode);
     nodes.chain(others).collect()
@@ -85,7 +85,7 @@ pub fn at_object(path: &str, e: Error) -> Error {
 /// Converts a dump's objects (Lists already flattened). Returns the snapshot (no
 /// `localNode`, no devices) and the conversion's warnings.
 pub(super) fn from_objects(
-    objects: &[Doc],
+    objects: &[Value],
     version: CiliumVersion,
 ) -> Result<(Snapshot, Vec<String>), Error> {
     let mut errors = Vec::new();
@@ -150,7 +150,7 @@ pub(super) fn from_objects(
     }
 }
 
-fn metadata<'a>(obj: &'a Doc, path: &'a str, errors: &mut Vec<FieldError>) -> Option<Fields<'a>> {
+fn metadata<'a>(obj: &'a Value, path: &'a str, errors: &mut Vec<FieldError>) -> Option<Fields<'a>> {
     match obj.get("metadata") {
         Some(m) => Fields::open(m, path, errors),
         None => {
@@ -173,7 +173,7 @@ fn required_str(fields: &Fields<'_>, key: &str, errors: &mut Vec<FieldError>) ->
 }
 
 /// Converts one `CiliumNode` object, as a dump's are.
-pub fn node_from_cilium_node(obj: &Doc) -> Result<Node, Error> {
+pub fn node_from_cilium_node(obj: &Value) -> Result<Node, Error> {
     read_one(obj, cilium_node)
 }
 
@@ -191,7 +191,7 @@ pub(crate) fn address_index(nodes: &Nodes) -> HashMap<IpAddr, String> {
 
 /// [`endpoint_from_cilium_endpoint`] with the nodes' [`address_index`].
 pub(crate) fn endpoint_indexed(
-    obj: &Doc,
+    obj: &Value,
     index: &HashMap<IpAddr, String>,
 ) -> Result<(Option<Endpoint>, Vec<String>), Error> {
     one_endpoint(obj, &|ip| index.get(&ip).cloned())
@@ -201,7 +201,7 @@ pub(crate) fn endpoint_indexed(
 /// whose address is `status.networking.node`. `None` when the endpoint is skipped (no
 /// identity labels, no networking status); the warnings say what was skipped or left out.
 pub fn endpoint_from_cilium_endpoint(
-    obj: &Doc,
+    obj: &Value,
     nodes: &Nodes,
 ) -> Result<(Option<Endpoint>, Vec<String>), Error> {
     one_endpoint(obj, &|ip| {
@@ -214,7 +214,7 @@ pub fn endpoint_from_cilium_endpoint(
 
 /// One `CiliumEndpoint` at the document's root, its node named by `node_at`.
 fn one_endpoint(
-    obj: &Doc,
+    obj: &Value,
     node_at: &dyn Fn(IpAddr) -> Option<String>,
 ) -> Result<(Option<Endpoint>, Vec<String>), Error> {
     let mut errors = Vec::new();
@@ -228,7 +228,7 @@ fn one_endpoint(
 }
 
 /// Converts one Kubernetes `Namespace` object: `metadata.name` and `metadata.labels`.
-pub fn namespace_from_object(obj: &Doc) -> Result<Namespace, Error> {
+pub fn namespace_from_object(obj: &Value) -> Result<Namespace, Error> {
     read_one(obj, |obj, path, errors| {
         let mpath = field::child(path, "metadata");
         let meta = metadata(obj, &mpath, errors)?;
@@ -247,7 +247,7 @@ pub fn namespace_from_object(obj: &Doc) -> Result<Namespace, Error> {
 
 /// CiliumNode: the name is never parsed as an address; addresses are the first InternalIP
 /// of each family, else the first ExternalIP, never CiliumInternalIP.
-fn cilium_node(obj: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<Node> {
+fn cilium_node(obj: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Node> {
     let mpath = field::child(path, "metadata");
     let meta = metadata(obj, &mpath, errors)?;
     let name = required_str(&meta, "name", errors)?;
@@ -269,12 +269,12 @@ fn cilium_node(obj: &Doc, path: &str, errors: &mut Vec<FieldError>) -> Option<No
         .iter()
         .enumerate()
     {
-        let slot = match a.get("type").and_then(Doc::as_str) {
+        let slot = match a.get("type").and_then(Value::as_str) {
             Some("InternalIP") => 0,
             Some("ExternalIP") => 1,
             _ => continue,
         };
-        let Some(ip) = a.get("ip").and_then(Doc::as_str) else {
+        let Some(ip) = a.get("ip").and_then(Value::as_str) else {
             continue;
         };
         let Ok(parsed) = netip::parse_addr(ip) else {
@@ -310,7 +310,7 @@ pub(crate) fn identity_label(label: &str) -> (String, String) {
 
 /// `node_at` names the node that has an address.
 fn cilium_endpoint(
-    obj: &Doc,
+    obj: &Value,
     path: &str,
     node_at: &dyn Fn(IpAddr) -> Option<String>,
     errors: &mut Vec<FieldError>,
@@ -319,10 +319,10 @@ fn cilium_endpoint(
     let mpath = field::child(path, "metadata");
     let meta = metadata(obj, &mpath, errors)?;
     let uid = required_str(&meta, "uid", errors)?;
-    let name = meta.get("name").and_then(Doc::as_str).map(str::to_owned);
+    let name = meta.get("name").and_then(Value::as_str).map(str::to_owned);
     let namespace = meta
         .get("namespace")
-        .and_then(Doc::as_str)
+        .and_then(Value::as_str)
         .map(str::to_owned);
     let who = match (&namespace, &name) {
         (Some(ns), Some(n)) if path.is_empty() => format!("{ns}/{n}"),
@@ -335,7 +335,7 @@ fn cilium_endpoint(
         .and_then(|s| s.get("identity"))
         .and_then(|i| i.get("labels"));
     let labels: Vec<&str> = match labels {
-        Some(Doc::Seq(items)) => items.iter().filter_map(Doc::as_str).collect(),
+        Some(Value::Seq(items)) => items.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
     let identity_labels: BTreeMap<String, String> = labels
@@ -364,10 +364,10 @@ fn cilium_endpoint(
         return None;
     };
     let mut ips = Vec::new();
-    if let Some(Doc::Seq(pairs)) = networking.get("addressing") {
+    if let Some(Value::Seq(pairs)) = networking.get("addressing") {
         for pair in pairs {
             for family in ["ipv4", "ipv6"] {
-                let Some(text) = pair.get(family).and_then(Doc::as_str) else {
+                let Some(text) = pair.get(family).and_then(Value::as_str) else {
                     continue;
                 };
                 match netip::parse_addr(text) {
@@ -380,7 +380,7 @@ fn cilium_endpoint(
             }
         }
     }
-    let node_ip = networking.get("node").and_then(Doc::as_str);
+    let node_ip = networking.get("node").and_then(Value::as_str);
     let parsed = node_ip
         .and_then(|s| netip::parse_addr(s).ok())
         .map(|a| a.addr);

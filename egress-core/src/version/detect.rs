@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::CiliumVersion;
-use crate::document::Node;
+use crate::document::Value;
 
 /// A Cilium release an input names, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,13 +24,13 @@ impl fmt::Display for DetectedVersion {
     }
 }
 
-fn str_at<'a>(node: &'a Node, path: &[&str]) -> Option<&'a str> {
+fn str_at<'a>(node: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter()
         .try_fold(node, |n, key| n.get(key))
-        .and_then(Node::as_str)
+        .and_then(Value::as_str)
 }
 
-fn qualified(obj: &Node) -> String {
+fn qualified(obj: &Value) -> String {
     let name = str_at(obj, &["metadata", "name"]).unwrap_or("");
     match str_at(obj, &["metadata", "namespace"]) {
         Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
@@ -49,7 +49,7 @@ fn image_tag(image: &str) -> Option<&str> {
 /// `cilium-agent` container's image, else the first container whose image is a `cilium`
 /// repository) or the ConfigMap named `cilium-config` (its `helm.sh/chart: cilium-X.Y.Z` or
 /// `app.kubernetes.io/version` label). `None` for any other object or one naming no release.
-pub fn detect(obj: &Node) -> Option<DetectedVersion> {
+pub fn detect(obj: &Value) -> Option<DetectedVersion> {
     let kind = str_at(obj, &["kind"])?;
     let name = str_at(obj, &["metadata", "name"])?;
     match (kind, name) {
@@ -59,10 +59,10 @@ pub fn detect(obj: &Node) -> Option<DetectedVersion> {
                 .and_then(|s| s.get("template"))
                 .and_then(|t| t.get("spec"))
                 .and_then(|s| s.get("containers"));
-            let Some(Node::Seq(containers)) = containers else {
+            let Some(Value::Seq(containers)) = containers else {
                 return None;
             };
-            let image_of = |c: &Node| str_at(c, &["image"]).map(str::to_owned);
+            let image_of = |c: &Value| str_at(c, &["image"]).map(str::to_owned);
             let agent = containers
                 .iter()
                 .find(|c| str_at(c, &["name"]) == Some("cilium-agent"))
@@ -101,7 +101,7 @@ pub fn detect(obj: &Node) -> Option<DetectedVersion> {
 }
 
 /// The Cilium version Helm values name: `image.tag` (`helm get values cilium`).
-pub fn detect_in_helm_values(values: &Node) -> Option<DetectedVersion> {
+pub fn detect_in_helm_values(values: &Value) -> Option<DetectedVersion> {
     let tag = str_at(values, &["image", "tag"])?;
     Some(DetectedVersion {
         version: CiliumVersion::from_release(tag),
@@ -114,7 +114,7 @@ pub fn detect_in_helm_values(values: &Node) -> Option<DetectedVersion> {
 mod tests {
     use super::*;
 
-    fn doc(text: &str) -> Node {
+    fn doc(text: &str) -> Value {
         crate::document::parse_documents(text)
             .unwrap()
             .pop()

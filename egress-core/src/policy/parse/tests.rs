@@ -22,7 +22,7 @@ spec:
 status: {conditions: []}
 "#;
 
-fn doc(yaml: &str) -> Node {
+fn doc(yaml: &str) -> Value {
     document::parse_documents(yaml).unwrap().remove(0)
 }
 
