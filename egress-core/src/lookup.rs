@@ -277,7 +277,7 @@ impl Bits for u128 {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Span {
+struct Run {
     start: u32,
     len: u32,
 }
@@ -292,7 +292,7 @@ struct Prefix<B> {
 /// One family's sources and their longest-first prefix lists, lists shared when identical.
 #[derive(Clone, Debug)]
 struct FamilyTable<B> {
-    sources: HashMap<B, Span>,
+    sources: HashMap<B, Run>,
     prefixes: Vec<Prefix<B>>,
 }
 
@@ -313,7 +313,7 @@ impl<B: Bits> FamilyTable<B> {
         verdicts: &mut VerdictInterner,
     ) -> Self {
         let mut table = Self::default();
-        let mut lists: HashMap<Vec<Prefix<B>>, Span> = HashMap::new();
+        let mut lists: HashMap<Vec<Prefix<B>>, Run> = HashMap::new();
         let mut by_source: Vec<(B, u8, Prefix<B>)> = entries
             .iter()
             .filter_map(|e| {
@@ -340,7 +340,7 @@ impl<B: Bits> FamilyTable<B> {
         for group in by_source.chunk_by(|a, b| a.0 == b.0) {
             let list: Vec<Prefix<B>> = group.iter().map(|(_, _, p)| *p).collect();
             let span = *lists.entry(list).or_insert_with_key(|list| {
-                let span = Span {
+                let span = Run {
                     start: table.prefixes.len() as u32,
                     len: list.len() as u32,
                 };
@@ -380,7 +380,9 @@ impl VerdictInterner {
     }
 }
 
-/// Read-only lookup structure over a node's map entries.
+/// Read-only lookup structure over a node's map entries, built from scratch: the reference
+/// the tests and benchmarks check [`Engine::lookup`](crate::engine::Engine::lookup) (the
+/// product's incremental lookup) against — a second, independent implementation of A.6.
 #[derive(Clone, Debug, Default)]
 pub struct LookupTable {
     v4: FamilyTable<u32>,

@@ -106,7 +106,7 @@ pub fn mask_v6(len: u8) -> u128 {
 /// An address as Go's `netip.ParseAddr` returns it: a zone is kept apart, and an
 /// IPv4-mapped IPv6 address stays IPv6.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GoAddr {
+pub struct ParsedAddr {
     /// The address.
     pub addr: IpAddr,
     /// The IPv6 zone after `%`, if any.
@@ -130,7 +130,7 @@ impl From<AddrError> for String {
 }
 
 /// `netip.ParseAddr`: the address, or the error message Go would give.
-pub fn parse_addr(s: &str) -> Result<GoAddr, AddrError> {
+pub fn parse_addr(s: &str) -> Result<ParsedAddr, AddrError> {
     parse_addr_text(s).map_err(|message| AddrError {
         input: s.to_owned(),
         message,
@@ -146,11 +146,11 @@ pub fn parse_prefix(s: &str) -> Result<Cidr, AddrError> {
     })
 }
 
-fn parse_addr_text(s: &str) -> Result<GoAddr, String> {
+fn parse_addr_text(s: &str) -> Result<ParsedAddr, String> {
     for (i, b) in s.bytes().enumerate() {
         match b {
             b'.' => {
-                return parse_ipv4(s, 0, s.len()).map(|a| GoAddr {
+                return parse_ipv4(s, 0, s.len()).map(|a| ParsedAddr {
                     addr: a.into(),
                     zone: None,
                 });
@@ -231,7 +231,7 @@ fn char_boundary_tail(input: &str, mut from: usize, end: usize) -> &str {
     &input[from..end]
 }
 
-fn parse_ipv6(input: &str) -> Result<GoAddr, String> {
+fn parse_ipv6(input: &str) -> Result<ParsedAddr, String> {
     let (body, zone) = match input.find('%') {
         Some(i) => {
             let zone = &input[i + 1..];
@@ -251,7 +251,7 @@ fn parse_ipv6(input: &str) -> Result<GoAddr, String> {
         ellipsis = Some(0);
         s = 2;
         if s == bytes.len() {
-            return Ok(GoAddr {
+            return Ok(ParsedAddr {
                 addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
                 zone,
             });
@@ -370,7 +370,7 @@ fn parse_ipv6(input: &str) -> Result<GoAddr, String> {
             Some(rest(s)),
         ));
     }
-    Ok(GoAddr {
+    Ok(ParsedAddr {
         addr: IpAddr::V6(Ipv6Addr::from(ip)),
         zone,
     })

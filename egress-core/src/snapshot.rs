@@ -487,13 +487,13 @@ impl Snapshot {
         }
     }
 
-    /// The node to compute: `override_node` (the CLI's `--node`) or `localNode`; it must be
-    /// one of the nodes.
+    /// The node to compute: `override_node` or `localNode`; it must be one of the nodes
+    /// ([`Snapshot::node_to_compute`] with the argument named `node`).
     pub fn local_node_name<'a>(
         &'a self,
         override_node: Option<&'a str>,
     ) -> Result<&'a str, FieldError> {
-        self.node_to_compute(override_node, "--node")
+        self.node_to_compute(override_node, "node")
     }
 
     /// The node to compute: `requested` (an argument named `argument`, e.g. a binding's
@@ -601,7 +601,7 @@ impl Snapshot {
                 Ok(())
             }
             None => Err(FieldError::new(
-                "--node",
+                "node",
                 Reason::NotFound(field::quote(node)),
             )),
         }

@@ -89,7 +89,7 @@ pub(crate) unsafe fn exclusive<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut
 }
 
 /// Checks an output pointer: not NULL, aligned.
-pub(crate) fn out<T>(ptr: *mut T, name: &str) -> Result<*mut T, Failure> {
+pub(crate) fn checked_out<T>(ptr: *mut T, name: &str) -> Result<*mut T, Failure> {
     if ptr.is_null() {
         return Err(Failure::null(name));
     }
@@ -188,7 +188,7 @@ pub(crate) unsafe fn copy_out(
     buf_len: usize,
     written_out: *mut usize,
 ) -> Result<(), Failure> {
-    let written_out = out(written_out, "written_out")?;
+    let written_out = checked_out(written_out, "written_out")?;
     // SAFETY: checked for NULL; the caller promises it is valid.
     unsafe { written_out.write(bytes.len()) };
     if bytes.len() > buf_len {
@@ -226,7 +226,7 @@ pub(crate) unsafe fn stream_out(
             Ok(())
         }
     }
-    let written_out = out(written_out, "written_out")?;
+    let written_out = checked_out(written_out, "written_out")?;
     let mut counter = Counter(0);
     write(&mut counter).map_err(|e| Failure::bug(format!("rendering: {e}")))?;
     let size = counter.0;
@@ -257,7 +257,7 @@ pub(crate) unsafe fn fill<T: Copy>(
     (buf_len, len_name): (usize, &str),
     count_out: *mut usize,
 ) -> Result<(), Failure> {
-    let count_out = out(count_out, "count_out")?;
+    let count_out = checked_out(count_out, "count_out")?;
     // SAFETY: checked for NULL; the caller promises it is valid.
     unsafe { count_out.write(needed) };
     if needed > buf_len {

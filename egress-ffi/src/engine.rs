@@ -8,7 +8,7 @@ use egress_core::field::FieldError;
 use egress_core::maps::capacity;
 use egress_core::snapshot;
 
-use crate::boundary::{exclusive, optional_text, out, run, slice, utf8};
+use crate::boundary::{checked_out, exclusive, optional_text, run, slice, utf8};
 use crate::error::{Failure, egress_error, egress_result};
 use crate::types::{cilium_version, egress_ip_addr, egress_label, layout_or_version, selection};
 
@@ -151,7 +151,7 @@ pub unsafe extern "C" fn egress_engine_new(
     // SAFETY: every pointer as the caller promises.
     unsafe {
         run(error_out, || {
-            let engine_out = out(engine_out, "engine_out")?;
+            let engine_out = checked_out(engine_out, "engine_out")?;
             let (_, config) =
                 read_config(crate::boundary::reference(config, "config")?, "config.")?;
             config.validate().map_err(|mut e| {
@@ -236,7 +236,7 @@ unsafe fn load(
     prefix: &str,
     engine_out: *mut *mut egress_engine,
 ) -> Result<(), Failure> {
-    let engine_out = out(engine_out, "engine_out")?;
+    let engine_out = checked_out(engine_out, "engine_out")?;
     // SAFETY: the caller's promises.
     let (text, (local, config)) =
         unsafe { (utf8(text, text_len, "text")?, read_config(config, prefix)?) };

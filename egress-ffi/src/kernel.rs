@@ -6,7 +6,7 @@ use std::path::Path;
 use egress_bpf::EgressMaps;
 use egress_core::engine::Engine;
 
-use crate::boundary::{exclusive, out, reference, run, utf8};
+use crate::boundary::{checked_out, exclusive, reference, run, utf8};
 use crate::engine::egress_engine;
 use crate::error::{Failure, egress_error, egress_result};
 use crate::query::fill_entries;
@@ -57,7 +57,7 @@ pub unsafe extern "C" fn egress_maps_open(
     // SAFETY: the caller's promises.
     unsafe {
         run(error_out, || {
-            let maps_out = out(maps_out, "maps_out")?;
+            let maps_out = checked_out(maps_out, "maps_out")?;
             let dir = Path::new(utf8(dir, dir_len, "dir")?);
             let layout = self::layout(layout, "layout")?;
             let known = egress_maps_flag::Create as u32;

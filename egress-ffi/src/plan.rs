@@ -41,10 +41,10 @@ pub unsafe extern "C" fn egress_engine_take_plan(
     unsafe {
         run(error_out, || {
             // Arguments first: a call refused for them changes nothing.
-            let count_out = crate::boundary::out(count_out, "count_out")?;
+            let count_out = crate::boundary::checked_out(count_out, "count_out")?;
             count_out.write(0);
             if ops_len > 0 {
-                crate::boundary::out(ops, "ops")?;
+                crate::boundary::checked_out(ops, "ops")?;
             }
             let handle = exclusive(engine, "engine")?;
             let mut needed = 0;
@@ -139,7 +139,7 @@ pub unsafe extern "C" fn egress_engine_plan_id(
     // SAFETY: the caller's promises.
     unsafe {
         run(error_out, || {
-            let id_out = crate::boundary::out(id_out, "id_out")?;
+            let id_out = crate::boundary::checked_out(id_out, "id_out")?;
             let engine = &reference(engine, "engine")?.engine;
             id_out.write(engine.last_plan_id().into());
             Ok(())

@@ -8,7 +8,7 @@ use egress_core::lookup::{VerdictRecord, query_addresses};
 use egress_core::render;
 
 use crate::boundary::{
-    copy_out, fill, out, reference, run, run_code, slice, slice_mut, stream_out,
+    checked_out, copy_out, fill, reference, run, run_code, slice, slice_mut, stream_out,
 };
 use crate::engine::egress_engine;
 use crate::error::{Failure, egress_error, egress_result};
@@ -493,7 +493,7 @@ pub unsafe extern "C" fn egress_engine_stats(
     stats_out: *mut egress_stats,
 ) -> egress_result {
     run_code(|| {
-        let stats_out = out(stats_out, "stats_out").map_err(|f| f.code)?;
+        let stats_out = checked_out(stats_out, "stats_out").map_err(|f| f.code)?;
         // SAFETY: the caller's promise.
         let engine = &unsafe { reference(engine, "engine") }
             .map_err(|f| f.code)?

@@ -122,7 +122,7 @@ pub(crate) fn select_node(
         )));
     }
     let name = snapshot
-        .local_node_name(node)
+        .node_to_compute(node, "--node")
         .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?
         .to_owned();
     if let Some(spec) = interfaces {

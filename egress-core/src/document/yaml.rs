@@ -3,8 +3,8 @@
 //! serde's YAML deserializers load every event of a document before the first value is
 //! built (a 25 MB snapshot held ~500 MB of events beside its tree); this reader builds the
 //! tree while the parser streams, so a document costs its tree and one stack of open
-//! collections. Scalars are resolved as the serde_yaml family (serde_norway, used before)
-//! resolves them for an untyped value: plain `~`/`null`/empty is null, `true`/`false` (three
+//! collections. Scalars are resolved by YAML 1.2's core schema, as the serde_yaml family
+//! resolves them for an untyped value (what the readers of Kubernetes objects expect): plain `~`/`null`/empty is null, `true`/`false` (three
 //! spellings) booleans, decimal/`0x`/`0o`/`0b` integers (a leading zero makes a string; a
 //! positive one past i128 is refused, "integer out of range"), floats with `.inf`/`.nan`;
 //! quoted and block scalars are strings; core-schema tags (`!!str`, `!!int`, ...) force a
@@ -22,7 +22,8 @@ use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Tag};
 
 use super::{Budget, MapBuilder, ParseError, Value};
 
-/// serde_json's and serde_norway's recursion limit: 128 nested collections are read.
+/// The nesting limit, serde_json's (and the serde_yaml family's) recursion limit: 128 nested
+/// collections are read.
 const MAX_DEPTH: usize = 128;
 
 /// An open collection: what its finished children cost (for its anchor's aliases), how
@@ -233,7 +234,8 @@ fn tag_text(tag: &Tag) -> String {
     }
 }
 
-/// `message at line L column C` (columns from 1, as serde_norway and serde_json print them).
+/// `message at line L column C` (columns from 1, as serde_json prints them: one position
+/// format for both readers).
 fn at(message: &str, marker: &Marker) -> ParseError {
     ParseError(format!(
         "{message} at line {} column {}",
@@ -288,7 +290,7 @@ fn untagged(value: &str, style: ScalarStyle) -> Result<Value, String> {
     }
     match integer(value) {
         Some(Integer::Value(i)) => return Ok(Value::Int(i)),
-        // serde_norway read it as a u128 and the tree holds i128: refused, as before.
+        // Past what the tree's i128 holds: refused, not read as a float or a string.
         Some(Integer::OutOfRange) => return Err("integer out of range".to_owned()),
         None => {}
     }
@@ -386,7 +388,7 @@ mod tests {
         parse(text, &Budget::new(u64::MAX)).unwrap_err().0
     }
 
-    /// Scalars resolve as serde_norway resolved them for an untyped value.
+    /// Scalars resolve by the core schema, as an untyped value.
     #[test]
     fn scalars_resolve_as_the_core_schema() {
         let cases: [(&str, Value); 25] = [
@@ -432,7 +434,7 @@ mod tests {
         assert!(matches!(one("a: .nan\n").get("a"), Some(Value::Float(x)) if x.is_nan()));
         assert_eq!(one("a:\n").get("a"), Some(&Value::Null));
         assert_eq!(one("a: |\n  x\n").get("a"), Some(&Value::Str("x\n".into())));
-        // Past i128 but within u128, decimal or not: refused, as serde_norway's u128 was.
+        // Past i128 but within u128, decimal or not: refused.
         for big in [
             "170141183460469231731687303715884105728",
             "0xffffffffffffffffffffffffffffffff",

@@ -22,7 +22,7 @@ impl Default for ListId {
     }
 }
 
-struct Slot<T> {
+struct Stored<T> {
     items: Box<[T]>,
     refs: u32,
 }
@@ -30,13 +30,13 @@ struct Slot<T> {
 /// Interner with reference counts; ids of freed lists are reused. Each list is stored once:
 /// the index holds ids and hashes the lists it points to.
 pub(crate) struct Arena<T> {
-    slots: Vec<Option<Slot<T>>>,
+    slots: Vec<Option<Stored<T>>>,
     index: HashTable<u32>,
     hasher: DefaultHashBuilder,
     free: Vec<u32>,
 }
 
-fn items_of<T>(slots: &[Option<Slot<T>>], id: u32) -> &[T] {
+fn items_of<T>(slots: &[Option<Stored<T>>], id: u32) -> &[T] {
     match slots.get(id as usize) {
         Some(Some(slot)) => &slot.items,
         _ => &[],
@@ -72,7 +72,7 @@ impl<T: Clone + Eq + Hash> Arena<T> {
             self.retain(ListId(id));
             return (ListId(id), false);
         }
-        let slot = Some(Slot {
+        let slot = Some(Stored {
             items: items.into_boxed_slice(),
             refs: 1,
         });
@@ -141,7 +141,7 @@ impl<T: Clone + Eq + Hash> Arena<T> {
             .map(|s| s.items.len() * size_of::<T>())
             .sum();
         items
-            + self.slots.capacity() * size_of::<Option<Slot<T>>>()
+            + self.slots.capacity() * size_of::<Option<Stored<T>>>()
             + self.index.capacity() * (size_of::<u32>() + 1)
             + self.free.capacity() * size_of::<u32>()
     }

@@ -91,7 +91,7 @@ fn a_full_snapshot() {
     assert_eq!(s.local_node_name(Some("b")).unwrap(), "b");
     assert_eq!(
         s.local_node_name(Some("zz")).unwrap_err().to_string(),
-        "--node: Not found: \"zz\""
+        "node: Not found: \"zz\""
     );
 }
 
@@ -149,7 +149,7 @@ fn local_node_must_exist() {
     let s = Snapshot::parse("nodes: [{name: a}]\n").unwrap();
     assert_eq!(
         s.local_node_name(None).unwrap_err().to_string(),
-        "--node: Required value: the input names no localNode (a Kubernetes dump never does)"
+        "node: Required value: the input names no localNode (a Kubernetes dump never does)"
     );
     assert_eq!(
         s.node_to_compute(Some("b"), "local_node")
