@@ -49,4 +49,16 @@ struct egress_val6 {
 	__u32 reserved2;
 };
 
+/* The declaration of one of Cilium's maps, as a program that reuses the pinned map declares
+ * it (`__uint` and `__type` as libbpf's bpf_helpers.h spells them):
+ *   EGRESS_MAP(struct egress_key4, struct egress_val4) cilium_egress_gw_policy_v4_v2 SEC(".maps"); */
+#define EGRESS_MAP(key_type, value_type)                                                      \
+	struct {                                                                              \
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);                                          \
+		__type(key, key_type);                                                        \
+		__type(value, value_type);                                                    \
+		__uint(max_entries, EGRESS_MAX_ENTRIES);                                      \
+		__uint(map_flags, EGRESS_MAP_FLAGS);                                          \
+	}
+
 #endif /* CILIUM_EGRESS_MAPS_H */

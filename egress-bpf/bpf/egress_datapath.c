@@ -26,21 +26,9 @@ static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FU
 #define be32(x) (x)
 #endif
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct egress_key4);
-	__type(value, struct egress_val4);
-	__uint(max_entries, EGRESS_MAX_ENTRIES);
-	__uint(map_flags, EGRESS_MAP_FLAGS);
-} egress_v4 SEC(".maps");
+EGRESS_MAP(struct egress_key4, struct egress_val4) egress_v4 SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct egress_key6);
-	__type(value, struct egress_val6);
-	__uint(max_entries, EGRESS_MAX_ENTRIES);
-	__uint(map_flags, EGRESS_MAP_FLAGS);
-} egress_v6 SEC(".maps");
+EGRESS_MAP(struct egress_key6, struct egress_val6) egress_v6 SEC(".maps");
 
 /* The local node's IPv4, network order; set by the loader before loading. */
 const volatile __u32 local_ipv4 = 0;

@@ -69,13 +69,7 @@
 
 /* Created by egress-bpf (EgressMaps, flags BPF_F_NO_PREALLOC | BPF_F_RDONLY_PROG, as Cilium's
  * agent creates it) and reused here: the flags below must match for the loader to reuse it. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct egress_key4);
-	__type(value, struct egress_val4);
-	__uint(max_entries, EGRESS_MAX_ENTRIES);
-	__uint(map_flags, EGRESS_MAP_FLAGS);
-} cilium_egress_gw_policy_v4_v2 SEC(".maps");
+EGRESS_MAP(struct egress_key4, struct egress_val4) cilium_egress_gw_policy_v4_v2 SEC(".maps");
 
 #define EGRESS_GATEWAY_NO_GATEWAY 0
 #define EGRESS_GATEWAY_EXCLUDED_CIDR bpf_htonl(1)
