@@ -394,14 +394,12 @@ pub fn diagnostics_json(
     })
 }
 
-impl crate::engine::Engine {
-    /// [`Engine::diagnostics`](crate::engine::Engine::diagnostics) with the engine's conflicts
-    /// as one JSON document: `{"invalidPolicies": [{"policy", "errors": [{"path",
-    /// "reason"}]}], "warnings", "skipped", "conflicts"}` (the conformance surface's
-    /// diagnostics; written here, with the other documents).
-    pub fn diagnostics_json(&self) -> String {
-        json_text(&diagnostics_json(self.diagnostics(), &self.conflicts()))
-    }
+/// An engine's [`diagnostics`](crate::engine::Engine::diagnostics) with its conflicts as one
+/// JSON document: `{"invalidPolicies": [{"policy", "errors": [{"path", "reason"}]}],
+/// "warnings", "skipped", "conflicts"}` (the conformance surface's diagnostics, as every
+/// binding hands it out).
+pub fn engine_diagnostics_json(engine: &crate::engine::Engine) -> String {
+    json_text(&diagnostics_json(engine.diagnostics(), &engine.conflicts()))
 }
 
 /// An explanation as JSON (the `egressctl explain -o json` document).

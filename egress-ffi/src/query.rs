@@ -119,7 +119,7 @@ pub unsafe extern "C" fn egress_engine_diagnostics_json(
     // SAFETY: the caller's promises.
     unsafe {
         text_out(engine, (buf, buf_len, written_out), error_out, |e| {
-            Ok(e.diagnostics_json())
+            Ok(render::engine_diagnostics_json(e))
         })
     }
 }
