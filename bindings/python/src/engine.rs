@@ -590,7 +590,10 @@ impl Engine {
         let text = text_of(text, "text", Lists::Objects)?;
         // Parse and convert under the read lock (other readers go on), then apply.
         let prepared = self
-            .reading_detached(py, |e| e.prepare_objects(&text))
+            .reading_detached(py, |e| {
+                egress_core::snapshot::kubernetes::read_objects(&text)
+                    .and_then(|objects| e.prepare_objects(&objects))
+            })
             .map_err(|e| from_core(py, &e))?;
         let applied = self.writing_detached(py, |e| e.apply_prepared(prepared));
         let dict = PyDict::new(py);

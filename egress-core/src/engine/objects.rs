@@ -3,7 +3,7 @@
 
 use super::Engine;
 use crate::cluster::{Endpoint, Namespace, Node};
-use crate::document;
+use crate::document::Value;
 use crate::error::Error;
 use crate::field::{self, FieldError, Reason};
 use crate::policy::{Policy, PolicyErrors, parse_policy_for};
@@ -54,20 +54,15 @@ impl Engine {
     /// input error refuses the whole text (nothing is applied). A snapshot document is
     /// refused too: load it with [`Engine::from_snapshot`] or [`Engine::sync_snapshot`].
     pub fn apply_text(&mut self, text: &str) -> Result<Applied, Error> {
-        let prepared = self.prepare_objects(text)?;
+        let objects = kubernetes::read_objects(text)?;
+        let prepared = self.prepare_objects(&objects)?;
         Ok(self.apply_prepared(prepared))
     }
 
-    /// The first half of [`Engine::apply_text`]: parses and converts the objects (endpoints
-    /// are matched to the engine's nodes and the text's), refusing the text on any input
-    /// error. Changes nothing. An empty `List` is nothing to apply; text with no document at
-    /// all is an error.
-    pub fn prepare_objects(&self, text: &str) -> Result<PreparedObjects, Error> {
-        let parsed = document::parse_documents(text)?;
-        if parsed.is_empty() {
-            return Err(Error::DocumentCount(0));
-        }
-        let docs = document::flatten_lists(parsed);
+    /// The first half of [`Engine::apply_text`]: converts objects read by
+    /// [`kubernetes::read_objects`] (endpoints are matched to the engine's nodes and the
+    /// objects'), refusing them all on any input error. Changes nothing.
+    pub fn prepare_objects(&self, docs: &[Value]) -> Result<PreparedObjects, Error> {
         let mut applied = Applied::default();
         let mut errors: Vec<FieldError> = Vec::new();
         let mut updates = Vec::with_capacity(docs.len());

@@ -791,7 +791,8 @@ fn every_load_keeps_its_diagnostics() {
         d.invalid_policies[0].errors[0].to_string(),
         "spec.egressGateway: Required value"
     );
-    let doc: serde_json::Value = serde_json::from_str(&crate::render::engine_diagnostics_json(&e)).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&crate::render::engine_diagnostics_json(&e)).unwrap();
     let keys: Vec<&str> = doc
         .as_object()
         .unwrap()

@@ -58,6 +58,17 @@ impl<'a> Kind<'a> {
     }
 }
 
+/// The Kubernetes objects of `text` (YAML or JSON: one object, a `List`, or a `---` stream,
+/// as `kubectl get -o yaml` prints them), Lists flattened. An empty `List` is no object; text
+/// with no document at all is an error.
+pub fn read_objects(text: &str) -> Result<Vec<Value>, Error> {
+    let parsed = crate::document::parse_documents(text)?;
+    if parsed.is_empty() {
+        return Err(Error::DocumentCount(0));
+    }
+    Ok(crate::document::flatten_lists(parsed))
+}
+
 /// The order objects are read in: every node first — endpoints name their node by address
 /// — then the other objects, each in its place.
 pub fn reading_order(objects: &[Value]) -> Vec<usize> {
