@@ -766,7 +766,8 @@ pub fn count(state: &ClusterState) -> [usize; 2] {
     // identity on nodes of one label set are selected alike: computed once.
     let empty = Labels::empty();
     let mut selections: HashMap<(Labels, Labels), Arc<[u32]>> = HashMap::new();
-    let mut by_source: HashMap<IpAddr, Vec<Arc<[u32]>>> = HashMap::new();
+    // (An address two endpoints share, rare, gets the union of theirs.)
+    let mut by_source: HashMap<IpAddr, Arc<[u32]>> = HashMap::new();
     for ep in &state.endpoints {
         if ep.ips.is_empty() {
             continue;
@@ -794,37 +795,38 @@ pub fn count(state: &ClusterState) -> [usize; 2] {
             continue;
         }
         for &ip in &ep.ips {
-            by_source
-                .entry(ip)
-                .or_default()
-                .push(Arc::clone(&selecting));
+            match by_source.get_mut(&ip) {
+                None => {
+                    by_source.insert(ip, Arc::clone(&selecting));
+                }
+                Some(held) => {
+                    let mut union: Vec<u32> =
+                        held.iter().chain(selecting.iter()).copied().collect();
+                    union.sort_unstable();
+                    union.dedup();
+                    *held = union.into();
+                }
+            }
         }
     }
     // Sources selected by several policies: the union of their networks, once per distinct
     // set of policies and family.
     let mut unions: HashMap<(Vec<u32>, bool), usize> = HashMap::new();
     let mut total = [0usize; 2];
-    for (ip, lists) in by_source {
+    for (ip, set) in by_source {
         let v4 = ip.is_ipv4();
         let fam = usize::from(!v4);
-        let n = match lists.as_slice() {
-            [one] if one.len() == 1 => alone[one[0] as usize][fam],
-            _ => {
-                let mut set: Vec<u32> = lists.iter().flat_map(|l| l.iter().copied()).collect();
-                set.sort_unstable();
-                set.dedup();
-                if let [only] = set.as_slice() {
-                    alone[*only as usize][fam]
-                } else {
-                    *unions.entry((set, v4)).or_insert_with_key(|(set, v4)| {
-                        let mut all = std::collections::HashSet::new();
-                        for &i in set {
-                            all.extend(networks(compiled[i as usize].0, *v4));
-                        }
-                        all.len()
-                    })
-                }
-            }
+        let n = match *set {
+            [only] => alone[only as usize][fam],
+            _ => *unions
+                .entry((set.to_vec(), v4))
+                .or_insert_with_key(|(set, v4)| {
+                    let mut all = std::collections::HashSet::new();
+                    for &i in set {
+                        all.extend(networks(compiled[i as usize].0, *v4));
+                    }
+                    all.len()
+                }),
         };
         total[fam] += n;
     }
