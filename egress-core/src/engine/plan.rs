@@ -514,13 +514,14 @@ impl Engine {
         fits: impl FnOnce(usize) -> bool,
     ) -> Result<Option<Plan>, PlanError> {
         // Counted first: a size query builds nothing, a refused state allocates nothing.
-        let counted = self.count_plan();
+        let pending = self.sources.pending();
+        let counted = self.count_plan(&pending);
         if let Ok(c) = &counted
             && !fits(c.len())
         {
             return Ok(None);
         }
-        let built = counted.and_then(|c| self.build_plan(&c));
+        let built = counted.and_then(|c| self.build_plan(&pending, &c));
         let mut book = book(&self.plans);
         book.last_taken += 1;
         book.open = None;
@@ -545,22 +546,24 @@ impl Engine {
         Ok(Some(plan))
     }
 
-    /// The pending sources, in the order the plan is built.
-    fn pending_sources(&self) -> impl Iterator<Item = (IpAddr, super::source::Source<'_>)> {
-        self.sources
-            .pending()
-            .into_iter()
-            .filter_map(|ip| self.sources.get(ip).map(|s| (ip, s)))
+    /// The sources of `pending` ([`SourceMap::pending`](super::source::SourceMap::pending)).
+    fn sources_of<'a>(
+        &'a self,
+        pending: &'a [IpAddr],
+    ) -> impl Iterator<Item = (IpAddr, super::source::Source<'a>)> + 'a {
+        pending
+            .iter()
+            .filter_map(|&ip| self.sources.get(ip).map(|s| (ip, s)))
     }
 
     /// The next plan counted, without building anything: per family its upserted, new and
     /// stale keys, and its shape (order and peak) or the capacity refusal.
-    fn count_plan(&self) -> Result<Counted, PlanError> {
+    fn count_plan(&self, pending: &[IpAddr]) -> Result<Counted, PlanError> {
         let layout = self.config.layout;
         let mut upserted = [0usize; 2];
         let mut new_keys = [0usize; 2];
         let mut stale = [0usize; 2];
-        for (ip, source) in self.pending_sources() {
+        for (ip, source) in self.sources_of(pending) {
             let fam = family(ip);
             diff_lists(
                 self.slots.get(source.desired),
@@ -588,55 +591,44 @@ impl Engine {
 
     /// The counted plan's operations, in a vector reserved once (an allocation the machine
     /// refuses is [`PlanError::OutOfMemory`], never an abort).
-    fn build_plan(&self, counted: &Counted) -> Result<PlanParts, PlanError> {
+    fn build_plan(&self, pending: &[IpAddr], counted: &Counted) -> Result<PlanParts, PlanError> {
         let layout = self.config.layout;
         let total = counted.len();
-        // One vector, reserved once: the upserts, then the deletes (sorted apart).
+        // One vector, reserved once, filled in one pass.
         let mut ops: Vec<PlanOp> = Vec::new();
-        let mut upserted = 0;
         ops.try_reserve_exact(total)
             .map_err(|_| crate::error::AllocError {
                 what: "plan operations",
                 count: total,
             })?;
-        // Two passes over the pending sources: the upserts, then the deletes.
-        for upserting in [true, false] {
-            for (ip, source) in self.pending_sources() {
-                diff_lists(
-                    self.slots.get(source.desired),
-                    self.slots.get(source.programmed),
-                    layout,
-                    ip.is_ipv4(),
-                    |change| match change {
-                        Change::New(d) | Change::Changed(d) if upserting => {
-                            PlanOp::each_map(Action::Upsert, d.entry(ip), layout, &mut ops)
-                        }
-                        Change::Stale(p) if !upserting => {
-                            PlanOp::each_map(Action::Delete, p.entry(ip), layout, &mut ops)
-                        }
-                        _ => {}
-                    },
-                );
-            }
-            if upserting {
-                upserted = ops.len();
-            }
+        for (ip, source) in self.sources_of(pending) {
+            diff_lists(
+                self.slots.get(source.desired),
+                self.slots.get(source.programmed),
+                layout,
+                ip.is_ipv4(),
+                |change| match change {
+                    Change::New(d) | Change::Changed(d) => {
+                        PlanOp::each_map(Action::Upsert, d.entry(ip), layout, &mut ops)
+                    }
+                    Change::Stale(p) => {
+                        PlanOp::each_map(Action::Delete, p.entry(ip), layout, &mut ops)
+                    }
+                },
+            );
         }
-        let count = upserted;
-        // Map by map in Cilium's reconcile order (1.20: legacy, `_v4_v2`, IPv6), each
-        // map's operations in output order.
+        // The upserts, then the deletes; each map by map in Cilium's reconcile order (1.20:
+        // legacy, `_v4_v2`, IPv6), each map's operations in output order.
         let rank = |op: &PlanOp| layout.maps().iter().position(|m| *m == op.map);
-        let order = |a: &PlanOp, b: &PlanOp| {
-            rank(a)
-                .cmp(&rank(b))
+        ops.sort_unstable_by(|a, b| {
+            (a.action == Action::Delete)
+                .cmp(&(b.action == Action::Delete))
+                .then_with(|| rank(a).cmp(&rank(b)))
                 .then_with(|| a.entry.display_order(&b.entry))
-        };
-        let (upserts, deletes) = ops.split_at_mut(count);
-        upserts.sort_unstable_by(order);
-        deletes.sort_unstable_by(order);
+        });
+        let count = counted.upsert_ops;
         if counted.shape.deletes_first {
-            let n = deletes.len();
-            ops.rotate_right(n);
+            ops.rotate_left(count);
         }
         Ok(PlanParts {
             ops,
