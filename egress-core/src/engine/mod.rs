@@ -303,6 +303,9 @@ pub struct Engine {
     programmed_count: [usize; 2],
     /// What the loads reported (B.7).
     diagnostics: Diagnostics,
+    /// Each namespace's labels as the last namespace event gave them: a Pod's identity takes
+    /// them (B.10).
+    namespace_labels: std::collections::HashMap<String, Labels>,
 }
 
 // Bindings share an engine between threads for lookups and move engines and plans across
@@ -340,6 +343,7 @@ impl Engine {
             desired_count: [0; 2],
             programmed_count: [0; 2],
             diagnostics: Diagnostics::default(),
+            namespace_labels: std::collections::HashMap::new(),
         }
     }
 
@@ -659,6 +663,9 @@ impl Engine {
 
     /// [`Engine::upsert_namespace`] of labels already held to the rules (read).
     fn put_namespace(&mut self, namespace: &str, labels: Labels) {
+        // Kept for the Pods of later events (B.10), whose identity takes them.
+        self.namespace_labels
+            .insert(namespace.to_owned(), labels.clone());
         for eid in self.endpoints.in_namespace(namespace) {
             let Some(mut endpoint) = self.endpoints.to_endpoint(eid) else {
                 continue;

@@ -43,6 +43,8 @@ enum Update {
     Namespace(Namespace),
     /// A `CiliumEndpoint`: converted once every node of the text is known.
     Endpoint(usize),
+    /// A core `Pod`: converted once every namespace of the text is known.
+    Pod(usize),
 }
 
 impl Engine {
@@ -83,6 +85,11 @@ impl Engine {
                     Err(e) => errors.extend(prefixed(e)),
                 },
                 Kind::CiliumEndpoint => updates.push(Update::Endpoint(i)),
+                Kind::Node => match kubernetes::node_from_core_node(doc) {
+                    Ok(node) => updates.push(Update::Node(node)),
+                    Err(e) => errors.extend(prefixed(e)),
+                },
+                Kind::Pod => updates.push(Update::Pod(i)),
                 kind @ Kind::Unused(_) => applied.warnings.extend(kind.skipped(&path)),
                 Kind::Missing if crate::snapshot::Snapshot::is_snapshot_document(doc) => {
                     errors.push(FieldError::new(
@@ -122,6 +129,53 @@ impl Engine {
                 }
             }
         }
+        // Pods (B.10): their namespace's labels from the text's Namespaces, else the
+        // engine's; a CiliumEndpoint of the text for the same pod beats its Pod.
+        let mut namespace_labels = self.namespace_labels.clone();
+        for update in &updates {
+            if let Update::Namespace(ns) = update {
+                namespace_labels.insert(ns.name.clone(), ns.labels.clone().into());
+            }
+        }
+        let mut ignored_pods = 0;
+        // The pods the text's CiliumEndpoints describe (skipped ones too).
+        let described: std::collections::HashSet<String> = updates
+            .iter()
+            .filter_map(|u| match u {
+                Update::Endpoint(i) => Some(kubernetes::pod_keys(&docs[*i])),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        for update in &updates {
+            if let Update::Pod(i) = update {
+                let path = field::item("objects", *i);
+                match kubernetes::endpoint_from_pod(&docs[*i], &namespace_labels) {
+                    Ok((endpoint, warnings)) => {
+                        applied
+                            .warnings
+                            .extend(warnings.into_iter().map(|w| format!("{path}: {w}")));
+                        let Some(ep) = endpoint else { continue };
+                        if kubernetes::pod_keys(&docs[*i])
+                            .iter()
+                            .any(|k| described.contains(k))
+                        {
+                            ignored_pods += 1;
+                        } else {
+                            endpoints.push(ep);
+                        }
+                    }
+                    Err(e) => {
+                        errors.extend(kubernetes::at_object(&path, e).field_errors().to_vec())
+                    }
+                }
+            }
+        }
+        if ignored_pods > 0 {
+            applied.warnings.push(format!(
+                "{ignored_pods} Pod object(s) ignored: a CiliumEndpoint of the same pod is read (a CiliumEndpoint beats a Pod, B.10)"
+            ));
+        }
         if !errors.is_empty() {
             return Err(Error::Input(errors));
         }
@@ -159,7 +213,7 @@ impl Engine {
                     Err(errors) => applied.invalid_policies.push(errors),
                 },
                 Update::Policy(Err(errors)) => applied.invalid_policies.push(errors),
-                Update::Endpoint(_) => {}
+                Update::Endpoint(_) | Update::Pod(_) => {}
             }
         }
         for (i, errors) in applied.invalid_policies.iter().enumerate() {
@@ -208,7 +262,7 @@ status:
     fn a_dump_and_a_new_policy_apply_as_updates() {
         let mut engine = Engine::new(EngineConfig::new("gw"));
         let text = format!(
-            "{ENDPOINT}---\n{}---\n{DUMP_NODE}---\n{}---\nkind: Pod\nmetadata: {{name: p}}\n",
+            "{ENDPOINT}---\n{}---\n{DUMP_NODE}---\n{}---\nkind: Service\nmetadata: {{name: p}}\n",
             policy("web", "0.0.0.0/0"),
             policy("bad", "0.0.0.0/99")
         );
@@ -226,7 +280,7 @@ status:
         assert_eq!(applied.invalid_policies[0].name.as_deref(), Some("bad"));
         assert_eq!(
             applied.warnings,
-            ["objects[4]: kind Pod is not used: skipped"]
+            ["objects[4]: kind Service is not used: skipped"]
         );
         // The endpoint found its node, listed after it, and the policy selects it.
         assert_eq!(
@@ -261,5 +315,55 @@ status:
                 .path(),
             Some("objects[0].kind")
         );
+    }
+
+    /// B.10 as events: a Node and a Namespace, then a Pod alone — its plan holds exactly its
+    /// entries, its identity takes the namespace's labels from the earlier event; a
+    /// CiliumEndpoint in the same text beats the Pod of the same pod.
+    #[test]
+    fn pods_and_nodes_apply_as_events() {
+        let mut engine = Engine::new(EngineConfig::new("gw"));
+        let node = "apiVersion: v1\nkind: Node\nmetadata: {name: gw, labels: {egress: \"true\"}}\n\
+                    status: {addresses: [{type: InternalIP, address: 192.168.1.1}]}\n";
+        let namespace =
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {tier: web}}\n";
+        let selects_tier = "apiVersion: cilium.io/v2\nkind: CiliumEgressGatewayPolicy\nmetadata: {name: t}\n\
+             spec:\n  selectors: [{podSelector: {matchLabels: {io.cilium.k8s.namespace.labels.tier: web}}}]\n  \
+             destinationCIDRs: [0.0.0.0/0]\n  egressGateway: {nodeSelector: {matchLabels: {egress: \"true\"}}}\n";
+        let applied = engine
+            .apply_text(&format!("{node}---\n{namespace}---\n{selects_tier}"))
+            .unwrap();
+        assert_eq!(
+            (applied.nodes, applied.namespaces, applied.policies),
+            (1, 1, 1)
+        );
+        let plan = engine.take_plan().unwrap();
+        engine.ack(&plan, plan.len()).unwrap();
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop, uid: u-p}\n\
+                   spec: {nodeName: gw}\nstatus: {phase: Running, podIPs: [{ip: 10.2.0.1}]}\n";
+        let applied = engine.apply_text(pod).unwrap();
+        assert_eq!(applied.endpoints, 1, "{:?}", applied.warnings);
+        let plan = engine.take_plan().unwrap();
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan.ops()[0].entry().source.to_string(), "10.2.0.1");
+        engine.ack(&plan, plan.len()).unwrap();
+        // The same pod as a CiliumEndpoint in the text: the CiliumEndpoint is read.
+        let ce = "apiVersion: cilium.io/v2\nkind: CiliumEndpoint\nmetadata: {name: q, namespace: shop, uid: u-q}\n\
+                  status:\n  identity: {labels: [\"k8s:io.cilium.k8s.namespace.labels.tier=web\"]}\n  \
+                  networking: {addressing: [{ipv4: 10.2.0.2}], node: 192.168.1.1}\n";
+        let pod_q = "apiVersion: v1\nkind: Pod\nmetadata: {name: q, namespace: shop, uid: u-other}\n\
+                     spec: {nodeName: gw}\nstatus: {phase: Running, podIP: 10.2.0.9}\n";
+        let applied = engine.apply_text(&format!("{pod_q}---\n{ce}")).unwrap();
+        assert_eq!(applied.endpoints, 1);
+        assert!(
+            applied
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("1 Pod object(s) ignored")),
+            "{:?}",
+            applied.warnings
+        );
+        assert!(engine.endpoint_by_uid("u-q").is_some());
+        assert!(engine.endpoint_by_uid("u-other").is_none());
     }
 }

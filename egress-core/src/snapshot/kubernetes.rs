@@ -22,8 +22,13 @@ pub enum Kind<'a> {
     CiliumNode,
     /// `CiliumEndpoint`.
     CiliumEndpoint,
-    /// `Namespace`: its labels (a dump's endpoints carry them in their identity already).
+    /// `Namespace`: its labels (a dump's CiliumEndpoints carry them in their identity
+    /// already; a `Pod`'s identity takes them from here).
     Namespace,
+    /// A core `Pod` (B.10: a cluster without CiliumEndpoints).
+    Pod,
+    /// A core `Node` (B.10: a cluster without CiliumNodes).
+    Node,
     /// Any other kind: not read as an object (a Cilium agent DaemonSet or the
     /// `cilium-config` ConfigMap may name the Cilium version).
     Unused(&'a str),
@@ -40,6 +45,8 @@ impl<'a> Kind<'a> {
             Some("CiliumNode") => Kind::CiliumNode,
             Some("CiliumEndpoint") => Kind::CiliumEndpoint,
             Some("Namespace") => Kind::Namespace,
+            Some("Pod") => Kind::Pod,
+            Some("Node") => Kind::Node,
             Some(other) => Kind::Unused(other),
         }
     }
@@ -69,12 +76,21 @@ pub fn read_objects(text: &str) -> Result<Vec<Value>, Error> {
     Ok(crate::document::flatten_lists(parsed))
 }
 
-/// The order objects are read in: every node first — endpoints name their node by address
-/// — then the other objects, each in its place.
+/// The order objects are read in: the nodes first — endpoints name their node, and a
+/// CiliumNode beats a Node of its name (B.10) — then the namespaces, whose labels a Pod's
+/// identity takes, then the other objects, each in its place, and the Pods last (a
+/// CiliumEndpoint of the same pod beats its Pod).
 pub fn reading_order(objects: &[Value]) -> Vec<usize> {
-    let nodes = (0..objects.len()).filter(|&i| Kind::of(&objects[i]) == Kind::CiliumNode);
-    let others = (0..objects.len()).filter(|&i| Kind::of(&objects[i]) != Kind::CiliumNode);
-    nodes.chain(others).collect()
+    let rank = |i: &usize| match Kind::of(&objects[*i]) {
+        Kind::CiliumNode => 0,
+        Kind::Node => 1,
+        Kind::Namespace => 2,
+        Kind::Pod => 4,
+        _ => 3,
+    };
+    let mut order: Vec<usize> = (0..objects.len()).collect();
+    order.sort_by_key(rank); // stable: each rank in its place
+    order
 }
 
 /// The field errors of one object's conversion, each path under the object's (`objects[3]`
@@ -111,6 +127,12 @@ pub(super) fn from_objects(
     let mut by_address: Option<HashMap<IpAddr, String>> = None;
     let mut uids = HashSet::new();
     let mut policy_names = HashSet::new();
+    // B.10's precedence: a CiliumNode beats a Node of its name, a CiliumEndpoint the Pod of
+    // its namespace and name (or uid); what was ignored is said once per kind.
+    let mut cilium_nodes: HashSet<String> = HashSet::new();
+    let mut described: HashSet<String> = HashSet::new();
+    let (mut ignored_nodes, mut ignored_pods) = (0usize, 0usize);
+    let mut namespace_labels: HashMap<String, crate::labels::Labels> = HashMap::new();
     for i in reading_order(objects) {
         let obj = &objects[i];
         let path = field::item("objects", i);
@@ -118,6 +140,7 @@ pub(super) fn from_objects(
             Kind::Missing => errors.push(Kind::missing(&path)),
             Kind::CiliumNode => {
                 if let Some(node) = cilium_node(obj, &path, &mut errors) {
+                    cilium_nodes.insert(node.name.clone());
                     if snap.nodes.contains_key(&node.name) {
                         let at = format!("{path}.metadata.name");
                         errors.push(FieldError::new(
@@ -129,12 +152,52 @@ pub(super) fn from_objects(
                     }
                 }
             }
-            // Namespace labels are already part of every endpoint's identity labels.
-            Kind::Namespace => {}
+            Kind::Node => {
+                if let Some(node) = core_node(obj, &path, &mut errors) {
+                    if cilium_nodes.contains(&node.name) {
+                        ignored_nodes += 1;
+                    } else if snap.nodes.contains_key(&node.name) {
+                        let at = format!("{path}.metadata.name");
+                        errors.push(FieldError::new(
+                            at,
+                            Reason::Duplicate(field::quote(&node.name)),
+                        ));
+                    } else {
+                        snap.nodes.insert(node.name.clone(), node);
+                    }
+                }
+            }
+            // A CiliumEndpoint's identity holds its namespace's labels already; a Pod's
+            // identity takes them from here.
+            Kind::Namespace => {
+                if let Ok(ns) = namespace_from_object(obj) {
+                    namespace_labels.insert(ns.name, ns.labels.into());
+                }
+            }
+            Kind::Pod => match pod(obj, &path, &namespace_labels, &mut errors, &mut warnings) {
+                Some(_) if pod_keys(obj).iter().any(|k| described.contains(k)) => {
+                    ignored_pods += 1;
+                }
+                Some(ep) => {
+                    if uids.insert(ep.uid.clone()) {
+                        snap.endpoints.push(ep);
+                    } else {
+                        let at = format!("{path}.metadata.uid");
+                        errors.push(FieldError::new(
+                            at,
+                            Reason::Duplicate(field::quote(&ep.uid)),
+                        ));
+                    }
+                }
+                None => {}
+            },
             Kind::Policy => snap.add_policy(obj, &path, &mut policy_names, &mut errors),
             Kind::CiliumEndpoint => {
                 let index = by_address.get_or_insert_with(|| address_index(&snap.nodes));
                 let node_at = |ip: IpAddr| index.get(&ip).cloned();
+                // The pod a CiliumEndpoint describes is its, even when the CiliumEndpoint is
+                // skipped (no identity yet): its Pod is not read instead.
+                described.extend(pod_keys(obj));
                 if let Some(ep) = cilium_endpoint(obj, &path, &node_at, &mut errors, &mut warnings)
                 {
                     if uids.insert(ep.uid.clone()) {
@@ -154,11 +217,51 @@ pub(super) fn from_objects(
             },
         }
     }
+    if ignored_nodes > 0 {
+        warnings.push(format!(
+            "{ignored_nodes} Node object(s) ignored: a CiliumNode of the same name is read (a CiliumNode beats a Node, B.10)"
+        ));
+    }
+    if ignored_pods > 0 {
+        warnings.push(format!(
+            "{ignored_pods} Pod object(s) ignored: a CiliumEndpoint of the same pod is read (a CiliumEndpoint beats a Pod, B.10)"
+        ));
+    }
     if errors.is_empty() {
         Ok((snap, warnings))
     } else {
         Err(Error::Input(errors))
     }
+}
+
+/// The keys that say which pod an object describes: `uid:<metadata.uid>` and
+/// `name:<namespace>/<name>` (B.10's "same namespace and name, or same uid").
+pub(crate) fn pod_keys(obj: &Value) -> Vec<String> {
+    let mut keys = Vec::new();
+    let uid = uid_of(obj);
+    if !uid.is_empty() {
+        keys.push(format!("uid:{uid}"));
+    }
+    if let Some((ns, name)) = object_key(obj) {
+        keys.push(format!("name:{ns}/{name}"));
+    }
+    keys
+}
+
+/// (namespace, name) of an object's `metadata`, when it has both.
+fn object_key(obj: &Value) -> Option<(String, String)> {
+    let meta = obj.get("metadata")?;
+    let namespace = meta.get("namespace").and_then(Value::as_str)?;
+    let name = meta.get("name").and_then(Value::as_str)?;
+    Some((namespace.to_owned(), name.to_owned()))
+}
+
+/// An object's `metadata.uid` ("" without one).
+fn uid_of(obj: &Value) -> &str {
+    obj.get("metadata")
+        .and_then(|m| m.get("uid"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 fn metadata<'a>(obj: &'a Value, path: &'a str, errors: &mut Vec<FieldError>) -> Option<Fields<'a>> {
@@ -256,9 +359,29 @@ pub fn namespace_from_object(obj: &Value) -> Result<Namespace, Error> {
     })
 }
 
-/// CiliumNode: the name is never parsed as an address; addresses are the first InternalIP
-/// of each family, else the first ExternalIP, never CiliumInternalIP.
-fn cilium_node(obj: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Node> {
+/// Converts one core `Node` object (B.10), as a dump's are.
+pub fn node_from_core_node(obj: &Value) -> Result<Node, Error> {
+    read_one(obj, core_node)
+}
+
+/// Converts one core `Pod` object (B.10), its namespace's labels from `namespace_labels`
+/// (by name). `None` when the pod is skipped; the warnings say what was skipped or left out.
+pub fn endpoint_from_pod(
+    obj: &Value,
+    namespace_labels: &HashMap<String, crate::labels::Labels>,
+) -> Result<(Option<Endpoint>, Vec<String>), Error> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let endpoint = pod(obj, "", namespace_labels, &mut errors, &mut warnings);
+    if errors.is_empty() {
+        Ok((endpoint, warnings))
+    } else {
+        Err(Error::Input(errors))
+    }
+}
+
+/// A node's name and labels (`metadata`).
+fn node_named(obj: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Node> {
     let mpath = field::child(path, "metadata");
     let meta = metadata(obj, &mpath, errors)?;
     let name = required_str(&meta, "name", errors)?;
@@ -270,12 +393,22 @@ fn cilium_node(obj: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<
                 .collect()
         })
         .unwrap_or_default();
-    let mut node = Node::new(name, labels.into(), None);
-    let apath = field::child(&field::child(path, "spec"), "addresses");
-    let addresses = obj.get("spec").and_then(|s| s.get("addresses"));
+    Some(Node::new(name, labels.into(), None))
+}
+
+/// Gives `node` its addresses from a list of `{type, <key>}` items at `apath`: per family
+/// the first InternalIP, else the first ExternalIP (every ExternalIP kept as such); other
+/// types are not read.
+fn node_addresses(
+    node: &mut Node,
+    addresses: Option<&Value>,
+    apath: &str,
+    key: &str,
+    errors: &mut Vec<FieldError>,
+) {
     let mut found: [[Option<IpAddr>; 2]; 2] = [[None; 2]; 2]; // [family][internal, external]
     for (j, a) in addresses
-        .and_then(|a| read_seq(a, &apath, errors))
+        .and_then(|a| read_seq(a, apath, errors))
         .unwrap_or_default()
         .iter()
         .enumerate()
@@ -285,12 +418,12 @@ fn cilium_node(obj: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<
             Some("ExternalIP") => 1,
             _ => continue,
         };
-        let Some(ip) = a.get("ip").and_then(Value::as_str) else {
+        let Some(ip) = a.get(key).and_then(Value::as_str) else {
             continue;
         };
         let Ok(parsed) = netip::parse_addr(ip) else {
             errors.push(FieldError::invalid_str(
-                format!("{}.ip", field::item(&apath, j)),
+                format!("{}.{key}", field::item(apath, j)),
                 ip,
                 "not an IP address",
             ));
@@ -304,6 +437,135 @@ fn cilium_node(obj: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<
     }
     node.ipv4 = found[0][0].or(found[0][1]).and_then(netip::as_v4);
     node.ipv6 = found[1][0].or(found[1][1]).and_then(netip::as_v6);
+}
+
+/// A core `Node` (B.10): name and labels, its addresses from `status.addresses[].address`.
+fn core_node(obj: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Node> {
+    let mut node = node_named(obj, path, errors)?;
+    let apath = field::child(&field::child(path, "status"), "addresses");
+    let addresses = obj.get("status").and_then(|s| s.get("addresses"));
+    node_addresses(&mut node, addresses, &apath, "address", errors);
+    Some(node)
+}
+
+/// A core `Pod` (B.10) as an endpoint: uid, namespace, name, labels (its identity derived as
+/// A.2 says, with its namespace's labels from `namespace_labels` and its service account),
+/// IPs from `status.podIPs` (else `status.podIP`), node `spec.nodeName`. Skipped, with a
+/// warning naming the pod: `spec.hostNetwork: true` (Cilium manages no endpoint for it), a
+/// finished pod (phase `Succeeded` or `Failed`). A pod with no IP yet is kept (selected, no
+/// entries), with a warning.
+fn pod(
+    obj: &Value,
+    path: &str,
+    namespace_labels: &HashMap<String, crate::labels::Labels>,
+    errors: &mut Vec<FieldError>,
+    warnings: &mut Vec<String>,
+) -> Option<Endpoint> {
+    let mpath = field::child(path, "metadata");
+    let meta = metadata(obj, &mpath, errors)?;
+    let uid = required_str(&meta, "uid", errors)?;
+    let name = meta.get("name").and_then(Value::as_str).map(str::to_owned);
+    let namespace = meta
+        .get("namespace")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let labels: BTreeMap<String, String> = meta
+        .get("labels")
+        .map(|l| {
+            read_labels(l, &meta.path_of("labels"), LabelLimits::Kubernetes, errors)
+                .into_iter()
+                .collect()
+        })
+        .unwrap_or_default();
+    let who = match (&namespace, &name) {
+        (Some(ns), Some(n)) if path.is_empty() => format!("{ns}/{n}"),
+        (Some(ns), Some(n)) => format!("{path} ({ns}/{n})"),
+        _ if path.is_empty() => "pod".to_owned(),
+        _ => path.to_owned(),
+    };
+    let spec = obj.get("spec");
+    if matches!(
+        spec.and_then(|s| s.get("hostNetwork")),
+        Some(Value::Bool(true))
+    ) {
+        warnings.push(format!(
+            "{who}: spec.hostNetwork: true: Cilium manages no endpoint for it: skipped"
+        ));
+        return None;
+    }
+    let status = obj.get("status");
+    if let Some(phase @ ("Succeeded" | "Failed")) =
+        status.and_then(|s| s.get("phase")).and_then(Value::as_str)
+    {
+        warnings.push(format!("{who}: phase {phase}: finished, skipped"));
+        return None;
+    }
+    let mut ips = Vec::new();
+    let mut read_ip = |text: &str| match netip::parse_addr(text) {
+        Ok(a) if a.zone.is_none() => {
+            if !ips.contains(&a.addr) {
+                ips.push(a.addr);
+            }
+        }
+        _ => warnings.push(format!(
+            "{who}: address {} is not an IP address: skipped",
+            field::quote(text)
+        )),
+    };
+    match status.and_then(|s| s.get("podIPs")) {
+        Some(Value::Seq(items)) if !items.is_empty() => {
+            for text in items
+                .iter()
+                .filter_map(|i| i.get("ip"))
+                .filter_map(Value::as_str)
+            {
+                read_ip(text);
+            }
+        }
+        _ => {
+            if let Some(text) = status.and_then(|s| s.get("podIP")).and_then(Value::as_str) {
+                read_ip(text);
+            }
+        }
+    }
+    if ips.is_empty() {
+        warnings.push(format!(
+            "{who}: no IP yet (status.podIPs): selected, no entries until it has one"
+        ));
+    }
+    let node = spec
+        .and_then(|s| s.get("nodeName"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let service_account = spec
+        .and_then(|s| s.get("serviceAccountName"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let namespace_labels = namespace
+        .as_deref()
+        .and_then(|ns| namespace_labels.get(ns))
+        .cloned()
+        .unwrap_or_default();
+    Some(Endpoint {
+        uid,
+        namespace,
+        name,
+        labels: labels.into(),
+        namespace_labels,
+        service_account,
+        identity_labels: None,
+        ips,
+        node,
+    })
+}
+
+/// CiliumNode: the name is never parsed as an address; addresses are the first InternalIP
+/// of each family, else the first ExternalIP, never CiliumInternalIP.
+fn cilium_node(obj: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<Node> {
+    let mut node = node_named(obj, path, errors)?;
+    let apath = field::child(&field::child(path, "spec"), "addresses");
+    let addresses = obj.get("spec").and_then(|s| s.get("addresses"));
+    node_addresses(&mut node, addresses, &apath, "ip", errors);
     Some(node)
 }
 

@@ -201,6 +201,11 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
         }
         check_objects(&docs).map_err(|e| (Some(i), e))?;
         let docs = document::flatten_lists(docs);
+        // B.10's precedence within this input: a CiliumNode beats a Node of its name, a
+        // CiliumEndpoint the Pod of its namespace and name (or uid).
+        let mut cilium_nodes: HashSet<String> = HashSet::new();
+        let mut cilium_endpoints: HashSet<String> = HashSet::new();
+        let mut namespace_labels: HashMap<String, crate::labels::Labels> = HashMap::new();
         for j in kubernetes::reading_order(&docs) {
             let doc = &docs[j];
             let path = field::item("objects", j);
@@ -209,8 +214,33 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
                 kubernetes::Kind::Policy => snapshot.replace_policy(parse_policy_for(doc, version)),
                 kubernetes::Kind::CiliumNode => {
                     let node = kubernetes::node_from_cilium_node(doc).map_err(at_path)?;
+                    cilium_nodes.insert(node.name.clone());
                     snapshot.nodes.insert(node.name.clone(), node);
                     addresses = None;
+                }
+                kubernetes::Kind::Node => {
+                    let node = kubernetes::node_from_core_node(doc).map_err(at_path)?;
+                    if !cilium_nodes.contains(&node.name) {
+                        snapshot.nodes.insert(node.name.clone(), node);
+                        addresses = None;
+                    }
+                }
+                kubernetes::Kind::Pod => {
+                    let (endpoint, notes) =
+                        kubernetes::endpoint_from_pod(doc, &namespace_labels).map_err(at_path)?;
+                    warnings.extend(notes.into_iter().map(|w| format!("{path}: {w}")));
+                    let shadowed = kubernetes::pod_keys(doc)
+                        .iter()
+                        .any(|k| cilium_endpoints.contains(k));
+                    if let Some(ep) = endpoint.filter(|_| !shadowed) {
+                        match at_uid.get(&ep.uid) {
+                            Some(&k) => snapshot.endpoints[k] = ep,
+                            None => {
+                                at_uid.insert(ep.uid.clone(), snapshot.endpoints.len());
+                                snapshot.endpoints.push(ep);
+                            }
+                        }
+                    }
                 }
                 kubernetes::Kind::CiliumEndpoint => {
                     let index =
@@ -218,6 +248,8 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
                     let (endpoint, notes) =
                         kubernetes::endpoint_indexed(doc, index).map_err(at_path)?;
                     warnings.extend(notes);
+                    // The pod it describes is its, even when it is skipped.
+                    cilium_endpoints.extend(kubernetes::pod_keys(doc));
                     if let Some(ep) = endpoint {
                         match at_uid.get(&ep.uid) {
                             Some(&k) => snapshot.endpoints[k] = ep,
@@ -228,7 +260,12 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
                         }
                     }
                 }
-                kubernetes::Kind::Namespace => {}
+                kubernetes::Kind::Namespace => {
+                    // Read for a Pod's identity; a CiliumEndpoint's holds its labels already.
+                    if let Ok(ns) = kubernetes::namespace_from_object(doc) {
+                        namespace_labels.insert(ns.name, ns.labels.into());
+                    }
+                }
                 kind @ kubernetes::Kind::Unused(_) => match crate::version::detect(doc) {
                     Some(found) => snapshot.detected_versions.push(found),
                     None => warnings.extend(kind.skipped(&path)),

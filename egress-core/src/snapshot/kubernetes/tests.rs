@@ -77,7 +77,7 @@ items:
   metadata: {name: no-net, namespace: default, uid: u-nonet}
   status: {identity: {labels: ["k8s:app=nginx"]}}
 - apiVersion: v1
-  kind: Pod
+  kind: Service
   metadata: {name: ignored}
 "#;
 
@@ -128,7 +128,7 @@ fn endpoints_from_identity_and_networking() {
         "objects[5] (default/pending): no status.identity labels: endpoint skipped",
         "objects[6] (default/lost): status.networking.node \"192.0.2.99\" matches no CiliumNode: kept without a node",
         "objects[7] (default/no-net): no status.networking: endpoint skipped",
-        "objects[8]: kind Pod is not used: skipped",
+        "objects[8]: kind Service is not used: skipped",
     ] {
         assert!(joined.contains(want), "missing {want:?} in\n{joined}");
     }
@@ -266,5 +266,112 @@ fn endpoints_find_their_node_by_an_index() {
             ep.node.as_deref(),
             Some(format!("n{:05}", (e * 7) % 20_000).as_str())
         );
+    }
+}
+
+/// B.10: core Pods and Nodes — the field mapping, the skips and the precedence of Cilium's
+/// objects (said once per kind).
+const CORE: &str = r#"
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: web, labels: {team: blue, kubernetes.io/metadata.name: web}}}
+- apiVersion: v1
+  kind: Node
+  metadata: {name: n1, labels: {egress: "true"}}
+  status:
+    addresses:
+    - {type: Hostname, address: n1}
+    - {type: ExternalIP, address: 203.0.113.1}
+    - {type: InternalIP, address: 10.0.0.1}
+    - {type: InternalIP, address: "fd00::1"}
+- apiVersion: v1
+  kind: Node
+  metadata: {name: n2}
+  status: {addresses: [{type: ExternalIP, address: 203.0.113.2}]}
+- apiVersion: cilium.io/v2
+  kind: CiliumNode
+  metadata: {name: n2}
+  spec: {addresses: [{type: InternalIP, ip: 10.0.0.2}]}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: a, namespace: web, uid: u-a, labels: {app: a}}
+  spec: {nodeName: n1, serviceAccountName: sa}
+  status: {phase: Running, podIP: 10.1.0.1, podIPs: [{ip: 10.1.0.1}, {ip: "fd01::1"}]}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: b, namespace: web, uid: u-b, labels: {app: b}}
+  spec: {nodeName: n1}
+  status: {phase: Pending, podIP: 10.1.0.2}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: host, namespace: web, uid: u-host}
+  spec: {nodeName: n1, hostNetwork: true}
+  status: {phase: Running, podIP: 10.0.0.1}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: done, namespace: web, uid: u-done}
+  spec: {nodeName: n1}
+  status: {phase: Succeeded, podIP: 10.1.0.9}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: new, namespace: web, uid: u-new}
+  spec: {nodeName: n1}
+  status: {phase: Pending}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: shadowed, namespace: web, uid: u-pod}
+  spec: {nodeName: n1}
+  status: {phase: Running, podIP: 10.1.0.7}
+- apiVersion: cilium.io/v2
+  kind: CiliumEndpoint
+  metadata: {name: shadowed, namespace: web, uid: u-ce}
+  status: {identity: {labels: []}}
+"#;
+
+#[test]
+fn pods_and_nodes_are_read_as_b10_says() {
+    let loaded = load(CORE).unwrap();
+    let s = &loaded.snapshot;
+    // Node: InternalIP first (per family), ExternalIP kept as such; a CiliumNode beats the
+    // Node of its name.
+    let n1 = &s.nodes["n1"];
+    assert_eq!(n1.ipv4, Some("10.0.0.1".parse().unwrap()));
+    assert_eq!(n1.ipv6, Some("fd00::1".parse().unwrap()));
+    assert_eq!(n1.external_ips, ["203.0.113.1".parse::<IpAddr>().unwrap()]);
+    assert_eq!(s.nodes["n2"].ipv4, Some("10.0.0.2".parse().unwrap()));
+    // Pods: a, b (podIP), new (no IP yet); host network, finished and shadowed pods are not.
+    let uids: Vec<&str> = s.endpoints.iter().map(|e| e.uid.as_str()).collect();
+    assert_eq!(uids, ["u-a", "u-b", "u-new"]);
+    let a = &s.endpoints[0];
+    assert_eq!(
+        a.ips,
+        [
+            "10.1.0.1".parse::<IpAddr>().unwrap(),
+            "fd01::1".parse().unwrap()
+        ]
+    );
+    assert_eq!(a.node.as_deref(), Some("n1"));
+    // Its identity: labels, namespace, the namespace's labels, the service account (A.2).
+    let identity = a.identity(None);
+    for (k, v) in [
+        ("app", "a"),
+        ("io.kubernetes.pod.namespace", "web"),
+        ("io.cilium.k8s.namespace.labels.team", "blue"),
+        ("io.cilium.k8s.policy.serviceaccount", "sa"),
+    ] {
+        assert_eq!(identity.get(k), Some(v), "{k}: {identity:?}");
+    }
+    assert_eq!(s.endpoints[1].ips, ["10.1.0.2".parse::<IpAddr>().unwrap()]);
+    assert!(s.endpoints[2].ips.is_empty());
+    let w = loaded.warnings.join("\n");
+    for want in [
+        "objects[6] (web/host): spec.hostNetwork: true: Cilium manages no endpoint for it: skipped",
+        "objects[7] (web/done): phase Succeeded: finished, skipped",
+        "objects[8] (web/new): no IP yet (status.podIPs): selected, no entries until it has one",
+        "1 Node object(s) ignored: a CiliumNode of the same name is read",
+        "1 Pod object(s) ignored: a CiliumEndpoint of the same pod is read",
+    ] {
+        assert!(w.contains(want), "missing {want:?} in\n{w}");
     }
 }
