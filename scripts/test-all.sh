@@ -65,6 +65,8 @@ rustfmt --edition 2024 --check fuzz/fuzz_targets/*.rs
 # root (CI is); EGRESS_REQUIRE_BPF=1 (set by .ci/run) makes a skipped kernel test a failure.
 log "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+# egress-bpf without its testkit feature (the product's build): no dead code left behind.
+cargo clippy -p egress-bpf --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --all-features --locked
 # The C ABI from C: header drift is checked by `cargo test` (egress-ffi/tests/header.rs);

@@ -58,7 +58,7 @@
 /**
  * The minor version the header was generated for.
  */
-#define EGRESS_VERSION_MINOR 3
+#define EGRESS_VERSION_MINOR 4
 
 /**
  * The patch version the header was generated for.

@@ -15,8 +15,8 @@
 #define EGRESS_MAX_ENTRIES 16384
 
 /* The flags Cilium 1.20's agent creates `_v4_v2` and the IPv6 map with (egress-bpf's
- * map_flags of the v4v2 and dual layouts): a program that reuses a pinned map by name must
- * declare them. */
+ * map_flags of the v4v2 and dual layouts). Both programs reuse the live maps (libbpf takes
+ * the kernel's type, sizes and flags then); the declarations say what those maps are. */
 #define EGRESS_MAP_FLAGS (BPF_F_NO_PREALLOC | BPF_F_RDONLY_PROG)
 
 /* The LPM key: prefixlen = the source's bits (32 or 128) + the destination's prefix length. */

@@ -17,17 +17,33 @@ fn src() -> PathBuf {
 /// (`pub use module::{Name, ...}`: name -> module).
 fn root() -> (Vec<String>, BTreeMap<String, String>) {
     let lib = std::fs::read_to_string(src().join("lib.rs")).unwrap();
+    let code: String = code_lines(&lib)
+        .into_iter()
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
     let mut modules = Vec::new();
     let mut reexports = BTreeMap::new();
-    for (_, line) in code_lines(&lib) {
-        let line = line.trim();
-        if let Some(rest) = line
+    // Whole statements: a `pub use` may span lines.
+    for statement in code
+        .split(';')
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+    {
+        let statement = statement.trim();
+        let statement = statement
+            .rsplit_once(']')
+            .map_or(statement, |(_, rest)| rest.trim()); // after attributes
+        if let Some(rest) = statement
             .strip_prefix("pub mod ")
-            .or_else(|| line.strip_prefix("mod "))
+            .or_else(|| statement.strip_prefix("mod "))
         {
-            modules.push(rest.trim_end_matches(';').to_owned());
-        } else if let Some(rest) = line.strip_prefix("pub use ") {
-            let rest = rest.trim_end_matches(';');
+            modules.push(rest.trim().to_owned());
+        } else if let Some(rest) = statement
+            .strip_prefix("pub use ")
+            .or_else(|| statement.strip_prefix("pub(crate) use "))
+        {
+            let rest = rest
+                .trim_start_matches("crate::")
+                .trim_start_matches("self::");
             if let Some((module, names)) = rest.split_once("::") {
                 for name in names.trim_matches(|c| c == '{' || c == '}').split(',') {
                     let name = name.trim();
@@ -161,28 +177,81 @@ fn graph() -> BTreeMap<String, BTreeMap<String, String>> {
     let (modules, reexports) = root();
     let known: BTreeSet<&str> = modules.iter().map(String::as_str).collect();
     let mut edges: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut unresolved = Vec::new();
     for module in &modules {
         let out = edges.entry(module.clone()).or_default();
         for file in files_of(module) {
             let text = std::fs::read_to_string(&file).unwrap();
-            for (n, line) in code_lines(&text) {
-                for name in crate_refs(line) {
-                    let target = if known.contains(name.as_str()) {
-                        name.clone()
-                    } else if let Some(m) = reexports.get(&name) {
-                        m.clone()
-                    } else {
-                        continue;
-                    };
-                    if &target != module {
-                        let at = format!("{}:{n}", file.strip_prefix(src()).unwrap().display());
-                        out.entry(target).or_insert(at);
-                    }
+            let lines = code_lines(&text);
+            // The file's code as one text (a grouped `use` spans lines), each line's start
+            // offset kept to name where a reference is.
+            let mut code = String::new();
+            let mut starts = Vec::new();
+            for (n, line) in &lines {
+                starts.push((code.len(), *n));
+                code.push_str(line);
+                code.push('\n');
+            }
+            for (offset, name) in crate_refs_at(&code) {
+                let target = if known.contains(name.as_str()) {
+                    name.clone()
+                } else if let Some(m) = reexports.get(&name) {
+                    m.clone()
+                } else {
+                    unresolved.push(format!("{}: crate::{name}", file.display()));
+                    continue;
+                };
+                if &target != module {
+                    let line = starts
+                        .iter()
+                        .rev()
+                        .find(|(start, _)| *start <= offset)
+                        .map_or(0, |(_, n)| *n);
+                    let at = format!("{}:{line}", file.strip_prefix(src()).unwrap().display());
+                    out.entry(target).or_insert(at);
                 }
             }
         }
     }
+    assert!(
+        unresolved.is_empty(),
+        "references the test cannot resolve (a module or a root re-export): {unresolved:?}"
+    );
     edges
+}
+
+/// [`crate_refs`] of a whole text, each with the offset of its `crate::`.
+fn crate_refs_at(code: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(at) = code[from..].find("crate::") {
+        let start = from + at;
+        // The statement or expression the reference is in, to its end (a `;`, `{` or line).
+        let rest = &code[start..];
+        let end = if rest["crate::".len()..].starts_with('{') {
+            // The matching brace: groups nest (`crate::{a::{B, C}, d}`).
+            let mut depth = 0;
+            rest.char_indices()
+                .find(|&(_, c)| {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => depth -= 1,
+                        _ => return false,
+                    }
+                    depth == 0
+                })
+                .map_or(rest.len(), |(i, _)| i + 1)
+        } else {
+            rest.find(['\n', ';']).unwrap_or(rest.len())
+        };
+        let piece = &code[start.saturating_sub(1)..start + end];
+        let piece = if start == 0 { &code[..end] } else { piece };
+        for name in crate_refs(piece) {
+            out.push((start, name));
+        }
+        from = start + "crate::".len();
+    }
+    out
 }
 
 /// The strongly connected sets of two or more modules (Tarjan).
@@ -247,6 +316,9 @@ fn cycles(edges: &BTreeMap<String, BTreeMap<String, String>>) -> Vec<Vec<String>
 
 #[test]
 fn the_reference_reader_finds_paths_and_groups() {
+    let grouped = "use crate::{\n    cluster::{Node, Nodes},\n    maps::MapId,\n};\nfn f() { crate::netip::x(); }\n";
+    let names: Vec<String> = crate_refs_at(grouped).into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names, ["cluster", "maps", "netip"]);
     let text = "use crate::a::X;\n#[cfg(test)]\nfn helper() {\n    crate::b::y();\n}\n/// crate::c\nfn real() { crate::d::z(); }\n#[cfg(test)]\nuse crate::e;\n#[cfg(test)]\nmod tests {\n    use crate::f;\n}\n";
     let lines: Vec<(usize, &str)> = code_lines(text);
     let refs: Vec<String> = lines.iter().flat_map(|(_, l)| crate_refs(l)).collect();

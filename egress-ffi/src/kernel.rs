@@ -114,10 +114,13 @@ pub unsafe extern "C" fn egress_maps_program(
 ) -> egress_result {
     // SAFETY: the caller's promises.
     unsafe {
-        write_maps(maps, engine, applied_out, error_out, |maps, engine| {
-            maps.program(engine).map(|plan| (plan.len(), 0))
-        })
-        .0
+        write_maps(
+            maps,
+            engine,
+            (applied_out, std::ptr::null_mut()),
+            error_out,
+            |maps, engine| maps.program(engine).map(|plan| (plan.len(), 0)),
+        )
     }
 }
 
@@ -130,29 +133,31 @@ pub unsafe extern "C" fn egress_maps_program(
 unsafe fn write_maps(
     maps: *const egress_maps,
     engine: *mut egress_engine,
-    applied_out: *mut usize,
+    (applied_out, deleted_out): (*mut usize, *mut usize),
     error_out: *mut *mut egress_error,
     write: impl FnOnce(&EgressMaps, &mut Engine) -> Result<(usize, usize), egress_bpf::Error>,
-) -> (egress_result, usize) {
-    let mut deleted = 0;
+) -> egress_result {
     // SAFETY: the caller's promises.
-    let code = unsafe {
+    unsafe {
         run(error_out, || {
             let maps = &reference(maps, "maps")?.maps;
             let handle = exclusive(engine, "engine")?;
+            // The arguments checked: the outputs are written whatever the call gives.
             let result = write(maps, &mut handle.engine);
-            let applied = match &result {
-                Ok((applied, _)) => *applied,
-                Err(egress_bpf::Error::Apply(e)) => e.applied,
-                Err(_) => 0,
+            let (applied, deleted) = match &result {
+                Ok(counts) => *counts,
+                Err(egress_bpf::Error::Apply(e)) => (e.applied, 0),
+                Err(_) => (0, 0),
             };
             if !applied_out.is_null() {
                 applied_out.write(applied);
             }
-            result.map(|(_, n)| deleted = n).map_err(Into::into)
+            if !deleted_out.is_null() {
+                deleted_out.write(deleted);
+            }
+            result.map(drop).map_err(Into::into)
         })
-    };
-    (code, deleted)
+    }
 }
 
 /// The whole cycle of a writer, under the pin directory's writer lock (so that no other
@@ -177,14 +182,16 @@ pub unsafe extern "C" fn egress_maps_reconcile(
 ) -> egress_result {
     // SAFETY: the caller's promises.
     unsafe {
-        let (code, deleted) = write_maps(maps, engine, applied_out, error_out, |maps, engine| {
-            maps.reconcile(engine)
-                .map(|done| (done.plan.len(), done.deleted_unreadable.len()))
-        });
-        if !unreadable_deleted_out.is_null() {
-            unreadable_deleted_out.write(deleted);
-        }
-        code
+        write_maps(
+            maps,
+            engine,
+            (applied_out, unreadable_deleted_out),
+            error_out,
+            |maps, engine| {
+                maps.reconcile(engine)
+                    .map(|done| (done.plan.len(), done.deleted_unreadable.len()))
+            },
+        )
     }
 }
 

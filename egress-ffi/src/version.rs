@@ -5,7 +5,7 @@ use std::ffi::c_char;
 /// The major version the header was generated for.
 pub const EGRESS_VERSION_MAJOR: u32 = 0;
 /// The minor version the header was generated for.
-pub const EGRESS_VERSION_MINOR: u32 = 3;
+pub const EGRESS_VERSION_MINOR: u32 = 4;
 /// The patch version the header was generated for.
 pub const EGRESS_VERSION_PATCH: u32 = 0;
 

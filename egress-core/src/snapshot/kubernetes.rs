@@ -217,6 +217,8 @@ pub(super) fn from_objects(
             },
         }
     }
+    // Read nodes first, said in document order: the first error is the first object's.
+    errors.sort_by_key(|e| object_index(&e.path));
     if ignored_nodes > 0 {
         warnings.push(format!(
             "{ignored_nodes} Node object(s) ignored: a CiliumNode of the same name is read (a CiliumNode beats a Node, B.10)"
@@ -232,6 +234,14 @@ pub(super) fn from_objects(
     } else {
         Err(Error::Input(errors))
     }
+}
+
+/// The index `i` of a path under `objects[i]` (errors of no object first).
+pub(crate) fn object_index(path: &str) -> usize {
+    path.strip_prefix("objects[")
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|i| i.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The keys that say which pod an object describes: `uid:<metadata.uid>` and

@@ -206,28 +206,48 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
         let mut cilium_nodes: HashSet<String> = HashSet::new();
         let mut cilium_endpoints: HashSet<String> = HashSet::new();
         let mut namespace_labels: HashMap<String, crate::labels::Labels> = HashMap::new();
+        // Read nodes first; a refusal is the first failing object's in document order.
+        let mut failed: Option<(usize, Error)> = None;
+        // The object's value, or on its refusal the next object (the lowest refusal kept).
+        macro_rules! or_next {
+            ($result:expr) => {
+                match $result {
+                    Ok(value) => value,
+                    Err((k, e)) => {
+                        if failed.as_ref().is_none_or(|(f, _)| k < *f) {
+                            failed = Some((k, e));
+                        }
+                        continue;
+                    }
+                }
+            };
+        }
         for j in kubernetes::reading_order(&docs) {
+            if failed.as_ref().is_some_and(|(k, _)| *k < j) {
+                continue;
+            }
             let doc = &docs[j];
             let path = field::item("objects", j);
-            let at_path = |e: Error| (Some(i), kubernetes::at_object(&path, e));
+            let at_path = |e: Error| (j, kubernetes::at_object(&path, e));
             match kubernetes::Kind::of(doc) {
                 kubernetes::Kind::Policy => snapshot.replace_policy(parse_policy_for(doc, version)),
                 kubernetes::Kind::CiliumNode => {
-                    let node = kubernetes::node_from_cilium_node(doc).map_err(at_path)?;
+                    let node = or_next!(kubernetes::node_from_cilium_node(doc).map_err(at_path));
                     cilium_nodes.insert(node.name.clone());
                     snapshot.nodes.insert(node.name.clone(), node);
                     addresses = None;
                 }
                 kubernetes::Kind::Node => {
-                    let node = kubernetes::node_from_core_node(doc).map_err(at_path)?;
+                    let node = or_next!(kubernetes::node_from_core_node(doc).map_err(at_path));
                     if !cilium_nodes.contains(&node.name) {
                         snapshot.nodes.insert(node.name.clone(), node);
                         addresses = None;
                     }
                 }
                 kubernetes::Kind::Pod => {
-                    let (endpoint, notes) =
-                        kubernetes::endpoint_from_pod(doc, &namespace_labels).map_err(at_path)?;
+                    let (endpoint, notes) = or_next!(
+                        kubernetes::endpoint_from_pod(doc, &namespace_labels).map_err(at_path)
+                    );
                     warnings.extend(notes.into_iter().map(|w| format!("{path}: {w}")));
                     let shadowed = kubernetes::pod_keys(doc)
                         .iter()
@@ -246,7 +266,7 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
                     let index =
                         addresses.get_or_insert_with(|| kubernetes::address_index(&snapshot.nodes));
                     let (endpoint, notes) =
-                        kubernetes::endpoint_indexed(doc, index).map_err(at_path)?;
+                        or_next!(kubernetes::endpoint_indexed(doc, index).map_err(at_path));
                     warnings.extend(notes);
                     // The pod it describes is its, even when it is skipped.
                     cilium_endpoints.extend(kubernetes::pod_keys(doc));
@@ -271,12 +291,15 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
                     None => warnings.extend(kind.skipped(&path)),
                 },
                 kubernetes::Kind::Missing => {
-                    return Err((
-                        Some(i),
-                        Error::Input(vec![kubernetes::Kind::missing(&path)]),
-                    ));
+                    or_next!(Err((
+                        j,
+                        Error::Input(vec![kubernetes::Kind::missing(&path)])
+                    )))
                 }
             }
+        }
+        if let Some((_, e)) = failed {
+            return Err((Some(i), e));
         }
     }
     Ok(Loaded { snapshot, warnings })

@@ -531,3 +531,25 @@ fn labels_past_their_lengths_are_input_errors() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Read nodes first, said in document order (issue 22's review): the first error named is
+/// the first failing object's, in a dump and in objects merged onto a snapshot.
+#[test]
+fn the_first_error_is_the_first_objects() {
+    let objects = concat!(
+        "metadata: {name: no-kind}\n",
+        "---\n",
+        "kind: CiliumNode\n",
+        "metadata: {name: bad}\n",
+        "spec: {addresses: [{type: InternalIP, ip: nope}]}\n",
+    );
+    let err = load(objects).unwrap_err();
+    assert_eq!(err.path(), Some("objects[0].kind"), "{err}");
+    let base = "localNode: a\nnodes: [{name: a, ipv4: 10.0.0.1}]\n";
+    let (at, err) = load_all(&[base, objects]).unwrap_err();
+    assert_eq!(
+        (at, err.path()),
+        (Some(1), Some("objects[0].kind")),
+        "{err}"
+    );
+}
