@@ -845,7 +845,8 @@ egress_result egress_engine_upsert_policy(struct egress_engine *engine,
 /**
  * Applies Kubernetes objects as updates, as `egressctl` reads a dump and as Python's
  * `Engine.apply` does: `CiliumEgressGatewayPolicy`, `CiliumNode`, `CiliumEndpoint`,
- * `Namespace` (one, a `List`, or a `---` stream). Nodes and namespaces first, then
+ * `Namespace`, and a cluster's core `Pod` and `Node` (SEMANTICS B.10; a CiliumEndpoint of
+ * the same text beats its Pod) — one, a `List`, or a `---` stream. Nodes and namespaces first, then
  * policies, then endpoints (a `CiliumEndpoint` finds its node by address among the nodes
  * known then: apply `CiliumNode`s first or together). Invalid policies are not an error:
  * they keep their previous version and are counted in `*applied_out` (optional: NULL), their

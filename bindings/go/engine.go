@@ -305,7 +305,8 @@ type Applied struct {
 }
 
 // Apply applies Kubernetes objects as updates — CiliumEgressGatewayPolicy, CiliumNode,
-// CiliumEndpoint, Namespace: one, a List, or a --- stream of JSON or YAML — as egressctl
+// CiliumEndpoint, Namespace, and core Pod and Node (SEMANTICS B.10): one, a List, or a ---
+// stream of JSON or YAML — as egressctl
 // reads a dump and Python's Engine.apply does: nodes and namespaces first, then policies,
 // then endpoints (a CiliumEndpoint finds its node by address among the nodes known then:
 // apply CiliumNodes first or together). Invalid policies are not an error: they keep their

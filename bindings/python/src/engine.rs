@@ -575,7 +575,8 @@ impl Engine {
     }
 
     /// Applies Kubernetes objects as updates (`CiliumEgressGatewayPolicy`, `CiliumNode`,
-    /// `CiliumEndpoint`, `Namespace`: one, a `List`, a `---` stream, or a list of objects).
+    /// `CiliumEndpoint`, `Namespace`, core `Pod` and `Node`: one, a `List`, a `---` stream, or a
+    /// list of objects).
     /// Invalid policies keep their previous version and are returned as `PolicyError`s (not
     /// raised); any other input error raises `SnapshotError` and applies nothing. A
     /// `CiliumEndpoint` finds its node by address among the nodes known when it is applied

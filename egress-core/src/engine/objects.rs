@@ -49,8 +49,10 @@ enum Update {
 
 impl Engine {
     /// Applies Kubernetes objects as updates: `CiliumEgressGatewayPolicy`, `CiliumNode`,
-    /// `CiliumEndpoint` and `Namespace` objects (one, a `List`, or a `---` stream, as
-    /// `kubectl get -o yaml` prints them). Nodes are applied first, so that endpoints find
+    /// `CiliumEndpoint` and `Namespace` objects, and core `Pod`s and `Node`s (B.10: a
+    /// CiliumEndpoint of the same text beats its Pod; a Pod's identity takes its namespace's
+    /// labels from the text or an earlier namespace event); one, a `List`, or a `---` stream,
+    /// as `kubectl get -o yaml` prints them. Nodes are applied first, so that endpoints find
     /// their node by address among the engine's nodes and the text's. An invalid policy is
     /// reported in [`Applied::invalid_policies`] and keeps its previous version; any other
     /// input error refuses the whole text (nothing is applied). A snapshot document is
