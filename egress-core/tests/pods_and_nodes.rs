@@ -127,6 +127,133 @@ fn both_forms() -> (String, String) {
     )
 }
 
+/// The dump's slice form: its CiliumEndpoints as one CiliumEndpointSlice per namespace, the
+/// identities as CiliumIdentities, and each pod as a Pod of the CiliumEndpoint's uid (which a
+/// slice entry takes, B.10; the Pods themselves are beaten by the entries).
+fn slice_form() -> String {
+    let text = std::fs::read_to_string(dumps().join("tke-dump.yaml")).unwrap();
+    let objects: Vec<Json> = document::flatten_lists(document::parse_documents(&text).unwrap())
+        .iter()
+        .map(to_json)
+        .collect();
+    let mut out = Vec::new();
+    let mut slices: std::collections::BTreeMap<String, Vec<Json>> = Default::default();
+    let mut identities: std::collections::BTreeMap<String, Map<String, Json>> = Default::default();
+    for o in &objects {
+        if o["kind"] != "CiliumEndpoint" {
+            out.push(o.clone());
+            continue;
+        }
+        let status = &o["status"];
+        let Some(labels) = status["identity"]["labels"]
+            .as_array()
+            .filter(|l| !l.is_empty())
+        else {
+            continue; // no identity yet: not in a slice either
+        };
+        let id = status["identity"]["id"].to_string();
+        let security: Map<String, Json> = labels
+            .iter()
+            .filter_map(Json::as_str)
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                (k.to_owned(), json!(v))
+            })
+            .collect();
+        identities.insert(id.clone(), security);
+        let namespace = o["metadata"]["namespace"].as_str().unwrap().to_owned();
+        slices.entry(namespace.clone()).or_default().push(json!({
+            "name": o["metadata"]["name"],
+            "id": status["identity"]["id"],
+            "networking": status["networking"],
+        }));
+        out.push(json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": o["metadata"]["name"], "namespace": namespace, "uid": o["metadata"]["uid"]},
+            "spec": {},
+            "status": {"phase": "Running"},
+        }));
+    }
+    for (id, security) in identities {
+        out.push(json!({
+            "apiVersion": "cilium.io/v2",
+            "kind": "CiliumIdentity",
+            "metadata": {"name": id},
+            "security-labels": security,
+        }));
+    }
+    for (i, (namespace, endpoints)) in slices.into_iter().enumerate() {
+        out.push(json!({
+            "apiVersion": "cilium.io/v2alpha1",
+            "kind": "CiliumEndpointSlice",
+            "metadata": {"name": format!("ces-{i}")},
+            "namespace": namespace,
+            "endpoints": endpoints,
+        }));
+    }
+    json!({"apiVersion": "v1", "kind": "List", "items": out}).to_string()
+}
+
+#[test]
+fn slices_and_identities_give_the_maps_of_their_cilium_endpoints() {
+    let (cilium, _) = both_forms();
+    let slices = slice_form();
+    assert!(
+        slices.contains("CiliumEndpointSlice") && !slices.contains("\"kind\":\"CiliumEndpoint\"")
+    );
+    let node = "172.22.49.119";
+    let devices = parse_interfaces(
+        &std::fs::read_to_string(dumps().join("tke-dump.172.22.49.119.devices.yaml")).unwrap(),
+    )
+    .unwrap();
+    for version in CiliumVersion::ALL {
+        for selection in [Selection::Cilium, Selection::Consistent] {
+            let maps = |text: &str| {
+                let loaded = snapshot::load_for(text, version).unwrap();
+                let mut snapshot = loaded.snapshot;
+                let computed = snapshot.with_state(|state| {
+                    entries::compute(state, node, &devices, Rules::new(selection, version))
+                });
+                (computed.maps, loaded.warnings)
+            };
+            let (expected, _) = maps(&cilium);
+            let (got, warnings) = maps(&slices);
+            assert!(expected.len() >= 10);
+            assert_eq!(got, expected, "{version} {selection}: {warnings:?}");
+            assert!(
+                warnings.iter().any(|w| w.contains("Pod object(s) ignored")),
+                "{warnings:?}"
+            );
+        }
+    }
+    // Without the Pods, an entry's uid is `<namespace>/<name>`.
+    let without_pods: Json = serde_json::from_str(&slices).unwrap();
+    let items: Vec<&Json> = without_pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] != "Pod")
+        .collect();
+    let text = json!({"kind": "List", "apiVersion": "v1", "items": items}).to_string();
+    let loaded = snapshot::load(&text).unwrap();
+    assert!(
+        loaded.snapshot.endpoints.iter().all(|e| e.uid
+            == format!(
+                "{}/{}",
+                e.namespace.as_deref().unwrap(),
+                e.name.as_deref().unwrap()
+            )),
+        "{:?}",
+        loaded
+            .snapshot
+            .endpoints
+            .iter()
+            .map(|e| &e.uid)
+            .collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn pods_and_nodes_give_the_maps_of_their_cilium_endpoints_and_nodes() {
     let (cilium, pods) = both_forms();

@@ -93,6 +93,9 @@ impl Engine {
                 },
                 Kind::Pod => updates.push(Update::Pod(i)),
                 kind @ Kind::Unused(_) => applied.warnings.extend(kind.skipped(&path)),
+                kind @ (Kind::EndpointSlice | Kind::Identity) => {
+                    applied.warnings.extend(kind.dump_only(&path))
+                }
                 Kind::Missing if crate::snapshot::Snapshot::is_snapshot_document(doc) => {
                     errors.push(FieldError::new(
                         path,

@@ -29,6 +29,10 @@ pub enum Kind<'a> {
     Pod,
     /// A core `Node` (B.10: a cluster without CiliumNodes).
     Node,
+    /// A `CiliumEndpointSlice` (cilium.io/v2alpha1, B.10): endpoints of one namespace.
+    EndpointSlice,
+    /// A `CiliumIdentity` (cilium.io/v2): the identity labels a slice entry's id names.
+    Identity,
     /// Any other kind: not read as an object (a Cilium agent DaemonSet or the
     /// `cilium-config` ConfigMap may name the Cilium version).
     Unused(&'a str),
@@ -47,6 +51,8 @@ impl<'a> Kind<'a> {
             Some("Namespace") => Kind::Namespace,
             Some("Pod") => Kind::Pod,
             Some("Node") => Kind::Node,
+            Some("CiliumEndpointSlice") => Kind::EndpointSlice,
+            Some("CiliumIdentity") => Kind::Identity,
             Some(other) => Kind::Unused(other),
         }
     }
@@ -57,6 +63,19 @@ impl<'a> Kind<'a> {
             Kind::Unused(kind) => Some(format!("{path}: kind {kind} is not used: skipped")),
             _ => None,
         }
+    }
+
+    /// `PATH: kind KIND is read in a whole dump, ...: skipped` for the kinds only a whole
+    /// dump reads so far (slices and identities: B.10's second part, issue 23).
+    pub fn dump_only(self, path: &str) -> Option<String> {
+        let kind = match self {
+            Kind::EndpointSlice => "CiliumEndpointSlice",
+            Kind::Identity => "CiliumIdentity",
+            _ => return None,
+        };
+        Some(format!(
+            "{path}: kind {kind} is read in a whole dump, not yet merged onto a snapshot or applied as an event: skipped"
+        ))
     }
 
     /// `PATH.kind: Required value` for a [`Kind::Missing`] object at `path`.
@@ -77,15 +96,17 @@ pub fn read_objects(text: &str) -> Result<Vec<Value>, Error> {
 }
 
 /// The order objects are read in: the nodes first — endpoints name their node, and a
-/// CiliumNode beats a Node of its name (B.10) — then the namespaces, whose labels a Pod's
-/// identity takes, then the other objects, each in its place, and the Pods last (a
-/// CiliumEndpoint of the same pod beats its Pod).
+/// CiliumNode beats a Node of its name (B.10) — then the namespaces and identities, whose
+/// labels Pods and slice entries take, then the other objects, each in its place, then the
+/// slices (a CiliumEndpoint beats a slice entry of its pod) and the Pods last (both beat
+/// them).
 pub fn reading_order(objects: &[Value]) -> Vec<usize> {
     let rank = |i: &usize| match Kind::of(&objects[*i]) {
         Kind::CiliumNode => 0,
         Kind::Node => 1,
-        Kind::Namespace => 2,
-        Kind::Pod => 4,
+        Kind::Namespace | Kind::Identity => 2,
+        Kind::EndpointSlice => 4,
+        Kind::Pod => 5,
         _ => 3,
     };
     let mut order: Vec<usize> = (0..objects.len()).collect();
@@ -131,6 +152,15 @@ pub(super) fn from_objects(
     // its namespace and name (or uid); what was ignored is said once per kind.
     let mut cilium_nodes: HashSet<String> = HashSet::new();
     let mut described: HashSet<String> = HashSet::new();
+    let mut ignored_slice_entries = 0usize;
+    let mut identities: HashMap<String, crate::labels::Labels> = HashMap::new();
+    // A slice entry's uid is its Pod's when the input holds that pod (B.10).
+    let pod_uids: HashMap<(String, String), String> = objects
+        .iter()
+        .filter(|o| Kind::of(o) == Kind::Pod)
+        .filter_map(|o| Some((object_key(o)?, uid_of(o).to_owned())))
+        .filter(|(_, uid)| !uid.is_empty())
+        .collect();
     let (mut ignored_nodes, mut ignored_pods) = (0usize, 0usize);
     let mut namespace_labels: HashMap<String, crate::labels::Labels> = HashMap::new();
     for i in reading_order(objects) {
@@ -172,6 +202,30 @@ pub(super) fn from_objects(
             Kind::Namespace => {
                 if let Ok(ns) = namespace_from_object(obj) {
                     namespace_labels.insert(ns.name, ns.labels.into());
+                }
+            }
+            Kind::Identity => {
+                if let Some((id, labels)) = identity(obj, &path, &mut errors) {
+                    identities.insert(id, labels);
+                }
+            }
+            Kind::EndpointSlice => {
+                let index = by_address.get_or_insert_with(|| address_index(&snap.nodes));
+                for (ep, keys) in slice_entries(
+                    obj,
+                    &path,
+                    &identities,
+                    &pod_uids,
+                    index,
+                    &mut errors,
+                    &mut warnings,
+                ) {
+                    if keys.iter().any(|k| described.contains(k)) {
+                        ignored_slice_entries += 1;
+                    } else if uids.insert(ep.uid.clone()) {
+                        described.extend(keys);
+                        snap.endpoints.push(ep);
+                    }
                 }
             }
             Kind::Pod => match pod(obj, &path, &namespace_labels, &mut errors, &mut warnings) {
@@ -224,9 +278,14 @@ pub(super) fn from_objects(
             "{ignored_nodes} Node object(s) ignored: a CiliumNode of the same name is read (a CiliumNode beats a Node, B.10)"
         ));
     }
+    if ignored_slice_entries > 0 {
+        warnings.push(format!(
+            "{ignored_slice_entries} CiliumEndpointSlice entr(ies) ignored: a CiliumEndpoint of the same pod is read (a CiliumEndpoint beats a slice entry, B.10)"
+        ));
+    }
     if ignored_pods > 0 {
         warnings.push(format!(
-            "{ignored_pods} Pod object(s) ignored: a CiliumEndpoint of the same pod is read (a CiliumEndpoint beats a Pod, B.10)"
+            "{ignored_pods} Pod object(s) ignored: a CiliumEndpoint or slice entry of the same pod is read (both beat a Pod, B.10)"
         ));
     }
     if errors.is_empty() {
@@ -567,6 +626,134 @@ fn pod(
         ips,
         node,
     })
+}
+
+/// A `CiliumIdentity`: its id (`metadata.name`) and identity labels (`security-labels`,
+/// `source:key` to value, sources read as a CiliumEndpoint's are).
+fn identity(
+    obj: &Value,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<(String, crate::labels::Labels)> {
+    let mpath = field::child(path, "metadata");
+    let meta = metadata(obj, &mpath, errors)?;
+    let id = required_str(&meta, "name", errors)?;
+    let mut labels: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(Value::Map(pairs)) = obj.get("security-labels") {
+        for (k, v) in pairs {
+            let (Some(k), Some(v)) = (k.as_str(), v.as_str()) else {
+                continue;
+            };
+            let (key, value) = identity_label(&format!("{k}={v}"));
+            match LabelLimits::Identity.check(&key, &value) {
+                None => {
+                    labels.insert(key, value);
+                }
+                Some((_, detail)) => errors.push(FieldError::invalid_str(
+                    field::child(&field::child(path, "security-labels"), k),
+                    v,
+                    detail,
+                )),
+            }
+        }
+    }
+    Some((id, labels.into()))
+}
+
+/// The entries of a `CiliumEndpointSlice` (B.10), each with the keys of the pod it describes:
+/// an endpoint of the slice's `namespace` named `name`, the identity labels of the identity
+/// its `id` names (an unknown id: skipped with a warning), IPs from `networking.addressing`,
+/// the node whose address is `networking.node`; its uid the Pod's of that namespace and name
+/// when the input holds it, else `<namespace>/<name>`.
+#[allow(clippy::too_many_arguments)]
+fn slice_entries(
+    obj: &Value,
+    path: &str,
+    identities: &HashMap<String, crate::labels::Labels>,
+    pod_uids: &HashMap<(String, String), String>,
+    by_address: &HashMap<IpAddr, String>,
+    errors: &mut Vec<FieldError>,
+    warnings: &mut Vec<String>,
+) -> Vec<(Endpoint, Vec<String>)> {
+    let Some(namespace) = obj.get("namespace").and_then(Value::as_str) else {
+        errors.push(FieldError::required(field::child(path, "namespace")));
+        return Vec::new();
+    };
+    let epath = field::child(path, "endpoints");
+    let mut out = Vec::new();
+    let items = obj
+        .get("endpoints")
+        .and_then(|e| read_seq(e, &epath, errors))
+        .unwrap_or_default();
+    for (j, entry) in items.iter().enumerate() {
+        let at = field::item(&epath, j);
+        let Some(name) = entry.get("name").and_then(Value::as_str) else {
+            errors.push(FieldError::required(field::child(&at, "name")));
+            continue;
+        };
+        let who = format!("{at} ({namespace}/{name})");
+        let id = match entry.get("id") {
+            Some(Value::Int(i)) => i.to_string(),
+            Some(Value::Str(s)) => s.to_string(),
+            _ => String::new(),
+        };
+        let Some(labels) = identities.get(&id) else {
+            warnings.push(format!(
+                "{who}: identity {} is not in the input (no CiliumIdentity of that name): entry skipped",
+                field::quote(&id)
+            ));
+            continue;
+        };
+        let networking = entry.get("networking");
+        let mut ips = Vec::new();
+        if let Some(Value::Seq(pairs)) = networking.and_then(|n| n.get("addressing")) {
+            for pair in pairs {
+                for family in ["ipv4", "ipv6"] {
+                    let Some(text) = pair.get(family).and_then(Value::as_str) else {
+                        continue;
+                    };
+                    match netip::parse_addr(text) {
+                        Ok(a) if a.zone.is_none() => ips.push(a.addr),
+                        _ => warnings.push(format!(
+                            "{who}: address {} is not an IP address: skipped",
+                            field::quote(text)
+                        )),
+                    }
+                }
+            }
+        }
+        let node_ip = networking
+            .and_then(|n| n.get("node"))
+            .and_then(Value::as_str);
+        let node = node_ip
+            .and_then(|s| netip::parse_addr(s).ok())
+            .and_then(|a| by_address.get(&a.addr).cloned());
+        if node.is_none() {
+            let shown = node_ip.map_or_else(|| "none".to_owned(), field::quote);
+            warnings.push(format!(
+                "{who}: networking.node {shown} matches no node: kept without a node"
+            ));
+        }
+        let key = (namespace.to_owned(), name.to_owned());
+        let uid = pod_uids
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| format!("{namespace}/{name}"));
+        let keys = vec![format!("uid:{uid}"), format!("name:{namespace}/{name}")];
+        out.push((
+            Endpoint {
+                uid,
+                namespace: Some(namespace.to_owned()),
+                name: Some(name.to_owned()),
+                identity_labels: Some(labels.clone()),
+                ips,
+                node,
+                ..Endpoint::default()
+            },
+            keys,
+        ));
+    }
+    out
 }
 
 /// CiliumNode: the name is never parsed as an address; addresses are the first InternalIP

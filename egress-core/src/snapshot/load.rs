@@ -286,6 +286,9 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
                         namespace_labels.insert(ns.name, ns.labels.into());
                     }
                 }
+                kind @ (kubernetes::Kind::EndpointSlice | kubernetes::Kind::Identity) => {
+                    warnings.extend(kind.dump_only(&path))
+                }
                 kind @ kubernetes::Kind::Unused(_) => match crate::version::detect(doc) {
                     Some(found) => snapshot.detected_versions.push(found),
                     None => warnings.extend(kind.skipped(&path)),

@@ -370,8 +370,50 @@ fn pods_and_nodes_are_read_as_b10_says() {
         "objects[7] (web/done): phase Succeeded: finished, skipped",
         "objects[8] (web/new): no IP yet (status.podIPs): selected, no entries until it has one",
         "1 Node object(s) ignored: a CiliumNode of the same name is read",
-        "1 Pod object(s) ignored: a CiliumEndpoint of the same pod is read",
+        "1 Pod object(s) ignored: a CiliumEndpoint or slice entry of the same pod is read",
     ] {
         assert!(w.contains(want), "missing {want:?} in\n{w}");
     }
+}
+
+/// B.10's slices: an entry with an unknown identity is skipped with a warning; a
+/// CiliumEndpoint beats the slice entry of its pod, said once.
+#[test]
+fn slice_entries_need_their_identity_and_yield_to_cilium_endpoints() {
+    let dump = r#"
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: cilium.io/v2, kind: CiliumIdentity, metadata: {name: "7"}, security-labels: {"k8s:app": web, "k8s:io.kubernetes.pod.namespace": shop}}
+- apiVersion: cilium.io/v2alpha1
+  kind: CiliumEndpointSlice
+  metadata: {name: ces-1}
+  namespace: shop
+  endpoints:
+  - {name: a, id: 7, networking: {addressing: [{ipv4: 10.3.0.1}], node: 10.0.0.1}}
+  - {name: b, id: 8, networking: {addressing: [{ipv4: 10.3.0.2}], node: 10.0.0.1}}
+  - {name: c, id: 7, networking: {addressing: [{ipv4: 10.3.0.3}], node: 10.0.0.1}}
+- apiVersion: cilium.io/v2
+  kind: CiliumEndpoint
+  metadata: {name: c, namespace: shop, uid: u-c}
+  status:
+    identity: {labels: ["k8s:app=web"]}
+    networking: {addressing: [{ipv4: 10.3.0.3}], node: 10.0.0.1}
+"#;
+    let loaded = load(dump).unwrap();
+    let uids: Vec<&str> = loaded
+        .snapshot
+        .endpoints
+        .iter()
+        .map(|e| e.uid.as_str())
+        .collect();
+    assert_eq!(uids, ["u-c", "shop/a"]);
+    let a = &loaded.snapshot.endpoints[1];
+    assert_eq!(a.identity(None).get("app"), Some("web"));
+    let w = loaded.warnings.join("\n");
+    assert!(
+        w.contains("(shop/b): identity \"8\" is not in the input"),
+        "{w}"
+    );
+    assert!(w.contains("1 CiliumEndpointSlice entr(ies) ignored"), "{w}");
 }
