@@ -485,7 +485,8 @@ proptest! {
     /// by op, map by map, from what each map holds), is refused exactly when the desired
     /// state itself does not fit, and deletes first exactly when upserting first would
     /// overflow. Foreign entries (a source that is no endpoint) count as stale. On every
-    /// layout (the dual one writes each IPv4 entry to two maps), with a partial
+    /// layout (the dual one writes each IPv4 entry to two maps: CILIUM-VERSIONS.md §5, row
+    /// 5a, Cilium 1.20's legacy map and `_v4_v2`), with a partial
     /// acknowledgement: the rest comes back as a plan that fits too.
     #[test]
     fn a_tight_map_never_overflows_and_is_refused_only_when_the_end_does_not_fit(

@@ -546,14 +546,22 @@ impl Engine {
         Ok(Some(plan))
     }
 
-    /// The sources of `pending` ([`SourceMap::pending`](super::source::SourceMap::pending)).
-    fn sources_of<'a>(
-        &'a self,
-        pending: &'a [IpAddr],
-    ) -> impl Iterator<Item = (IpAddr, super::source::Source<'a>)> + 'a {
-        pending
-            .iter()
-            .filter_map(|&ip| self.sources.get(ip).map(|s| (ip, s)))
+    /// Every change of the sources of `pending` ([`SourceMap::pending`]), with its source:
+    /// the one walk the plan is counted and built by.
+    ///
+    /// [`SourceMap::pending`]: super::source::SourceMap::pending
+    fn each_change<'a>(&'a self, pending: &[IpAddr], mut each: impl FnMut(IpAddr, Change<'a>)) {
+        for &ip in pending {
+            if let Some(source) = self.sources.get(ip) {
+                diff_lists(
+                    self.slots.get(source.desired),
+                    self.slots.get(source.programmed),
+                    self.config.layout,
+                    ip.is_ipv4(),
+                    |change| each(ip, change),
+                );
+            }
+        }
     }
 
     /// The next plan counted, without building anything: per family its upserted, new and
@@ -563,23 +571,17 @@ impl Engine {
         let mut upserted = [0usize; 2];
         let mut new_keys = [0usize; 2];
         let mut stale = [0usize; 2];
-        for (ip, source) in self.sources_of(pending) {
+        self.each_change(pending, |ip, change| {
             let fam = family(ip);
-            diff_lists(
-                self.slots.get(source.desired),
-                self.slots.get(source.programmed),
-                layout,
-                ip.is_ipv4(),
-                |change| match change {
-                    Change::New(_) => {
-                        new_keys[fam] += 1;
-                        upserted[fam] += 1;
-                    }
-                    Change::Changed(_) => upserted[fam] += 1,
-                    Change::Stale(_) => stale[fam] += 1,
-                },
-            );
-        }
+            match change {
+                Change::New(_) => {
+                    new_keys[fam] += 1;
+                    upserted[fam] += 1;
+                }
+                Change::Changed(_) => upserted[fam] += 1,
+                Change::Stale(_) => stale[fam] += 1,
+            }
+        });
         let shape = self.plan_shape(new_keys, stale)?;
         let per_map = [layout.ipv4_maps().len(), 1];
         Ok(Counted {
@@ -601,22 +603,12 @@ impl Engine {
                 what: "plan operations",
                 count: total,
             })?;
-        for (ip, source) in self.sources_of(pending) {
-            diff_lists(
-                self.slots.get(source.desired),
-                self.slots.get(source.programmed),
-                layout,
-                ip.is_ipv4(),
-                |change| match change {
-                    Change::New(d) | Change::Changed(d) => {
-                        PlanOp::each_map(Action::Upsert, d.entry(ip), layout, &mut ops)
-                    }
-                    Change::Stale(p) => {
-                        PlanOp::each_map(Action::Delete, p.entry(ip), layout, &mut ops)
-                    }
-                },
-            );
-        }
+        self.each_change(pending, |ip, change| match change {
+            Change::New(d) | Change::Changed(d) => {
+                PlanOp::each_map(Action::Upsert, d.entry(ip), layout, &mut ops)
+            }
+            Change::Stale(p) => PlanOp::each_map(Action::Delete, p.entry(ip), layout, &mut ops),
+        });
         // The upserts, then the deletes; each map by map in Cilium's reconcile order (1.20:
         // legacy, `_v4_v2`, IPv6), each map's operations in output order.
         let rank = |op: &PlanOp| layout.maps().iter().position(|m| *m == op.map);

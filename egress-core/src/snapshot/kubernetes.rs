@@ -171,29 +171,15 @@ pub(super) fn from_objects(
             Kind::CiliumNode => {
                 if let Some(node) = cilium_node(obj, &path, &mut errors) {
                     cilium_nodes.insert(node.name.clone());
-                    if snap.nodes.contains_key(&node.name) {
-                        let at = format!("{path}.metadata.name");
-                        errors.push(FieldError::new(
-                            at,
-                            Reason::Duplicate(field::quote(&node.name)),
-                        ));
-                    } else {
-                        snap.nodes.insert(node.name.clone(), node);
-                    }
+                    add_node(&mut snap, node, &path, &mut errors);
                 }
             }
             Kind::Node => {
                 if let Some(node) = core_node(obj, &path, &mut errors) {
                     if cilium_nodes.contains(&node.name) {
                         ignored_nodes += 1;
-                    } else if snap.nodes.contains_key(&node.name) {
-                        let at = format!("{path}.metadata.name");
-                        errors.push(FieldError::new(
-                            at,
-                            Reason::Duplicate(field::quote(&node.name)),
-                        ));
                     } else {
-                        snap.nodes.insert(node.name.clone(), node);
+                        add_node(&mut snap, node, &path, &mut errors);
                     }
                 }
             }
@@ -232,17 +218,7 @@ pub(super) fn from_objects(
                 Some(_) if pod_keys(obj).iter().any(|k| described.contains(k)) => {
                     ignored_pods += 1;
                 }
-                Some(ep) => {
-                    if uids.insert(ep.uid.clone()) {
-                        snap.endpoints.push(ep);
-                    } else {
-                        let at = format!("{path}.metadata.uid");
-                        errors.push(FieldError::new(
-                            at,
-                            Reason::Duplicate(field::quote(&ep.uid)),
-                        ));
-                    }
-                }
+                Some(ep) => add_endpoint(&mut snap, &mut uids, ep, &path, &mut errors),
                 None => {}
             },
             Kind::Policy => snap.add_policy(obj, &path, &mut policy_names, &mut errors),
@@ -254,15 +230,7 @@ pub(super) fn from_objects(
                 described.extend(pod_keys(obj));
                 if let Some(ep) = cilium_endpoint(obj, &path, &node_at, &mut errors, &mut warnings)
                 {
-                    if uids.insert(ep.uid.clone()) {
-                        snap.endpoints.push(ep);
-                    } else {
-                        let at = format!("{path}.metadata.uid");
-                        errors.push(FieldError::new(
-                            at,
-                            Reason::Duplicate(field::quote(&ep.uid)),
-                        ));
-                    }
+                    add_endpoint(&mut snap, &mut uids, ep, &path, &mut errors);
                 }
             }
             kind @ Kind::Unused(_) => match crate::version::detect(obj) {
@@ -331,6 +299,38 @@ fn uid_of(obj: &Value) -> &str {
         .and_then(|m| m.get("uid"))
         .and_then(Value::as_str)
         .unwrap_or("")
+}
+
+/// A dump's node, unless one of its name was read already (an input error at the object's
+/// `metadata.name`).
+fn add_node(snap: &mut Snapshot, node: Node, path: &str, errors: &mut Vec<FieldError>) {
+    if snap.nodes.contains_key(&node.name) {
+        errors.push(FieldError::new(
+            format!("{path}.metadata.name"),
+            Reason::Duplicate(field::quote(&node.name)),
+        ));
+    } else {
+        snap.nodes.insert(node.name.clone(), node);
+    }
+}
+
+/// A dump's endpoint, unless one of its uid was read already (an input error at the
+/// object's `metadata.uid`).
+fn add_endpoint(
+    snap: &mut Snapshot,
+    uids: &mut HashSet<String>,
+    ep: Endpoint,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    if uids.insert(ep.uid.clone()) {
+        snap.endpoints.push(ep);
+    } else {
+        errors.push(FieldError::new(
+            format!("{path}.metadata.uid"),
+            Reason::Duplicate(field::quote(&ep.uid)),
+        ));
+    }
 }
 
 fn metadata<'a>(obj: &'a Value, path: &'a str, errors: &mut Vec<FieldError>) -> Option<Fields<'a>> {
