@@ -306,6 +306,10 @@ pub struct Engine {
     /// Each namespace's labels as the last namespace event gave them: a Pod's identity takes
     /// them (B.10).
     namespace_labels: std::collections::HashMap<String, Labels>,
+    /// What the object events said about each pod (B.10's precedence, across events).
+    claims: crate::snapshot::kubernetes::EndpointClaims,
+    /// The nodes a `CiliumNode` event gave: a later `Node` event of the name is ignored.
+    cilium_nodes: std::collections::HashSet<String>,
 }
 
 // Bindings share an engine between threads for lookups and move engines and plans across
@@ -344,6 +348,8 @@ impl Engine {
             programmed_count: [0; 2],
             diagnostics: Diagnostics::default(),
             namespace_labels: std::collections::HashMap::new(),
+            claims: Default::default(),
+            cilium_nodes: Default::default(),
         }
     }
 
@@ -401,6 +407,10 @@ impl Engine {
     /// version the engine had (its errors are returned). Devices become the local node's.
     pub fn sync_snapshot(&mut self, snapshot: &Snapshot) -> Vec<PolicyErrors> {
         self.diagnostics = Diagnostics::of_snapshot(snapshot, Vec::new());
+        // The snapshot's endpoints and nodes are as given: what earlier object events said
+        // is gone.
+        self.claims.clear();
+        self.cilium_nodes.clear();
         let gone: Vec<String> = self
             .nodes
             .keys()
@@ -581,6 +591,7 @@ impl Engine {
 
     /// Deletes a node; `false` when there was none of that name.
     pub fn delete_node(&mut self, name: &str) -> bool {
+        self.cilium_nodes.remove(name);
         if self.nodes.remove(name).is_none() {
             return false;
         }
@@ -628,8 +639,16 @@ impl Engine {
         self.flush();
     }
 
-    /// Deletes an endpoint; `false` when there was none with that uid.
+    /// Deletes an endpoint; `false` when there was none with that uid. The pod is gone: what
+    /// object events said about it (its CiliumEndpoint, slice entry and Pod, B.10) is
+    /// forgotten too.
     pub fn delete_endpoint(&mut self, uid: &str) -> bool {
+        self.claims.forget_uid(uid);
+        self.remove_endpoint(uid)
+    }
+
+    /// Removes an endpoint by uid, keeping the claims on its pod.
+    fn remove_endpoint(&mut self, uid: &str) -> bool {
         let Some(eid) = self.endpoints.find(uid) else {
             return false;
         };

@@ -1,22 +1,26 @@
 //! Kubernetes objects as events: what a watch delivers, or a `kubectl get -o yaml` dump plus
 //! a new policy, applied to a live engine as updates.
 
+use std::collections::HashSet;
+
 use super::Engine;
 use crate::cluster::{Endpoint, Namespace, Node};
 use crate::document::Value;
 use crate::error::Error;
 use crate::field::{self, FieldError, Reason};
+use crate::labels::Labels;
 use crate::policy::{Policy, PolicyErrors, parse_policy_for};
-use crate::snapshot::kubernetes::{self, Kind};
+use crate::snapshot::kubernetes::{self, Kind, PodKey, SliceEntry, Source};
 
 /// What [`Engine::apply_text`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
     /// Valid policies upserted.
     pub policies: usize,
-    /// Nodes upserted (from `CiliumNode`s).
+    /// Nodes upserted (from `CiliumNode`s and `Node`s).
     pub nodes: usize,
-    /// Endpoints upserted (from `CiliumEndpoint`s).
+    /// Pods whose endpoint was upserted (from `CiliumEndpoint`s, slice entries, `Pod`s; a
+    /// `CiliumIdentity` counts the slice endpoints naming it).
     pub endpoints: usize,
     /// Namespaces whose labels were set.
     pub namespaces: usize,
@@ -32,31 +36,44 @@ pub struct Applied {
 /// without holding its write lock.
 pub struct PreparedObjects {
     updates: Vec<Update>,
-    endpoints: Vec<Endpoint>,
+    claims: Vec<Claim>,
     warnings: Vec<String>,
 }
 
 /// One object, converted and checked, waiting to be applied.
 enum Update {
     Policy(Result<Policy, PolicyErrors>),
-    Node(Node),
+    /// A node, and whether a `CiliumNode` gave it (one beats a `Node` of its name, B.10).
+    Node(Node, bool),
     Namespace(Namespace),
-    /// A `CiliumEndpoint`: converted once every node of the text is known.
-    Endpoint(usize),
-    /// A core `Pod`: converted once every namespace of the text is known.
-    Pod(usize),
+    /// A `CiliumIdentity`: its id and labels.
+    Identity(String, Labels),
+    /// An object describing pods: converted once every node, namespace and identity of the
+    /// text is known.
+    Describes(usize),
+}
+
+/// What one object says about pods (B.10): applied to the engine's claims.
+enum Claim {
+    CiliumEndpoint(PodKey, String, Option<Endpoint>),
+    Pod(PodKey, String, Option<Endpoint>),
+    Slice(String, Vec<(PodKey, SliceEntry)>),
 }
 
 impl Engine {
     /// Applies Kubernetes objects as updates: `CiliumEgressGatewayPolicy`, `CiliumNode`,
-    /// `CiliumEndpoint` and `Namespace` objects, and core `Pod`s and `Node`s (B.10: a
-    /// CiliumEndpoint of the same text beats its Pod; a Pod's identity takes its namespace's
-    /// labels from the text or an earlier namespace event); one, a `List`, or a `---` stream,
-    /// as `kubectl get -o yaml` prints them. Nodes are applied first, so that endpoints find
-    /// their node by address among the engine's nodes and the text's. An invalid policy is
-    /// reported in [`Applied::invalid_policies`] and keeps its previous version; any other
-    /// input error refuses the whole text (nothing is applied). A snapshot document is
-    /// refused too: load it with [`Engine::from_snapshot`] or [`Engine::sync_snapshot`].
+    /// `CiliumEndpoint`, `Namespace` and `CiliumIdentity` objects, `CiliumEndpointSlice`s and
+    /// core `Pod`s and `Node`s (B.10); one, a `List`, or a `---` stream, as `kubectl get -o
+    /// yaml` prints them. The objects that describe a pod (its CiliumEndpoint, slice entry,
+    /// Pod) are kept across events and resolve by B.10's precedence whatever their order: a
+    /// Pod after its pod's CiliumEndpoint changes nothing; a `CiliumIdentity` updates every
+    /// slice endpoint naming it; a slice without an entry it had drops that entry. A Pod's
+    /// identity takes its namespace's labels from the text or an earlier namespace event.
+    /// Nodes are applied first, so that endpoints find their node by address among the
+    /// engine's nodes and the text's. An invalid policy is reported in
+    /// [`Applied::invalid_policies`] and keeps its previous version; any other input error
+    /// refuses the whole text (nothing is applied). A snapshot document is refused too: load
+    /// it with [`Engine::from_snapshot`] or [`Engine::sync_snapshot`].
     pub fn apply_text(&mut self, text: &str) -> Result<Applied, Error> {
         let objects = kubernetes::read_objects(text)?;
         let prepared = self.prepare_objects(&objects)?;
@@ -67,7 +84,7 @@ impl Engine {
     /// [`kubernetes::read_objects`] (endpoints are matched to the engine's nodes and the
     /// objects'), refusing them all on any input error. Changes nothing.
     pub fn prepare_objects(&self, docs: &[Value]) -> Result<PreparedObjects, Error> {
-        let mut applied = Applied::default();
+        let mut warnings: Vec<String> = Vec::new();
         let mut errors: Vec<FieldError> = Vec::new();
         let mut updates = Vec::with_capacity(docs.len());
         for (i, doc) in docs.iter().enumerate() {
@@ -79,23 +96,25 @@ impl Engine {
                     self.config.cilium_version,
                 ))),
                 Kind::CiliumNode => match kubernetes::node_from_cilium_node(doc) {
-                    Ok(node) => updates.push(Update::Node(node)),
+                    Ok(node) => updates.push(Update::Node(node, true)),
+                    Err(e) => errors.extend(prefixed(e)),
+                },
+                Kind::Node => match kubernetes::node_from_core_node(doc) {
+                    Ok(node) => updates.push(Update::Node(node, false)),
                     Err(e) => errors.extend(prefixed(e)),
                 },
                 Kind::Namespace => match kubernetes::namespace_from_object(doc) {
                     Ok(ns) => updates.push(Update::Namespace(ns)),
                     Err(e) => errors.extend(prefixed(e)),
                 },
-                Kind::CiliumEndpoint => updates.push(Update::Endpoint(i)),
-                Kind::Node => match kubernetes::node_from_core_node(doc) {
-                    Ok(node) => updates.push(Update::Node(node)),
+                Kind::Identity => match kubernetes::identity_from_object(doc) {
+                    Ok((id, labels)) => updates.push(Update::Identity(id, labels)),
                     Err(e) => errors.extend(prefixed(e)),
                 },
-                Kind::Pod => updates.push(Update::Pod(i)),
-                kind @ Kind::Unused(_) => applied.warnings.extend(kind.skipped(&path)),
-                kind @ (Kind::EndpointSlice | Kind::Identity) => {
-                    applied.warnings.extend(kind.dump_only(&path))
+                Kind::CiliumEndpoint | Kind::Pod | Kind::EndpointSlice => {
+                    updates.push(Update::Describes(i))
                 }
+                kind @ Kind::Unused(_) => warnings.extend(kind.skipped(&path)),
                 Kind::Missing if crate::snapshot::Snapshot::is_snapshot_document(doc) => {
                     errors.push(FieldError::new(
                         path,
@@ -110,117 +129,156 @@ impl Engine {
                 Kind::Missing => errors.push(Kind::missing(&path)),
             }
         }
-        // Endpoints name their node by address: the engine's nodes with the text's on top.
-        let mut nodes = self.nodes.clone();
-        for update in &updates {
-            if let Update::Node(node) = update {
-                nodes.insert(node.name.clone(), node.clone());
-            }
-        }
-        let mut endpoints: Vec<Endpoint> = Vec::new();
-        for update in &updates {
-            if let Update::Endpoint(i) = update {
-                let path = field::item("objects", *i);
-                match kubernetes::endpoint_from_cilium_endpoint(&docs[*i], &nodes) {
-                    Ok((endpoint, warnings)) => {
-                        endpoints.extend(endpoint);
-                        applied
-                            .warnings
-                            .extend(warnings.into_iter().map(|w| format!("{path}: {w}")));
-                    }
-                    Err(e) => {
-                        errors.extend(kubernetes::at_object(&path, e).field_errors().to_vec())
-                    }
-                }
-            }
-        }
-        // Pods (B.10): their namespace's labels from the text's Namespaces, else the
-        // engine's; a CiliumEndpoint of the text for the same pod beats its Pod.
-        let mut namespace_labels = self.namespace_labels.clone();
-        for update in &updates {
-            if let Update::Namespace(ns) = update {
-                namespace_labels.insert(ns.name.clone(), ns.labels.clone().into());
-            }
-        }
-        let mut ignored_pods = 0;
-        // The pods the text's CiliumEndpoints describe (skipped ones too).
-        let described: std::collections::HashSet<String> = updates
+        // A CiliumNode, of the text or an earlier event, beats a Node of its name (B.10).
+        let cilium_nodes: HashSet<&str> = updates
             .iter()
             .filter_map(|u| match u {
-                Update::Endpoint(i) => Some(kubernetes::pod_keys(&docs[*i])),
+                Update::Node(node, true) => Some(node.name.as_str()),
                 _ => None,
             })
-            .flatten()
             .collect();
+        let shadowed = |node: &Node| {
+            cilium_nodes.contains(node.name.as_str()) || self.cilium_nodes.contains(&node.name)
+        };
+        let ignored: Vec<bool> = updates
+            .iter()
+            .map(|u| matches!(u, Update::Node(node, false) if shadowed(node)))
+            .collect();
+        let ignored_nodes = ignored.iter().filter(|i| **i).count();
+        let mut ignored = ignored.into_iter();
+        updates.retain(|_| !ignored.next().unwrap_or(false));
+        // Endpoints name their node by address: the engine's nodes with the text's on top.
+        // Pods take their namespace's labels, slice entries their identity, from the text or
+        // the engine.
+        let mut nodes = self.nodes.clone();
+        let mut namespace_labels = self.namespace_labels.clone();
+        let mut identities: HashSet<&str> = HashSet::new();
         for update in &updates {
-            if let Update::Pod(i) = update {
-                let path = field::item("objects", *i);
-                match kubernetes::endpoint_from_pod(&docs[*i], &namespace_labels) {
-                    Ok((endpoint, warnings)) => {
-                        applied
-                            .warnings
-                            .extend(warnings.into_iter().map(|w| format!("{path}: {w}")));
-                        let Some(ep) = endpoint else { continue };
-                        if kubernetes::pod_keys(&docs[*i])
-                            .iter()
-                            .any(|k| described.contains(k))
-                        {
-                            ignored_pods += 1;
-                        } else {
-                            endpoints.push(ep);
-                        }
-                    }
-                    Err(e) => {
-                        errors.extend(kubernetes::at_object(&path, e).field_errors().to_vec())
-                    }
+            match update {
+                Update::Node(node, _) => {
+                    nodes.insert(node.name.clone(), node.clone());
                 }
+                Update::Namespace(ns) => {
+                    namespace_labels.insert(ns.name.clone(), ns.labels.clone().into());
+                }
+                Update::Identity(id, _) => {
+                    identities.insert(id);
+                }
+                _ => {}
             }
         }
-        if ignored_pods > 0 {
-            applied.warnings.push(format!(
-                "{ignored_pods} Pod object(s) ignored: a CiliumEndpoint of the same pod is read (a CiliumEndpoint beats a Pod, B.10)"
+        if ignored_nodes > 0 {
+            warnings.push(format!(
+                "{ignored_nodes} Node object(s) ignored: a CiliumNode of the same name is read (a CiliumNode beats a Node, B.10)"
             ));
+        }
+        let by_address = kubernetes::address_index(&nodes);
+        let knows = |id: &str| identities.contains(id) || self.claims.knows_identity(id);
+        let mut claims = Vec::new();
+        for update in &updates {
+            let Update::Describes(i) = update else {
+                continue;
+            };
+            let (doc, path) = (&docs[*i], field::item("objects", *i));
+            let notes_at = |notes: Vec<String>| notes.into_iter().map(|w| format!("{path}: {w}"));
+            let at = |e: Error| kubernetes::at_object(&path, e).field_errors().to_vec();
+            let (key, uid) = (kubernetes::pod_key(doc), kubernetes::pod_uid(doc).to_owned());
+            match Kind::of(doc) {
+                Kind::CiliumEndpoint => {
+                    match kubernetes::endpoint_indexed(doc, &by_address) {
+                        Ok((endpoint, notes)) => {
+                            warnings.extend(notes_at(notes));
+                            claims.push(Claim::CiliumEndpoint(key, uid, endpoint));
+                        }
+                        Err(e) => errors.extend(at(e)),
+                    }
+                }
+                Kind::Pod => match kubernetes::endpoint_from_pod(doc, &namespace_labels) {
+                    Ok((endpoint, notes)) => {
+                        warnings.extend(notes_at(notes));
+                        claims.push(Claim::Pod(key, uid, endpoint));
+                    }
+                    Err(e) => errors.extend(at(e)),
+                },
+                _ => match kubernetes::slice_from_object(doc, &knows, &by_address) {
+                    Ok(((name, entries), notes)) => {
+                        warnings.extend(notes_at(notes));
+                        claims.push(Claim::Slice(name, entries));
+                    }
+                    Err(e) => errors.extend(at(e)),
+                },
+            }
         }
         if !errors.is_empty() {
             return Err(Error::Input(errors));
         }
         Ok(PreparedObjects {
             updates,
-            endpoints,
-            warnings: applied.warnings,
+            claims,
+            warnings,
         })
     }
 
-    /// The second half of [`Engine::apply_text`]: applies prepared objects as updates (nodes
-    /// and namespaces, policies, then endpoints).
+    /// The second half of [`Engine::apply_text`]: applies prepared objects as updates (nodes,
+    /// namespaces, identities and policies, then what the objects say about pods).
     pub fn apply_prepared(&mut self, prepared: PreparedObjects) -> Applied {
         let PreparedObjects {
             updates,
-            endpoints,
+            claims,
             warnings,
         } = prepared;
         let mut applied = Applied {
             warnings,
             ..Applied::default()
         };
+        // The pods whose claims changed, each settled once, in the order they were touched.
+        let mut touched: Vec<PodKey> = Vec::new();
         for update in updates {
             match update {
-                Update::Node(node) => {
+                Update::Node(node, cilium) => {
                     applied.nodes += 1;
+                    if cilium {
+                        self.cilium_nodes.insert(node.name.clone());
+                    }
                     self.upsert_node(node);
                 }
                 Update::Namespace(ns) => {
                     applied.namespaces += 1;
                     self.put_namespace(&ns.name, ns.labels.into());
                 }
+                Update::Identity(id, labels) => touched.extend(self.claims.set_identity(&id, labels)),
                 Update::Policy(Ok(policy)) => match self.upsert_policy(policy) {
                     Ok(()) => applied.policies += 1,
                     Err(errors) => applied.invalid_policies.push(errors),
                 },
                 Update::Policy(Err(errors)) => applied.invalid_policies.push(errors),
-                Update::Endpoint(_) | Update::Pod(_) => {}
+                Update::Describes(_) => {}
             }
         }
+        let mut claimed: Vec<(PodKey, Source)> = Vec::new();
+        for claim in claims {
+            match claim {
+                Claim::CiliumEndpoint(key, uid, endpoint) => {
+                    touched.push(self.claims.set_cilium_endpoint(key, &uid, endpoint));
+                }
+                Claim::Pod(key, uid, endpoint) => {
+                    let key = self.claims.set_pod(key, &uid, endpoint);
+                    claimed.push((key.clone(), Source::Pod));
+                    touched.push(key);
+                }
+                Claim::Slice(name, entries) => {
+                    claimed.extend(entries.iter().map(|(k, _)| (k.clone(), Source::SliceEntry)));
+                    touched.extend(self.claims.set_slice(&name, entries));
+                }
+            }
+        }
+        let mut seen: HashSet<PodKey> = HashSet::with_capacity(touched.len());
+        for key in touched {
+            if seen.insert(key.clone()) && self.settle_pod(&key) {
+                applied.endpoints += 1;
+            }
+        }
+        applied.warnings.extend(self.claims.ignored_notes(&claimed));
         for (i, errors) in applied.invalid_policies.iter().enumerate() {
             self.diagnostics
                 .record_invalid(super::InvalidPolicy::new(i, errors));
@@ -228,11 +286,37 @@ impl Engine {
         for note in &applied.warnings {
             self.diagnostics.record_skipped(note);
         }
-        applied.endpoints = endpoints.len();
-        for endpoint in endpoints {
+        applied
+    }
+
+    /// Makes the engine hold the endpoint a pod's claims resolve to now (deleting the one of
+    /// its old uid when the uid changed or no claim gives one). Whether one was upserted.
+    fn settle_pod(&mut self, key: &PodKey) -> bool {
+        let settled = self.claims.settle(key);
+        if let Some(old) = &settled.removed {
+            self.remove_endpoint(old);
+        }
+        let Some(mut endpoint) = settled.endpoint else {
+            return false;
+        };
+        // A Pod's namespace labels as the engine knows them now (a namespace event after it).
+        if endpoint.identity_labels.is_none()
+            && let Some(labels) = endpoint
+                .namespace
+                .as_deref()
+                .and_then(|ns| self.namespace_labels.get(ns))
+        {
+            endpoint.namespace_labels = labels.clone();
+        }
+        // The engine does not keep pod names: compare without them.
+        let unnamed = Endpoint {
+            name: None,
+            ..endpoint.clone()
+        };
+        if self.endpoint_by_uid(&endpoint.uid).as_ref() != Some(&unnamed) {
             self.put_endpoint(endpoint);
         }
-        applied
+        true
     }
 }
 

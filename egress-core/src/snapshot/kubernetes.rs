@@ -12,6 +12,9 @@ use crate::field::{self, FieldError, Reason};
 use crate::netip;
 use crate::version::CiliumVersion;
 
+mod claims;
+pub use claims::{EndpointClaims, PodKey, Resolved, Settled, SliceEntry, Source};
+
 /// What a Kubernetes object is to this crate, by its `kind`: the one dispatch of every
 /// reader of objects (dumps, inputs merged onto a snapshot, the engine's events).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,22 +149,13 @@ pub(super) fn from_objects(
     // nodes per endpoint (20,000 nodes × 100,000 endpoints), built once the nodes (read
     // first) are all in. The first node by name wins, as a scan would find it.
     let mut by_address: Option<HashMap<IpAddr, String>> = None;
-    let mut uids = HashSet::new();
     let mut policy_names = HashSet::new();
-    // B.10's precedence: a CiliumNode beats a Node of its name, a CiliumEndpoint the Pod of
-    // its namespace and name (or uid); what was ignored is said once per kind.
+    // B.10's precedence: a CiliumNode beats a Node of its name; the objects describing a
+    // pod are claims on it, resolved once all are read.
     let mut cilium_nodes: HashSet<String> = HashSet::new();
-    let mut described: HashSet<String> = HashSet::new();
-    let mut ignored_slice_entries = 0usize;
-    let mut identities: HashMap<String, crate::labels::Labels> = HashMap::new();
-    // A slice entry's uid is its Pod's when the input holds that pod (B.10).
-    let pod_uids: HashMap<(String, String), String> = objects
-        .iter()
-        .filter(|o| Kind::of(o) == Kind::Pod)
-        .filter_map(|o| Some((object_key(o)?, uid_of(o).to_owned())))
-        .filter(|(_, uid)| !uid.is_empty())
-        .collect();
-    let (mut ignored_nodes, mut ignored_pods) = (0usize, 0usize);
+    let mut ignored_nodes = 0usize;
+    let mut claims = EndpointClaims::default();
+    let mut claimed: Vec<(PodKey, Source)> = Vec::new();
     let mut namespace_labels: HashMap<String, crate::labels::Labels> = HashMap::new();
     for i in reading_order(objects) {
         let obj = &objects[i];
@@ -192,45 +186,40 @@ pub(super) fn from_objects(
             }
             Kind::Identity => {
                 if let Some((id, labels)) = identity(obj, &path, &mut errors) {
-                    identities.insert(id, labels);
+                    claims.set_identity(&id, labels);
                 }
             }
             Kind::EndpointSlice => {
                 let index = by_address.get_or_insert_with(|| address_index(&snap.nodes));
-                for (ep, keys) in slice_entries(
-                    obj,
-                    &path,
-                    &identities,
-                    &pod_uids,
-                    index,
-                    &mut errors,
-                    &mut warnings,
-                ) {
-                    if keys.iter().any(|k| described.contains(k)) {
-                        ignored_slice_entries += 1;
-                    } else if uids.insert(ep.uid.clone()) {
-                        described.extend(keys);
-                        snap.endpoints.push(ep);
-                    }
+                let knows = |id: &str| claims.knows_identity(id);
+                if let Some((name, entries)) =
+                    slice_entries(obj, &path, &knows, index, &mut errors, &mut warnings)
+                {
+                    claimed.extend(entries.iter().map(|(k, _)| (k.clone(), Source::SliceEntry)));
+                    claims.set_slice(&name, entries);
                 }
             }
-            Kind::Pod => match pod(obj, &path, &namespace_labels, &mut errors, &mut warnings) {
-                Some(_) if pod_keys(obj).iter().any(|k| described.contains(k)) => {
-                    ignored_pods += 1;
+            Kind::Pod => {
+                let (key, uid) = (pod_key(obj), pod_uid(obj));
+                let ep = pod(obj, &path, &namespace_labels, &mut errors, &mut warnings);
+                if claims.has(&key, uid, Source::Pod) {
+                    errors.push(duplicate_pod(&path, obj));
+                } else if ep.is_some() || !uid.is_empty() {
+                    claimed.push((claims.set_pod(key, uid, ep), Source::Pod));
                 }
-                Some(ep) => add_endpoint(&mut snap, &mut uids, ep, &path, &mut errors),
-                None => {}
-            },
+            }
             Kind::Policy => snap.add_policy(obj, &path, &mut policy_names, &mut errors),
             Kind::CiliumEndpoint => {
                 let index = by_address.get_or_insert_with(|| address_index(&snap.nodes));
                 let node_at = |ip: IpAddr| index.get(&ip).cloned();
+                let (key, uid) = (pod_key(obj), pod_uid(obj));
                 // The pod a CiliumEndpoint describes is its, even when the CiliumEndpoint is
                 // skipped (no identity yet): its Pod is not read instead.
-                described.extend(pod_keys(obj));
-                if let Some(ep) = cilium_endpoint(obj, &path, &node_at, &mut errors, &mut warnings)
-                {
-                    add_endpoint(&mut snap, &mut uids, ep, &path, &mut errors);
+                let ep = cilium_endpoint(obj, &path, &node_at, &mut errors, &mut warnings);
+                if claims.has(&key, uid, Source::CiliumEndpoint) {
+                    errors.push(duplicate_pod(&path, obj));
+                } else {
+                    claims.set_cilium_endpoint(key, uid, ep);
                 }
             }
             kind @ Kind::Unused(_) => match crate::version::detect(obj) {
@@ -239,6 +228,7 @@ pub(super) fn from_objects(
             },
         }
     }
+    snap.endpoints = claims.endpoints();
     // Read nodes first, said in document order: the first error is the first object's.
     errors.sort_by_key(|e| object_index(&e.path));
     if ignored_nodes > 0 {
@@ -246,20 +236,37 @@ pub(super) fn from_objects(
             "{ignored_nodes} Node object(s) ignored: a CiliumNode of the same name is read (a CiliumNode beats a Node, B.10)"
         ));
     }
-    if ignored_slice_entries > 0 {
-        warnings.push(format!(
-            "{ignored_slice_entries} CiliumEndpointSlice entr(ies) ignored: a CiliumEndpoint of the same pod is read (a CiliumEndpoint beats a slice entry, B.10)"
-        ));
-    }
-    if ignored_pods > 0 {
-        warnings.push(format!(
-            "{ignored_pods} Pod object(s) ignored: a CiliumEndpoint or slice entry of the same pod is read (both beat a Pod, B.10)"
-        ));
-    }
+    warnings.extend(claims.ignored_notes(&claimed));
     if errors.is_empty() {
         Ok((snap, warnings))
     } else {
         Err(Error::Input(errors))
+    }
+}
+
+/// `PATH.metadata.uid: Duplicate value: "UID"` (or at `metadata.name`, `"NS/NAME"`, without a
+/// uid) for a second object of one kind describing one pod.
+fn duplicate_pod(path: &str, obj: &Value) -> FieldError {
+    let uid = pod_uid(obj);
+    if uid.is_empty() {
+        let (ns, name) = object_key(obj).unwrap_or_default();
+        FieldError::new(
+            format!("{path}.metadata.name"),
+            Reason::Duplicate(field::quote(&format!("{ns}/{name}"))),
+        )
+    } else {
+        FieldError::new(
+            format!("{path}.metadata.uid"),
+            Reason::Duplicate(field::quote(uid)),
+        )
+    }
+}
+
+/// The pod a `CiliumEndpoint` or `Pod` object describes.
+pub(crate) fn pod_key(obj: &Value) -> PodKey {
+    match object_key(obj) {
+        Some((ns, name)) => PodKey::Name(ns, name),
+        None => PodKey::Uid(pod_uid(obj).to_owned()),
     }
 }
 
@@ -271,20 +278,6 @@ pub(crate) fn object_index(path: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// The keys that say which pod an object describes: `uid:<metadata.uid>` and
-/// `name:<namespace>/<name>` (B.10's "same namespace and name, or same uid").
-pub(crate) fn pod_keys(obj: &Value) -> Vec<String> {
-    let mut keys = Vec::new();
-    let uid = uid_of(obj);
-    if !uid.is_empty() {
-        keys.push(format!("uid:{uid}"));
-    }
-    if let Some((ns, name)) = object_key(obj) {
-        keys.push(format!("name:{ns}/{name}"));
-    }
-    keys
-}
-
 /// (namespace, name) of an object's `metadata`, when it has both.
 fn object_key(obj: &Value) -> Option<(String, String)> {
     let meta = obj.get("metadata")?;
@@ -294,7 +287,7 @@ fn object_key(obj: &Value) -> Option<(String, String)> {
 }
 
 /// An object's `metadata.uid` ("" without one).
-fn uid_of(obj: &Value) -> &str {
+pub(crate) fn pod_uid(obj: &Value) -> &str {
     obj.get("metadata")
         .and_then(|m| m.get("uid"))
         .and_then(Value::as_str)
@@ -311,25 +304,6 @@ fn add_node(snap: &mut Snapshot, node: Node, path: &str, errors: &mut Vec<FieldE
         ));
     } else {
         snap.nodes.insert(node.name.clone(), node);
-    }
-}
-
-/// A dump's endpoint, unless one of its uid was read already (an input error at the
-/// object's `metadata.uid`).
-fn add_endpoint(
-    snap: &mut Snapshot,
-    uids: &mut HashSet<String>,
-    ep: Endpoint,
-    path: &str,
-    errors: &mut Vec<FieldError>,
-) {
-    if uids.insert(ep.uid.clone()) {
-        snap.endpoints.push(ep);
-    } else {
-        errors.push(FieldError::new(
-            format!("{path}.metadata.uid"),
-            Reason::Duplicate(field::quote(&ep.uid)),
-        ));
     }
 }
 
@@ -660,24 +634,24 @@ fn identity(
     Some((id, labels.into()))
 }
 
-/// The entries of a `CiliumEndpointSlice` (B.10), each with the keys of the pod it describes:
-/// an endpoint of the slice's `namespace` named `name`, the identity labels of the identity
-/// its `id` names (an unknown id: skipped with a warning), IPs from `networking.addressing`,
-/// the node whose address is `networking.node`; its uid the Pod's of that namespace and name
-/// when the input holds it, else `<namespace>/<name>`.
-#[allow(clippy::too_many_arguments)]
+/// The name and entries of a `CiliumEndpointSlice` (B.10), each entry with the pod it
+/// describes (the slice's `namespace` and the entry's `name`): its identity id, IPs from
+/// `networking.addressing`, the node whose address is `networking.node`. An id `knows` does
+/// not know is said (the entry waits for its identity, and is skipped until it arrives).
 fn slice_entries(
     obj: &Value,
     path: &str,
-    identities: &HashMap<String, crate::labels::Labels>,
-    pod_uids: &HashMap<(String, String), String>,
+    knows: &dyn Fn(&str) -> bool,
     by_address: &HashMap<IpAddr, String>,
     errors: &mut Vec<FieldError>,
     warnings: &mut Vec<String>,
-) -> Vec<(Endpoint, Vec<String>)> {
+) -> Option<(String, Vec<(PodKey, SliceEntry)>)> {
+    let mpath = field::child(path, "metadata");
+    let meta = metadata(obj, &mpath, errors)?;
+    let slice = required_str(&meta, "name", errors)?;
     let Some(namespace) = obj.get("namespace").and_then(Value::as_str) else {
         errors.push(FieldError::required(field::child(path, "namespace")));
-        return Vec::new();
+        return None;
     };
     let epath = field::child(path, "endpoints");
     let mut out = Vec::new();
@@ -691,19 +665,22 @@ fn slice_entries(
             errors.push(FieldError::required(field::child(&at, "name")));
             continue;
         };
-        let who = format!("{at} ({namespace}/{name})");
+        let who = if path.is_empty() {
+            format!("{namespace}/{name}")
+        } else {
+            format!("{at} ({namespace}/{name})")
+        };
         let id = match entry.get("id") {
             Some(Value::Int(i)) => i.to_string(),
             Some(Value::Str(s)) => s.to_string(),
             _ => String::new(),
         };
-        let Some(labels) = identities.get(&id) else {
+        if !knows(&id) {
             warnings.push(format!(
                 "{who}: identity {} is not in the input (no CiliumIdentity of that name): entry skipped",
                 field::quote(&id)
             ));
-            continue;
-        };
+        }
         let networking = entry.get("networking");
         let mut ips = Vec::new();
         if let Some(Value::Seq(pairs)) = networking.and_then(|n| n.get("addressing")) {
@@ -734,26 +711,41 @@ fn slice_entries(
                 "{who}: networking.node {shown} matches no node: kept without a node"
             ));
         }
-        let key = (namespace.to_owned(), name.to_owned());
-        let uid = pod_uids
-            .get(&key)
-            .cloned()
-            .unwrap_or_else(|| format!("{namespace}/{name}"));
-        let keys = vec![format!("uid:{uid}"), format!("name:{namespace}/{name}")];
         out.push((
-            Endpoint {
-                uid,
-                namespace: Some(namespace.to_owned()),
-                name: Some(name.to_owned()),
-                identity_labels: Some(labels.clone()),
+            PodKey::Name(namespace.to_owned(), name.to_owned()),
+            SliceEntry {
+                slice: slice.clone(),
+                id,
                 ips,
                 node,
-                ..Endpoint::default()
             },
-            keys,
         ));
     }
-    out
+    Some((slice, out))
+}
+
+/// Converts one `CiliumEndpointSlice` object (B.10): its name and entries, their nodes
+/// found by address in `by_address` ([`address_index`]); `knows` says which identity ids
+/// are known (an unknown one is warned about). Returns the warnings too.
+#[allow(clippy::type_complexity)]
+pub fn slice_from_object(
+    obj: &Value,
+    knows: &dyn Fn(&str) -> bool,
+    by_address: &HashMap<IpAddr, String>,
+) -> Result<((String, Vec<(PodKey, SliceEntry)>), Vec<String>), Error> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let slice = slice_entries(obj, "", knows, by_address, &mut errors, &mut warnings);
+    match slice {
+        Some(slice) if errors.is_empty() => Ok((slice, warnings)),
+        _ => Err(Error::Input(errors)),
+    }
+}
+
+/// Converts one `CiliumIdentity` object: its id (`metadata.name`) and identity labels
+/// (`security-labels`).
+pub fn identity_from_object(obj: &Value) -> Result<(String, crate::labels::Labels), Error> {
+    read_one(obj, identity)
 }
 
 /// CiliumNode: the name is never parsed as an address; addresses are the first InternalIP

@@ -185,27 +185,27 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
     let mut snapshot =
         Snapshot::from_document_owned_for(first, version).map_err(|e| (Some(0), e))?;
     let mut warnings = Vec::new();
-    // Endpoints by uid and nodes by address, so that merging a dump of many endpoints does
-    // not scan them all per object; the address index is rebuilt when nodes changed.
-    let mut at_uid = uid_index(&snapshot.endpoints);
+    // Nodes by address, so that merging a dump of many endpoints does not scan them all per
+    // object; rebuilt when nodes changed.
     let mut addresses: Option<HashMap<IpAddr, String>> = None;
+    // B.10 across the object inputs: a CiliumNode beats a Node of its name; the objects that
+    // describe a pod are claims on it (a later object of a kind replaces the earlier one),
+    // resolved once all are read, each endpoint then replacing the snapshot's of its uid.
+    let mut cilium_nodes: HashSet<String> = HashSet::new();
+    let mut claims = kubernetes::EndpointClaims::default();
+    let mut claimed: Vec<(kubernetes::PodKey, kubernetes::Source)> = Vec::new();
+    let mut namespace_labels: HashMap<String, crate::labels::Labels> = HashMap::new();
     for (i, docs) in inputs {
         if is_snapshot(&docs) {
             let doc = docs.into_iter().next().unwrap_or(Value::Null);
             let other =
                 Snapshot::from_document_owned_for(doc, version).map_err(|e| (Some(i), e))?;
             snapshot.merge(other);
-            at_uid = uid_index(&snapshot.endpoints);
             addresses = None;
             continue;
         }
         check_objects(&docs).map_err(|e| (Some(i), e))?;
         let docs = document::flatten_lists(docs);
-        // B.10's precedence within this input: a CiliumNode beats a Node of its name, a
-        // CiliumEndpoint the Pod of its namespace and name (or uid).
-        let mut cilium_nodes: HashSet<String> = HashSet::new();
-        let mut cilium_endpoints: HashSet<String> = HashSet::new();
-        let mut namespace_labels: HashMap<String, crate::labels::Labels> = HashMap::new();
         // Read nodes first; a refusal is the first failing object's in document order.
         let mut failed: Option<(usize, Error)> = None;
         // The object's value, or on its refusal the next object (the lowest refusal kept).
@@ -229,6 +229,7 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
             let doc = &docs[j];
             let path = field::item("objects", j);
             let at_path = |e: Error| (j, kubernetes::at_object(&path, e));
+            let notes_at = |notes: Vec<String>| notes.into_iter().map(|w| format!("{path}: {w}"));
             match kubernetes::Kind::of(doc) {
                 kubernetes::Kind::Policy => snapshot.replace_policy(parse_policy_for(doc, version)),
                 kubernetes::Kind::CiliumNode => {
@@ -248,19 +249,11 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
                     let (endpoint, notes) = or_next!(
                         kubernetes::endpoint_from_pod(doc, &namespace_labels).map_err(at_path)
                     );
-                    warnings.extend(notes.into_iter().map(|w| format!("{path}: {w}")));
-                    let shadowed = kubernetes::pod_keys(doc)
-                        .iter()
-                        .any(|k| cilium_endpoints.contains(k));
-                    if let Some(ep) = endpoint.filter(|_| !shadowed) {
-                        match at_uid.get(&ep.uid) {
-                            Some(&k) => snapshot.endpoints[k] = ep,
-                            None => {
-                                at_uid.insert(ep.uid.clone(), snapshot.endpoints.len());
-                                snapshot.endpoints.push(ep);
-                            }
-                        }
-                    }
+                    warnings.extend(notes_at(notes));
+                    let key = kubernetes::pod_key(doc);
+                    let uid = endpoint.as_ref().map(|e| e.uid.clone()).unwrap_or_default();
+                    let key = claims.set_pod(key, &uid, endpoint);
+                    claimed.push((key, kubernetes::Source::Pod));
                 }
                 kubernetes::Kind::CiliumEndpoint => {
                     let index =
@@ -269,25 +262,34 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
                         or_next!(kubernetes::endpoint_indexed(doc, index).map_err(at_path));
                     warnings.extend(notes);
                     // The pod it describes is its, even when it is skipped.
-                    cilium_endpoints.extend(kubernetes::pod_keys(doc));
-                    if let Some(ep) = endpoint {
-                        match at_uid.get(&ep.uid) {
-                            Some(&k) => snapshot.endpoints[k] = ep,
-                            None => {
-                                at_uid.insert(ep.uid.clone(), snapshot.endpoints.len());
-                                snapshot.endpoints.push(ep);
-                            }
-                        }
-                    }
+                    let uid = kubernetes::pod_uid(doc);
+                    claims.set_cilium_endpoint(kubernetes::pod_key(doc), uid, endpoint);
+                }
+                kubernetes::Kind::EndpointSlice => {
+                    let index =
+                        addresses.get_or_insert_with(|| kubernetes::address_index(&snapshot.nodes));
+                    let knows = |id: &str| claims.knows_identity(id);
+                    let ((name, entries), notes) = or_next!(
+                        kubernetes::slice_from_object(doc, &knows, index).map_err(at_path)
+                    );
+                    warnings.extend(notes_at(notes));
+                    claimed.extend(
+                        entries
+                            .iter()
+                            .map(|(k, _)| (k.clone(), kubernetes::Source::SliceEntry)),
+                    );
+                    claims.set_slice(&name, entries);
+                }
+                kubernetes::Kind::Identity => {
+                    let (id, labels) =
+                        or_next!(kubernetes::identity_from_object(doc).map_err(at_path));
+                    claims.set_identity(&id, labels);
                 }
                 kubernetes::Kind::Namespace => {
                     // Read for a Pod's identity; a CiliumEndpoint's holds its labels already.
                     if let Ok(ns) = kubernetes::namespace_from_object(doc) {
                         namespace_labels.insert(ns.name, ns.labels.into());
                     }
-                }
-                kind @ (kubernetes::Kind::EndpointSlice | kubernetes::Kind::Identity) => {
-                    warnings.extend(kind.dump_only(&path))
                 }
                 kind @ kubernetes::Kind::Unused(_) => match crate::version::detect(doc) {
                     Some(found) => snapshot.detected_versions.push(found),
@@ -305,6 +307,18 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
             return Err((Some(i), e));
         }
     }
+    // Each resolved endpoint replaces the snapshot's of its uid, or comes after them.
+    let mut at_uid = uid_index(&snapshot.endpoints);
+    for ep in claims.endpoints() {
+        match at_uid.get(&ep.uid) {
+            Some(&k) => snapshot.endpoints[k] = ep,
+            None => {
+                at_uid.insert(ep.uid.clone(), snapshot.endpoints.len());
+                snapshot.endpoints.push(ep);
+            }
+        }
+    }
+    warnings.extend(claims.ignored_notes(&claimed));
     Ok(Loaded { snapshot, warnings })
 }
 
