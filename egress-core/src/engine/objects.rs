@@ -182,17 +182,18 @@ impl Engine {
             let (doc, path) = (&docs[*i], field::item("objects", *i));
             let notes_at = |notes: Vec<String>| notes.into_iter().map(|w| format!("{path}: {w}"));
             let at = |e: Error| kubernetes::at_object(&path, e).field_errors().to_vec();
-            let (key, uid) = (kubernetes::pod_key(doc), kubernetes::pod_uid(doc).to_owned());
+            let (key, uid) = (
+                kubernetes::pod_key(doc),
+                kubernetes::pod_uid(doc).to_owned(),
+            );
             match Kind::of(doc) {
-                Kind::CiliumEndpoint => {
-                    match kubernetes::endpoint_indexed(doc, &by_address) {
-                        Ok((endpoint, notes)) => {
-                            warnings.extend(notes_at(notes));
-                            claims.push(Claim::CiliumEndpoint(key, uid, endpoint));
-                        }
-                        Err(e) => errors.extend(at(e)),
+                Kind::CiliumEndpoint => match kubernetes::endpoint_indexed(doc, &by_address) {
+                    Ok((endpoint, notes)) => {
+                        warnings.extend(notes_at(notes));
+                        claims.push(Claim::CiliumEndpoint(key, uid, endpoint));
                     }
-                }
+                    Err(e) => errors.extend(at(e)),
+                },
                 Kind::Pod => match kubernetes::endpoint_from_pod(doc, &namespace_labels) {
                     Ok((endpoint, notes)) => {
                         warnings.extend(notes_at(notes));
@@ -246,7 +247,9 @@ impl Engine {
                     applied.namespaces += 1;
                     self.put_namespace(&ns.name, ns.labels.into());
                 }
-                Update::Identity(id, labels) => touched.extend(self.claims.set_identity(&id, labels)),
+                Update::Identity(id, labels) => {
+                    touched.extend(self.claims.set_identity(&id, labels))
+                }
                 Update::Policy(Ok(policy)) => match self.upsert_policy(policy) {
                     Ok(()) => applied.policies += 1,
                     Err(errors) => applied.invalid_policies.push(errors),
@@ -454,5 +457,100 @@ status:
         );
         assert!(engine.endpoint_by_uid("u-q").is_some());
         assert!(engine.endpoint_by_uid("u-other").is_none());
+    }
+
+    /// Precedence across events (B.10): a Node event after a CiliumNode's is ignored; a slice
+    /// entry beats the Pod of its pod and takes its uid; a later version of the slice without
+    /// the entry gives the pod back to its Pod; a Pod after a CiliumEndpoint of its pod changes
+    /// nothing; deleting the endpoint forgets every object of its pod.
+    #[test]
+    fn precedence_holds_across_events() {
+        let mut engine = Engine::new(EngineConfig::new("gw"));
+        engine.apply_text(DUMP_NODE).unwrap();
+        let core = "apiVersion: v1\nkind: Node\nmetadata: {name: gw}\n\
+                    status: {addresses: [{type: InternalIP, address: 192.168.9.9}]}\n";
+        let applied = engine.apply_text(core).unwrap();
+        assert_eq!(applied.nodes, 0);
+        assert!(applied.warnings[0].starts_with("1 Node object(s) ignored"));
+        assert_eq!(
+            engine.nodes()["gw"]
+                .ipv4
+                .map(|ip| ip.to_string())
+                .as_deref(),
+            Some("192.168.1.1")
+        );
+        engine.apply_text(&policy("web", "0.0.0.0/0")).unwrap();
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: web-2, namespace: default, uid: u2}\n\
+                   spec: {nodeName: gw}\nstatus: {phase: Running, podIP: 10.0.0.2}\n";
+        let identity = |app: &str| {
+            format!(
+                "apiVersion: cilium.io/v2\nkind: CiliumIdentity\nmetadata: {{name: \"77\"}}\n\
+                 security-labels: {{\"k8s:app\": {app}, \"k8s:io.kubernetes.pod.namespace\": default}}\n"
+            )
+        };
+        let slice = |entries: &str| {
+            format!(
+                "apiVersion: cilium.io/v2alpha1\nkind: CiliumEndpointSlice\nmetadata: {{name: ces-a}}\n\
+                 namespace: default\nendpoints: [{entries}]\n"
+            )
+        };
+        let entry = "{name: web-2, id: 77, networking: {addressing: [{ipv4: 10.0.0.3}], node: 192.168.1.1}}";
+        // The Pod has no `app` label: not selected. Its slice entry (identity app=web) is.
+        engine.apply_text(pod).unwrap();
+        assert!(engine.entries().is_empty());
+        let applied = engine.apply_text(&slice(entry)).unwrap();
+        assert!(
+            applied
+                .warnings
+                .iter()
+                .any(|w| w.contains("identity \"77\" is not in the input")),
+            "{:?}",
+            applied.warnings
+        );
+        assert!(
+            engine.entries().is_empty(),
+            "no identity yet: the Pod stays"
+        );
+        let applied = engine.apply_text(&identity("web")).unwrap();
+        assert_eq!(applied.endpoints, 1);
+        let ep = engine
+            .endpoint_by_uid("u2")
+            .expect("the slice entry takes the Pod's uid");
+        assert_eq!(ep.ips, ["10.0.0.3".parse::<std::net::IpAddr>().unwrap()]);
+        assert_eq!(engine.entries().len(), 1);
+        let applied = engine.apply_text(pod).unwrap();
+        assert!(
+            applied
+                .warnings
+                .iter()
+                .any(|w| w.starts_with("1 Pod object(s) ignored"))
+        );
+        assert_eq!(engine.endpoint_by_uid("u2").unwrap().ips, ep.ips);
+        // The slice drops the entry: the Pod describes the pod again.
+        engine.apply_text(&slice("")).unwrap();
+        assert_eq!(
+            engine.endpoint_by_uid("u2").unwrap().ips,
+            ["10.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert!(engine.entries().is_empty());
+        // A CiliumEndpoint beats both; deleting its endpoint forgets the pod's objects.
+        engine.apply_text(&slice(entry)).unwrap();
+        let ce = ENDPOINT
+            .replace("web-1", "web-2")
+            .replace("uid: u1", "uid: u2");
+        engine.apply_text(&ce).unwrap();
+        assert_eq!(
+            engine.endpoint_by_uid("u2").unwrap().ips,
+            ["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        engine.apply_text(pod).unwrap();
+        assert_eq!(engine.endpoint_by_uid("u2").unwrap().ips.len(), 1);
+        assert!(engine.delete_endpoint("u2"));
+        assert!(engine.endpoint_by_uid("u2").is_none());
+        engine.apply_text(&identity("other")).unwrap();
+        assert!(
+            engine.endpoint_by_uid("u2").is_none(),
+            "the pod was forgotten"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Kubernetes dumps (`kubectl get ciliumegressgatewaypolicies,ciliumnodes,ciliumendpoints,
-//! namespaces -A -o yaml`) converted into a [`Snapshot`], as ARCHITECTURE.md specifies.
+//! namespaces -A -o yaml`, or B.10's Pod/Node and CiliumEndpointSlice shapes) converted into
+//! a [`Snapshot`], as ARCHITECTURE.md specifies.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
@@ -66,19 +67,6 @@ impl<'a> Kind<'a> {
             Kind::Unused(kind) => Some(format!("{path}: kind {kind} is not used: skipped")),
             _ => None,
         }
-    }
-
-    /// `PATH: kind KIND is read in a whole dump, ...: skipped` for the kinds only a whole
-    /// dump reads so far (slices and identities: B.10's second part, issue 23).
-    pub fn dump_only(self, path: &str) -> Option<String> {
-        let kind = match self {
-            Kind::EndpointSlice => "CiliumEndpointSlice",
-            Kind::Identity => "CiliumIdentity",
-            _ => return None,
-        };
-        Some(format!(
-            "{path}: kind {kind} is read in a whole dump, not yet merged onto a snapshot or applied as an event: skipped"
-        ))
     }
 
     /// `PATH.kind: Required value` for a [`Kind::Missing`] object at `path`.

@@ -19,16 +19,6 @@ pub enum PodKey {
     Uid(String),
 }
 
-impl PodKey {
-    /// The key of an object with these `metadata` fields.
-    pub fn of(namespace: Option<&str>, name: Option<&str>, uid: &str) -> Self {
-        match (namespace, name) {
-            (Some(ns), Some(n)) => PodKey::Name(ns.to_owned(), n.to_owned()),
-            _ => PodKey::Uid(uid.to_owned()),
-        }
-    }
-}
-
 /// One entry of a `CiliumEndpointSlice`, its identity named by id (resolved when the pod's
 /// endpoint is made, so that a later `CiliumIdentity` changes it).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,7 +127,12 @@ impl EndpointClaims {
 
     /// A CiliumEndpoint describes a pod (`None`: it is skipped, yet still the pod's).
     /// Returns the pod's key.
-    pub fn set_cilium_endpoint(&mut self, key: PodKey, uid: &str, endpoint: Option<Endpoint>) -> PodKey {
+    pub fn set_cilium_endpoint(
+        &mut self,
+        key: PodKey,
+        uid: &str,
+        endpoint: Option<Endpoint>,
+    ) -> PodKey {
         let key = self.key_for(key, uid);
         if !uid.is_empty() {
             self.by_uid.insert(uid.to_owned(), key.clone());
@@ -162,7 +157,10 @@ impl EndpointClaims {
     /// claims changed.
     pub fn set_slice(&mut self, slice: &str, entries: Vec<(PodKey, SliceEntry)>) -> Vec<PodKey> {
         let listed: Vec<PodKey> = entries.iter().map(|(k, _)| k.clone()).collect();
-        let before = self.slices.insert(slice.to_owned(), listed.clone()).unwrap_or_default();
+        let before = self
+            .slices
+            .insert(slice.to_owned(), listed.clone())
+            .unwrap_or_default();
         let mut touched = Vec::with_capacity(before.len() + entries.len());
         for key in before {
             if listed.contains(&key) {
@@ -177,7 +175,10 @@ impl EndpointClaims {
             }
         }
         for (key, entry) in entries {
-            self.users.entry(entry.id.clone()).or_default().insert(key.clone());
+            self.users
+                .entry(entry.id.clone())
+                .or_default()
+                .insert(key.clone());
             let claim = self.claim(key.clone());
             if let Some(old) = claim.slice_entry.replace(entry)
                 && claim.slice_entry.as_ref().is_none_or(|e| e.id != old.id)
@@ -221,7 +222,11 @@ impl EndpointClaims {
     pub fn forget_uid(&mut self, uid: &str) -> bool {
         let key = match self.by_uid.get(uid) {
             Some(key) => key.clone(),
-            None => match self.pods.iter().find(|(_, c)| c.settled.as_deref() == Some(uid)) {
+            None => match self
+                .pods
+                .iter()
+                .find(|(_, c)| c.settled.as_deref() == Some(uid))
+            {
                 Some((key, _)) => key.clone(),
                 None => return false,
             },
