@@ -69,6 +69,10 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 cargo clippy -p egress-bpf --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --all-features --locked
+# The B.10 examples' expected maps, derived again from the rules without the engine (the CLI
+# test above compares the engine's output with the same files).
+log "examples: seed-gateway-group dumps derived from the rules"
+python3 examples/snapshots/dumps/derive-seed-gateway-group.py --check
 # The C ABI from C: header drift is checked by `cargo test` (egress-ffi/tests/header.rs);
 # here the header as C11/C++17, the C tests and examples under sanitizers and valgrind,
 # static and dynamic linking, the README's C quick start.

@@ -130,6 +130,61 @@ func TestADumpWithANodeAndItsDevices(t *testing.T) {
 	}
 }
 
+// B.10 through the Go package: the CiliumEndpoint dump, and the seed's gateway-group cluster
+// as core Pods/Nodes and as CiliumEndpointSlices with CiliumIdentities, give their expected
+// maps loaded (FromSnapshot) and applied as events to an empty engine (Apply), in both modes.
+func TestEveryDumpShapeLoadedAndApplied(t *testing.T) {
+	dumps := filepath.Join(examplesDir(t), "dumps")
+	const node = "172.22.49.119"
+	cases := []struct {
+		stem      string
+		selection Selection
+		suffix    string
+	}{
+		{"tke-dump", SelectionCilium, ""},
+		{"seed-gateway-group.pods", SelectionCilium, ""},
+		{"seed-gateway-group.pods", SelectionConsistent, ".consistent"},
+		{"seed-gateway-group.slices", SelectionCilium, ""},
+		{"seed-gateway-group.slices", SelectionConsistent, ".consistent"},
+	}
+	for _, c := range cases {
+		t.Run(c.stem+c.suffix, func(t *testing.T) {
+			text := readFile(t, filepath.Join(dumps, c.stem+".yaml"))
+			devices := readFile(t, filepath.Join(dumps, c.stem+"."+node+".devices.yaml"))
+			want := readFile(t, filepath.Join(dumps, c.stem+"."+node+c.suffix+".expected.json"))
+			loaded, err := FromSnapshot(text, Config{LocalNode: node, Selection: c.selection})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer loaded.Close()
+			if err := loaded.SetDevices(devices); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := loaded.MapsJSON(); string(got) != string(want) {
+				t.Fatalf("loaded: maps differ from the expected maps:\n%s", got)
+			}
+			e, err := NewEngine(Config{LocalNode: node, Selection: c.selection})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			applied, err := e.Apply(text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if applied.Endpoints < 10 || applied.Nodes != 5 {
+				t.Fatalf("applied: %+v", applied)
+			}
+			if err := e.SetDevices(devices); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := e.MapsJSON(); string(got) != string(want) {
+				t.Fatalf("applied: maps differ from the expected maps:\n%s", got)
+			}
+		})
+	}
+}
+
 // Every load reports (SEMANTICS B.7): an invalid policy with all its errors, a dump's skipped
 // endpoint, policy warnings and conflicts, as egressctl list prints them.
 func TestEveryLoadReportsItsDiagnostics(t *testing.T) {

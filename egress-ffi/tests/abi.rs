@@ -286,6 +286,71 @@ fn a_dump_loads_with_a_local_node_and_devices() {
     assert_eq!(maps_json(&engine), want);
 }
 
+/// B.10 through the C ABI: the realistic dump, and the seed's gateway-group cluster as core
+/// Pods/Nodes and as CiliumEndpointSlices with CiliumIdentities, give their expected maps both
+/// loaded (`egress_engine_from_snapshot`) and applied as events to an empty engine
+/// (`egress_engine_apply`), in both modes.
+#[test]
+fn every_dump_shape_gives_its_maps_loaded_and_applied() {
+    let dumps = examples().join("dumps");
+    let node = "172.22.49.119";
+    let mut compared = 0;
+    for stem in [
+        "tke-dump",
+        "seed-gateway-group.pods",
+        "seed-gateway-group.slices",
+    ] {
+        let text = std::fs::read_to_string(dumps.join(format!("{stem}.yaml"))).unwrap();
+        let devices =
+            std::fs::read_to_string(dumps.join(format!("{stem}.{node}.devices.yaml"))).unwrap();
+        for (selection, mode) in [
+            (egress_selection::Cilium, ""),
+            (egress_selection::Consistent, ".consistent"),
+        ] {
+            let Ok(want) =
+                std::fs::read_to_string(dumps.join(format!("{stem}.{node}{mode}.expected.json")))
+            else {
+                continue;
+            };
+            let set_devices = |engine: &Handle| {
+                call(|err| unsafe {
+                    egress_engine_set_devices(engine.0, devices.as_ptr(), devices.len(), err)
+                })
+                .unwrap()
+            };
+            let loaded = from_snapshot(&text, Some(node), selection as u32).unwrap();
+            set_devices(&loaded);
+            assert_eq!(maps_json(&loaded), want, "{stem}{mode} loaded");
+            let config = egress_engine_config {
+                local_node: node.as_ptr(),
+                local_node_len: node.len(),
+                selection: selection as u32,
+                layout: egress_layout::Version as u32,
+                max_entries: 0,
+                cluster: ptr::null(),
+                cluster_len: 0,
+                cilium_version: EGRESS_CILIUM_1_18,
+            };
+            let mut raw = ptr::null_mut();
+            call(|e| unsafe { egress_engine_new(&config, &mut raw, e) }).unwrap();
+            let applied_engine = Handle(raw);
+            let mut applied = egress_applied::default();
+            call(|e| unsafe {
+                egress_engine_apply(applied_engine.0, text.as_ptr(), text.len(), &mut applied, e)
+            })
+            .unwrap();
+            assert!(
+                applied.endpoints >= 10 && applied.nodes == 5,
+                "{stem}: {applied:?}"
+            );
+            set_devices(&applied_engine);
+            assert_eq!(maps_json(&applied_engine), want, "{stem}{mode} applied");
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 5);
+}
+
 fn take_plan(engine: &Handle) -> Vec<egress_plan_op> {
     let mut count = 0;
     let code = unsafe {

@@ -41,7 +41,12 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<(), Failure> {
         }
         _ => {}
     }
-    let findings = config.check_for(version);
+    let programmer = if args.engine {
+        cilium_config::Programmer::Engine
+    } else {
+        cilium_config::Programmer::Cilium
+    };
+    let findings = config.check_as(version, programmer);
     for f in &findings {
         out.push_str(&format!(
             "{:<5} {}: {}\n",

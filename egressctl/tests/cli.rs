@@ -91,6 +91,87 @@ fn list_json_equals_every_expected_example_exactly() {
     assert!(checked >= 7, "only {checked} examples found");
 }
 
+/// Every dump under `examples/snapshots/dumps` (`STEM.yaml`, its node's devices in
+/// `STEM.NODE.devices.yaml`) gives each of its expected files
+/// (`STEM.NODE[.consistent][.cilium-VERSION].expected.json`) byte for byte: the realistic TKE
+/// dump, and the seed's gateway-group cluster as core Pods/Nodes and as CiliumEndpointSlices
+/// with CiliumIdentities (B.10). The Pod form's expected files are the snapshot's (same uids:
+/// the equality B.10 promises, both modes, every version); the slice form's are not (its uids
+/// are `<namespace>/<name>`, so the hash picks other gateways).
+#[test]
+fn every_dump_gives_its_expected_maps_in_every_mode_and_version() {
+    let dumps = shared_examples().join("dumps");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dumps).unwrap() {
+        let name = entry.unwrap().file_name().to_str().unwrap().to_owned();
+        let Some(devices) = name.strip_suffix(".devices.yaml") else {
+            continue;
+        };
+        // STEM may hold dots (`seed-gateway-group.pods`); NODE is the last four (an address).
+        let parts: Vec<&str> = devices.split('.').collect();
+        let (stem, node) = parts.split_at(parts.len() - 4);
+        let (stem, node) = (stem.join("."), node.join("."));
+        for selection in ["cilium", "consistent"] {
+            for version in ["1.18", "1.19", "1.20"] {
+                let mut expected = format!("{stem}.{node}");
+                if selection == "consistent" {
+                    expected.push_str(".consistent");
+                }
+                if version != "1.18" {
+                    expected.push_str(&format!(".cilium-{version}"));
+                }
+                let Ok(want) =
+                    std::fs::read_to_string(dumps.join(format!("{expected}.expected.json")))
+                else {
+                    continue;
+                };
+                let out = egressctl(&[
+                    "list",
+                    "-f",
+                    dumps.join(format!("{stem}.yaml")).to_str().unwrap(),
+                    "--node",
+                    &node,
+                    "--interfaces",
+                    dumps.join(&name).to_str().unwrap(),
+                    "--selection",
+                    selection,
+                    "--cilium-version",
+                    version,
+                    "-o",
+                    "json",
+                ]);
+                assert!(out.status.success(), "{expected}: {}", stderr(&out));
+                assert_eq!(stdout(&out), want, "{expected}");
+                checked += 1;
+                if let Some(snapshot) = stem.strip_suffix(".pods") {
+                    let mut same = snapshot.to_owned();
+                    if selection == "consistent" {
+                        same.push_str(".consistent");
+                    }
+                    if version != "1.18" {
+                        same.push_str(&format!(".cilium-{version}"));
+                    }
+                    let snapshot_maps = std::fs::read_to_string(
+                        shared_examples().join(format!("{same}.expected.json")),
+                    )
+                    .unwrap();
+                    assert_eq!(
+                        want, snapshot_maps,
+                        "{expected}: the Pod form's maps are the snapshot's"
+                    );
+                }
+                if let Some(base) = stem.strip_suffix(".slices") {
+                    let pods = expected.replacen(&stem, &format!("{base}.pods"), 1);
+                    let pods = std::fs::read_to_string(dumps.join(format!("{pods}.expected.json")))
+                        .unwrap();
+                    assert_ne!(want, pods, "{expected}: slice uids hash differently");
+                }
+            }
+        }
+    }
+    assert!(checked >= 15, "{checked}");
+}
+
 #[test]
 fn the_demo_snapshot_is_the_shared_example() {
     let embedded = include_str!("../data/seed-gateway-group.yaml");
@@ -1647,6 +1728,31 @@ fn doctor_checks_the_seeds_enable_section() {
     }
     assert!(
         stderr(&out).contains("4 of 8 checks failed"),
+        "{}",
+        stderr(&out)
+    );
+    // When this library programs the maps, slices are read (B.10): the check passes and says
+    // what differs; the other failures stay.
+    let out = egressctl(&[
+        "doctor",
+        "-f",
+        &test_data("cilium-config-default.yaml"),
+        "--engine",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            "ok    CiliumEndpointSlice: enable-cilium-endpoint-slice: \"true\": read from the slices"
+        ) && l.contains("gateway hash key")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("ciliumEndpointSlice.enabled=false"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("3 of 8 checks failed"),
         "{}",
         stderr(&out)
     );

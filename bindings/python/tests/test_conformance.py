@@ -81,6 +81,30 @@ def test_a_dump_with_a_node_and_its_devices(examples):
     assert engine.maps_json() == (dumps / "tke-dump.172.22.49.119.expected.json").read_text()
 
 
+@pytest.mark.parametrize(
+    "stem,selection",
+    [("tke-dump", "cilium")]
+    + [(f"seed-gateway-group.{form}", mode) for form in ("pods", "slices") for mode in ("cilium", "consistent")],
+)
+def test_every_dump_shape_loaded_and_applied(examples, stem, selection):
+    """B.10: the CiliumEndpoint dump, core Pods/Nodes and CiliumEndpointSlices with
+    CiliumIdentities give their expected maps loaded and applied as events."""
+    dumps = examples / "dumps"
+    node = "172.22.49.119"
+    suffix = ".consistent" if selection == "consistent" else ""
+    expected = dumps / f"{stem}.{node}{suffix}.expected.json"
+    devices = (dumps / f"{stem}.{node}.devices.yaml").read_text()
+    text = (dumps / f"{stem}.yaml").read_text()
+    loaded = egw.Engine.from_snapshot(text, local_node=node, selection=selection)
+    loaded.set_devices(devices)
+    assert loaded.maps_json() == expected.read_text()
+    applied_engine = egw.Engine(node, selection=selection)
+    applied = applied_engine.apply(text)
+    assert applied["endpoints"] >= 10 and applied["nodes"] == 5, applied
+    applied_engine.set_devices(devices)
+    assert applied_engine.maps_json() == expected.read_text()
+
+
 def test_the_table_is_cilium_dbgs(examples):
     engine = egw.Engine.from_snapshot(examples / "seed-gateway-group.yaml")
     lines = engine.format_table().splitlines()
