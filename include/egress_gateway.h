@@ -845,8 +845,10 @@ egress_result egress_engine_upsert_policy(struct egress_engine *engine,
 /**
  * Applies Kubernetes objects as updates, as `egressctl` reads a dump and as Python's
  * `Engine.apply` does: `CiliumEgressGatewayPolicy`, `CiliumNode`, `CiliumEndpoint`,
- * `Namespace`, and a cluster's core `Pod` and `Node` (SEMANTICS B.10; a CiliumEndpoint of
- * the same text beats its Pod) — one, a `List`, or a `---` stream. Nodes and namespaces first, then
+ * `Namespace`, a cluster's core `Pod` and `Node`, and `CiliumEndpointSlice`s with their
+ * `CiliumIdentity`s (SEMANTICS B.10: a CiliumEndpoint beats a slice entry of its pod, which
+ * beats its Pod, across events whatever their order; an identity updates every slice
+ * endpoint naming it) — one, a `List`, or a `---` stream. Nodes and namespaces first, then
  * policies, then endpoints (a `CiliumEndpoint` finds its node by address among the nodes
  * known then: apply `CiliumNode`s first or together). Invalid policies are not an error:
  * they keep their previous version and are counted in `*applied_out` (optional: NULL), their
@@ -878,7 +880,8 @@ egress_result egress_engine_delete_policy(struct egress_engine *engine,
                                           struct egress_error **error_out);
 
 /**
- * Upserts a node: JSON or YAML in the snapshot's `nodes[]` shape, or a `CiliumNode` object.
+ * Upserts a node: JSON or YAML in the snapshot's `nodes[]` shape, or a `CiliumNode` or core
+ * `Node` object.
  * Input errors (`EGRESS_RESULT_INPUT`) name each field; nothing changes then.
  *
  * # Safety

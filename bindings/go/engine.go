@@ -275,8 +275,8 @@ func (e *Engine) DeletePolicy(name string) (bool, error) {
 	})
 }
 
-// UpsertNode upserts a node: JSON or YAML in the snapshot's nodes[] shape, or a CiliumNode
-// object. Input errors (ErrInput) name each field; nothing changes then.
+// UpsertNode upserts a node: JSON or YAML in the snapshot's nodes[] shape, or a CiliumNode or
+// core Node object. Input errors (ErrInput) name each field; nothing changes then.
 func (e *Engine) UpsertNode(text []byte) error {
 	return e.textEvent(text, func(ptr *C.egress_engine, p *C.uint8_t, n C.size_t, cerr **C.egress_error) C.egress_result {
 		return C.egress_engine_upsert_node(ptr, p, n, cerr)
@@ -305,8 +305,10 @@ type Applied struct {
 }
 
 // Apply applies Kubernetes objects as updates — CiliumEgressGatewayPolicy, CiliumNode,
-// CiliumEndpoint, Namespace, and core Pod and Node (SEMANTICS B.10): one, a List, or a ---
-// stream of JSON or YAML — as egressctl
+// CiliumEndpoint, Namespace, core Pod and Node, CiliumEndpointSlice and CiliumIdentity
+// (SEMANTICS B.10: a CiliumEndpoint beats a slice entry of its pod, which beats its Pod,
+// across events whatever their order; an identity updates every slice endpoint naming it):
+// one, a List, or a --- stream of JSON or YAML — as egressctl
 // reads a dump and Python's Engine.apply does: nodes and namespaces first, then policies,
 // then endpoints (a CiliumEndpoint finds its node by address among the nodes known then:
 // apply CiliumNodes first or together). Invalid policies are not an error: they keep their

@@ -252,7 +252,8 @@ class Engine:
     def stats(self) -> _Stats:
         """Counts and sizes."""
     def apply(self, text: Union[_Object, Sequence[Mapping[str, Any]]]) -> _Applied:
-        """Applies Kubernetes objects as updates.
+        """Applies Kubernetes objects as updates (CiliumEndpoints, slices with identities,
+        Pods, nodes, namespaces, policies: B.10's precedence across events).
 
         Invalid policies are returned (not raised) and keep their previous version. A
         CiliumEndpoint finds its node among the nodes known when it is applied: apply
@@ -263,7 +264,7 @@ class Engine:
     def delete_policy(self, name: str) -> bool:
         """Deletes a policy by name; whether it existed."""
     def upsert_node(self, node: _Object) -> None:
-        """Upserts a node (the snapshot's nodes[] shape, or a CiliumNode)."""
+        """Upserts a node (the snapshot's nodes[] shape, a CiliumNode or a core Node)."""
     def delete_node(self, name: str) -> bool:
         """Deletes a node by name; whether it existed."""
     def upsert_endpoint(self, endpoint: _Object) -> None:

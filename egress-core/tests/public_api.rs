@@ -283,6 +283,20 @@ fn kubernetes_objects_convert_one_at_a_time_as_in_a_dump() {
         nodes.insert(node.name.clone(), node);
     }
     assert_eq!(nodes, dump.nodes);
+    // A core Node (B.10) through the one-object reader too.
+    let pods_text = example("dumps/seed-gateway-group.pods.yaml");
+    let pods_dump = snapshot::load(&pods_text).unwrap().snapshot;
+    let core: Vec<_> = egress_core::document::flatten_lists(
+        egress_core::document::parse_documents(&pods_text).unwrap(),
+    )
+    .into_iter()
+    .filter(|d| kind(d).as_deref() == Some("Node"))
+    .map(|d| snapshot::node_from_document(&d).unwrap())
+    .collect();
+    assert_eq!(core.len(), 5);
+    for node in core {
+        assert_eq!(Some(&node), pods_dump.nodes.get(&node.name));
+    }
     let mut endpoints = Vec::new();
     for doc in docs
         .iter()

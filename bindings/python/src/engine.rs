@@ -575,8 +575,9 @@ impl Engine {
     }
 
     /// Applies Kubernetes objects as updates (`CiliumEgressGatewayPolicy`, `CiliumNode`,
-    /// `CiliumEndpoint`, `Namespace`, core `Pod` and `Node`: one, a `List`, a `---` stream, or a
-    /// list of objects).
+    /// `CiliumEndpoint`, `Namespace`, core `Pod` and `Node`, `CiliumEndpointSlice` and
+    /// `CiliumIdentity` — B.10's precedence across events —: one, a `List`, a `---` stream,
+    /// or a list of objects).
     /// Invalid policies keep their previous version and are returned as `PolicyError`s (not
     /// raised); any other input error raises `SnapshotError` and applies nothing. A
     /// `CiliumEndpoint` finds its node by address among the nodes known when it is applied
@@ -630,8 +631,8 @@ impl Engine {
         self.writing(py, |e| e.delete_policy(name))
     }
 
-    /// Upserts a node: a mapping (or text) in the snapshot's `nodes[]` shape, or a
-    /// `CiliumNode`.
+    /// Upserts a node: a mapping (or text) in the snapshot's `nodes[]` shape, a `CiliumNode`
+    /// or a core `Node`.
     fn upsert_node(&self, py: Python<'_>, node: &Bound<'_, PyAny>) -> PyResult<()> {
         let text = text_of(node, "node", Lists::Refused)?;
         self.event(py, text, snapshot::parse_node, |engine, node| {

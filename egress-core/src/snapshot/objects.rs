@@ -28,13 +28,14 @@ pub(super) fn read_one<T>(
     }
 }
 
-/// Reads one node in the snapshot's `nodes[]` shape, or a Kubernetes `CiliumNode` object
-/// (converted as a dump's are).
+/// Reads one node in the snapshot's `nodes[]` shape, or a Kubernetes `CiliumNode` or core
+/// `Node` object (converted as a dump's are, B.10).
 pub fn node_from_document(doc: &Value) -> Result<Node, Error> {
-    if kubernetes::Kind::of(doc) == kubernetes::Kind::CiliumNode {
-        return kubernetes::node_from_cilium_node(doc);
+    match kubernetes::Kind::of(doc) {
+        kubernetes::Kind::CiliumNode => kubernetes::node_from_cilium_node(doc),
+        kubernetes::Kind::Node => kubernetes::node_from_core_node(doc),
+        _ => read_one(doc, read_node),
     }
-    read_one(doc, read_node)
 }
 
 /// [`node_from_document`] on YAML or JSON text holding one document.
