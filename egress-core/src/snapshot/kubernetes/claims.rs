@@ -49,9 +49,9 @@ pub enum Source {
 struct Claim {
     /// When it was first described: endpoints are listed in that order.
     order: usize,
-    /// A CiliumEndpoint's endpoint; `Some(None)` for one skipped (no identity or networking
+    /// A CiliumEndpoint's uid and endpoint (none for one skipped: no identity or networking
     /// yet): it still describes its pod, whose other objects are not read instead.
-    cilium_endpoint: Option<Option<Endpoint>>,
+    cilium_endpoint: Option<(String, Option<Endpoint>)>,
     slice_entry: Option<SliceEntry>,
     /// A Pod's uid (also when the Pod itself is skipped: a slice entry takes it) and its
     /// endpoint.
@@ -83,7 +83,8 @@ pub struct Settled {
 #[derive(Clone, Debug, Default)]
 pub struct EndpointClaims {
     pods: HashMap<PodKey, Claim>,
-    /// A CiliumEndpoint's or Pod's uid to its pod ("same namespace and name, or same uid").
+    /// A CiliumEndpoint's or Pod's uid, and the uid each pod's endpoint was settled with, to
+    /// its pod ("same namespace and name, or same uid"; a delete by uid finds its pod).
     by_uid: HashMap<String, PodKey>,
     identities: HashMap<String, Labels>,
     /// Identity id → the pods whose slice entry names it.
@@ -137,7 +138,7 @@ impl EndpointClaims {
         if !uid.is_empty() {
             self.by_uid.insert(uid.to_owned(), key.clone());
         }
-        self.claim(key.clone()).cilium_endpoint = Some(endpoint);
+        self.claim(key.clone()).cilium_endpoint = Some((uid.to_owned(), endpoint));
         key
     }
 
@@ -218,23 +219,26 @@ impl EndpointClaims {
     }
 
     /// Forgets the pod whose endpoint has `uid` (it was deleted): every claim on it.
-    /// Returns whether one was known.
+    /// Returns whether one was known. Costs the pod's own claims, not the cluster's.
     pub fn forget_uid(&mut self, uid: &str) -> bool {
-        let key = match self.by_uid.get(uid) {
-            Some(key) => key.clone(),
-            None => match self
-                .pods
-                .iter()
-                .find(|(_, c)| c.settled.as_deref() == Some(uid))
-            {
-                Some((key, _)) => key.clone(),
-                None => return false,
-            },
-        };
-        let Some(claim) = self.pods.remove(&key) else {
+        let Some(key) = self.by_uid.get(uid).cloned() else {
             return false;
         };
-        self.by_uid.retain(|_, k| *k != key);
+        let Some(claim) = self.pods.remove(&key) else {
+            self.by_uid.remove(uid);
+            return false;
+        };
+        let uids = [
+            claim.cilium_endpoint.as_ref().map(|(u, _)| u.as_str()),
+            claim.pod.as_ref().map(|(u, _)| u.as_str()),
+            claim.settled.as_deref(),
+            Some(uid),
+        ];
+        for known in uids.into_iter().flatten() {
+            if self.by_uid.get(known) == Some(&key) {
+                self.by_uid.remove(known);
+            }
+        }
         if let Some(entry) = claim.slice_entry {
             Self::unuse(&mut self.users, &entry.id, &key);
             if let Some(listed) = self.slices.get_mut(&entry.slice) {
@@ -258,7 +262,7 @@ impl EndpointClaims {
         let Some(claim) = self.pods.get(key) else {
             return none;
         };
-        if let Some(endpoint) = &claim.cilium_endpoint {
+        if let Some((_, endpoint)) = &claim.cilium_endpoint {
             return Resolved {
                 endpoint: endpoint.clone(),
                 source: endpoint.as_ref().map(|_| Source::CiliumEndpoint),
@@ -307,6 +311,22 @@ impl EndpointClaims {
             Some(claim) => std::mem::replace(&mut claim.settled, now.clone()),
             None => None,
         };
+        if let Some(uid) = &now {
+            self.by_uid.insert(uid.clone(), key.clone());
+        }
+        // A uid the pod no longer has finds it no more (unless an object of it still says it).
+        if let Some(old) = before.as_ref().filter(|b| Some(*b) != now.as_ref())
+            && let Some(claim) = self.pods.get(key)
+        {
+            let still_said = claim
+                .cilium_endpoint
+                .as_ref()
+                .is_some_and(|(u, _)| u == old)
+                || claim.pod.as_ref().is_some_and(|(u, _)| u == old);
+            if !still_said && self.by_uid.get(old) == Some(key) {
+                self.by_uid.remove(old);
+            }
+        }
         Settled {
             removed: before.filter(|b| Some(b) != now.as_ref()),
             endpoint,
@@ -354,5 +374,91 @@ impl EndpointClaims {
             ));
         }
         notes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> PodKey {
+        PodKey::Name("ns".into(), name.into())
+    }
+
+    fn pod(uid: &str, ip: &str) -> Endpoint {
+        Endpoint {
+            uid: uid.into(),
+            namespace: Some("ns".into()),
+            name: Some("p".into()),
+            ips: vec![ip.parse().unwrap()],
+            ..Endpoint::default()
+        }
+    }
+
+    fn entry(slice: &str, id: &str) -> SliceEntry {
+        SliceEntry {
+            slice: slice.into(),
+            id: id.into(),
+            ips: vec!["10.0.0.9".parse().unwrap()],
+            node: None,
+        }
+    }
+
+    /// A pod first known by its slice entry (uid `ns/p`), then by its Pod (uid `u`): the
+    /// endpoint's uid moves, the old uid finds the pod no more, the new one does.
+    #[test]
+    fn a_delete_finds_the_pod_by_its_current_uid_only() {
+        let mut claims = EndpointClaims::default();
+        claims.set_identity("7", Labels::default());
+        claims.set_slice("s", vec![(key("p"), entry("s", "7"))]);
+        let first = claims.settle(&key("p"));
+        assert_eq!(first.endpoint.unwrap().uid, "ns/p");
+        claims.set_pod(key("p"), "u", Some(pod("u", "10.0.0.1")));
+        let second = claims.settle(&key("p"));
+        assert_eq!(second.removed.as_deref(), Some("ns/p"));
+        let ep = second.endpoint.unwrap();
+        assert_eq!((ep.uid.as_str(), ep.ips.len()), ("u", 1));
+        assert_eq!(
+            ep.ips[0].to_string(),
+            "10.0.0.9",
+            "the slice entry beats the Pod"
+        );
+        assert!(!claims.forget_uid("ns/p"), "a uid the pod no longer has");
+        assert!(claims.forget_uid("u"));
+        assert_eq!(claims.resolve(&key("p")).endpoint, None);
+        assert!(!claims.forget_uid("u"));
+        // The identity no longer lists the forgotten pod as a user.
+        assert!(
+            claims
+                .set_identity("7", [("a", "b")].into_iter().collect())
+                .is_empty()
+        );
+    }
+
+    /// The resolution is a function of the claims, not of their order; an entry moved to
+    /// another slice stays when its old slice drops it.
+    #[test]
+    fn the_order_of_claims_does_not_matter() {
+        let labels: Labels = [("app", "web")].into_iter().collect();
+        let mut a = EndpointClaims::default();
+        a.set_cilium_endpoint(key("p"), "ce", Some(pod("ce", "10.0.0.2")));
+        a.set_pod(key("p"), "u", Some(pod("u", "10.0.0.1")));
+        a.set_slice("s", vec![(key("p"), entry("s", "7"))]);
+        a.set_identity("7", labels.clone());
+        let mut b = EndpointClaims::default();
+        b.set_identity("7", labels);
+        b.set_slice("s", vec![(key("p"), entry("s", "7"))]);
+        b.set_pod(key("p"), "u", Some(pod("u", "10.0.0.1")));
+        b.set_cilium_endpoint(key("p"), "ce", Some(pod("ce", "10.0.0.2")));
+        assert_eq!(a.resolve(&key("p")), b.resolve(&key("p")));
+        assert_eq!(a.resolve(&key("p")).source, Some(Source::CiliumEndpoint));
+        let mut c = EndpointClaims::default();
+        c.set_identity("7", Labels::default());
+        c.set_slice("old", vec![(key("q"), entry("old", "7"))]);
+        c.set_slice("new", vec![(key("q"), entry("new", "7"))]);
+        assert!(c.set_slice("old", Vec::new()).is_empty());
+        assert_eq!(c.resolve(&key("q")).source, Some(Source::SliceEntry));
+        assert_eq!(c.set_slice("new", Vec::new()), [key("q")]);
+        assert_eq!(c.resolve(&key("q")).endpoint, None);
     }
 }
