@@ -109,6 +109,46 @@ fn endpoint_event(c: &mut Criterion) {
             total
         })
     });
+    // The same event as the Pod object a watch delivers (B.10): parsed, converted, resolved
+    // among the pod's objects, then planned — what an agent fed by a Pod watch pays.
+    for ns in 0..20 {
+        engine
+            .apply_text(&format!(
+                "{{kind: Namespace, apiVersion: v1, metadata: {{name: ns-{ns}, labels: \
+                 {{kubernetes.io/metadata.name: ns-{ns}}}}}}}"
+            ))
+            .expect("a namespace applies");
+    }
+    group.bench_function("pod-object-add-and-plan", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let ep = workloads::new_pod(next);
+                next += 1;
+                let (uid, source) = (ep.uid.clone(), ep.ips[0]);
+                let text = workloads::pod_object(&ep);
+                let start = Instant::now();
+                let applied = engine.apply_text(&text);
+                let plan = engine.take_plan();
+                total += start.elapsed();
+                assert_eq!(applied.expect("a generated Pod applies").endpoints, 1);
+                let plan = plan.expect("one endpoint's plan fits the map");
+                assert!(
+                    plan.len() == 4 && plan.ops().iter().all(|op| op.entry().source == source),
+                    "the plan holds exactly the new pod's 4 entries"
+                );
+                engine
+                    .ack(&plan, plan.len())
+                    .expect("the plan just taken is acknowledged");
+                assert!(engine.delete_endpoint(&uid), "the pod was added");
+                let undo = engine.take_plan().expect("a removal fits the map");
+                engine
+                    .ack(&undo, undo.len())
+                    .expect("the plan just taken is acknowledged");
+            }
+            total
+        })
+    });
     group.sample_size(10);
     group.bench_function("full-recompute", |b| {
         b.iter(|| black_box(objects.engine(Selection::Cilium, 65_536)))

@@ -361,6 +361,34 @@ pub fn new_pod(i: usize) -> Endpoint {
     ep
 }
 
+/// `endpoint` as the core `Pod` object a watch delivers (B.10), in JSON: its uid, namespace,
+/// name, labels, node and addresses.
+pub fn pod_object(endpoint: &Endpoint) -> String {
+    let labels: serde_json::Map<String, serde_json::Value> = endpoint
+        .labels
+        .iter()
+        .map(|(k, v)| (k.to_owned(), serde_json::Value::from(v)))
+        .collect();
+    let ips: Vec<serde_json::Value> = endpoint
+        .ips
+        .iter()
+        .map(|ip| serde_json::json!({"ip": ip.to_string()}))
+        .collect();
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": endpoint.name,
+            "namespace": endpoint.namespace,
+            "uid": endpoint.uid,
+            "labels": labels,
+        },
+        "spec": {"nodeName": endpoint.node},
+        "status": {"phase": "Running", "podIPs": ips},
+    })
+    .to_string()
+}
+
 /// W-cluster: 10,000 endpoints, 100 policies each selecting ~1 % of them by label (2
 /// destination and 2 excluded CIDRs, two listed gateways), 50 nodes of which 8 are gateways;
 /// the local node is a gateway. Sizes are parameters for the quick report.

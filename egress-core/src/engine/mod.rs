@@ -310,6 +310,9 @@ pub struct Engine {
     claims: crate::snapshot::kubernetes::EndpointClaims,
     /// The nodes a `CiliumNode` event gave: a later `Node` event of the name is ignored.
     cilium_nodes: std::collections::HashSet<String>,
+    /// Each node address's nodes by name: where an endpoint object's node address is looked
+    /// up (the first by name wins, as in a dump).
+    node_addresses: std::collections::HashMap<IpAddr, BTreeSet<String>>,
 }
 
 // Bindings share an engine between threads for lookups and move engines and plans across
@@ -350,6 +353,7 @@ impl Engine {
             namespace_labels: std::collections::HashMap::new(),
             claims: Default::default(),
             cilium_nodes: Default::default(),
+            node_addresses: Default::default(),
         }
     }
 
@@ -583,7 +587,11 @@ impl Engine {
     /// Upserts a node (by name).
     pub fn upsert_node(&mut self, node: Node) {
         let name = node.name.clone();
+        self.index_addresses(&node, true);
         let old = self.nodes.insert(name.clone(), node);
+        if let Some(old) = &old {
+            self.index_addresses_except(old, &name);
+        }
         let labels_changed =
             old.as_ref().map(|o| &o.labels) != self.nodes.get(&name).map(|n| &n.labels);
         self.node_changed(&name, labels_changed);
@@ -592,11 +600,48 @@ impl Engine {
     /// Deletes a node; `false` when there was none of that name.
     pub fn delete_node(&mut self, name: &str) -> bool {
         self.cilium_nodes.remove(name);
-        if self.nodes.remove(name).is_none() {
+        let Some(old) = self.nodes.remove(name) else {
             return false;
-        }
+        };
+        self.index_addresses(&old, false);
         self.node_changed(name, true);
         true
+    }
+
+    /// Adds (`add`) or removes a node's addresses in the address index.
+    fn index_addresses(&mut self, node: &Node, add: bool) {
+        for ip in [node.ip(true), node.ip(false)].into_iter().flatten() {
+            if add {
+                self.node_addresses
+                    .entry(ip)
+                    .or_default()
+                    .insert(node.name.clone());
+            } else if let Some(names) = self.node_addresses.get_mut(&ip) {
+                names.remove(&node.name);
+                if names.is_empty() {
+                    self.node_addresses.remove(&ip);
+                }
+            }
+        }
+    }
+
+    /// Removes from the index the addresses `old` had and the node of its name no longer has.
+    fn index_addresses_except(&mut self, old: &Node, name: &str) {
+        let now: Vec<IpAddr> = self
+            .nodes
+            .get(name)
+            .map(|n| [n.ip(true), n.ip(false)].into_iter().flatten().collect())
+            .unwrap_or_default();
+        for ip in [old.ip(true), old.ip(false)].into_iter().flatten() {
+            if !now.contains(&ip)
+                && let Some(names) = self.node_addresses.get_mut(&ip)
+            {
+                names.remove(name);
+                if names.is_empty() {
+                    self.node_addresses.remove(&ip);
+                }
+            }
+        }
     }
 
     /// Upserts an endpoint given as values (by uid), once it passes [`Endpoint::validate`]

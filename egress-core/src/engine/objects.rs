@@ -1,7 +1,8 @@
 //! Kubernetes objects as events: what a watch delivers, or a `kubectl get -o yaml` dump plus
 //! a new policy, applied to a live engine as updates.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
 use super::Engine;
 use crate::cluster::{Endpoint, Namespace, Node};
@@ -147,16 +148,16 @@ impl Engine {
         let ignored_nodes = ignored.iter().filter(|i| **i).count();
         let mut ignored = ignored.into_iter();
         updates.retain(|_| !ignored.next().unwrap_or(false));
-        // Endpoints name their node by address: the engine's nodes with the text's on top.
-        // Pods take their namespace's labels, slice entries their identity, from the text or
-        // the engine.
-        let mut nodes = self.nodes.clone();
-        let mut namespace_labels = self.namespace_labels.clone();
+        // Endpoints name their node by address: the text's nodes, else the engine's (by its
+        // own address index: no copy of the engine's nodes per event). Pods take their
+        // namespace's labels, slice entries their identity, from the text or the engine.
+        let mut text_nodes = crate::cluster::Nodes::new();
+        let mut namespace_labels: HashMap<String, Labels> = HashMap::new();
         let mut identities: HashSet<&str> = HashSet::new();
         for update in &updates {
             match update {
                 Update::Node(node, _) => {
-                    nodes.insert(node.name.clone(), node.clone());
+                    text_nodes.insert(node.name.clone(), node.clone());
                 }
                 Update::Namespace(ns) => {
                     namespace_labels.insert(ns.name.clone(), ns.labels.clone().into());
@@ -172,7 +173,32 @@ impl Engine {
                 "{ignored_nodes} Node object(s) ignored: a CiliumNode of the same name is read (a CiliumNode beats a Node, B.10)"
             ));
         }
-        let by_address = kubernetes::address_index(&nodes);
+        let text_index = kubernetes::address_index(&text_nodes);
+        let node_at = |ip: IpAddr| -> Option<String> {
+            let from_text = text_index.get(&ip);
+            let from_engine = self
+                .node_addresses
+                .get(&ip)
+                .and_then(|names| names.iter().find(|n| !text_nodes.contains_key(*n)));
+            match (from_text, from_engine) {
+                (Some(a), Some(b)) => Some(a.min(b).clone()),
+                (a, b) => a.or(b).cloned(),
+            }
+        };
+        // The engine's labels of the namespaces the text's Pods are in and it does not give.
+        for update in &updates {
+            if let Update::Describes(i) = update
+                && Kind::of(&docs[*i]) == Kind::Pod
+                && let Some(ns) = docs[*i]
+                    .get("metadata")
+                    .and_then(|m| m.get("namespace"))
+                    .and_then(Value::as_str)
+                && !namespace_labels.contains_key(ns)
+                && let Some(labels) = self.namespace_labels.get(ns)
+            {
+                namespace_labels.insert(ns.to_owned(), labels.clone());
+            }
+        }
         let knows = |id: &str| identities.contains(id) || self.claims.knows_identity(id);
         let mut claims = Vec::new();
         for update in &updates {
@@ -187,7 +213,7 @@ impl Engine {
                 kubernetes::pod_uid(doc).to_owned(),
             );
             match Kind::of(doc) {
-                Kind::CiliumEndpoint => match kubernetes::endpoint_indexed(doc, &by_address) {
+                Kind::CiliumEndpoint => match kubernetes::endpoint_indexed(doc, &node_at) {
                     Ok((endpoint, notes)) => {
                         warnings.extend(notes_at(notes));
                         claims.push(Claim::CiliumEndpoint(key, uid, endpoint));
@@ -201,7 +227,7 @@ impl Engine {
                     }
                     Err(e) => errors.extend(at(e)),
                 },
-                _ => match kubernetes::slice_from_object(doc, &knows, &by_address) {
+                _ => match kubernetes::slice_from_object(doc, &knows, &node_at) {
                     Ok(((name, entries), notes)) => {
                         warnings.extend(notes_at(notes));
                         claims.push(Claim::Slice(name, entries));
@@ -552,5 +578,43 @@ status:
             engine.endpoint_by_uid("u2").is_none(),
             "the pod was forgotten"
         );
+    }
+
+    /// An endpoint object finds its node by address among the engine's nodes (its own index,
+    /// kept by upserts and deletes) and the text's: the first by name when several share it.
+    #[test]
+    fn endpoint_objects_find_their_node_in_the_engines_address_index() {
+        let mut engine = Engine::new(EngineConfig::new("gw"));
+        let node = |name: &str, ip: &str| {
+            format!(
+                "{{apiVersion: cilium.io/v2, kind: CiliumNode, metadata: {{name: {name}}}, \
+                 spec: {{addresses: [{{type: InternalIP, ip: {ip}}}]}}}}"
+            )
+        };
+        let node_of = |engine: &mut Engine| {
+            engine.apply_text(ENDPOINT).unwrap();
+            engine.endpoint_by_uid("u1").unwrap().node
+        };
+        engine.apply_text(&node("b", "192.168.1.1")).unwrap();
+        assert_eq!(node_of(&mut engine).as_deref(), Some("b"));
+        engine.apply_text(&node("a", "192.168.1.1")).unwrap();
+        assert_eq!(node_of(&mut engine).as_deref(), Some("a"), "first by name");
+        engine.apply_text(&node("a", "192.168.1.2")).unwrap();
+        assert_eq!(node_of(&mut engine).as_deref(), Some("b"), "a moved away");
+        // The text's own node beats the engine's of a later name, and its new address counts.
+        let text = format!("{}\n---\n{ENDPOINT}", node("a0", "192.168.1.1"));
+        engine.apply_text(&text).unwrap();
+        assert_eq!(
+            engine.endpoint_by_uid("u1").unwrap().node.as_deref(),
+            Some("a0")
+        );
+        let text = format!("{}\n---\n{ENDPOINT}", node("a0", "192.168.1.3"));
+        engine.apply_text(&text).unwrap();
+        assert_eq!(
+            engine.endpoint_by_uid("u1").unwrap().node.as_deref(),
+            Some("b")
+        );
+        assert!(engine.delete_node("b"));
+        assert_eq!(node_of(&mut engine), None);
     }
 }

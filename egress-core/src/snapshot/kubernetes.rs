@@ -180,8 +180,9 @@ pub(super) fn from_objects(
             Kind::EndpointSlice => {
                 let index = by_address.get_or_insert_with(|| address_index(&snap.nodes));
                 let knows = |id: &str| claims.knows_identity(id);
+                let node_at = |ip: IpAddr| index.get(&ip).cloned();
                 if let Some((name, entries)) =
-                    slice_entries(obj, &path, &knows, index, &mut errors, &mut warnings)
+                    slice_entries(obj, &path, &knows, &node_at, &mut errors, &mut warnings)
                 {
                     claimed.extend(entries.iter().map(|(k, _)| (k.clone(), Source::SliceEntry)));
                     claims.set_slice(&name, entries);
@@ -334,12 +335,13 @@ pub(crate) fn address_index(nodes: &Nodes) -> HashMap<IpAddr, String> {
     by_address
 }
 
-/// [`endpoint_from_cilium_endpoint`] with the nodes' [`address_index`].
+/// [`endpoint_from_cilium_endpoint`] with the node of an address named by `node_at` (an
+/// [`address_index`] lookup, or an engine's own index).
 pub(crate) fn endpoint_indexed(
     obj: &Value,
-    index: &HashMap<IpAddr, String>,
+    node_at: &dyn Fn(IpAddr) -> Option<String>,
 ) -> Result<(Option<Endpoint>, Vec<String>), Error> {
-    one_endpoint(obj, &|ip| index.get(&ip).cloned())
+    one_endpoint(obj, node_at)
 }
 
 /// Converts one `CiliumEndpoint` object, as a dump's are: its node is the one of `nodes`
@@ -630,7 +632,7 @@ fn slice_entries(
     obj: &Value,
     path: &str,
     knows: &dyn Fn(&str) -> bool,
-    by_address: &HashMap<IpAddr, String>,
+    node_at: &dyn Fn(IpAddr) -> Option<String>,
     errors: &mut Vec<FieldError>,
     warnings: &mut Vec<String>,
 ) -> Option<(String, Vec<(PodKey, SliceEntry)>)> {
@@ -692,7 +694,7 @@ fn slice_entries(
             .and_then(Value::as_str);
         let node = node_ip
             .and_then(|s| netip::parse_addr(s).ok())
-            .and_then(|a| by_address.get(&a.addr).cloned());
+            .and_then(|a| node_at(a.addr));
         if node.is_none() {
             let shown = node_ip.map_or_else(|| "none".to_owned(), field::quote);
             warnings.push(format!(
@@ -712,18 +714,18 @@ fn slice_entries(
     Some((slice, out))
 }
 
-/// Converts one `CiliumEndpointSlice` object (B.10): its name and entries, their nodes
-/// found by address in `by_address` ([`address_index`]); `knows` says which identity ids
-/// are known (an unknown one is warned about). Returns the warnings too.
+/// Converts one `CiliumEndpointSlice` object (B.10): its name and entries, the node of an
+/// address named by `node_at`; `knows` says which identity ids are known (an unknown one is
+/// warned about). Returns the warnings too.
 #[allow(clippy::type_complexity)]
 pub fn slice_from_object(
     obj: &Value,
     knows: &dyn Fn(&str) -> bool,
-    by_address: &HashMap<IpAddr, String>,
+    node_at: &dyn Fn(IpAddr) -> Option<String>,
 ) -> Result<((String, Vec<(PodKey, SliceEntry)>), Vec<String>), Error> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    let slice = slice_entries(obj, "", knows, by_address, &mut errors, &mut warnings);
+    let slice = slice_entries(obj, "", knows, node_at, &mut errors, &mut warnings);
     match slice {
         Some(slice) if errors.is_empty() => Ok((slice, warnings)),
         _ => Err(Error::Input(errors)),

@@ -258,8 +258,9 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
                 kubernetes::Kind::CiliumEndpoint => {
                     let index =
                         addresses.get_or_insert_with(|| kubernetes::address_index(&snapshot.nodes));
+                    let node_at = |ip: IpAddr| index.get(&ip).cloned();
                     let (endpoint, notes) =
-                        or_next!(kubernetes::endpoint_indexed(doc, index).map_err(at_path));
+                        or_next!(kubernetes::endpoint_indexed(doc, &node_at).map_err(at_path));
                     warnings.extend(notes);
                     // The pod it describes is its, even when it is skipped.
                     let uid = kubernetes::pod_uid(doc);
@@ -269,8 +270,9 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
                     let index =
                         addresses.get_or_insert_with(|| kubernetes::address_index(&snapshot.nodes));
                     let knows = |id: &str| claims.knows_identity(id);
+                    let node_at = |ip: IpAddr| index.get(&ip).cloned();
                     let ((name, entries), notes) = or_next!(
-                        kubernetes::slice_from_object(doc, &knows, index).map_err(at_path)
+                        kubernetes::slice_from_object(doc, &knows, &node_at).map_err(at_path)
                     );
                     warnings.extend(notes_at(notes));
                     claimed.extend(
