@@ -25,17 +25,6 @@ pub enum Source {
     HelmValues,
 }
 
-/// Who writes the egress gateway's maps, which decides what is compatible.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Programmer {
-    /// Cilium's agent (its own egress gateway manager): CiliumEndpointSlices break it.
-    #[default]
-    Cilium,
-    /// This library (`egressctl apply`, or an agent embedding the engine): Cilium's datapath
-    /// still reads the maps, so every other check holds; slices are read (B.10).
-    Engine,
-}
-
 /// A configuration to check.
 #[derive(Clone, Debug)]
 pub struct CiliumConfig {
@@ -275,13 +264,6 @@ impl CiliumConfig {
     /// enabled by `enable-egress-gateway` only (the removed `enable-ipv4-egress-gateway` is
     /// named when it is all the ConfigMap has).
     pub fn check_for(&self, version: CiliumVersion) -> Vec<Finding> {
-        self.check_as(version, Programmer::Cilium)
-    }
-
-    /// [`CiliumConfig::check_for`] when `programmer` writes the egress maps: with
-    /// [`Programmer::Engine`] CiliumEndpointSlices are no failure (this library reads them,
-    /// SEMANTICS B.10); the finding says what differs — the gateway hash key.
-    pub fn check_as(&self, version: CiliumVersion, programmer: Programmer) -> Vec<Finding> {
         let removed_alias = version >= CiliumVersion::V1_19;
         let mut enabled = self.must_be(&Rule {
             check: "egress gateway",
@@ -348,7 +330,19 @@ impl CiliumConfig {
                 fix: "identityAllocationMode=crd",
                 why: "the egress gateway needs identities in Kubernetes CRDs, not in a kvstore",
             }),
-            self.endpoint_slices(programmer),
+            self.must_be(&Rule {
+                check: "CiliumEndpointSlice",
+                key: &ENDPOINT_SLICE,
+                default: "false",
+                good: &["false"],
+                fix: "ciliumEndpointSlice.enabled=false",
+                why: "incompatible: the agent refuses to start the egress gateway with slices \
+                      (Cilium issue 24833; NewEgressGatewayManager in \
+                      pkg/egressgateway/manager.go), and the datapath reads the egress maps \
+                      only when it runs. egressctl still reads slices to compute and explain \
+                      the maps (B.10), their gateway hash key being the Pod's uid when the \
+                      input holds the Pods, else \"<namespace>/<name>\"",
+            }),
             self.cluster_mesh(),
         ]
     }
@@ -370,35 +364,6 @@ impl CiliumConfig {
             } else {
                 vec![rule.fix.to_owned()]
             },
-        }
-    }
-
-    fn endpoint_slices(&self, programmer: Programmer) -> Finding {
-        let rule = Rule {
-            check: "CiliumEndpointSlice",
-            key: &ENDPOINT_SLICE,
-            default: "false",
-            good: &["false"],
-            fix: "ciliumEndpointSlice.enabled=false",
-            why: "incompatible with Cilium's egress gateway (Cilium issue 24833); when this \
-                  library programs the maps (doctor --engine) slices are read instead",
-        };
-        let finding = self.must_be(&rule);
-        if programmer == Programmer::Cilium || finding.status == Status::Ok {
-            return finding;
-        }
-        Finding {
-            status: Status::Ok,
-            detail: format!(
-                "{}: read from the slices and CiliumIdentities (SEMANTICS B.10); what differs \
-                 from a cluster without slices is the gateway hash key: a slice entry has no \
-                 uid, so each endpoint hashes its Pod's uid when the input holds the Pods \
-                 (dump or watch pods too), else \"<namespace>/<name>\" — every node computing \
-                 from the same input still agrees",
-                self.read(rule.key).shown(rule.default)
-            ),
-            fix: Vec::new(),
-            ..finding
         }
     }
 

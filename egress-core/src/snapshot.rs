@@ -56,6 +56,10 @@ pub struct Loaded {
     pub snapshot: Snapshot,
     /// Warnings of a Kubernetes dump's conversion (skipped objects and addresses).
     pub warnings: Vec<String>,
+    /// For a Kubernetes dump, what its objects said about each pod and node (B.10): an engine
+    /// loaded from it ([`crate::engine::Engine::load_snapshot`]) keeps it, so that later
+    /// events of the same cluster keep B.10's precedence. `None` for a snapshot document.
+    pub objects: Option<kubernetes::DumpObjects>,
 }
 
 mod format;

@@ -154,11 +154,6 @@ pub(crate) struct DoctorArgs {
     /// ConfigMap's chart label, the values' image.tag — else 1.18).
     #[arg(long = "cilium-version", value_name = "VERSION", value_parser = parse_version)]
     pub(crate) cilium_version: Option<egress_core::version::CiliumVersion>,
-    /// The maps are programmed by this library (`egressctl apply`, or an agent embedding the
-    /// engine), not by Cilium's agent: CiliumEndpointSlices are then no failure (they are
-    /// read, SEMANTICS B.10; the gateway hash key differs, as the check says).
-    #[arg(long)]
-    pub(crate) engine: bool,
     /// Make warnings errors (exit 1).
     #[arg(long)]
     pub(crate) strict: bool,

@@ -41,12 +41,7 @@ pub(crate) fn run(args: &DoctorArgs) -> Result<(), Failure> {
         }
         _ => {}
     }
-    let programmer = if args.engine {
-        cilium_config::Programmer::Engine
-    } else {
-        cilium_config::Programmer::Cilium
-    };
-    let findings = config.check_as(version, programmer);
+    let findings = config.check_for(version);
     for f in &findings {
         out.push_str(&format!(
             "{:<5} {}: {}\n",

@@ -45,7 +45,7 @@ impl std::fmt::Display for InvalidPolicy {
 }
 
 /// What the loads of an engine reported (its conflicts are the engine's, live).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Diagnostics {
     /// Invalid policies, each with every error: left out (an update keeps the previous
     /// version).
@@ -56,7 +56,18 @@ pub struct Diagnostics {
     /// What a Kubernetes dump's conversion skipped: objects of other kinds, endpoints
     /// without identity or networking, unparsable addresses.
     pub skipped: Vec<String>,
+    /// `skipped`'s notes, to say each once without a scan per note.
+    seen: std::collections::HashSet<String>,
 }
+
+impl PartialEq for Diagnostics {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.invalid_policies, &self.warnings, &self.skipped)
+            == (&other.invalid_policies, &other.warnings, &other.skipped)
+    }
+}
+
+impl Eq for Diagnostics {}
 
 impl Diagnostics {
     /// The diagnostics of a loaded snapshot, with its conversion's notes (`skipped`): those
@@ -123,8 +134,19 @@ impl Diagnostics {
 
     /// Records what an update's conversion skipped, once per distinct note.
     pub(super) fn record_skipped(&mut self, note: &str) {
-        if !self.skipped.iter().any(|s| s == note) {
+        if self.seen.len() < self.skipped.len() {
+            self.seen = self.skipped.iter().cloned().collect();
+        }
+        if self.seen.insert(note.to_owned()) {
             self.skipped.push(note.to_owned());
+        }
+    }
+
+    /// Forgets the notes `stale` says are no longer so (a slice entry's identity arrived).
+    pub(super) fn forget_skipped(&mut self, stale: impl Fn(&str) -> bool) {
+        if self.skipped.iter().any(|s| stale(s)) {
+            self.skipped.retain(|s| !stale(s));
+            self.seen = self.skipped.iter().cloned().collect();
         }
     }
 

@@ -323,6 +323,14 @@ const _: fn() = || {
     send_sync::<Plan>();
 };
 
+/// A node's addresses (IPv4 then IPv6).
+fn addresses(node: &Node) -> Vec<IpAddr> {
+    [node.ip(true), node.ip(false)]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 fn family(ip: IpAddr) -> usize {
     usize::from(ip.is_ipv6())
 }
@@ -399,6 +407,17 @@ impl Engine {
         config.validate()?;
         let (mut engine, invalid_policies) = Self::from_snapshot(&loaded.snapshot, config);
         engine.diagnostics.skipped = loaded.warnings.clone();
+        // A dump's objects: later events of the same cluster keep B.10's precedence.
+        if let Some(objects) = loaded.objects {
+            engine.claims = objects.claims;
+            engine.cilium_nodes = objects.cilium_nodes;
+            engine.namespace_labels = objects.namespaces;
+            let ctx = crate::snapshot::kubernetes::Context {
+                node_at: &|ip| objects::first_node_at(&engine.node_addresses, ip),
+                namespace_labels: &|ns| engine.namespace_labels.get(ns).cloned(),
+            };
+            engine.claims.settle_all(&ctx);
+        }
         Ok(LoadedEngine {
             engine,
             invalid_policies,
@@ -588,13 +607,32 @@ impl Engine {
     pub fn upsert_node(&mut self, node: Node) {
         let name = node.name.clone();
         self.index_addresses(&node, true);
+        let mut moved = addresses(&node);
         let old = self.nodes.insert(name.clone(), node);
         if let Some(old) = &old {
             self.index_addresses_except(old, &name);
+            let before = addresses(old);
+            if before == moved {
+                moved.clear();
+            } else {
+                moved.extend(before);
+            }
         }
         let labels_changed =
             old.as_ref().map(|o| &o.labels) != self.nodes.get(&name).map(|n| &n.labels);
         self.node_changed(&name, labels_changed);
+        self.settle_pods_at(&moved);
+    }
+
+    /// The pods whose object names a node at one of `addresses` find their node again (a
+    /// node there arrived, moved or went).
+    fn settle_pods_at(&mut self, addresses: &[IpAddr]) {
+        if addresses.is_empty() {
+            return;
+        }
+        for key in self.claims.on_node_addresses(addresses) {
+            self.settle_pod(&key);
+        }
     }
 
     /// Deletes a node; `false` when there was none of that name.
@@ -604,7 +642,9 @@ impl Engine {
             return false;
         };
         self.index_addresses(&old, false);
+        let moved = addresses(&old);
         self.node_changed(name, true);
+        self.settle_pods_at(&moved);
         true
     }
 
@@ -684,12 +724,20 @@ impl Engine {
         self.flush();
     }
 
-    /// Deletes an endpoint; `false` when there was none with that uid. The pod is gone: what
-    /// object events said about it (its CiliumEndpoint, slice entry and Pod, B.10) is
-    /// forgotten too.
+    /// Deletes an endpoint; `false` when there was none with that uid. For an endpoint an
+    /// object event gave (B.10), the object carrying that uid is what is deleted — the
+    /// CiliumEndpoint or Pod of that uid, or the pod's slice entries for an endpoint one of
+    /// them gave — and the pod's other objects may describe it still: a Pod whose
+    /// CiliumEndpoint is deleted is then read (the dump of the remaining objects gives the
+    /// same).
     pub fn delete_endpoint(&mut self, uid: &str) -> bool {
-        self.claims.forget_uid(uid);
-        self.remove_endpoint(uid)
+        match self.claims.forget_uid(uid) {
+            Some(key) => {
+                self.settle_pod(&key);
+                true
+            }
+            None => self.remove_endpoint(uid),
+        }
     }
 
     /// Removes an endpoint by uid, keeping the claims on its pod.

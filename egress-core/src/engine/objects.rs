@@ -56,7 +56,7 @@ enum Update {
 
 /// What one object says about pods (B.10): applied to the engine's claims.
 enum Claim {
-    CiliumEndpoint(PodKey, String, Option<Endpoint>),
+    CiliumEndpoint(PodKey, String, Option<Endpoint>, Option<IpAddr>),
     Pod(PodKey, String, Option<Endpoint>),
     Slice(String, Vec<(PodKey, SliceEntry)>),
 }
@@ -216,7 +216,8 @@ impl Engine {
                 Kind::CiliumEndpoint => match kubernetes::endpoint_indexed(doc, &node_at) {
                     Ok((endpoint, notes)) => {
                         warnings.extend(notes_at(notes));
-                        claims.push(Claim::CiliumEndpoint(key, uid, endpoint));
+                        let node_ip = kubernetes::endpoint_node_ip(doc);
+                        claims.push(Claim::CiliumEndpoint(key, uid, endpoint, node_ip));
                     }
                     Err(e) => errors.extend(at(e)),
                 },
@@ -274,7 +275,12 @@ impl Engine {
                     self.put_namespace(&ns.name, ns.labels.into());
                 }
                 Update::Identity(id, labels) => {
-                    touched.extend(self.claims.set_identity(&id, labels))
+                    // What was said while its entries waited for it is no longer so.
+                    let waiting = format!("identity {} is not in the input", field::quote(&id));
+                    self.diagnostics
+                        .forget_skipped(|note| note.contains(&waiting));
+                    applied.warnings.retain(|note| !note.contains(&waiting));
+                    touched.extend(self.claims.set_identity(&id, labels));
                 }
                 Update::Policy(Ok(policy)) => match self.upsert_policy(policy) {
                     Ok(()) => applied.policies += 1,
@@ -287,8 +293,11 @@ impl Engine {
         let mut claimed: Vec<(PodKey, Source)> = Vec::new();
         for claim in claims {
             match claim {
-                Claim::CiliumEndpoint(key, uid, endpoint) => {
-                    touched.push(self.claims.set_cilium_endpoint(key, &uid, endpoint));
+                Claim::CiliumEndpoint(key, uid, endpoint, node_ip) => {
+                    touched.push(
+                        self.claims
+                            .set_cilium_endpoint(key, &uid, endpoint, node_ip),
+                    );
                 }
                 Claim::Pod(key, uid, endpoint) => {
                     let key = self.claims.set_pod(key, &uid, endpoint);
@@ -307,7 +316,14 @@ impl Engine {
                 applied.endpoints += 1;
             }
         }
-        applied.warnings.extend(self.claims.ignored_notes(&claimed));
+        let ignored = {
+            let ctx = kubernetes::Context {
+                node_at: &|ip| first_node_at(&self.node_addresses, ip),
+                namespace_labels: &|ns| self.namespace_labels.get(ns).cloned(),
+            };
+            self.claims.ignored_notes(&claimed, &ctx)
+        };
+        applied.warnings.extend(ignored);
         for (i, errors) in applied.invalid_policies.iter().enumerate() {
             self.diagnostics
                 .record_invalid(super::InvalidPolicy::new(i, errors));
@@ -318,25 +334,24 @@ impl Engine {
         applied
     }
 
-    /// Makes the engine hold the endpoint a pod's claims resolve to now (deleting the one of
-    /// its old uid when the uid changed or no claim gives one). Whether one was upserted.
-    fn settle_pod(&mut self, key: &PodKey) -> bool {
-        let settled = self.claims.settle(key);
+    /// Makes the engine hold the endpoint a pod's objects resolve to now — its node found
+    /// by address in the engine's index, a Pod's namespace labels the engine's — deleting the
+    /// one of its old uid when the uid changed or no object gives one. Whether the pod has an
+    /// endpoint.
+    pub(super) fn settle_pod(&mut self, key: &PodKey) -> bool {
+        let settled = {
+            let ctx = kubernetes::Context {
+                node_at: &|ip| first_node_at(&self.node_addresses, ip),
+                namespace_labels: &|ns| self.namespace_labels.get(ns).cloned(),
+            };
+            self.claims.settle(key, &ctx)
+        };
         if let Some(old) = &settled.removed {
             self.remove_endpoint(old);
         }
-        let Some(mut endpoint) = settled.endpoint else {
+        let Some(endpoint) = settled.endpoint else {
             return false;
         };
-        // A Pod's namespace labels as the engine knows them now (a namespace event after it).
-        if endpoint.identity_labels.is_none()
-            && let Some(labels) = endpoint
-                .namespace
-                .as_deref()
-                .and_then(|ns| self.namespace_labels.get(ns))
-        {
-            endpoint.namespace_labels = labels.clone();
-        }
         // The engine does not keep pod names: compare without them.
         let unnamed = Endpoint {
             name: None,
@@ -347,6 +362,16 @@ impl Engine {
         }
         true
     }
+}
+
+/// The first node by name at an address of an engine's index.
+pub(super) fn first_node_at(
+    index: &HashMap<IpAddr, std::collections::BTreeSet<String>>,
+    ip: IpAddr,
+) -> Option<String> {
+    index
+        .get(&ip)
+        .and_then(|names| names.iter().next().cloned())
 }
 
 #[cfg(test)]

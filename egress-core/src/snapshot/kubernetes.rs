@@ -14,7 +14,7 @@ use crate::netip;
 use crate::version::CiliumVersion;
 
 mod claims;
-pub use claims::{EndpointClaims, PodKey, Resolved, Settled, SliceEntry, Source};
+pub use claims::{Context, EndpointClaims, PodKey, Resolved, Settled, SliceEntry, Source};
 
 /// What a Kubernetes object is to this crate, by its `kind`: the one dispatch of every
 /// reader of objects (dumps, inputs merged onto a snapshot, the engine's events).
@@ -121,12 +121,23 @@ pub fn at_object(path: &str, e: Error) -> Error {
     }
 }
 
+/// What a dump's objects said about each pod and node (B.10): kept for an engine that takes
+/// later events of the same cluster, so that its precedence holds across them.
+#[derive(Clone, Debug, Default)]
+pub struct DumpObjects {
+    pub(crate) claims: EndpointClaims,
+    /// The nodes a CiliumNode gave.
+    pub(crate) cilium_nodes: HashSet<String>,
+    /// Each Namespace's labels (a later Pod's identity takes them).
+    pub(crate) namespaces: HashMap<String, crate::labels::Labels>,
+}
+
 /// Converts a dump's objects (Lists already flattened). Returns the snapshot (no
-/// `localNode`, no devices) and the conversion's warnings.
+/// `localNode`, no devices), the conversion's warnings and what the objects said.
 pub(super) fn from_objects(
     objects: &[Value],
     version: CiliumVersion,
-) -> Result<(Snapshot, Vec<String>), Error> {
+) -> Result<(Snapshot, Vec<String>, DumpObjects), Error> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut snap = Snapshot {
@@ -208,7 +219,7 @@ pub(super) fn from_objects(
                 if claims.has(&key, uid, Source::CiliumEndpoint) {
                     errors.push(duplicate_pod(&path, obj));
                 } else {
-                    claims.set_cilium_endpoint(key, uid, ep);
+                    claims.set_cilium_endpoint(key, uid, ep, endpoint_node_ip(obj));
                 }
             }
             kind @ Kind::Unused(_) => match crate::version::detect(obj) {
@@ -217,7 +228,13 @@ pub(super) fn from_objects(
             },
         }
     }
-    snap.endpoints = claims.endpoints();
+    let index = address_index(&snap.nodes);
+    let ctx = Context {
+        node_at: &|ip| index.get(&ip).cloned(),
+        namespace_labels: &|ns| namespace_labels.get(ns).cloned(),
+    };
+    snap.endpoints = claims.endpoints(&ctx);
+    warnings.extend(claims.ignored_notes(&claimed, &ctx));
     // Read nodes first, said in document order: the first error is the first object's.
     errors.sort_by_key(|e| object_index(&e.path));
     if ignored_nodes > 0 {
@@ -225,9 +242,16 @@ pub(super) fn from_objects(
             "{ignored_nodes} Node object(s) ignored: a CiliumNode of the same name is read (a CiliumNode beats a Node, B.10)"
         ));
     }
-    warnings.extend(claims.ignored_notes(&claimed));
     if errors.is_empty() {
-        Ok((snap, warnings))
+        Ok((
+            snap,
+            warnings,
+            DumpObjects {
+                claims,
+                cilium_nodes,
+                namespaces: namespace_labels,
+            },
+        ))
     } else {
         Err(Error::Input(errors))
     }
@@ -273,6 +297,16 @@ fn object_key(obj: &Value) -> Option<(String, String)> {
     let namespace = meta.get("namespace").and_then(Value::as_str)?;
     let name = meta.get("name").and_then(Value::as_str)?;
     Some((namespace.to_owned(), name.to_owned()))
+}
+
+/// A CiliumEndpoint's `status.networking.node`, parsed: the address its node is found by.
+pub(crate) fn endpoint_node_ip(obj: &Value) -> Option<IpAddr> {
+    let text = obj
+        .get("status")?
+        .get("networking")?
+        .get("node")?
+        .as_str()?;
+    netip::parse_addr(text).ok().map(|a| a.addr)
 }
 
 /// An object's `metadata.uid` ("" without one).
@@ -689,14 +723,14 @@ fn slice_entries(
                 }
             }
         }
-        let node_ip = networking
+        let node_text = networking
             .and_then(|n| n.get("node"))
             .and_then(Value::as_str);
-        let node = node_ip
+        let node_ip = node_text
             .and_then(|s| netip::parse_addr(s).ok())
-            .and_then(|a| node_at(a.addr));
-        if node.is_none() {
-            let shown = node_ip.map_or_else(|| "none".to_owned(), field::quote);
+            .map(|a| a.addr);
+        if node_ip.and_then(node_at).is_none() {
+            let shown = node_text.map_or_else(|| "none".to_owned(), field::quote);
             warnings.push(format!(
                 "{who}: networking.node {shown} matches no node: kept without a node"
             ));
@@ -707,7 +741,7 @@ fn slice_entries(
                 slice: slice.clone(),
                 id,
                 ips,
-                node,
+                node_ip,
             },
         ));
     }

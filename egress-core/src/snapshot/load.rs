@@ -51,6 +51,7 @@ pub(super) fn load_unchecked(text: &str, version: CiliumVersion) -> Result<Loade
         return Snapshot::from_document_owned_for(doc, version).map(|snapshot| Loaded {
             snapshot,
             warnings: Vec::new(),
+            objects: None,
         });
     }
     if docs.is_empty() {
@@ -58,8 +59,11 @@ pub(super) fn load_unchecked(text: &str, version: CiliumVersion) -> Result<Loade
     }
     check_objects(&docs)?;
     let objects = document::flatten_lists(docs);
-    kubernetes::from_objects(&objects, version)
-        .map(|(snapshot, warnings)| Loaded { snapshot, warnings })
+    kubernetes::from_objects(&objects, version).map(|(snapshot, warnings, objects)| Loaded {
+        snapshot,
+        warnings,
+        objects: Some(objects),
+    })
 }
 
 /// The documents of an input that is not one snapshot must be Kubernetes objects: a
@@ -174,7 +178,11 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
             }
         }
         return kubernetes::from_objects(&objects, version)
-            .map(|(snapshot, warnings)| Loaded { snapshot, warnings })
+            .map(|(snapshot, warnings, objects)| Loaded {
+                snapshot,
+                warnings,
+                objects: Some(objects),
+            })
             .map_err(|e| (None, e));
     }
     let mut inputs = parsed.into_iter().enumerate();
@@ -250,9 +258,9 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
                         kubernetes::endpoint_from_pod(doc, &namespace_labels).map_err(at_path)
                     );
                     warnings.extend(notes_at(notes));
-                    let key = kubernetes::pod_key(doc);
-                    let uid = endpoint.as_ref().map(|e| e.uid.clone()).unwrap_or_default();
-                    let key = claims.set_pod(key, &uid, endpoint);
+                    // A skipped Pod's uid still names its pod (a slice entry takes it).
+                    let uid = kubernetes::pod_uid(doc);
+                    let key = claims.set_pod(kubernetes::pod_key(doc), uid, endpoint);
                     claimed.push((key, kubernetes::Source::Pod));
                 }
                 kubernetes::Kind::CiliumEndpoint => {
@@ -264,12 +272,15 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
                     warnings.extend(notes);
                     // The pod it describes is its, even when it is skipped.
                     let uid = kubernetes::pod_uid(doc);
-                    claims.set_cilium_endpoint(kubernetes::pod_key(doc), uid, endpoint);
+                    let node_ip = kubernetes::endpoint_node_ip(doc);
+                    claims.set_cilium_endpoint(kubernetes::pod_key(doc), uid, endpoint, node_ip);
                 }
                 kubernetes::Kind::EndpointSlice => {
                     let index =
                         addresses.get_or_insert_with(|| kubernetes::address_index(&snapshot.nodes));
-                    let knows = |id: &str| claims.knows_identity(id);
+                    // An identity of a later input counts: unknown ones are said once all
+                    // inputs are read.
+                    let knows = |_: &str| true;
                     let node_at = |ip: IpAddr| index.get(&ip).cloned();
                     let ((name, entries), notes) = or_next!(
                         kubernetes::slice_from_object(doc, &knows, &node_at).map_err(at_path)
@@ -309,9 +320,16 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
             return Err((Some(i), e));
         }
     }
-    // Each resolved endpoint replaces the snapshot's of its uid, or comes after them.
+    // Each resolved endpoint — its node, identity and namespace looked up among every input's
+    // — replaces the snapshot's of its uid, or comes after them.
+    let index = kubernetes::address_index(&snapshot.nodes);
+    let ctx = kubernetes::Context {
+        node_at: &|ip| index.get(&ip).cloned(),
+        namespace_labels: &|ns| namespace_labels.get(ns).cloned(),
+    };
+    warnings.extend(claims.waiting_for_identity());
     let mut at_uid = uid_index(&snapshot.endpoints);
-    for ep in claims.endpoints() {
+    for ep in claims.endpoints(&ctx) {
         match at_uid.get(&ep.uid) {
             Some(&k) => snapshot.endpoints[k] = ep,
             None => {
@@ -320,8 +338,13 @@ pub(super) fn load_all_unchecked<T: AsRef<str>>(
             }
         }
     }
-    warnings.extend(claims.ignored_notes(&claimed));
-    Ok(Loaded { snapshot, warnings })
+    warnings.extend(claims.ignored_notes(&claimed, &ctx));
+    // Merged onto a snapshot, endpoints are as given: no objects kept for later events.
+    Ok(Loaded {
+        snapshot,
+        warnings,
+        objects: None,
+    })
 }
 
 /// Where each endpoint is in `endpoints`, by uid.
