@@ -86,6 +86,11 @@ log "Python module (scripts/test-python.sh)"
 # quick start in a module of its own, the benchmarks once each.
 log "Go package (scripts/test-go.sh)"
 ./scripts/test-go.sh
+# The CNI integration: egress-agent and the egress-cni plugin on the Go package (go test
+# -race, the plugin run as a runtime runs it, the kernel maps, libcni with the reference ptp
+# plugin in a network namespace).
+log "CNI integration (scripts/test-cni.sh)"
+./scripts/test-cni.sh
 # Fuzz smoke runs: every target of fuzz/ for 15 s from the repository's inputs (cargo-fuzz is
 # installed from the Rust registry when missing).
 log "fuzz smoke runs (scripts/fuzz.sh)"

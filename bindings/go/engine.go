@@ -293,8 +293,8 @@ func (e *Engine) DeleteNode(name string) (bool, error) {
 // Applied says what Apply applied: counts of the objects taken, and of those that were not.
 type Applied struct {
 	Policies   int // valid policies upserted
-	Nodes      int // nodes upserted (CiliumNodes)
-	Endpoints  int // endpoints upserted (CiliumEndpoints)
+	Nodes      int // nodes upserted (CiliumNodes and core Nodes)
+	Endpoints  int // pods whose endpoint was upserted (CiliumEndpoints, slice entries, Pods)
 	Namespaces int // namespaces whose labels were set
 	// InvalidPolicies are left out, each keeping its previous version; Diagnostics() has
 	// every field error of each (InvalidPolicies).

@@ -1,0 +1,473 @@
+// Package agent is egress-agent's core: one node's egressgw.Engine fed the cluster's objects
+// as events and CNI ADD/DEL/CHECK, programming the node's maps after each, behind the local
+// API of package api. Nothing is programmed before the cluster's first full list has arrived
+// (POST /v1/objects?sync=1, as Cilium waits for its caches): a restarted agent adopts what its
+// maps hold and writes only the difference once it knows the cluster again.
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+
+	"egresscni/api"
+
+	"egressgw"
+)
+
+// Programmer writes an engine's pending plan to the node's maps and acknowledges what it
+// wrote.
+type Programmer interface {
+	// Program writes e's plan and acknowledges it; the number of map writes.
+	Program(e *egressgw.Engine) (int, error)
+	// Describe names where the maps are ("pinned in /sys/fs/bpf/tc/globals").
+	Describe() string
+}
+
+// PlanOnly acknowledges plans without writing them anywhere: an agent without kernel maps
+// (tests, a dry run). Its Describe says so.
+type PlanOnly struct{}
+
+// Program takes e's plan and acknowledges all of it.
+func (PlanOnly) Program(e *egressgw.Engine) (int, error) {
+	plan, err := e.TakePlan()
+	if err != nil {
+		return 0, err
+	}
+	if plan.Len() == 0 {
+		return 0, nil
+	}
+	return plan.Len(), e.Ack(plan, plan.Len())
+}
+
+// Describe says no kernel map is written.
+func (PlanOnly) Describe() string { return "none (plans acknowledged, nothing written)" }
+
+// Agent is one node's state. Safe for concurrent use: requests are served one at a time.
+type Agent struct {
+	mu     sync.Mutex
+	node   string
+	engine *egressgw.Engine
+	maps   Programmer
+	synced bool
+	// The cluster's Pod objects by namespace/name, as last seen (ADD takes labels from them).
+	pods map[string]map[string]any
+	// The addresses CNI ADD gave each pod uid: kept when a later Pod event has none yet.
+	added map[string][]string
+	// Pods torn down by CNI DEL (by uid): their objects are not applied again until deleted.
+	tornDown map[string]struct{}
+	// The uid of each sandbox ADD saw (a DEL may come without the pod's name), and the
+	// sandbox each uid was last added in (a DEL of an older sandbox is stale).
+	sandboxes  map[string]string
+	sandboxOf  map[string]string
+	programmed int
+}
+
+// New is an agent for node, its engine and maps.
+func New(node string, engine *egressgw.Engine, maps Programmer) *Agent {
+	return &Agent{
+		node:      node,
+		engine:    engine,
+		maps:      maps,
+		pods:      map[string]map[string]any{},
+		added:     map[string][]string{},
+		tornDown:  map[string]struct{}{},
+		sandboxes: map[string]string{},
+		sandboxOf: map[string]string{},
+	}
+}
+
+// Engine is the agent's engine (for queries; events go through the agent).
+func (a *Agent) Engine() *egressgw.Engine { return a.engine }
+
+func badRequest(path, format string, args ...any) *api.Error {
+	return &api.Error{Status: http.StatusBadRequest, Path: path, Message: fmt.Sprintf(format, args...)}
+}
+
+func unavailable(format string, args ...any) *api.Error {
+	return &api.Error{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf(format, args...)}
+}
+
+// program writes the engine's plan (after the first sync only).
+func (a *Agent) program() (int, error) {
+	if !a.synced {
+		return 0, nil
+	}
+	n, err := a.maps.Program(a.engine)
+	a.programmed += n
+	if err != nil {
+		return n, unavailable("programming the maps (%s) failed: %v", a.maps.Describe(), err)
+	}
+	return n, nil
+}
+
+// Objects applies Kubernetes objects (JSON: one object, a List, or an array) as events;
+// sync marks the cluster's first full list as complete, which starts programming.
+func (a *Agent) Objects(body []byte, sync bool) (api.Applied, error) {
+	objects, err := splitObjects(body)
+	if err != nil {
+		return api.Applied{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	kept := objects[:0]
+	for _, obj := range objects {
+		if kind(obj) == "Pod" {
+			if !a.notePod(obj) {
+				continue
+			}
+		}
+		kept = append(kept, obj)
+	}
+	var applied api.Applied
+	if len(kept) > 0 {
+		text, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": kept})
+		if err != nil {
+			return applied, err
+		}
+		got, err := a.engine.Apply(text)
+		if err != nil {
+			return applied, inputError(err)
+		}
+		applied = api.Applied{
+			Policies: got.Policies, Nodes: got.Nodes, Endpoints: got.Endpoints,
+			Namespaces: got.Namespaces, InvalidPolicies: got.InvalidPolicies, Skipped: got.Skipped,
+		}
+	}
+	if sync {
+		a.synced = true
+	}
+	applied.Programmed, err = a.program()
+	return applied, err
+}
+
+// notePod caches a Pod object and says whether to apply it: not when CNI DEL tore it down;
+// with the addresses ADD gave it when it has none yet.
+func (a *Agent) notePod(obj map[string]any) bool {
+	meta, _ := obj["metadata"].(map[string]any)
+	ns, _ := meta["namespace"].(string)
+	name, _ := meta["name"].(string)
+	uid, _ := meta["uid"].(string)
+	if _, gone := a.tornDown[uid]; gone && uid != "" {
+		return false
+	}
+	if ns != "" && name != "" {
+		a.pods[ns+"/"+name] = obj
+	}
+	if ips, ok := a.added[uid]; ok && len(podIPs(obj)) == 0 {
+		withIPs(obj, ips)
+	}
+	return true
+}
+
+// Delete applies a deleted object.
+func (a *Agent) Delete(req api.DeleteRequest) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var err error
+	switch req.Kind {
+	case "Pod", "CiliumEndpoint":
+		uid := req.UID
+		key := req.Namespace + "/" + req.Name
+		if obj, ok := a.pods[key]; ok && req.Kind == "Pod" {
+			if uid == "" {
+				uid = objectUID(obj)
+			}
+			if objectUID(obj) == uid {
+				delete(a.pods, key)
+			}
+		}
+		if uid == "" {
+			return badRequest("uid", "Required value: the deleted %s's metadata.uid", req.Kind)
+		}
+		if req.Kind == "Pod" {
+			delete(a.tornDown, uid)
+			delete(a.added, uid)
+			delete(a.sandboxOf, uid)
+		}
+		_, err = a.engine.DeleteEndpoint(uid)
+	case "Node", "CiliumNode":
+		_, err = a.engine.DeleteNode(req.Name)
+	case "CiliumEgressGatewayPolicy":
+		_, err = a.engine.DeletePolicy(req.Name)
+	default:
+		return badRequest("kind", "Unsupported value: %q: supported values: \"Pod\", \"CiliumEndpoint\", \"Node\", \"CiliumNode\", \"CiliumEgressGatewayPolicy\"", req.Kind)
+	}
+	if err != nil {
+		return inputError(err)
+	}
+	_, err = a.program()
+	return err
+}
+
+// Add is CNI ADD: the pod's object (labels, uid) with the addresses the CNI result gave it,
+// applied as an event; the plan programmed before the answer.
+func (a *Agent) Add(req api.AddRequest) (api.AddResponse, error) {
+	if err := checkPod(req.Pod); err != nil {
+		return api.AddResponse{}, err
+	}
+	ips, err := checkIPs(req.IPs)
+	if err != nil {
+		return api.AddResponse{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.synced {
+		return api.AddResponse{}, unavailable("the agent has not received the cluster's objects yet (no sync): try again later")
+	}
+	key := req.Pod.Namespace + "/" + req.Pod.Name
+	obj, ok := a.pods[key]
+	if !ok {
+		return api.AddResponse{}, unavailable("pod %s is not known to the agent yet (its Pod object has not arrived): try again later", key)
+	}
+	uid := objectUID(obj)
+	if req.Pod.UID != "" && req.Pod.UID != uid {
+		return api.AddResponse{}, unavailable("pod %s: the agent knows uid %q, CNI_ARGS say %q (its new Pod object has not arrived): try again later", key, uid, req.Pod.UID)
+	}
+	delete(a.tornDown, uid)
+	a.added[uid] = ips
+	if req.ContainerID != "" {
+		a.sandboxes[req.ContainerID] = uid
+		a.sandboxOf[uid] = req.ContainerID
+	}
+	withIPs(obj, ips)
+	text, err := json.Marshal(obj)
+	if err != nil {
+		return api.AddResponse{}, err
+	}
+	if _, err := a.engine.Apply(text); err != nil {
+		return api.AddResponse{}, inputError(err)
+	}
+	n, err := a.program()
+	if err != nil {
+		return api.AddResponse{}, err
+	}
+	entries, err := a.entriesOf(ips)
+	return api.AddResponse{UID: uid, Entries: entries, Programmed: n}, err
+}
+
+// Del is CNI DEL: idempotent, never an error for an unknown pod. A DEL of a sandbox older
+// than the pod's last ADD (a queued DEL replayed late) changes nothing.
+func (a *Agent) Del(req api.DelRequest) (api.DelResponse, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	uid := req.Pod.UID
+	if uid == "" {
+		uid = a.sandboxes[req.ContainerID]
+	}
+	if uid == "" {
+		if obj, ok := a.pods[req.Pod.Namespace+"/"+req.Pod.Name]; ok {
+			uid = objectUID(obj)
+		}
+	}
+	if req.ContainerID != "" {
+		delete(a.sandboxes, req.ContainerID)
+	}
+	if uid == "" {
+		return api.DelResponse{}, nil
+	}
+	if last, ok := a.sandboxOf[uid]; ok && req.ContainerID != "" && last != req.ContainerID {
+		return api.DelResponse{}, nil
+	}
+	delete(a.sandboxOf, uid)
+	a.tornDown[uid] = struct{}{}
+	delete(a.added, uid)
+	deleted, err := a.engine.DeleteEndpoint(uid)
+	if err != nil {
+		return api.DelResponse{}, inputError(err)
+	}
+	n, err := a.program()
+	return api.DelResponse{Deleted: deleted, Programmed: n}, err
+}
+
+// Check is CNI CHECK: the pod's endpoint has the addresses its CNI result says.
+func (a *Agent) Check(req api.CheckRequest) error {
+	if err := checkPod(req.Pod); err != nil {
+		return err
+	}
+	ips, err := checkIPs(req.IPs)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	key := req.Pod.Namespace + "/" + req.Pod.Name
+	obj, ok := a.pods[key]
+	if !ok {
+		return &api.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("pod %s is not known to the agent", key)}
+	}
+	uid := objectUID(obj)
+	if _, gone := a.tornDown[uid]; gone {
+		return &api.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("pod %s was torn down (CNI DEL)", key)}
+	}
+	have := a.added[uid]
+	for _, ip := range ips {
+		if !contains(have, ip) {
+			return &api.Error{Status: http.StatusConflict, Path: "ips",
+				Message: fmt.Sprintf("pod %s: the agent programmed %v, not %s", key, have, ip)}
+		}
+	}
+	return nil
+}
+
+// Status is the agent's state.
+func (a *Agent) Status() (api.Status, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	entries, err := a.engine.Entries()
+	if err != nil {
+		return api.Status{}, err
+	}
+	return api.Status{
+		Node:       a.node,
+		Maps:       a.maps.Describe(),
+		Entries:    len(entries),
+		Programmed: a.programmed,
+		Pods:       len(a.pods),
+		Synced:     a.synced,
+	}, nil
+}
+
+// entriesOf counts the desired entries whose source is one of ips.
+func (a *Agent) entriesOf(ips []string) (int, error) {
+	entries, err := a.engine.Entries()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		if contains(ips, e.Source.String()) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func checkPod(p api.Pod) error {
+	if p.Namespace == "" {
+		return badRequest("pod.namespace", "Required value (CNI_ARGS K8S_POD_NAMESPACE)")
+	}
+	if p.Name == "" {
+		return badRequest("pod.name", "Required value (CNI_ARGS K8S_POD_NAME)")
+	}
+	return nil
+}
+
+// checkIPs parses addresses (a CIDR's address part is taken), IPv4-mapped ones unmapped.
+func checkIPs(ips []string) ([]string, error) {
+	if len(ips) == 0 {
+		return nil, badRequest("ips", "Required value: the previous plugins' result has no IP")
+	}
+	out := make([]string, 0, len(ips))
+	for i, text := range ips {
+		addr := text
+		if prefix, err := netip.ParsePrefix(text); err == nil {
+			addr = prefix.Addr().String()
+		}
+		ip, err := netip.ParseAddr(addr)
+		if err != nil || ip.Zone() != "" {
+			return nil, badRequest(fmt.Sprintf("ips[%d]", i), "Invalid value: %q: not an IP address", text)
+		}
+		out = append(out, ip.Unmap().String())
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// inputError is an engine error as an answer: bad input (400) or, for the kernel and
+// capacity, try again later (503).
+func inputError(err error) error {
+	if errors.Is(err, egressgw.ErrInput) || errors.Is(err, egressgw.ErrParse) || errors.Is(err, egressgw.ErrInvalidArgument) {
+		out := &api.Error{Status: http.StatusBadRequest, Message: err.Error()}
+		var e *egressgw.Error
+		if errors.As(err, &e) {
+			out.Path = e.Path()
+		}
+		return out
+	}
+	return unavailable("%v", err)
+}
+
+func kind(obj map[string]any) string {
+	k, _ := obj["kind"].(string)
+	return k
+}
+
+func objectUID(obj map[string]any) string {
+	meta, _ := obj["metadata"].(map[string]any)
+	uid, _ := meta["uid"].(string)
+	return uid
+}
+
+func podIPs(obj map[string]any) []any {
+	status, _ := obj["status"].(map[string]any)
+	ips, _ := status["podIPs"].([]any)
+	return ips
+}
+
+// withIPs sets a Pod object's status.podIPs (and podIP), phase Running.
+func withIPs(obj map[string]any, ips []string) {
+	status, _ := obj["status"].(map[string]any)
+	if status == nil {
+		status = map[string]any{}
+		obj["status"] = status
+	}
+	list := make([]any, 0, len(ips))
+	for _, ip := range ips {
+		list = append(list, map[string]any{"ip": ip})
+	}
+	status["podIPs"] = list
+	status["podIP"] = ips[0]
+	if phase, _ := status["phase"].(string); phase == "" || phase == "Pending" {
+		status["phase"] = "Running"
+	}
+}
+
+// splitObjects reads a JSON body: one object, a List (its items), or an array of objects.
+func splitObjects(body []byte) ([]map[string]any, error) {
+	trimmed := strings.TrimSpace(string(body))
+	if trimmed == "" {
+		return nil, badRequest("body", "Required value: Kubernetes objects as JSON")
+	}
+	if trimmed[0] != '{' && trimmed[0] != '[' {
+		return nil, badRequest("body", "Invalid value: JSON objects expected (kubectl get -o json): the agent reads the objects it caches")
+	}
+	var decoded any
+	if err := json.Unmarshal([]byte(trimmed), &decoded); err != nil {
+		return nil, badRequest("body", "Invalid value: %v", err)
+	}
+	var items []any
+	switch v := decoded.(type) {
+	case []any:
+		items = v
+	case map[string]any:
+		if kind(v) == "List" || strings.HasSuffix(kind(v), "List") {
+			items, _ = v["items"].([]any)
+		} else {
+			items = []any{v}
+		}
+	}
+	out := make([]map[string]any, 0, len(items))
+	for i, item := range items {
+		obj, ok := item.(map[string]any)
+		if !ok {
+			return nil, badRequest(fmt.Sprintf("items[%d]", i), "Invalid value: not an object")
+		}
+		out = append(out, obj)
+	}
+	return out, nil
+}

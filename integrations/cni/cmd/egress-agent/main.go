@@ -1,0 +1,101 @@
+// Command egress-agent is one node's egress gateway agent: it holds an egressgw.Engine fed
+// the cluster's objects and the egress-cni plugin's ADD/DEL/CHECK over a unix socket
+// (package api), and programs the node's maps after each (see README).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"egresscni/agent"
+	"egresscni/api"
+	"egresscni/queue"
+
+	"egressgw"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "egress-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	node := flag.String("node", "", "this node's name, as its Node/CiliumNode object names it (required)")
+	socket := flag.String("socket", api.DefaultSocket, "the unix socket the API listens on")
+	selection := flag.String("selection", "cilium", "gateway selection: cilium or consistent")
+	version := flag.String("cilium-version", "1.18", "the Cilium version reproduced: 1.18, 1.19 or 1.20")
+	devices := flag.String("devices", "", "this node's devices (the snapshot's interfaces shape, YAML or JSON); needed on a gateway node")
+	delQueue := flag.String("del-queue", queue.DefaultDir, "the plugin's queue of DELs made while the agent was away, replayed at start")
+	mapsFlags := addMapsFlags()
+	flag.Parse()
+	if *node == "" {
+		return fmt.Errorf("--node: Required value")
+	}
+	cfg := egressgw.Config{LocalNode: *node}
+	switch *selection {
+	case "cilium":
+		cfg.Selection = egressgw.SelectionCilium
+	case "consistent":
+		cfg.Selection = egressgw.SelectionConsistent
+	default:
+		return fmt.Errorf("--selection: Unsupported value: %q: supported values: \"cilium\", \"consistent\"", *selection)
+	}
+	switch *version {
+	case "1.18":
+		cfg.CiliumVersion = egressgw.CiliumV1_18
+	case "1.19":
+		cfg.CiliumVersion = egressgw.CiliumV1_19
+	case "1.20":
+		cfg.CiliumVersion = egressgw.CiliumV1_20
+	default:
+		return fmt.Errorf("--cilium-version: Unsupported value: %q: supported values: \"1.18\", \"1.19\", \"1.20\"", *version)
+	}
+	engine, err := egressgw.NewEngine(cfg)
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+	if *devices != "" {
+		text, err := os.ReadFile(*devices)
+		if err != nil {
+			return fmt.Errorf("--devices: %w", err)
+		}
+		if err := engine.SetDevices(text); err != nil {
+			return fmt.Errorf("--devices: %s: %w", *devices, err)
+		}
+	}
+	maps, closeMaps, err := mapsFlags.open(engine, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeMaps()
+	a := agent.New(*node, engine, maps)
+	listener, server, err := a.Listen(*socket)
+	if err != nil {
+		return fmt.Errorf("--socket: %w", err)
+	}
+	defer server.Close()
+	sent, err := queue.Replay(*delQueue, func(req api.DelRequest) error {
+		_, err := a.Del(req)
+		return err
+	})
+	if err != nil {
+		log.Printf("the DEL queue %s: %v (%d replayed)", *delQueue, err, sent)
+	}
+	log.Printf("node %s: listening on %s, maps %s, %d queued DEL(s) replayed; programming starts with the first full list (POST /v1/objects?sync=1)",
+		*node, listener.Addr(), maps.Describe(), sent)
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	<-signals
+	log.Printf("stopping")
+	_ = listener.Close()
+	time.Sleep(10 * time.Millisecond)
+	return nil
+}
