@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -48,6 +50,15 @@ func (PlanOnly) Program(e *egressgw.Engine) (int, error) {
 // Describe says no kernel map is written.
 func (PlanOnly) Describe() string { return "none (plans acknowledged, nothing written)" }
 
+// sandboxRecord is what CNI said of one pod: the sandbox it was last added in, the
+// addresses that ADD gave it (authoritative while the sandbox lives: a Pod event may lag
+// behind a new sandbox), and whether DEL tore that sandbox down.
+type sandboxRecord struct {
+	Sandbox  string   `json:"sandbox"`
+	IPs      []string `json:"ips"`
+	TornDown bool     `json:"tornDown,omitempty"`
+}
+
 // Agent is one node's state. Safe for concurrent use: requests are served one at a time.
 type Agent struct {
 	mu     sync.Mutex
@@ -55,31 +66,68 @@ type Agent struct {
 	engine *egressgw.Engine
 	maps   Programmer
 	synced bool
-	// The cluster's Pod objects by namespace/name, as last seen (ADD takes labels from them).
+	// The cluster's Pod objects by namespace/name, as last applied (ADD takes labels from
+	// them).
 	pods map[string]map[string]any
-	// The addresses CNI ADD gave each pod uid: kept when a later Pod event has none yet.
-	added map[string][]string
-	// Pods torn down by CNI DEL (by uid): their objects are not applied again until deleted.
-	tornDown map[string]struct{}
-	// The uid of each sandbox ADD saw (a DEL may come without the pod's name), and the
-	// sandbox each uid was last added in (a DEL of an older sandbox is stale).
-	sandboxes  map[string]string
-	sandboxOf  map[string]string
+	// What CNI said of each pod, by uid; kept in statePath (when set) so that a restarted
+	// agent still knows which sandbox is current and which pods are torn down.
+	records   map[string]*sandboxRecord
+	statePath string
+	// Whether the last programming failed: CHECK says so until one succeeds.
+	failed     error
 	programmed int
 }
 
-// New is an agent for node, its engine and maps.
+// New is an agent for node, its engine and maps, without persistent state (tests).
 func New(node string, engine *egressgw.Engine, maps Programmer) *Agent {
 	return &Agent{
-		node:      node,
-		engine:    engine,
-		maps:      maps,
-		pods:      map[string]map[string]any{},
-		added:     map[string][]string{},
-		tornDown:  map[string]struct{}{},
-		sandboxes: map[string]string{},
-		sandboxOf: map[string]string{},
+		node:    node,
+		engine:  engine,
+		maps:    maps,
+		pods:    map[string]map[string]any{},
+		records: map[string]*sandboxRecord{},
 	}
+}
+
+// NewWithState is New keeping what CNI said of each pod in statePath (a file; read when it
+// exists, rewritten atomically on each change). Put it on a tmpfs that lives as long as the
+// node's pods (/run).
+func NewWithState(node string, engine *egressgw.Engine, maps Programmer, statePath string) (*Agent, error) {
+	a := New(node, engine, maps)
+	a.statePath = statePath
+	body, err := os.ReadFile(statePath)
+	if errors.Is(err, os.ErrNotExist) {
+		return a, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(body, &a.records); err != nil {
+		return nil, fmt.Errorf("%s: %w", statePath, err)
+	}
+	if a.records == nil {
+		a.records = map[string]*sandboxRecord{}
+	}
+	return a, nil
+}
+
+// save writes the records (when the agent keeps state).
+func (a *Agent) save() error {
+	if a.statePath == "" {
+		return nil
+	}
+	body, err := json.Marshal(a.records)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(a.statePath), 0o700); err != nil {
+		return err
+	}
+	tmp := a.statePath + ".tmp"
+	if err := os.WriteFile(tmp, body, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, a.statePath)
 }
 
 // Engine is the agent's engine (for queries; events go through the agent).
@@ -93,21 +141,29 @@ func unavailable(format string, args ...any) *api.Error {
 	return &api.Error{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf(format, args...)}
 }
 
-// program writes the engine's plan (after the first sync only).
+// program writes the engine's plan (after the first sync only). A kernel failure or a lack of
+// memory is "try again later" (503: what was not written comes back in the next plan); a map
+// too small or maps of another layout are not (500: retrying cannot help).
 func (a *Agent) program() (int, error) {
 	if !a.synced {
 		return 0, nil
 	}
 	n, err := a.maps.Program(a.engine)
 	a.programmed += n
-	if err != nil {
-		return n, unavailable("programming the maps (%s) failed: %v", a.maps.Describe(), err)
+	a.failed = err
+	if err == nil {
+		return n, nil
 	}
-	return n, nil
+	msg := fmt.Sprintf("programming the maps (%s) failed: %v", a.maps.Describe(), err)
+	if errors.Is(err, egressgw.ErrCapacity) || errors.Is(err, egressgw.ErrInvalidArgument) {
+		return n, &api.Error{Status: http.StatusInternalServerError, Message: msg}
+	}
+	return n, unavailable("%s", msg)
 }
 
 // Objects applies Kubernetes objects (JSON: one object, a List, or an array) as events;
-// sync marks the cluster's first full list as complete, which starts programming.
+// sync marks the cluster's first full list as complete, which starts programming. A refused
+// batch changes nothing, the agent's Pod cache included.
 func (a *Agent) Objects(body []byte, sync bool) (api.Applied, error) {
 	objects, err := splitObjects(body)
 	if err != nil {
@@ -115,10 +171,12 @@ func (a *Agent) Objects(body []byte, sync bool) (api.Applied, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	kept := objects[:0]
+	kept := make([]map[string]any, 0, len(objects))
+	var pods []map[string]any
 	for _, obj := range objects {
 		if kind(obj) == "Pod" {
-			if !a.notePod(obj) {
+			pods = append(pods, obj)
+			if !a.podApplies(obj) {
 				continue
 			}
 		}
@@ -139,6 +197,13 @@ func (a *Agent) Objects(body []byte, sync bool) (api.Applied, error) {
 			Namespaces: got.Namespaces, InvalidPolicies: got.InvalidPolicies, Skipped: got.Skipped,
 		}
 	}
+	// Applied: the Pod objects are the cache's now (a torn-down pod's too: its next ADD
+	// takes its labels from here).
+	for _, obj := range pods {
+		if key := objectKey(obj); key != "" {
+			a.pods[key] = obj
+		}
+	}
 	if sync {
 		a.synced = true
 	}
@@ -146,51 +211,44 @@ func (a *Agent) Objects(body []byte, sync bool) (api.Applied, error) {
 	return applied, err
 }
 
-// notePod caches a Pod object and says whether to apply it: not when CNI DEL tore it down;
-// with the addresses ADD gave it when it has none yet.
-func (a *Agent) notePod(obj map[string]any) bool {
-	meta, _ := obj["metadata"].(map[string]any)
-	ns, _ := meta["namespace"].(string)
-	name, _ := meta["name"].(string)
-	uid, _ := meta["uid"].(string)
-	if _, gone := a.tornDown[uid]; gone && uid != "" {
+// podApplies says whether to apply a Pod object: not when CNI DEL tore its sandbox down; with
+// the addresses ADD gave it while that sandbox lives (the object's status may lag behind).
+func (a *Agent) podApplies(obj map[string]any) bool {
+	rec, ok := a.records[objectUID(obj)]
+	if !ok {
+		return true
+	}
+	if rec.TornDown {
 		return false
 	}
-	if ns != "" && name != "" {
-		a.pods[ns+"/"+name] = obj
-	}
-	if ips, ok := a.added[uid]; ok && len(podIPs(obj)) == 0 {
-		withIPs(obj, ips)
-	}
+	withIPs(obj, rec.IPs)
 	return true
 }
 
-// Delete applies a deleted object.
+// Delete applies a deleted object. A Pod or CiliumEndpoint is named by its uid (a pod
+// recreated under the same name is another pod).
 func (a *Agent) Delete(req api.DeleteRequest) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var err error
 	switch req.Kind {
 	case "Pod", "CiliumEndpoint":
-		uid := req.UID
-		key := req.Namespace + "/" + req.Name
-		if obj, ok := a.pods[key]; ok && req.Kind == "Pod" {
-			if uid == "" {
-				uid = objectUID(obj)
-			}
-			if objectUID(obj) == uid {
-				delete(a.pods, key)
-			}
-		}
-		if uid == "" {
+		if req.UID == "" {
 			return badRequest("uid", "Required value: the deleted %s's metadata.uid", req.Kind)
 		}
 		if req.Kind == "Pod" {
-			delete(a.tornDown, uid)
-			delete(a.added, uid)
-			delete(a.sandboxOf, uid)
+			key := req.Namespace + "/" + req.Name
+			if obj, ok := a.pods[key]; ok && objectUID(obj) == req.UID {
+				delete(a.pods, key)
+			}
+			if _, ok := a.records[req.UID]; ok {
+				delete(a.records, req.UID)
+				if err := a.save(); err != nil {
+					return err
+				}
+			}
 		}
-		_, err = a.engine.DeleteEndpoint(uid)
+		_, err = a.engine.DeleteEndpoint(req.UID)
 	case "Node", "CiliumNode":
 		_, err = a.engine.DeleteNode(req.Name)
 	case "CiliumEgressGatewayPolicy":
@@ -221,20 +279,15 @@ func (a *Agent) Add(req api.AddRequest) (api.AddResponse, error) {
 		return api.AddResponse{}, unavailable("the agent has not received the cluster's objects yet (no sync): try again later")
 	}
 	key := req.Pod.Namespace + "/" + req.Pod.Name
-	obj, ok := a.pods[key]
+	cached, ok := a.pods[key]
 	if !ok {
 		return api.AddResponse{}, unavailable("pod %s is not known to the agent yet (its Pod object has not arrived): try again later", key)
 	}
-	uid := objectUID(obj)
+	uid := objectUID(cached)
 	if req.Pod.UID != "" && req.Pod.UID != uid {
 		return api.AddResponse{}, unavailable("pod %s: the agent knows uid %q, CNI_ARGS say %q (its new Pod object has not arrived): try again later", key, uid, req.Pod.UID)
 	}
-	delete(a.tornDown, uid)
-	a.added[uid] = ips
-	if req.ContainerID != "" {
-		a.sandboxes[req.ContainerID] = uid
-		a.sandboxOf[uid] = req.ContainerID
-	}
+	obj := copyObject(cached)
 	withIPs(obj, ips)
 	text, err := json.Marshal(obj)
 	if err != nil {
@@ -242,6 +295,10 @@ func (a *Agent) Add(req api.AddRequest) (api.AddResponse, error) {
 	}
 	if _, err := a.engine.Apply(text); err != nil {
 		return api.AddResponse{}, inputError(err)
+	}
+	a.records[uid] = &sandboxRecord{Sandbox: req.ContainerID, IPs: ips}
+	if err := a.save(); err != nil {
+		return api.AddResponse{}, unavailable("saving the agent's state: %v", err)
 	}
 	n, err := a.program()
 	if err != nil {
@@ -251,32 +308,40 @@ func (a *Agent) Add(req api.AddRequest) (api.AddResponse, error) {
 	return api.AddResponse{UID: uid, Entries: entries, Programmed: n}, err
 }
 
-// Del is CNI DEL: idempotent, never an error for an unknown pod. A DEL of a sandbox older
-// than the pod's last ADD (a queued DEL replayed late) changes nothing.
+// Del is CNI DEL: idempotent, never an error for an unknown pod. A DEL of a sandbox other
+// than the pod's last ADDed one (a queued DEL replayed late, after a restart too) changes
+// nothing.
 func (a *Agent) Del(req api.DelRequest) (api.DelResponse, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	uid := req.Pod.UID
-	if uid == "" {
-		uid = a.sandboxes[req.ContainerID]
+	if uid == "" && req.ContainerID != "" {
+		for u, rec := range a.records {
+			if rec.Sandbox == req.ContainerID {
+				uid = u
+				break
+			}
+		}
 	}
 	if uid == "" {
 		if obj, ok := a.pods[req.Pod.Namespace+"/"+req.Pod.Name]; ok {
 			uid = objectUID(obj)
 		}
 	}
-	if req.ContainerID != "" {
-		delete(a.sandboxes, req.ContainerID)
-	}
-	if uid == "" {
+	rec, known := a.records[uid]
+	if uid == "" || !known {
+		// No ADD of this pod is known (its sandbox never reached the agent, or it is gone):
+		// nothing to tear down.
 		return api.DelResponse{}, nil
 	}
-	if last, ok := a.sandboxOf[uid]; ok && req.ContainerID != "" && last != req.ContainerID {
+	if rec.TornDown || (req.ContainerID != "" && rec.Sandbox != "" && rec.Sandbox != req.ContainerID) {
 		return api.DelResponse{}, nil
 	}
-	delete(a.sandboxOf, uid)
-	a.tornDown[uid] = struct{}{}
-	delete(a.added, uid)
+	rec.TornDown = true
+	rec.IPs = nil
+	if err := a.save(); err != nil {
+		return api.DelResponse{}, unavailable("saving the agent's state: %v", err)
+	}
 	deleted, err := a.engine.DeleteEndpoint(uid)
 	if err != nil {
 		return api.DelResponse{}, inputError(err)
@@ -285,7 +350,8 @@ func (a *Agent) Del(req api.DelRequest) (api.DelResponse, error) {
 	return api.DelResponse{Deleted: deleted, Programmed: n}, err
 }
 
-// Check is CNI CHECK: the pod's endpoint has the addresses its CNI result says.
+// Check is CNI CHECK: the pod's current sandbox has the addresses its CNI result says, and
+// the maps hold what the engine wants (the last programming succeeded).
 func (a *Agent) Check(req api.CheckRequest) error {
 	if err := checkPod(req.Pod); err != nil {
 		return err
@@ -301,16 +367,16 @@ func (a *Agent) Check(req api.CheckRequest) error {
 	if !ok {
 		return &api.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("pod %s is not known to the agent", key)}
 	}
-	uid := objectUID(obj)
-	if _, gone := a.tornDown[uid]; gone {
-		return &api.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("pod %s was torn down (CNI DEL)", key)}
+	rec, ok := a.records[objectUID(obj)]
+	if !ok || rec.TornDown {
+		return &api.Error{Status: http.StatusNotFound, Message: fmt.Sprintf("pod %s has no sandbox the agent added (or it was torn down by DEL)", key)}
 	}
-	have := a.added[uid]
-	for _, ip := range ips {
-		if !contains(have, ip) {
-			return &api.Error{Status: http.StatusConflict, Path: "ips",
-				Message: fmt.Sprintf("pod %s: the agent programmed %v, not %s", key, have, ip)}
-		}
+	if strings.Join(rec.IPs, ",") != strings.Join(ips, ",") {
+		return &api.Error{Status: http.StatusConflict, Path: "ips",
+			Message: fmt.Sprintf("pod %s: the agent programmed %v, not %v", key, rec.IPs, ips)}
+	}
+	if a.failed != nil {
+		return unavailable("the last programming of the maps failed: %v", a.failed)
 	}
 	return nil
 }
@@ -407,16 +473,28 @@ func kind(obj map[string]any) string {
 	return k
 }
 
+func objectKey(obj map[string]any) string {
+	meta, _ := obj["metadata"].(map[string]any)
+	ns, _ := meta["namespace"].(string)
+	name, _ := meta["name"].(string)
+	if ns == "" || name == "" {
+		return ""
+	}
+	return ns + "/" + name
+}
+
+// copyObject is a deep copy of a decoded JSON object.
+func copyObject(obj map[string]any) map[string]any {
+	body, _ := json.Marshal(obj)
+	var out map[string]any
+	_ = json.Unmarshal(body, &out)
+	return out
+}
+
 func objectUID(obj map[string]any) string {
 	meta, _ := obj["metadata"].(map[string]any)
 	uid, _ := meta["uid"].(string)
 	return uid
-}
-
-func podIPs(obj map[string]any) []any {
-	status, _ := obj["status"].(map[string]any)
-	ips, _ := status["podIPs"].([]any)
-	return ips
 }
 
 // withIPs sets a Pod object's status.podIPs (and podIP), phase Running.

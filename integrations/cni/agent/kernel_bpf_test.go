@@ -4,6 +4,7 @@ package agent
 
 import (
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 
@@ -28,7 +29,8 @@ func bpffs(t *testing.T) string {
 	return dir
 }
 
-// startAgent is an agent on the maps pinned in dir, fed the cluster and synced.
+// startAgent is an agent on the maps pinned in dir (its state file beside them), fed the
+// cluster and synced.
 func startAgent(t *testing.T, dir string, objects ...string) (*Agent, *KernelMaps) {
 	t.Helper()
 	e, err := egressgw.NewEngine(egressgw.Config{LocalNode: "worker"})
@@ -39,13 +41,28 @@ func startAgent(t *testing.T, dir string, objects ...string) (*Agent, *KernelMap
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := New("worker", e, maps)
+	a, err := NewWithState("worker", e, maps, filepath.Join(stateDir(t, dir), "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, text := range objects {
 		if _, err := a.Objects([]byte(text), i == len(objects)-1); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return a, maps
+}
+
+var stateDirs = map[string]string{}
+
+// stateDir is the state directory of the agents of one pin directory (a regular directory:
+// a bpffs holds no files).
+func stateDir(t *testing.T, pins string) string {
+	if dir, ok := stateDirs[pins]; ok {
+		return dir
+	}
+	stateDirs[pins] = t.TempDir()
+	return stateDirs[pins]
 }
 
 func stop(a *Agent, m *KernelMaps) {
@@ -75,7 +92,7 @@ func TestAKernelAgentAdoptsItsMapsOnRestart(t *testing.T) {
 	if st.Programmed != 0 || st.Entries != 1 {
 		t.Fatalf("the restarted agent wrote %d times (want 0), desires %d", st.Programmed, st.Entries)
 	}
-	del, err := b.Del(api.DelRequest{ContainerID: "c9", Pod: add.Pod})
+	del, err := b.Del(api.DelRequest{ContainerID: "c1", Pod: add.Pod})
 	if err != nil || !del.Deleted || del.Programmed != 1 {
 		t.Fatalf("DEL: %+v, %v", del, err)
 	}

@@ -1,17 +1,23 @@
 // Package api is the egress-agent's local API: JSON over HTTP on a unix socket, spoken by
 // the egress-cni plugin and by whatever feeds the agent the cluster's objects.
 //
-//	POST /v1/objects      Kubernetes objects (YAML or JSON: one, a List, a --- stream), applied
-//	                      as events: policies, nodes, namespaces, Pods (with labels and uid,
-//	                      before they have IPs), CiliumEndpoints, slices, identities.
-//	POST /v1/delete       {"kind", "name", "namespace", "uid"}: a deleted object.
+//	POST /v1/objects      Kubernetes objects as JSON (one object, a List, or an array; the
+//	                      agent caches the Pods it reads), applied as events: policies, nodes,
+//	                      namespaces, Pods (with labels and uid, before they have IPs),
+//	                      CiliumEndpoints, slices, identities. ?sync=1 marks the end of the
+//	                      first full list: programming starts then.
+//	POST /v1/delete       {"kind", "name", "namespace", "uid"}: a deleted Pod or CiliumEndpoint
+//	                      (by uid), Node, CiliumNode or CiliumEgressGatewayPolicy (by name).
 //	POST /v1/cni/add      AddRequest → AddResponse, once the pod's entries are programmed.
 //	POST /v1/cni/del      DelRequest → DelResponse (idempotent).
 //	POST /v1/cni/check    CheckRequest → 200, or an Error naming what differs.
 //	GET  /v1/status       Status.
 //
-// Every error answer is an Error with an HTTP status: 400 for bad input, 404 for an unknown
-// pod, 503 when the agent cannot program now (the plugin maps it to CNI code 11).
+// Every error answer is an Error with an HTTP status: 400 for bad input (its path names the
+// field), 404 and 409 for a CHECK that fails (no such sandbox, other addresses), 405 for a
+// wrong method, 500 for a programming failure a retry cannot fix (a full map), 503 when the
+// agent cannot do it now — not synced, the pod's object not arrived, the kernel failing (the
+// plugin maps it to CNI code 11, try again later).
 package api
 
 import (
@@ -193,10 +199,10 @@ func (c *Client) Check(req CheckRequest) error {
 	return c.call("/v1/cni/check", req, nil)
 }
 
-// Objects applies Kubernetes objects (YAML or JSON text).
+// Objects applies Kubernetes objects (JSON: one object, a List, or an array).
 func (c *Client) Objects(text []byte) (Applied, error) {
 	var out Applied
-	err := c.post("/v1/objects", "application/yaml", text, &out)
+	err := c.post("/v1/objects", "application/json", text, &out)
 	return out, err
 }
 

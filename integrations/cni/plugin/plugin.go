@@ -3,9 +3,10 @@
 // runs (SEMANTICS B.4), and passes the previous plugins' result through unchanged.
 //
 // ADD asks the agent to program the pod; an agent that is down or not ready fails ADD with
-// code 11 (try again later) and says why. DEL never fails: when the agent cannot be reached it
-// is queued on disk and replayed by the next call that reaches the agent, and by the agent at
-// start. CHECK asks the agent whether the pod's addresses are programmed.
+// code 11 (try again later) and says why. DEL does not fail for the agent's absence: it is
+// queued on disk and replayed by the next call that reaches the agent, and by the agent at
+// start. CHECK asks the agent whether the pod's current sandbox has these addresses and its
+// maps were programmed.
 package plugin
 
 import (
@@ -73,7 +74,7 @@ func parse(args *skel.CmdArgs) (*Conf, api.Pod, error) {
 	}
 	var k8s k8sArgs
 	if err := types.LoadArgs(args.Args, &k8s); err != nil {
-		return nil, api.Pod{}, types.NewError(types.ErrInvalidEnvironmentVariables, "egress-cni: CNI_ARGS are unreadable", err.Error())
+		return conf, api.Pod{}, types.NewError(types.ErrInvalidEnvironmentVariables, "egress-cni: CNI_ARGS are unreadable", err.Error())
 	}
 	pod := api.Pod{
 		Namespace: string(k8s.K8S_POD_NAMESPACE),
@@ -81,6 +82,16 @@ func parse(args *skel.CmdArgs) (*Conf, api.Pod, error) {
 		UID:       string(k8s.K8S_POD_UID),
 	}
 	return conf, pod, nil
+}
+
+// needPod refuses a pod CNI_ARGS do not name (code 4), before the agent is asked: with the
+// agent down the runtime would otherwise retry forever.
+func needPod(pod api.Pod) error {
+	if pod.Namespace == "" || pod.Name == "" {
+		return types.NewError(types.ErrInvalidEnvironmentVariables,
+			"egress-cni: CNI_ARGS must name the pod (K8S_POD_NAMESPACE and K8S_POD_NAME)", "pod.name or pod.namespace: Required value")
+	}
+	return nil
 }
 
 func (c *Conf) client() *api.Client {
@@ -140,6 +151,9 @@ func Add(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
+	if err := needPod(pod); err != nil {
+		return err
+	}
 	result, err := prevResult(conf)
 	if err != nil {
 		return err
@@ -161,10 +175,11 @@ func Add(args *skel.CmdArgs) error {
 	return types.PrintResult(result, conf.CNIVersion)
 }
 
-// Del is CNI DEL: never an error for the agent's absence (queued instead).
+// Del is CNI DEL: never an error for the agent's absence (queued instead) nor for CNI_ARGS it
+// cannot read (the sandbox names the pod then); an unreadable configuration is one.
 func Del(args *skel.CmdArgs) error {
 	conf, pod, err := parse(args)
-	if err != nil {
+	if conf == nil {
 		return err
 	}
 	req := api.DelRequest{ContainerID: args.ContainerID, IfName: args.IfName, Pod: pod}
@@ -185,6 +200,9 @@ func Del(args *skel.CmdArgs) error {
 func Check(args *skel.CmdArgs) error {
 	conf, pod, err := parse(args)
 	if err != nil {
+		return err
+	}
+	if err := needPod(pod); err != nil {
 		return err
 	}
 	result, err := prevResult(conf)

@@ -160,7 +160,7 @@ func TestAddCheckDelPassTheResultThrough(t *testing.T) {
 		t.Fatalf("CHECK: exit %d: %s", code, out)
 	}
 	other := strings.Replace(prevResult, "10.0.0.5/24", "10.0.0.6/24", 1)
-	if code, out := run(t, "CHECK", e.conf(other), podArgs); code == 0 || !strings.Contains(errorOf(t, out).Details, "not 10.0.0.6") {
+	if code, out := run(t, "CHECK", e.conf(other), podArgs); code == 0 || !strings.Contains(errorOf(t, out).Details, "not [10.0.0.6]") {
 		t.Fatalf("CHECK of another address: exit %d: %s", code, out)
 	}
 	if code, out := run(t, "DEL", e.conf(prevResult), podArgs); code != 0 || out != "" {
@@ -188,9 +188,14 @@ func TestErrorsHaveTheSpecsCodes(t *testing.T) {
 	if e := errorOf(t, out); code == 0 || e.Code != 7 || !strings.Contains(e.Msg, "prevResult") {
 		t.Fatalf("no prevResult: exit %d: %+v", code, e)
 	}
-	code, out = run(t, "ADD", up.conf(prevResult), "K8S_POD_NAMESPACE=shop")
-	if e := errorOf(t, out); code == 0 || e.Code != 4 || !strings.Contains(e.Details, "pod.name") {
-		t.Fatalf("no pod name: exit %d: %+v", code, e)
+	for _, conf := range []string{up.conf(prevResult), down.conf(prevResult)} {
+		code, out = run(t, "ADD", conf, "K8S_POD_NAMESPACE=shop")
+		if e := errorOf(t, out); code == 0 || e.Code != 4 || !strings.Contains(e.Details, "pod.name") {
+			t.Fatalf("no pod name (agent up or down): exit %d: %+v", code, e)
+		}
+	}
+	if code, out := run(t, "DEL", up.conf(prevResult), "NOT_A_KNOWN_ARG=1"); code != 0 {
+		t.Fatalf("DEL with unreadable CNI_ARGS: exit %d: %s", code, out)
 	}
 	code, out = run(t, "ADD", "{not json", podArgs)
 	if e := errorOf(t, out); code == 0 || e.Code != 6 {

@@ -11,18 +11,40 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"egresscni/api"
 )
 
 // DefaultDir is where the plugin queues DELs unless its configuration says otherwise.
-const DefaultDir = "/var/run/egress-gateway/del-queue"
+const DefaultDir = "/run/egress-gateway/del-queue"
 
-// Put writes a DEL to dir, one file per sandbox (a repeated DEL replaces it).
-func Put(dir string, req api.DelRequest) error {
+// lock takes dir's lock (an flock on dir/.lock): one process at a time puts or replays.
+func lock(dir string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// Put writes a DEL to dir, one file per sandbox and interface (a repeated DEL replaces it).
+func Put(dir string, req api.DelRequest) error {
+	unlock, err := lock(dir)
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	body, err := json.Marshal(req)
 	if err != nil {
 		return err
@@ -44,13 +66,21 @@ func Put(dir string, req api.DelRequest) error {
 	return os.Rename(tmp.Name(), filepath.Join(dir, name))
 }
 
-// Replay sends every queued DEL with send, oldest name first, removing each one sent. It
-// stops at the first failure (the rest stay queued) and returns how many were sent.
+// Replay sends every queued DEL with send (in file-name order: the order does not matter, a
+// DEL of an old sandbox being stale), removing each one sent, under dir's lock (concurrent
+// plugin calls and the agent's start replay it once). It stops at the first failure of send
+// (the rest stay queued) and returns how many were sent. An unreadable file is set aside as
+// bad-*.json (said in the error) and the others are still replayed.
 func Replay(dir string, send func(api.DelRequest) error) (int, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
+	unlock, err := lock(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return 0, err
 	}
@@ -62,6 +92,7 @@ func Replay(dir string, send func(api.DelRequest) error) (int, error) {
 	}
 	sort.Strings(names)
 	sent := 0
+	var bad []string
 	for _, name := range names {
 		path := filepath.Join(dir, name)
 		body, err := os.ReadFile(path)
@@ -70,7 +101,9 @@ func Replay(dir string, send func(api.DelRequest) error) (int, error) {
 		}
 		var req api.DelRequest
 		if err := json.Unmarshal(body, &req); err != nil {
-			return sent, fmt.Errorf("%s: %w", path, err)
+			bad = append(bad, fmt.Sprintf("%s: %v", path, err))
+			_ = os.Rename(path, filepath.Join(dir, "bad-"+name))
+			continue
 		}
 		if err := send(req); err != nil {
 			return sent, err
@@ -79,6 +112,9 @@ func Replay(dir string, send func(api.DelRequest) error) (int, error) {
 			return sent, err
 		}
 		sent++
+	}
+	if len(bad) > 0 {
+		return sent, fmt.Errorf("unreadable queued DELs set aside: %s", strings.Join(bad, "; "))
 	}
 	return sent, nil
 }

@@ -33,6 +33,7 @@ func run() error {
 	version := flag.String("cilium-version", "1.18", "the Cilium version reproduced: 1.18, 1.19 or 1.20")
 	devices := flag.String("devices", "", "this node's devices (the snapshot's interfaces shape, YAML or JSON); needed on a gateway node")
 	delQueue := flag.String("del-queue", queue.DefaultDir, "the plugin's queue of DELs made while the agent was away, replayed at start")
+	state := flag.String("state", "/run/egress-gateway/agent-state.json", "what CNI said of each pod (current sandbox, addresses, torn down), kept across restarts (a tmpfs)")
 	mapsFlags := addMapsFlags()
 	flag.Parse()
 	if *node == "" {
@@ -76,12 +77,11 @@ func run() error {
 		return err
 	}
 	defer closeMaps()
-	a := agent.New(*node, engine, maps)
-	listener, server, err := a.Listen(*socket)
+	a, err := agent.NewWithState(*node, engine, maps, *state)
 	if err != nil {
-		return fmt.Errorf("--socket: %w", err)
+		return fmt.Errorf("--state: %w", err)
 	}
-	defer server.Close()
+	// The DELs queued while the agent was away, before any plugin call can reach it.
 	sent, err := queue.Replay(*delQueue, func(req api.DelRequest) error {
 		_, err := a.Del(req)
 		return err
@@ -89,6 +89,11 @@ func run() error {
 	if err != nil {
 		log.Printf("the DEL queue %s: %v (%d replayed)", *delQueue, err, sent)
 	}
+	listener, server, err := a.Listen(*socket)
+	if err != nil {
+		return fmt.Errorf("--socket: %w", err)
+	}
+	defer server.Close()
 	log.Printf("node %s: listening on %s, maps %s, %d queued DEL(s) replayed; programming starts with the first full list (POST /v1/objects?sync=1)",
 		*node, listener.Addr(), maps.Describe(), sent)
 	signals := make(chan os.Signal, 1)
