@@ -10,8 +10,11 @@
 #   3. both commands built into target/cni;
 #   4. with the kernel maps (--features bpf, -tags egressgw_bpf): the agent on a private bpffs
 #      (ADD writes the entry before answering, a restart adopts the maps and writes nothing, a
-#      crash converges). Skipped with a message without the privilege, a failure under
-#      EGRESS_REQUIRE_BPF=1 (CI). The default library is rebuilt afterwards.
+#      crash converges), and the end-to-end run of the commands as a node runs them (package
+#      e2e: egress-agent as its own process, libcni running ptp → egress-cni in pods' network
+#      namespaces, the agent SIGKILLed and restarted, a DEL queued while it is down). Skipped
+#      with a message without the privilege, a failure under EGRESS_REQUIRE_BPF=1 (CI). The
+#      default library is rebuilt afterwards.
 # Go is Debian's golang-go (1.19); nothing is fetched (GOPROXY=off).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,7 +60,8 @@ cd integrations/cni
 (go vet -tags egressgw_bpf ./... && go test -race -count=1 -tags egressgw_bpf -v ./... > "$out/test-bpf.txt") || {
     cat "$out/test-bpf.txt" >&2; exit 1; }
 grep -E '^--- SKIP' "$out/test-bpf.txt" || true
-grep -q '^--- PASS: TestAKernelAgentAdoptsItsMapsOnRestart' "$out/test-bpf.txt" ||
+grep -q '^--- PASS: TestAKernelAgentAdoptsItsMapsOnRestart' "$out/test-bpf.txt" &&
+    grep -q '^--- PASS: TestTheCommandsOnANode' "$out/test-bpf.txt" ||
     echo "note: the agent's kernel map tests were skipped (see above)"
 go build -tags egressgw_bpf -o "$out/egress-agent-bpf" ./cmd/egress-agent
 cd "$root"

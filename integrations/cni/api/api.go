@@ -206,6 +206,14 @@ func (c *Client) Objects(text []byte) (Applied, error) {
 	return out, err
 }
 
+// Sync applies objects as Objects does and marks the cluster's first full list as complete
+// (programming starts).
+func (c *Client) Sync(text []byte) (Applied, error) {
+	var out Applied
+	err := c.post("/v1/objects?sync=1", "application/json", text, &out)
+	return out, err
+}
+
 // Delete deletes a cluster object.
 func (c *Client) Delete(req DeleteRequest) error {
 	return c.call("/v1/delete", req, nil)
