@@ -1446,6 +1446,19 @@ uint32_t egress_abi_version(void);
  */
 const char *egress_version(void);
 
+/**
+ * The IPv4 map layout Cilium `version` writes (`EGRESS_CILIUM_*`; CILIUM-VERSIONS.md §5) into
+ * `*layout_out`: `EGRESS_LAYOUT_LEGACY` for 1.18 and 1.19, `EGRESS_LAYOUT_DUAL` for 1.20 —
+ * the layout an engine of `EGRESS_LAYOUT_VERSION` plans for, which `egress_maps_open` needs
+ * named. An unknown version is `EGRESS_RESULT_INVALID_ENUM` (path `version`).
+ *
+ * # Safety
+ * `layout_out` is valid for a write; `error_out` is NULL or valid for a write.
+ */
+egress_result egress_cilium_version_layout(uint32_t version,
+                                           uint32_t *layout_out,
+                                           struct egress_error **error_out);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

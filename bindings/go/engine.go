@@ -90,6 +90,19 @@ func (v CiliumVersion) String() string {
 	return fmt.Sprintf("CiliumVersion(%d)", uint32(v))
 }
 
+// Layout is the IPv4 maps Cilium v writes (CILIUM-VERSIONS.md §5), as the library says:
+// LayoutLegacy for 1.18 and 1.19, LayoutDual for 1.20 — what OpenMaps and CreateMaps need
+// named for an engine of LayoutVersion. An unknown version is ErrInvalidEnum.
+func (v CiliumVersion) Layout() (Layout, error) {
+	var layout C.uint32_t
+	var cerr *C.egress_error
+	code := C.egress_cilium_version_layout(C.uint32_t(v), &layout, &cerr)
+	if err := failure(code, cerr); err != nil {
+		return 0, err
+	}
+	return Layout(layout), nil
+}
+
 // Config says how to build an engine. The zero value of every field but LocalNode is the
 // default: Cilium's selection on Cilium 1.18 with its maps (the legacy IPv4 map), 16384
 // entries per map, the snapshot's cluster name (else "default").

@@ -533,3 +533,16 @@ func TestANilEngine(t *testing.T) {
 		t.Fatalf("event on nil: %v", err)
 	}
 }
+
+// Each Cilium version's maps, as the core says (the same answer as C's
+// egress_cilium_version_layout and Python's cilium_version_layout).
+func TestCiliumVersionLayout(t *testing.T) {
+	for v, want := range map[CiliumVersion]Layout{CiliumV1_18: LayoutLegacy, CiliumV1_19: LayoutLegacy, CiliumV1_20: LayoutDual} {
+		if got, err := v.Layout(); err != nil || got != want {
+			t.Fatalf("%s: %s, %v (want %s)", v, got, err, want)
+		}
+	}
+	if _, err := CiliumVersion(7).Layout(); !errors.Is(err, ErrInvalidEnum) {
+		t.Fatalf("an unknown version: %v", err)
+	}
+}

@@ -18,6 +18,9 @@ VERDICT_KINDS: Final[Tuple[str, str, str, str, str, str]]
 #: Whether this build has the kernel calls (``Maps``; cargo feature ``bpf``).
 KERNEL: Final[bool]
 
+def cilium_version_layout(version: str) -> str:
+    """The IPv4 maps Cilium ``version`` writes: ``"legacy"`` (1.18, 1.19) or ``"dual"`` (1.20)."""
+
 _Address = Union[str, IPv4Address, IPv6Address]
 _VerdictKind = Literal[
     "no_entry", "drop_no_gateway", "drop_no_egress_ip", "excluded", "forward", "masquerade"

@@ -285,6 +285,15 @@ pub(crate) fn layout(value: u32, name: &str) -> Result<Layout, Failure> {
     }
 }
 
+/// A named layout's `EGRESS_LAYOUT_*` number.
+pub(crate) fn layout_number(layout: Layout) -> u32 {
+    match layout {
+        Layout::V4V2 => egress_layout::V4v2 as u32,
+        Layout::V4Legacy => egress_layout::Legacy as u32,
+        Layout::V4Dual => egress_layout::Dual as u32,
+    }
+}
+
 pub(crate) fn cilium_version(value: u32, name: &str) -> Result<CiliumVersion, Failure> {
     CiliumVersion::from_number(value).ok_or_else(|| {
         Failure::invalid_enum(

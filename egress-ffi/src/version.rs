@@ -2,6 +2,11 @@
 
 use std::ffi::c_char;
 
+use crate::boundary::{checked_out, run};
+use crate::egress_result;
+use crate::error::egress_error;
+use crate::types::{cilium_version, layout_number};
+
 /// The major version the header was generated for.
 pub const EGRESS_VERSION_MAJOR: u32 = 0;
 /// The minor version the header was generated for.
@@ -31,6 +36,30 @@ pub extern "C" fn egress_abi_version() -> u32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn egress_version() -> *const c_char {
     VERSION.as_ptr().cast()
+}
+
+/// The IPv4 map layout Cilium `version` writes (`EGRESS_CILIUM_*`; CILIUM-VERSIONS.md §5) into
+/// `*layout_out`: `EGRESS_LAYOUT_LEGACY` for 1.18 and 1.19, `EGRESS_LAYOUT_DUAL` for 1.20 —
+/// the layout an engine of `EGRESS_LAYOUT_VERSION` plans for, which `egress_maps_open` needs
+/// named. An unknown version is `EGRESS_RESULT_INVALID_ENUM` (path `version`).
+///
+/// # Safety
+/// `layout_out` is valid for a write; `error_out` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_cilium_version_layout(
+    version: u32,
+    layout_out: *mut u32,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        run(error_out, || {
+            let out = checked_out(layout_out, "layout_out")?;
+            let layout = layout_number(cilium_version(version, "version")?.layout());
+            out.write(layout);
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]

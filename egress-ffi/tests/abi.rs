@@ -1279,3 +1279,31 @@ fn every_load_reports_its_diagnostics() {
             .starts_with("web-tier: spec.egressGateway: every gateway entry matches only node")
     }));
 }
+
+/// The layout each Cilium version writes, as the core says it (CILIUM-VERSIONS §5): what an
+/// agent names to `egress_maps_open` for an engine of `EGRESS_LAYOUT_VERSION`.
+#[test]
+fn each_cilium_versions_layout() {
+    for (version, want) in [
+        (EGRESS_CILIUM_1_18, egress_layout::Legacy),
+        (EGRESS_CILIUM_1_19, egress_layout::Legacy),
+        (EGRESS_CILIUM_1_20, egress_layout::Dual),
+    ] {
+        let mut layout = 99;
+        call(|e| unsafe { egress_cilium_version_layout(version, &mut layout, e) }).unwrap();
+        assert_eq!(layout, want as u32, "version {version}");
+    }
+    let mut layout = 99;
+    let err = call(|e| unsafe { egress_cilium_version_layout(7, &mut layout, e) })
+        .err()
+        .unwrap();
+    assert_eq!(
+        (err.code, err.paths),
+        (egress_result::InvalidEnum, vec!["version".to_owned()])
+    );
+    assert_eq!(layout, 99, "nothing written on a refusal");
+    let err = call(|e| unsafe { egress_cilium_version_layout(0, ptr::null_mut(), e) })
+        .err()
+        .unwrap();
+    assert_eq!(err.code, egress_result::NullParameter);
+}

@@ -56,6 +56,14 @@ def default(value):
 
 static JSON_MODULE: pyo3::sync::PyOnceLock<Py<PyModule>> = pyo3::sync::PyOnceLock::new();
 
+/// The IPv4 maps Cilium `version` writes (CILIUM-VERSIONS.md §5), as the core says:
+/// `"legacy"` for 1.18 and 1.19, `"dual"` for 1.20 — what `Maps.open` needs named for an
+/// engine of the version's own layout. An unknown version is a `ValueError` naming it.
+#[pyfunction]
+pub(crate) fn cilium_version_layout(py: Python<'_>, version: &str) -> PyResult<&'static str> {
+    Ok(cilium_version(py, version)?.layout().name())
+}
+
 /// An `ipaddress` address as the core reads a value (`egress_core::netip::address_value`),
 /// as text.
 #[pyfunction]

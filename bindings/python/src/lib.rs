@@ -23,6 +23,7 @@ fn egress_gateway(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("VERDICT_KINDS", pyo3::types::PyTuple::new(m.py(), kinds)?)?;
     m.add("KERNEL", cfg!(feature = "bpf"))?;
     m.add_class::<engine::Engine>()?;
+    m.add_function(pyo3::wrap_pyfunction!(engine::cilium_version_layout, m)?)?;
     m.add_class::<values::Verdict>()?;
     m.add_class::<values::Entry>()?;
     m.add_class::<values::Plan>()?;
@@ -47,6 +48,7 @@ fn egress_gateway(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "KernelError",
         "VERDICT_KINDS",
         "KERNEL",
+        "cilium_version_layout",
     ];
     if cfg!(feature = "bpf") {
         public.push("Maps");

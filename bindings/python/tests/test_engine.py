@@ -356,3 +356,11 @@ def test_the_kernel_maps_are_programmed_dumped_and_adopted(examples, bpffs):
     assert len(plan) == 10
     assert {op.map for op in plan.ops} == {"cilium_egress_gw_policy_v4", "cilium_egress_gw_policy_v4_v2"}
 
+
+
+def test_each_cilium_versions_layout():
+    # The same answer as C's egress_cilium_version_layout and Go's CiliumVersion.Layout.
+    assert [egw.cilium_version_layout(v) for v in ("1.18", "1.19", "1.20")] == ["legacy", "legacy", "dual"]
+    assert egw.cilium_version_layout("1.20") == egw.Engine("n", cilium_version="1.20").layout
+    with pytest.raises(ValueError, match="1.21"):
+        egw.cilium_version_layout("1.21")

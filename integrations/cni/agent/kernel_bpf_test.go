@@ -37,7 +37,7 @@ func startAgent(t *testing.T, dir string, objects ...string) (*Agent, *KernelMap
 	if err != nil {
 		t.Fatal(err)
 	}
-	maps, err := OpenKernelMaps(dir, e, VersionLayout(egressgw.CiliumV1_18), 1024)
+	maps, err := OpenKernelMaps(dir, e, legacy(t), 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,4 +123,14 @@ func TestAKernelAgentConvergesAfterACrash(t *testing.T) {
 	if len(live) != 1 || live[0].Source.String() != "10.0.0.5" {
 		t.Fatalf("after the restart: %+v", live)
 	}
+}
+
+// legacy is Cilium 1.18's layout, as the library says.
+func legacy(t *testing.T) egressgw.Layout {
+	t.Helper()
+	layout, err := egressgw.CiliumV1_18.Layout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return layout
 }

@@ -14,17 +14,8 @@ type KernelMaps struct {
 	Dir  string
 }
 
-// VersionLayout is the maps a Cilium version writes (CILIUM-VERSIONS.md §5): 1.18 and 1.19
-// the legacy IPv4 map, 1.20 both IPv4 maps; the IPv6 map always.
-func VersionLayout(v egressgw.CiliumVersion) egressgw.Layout {
-	if v == egressgw.CiliumV1_20 {
-		return egressgw.LayoutDual
-	}
-	return egressgw.LayoutLegacy
-}
-
 // OpenKernelMaps opens (creating when missing, maxEntries each) the maps pinned in dir, of
-// layout (the engine's: VersionLayout of its Cilium version unless it overrides it), and
+// layout (the engine's: its Cilium version's Layout() unless it overrides it), and
 // makes what they hold the engine's programmed baseline: a restarted agent writes nothing
 // until its engine's desired state differs from what the maps hold.
 func OpenKernelMaps(dir string, e *egressgw.Engine, layout egressgw.Layout, maxEntries uint32) (*KernelMaps, error) {

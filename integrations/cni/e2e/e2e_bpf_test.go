@@ -20,7 +20,6 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 
-	"egresscni/agent"
 	"egresscni/api"
 
 	"egressgw"
@@ -127,7 +126,7 @@ func (n *node) kill() {
 // live is the kernel map's sources, read by a process of its own (the test), not the agent.
 func (n *node) live(t *testing.T) []string {
 	t.Helper()
-	m, err := egressgw.OpenMaps(n.pins, agent.VersionLayout(egressgw.CiliumV1_18))
+	m, err := egressgw.OpenMaps(n.pins, legacy(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,4 +262,14 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// legacy is Cilium 1.18's layout, as the library says.
+func legacy(t *testing.T) egressgw.Layout {
+	t.Helper()
+	layout, err := egressgw.CiliumV1_18.Layout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return layout
 }

@@ -32,7 +32,10 @@ func (f mapsFlags) open(e *egressgw.Engine, cfg egressgw.Config) (agent.Programm
 	}
 	layout := cfg.Layout
 	if layout == egressgw.LayoutVersion {
-		layout = agent.VersionLayout(cfg.CiliumVersion)
+		var err error
+		if layout, err = cfg.CiliumVersion.Layout(); err != nil {
+			return nil, nil, err
+		}
 	}
 	m, err := agent.OpenKernelMaps(*f.pinDir, e, layout, uint32(*f.maxEntries))
 	if err != nil {
