@@ -134,7 +134,16 @@ fn events(objects: &[&str]) -> Engine {
 fn an_endpoint_finds_its_node_when_the_node_arrives_later() {
     let c = cep("web-1", "c1", "10.0.0.1");
     let dumped = whole(&[NODE_GW, NODE_N2, POLICY_ZONE, c.as_str()]);
+    let no_node = |e: &Engine| {
+        e.diagnostics()
+            .skipped
+            .iter()
+            .filter(|w| w.contains("node \"192.168.1.2\" matches no"))
+            .count()
+    };
+    assert_eq!(no_node(&events(&[c.as_str()])), 1);
     let applied = events(&[c.as_str(), POLICY_ZONE, NODE_GW, NODE_N2]);
+    assert_eq!(no_node(&applied), 0, "the node arrived: the note goes");
     assert_eq!(state(&applied), state(&dumped));
     assert_eq!(applied.entries(), dumped.entries());
     assert_eq!(dumped.entries().len(), 1);

@@ -630,6 +630,17 @@ impl Engine {
         if addresses.is_empty() {
             return;
         }
+        // What was said of endpoints naming an address no node had is no longer so when a
+        // node there arrives.
+        let arrived: Vec<String> = addresses
+            .iter()
+            .filter(|ip| self.node_addresses.contains_key(ip))
+            .map(|ip| format!("node {} matches no", crate::field::quote(&ip.to_string())))
+            .collect();
+        if !arrived.is_empty() {
+            self.diagnostics
+                .forget_skipped(|note| arrived.iter().any(|a| note.contains(a.as_str())));
+        }
         for key in self.claims.on_node_addresses(addresses) {
             self.settle_pod(&key);
         }
