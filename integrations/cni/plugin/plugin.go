@@ -145,16 +145,23 @@ func agentError(op string, err error) error {
 	return types.NewError(types.ErrInternal, fmt.Sprintf("egress-cni: %s failed", op), err.Error())
 }
 
-// Add is CNI ADD.
-func Add(args *skel.CmdArgs) error {
+// podAndResult is what ADD and CHECK read: the configuration, the pod CNI_ARGS name (required)
+// and the previous plugins' result (required).
+func podAndResult(args *skel.CmdArgs) (*Conf, api.Pod, *types100.Result, error) {
 	conf, pod, err := parse(args)
 	if err != nil {
-		return err
+		return nil, pod, nil, err
 	}
 	if err := needPod(pod); err != nil {
-		return err
+		return nil, pod, nil, err
 	}
 	result, err := prevResult(conf)
+	return conf, pod, result, err
+}
+
+// Add is CNI ADD.
+func Add(args *skel.CmdArgs) error {
+	conf, pod, result, err := podAndResult(args)
 	if err != nil {
 		return err
 	}
@@ -198,14 +205,7 @@ func Del(args *skel.CmdArgs) error {
 
 // Check is CNI CHECK.
 func Check(args *skel.CmdArgs) error {
-	conf, pod, err := parse(args)
-	if err != nil {
-		return err
-	}
-	if err := needPod(pod); err != nil {
-		return err
-	}
-	result, err := prevResult(conf)
+	conf, pod, result, err := podAndResult(args)
 	if err != nil {
 		return err
 	}
