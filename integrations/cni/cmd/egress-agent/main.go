@@ -31,6 +31,7 @@ func run() error {
 	socket := flag.String("socket", api.DefaultSocket, "the unix socket the API listens on")
 	selection := flag.String("selection", "cilium", "gateway selection: cilium or consistent")
 	version := flag.String("cilium-version", "1.18", "the Cilium version reproduced: 1.18, 1.19 or 1.20")
+	layout := flag.String("layout", "version", "the IPv4 maps written: version (the Cilium version's own), v4v2, legacy or dual")
 	devices := flag.String("devices", "", "this node's devices (the snapshot's interfaces shape, YAML or JSON); needed on a gateway node")
 	delQueue := flag.String("del-queue", queue.DefaultDir, "the plugin's queue of DELs made while the agent was away, replayed at start")
 	state := flag.String("state", "/run/egress-gateway/agent-state.json", "what CNI said of each pod (current sandbox, addresses, torn down), kept across restarts (a tmpfs)")
@@ -57,6 +58,18 @@ func run() error {
 		cfg.CiliumVersion = egressgw.CiliumV1_20
 	default:
 		return fmt.Errorf("--cilium-version: Unsupported value: %q: supported values: \"1.18\", \"1.19\", \"1.20\"", *version)
+	}
+	switch *layout {
+	case "version":
+		cfg.Layout = egressgw.LayoutVersion
+	case "v4v2":
+		cfg.Layout = egressgw.LayoutV4V2
+	case "legacy":
+		cfg.Layout = egressgw.LayoutLegacy
+	case "dual":
+		cfg.Layout = egressgw.LayoutDual
+	default:
+		return fmt.Errorf("--layout: Unsupported value: %q: supported values: \"version\", \"v4v2\", \"legacy\", \"dual\"", *layout)
 	}
 	engine, err := egressgw.NewEngine(cfg)
 	if err != nil {

@@ -1,0 +1,98 @@
+//go:build !egressgw_bpf
+
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"egresscni/api"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "egress-agent-test")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "egress-agent")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Every bad argument is refused, naming it, before anything starts.
+func TestArgumentsAreChecked(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--node: Required value"},
+		{[]string{"--node", "n", "--selection", "fastest"}, `--selection: Unsupported value: "fastest"`},
+		{[]string{"--node", "n", "--cilium-version", "1.21"}, `--cilium-version: Unsupported value: "1.21"`},
+		{[]string{"--node", "n", "--layout", "v5"}, `--layout: Unsupported value: "v5"`},
+		{[]string{"--node", "n", "--devices", filepath.Join(dir, "none.yaml")}, "--devices: open"},
+		{[]string{"--node", "n", "--devices", writeFile(t, dir, "bad.yaml", "[{name: eth0, index: -1}]")}, "--devices: "},
+	} {
+		out, err := exec.Command(bin, c.args...).CombinedOutput()
+		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 || !strings.Contains(string(out), c.want) {
+			t.Errorf("%v: %v: %s (want exit 1 and %q)", c.args, err, out, c.want)
+		}
+	}
+}
+
+// The agent serves its socket, answers status, and stops on SIGTERM.
+func TestTheAgentServesAndStops(t *testing.T) {
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "agent.sock")
+	cmd := exec.Command(bin, "--node", "worker", "--socket", socket, "--state", filepath.Join(dir, "state.json"),
+		"--del-queue", filepath.Join(dir, "queue"))
+	var log strings.Builder
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	client := api.NewClient(socket, time.Second)
+	var st api.Status
+	var err error
+	for i := 0; i < 200; i++ {
+		if st, err = client.Status(); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil || st.Node != "worker" || st.Synced || !strings.Contains(st.Maps, "none") {
+		t.Fatalf("status %+v, %v\n%s", st, err, log.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "listening on "+socket) {
+		t.Fatalf("log: %s", log.String())
+	}
+}
+
+func writeFile(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
