@@ -435,11 +435,12 @@ typedef struct egress_applied {
      */
     size_t policies;
     /**
-     * Nodes upserted (`CiliumNode`s).
+     * Nodes upserted (`CiliumNode`s and core `Node`s).
      */
     size_t nodes;
     /**
-     * Endpoints upserted (`CiliumEndpoint`s).
+     * Pods whose endpoint was upserted (from `CiliumEndpoint`s, slice entries and `Pod`s; a
+     * `CiliumIdentity` counts the slice endpoints naming it).
      */
     size_t endpoints;
     /**

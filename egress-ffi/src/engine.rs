@@ -305,9 +305,10 @@ pub unsafe extern "C" fn egress_engine_upsert_policy(
 pub struct egress_applied {
     /// Valid policies upserted.
     pub policies: usize,
-    /// Nodes upserted (`CiliumNode`s).
+    /// Nodes upserted (`CiliumNode`s and core `Node`s).
     pub nodes: usize,
-    /// Endpoints upserted (`CiliumEndpoint`s).
+    /// Pods whose endpoint was upserted (from `CiliumEndpoint`s, slice entries and `Pod`s; a
+    /// `CiliumIdentity` counts the slice endpoints naming it).
     pub endpoints: usize,
     /// Namespaces whose labels were set.
     pub namespaces: usize,
