@@ -67,6 +67,12 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 # egress-bpf without its testkit feature (the product's build): no dead code left behind.
 cargo clippy -p egress-bpf --all-targets --locked -- -D warnings
+# The CNI integration first: egress-agent and the egress-cni plugin on the Go package (go test
+# -race, the plugin run as a runtime runs it, the kernel maps, libcni with the reference ptp
+# plugin in network namespaces, the commands end to end); it builds the commands into
+# target/cni, which egress-lab's `seed --agents` run (in cargo test below) uses.
+log "CNI integration (scripts/test-cni.sh)"
+./scripts/test-cni.sh
 log "cargo test"
 cargo test --workspace --all-features --locked
 # The B.10 examples' expected maps, derived again from the rules without the engine (the CLI
@@ -86,11 +92,6 @@ log "Python module (scripts/test-python.sh)"
 # quick start in a module of its own, the benchmarks once each.
 log "Go package (scripts/test-go.sh)"
 ./scripts/test-go.sh
-# The CNI integration: egress-agent and the egress-cni plugin on the Go package (go test
-# -race, the plugin run as a runtime runs it, the kernel maps, libcni with the reference ptp
-# plugin in a network namespace).
-log "CNI integration (scripts/test-cni.sh)"
-./scripts/test-cni.sh
 # Fuzz smoke runs: every target of fuzz/ for 15 s from the repository's inputs (cargo-fuzz is
 # installed from the Rust registry when missing).
 log "fuzz smoke runs (scripts/fuzz.sh)"

@@ -7,7 +7,8 @@
 #      socket API, no programming before the first list) and the plugin as a runtime runs it
 #      (its binary, the CNI_* environment, prevResult passed through, the spec's error codes,
 #      the DEL queue while the agent is down);
-#   3. both commands built into target/cni;
+#   3. the commands built into target/cni (egress-agent, egress-cni, egress-cni-run: the lab's
+#      stand-in for a runtime's libcni call; egress-agent-bpf with the kernel maps below);
 #   4. with the kernel maps (--features bpf, -tags egressgw_bpf): the agent on a private bpffs
 #      (ADD writes the entry before answering, a restart adopts the maps and writes nothing, a
 #      crash converges), and the end-to-end run of the commands as a node runs them (package
@@ -51,6 +52,7 @@ go test -race -count=1 ./...
 log "the commands: $out/egress-agent, $out/egress-cni"
 go build -o "$out/egress-agent" ./cmd/egress-agent
 go build -o "$out/egress-cni" ./cmd/egress-cni
+go build -o "$out/egress-cni-run" ./cmd/egress-cni-run
 CNI_COMMAND=VERSION "$out/egress-cni" </dev/null | grep -q '"1.0.0"'
 
 log "the kernel maps: --features bpf, -tags egressgw_bpf"

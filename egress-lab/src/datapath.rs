@@ -154,6 +154,15 @@ pub(crate) fn load_node(object: &Path, node: &LabNode, dir: &Path) -> Result<(),
     attach(&node.ns, "lab_vxlan", &progs.join("from_overlay"))
 }
 
+/// Every node's datapath loaded (its pods are attached one by one with [`add_pod`]).
+pub(crate) fn load_nodes(cluster: &Cluster, object: &Path) -> Result<(), String> {
+    let fs = bpffs();
+    for node in &cluster.nodes {
+        load_node(object, node, &node.pin_dir(&fs))?;
+    }
+    Ok(())
+}
+
 /// Registers a pod with its node's datapath and attaches `from_pod` to its veth.
 pub(crate) fn add_pod(
     node: &LabNode,
@@ -239,10 +248,8 @@ fn bytes(value: &serde_json::Value) -> Option<Vec<u8>> {
 
 /// Every node's datapath loaded, and every pod attached.
 pub(crate) fn load(cluster: &Cluster, object: &Path) -> Result<(), String> {
+    load_nodes(cluster, object)?;
     let fs = bpffs();
-    for node in &cluster.nodes {
-        load_node(object, node, &node.pin_dir(&fs))?;
-    }
     for pod in &cluster.pods {
         let node = &cluster.nodes[pod.node];
         add_pod(node, &node.pin_dir(&fs), pod.ip, &pod.veth)?;

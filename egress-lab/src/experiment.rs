@@ -27,7 +27,7 @@ pub(crate) struct NodeEngine {
 
 /// The devices of a node's namespace, as the engine derives egress IPs and ifindexes from
 /// them (what `egressctl --interfaces host` reads on a real node).
-fn devices(ns: &str) -> Result<Vec<device::Device>, String> {
+pub(crate) fn devices(ns: &str) -> Result<Vec<device::Device>, String> {
     let addrs = run("ip", &["-n", ns, "-j", "addr", "show"])?;
     let v4 = run("ip", &["-n", ns, "-4", "-j", "route", "show", "default"])?;
     let v6 = run("ip", &["-n", ns, "-6", "-j", "route", "show", "default"])?;

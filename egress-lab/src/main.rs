@@ -6,6 +6,7 @@
 //! Exit codes: 0 every pod was seen as the engines predict, 1 the experiment disagreed or
 //! failed, 2 usage, 3 this machine cannot run the lab (not root, a tool missing).
 
+mod agents;
 mod bench;
 mod changes;
 mod cluster;
@@ -51,6 +52,14 @@ enum Command {
         /// Leave the lab up afterwards (remove it with `egress-lab down`).
         #[arg(long)]
         keep: bool,
+        /// Run every node as a CNI deployment does (issue 24): an `egress-agent` process per
+        /// node programs its maps, pods are created through libcni (`ptp` then `egress-cni`,
+        /// which has the pod's node program it in CNI ADD), the lab streams the cluster's
+        /// objects to every agent. The seed's policy only (the change scenarios still use
+        /// in-process engines). Needs integrations/cni's commands (scripts/test-cni.sh builds
+        /// them in target/cni; EGRESS_CNI_BIN names another directory).
+        #[arg(long)]
+        agents: bool,
     },
     /// Measure the lab's datapath: each program's time per packet under real traffic, the
     /// egress decision alone (BPF_PROG_TEST_RUN), one download's throughput through a
@@ -107,7 +116,8 @@ fn main() -> ExitCode {
             selection,
             json,
             keep,
-        } => seed(selection.into(), json, keep),
+            agents,
+        } => seed(selection.into(), json, keep, agents),
         Command::Bench { bytes } => bench(bytes),
         Command::Download { addr, bytes } => internal(
             "download",
@@ -245,7 +255,7 @@ fn setup(
     selection: Selection,
 ) -> Result<(Cluster, Vec<experiment::NodeEngine>, experiment::EchoServer), String> {
     let cluster = Cluster::seed()?;
-    topology::up(&cluster)?;
+    topology::up(&cluster, true)?;
     let object = datapath::prepare()?;
     let mut engines = experiment::engines(&cluster, selection)?;
     datapath::load(&cluster, &object)?;
@@ -254,11 +264,19 @@ fn setup(
     Ok((cluster, engines, echo))
 }
 
-fn seed(selection: Selection, as_json: bool, keep: bool) -> ExitCode {
+fn seed(selection: Selection, as_json: bool, keep: bool, with_agents: bool) -> ExitCode {
     if let Err(code) = start() {
         return code;
     }
-    let result = run_seed(selection);
+    if with_agents && let Some(why) = agents::missing() {
+        eprintln!("egress-lab: {why}");
+        return ExitCode::from(3);
+    }
+    let result = if with_agents {
+        run_seed_with_agents(selection)
+    } else {
+        run_seed(selection)
+    };
     if !keep {
         tear_down();
     }
@@ -432,6 +450,60 @@ impl Results {
         }))
         .unwrap_or_default()
     }
+}
+
+/// The seed's policy with an `egress-agent` per node and pods made through libcni: the
+/// in-process engines only predict (they program nothing).
+fn run_seed_with_agents(selection: Selection) -> Result<Results, String> {
+    if selection != Selection::Cilium {
+        return Err("--agents: the agents run Cilium's selection in this lab so far".to_owned());
+    }
+    let cluster = Cluster::seed()?;
+    topology::up(&cluster, false)?;
+    let object = datapath::prepare()?;
+    // The predictions' engines (and the maps, created empty, that the agents adopt).
+    let engines = experiment::engines(&cluster, selection)?;
+    let devices = cluster
+        .nodes
+        .iter()
+        .map(|n| experiment::devices(&n.ns))
+        .collect::<Result<Vec<_>, _>>()?;
+    let agents = agents::start(&cluster, &devices)?;
+    datapath::load_nodes(&cluster, &object)?;
+    // The cluster's first full list: the pods have no address yet.
+    agents.stream(&agents::objects(&cluster, false)?, true)?;
+    let fs = datapath::bpffs();
+    for (i, pod) in cluster.pods.iter().enumerate() {
+        let veth = agents.add_pod(&cluster, i)?;
+        let node = &cluster.nodes[pod.node];
+        datapath::add_pod(node, &node.pin_dir(&fs), pod.ip, &veth)?;
+    }
+    // The cluster stream: every agent learns the pods' addresses (the gateways SNAT them).
+    agents.stream(&agents::objects(&cluster, true)?, false)?;
+    let _echo = experiment::EchoServer::start()?;
+    let parts = vec![(
+        format!(
+            "the seed's policy, every node an egress-agent process, pods made through libcni (ptp → egress-cni), every pod fetching from {ECHO}"
+        ),
+        experiment::fetch_all(&cluster, &engines, ECHO),
+    )];
+    let mut counters = Vec::new();
+    for node in &cluster.nodes {
+        let values = datapath::counters(&node.pin_dir(&fs))?;
+        let named = datapath::COUNTERS
+            .iter()
+            .zip(values)
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| (*k, v))
+            .collect();
+        counters.push((node.name.clone(), named));
+    }
+    drop(agents);
+    Ok(Results {
+        parts,
+        counters,
+        events: Vec::new(),
+    })
 }
 
 fn run_seed(selection: Selection) -> Result<Results, String> {

@@ -34,8 +34,9 @@ fn sysctls(ns: &str, forwarding: bool) -> Result<(), String> {
 }
 
 /// Builds every namespace and link. Refuses when a lab namespace exists already (`down`
-/// first).
-pub(crate) fn up(cluster: &Cluster) -> Result<(), String> {
+/// first). Without `wire_pods`, pods get their namespaces only: a CNI plugin makes their
+/// links (the agents' mode).
+pub(crate) fn up(cluster: &Cluster, wire_pods: bool) -> Result<(), String> {
     if !lab_namespaces()?.is_empty() {
         return Err("a lab is (partly) up already: run `egress-lab down` first".to_owned());
     }
@@ -115,6 +116,10 @@ pub(crate) fn up(cluster: &Cluster) -> Result<(), String> {
         let ns = pod.ns.as_str();
         ip(&["netns", "add", ns])?;
         sysctls(ns, false)?;
+        if !wire_pods {
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            continue;
+        }
         ip(&[
             "-n", node, "link", "add", &pod.veth, "type", "veth", "peer", "name", "eth0", "netns",
             ns,

@@ -1,0 +1,336 @@
+//! The lab's nodes as a CNI deployment runs them (issue 24): every node runs `egress-agent`
+//! (integrations/cni) as its own process in its namespace, programming its own maps; pods are
+//! created through libcni (`egress-cni-run`, the runtime's call) with the network list
+//! `ptp (static IPAM: the seed's address) → egress-cni`, so the pod's node programs it inside
+//! CNI ADD; the lab is the cluster: it streams the objects (the Pods with their addresses once
+//! they have them) to every agent.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use egress_core::device::{Device, Families};
+use egress_core::document::{self, Value};
+use serde_json::{Value as Json, json};
+
+use crate::cluster::{Cluster, POD_MTU, RUN_DIR, SEED, VPC};
+use crate::cmd::run;
+
+/// Where the CNI integration's commands are: `EGRESS_CNI_BIN`, else `target/cni` of this
+/// checkout (scripts/test-cni.sh builds them there).
+pub(crate) fn bin_dir() -> PathBuf {
+    match std::env::var_os("EGRESS_CNI_BIN") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/cni"),
+    }
+}
+
+/// Why the agents cannot run here, if they cannot.
+pub(crate) fn missing() -> Option<String> {
+    let dir = bin_dir();
+    for name in ["egress-agent-bpf", "egress-cni", "egress-cni-run"] {
+        if !dir.join(name).is_file() {
+            return Some(format!(
+                "{}: missing (build it with scripts/test-cni.sh, or name its directory in EGRESS_CNI_BIN)",
+                dir.join(name).display()
+            ));
+        }
+    }
+    if !Path::new("/usr/lib/cni/ptp").is_file() {
+        return Some(
+            "the reference CNI plugins: apt-get install -y containernetworking-plugins".to_owned(),
+        );
+    }
+    None
+}
+
+/// The pods' gateway on their node in this mode. ptp needs it inside the pod's subnet (it
+/// routes the subnet and the default route through it), so not Cilium's local router
+/// (169.254.32.16) but an unused address of the VPC: every pod's address is given with the
+/// VPC's prefix, and everything it sends goes to its node's end of the veth pair.
+const PTP_GATEWAY: std::net::Ipv4Addr = std::net::Ipv4Addr::new(172, 22, 63, 254);
+
+/// Every node's agent process and socket.
+pub(crate) struct Agents {
+    children: Vec<Child>,
+    sockets: Vec<PathBuf>,
+}
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn dir() -> PathBuf {
+    Path::new(RUN_DIR).join("agents")
+}
+
+/// A node's devices in the snapshot's `interfaces` shape (what `--devices` reads).
+fn devices_json(devices: &[Device]) -> Json {
+    Json::Array(
+        devices
+            .iter()
+            .map(|d| {
+                let mut families = Vec::new();
+                if d.default_route.contains(Families::IPV4) {
+                    families.push("ipv4");
+                }
+                if d.default_route.contains(Families::IPV6) {
+                    families.push("ipv6");
+                }
+                json!({
+                    "name": d.name,
+                    "index": d.index,
+                    "altNames": d.alt_names,
+                    "addresses": d.addresses.iter().map(|a| format!("{}/{}", a.addr, a.prefix_len)).collect::<Vec<_>>(),
+                    "defaultRoute": families,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Starts every node's agent on its pin directory (the maps the datapath reads: `_v4_v2`).
+pub(crate) fn start(cluster: &Cluster, devices: &[Vec<Device>]) -> Result<Agents, String> {
+    let bin = bin_dir();
+    std::fs::create_dir_all(dir()).map_err(|e| format!("{}: {e}", dir().display()))?;
+    let fs = crate::datapath::bpffs();
+    let mut agents = Agents {
+        children: Vec::new(),
+        sockets: Vec::new(),
+    };
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        let base = dir().join(format!("node{i}"));
+        let devices_file = base.with_extension("devices.json");
+        std::fs::write(&devices_file, devices_json(&devices[i]).to_string())
+            .map_err(|e| format!("{}: {e}", devices_file.display()))?;
+        let socket = base.with_extension("sock");
+        let log = std::fs::File::create(base.with_extension("log")).map_err(|e| e.to_string())?;
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", node.ns))
+            .arg(bin.join("egress-agent-bpf"))
+            .args([
+                "--node",
+                &node.name,
+                "--layout",
+                "v4v2",
+                "--selection",
+                "cilium",
+            ])
+            .arg("--pin-dir")
+            .arg(node.pin_dir(&fs))
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--state")
+            .arg(base.with_extension("state.json"))
+            .arg("--del-queue")
+            .arg(base.with_extension("queue"))
+            .arg("--devices")
+            .arg(&devices_file)
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting egress-agent for {}: {e}", node.name))?;
+        agents.children.push(child);
+        agents.sockets.push(socket);
+    }
+    for (i, socket) in agents.sockets.iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while post(socket, "GET", "/v1/status", "").is_err() {
+            if Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(dir().join(format!("node{i}.log"))).unwrap_or_default();
+                return Err(format!(
+                    "egress-agent of {} did not come up:\n{log}",
+                    cluster.nodes[i].name
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(agents)
+}
+
+/// One request to an agent over its unix socket (HTTP/1.1, one connection per request): its
+/// body, or the error it answered.
+fn post(socket: &Path, method: &str, path: &str, body: &str) -> Result<String, String> {
+    let mut stream =
+        UnixStream::connect(socket).map_err(|e| format!("{}: {e}", socket.display()))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: agent\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| e.to_string())?;
+    let (head, rest) = answer
+        .split_once("\r\n\r\n")
+        .ok_or("an answer without headers")?;
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(format!("{method} {path}: HTTP {status}: {}", rest.trim()));
+    }
+    // The agent's answers are small JSON; chunked encoding is not used for them.
+    Ok(rest.to_owned())
+}
+
+/// The seed's objects as a cluster of core Pods and Nodes would give them (B.10): the policy,
+/// each node with its labels and address, each pod with its uid and labels — and its address
+/// when `with_ips`.
+pub(crate) fn objects(cluster: &Cluster, with_ips: bool) -> Result<String, String> {
+    let docs = document::parse_documents(SEED).map_err(|e| e.to_string())?;
+    let policies: Vec<Json> = docs
+        .first()
+        .and_then(|d| d.get("policies"))
+        .and_then(|p| match p {
+            Value::Seq(items) => Some(items.iter().map(to_json).collect()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let mut items = policies;
+    for node in cluster.snapshot.nodes.values() {
+        items.push(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node.name, "labels": node.labels.iter().collect::<std::collections::BTreeMap<_, _>>()},
+            "status": {"addresses": node.ipv4.map(|ip| vec![json!({"type": "InternalIP", "address": ip.to_string()})]).unwrap_or_default()},
+        }));
+    }
+    let mut namespaces = std::collections::BTreeMap::new();
+    for ep in &cluster.snapshot.endpoints {
+        if let Some(ns) = &ep.namespace {
+            namespaces.insert(
+                ns.clone(),
+                ep.namespace_labels
+                    .iter()
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            );
+        }
+        let mut status = json!({"phase": "Pending"});
+        if with_ips {
+            status = json!({"phase": "Running", "podIPs": ep.ips.iter().map(|ip| json!({"ip": ip.to_string()})).collect::<Vec<_>>()});
+        }
+        items.push(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": ep.name, "namespace": ep.namespace, "uid": ep.uid,
+                         "labels": ep.labels.iter().collect::<std::collections::BTreeMap<_, _>>()},
+            "spec": {"nodeName": ep.node, "serviceAccountName": ep.service_account},
+            "status": status,
+        }));
+    }
+    for (name, labels) in namespaces {
+        items.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}));
+    }
+    Ok(json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string())
+}
+
+fn to_json(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Bool(b) => json!(b),
+        Value::Int(i) => json!(*i as i64),
+        Value::Float(f) => json!(f),
+        Value::Str(s) => json!(s.as_str()),
+        Value::Seq(items) => Json::Array(items.iter().map(to_json).collect()),
+        Value::Map(pairs) => Json::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+impl Agents {
+    /// Streams objects to every agent (`sync`: the end of the first full list).
+    pub(crate) fn stream(&self, objects: &str, sync: bool) -> Result<(), String> {
+        let path = if sync {
+            "/v1/objects?sync=1"
+        } else {
+            "/v1/objects"
+        };
+        for socket in &self.sockets {
+            post(socket, "POST", path, objects)?;
+        }
+        Ok(())
+    }
+
+    /// Creates a pod's network as a runtime does (libcni: ptp with the pod's address, then
+    /// egress-cni, which has the pod's node program it before ADD returns). Returns the host
+    /// side of its veth pair.
+    pub(crate) fn add_pod(&self, cluster: &Cluster, pod: usize) -> Result<String, String> {
+        let lab = &cluster.pods[pod];
+        let ep = cluster
+            .snapshot
+            .endpoints
+            .iter()
+            .find(|e| e.display_name() == lab.display)
+            .ok_or_else(|| format!("pod {}: not in the snapshot", lab.display))?;
+        let conflist = json!({
+            "cniVersion": "1.0.0", "name": "egress-lab",
+            "plugins": [
+                {"type": "ptp", "mtu": POD_MTU, "ipam": {"type": "static",
+                    "addresses": [{"address": format!("{}/{}", lab.ip, VPC.1), "gateway": PTP_GATEWAY.to_string()}],
+                    "routes": [{"dst": "0.0.0.0/0"}]}},
+                {"type": "egress-cni", "agentSocket": self.sockets[lab.node],
+                 "delQueue": dir().join(format!("node{}.queue", lab.node))},
+            ],
+        });
+        let file = dir().join(format!("pod{pod}.conflist"));
+        std::fs::write(&file, conflist.to_string()).map_err(|e| e.to_string())?;
+        let args = format!(
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_UID={}",
+            ep.namespace.as_deref().unwrap_or(""),
+            ep.name.as_deref().unwrap_or(""),
+            ep.uid
+        );
+        let bin = bin_dir();
+        let plugins = format!("{}:/usr/lib/cni", bin.display());
+        let out = run(
+            "nsenter",
+            &[
+                &format!("--net=/run/netns/{}", cluster.nodes[lab.node].ns),
+                bin.join("egress-cni-run").to_str().unwrap_or_default(),
+                "add",
+                "--conflist",
+                file.to_str().unwrap_or_default(),
+                "--netns",
+                &format!("/run/netns/{}", lab.ns),
+                "--container-id",
+                &lab.ns,
+                "--args",
+                &args,
+                "--plugin-path",
+                &plugins,
+            ],
+        )?;
+        let result: Json = serde_json::from_str(&out)
+            .map_err(|e| format!("pod {}: the CNI result: {e}", lab.display))?;
+        result["interfaces"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["sandbox"].as_str().unwrap_or("").is_empty())
+            .and_then(|i| i["name"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                format!(
+                    "pod {}: no host interface in the CNI result {out}",
+                    lab.display
+                )
+            })
+    }
+}
