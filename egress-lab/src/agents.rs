@@ -97,7 +97,15 @@ fn devices_json(devices: &[Device]) -> Json {
 }
 
 /// Starts every node's agent on its pin directory (the maps the datapath reads: `_v4_v2`).
-pub(crate) fn start(cluster: &Cluster, devices: &[Vec<Device>]) -> Result<Agents, String> {
+pub(crate) fn start(
+    cluster: &Cluster,
+    devices: &[Vec<Device>],
+    selection: egress_core::gateway::Selection,
+) -> Result<Agents, String> {
+    let selection = match selection {
+        egress_core::gateway::Selection::Cilium => "cilium",
+        egress_core::gateway::Selection::Consistent => "consistent",
+    };
     let bin = bin_dir();
     std::fs::create_dir_all(dir()).map_err(|e| format!("{}: {e}", dir().display()))?;
     let fs = crate::datapath::bpffs();
@@ -121,7 +129,7 @@ pub(crate) fn start(cluster: &Cluster, devices: &[Vec<Device>]) -> Result<Agents
                 "--layout",
                 "v4v2",
                 "--selection",
-                "cilium",
+                selection,
             ])
             .arg("--pin-dir")
             .arg(node.pin_dir(&fs))

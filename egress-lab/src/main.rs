@@ -55,8 +55,8 @@ enum Command {
         /// Run every node as a CNI deployment does (issue 24): an `egress-agent` process per
         /// node programs its maps, pods are created through libcni (`ptp` then `egress-cni`,
         /// which has the pod's node program it in CNI ADD), the lab streams the cluster's
-        /// objects to every agent. The seed's policy only (the change scenarios still use
-        /// in-process engines). Needs integrations/cni's commands (scripts/test-cni.sh builds
+        /// objects to every agent. The seed's policy part only (the change scenarios still
+        /// use in-process engines). Needs integrations/cni's commands (scripts/test-cni.sh builds
         /// them in target/cni; EGRESS_CNI_BIN names another directory).
         #[arg(long)]
         agents: bool,
@@ -455,9 +455,6 @@ impl Results {
 /// The seed's policy with an `egress-agent` per node and pods made through libcni: the
 /// in-process engines only predict (they program nothing).
 fn run_seed_with_agents(selection: Selection) -> Result<Results, String> {
-    if selection != Selection::Cilium {
-        return Err("--agents: the agents run Cilium's selection in this lab so far".to_owned());
-    }
     let cluster = Cluster::seed()?;
     topology::up(&cluster, false)?;
     let object = datapath::prepare()?;
@@ -468,7 +465,7 @@ fn run_seed_with_agents(selection: Selection) -> Result<Results, String> {
         .iter()
         .map(|n| experiment::devices(&n.ns))
         .collect::<Result<Vec<_>, _>>()?;
-    let agents = agents::start(&cluster, &devices)?;
+    let agents = agents::start(&cluster, &devices, selection)?;
     datapath::load_nodes(&cluster, &object)?;
     // The cluster's first full list: the pods have no address yet.
     agents.stream(&agents::objects(&cluster, false)?, true)?;

@@ -165,41 +165,46 @@ fn the_seed_experiment_in_both_modes() {
 /// Issue 24: the same cluster as a CNI deployment runs it — an `egress-agent` process per node
 /// programming its own maps, pods created through libcni (`ptp` then `egress-cni`), the lab
 /// streaming the objects — every pod seen with the gateway of the shared example's expected
-/// maps. (Run after the other runs: one lab at a time on a machine.)
+/// maps, in both modes. (Run after the other runs: one lab at a time on a machine.)
 fn agents_run_the_seed() {
-    let out = Command::new(env!("CARGO_BIN_EXE_egress-lab"))
-        .args(["seed", "--agents", "--json"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(3) {
+    for (mode, expected) in [
+        ("cilium", "seed-gateway-group.expected.json"),
+        ("consistent", "seed-gateway-group.consistent.expected.json"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_egress-lab"))
+            .args(["seed", "--agents", "--selection", mode, "--json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() == Some(3) {
+            assert!(
+                std::env::var("EGRESS_REQUIRE_BPF").as_deref() != Ok("1"),
+                "EGRESS_REQUIRE_BPF=1 but the agents' lab cannot run here: {stderr}"
+            );
+            eprintln!("skipped: {}", stderr.trim());
+            return;
+        }
         assert!(
-            std::env::var("EGRESS_REQUIRE_BPF").as_deref() != Ok("1"),
-            "EGRESS_REQUIRE_BPF=1 but the agents' lab cannot run here: {stderr}"
+            out.status.success(),
+            "--agents {mode}: {stderr}\n{}",
+            String::from_utf8_lossy(&out.stdout)
         );
-        eprintln!("skipped: {}", stderr.trim());
-        return;
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let parts = report["parts"].as_array().unwrap();
+        assert_eq!(parts.len(), 1);
+        let gateways = expected_gateways(expected);
+        let rows = parts[0]["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 10);
+        for r in rows {
+            let ip = r["ip"].as_str().unwrap();
+            assert_eq!(r["agrees"], true, "--agents {mode}: {r}");
+            assert_eq!(r["observed"], gateways[ip].as_str(), "--agents {mode}: {r}");
+        }
+        assert!(
+            report["counters"]["172.22.49.119"]["overlay: request SNATed as the gateway"].as_u64()
+                > Some(0)
+        );
+        assert_eq!(lab_left(), 0, "--agents {mode}: namespaces left behind");
+        assert!(!Path::new("/run/egress-lab").exists());
     }
-    assert!(
-        out.status.success(),
-        "--agents: {stderr}\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let parts = report["parts"].as_array().unwrap();
-    assert_eq!(parts.len(), 1);
-    let gateways = expected_gateways("seed-gateway-group.expected.json");
-    let rows = parts[0]["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 10);
-    for r in rows {
-        let ip = r["ip"].as_str().unwrap();
-        assert_eq!(r["agrees"], true, "--agents: {r}");
-        assert_eq!(r["observed"], gateways[ip].as_str(), "--agents: {r}");
-    }
-    assert!(
-        report["counters"]["172.22.49.119"]["overlay: request SNATed as the gateway"].as_u64()
-            > Some(0)
-    );
-    assert_eq!(lab_left(), 0, "--agents: namespaces left behind");
-    assert!(!Path::new("/run/egress-lab").exists());
 }
