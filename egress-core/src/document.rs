@@ -36,6 +36,41 @@ pub enum Value {
 }
 
 impl Value {
+    /// The value as JSON, for a program that passes a document on as JSON: integers as JSON
+    /// numbers (as a float beyond 64 bits), a non-finite float as `null`, mapping keys as
+    /// strings (a scalar key as its text; another key as `""`).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as Json;
+        match self {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(*b),
+            Value::Int(i) => match (i64::try_from(*i), u64::try_from(*i)) {
+                (Ok(v), _) => Json::from(v),
+                (_, Ok(v)) => Json::from(v),
+                _ => serde_json::Number::from_f64(*i as f64).map_or(Json::Null, Json::Number),
+            },
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+            Value::Str(s) => Json::String(s.to_string()),
+            Value::Seq(items) => Json::Array(items.iter().map(Value::to_json).collect()),
+            Value::Map(pairs) => Json::Object(
+                pairs
+                    .iter()
+                    .map(|(k, v)| {
+                        let key = match k {
+                            Value::Str(s) => s.to_string(),
+                            Value::Int(i) => i.to_string(),
+                            Value::Bool(b) => b.to_string(),
+                            Value::Float(f) => f.to_string(),
+                            Value::Null => "null".to_owned(),
+                            Value::Seq(_) | Value::Map(_) => String::new(),
+                        };
+                        (key, v.to_json())
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
     /// The type name Kubernetes uses in its messages (`string`, `integer`, `object`, ...).
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -568,6 +603,24 @@ pub(crate) fn read_labels(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documents_convert_to_json() {
+        let docs = parse_documents(
+            "a: 'true'\nb: true\nc: 3\nd: 1.5\ne: ~\nf: [x, -2]\n7: big\nh: 18446744073709551615\n",
+        )
+        .unwrap();
+        assert_eq!(
+            docs[0].to_json(),
+            serde_json::json!({"a": "true", "b": true, "c": 3, "d": 1.5, "e": null,
+                "f": ["x", -2], "7": "big", "h": 18446744073709551615u64})
+        );
+        assert_eq!(
+            Value::Int(1 << 70).to_json(),
+            serde_json::json!(1180591620717411303424.0)
+        );
+        assert_eq!(Value::Float(f64::NAN).to_json(), serde_json::Value::Null);
+    }
 
     #[test]
     fn yaml_scalars_keep_their_types() {

@@ -21,29 +21,12 @@ fn dumps() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/snapshots/dumps")
 }
 
-fn to_json(v: &Value) -> Json {
-    match v {
-        Value::Null => Json::Null,
-        Value::Bool(b) => json!(b),
-        Value::Int(i) => json!(*i as i64),
-        Value::Float(f) => json!(f),
-        Value::Str(s) => json!(s.as_str()),
-        Value::Seq(items) => Json::Array(items.iter().map(to_json).collect()),
-        Value::Map(pairs) => Json::Object(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), to_json(v)))
-                .collect(),
-        ),
-    }
-}
-
 /// The dump's objects as JSON, and their Pod/Node form.
 fn both_forms() -> (String, String) {
     let text = std::fs::read_to_string(dumps().join("tke-dump.yaml")).unwrap();
     let objects: Vec<Json> = document::flatten_lists(document::parse_documents(&text).unwrap())
         .iter()
-        .map(to_json)
+        .map(Value::to_json)
         .collect();
     // The CiliumNodes' names by address, for the pods' spec.nodeName.
     let mut node_at = std::collections::HashMap::new();
@@ -135,7 +118,7 @@ fn slice_form() -> String {
     let text = std::fs::read_to_string(dumps().join("tke-dump.yaml")).unwrap();
     let objects: Vec<Json> = document::flatten_lists(document::parse_documents(&text).unwrap())
         .iter()
-        .map(to_json)
+        .map(Value::to_json)
         .collect();
     let mut out = Vec::new();
     let mut slices: std::collections::BTreeMap<String, Vec<Json>> = Default::default();

@@ -205,7 +205,7 @@ pub(crate) fn objects(cluster: &Cluster, with_ips: bool) -> Result<String, Strin
         .first()
         .and_then(|d| d.get("policies"))
         .and_then(|p| match p {
-            Value::Seq(items) => Some(items.iter().map(to_json).collect()),
+            Value::Seq(items) => Some(items.iter().map(Value::to_json).collect()),
             _ => None,
         })
         .unwrap_or_default();
@@ -243,23 +243,6 @@ pub(crate) fn objects(cluster: &Cluster, with_ips: bool) -> Result<String, Strin
         items.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}));
     }
     Ok(json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string())
-}
-
-fn to_json(v: &Value) -> Json {
-    match v {
-        Value::Null => Json::Null,
-        Value::Bool(b) => json!(b),
-        Value::Int(i) => json!(*i as i64),
-        Value::Float(f) => json!(f),
-        Value::Str(s) => json!(s.as_str()),
-        Value::Seq(items) => Json::Array(items.iter().map(to_json).collect()),
-        Value::Map(pairs) => Json::Object(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), to_json(v)))
-                .collect(),
-        ),
-    }
 }
 
 impl Agents {

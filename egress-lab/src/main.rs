@@ -452,6 +452,24 @@ impl Results {
     }
 }
 
+/// Each node's datapath counters that are not zero, by name.
+#[allow(clippy::type_complexity)]
+fn node_counters(cluster: &Cluster) -> Result<Vec<(String, Vec<(&'static str, u64)>)>, String> {
+    let fs = datapath::bpffs();
+    let mut counters = Vec::new();
+    for node in &cluster.nodes {
+        let values = datapath::counters(&node.pin_dir(&fs))?;
+        let named = datapath::COUNTERS
+            .iter()
+            .zip(values)
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| (*k, v))
+            .collect();
+        counters.push((node.name.clone(), named));
+    }
+    Ok(counters)
+}
+
 /// The seed's policy with an `egress-agent` per node and pods made through libcni: the
 /// in-process engines only predict (they program nothing).
 fn run_seed_with_agents(selection: Selection) -> Result<Results, String> {
@@ -484,17 +502,7 @@ fn run_seed_with_agents(selection: Selection) -> Result<Results, String> {
         ),
         experiment::fetch_all(&cluster, &engines, ECHO),
     )];
-    let mut counters = Vec::new();
-    for node in &cluster.nodes {
-        let values = datapath::counters(&node.pin_dir(&fs))?;
-        let named = datapath::COUNTERS
-            .iter()
-            .zip(values)
-            .filter(|(_, v)| *v > 0)
-            .map(|(k, v)| (*k, v))
-            .collect();
-        counters.push((node.name.clone(), named));
-    }
+    let counters = node_counters(&cluster)?;
     drop(agents);
     Ok(Results {
         parts,
@@ -523,18 +531,7 @@ fn run_seed(selection: Selection) -> Result<Results, String> {
         experiment::fetch_all(&cluster, &engines, ECHO),
     ));
     let events = changes::run(&cluster, &mut engines)?;
-    let fs = datapath::bpffs();
-    let mut counters = Vec::new();
-    for node in &cluster.nodes {
-        let values = datapath::counters(&node.pin_dir(&fs))?;
-        let named = datapath::COUNTERS
-            .iter()
-            .zip(values)
-            .filter(|(_, v)| *v > 0)
-            .map(|(k, v)| (*k, v))
-            .collect();
-        counters.push((node.name.clone(), named));
-    }
+    let counters = node_counters(&cluster)?;
     Ok(Results {
         parts,
         counters,

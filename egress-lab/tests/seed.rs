@@ -42,6 +42,32 @@ fn expected_gateways(file: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The JSON report of `egress-lab ARGS`, which must succeed; `None` when this machine cannot
+/// run the lab (exit 3: skipped, said on stderr — a failure under `EGRESS_REQUIRE_BPF=1`).
+fn seed_report(args: &[&str]) -> Option<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_egress-lab"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(3) {
+        assert!(
+            std::env::var("EGRESS_REQUIRE_BPF").as_deref() != Ok("1"),
+            "EGRESS_REQUIRE_BPF=1 but `egress-lab {}` cannot run here: {stderr}",
+            args.join(" ")
+        );
+        eprintln!("skipped: {}", stderr.trim());
+        return None;
+    }
+    assert!(
+        out.status.success(),
+        "egress-lab {}: {stderr}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
 fn lab_left() -> usize {
     let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
@@ -57,25 +83,9 @@ fn the_seed_experiment_in_both_modes() {
         ("cilium", "seed-gateway-group.expected.json"),
         ("consistent", "seed-gateway-group.consistent.expected.json"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_egress-lab"))
-            .args(["seed", "--selection", mode, "--json"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if out.status.code() == Some(3) {
-            assert!(
-                std::env::var("EGRESS_REQUIRE_BPF").as_deref() != Ok("1"),
-                "EGRESS_REQUIRE_BPF=1 but the lab cannot run here: {stderr}"
-            );
-            eprintln!("skipped: {}", stderr.trim());
+        let Some(report) = seed_report(&["seed", "--selection", mode, "--json"]) else {
             return;
-        }
-        assert!(
-            out.status.success(),
-            "{mode}: {stderr}\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        };
         let parts = report["parts"].as_array().unwrap();
         assert_eq!(parts.len(), 3);
         let gateways = expected_gateways(expected);
@@ -171,25 +181,9 @@ fn agents_run_the_seed() {
         ("cilium", "seed-gateway-group.expected.json"),
         ("consistent", "seed-gateway-group.consistent.expected.json"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_egress-lab"))
-            .args(["seed", "--agents", "--selection", mode, "--json"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if out.status.code() == Some(3) {
-            assert!(
-                std::env::var("EGRESS_REQUIRE_BPF").as_deref() != Ok("1"),
-                "EGRESS_REQUIRE_BPF=1 but the agents' lab cannot run here: {stderr}"
-            );
-            eprintln!("skipped: {}", stderr.trim());
+        let Some(report) = seed_report(&["seed", "--agents", "--selection", mode, "--json"]) else {
             return;
-        }
-        assert!(
-            out.status.success(),
-            "--agents {mode}: {stderr}\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        };
         let parts = report["parts"].as_array().unwrap();
         assert_eq!(parts.len(), 1);
         let gateways = expected_gateways(expected);

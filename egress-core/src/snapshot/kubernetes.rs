@@ -530,12 +530,7 @@ fn pod(
 ) -> Option<Endpoint> {
     let mpath = field::child(path, "metadata");
     let meta = metadata(obj, &mpath, errors)?;
-    let uid = required_str(&meta, "uid", errors)?;
-    let name = meta.get("name").and_then(Value::as_str).map(str::to_owned);
-    let namespace = meta
-        .get("namespace")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let (uid, namespace, name, who) = described_pod(&meta, path, "pod", errors)?;
     let labels: BTreeMap<String, String> = meta
         .get("labels")
         .map(|l| {
@@ -544,12 +539,6 @@ fn pod(
                 .collect()
         })
         .unwrap_or_default();
-    let who = match (&namespace, &name) {
-        (Some(ns), Some(n)) if path.is_empty() => format!("{ns}/{n}"),
-        (Some(ns), Some(n)) => format!("{path} ({ns}/{n})"),
-        _ if path.is_empty() => "pod".to_owned(),
-        _ => path.to_owned(),
-    };
     let spec = obj.get("spec");
     if matches!(
         spec.and_then(|s| s.get("hostNetwork")),
@@ -568,16 +557,12 @@ fn pod(
         return None;
     }
     let mut ips = Vec::new();
-    let mut read_ip = |text: &str| match netip::parse_addr(text) {
-        Ok(a) if a.zone.is_none() => {
-            if !ips.contains(&a.addr) {
-                ips.push(a.addr);
-            }
+    let mut read_ip = |text: &str| {
+        if let Some(ip) = endpoint_ip(text, &who, warnings)
+            && !ips.contains(&ip)
+        {
+            ips.push(ip);
         }
-        _ => warnings.push(format!(
-            "{who}: address {} is not an IP address: skipped",
-            field::quote(text)
-        )),
     };
     match status.and_then(|s| s.get("podIPs")) {
         Some(Value::Seq(items)) if !items.is_empty() => {
@@ -706,23 +691,7 @@ fn slice_entries(
             ));
         }
         let networking = entry.get("networking");
-        let mut ips = Vec::new();
-        if let Some(Value::Seq(pairs)) = networking.and_then(|n| n.get("addressing")) {
-            for pair in pairs {
-                for family in ["ipv4", "ipv6"] {
-                    let Some(text) = pair.get(family).and_then(Value::as_str) else {
-                        continue;
-                    };
-                    match netip::parse_addr(text) {
-                        Ok(a) if a.zone.is_none() => ips.push(a.addr),
-                        _ => warnings.push(format!(
-                            "{who}: address {} is not an IP address: skipped",
-                            field::quote(text)
-                        )),
-                    }
-                }
-            }
-        }
+        let ips = addressing(networking, &who, warnings);
         let node_text = networking
             .and_then(|n| n.get("node"))
             .and_then(Value::as_str);
@@ -794,6 +763,60 @@ pub(crate) fn identity_label(label: &str) -> (String, String) {
     (key, value.to_owned())
 }
 
+/// The pod a `Pod` or `CiliumEndpoint` object at `path` describes: its `metadata.uid`
+/// (required), namespace and name, and how its warnings name it (`NS/NAME`, after the path
+/// when there is one; else the path, or `unnamed` without one).
+fn described_pod(
+    meta: &Fields<'_>,
+    path: &str,
+    unnamed: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<(String, Option<String>, Option<String>, String)> {
+    let uid = required_str(meta, "uid", errors)?;
+    let name = meta.get("name").and_then(Value::as_str).map(str::to_owned);
+    let namespace = meta
+        .get("namespace")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let who = match (&namespace, &name) {
+        (Some(ns), Some(n)) if path.is_empty() => format!("{ns}/{n}"),
+        (Some(ns), Some(n)) => format!("{path} ({ns}/{n})"),
+        _ if path.is_empty() => unnamed.to_owned(),
+        _ => path.to_owned(),
+    };
+    Some((uid, namespace, name, who))
+}
+
+/// An endpoint's address given as text, or none with a warning naming `who`.
+fn endpoint_ip(text: &str, who: &str, warnings: &mut Vec<String>) -> Option<IpAddr> {
+    match netip::parse_addr(text) {
+        Ok(a) if a.zone.is_none() => Some(a.addr),
+        _ => {
+            warnings.push(format!(
+                "{who}: address {} is not an IP address: skipped",
+                field::quote(text)
+            ));
+            None
+        }
+    }
+}
+
+/// The addresses of a `networking.addressing` list (each pair's `ipv4`, then `ipv6`), as a
+/// CiliumEndpoint's status and a slice entry hold them.
+fn addressing(networking: Option<&Value>, who: &str, warnings: &mut Vec<String>) -> Vec<IpAddr> {
+    let mut ips = Vec::new();
+    if let Some(Value::Seq(pairs)) = networking.and_then(|n| n.get("addressing")) {
+        for pair in pairs {
+            for family in ["ipv4", "ipv6"] {
+                if let Some(text) = pair.get(family).and_then(Value::as_str) {
+                    ips.extend(endpoint_ip(text, who, warnings));
+                }
+            }
+        }
+    }
+    ips
+}
+
 /// `node_at` names the node that has an address.
 fn cilium_endpoint(
     obj: &Value,
@@ -804,18 +827,7 @@ fn cilium_endpoint(
 ) -> Option<Endpoint> {
     let mpath = field::child(path, "metadata");
     let meta = metadata(obj, &mpath, errors)?;
-    let uid = required_str(&meta, "uid", errors)?;
-    let name = meta.get("name").and_then(Value::as_str).map(str::to_owned);
-    let namespace = meta
-        .get("namespace")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let who = match (&namespace, &name) {
-        (Some(ns), Some(n)) if path.is_empty() => format!("{ns}/{n}"),
-        (Some(ns), Some(n)) => format!("{path} ({ns}/{n})"),
-        _ if path.is_empty() => "endpoint".to_owned(),
-        _ => path.to_owned(),
-    };
+    let (uid, namespace, name, who) = described_pod(&meta, path, "endpoint", errors)?;
     let status = obj.get("status");
     let labels = status
         .and_then(|s| s.get("identity"))
@@ -849,23 +861,7 @@ fn cilium_endpoint(
         warnings.push(format!("{who}: no status.networking: endpoint skipped"));
         return None;
     };
-    let mut ips = Vec::new();
-    if let Some(Value::Seq(pairs)) = networking.get("addressing") {
-        for pair in pairs {
-            for family in ["ipv4", "ipv6"] {
-                let Some(text) = pair.get(family).and_then(Value::as_str) else {
-                    continue;
-                };
-                match netip::parse_addr(text) {
-                    Ok(a) if a.zone.is_none() => ips.push(a.addr),
-                    _ => warnings.push(format!(
-                        "{who}: address {} is not an IP address: skipped",
-                        field::quote(text)
-                    )),
-                }
-            }
-        }
-    }
+    let ips = addressing(Some(networking), &who, warnings);
     let node_ip = networking.get("node").and_then(Value::as_str);
     let parsed = node_ip
         .and_then(|s| netip::parse_addr(s).ok())
