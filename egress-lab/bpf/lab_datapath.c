@@ -43,7 +43,7 @@
 //
 // NAT state: two LRU hashes per node (lab_nat_fwd: pod tuple -> nat ip/port; lab_nat_rev:
 // reply tuple -> pod ip/port + where to deliver). The port is always re-allocated from
-// [port_min, port_max] (default 61000-65535, outside the node's ip_local_port_range so it
+// [port_min, port_max] (the lab: 41000-65535, its nodes' ip_local_port_range set below it, so it
 // never collides with the node's own sockets, which share the node IP when egressIP = node IP
 // as in the seed). Two pods using the same source port to the same destination get different
 // NAT ports: the reverse entry is claimed atomically with BPF_NOEXIST.

@@ -5,6 +5,7 @@
 //! CNI ADD; the lab is the cluster: it streams the objects (the Pods with their addresses once
 //! they have them) to every agent.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -96,11 +97,13 @@ fn devices_json(devices: &[Device]) -> Json {
     )
 }
 
-/// Starts every node's agent on its pin directory (the maps the datapath reads: `_v4_v2`).
+/// Starts every node's agent on its pin directory (the maps the datapath reads: `_v4_v2`),
+/// with `extra` arguments.
 pub(crate) fn start(
     cluster: &Cluster,
     devices: &[Vec<Device>],
     selection: egress_core::gateway::Selection,
+    extra: &[String],
 ) -> Result<Agents, String> {
     let selection = match selection {
         egress_core::gateway::Selection::Cilium => "cilium",
@@ -141,6 +144,7 @@ pub(crate) fn start(
             .arg(base.with_extension("queue"))
             .arg("--devices")
             .arg(&devices_file)
+            .args(extra)
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .stdin(Stdio::null())
@@ -168,7 +172,7 @@ pub(crate) fn start(
 
 /// One request to an agent over its unix socket (HTTP/1.1, one connection per request): its
 /// body, or the error it answered.
-fn post(socket: &Path, method: &str, path: &str, body: &str) -> Result<String, String> {
+pub(crate) fn post(socket: &Path, method: &str, path: &str, body: &str) -> Result<String, String> {
     let mut stream =
         UnixStream::connect(socket).map_err(|e| format!("{}: {e}", socket.display()))?;
     stream
@@ -200,8 +204,26 @@ fn post(socket: &Path, method: &str, path: &str, body: &str) -> Result<String, S
 /// each node with its labels and address, each pod with its uid and labels — and its address
 /// when `with_ips`.
 pub(crate) fn objects(cluster: &Cluster, with_ips: bool) -> Result<String, String> {
+    let mut items = cluster_objects(cluster)?;
+    items.extend(
+        cluster
+            .snapshot
+            .endpoints
+            .iter()
+            .map(|ep| pod_object(ep, with_ips)),
+    );
+    Ok(list(items))
+}
+
+/// Objects as a `List`.
+pub(crate) fn list(items: Vec<Json>) -> String {
+    json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+}
+
+/// The seed's policy, the cluster's nodes and its pods' namespaces (no pod).
+pub(crate) fn cluster_objects(cluster: &Cluster) -> Result<Vec<Json>, String> {
     let docs = document::parse_documents(SEED).map_err(|e| e.to_string())?;
-    let policies: Vec<Json> = docs
+    let mut items: Vec<Json> = docs
         .first()
         .and_then(|d| d.get("policies"))
         .and_then(|p| match p {
@@ -209,43 +231,58 @@ pub(crate) fn objects(cluster: &Cluster, with_ips: bool) -> Result<String, Strin
             _ => None,
         })
         .unwrap_or_default();
-    let mut items = policies;
     for node in cluster.snapshot.nodes.values() {
         items.push(json!({
             "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": node.name, "labels": node.labels.iter().collect::<std::collections::BTreeMap<_, _>>()},
+            "metadata": {"name": node.name, "labels": node.labels.iter().collect::<BTreeMap<_, _>>()},
             "status": {"addresses": node.ipv4.map(|ip| vec![json!({"type": "InternalIP", "address": ip.to_string()})]).unwrap_or_default()},
         }));
     }
-    let mut namespaces = std::collections::BTreeMap::new();
-    for ep in &cluster.snapshot.endpoints {
-        if let Some(ns) = &ep.namespace {
-            namespaces.insert(
-                ns.clone(),
-                ep.namespace_labels
-                    .iter()
-                    .collect::<std::collections::BTreeMap<_, _>>(),
-            );
-        }
-        let mut status = json!({"phase": "Pending"});
-        if with_ips {
-            status = json!({"phase": "Running", "podIPs": ep.ips.iter().map(|ip| json!({"ip": ip.to_string()})).collect::<Vec<_>>()});
-        }
-        items.push(json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": ep.name, "namespace": ep.namespace, "uid": ep.uid,
-                         "labels": ep.labels.iter().collect::<std::collections::BTreeMap<_, _>>()},
-            "spec": {"nodeName": ep.node, "serviceAccountName": ep.service_account},
-            "status": status,
-        }));
-    }
+    let namespaces: BTreeMap<_, _> = cluster
+        .snapshot
+        .endpoints
+        .iter()
+        .filter_map(|ep| {
+            let labels: BTreeMap<_, _> = ep.namespace_labels.iter().collect();
+            Some((ep.namespace.clone()?, labels))
+        })
+        .collect();
     for (name, labels) in namespaces {
         items.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}));
     }
-    Ok(json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string())
+    Ok(items)
+}
+
+/// A pod's object: with its uid, labels and node, Pending — Running with its address when
+/// `with_ips`.
+pub(crate) fn pod_object(ep: &egress_core::cluster::Endpoint, with_ips: bool) -> Json {
+    let mut status = json!({"phase": "Pending"});
+    if with_ips {
+        status = json!({"phase": "Running", "podIPs": ep.ips.iter().map(|ip| json!({"ip": ip.to_string()})).collect::<Vec<_>>()});
+    }
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": ep.name, "namespace": ep.namespace, "uid": ep.uid,
+                     "labels": ep.labels.iter().collect::<BTreeMap<_, _>>()},
+        "spec": {"nodeName": ep.node, "serviceAccountName": ep.service_account},
+        "status": status,
+    })
 }
 
 impl Agents {
+    /// Every agent's socket, in the nodes' order.
+    pub(crate) fn sockets(&self) -> &[PathBuf] {
+        &self.sockets
+    }
+
+    /// A deleted object (`/v1/delete`), told to every agent at once.
+    pub(crate) fn delete(&self, request: &str) -> Result<(), String> {
+        for socket in &self.sockets {
+            post(socket, "POST", "/v1/delete", request)?;
+        }
+        Ok(())
+    }
+
     /// Streams objects to every agent (`sync`: the end of the first full list).
     pub(crate) fn stream(&self, objects: &str, sync: bool) -> Result<(), String> {
         let path = if sync {
@@ -259,10 +296,20 @@ impl Agents {
         Ok(())
     }
 
-    /// Creates a pod's network as a runtime does (libcni: ptp with the pod's address, then
-    /// egress-cni, which has the pod's node program it before ADD returns). Returns the host
-    /// side of its veth pair.
-    pub(crate) fn add_pod(&self, cluster: &Cluster, pod: usize) -> Result<String, String> {
+    /// Creates a pod's network as a runtime does (libcni: ptp with the pod's address, the lab's
+    /// datapath plugin, then egress-cni, which has the pod's node program it before ADD
+    /// returns).
+    pub(crate) fn add_pod(&self, cluster: &Cluster, pod: usize) -> Result<(), String> {
+        self.cni("add", cluster, pod).map(drop)
+    }
+
+    /// Tears a pod's network down as a runtime does (libcni DEL, the plugins in reverse).
+    pub(crate) fn del_pod(&self, cluster: &Cluster, pod: usize) -> Result<(), String> {
+        self.cni("del", cluster, pod).map(drop)
+    }
+
+    /// `egress-cni-run COMMAND` for a pod, in its node's namespace: what it printed.
+    fn cni(&self, command: &str, cluster: &Cluster, pod: usize) -> Result<String, String> {
         let lab = &cluster.pods[pod];
         let ep = cluster
             .snapshot
@@ -270,14 +317,18 @@ impl Agents {
             .iter()
             .find(|e| e.display_name() == lab.display)
             .ok_or_else(|| format!("pod {}: not in the snapshot", lab.display))?;
+        let node = &cluster.nodes[lab.node];
         let conflist = json!({
             "cniVersion": "1.0.0", "name": "egress-lab",
             "plugins": [
                 {"type": "ptp", "mtu": POD_MTU, "ipam": {"type": "static",
                     "addresses": [{"address": format!("{}/{}", lab.ip, VPC.1), "gateway": PTP_GATEWAY.to_string()}],
                     "routes": [{"dst": "0.0.0.0/0"}]}},
+                {"type": crate::labcni::PLUGIN, "nodeNamespace": node.ns,
+                 "pinDir": node.pin_dir(&crate::datapath::bpffs())},
                 {"type": "egress-cni", "agentSocket": self.sockets[lab.node],
-                 "delQueue": dir().join(format!("node{}.queue", lab.node))},
+                 "delQueue": dir().join(format!("node{}.queue", lab.node)),
+                 "timeoutSeconds": 30},
             ],
         });
         let file = dir().join(format!("pod{pod}.conflist"));
@@ -289,13 +340,17 @@ impl Agents {
             ep.uid
         );
         let bin = bin_dir();
-        let plugins = format!("{}:/usr/lib/cni", bin.display());
-        let out = run(
+        let plugins = format!(
+            "{}:{}:/usr/lib/cni",
+            bin.display(),
+            crate::labcni::install()?.display()
+        );
+        run(
             "nsenter",
             &[
-                &format!("--net=/run/netns/{}", cluster.nodes[lab.node].ns),
+                &format!("--net=/run/netns/{}", node.ns),
                 bin.join("egress-cni-run").to_str().unwrap_or_default(),
-                "add",
+                command,
                 "--conflist",
                 file.to_str().unwrap_or_default(),
                 "--netns",
@@ -307,21 +362,7 @@ impl Agents {
                 "--plugin-path",
                 &plugins,
             ],
-        )?;
-        let result: Json = serde_json::from_str(&out)
-            .map_err(|e| format!("pod {}: the CNI result: {e}", lab.display))?;
-        result["interfaces"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|i| i["sandbox"].as_str().unwrap_or("").is_empty())
-            .and_then(|i| i["name"].as_str())
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                format!(
-                    "pod {}: no host interface in the CNI result {out}",
-                    lab.display
-                )
-            })
+        )
+        .map_err(|e| format!("pod {}: CNI {command}: {e}", lab.display))
     }
 }

@@ -18,6 +18,8 @@ pub(crate) const ROUTER: Ipv4Addr = Ipv4Addr::new(172, 22, 48, 1);
 pub(crate) const ECHO: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 80);
 /// The same server on a second address, for a destination a policy excludes.
 pub(crate) const ECHO_EXCLUDED: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 81);
+/// The first address of `egress-lab new-pods`'s pods (the VPC's 172.22.56.0/21 is free).
+pub(crate) const NEW_PODS: Ipv4Addr = Ipv4Addr::new(172, 22, 56, 1);
 /// The pods' gateway on their node: the seed's `extraConfig.local-router-ipv4`.
 pub(crate) const LOCAL_ROUTER: Ipv4Addr = Ipv4Addr::new(169, 254, 32, 16);
 /// Pod and tunnel MTU: the VPC's 1500 less VXLAN's 50 bytes, as Cilium sets it for the egress
@@ -27,9 +29,14 @@ pub(crate) const POD_MTU: u32 = 1450;
 pub(crate) const VXLAN_PORT: u16 = 8472;
 /// The VNI the datapath puts on tunnelled packets.
 pub(crate) const VNI: u32 = 2;
-/// The SNAT port range: outside the nodes' `ip_local_port_range` (32768–60999), which the
-/// node's own sockets use on the same address when `egressIP` is the node's.
-pub(crate) const NAT_PORTS: (u16, u16) = (61000, 65535);
+/// The SNAT port range: outside the nodes' `ip_local_port_range` ([`LOCAL_PORTS`]), which the
+/// node's own sockets use on the same address when `egressIP` is the node's. 24,536 ports per
+/// egress address and destination: `egress-lab new-pods` opens some 12,000 connections
+/// through each gateway to the one echo server, and the lab's NAT keeps a TCP mapping for the
+/// 2 h of an established connection (it does not track FIN or RST).
+pub(crate) const NAT_PORTS: (u16, u16) = (41000, 65535);
+/// The nodes' `net.ipv4.ip_local_port_range`, below [`NAT_PORTS`].
+pub(crate) const LOCAL_PORTS: &str = "32768 40999";
 /// Every namespace of the lab begins with this.
 pub(crate) const NS_PREFIX: &str = "egl-";
 /// The namespace holding the VPC bridge.
@@ -90,6 +97,42 @@ impl Cluster {
     /// The seed's cluster.
     pub(crate) fn seed() -> Result<Self, String> {
         let snapshot = Snapshot::parse(SEED).map_err(|e| format!("the seed snapshot: {e}"))?;
+        Self::from_snapshot(snapshot)
+    }
+
+    /// The seed's nodes and policy with `count` new pods instead of its own (`egress-lab
+    /// new-pods`): `default/client-K`, labelled as the seed's pods (its policy selects them),
+    /// on the seed's pods' nodes (its workers) in turn, addressed from [`NEW_PODS`] up.
+    pub(crate) fn with_new_pods(count: usize) -> Result<Self, String> {
+        let mut snapshot = Snapshot::parse(SEED).map_err(|e| format!("the seed snapshot: {e}"))?;
+        let template = snapshot
+            .endpoints
+            .first()
+            .cloned()
+            .ok_or("the seed has no pod")?;
+        let mut workers: Vec<String> = Vec::new();
+        for node in snapshot.endpoints.iter().filter_map(|e| e.node.clone()) {
+            if !workers.contains(&node) {
+                workers.push(node);
+            }
+        }
+        let first = u32::from(NEW_PODS);
+        snapshot.endpoints = (0..count)
+            .map(|k| {
+                let ip = Ipv4Addr::from(first + k as u32);
+                egress_core::cluster::Endpoint {
+                    uid: format!("00000000-0000-4000-8000-{k:012}"),
+                    name: Some(format!("client-{k}")),
+                    ips: vec![IpAddr::V4(ip)],
+                    node: Some(workers[k % workers.len()].clone()),
+                    ..template.clone()
+                }
+            })
+            .collect();
+        Self::from_snapshot(snapshot)
+    }
+
+    fn from_snapshot(snapshot: Snapshot) -> Result<Self, String> {
         let mut nodes = Vec::new();
         for (i, node) in snapshot.nodes.values().enumerate() {
             let ipv4 = node

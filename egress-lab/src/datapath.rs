@@ -170,11 +170,25 @@ pub(crate) fn add_pod(
     pod_ip: Ipv4Addr,
     veth: &str,
 ) -> Result<(), String> {
-    let index = ifindex(&node.ns, veth)?;
+    attach_pod(&node.ns, dir, pod_ip, veth)
+}
+
+/// [`add_pod`] by the node's namespace name (the lab's CNI plugin knows no `LabNode`).
+pub(crate) fn attach_pod(ns: &str, dir: &Path, pod_ip: Ipv4Addr, veth: &str) -> Result<(), String> {
+    let index = ifindex(ns, veth)?;
     let mut value = index.to_le_bytes().to_vec();
     value.extend_from_slice(&[0; 4]);
     update(&dir.join("lab_endpoints"), &pod_ip.octets(), &value)?;
-    attach(&node.ns, veth, &dir.join("prog/from_pod"))
+    attach(ns, veth, &dir.join("prog/from_pod"))
+}
+
+/// Forgets a pod in its node's datapath (its veth, and the program on it, go with the pod).
+pub(crate) fn forget_pod(dir: &Path, pod_ip: Ipv4Addr) -> Result<(), String> {
+    let map = dir.join("lab_endpoints");
+    let mut args = vec!["map", "delete", "pinned", path(&map)?, "key", "hex"];
+    let key = hex(&pod_ip.octets());
+    args.extend(key.iter().map(String::as_str));
+    run("bpftool", &args).map(drop)
 }
 
 fn attach(ns: &str, dev: &str, program: &Path) -> Result<(), String> {

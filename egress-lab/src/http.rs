@@ -200,3 +200,53 @@ pub(crate) fn poll(addr: SocketAddr, interval: Duration) -> Result<(), String> {
         std::thread::sleep(interval);
     }
 }
+
+/// A new pod's client (issue 24, Cilium's `egw-scale-utils` client): waits for a line on
+/// stdin (the runtime starting the container once CNI ADD returned), then opens a new
+/// connection to `addr` every `interval` for `duration`, one request each, each bounded by
+/// `timeout`, whatever the earlier ones are doing. Prints one JSON array: per request, the
+/// microseconds from the start to its connect and to its answer, and the address the server
+/// saw (or why it failed).
+pub(crate) fn burst(
+    addr: SocketAddr,
+    interval: Duration,
+    duration: Duration,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut go = String::new();
+    std::io::stdin()
+        .read_line(&mut go)
+        .map_err(|e| format!("waiting for the start: {e}"))?;
+    let start = std::time::Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut k = 0u32;
+    while interval * k < duration {
+        let due = start + interval * k;
+        let now = std::time::Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let tx = tx.clone();
+        std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let sent = start.elapsed();
+                let answer = fetch(addr, timeout);
+                let _ = tx.send((k, sent, start.elapsed(), answer));
+            })
+            .map_err(|e| format!("a request's thread: {e}"))?;
+        k += 1;
+    }
+    drop(tx);
+    let mut attempts: Vec<_> = rx.iter().collect();
+    attempts.sort_by_key(|a| a.0);
+    let json: Vec<serde_json::Value> = attempts
+        .into_iter()
+        .map(|(_, sent, done, answer)| match answer {
+            Ok(ip) => serde_json::json!([sent.as_micros() as u64, done.as_micros() as u64, ip]),
+            Err(e) => serde_json::json!([sent.as_micros() as u64, null, e]),
+        })
+        .collect();
+    println!("{}", serde_json::Value::Array(json));
+    Ok(())
+}

@@ -14,6 +14,9 @@ mod cmd;
 mod datapath;
 mod experiment;
 mod http;
+mod labcni;
+mod newpods;
+mod stream;
 mod topology;
 
 use std::net::SocketAddr;
@@ -69,6 +72,39 @@ enum Command {
         #[arg(long, default_value_t = 2_000_000_000)]
         bytes: u64,
     },
+    /// Measure a new pod's first traffic (issue 24): pods are created one after another on
+    /// the workers, each pod's client opens a new connection to the echo server every
+    /// interval from the moment CNI ADD returns; per way of programming a new pod (watch:
+    /// Cilium's, from the cluster stream; cni: inside CNI ADD; sync: ADD waits for the
+    /// gateway's acknowledgement) and per modelled watch delay: the requests that leaked
+    /// with another address, the masquerade delay, ADD's latency. Every node runs
+    /// egress-agent (see `seed --agents`). Exit 1 when a target is not met.
+    NewPods {
+        /// Pods per scenario.
+        #[arg(long, default_value_t = 40)]
+        pods: usize,
+        /// Milliseconds over which each scenario's pods are created.
+        #[arg(long, default_value_t = 4000)]
+        over_ms: u64,
+        /// Milliseconds each pod's client runs.
+        #[arg(long, default_value_t = 2000)]
+        run_ms: u64,
+        /// Milliseconds between a client's connections.
+        #[arg(long, default_value_t = 10)]
+        interval_ms: u64,
+        /// The modelled watch delays, in milliseconds.
+        #[arg(long, value_delimiter = ',', default_values_t = [0, 100, 1000])]
+        delays_ms: Vec<u64>,
+        /// The ways of programming a new pod.
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [newpods::Mode::Watch, newpods::Mode::Cni, newpods::Mode::Sync])]
+        modes: Vec<newpods::Mode>,
+        /// Gateway selection of every node's agent.
+        #[arg(long, value_enum, default_value_t = SelectionArg::Cilium)]
+        selection: SelectionArg,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove every namespace, pin and process a lab left (also after a failure).
     Down,
     /// (internal) The echo server, run in the internet namespace.
@@ -86,6 +122,18 @@ enum Command {
     /// seconds it took.
     #[command(hide = true)]
     Download { addr: SocketAddr, bytes: u64 },
+    /// (internal) A new pod's client, run in its namespace: once a line arrives on stdin, a
+    /// new connection every interval for the duration; prints every request's answer.
+    #[command(hide = true)]
+    Burst {
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 10)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 2000)]
+        duration_ms: u64,
+        #[arg(long, default_value_t = 1500)]
+        timeout_ms: u64,
+    },
     /// (internal) One request to the echo server, run in a pod's namespace.
     #[command(hide = true)]
     Fetch {
@@ -111,6 +159,9 @@ impl From<SelectionArg> for Selection {
 }
 
 fn main() -> ExitCode {
+    if labcni::invoked() {
+        return labcni::main();
+    }
     match Cli::parse().command {
         Command::Seed {
             selection,
@@ -119,6 +170,42 @@ fn main() -> ExitCode {
             agents,
         } => seed(selection.into(), json, keep, agents),
         Command::Bench { bytes } => bench(bytes),
+        Command::NewPods {
+            pods,
+            over_ms,
+            run_ms,
+            interval_ms,
+            delays_ms,
+            modes,
+            selection,
+            json,
+        } => new_pods(
+            &newpods::Settings {
+                pods,
+                over: experiment::timeout(over_ms),
+                run: experiment::timeout(run_ms),
+                interval: experiment::timeout(interval_ms),
+                timeout: experiment::timeout(1500),
+                delays: delays_ms.into_iter().map(experiment::timeout).collect(),
+                modes,
+                selection: selection.into(),
+            },
+            json,
+        ),
+        Command::Burst {
+            addr,
+            interval_ms,
+            duration_ms,
+            timeout_ms,
+        } => internal(
+            "burst",
+            http::burst(
+                addr,
+                experiment::timeout(interval_ms),
+                experiment::timeout(duration_ms),
+                experiment::timeout(timeout_ms),
+            ),
+        ),
         Command::Download { addr, bytes } => internal(
             "download",
             http::download(addr, bytes).map(|seconds| println!("{seconds}")),
@@ -292,6 +379,48 @@ fn seed(selection: Selection, as_json: bool, keep: bool, with_agents: bool) -> E
                 results.print(selection);
             }
             if results.agree() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn new_pods(settings: &newpods::Settings, as_json: bool) -> ExitCode {
+    if settings.pods == 0
+        || settings.interval.is_zero()
+        || settings.delays.is_empty()
+        || settings.modes.is_empty()
+    {
+        eprintln!(
+            "egress-lab: --pods, --interval-ms, --delays-ms and --modes: each needs a positive value"
+        );
+        return ExitCode::from(2);
+    }
+    if let Err(code) = start() {
+        return code;
+    }
+    if let Some(why) = agents::missing() {
+        eprintln!("egress-lab: {why}");
+        return ExitCode::from(3);
+    }
+    let result = newpods::run(settings);
+    tear_down();
+    match result {
+        Err(e) => {
+            eprintln!("egress-lab: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(scenarios) => {
+            let unmet = newpods::unmet_targets(&scenarios, settings.interval);
+            if as_json {
+                let doc = newpods::to_json(settings, &scenarios, &unmet);
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            } else {
+                newpods::print(settings, &scenarios, &unmet);
+            }
+            if unmet.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -483,15 +612,12 @@ fn run_seed_with_agents(selection: Selection) -> Result<Results, String> {
         .iter()
         .map(|n| experiment::devices(&n.ns))
         .collect::<Result<Vec<_>, _>>()?;
-    let agents = agents::start(&cluster, &devices, selection)?;
+    let agents = agents::start(&cluster, &devices, selection, &[])?;
     datapath::load_nodes(&cluster, &object)?;
     // The cluster's first full list: the pods have no address yet.
     agents.stream(&agents::objects(&cluster, false)?, true)?;
-    let fs = datapath::bpffs();
-    for (i, pod) in cluster.pods.iter().enumerate() {
-        let veth = agents.add_pod(&cluster, i)?;
-        let node = &cluster.nodes[pod.node];
-        datapath::add_pod(node, &node.pin_dir(&fs), pod.ip, &veth)?;
+    for i in 0..cluster.pods.len() {
+        agents.add_pod(&cluster, i)?;
     }
     // The cluster stream: every agent learns the pods' addresses (the gateways SNAT them).
     agents.stream(&agents::objects(&cluster, true)?, false)?;

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use crate::cluster::{
-    Cluster, ECHO, ECHO_EXCLUDED, INET_NS, LOCAL_ROUTER, NS_PREFIX, POD_MTU, ROUTER, RUN_DIR, VPC,
-    VPC_NS, VXLAN_PORT,
+    Cluster, ECHO, ECHO_EXCLUDED, INET_NS, LOCAL_PORTS, LOCAL_ROUTER, NS_PREFIX, POD_MTU, ROUTER,
+    RUN_DIR, VPC, VPC_NS, VXLAN_PORT,
 };
 use crate::cmd::{in_netns, run};
 
@@ -24,8 +24,11 @@ fn sysctls(ns: &str, forwarding: bool) -> Result<(), String> {
         "net.ipv6.conf.all.disable_ipv6=1",
         "net.ipv6.conf.default.disable_ipv6=1",
     ];
+    let ports = format!("net.ipv4.ip_local_port_range={LOCAL_PORTS}");
     if forwarding {
         settings.push("net.ipv4.ip_forward=1");
+        // A node: its own sockets keep out of the SNAT's ports.
+        settings.push(&ports);
     }
     for setting in settings {
         in_netns(ns, "sysctl", &["-qw", setting])?;

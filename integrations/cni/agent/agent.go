@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"egresscni/api"
 
@@ -50,6 +51,50 @@ func (PlanOnly) Program(e *egressgw.Engine) (int, error) {
 // Describe says no kernel map is written.
 func (PlanOnly) Describe() string { return "none (plans acknowledged, nothing written)" }
 
+// ProgramOn says when an agent programs a pod of its own node.
+type ProgramOn int
+
+const (
+	// ProgramOnCNI programs the pod inside CNI ADD, before it starts (SEMANTICS B.4; the
+	// default).
+	ProgramOnCNI ProgramOn = iota
+	// ProgramOnWatch programs it only when its object with its addresses comes back through
+	// the cluster stream, as Cilium does (its egress gateway manager learns every endpoint,
+	// its own node's too, from the CiliumEndpoint watch): the pod may send before its entries
+	// exist. For comparison (egress-lab new-pods).
+	ProgramOnWatch
+)
+
+func (p ProgramOn) String() string {
+	switch p {
+	case ProgramOnCNI:
+		return "cni"
+	case ProgramOnWatch:
+		return "watch"
+	}
+	return fmt.Sprintf("ProgramOn(%d)", int(p))
+}
+
+// Publisher takes what an agent tells the cluster (package api: a pod's object with its
+// addresses, a gateway's Ack).
+type Publisher interface {
+	Publish(objects []map[string]any) error
+}
+
+// Options are an agent's deployment choices. The zero value programs in CNI ADD and tells
+// the cluster nothing.
+type Options struct {
+	ProgramOn ProgramOn
+	// Publisher, when set, is told each pod CNI ADD gave addresses to, and what this node
+	// began or stopped serving as a gateway.
+	Publisher Publisher
+	// GatewayAckTimeout, when positive, makes CNI ADD wait until every other node its pod's
+	// entries name as gateway has acknowledged serving the pod (Cilium's SyncBuildEndpoint,
+	// across nodes), failing with "try again later" after it. Needs Publisher (the gateways
+	// learn the pod's addresses from the cluster) and ProgramOnCNI.
+	GatewayAckTimeout time.Duration
+}
+
 // sandboxRecord is what CNI said of one pod: the sandbox it was last added in, the
 // addresses that ADD gave it (authoritative while the sandbox lives: a Pod event may lag
 // behind a new sandbox), and whether DEL tore that sandbox down.
@@ -76,17 +121,65 @@ type Agent struct {
 	// Whether the last programming failed: CHECK says so until one succeeds.
 	failed     error
 	programmed int
+	opts       Options
+	// What this node serves as a gateway, as last acknowledged to the cluster; the Acks not
+	// yet published; how many it published.
+	served      map[api.Served]bool
+	unpublished []api.Ack
+	ackSeq      uint64
+	// What the cluster's gateways serve, from their Acks; closed and replaced when it changes.
+	acked     map[api.Served]bool
+	ackSignal chan struct{}
 }
 
 // New is an agent for node, its engine and maps, without persistent state (tests).
 func New(node string, engine *egressgw.Engine, maps Programmer) *Agent {
 	return &Agent{
-		node:    node,
-		engine:  engine,
-		maps:    maps,
-		pods:    map[string]map[string]any{},
-		records: map[string]*sandboxRecord{},
+		node:      node,
+		engine:    engine,
+		maps:      maps,
+		pods:      map[string]map[string]any{},
+		records:   map[string]*sandboxRecord{},
+		served:    map[api.Served]bool{},
+		acked:     map[api.Served]bool{},
+		ackSignal: make(chan struct{}),
 	}
+}
+
+// OptionError is an option Configure refuses: Field names it as Options does.
+type OptionError struct {
+	Field   string
+	Message string
+}
+
+func (e *OptionError) Error() string { return e.Field + ": " + e.Message }
+
+// Check refuses options that contradict each other, naming the field (an *OptionError).
+func (o Options) Check() error {
+	if o.ProgramOn != ProgramOnCNI && o.ProgramOn != ProgramOnWatch {
+		return &OptionError{"ProgramOn", fmt.Sprintf("Unsupported value: %v: supported values: \"cni\", \"watch\"", o.ProgramOn)}
+	}
+	if o.GatewayAckTimeout < 0 {
+		return &OptionError{"GatewayAckTimeout", fmt.Sprintf("Invalid value: %v: must not be negative", o.GatewayAckTimeout)}
+	}
+	if o.GatewayAckTimeout > 0 && o.Publisher == nil {
+		return &OptionError{"GatewayAckTimeout", "needs a Publisher (the cluster): the gateways learn the pod's addresses from it"}
+	}
+	if o.GatewayAckTimeout > 0 && o.ProgramOn != ProgramOnCNI {
+		return &OptionError{"GatewayAckTimeout", "needs ProgramOn cni: with watch, ADD programs nothing to wait for"}
+	}
+	return nil
+}
+
+// Configure sets the agent's options (before it serves).
+func (a *Agent) Configure(o Options) error {
+	if err := o.Check(); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.opts = o
+	return nil
 }
 
 // NewWithState is New keeping what CNI said of each pod in statePath (a file; read when it
@@ -152,6 +245,13 @@ func (a *Agent) program() (int, error) {
 	a.programmed += n
 	a.failed = err
 	if err == nil {
+		if a.opts.Publisher != nil {
+			ack, err := a.servedChanges()
+			if ack != nil {
+				a.unpublished = append(a.unpublished, *ack)
+			}
+			return n, err
+		}
 		return n, nil
 	}
 	msg := fmt.Sprintf("programming the maps (%s) failed: %v", a.maps.Describe(), err)
@@ -163,18 +263,38 @@ func (a *Agent) program() (int, error) {
 
 // Objects applies Kubernetes objects (JSON: one object, a List, or an array) as events;
 // sync marks the cluster's first full list as complete, which starts programming. A refused
-// batch changes nothing, the agent's Pod cache included.
+// batch changes nothing, the agent's Pod cache included. Gateways' Acks (api.AckKind) are
+// read, not applied. With a publisher, what this node began or stopped serving as a gateway
+// is published after programming (a failure to publish is a warning: the next change
+// publishes it again).
 func (a *Agent) Objects(body []byte, sync bool) (api.Applied, error) {
 	objects, err := splitObjects(body)
 	if err != nil {
 		return api.Applied{}, err
 	}
+	applied, err := a.objects(objects, sync)
+	if perr := a.publishServed(); perr != nil {
+		applied.Warnings = append(applied.Warnings, perr.Error())
+	}
+	return applied, err
+}
+
+func (a *Agent) objects(objects []map[string]any, sync bool) (api.Applied, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	kept := make([]map[string]any, 0, len(objects))
 	var pods []map[string]any
-	for _, obj := range objects {
-		if kind(obj) == "Pod" {
+	var acks []api.Ack
+	for i, obj := range objects {
+		switch kind(obj) {
+		case api.AckKind:
+			ack, err := readAck(obj, i)
+			if err != nil {
+				return api.Applied{}, err
+			}
+			acks = append(acks, ack)
+			continue
+		case "Pod":
 			pods = append(pods, obj)
 			if !a.podApplies(obj) {
 				continue
@@ -198,17 +318,140 @@ func (a *Agent) Objects(body []byte, sync bool) (api.Applied, error) {
 		}
 	}
 	// Applied: the Pod objects are the cache's now (a torn-down pod's too: its next ADD
-	// takes its labels from here).
+	// takes its labels from here), the Acks the view of what the gateways serve.
 	for _, obj := range pods {
 		if key := objectKey(obj); key != "" {
 			a.pods[key] = obj
 		}
 	}
+	a.takeAcks(acks)
 	if sync {
 		a.synced = true
 	}
+	var err error
 	applied.Programmed, err = a.program()
 	return applied, err
+}
+
+// readAck reads objects[i], an Ack.
+func readAck(obj map[string]any, i int) (api.Ack, error) {
+	var ack api.Ack
+	body, err := json.Marshal(obj["spec"])
+	if err == nil {
+		err = json.Unmarshal(body, &ack)
+	}
+	if err != nil {
+		return ack, badRequest(fmt.Sprintf("items[%d].spec", i), "Invalid value: %v", err)
+	}
+	if ack.Node == "" {
+		return ack, badRequest(fmt.Sprintf("items[%d].spec.node", i), "Required value: the acknowledging node")
+	}
+	for _, list := range []struct {
+		name  string
+		pairs []api.Served
+	}{{"programmed", ack.Programmed}, {"removed", ack.Removed}} {
+		for j, pair := range list.pairs {
+			for _, field := range [][2]string{{"source", pair.Source}, {"gateway", pair.Gateway}} {
+				if _, err := netip.ParseAddr(field[1]); err != nil {
+					return ack, badRequest(fmt.Sprintf("items[%d].spec.%s[%d].%s", i, list.name, j, field[0]), "Invalid value: %q: not an IP address", field[1])
+				}
+			}
+		}
+	}
+	return ack, nil
+}
+
+// takeAcks records what the gateways say they serve, and wakes the ADDs waiting for it.
+func (a *Agent) takeAcks(acks []api.Ack) {
+	if len(acks) == 0 {
+		return
+	}
+	for _, ack := range acks {
+		for _, pair := range ack.Removed {
+			delete(a.acked, pair)
+		}
+		for _, pair := range ack.Programmed {
+			a.acked[pair] = true
+		}
+	}
+	close(a.ackSignal)
+	a.ackSignal = make(chan struct{})
+}
+
+// servedChanges is what this node began or stopped serving as a gateway since the last Ack
+// (nil: nothing), recorded as served.
+func (a *Agent) servedChanges() (*api.Ack, error) {
+	entries, err := a.engine.Entries()
+	if err != nil {
+		return nil, err
+	}
+	now := map[api.Served]bool{}
+	for _, e := range entries {
+		if e.EgressIP.IsValid() && !e.EgressIP.IsUnspecified() {
+			now[api.Served{Source: e.Source.String(), Gateway: e.GatewayIP.String()}] = true
+		}
+	}
+	ack := api.Ack{Node: a.node}
+	for pair := range now {
+		if !a.served[pair] {
+			ack.Programmed = append(ack.Programmed, pair)
+		}
+	}
+	for pair := range a.served {
+		if !now[pair] {
+			ack.Removed = append(ack.Removed, pair)
+		}
+	}
+	if len(ack.Programmed)+len(ack.Removed) == 0 {
+		return nil, nil
+	}
+	sortServed(ack.Programmed)
+	sortServed(ack.Removed)
+	a.served = now
+	return &ack, nil
+}
+
+// publishServed tells the cluster what this node began or stopped serving as a gateway
+// since it last did (called without the lock, after a change). What could not be published
+// is forgotten as served, so that the next change publishes it again.
+func (a *Agent) publishServed() error {
+	a.mu.Lock()
+	acks := a.unpublished
+	a.unpublished = nil
+	objects := make([]map[string]any, 0, len(acks))
+	for _, ack := range acks {
+		a.ackSeq++
+		objects = append(objects, api.AckObject(ack, a.ackSeq))
+	}
+	publisher := a.opts.Publisher
+	a.mu.Unlock()
+	if len(objects) == 0 {
+		return nil
+	}
+	err := publisher.Publish(objects)
+	if err == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ack := range acks {
+		for _, pair := range ack.Programmed {
+			delete(a.served, pair)
+		}
+		for _, pair := range ack.Removed {
+			a.served[pair] = true
+		}
+	}
+	return fmt.Errorf("publishing what this node serves as a gateway: %w", err)
+}
+
+func sortServed(pairs []api.Served) {
+	sort.Slice(pairs, func(i, j int) bool {
+		if pairs[i].Source != pairs[j].Source {
+			return pairs[i].Source < pairs[j].Source
+		}
+		return pairs[i].Gateway < pairs[j].Gateway
+	})
 }
 
 // podApplies says whether to apply a Pod object: not when CNI DEL tore its sandbox down; with
@@ -228,6 +471,13 @@ func (a *Agent) podApplies(obj map[string]any) bool {
 // Delete applies a deleted object. A Pod or CiliumEndpoint is named by its uid (a pod
 // recreated under the same name is another pod).
 func (a *Agent) Delete(req api.DeleteRequest) error {
+	if err := a.delete(req); err != nil {
+		return err
+	}
+	return a.publishServed()
+}
+
+func (a *Agent) delete(req api.DeleteRequest) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var err error
@@ -264,7 +514,9 @@ func (a *Agent) Delete(req api.DeleteRequest) error {
 }
 
 // Add is CNI ADD: the pod's object (labels, uid) with the addresses the CNI result gave it,
-// applied as an event; the plan programmed before the answer.
+// applied as an event and programmed before the answer (with ProgramOnWatch: only recorded).
+// With a publisher, the pod's object with its addresses is told to the cluster; with a
+// gateway acknowledgement timeout, the answer waits until the pod's gateways serve it.
 func (a *Agent) Add(req api.AddRequest) (api.AddResponse, error) {
 	if err := checkPod(req.Pod); err != nil {
 		return api.AddResponse{}, err
@@ -273,45 +525,131 @@ func (a *Agent) Add(req api.AddRequest) (api.AddResponse, error) {
 	if err != nil {
 		return api.AddResponse{}, err
 	}
+	resp, published, opts, err := a.add(req, ips)
+	if err != nil || opts.Publisher == nil {
+		return resp, err
+	}
+	if err := opts.Publisher.Publish(published); err != nil {
+		return resp, unavailable("pod %s/%s: telling the cluster its addresses: %v: try again later", req.Pod.Namespace, req.Pod.Name, err)
+	}
+	// This node may be the pod's own gateway.
+	if err := a.publishServed(); err != nil {
+		return resp, unavailable("pod %s/%s: %v: try again later", req.Pod.Namespace, req.Pod.Name, err)
+	}
+	if opts.GatewayAckTimeout > 0 {
+		err = a.waitForGateways(req.Pod, ips, opts.GatewayAckTimeout)
+	}
+	return resp, err
+}
+
+// add is ADD's part under the lock: what to answer, and what to publish.
+func (a *Agent) add(req api.AddRequest, ips []string) (api.AddResponse, []map[string]any, Options, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	opts := a.opts
 	if !a.synced {
-		return api.AddResponse{}, unavailable("the agent has not received the cluster's objects yet (no sync): try again later")
+		return api.AddResponse{}, nil, opts, unavailable("the agent has not received the cluster's objects yet (no sync): try again later")
 	}
 	key := req.Pod.Namespace + "/" + req.Pod.Name
 	cached, ok := a.pods[key]
 	if !ok {
-		return api.AddResponse{}, unavailable("pod %s is not known to the agent yet (its Pod object has not arrived): try again later", key)
+		return api.AddResponse{}, nil, opts, unavailable("pod %s is not known to the agent yet (its Pod object has not arrived): try again later", key)
 	}
 	uid := objectUID(cached)
 	if req.Pod.UID != "" && req.Pod.UID != uid {
-		return api.AddResponse{}, unavailable("pod %s: the agent knows uid %q, CNI_ARGS say %q (its new Pod object has not arrived): try again later", key, uid, req.Pod.UID)
+		return api.AddResponse{}, nil, opts, unavailable("pod %s: the agent knows uid %q, CNI_ARGS say %q (its new Pod object has not arrived): try again later", key, uid, req.Pod.UID)
 	}
 	obj := copyObject(cached)
 	withIPs(obj, ips)
-	text, err := json.Marshal(obj)
-	if err != nil {
-		return api.AddResponse{}, err
-	}
-	if _, err := a.engine.Apply(text); err != nil {
-		return api.AddResponse{}, inputError(err)
+	if opts.ProgramOn == ProgramOnCNI {
+		text, err := json.Marshal(obj)
+		if err != nil {
+			return api.AddResponse{}, nil, opts, err
+		}
+		if _, err := a.engine.Apply(text); err != nil {
+			return api.AddResponse{}, nil, opts, inputError(err)
+		}
 	}
 	a.records[uid] = &sandboxRecord{Sandbox: req.ContainerID, IPs: ips}
 	if err := a.save(); err != nil {
-		return api.AddResponse{}, unavailable("saving the agent's state: %v", err)
+		return api.AddResponse{}, nil, opts, unavailable("saving the agent's state: %v", err)
 	}
 	n, err := a.program()
 	if err != nil {
-		return api.AddResponse{}, err
+		return api.AddResponse{}, nil, opts, err
 	}
 	entries, err := a.entriesOf(ips)
-	return api.AddResponse{UID: uid, Entries: entries, Programmed: n}, err
+	if err != nil {
+		return api.AddResponse{}, nil, opts, err
+	}
+	return api.AddResponse{UID: uid, Entries: entries, Programmed: n}, []map[string]any{obj}, opts, nil
+}
+
+// waitForGateways waits until every other node the pod's entries name as gateway has
+// acknowledged serving the pod, or timeout.
+func (a *Agent) waitForGateways(pod api.Pod, ips []string, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		a.mu.Lock()
+		missing, err := a.unacknowledged(ips)
+		signal := a.ackSignal
+		a.mu.Unlock()
+		if err != nil || len(missing) == 0 {
+			return err
+		}
+		select {
+		case <-signal:
+		case <-deadline.C:
+			return unavailable("pod %s/%s: gateway %s did not acknowledge serving %s within %v: try again later",
+				pod.Namespace, pod.Name, strings.Join(missing, ", "), strings.Join(ips, ", "), timeout)
+		}
+	}
+}
+
+// excludedGateway is the gateway address of an excluded destination's entry.
+var excludedGateway = netip.AddrFrom4([4]byte{0, 0, 0, 1})
+
+// unacknowledged are the gateways (sorted) that the entries of ips name, that are not this
+// node (their entries have no egress IP here) and that have not acknowledged serving them.
+func (a *Agent) unacknowledged(ips []string) ([]string, error) {
+	entries, err := a.engine.Entries()
+	if err != nil {
+		return nil, err
+	}
+	missing := map[string]bool{}
+	for _, e := range entries {
+		source := e.Source.String()
+		if !contains(ips, source) || e.GatewayIP.IsUnspecified() || e.GatewayIP == excludedGateway {
+			continue
+		}
+		if e.EgressIP.IsValid() && !e.EgressIP.IsUnspecified() {
+			continue // this node is the gateway: programmed already
+		}
+		if pair := (api.Served{Source: source, Gateway: e.GatewayIP.String()}); !a.acked[pair] {
+			missing[pair.Gateway] = true
+		}
+	}
+	out := make([]string, 0, len(missing))
+	for gw := range missing {
+		out = append(out, gw)
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // Del is CNI DEL: idempotent, never an error for an unknown pod. A DEL of a sandbox other
 // than the pod's last ADDed one (a queued DEL replayed late, after a restart too) changes
 // nothing.
 func (a *Agent) Del(req api.DelRequest) (api.DelResponse, error) {
+	resp, err := a.del(req)
+	if err == nil {
+		err = a.publishServed()
+	}
+	return resp, err
+}
+
+func (a *Agent) del(req api.DelRequest) (api.DelResponse, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	uid := req.Pod.UID

@@ -13,6 +13,12 @@
 //	POST /v1/cni/check    CheckRequest → 200, or an Error naming what differs.
 //	GET  /v1/status       Status.
 //
+// What an agent tells the cluster (egress-agent --cluster-socket: whatever feeds it its objects
+// takes them back and streams them to every node, as a Kubernetes API server would): a pod's
+// object with the addresses CNI ADD gave it, and a gateway's Ack (kind EgressGatewayAck) of
+// the sources it began or stopped serving, which an ADD waiting for its pod's gateways
+// (--gateway-ack-timeout) reads from the stream.
+//
 // Every error answer is an Error with an HTTP status: 400 for bad input (its path names the
 // field), 404 and 409 for a CHECK that fails (no such sandbox, other addresses), 405 for a
 // wrong method, 500 for a programming failure a retry cannot fix (a full map), 503 when the
@@ -119,6 +125,39 @@ type Status struct {
 	Synced bool `json:"synced"`
 }
 
+// AckKind and AckAPIVersion name the object in which a gateway node tells the cluster which
+// pods' entries its maps hold.
+const (
+	AckKind       = "EgressGatewayAck"
+	AckAPIVersion = "egress-agent/v1"
+)
+
+// Served is one source a gateway serves: its maps hold an entry for Source naming Gateway
+// (the node's own address) with an egress IP.
+type Served struct {
+	Source  string `json:"source"`
+	Gateway string `json:"gateway"`
+}
+
+// Ack is what changed in what a gateway node serves since its last Ack: the pairs it began
+// serving and those it stopped serving.
+type Ack struct {
+	// Node is the gateway node's name.
+	Node       string   `json:"node"`
+	Programmed []Served `json:"programmed,omitempty"`
+	Removed    []Served `json:"removed,omitempty"`
+}
+
+// AckObject is ack as a cluster object (seq tells a node's acks apart).
+func AckObject(ack Ack, seq uint64) map[string]any {
+	return map[string]any{
+		"apiVersion": AckAPIVersion,
+		"kind":       AckKind,
+		"metadata":   map[string]any{"name": fmt.Sprintf("%s.%d", ack.Node, seq)},
+		"spec":       ack,
+	}
+}
+
 // Error is every error answer's body.
 type Error struct {
 	Status  int    `json:"-"`
@@ -212,6 +251,16 @@ func (c *Client) Sync(text []byte) (Applied, error) {
 	var out Applied
 	err := c.post("/v1/objects?sync=1", "application/json", text, &out)
 	return out, err
+}
+
+// Publish posts objects to /v1/objects as a List: a *Client on the socket of whatever feeds
+// an agent its objects is that agent's agent.Publisher.
+func (c *Client) Publish(objects []map[string]any) error {
+	body, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": objects})
+	if err != nil {
+		return err
+	}
+	return c.post("/v1/objects", "application/json", body, nil)
 }
 
 // Delete deletes a cluster object.

@@ -4,11 +4,13 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,6 +37,9 @@ func run() error {
 	devices := flag.String("devices", "", "this node's devices (the snapshot's interfaces shape, YAML or JSON); needed on a gateway node")
 	delQueue := flag.String("del-queue", queue.DefaultDir, "the plugin's queue of DELs made while the agent was away, replayed at start")
 	state := flag.String("state", "/run/egress-gateway/agent-state.json", "what CNI said of each pod (current sandbox, addresses, torn down), kept across restarts (a tmpfs)")
+	programOn := flag.String("program-on", "cni", "when a pod of this node is programmed: cni (inside CNI ADD) or watch (when its object with its addresses comes back from the cluster, as Cilium does; for comparison)")
+	clusterSocket := flag.String("cluster-socket", "", "the unix socket of whatever feeds the agent its objects (POST /v1/objects): told each pod's addresses after ADD and what this node serves as a gateway")
+	ackTimeout := flag.Duration("gateway-ack-timeout", 0, "when positive, CNI ADD waits (at most this long) until every other node the pod's entries name as gateway has acknowledged serving it; needs --cluster-socket")
 	mapsFlags := addMapsFlags()
 	flag.Parse()
 	if *node == "" {
@@ -71,6 +76,27 @@ func run() error {
 	default:
 		return fmt.Errorf("--layout: Unsupported value: %q: supported values: \"version\", \"v4v2\", \"legacy\", \"dual\"", *layout)
 	}
+	opts := agent.Options{GatewayAckTimeout: *ackTimeout}
+	switch *programOn {
+	case "cni":
+		opts.ProgramOn = agent.ProgramOnCNI
+	case "watch":
+		opts.ProgramOn = agent.ProgramOnWatch
+	default:
+		return fmt.Errorf("--program-on: Unsupported value: %q: supported values: \"cni\", \"watch\"", *programOn)
+	}
+	if *clusterSocket != "" {
+		opts.Publisher = api.NewClient(*clusterSocket, 10*time.Second)
+	}
+	if err := opts.Check(); err != nil {
+		var option *agent.OptionError
+		if errors.As(err, &option) && option.Field == "GatewayAckTimeout" {
+			// The options as this command's flags.
+			flags := strings.NewReplacer("a Publisher (the cluster)", "--cluster-socket", "ProgramOn cni", "--program-on cni")
+			return fmt.Errorf("--gateway-ack-timeout: %s", flags.Replace(option.Message))
+		}
+		return err
+	}
 	engine, err := egressgw.NewEngine(cfg)
 	if err != nil {
 		return err
@@ -93,6 +119,9 @@ func run() error {
 	a, err := agent.NewWithState(*node, engine, maps, *state)
 	if err != nil {
 		return fmt.Errorf("--state: %w", err)
+	}
+	if err := a.Configure(opts); err != nil {
+		return err
 	}
 	// The DELs queued while the agent was away, before any plugin call can reach it.
 	sent, err := queue.Replay(*delQueue, func(req api.DelRequest) error {

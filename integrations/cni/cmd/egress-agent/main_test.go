@@ -44,6 +44,10 @@ func TestArgumentsAreChecked(t *testing.T) {
 		{[]string{"--node", "n", "--cilium-version", "1.21"}, `--cilium-version: Unsupported value: "1.21"`},
 		{[]string{"--node", "n", "--layout", "v5"}, `--layout: Unsupported value: "v5"`},
 		{[]string{"--node", "n", "--devices", filepath.Join(dir, "none.yaml")}, "--devices: open"},
+		{[]string{"--node", "n", "--program-on", "later"}, `--program-on: Unsupported value: "later"`},
+		{[]string{"--node", "n", "--gateway-ack-timeout", "5s"}, "--gateway-ack-timeout: needs --cluster-socket"},
+		{[]string{"--node", "n", "--gateway-ack-timeout", "-1s", "--cluster-socket", "/x"}, "--gateway-ack-timeout: Invalid value: -1s"},
+		{[]string{"--node", "n", "--gateway-ack-timeout", "5s", "--cluster-socket", "/x", "--program-on", "watch"}, "--gateway-ack-timeout: needs --program-on cni"},
 		{[]string{"--node", "n", "--devices", writeFile(t, dir, "bad.yaml", "[{name: eth0, index: -1}]")}, "--devices: "},
 	} {
 		out, err := exec.Command(bin, c.args...).CombinedOutput()
