@@ -70,7 +70,7 @@ cargo clippy -p egress-bpf --all-targets --locked -- -D warnings
 # The CNI integration first: egress-agent and the egress-cni plugin on the Go package (go test
 # -race, the plugin run as a runtime runs it, the kernel maps, libcni with the reference ptp
 # plugin in network namespaces, the commands end to end); it builds the commands into
-# target/cni, which egress-lab's `seed --agents` run (in cargo test below) uses.
+# target/cni, which every egress-lab run (in cargo test below) uses.
 log "CNI integration (scripts/test-cni.sh)"
 ./scripts/test-cni.sh
 log "cargo test"

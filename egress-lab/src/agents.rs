@@ -53,10 +53,13 @@ pub(crate) fn missing() -> Option<String> {
 /// VPC's prefix, and everything it sends goes to its node's end of the veth pair.
 const PTP_GATEWAY: std::net::Ipv4Addr = std::net::Ipv4Addr::new(172, 22, 63, 254);
 
-/// Every node's agent process and socket.
+/// Every node's agent process and socket, and where the plugins are.
 pub(crate) struct Agents {
     children: Vec<Child>,
     sockets: Vec<PathBuf>,
+    /// `egress-cni-run --plugin-path`: the CNI integration's commands, the lab's plugin, the
+    /// reference plugins.
+    plugin_path: String,
 }
 
 impl Drop for Agents {
@@ -115,6 +118,11 @@ pub(crate) fn start(
     let mut agents = Agents {
         children: Vec::new(),
         sockets: Vec::new(),
+        plugin_path: format!(
+            "{}:{}:/usr/lib/cni",
+            bin.display(),
+            crate::labcni::install()?.display()
+        ),
     };
     for (i, node) in cluster.nodes.iter().enumerate() {
         let base = dir().join(format!("node{i}"));
@@ -220,17 +228,41 @@ pub(crate) fn list(items: Vec<Json>) -> String {
     json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
 }
 
-/// The seed's policy, the cluster's nodes and its pods' namespaces (no pod).
-pub(crate) fn cluster_objects(cluster: &Cluster) -> Result<Vec<Json>, String> {
+/// The seed's policies as Kubernetes objects (JSON).
+fn seed_policies() -> Result<Vec<Json>, String> {
     let docs = document::parse_documents(SEED).map_err(|e| e.to_string())?;
-    let mut items: Vec<Json> = docs
+    Ok(docs
         .first()
         .and_then(|d| d.get("policies"))
         .and_then(|p| match p {
             Value::Seq(items) => Some(items.iter().map(Value::to_json).collect()),
             _ => None,
         })
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+/// The seed's policy `egress-test` (JSON), which the lab edits.
+pub(crate) fn seed_policy() -> Result<Json, String> {
+    seed_policies()?
+        .into_iter()
+        .find(|p| p["metadata"]["name"] == "egress-test")
+        .ok_or_else(|| "the seed has no policy egress-test".to_owned())
+}
+
+/// A node in the snapshot's `nodes[]` shape (what `POST /v1/nodes` reads), with `weight`.
+pub(crate) fn node_document(node: &egress_core::cluster::Node, weight: u8) -> Json {
+    json!({
+        "name": node.name,
+        "labels": node.labels.iter().collect::<BTreeMap<_, _>>(),
+        "ipv4": node.ipv4.map(|ip| ip.to_string()),
+        "ready": node.ready,
+        "weight": weight,
+    })
+}
+
+/// The seed's policy, the cluster's nodes and its pods' namespaces (no pod).
+pub(crate) fn cluster_objects(cluster: &Cluster) -> Result<Vec<Json>, String> {
+    let mut items = seed_policies()?;
     for node in cluster.snapshot.nodes.values() {
         items.push(json!({
             "apiVersion": "v1", "kind": "Node",
@@ -275,6 +307,11 @@ impl Agents {
         &self.sockets
     }
 
+    /// One request to node `i`'s agent: its answer's body.
+    pub(crate) fn send(&self, i: usize, path: &str, body: &str) -> Result<String, String> {
+        post(&self.sockets[i], "POST", path, body)
+    }
+
     /// A deleted object (`/v1/delete`), told to every agent at once.
     pub(crate) fn delete(&self, request: &str) -> Result<(), String> {
         for socket in &self.sockets {
@@ -311,12 +348,7 @@ impl Agents {
     /// `egress-cni-run COMMAND` for a pod, in its node's namespace: what it printed.
     fn cni(&self, command: &str, cluster: &Cluster, pod: usize) -> Result<String, String> {
         let lab = &cluster.pods[pod];
-        let ep = cluster
-            .snapshot
-            .endpoints
-            .iter()
-            .find(|e| e.display_name() == lab.display)
-            .ok_or_else(|| format!("pod {}: not in the snapshot", lab.display))?;
+        let ep = cluster.endpoint_of(pod)?;
         let node = &cluster.nodes[lab.node];
         let conflist = json!({
             "cniVersion": "1.0.0", "name": "egress-lab",
@@ -340,11 +372,6 @@ impl Agents {
             ep.uid
         );
         let bin = bin_dir();
-        let plugins = format!(
-            "{}:{}:/usr/lib/cni",
-            bin.display(),
-            crate::labcni::install()?.display()
-        );
         run(
             "nsenter",
             &[
@@ -360,7 +387,7 @@ impl Agents {
                 "--args",
                 &args,
                 "--plugin-path",
-                &plugins,
+                &self.plugin_path,
             ],
         )
         .map_err(|e| format!("pod {}: CNI {command}: {e}", lab.display))

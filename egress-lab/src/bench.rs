@@ -110,7 +110,7 @@ fn test_run(cluster: &Cluster, pod: &LabPod, dst: Ipv4Addr, repeat: u32) -> Resu
     std::fs::write(&data, syn(pod.ip, dst)).map_err(|e| format!("{}: {e}", data.display()))?;
     // A __sk_buff with only `ifindex` (offset 40) set: the pod's veth.
     let mut ctx = vec![0u8; 192];
-    let index = datapath::ifindex(&node.ns, &pod.veth)?;
+    let index = datapath::host_ifindex(&pod.ns)?;
     ctx[40..44].copy_from_slice(&index.to_le_bytes());
     let ctx_path = Path::new(crate::cluster::RUN_DIR).join("ctx.bin");
     std::fs::write(&ctx_path, ctx).map_err(|e| format!("{}: {e}", ctx_path.display()))?;

@@ -1,7 +1,8 @@
 //! Changes while traffic flows: every pod polls the echo server over one long-lived TCP
-//! connection while gateways are added, drained, removed and the policy edited. Per event:
-//! which pods the engines move, how long until each is seen with its new address, which
-//! connections broke (only those of moved pods may), what the datapath dropped.
+//! connection while gateways are added, drained, removed and the policy edited — each event
+//! told to every node's agent, as the cluster would tell it. Per event: which pods the
+//! predictions move, how long until each is seen with its new address, which connections
+//! broke (only those of moved pods may), what the datapath dropped.
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -9,15 +10,14 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use egress_core::netip::Cidr;
-use egress_core::policy::Policy;
+use egress_core::engine::Engine;
+use serde_json::Value as Json;
 
+use crate::agents::{self, Agents};
 use crate::cluster::{Cluster, ECHO};
 use crate::cmd::lab_in_netns;
 use crate::datapath;
-use crate::experiment::{
-    NodeEngine, Prediction, gateway_changes, predict, program_make_before_break,
-};
+use crate::experiment::{Prediction, gateway_changes, predict, predict_policy};
 
 /// What a poller printed.
 #[derive(Clone, Debug)]
@@ -142,7 +142,7 @@ fn drops(cluster: &Cluster) -> Result<u64, String> {
     Ok(total)
 }
 
-fn predictions(cluster: &Cluster, engines: &[NodeEngine]) -> Vec<Prediction> {
+fn predictions(cluster: &Cluster, engines: &[Engine]) -> Vec<Prediction> {
     cluster
         .pods
         .iter()
@@ -150,33 +150,94 @@ fn predictions(cluster: &Cluster, engines: &[NodeEngine]) -> Vec<Prediction> {
         .collect()
 }
 
-/// Applies `change` to every node's engine, programs every node, and watches the pollers
-/// until every moved pod is seen with its new address (at most 5 s), then 300 ms more.
-/// A policy edit delivered to one node's engine; a refusal is the lab's own error.
-fn upsert(ne: &mut NodeEngine, policy: &Policy) -> Result<(), String> {
-    ne.engine
-        .upsert_policy(policy.clone())
-        .map_err(|e| format!("the lab's policy edit was refused: {e}"))
+/// One event, as the cluster tells it to the agents.
+enum Change {
+    /// A new version of a policy (a CiliumEgressGatewayPolicy, JSON): `POST /v1/objects`.
+    Policy(Json),
+    /// A node in the snapshot's shape (an operator's drain): `POST /v1/nodes`.
+    Node(Json),
 }
 
+impl Change {
+    /// Applies the change to the predictions' engines.
+    fn predict(&self, engines: &mut [Engine]) -> Result<(), String> {
+        match self {
+            Change::Policy(policy) => predict_policy(engines, &policy.to_string()),
+            Change::Node(node) => {
+                let node = egress_core::snapshot::parse_node(&node.to_string())
+                    .map_err(|e| format!("the lab's node: {e}"))?;
+                for engine in engines {
+                    engine.upsert_node(node.clone());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Tells node `i`'s agent, which answers once it has programmed its maps.
+    fn tell(&self, agents: &Agents, i: usize) -> Result<(), String> {
+        let (path, body) = match self {
+            Change::Policy(policy) => ("/v1/objects", policy),
+            Change::Node(node) => ("/v1/nodes", node),
+        };
+        agents.send(i, path, &body.to_string()).map(drop)
+    }
+}
+
+/// Tells every agent of `change`, make before break: the nodes that become a moved pod's
+/// gateway first (they SNAT it before anyone sends it to them), the nodes that stop being one
+/// last (nobody sends it to them any more), every other node between. Told in the nodes'
+/// order, a node tunnelling a pod to its new gateway before that gateway's map named itself
+/// made the gateway drop it (packets dropped in about one run of six).
+///
+/// A node that gains some pods and loses others (compat mode's `hash mod n` moves pods
+/// between the remaining gateways too) has no such place: whenever it is told, either its
+/// new pods or its old ones may meet a map that does not name it yet or any more. Such an
+/// event is reported as having cross moves.
+fn tell_make_before_break(
+    agents: &Agents,
+    change: &Change,
+    nodes: usize,
+    gaining: &[usize],
+    losing: &[usize],
+) -> Result<(), String> {
+    let rank = |n: &usize| {
+        if gaining.contains(n) {
+            0
+        } else if losing.contains(n) {
+            2
+        } else {
+            1
+        }
+    };
+    let mut order: Vec<usize> = (0..nodes).collect();
+    order.sort_by_key(rank);
+    for i in order {
+        change.tell(agents, i)?;
+    }
+    Ok(())
+}
+
+/// Applies `change` to the predictions, tells every agent (make before break), and watches
+/// the pollers until every moved pod is seen with its new address (at most 5 s), then 300 ms
+/// more.
 fn event(
     cluster: &Cluster,
-    engines: &mut [NodeEngine],
+    engines: &mut [Engine],
+    agents: &Agents,
     pollers: &mut Pollers,
     name: &str,
-    change: &dyn Fn(&mut NodeEngine) -> Result<(), String>,
+    change: &Change,
 ) -> Result<EventResult, String> {
     pollers.settle(Duration::from_millis(200));
     let before = predictions(cluster, engines);
     let dropped_before = drops(cluster)?;
     let start = Instant::now();
-    for ne in engines.iter_mut() {
-        change(ne)?;
-    }
+    change.predict(engines)?;
     let after = predictions(cluster, engines);
     let (gaining, losing) = gateway_changes(&before, &after);
     let cross_moves = gaining.iter().any(|n| losing.contains(n));
-    program_make_before_break(cluster, engines, &before, &after)?;
+    tell_make_before_break(agents, change, cluster.nodes.len(), &gaining, &losing)?;
     let moved: Vec<usize> = (0..before.len())
         .filter(|&i| before[i].seen != after[i].seen)
         .collect();
@@ -220,72 +281,74 @@ fn event(
 }
 
 /// The events, in order: a gateway added to the list, one drained, one removed from the
-/// list, the destination excluded by a policy edit.
+/// list, the destination excluded by a policy edit — each a new version of `policy` (the
+/// policy `egress-test` as the agents hold it) or a node.
 pub(crate) fn run(
     cluster: &Cluster,
-    engines: &mut [NodeEngine],
+    engines: &mut [Engine],
+    agents: &Agents,
+    policy: &Json,
 ) -> Result<Vec<EventResult>, String> {
     let mut pollers = Pollers::start(cluster, ECHO)?;
-    let policy: Policy = engines
-        .first()
-        .and_then(|ne| ne.engine.policy("egress-test").cloned())
-        .ok_or("the engines hold no policy egress-test")?;
     let mut results = Vec::new();
+    let spec = |p: &Json, field: &str| p["spec"][field].clone();
 
     // The seed's own fix for its pitfall: list egressGateway's node in egressGateways.
     let mut added = policy.clone();
-    added.egress_gateways.push(policy.egress_gateway.clone());
+    let extra = spec(policy, "egressGateway");
+    if let Some(list) = added["spec"]["egressGateways"].as_array_mut() {
+        list.push(extra.clone());
+    }
     let added_name = format!(
         "add a gateway: egressGateways += {}",
-        policy
-            .egress_gateway
-            .egress_ip
-            .map(|ip| ip.to_string())
-            .unwrap_or_default()
+        extra["egressIP"].as_str().unwrap_or_default()
     );
-    results.push(event(cluster, engines, &mut pollers, &added_name, &|ne| {
-        upsert(ne, &added)
-    })?);
+    results.push(event(
+        cluster,
+        engines,
+        agents,
+        &mut pollers,
+        &added_name,
+        &Change::Policy(added.clone()),
+    )?);
 
-    let drained = cluster.snapshot.nodes.get("172.22.49.119").cloned();
-    if let Some(mut node) = drained {
-        node.weight = 0;
+    if let Some(node) = cluster.snapshot.nodes.get("172.22.49.119") {
         results.push(event(
             cluster,
             engines,
+            agents,
             &mut pollers,
             "drain a gateway: 172.22.49.119 weight 0",
-            &|ne| {
-                ne.engine.upsert_node(node.clone());
-                Ok(())
-            },
+            &Change::Node(agents::node_document(node, 0)),
         )?);
     }
 
     let mut removed = added.clone();
-    let leaving: std::net::IpAddr = Ipv4Addr::new(172, 22, 49, 147).into();
-    removed
-        .egress_gateways
-        .retain(|g| g.egress_ip != Some(leaving));
+    if let Some(list) = removed["spec"]["egressGateways"].as_array_mut() {
+        list.retain(|g| g["egressIP"] != "172.22.49.147");
+    }
     results.push(event(
         cluster,
         engines,
+        agents,
         &mut pollers,
         "remove a gateway: egressGateways -= 172.22.49.147",
-        &|ne| upsert(ne, &removed),
+        &Change::Policy(removed.clone()),
     )?);
 
-    let mut edited = removed.clone();
-    edited.excluded_cidrs.push(Cidr {
-        addr: ECHO.into(),
-        len: 32,
-    });
+    let mut edited = removed;
+    let excluded = Json::String(format!("{ECHO}/32"));
+    match edited["spec"]["excludedCIDRs"].as_array_mut() {
+        Some(list) => list.push(excluded),
+        None => edited["spec"]["excludedCIDRs"] = Json::Array(vec![excluded]),
+    }
     results.push(event(
         cluster,
         engines,
+        agents,
         &mut pollers,
         &format!("edit the policy: excludedCIDRs += {ECHO}/32"),
-        &|ne| upsert(ne, &edited),
+        &Change::Policy(edited),
     )?);
     Ok(results)
 }

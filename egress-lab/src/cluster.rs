@@ -20,8 +20,6 @@ pub(crate) const ECHO: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 80);
 pub(crate) const ECHO_EXCLUDED: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 81);
 /// The first address of `egress-lab new-pods`'s pods (the VPC's 172.22.56.0/21 is free).
 pub(crate) const NEW_PODS: Ipv4Addr = Ipv4Addr::new(172, 22, 56, 1);
-/// The pods' gateway on their node: the seed's `extraConfig.local-router-ipv4`.
-pub(crate) const LOCAL_ROUTER: Ipv4Addr = Ipv4Addr::new(169, 254, 32, 16);
 /// Pod and tunnel MTU: the VPC's 1500 less VXLAN's 50 bytes, as Cilium sets it for the egress
 /// gateway in native routing.
 pub(crate) const POD_MTU: u32 = 1450;
@@ -79,8 +77,6 @@ pub(crate) struct LabPod {
     pub(crate) node: usize,
     /// Its network namespace.
     pub(crate) ns: String,
-    /// The node side of its veth pair.
-    pub(crate) veth: String,
 }
 
 /// The lab's cluster, read from the seed snapshot.
@@ -132,6 +128,19 @@ impl Cluster {
         Self::from_snapshot(snapshot)
     }
 
+    /// The snapshot's endpoint of pod `pod` (an index into [`Cluster::pods`]).
+    pub(crate) fn endpoint_of(
+        &self,
+        pod: usize,
+    ) -> Result<&egress_core::cluster::Endpoint, String> {
+        let lab = self.pods.get(pod).ok_or("no such pod")?;
+        self.snapshot
+            .endpoints
+            .iter()
+            .find(|e| e.display_name() == lab.display)
+            .ok_or_else(|| format!("pod {}: not in the snapshot", lab.display))
+    }
+
     fn from_snapshot(snapshot: Snapshot) -> Result<Self, String> {
         let mut nodes = Vec::new();
         for (i, node) in snapshot.nodes.values().enumerate() {
@@ -173,7 +182,6 @@ impl Cluster {
                 ip,
                 node,
                 ns: format!("{NS_PREFIX}pod{i}"),
-                veth: format!("lxc{i}"),
             });
         }
         Ok(Self {

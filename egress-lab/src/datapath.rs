@@ -163,17 +163,8 @@ pub(crate) fn load_nodes(cluster: &Cluster, object: &Path) -> Result<(), String>
     Ok(())
 }
 
-/// Registers a pod with its node's datapath and attaches `from_pod` to its veth.
-pub(crate) fn add_pod(
-    node: &LabNode,
-    dir: &Path,
-    pod_ip: Ipv4Addr,
-    veth: &str,
-) -> Result<(), String> {
-    attach_pod(&node.ns, dir, pod_ip, veth)
-}
-
-/// [`add_pod`] by the node's namespace name (the lab's CNI plugin knows no `LabNode`).
+/// Registers a pod with its node's datapath (namespace `ns`, pins in `dir`) and attaches
+/// `from_pod` to its host interface `veth` (the lab's CNI plugin, in CNI ADD).
 pub(crate) fn attach_pod(ns: &str, dir: &Path, pod_ip: Ipv4Addr, veth: &str) -> Result<(), String> {
     let index = ifindex(ns, veth)?;
     let mut value = index.to_le_bytes().to_vec();
@@ -260,15 +251,15 @@ fn bytes(value: &serde_json::Value) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Every node's datapath loaded, and every pod attached.
-pub(crate) fn load(cluster: &Cluster, object: &Path) -> Result<(), String> {
-    load_nodes(cluster, object)?;
-    let fs = bpffs();
-    for pod in &cluster.pods {
-        let node = &cluster.nodes[pod.node];
-        add_pod(node, &node.pin_dir(&fs), pod.ip, &pod.veth)?;
-    }
-    Ok(())
+/// The index of the pod's host interface: the peer of its `eth0`.
+pub(crate) fn host_ifindex(pod_ns: &str) -> Result<u32, String> {
+    let json = run("ip", &["-n", pod_ns, "-j", "link", "show", "dev", "eth0"])?;
+    let value: serde_json::Value =
+        serde_json::from_str(&json).map_err(|e| format!("ip -j link show eth0: {e}"))?;
+    value[0]["link_index"]
+        .as_u64()
+        .and_then(|i| u32::try_from(i).ok())
+        .ok_or_else(|| format!("{pod_ns}: eth0 has no peer"))
 }
 
 #[cfg(test)]

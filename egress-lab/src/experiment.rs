@@ -1,6 +1,6 @@
-//! The seed's experiment: one engine per node programs that node's maps through egress-bpf,
-//! every pod fetches from the echo server, and what the "internet" saw is set beside what
-//! the engines predict.
+//! The seed's experiment: every node's agent programs its maps, every pod fetches from the
+//! echo server, and what the "internet" saw is set beside what the lab's engines (one per
+//! node, the same library, in process) predict.
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -13,17 +13,10 @@ use egress_core::engine::{Engine, EngineConfig};
 use egress_core::gateway::Selection;
 use egress_core::lookup::Verdict;
 use egress_core::maps::Layout;
-use egress_core::netip::Cidr;
 
 use crate::cluster::{Cluster, ECHO, ECHO_EXCLUDED, INET_NS, LabPod};
 use crate::cmd::{lab_in_netns, run};
 use crate::datapath;
-
-/// One node's engine and the maps it programs.
-pub(crate) struct NodeEngine {
-    pub(crate) engine: Engine,
-    pub(crate) maps: EgressMaps,
-}
 
 /// The devices of a node's namespace, as the engine derives egress IPs and ifindexes from
 /// them (what `egressctl --interfaces host` reads on a real node).
@@ -35,8 +28,10 @@ pub(crate) fn devices(ns: &str) -> Result<Vec<device::Device>, String> {
 }
 
 /// Creates every node's Cilium maps (empty) in its pin directory, where the datapath will
-/// find them, and an engine for the node holding the seed's objects and its own devices.
-pub(crate) fn engines(cluster: &Cluster, selection: Selection) -> Result<Vec<NodeEngine>, String> {
+/// find them and the node's agent adopts them, and an engine per node holding the seed's
+/// objects and its own devices: the lab's **prediction** of what each node's agent programs
+/// (it programs nothing itself).
+pub(crate) fn engines(cluster: &Cluster, selection: Selection) -> Result<Vec<Engine>, String> {
     let fs = datapath::bpffs();
     let mut out = Vec::new();
     for node in &cluster.nodes {
@@ -52,48 +47,11 @@ pub(crate) fn engines(cluster: &Cluster, selection: Selection) -> Result<Vec<Nod
             return Err(format!("the seed holds an invalid policy: {errors}"));
         }
         engine.set_devices(devices(&node.ns)?);
-        let maps = EgressMaps::open_or_create(&node.pin_dir(&fs), Layout::V4V2, None)
+        EgressMaps::open_or_create(&node.pin_dir(&fs), Layout::V4V2, None)
             .map_err(|e| format!("{}: {e}", node.name))?;
-        out.push(NodeEngine { engine, maps });
+        out.push(engine);
     }
     Ok(out)
-}
-
-/// Writes every node's plan to its maps, in the nodes' order.
-pub(crate) fn program(cluster: &Cluster, engines: &mut [NodeEngine]) -> Result<usize, String> {
-    let order: Vec<usize> = (0..cluster.nodes.len()).collect();
-    program_in(cluster, engines, &order)
-}
-
-/// Writes every node's plan, make before break: the nodes that become a moved pod's gateway
-/// first (they SNAT it before anyone sends it to them), the nodes that stop being one last
-/// (nobody sends it to them any more), every other node between. Programmed in the nodes'
-/// order, a node tunnelling a pod to its new gateway before that gateway's map named itself
-/// made the gateway drop it (packets dropped in about one run of six).
-///
-/// A node that gains some pods and loses others (compat mode's `hash mod n` moves pods
-/// between the remaining gateways too) has no such place: whenever it is programmed, either
-/// its new pods or its old ones may meet a map that does not name it yet or any more. Such
-/// an event is reported as having cross moves.
-pub(crate) fn program_make_before_break(
-    cluster: &Cluster,
-    engines: &mut [NodeEngine],
-    before: &[Prediction],
-    after: &[Prediction],
-) -> Result<usize, String> {
-    let (gaining, losing) = gateway_changes(before, after);
-    let rank = |n: &usize| {
-        if gaining.contains(n) {
-            0
-        } else if losing.contains(n) {
-            2
-        } else {
-            1
-        }
-    };
-    let mut order: Vec<usize> = (0..cluster.nodes.len()).collect();
-    order.sort_by_key(rank);
-    program_in(cluster, engines, &order)
 }
 
 /// The nodes that become a moved pod's gateway, and those that stop being one.
@@ -105,23 +63,6 @@ pub(crate) fn gateway_changes(
     let gaining = moved().filter_map(|i| after[i].gateway).collect();
     let losing = moved().filter_map(|i| before[i].gateway).collect();
     (gaining, losing)
-}
-
-fn program_in(
-    cluster: &Cluster,
-    engines: &mut [NodeEngine],
-    order: &[usize],
-) -> Result<usize, String> {
-    let mut written = 0;
-    for &i in order {
-        let ne = &mut engines[i];
-        let plan = ne
-            .maps
-            .program(&mut ne.engine)
-            .map_err(|e| format!("programming {}: {e}", cluster.nodes[i].name))?;
-        written += plan.len();
-    }
-    Ok(written)
 }
 
 /// What a pod's packet to `dst` should leave with, by the engines: the source address the
@@ -138,7 +79,7 @@ pub(crate) struct Prediction {
 /// the gateway's (A.6: the gateway SNATs only with an entry naming itself and an egress IP).
 pub(crate) fn predict(
     cluster: &Cluster,
-    engines: &[NodeEngine],
+    engines: &[Engine],
     pod: &LabPod,
     dst: Ipv4Addr,
 ) -> Prediction {
@@ -149,7 +90,7 @@ pub(crate) fn predict(
         gateway: None,
         via: via.to_owned(),
     };
-    match engines[pod.node].engine.lookup(src, dst) {
+    match engines[pod.node].lookup(src, dst) {
         Verdict::NoEntry | Verdict::Excluded => Prediction {
             seen: Some(node.ipv4),
             gateway: None,
@@ -169,7 +110,7 @@ pub(crate) fn predict(
             let Some(at) = cluster.nodes.iter().position(|n| n.ipv4 == gateway) else {
                 return dropped("dropped (the gateway is no lab node)");
             };
-            match engines[at].engine.lookup(src, dst) {
+            match engines[at].lookup(src, dst) {
                 Verdict::Masquerade {
                     egress_ip: IpAddr::V4(egress),
                     ..
@@ -253,7 +194,7 @@ impl Row {
 }
 
 /// Every pod fetches from `dst`, in parallel.
-pub(crate) fn fetch_all(cluster: &Cluster, engines: &[NodeEngine], dst: Ipv4Addr) -> Vec<Row> {
+pub(crate) fn fetch_all(cluster: &Cluster, engines: &[Engine], dst: Ipv4Addr) -> Vec<Row> {
     let observed: Vec<Result<Ipv4Addr, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = cluster
             .pods
@@ -283,26 +224,15 @@ pub(crate) fn fetch_all(cluster: &Cluster, engines: &[NodeEngine], dst: Ipv4Addr
         .collect()
 }
 
-/// The policy edit of the experiment's second part: `egress-test` with `excludedCIDRs:
-/// [198.51.100.81/32]`, given to every node's engine.
-pub(crate) fn exclude_echo(cluster: &Cluster, engines: &mut [NodeEngine]) -> Result<(), String> {
-    let mut policy = cluster
-        .snapshot
-        .policies
-        .iter()
-        .filter_map(|p| p.as_ref().ok())
-        .next()
-        .cloned()
-        .ok_or("the seed has no valid policy")?;
-    let excluded = Cidr {
-        addr: IpAddr::V4(ECHO_EXCLUDED),
-        len: 32,
-    };
-    policy.excluded_cidrs.push(excluded);
-    for ne in engines.iter_mut() {
-        ne.engine
-            .upsert_policy(policy.clone())
-            .map_err(|e| format!("the lab's policy edit was refused: {e}"))?;
+/// Applies a policy (a CiliumEgressGatewayPolicy as JSON) to the predictions' engines.
+pub(crate) fn predict_policy(engines: &mut [Engine], policy: &str) -> Result<(), String> {
+    for engine in engines {
+        let applied = engine
+            .apply_text(policy)
+            .map_err(|e| format!("the lab's policy: {e}"))?;
+        if let Some(refused) = applied.invalid_policies.first() {
+            return Err(format!("the lab's policy was refused: {refused}"));
+        }
     }
     Ok(())
 }

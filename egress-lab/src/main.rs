@@ -1,10 +1,12 @@
 //! `egress-lab`: the seed's experiment on real packets. The seed's cluster becomes network
 //! namespaces on this machine, every node runs the lab's tc programs over its own pinned
-//! Cilium maps, one engine per node programs them through egress-bpf, and every pod asks an
-//! echo server (the stand-in for `ifconfig.me`) which address it came from.
+//! Cilium maps, which the node's `egress-agent` (integrations/cni) programs, pods are made
+//! through libcni as a runtime makes them, and every pod asks an echo server (the stand-in
+//! for `ifconfig.me`) which address it came from.
 //!
-//! Exit codes: 0 every pod was seen as the engines predict, 1 the experiment disagreed or
-//! failed, 2 usage, 3 this machine cannot run the lab (not root, a tool missing).
+//! Exit codes: 0 every pod was seen as predicted (new-pods: the targets met), 1 the
+//! experiment disagreed or failed, 2 usage, 3 this machine cannot run the lab (not root, a
+//! tool or the CNI integration's commands missing).
 
 mod agents;
 mod bench;
@@ -42,9 +44,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build the seed's cluster, program every node's maps from its own engine, have every
-    /// pod fetch from the echo server, and print what the internet saw beside the engines'
-    /// prediction; then remove everything.
+    /// Build the seed's cluster as a CNI deployment runs it (every node an `egress-agent`
+    /// process programming its own maps, pods created through libcni: `ptp`, the lab's
+    /// datapath plugin, `egress-cni`), have every pod fetch from the echo server, edit the
+    /// policy, add, drain and remove gateways while every pod polls, and print what the
+    /// internet saw beside the prediction; then remove everything. Needs integrations/cni's
+    /// commands (scripts/test-cni.sh builds them in target/cni; EGRESS_CNI_BIN names another
+    /// directory).
     Seed {
         /// Gateway selection of every node's engine.
         #[arg(long, value_enum, default_value_t = SelectionArg::Cilium)]
@@ -55,14 +61,6 @@ enum Command {
         /// Leave the lab up afterwards (remove it with `egress-lab down`).
         #[arg(long)]
         keep: bool,
-        /// Run every node as a CNI deployment does (issue 24): an `egress-agent` process per
-        /// node programs its maps, pods are created through libcni (`ptp` then `egress-cni`,
-        /// which has the pod's node program it in CNI ADD), the lab streams the cluster's
-        /// objects to every agent. The seed's policy part only (the change scenarios still
-        /// use in-process engines). Needs integrations/cni's commands (scripts/test-cni.sh builds
-        /// them in target/cni; EGRESS_CNI_BIN names another directory).
-        #[arg(long)]
-        agents: bool,
     },
     /// Measure the lab's datapath: each program's time per packet under real traffic, the
     /// egress decision alone (BPF_PROG_TEST_RUN), one download's throughput through a
@@ -78,7 +76,7 @@ enum Command {
     /// Cilium's, from the cluster stream; cni: inside CNI ADD; sync: ADD waits for the
     /// gateway's acknowledgement) and per modelled watch delay: the requests that leaked
     /// with another address, the masquerade delay, ADD's latency. Every node runs
-    /// egress-agent (see `seed --agents`). Exit 1 when a target is not met.
+    /// egress-agent (see `seed`). Exit 1 when a target is not met.
     NewPods {
         /// Pods per scenario.
         #[arg(long, default_value_t = 40)]
@@ -167,8 +165,7 @@ fn main() -> ExitCode {
             selection,
             json,
             keep,
-            agents,
-        } => seed(selection.into(), json, keep, agents),
+        } => seed(selection.into(), json, keep),
         Command::Bench { bytes } => bench(bytes),
         Command::NewPods {
             pods,
@@ -287,6 +284,21 @@ fn start() -> Result<(), ExitCode> {
         eprintln!("egress-lab: {why}");
         return Err(ExitCode::from(3));
     }
+    // Another run's lab: refused before anything is armed to remove it.
+    match topology::lab_namespaces() {
+        Ok(up) if !up.is_empty() => {
+            eprintln!(
+                "egress-lab: a lab is (partly) up already ({}): another run, or `egress-lab down` first",
+                up.join(", ")
+            );
+            return Err(ExitCode::FAILURE);
+        }
+        Err(e) => {
+            eprintln!("egress-lab: {e}");
+            return Err(ExitCode::FAILURE);
+        }
+        Ok(_) => {}
+    }
     let _ = ctrlc::set_handler(|| {
         tear_down();
         std::process::exit(130);
@@ -298,12 +310,15 @@ fn bench(bytes: u64) -> ExitCode {
     if let Err(code) = start() {
         return code;
     }
+    if let Some(why) = agents::missing() {
+        eprintln!("egress-lab: {why}");
+        return ExitCode::from(3);
+    }
     let result = (|| {
-        let (cluster, mut engines, echo) = setup(Selection::Cilium)?;
-        experiment::exclude_echo(&cluster, &mut engines)?;
-        experiment::program(&cluster, &mut engines)?;
-        let results = bench::measure(&cluster, bytes);
-        drop(echo);
+        let mut lab = setup(Selection::Cilium)?;
+        lab.exclude_echo()?;
+        let results = bench::measure(&lab.cluster, bytes);
+        drop(lab);
         results
     })();
     tear_down();
@@ -336,34 +351,77 @@ fn bench(bytes: u64) -> ExitCode {
     }
 }
 
-/// The lab up, the datapath loaded, every node's engine programming its maps, the echo
-/// server running.
-fn setup(
-    selection: Selection,
-) -> Result<(Cluster, Vec<experiment::NodeEngine>, experiment::EchoServer), String> {
-    let cluster = Cluster::seed()?;
-    topology::up(&cluster, true)?;
-    let object = datapath::prepare()?;
-    let mut engines = experiment::engines(&cluster, selection)?;
-    datapath::load(&cluster, &object)?;
-    experiment::program(&cluster, &mut engines)?;
-    let echo = experiment::EchoServer::start()?;
-    Ok((cluster, engines, echo))
+/// The seed's lab, running: every node's agent, every pod made through libcni, the echo
+/// server; the lab's prediction engines.
+struct Lab {
+    cluster: Cluster,
+    engines: Vec<egress_core::engine::Engine>,
+    agents: agents::Agents,
+    _echo: experiment::EchoServer,
 }
 
-fn seed(selection: Selection, as_json: bool, keep: bool, with_agents: bool) -> ExitCode {
+/// The lab's nodes up with their datapath and agents (`agent_args` added to each), the
+/// prediction engines beside them; no pod made yet.
+fn start_nodes(
+    cluster: &Cluster,
+    selection: Selection,
+    agent_args: &[String],
+) -> Result<(Vec<egress_core::engine::Engine>, agents::Agents), String> {
+    topology::up(cluster)?;
+    let object = datapath::prepare()?;
+    // The predictions (and the maps, created empty, that the agents adopt).
+    let engines = experiment::engines(cluster, selection)?;
+    let devices = cluster
+        .nodes
+        .iter()
+        .map(|n| experiment::devices(&n.ns))
+        .collect::<Result<Vec<_>, _>>()?;
+    let agents = agents::start(cluster, &devices, selection, agent_args)?;
+    datapath::load_nodes(cluster, &object)?;
+    Ok((engines, agents))
+}
+
+/// The seed's lab up: the agents get the cluster's first full list (the pods without
+/// addresses), every pod is made through libcni (its node programs it in CNI ADD), then the
+/// agents learn the pods' addresses (the gateways SNAT them).
+fn setup(selection: Selection) -> Result<Lab, String> {
+    let cluster = Cluster::seed()?;
+    let (engines, agents) = start_nodes(&cluster, selection, &[])?;
+    agents.stream(&agents::objects(&cluster, false)?, true)?;
+    for i in 0..cluster.pods.len() {
+        agents.add_pod(&cluster, i)?;
+    }
+    agents.stream(&agents::objects(&cluster, true)?, false)?;
+    let echo = experiment::EchoServer::start()?;
+    Ok(Lab {
+        cluster,
+        engines,
+        agents,
+        _echo: echo,
+    })
+}
+
+impl Lab {
+    /// The policy edit of the experiment's second part: `egress-test` with `excludedCIDRs:
+    /// [198.51.100.81/32]`, told to every agent and to the predictions; the policy now.
+    fn exclude_echo(&mut self) -> Result<serde_json::Value, String> {
+        let mut policy = agents::seed_policy()?;
+        policy["spec"]["excludedCIDRs"] = json!([format!("{ECHO_EXCLUDED}/32")]);
+        experiment::predict_policy(&mut self.engines, &policy.to_string())?;
+        self.agents.stream(&policy.to_string(), false)?;
+        Ok(policy)
+    }
+}
+
+fn seed(selection: Selection, as_json: bool, keep: bool) -> ExitCode {
     if let Err(code) = start() {
         return code;
     }
-    if with_agents && let Some(why) = agents::missing() {
+    if let Some(why) = agents::missing() {
         eprintln!("egress-lab: {why}");
         return ExitCode::from(3);
     }
-    let result = if with_agents {
-        run_seed_with_agents(selection)
-    } else {
-        run_seed(selection)
-    };
+    let result = run_seed(selection);
     if !keep {
         tear_down();
     }
@@ -599,65 +657,28 @@ fn node_counters(cluster: &Cluster) -> Result<Vec<(String, Vec<(&'static str, u6
     Ok(counters)
 }
 
-/// The seed's policy with an `egress-agent` per node and pods made through libcni: the
-/// in-process engines only predict (they program nothing).
-fn run_seed_with_agents(selection: Selection) -> Result<Results, String> {
-    let cluster = Cluster::seed()?;
-    topology::up(&cluster, false)?;
-    let object = datapath::prepare()?;
-    // The predictions' engines (and the maps, created empty, that the agents adopt).
-    let engines = experiment::engines(&cluster, selection)?;
-    let devices = cluster
-        .nodes
-        .iter()
-        .map(|n| experiment::devices(&n.ns))
-        .collect::<Result<Vec<_>, _>>()?;
-    let agents = agents::start(&cluster, &devices, selection, &[])?;
-    datapath::load_nodes(&cluster, &object)?;
-    // The cluster's first full list: the pods have no address yet.
-    agents.stream(&agents::objects(&cluster, false)?, true)?;
-    for i in 0..cluster.pods.len() {
-        agents.add_pod(&cluster, i)?;
-    }
-    // The cluster stream: every agent learns the pods' addresses (the gateways SNAT them).
-    agents.stream(&agents::objects(&cluster, true)?, false)?;
-    let _echo = experiment::EchoServer::start()?;
-    let parts = vec![(
-        format!(
-            "the seed's policy, every node an egress-agent process, pods made through libcni (ptp → egress-cni), every pod fetching from {ECHO}"
-        ),
-        experiment::fetch_all(&cluster, &engines, ECHO),
-    )];
-    let counters = node_counters(&cluster)?;
-    drop(agents);
-    Ok(Results {
-        parts,
-        counters,
-        events: Vec::new(),
-    })
-}
-
 fn run_seed(selection: Selection) -> Result<Results, String> {
-    let (cluster, mut engines, _echo) = setup(selection)?;
+    let mut lab = setup(selection)?;
     let mut parts = Vec::new();
     parts.push((
-        format!("the seed's policy, every pod fetching from {ECHO}"),
-        experiment::fetch_all(&cluster, &engines, ECHO),
+        format!(
+            "the seed's policy, every pod fetching from {ECHO} (every node an egress-agent process, pods made through libcni)"
+        ),
+        experiment::fetch_all(&lab.cluster, &lab.engines, ECHO),
     ));
-    experiment::exclude_echo(&cluster, &mut engines)?;
-    experiment::program(&cluster, &mut engines)?;
+    let policy = lab.exclude_echo()?;
     parts.push((
         format!(
             "the policy edited: excludedCIDRs [{ECHO_EXCLUDED}/32]; fetching from {ECHO_EXCLUDED}"
         ),
-        experiment::fetch_all(&cluster, &engines, ECHO_EXCLUDED),
+        experiment::fetch_all(&lab.cluster, &lab.engines, ECHO_EXCLUDED),
     ));
     parts.push((
         format!("the same policy, fetching from {ECHO}"),
-        experiment::fetch_all(&cluster, &engines, ECHO),
+        experiment::fetch_all(&lab.cluster, &lab.engines, ECHO),
     ));
-    let events = changes::run(&cluster, &mut engines)?;
-    let counters = node_counters(&cluster)?;
+    let events = changes::run(&lab.cluster, &mut lab.engines, &lab.agents, &policy)?;
+    let counters = node_counters(&lab.cluster)?;
     Ok(Results {
         parts,
         counters,

@@ -30,7 +30,7 @@ use crate::agents::{self, Agents};
 use crate::cluster::{Cluster, ECHO, RUN_DIR};
 use crate::cmd::lab_in_netns;
 use crate::stream::ClusterStream;
-use crate::{datapath, experiment, topology};
+use crate::{experiment, topology};
 
 /// How a new pod is programmed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -137,23 +137,9 @@ pub(crate) fn run(settings: &Settings) -> Result<Vec<Scenario>, String> {
 
 fn run_mode(settings: &Settings, mode: Mode) -> Result<Vec<Scenario>, String> {
     let cluster = Cluster::with_new_pods(settings.pods * settings.delays.len())?;
-    topology::up(&cluster, false)?;
-    let object = datapath::prepare()?;
-    // The predictions (and the maps, created empty, that the agents adopt).
-    let engines = experiment::engines(&cluster, settings.selection)?;
-    let devices = cluster
-        .nodes
-        .iter()
-        .map(|n| experiment::devices(&n.ns))
-        .collect::<Result<Vec<_>, _>>()?;
     let socket = Path::new(RUN_DIR).join("cluster.sock");
-    let agents = agents::start(
-        &cluster,
-        &devices,
-        settings.selection,
-        &mode.agent_args(&socket),
-    )?;
-    datapath::load_nodes(&cluster, &object)?;
+    let (engines, agents) =
+        crate::start_nodes(&cluster, settings.selection, &mode.agent_args(&socket))?;
     let stream = ClusterStream::start(&socket, agents.sockets())?;
     // The cluster as it is before the first new pod: the first full list, at once.
     agents.stream(&agents::list(agents::cluster_objects(&cluster)?), true)?;
@@ -176,6 +162,11 @@ fn run_mode(settings: &Settings, mode: Mode) -> Result<Vec<Scenario>, String> {
             .failures
             .extend(stream.errors().into_iter().skip(errors_before));
         remove_pods(&cluster, &agents, &pods, &mut scenario.failures);
+        // The next scenario's delay applies to what is published after everything of this
+        // one (its gateways' last acknowledgements too) has been delivered.
+        if let Err(e) = stream.drain() {
+            scenario.failures.push(e);
+        }
         scenarios.push(scenario);
     }
     drop(stream);
@@ -276,12 +267,7 @@ fn create_pod(
     pod: usize,
 ) -> Result<Duration, String> {
     let lab = &cluster.pods[pod];
-    let ep = cluster
-        .snapshot
-        .endpoints
-        .iter()
-        .find(|e| e.display_name() == lab.display)
-        .ok_or_else(|| format!("pod {}: not in the snapshot", lab.display))?;
+    let ep = cluster.endpoint_of(pod)?;
     let delivered = stream.publish(agents::list(vec![agents::pod_object(ep, false)]));
     delivered
         .get(lab.node)
@@ -397,12 +383,7 @@ fn remove_pods(cluster: &Cluster, agents: &Agents, pods: &[usize], failures: &mu
             failures.push(e);
         }
         let lab = &cluster.pods[i];
-        if let Some(ep) = cluster
-            .snapshot
-            .endpoints
-            .iter()
-            .find(|e| e.display_name() == lab.display)
-        {
+        if let Ok(ep) = cluster.endpoint_of(i) {
             let delete =
                 json!({"kind": "Pod", "namespace": ep.namespace, "name": ep.name, "uid": ep.uid});
             if let Err(e) = agents.delete(&delete.to_string()) {

@@ -61,9 +61,10 @@ impl Fanout {
     }
 }
 
-/// The cluster: its socket, one delivery thread per node, the server thread.
+/// The cluster: its listener, one delivery thread per node, the server thread.
 pub(crate) struct ClusterStream {
-    socket: PathBuf,
+    /// The server's listener (shut down to stop it: its path may be gone by then).
+    listener: UnixListener,
     fanout: Arc<Fanout>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -104,9 +105,13 @@ impl ClusterStream {
             }));
         }
         let stop = Arc::new(AtomicBool::new(false));
+        let own = listener
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", socket.display()))?;
         {
             let (fanout, stop) = (Arc::clone(&fanout), Arc::clone(&stop));
             threads.push(std::thread::spawn(move || {
+                // Shut down, the listener's accept fails (EINVAL) and `stop` is set.
                 for stream in listener.incoming() {
                     if stop.load(Ordering::Relaxed) {
                         break;
@@ -124,7 +129,7 @@ impl ClusterStream {
             }));
         }
         Ok(Self {
-            socket: socket.to_owned(),
+            listener: own,
             fanout,
             stop,
             threads,
@@ -144,6 +149,18 @@ impl ClusterStream {
         self.fanout.publish(body)
     }
 
+    /// Waits until every node's agent has applied everything published so far (deliveries
+    /// are in order: an empty list published now arrives last).
+    pub(crate) fn drain(&self) -> Result<(), String> {
+        let done = self.publish(crate::agents::list(Vec::new()));
+        for delivered in done {
+            delivered
+                .recv_timeout(Duration::from_secs(60))
+                .map_err(|_| "the cluster's deliveries did not drain within 60 s".to_owned())?;
+        }
+        Ok(())
+    }
+
     /// What went wrong so far (a delivery an agent refused, a bad request).
     pub(crate) fn errors(&self) -> Vec<String> {
         self.fanout
@@ -157,9 +174,15 @@ impl ClusterStream {
 impl Drop for ClusterStream {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        // Wake the server's accept; closing the queues ends the delivery threads once their
-        // deliveries are made.
-        let _ = UnixStream::connect(&self.socket);
+        // Wake the server's accept (shutdown(2) of a listening socket makes it fail); closing
+        // the queues ends the delivery threads once their deliveries are made.
+        // SAFETY: shutdown(2) on a descriptor this struct owns; it frees nothing.
+        unsafe {
+            libc::shutdown(
+                std::os::fd::AsRawFd::as_raw_fd(&self.listener),
+                libc::SHUT_RDWR,
+            );
+        }
         self.fanout
             .queues
             .lock()

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use crate::cluster::{
-    Cluster, ECHO, ECHO_EXCLUDED, INET_NS, LOCAL_PORTS, LOCAL_ROUTER, NS_PREFIX, POD_MTU, ROUTER,
-    RUN_DIR, VPC, VPC_NS, VXLAN_PORT,
+    Cluster, ECHO, ECHO_EXCLUDED, INET_NS, LOCAL_PORTS, NS_PREFIX, POD_MTU, ROUTER, RUN_DIR, VPC,
+    VPC_NS, VXLAN_PORT,
 };
 use crate::cmd::{in_netns, run};
 
@@ -37,9 +37,8 @@ fn sysctls(ns: &str, forwarding: bool) -> Result<(), String> {
 }
 
 /// Builds every namespace and link. Refuses when a lab namespace exists already (`down`
-/// first). Without `wire_pods`, pods get their namespaces only: a CNI plugin makes their
-/// links (the agents' mode).
-pub(crate) fn up(cluster: &Cluster, wire_pods: bool) -> Result<(), String> {
+/// first). Pods get their namespaces only: the CNI plugins make their links.
+pub(crate) fn up(cluster: &Cluster) -> Result<(), String> {
     if !lab_namespaces()?.is_empty() {
         return Err("a lab is (partly) up already: run `egress-lab down` first".to_owned());
     }
@@ -113,46 +112,11 @@ pub(crate) fn up(cluster: &Cluster, wire_pods: bool) -> Result<(), String> {
         ip(&["-n", ns, "link", "set", "lab_vxlan", "mtu", &mtu, "up"])?;
     }
 
-    let router = LOCAL_ROUTER.to_string();
     for pod in &cluster.pods {
-        let node = &cluster.nodes[pod.node].ns;
         let ns = pod.ns.as_str();
         ip(&["netns", "add", ns])?;
         sysctls(ns, false)?;
-        if !wire_pods {
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            continue;
-        }
-        ip(&[
-            "-n", node, "link", "add", &pod.veth, "type", "veth", "peer", "name", "eth0", "netns",
-            ns,
-        ])?;
-        // The node answers the pod's ARP for its gateway: the local router address on every
-        // pod veth; one /32 route per pod.
-        ip(&[
-            "-n",
-            node,
-            "addr",
-            "add",
-            &format!("{router}/32"),
-            "dev",
-            &pod.veth,
-        ])?;
-        let mtu = POD_MTU.to_string();
-        ip(&["-n", node, "link", "set", &pod.veth, "mtu", &mtu, "up"])?;
-        let host = format!("{}/32", pod.ip);
-        ip(&[
-            "-n", node, "route", "add", &host, "dev", &pod.veth, "scope", "link",
-        ])?;
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        ip(&["-n", ns, "addr", "add", &host, "dev", "eth0"])?;
-        ip(&["-n", ns, "link", "set", "eth0", "mtu", &mtu, "up"])?;
-        ip(&[
-            "-n", ns, "route", "add", &router, "dev", "eth0", "scope", "link",
-        ])?;
-        ip(&[
-            "-n", ns, "route", "add", "default", "via", &router, "dev", "eth0",
-        ])?;
     }
     Ok(())
 }

@@ -15,21 +15,46 @@ import (
 	"egressgw"
 )
 
-// cluster is an in-memory cluster stream: what one agent publishes reaches every agent
-// (itself too) after delay, in order, unless drop says to lose it.
+// memCluster is an in-memory cluster stream: what one agent publishes reaches every agent
+// (itself too) after delay, in the order it was published (one delivery goroutine per
+// agent), unless drop says to lose it; fail makes Publish itself fail.
 type memCluster struct {
 	mu      sync.Mutex
 	agents  []*Agent
+	queues  []chan []byte
 	delay   time.Duration
 	drop    func(obj map[string]any) bool
+	fail    error
 	pending sync.WaitGroup
 	seen    []map[string]any
 	errs    []error
 }
 
+// start begins delivering to the agents (set c.agents first).
+func (c *memCluster) start() {
+	for _, a := range c.agents {
+		q := make(chan []byte, 1024)
+		c.queues = append(c.queues, q)
+		go func(a *Agent) {
+			for body := range q {
+				time.Sleep(c.delay)
+				if _, err := a.Objects(body, false); err != nil {
+					c.mu.Lock()
+					c.errs = append(c.errs, err)
+					c.mu.Unlock()
+				}
+				c.pending.Done()
+			}
+		}(a)
+	}
+}
+
 func (c *memCluster) Publish(objects []map[string]any) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.fail != nil {
+		return c.fail
+	}
 	var kept []map[string]any
 	for _, obj := range objects {
 		c.seen = append(c.seen, obj)
@@ -44,17 +69,9 @@ func (c *memCluster) Publish(objects []map[string]any) error {
 	if err != nil {
 		return err
 	}
-	for _, a := range c.agents {
+	for _, q := range c.queues {
 		c.pending.Add(1)
-		go func(a *Agent) {
-			defer c.pending.Done()
-			time.Sleep(c.delay)
-			if _, err := a.Objects(body, false); err != nil {
-				c.mu.Lock()
-				c.errs = append(c.errs, err)
-				c.mu.Unlock()
-			}
-		}(a)
+		q <- body
 	}
 	return nil
 }
@@ -99,8 +116,12 @@ func twoNodes(t *testing.T, worker Options, delay time.Duration) (*Agent, *Agent
 	w := make("worker", worker)
 	gw := make("gw", Options{})
 	c.agents = []*Agent{w, gw}
+	c.start()
 	t.Cleanup(func() {
 		c.pending.Wait()
+		for _, q := range c.queues {
+			close(q)
+		}
 		if len(c.errs) > 0 {
 			t.Errorf("the cluster's deliveries: %v", c.errs)
 		}
@@ -142,29 +163,36 @@ func TestAddWaitsForThePodsGateway(t *testing.T) {
 	if kinds := strings.Join(c.kinds(), ","); kinds != "Pod,"+api.AckKind {
 		t.Fatalf("published %s", kinds)
 	}
-	// The pod deleted: the gateway says it stopped serving it.
+	// The pod deleted: the gateway's next Ack serves nothing, and the worker believes it.
 	if err := gw.Delete(api.DeleteRequest{Kind: "Pod", Namespace: "shop", Name: "web-1", UID: "u-1"}); err != nil {
 		t.Fatal(err)
 	}
 	c.pending.Wait()
+	// The newest of the gateway's Acks (two publications may overtake each other).
+	var last api.Ack
 	c.mu.Lock()
-	last := c.seen[len(c.seen)-1]["spec"].(api.Ack)
+	for _, obj := range c.seen {
+		if ack, ok := obj["spec"].(api.Ack); ok && ack.Seq > last.Seq {
+			last = ack
+		}
+	}
 	c.mu.Unlock()
-	want := []api.Served{{Source: "10.0.0.5", Gateway: "192.168.1.1"}}
-	if last.Node != "gw" || len(last.Programmed) != 0 || len(last.Removed) != 1 || last.Removed[0] != want[0] {
+	if last.Node != "gw" || len(last.Served) != 0 {
 		t.Fatalf("the gateway's last Ack: %+v", last)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.acked[want[0]] {
-		t.Fatal("the worker still believes the gateway serves the deleted pod")
+	if held := w.acked["gw"]; held.Seq != last.Seq || len(held.Served) != 0 {
+		t.Fatalf("the worker holds %+v, not the gateway's last Ack %+v (seen %+v)", held, last, c.seen)
 	}
 }
 
 // A gateway that never acknowledges fails ADD with "try again later", naming it.
 func TestAddFailsWhenTheGatewayNeverAcknowledges(t *testing.T) {
 	w, _, c := twoNodes(t, Options{GatewayAckTimeout: 200 * time.Millisecond}, 0)
+	c.mu.Lock()
 	c.drop = func(obj map[string]any) bool { return kind(obj) == api.AckKind }
+	c.mu.Unlock()
 	_, err := w.Add(add)
 	if status(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "gateway 192.168.1.1 did not acknowledge serving 10.0.0.5 within 200ms") {
 		t.Fatalf("ADD: %v", err)
@@ -188,9 +216,99 @@ func TestProgramOnWatchWaitsForTheCluster(t *testing.T) {
 		t.Fatalf("after the cluster's echo: %d entries (%v)", entries, err)
 	}
 	w2, _, c2 := twoNodes(t, Options{}, 0)
+	c2.mu.Lock()
 	c2.drop = func(map[string]any) bool { return true }
+	c2.mu.Unlock()
 	if got, err := w2.Add(add); err != nil || got.Entries != 1 {
 		t.Fatalf("ADD with cni, nothing waited for: %+v %v", got, err)
+	}
+}
+
+// A publication that fails is retried by the next change and by PublishServed: ADD's retry
+// succeeds once the cluster works again. An Ack older than the one held is ignored, whatever
+// order the publications arrive in.
+func TestAcksAreRetriedAndOrdered(t *testing.T) {
+	w, gw, c := twoNodes(t, Options{GatewayAckTimeout: 300 * time.Millisecond}, 0)
+	c.mu.Lock()
+	c.drop = func(obj map[string]any) bool { return kind(obj) == api.AckKind }
+	c.mu.Unlock()
+	if _, err := w.Add(add); status(err) != http.StatusServiceUnavailable {
+		t.Fatalf("ADD with the Acks lost: %v", err)
+	}
+	// The gateway's publication failed (the cluster was down): it is still to be published.
+	c.mu.Lock()
+	c.drop = nil
+	c.fail = errors.New("the cluster is down")
+	c.mu.Unlock()
+	if _, err := gw.Objects([]byte(`{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "other"}}`), false); err != nil {
+		t.Fatal(err)
+	}
+	gw.mu.Lock()
+	gw.dirty = true // as after a failed publication of a change
+	gw.mu.Unlock()
+	if err := gw.PublishServed(); err == nil || !strings.Contains(err.Error(), "retried later") {
+		t.Fatalf("a failed publication: %v", err)
+	}
+	c.mu.Lock()
+	c.fail = nil
+	c.mu.Unlock()
+	if err := gw.PublishServed(); err != nil {
+		t.Fatal(err)
+	}
+	c.pending.Wait()
+	if _, err := w.Del(api.DelRequest{ContainerID: "c1", Pod: add.Pod}); err != nil {
+		t.Fatal(err)
+	}
+	retry := add
+	retry.ContainerID = "c2"
+	if _, err := w.Add(retry); err != nil {
+		t.Fatalf("ADD's retry once the gateway's Ack got through: %v", err)
+	}
+	// An older Ack arriving late changes nothing.
+	w.mu.Lock()
+	held := w.acked["gw"]
+	w.mu.Unlock()
+	stale := api.AckObject(api.Ack{Node: "gw", Seq: held.Seq - 1})
+	body, _ := json.Marshal(stale)
+	if _, err := w.Objects(body, false); err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if got := w.acked["gw"]; got.Seq != held.Seq || len(got.Served) != 1 {
+		t.Fatalf("a stale Ack replaced %+v with %+v", held, got)
+	}
+}
+
+// A pod whose gateway is its own node, without an egress IP there, has nothing to wait for:
+// its traffic is dropped whatever the other nodes do (Cilium's behaviour); ADD answers at once.
+func TestAddWaitsForNoOneWhenTheLocalGatewayHasNoEgressIP(t *testing.T) {
+	c := &memCluster{}
+	e, err := egressgw.NewEngine(egressgw.Config{LocalNode: "gw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	a := New("gw", e, PlanOnly{})
+	if err := a.Configure(Options{Publisher: c, GatewayAckTimeout: 5 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Objects([]byte(strings.Replace(cluster, `"nodeName": "worker"`, `"nodeName": "gw"`, 1)), true); err != nil {
+		t.Fatal(err)
+	}
+	c.agents = []*Agent{a}
+	c.start()
+	defer c.pending.Wait()
+	start := time.Now()
+	if _, err := a.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("ADD waited %v for a gateway that cannot serve the pod", took)
+	}
+	verdict, err := e.Lookup(netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("1.1.1.1"))
+	if err != nil || verdict.Kind != egressgw.VerdictDropNoEgressIP {
+		t.Fatalf("the pod's verdict here: %v %v", verdict, err)
 	}
 }
 
@@ -198,9 +316,9 @@ func TestProgramOnWatchWaitsForTheCluster(t *testing.T) {
 func TestBadAcksAreRefused(t *testing.T) {
 	a, _ := newAgent(t)
 	for _, c := range []struct{ spec, path string }{
-		{`{"programmed": [{"source": "10.0.0.5", "gateway": "192.168.1.1"}]}`, "items[1].spec.node"},
-		{`{"node": "gw", "removed": [{"source": "10.0.0.5", "gateway": "gw"}]}`, "items[1].spec.removed[0].gateway"},
-		{`{"node": "gw", "programmed": "all"}`, "items[1].spec"},
+		{`{"served": [{"source": "10.0.0.5", "gateway": "192.168.1.1"}]}`, "items[1].spec.node"},
+		{`{"node": "gw", "seq": 1, "served": [{"source": "10.0.0.5", "gateway": "gw"}]}`, "items[1].spec.served[0].gateway"},
+		{`{"node": "gw", "served": "all"}`, "items[1].spec"},
 	} {
 		body := `[` + podObject("u-1", "Running", "10.0.0.9") + `, {"apiVersion": "egress-agent/v1", "kind": "EgressGatewayAck", "spec": ` + c.spec + `}]`
 		_, err := a.Objects([]byte(body), true)

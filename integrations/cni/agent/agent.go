@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"net/http"
 	"net/netip"
 	"os"
@@ -122,13 +123,15 @@ type Agent struct {
 	failed     error
 	programmed int
 	opts       Options
-	// What this node serves as a gateway, as last acknowledged to the cluster; the Acks not
-	// yet published; how many it published.
-	served      map[api.Served]bool
-	unpublished []api.Ack
-	ackSeq      uint64
-	// What the cluster's gateways serve, from their Acks; closed and replaced when it changes.
-	acked     map[api.Served]bool
+	// What this node serves as a gateway; whether that changed since it was last published
+	// (or its publication failed); the last Ack's sequence number.
+	served map[api.Served]bool
+	dirty  bool
+	ackSeq uint64
+	// What the cluster's gateways serve, from each node's latest Ack.
+	acked map[string]api.Ack
+	// Closed and replaced when what the waiting ADDs look at may have changed (an Ack, a
+	// programming).
 	ackSignal chan struct{}
 }
 
@@ -141,7 +144,7 @@ func New(node string, engine *egressgw.Engine, maps Programmer) *Agent {
 		pods:      map[string]map[string]any{},
 		records:   map[string]*sandboxRecord{},
 		served:    map[api.Served]bool{},
-		acked:     map[api.Served]bool{},
+		acked:     map[string]api.Ack{},
 		ackSignal: make(chan struct{}),
 	}
 }
@@ -245,12 +248,9 @@ func (a *Agent) program() (int, error) {
 	a.programmed += n
 	a.failed = err
 	if err == nil {
+		a.wake()
 		if a.opts.Publisher != nil {
-			ack, err := a.servedChanges()
-			if ack != nil {
-				a.unpublished = append(a.unpublished, *ack)
-			}
-			return n, err
+			return n, a.updateServed()
 		}
 		return n, nil
 	}
@@ -273,7 +273,7 @@ func (a *Agent) Objects(body []byte, sync bool) (api.Applied, error) {
 		return api.Applied{}, err
 	}
 	applied, err := a.objects(objects, sync)
-	if perr := a.publishServed(); perr != nil {
+	if perr := a.PublishServed(); perr != nil {
 		applied.Warnings = append(applied.Warnings, perr.Error())
 	}
 	return applied, err
@@ -346,44 +346,41 @@ func readAck(obj map[string]any, i int) (api.Ack, error) {
 	if ack.Node == "" {
 		return ack, badRequest(fmt.Sprintf("items[%d].spec.node", i), "Required value: the acknowledging node")
 	}
-	for _, list := range []struct {
-		name  string
-		pairs []api.Served
-	}{{"programmed", ack.Programmed}, {"removed", ack.Removed}} {
-		for j, pair := range list.pairs {
-			for _, field := range [][2]string{{"source", pair.Source}, {"gateway", pair.Gateway}} {
-				if _, err := netip.ParseAddr(field[1]); err != nil {
-					return ack, badRequest(fmt.Sprintf("items[%d].spec.%s[%d].%s", i, list.name, j, field[0]), "Invalid value: %q: not an IP address", field[1])
-				}
+	for j, pair := range ack.Served {
+		for _, field := range [][2]string{{"source", pair.Source}, {"gateway", pair.Gateway}} {
+			if _, err := netip.ParseAddr(field[1]); err != nil {
+				return ack, badRequest(fmt.Sprintf("items[%d].spec.served[%d].%s", i, j, field[0]), "Invalid value: %q: not an IP address", field[1])
 			}
 		}
 	}
 	return ack, nil
 }
 
-// takeAcks records what the gateways say they serve, and wakes the ADDs waiting for it.
+// takeAcks records what the gateways say they serve (a node's Ack older than the one held is
+// ignored), and wakes the ADDs waiting for it.
 func (a *Agent) takeAcks(acks []api.Ack) {
-	if len(acks) == 0 {
-		return
-	}
 	for _, ack := range acks {
-		for _, pair := range ack.Removed {
-			delete(a.acked, pair)
+		if held, ok := a.acked[ack.Node]; ok && held.Seq >= ack.Seq {
+			continue
 		}
-		for _, pair := range ack.Programmed {
-			a.acked[pair] = true
-		}
+		a.acked[ack.Node] = ack
 	}
+	if len(acks) > 0 {
+		a.wake()
+	}
+}
+
+// wake wakes the ADDs waiting for their gateways (they look again).
+func (a *Agent) wake() {
 	close(a.ackSignal)
 	a.ackSignal = make(chan struct{})
 }
 
-// servedChanges is what this node began or stopped serving as a gateway since the last Ack
-// (nil: nothing), recorded as served.
-func (a *Agent) servedChanges() (*api.Ack, error) {
+// updateServed records what this node serves as a gateway now (dirty when it changed).
+func (a *Agent) updateServed() error {
 	entries, err := a.engine.Entries()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	now := map[api.Served]bool{}
 	for _, e := range entries {
@@ -391,58 +388,62 @@ func (a *Agent) servedChanges() (*api.Ack, error) {
 			now[api.Served{Source: e.Source.String(), Gateway: e.GatewayIP.String()}] = true
 		}
 	}
-	ack := api.Ack{Node: a.node}
-	for pair := range now {
-		if !a.served[pair] {
-			ack.Programmed = append(ack.Programmed, pair)
+	if len(now) != len(a.served) {
+		a.dirty = true
+	} else {
+		for pair := range now {
+			if !a.served[pair] {
+				a.dirty = true
+				break
+			}
 		}
 	}
-	for pair := range a.served {
-		if !now[pair] {
-			ack.Removed = append(ack.Removed, pair)
-		}
-	}
-	if len(ack.Programmed)+len(ack.Removed) == 0 {
-		return nil, nil
-	}
-	sortServed(ack.Programmed)
-	sortServed(ack.Removed)
 	a.served = now
-	return &ack, nil
+	return nil
 }
 
-// publishServed tells the cluster what this node began or stopped serving as a gateway
-// since it last did (called without the lock, after a change). What could not be published
-// is forgotten as served, so that the next change publishes it again.
-func (a *Agent) publishServed() error {
+// PublishServed tells the cluster everything this node serves as a gateway, when that changed
+// since it last did or its last publication failed (called without the lock, after a change;
+// egress-agent also calls it every few seconds, to retry). A failure leaves it to be
+// published again.
+func (a *Agent) PublishServed() error {
 	a.mu.Lock()
-	acks := a.unpublished
-	a.unpublished = nil
-	objects := make([]map[string]any, 0, len(acks))
-	for _, ack := range acks {
-		a.ackSeq++
-		objects = append(objects, api.AckObject(ack, a.ackSeq))
-	}
-	publisher := a.opts.Publisher
-	a.mu.Unlock()
-	if len(objects) == 0 {
+	if !a.dirty || a.opts.Publisher == nil {
+		a.mu.Unlock()
 		return nil
 	}
-	err := publisher.Publish(objects)
+	// Ordered across restarts: a new agent's first Ack is newer than its predecessor's last
+	// (microseconds: exact in every JSON reader's numbers, below 2^53).
+	seq := uint64(time.Now().UnixMicro())
+	if seq <= a.ackSeq {
+		seq = a.ackSeq + 1
+	}
+	a.ackSeq = seq
+	ack := api.Ack{Node: a.node, Seq: seq, Served: make([]api.Served, 0, len(a.served))}
+	for pair := range a.served {
+		ack.Served = append(ack.Served, pair)
+	}
+	sortServed(ack.Served)
+	a.dirty = false
+	publisher := a.opts.Publisher
+	a.mu.Unlock()
+	// Two publications may overtake each other: the receivers keep the newer.
+	err := publisher.Publish([]map[string]any{api.AckObject(ack)})
 	if err == nil {
 		return nil
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, ack := range acks {
-		for _, pair := range ack.Programmed {
-			delete(a.served, pair)
-		}
-		for _, pair := range ack.Removed {
-			a.served[pair] = true
-		}
+	a.dirty = true
+	a.mu.Unlock()
+	return fmt.Errorf("publishing what this node serves as a gateway (retried later): %w", err)
+}
+
+// publishServed is PublishServed after a change that succeeded: a failure is logged, not the
+// change's error.
+func (a *Agent) publishServed() {
+	if err := a.PublishServed(); err != nil {
+		log.Print(err)
 	}
-	return fmt.Errorf("publishing what this node serves as a gateway: %w", err)
 }
 
 func sortServed(pairs []api.Served) {
@@ -474,7 +475,8 @@ func (a *Agent) Delete(req api.DeleteRequest) error {
 	if err := a.delete(req); err != nil {
 		return err
 	}
-	return a.publishServed()
+	a.publishServed()
+	return nil
 }
 
 func (a *Agent) delete(req api.DeleteRequest) error {
@@ -513,6 +515,28 @@ func (a *Agent) delete(req api.DeleteRequest) error {
 	return err
 }
 
+// Node upserts a node given in the snapshot's nodes[] shape (name, labels, addresses, and the
+// ready and weight an operator or a health probe sets: SEMANTICS B.3; a Kubernetes Node
+// carries neither), then programs. The node replaces the one of its name, whatever object
+// gave it; a later Node or CiliumNode object of that name replaces it in turn.
+func (a *Agent) Node(body []byte) error {
+	if err := a.upsertNode(body); err != nil {
+		return err
+	}
+	a.publishServed()
+	return nil
+}
+
+func (a *Agent) upsertNode(body []byte) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.engine.UpsertNode(body); err != nil {
+		return inputError(err)
+	}
+	_, err := a.program()
+	return err
+}
+
 // Add is CNI ADD: the pod's object (labels, uid) with the addresses the CNI result gave it,
 // applied as an event and programmed before the answer (with ProgramOnWatch: only recorded).
 // With a publisher, the pod's object with its addresses is told to the cluster; with a
@@ -532,10 +556,8 @@ func (a *Agent) Add(req api.AddRequest) (api.AddResponse, error) {
 	if err := opts.Publisher.Publish(published); err != nil {
 		return resp, unavailable("pod %s/%s: telling the cluster its addresses: %v: try again later", req.Pod.Namespace, req.Pod.Name, err)
 	}
-	// This node may be the pod's own gateway.
-	if err := a.publishServed(); err != nil {
-		return resp, unavailable("pod %s/%s: %v: try again later", req.Pod.Namespace, req.Pod.Name, err)
-	}
+	// This node may be the pod's own gateway (or serve others).
+	a.publishServed()
 	if opts.GatewayAckTimeout > 0 {
 		err = a.waitForGateways(req.Pod, ips, opts.GatewayAckTimeout)
 	}
@@ -610,12 +632,21 @@ func (a *Agent) waitForGateways(pod api.Pod, ips []string, timeout time.Duration
 // excludedGateway is the gateway address of an excluded destination's entry.
 var excludedGateway = netip.AddrFrom4([4]byte{0, 0, 0, 1})
 
-// unacknowledged are the gateways (sorted) that the entries of ips name, that are not this
-// node (their entries have no egress IP here) and that have not acknowledged serving them.
+// unacknowledged are the gateways (sorted) that the entries of ips name, that are other nodes
+// and whose latest Ack does not say they serve them. An entry naming this node is left out:
+// with an egress IP it is programmed already; without one (the lookup says "this node is the
+// gateway but has no egress IP") the datapath drops the pod's traffic whatever anyone else
+// does, as Cilium does.
 func (a *Agent) unacknowledged(ips []string) ([]string, error) {
 	entries, err := a.engine.Entries()
 	if err != nil {
 		return nil, err
+	}
+	served := map[api.Served]bool{}
+	for _, ack := range a.acked {
+		for _, pair := range ack.Served {
+			served[pair] = true
+		}
 	}
 	missing := map[string]bool{}
 	for _, e := range entries {
@@ -624,9 +655,18 @@ func (a *Agent) unacknowledged(ips []string) ([]string, error) {
 			continue
 		}
 		if e.EgressIP.IsValid() && !e.EgressIP.IsUnspecified() {
-			continue // this node is the gateway: programmed already
+			continue
 		}
-		if pair := (api.Served{Source: source, Gateway: e.GatewayIP.String()}); !a.acked[pair] {
+		// The entry's own verdict (its destination's first address; a narrower entry of the
+		// same source starting there answers instead, see integrations/cni/README.md).
+		verdict, err := a.engine.Lookup(e.Source, e.Destination.Addr())
+		if err != nil {
+			return nil, err
+		}
+		if verdict.Kind == egressgw.VerdictDropNoEgressIP {
+			continue
+		}
+		if pair := (api.Served{Source: source, Gateway: e.GatewayIP.String()}); !served[pair] {
 			missing[pair.Gateway] = true
 		}
 	}
@@ -644,7 +684,7 @@ func (a *Agent) unacknowledged(ips []string) ([]string, error) {
 func (a *Agent) Del(req api.DelRequest) (api.DelResponse, error) {
 	resp, err := a.del(req)
 	if err == nil {
-		err = a.publishServed()
+		a.publishServed()
 	}
 	return resp, err
 }
@@ -862,9 +902,15 @@ func splitObjects(body []byte) ([]map[string]any, error) {
 	if trimmed[0] != '{' && trimmed[0] != '[' {
 		return nil, badRequest("body", "Invalid value: JSON objects expected (kubectl get -o json): the agent reads the objects it caches")
 	}
+	// Numbers as written (json.Number): an integer past 2^53 passes through exactly.
 	var decoded any
-	if err := json.Unmarshal([]byte(trimmed), &decoded); err != nil {
+	decoder := json.NewDecoder(strings.NewReader(trimmed))
+	decoder.UseNumber()
+	if err := decoder.Decode(&decoded); err != nil {
 		return nil, badRequest("body", "Invalid value: %v", err)
+	}
+	if decoder.More() {
+		return nil, badRequest("body", "Invalid value: more than one JSON value")
 	}
 	var items []any
 	switch v := decoded.(type) {

@@ -287,3 +287,58 @@ func TestTheSocketAPI(t *testing.T) {
 		t.Fatalf("no agent: %v", err)
 	}
 }
+
+// A node in the snapshot's shape sets what a Kubernetes Node cannot: draining the only
+// gateway (consistent mode) leaves the pod no gateway, and the entry is reprogrammed at once;
+// a bad node is refused naming its field.
+func TestANodeDrainedOverTheSocket(t *testing.T) {
+	e, err := egressgw.NewEngine(egressgw.Config{LocalNode: "worker", Selection: egressgw.SelectionConsistent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	rec := &recorder{}
+	a := New("worker", e, rec)
+	socket := filepath.Join(t.TempDir(), "agent.sock")
+	listener, server, err := a.Listen(socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	defer listener.Close()
+	c := api.NewClient(socket, 5*time.Second)
+	if _, err := c.Sync([]byte(cluster)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	gateway := func() string {
+		entries, err := e.Entries()
+		if err != nil || len(entries) != 1 {
+			t.Fatalf("entries %+v, %v", entries, err)
+		}
+		return entries[0].GatewayIP.String()
+	}
+	if gw := gateway(); gw != "192.168.1.1" {
+		t.Fatalf("before the drain: gateway %s", gw)
+	}
+	rec.take()
+	if err := c.Node([]byte(`{"name": "gw", "labels": {"egress": "true"}, "ipv4": "192.168.1.1", "weight": 0}`)); err != nil {
+		t.Fatal(err)
+	}
+	if gw := gateway(); gw != "0.0.0.0" {
+		t.Fatalf("after the drain: gateway %s", gw)
+	}
+	if ops := rec.take(); len(ops) != 1 || ops[0].Action != egressgw.ActionUpsert {
+		t.Fatalf("the drain programmed %+v", ops)
+	}
+	err = c.Node([]byte(`{"name": "gw", "ipv4": "192.168.1.1", "weight": 101}`))
+	var apiErr *api.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest || !strings.Contains(apiErr.Error(), "weight") {
+		t.Fatalf("weight 101: %v", err)
+	}
+	if gw := gateway(); gw != "0.0.0.0" {
+		t.Fatalf("a refused node changed the gateway to %s", gw)
+	}
+}

@@ -26,6 +26,9 @@ func (a *Agent) Handler() http.Handler {
 		}
 		return struct{}{}, a.Delete(req)
 	}))
+	mux.HandleFunc("/v1/nodes", post(func(body []byte, _ *http.Request) (any, error) {
+		return struct{}{}, a.Node(body)
+	}))
 	mux.HandleFunc("/v1/cni/add", post(func(body []byte, _ *http.Request) (any, error) {
 		var req api.AddRequest
 		if err := decodeJSON(body, &req); err != nil {

@@ -8,6 +8,8 @@
 //	                      first full list: programming starts then.
 //	POST /v1/delete       {"kind", "name", "namespace", "uid"}: a deleted Pod or CiliumEndpoint
 //	                      (by uid), Node, CiliumNode or CiliumEgressGatewayPolicy (by name).
+//	POST /v1/nodes        a node in the snapshot's nodes[] shape (name, labels, ipv4/ipv6,
+//	                      ready, weight: an operator's drain, a health probe's verdict).
 //	POST /v1/cni/add      AddRequest → AddResponse, once the pod's entries are programmed.
 //	POST /v1/cni/del      DelRequest → DelResponse (idempotent).
 //	POST /v1/cni/check    CheckRequest → 200, or an Error naming what differs.
@@ -16,8 +18,8 @@
 // What an agent tells the cluster (egress-agent --cluster-socket: whatever feeds it its objects
 // takes them back and streams them to every node, as a Kubernetes API server would): a pod's
 // object with the addresses CNI ADD gave it, and a gateway's Ack (kind EgressGatewayAck) of
-// the sources it began or stopped serving, which an ADD waiting for its pod's gateways
-// (--gateway-ack-timeout) reads from the stream.
+// the sources it serves, which an ADD waiting for its pod's gateways (--gateway-ack-timeout)
+// reads from the stream.
 //
 // Every error answer is an Error with an HTTP status: 400 for bad input (its path names the
 // field), 404 and 409 for a CHECK that fails (no such sandbox, other addresses), 405 for a
@@ -126,7 +128,7 @@ type Status struct {
 }
 
 // AckKind and AckAPIVersion name the object in which a gateway node tells the cluster which
-// pods' entries its maps hold.
+// sources its maps serve.
 const (
 	AckKind       = "EgressGatewayAck"
 	AckAPIVersion = "egress-agent/v1"
@@ -139,21 +141,22 @@ type Served struct {
 	Gateway string `json:"gateway"`
 }
 
-// Ack is what changed in what a gateway node serves since its last Ack: the pairs it began
-// serving and those it stopped serving.
+// Ack is everything a gateway node serves now: one object per node (named after it), each
+// version replacing the last. Seq orders a node's versions, across its agent's restarts too
+// (a receiver ignores a version older than one it has).
 type Ack struct {
 	// Node is the gateway node's name.
-	Node       string   `json:"node"`
-	Programmed []Served `json:"programmed,omitempty"`
-	Removed    []Served `json:"removed,omitempty"`
+	Node   string   `json:"node"`
+	Seq    uint64   `json:"seq"`
+	Served []Served `json:"served"`
 }
 
-// AckObject is ack as a cluster object (seq tells a node's acks apart).
-func AckObject(ack Ack, seq uint64) map[string]any {
+// AckObject is ack as a cluster object.
+func AckObject(ack Ack) map[string]any {
 	return map[string]any{
 		"apiVersion": AckAPIVersion,
 		"kind":       AckKind,
-		"metadata":   map[string]any{"name": fmt.Sprintf("%s.%d", ack.Node, seq)},
+		"metadata":   map[string]any{"name": ack.Node},
 		"spec":       ack,
 	}
 }
@@ -261,6 +264,11 @@ func (c *Client) Publish(objects []map[string]any) error {
 		return err
 	}
 	return c.post("/v1/objects", "application/json", body, nil)
+}
+
+// Node upserts a node in the snapshot's nodes[] shape (ready, weight).
+func (c *Client) Node(text []byte) error {
+	return c.post("/v1/nodes", "application/json", text, nil)
 }
 
 // Delete deletes a cluster object.

@@ -138,6 +138,16 @@ func run() error {
 	defer server.Close()
 	log.Printf("node %s: listening on %s, maps %s, %d queued DEL(s) replayed; programming starts with the first full list (POST /v1/objects?sync=1)",
 		*node, listener.Addr(), maps.Describe(), sent)
+	if opts.Publisher != nil {
+		// What this node serves as a gateway, again when a publication failed.
+		go func() {
+			for range time.Tick(2 * time.Second) {
+				if err := a.PublishServed(); err != nil {
+					log.Print(err)
+				}
+			}
+		}()
+	}
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	<-signals
