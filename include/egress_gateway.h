@@ -906,6 +906,27 @@ egress_result egress_engine_delete_node(struct egress_engine *engine,
                                         struct egress_error **error_out);
 
 /**
+ * Sets what the embedding agent's health probes or an operator say of node `name`
+ * (SEMANTICS B.3), over what its objects say, kept across its object events until set again:
+ * `ready` 1 or 0 (-1: the objects' readiness), `weight` 0–100 (-1: the objects' weight).
+ * Consistent mode leaves an unready or zero-weight node out of the candidates; compat mode
+ * ignores both, as Cilium does. A node not known yet takes it when it arrives.
+ * `*found_out` (optional) says whether the node is known. Out of range:
+ * `EGRESS_RESULT_INVALID_ARGUMENT` (`ready`, `weight` below -1) or `EGRESS_RESULT_INPUT`
+ * (`weight` above 100, an empty `name`), nothing changed.
+ *
+ * # Safety
+ * As `egress_engine_delete_policy`.
+ */
+egress_result egress_engine_set_node_health(struct egress_engine *engine,
+                                            const uint8_t *name,
+                                            size_t name_len,
+                                            int32_t ready,
+                                            int32_t weight,
+                                            bool *found_out,
+                                            struct egress_error **error_out);
+
+/**
  * Upserts an endpoint from the typed struct: the CNI ADD hot path (no JSON). Errors name
  * the field (`endpoint.labels[2].key`, `endpoint.ips[0].family`, ...); nothing changes then.
  *

@@ -268,6 +268,47 @@ func (e *Engine) deleteByName(name string, call func(*C.egress_engine, *C.uint8_
 	return bool(found), err
 }
 
+// NodeHealth is what the embedding agent's health probes or an operator say of a node
+// (SEMANTICS B.3), over what its objects say: a nil field keeps the objects' value.
+type NodeHealth struct {
+	// Ready: consistent mode leaves an unready node out of the candidates.
+	Ready *bool
+	// Weight 0-100: 0 drains the node (consistent mode).
+	Weight *int
+}
+
+// SetNodeHealth sets h for the node named name, kept across the node's object events (a
+// Kubernetes Node carries neither field) until set again; a node not known yet takes it when
+// it arrives. Compat mode ignores it, as Cilium does. Whether the node is known. A weight
+// outside 0-100 is refused naming "weight" (ErrInvalidArgument below 0, ErrInput above 100),
+// nothing changed.
+func (e *Engine) SetNodeHealth(name string, h NodeHealth) (bool, error) {
+	ready, weight := C.int32_t(-1), C.int32_t(-1)
+	if h.Ready != nil {
+		ready = 0
+		if *h.Ready {
+			ready = 1
+		}
+	}
+	if h.Weight != nil {
+		switch w := *h.Weight; {
+		case w < 0:
+			return false, argumentError("weight", fmt.Sprintf("%d: want 0 to 100", w))
+		case w > 1<<30:
+			weight = 1 << 30 // refused by the library, naming the field
+		default:
+			weight = C.int32_t(w)
+		}
+	}
+	var found C.bool
+	err := e.write(func(ptr *C.egress_engine) error {
+		p, n := bytesArg([]byte(name))
+		var cerr *C.egress_error
+		return failure(C.egress_engine_set_node_health(ptr, p, n, ready, weight, &found, &cerr), cerr)
+	})
+	return bool(found), err
+}
+
 // UpsertPolicy upserts the policies of text (YAML or JSON: one CiliumEgressGatewayPolicy,
 // a List, or a --- stream). All or nothing: when any policy is invalid, none is applied and
 // the error is a *PolicyError with every field error of the first invalid one; the previous

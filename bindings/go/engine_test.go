@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -544,5 +545,54 @@ func TestCiliumVersionLayout(t *testing.T) {
 	}
 	if _, err := CiliumVersion(7).Layout(); !errors.Is(err, ErrInvalidEnum) {
 		t.Fatalf("an unknown version: %v", err)
+	}
+}
+
+// SetNodeHealth gives the entries of the same snapshot with the node's ready/weight written
+// in it (consistent mode), keeps compat mode's, and refuses a bad weight naming it.
+func TestSetNodeHealth(t *testing.T) {
+	text := readFile(t, filepath.Join(examplesDir(t), "egress-pool-consistent.yaml"))
+	said := bytes.Replace(text, []byte("- name: 172.22.49.147\n"), []byte("- name: 172.22.49.147\n  ready: false\n"), 1)
+	if bytes.Equal(said, text) {
+		t.Fatal("the example's node 172.22.49.147 is not where the test expects it")
+	}
+	for _, sel := range []Selection{SelectionConsistent, SelectionCilium} {
+		e, err := FromSnapshot(text, Config{Selection: sel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		want, err := FromSnapshot(said, Config{Selection: sel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer want.Close()
+		before, _ := e.Entries()
+		notReady := false
+		if found, err := e.SetNodeHealth("172.22.49.147", NodeHealth{Ready: &notReady}); err != nil || !found {
+			t.Fatalf("%v: %v %v", sel, found, err)
+		}
+		got, _ := e.Entries()
+		wanted, _ := want.Entries()
+		if !reflect.DeepEqual(got, wanted) {
+			t.Fatalf("%v: entries after SetNodeHealth differ from the snapshot saying so", sel)
+		}
+		if moved := !reflect.DeepEqual(got, before); moved != (sel == SelectionConsistent) {
+			t.Fatalf("%v: moved %v", sel, moved)
+		}
+		for _, w := range []int{-1, 101} {
+			w := w
+			_, err := e.SetNodeHealth("172.22.49.147", NodeHealth{Weight: &w})
+			var ferr *Error
+			if !errors.As(err, &ferr) || ferr.Path() != "weight" {
+				t.Fatalf("weight %d: %v", w, err)
+			}
+		}
+		if found, err := e.SetNodeHealth("172.22.49.147", NodeHealth{}); err != nil || !found {
+			t.Fatal(found, err)
+		}
+		if after, _ := e.Entries(); !reflect.DeepEqual(after, before) {
+			t.Fatalf("%v: cleared, the entries are not the snapshot's own", sel)
+		}
 	}
 }

@@ -270,6 +270,11 @@ class Engine:
         """Upserts a node (the snapshot's nodes[] shape, a CiliumNode or a core Node)."""
     def delete_node(self, name: str) -> bool:
         """Deletes a node by name; whether it existed."""
+    def set_node_health(
+        self, name: str, *, ready: Optional[bool] = None, weight: Optional[int] = None
+    ) -> bool:
+        """Sets what health probes or an operator say of a node (ready, weight 0-100; None:
+        the node's objects' value), kept across its object events; whether it is known."""
     def upsert_endpoint(self, endpoint: _Object) -> None:
         """Upserts an endpoint (the snapshot's endpoints[] shape)."""
     def delete_endpoint(self, uid: str) -> bool:

@@ -55,6 +55,52 @@ impl Node {
     }
 }
 
+/// What the embedding agent's health probes or an operator say of a node (SEMANTICS B.3),
+/// over what the node's objects say: a field left `None` keeps the objects' value. Kept by
+/// the engine across the node's object events (a Kubernetes `Node` or `CiliumNode` carries
+/// neither field), and for a node not known yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeHealth {
+    /// Readiness; consistent mode leaves an unready node out of the candidates.
+    pub ready: Option<bool>,
+    /// Weight 0–100; 0 drains the node (consistent mode).
+    pub weight: Option<u8>,
+}
+
+impl NodeHealth {
+    /// A health of a weight given as any integer (what bindings read): refused, naming
+    /// `weight`, outside 0–100 (the engine's [`Error::Input`](crate::Error::Input) holds it).
+    pub fn checked(
+        ready: Option<bool>,
+        weight: Option<i64>,
+    ) -> Result<Self, Vec<crate::field::FieldError>> {
+        let weight = match weight {
+            None => None,
+            Some(w) => match u8::try_from(w) {
+                Ok(w) if w <= 100 => Some(w),
+                _ => return Err(vec![weight_error(w)]),
+            },
+        };
+        Ok(Self { ready, weight })
+    }
+
+    /// Its problems, each naming its field (a weight above 100).
+    pub(crate) fn problems(&self) -> Vec<crate::field::FieldError> {
+        match self.weight {
+            Some(w) if w > 100 => vec![weight_error(i64::from(w))],
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn weight_error(w: i64) -> crate::field::FieldError {
+    crate::field::FieldError::invalid_str(
+        "weight",
+        &w.to_string(),
+        "must be an integer from 0 to 100",
+    )
+}
+
 /// Nodes by name; iteration is byte-wise name order, the order gateway resolution walks.
 pub type Nodes = BTreeMap<String, Node>;
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use egress_core::cluster::Endpoint;
+use egress_core::cluster::{Endpoint, NodeHealth};
 use egress_core::engine::{Engine, EngineConfig};
 use egress_core::field::FieldError;
 use egress_core::maps::capacity;
@@ -463,6 +463,62 @@ pub unsafe extern "C" fn egress_engine_delete_node(
             error_out,
             Engine::delete_node,
         )
+    }
+}
+
+/// Sets what the embedding agent's health probes or an operator say of node `name`
+/// (SEMANTICS B.3), over what its objects say, kept across its object events until set again:
+/// `ready` 1 or 0 (-1: the objects' readiness), `weight` 0–100 (-1: the objects' weight).
+/// Consistent mode leaves an unready or zero-weight node out of the candidates; compat mode
+/// ignores both, as Cilium does. A node not known yet takes it when it arrives.
+/// `*found_out` (optional) says whether the node is known. Out of range:
+/// `EGRESS_RESULT_INVALID_ARGUMENT` (`ready`, `weight` below -1) or `EGRESS_RESULT_INPUT`
+/// (`weight` above 100, an empty `name`), nothing changed.
+///
+/// # Safety
+/// As `egress_engine_delete_policy`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_set_node_health(
+    engine: *mut egress_engine,
+    name: *const u8,
+    name_len: usize,
+    ready: i32,
+    weight: i32,
+    found_out: *mut bool,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        event(engine, error_out, |engine| {
+            let name = utf8(name, name_len, "name")?;
+            let ready = match ready {
+                -1 => None,
+                0 => Some(false),
+                1 => Some(true),
+                other => {
+                    return Err(Failure::invalid_argument(
+                        "ready",
+                        format!(
+                            "{other}: want 1 (ready), 0 (not ready) or -1 (the node's objects say)"
+                        ),
+                    ));
+                }
+            };
+            let weight = match weight {
+                -1 => None,
+                w if w < -1 => {
+                    return Err(Failure::invalid_argument(
+                        "weight",
+                        format!("{w}: want 0 to 100, or -1 (the node's objects say)"),
+                    ));
+                }
+                w => Some(i64::from(w)),
+            };
+            let health = NodeHealth::checked(ready, weight).map_err(egress_core::Error::Input)?;
+            let found = engine.set_node_health(name, health)?;
+            report_found(found_out, found);
+            Ok(())
+        })
     }
 }
 

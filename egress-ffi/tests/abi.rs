@@ -1307,3 +1307,62 @@ fn each_cilium_versions_layout() {
         .unwrap();
     assert_eq!(err.code, egress_result::NullParameter);
 }
+
+/// Issue 25: `egress_engine_set_node_health` gives the maps of the same snapshot with the
+/// node's `ready`/`weight` written in it (consistent mode), keeps compat mode's, and refuses
+/// out-of-range values naming the argument, changing nothing.
+#[test]
+fn node_health_gives_the_maps_of_the_snapshot_saying_so() {
+    let path = examples().join("egress-pool-consistent.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let snap = snapshot::load(&text).unwrap().snapshot;
+    let set = |engine: &Handle, name: &str, ready: i32, weight: i32| {
+        let mut found = false;
+        call(|err| unsafe {
+            egress_engine_set_node_health(
+                engine.0,
+                name.as_ptr(),
+                name.len(),
+                ready,
+                weight,
+                &mut found,
+                err,
+            )
+        })
+        .map(|()| found)
+    };
+    for selection in [Selection::Consistent, Selection::Cilium] {
+        let engine = from_snapshot(&text, None, selection as u32).unwrap();
+        let before = maps_json(&engine);
+        assert!(set(&engine, "172.22.49.147", 0, -1).unwrap());
+        assert!(set(&engine, "172.22.49.119", -1, 0).unwrap());
+        let mut said = snap.clone();
+        said.nodes.get_mut("172.22.49.147").unwrap().ready = false;
+        said.nodes.get_mut("172.22.49.119").unwrap().weight = 0;
+        let now = maps_json(&engine);
+        assert_eq!(now, egressctl_list(&said, selection), "{selection}");
+        if selection == Selection::Consistent {
+            assert_ne!(
+                now, before,
+                "the unready and drained gateways moved nothing"
+            );
+        } else {
+            assert_eq!(now, before, "compat mode ignores health");
+        }
+        assert!(!set(&engine, "no-such-node", 0, -1).unwrap());
+        for (ready, weight, code, path) in [
+            (2, -1, egress_result::InvalidArgument, "ready"),
+            (-1, -2, egress_result::InvalidArgument, "weight"),
+            (-1, 101, egress_result::Input, "weight"),
+        ] {
+            let failed = set(&engine, "172.22.49.147", ready, weight).unwrap_err();
+            assert_eq!(failed.code, code, "{failed:?}");
+            assert_eq!(failed.paths, [path], "{failed:?}");
+        }
+        assert_eq!(maps_json(&engine), now, "a refused call changed the maps");
+        // Cleared: the snapshot's own maps again.
+        set(&engine, "172.22.49.147", -1, -1).unwrap();
+        set(&engine, "172.22.49.119", -1, -1).unwrap();
+        assert_eq!(maps_json(&engine), before);
+    }
+}

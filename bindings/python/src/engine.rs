@@ -10,6 +10,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
+use egress_core::cluster::NodeHealth;
 use egress_core::engine::{Engine as CoreEngine, EngineConfig};
 use egress_core::gateway::Selection;
 use egress_core::lookup::{VerdictRecord, query_addresses};
@@ -652,6 +653,24 @@ impl Engine {
     /// Deletes a node by name; whether it existed.
     fn delete_node(&self, py: Python<'_>, name: &str) -> bool {
         self.writing(py, |e| e.delete_node(name))
+    }
+
+    /// Sets what the embedding agent's health probes or an operator say of a node (SEMANTICS
+    /// B.3) over its objects: `ready`, `weight` (0-100); `None` keeps the objects' value. Kept
+    /// across the node's object events; compat mode ignores it. Whether the node is known.
+    #[pyo3(signature = (name, *, ready=None, weight=None))]
+    fn set_node_health(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        ready: Option<bool>,
+        weight: Option<i64>,
+    ) -> PyResult<bool> {
+        let health = NodeHealth::checked(ready, weight)
+            .map_err(egress_core::Error::Input)
+            .py_err(py)?;
+        self.writing(py, |e| e.set_node_health(name, health))
+            .py_err(py)
     }
 
     /// Upserts an endpoint: a mapping (or text) in the snapshot's `endpoints[]` shape.

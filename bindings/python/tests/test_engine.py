@@ -254,6 +254,29 @@ def test_nodes_namespaces_devices_and_deletes(examples):
     assert engine.entries() == [] and engine.maps_json() == '{\n "ipv4": [],\n "ipv6": []\n}\n'
 
 
+def test_node_health_is_the_snapshot_saying_so(examples):
+    """set_node_health gives the entries of the snapshot with ready/weight written in it
+    (consistent mode), keeps compat mode's, and refuses a bad weight naming it."""
+    path = examples / "egress-pool-consistent.yaml"
+    text = path.read_text()
+    said = text.replace("- name: 172.22.49.147\n", "- name: 172.22.49.147\n  ready: false\n", 1)
+    assert said != text
+    for selection in ("consistent", "cilium"):
+        engine = egw.Engine.from_snapshot(path, selection=selection)
+        before = engine.entries()
+        assert engine.set_node_health("172.22.49.147", ready=False)
+        want = egw.Engine.from_snapshot(said.encode(), selection=selection).entries()
+        assert engine.entries() == want
+        assert (engine.entries() != before) == (selection == "consistent")
+        for weight in (-1, 101):
+            with pytest.raises(egw.EgressError) as refused:
+                engine.set_node_health("172.22.49.147", weight=weight)
+            assert refused.value.path == "weight"
+        assert not engine.set_node_health("no-such-node", ready=False)
+        assert engine.set_node_health("172.22.49.147")
+        assert engine.entries() == before
+
+
 def test_one_engine_shared_by_threads(examples):
     """Lookups from several threads while another thread upserts and deletes endpoints."""
     engine = seed(examples)

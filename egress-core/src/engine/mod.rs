@@ -34,7 +34,7 @@ pub use objects::{Applied, PreparedObjects};
 pub use plan::{AckError, Action, Plan, PlanError, PlanId, PlanOp, baseline};
 
 use crate::Error;
-use crate::cluster::{Endpoint, Node, Nodes};
+use crate::cluster::{Endpoint, Node, NodeHealth, Nodes};
 use crate::device::Device;
 use crate::entries::{Conflict, Entry, MapEntries, Producer, Slot};
 use crate::field::{FieldError, Reason};
@@ -313,6 +313,11 @@ pub struct Engine {
     /// Each node address's nodes by name: where an endpoint object's node address is looked
     /// up (the first by name wins, as in a dump).
     node_addresses: std::collections::HashMap<IpAddr, BTreeSet<String>>,
+    /// What the embedding agent says of nodes' health (B.3), by name, over their objects.
+    health: std::collections::HashMap<String, NodeHealth>,
+    /// Each node's readiness and weight as its last object gave them (what a cleared
+    /// [`NodeHealth`] field returns to).
+    given_health: std::collections::HashMap<String, (bool, u8)>,
 }
 
 // Bindings share an engine between threads for lookups and move engines and plans across
@@ -362,6 +367,8 @@ impl Engine {
             claims: Default::default(),
             cilium_nodes: Default::default(),
             node_addresses: Default::default(),
+            health: Default::default(),
+            given_health: Default::default(),
         }
     }
 
@@ -603,9 +610,16 @@ impl Engine {
         true
     }
 
-    /// Upserts a node (by name).
-    pub fn upsert_node(&mut self, node: Node) {
+    /// Upserts a node (by name). Its readiness and weight are the object's, unless
+    /// [`Engine::set_node_health`] says otherwise.
+    pub fn upsert_node(&mut self, mut node: Node) {
         let name = node.name.clone();
+        self.given_health
+            .insert(name.clone(), (node.ready, node.weight));
+        if let Some(health) = self.health.get(&name) {
+            node.ready = health.ready.unwrap_or(node.ready);
+            node.weight = health.weight.unwrap_or(node.weight);
+        }
         self.index_addresses(&node, true);
         let mut moved = addresses(&node);
         let old = self.nodes.insert(name.clone(), node);
@@ -646,9 +660,51 @@ impl Engine {
         }
     }
 
-    /// Deletes a node; `false` when there was none of that name.
+    /// Sets what the embedding agent's probes or an operator say of a node's health (SEMANTICS
+    /// B.3): `ready` and `weight` over the node's objects, kept across its object events until
+    /// set again (a `None` field: the objects' value again). A node not known yet takes it
+    /// when it arrives. Compat mode ignores both, as Cilium does. Refused, changing nothing,
+    /// for a weight above 100 (`weight`) or an empty name (`name`). Whether the node is known.
+    pub fn set_node_health(&mut self, name: &str, health: NodeHealth) -> Result<bool, Error> {
+        let mut errors = Vec::new();
+        if name.is_empty() {
+            errors.push(crate::field::FieldError::required("name"));
+        }
+        errors.extend(health.problems());
+        if !errors.is_empty() {
+            return Err(Error::Input(errors));
+        }
+        if health == NodeHealth::default() {
+            self.health.remove(name);
+        } else {
+            self.health.insert(name.to_owned(), health);
+        }
+        let Some(node) = self.nodes.get(name) else {
+            return Ok(false);
+        };
+        let (ready, weight) = *self
+            .given_health
+            .entry(name.to_owned())
+            .or_insert((node.ready, node.weight));
+        let (ready, weight) = (
+            health.ready.unwrap_or(ready),
+            health.weight.unwrap_or(weight),
+        );
+        if (node.ready, node.weight) != (ready, weight)
+            && let Some(node) = self.nodes.get_mut(name)
+        {
+            node.ready = ready;
+            node.weight = weight;
+            self.node_changed(name, false);
+        }
+        Ok(true)
+    }
+
+    /// Deletes a node; `false` when there was none of that name. What
+    /// [`Engine::set_node_health`] said of it stays, for when it returns.
     pub fn delete_node(&mut self, name: &str) -> bool {
         self.cilium_nodes.remove(name);
+        self.given_health.remove(name);
         let Some(old) = self.nodes.remove(name) else {
             return false;
         };
