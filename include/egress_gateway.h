@@ -1327,6 +1327,22 @@ egress_result egress_engine_diagnostics_json(const struct egress_engine *engine,
                                              struct egress_error **error_out);
 
 /**
+ * The nodes the valid policies may choose as gateways, whatever their health — what an
+ * embedding agent's health probes watch (SEMANTICS B.3) — as JSON: `[{"name": str, "ipv4":
+ * str, "ipv6": str or null, "ready": bool, "weight": int}]`, by name, each once, with the
+ * readiness and weight the engine uses (after `egress_engine_set_node_health`). UTF-8, no
+ * terminating NUL; the buffer protocol of `egress_engine_maps_json`.
+ *
+ * # Safety
+ * As `egress_engine_diagnostics_json`.
+ */
+egress_result egress_engine_gateway_nodes_json(const struct egress_engine *engine,
+                                               uint8_t *buf,
+                                               size_t buf_len,
+                                               size_t *written_out,
+                                               struct egress_error **error_out);
+
+/**
  * The verdict for an IPv4 packet from `src` to `dst` (4 bytes each, network order), as the
  * datapath would find it in the desired maps. Allocates nothing.
  * `EGRESS_RESULT_NULL_PARAMETER` when a pointer is NULL, `EGRESS_RESULT_INVALID_ARGUMENT`

@@ -580,6 +580,12 @@ func TestSetNodeHealth(t *testing.T) {
 		if moved := !reflect.DeepEqual(got, before); moved != (sel == SelectionConsistent) {
 			t.Fatalf("%v: moved %v", sel, moved)
 		}
+		// What the probes watch: the unready gateway still, saying so.
+		nodes, err := e.GatewayNodes()
+		if err != nil || len(nodes) != 3 || nodes[1].Name != "172.22.49.147" || nodes[1].Ready || !nodes[0].Ready ||
+			nodes[1].IPv4 == nil || nodes[1].IPv4.String() != "172.22.49.147" {
+			t.Fatalf("%v: gateway nodes %+v, %v", sel, nodes, err)
+		}
 		for _, w := range []int{-1, 101} {
 			w := w
 			_, err := e.SetNodeHealth("172.22.49.147", NodeHealth{Weight: &w})

@@ -422,6 +422,32 @@ func (e *Engine) DiagnosticsJSON() ([]byte, error) {
 	})
 }
 
+// GatewayNode is a node the policies may choose as gateway, with the readiness and weight
+// the engine uses.
+type GatewayNode struct {
+	Name   string      `json:"name"`
+	IPv4   *netip.Addr `json:"ipv4"`
+	IPv6   *netip.Addr `json:"ipv6"`
+	Ready  bool        `json:"ready"`
+	Weight int         `json:"weight"`
+}
+
+// GatewayNodes are the nodes the valid policies may choose as gateways, whatever their
+// health (SEMANTICS B.3): what an agent's health probes watch, by name.
+func (e *Engine) GatewayNodes() ([]GatewayNode, error) {
+	doc, err := e.document(func(ptr *C.egress_engine, buf *C.uint8_t, n C.size_t, written *C.size_t, cerr **C.egress_error) C.egress_result {
+		return C.egress_engine_gateway_nodes_json(ptr, buf, n, written, cerr)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var nodes []GatewayNode
+	if err := json.Unmarshal(doc, &nodes); err != nil {
+		return nil, fmt.Errorf("egressgw: gateway nodes: %w", err)
+	}
+	return nodes, nil
+}
+
 // InvalidPolicy is a policy left out of the maps, with every error.
 type InvalidPolicy struct {
 	Policy string       `json:"policy"` // its name, or #index when it has none

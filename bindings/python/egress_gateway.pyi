@@ -270,6 +270,9 @@ class Engine:
         """Upserts a node (the snapshot's nodes[] shape, a CiliumNode or a core Node)."""
     def delete_node(self, name: str) -> bool:
         """Deletes a node by name; whether it existed."""
+    def gateway_nodes(self) -> list[dict[str, Any]]:
+        """The nodes the policies may choose as gateways, whatever their health:
+        [{"name", "ipv4", "ipv6", "ready", "weight"}], by name."""
     def set_node_health(
         self, name: str, *, ready: Optional[bool] = None, weight: Optional[int] = None
     ) -> bool:

@@ -264,6 +264,31 @@ pub fn consistent_candidates(
     out
 }
 
+/// The nodes `policy`'s entries offer as gateways, whatever their health: consistent mode's
+/// candidates before unready and drained nodes are left out (B.2), which include the node each
+/// entry resolves to in compat mode. The nodes whose health matters to the policy (B.3), the
+/// ones an embedding agent's probes watch.
+pub fn offered_nodes<'a>(
+    policy: &Policy,
+    selectors: &[Selector],
+    nodes: &'a Nodes,
+) -> impl Iterator<Item = &'a Node> {
+    let specs = policy.gateways_in_use();
+    let mut out: Vec<&'a Node> = Vec::new();
+    for (spec, selector) in specs.iter().zip(selectors) {
+        if spec.egress_ip.is_some() {
+            out.extend(resolve_node(selector, nodes));
+        } else {
+            out.extend(
+                nodes
+                    .values()
+                    .filter(|n| n.ipv4.is_some() && selector.matches(&n.labels)),
+            );
+        }
+    }
+    out.into_iter()
+}
+
 /// A candidate's rendezvous score for an endpoint: the best of its `weight` replicas of
 /// `mix64(FNV-1a-64(uid ‖ 0 ‖ node ‖ 0 ‖ entry key ‖ 0 ‖ replica))`.
 pub fn rendezvous_score(uid: &str, node: &str, entry_key: &str, weight: u8) -> u64 {

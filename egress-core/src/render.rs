@@ -402,6 +402,25 @@ pub fn engine_diagnostics_json(engine: &crate::engine::Engine) -> String {
     json_text(&diagnostics_json(engine.diagnostics(), &engine.conflicts()))
 }
 
+/// [`Engine::gateway_nodes`](crate::engine::Engine::gateway_nodes) as JSON: `[{"name",
+/// "ipv4", "ipv6" (null when none), "ready", "weight"}]`, by name.
+pub fn gateway_nodes_json(engine: &crate::engine::Engine) -> String {
+    let nodes: Vec<serde_json::Value> = engine
+        .gateway_nodes()
+        .into_iter()
+        .map(|n| {
+            serde_json::json!({
+                "name": n.name,
+                "ipv4": n.ipv4.map(|ip| ip.to_string()),
+                "ipv6": n.ipv6.map(|ip| ip.to_string()),
+                "ready": n.ready,
+                "weight": n.weight,
+            })
+        })
+        .collect();
+    json_text(&serde_json::Value::Array(nodes))
+}
+
 /// An explanation as JSON (the `egressctl explain -o json` document).
 pub fn explanation_json(x: &crate::engine::Explanation) -> serde_json::Value {
     use crate::engine::GatewayReason;

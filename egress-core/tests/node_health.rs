@@ -213,3 +213,29 @@ fn bad_health_is_refused_naming_the_field_and_changes_nothing() {
     assert_eq!(gateways(&e), before);
     assert_eq!(programmed(&mut e), 0);
 }
+
+/// What the probes watch: every node an entry offers, whatever its health, each once, by name,
+/// with the readiness the engine uses; not the workers, not a node no policy offers.
+#[test]
+fn the_gateway_nodes_are_what_the_probes_watch() {
+    for selection in [Selection::Consistent, Selection::Cilium] {
+        let mut e = engine(selection);
+        let listed = |e: &Engine| -> Vec<(String, bool)> {
+            e.gateway_nodes()
+                .into_iter()
+                .map(|n| (n.name.clone(), n.ready))
+                .collect()
+        };
+        let all_ready: Vec<(String, bool)> = GATEWAYS
+            .iter()
+            .map(|(name, _)| ((*name).to_owned(), true))
+            .collect();
+        assert_eq!(listed(&e), all_ready);
+        e.set_node_health("gw-b", unready()).unwrap();
+        let mut said = all_ready.clone();
+        said[1].1 = false;
+        assert_eq!(listed(&e), said, "an unready gateway is still watched");
+        assert!(e.delete_policy("web"));
+        assert!(e.gateway_nodes().is_empty());
+    }
+}

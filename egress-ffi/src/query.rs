@@ -124,6 +124,30 @@ pub unsafe extern "C" fn egress_engine_diagnostics_json(
     }
 }
 
+/// The nodes the valid policies may choose as gateways, whatever their health — what an
+/// embedding agent's health probes watch (SEMANTICS B.3) — as JSON: `[{"name": str, "ipv4":
+/// str, "ipv6": str or null, "ready": bool, "weight": int}]`, by name, each once, with the
+/// readiness and weight the engine uses (after `egress_engine_set_node_health`). UTF-8, no
+/// terminating NUL; the buffer protocol of `egress_engine_maps_json`.
+///
+/// # Safety
+/// As `egress_engine_diagnostics_json`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn egress_engine_gateway_nodes_json(
+    engine: *const egress_engine,
+    buf: *mut u8,
+    buf_len: usize,
+    written_out: *mut usize,
+    error_out: *mut *mut egress_error,
+) -> egress_result {
+    // SAFETY: the caller's promises.
+    unsafe {
+        text_out(engine, (buf, buf_len, written_out), error_out, |e| {
+            Ok(render::gateway_nodes_json(e))
+        })
+    }
+}
+
 /// An address family as the lookups take it: `N` bytes, network order.
 trait Family<const N: usize> {
     fn ip(bytes: &[u8; N]) -> IpAddr;

@@ -1366,3 +1366,65 @@ fn node_health_gives_the_maps_of_the_snapshot_saying_so() {
         assert_eq!(maps_json(&engine), before);
     }
 }
+
+/// `egress_engine_gateway_nodes_json`: the example's three gateway nodes, the unready one
+/// still listed with `"ready": false`.
+#[test]
+fn the_gateway_nodes_json_lists_what_probes_watch() {
+    let text = std::fs::read_to_string(examples().join("egress-pool-consistent.yaml")).unwrap();
+    let engine = from_snapshot(&text, None, Selection::Consistent as u32).unwrap();
+    let read = || {
+        let mut needed = 0;
+        let code = unsafe {
+            egress_engine_gateway_nodes_json(
+                engine.0,
+                ptr::null_mut(),
+                0,
+                &mut needed,
+                ptr::null_mut(),
+            )
+        };
+        assert_eq!(code, egress_result::InsufficientSize);
+        let mut buf = vec![0u8; needed];
+        let mut written = 0;
+        call(|err| unsafe {
+            egress_engine_gateway_nodes_json(
+                engine.0,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut written,
+                err,
+            )
+        })
+        .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&buf[..written]).unwrap()
+    };
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let before = read();
+    assert_eq!(
+        names(&before),
+        ["172.22.49.119", "172.22.49.147", "172.22.49.20"]
+    );
+    call(|err| unsafe {
+        egress_engine_set_node_health(
+            engine.0,
+            "172.22.49.147".as_ptr(),
+            13,
+            0,
+            -1,
+            ptr::null_mut(),
+            err,
+        )
+    })
+    .unwrap();
+    let after = read();
+    assert_eq!(names(&after), names(&before));
+    assert_eq!(after[1]["ready"], false);
+    assert_eq!(after[1]["ipv4"], "172.22.49.147");
+}

@@ -249,17 +249,6 @@ pub(crate) fn seed_policy() -> Result<Json, String> {
         .ok_or_else(|| "the seed has no policy egress-test".to_owned())
 }
 
-/// A node in the snapshot's `nodes[]` shape (what `POST /v1/nodes` reads), with `weight`.
-pub(crate) fn node_document(node: &egress_core::cluster::Node, weight: u8) -> Json {
-    json!({
-        "name": node.name,
-        "labels": node.labels.iter().collect::<BTreeMap<_, _>>(),
-        "ipv4": node.ipv4.map(|ip| ip.to_string()),
-        "ready": node.ready,
-        "weight": weight,
-    })
-}
-
 /// The seed's policy, the cluster's nodes and its pods' namespaces (no pod).
 pub(crate) fn cluster_objects(cluster: &Cluster) -> Result<Vec<Json>, String> {
     let mut items = seed_policies()?;

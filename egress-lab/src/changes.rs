@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use egress_core::engine::Engine;
 use serde_json::Value as Json;
 
-use crate::agents::{self, Agents};
+use crate::agents::Agents;
 use crate::cluster::{Cluster, ECHO};
 use crate::cmd::lab_in_netns;
 use crate::datapath;
@@ -154,8 +154,8 @@ fn predictions(cluster: &Cluster, engines: &[Engine]) -> Vec<Prediction> {
 enum Change {
     /// A new version of a policy (a CiliumEgressGatewayPolicy, JSON): `POST /v1/objects`.
     Policy(Json),
-    /// A node in the snapshot's shape (an operator's drain): `POST /v1/nodes`.
-    Node(Json),
+    /// An operator's word on a node's health (a drain: weight 0): `POST /v1/node-health`.
+    Health { node: String, weight: u8 },
 }
 
 impl Change {
@@ -163,11 +163,15 @@ impl Change {
     fn predict(&self, engines: &mut [Engine]) -> Result<(), String> {
         match self {
             Change::Policy(policy) => predict_policy(engines, &policy.to_string()),
-            Change::Node(node) => {
-                let node = egress_core::snapshot::parse_node(&node.to_string())
-                    .map_err(|e| format!("the lab's node: {e}"))?;
+            Change::Health { node, weight } => {
+                let health = egress_core::cluster::NodeHealth {
+                    ready: None,
+                    weight: Some(*weight),
+                };
                 for engine in engines {
-                    engine.upsert_node(node.clone());
+                    engine
+                        .set_node_health(node, health)
+                        .map_err(|e| format!("the lab's drain: {e}"))?;
                 }
                 Ok(())
             }
@@ -177,10 +181,13 @@ impl Change {
     /// Tells node `i`'s agent, which answers once it has programmed its maps.
     fn tell(&self, agents: &Agents, i: usize) -> Result<(), String> {
         let (path, body) = match self {
-            Change::Policy(policy) => ("/v1/objects", policy),
-            Change::Node(node) => ("/v1/nodes", node),
+            Change::Policy(policy) => ("/v1/objects", policy.to_string()),
+            Change::Health { node, weight } => (
+                "/v1/node-health",
+                serde_json::json!({"name": node, "weight": weight}).to_string(),
+            ),
         };
-        agents.send(i, path, &body.to_string()).map(drop)
+        agents.send(i, path, &body).map(drop)
     }
 }
 
@@ -312,16 +319,17 @@ pub(crate) fn run(
         &Change::Policy(added.clone()),
     )?);
 
-    if let Some(node) = cluster.snapshot.nodes.get("172.22.49.119") {
-        results.push(event(
-            cluster,
-            engines,
-            agents,
-            &mut pollers,
-            "drain a gateway: 172.22.49.119 weight 0",
-            &Change::Node(agents::node_document(node, 0)),
-        )?);
-    }
+    results.push(event(
+        cluster,
+        engines,
+        agents,
+        &mut pollers,
+        "drain a gateway: 172.22.49.119 weight 0",
+        &Change::Health {
+            node: "172.22.49.119".to_owned(),
+            weight: 0,
+        },
+    )?);
 
     let mut removed = added.clone();
     if let Some(list) = removed["spec"]["egressGateways"].as_array_mut() {

@@ -564,6 +564,13 @@ impl Engine {
         json_object(py, &json)
     }
 
+    /// The nodes the valid policies may choose as gateways, whatever their health (what health
+    /// probes watch): `[{"name", "ipv4", "ipv6", "ready", "weight"}]`, by name.
+    fn gateway_nodes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let text = self.reading(py, render::gateway_nodes_json);
+        py.import("json")?.call_method1("loads", (text,))
+    }
+
     /// Counts and sizes: desired and programmed entries per map, capacity, pending sources,
     /// policies, endpoints, nodes, memory.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

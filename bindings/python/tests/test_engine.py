@@ -268,6 +268,9 @@ def test_node_health_is_the_snapshot_saying_so(examples):
         want = egw.Engine.from_snapshot(said.encode(), selection=selection).entries()
         assert engine.entries() == want
         assert (engine.entries() != before) == (selection == "consistent")
+        watched = engine.gateway_nodes()
+        assert [n["name"] for n in watched] == ["172.22.49.119", "172.22.49.147", "172.22.49.20"]
+        assert [n["ready"] for n in watched] == [True, False, True]
         for weight in (-1, 101):
             with pytest.raises(egw.EgressError) as refused:
                 engine.set_node_health("172.22.49.147", weight=weight)

@@ -700,6 +700,26 @@ impl Engine {
         Ok(true)
     }
 
+    /// The nodes the valid policies may choose as gateways, whatever their health (every node
+    /// an entry offers, [`crate::gateway::offered_nodes`]): what an embedding agent's health
+    /// probes watch (B.3), by name, each once, with its readiness and weight as the engine
+    /// uses them (after [`Engine::set_node_health`]).
+    pub fn gateway_nodes(&self) -> Vec<&Node> {
+        let mut out: BTreeMap<&str, &Node> = BTreeMap::new();
+        for pid in self.live_policies() {
+            if let Some(state) = self.policy_state(pid) {
+                for node in crate::gateway::offered_nodes(
+                    &state.policy,
+                    &state.selectors.gateways,
+                    &self.nodes,
+                ) {
+                    out.insert(node.name.as_str(), node);
+                }
+            }
+        }
+        out.into_values().collect()
+    }
+
     /// Deletes a node; `false` when there was none of that name. What
     /// [`Engine::set_node_health`] said of it stays, for when it returns.
     pub fn delete_node(&mut self, name: &str) -> bool {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"egresscni/api"
+	"egresscni/health"
 
 	"egressgw"
 )
@@ -133,6 +134,9 @@ type Agent struct {
 	// Closed and replaced when what the waiting ADDs look at may have changed (an Ack, a
 	// programming).
 	ackSignal chan struct{}
+	// What operators said of nodes' health, and which nodes the probes find unready.
+	operator map[string]api.NodeHealthRequest
+	unready  map[string]bool
 }
 
 // New is an agent for node, its engine and maps, without persistent state (tests).
@@ -146,6 +150,8 @@ func New(node string, engine *egressgw.Engine, maps Programmer) *Agent {
 		served:    map[api.Served]bool{},
 		acked:     map[string]api.Ack{},
 		ackSignal: make(chan struct{}),
+		operator:  map[string]api.NodeHealthRequest{},
+		unready:   map[string]bool{},
 	}
 }
 
@@ -515,24 +521,76 @@ func (a *Agent) delete(req api.DeleteRequest) error {
 	return err
 }
 
-// Node upserts a node given in the snapshot's nodes[] shape (name, labels, addresses, and the
-// ready and weight an operator or a health probe sets: SEMANTICS B.3; a Kubernetes Node
-// carries neither), then programs. The node replaces the one of its name, whatever object
-// gave it; a later Node or CiliumNode object of that name replaces it in turn.
-func (a *Agent) Node(body []byte) error {
-	if err := a.upsertNode(body); err != nil {
+// NodeHealth sets what an operator says of a node (SEMANTICS B.3: ready, weight; nil keeps
+// the node's objects' value), kept in the engine across the node's object events, then
+// programs. The health probes' word (ProbeChanged) is kept apart: a node the probes find
+// unready is unready whatever the operator says.
+func (a *Agent) NodeHealth(req api.NodeHealthRequest) error {
+	if req.Name == "" {
+		return badRequest("name", "Required value: the node's name")
+	}
+	if err := a.setHealth(req.Name, &req, nil); err != nil {
 		return err
 	}
 	a.publishServed()
 	return nil
 }
 
-func (a *Agent) upsertNode(body []byte) error {
+// ProbeChanged is the health probes' word on a node (egress-agent --probe-interval): unready,
+// or ready again; then programs. What an operator said of the node stays.
+func (a *Agent) ProbeChanged(node string, ready bool) {
+	if err := a.setHealth(node, nil, &ready); err != nil {
+		log.Printf("node %s %s by the probes: %v", node, map[bool]string{true: "ready", false: "unready"}[ready], err)
+		return
+	}
+	log.Printf("node %s %s by the probes", node, map[bool]string{true: "ready again", false: "unready"}[ready])
+	a.publishServed()
+}
+
+// ProbeTargets are the gateway nodes to probe: every node the policies may choose, whatever
+// its health, but this one.
+func (a *Agent) ProbeTargets() []health.Target {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := a.engine.UpsertNode(body); err != nil {
+	nodes, err := a.engine.GatewayNodes()
+	if err != nil {
+		log.Printf("the gateway nodes: %v", err)
+		return nil
+	}
+	out := make([]health.Target, 0, len(nodes))
+	for _, n := range nodes {
+		if n.Name != a.node && n.IPv4 != nil {
+			out = append(out, health.Target{Name: n.Name, Addr: *n.IPv4})
+		}
+	}
+	return out
+}
+
+// setHealth records the operator's request or the probes' verdict (whichever is given) and
+// puts their sum in the engine: the probes' unready wins, the operator's weight stays.
+func (a *Agent) setHealth(node string, operator *api.NodeHealthRequest, probedReady *bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	said := a.operator[node]
+	if operator != nil {
+		said = *operator
+	}
+	unready := a.unready[node]
+	if probedReady != nil {
+		unready = !*probedReady
+	}
+	h := egressgw.NodeHealth{Ready: said.Ready, Weight: said.Weight}
+	if unready {
+		no := false
+		h.Ready = &no
+	}
+	if _, err := a.engine.SetNodeHealth(node, h); err != nil {
 		return inputError(err)
 	}
+	if operator != nil {
+		a.operator[node] = *operator
+	}
+	a.unready[node] = unready
 	_, err := a.program()
 	return err
 }

@@ -288,9 +288,10 @@ func TestTheSocketAPI(t *testing.T) {
 	}
 }
 
-// A node in the snapshot's shape sets what a Kubernetes Node cannot: draining the only
-// gateway (consistent mode) leaves the pod no gateway, and the entry is reprogrammed at once;
-// a bad node is refused naming its field.
+// An operator's drain (weight 0 over /v1/node-health, which a Kubernetes Node cannot say):
+// draining the only gateway (consistent mode) leaves the pod no gateway, and the entry is
+// reprogrammed at once; the node's next object keeps it drained; a bad request is refused
+// naming its field; cleared, the gateway is back.
 func TestANodeDrainedOverTheSocket(t *testing.T) {
 	e, err := egressgw.NewEngine(egressgw.Config{LocalNode: "worker", Selection: egressgw.SelectionConsistent})
 	if err != nil {
@@ -324,7 +325,8 @@ func TestANodeDrainedOverTheSocket(t *testing.T) {
 		t.Fatalf("before the drain: gateway %s", gw)
 	}
 	rec.take()
-	if err := c.Node([]byte(`{"name": "gw", "labels": {"egress": "true"}, "ipv4": "192.168.1.1", "weight": 0}`)); err != nil {
+	zero := 0
+	if err := c.NodeHealth(api.NodeHealthRequest{Name: "gw", Weight: &zero}); err != nil {
 		t.Fatal(err)
 	}
 	if gw := gateway(); gw != "0.0.0.0" {
@@ -333,12 +335,96 @@ func TestANodeDrainedOverTheSocket(t *testing.T) {
 	if ops := rec.take(); len(ops) != 1 || ops[0].Action != egressgw.ActionUpsert {
 		t.Fatalf("the drain programmed %+v", ops)
 	}
-	err = c.Node([]byte(`{"name": "gw", "ipv4": "192.168.1.1", "weight": 101}`))
-	var apiErr *api.Error
-	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest || !strings.Contains(apiErr.Error(), "weight") {
-		t.Fatalf("weight 101: %v", err)
+	// The node's object again (Kubernetes carries no weight): still drained.
+	if _, err := c.Objects([]byte(cluster)); err != nil {
+		t.Fatal(err)
 	}
 	if gw := gateway(); gw != "0.0.0.0" {
-		t.Fatalf("a refused node changed the gateway to %s", gw)
+		t.Fatalf("the node's object undid the drain: gateway %s", gw)
+	}
+	tooMuch := 101
+	for _, req := range []api.NodeHealthRequest{{Name: "gw", Weight: &tooMuch}, {Weight: &zero}} {
+		err = c.NodeHealth(req)
+		var apiErr *api.Error
+		if !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest || (apiErr.Path != "weight" && apiErr.Path != "name") {
+			t.Fatalf("%+v: %v", req, err)
+		}
+	}
+	if gw := gateway(); gw != "0.0.0.0" {
+		t.Fatalf("a refused request changed the gateway to %s", gw)
+	}
+	// Cleared: the node's objects' weight again.
+	if err := c.NodeHealth(api.NodeHealthRequest{Name: "gw"}); err != nil {
+		t.Fatal(err)
+	}
+	if gw := gateway(); gw != "192.168.1.1" {
+		t.Fatalf("after the drain is cleared: gateway %s", gw)
+	}
+}
+
+// The probes' word (consistent mode, two gateways): the agent probes every gateway node but
+// itself; an unready gateway gives its pod to the other, and stays unready across an
+// operator's request, which keeps its own weight; ready again, the pod returns.
+func TestProbesSetReadiness(t *testing.T) {
+	e, err := egressgw.NewEngine(egressgw.Config{LocalNode: "worker", Selection: egressgw.SelectionConsistent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	a := New("worker", e, PlanOnly{})
+	two := strings.NewReplacer(`, "egressIP": "192.168.1.1"`, "",
+		` {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker"}`,
+		` {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gw2", "labels": {"egress": "true"}},
+  "status": {"addresses": [{"type": "InternalIP", "address": "192.168.1.3"}]}},
+ {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker"}`).Replace(cluster)
+	if _, err := a.Objects([]byte(two), true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Add(add); err != nil {
+		t.Fatal(err)
+	}
+	targets := a.ProbeTargets()
+	if len(targets) != 2 || targets[0].Name != "gw" || targets[1].Name != "gw2" || targets[1].Addr.String() != "192.168.1.3" {
+		t.Fatalf("targets %+v", targets)
+	}
+	gateway := func() string {
+		v, err := e.Lookup(netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("1.1.1.1"))
+		if err != nil || v.Kind != egressgw.VerdictForward {
+			t.Fatalf("%v %v", v, err)
+		}
+		return v.GatewayIP.String()
+	}
+	first := gateway()
+	firstNode, otherNode := "gw", "gw2"
+	if first == "192.168.1.3" {
+		firstNode, otherNode = "gw2", "gw"
+	}
+	a.ProbeChanged(firstNode, false)
+	if gateway() == first {
+		t.Fatalf("the pod stayed on the unready %s", firstNode)
+	}
+	// An operator's word on the same node keeps the probes' unready.
+	one := 1
+	if err := a.NodeHealth(api.NodeHealthRequest{Name: firstNode, Weight: &one}); err != nil {
+		t.Fatal(err)
+	}
+	if gateway() == first {
+		t.Fatal("the operator's request made the unready node ready")
+	}
+	a.ProbeChanged(firstNode, true)
+	if gateway() != first {
+		t.Fatalf("ready again, the pod did not return to %s", firstNode)
+	}
+	// The operator drains the other: the pod stays; the probes' ready keeps the drain.
+	zero := 0
+	if err := a.NodeHealth(api.NodeHealthRequest{Name: otherNode, Weight: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	a.ProbeChanged(otherNode, true)
+	nodes, _ := e.GatewayNodes()
+	for _, n := range nodes {
+		if n.Name == otherNode && n.Weight != 0 {
+			t.Fatalf("the probes undid the operator's drain: %+v", n)
+		}
 	}
 }

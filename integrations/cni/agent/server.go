@@ -26,8 +26,12 @@ func (a *Agent) Handler() http.Handler {
 		}
 		return struct{}{}, a.Delete(req)
 	}))
-	mux.HandleFunc("/v1/nodes", post(func(body []byte, _ *http.Request) (any, error) {
-		return struct{}{}, a.Node(body)
+	mux.HandleFunc("/v1/node-health", post(func(body []byte, _ *http.Request) (any, error) {
+		var req api.NodeHealthRequest
+		if err := decodeJSON(body, &req); err != nil {
+			return nil, err
+		}
+		return struct{}{}, a.NodeHealth(req)
 	}))
 	mux.HandleFunc("/v1/cni/add", post(func(body []byte, _ *http.Request) (any, error) {
 		var req api.AddRequest

@@ -8,8 +8,8 @@
 //	                      first full list: programming starts then.
 //	POST /v1/delete       {"kind", "name", "namespace", "uid"}: a deleted Pod or CiliumEndpoint
 //	                      (by uid), Node, CiliumNode or CiliumEgressGatewayPolicy (by name).
-//	POST /v1/nodes        a node in the snapshot's nodes[] shape (name, labels, ipv4/ipv6,
-//	                      ready, weight: an operator's drain, a health probe's verdict).
+//	POST /v1/node-health  NodeHealthRequest: what an operator (a drain) or a health probe says
+//	                      of a node, kept over its objects.
 //	POST /v1/cni/add      AddRequest → AddResponse, once the pod's entries are programmed.
 //	POST /v1/cni/del      DelRequest → DelResponse (idempotent).
 //	POST /v1/cni/check    CheckRequest → 200, or an Error naming what differs.
@@ -91,6 +91,14 @@ type CheckRequest struct {
 	IfName      string   `json:"ifName"`
 	Pod         Pod      `json:"pod"`
 	IPs         []string `json:"ips"`
+}
+
+// NodeHealthRequest is what an operator (a drain: weight 0) or a health probe says of a node
+// (SEMANTICS B.3); a field left out (null) is the node's objects' value again.
+type NodeHealthRequest struct {
+	Name   string `json:"name"`
+	Ready  *bool  `json:"ready,omitempty"`
+	Weight *int   `json:"weight,omitempty"`
 }
 
 // DeleteRequest is a deleted cluster object.
@@ -266,9 +274,9 @@ func (c *Client) Publish(objects []map[string]any) error {
 	return c.post("/v1/objects", "application/json", body, nil)
 }
 
-// Node upserts a node in the snapshot's nodes[] shape (ready, weight).
-func (c *Client) Node(text []byte) error {
-	return c.post("/v1/nodes", "application/json", text, nil)
+// NodeHealth sets what an operator or a health probe says of a node.
+func (c *Client) NodeHealth(req NodeHealthRequest) error {
+	return c.call("/v1/node-health", req, nil)
 }
 
 // Delete deletes a cluster object.

@@ -16,6 +16,7 @@ import (
 
 	"egresscni/agent"
 	"egresscni/api"
+	"egresscni/health"
 	"egresscni/queue"
 
 	"egressgw"
@@ -40,6 +41,9 @@ func run() error {
 	programOn := flag.String("program-on", "cni", "when a pod of this node is programmed: cni (inside CNI ADD) or watch (when its object with its addresses comes back from the cluster, as Cilium does; for comparison)")
 	clusterSocket := flag.String("cluster-socket", "", "the unix socket of whatever feeds the agent its objects (POST /v1/objects): told each pod's addresses after ADD and what this node serves as a gateway")
 	ackTimeout := flag.Duration("gateway-ack-timeout", 0, "when positive, CNI ADD waits (at most this long) until every other node the pod's entries name as gateway has acknowledged serving it; needs --cluster-socket")
+	probeInterval := flag.Duration("probe-interval", 0, "when positive, probe every gateway node of the policies (ICMP echo over the node network, answered by its kernel; root) this often, and set its readiness in this node's engine (consistent mode moves its pods)")
+	probeFall := flag.Int("probe-fall", 3, "unanswered probes in a row that make a gateway node unready")
+	probeRise := flag.Int("probe-rise", 10, "answered probes in a row that make it ready again (longer than a flapping link's up time)")
 	mapsFlags := addMapsFlags()
 	flag.Parse()
 	if *node == "" {
@@ -97,6 +101,16 @@ func run() error {
 		}
 		return err
 	}
+	probes := health.Config{Interval: *probeInterval, Fall: *probeFall, Rise: *probeRise}
+	if *probeInterval < 0 {
+		return fmt.Errorf("--probe-interval: Invalid value: %v: must not be negative", *probeInterval)
+	}
+	if *probeInterval > 0 {
+		if err := probes.Check(); err != nil {
+			flags := strings.NewReplacer("Fall:", "--probe-fall:", "Rise:", "--probe-rise:", "Interval:", "--probe-interval:")
+			return errors.New(flags.Replace(err.Error()))
+		}
+	}
 	engine, err := egressgw.NewEngine(cfg)
 	if err != nil {
 		return err
@@ -130,6 +144,19 @@ func run() error {
 	})
 	if err != nil {
 		log.Printf("the DEL queue %s: %v (%d replayed)", *delQueue, err, sent)
+	}
+	if *probeInterval > 0 {
+		icmp, err := health.NewICMP()
+		if err != nil {
+			return fmt.Errorf("--probe-interval: the probes' raw ICMP socket: %w (needs root)", err)
+		}
+		defer icmp.Close()
+		prober, err := health.NewProber(probes, icmp, a.ProbeTargets, a.ProbeChanged)
+		if err != nil {
+			return err
+		}
+		prober.Start()
+		defer prober.Stop()
 	}
 	listener, server, err := a.Listen(*socket)
 	if err != nil {

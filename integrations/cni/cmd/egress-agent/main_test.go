@@ -45,6 +45,9 @@ func TestArgumentsAreChecked(t *testing.T) {
 		{[]string{"--node", "n", "--layout", "v5"}, `--layout: Unsupported value: "v5"`},
 		{[]string{"--node", "n", "--devices", filepath.Join(dir, "none.yaml")}, "--devices: open"},
 		{[]string{"--node", "n", "--program-on", "later"}, `--program-on: Unsupported value: "later"`},
+		{[]string{"--node", "n", "--probe-interval", "-1s"}, "--probe-interval: Invalid value: -1s"},
+		{[]string{"--node", "n", "--probe-interval", "100ms", "--probe-fall", "0"}, "--probe-fall: Invalid value: 0"},
+		{[]string{"--node", "n", "--probe-interval", "100ms", "--probe-rise", "-2"}, "--probe-rise: Invalid value: -2"},
 		{[]string{"--node", "n", "--gateway-ack-timeout", "5s"}, "--gateway-ack-timeout: needs --cluster-socket"},
 		{[]string{"--node", "n", "--gateway-ack-timeout", "-1s", "--cluster-socket", "/x"}, "--gateway-ack-timeout: Invalid value: -1s"},
 		{[]string{"--node", "n", "--gateway-ack-timeout", "5s", "--cluster-socket", "/x", "--program-on", "watch"}, "--gateway-ack-timeout: needs --program-on cni"},
@@ -72,7 +75,8 @@ func TestTheAgentServesAndStops(t *testing.T) {
 	client := api.NewClient(socket, time.Second)
 	var st api.Status
 	var err error
-	for i := 0; i < 200; i++ {
+	// Up to 10 s: a race-built binary on a busy machine starts slowly.
+	for i := 0; i < 1000; i++ {
 		if st, err = client.Status(); err == nil {
 			break
 		}
