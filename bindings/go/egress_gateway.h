@@ -912,8 +912,8 @@ egress_result egress_engine_delete_node(struct egress_engine *engine,
  * Consistent mode leaves an unready or zero-weight node out of the candidates; compat mode
  * ignores both, as Cilium does. A node not known yet takes it when it arrives.
  * `*found_out` (optional) says whether the node is known. Out of range:
- * `EGRESS_RESULT_INVALID_ARGUMENT` (`ready`, `weight` below -1) or `EGRESS_RESULT_INPUT`
- * (`weight` above 100, an empty `name`), nothing changed.
+ * `EGRESS_RESULT_INVALID_ARGUMENT` (`ready` other than -1, 0 or 1; `weight` below -1) or
+ * `EGRESS_RESULT_INPUT` (`weight` above 100, an empty `name`), nothing changed.
  *
  * # Safety
  * As `egress_engine_delete_policy`.

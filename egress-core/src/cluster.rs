@@ -93,11 +93,14 @@ impl NodeHealth {
     }
 }
 
+/// As the snapshot's `weight` is refused (the number unquoted).
 fn weight_error(w: i64) -> crate::field::FieldError {
-    crate::field::FieldError::invalid_str(
+    crate::field::FieldError::new(
         "weight",
-        &w.to_string(),
-        "must be an integer from 0 to 100",
+        crate::field::Reason::Invalid {
+            value: w.to_string(),
+            detail: "must be an integer from 0 to 100".to_owned(),
+        },
     )
 }
 

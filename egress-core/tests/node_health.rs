@@ -206,7 +206,7 @@ fn bad_health_is_refused_naming_the_field_and_changes_nothing() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "weight: Invalid value: \"101\": must be an integer from 0 to 100"
+        "weight: Invalid value: 101: must be an integer from 0 to 100"
     );
     let err = e.set_node_health("", unready()).unwrap_err();
     assert_eq!(err.to_string(), "name: Required value");
@@ -238,4 +238,39 @@ fn the_gateway_nodes_are_what_the_probes_watch() {
         assert!(e.delete_policy("web"));
         assert!(e.gateway_nodes().is_empty());
     }
+}
+
+fn seed_like(ready_b: bool) -> egress_core::snapshot::Snapshot {
+    let text = format!(
+        "localNode: w
+nodes:
+- {{name: w, ipv4: 192.168.1.9, labels: {{}}}}
+- {{name: gw-a, ipv4: 192.168.1.1, labels: {{egress: \"true\"}}}}
+- {{name: gw-b, ipv4: 192.168.1.2, labels: {{egress: \"true\"}}, ready: {ready_b}}}
+policies: []
+endpoints: []
+"
+    );
+    egress_core::snapshot::load(&text).unwrap().snapshot
+}
+
+/// A snapshot synced over an engine with health said over a node is compared as the objects
+/// gave it: when the objects change to what the health says, clearing the health returns to
+/// the objects' new value (found by review: it returned to the stale one).
+#[test]
+fn clearing_returns_to_the_latest_objects_after_a_sync() {
+    let mut e = Engine::new(EngineConfig {
+        selection: Selection::Consistent,
+        ..EngineConfig::new("w")
+    });
+    e.sync_snapshot(&seed_like(true));
+    e.set_node_health("gw-b", unready()).unwrap();
+    e.sync_snapshot(&seed_like(false));
+    e.set_node_health("gw-b", NodeHealth::default()).unwrap();
+    assert!(
+        !e.nodes()["gw-b"].ready,
+        "cleared back to a stale readiness"
+    );
+    e.sync_snapshot(&seed_like(true));
+    assert!(e.nodes()["gw-b"].ready);
 }

@@ -57,6 +57,8 @@ const PTP_GATEWAY: std::net::Ipv4Addr = std::net::Ipv4Addr::new(172, 22, 63, 254
 pub(crate) struct Agents {
     children: Vec<Child>,
     sockets: Vec<PathBuf>,
+    /// Each agent's `nsenter` arguments (its command line).
+    commands: Vec<Vec<String>>,
     /// `egress-cni-run --plugin-path`: the CNI integration's commands, the lab's plugin, the
     /// reference plugins.
     plugin_path: String,
@@ -112,15 +114,15 @@ pub(crate) fn start(
         egress_core::gateway::Selection::Cilium => "cilium",
         egress_core::gateway::Selection::Consistent => "consistent",
     };
-    let bin = bin_dir();
     std::fs::create_dir_all(dir()).map_err(|e| format!("{}: {e}", dir().display()))?;
     let fs = crate::datapath::bpffs();
     let mut agents = Agents {
         children: Vec::new(),
         sockets: Vec::new(),
+        commands: Vec::new(),
         plugin_path: format!(
             "{}:{}:/usr/lib/cni",
-            bin.display(),
+            bin_dir().display(),
             crate::labcni::install()?.display()
         ),
     };
@@ -130,50 +132,36 @@ pub(crate) fn start(
         std::fs::write(&devices_file, devices_json(&devices[i]).to_string())
             .map_err(|e| format!("{}: {e}", devices_file.display()))?;
         let socket = base.with_extension("sock");
-        let log = std::fs::File::create(base.with_extension("log")).map_err(|e| e.to_string())?;
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", node.ns))
-            .arg(bin.join("egress-agent-bpf"))
-            .args([
-                "--node",
-                &node.name,
-                "--layout",
-                "v4v2",
-                "--selection",
-                selection,
-            ])
-            .arg("--pin-dir")
-            .arg(node.pin_dir(&fs))
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--state")
-            .arg(base.with_extension("state.json"))
-            .arg("--del-queue")
-            .arg(base.with_extension("queue"))
-            .arg("--devices")
-            .arg(&devices_file)
-            .args(extra)
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("starting egress-agent for {}: {e}", node.name))?;
-        agents.children.push(child);
-        agents.sockets.push(socket);
-    }
-    for (i, socket) in agents.sockets.iter().enumerate() {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while post(socket, "GET", "/v1/status", "").is_err() {
-            if Instant::now() > deadline {
-                let log =
-                    std::fs::read_to_string(dir().join(format!("node{i}.log"))).unwrap_or_default();
-                return Err(format!(
-                    "egress-agent of {} did not come up:\n{log}",
-                    cluster.nodes[i].name
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let mut args: Vec<String> = vec![
+            format!("--net=/run/netns/{}", node.ns),
+            bin_dir().join("egress-agent-bpf").display().to_string(),
+        ];
+        for (flag, value) in [
+            ("--node", node.name.clone()),
+            ("--layout", "v4v2".to_owned()),
+            ("--selection", selection.to_owned()),
+            ("--pin-dir", node.pin_dir(&fs).display().to_string()),
+            ("--socket", socket.display().to_string()),
+            (
+                "--state",
+                base.with_extension("state.json").display().to_string(),
+            ),
+            (
+                "--del-queue",
+                base.with_extension("queue").display().to_string(),
+            ),
+            ("--devices", devices_file.display().to_string()),
+        ] {
+            args.extend([flag.to_owned(), value]);
         }
+        args.extend(extra.iter().cloned());
+        agents.commands.push(args);
+        agents.sockets.push(socket);
+        let child = agents.spawn(i)?;
+        agents.children.push(child);
+    }
+    for i in 0..agents.sockets.len() {
+        agents.wait_up(i, &cluster.nodes[i].name)?;
     }
     Ok(agents)
 }
@@ -291,6 +279,52 @@ pub(crate) fn pod_object(ep: &egress_core::cluster::Endpoint, with_ips: bool) ->
 }
 
 impl Agents {
+    /// Starts node `i`'s agent process (its log appended to `node{i}.log`).
+    fn spawn(&self, i: usize) -> Result<Child, String> {
+        let log_path = dir().join(format!("node{i}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| format!("{}: {e}", log_path.display()))?;
+        Command::new("nsenter")
+            .args(&self.commands[i])
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting egress-agent {i}: {e}"))
+    }
+
+    /// Waits until node `i`'s agent answers (10 s at most).
+    fn wait_up(&self, i: usize, name: &str) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while post(&self.sockets[i], "GET", "/v1/status", "").is_err() {
+            if Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(dir().join(format!("node{i}.log"))).unwrap_or_default();
+                return Err(format!("egress-agent of {name} did not come up:\n{log}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Kills node `i`'s agent (SIGKILL: a crash; its maps and datapath stay).
+    pub(crate) fn kill(&mut self, i: usize) -> Result<(), String> {
+        let child = &mut self.children[i];
+        child
+            .kill()
+            .map_err(|e| format!("killing agent {i}: {e}"))?;
+        child.wait().map(drop).map_err(|e| e.to_string())
+    }
+
+    /// Starts node `i`'s agent again (it adopts its maps) and waits until it answers.
+    pub(crate) fn restart(&mut self, i: usize, name: &str) -> Result<(), String> {
+        self.children[i] = self.spawn(i)?;
+        self.wait_up(i, name)
+    }
+
     /// Every agent's socket, in the nodes' order.
     pub(crate) fn sockets(&self) -> &[PathBuf] {
         &self.sockets

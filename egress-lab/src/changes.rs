@@ -95,8 +95,19 @@ impl Pollers {
     }
 
     /// Collects for `period`.
-    fn settle(&mut self, period: Duration) {
+    pub(crate) fn settle(&mut self, period: Duration) {
         self.wait(Instant::now() + period, |_| false);
+    }
+
+    /// The pods (indexes) whose connection broke at or after `since`.
+    pub(crate) fn broken_since(&self, since: Instant) -> Vec<usize> {
+        (0..self.log.len())
+            .filter(|&i| {
+                self.log[i]
+                    .iter()
+                    .any(|(at, s)| *at >= since && matches!(s, Sample::Broken))
+            })
+            .collect()
     }
 }
 

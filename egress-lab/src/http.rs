@@ -75,7 +75,14 @@ fn answer(stream: TcpStream) {
             }
             continue;
         }
-        let body = format!("{}\n", peer.ip());
+        // `GET /seen`: the address and when the server saw the request (CLOCK_MONOTONIC ns, one
+        // clock for every namespace of the machine): what the internet saw, and when.
+        let seen_at = request.split_whitespace().nth(1) == Some("/seen");
+        let body = if seen_at {
+            format!("{} {}\n", peer.ip(), monotonic_ns())
+        } else {
+            format!("{}\n", peer.ip())
+        };
         let response = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
@@ -91,6 +98,33 @@ fn answer(stream: TcpStream) {
 pub(crate) fn fetch(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
     let mut connection = Connection::open(addr, timeout)?;
     connection.request()
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every network namespace of the
+/// machine, so the lab, its clients and its echo server can compare times.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// One `GET /seen` on a fresh connection: the address the server saw and when
+/// ([`monotonic_ns`]).
+fn fetch_seen(addr: SocketAddr, timeout: Duration) -> Result<(String, u64), String> {
+    let mut connection = Connection::open(addr, timeout)?;
+    let body = connection.request_path("/seen")?;
+    let (ip, at) = body
+        .split_once(' ')
+        .ok_or_else(|| format!("{addr}: the server answered {body:?}"))?;
+    let at = at
+        .trim()
+        .parse()
+        .map_err(|_| format!("{addr}: the server answered {body:?}"))?;
+    Ok((ip.to_owned(), at))
 }
 
 /// A kept-alive connection to the echo server.
@@ -118,9 +152,14 @@ impl Connection {
 
     /// One request on this connection: the address the server saw.
     pub(crate) fn request(&mut self) -> Result<String, String> {
+        self.request_path("/")
+    }
+
+    /// One request of `path` on this connection: the response's body.
+    fn request_path(&mut self, path: &str) -> Result<String, String> {
         let addr = self.addr;
         self.writer
-            .write_all(format!("GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
             .map_err(|e| format!("send to {addr}: {e}"))?;
         // The headers, then Content-Length bytes.
         let mut length = None;
@@ -205,8 +244,8 @@ pub(crate) fn poll(addr: SocketAddr, interval: Duration) -> Result<(), String> {
 /// stdin (the runtime starting the container once CNI ADD returned), then opens a new
 /// connection to `addr` every `interval` for `duration`, one request each, each bounded by
 /// `timeout`, whatever the earlier ones are doing. Prints one JSON array: per request, the
-/// microseconds from the start to its connect and to its answer, and the address the server
-/// saw (or why it failed).
+/// microseconds from the start to its connect and to its answer, the address the server saw
+/// (or why it failed), and when the server saw it ([`monotonic_ns`]; null when it failed).
 pub(crate) fn burst(
     addr: SocketAddr,
     interval: Duration,
@@ -231,7 +270,7 @@ pub(crate) fn burst(
             .stack_size(128 * 1024)
             .spawn(move || {
                 let sent = start.elapsed();
-                let answer = fetch(addr, timeout);
+                let answer = fetch_seen(addr, timeout);
                 let _ = tx.send((k, sent, start.elapsed(), answer));
             })
             .map_err(|e| format!("a request's thread: {e}"))?;
@@ -243,8 +282,10 @@ pub(crate) fn burst(
     let json: Vec<serde_json::Value> = attempts
         .into_iter()
         .map(|(_, sent, done, answer)| match answer {
-            Ok(ip) => serde_json::json!([sent.as_micros() as u64, done.as_micros() as u64, ip]),
-            Err(e) => serde_json::json!([sent.as_micros() as u64, null, e]),
+            Ok((ip, at)) => {
+                serde_json::json!([sent.as_micros() as u64, done.as_micros() as u64, ip, at])
+            }
+            Err(e) => serde_json::json!([sent.as_micros() as u64, null, e, null]),
         })
         .collect();
     println!("{}", serde_json::Value::Array(json));

@@ -15,6 +15,7 @@ mod cluster;
 mod cmd;
 mod datapath;
 mod experiment;
+mod failover;
 mod http;
 mod labcni;
 mod newpods;
@@ -103,6 +104,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure gateway failover (issue 25): every agent probes the gateway nodes (ICMP every
+    /// 100 ms); while every pod talks to the internet, gateway 172.22.49.119 loses its link,
+    /// its agent, every link (frozen), or flaps; per fault and mode: the pods affected, the
+    /// failover time, other pods' broken connections, leaked requests, moves. Exit 1 when a
+    /// consistent-mode target is not met.
+    Failover {
+        /// The faults.
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [failover::Fault::Link, failover::Fault::Agent, failover::Fault::Freeze, failover::Fault::Flap])]
+        faults: Vec<failover::Fault>,
+        /// The gateway selections (compat mode is Cilium's: no health).
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SelectionArg::Consistent, SelectionArg::Cilium])]
+        selections: Vec<SelectionArg>,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove every namespace, pin and process a lab left (also after a failure).
     Down,
     /// (internal) The echo server, run in the internet namespace.
@@ -187,6 +204,18 @@ fn main() -> ExitCode {
                 modes,
                 selection: selection.into(),
             },
+            json,
+        ),
+        Command::Failover {
+            faults,
+            selections,
+            json,
+        } => failover(
+            &selections
+                .into_iter()
+                .map(Selection::from)
+                .collect::<Vec<_>>(),
+            &faults,
             json,
         ),
         Command::Burst {
@@ -385,8 +414,13 @@ fn start_nodes(
 /// addresses), every pod is made through libcni (its node programs it in CNI ADD), then the
 /// agents learn the pods' addresses (the gateways SNAT them).
 fn setup(selection: Selection) -> Result<Lab, String> {
+    setup_with(selection, &[])
+}
+
+/// [`setup`] with `agent_args` added to every agent's.
+fn setup_with(selection: Selection, agent_args: &[String]) -> Result<Lab, String> {
     let cluster = Cluster::seed()?;
-    let (engines, agents) = start_nodes(&cluster, selection, &[])?;
+    let (engines, agents) = start_nodes(&cluster, selection, agent_args)?;
     agents.stream(&agents::objects(&cluster, false)?, true)?;
     for i in 0..cluster.pods.len() {
         agents.add_pod(&cluster, i)?;
@@ -437,6 +471,42 @@ fn seed(selection: Selection, as_json: bool, keep: bool) -> ExitCode {
                 results.print(selection);
             }
             if results.agree() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn failover(selections: &[Selection], faults: &[failover::Fault], as_json: bool) -> ExitCode {
+    if selections.is_empty() || faults.is_empty() {
+        eprintln!("egress-lab: --selections and --faults: each needs a value");
+        return ExitCode::from(2);
+    }
+    if let Err(code) = start() {
+        return code;
+    }
+    if let Some(why) = agents::missing() {
+        eprintln!("egress-lab: {why}");
+        return ExitCode::from(3);
+    }
+    let result = failover::run_all(selections, faults);
+    tear_down();
+    match result {
+        Err(e) => {
+            eprintln!("egress-lab: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(results) => {
+            let unmet = failover::unmet_targets(&results);
+            if as_json {
+                let doc = failover::to_json(&results, &unmet);
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            } else {
+                failover::print(&results, &unmet);
+            }
+            if unmet.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

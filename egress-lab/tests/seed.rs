@@ -15,7 +15,7 @@
 //!   consistent mode; compat mode's cross moves (a node gaining some pods and losing others)
 //!   may drop a packet or two; consistent mode moves fewer pods when a gateway joins, and
 //!   compat mode none when one is drained (Cilium ignores the weight);
-//! - `new-pods` (short) meets issue 24's targets;
+//! - `new-pods` (short) meets issue 24's targets; `failover` meets issue 25's;
 //! - nothing of the lab is left afterwards.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -173,6 +173,7 @@ fn the_seed_experiment_in_both_modes() {
         );
     }
     new_pods_meet_their_targets();
+    failover_meets_its_targets();
 }
 
 /// Issue 24: `egress-lab new-pods`, short (6 pods per scenario, watch delays 0 and 1 s), meets
@@ -239,4 +240,47 @@ fn new_pods_meet_their_targets() {
     assert!(ms(sync, "addMs", "p50") >= 1900.0, "{sync}");
     assert_eq!(lab_left(), 0, "new-pods: namespaces left behind");
     assert!(!Path::new("/run/egress-lab").exists());
+}
+
+/// Issue 25: `egress-lab failover` in consistent mode meets the targets — the pods of a gateway
+/// whose link goes down, or whose namespace freezes, are seen with another gateway's address
+/// within 1 s; a killed agent moves nothing; a flapping link moves each pod out once and back
+/// once; no other pod's connection breaks; nothing leaks — and compat mode (Cilium's, no
+/// health) never fails over: its pods' requests go unanswered while the link is down.
+fn failover_meets_its_targets() {
+    let Some(report) = seed_report(&["failover", "--selections", "consistent", "--json"]) else {
+        return;
+    };
+    assert_eq!(report["targets"]["met"], true, "{report}");
+    let faults = report["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 4, "{report}");
+    for f in faults {
+        assert!(f["affectedPods"].as_u64().unwrap() > 0, "{f}");
+        assert_eq!(f["leaked"], 0, "{f}");
+        assert_eq!(f["unaffectedBroken"], 0, "{f}");
+        match f["fault"].as_str().unwrap() {
+            "agent" => assert_eq!(f["moves"], 0, "{f}"),
+            _ => {
+                assert_eq!(f["neverFailedOver"], 0, "{f}");
+                assert!(f["failoverMs"]["max"].as_f64().unwrap() <= 1000.0, "{f}");
+                // They moved back once the gateway was healthy again.
+                assert_eq!(f["movesOnRecovery"], f["affectedPods"], "{f}");
+                assert!(f["maxMovesPerPod"].as_u64().unwrap() <= 2, "{f}");
+            }
+        }
+    }
+    let Some(cilium) = seed_report(&[
+        "failover",
+        "--selections",
+        "cilium",
+        "--faults",
+        "link",
+        "--json",
+    ]) else {
+        return;
+    };
+    let link = &cilium["faults"][0];
+    assert_eq!(link["neverFailedOver"], link["affectedPods"], "{link}");
+    assert!(link["affectedUnanswered"].as_u64().unwrap() > 0, "{link}");
+    assert_eq!(lab_left(), 0, "failover: namespaces left behind");
 }

@@ -451,7 +451,15 @@ impl Engine {
             self.delete_node(&name);
         }
         for node in snapshot.nodes.values() {
-            if self.nodes.get(&node.name) != Some(node) {
+            // Compared as the objects gave it (before what set_node_health says over it).
+            let given = self.nodes.get(&node.name).map(|held| {
+                let mut held = held.clone();
+                if let Some(&(ready, weight)) = self.given_health.get(&node.name) {
+                    (held.ready, held.weight) = (ready, weight);
+                }
+                held
+            });
+            if given.as_ref() != Some(node) {
                 self.upsert_node(node.clone());
             }
         }

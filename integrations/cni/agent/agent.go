@@ -552,6 +552,13 @@ func (a *Agent) ProbeChanged(node string, ready bool) {
 func (a *Agent) ProbeTargets() []health.Target {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// Every round also retries a programming that failed (a probe's verdict is in the engine
+	// already; the maps must follow).
+	if a.failed != nil {
+		if _, err := a.program(); err != nil {
+			log.Printf("programming again: %v", err)
+		}
+	}
 	nodes, err := a.engine.GatewayNodes()
 	if err != nil {
 		log.Printf("the gateway nodes: %v", err)

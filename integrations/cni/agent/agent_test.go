@@ -387,6 +387,19 @@ func TestProbesSetReadiness(t *testing.T) {
 	if len(targets) != 2 || targets[0].Name != "gw" || targets[1].Name != "gw2" || targets[1].Addr.String() != "192.168.1.3" {
 		t.Fatalf("targets %+v", targets)
 	}
+	// A gateway's agent probes the other gateways, not itself.
+	e2, err := egressgw.NewEngine(egressgw.Config{LocalNode: "gw", Selection: egressgw.SelectionConsistent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	onGateway := New("gw", e2, PlanOnly{})
+	if _, err := onGateway.Objects([]byte(two), true); err != nil {
+		t.Fatal(err)
+	}
+	if targets := onGateway.ProbeTargets(); len(targets) != 1 || targets[0].Name != "gw2" {
+		t.Fatalf("the gateway's own targets %+v", targets)
+	}
 	gateway := func() string {
 		v, err := e.Lookup(netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("1.1.1.1"))
 		if err != nil || v.Kind != egressgw.VerdictForward {

@@ -14,6 +14,10 @@ import (
 	"time"
 )
 
+// MinInterval is the shortest interval: each probe's answer is awaited one interval, and a
+// round trip over a node network takes about a millisecond.
+const MinInterval = 10 * time.Millisecond
+
 // Config is how often and how strictly nodes are probed.
 type Config struct {
 	// Interval between probes of a node; each probe's answer is awaited as long.
@@ -27,8 +31,8 @@ type Config struct {
 // Check refuses a config that cannot work, naming the field.
 func (c Config) Check() error {
 	switch {
-	case c.Interval <= 0:
-		return fmt.Errorf("Interval: Invalid value: %v: must be positive", c.Interval)
+	case c.Interval < MinInterval:
+		return fmt.Errorf("Interval: Invalid value: %v: must be at least %v", c.Interval, MinInterval)
 	case c.Fall < 1:
 		return fmt.Errorf("Fall: Invalid value: %d: must be at least 1", c.Fall)
 	case c.Rise < 1:
@@ -111,6 +115,7 @@ type Prober struct {
 	changed   func(node string, ready bool)
 	tracker   *Tracker
 	stop      chan struct{}
+	stopOnce  sync.Once
 	done      sync.WaitGroup
 }
 
@@ -132,6 +137,11 @@ func (p *Prober) Start() {
 		ticker := time.NewTicker(p.cfg.Interval)
 		defer ticker.Stop()
 		for {
+			select {
+			case <-p.stop:
+				return
+			default:
+			}
 			p.Round()
 			select {
 			case <-p.stop:
@@ -142,9 +152,9 @@ func (p *Prober) Start() {
 	}()
 }
 
-// Stop ends the rounds and waits for the last one.
+// Stop ends the rounds and waits for the last one (safe to call again).
 func (p *Prober) Stop() {
-	close(p.stop)
+	p.stopOnce.Do(func() { close(p.stop) })
 	p.done.Wait()
 }
 

@@ -108,6 +108,35 @@ func TestProberRounds(t *testing.T) {
 	if _, err := NewProber(Config{Interval: time.Second, Fall: 0, Rise: 1}, f, nil, nil); err == nil || !strings.HasPrefix(err.Error(), "Fall:") {
 		t.Fatalf("Fall 0: %v", err)
 	}
+	if _, err := NewProber(Config{Interval: time.Nanosecond, Fall: 1, Rise: 1}, f, nil, nil); err == nil || !strings.HasPrefix(err.Error(), "Interval:") {
+		t.Fatalf("Interval 1ns: %v", err)
+	}
+}
+
+// Start runs rounds every interval until Stop, which waits for the last and may be repeated.
+func TestProberStartStop(t *testing.T) {
+	f := &fake{down: map[netip.Addr]bool{}}
+	p, err := NewProber(cfg, f, func() []Target { return []Target{{"a", netip.MustParseAddr("192.0.2.1")}} },
+		func(string, bool) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	time.Sleep(10 * cfg.Interval)
+	p.Stop()
+	f.mu.Lock()
+	n := f.n
+	f.mu.Unlock()
+	if n < 3 {
+		t.Fatalf("%d rounds in 10 intervals", n)
+	}
+	time.Sleep(3 * cfg.Interval)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n != n {
+		t.Fatalf("rounds after Stop: %d, then %d", n, f.n)
+	}
+	p.Stop()
 }
 
 // The real probe (root): the loopback address answers, an address no one has does not.

@@ -1,20 +1,24 @@
 package health
 
 import (
+	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 )
 
 // ICMP probes with ICMP echo requests over a raw socket (root, as egress-agent runs), which the
-// probed node's kernel answers. Safe for concurrent use.
+// probed node's kernel answers. Every echo carries a random identifier and nonce, and only a
+// reply echoing both counts (the raw socket sees every echo reply of the namespace, another
+// process's pings too). Safe for concurrent use.
 type ICMP struct {
-	conn net.PacketConn
-	id   uint16
+	conn  net.PacketConn
+	id    uint16
+	nonce [8]byte
 
 	mu      sync.Mutex
 	seq     uint16
@@ -27,7 +31,14 @@ func NewICMP() (*ICMP, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &ICMP{conn: conn, id: uint16(os.Getpid()), waiting: map[uint16]chan netip.Addr{}}
+	t := &ICMP{conn: conn, waiting: map[uint16]chan netip.Addr{}}
+	var random [10]byte
+	if _, err := rand.Read(random[:]); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	t.id = binary.BigEndian.Uint16(random[:2])
+	copy(t.nonce[:], random[2:])
 	go t.read()
 	return t, nil
 }
@@ -42,11 +53,11 @@ func (t *ICMP) read() {
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
-		if err != nil || n < 8 {
+		if err != nil || n < 16 {
 			continue
 		}
-		// Echo reply (type 0, code 0) with our identifier.
-		if buf[0] != 0 || buf[1] != 0 || binary.BigEndian.Uint16(buf[4:6]) != t.id {
+		// Echo reply (type 0, code 0) with our identifier and nonce.
+		if buf[0] != 0 || buf[1] != 0 || binary.BigEndian.Uint16(buf[4:6]) != t.id || !bytes.Equal(buf[8:16], t.nonce[:]) {
 			continue
 		}
 		seq := binary.BigEndian.Uint16(buf[6:8])
@@ -70,13 +81,13 @@ func (t *ICMP) read() {
 	}
 }
 
-// echo is an ICMP echo request.
-func echo(id, seq uint16) []byte {
+// echo is an ICMP echo request carrying nonce.
+func echo(id, seq uint16, nonce [8]byte) []byte {
 	msg := make([]byte, 16)
 	msg[0] = 8 // echo request
 	binary.BigEndian.PutUint16(msg[4:6], id)
 	binary.BigEndian.PutUint16(msg[6:8], seq)
-	copy(msg[8:], "egressgw")
+	copy(msg[8:], nonce[:])
 	binary.BigEndian.PutUint16(msg[2:4], checksum(msg))
 	return msg
 }
@@ -109,7 +120,7 @@ func (t *ICMP) Probe(addr netip.Addr, timeout time.Duration) bool {
 		delete(t.waiting, seq)
 		t.mu.Unlock()
 	}()
-	if _, err := t.conn.WriteTo(echo(t.id, seq), &net.IPAddr{IP: addr.AsSlice()}); err != nil {
+	if _, err := t.conn.WriteTo(echo(t.id, seq, t.nonce), &net.IPAddr{IP: addr.AsSlice()}); err != nil {
 		return false
 	}
 	timer := time.NewTimer(timeout)

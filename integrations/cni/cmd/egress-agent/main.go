@@ -105,6 +105,17 @@ func run() error {
 	if *probeInterval < 0 {
 		return fmt.Errorf("--probe-interval: Invalid value: %v: must not be negative", *probeInterval)
 	}
+	if *probeInterval == 0 {
+		var without string
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "probe-fall" || f.Name == "probe-rise" {
+				without = f.Name
+			}
+		})
+		if without != "" {
+			return fmt.Errorf("--%s: needs --probe-interval (no probes run without it)", without)
+		}
+	}
 	if *probeInterval > 0 {
 		if err := probes.Check(); err != nil {
 			flags := strings.NewReplacer("Fall:", "--probe-fall:", "Rise:", "--probe-rise:", "Interval:", "--probe-interval:")

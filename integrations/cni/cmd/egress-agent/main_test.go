@@ -48,6 +48,8 @@ func TestArgumentsAreChecked(t *testing.T) {
 		{[]string{"--node", "n", "--probe-interval", "-1s"}, "--probe-interval: Invalid value: -1s"},
 		{[]string{"--node", "n", "--probe-interval", "100ms", "--probe-fall", "0"}, "--probe-fall: Invalid value: 0"},
 		{[]string{"--node", "n", "--probe-interval", "100ms", "--probe-rise", "-2"}, "--probe-rise: Invalid value: -2"},
+		{[]string{"--node", "n", "--probe-interval", "1ns"}, "--probe-interval: Invalid value: 1ns: must be at least 10ms"},
+		{[]string{"--node", "n", "--probe-fall", "5"}, "--probe-fall: needs --probe-interval"},
 		{[]string{"--node", "n", "--gateway-ack-timeout", "5s"}, "--gateway-ack-timeout: needs --cluster-socket"},
 		{[]string{"--node", "n", "--gateway-ack-timeout", "-1s", "--cluster-socket", "/x"}, "--gateway-ack-timeout: Invalid value: -1s"},
 		{[]string{"--node", "n", "--gateway-ack-timeout", "5s", "--cluster-socket", "/x", "--program-on", "watch"}, "--gateway-ack-timeout: needs --program-on cni"},
