@@ -247,15 +247,7 @@ pub fn consistent_candidates(
     let mut out = Vec::new();
     for (index, ((spec, selector), key)) in specs.iter().zip(selectors).zip(&keys).enumerate() {
         let at = EntryAt { index, spec, key };
-        let offered: Vec<&Node> = if spec.egress_ip.is_some() {
-            resolve_node(selector, nodes).into_iter().collect()
-        } else {
-            nodes
-                .values()
-                .filter(|n| n.ipv4.is_some() && selector.matches(&n.labels))
-                .collect()
-        };
-        for node in offered {
+        for node in entry_offers(spec, selector, nodes) {
             if seen.insert((node.name.as_str(), key.as_str())) && eligible(node) {
                 out.extend(gateway_on(node, at, needed, local, node.weight, version));
             }
@@ -276,17 +268,27 @@ pub fn offered_nodes<'a>(
     let specs = policy.gateways_in_use();
     let mut out: Vec<&'a Node> = Vec::new();
     for (spec, selector) in specs.iter().zip(selectors) {
-        if spec.egress_ip.is_some() {
-            out.extend(resolve_node(selector, nodes));
-        } else {
-            out.extend(
-                nodes
-                    .values()
-                    .filter(|n| n.ipv4.is_some() && selector.matches(&n.labels)),
-            );
-        }
+        out.extend(entry_offers(spec, selector, nodes));
     }
     out.into_iter()
+}
+
+/// The nodes one gateway entry offers (B.2): an `egressIP` entry only the node compat mode
+/// resolves it to (no other node could SNAT to that address), any other entry every node with
+/// an IPv4 its nodeSelector matches.
+fn entry_offers<'a>(
+    spec: &crate::policy::GatewaySpec,
+    selector: &Selector,
+    nodes: &'a Nodes,
+) -> Vec<&'a Node> {
+    if spec.egress_ip.is_some() {
+        resolve_node(selector, nodes).into_iter().collect()
+    } else {
+        nodes
+            .values()
+            .filter(|n| n.ipv4.is_some() && selector.matches(&n.labels))
+            .collect()
+    }
 }
 
 /// A candidate's rendezvous score for an endpoint: the best of its `weight` replicas of

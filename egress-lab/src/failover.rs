@@ -28,7 +28,7 @@ use serde_json::{Value as Json, json};
 use crate::cluster::{Cluster, ECHO, ROUTER, VPC_NS};
 use crate::cmd::{in_netns, lab_in_netns, run};
 use crate::http::monotonic_ns;
-use crate::newpods::percentile;
+use crate::newpods::{percentile, round};
 
 /// A fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -397,10 +397,6 @@ pub(crate) fn unmet_targets(results: &[FaultResult]) -> Vec<String> {
         }
     }
     unmet
-}
-
-fn round(v: Option<f64>) -> Json {
-    v.map_or(Json::Null, |v| json!((v * 10.0).round() / 10.0))
 }
 
 pub(crate) fn to_json(results: &[FaultResult], unmet: &[String]) -> Json {

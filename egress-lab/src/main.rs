@@ -484,35 +484,13 @@ fn failover(selections: &[Selection], faults: &[failover::Fault], as_json: bool)
         eprintln!("egress-lab: --selections and --faults: each needs a value");
         return ExitCode::from(2);
     }
-    if let Err(code) = start() {
-        return code;
-    }
-    if let Some(why) = agents::missing() {
-        eprintln!("egress-lab: {why}");
-        return ExitCode::from(3);
-    }
-    let result = failover::run_all(selections, faults);
-    tear_down();
-    match result {
-        Err(e) => {
-            eprintln!("egress-lab: {e}");
-            ExitCode::FAILURE
-        }
-        Ok(results) => {
-            let unmet = failover::unmet_targets(&results);
-            if as_json {
-                let doc = failover::to_json(&results, &unmet);
-                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-            } else {
-                failover::print(&results, &unmet);
-            }
-            if unmet.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-    }
+    measure(
+        || failover::run_all(selections, faults),
+        |results| failover::unmet_targets(results),
+        as_json,
+        |results, unmet| failover::to_json(results, unmet),
+        |results, unmet| failover::print(results, unmet),
+    )
 }
 
 fn new_pods(settings: &newpods::Settings, as_json: bool) -> ExitCode {
@@ -526,6 +504,24 @@ fn new_pods(settings: &newpods::Settings, as_json: bool) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    measure(
+        || newpods::run(settings),
+        |scenarios| newpods::unmet_targets(scenarios, settings.interval),
+        as_json,
+        |scenarios, unmet| newpods::to_json(settings, scenarios, unmet),
+        |scenarios, unmet| newpods::print(settings, scenarios, unmet),
+    )
+}
+
+/// A measurement on the agents: the machine and the CNI integration's commands checked, the
+/// run, the lab removed, the figures as JSON or a table; exit 1 when a target is not met.
+fn measure<T>(
+    run: impl FnOnce() -> Result<T, String>,
+    unmet: impl FnOnce(&T) -> Vec<String>,
+    as_json: bool,
+    json: impl FnOnce(&T, &[String]) -> serde_json::Value,
+    print: impl FnOnce(&T, &[String]),
+) -> ExitCode {
     if let Err(code) = start() {
         return code;
     }
@@ -533,20 +529,20 @@ fn new_pods(settings: &newpods::Settings, as_json: bool) -> ExitCode {
         eprintln!("egress-lab: {why}");
         return ExitCode::from(3);
     }
-    let result = newpods::run(settings);
+    let result = run();
     tear_down();
     match result {
         Err(e) => {
             eprintln!("egress-lab: {e}");
             ExitCode::FAILURE
         }
-        Ok(scenarios) => {
-            let unmet = newpods::unmet_targets(&scenarios, settings.interval);
+        Ok(figures) => {
+            let unmet = unmet(&figures);
             if as_json {
-                let doc = newpods::to_json(settings, &scenarios, &unmet);
+                let doc = json(&figures, &unmet);
                 println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             } else {
-                newpods::print(settings, &scenarios, &unmet);
+                print(&figures, &unmet);
             }
             if unmet.is_empty() {
                 ExitCode::SUCCESS

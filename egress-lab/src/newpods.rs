@@ -442,7 +442,8 @@ pub(crate) fn unmet_targets(scenarios: &[Scenario], interval: Duration) -> Vec<S
 /// What the watch delay is, for every output.
 pub(crate) const MODEL: &str = "the watch delay is a model of the API server's watch latency: every object (a pod created, its addresses after CNI ADD, a gateway's acknowledgement) reaches every node's agent that long after it was published";
 
-fn round(v: Option<f64>) -> Json {
+/// A figure in ms to one decimal (null when there is none).
+pub(crate) fn round(v: Option<f64>) -> Json {
     v.map_or(Json::Null, |v| json!((v * 10.0).round() / 10.0))
 }
 

@@ -87,8 +87,8 @@ type Publisher interface {
 // the cluster nothing.
 type Options struct {
 	ProgramOn ProgramOn
-	// Publisher, when set, is told each pod CNI ADD gave addresses to, and what this node
-	// began or stopped serving as a gateway.
+	// Publisher, when set, is told each pod CNI ADD gave addresses to, and everything this
+	// node serves as a gateway whenever that changes (an api.Ack).
 	Publisher Publisher
 	// GatewayAckTimeout, when positive, makes CNI ADD wait until every other node its pod's
 	// entries name as gateway has acknowledged serving the pod (Cilium's SyncBuildEndpoint,
@@ -270,9 +270,9 @@ func (a *Agent) program() (int, error) {
 // Objects applies Kubernetes objects (JSON: one object, a List, or an array) as events;
 // sync marks the cluster's first full list as complete, which starts programming. A refused
 // batch changes nothing, the agent's Pod cache included. Gateways' Acks (api.AckKind) are
-// read, not applied. With a publisher, what this node began or stopped serving as a gateway
-// is published after programming (a failure to publish is a warning: the next change
-// publishes it again).
+// read, not applied. With a publisher, everything this node serves as a gateway is published
+// after programming when it changed (a failure to publish is a warning: it is published
+// again by the next change and by the agent's retry).
 func (a *Agent) Objects(body []byte, sync bool) (api.Applied, error) {
 	objects, err := splitObjects(body)
 	if err != nil {
