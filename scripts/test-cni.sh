@@ -30,25 +30,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-export GOFLAGS="${GOFLAGS:--mod=mod}" GOPROXY=off GOTOOLCHAIN=local
-export GOCACHE="${GOCACHE:-$root/target/go/cache}"
 out="$root/target/cni"
 mkdir -p "$out"
+. "$root/scripts/go-module.sh"
 
-log "building the library ($(go version))"
-cargo build --quiet --release --locked -p egress-ffi
-ln -sf libegress_ffi.so target/release/libegress_ffi.so.0  # its SONAME
-
+build_library
 cd integrations/cni
-log "gofmt, go vet"
-unformatted="$(gofmt -l .)"
-if [ -n "$unformatted" ]; then
-    echo "error: gofmt would reformat: $unformatted" >&2
-    exit 1
-fi
-go vet ./...
-log "go test -race"
-go test -race -count=1 ./...
+check_module
 log "the commands: $out/egress-agent, $out/egress-cni"
 go build -o "$out/egress-agent" ./cmd/egress-agent
 go build -o "$out/egress-cni" ./cmd/egress-cni

@@ -20,26 +20,14 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 command -v go >/dev/null 2>&1 || { echo "error: go not found (apt-get install golang-go)" >&2; exit 1; }
-export GOFLAGS="${GOFLAGS:--mod=mod}" GOPROXY=off GOTOOLCHAIN=local
-export GOCACHE="${GOCACHE:-$root/target/go/cache}"
 out="$root/target/go"
 mkdir -p "$out"
 log() { printf '==> %s\n' "$*"; }
+. "$root/scripts/go-module.sh"
 
-log "building the library ($(go version))"
-cargo build --quiet --release --locked -p egress-ffi
-ln -sf libegress_ffi.so target/release/libegress_ffi.so.0  # its SONAME
-
+build_library
 cd bindings/go
-log "gofmt, go vet"
-unformatted="$(gofmt -l .)"
-if [ -n "$unformatted" ]; then
-    echo "error: gofmt would reformat: $unformatted" >&2
-    exit 1
-fi
-go vet ./...
-log "go test -race"
-go test -race -count=1 ./...
+check_module
 
 log "linking: static by default, dynamic with -tags egressgw_dynamic"
 go build -o "$out/cni-add-static" ./examples/cni-add

@@ -92,11 +92,7 @@ func twoNodes(t *testing.T, worker Options, delay time.Duration) (*Agent, *Agent
 	t.Helper()
 	c := &memCluster{delay: delay}
 	make := func(node string, opts Options) *Agent {
-		e, err := egressgw.NewEngine(egressgw.Config{LocalNode: node})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
+		e := newEngine(t, node, egressgw.SelectionCilium)
 		if node == "gw" {
 			devices := `[{"name": "eth0", "index": 2, "addresses": ["192.168.1.1/24"], "defaultRoute": ["ipv4"]}]`
 			if err := e.SetDevices([]byte(devices)); err != nil {
@@ -284,11 +280,7 @@ func TestAcksAreRetriedAndOrdered(t *testing.T) {
 // its traffic is dropped whatever the other nodes do (Cilium's behaviour); ADD answers at once.
 func TestAddWaitsForNoOneWhenTheLocalGatewayHasNoEgressIP(t *testing.T) {
 	c := &memCluster{}
-	e, err := egressgw.NewEngine(egressgw.Config{LocalNode: "gw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
+	e := newEngine(t, "gw", egressgw.SelectionCilium)
 	a := New("gw", e, PlanOnly{})
 	if err := a.Configure(Options{Publisher: c, GatewayAckTimeout: 5 * time.Second}); err != nil {
 		t.Fatal(err)

@@ -72,13 +72,20 @@ func podObject(uid, phase, ip string) string {
 		"labels": {"app": "web"}}, "spec": {"nodeName": "worker"}, "status": %s}`, uid, status)
 }
 
-func newAgent(t *testing.T) (*Agent, *recorder) {
+// newEngine is an engine for node in selection mode, closed when the test ends.
+func newEngine(t *testing.T, node string, selection egressgw.Selection) *egressgw.Engine {
 	t.Helper()
-	e, err := egressgw.NewEngine(egressgw.Config{LocalNode: "worker"})
+	e, err := egressgw.NewEngine(egressgw.Config{LocalNode: node, Selection: selection})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func newAgent(t *testing.T) (*Agent, *recorder) {
+	t.Helper()
+	e := newEngine(t, "worker", egressgw.SelectionCilium)
 	r := &recorder{}
 	return New("worker", e, r), r
 }
@@ -293,11 +300,7 @@ func TestTheSocketAPI(t *testing.T) {
 // reprogrammed at once; the node's next object keeps it drained; a bad request is refused
 // naming its field; cleared, the gateway is back.
 func TestANodeDrainedOverTheSocket(t *testing.T) {
-	e, err := egressgw.NewEngine(egressgw.Config{LocalNode: "worker", Selection: egressgw.SelectionConsistent})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := newEngine(t, "worker", egressgw.SelectionConsistent)
 	rec := &recorder{}
 	a := New("worker", e, rec)
 	socket := filepath.Join(t.TempDir(), "agent.sock")
@@ -366,11 +369,7 @@ func TestANodeDrainedOverTheSocket(t *testing.T) {
 // itself; an unready gateway gives its pod to the other, and stays unready across an
 // operator's request, which keeps its own weight; ready again, the pod returns.
 func TestProbesSetReadiness(t *testing.T) {
-	e, err := egressgw.NewEngine(egressgw.Config{LocalNode: "worker", Selection: egressgw.SelectionConsistent})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := newEngine(t, "worker", egressgw.SelectionConsistent)
 	a := New("worker", e, PlanOnly{})
 	two := strings.NewReplacer(`, "egressIP": "192.168.1.1"`, "",
 		` {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker"}`,
@@ -388,11 +387,7 @@ func TestProbesSetReadiness(t *testing.T) {
 		t.Fatalf("targets %+v", targets)
 	}
 	// A gateway's agent probes the other gateways, not itself.
-	e2, err := egressgw.NewEngine(egressgw.Config{LocalNode: "gw", Selection: egressgw.SelectionConsistent})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e2.Close()
+	e2 := newEngine(t, "gw", egressgw.SelectionConsistent)
 	onGateway := New("gw", e2, PlanOnly{})
 	if _, err := onGateway.Objects([]byte(two), true); err != nil {
 		t.Fatal(err)

@@ -3,12 +3,12 @@
 package agent
 
 import (
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 
 	"egresscni/api"
+	"egresscni/internal/testkit"
 
 	"egressgw"
 )
@@ -19,11 +19,7 @@ func bpffs(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	if err := syscall.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
-		msg := "mounting a bpffs: " + err.Error() + " (the kernel tests need root or CAP_SYS_ADMIN and CAP_BPF)"
-		if os.Getenv("EGRESS_REQUIRE_BPF") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testkit.NeedPrivilege(t, "mounting a bpffs: "+err.Error()+" (the kernel tests need root or CAP_SYS_ADMIN and CAP_BPF)")
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
 	return dir

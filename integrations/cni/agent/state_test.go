@@ -13,11 +13,7 @@ import (
 
 func newStatefulAgent(t *testing.T, state string, p Programmer) *Agent {
 	t.Helper()
-	e, err := egressgw.NewEngine(egressgw.Config{LocalNode: "worker"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
+	e := newEngine(t, "worker", egressgw.SelectionCilium)
 	a, err := NewWithState("worker", e, p, state)
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 
 	"egresscni/api"
+	"egresscni/internal/testkit"
 
 	"egressgw"
 )
@@ -28,37 +29,21 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "egress-e2e")
-	if err != nil {
-		panic(err)
-	}
+	dir, remove := testkit.Build("egress-e2e",
+		testkit.Command{Name: "egress-agent", Package: "egresscni/cmd/egress-agent", Tags: "egressgw_bpf"},
+		testkit.Command{Name: "egress-cni", Package: "egresscni/cmd/egress-cni"})
 	binDir = dir
-	for _, c := range [][]string{
-		{"go", "build", "-tags", "egressgw_bpf", "-o", filepath.Join(dir, "egress-agent"), "egresscni/cmd/egress-agent"},
-		{"go", "build", "-o", filepath.Join(dir, "egress-cni"), "egresscni/cmd/egress-cni"},
-	} {
-		cmd := exec.Command(c[0], c[1:]...)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			panic(fmt.Sprintf("%v: %v", c, err))
-		}
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 
-// privileged skips without root, or fails under EGRESS_REQUIRE_BPF=1 (CI).
+// privileged stops t when err says a privilege is missing (testkit.NeedPrivilege).
 func privileged(t *testing.T, what string, err error) {
 	t.Helper()
-	if err == nil {
-		return
+	if err != nil {
+		testkit.NeedPrivilege(t, fmt.Sprintf("%s: %v (needs root)", what, err))
 	}
-	msg := fmt.Sprintf("%s: %v (needs root)", what, err)
-	if os.Getenv("EGRESS_REQUIRE_BPF") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }
 
 type node struct {

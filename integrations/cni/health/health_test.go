@@ -1,12 +1,14 @@
 package health
 
 import (
+	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"egresscni/internal/testkit"
 )
 
 var cfg = Config{Interval: 10 * time.Millisecond, Fall: 3, Rise: 10}
@@ -143,10 +145,7 @@ func TestProberStartStop(t *testing.T) {
 func TestICMP(t *testing.T) {
 	icmp, err := NewICMP()
 	if err != nil {
-		if os.Getenv("EGRESS_REQUIRE_BPF") == "1" {
-			t.Fatalf("a raw ICMP socket: %v", err)
-		}
-		t.Skipf("a raw ICMP socket: %v (needs root)", err)
+		testkit.NeedPrivilege(t, fmt.Sprintf("a raw ICMP socket: %v (needs root)", err))
 	}
 	defer icmp.Close()
 	if !icmp.Probe(netip.MustParseAddr("127.0.0.1"), time.Second) {

@@ -13,6 +13,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 
 	"egresscni/api"
+	"egresscni/internal/testkit"
 )
 
 // netns makes a network namespace for one test (root only: skipped without, a failure under
@@ -21,11 +22,7 @@ func netns(t *testing.T) string {
 	t.Helper()
 	name := fmt.Sprintf("egw-cni-%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("ip netns add: %v: %s (needs root)", err, strings.TrimSpace(string(out)))
-		if os.Getenv("EGRESS_REQUIRE_BPF") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testkit.NeedPrivilege(t, fmt.Sprintf("ip netns add: %v: %s (needs root)", err, strings.TrimSpace(string(out))))
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
 	return "/var/run/netns/" + name

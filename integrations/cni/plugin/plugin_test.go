@@ -12,6 +12,7 @@ import (
 
 	"egresscni/agent"
 	"egresscni/api"
+	"egresscni/internal/testkit"
 
 	"egressgw"
 )
@@ -21,18 +22,11 @@ var pluginBin string
 // The plugin is tested as a runtime runs it: its binary, the CNI_* environment, the
 // configuration with prevResult on stdin, the result or error JSON on stdout.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "egress-cni-test")
-	if err != nil {
-		panic(err)
-	}
+	dir, remove := testkit.Build("egress-cni-test",
+		testkit.Command{Name: "egress-cni", Package: "egresscni/cmd/egress-cni"})
 	pluginBin = filepath.Join(dir, "egress-cni")
-	build := exec.Command("go", "build", "-o", pluginBin, "egresscni/cmd/egress-cni")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		panic(fmt.Sprintf("building the plugin: %v", err))
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 

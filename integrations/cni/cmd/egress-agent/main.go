@@ -29,6 +29,20 @@ func main() {
 	}
 }
 
+// choice is the one of choices whose name (String) is value, or an error naming flag and
+// listing the names.
+func choice[T fmt.Stringer](flag, value string, choices ...T) (T, error) {
+	names := make([]string, len(choices))
+	for i, c := range choices {
+		if c.String() == value {
+			return c, nil
+		}
+		names[i] = fmt.Sprintf("%q", c.String())
+	}
+	var none T
+	return none, fmt.Errorf("%s: Unsupported value: %q: supported values: %s", flag, value, strings.Join(names, ", "))
+}
+
 func run() error {
 	node := flag.String("node", "", "this node's name, as its Node/CiliumNode object names it (required)")
 	socket := flag.String("socket", api.DefaultSocket, "the unix socket the API listens on")
@@ -50,44 +64,19 @@ func run() error {
 		return fmt.Errorf("--node: Required value")
 	}
 	cfg := egressgw.Config{LocalNode: *node}
-	switch *selection {
-	case "cilium":
-		cfg.Selection = egressgw.SelectionCilium
-	case "consistent":
-		cfg.Selection = egressgw.SelectionConsistent
-	default:
-		return fmt.Errorf("--selection: Unsupported value: %q: supported values: \"cilium\", \"consistent\"", *selection)
+	var err error
+	if cfg.Selection, err = choice("--selection", *selection, egressgw.SelectionCilium, egressgw.SelectionConsistent); err != nil {
+		return err
 	}
-	switch *version {
-	case "1.18":
-		cfg.CiliumVersion = egressgw.CiliumV1_18
-	case "1.19":
-		cfg.CiliumVersion = egressgw.CiliumV1_19
-	case "1.20":
-		cfg.CiliumVersion = egressgw.CiliumV1_20
-	default:
-		return fmt.Errorf("--cilium-version: Unsupported value: %q: supported values: \"1.18\", \"1.19\", \"1.20\"", *version)
+	if cfg.CiliumVersion, err = choice("--cilium-version", *version, egressgw.CiliumV1_18, egressgw.CiliumV1_19, egressgw.CiliumV1_20); err != nil {
+		return err
 	}
-	switch *layout {
-	case "version":
-		cfg.Layout = egressgw.LayoutVersion
-	case "v4v2":
-		cfg.Layout = egressgw.LayoutV4V2
-	case "legacy":
-		cfg.Layout = egressgw.LayoutLegacy
-	case "dual":
-		cfg.Layout = egressgw.LayoutDual
-	default:
-		return fmt.Errorf("--layout: Unsupported value: %q: supported values: \"version\", \"v4v2\", \"legacy\", \"dual\"", *layout)
+	if cfg.Layout, err = choice("--layout", *layout, egressgw.LayoutVersion, egressgw.LayoutV4V2, egressgw.LayoutLegacy, egressgw.LayoutDual); err != nil {
+		return err
 	}
 	opts := agent.Options{GatewayAckTimeout: *ackTimeout}
-	switch *programOn {
-	case "cni":
-		opts.ProgramOn = agent.ProgramOnCNI
-	case "watch":
-		opts.ProgramOn = agent.ProgramOnWatch
-	default:
-		return fmt.Errorf("--program-on: Unsupported value: %q: supported values: \"cni\", \"watch\"", *programOn)
+	if opts.ProgramOn, err = choice("--program-on", *programOn, agent.ProgramOnCNI, agent.ProgramOnWatch); err != nil {
+		return err
 	}
 	if *clusterSocket != "" {
 		opts.Publisher = api.NewClient(*clusterSocket, 10*time.Second)

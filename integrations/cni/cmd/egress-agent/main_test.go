@@ -12,23 +12,17 @@ import (
 	"time"
 
 	"egresscni/api"
+	"egresscni/internal/testkit"
 )
 
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "egress-agent-test")
-	if err != nil {
-		panic(err)
-	}
+	dir, remove := testkit.Build("egress-agent-test",
+		testkit.Command{Name: "egress-agent", Package: "egresscni/cmd/egress-agent"})
 	bin = filepath.Join(dir, "egress-agent")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		panic(err)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 
