@@ -6,6 +6,22 @@ cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+# Every kernel test that skips (no root, no BPF) appends one line `LANGUAGE TEST: WHY` to this
+# file, whatever its language and working directory (an absolute path); the last line printed
+# counts them, after listing them. EGRESS_REQUIRE_BPF=1 (CI) fails a skip instead: 0 there.
+EGRESS_SKIP_LOG="$(realpath "$(mktemp)")"
+export EGRESS_SKIP_LOG
+: >"$EGRESS_SKIP_LOG"
+skip_count() { wc -l <"$EGRESS_SKIP_LOG"; }
+report_skips() {
+    local count
+    count="$(skip_count)" || count="? (EGRESS_SKIP_LOG=$EGRESS_SKIP_LOG unreadable)"
+    sed 's/^/    /' "$EGRESS_SKIP_LOG" >&2 || true
+    rm -f "$EGRESS_SKIP_LOG"
+    log "kernel tests skipped: $count"
+}
+trap report_skips EXIT
+
 # --- toolchain -------------------------------------------------------------------------
 if ! command -v cargo >/dev/null 2>&1; then
     # rustup installs into ~/.cargo/bin, which a non-login shell may not have on PATH.
@@ -127,4 +143,8 @@ cargo run --quiet --release --locked -p egress-benches --bin report -- --quick >
 # lab figures in benches/README.md come from this command (with its default 2 GB).
 log "egress-lab bench (one pass, 200 MB downloads)"
 cargo run --quiet --release --locked -p egress-lab -- bench --bytes 200000000 >/dev/null
+if [ "${EGRESS_REQUIRE_BPF:-}" = 1 ] && [ "$(skip_count)" != 0 ]; then
+    echo "error: EGRESS_REQUIRE_BPF=1 but kernel tests skipped (listed below)" >&2
+    exit 1
+fi
 log "all checks passed"

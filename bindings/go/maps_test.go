@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -23,10 +24,33 @@ func bpffs(t *testing.T) string {
 		if os.Getenv("EGRESS_REQUIRE_BPF") == "1" {
 			t.Fatal(msg)
 		}
+		recordSkip(t, msg)
 		t.Skip(msg)
 	}
 	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
 	return dir
+}
+
+// recordSkip records that the kernel test t skips, and why, as one line "go TEST: WHY"
+// appended (O_APPEND) to the file EGRESS_SKIP_LOG names, when it is set (the test command
+// counts the lines) — as integrations/cni/internal/testkit's RecordSkip, which this module
+// cannot import.
+func recordSkip(t *testing.T, why string) {
+	t.Helper()
+	log := os.Getenv("EGRESS_SKIP_LOG")
+	if log == "" {
+		return
+	}
+	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err == nil {
+		_, err = f.WriteString("go " + t.Name() + ": " + strings.Join(strings.Fields(why), " ") + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		t.Fatalf("recording its skip in EGRESS_SKIP_LOG=%s: %v", log, err)
+	}
 }
 
 func TestProgramDumpAndAdoptTheKernelMaps(t *testing.T) {

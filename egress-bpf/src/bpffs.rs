@@ -61,7 +61,33 @@ pub(crate) fn available_or_skip<T, E: std::fmt::Display>(
                 "{test}: BPF is required (EGRESS_REQUIRE_BPF=1) but unavailable: {why}"
             );
             eprintln!("skipped {test}: BPF unavailable here: {why}");
+            record_skip(test, &format!("BPF unavailable here: {why}"));
             None
         }
+    }
+}
+
+/// For tests: records that the kernel test `test` skipped, and why, as one line
+/// `rust TEST: WHY` appended to the file `EGRESS_SKIP_LOG` names, when it is set (the test
+/// command sets it and counts the lines). One append (`O_APPEND`) per line: tests running in
+/// parallel, in this process or others, do not mix their lines. A file that cannot be written
+/// is a failure (a skip must not go uncounted).
+pub fn record_skip(test: &str, why: &str) {
+    use std::io::Write;
+    let Some(log) = std::env::var_os("EGRESS_SKIP_LOG").filter(|log| !log.is_empty()) else {
+        return;
+    };
+    let why = why.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = format!("rust {test}: {why}\n");
+    let appended = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&log)
+        .and_then(|mut file| file.write_all(line.as_bytes()));
+    if let Err(err) = appended {
+        panic!(
+            "{test}: recording its skip in EGRESS_SKIP_LOG={}: {err}",
+            log.to_string_lossy()
+        );
     }
 }

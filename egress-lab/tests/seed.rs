@@ -60,6 +60,10 @@ fn seed_report(args: &[&str]) -> Option<Value> {
             args.join(" ")
         );
         eprintln!("skipped: {}", stderr.trim());
+        // libtest names the thread of a test after it.
+        let test = std::thread::current().name().unwrap_or("seed").to_owned();
+        let test = format!("{test} (egress-lab {})", args.join(" "));
+        egress_bpf::bpffs::record_skip(&test, &stderr);
         return None;
     }
     assert!(

@@ -323,8 +323,20 @@ def test_one_engine_shared_by_threads(examples):
     assert not engine.take_plan()
 
 
+def record_skip(test, why):
+    """Records that the kernel test `test` skips, and why, as one line `python TEST: WHY`
+    appended (O_APPEND) to the file EGRESS_SKIP_LOG names, when it is set (the test command
+    counts the lines)."""
+    import os
+
+    log = os.environ.get("EGRESS_SKIP_LOG")
+    if log:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"python {test}: {' '.join(why.split())}\n")
+
+
 @pytest.fixture
-def bpffs(tmp_path):
+def bpffs(tmp_path, request):
     """A private bpffs (root only): skipped with the reason, or failed under EGRESS_REQUIRE_BPF=1."""
     import os
 
@@ -335,6 +347,7 @@ def bpffs(tmp_path):
         why = f"mount -t bpf failed: {mounted.stderr.strip()}"
         if os.environ.get("EGRESS_REQUIRE_BPF") == "1":
             pytest.fail(f"BPF is required (EGRESS_REQUIRE_BPF=1): {why}")
+        record_skip(request.node.name, why)
         pytest.skip(why)
     yield where
     subprocess.run(["umount", "-l", str(where)], check=False)
