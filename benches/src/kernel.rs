@@ -14,9 +14,6 @@ use egress_bpf::datapath::Datapath;
 use egress_core::engine::Engine;
 use egress_core::maps::Layout;
 
-/// Capacity of the W-lookup tries (PERFORMANCE.md).
-pub const LOOKUP_MAX_ENTRIES: u32 = 65_536;
-
 /// Queries whose kernel verdict is checked against `Engine::lookup` before timing.
 pub const CHECKED_QUERIES: usize = 2_000;
 
@@ -49,10 +46,11 @@ pub fn bpffs() -> Result<PrivateBpffs, KernelError> {
     PrivateBpffs::new().map_err(KernelError::Unavailable)
 }
 
-/// Fresh maps in `dir`; the kernel refusing to create them for lack of privilege means BPF
-/// is unavailable, any other failure is one.
-fn fresh_maps(dir: &std::path::Path) -> Result<EgressMaps, KernelError> {
-    EgressMaps::open_or_create(dir, Layout::V4V2, Some(LOOKUP_MAX_ENTRIES)).map_err(|e| {
+/// Fresh maps in `dir` of the engine's capacity; the kernel refusing to create them for lack
+/// of privilege means BPF is unavailable, any other failure is one.
+fn fresh_maps(dir: &std::path::Path, engine: &Engine) -> Result<EgressMaps, KernelError> {
+    let capacity = Some(engine.config().max_entries);
+    EgressMaps::open_or_create(dir, Layout::V4V2, capacity).map_err(|e| {
         if e.errno().is_some_and(|errno| errno.is_permission()) {
             KernelError::Unavailable(format!("create maps: {e}"))
         } else {
@@ -97,7 +95,7 @@ pub fn trie_lookup_ns(
     repeat: u32,
 ) -> Result<f64, KernelError> {
     let fs = bpffs()?;
-    let maps = fresh_maps(&fs.path().join("lookup"))?;
+    let maps = fresh_maps(&fs.path().join("lookup"), engine)?;
     clang_available()?;
     engine.adopt(std::iter::empty());
     maps.program(engine)
@@ -140,7 +138,7 @@ pub fn apply_ms(engine: &mut Engine) -> Result<(f64, f64), KernelError> {
     let mut times = [0f64; 2];
     for (i, batching) in [true, false].into_iter().enumerate() {
         let dir = fs.path().join(if batching { "batch" } else { "single" });
-        let maps = fresh_maps(&dir)?;
+        let maps = fresh_maps(&dir, engine)?;
         maps.set_batching(batching);
         engine.adopt(std::iter::empty());
         let plan = engine

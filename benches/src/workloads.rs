@@ -35,6 +35,12 @@ impl Rng {
     }
 }
 
+/// The map capacity of a W-lookup of `endpoints` sources: 65,536 (PERFORMANCE.md) or the
+/// power of two that holds its 4 entries per source.
+pub fn lookup_max_entries(endpoints: usize) -> u32 {
+    (4 * endpoints as u32).next_power_of_two().max(65_536)
+}
+
 /// A W-lookup engine and its queries.
 pub struct LookupWorkload {
     /// The engine: 4 entries per endpoint (the default route and 3 excluded prefixes).
@@ -152,7 +158,7 @@ pub fn lookup(seed: u64, endpoints: usize, queries: usize, ipv6: bool) -> Lookup
         devices,
         local_node: node_name(0),
     };
-    let engine = objects.engine(Selection::Cilium, 65_536);
+    let engine = objects.engine(Selection::Cilium, lookup_max_entries(endpoints));
     let mut qs = Vec::with_capacity(queries);
     for _ in 0..queries {
         let known = rng.below(10) < 9;

@@ -88,6 +88,8 @@ struct Sizes {
     churn_seeds: u64,
     edit_seeds: u64,
     edit_positions: usize,
+    trie_sizes: &'static [usize],
+    trie_size_time: Duration,
 }
 
 fn main() {
@@ -113,6 +115,8 @@ fn run() -> Result<()> {
             churn_seeds: 5,
             edit_seeds: 3,
             edit_positions: 4,
+            trie_sizes: &[1_000, 16_384],
+            trie_size_time: Duration::from_millis(300),
         }
     } else {
         Sizes {
@@ -128,6 +132,8 @@ fn run() -> Result<()> {
             churn_seeds: 20,
             edit_seeds: 5,
             edit_positions: 32,
+            trie_sizes: &[1_000, 16_384, 100_000, 1_000_000],
+            trie_size_time: Duration::from_secs(1),
         }
     };
 
@@ -138,6 +144,7 @@ fn run() -> Result<()> {
     let build = full_build(&sizes)?;
     let churn = churn(&sizes)?;
     let c_abi = c_abi(&sizes)?;
+    let by_size = kernel_trie_by_size(&sizes)?;
 
     let report = json!({
         "lookup_v4_ns": v4.json,
@@ -150,6 +157,7 @@ fn run() -> Result<()> {
         "ratios": ratios,
         "c_abi": c_abi,
         "dependent_load_working_set_bytes": v4.working_set,
+        "kernel_trie_by_size": by_size,
     });
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     println!("{text}");
@@ -209,26 +217,11 @@ fn lookup_figures(sizes: &Sizes, ipv6: bool) -> Result<LookupFigures> {
             "W-lookup ({family}): Engine::lookup disagrees with the lookup table on {s} -> {d}"
         ));
     }
-    let mut many = vec![Verdict::NoEntry; sample.len()];
-    w.engine.lookup_many(sample, &mut many);
-    if let Some((&(s, d), _)) = sample
-        .iter()
-        .zip(&many)
-        .find(|&(&(s, d), v)| *v != w.engine.lookup(s, d))
-    {
-        return Err(format!(
-            "W-lookup ({family}): Engine::lookup_many disagrees with Engine::lookup on {s} -> {d}"
-        ));
-    }
-
+    let (engine, batched) =
+        engine_lookup_ns(&w, sizes.lookup_time, &format!("W-lookup ({family})"))?;
     let before = thread_allocations();
-    let engine =
-        measure::time_per_query(&w.queries, sizes.lookup_time, |s, d| w.engine.lookup(s, d));
     let standalone =
         measure::time_per_query(&w.queries, sizes.lookup_time, |s, d| table.lookup(s, d));
-    let batched = measure::time_per_query_batched(&w.queries, sizes.lookup_time, |qs, out| {
-        w.engine.lookup_many(qs, out)
-    });
     let allocations = thread_allocations() - before;
     if allocations != 0 {
         return Err(format!(
@@ -289,6 +282,96 @@ fn lookup_figures(sizes: &Sizes, ipv6: bool) -> Result<LookupFigures> {
         allocations,
         kernel_apply,
     })
+}
+
+/// `Engine::lookup` and `Engine::lookup_many` over the workload's queries (ns per query),
+/// after checking on a sample that the batch answers as the single lookups do and that
+/// neither allocates.
+fn engine_lookup_ns(
+    w: &workloads::LookupWorkload,
+    time: Duration,
+    what: &str,
+) -> Result<(f64, f64)> {
+    let sample = &w.queries[..w.queries.len().min(4_096)];
+    let mut many = vec![Verdict::NoEntry; sample.len()];
+    w.engine.lookup_many(sample, &mut many);
+    if let Some((&(s, d), _)) = sample
+        .iter()
+        .zip(&many)
+        .find(|&(&(s, d), v)| *v != w.engine.lookup(s, d))
+    {
+        return Err(format!(
+            "{what}: Engine::lookup_many disagrees with Engine::lookup on {s} -> {d}"
+        ));
+    }
+    let before = thread_allocations();
+    let single = measure::time_per_query(&w.queries, time, |s, d| w.engine.lookup(s, d));
+    let batched =
+        measure::time_per_query_batched(&w.queries, time, |qs, out| w.engine.lookup_many(qs, out));
+    let allocations = thread_allocations() - before;
+    if allocations != 0 {
+        return Err(format!(
+            "{what}: the timed lookups allocated {allocations} times (must be 0)"
+        ));
+    }
+    Ok((single, batched))
+}
+
+/// The kernel's LPM trie and the engine on the same key sets at every size (W-lookup's shape:
+/// 4 entries per source; flows drawn from the map's sources and misses as in W-lookup): a
+/// block keyed by entry count, then family; the kernel row `null` when BPF is unavailable.
+fn kernel_trie_by_size(sizes: &Sizes) -> Result<Value> {
+    let mut block = serde_json::Map::new();
+    let mut table = Vec::new();
+    for &entries in sizes.trie_sizes {
+        let mut row = serde_json::Map::new();
+        for ipv6 in [false, true] {
+            let (name, family) = if ipv6 { ("v6", "IPv6") } else { ("v4", "IPv4") };
+            let what = format!("kernel_trie_by_size {entries} {family}");
+            let mut w = workloads::lookup(
+                if ipv6 { 7 } else { 3 },
+                entries / 4,
+                sizes.kernel_queries,
+                ipv6,
+            );
+            let held = w.maps.ipv4.len() + w.maps.ipv6.len();
+            if held != entries {
+                return Err(format!("{what}: the workload holds {held} entries"));
+            }
+            let (engine, batched) = engine_lookup_ns(&w, sizes.trie_size_time, &what)?;
+            let kernel = kernel_row(
+                &what,
+                kernel::trie_lookup_ns(&mut w.engine, &w.queries, sizes.kernel_repeat),
+            )?;
+            let ratio = |ns: f64| kernel.map(|k| round(k / ns, 1));
+            table.push(format!(
+                "{entries:>9} {name}  kernel {:>7} ns  engine {:>6.1} ns ({}x)  lookup_many {:>6.1} ns ({}x)",
+                kernel.map_or_else(|| "null".to_owned(), |k| format!("{k:.1}")),
+                engine,
+                ratio(engine).map_or_else(|| "null".to_owned(), |r| r.to_string()),
+                batched,
+                ratio(batched).map_or_else(|| "null".to_owned(), |r| r.to_string()),
+            ));
+            row.insert(
+                name.to_owned(),
+                json!({
+                    "kernel_ns": kernel.map(|k| round(k, 1)),
+                    "engine_ns": round(engine, 1),
+                    "engine_batched_ns": round(batched, 1),
+                    "kernel_per_engine": ratio(engine),
+                    "kernel_per_engine_batched": ratio(batched),
+                }),
+            );
+        }
+        block.insert(entries.to_string(), Value::Object(row));
+    }
+    eprintln!(
+        "kernel trie by size (in-kernel BPF_PROG_TEST_RUN over random flows; kernel / engine in parentheses; target >= 10x):"
+    );
+    for line in table {
+        eprintln!("  {line}");
+    }
+    Ok(Value::Object(block))
 }
 
 /// `lookup / one dependent load` and `kernel / lookup`, in the JSON and as a human summary
