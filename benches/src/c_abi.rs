@@ -9,7 +9,7 @@ use std::ptr;
 use std::time::{Duration, Instant};
 
 use egress_core::cluster::Endpoint;
-use egress_core::engine::{Action, Engine};
+use egress_core::engine::{Action, Engine, Plan};
 use egress_ffi::{
     egress_endpoint, egress_engine, egress_ip_addr, egress_label, egress_plan_op, egress_query_v4,
     egress_result, egress_verdict,
@@ -166,8 +166,9 @@ impl<'a> Pod<'a> {
         }
     }
 
-    /// The Rust path: build the endpoint, upsert it, take the plan, acknowledge it.
-    fn add_rust(&self, engine: &mut Engine) -> Result<Vec<OpBytes>, String> {
+    /// The Rust path: build the endpoint, upsert it, take the plan, acknowledge it; returns
+    /// the plan.
+    fn add_rust(&self, engine: &mut Engine) -> Result<Plan, String> {
         let owned = |pairs: &[(&str, &str)]| {
             pairs
                 .iter()
@@ -187,17 +188,7 @@ impl<'a> Pod<'a> {
             .map_err(|e| e.to_string())?;
         let plan = engine.take_plan().map_err(|e| e.to_string())?;
         engine.ack(&plan, plan.len()).map_err(|e| e.to_string())?;
-        Ok(plan
-            .ops()
-            .iter()
-            .map(|op| {
-                (
-                    u32::from(op.action() == Action::Delete),
-                    op.key().to_vec(),
-                    op.value().to_vec(),
-                )
-            })
-            .collect())
+        Ok(plan)
     }
 
     /// The C path: the typed struct, `take_plan` into a caller array, `ack`.
@@ -268,8 +259,22 @@ pub fn cni_add_us(mut rust: Engine, c: &CEngine, pods: &[Endpoint]) -> Result<(f
     for ep in pods {
         let pod = Pod::of(ep);
         let start = Instant::now();
-        let want = pod.add_rust(&mut rust)?;
+        let plan = pod.add_rust(&mut rust)?;
         rust_time += start.elapsed();
+        // Outside the timing, as the C side's conversion below: both sides time the same
+        // work (build the endpoint, upsert it, take the plan, acknowledge it; the Rust plan
+        // is dropped after the check, the C ABI's inside `ack`: one deallocation apart).
+        let want: Vec<OpBytes> = plan
+            .ops()
+            .iter()
+            .map(|op| {
+                (
+                    u32::from(op.action() == Action::Delete),
+                    op.key().to_vec(),
+                    op.value().to_vec(),
+                )
+            })
+            .collect();
         let start = Instant::now();
         let count = pod.add_c(c, &mut ops)?;
         c_time += start.elapsed();

@@ -2,6 +2,7 @@
 //! the measurements the criterion benches and the `report` binary share.
 
 pub mod c_abi;
+pub mod k8s;
 pub mod kernel;
 pub mod measure;
 pub mod snapshot_out;

@@ -269,6 +269,24 @@ impl Selector {
         self.problem.is_none() && self.terms.iter().all(|r| r.matches(labels))
     }
 
+    /// A label every matching label set carries with one of some values: the key and the
+    /// values of the selector's most selective `Equals` or `In` requirement (fewest values).
+    /// `None` when it has none — it may match label sets without any given label — or
+    /// cannot be built ([`Selector::problem`]: it matches nothing).
+    pub fn anchor(&self) -> Option<(&str, Vec<&str>)> {
+        if self.problem.is_some() {
+            return None;
+        }
+        self.terms
+            .iter()
+            .filter_map(|t| match &t.test {
+                Test::Equals(v) => Some((&*t.key, vec![&**v])),
+                Test::In(values) => Some((&*t.key, values.iter().map(|v| &**v).collect())),
+                Test::NotIn(_) | Test::Exists | Test::DoesNotExist => None,
+            })
+            .min_by_key(|(_, values)| values.len())
+    }
+
     /// Why this selector matches nothing, if Kubernetes could not build it.
     pub fn problem(&self) -> Option<&str> {
         self.problem.as_deref()

@@ -15,7 +15,9 @@ use egress_core::labels::Labels;
 use egress_core::lookup::LookupTable;
 use egress_core::maps::{Layout, MapId};
 use egress_core::netip::parse_prefix;
-use egress_core::policy::{GatewaySpec, LabelSelector, Policy, SelectorItem};
+use egress_core::policy::{
+    GatewaySpec, LabelSelector, Operator, Policy, Requirement, SelectorItem,
+};
 use egress_core::timestamp::Timestamp;
 use proptest::prelude::*;
 
@@ -124,6 +126,41 @@ fn selector(
     })
 }
 
+/// A pod selector over `app` with one label or one expression of each operator: the engine
+/// files policies by the labels their selectors require (`In`, an equal label), and checks
+/// the others for every endpoint.
+fn pod_selector() -> impl Strategy<Value = LabelSelector> {
+    prop_oneof![
+        selector("app", &["web", "db"]),
+        (
+            0usize..4,
+            prop::sample::subsequence(vec!["web", "db", "api"], 1..3)
+        )
+            .prop_map(|(op, values)| {
+                let operator = [
+                    Operator::In,
+                    Operator::NotIn,
+                    Operator::Exists,
+                    Operator::DoesNotExist,
+                ][op];
+                let values = match operator {
+                    Operator::In | Operator::NotIn => {
+                        values.iter().map(|v| (*v).to_owned()).collect()
+                    }
+                    _ => vec![],
+                };
+                LabelSelector {
+                    match_labels: vec![],
+                    match_expressions: vec![Requirement {
+                        key: "app".into(),
+                        operator,
+                        values,
+                    }],
+                }
+            }),
+    ]
+}
+
 fn gateway() -> impl Strategy<Value = GatewaySpec> {
     (
         prop_oneof![
@@ -149,7 +186,7 @@ fn policy() -> impl Strategy<Value = Policy> {
         0u8..3,
         prop::collection::vec(
             (
-                prop::option::of(selector("app", &["web", "db"])),
+                prop::option::of(pod_selector()),
                 prop::option::of(selector("team", &["x", "y"])),
                 prop::option::of(selector("zone", &["a", "b"])),
             ),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use egress_benches::c_abi::{self, CEngine};
 use egress_benches::kernel::KernelError;
-use egress_benches::{kernel, measure, workloads};
+use egress_benches::{k8s, kernel, measure, workloads};
 use egress_core::engine::Action;
 use egress_core::gateway::Selection;
 use egress_core::lookup::{LookupTable, Verdict};
@@ -89,6 +89,7 @@ struct Sizes {
     edit_seeds: u64,
     edit_positions: usize,
     trie_sizes: &'static [usize],
+    k8s_scale: k8s::Scale,
     trie_size_time: Duration,
 }
 
@@ -117,6 +118,7 @@ fn run() -> Result<()> {
             edit_positions: 4,
             trie_sizes: &[1_000, 16_384],
             trie_size_time: Duration::from_millis(300),
+            k8s_scale: k8s::Scale::quick(),
         }
     } else {
         Sizes {
@@ -134,6 +136,7 @@ fn run() -> Result<()> {
             edit_positions: 32,
             trie_sizes: &[1_000, 16_384, 100_000, 1_000_000],
             trie_size_time: Duration::from_secs(1),
+            k8s_scale: k8s::Scale::full(),
         }
     };
 
@@ -145,6 +148,7 @@ fn run() -> Result<()> {
     let churn = churn(&sizes)?;
     let c_abi = c_abi(&sizes)?;
     let by_size = kernel_trie_by_size(&sizes)?;
+    let k8s_limits = k8s_limits(&sizes)?;
 
     let report = json!({
         "lookup_v4_ns": v4.json,
@@ -158,6 +162,7 @@ fn run() -> Result<()> {
         "c_abi": c_abi,
         "dependent_load_working_set_bytes": v4.working_set,
         "kernel_trie_by_size": by_size,
+        "k8s_limits": k8s_limits,
     });
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     println!("{text}");
@@ -372,6 +377,26 @@ fn kernel_trie_by_size(sizes: &Sizes) -> Result<Value> {
         eprintln!("  {line}");
     }
     Ok(Value::Object(block))
+}
+
+/// W-k8s-limits: Kubernetes' documented limits (5,000 nodes, 150,000 pods in 2,000
+/// deployments over 200 namespaces, 1,000 policies; --quick: a tenth). A fresh engine's load
+/// time and live heap per entry (with `Engine::memory`'s breakdown); a 1,000-pod rollout
+/// storm, with one plan and with a plan per event, each checked exact against a fresh engine
+/// of the objects after it; lookups over the result, checked against each other and a lookup
+/// table, with no allocations.
+fn k8s_limits(sizes: &Sizes) -> Result<Value> {
+    let workload = k8s::k8s_limits(k8s::SEED, sizes.k8s_scale);
+    let meters = k8s::Meters {
+        live_bytes: &|| LIVE_BYTES.load(Ordering::Relaxed),
+        thread_allocations: &thread_allocations,
+        lookup_time: sizes.lookup_time,
+    };
+    let figures = k8s::measure(&workload, &meters)?;
+    for line in figures.summary() {
+        eprintln!("{line}");
+    }
+    Ok(figures.json())
 }
 
 /// `lookup / one dependent load` and `kernel / lookup`, in the JSON and as a human summary

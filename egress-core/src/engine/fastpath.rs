@@ -28,6 +28,10 @@ pub(crate) struct Span {
 impl Span {
     /// The empty list's place.
     pub(crate) const EMPTY: Span = Span { start: 0, len: 0 };
+
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..(self.start + self.len) as usize
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -39,8 +43,10 @@ struct FastV4 {
 
 #[derive(Clone, Copy, Debug)]
 struct FastV6 {
-    mask: u128,
-    net: u128,
+    /// Mask and network as 64-bit halves, high first: 8-byte alignment, 40 bytes a record
+    /// (`u128`s would align it to 16: 48 bytes).
+    mask: [u64; 2],
+    net: [u64; 2],
     value: u32,
 }
 
@@ -48,14 +54,15 @@ struct FastV6 {
 type Value = (IpAddr, Ipv4Addr, u32);
 
 /// The compact lists, indexed like the slot arena.
-#[derive(Default)]
 pub(crate) struct FastLists {
     spans: Vec<Option<(Span, bool)>>,
     v4: Vec<FastV4>,
     v6: Vec<FastV6>,
     values: Vec<Value>,
+    /// Value ids: `values`' index + 1 (0 is "no entry").
     value_index: HashMap<Value, u32>,
-    /// The verdict of each value on this node (recomputed when the local IPv4 changes).
+    /// The verdict of each value id on this node (recomputed when the local IPv4 changes);
+    /// at 0, [`Verdict::NoEntry`], so that a lookup that found nothing reads a verdict too.
     verdicts: Vec<Verdict>,
     /// The same verdicts as records.
     records: Vec<VerdictRecord>,
@@ -69,6 +76,34 @@ fn bits(ip: IpAddr) -> u128 {
         IpAddr::V4(a) => u128::from(u32::from(a)),
         IpAddr::V6(a) => u128::from(a),
     }
+}
+
+impl Default for FastLists {
+    fn default() -> Self {
+        Self {
+            spans: Vec::new(),
+            v4: Vec::new(),
+            v6: Vec::new(),
+            values: Vec::new(),
+            value_index: HashMap::new(),
+            verdicts: vec![Verdict::NoEntry],
+            records: vec![VerdictRecord::NO_ENTRY],
+            local_ipv4: None,
+            free: Default::default(),
+        }
+    }
+}
+
+/// The value id of the longest prefix holding `dst` among `items` (sorted longest first),
+/// 0 when none does. Every item is read, shortest first, and the last match kept: no branch
+/// depends on where the match lies (a mispredicted branch would stall the lookups that
+/// follow instead of letting them overlap).
+#[inline]
+fn longest_match<T: Copy>(items: &[T], matches: impl Fn(T) -> Option<u32>) -> u32 {
+    items.iter().rev().fold(0, |found, &item| {
+        let value = matches(item);
+        std::hint::select_unpredictable(value.is_some(), value.unwrap_or(0), found)
+    })
 }
 
 impl FastLists {
@@ -95,7 +130,7 @@ impl FastLists {
                 let verdict = Verdict::of_value(key.0, key.1, key.2, local);
                 verdicts.push(verdict);
                 records.push(verdict.into());
-                (values.len() - 1) as u32
+                values.len() as u32
             });
             let (plen, addr, at) = (
                 s.destination.len,
@@ -104,9 +139,10 @@ impl FastLists {
             );
             if v6 {
                 let mask = mask_v6(plen);
+                let halves = |x: u128| [(x >> 64) as u64, x as u64];
                 let item = FastV6 {
-                    mask,
-                    net: addr & mask,
+                    mask: halves(mask),
+                    net: halves(addr & mask),
                     value,
                 };
                 if at < self.v6.len() {
@@ -148,10 +184,12 @@ impl FastLists {
     pub(crate) fn set_local_ipv4(&mut self, local: Option<Ipv4Addr>) {
         if self.local_ipv4 != local {
             self.local_ipv4 = local;
-            self.verdicts = self
-                .values
-                .iter()
-                .map(|&(e, g, i)| Verdict::of_value(e, g, i, local))
+            self.verdicts = std::iter::once(Verdict::NoEntry)
+                .chain(
+                    self.values
+                        .iter()
+                        .map(|&(e, g, i)| Verdict::of_value(e, g, i, local)),
+                )
                 .collect();
             self.records = self.verdicts.iter().map(|&v| v.into()).collect();
         }
@@ -166,56 +204,48 @@ impl FastLists {
             .map_or(Span::EMPTY, |(s, _)| s)
     }
 
-    /// Reads the first record of the list at `span` (see `FlatTable::touch`).
+    /// The value id of the longest prefix holding `dst` in the IPv4 list at `span`, 0 when
+    /// none does. Never allocates.
     #[inline]
-    pub(crate) fn touch(&self, span: Span, v6: bool) -> u64 {
-        let at = span.start as usize;
-        if v6 {
-            self.v6.get(at).map_or(0, |p| p.net as u64)
-        } else {
-            self.v4.get(at).map_or(0, |p| u64::from(p.net))
-        }
+    fn value_v4(&self, span: Span, dst: u32) -> u32 {
+        let items = self.v4.get(span.range()).unwrap_or_default();
+        longest_match(items, |p| (dst & p.mask == p.net).then_some(p.value))
     }
 
-    /// The value of the longest prefix containing `dst` in the list at `span` (of `dst`'s
-    /// family). Never allocates.
+    /// [`FastLists::value_v4`] for IPv6.
     #[inline]
-    fn value(&self, span: Span, dst: IpAddr) -> Option<u32> {
-        let range = span.start as usize..(span.start + span.len) as usize;
+    fn value_v6(&self, span: Span, dst: u128) -> u32 {
+        let items = self.v6.get(span.range()).unwrap_or_default();
+        let (hi, lo) = ((dst >> 64) as u64, dst as u64);
+        longest_match(items, |p| {
+            let differ = (hi & p.mask[0] ^ p.net[0]) | (lo & p.mask[1] ^ p.net[1]);
+            (differ == 0).then_some(p.value)
+        })
+    }
+
+    /// The value id of the longest prefix holding `dst` in the list at `span` (of `dst`'s
+    /// family), 0 when none does (the empty span: 0).
+    #[inline]
+    pub(crate) fn value(&self, span: Span, dst: IpAddr) -> u32 {
         match dst {
-            IpAddr::V4(d) => {
-                let d = u32::from(d);
-                self.v4
-                    .get(range)
-                    .and_then(|items| items.iter().find(|p| d & p.mask == p.net))
-                    .map(|p| p.value)
-            }
-            IpAddr::V6(d) => {
-                let d = u128::from(d);
-                self.v6
-                    .get(range)
-                    .and_then(|items| items.iter().find(|p| d & p.mask == p.net))
-                    .map(|p| p.value)
-            }
+            IpAddr::V4(d) => self.value_v4(span, u32::from(d)),
+            IpAddr::V6(d) => self.value_v6(span, u128::from(d)),
         }
     }
 
-    /// The verdict of the longest prefix containing `dst` in the list at `span`.
+    /// The verdict of each value id (0: [`Verdict::NoEntry`]). A lookup copies its answer
+    /// from here, never through a temporary: copying a just-built `Verdict` (a tag byte, then
+    /// fields at odd offsets) reloads bytes at other widths than they were stored, a
+    /// store-forwarding stall that cost more than the lookup itself.
     #[inline]
-    pub(crate) fn lookup(&self, span: Span, dst: IpAddr) -> Verdict {
-        self.value(span, dst)
-            .and_then(|v| self.verdicts.get(v as usize))
-            .copied()
-            .unwrap_or(Verdict::NoEntry)
+    pub(crate) fn verdicts(&self) -> &[Verdict] {
+        &self.verdicts
     }
 
-    /// [`FastLists::lookup`] as a record.
+    /// [`FastLists::verdicts`] as records.
     #[inline]
-    pub(crate) fn lookup_record(&self, span: Span, dst: IpAddr) -> VerdictRecord {
-        self.value(span, dst)
-            .and_then(|v| self.records.get(v as usize))
-            .copied()
-            .unwrap_or(VerdictRecord::NO_ENTRY)
+    pub(crate) fn records(&self) -> &[VerdictRecord] {
+        &self.records
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {

@@ -148,14 +148,31 @@ impl Engine {
         }
     }
 
-    pub(super) fn refresh_endpoint(&mut self, eid: EndpointId) {
-        for pid in self.live_policies() {
+    /// Adds to `out` the policies that may select the endpoint by its identity labels (every
+    /// policy it is a member of is among them: `PolicyIndex`); duplicates possible.
+    pub(super) fn candidate_policies(&self, eid: EndpointId, out: &mut Vec<PolicyId>) {
+        if let Some(ep) = self.endpoint(eid) {
+            self.policy_index.candidates(ep.identity(), out);
+        }
+    }
+
+    /// Brings the endpoint's memberships up to date: those of `before` (the candidates of
+    /// what it was, which hold its old memberships) and of its candidates now.
+    pub(super) fn refresh_endpoint(&mut self, eid: EndpointId, mut before: Vec<PolicyId>) {
+        self.candidate_policies(eid, &mut before);
+        before.sort_unstable();
+        before.dedup();
+        for pid in before {
             self.update_membership(pid, eid);
         }
     }
 
     pub(super) fn detach_endpoint(&mut self, eid: EndpointId) {
-        for pid in self.live_policies() {
+        let mut candidates = Vec::new();
+        self.candidate_policies(eid, &mut candidates);
+        candidates.sort_unstable();
+        candidates.dedup();
+        for pid in candidates {
             self.remove_contributions(pid, eid);
         }
     }

@@ -19,6 +19,7 @@ mod membership;
 mod merge;
 mod objects;
 mod plan;
+mod policy_index;
 mod slab;
 mod source;
 
@@ -47,7 +48,6 @@ use crate::snapshot::Snapshot;
 use crate::version::{CiliumVersion, Rules};
 use arena::{Arena, ListId};
 use endpoints::{EndpointState, EndpointTable};
-use fastpath::FastLists;
 use source::{Contribution, RankedSlot, SourceMap};
 
 /// How an engine computes and programs.
@@ -289,6 +289,9 @@ pub struct Engine {
     policy_ids: BTreeMap<String, PolicyId>,
     policies: Vec<Option<PolicyState>>,
     free_policies: Vec<PolicyId>,
+    /// The policies by the labels their endpoint selectors require: what an endpoint event
+    /// checks.
+    policy_index: policy_index::PolicyIndex,
     endpoints: EndpointTable,
     sources: SourceMap,
     ranked: Arena<RankedSlot>,
@@ -340,6 +343,14 @@ fn family(ip: IpAddr) -> usize {
     usize::from(ip.is_ipv6())
 }
 
+/// The answer of value id `value` (the lookup tables hold one per id; `none` past them, which
+/// never happens: a bounds check, not a branch taken), by reference so that the caller copies
+/// it from the table ([`FastLists::verdicts`] says why).
+#[inline]
+fn answer<'a, T>(answers: &'a [T], value: u32, none: &'a T) -> &'a T {
+    answers.get(value as usize).unwrap_or(none)
+}
+
 impl Engine {
     /// An empty engine.
     pub fn new(config: EngineConfig) -> Self {
@@ -353,6 +364,7 @@ impl Engine {
             policy_ids: BTreeMap::new(),
             policies: Vec::new(),
             free_policies: Vec::new(),
+            policy_index: policy_index::PolicyIndex::default(),
             endpoints: EndpointTable::new(),
             sources: SourceMap::new(),
             ranked: Arena::new(),
@@ -574,6 +586,7 @@ impl Engine {
         let pid = match self.policy_ids.get(&policy.name) {
             Some(&pid) => {
                 self.detach_policy(pid);
+                self.policy_index.remove(pid);
                 pid
             }
             None => {
@@ -598,6 +611,7 @@ impl Engine {
             members: HashMap::new(),
             policy,
         };
+        self.policy_index.insert(pid, &state.selectors);
         self.policies[pid as usize] = Some(state);
         self.resolve_policy(pid);
         self.attach_policy(pid);
@@ -612,6 +626,7 @@ impl Engine {
             return false;
         };
         self.detach_policy(pid);
+        self.policy_index.remove(pid);
         self.policies[pid as usize] = None;
         self.free_policies.push(pid);
         self.flush();
@@ -803,8 +818,12 @@ impl Engine {
     /// Upserts an endpoint already held to the rules (read, or the engine's own).
     fn put_endpoint(&mut self, endpoint: Endpoint) {
         let cluster = self.config.cluster.clone();
+        // The policies that may select it as it was (its memberships are among them) and as
+        // it is.
+        let mut candidates = Vec::new();
         let eid = match self.endpoints.find(&endpoint.uid) {
             Some(eid) => {
+                self.candidate_policies(eid, &mut candidates);
                 let same_ips = self
                     .endpoint(eid)
                     .is_some_and(|s| s.ips.as_slice() == endpoint.ips.as_slice());
@@ -815,7 +834,7 @@ impl Engine {
             }
             None => self.endpoints.put(None, endpoint, cluster.as_deref()),
         };
-        self.refresh_endpoint(eid);
+        self.refresh_endpoint(eid, candidates);
         self.flush();
     }
 
@@ -957,11 +976,22 @@ impl Engine {
 
     /// What the datapath does with a packet from `src` to `dst`, by the desired entries:
     /// exact source, then the longest destination prefix. Never allocates.
+    #[inline]
     pub fn lookup(&self, src: IpAddr, dst: IpAddr) -> Verdict {
-        match self.sources.desired_span(src) {
-            Some(span) if src.is_ipv4() == dst.is_ipv4() => self.fast.lookup(span, dst),
-            _ => Verdict::NoEntry,
+        *answer(
+            self.fast.verdicts(),
+            self.value(src, dst),
+            &Verdict::NoEntry,
+        )
+    }
+
+    /// The value id a lookup answers with (0: no entry).
+    #[inline]
+    fn value(&self, src: IpAddr, dst: IpAddr) -> u32 {
+        if src.is_ipv4() != dst.is_ipv4() {
+            return 0;
         }
+        self.fast.value(self.sources.desired_span(src), dst)
     }
 
     /// [`Engine::lookup`] of addresses given as values, as every binding answers a lookup
@@ -975,11 +1005,13 @@ impl Engine {
 
     /// [`Engine::lookup`] as a [`VerdictRecord`] (fixed fields: no enum to match on, no
     /// conversion per packet). Never allocates.
+    #[inline]
     pub fn lookup_record(&self, src: IpAddr, dst: IpAddr) -> VerdictRecord {
-        match self.sources.desired_span(src) {
-            Some(span) if src.is_ipv4() == dst.is_ipv4() => self.fast.lookup_record(span, dst),
-            _ => VerdictRecord::NO_ENTRY,
-        }
+        *answer(
+            self.fast.records(),
+            self.value(src, dst),
+            &VerdictRecord::NO_ENTRY,
+        )
     }
 
     /// [`Engine::lookup`] for many independent packets, writing `out[i]` for `queries[i]`
@@ -987,17 +1019,12 @@ impl Engine {
     /// groups: first every source's hash probe, then every list scan, so that the memory
     /// accesses of a group overlap instead of waiting one for another. Never allocates.
     pub fn lookup_many(&self, queries: &[(IpAddr, IpAddr)], out: &mut [Verdict]) {
-        self.lookup_grouped(queries, out, Verdict::NoEntry, FastLists::lookup);
+        self.lookup_grouped(queries, out, self.fast.verdicts(), &Verdict::NoEntry);
     }
 
     /// [`Engine::lookup_many`] writing [`VerdictRecord`]s. Never allocates.
     pub fn lookup_many_records(&self, queries: &[(IpAddr, IpAddr)], out: &mut [VerdictRecord]) {
-        self.lookup_grouped(
-            queries,
-            out,
-            VerdictRecord::NO_ENTRY,
-            FastLists::lookup_record,
-        );
+        self.lookup_grouped(queries, out, self.fast.records(), &VerdictRecord::NO_ENTRY);
     }
 
     #[inline]
@@ -1005,31 +1032,22 @@ impl Engine {
         &self,
         queries: &[(IpAddr, IpAddr)],
         out: &mut [T],
-        none: T,
-        answer: impl Fn(&FastLists, fastpath::Span, IpAddr) -> T,
+        answers: &[T],
+        none: &T,
     ) {
         const GROUP: usize = 16;
         for (qs, os) in queries.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-            // Branch-free touches first, so that the group's cache misses overlap; the
-            // probes and scans that follow then hit the cache.
-            let mut touched = 0u64;
-            for &(src, _) in qs {
-                touched ^= self.sources.touch(src);
-            }
-            let mut spans = [None; GROUP];
+            // Every source's probe first, then every list scan: the group's probes (and then
+            // its scans) do not wait one for another, so their cache misses overlap.
+            let mut spans = [fastpath::Span::EMPTY; GROUP];
             for (span, &(src, dst)) in spans.iter_mut().zip(qs) {
                 if src.is_ipv4() == dst.is_ipv4() {
                     *span = self.sources.desired_span(src);
                 }
             }
-            for (span, &(_, dst)) in spans.iter().zip(qs) {
-                if let Some(span) = span {
-                    touched ^= self.fast.touch(*span, dst.is_ipv6());
-                }
-            }
-            std::hint::black_box(touched);
+            // A query of two families kept the empty span: its value is 0, no entry.
             for ((o, span), &(_, dst)) in os.iter_mut().zip(spans).zip(qs) {
-                *o = span.map_or(none, |span| answer(&self.fast, span, dst));
+                *o = *answer(answers, self.fast.value(span, dst), none);
             }
         }
     }

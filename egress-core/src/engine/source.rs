@@ -7,7 +7,7 @@ use hashbrown::HashSet;
 
 use super::arena::ListId;
 use super::fastpath::Span;
-use super::flat_table::{FlatTable, Key, Vacancy};
+use super::flat_table::{FlatTable, Key, Vacancy, Wide};
 use super::slab::Slab;
 use super::{EndpointId, PolicyId};
 use crate::entries::{CidrKind, Slot};
@@ -182,7 +182,7 @@ impl<K: Key> Family<K> {
 /// Sources of both families, and which ones are pending (desired ≠ programmed).
 pub(crate) struct SourceMap {
     v4: Family<u32>,
-    v6: Family<u128>,
+    v6: Family<Wide>,
 }
 
 macro_rules! by_family {
@@ -195,7 +195,7 @@ macro_rules! by_family {
             }
             IpAddr::V6(a) => {
                 let $fam = &$self.v6;
-                let $key = u128::from(a);
+                let $key = Wide::from(a);
                 $body
             }
         }
@@ -209,7 +209,7 @@ macro_rules! by_family {
             }
             IpAddr::V6(a) => {
                 let $fam = &mut $self.v6;
-                let $key = u128::from(a);
+                let $key = Wide::from(a);
                 $body
             }
         }
@@ -228,16 +228,15 @@ impl SourceMap {
         by_family!(self, ip, |f, k| f.records.get(k).map(|r| f.view(r)))
     }
 
-    /// Touches the source's home bucket (see `FlatTable::touch`).
+    /// Where the desired list of a source lies (the lookup's only need); the empty span for
+    /// an unknown source. Read without branching on where the source lies
+    /// ([`FlatTable::probe`]).
     #[inline]
-    pub(crate) fn touch(&self, ip: IpAddr) -> u64 {
-        by_family!(self, ip, |f, k| f.records.touch(k))
-    }
-
-    /// Where the desired list of a source lies (the lookup's only need).
-    #[inline]
-    pub(crate) fn desired_span(&self, ip: IpAddr) -> Option<Span> {
-        by_family!(self, ip, |f, k| f.records.get(k).map(|r| r.desired_span))
+    pub(crate) fn desired_span(&self, ip: IpAddr) -> Span {
+        by_family!(self, ip, |f, k| f
+            .records
+            .get(k)
+            .map_or(Span::EMPTY, |r| r.desired_span))
     }
 
     /// The contributions of a source, creating it.
