@@ -89,7 +89,7 @@ pub fn lookup_v4_ns(
         let mut v = egress_verdict::default();
         // SAFETY: as above.
         unsafe { single(c.0, q.src.as_ptr(), q.dst.as_ptr(), &mut v) };
-        black_box(v);
+        black_box(&v);
     });
     let rust_batched =
         measure::time_per_query_batched(queries, min_time, |qs, out| rust.lookup_many(qs, out));

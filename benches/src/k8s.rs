@@ -40,7 +40,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use egress_core::cluster::{Endpoint, Namespace, Node};
-use egress_core::device::{Device, DeviceAddress, Families};
+use egress_core::device::Device;
 use egress_core::engine::{Action, Engine, MemoryUsage, Plan};
 use egress_core::entries::{Entry, MapEntries};
 use egress_core::gateway::Selection;
@@ -53,10 +53,14 @@ use egress_core::policy::{
 use serde_json::{Value, json};
 
 use crate::measure;
-use crate::workloads::{Objects, Rng};
+use crate::workloads::{self, Objects, Rng};
 
 /// The seed of the report's W-k8s-limits.
 pub const SEED: u64 = 26;
+
+/// Up to this many entries, `measure` also checks the rollout's reference engine against the
+/// core's batch function.
+const BATCH_CHECK_ENTRIES: usize = 200_000;
 
 /// Kubernetes' default `maxPods` per node.
 const MAX_PODS_PER_NODE: u16 = 110;
@@ -433,28 +437,7 @@ fn make_nodes(rng: &mut Rng, scale: Scale) -> (Vec<Node>, Vec<&'static str>) {
 /// The local gateway's devices: `eth0` (its node address, the default route) and `eth1`
 /// (its public egress address).
 fn gateway_devices(g: usize) -> Vec<Device> {
-    vec![
-        Device {
-            name: "eth0".into(),
-            index: 2,
-            alt_names: vec![],
-            addresses: vec![DeviceAddress {
-                addr: IpAddr::V4(gateway_ip(g)),
-                prefix_len: 16,
-            }],
-            default_route: Families::all(),
-        },
-        Device {
-            name: "eth1".into(),
-            index: 3,
-            alt_names: vec![],
-            addresses: vec![DeviceAddress {
-                addr: IpAddr::V4(egress_ip(g)),
-                prefix_len: 24,
-            }],
-            default_route: Families::empty(),
-        },
-    ]
+    workloads::node_devices(gateway_ip(g), egress_ip(g))
 }
 
 /// Team `t`'s product name (unique per team).
@@ -1272,12 +1255,16 @@ pub fn storm(
         maps.apply(&plan_ops(&plan))
     };
     for (i, event) in rollout.events.iter().enumerate() {
-        let start = Instant::now();
+        let start;
         let result = match event {
-            RolloutEvent::Add(ep) => engine
-                .upsert_endpoint(ep.clone())
-                .map_err(|e| e.to_string()),
+            RolloutEvent::Add(ep) => {
+                // The caller's copy of the object is made before the timing.
+                let ep = ep.clone();
+                start = Instant::now();
+                engine.upsert_endpoint(ep).map_err(|e| e.to_string())
+            }
             RolloutEvent::Delete(uid) => {
+                start = Instant::now();
                 if engine.delete_endpoint(uid) {
                     Ok(())
                 } else {
@@ -1497,9 +1484,16 @@ pub fn measure(w: &K8sLimits, meters: &Meters<'_>) -> Result<Figures, String> {
     let live_bytes = ((meters.live_bytes)() - live_before).max(0) as usize;
     let stats = engine.stats();
     let entries = stats.desired_v4 + stats.desired_v6;
+    // The JSON reports the scale's counts: the workload and the engine must hold them.
     if stats.endpoints != w.objects.endpoints.len()
         || stats.nodes != w.objects.nodes.len()
         || stats.policies != w.objects.policies.len()
+        || (w.scale.pods, w.scale.nodes, w.scale.policies)
+            != (
+                w.objects.endpoints.len(),
+                w.objects.nodes.len(),
+                w.objects.policies.len(),
+            )
     {
         return Err(fail(format!(
             "the engine holds {} endpoints, {} nodes, {} policies; the workload has {}, {}, {}",
@@ -1538,11 +1532,18 @@ pub fn measure(w: &K8sLimits, meters: &Meters<'_>) -> Result<Figures, String> {
 
     let rollout = w.rollout(w.scale.rollout_pods);
     let before = engine.entries();
-    let expected = w
-        .objects
-        .clone_with_endpoints(&rollout.after)
+    let expected = rollout
+        .after
         .engine(Selection::Cilium, w.max_entries)
         .entries();
+    // The reference engine against the core's batch function, where that is affordable (it
+    // takes ~1 s at the quick scale, ~2 min at the full one).
+    if entries <= BATCH_CHECK_ENTRIES && expected != rollout.after.batch_entries(Selection::Cilium)
+    {
+        return Err(fail(
+            "a fresh engine's entries differ from the batch function's after the rollout".into(),
+        ));
+    }
     let one_plan = checked_storm(&mut engine, &rollout, false, &before, &expected).map_err(fail)?;
     let per_event = {
         let mut other = w.engine();
@@ -1580,17 +1581,6 @@ pub fn measure(w: &K8sLimits, meters: &Meters<'_>) -> Result<Figures, String> {
         queries: queries.len(),
         hit_share,
     })
-}
-
-impl Objects {
-    /// These objects with the endpoints of `other` (its nodes, policies and devices are the
-    /// same).
-    fn clone_with_endpoints(&self, other: &Objects) -> Objects {
-        Objects {
-            endpoints: other.endpoints.clone(),
-            ..self.clone()
-        }
-    }
 }
 
 /// Lookup queries over a state: 45 % an entry's source with a destination inside its
@@ -1902,12 +1892,15 @@ mod tests {
         );
 
         let before = engine.entries();
-        let expected = w
-            .objects
-            .clone_with_endpoints(&rollout.after)
+        let expected = rollout
+            .after
             .engine(Selection::Cilium, w.max_entries)
             .entries();
         assert_ne!(before, expected, "the rollout changes entries");
+        // The reference engine is itself checked against the core's batch function (it
+        // shares the engine's policy index with the engine under test).
+        assert_eq!(expected, rollout.after.batch_entries(Selection::Cilium));
+        assert_eq!(before, w.objects.batch_entries(Selection::Cilium));
         let one = checked_storm(&mut engine, &rollout, false, &before, &expected).unwrap();
         assert_eq!(one.plans, 1);
         assert!(one.upserts > 0 && one.deletes > 0);
@@ -1941,9 +1934,8 @@ mod tests {
         let mut engine = acked();
         let before = engine.entries();
         let rollout = w.rollout(w.scale.rollout_pods);
-        let expected = w
-            .objects
-            .clone_with_endpoints(&rollout.after)
+        let expected = rollout
+            .after
             .engine(Selection::Cilium, w.max_entries)
             .entries();
 

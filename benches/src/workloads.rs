@@ -219,18 +219,45 @@ pub struct Objects {
 }
 
 impl Objects {
-    /// A fresh engine fed every object through the public API (the full-recompute baseline).
-    pub fn engine(&self, selection: Selection, max_entries: u32) -> Engine {
-        // The default Cilium version's rules (1.18) written to `_v4_v2` alone: the map the
-        // kernel benchmarks' datapath program reads (28-byte values), as in every earlier
-        // report.
-        let config = EngineConfig {
+    /// The configuration of [`Objects::engine`]: the default Cilium version's rules (1.18)
+    /// written to `_v4_v2` alone, the map the kernel benchmarks' datapath program reads
+    /// (28-byte values), as in every earlier report.
+    pub fn config(&self, selection: Selection, max_entries: u32) -> EngineConfig {
+        EngineConfig {
             selection,
             max_entries,
             layout: egress_core::maps::Layout::V4V2,
             ..EngineConfig::new(self.local_node.clone())
+        }
+    }
+
+    /// The entries the core's batch function computes from these objects under
+    /// [`Objects::config`]'s rules: the equality reference of PERFORMANCE.md (the engine is
+    /// never its own reference).
+    pub fn batch_entries(&self, selection: Selection) -> MapEntries {
+        let state = egress_core::entries::ClusterState {
+            cluster: None,
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.clone()))
+                .collect(),
+            endpoints: self.endpoints.clone(),
+            policies: self.policies.clone(),
         };
-        let mut engine = Engine::new(config);
+        let rules = self.config(selection, 1).rules();
+        egress_core::entries::compute_without_producers(
+            &state,
+            &self.local_node,
+            &self.devices,
+            rules,
+        )
+        .maps
+    }
+
+    /// A fresh engine fed every object through the public API (the full-recompute baseline).
+    pub fn engine(&self, selection: Selection, max_entries: u32) -> Engine {
+        let mut engine = Engine::new(self.config(selection, max_entries));
         engine.set_devices(self.devices.clone());
         for n in &self.nodes {
             engine.upsert_node(n.clone());
@@ -276,27 +303,25 @@ fn nodes(count: usize, gateways: usize) -> Vec<Node> {
 }
 
 fn gateway_devices(i: usize) -> Vec<Device> {
+    node_devices(node_ip(i), Ipv4Addr::new(43, 0, 0, i as u8 + 1))
+}
+
+/// A gateway node's devices: `eth0` with its node address (/16, the default route) and
+/// `eth1` with its public egress address (/24).
+pub fn node_devices(node: Ipv4Addr, egress: Ipv4Addr) -> Vec<Device> {
+    let device = |name: &str, index, addr, prefix_len, default_route| Device {
+        name: name.into(),
+        index,
+        alt_names: vec![],
+        addresses: vec![DeviceAddress {
+            addr: IpAddr::V4(addr),
+            prefix_len,
+        }],
+        default_route,
+    };
     vec![
-        Device {
-            name: "eth0".into(),
-            index: 2,
-            alt_names: vec![],
-            addresses: vec![DeviceAddress {
-                addr: IpAddr::V4(node_ip(i)),
-                prefix_len: 16,
-            }],
-            default_route: Families::all(),
-        },
-        Device {
-            name: "eth1".into(),
-            index: 3,
-            alt_names: vec![],
-            addresses: vec![DeviceAddress {
-                addr: IpAddr::V4(Ipv4Addr::new(43, 0, 0, i as u8 + 1)),
-                prefix_len: 24,
-            }],
-            default_route: Families::empty(),
-        },
+        device("eth0", 2, node, 16, Families::all()),
+        device("eth1", 3, egress, 24, Families::empty()),
     ]
 }
 

@@ -270,13 +270,16 @@ impl Selector {
     }
 
     /// A label every matching label set carries with one of some values: the key and the
-    /// values of the selector's most selective `Equals` or `In` requirement (fewest values).
-    /// `None` when it has none — it may match label sets without any given label — or
-    /// cannot be built ([`Selector::problem`]: it matches nothing).
-    pub fn anchor(&self) -> Option<(&str, Vec<&str>)> {
+    /// values of an `Equals` or `In` requirement — the one with the fewest values, a pod
+    /// label before a namespace label on a tie (a namespace holds many pods; a pod label
+    /// usually fewer). `None` when it has none — it may match label sets without any given
+    /// label — or cannot be built ([`Selector::problem`]: it matches nothing).
+    pub(crate) fn anchor(&self) -> Option<(&str, Vec<&str>)> {
         if self.problem.is_some() {
             return None;
         }
+        let of_namespace =
+            |key: &str| key == NAMESPACE_LABEL || key.starts_with(NAMESPACE_LABELS_PREFIX);
         self.terms
             .iter()
             .filter_map(|t| match &t.test {
@@ -284,7 +287,7 @@ impl Selector {
                 Test::In(values) => Some((&*t.key, values.iter().map(|v| &**v).collect())),
                 Test::NotIn(_) | Test::Exists | Test::DoesNotExist => None,
             })
-            .min_by_key(|(_, values)| values.len())
+            .min_by_key(|(key, values)| (values.len(), of_namespace(key)))
     }
 
     /// Why this selector matches nothing, if Kubernetes could not build it.

@@ -94,12 +94,19 @@ impl Default for FastLists {
     }
 }
 
+/// Lists up to this long are scanned whole without branching ([`longest_match`]); longer
+/// ones stop at the first (longest) match, which costs less than reading them all.
+const BRANCH_FREE_SCAN: usize = 32;
+
 /// The value id of the longest prefix holding `dst` among `items` (sorted longest first),
-/// 0 when none does. Every item is read, shortest first, and the last match kept: no branch
-/// depends on where the match lies (a mispredicted branch would stall the lookups that
+/// 0 when none does. A short list is read whole, shortest first, keeping the last match: no
+/// branch depends on where the match lies (a mispredicted branch would stall the lookups that
 /// follow instead of letting them overlap).
 #[inline]
 fn longest_match<T: Copy>(items: &[T], matches: impl Fn(T) -> Option<u32>) -> u32 {
+    if items.len() > BRANCH_FREE_SCAN {
+        return items.iter().find_map(|&item| matches(item)).unwrap_or(0);
+    }
     items.iter().rev().fold(0, |found, &item| {
         let value = matches(item);
         std::hint::select_unpredictable(value.is_some(), value.unwrap_or(0), found)
@@ -207,14 +214,14 @@ impl FastLists {
     /// The value id of the longest prefix holding `dst` in the IPv4 list at `span`, 0 when
     /// none does. Never allocates.
     #[inline]
-    fn value_v4(&self, span: Span, dst: u32) -> u32 {
+    pub(crate) fn value_v4(&self, span: Span, dst: u32) -> u32 {
         let items = self.v4.get(span.range()).unwrap_or_default();
         longest_match(items, |p| (dst & p.mask == p.net).then_some(p.value))
     }
 
     /// [`FastLists::value_v4`] for IPv6.
     #[inline]
-    fn value_v6(&self, span: Span, dst: u128) -> u32 {
+    pub(crate) fn value_v6(&self, span: Span, dst: u128) -> u32 {
         let items = self.v6.get(span.range()).unwrap_or_default();
         let (hi, lo) = ((dst >> 64) as u64, dst as u64);
         longest_match(items, |p| {
@@ -254,6 +261,7 @@ impl FastLists {
             + self.v6.capacity() * size_of::<FastV6>()
             + self.values.capacity() * size_of::<Value>()
             + self.verdicts.capacity() * size_of::<Verdict>()
+            + self.records.capacity() * size_of::<VerdictRecord>()
             + self.value_index.capacity() * (size_of::<(Value, u32)>() + 1)
             + self
                 .free
@@ -261,5 +269,43 @@ impl FastLists {
                 .flat_map(|m| m.values())
                 .map(|v| v.capacity() * 4)
                 .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both scans (whole and branch-free up to [`BRANCH_FREE_SCAN`], early exit beyond) give
+    /// the first match of a longest-first list, 0 for none.
+    #[test]
+    fn short_and_long_lists_give_the_longest_match() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in [0, 1, 4, BRANCH_FREE_SCAN, BRANCH_FREE_SCAN + 1, 100] {
+            // Prefix lengths from 32 down to 0 (repeating), networks of the low bits of `d`.
+            let d = 0x0a0b_0c0du32;
+            let items: Vec<FastV4> = (0..len)
+                .map(|i| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let plen = 32 - (i * 32 / len.max(1)) as u8;
+                    let mask = mask_v4(plen);
+                    // Half the records hold `d`.
+                    let net = if x.is_multiple_of(2) { d & mask } else { !d & mask };
+                    FastV4 {
+                        mask,
+                        net,
+                        value: i as u32 + 1,
+                    }
+                })
+                .collect();
+            let want = items
+                .iter()
+                .find(|p| d & p.mask == p.net)
+                .map_or(0, |p| p.value);
+            let got = longest_match(&items, |p| (d & p.mask == p.net).then_some(p.value));
+            assert_eq!(got, want, "list of {len}");
+        }
     }
 }

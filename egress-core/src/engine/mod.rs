@@ -343,6 +343,28 @@ fn family(ip: IpAddr) -> usize {
     usize::from(ip.is_ipv6())
 }
 
+/// Answers `queries` in groups of 16: every source's probe first (`span`), then every list
+/// scan (`answer`), so that the group's probes, then its scans, do not wait one for another
+/// and their cache misses overlap. `out` shorter than `queries`: only its length is answered.
+#[inline]
+fn grouped<Q, T>(
+    queries: &[Q],
+    out: &mut [T],
+    span: impl Fn(&Q) -> fastpath::Span,
+    answer: impl Fn(fastpath::Span, &Q) -> T,
+) {
+    const GROUP: usize = 16;
+    for (qs, os) in queries.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
+        let mut spans = [fastpath::Span::EMPTY; GROUP];
+        for (s, q) in spans.iter_mut().zip(qs) {
+            *s = span(q);
+        }
+        for ((o, s), q) in os.iter_mut().zip(spans).zip(qs) {
+            *o = answer(s, q);
+        }
+    }
+}
+
 /// The answer of value id `value` (the lookup tables hold one per id; `none` past them, which
 /// never happens: a bounds check, not a branch taken), by reference so that the caller copies
 /// it from the table ([`FastLists::verdicts`] says why).
@@ -985,13 +1007,23 @@ impl Engine {
         )
     }
 
-    /// The value id a lookup answers with (0: no entry).
+    /// The value id a lookup answers with (0: no entry, also for two families).
     #[inline]
     fn value(&self, src: IpAddr, dst: IpAddr) -> u32 {
-        if src.is_ipv4() != dst.is_ipv4() {
-            return 0;
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => self.value_v4(s, d),
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                let span = self.sources.desired_span_v6(s);
+                self.fast.value_v6(span, u128::from(d))
+            }
+            _ => 0,
         }
-        self.fast.value(self.sources.desired_span(src), dst)
+    }
+
+    #[inline]
+    fn value_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> u32 {
+        let span = self.sources.desired_span_v4(src);
+        self.fast.value_v4(span, u32::from(dst))
     }
 
     /// [`Engine::lookup`] of addresses given as values, as every binding answers a lookup
@@ -1014,6 +1046,17 @@ impl Engine {
         )
     }
 
+    /// [`Engine::lookup_record`] of an IPv4 packet, for callers holding IPv4 addresses (the C
+    /// ABI's 4-byte lookups): no `IpAddr` is built, and none copied. Never allocates.
+    #[inline]
+    pub fn lookup_record_v4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> VerdictRecord {
+        *answer(
+            self.fast.records(),
+            self.value_v4(src, dst),
+            &VerdictRecord::NO_ENTRY,
+        )
+    }
+
     /// [`Engine::lookup`] for many independent packets, writing `out[i]` for `queries[i]`
     /// (`out` shorter than `queries`: only its length is answered). Queries are taken in
     /// groups: first every source's hash probe, then every list scan, so that the memory
@@ -1027,6 +1070,27 @@ impl Engine {
         self.lookup_grouped(queries, out, self.fast.records(), &VerdictRecord::NO_ENTRY);
     }
 
+    /// [`Engine::lookup_many_records`] of IPv4 packets, for callers holding IPv4 addresses
+    /// (the C ABI's 4-byte batches): no `IpAddr` is built. Never allocates.
+    pub fn lookup_many_records_v4(
+        &self,
+        queries: &[(Ipv4Addr, Ipv4Addr)],
+        out: &mut [VerdictRecord],
+    ) {
+        grouped(
+            queries,
+            out,
+            |&(src, _)| self.sources.desired_span_v4(src),
+            |span, &(_, dst)| {
+                *answer(
+                    self.fast.records(),
+                    self.fast.value_v4(span, u32::from(dst)),
+                    &VerdictRecord::NO_ENTRY,
+                )
+            },
+        );
+    }
+
     #[inline]
     fn lookup_grouped<T: Copy>(
         &self,
@@ -1035,21 +1099,19 @@ impl Engine {
         answers: &[T],
         none: &T,
     ) {
-        const GROUP: usize = 16;
-        for (qs, os) in queries.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-            // Every source's probe first, then every list scan: the group's probes (and then
-            // its scans) do not wait one for another, so their cache misses overlap.
-            let mut spans = [fastpath::Span::EMPTY; GROUP];
-            for (span, &(src, dst)) in spans.iter_mut().zip(qs) {
+        grouped(
+            queries,
+            out,
+            // A query of two families keeps the empty span: its value is 0, no entry.
+            |&(src, dst)| {
                 if src.is_ipv4() == dst.is_ipv4() {
-                    *span = self.sources.desired_span(src);
+                    self.sources.desired_span(src)
+                } else {
+                    fastpath::Span::EMPTY
                 }
-            }
-            // A query of two families kept the empty span: its value is 0, no entry.
-            for ((o, span), &(_, dst)) in os.iter_mut().zip(spans).zip(qs) {
-                *o = *answer(answers, self.fast.value(span, dst), none);
-            }
-        }
+            },
+            |span, &(_, dst)| *answer(answers, self.fast.value(span, dst), none),
+        );
     }
 
     /// Every conflict (B.1): keys with several producers whose bytes differ, in key order.

@@ -1,5 +1,5 @@
 //! Which policies an endpoint event must look at: each policy filed under a label its
-//! endpoint selectors require (an `Equals` or `In` requirement's key and values), so that an
+//! endpoint selectors require (an `Equals` or `In` requirement's key and values: `Selector::anchor`), so that an
 //! endpoint's event checks the policies filed under its own identity labels, and the few
 //! that require none, instead of every policy (1,000 policies × 150,000 pods was 150 M
 //! selector checks for one load).
@@ -157,6 +157,17 @@ mod tests {
             vec![1, 3]
         );
         assert_eq!(candidates(&index, &[("app", "bad value!")]), vec![3]);
+        // A namespace selector and a pod selector: filed under the pod label.
+        let mut both = pod(&[("app", "api")], vec![]);
+        both.namespace_selector = Some(LabelSelector {
+            match_labels: vec![("team".into(), "x".into())],
+            match_expressions: vec![],
+        });
+        index.insert(5, &selectors(&[both]));
+        let ns_team = format!("{}team", crate::identity::NAMESPACE_LABELS_PREFIX);
+        assert_eq!(candidates(&index, &[("app", "api")]), vec![3, 5]);
+        assert_eq!(candidates(&index, &[(ns_team.as_str(), "x")]), vec![3]);
+        index.remove(5);
         index.remove(3);
         index.remove(1);
         assert_eq!(

@@ -1,7 +1,7 @@
 //! Per-source state: who contributes entries for one endpoint IP, and its two lists; kept
 //! per address family with integer keys (an IPv4 source costs a 4-byte key, not 17).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hashbrown::HashSet;
 
@@ -229,14 +229,27 @@ impl SourceMap {
     }
 
     /// Where the desired list of a source lies (the lookup's only need); the empty span for
-    /// an unknown source. Read without branching on where the source lies
-    /// ([`FlatTable::probe`]).
+    /// an unknown source.
     #[inline]
     pub(crate) fn desired_span(&self, ip: IpAddr) -> Span {
-        by_family!(self, ip, |f, k| f
-            .records
-            .get(k)
-            .map_or(Span::EMPTY, |r| r.desired_span))
+        match ip {
+            IpAddr::V4(a) => self.desired_span_v4(a),
+            IpAddr::V6(a) => self.desired_span_v6(a),
+        }
+    }
+
+    /// [`SourceMap::desired_span`] of an IPv4 source.
+    #[inline]
+    pub(crate) fn desired_span_v4(&self, ip: Ipv4Addr) -> Span {
+        let record = self.v4.records.get(u32::from(ip));
+        record.map_or(Span::EMPTY, |r| r.desired_span)
+    }
+
+    /// [`SourceMap::desired_span`] of an IPv6 source.
+    #[inline]
+    pub(crate) fn desired_span_v6(&self, ip: Ipv6Addr) -> Span {
+        let record = self.v6.records.get(Wide::from(ip));
+        record.map_or(Span::EMPTY, |r| r.desired_span)
     }
 
     /// The contributions of a source, creating it.
