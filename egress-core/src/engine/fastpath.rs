@@ -292,7 +292,11 @@ mod tests {
                     let plen = 32 - (i * 32 / len.max(1)) as u8;
                     let mask = mask_v4(plen);
                     // Half the records hold `d`.
-                    let net = if x.is_multiple_of(2) { d & mask } else { !d & mask };
+                    let net = if x.is_multiple_of(2) {
+                        d & mask
+                    } else {
+                        !d & mask
+                    };
                     FastV4 {
                         mask,
                         net,
