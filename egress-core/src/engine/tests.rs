@@ -545,6 +545,15 @@ fn engine_lookup_equals_the_lookup_table() {
                     "{name} {} {dst}",
                     entry.source
                 );
+                // The IPv4 forms answer as the lookup table.
+                if let (IpAddr::V4(s), IpAddr::V4(d)) = (entry.source, dst) {
+                    let want = VerdictRecord::from(table.lookup(entry.source, dst));
+                    assert_eq!(e.lookup_record_v4(s, d), want, "{name} {s} {d}");
+                    let mut many = [VerdictRecord::NO_ENTRY; 2];
+                    e.lookup_many_records_v4(&[(s, d), (d, s)], &mut many);
+                    let back = VerdictRecord::from(table.lookup(dst, entry.source));
+                    assert_eq!(many, [want, back]);
+                }
             }
         }
     }
