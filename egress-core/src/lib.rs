@@ -34,6 +34,8 @@
 //! 6. [`gateway`] (resolution and selection), [`cilium_config`] (the agent's settings);
 //! 7. [`entries`] (the batch path: what a node writes, B.1 conflicts, counted or built);
 //! 8. [`lookup`] (the datapath's question), [`snapshot`] (inputs read and merged);
+//!    [`compact`] (a node's entries as endpoint sets and per-set rules: the compact layout's
+//!    form and its reference decision);
 //! 9. [`engine`] (incremental state, plans, explanations);
 //! 10. [`render`] (tables, JSON documents, explanation text).
 //!
@@ -97,6 +99,7 @@
 
 pub mod cilium_config;
 pub mod cluster;
+pub mod compact;
 pub mod device;
 pub mod document;
 pub mod egress_ip;
