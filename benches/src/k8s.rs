@@ -45,7 +45,7 @@ use egress_core::engine::{Action, Engine, MemoryUsage, Plan};
 use egress_core::entries::{Entry, MapEntries};
 use egress_core::gateway::Selection;
 use egress_core::labels::Labels;
-use egress_core::lookup::{LookupTable, Verdict};
+use egress_core::lookup::LookupTable;
 use egress_core::netip::{Cidr, mask_v4};
 use egress_core::policy::{
     GatewaySpec, LabelSelector, Operator, Policy, Requirement, SelectorItem,
@@ -1636,20 +1636,7 @@ pub fn lookups(
     queries: &[(IpAddr, IpAddr)],
     meters: &Meters<'_>,
 ) -> Result<(f64, f64, f64), String> {
-    let mut many = vec![Verdict::NoEntry; queries.len()];
-    for (qs, out) in queries.chunks(256).zip(many.chunks_mut(256)) {
-        engine.lookup_many(qs, out);
-    }
-    let mut hits = 0usize;
-    for (&(s, d), v) in queries.iter().zip(&many) {
-        let single = engine.lookup(s, d);
-        if *v != single {
-            return Err(format!(
-                "Engine::lookup_many answers {v} and Engine::lookup {single} for {s} -> {d}"
-            ));
-        }
-        hits += usize::from(single != Verdict::NoEntry);
-    }
+    let hits = measure::lookup_many_agrees(engine, queries)?;
     let table = LookupTable::new(entries, engine.local_ipv4());
     for &(s, d) in queries.iter().take(20_000) {
         let (got, want) = (engine.lookup(s, d), table.lookup(s, d));
@@ -1660,17 +1647,12 @@ pub fn lookups(
         }
     }
     drop(table);
-    let before = (meters.thread_allocations)();
-    let single = measure::time_per_query(queries, meters.lookup_time, |s, d| engine.lookup(s, d));
-    let batched = measure::time_per_query_batched(queries, meters.lookup_time, |qs, out| {
-        engine.lookup_many(qs, out)
-    });
-    let allocations = (meters.thread_allocations)() - before;
-    if allocations != 0 {
-        return Err(format!(
-            "the timed lookups allocated {allocations} times (must be 0)"
-        ));
-    }
+    let (single, batched) = measure::engine_lookup_ns(
+        engine,
+        queries,
+        meters.lookup_time,
+        meters.thread_allocations,
+    )?;
     Ok((single, batched, hits as f64 / queries.len().max(1) as f64))
 }
 

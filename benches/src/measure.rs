@@ -64,6 +64,47 @@ pub fn time_per_query_batched(
     start.elapsed().as_nanos() as f64 / (rounds as f64 * queries.len().max(1) as f64)
 }
 
+/// Checks that `Engine::lookup_many` answers every query as `Engine::lookup` does; returns
+/// how many queries hit an entry.
+pub fn lookup_many_agrees(engine: &Engine, queries: &[(IpAddr, IpAddr)]) -> Result<usize, String> {
+    let mut many = vec![Verdict::NoEntry; queries.len()];
+    for (qs, out) in queries.chunks(256).zip(many.chunks_mut(256)) {
+        engine.lookup_many(qs, out);
+    }
+    let mut hits = 0;
+    for (&(s, d), v) in queries.iter().zip(&many) {
+        let single = engine.lookup(s, d);
+        if *v != single {
+            return Err(format!(
+                "Engine::lookup_many answers {v} and Engine::lookup {single} for {s} -> {d}"
+            ));
+        }
+        hits += usize::from(single != Verdict::NoEntry);
+    }
+    Ok(hits)
+}
+
+/// `Engine::lookup` and `Engine::lookup_many` over `queries`, ns per query (single, batched),
+/// each repeated for at least `min_time`; an error when the timed lookups allocated
+/// (`thread_allocations`: the current thread's allocations so far).
+pub fn engine_lookup_ns(
+    engine: &Engine,
+    queries: &[(IpAddr, IpAddr)],
+    min_time: Duration,
+    thread_allocations: &dyn Fn() -> u64,
+) -> Result<(f64, f64), String> {
+    let before = thread_allocations();
+    let single = time_per_query(queries, min_time, |s, d| engine.lookup(s, d));
+    let batched = time_per_query_batched(queries, min_time, |qs, out| engine.lookup_many(qs, out));
+    let allocations = thread_allocations() - before;
+    if allocations != 0 {
+        return Err(format!(
+            "the timed lookups allocated {allocations} times (must be 0)"
+        ));
+    }
+    Ok((single, batched))
+}
+
 /// The baseline: scan every entry, keep the longest match for the exact source.
 pub fn linear_scan(
     maps: &MapEntries,

@@ -16,7 +16,7 @@ use egress_benches::kernel::KernelError;
 use egress_benches::{k8s, kernel, measure, workloads};
 use egress_core::engine::Action;
 use egress_core::gateway::Selection;
-use egress_core::lookup::{LookupTable, Verdict};
+use egress_core::lookup::LookupTable;
 use serde_json::{Value, json};
 
 /// Counts live heap bytes (all threads) and allocations made by the current thread.
@@ -298,28 +298,9 @@ fn engine_lookup_ns(
     what: &str,
 ) -> Result<(f64, f64)> {
     let sample = &w.queries[..w.queries.len().min(4_096)];
-    let mut many = vec![Verdict::NoEntry; sample.len()];
-    w.engine.lookup_many(sample, &mut many);
-    if let Some((&(s, d), _)) = sample
-        .iter()
-        .zip(&many)
-        .find(|&(&(s, d), v)| *v != w.engine.lookup(s, d))
-    {
-        return Err(format!(
-            "{what}: Engine::lookup_many disagrees with Engine::lookup on {s} -> {d}"
-        ));
-    }
-    let before = thread_allocations();
-    let single = measure::time_per_query(&w.queries, time, |s, d| w.engine.lookup(s, d));
-    let batched =
-        measure::time_per_query_batched(&w.queries, time, |qs, out| w.engine.lookup_many(qs, out));
-    let allocations = thread_allocations() - before;
-    if allocations != 0 {
-        return Err(format!(
-            "{what}: the timed lookups allocated {allocations} times (must be 0)"
-        ));
-    }
-    Ok((single, batched))
+    measure::lookup_many_agrees(&w.engine, sample).map_err(|e| format!("{what}: {e}"))?;
+    measure::engine_lookup_ns(&w.engine, &w.queries, time, &thread_allocations)
+        .map_err(|e| format!("{what}: {e}"))
 }
 
 /// The kernel's LPM trie and the engine on the same key sets at every size (W-lookup's shape:
