@@ -84,10 +84,8 @@ fn endpoint_event(c: &mut Criterion) {
                 let plan = plan.expect("one endpoint's plan fits the map");
                 assert!(
                     plan.len() == 4
-                        && plan
-                            .ops()
-                            .iter()
-                            .all(|op| op.action() == Action::Upsert && op.entry().source == source),
+                        && plan.ops().iter().all(|op| op.action() == Action::Upsert
+                            && op.entry().is_some_and(|e| e.source == source)),
                     "the plan holds exactly the new endpoint's 4 entries"
                 );
                 engine
@@ -134,7 +132,11 @@ fn endpoint_event(c: &mut Criterion) {
                 assert_eq!(applied.expect("a generated Pod applies").endpoints, 1);
                 let plan = plan.expect("one endpoint's plan fits the map");
                 assert!(
-                    plan.len() == 4 && plan.ops().iter().all(|op| op.entry().source == source),
+                    plan.len() == 4
+                        && plan
+                            .ops()
+                            .iter()
+                            .all(|op| op.entry().is_some_and(|e| e.source == source)),
                     "the plan holds exactly the new pod's 4 entries"
                 );
                 engine

@@ -1121,7 +1121,7 @@ impl K8sLimits {
 pub fn plan_ops(plan: &Plan) -> Vec<(Action, Entry)> {
     plan.ops()
         .iter()
-        .map(|op| (op.action(), *op.entry()))
+        .filter_map(|op| op.entry().map(|e| (op.action(), *e)))
         .collect()
 }
 

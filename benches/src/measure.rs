@@ -544,7 +544,9 @@ impl EditedEngine {
         let plan = self.engine.take_plan().map_err(|e| e.to_string())?;
         let mut moved = vec![false; self.endpoints];
         for op in plan.ops() {
-            let e = &op.entry();
+            let Some(e) = op.entry() else {
+                return Err(format!("{op:?} is no Cilium entry"));
+            };
             let changed = op.action() == Action::Delete
                 || self.gateway_of.get(&(e.source, e.destination)) != Some(&e.gateway_ip);
             if changed && let Some(&i) = self.endpoint_of.get(&e.source) {

@@ -200,6 +200,11 @@ enum egress_layout
      * Both, legacy first, as Cilium 1.20 writes them (read back from `_v4_v2`).
      */
     EGRESS_LAYOUT_DUAL = 3,
+    /**
+     * Ours, not Cilium's: per family an endpoint hash (endpoint IP -> set id) and a rule
+     * trie ((set id, destination) -> value); a new endpoint is one write.
+     */
+    EGRESS_LAYOUT_COMPACT = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -210,7 +215,7 @@ typedef uint32_t egress_layout;
 #endif // __cplusplus
 
 /**
- * One of the three maps (`uint32_t` in structs).
+ * One of the maps (`uint32_t` in structs): Cilium's three, the compact layout's four.
  */
 enum egress_map
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -229,6 +234,23 @@ enum egress_map
      * `cilium_egress_gw_policy_v6`: key 36 bytes, value 40.
      */
     EGRESS_MAP_V6 = 2,
+    /**
+     * `egress_gw_compact_endpoints_v4` (hash): key 4 bytes (the endpoint), value 4 (set id).
+     */
+    EGRESS_MAP_COMPACT_ENDPOINTS_V4 = 3,
+    /**
+     * `egress_gw_compact_endpoints_v6` (hash): key 16 bytes, value 4.
+     */
+    EGRESS_MAP_COMPACT_ENDPOINTS_V6 = 4,
+    /**
+     * `egress_gw_compact_rules_v4` (LPM trie): key 12 bytes (prefixlen, be32 set, daddr),
+     * value 28.
+     */
+    EGRESS_MAP_COMPACT_RULES_V4 = 5,
+    /**
+     * `egress_gw_compact_rules_v6` (LPM trie): key 24 bytes, value 40.
+     */
+    EGRESS_MAP_COMPACT_RULES_V6 = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

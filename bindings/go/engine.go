@@ -34,7 +34,8 @@ func (s Selection) String() string {
 	return fmt.Sprintf("Selection(%d)", uint32(s))
 }
 
-// Layout is the IPv4 maps plans are made for.
+// Layout is the maps plans are made for: Cilium's IPv4 maps of a version, or ours
+// (LayoutCompact).
 type Layout uint32
 
 const (
@@ -49,6 +50,10 @@ const (
 	LayoutLegacy Layout = C.EGRESS_LAYOUT_LEGACY
 	// LayoutDual is both, legacy first, as Cilium 1.20 writes them.
 	LayoutDual Layout = C.EGRESS_LAYOUT_DUAL
+	// LayoutCompact is ours, not Cilium's: per family an endpoint hash (endpoint IP -> set
+	// id) and a rule trie ((set id, destination) -> value). Endpoints selected alike share
+	// a set, so a new endpoint is one map write.
+	LayoutCompact Layout = C.EGRESS_LAYOUT_COMPACT
 )
 
 func (l Layout) String() string {
@@ -61,6 +66,8 @@ func (l Layout) String() string {
 		return "legacy"
 	case LayoutDual:
 		return "dual"
+	case LayoutCompact:
+		return "compact"
 	}
 	return fmt.Sprintf("Layout(%d)", uint32(l))
 }

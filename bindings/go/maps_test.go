@@ -179,6 +179,67 @@ func TestCilium120WritesBothIPv4Maps(t *testing.T) {
 	}
 }
 
+// The compact layout (ours): its four maps pinned, the engine's plan written to them, the
+// entries read back joined, a restart adopting them (set ids and all) writes nothing, and a
+// deleted pod is written away.
+func TestCompactLayoutProgramsDumpsAndAdopts(t *testing.T) {
+	dir := bpffs(t)
+	maps, err := CreateMaps(dir, LayoutCompact, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer maps.Close()
+	for _, m := range []MapID{MapCompactEndpointsV4, MapCompactEndpointsV6, MapCompactRulesV4, MapCompactRulesV6} {
+		if _, err := os.Stat(filepath.Join(dir, m.String())); err != nil {
+			t.Fatalf("pinned map: %v", err)
+		}
+	}
+	compact := Config{Layout: LayoutCompact}
+	if LayoutCompact.String() != "compact" || MapCompactRulesV6.String() != "egress_gw_compact_rules_v6" {
+		t.Fatalf("names: %v %v", LayoutCompact, MapCompactRulesV6)
+	}
+	e := seedEngine(t, compact)
+	want, _ := e.Entries()
+	plan, err := e.TakePlan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range plan.Ops {
+		if op.Map < MapCompactEndpointsV4 || op.Map > MapCompactRulesV6 {
+			t.Fatalf("an operation on %v", op.Map)
+		}
+	}
+	if applied, err := maps.Program(e); err != nil || applied != plan.Len() {
+		t.Fatalf("program: %d applied (plan %d, %d entries), %v", applied, plan.Len(), len(want), err)
+	}
+	got, err := maps.Dump()
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("dump: %d entries, %v", len(got), err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("entry %d: kernel %+v, engine %+v", i, got[i], want[i])
+		}
+	}
+	restarted := seedEngine(t, compact)
+	if err := restarted.AdoptMaps(maps); err != nil {
+		t.Fatal(err)
+	}
+	if plan, _ := restarted.TakePlan(); plan.Len() != 0 {
+		t.Fatalf("after adopting, %d operations", plan.Len())
+	}
+	if found, err := restarted.DeleteEndpoint("5f48eab5-b251-555b-94c0-7481bd903033"); !found || err != nil {
+		t.Fatalf("delete: %v %v", found, err)
+	}
+	if applied, err := maps.Program(restarted); applied < 1 || err != nil {
+		t.Fatalf("one pod deleted: %d written, %v", applied, err)
+	}
+	left, _ := restarted.Entries()
+	if got, _ := maps.Dump(); len(got) != len(left) || len(left) >= len(want) {
+		t.Fatalf("%d entries left, want %d (of %d)", len(got), len(left), len(want))
+	}
+}
+
 func TestOpeningMapsFails(t *testing.T) {
 	dir := bpffs(t)
 	_, err := OpenMaps(dir, LayoutV4V2)

@@ -10,7 +10,7 @@ import (
 	"unsafe"
 )
 
-// MapID names one of Cilium's egress gateway maps.
+// MapID names one of Cilium's egress gateway maps or one of the compact layout's.
 type MapID uint32
 
 const (
@@ -20,6 +20,15 @@ const (
 	MapV4Legacy MapID = 1
 	// MapV6 is cilium_egress_gw_policy_v6: key 36 bytes, value 40.
 	MapV6 MapID = 2
+	// MapCompactEndpointsV4 is egress_gw_compact_endpoints_v4 (hash): key 4 bytes, value 4
+	// (the set id).
+	MapCompactEndpointsV4 MapID = 3
+	// MapCompactEndpointsV6 is egress_gw_compact_endpoints_v6 (hash): key 16 bytes, value 4.
+	MapCompactEndpointsV6 MapID = 4
+	// MapCompactRulesV4 is egress_gw_compact_rules_v4 (LPM trie): key 12 bytes, value 28.
+	MapCompactRulesV4 MapID = 5
+	// MapCompactRulesV6 is egress_gw_compact_rules_v6 (LPM trie): key 24 bytes, value 40.
+	MapCompactRulesV6 MapID = 6
 )
 
 // String is the map's pinned name.
@@ -31,6 +40,14 @@ func (m MapID) String() string {
 		return "cilium_egress_gw_policy_v4"
 	case MapV6:
 		return "cilium_egress_gw_policy_v6"
+	case MapCompactEndpointsV4:
+		return "egress_gw_compact_endpoints_v4"
+	case MapCompactEndpointsV6:
+		return "egress_gw_compact_endpoints_v6"
+	case MapCompactRulesV4:
+		return "egress_gw_compact_rules_v4"
+	case MapCompactRulesV6:
+		return "egress_gw_compact_rules_v6"
 	}
 	return fmt.Sprintf("MapID(%d)", uint32(m))
 }

@@ -116,8 +116,13 @@ class PlanOp:
     def value(self) -> bytes:
         """The value's bytes (empty for a delete)."""
     @property
-    def entry(self) -> Entry:
-        """The entry written, or the programmed entry deleted."""
+    def entry(self) -> Optional[Entry]:
+        """The entry written, or the programmed entry deleted (None for the compact
+        layout's operations, which write endpoints and rules)."""
+    @property
+    def subject(self) -> str:
+        """What the operation writes, as text: the entry, the endpoint and its set, or the
+        set's rule."""
 
 @final
 class Plan:
@@ -195,7 +200,7 @@ class Engine:
         cls,
         local_node: str,
         selection: Literal["cilium", "consistent"] = "cilium",
-        layout: Optional[Literal["v4v2", "legacy", "dual"]] = None,
+        layout: Optional[Literal["v4v2", "legacy", "dual", "compact"]] = None,
         max_entries: Optional[int] = None,
         cluster: Optional[str] = None,
         *,
@@ -210,7 +215,7 @@ class Engine:
         *,
         local_node: Optional[str] = None,
         selection: Literal["cilium", "consistent"] = "cilium",
-        layout: Optional[Literal["v4v2", "legacy", "dual"]] = None,
+        layout: Optional[Literal["v4v2", "legacy", "dual", "compact"]] = None,
         max_entries: Optional[int] = None,
         cilium_version: Literal["1.18", "1.19", "1.20"] = "1.18",
     ) -> "Engine":
@@ -226,7 +231,7 @@ class Engine:
     def selection(self) -> Literal["cilium", "consistent"]:
         """The gateway selection mode."""
     @property
-    def layout(self) -> Literal["v4v2", "legacy", "dual"]:
+    def layout(self) -> Literal["v4v2", "legacy", "dual", "compact"]:
         """The IPv4 map layout."""
     @property
     def cilium_version(self) -> Literal["1.18", "1.19", "1.20"]:
@@ -304,7 +309,7 @@ class Maps:
     def __new__(
         cls,
         dir: "Union[str, os.PathLike[str]]",
-        layout: Literal["v4v2", "legacy", "dual"] = "legacy",
+        layout: Literal["v4v2", "legacy", "dual", "compact"] = "legacy",
         *,
         create: bool = False,
         max_entries: Optional[int] = None,
@@ -320,6 +325,7 @@ class Maps:
         read are deleted. Returns (operations written, unreadable elements deleted)."""
     def adopt(self, engine: Engine) -> None:
         """Makes what the maps hold ``engine``'s programmed baseline (a restarted agent):
-        with the ``dual`` layout both IPv4 maps, a key they disagree on written again."""
+        with the ``dual`` layout both IPv4 maps, a key they disagree on written again; with
+        the ``compact`` layout its elements, set ids and all."""
     def dump(self) -> list[Entry]:
         """What the maps hold, as ``cilium-dbg bpf egress list`` reads them."""

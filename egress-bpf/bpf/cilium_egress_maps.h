@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cilium_egress_maps.h — Cilium's egress gateway maps, byte for byte (SEMANTICS A.4), for the
- * BPF programs of this repository: egress-bpf's test datapath (bpf/egress_datapath.c) and
- * the lab's (egress-lab/bpf/lab_datapath.c). egress-core/src/maps.rs writes the same bytes;
- * egress-bpf's tests compare the sizes the compiled object declares with its.
+ * cilium_egress_maps.h — Cilium's egress gateway maps, byte for byte (SEMANTICS A.4), and the
+ * compact layout's (ours, issue 27), for the BPF programs of this repository: egress-bpf's
+ * test datapath (bpf/egress_datapath.c) and the lab's (egress-lab/bpf/lab_datapath.c).
+ * egress-core/src/maps.rs and compact.rs write the same bytes; egress-bpf's tests compare
+ * the sizes the compiled object declares with its.
+ *
+ * A program that uses egress_compact_lookup4/6 declares bpf_map_lookup_elem before including
+ * this header (libbpf's bpf_helpers.h, or its own declaration).
  */
 #ifndef CILIUM_EGRESS_MAPS_H
 #define CILIUM_EGRESS_MAPS_H
@@ -60,5 +64,72 @@ struct egress_val6 {
 		__uint(max_entries, EGRESS_MAX_ENTRIES);                                      \
 		__uint(map_flags, EGRESS_MAP_FLAGS);                                          \
 	}
+
+/*
+ * The compact layout (egress-core's Layout::Compact): per family an endpoint hash (the
+ * endpoint's address -> its set id, a native-endian __u32, never 0) and a rule trie keyed by
+ * (set id, destination) whose values are Cilium's _v4_v2 / IPv6 values. Endpoints selected
+ * alike share a set: a new endpoint is one hash write.
+ */
+struct egress_compact_key4 {
+	__u32 prefixlen; /* 32 (the set id) + the destination's prefix length */
+	__be32 set;      /* the set id, big-endian: the trie matches it first */
+	__be32 daddr;
+};
+
+struct egress_compact_key6 {
+	__u32 prefixlen;
+	__be32 set;
+	__u8 daddr[16];
+};
+
+struct egress_addr6 {
+	__u8 addr[16];
+};
+
+/* The endpoint hash's declaration: EGRESS_COMPACT_ENDPOINTS(__be32) egress_gw_compact_endpoints_v4 SEC(".maps"); */
+#define EGRESS_COMPACT_ENDPOINTS(key_type)                                                    \
+	struct {                                                                              \
+		__uint(type, BPF_MAP_TYPE_HASH);                                              \
+		__type(key, key_type);                                                        \
+		__type(value, __u32);                                                         \
+		__uint(max_entries, EGRESS_MAX_ENTRIES);                                      \
+		__uint(map_flags, EGRESS_MAP_FLAGS);                                          \
+	}
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define EGRESS_HTONL(x) __builtin_bswap32(x)
+#else
+#define EGRESS_HTONL(x) (x)
+#endif
+
+/*
+ * The compact layout's decision — the same verdict as Cilium's maps for every flow
+ * (egress-bpf's kernel differential checks it): the source's set, then the longest
+ * destination prefix among that set's rules. NULL: no entry (the source is no selected
+ * endpoint, or no rule of its set holds the destination).
+ */
+static __always_inline struct egress_val4 *egress_compact_lookup4(void *endpoints, void *rules,
+								   __be32 saddr, __be32 daddr)
+{
+	__u32 *set = bpf_map_lookup_elem(endpoints, &saddr);
+	if (!set)
+		return 0;
+	struct egress_compact_key4 key = { .prefixlen = 64, .set = EGRESS_HTONL(*set), .daddr = daddr };
+	return bpf_map_lookup_elem(rules, &key);
+}
+
+static __always_inline struct egress_val6 *egress_compact_lookup6(void *endpoints, void *rules,
+								   const __u8 *saddr, const __u8 *daddr)
+{
+	struct egress_addr6 src;
+	__builtin_memcpy(src.addr, saddr, 16);
+	__u32 *set = bpf_map_lookup_elem(endpoints, &src);
+	if (!set)
+		return 0;
+	struct egress_compact_key6 key = { .prefixlen = 160, .set = EGRESS_HTONL(*set) };
+	__builtin_memcpy(key.daddr, daddr, 16);
+	return bpf_map_lookup_elem(rules, &key);
+}
 
 #endif /* CILIUM_EGRESS_MAPS_H */

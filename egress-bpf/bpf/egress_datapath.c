@@ -1,22 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// The egress gateway decision of SEMANTICS A.6, made in the kernel on Cilium's maps (the
-// pinned maps are reused by the loader). Tests run `egress_verdict` with BPF_PROG_TEST_RUN
-// on built packets and compare its verdicts with Engine::lookup; the report binary times
-// the LPM trie with `lookups_*` against the identical `baseline_*` loops without lookups.
+// The egress gateway decision of SEMANTICS A.6, made in the kernel on Cilium's maps and on
+// the compact layout's (the pinned maps of the layout loaded are reused by the loader; the
+// other layout's maps are created empty). Tests run `egress_verdict` / `compact_verdict`
+// with BPF_PROG_TEST_RUN on built packets and compare their verdicts with Engine::lookup
+// and with each other; the report binary times the decisions with `lookups_*` and
+// `compact_lookups_*` against the identical `baseline_*` loops without lookups.
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 
-#include "cilium_egress_maps.h"
-
 #define SEC(name) __attribute__((section(name), used))
 #define __uint(name, val) int (*name)[val]
 #define __type(name, val) typeof(val) *name
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
+
+#include "cilium_egress_maps.h"
 
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define be16(x) __builtin_bswap16(x)
@@ -29,6 +31,11 @@ static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FU
 EGRESS_MAP(struct egress_key4, struct egress_val4) egress_v4 SEC(".maps");
 
 EGRESS_MAP(struct egress_key6, struct egress_val6) egress_v6 SEC(".maps");
+
+EGRESS_COMPACT_ENDPOINTS(__be32) compact_endpoints_v4 SEC(".maps");
+EGRESS_COMPACT_ENDPOINTS(struct egress_addr6) compact_endpoints_v6 SEC(".maps");
+EGRESS_MAP(struct egress_compact_key4, struct egress_val4) compact_rules_v4 SEC(".maps");
+EGRESS_MAP(struct egress_compact_key6, struct egress_val6) compact_rules_v6 SEC(".maps");
 
 /* The local node's IPv4, network order; set by the loader before loading. */
 const volatile __u32 local_ipv4 = 0;
@@ -72,8 +79,8 @@ static __always_inline void decide(struct result *res, __u32 gateway, int no_egr
 		res->verdict = FORWARD;
 }
 
-SEC("xdp")
-int egress_verdict(struct xdp_md *ctx)
+/* The verdict of one packet, written right after its IP header; `compact` picks the maps. */
+static __always_inline int verdict(struct xdp_md *ctx, int compact)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -86,9 +93,15 @@ int egress_verdict(struct xdp_md *ctx)
 		struct result *res = (void *)(ip + 1);
 		if ((void *)(res + 1) > end)
 			return XDP_ABORTED;
-		/* The full-length key: exact source, then the longest destination prefix. */
-		struct egress_key4 key = { .prefixlen = 64, .saddr = ip->saddr, .daddr = ip->daddr };
-		struct egress_val4 *v = bpf_map_lookup_elem(&egress_v4, &key);
+		struct egress_val4 *v;
+		if (compact) {
+			v = egress_compact_lookup4(&compact_endpoints_v4, &compact_rules_v4, ip->saddr,
+						   ip->daddr);
+		} else {
+			/* The full-length key: exact source, then the longest destination prefix. */
+			struct egress_key4 key = { .prefixlen = 64, .saddr = ip->saddr, .daddr = ip->daddr };
+			v = bpf_map_lookup_elem(&egress_v4, &key);
+		}
 		res->verdict = NO_ENTRY;
 		if (!v)
 			return XDP_PASS;
@@ -101,10 +114,16 @@ int egress_verdict(struct xdp_md *ctx)
 		struct result *res = (void *)(ip6 + 1);
 		if ((void *)(res + 1) > end)
 			return XDP_ABORTED;
-		struct egress_key6 key = { .prefixlen = 256 };
-		__builtin_memcpy(key.saddr, &ip6->saddr, 16);
-		__builtin_memcpy(key.daddr, &ip6->daddr, 16);
-		struct egress_val6 *v = bpf_map_lookup_elem(&egress_v6, &key);
+		struct egress_val6 *v;
+		if (compact) {
+			v = egress_compact_lookup6(&compact_endpoints_v6, &compact_rules_v6,
+						   (const __u8 *)&ip6->saddr, (const __u8 *)&ip6->daddr);
+		} else {
+			struct egress_key6 key = { .prefixlen = 256 };
+			__builtin_memcpy(key.saddr, &ip6->saddr, 16);
+			__builtin_memcpy(key.daddr, &ip6->daddr, 16);
+			v = bpf_map_lookup_elem(&egress_v6, &key);
+		}
 		res->verdict = NO_ENTRY;
 		if (!v)
 			return XDP_PASS;
@@ -115,6 +134,18 @@ int egress_verdict(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	return XDP_PASS;
+}
+
+SEC("xdp")
+int egress_verdict(struct xdp_md *ctx)
+{
+	return verdict(ctx, 0);
+}
+
+SEC("xdp")
+int compact_verdict(struct xdp_md *ctx)
+{
+	return verdict(ctx, 1);
 }
 
 /* Timing: BATCH lookups on (source, destination) pairs packed in the packet, and the same
@@ -172,6 +203,42 @@ int lookups_v6(struct xdp_md *ctx)
 		__builtin_memcpy(key.saddr, p[i].saddr, 16);
 		__builtin_memcpy(key.daddr, p[i].daddr, 16);
 		bpf_map_lookup_elem(&egress_v6, &key);
+	}
+	return XDP_PASS;
+}
+
+/* The compact decision: the endpoint hash, then the rule trie with the set found (0, which
+ * no rule has, when the source is no endpoint: the branch-free form keeps the verifier's
+ * paths few). */
+SEC("xdp")
+int compact_lookups_v4(struct xdp_md *ctx)
+{
+	struct pair4 *p = (void *)(long)ctx->data;
+	if ((void *)(p + BATCH4) > (void *)(long)ctx->data_end)
+		return XDP_ABORTED;
+	for (int i = 0; i < BATCH4; i++) {
+		__u32 *set = bpf_map_lookup_elem(&compact_endpoints_v4, &p[i].saddr);
+		__u32 id = set ? *set : 0;
+		struct egress_compact_key4 key = { .prefixlen = 64, .set = EGRESS_HTONL(id), .daddr = p[i].daddr };
+		bpf_map_lookup_elem(&compact_rules_v4, &key);
+	}
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int compact_lookups_v6(struct xdp_md *ctx)
+{
+	struct pair6 *p = (void *)(long)ctx->data;
+	if ((void *)(p + BATCH6) > (void *)(long)ctx->data_end)
+		return XDP_ABORTED;
+	for (int i = 0; i < BATCH6; i++) {
+		struct egress_addr6 src;
+		__builtin_memcpy(src.addr, p[i].saddr, 16);
+		__u32 *set = bpf_map_lookup_elem(&compact_endpoints_v6, &src);
+		__u32 id = set ? *set : 0;
+		struct egress_compact_key6 key = { .prefixlen = 160, .set = EGRESS_HTONL(id) };
+		__builtin_memcpy(key.daddr, p[i].daddr, 16);
+		bpf_map_lookup_elem(&compact_rules_v6, &key);
 	}
 	return XDP_PASS;
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use egress_core::lookup::{DropReason, Verdict};
-use egress_core::maps::Layout;
+use egress_core::maps::{Layout, MapId};
 
 use crate::error::{Error, Result};
 use crate::maps::EgressMaps;
@@ -130,21 +130,37 @@ pub struct Datapath {
 }
 
 impl Datapath {
-    /// Compiles and loads the program on `maps` (which must use the `v4_v2` layout), with
+    /// Compiles and loads the program on `maps` — of the `v4_v2` layout (Cilium's decision,
+    /// one trie lookup) or the compact layout (the endpoint hash, then the rule trie) — with
     /// `local_ipv4` as the node's address. `work_dir` receives the source and object files.
     pub fn load(maps: &EgressMaps, local_ipv4: Option<Ipv4Addr>, work_dir: &Path) -> Result<Self> {
-        if maps.layout() != Layout::V4V2 {
-            return Err(program_error("the datapath program reads the v4_v2 layout"));
-        }
+        let compact = match maps.layout() {
+            Layout::V4V2 => false,
+            Layout::Compact => true,
+            other => {
+                return Err(program_error(format!(
+                    "the datapath program reads the v4v2 or the compact layout, not {other}"
+                )));
+            }
+        };
         let elf = compile(work_dir)?;
         let object = sys::BpfObject::open(&elf, "egress_datapath").map_err(program_error)?;
         let local = local_ipv4.map_or([0u8; 4], |a| a.octets());
+        let reuse = |id: MapId| {
+            maps.map(id).map_or(sys::MapSetup::Keep, |m| {
+                sys::MapSetup::Reuse(m.fd().as_fd())
+            })
+        };
         // The kernel's key and value sizes replace the program's, so the verifier checks the
-        // program's accesses against the real maps.
+        // program's accesses against the real maps; the other layout's maps are made empty.
         object
             .prepare_maps(|name| match name {
-                "egress_v4" => sys::MapSetup::Reuse(maps.ipv4().fd().as_fd()),
-                "egress_v6" => sys::MapSetup::Reuse(maps.ipv6().fd().as_fd()),
+                "egress_v4" => reuse(MapId::V4),
+                "egress_v6" => reuse(MapId::V6),
+                "compact_endpoints_v4" => reuse(MapId::CompactEndpointsV4),
+                "compact_endpoints_v6" => reuse(MapId::CompactEndpointsV6),
+                "compact_rules_v4" => reuse(MapId::CompactRulesV4),
+                "compact_rules_v6" => reuse(MapId::CompactRulesV6),
                 n if n.ends_with(".rodata") => sys::MapSetup::Initial(&local),
                 _ => sys::MapSetup::Keep,
             })
@@ -153,9 +169,20 @@ impl Datapath {
             program_error(format!("load: {errno} (the verifier refused the program)"))
         })?;
         let fd = |name: &str| object.program_fd(name).map_err(program_error);
+        let (verdict, lookups) = if compact {
+            (
+                fd("compact_verdict")?,
+                (fd("compact_lookups_v4")?, fd("compact_lookups_v6")?),
+            )
+        } else {
+            (
+                fd("egress_verdict")?,
+                (fd("lookups_v4")?, fd("lookups_v6")?),
+            )
+        };
         Ok(Datapath {
-            verdict: fd("egress_verdict")?,
-            lookups: (fd("lookups_v4")?, fd("lookups_v6")?),
+            verdict,
+            lookups,
             baselines: (fd("baseline_v4")?, fd("baseline_v6")?),
             object,
         })
@@ -204,8 +231,10 @@ impl Datapath {
         })
     }
 
-    /// Mean in-kernel time of one trie lookup over `pairs` (one family), in ns: the lookup
-    /// loop minus the identical loop without lookups, each run `repeat` times per batch.
+    /// Mean in-kernel time of one decision's lookups over `pairs` (one family), in ns — one
+    /// trie lookup on Cilium's maps, the hash then the trie on the compact layout's: the
+    /// lookup loop minus the identical loop without lookups, each run `repeat` times per
+    /// batch.
     pub fn lookup_ns(&self, pairs: &[(IpAddr, IpAddr)], repeat: u32) -> Result<f64> {
         let v6 = pairs.first().is_some_and(|(s, _)| s.is_ipv6());
         let (batch, lookups, baseline) = if v6 {

@@ -321,10 +321,9 @@ impl Error {
 /// A plan stopped at `failed`; the `applied` operations before it are in the map.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "operation {index} of {total} failed ({action:?} {source_ip} -> {destination} in {map}): {errno}; {applied} applied before it",
+    "operation {index} of {total} failed ({action:?} {subject} in {map}): {errno}; {applied} applied before it",
     action = failed.action(),
-    source_ip = failed.entry().source,
-    destination = failed.entry().destination,
+    subject = failed.subject(),
     map = failed.map()
 )]
 pub struct ApplyError {

@@ -23,4 +23,6 @@ mod sys;
 
 pub use error::{ApplyError, BufferSizeError, Errno, Error, ErrorKind, Result};
 pub use lock::{DEFAULT_WRITER_WAIT, WriterGuard};
-pub use maps::{DEFAULT_PIN_DIR, EgressMaps, PinnedMap, Reconciled, Unreadable, hex, map_flags};
+pub use maps::{
+    DEFAULT_PIN_DIR, EgressMaps, PinnedMap, Reconciled, Unreadable, hex, map_flags, map_type,
+};

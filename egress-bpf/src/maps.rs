@@ -1,12 +1,13 @@
 //! Cilium's pinned egress gateway maps: create or open them, apply plans, dump them.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use egress_core::compact::CompactElement;
 use egress_core::engine::{Action, Engine, Plan, PlanOp};
 use egress_core::entries::{Entry, MapEntries};
-use egress_core::maps::{DEFAULT_MAX_ENTRIES, Layout, MapId};
+use egress_core::maps::{DEFAULT_MAX_ENTRIES, Layout, MapId, MapKind};
 use libbpf_sys as bpf;
 
 use crate::error::{ApplyError, Errno, Error, Result};
@@ -21,17 +22,30 @@ pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/tc/globals";
 /// `c1c21117f1`; CILIUM-VERSIONS.md §5). The flags follow the layout, the version whose
 /// maps they are: 1.20's rules written to the `legacy` layout (an override) create 1.18's
 /// maps.
+/// The compact layout's maps take 1.20's flags (read-only to programs; no preallocation,
+/// which an LPM trie requires and which keeps an endpoint hash as small as its contents).
 pub fn map_flags(layout: Layout) -> u32 {
     match layout {
         Layout::V4Legacy => bpf::BPF_F_NO_PREALLOC,
-        Layout::V4Dual | Layout::V4V2 => bpf::BPF_F_NO_PREALLOC | bpf::BPF_F_RDONLY_PROG,
+        Layout::V4Dual | Layout::V4V2 | Layout::Compact => {
+            bpf::BPF_F_NO_PREALLOC | bpf::BPF_F_RDONLY_PROG
+        }
+    }
+}
+
+/// The kernel's map type of `id` (`BPF_MAP_TYPE_*`).
+pub fn map_type(id: MapId) -> u32 {
+    match id.kind() {
+        MapKind::LpmTrie => bpf::BPF_MAP_TYPE_LPM_TRIE,
+        MapKind::Hash => bpf::BPF_MAP_TYPE_HASH,
     }
 }
 
 /// A map element's key and value bytes.
 type Element = (Vec<u8>, Vec<u8>);
 
-/// One pinned LPM-trie map, its shape checked when opened.
+/// One pinned map (an LPM trie, or the compact layout's endpoint hash), its shape checked
+/// when opened.
 #[derive(Debug)]
 pub struct PinnedMap {
     map: MapFd,
@@ -45,21 +59,20 @@ pub struct PinnedMap {
 }
 
 impl PinnedMap {
-    /// Opens the map pinned at `dir/name`, creating and pinning it when missing (with
-    /// `max_entries`, or Cilium's default). An existing map must be an LPM trie with the
-    /// given key and value sizes and, when `max_entries` is given, that capacity; any flags.
-    /// Also says whether this call created and pinned it.
-    #[allow(clippy::too_many_arguments)]
+    /// Opens the map `id` pinned at `dir/<its name>`, creating and pinning it when missing
+    /// (with `max_entries`, or Cilium's default). An existing map must be of the id's type
+    /// with its key and value sizes and, when `max_entries` is given, that capacity; any
+    /// flags. Also says whether this call created and pinned it.
     fn open_or_create(
         dir: &Path,
-        name: &'static str,
-        key_size: usize,
-        value_size: usize,
+        id: MapId,
         max_entries: Option<u32>,
         flags: u32,
         create: bool,
         read_only: bool,
     ) -> Result<(Self, bool)> {
+        let (name, key_size, value_size) = (id.name(), id.key_size(), id.value_size());
+        let map_type = map_type(id);
         let path = dir.join(name);
         let mut created = false;
         let syscall = |op, errno| Error::Syscall {
@@ -71,7 +84,7 @@ impl PinnedMap {
             Ok(fd) => fd,
             Err(Errno(libc::ENOENT)) if create => {
                 let max = max_entries.unwrap_or(DEFAULT_MAX_ENTRIES);
-                let fd = sys::create_lpm_trie(name, key_size, value_size, max, flags)
+                let fd = sys::create_map(map_type, name, key_size, value_size, max, flags)
                     .map_err(|e| syscall("create map", e))?;
                 match sys::pin(&fd, &path) {
                     Ok(()) => {
@@ -109,7 +122,7 @@ impl PinnedMap {
                 })
             }
         };
-        expect("type", bpf::BPF_MAP_TYPE_LPM_TRIE.into(), info.map_type)?;
+        expect("type", map_type.into(), info.map_type)?;
         expect("key size", key_size as u64, info.key_size)?;
         expect("value size", value_size as u64, info.value_size)?;
         if let Some(max) = max_entries {
@@ -224,6 +237,23 @@ impl PinnedMap {
         }
     }
 
+    /// The kernel's own account of the map's memory in bytes (`memlock` in its fdinfo: the
+    /// map's memory use since Linux 6.4).
+    pub fn memory_bytes(&self) -> Result<u64> {
+        let path = format!("/proc/self/fdinfo/{}", self.map.fd().as_raw_fd());
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            path: PathBuf::from(&path),
+            source,
+        })?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("memlock:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| Error::Decode {
+                map: self.name.to_owned(),
+                detail: format!("{path} has no memlock line"),
+            })
+    }
+
     /// Writes one element as given, sizes checked against the map's (for a tool that seeds
     /// or repairs a map by hand, and for tests of foreign entries).
     pub fn write_raw(&self, key: &[u8], value: &[u8]) -> Result<()> {
@@ -270,13 +300,13 @@ impl PinnedMap {
 }
 
 /// The IPv4 and IPv6 egress gateway maps of one node: the layout's IPv4 maps (one, or the
-/// legacy map and `_v4_v2` for `dual`) and the IPv6 map.
+/// legacy map and `_v4_v2` for `dual`) and the IPv6 map; for the compact layout, per family
+/// its rule trie and endpoint hash.
 #[derive(Debug)]
 pub struct EgressMaps {
     layout: Layout,
-    /// The IPv4 maps, in [`Layout::ipv4_maps`] order.
-    v4: Vec<PinnedMap>,
-    v6: PinnedMap,
+    /// Every map, in [`Layout::maps`] order (the IPv4 maps first).
+    maps: Vec<PinnedMap>,
     /// Whether batch syscalls work on these maps (turned off at the first refusal). Atomic
     /// so that maps can be shared between threads (the kernel serialises the writes).
     batch: AtomicBool,
@@ -348,16 +378,7 @@ impl EgressMaps {
         }
         ensure_bpffs(dir, create)?;
         let open = |id: MapId| {
-            PinnedMap::open_or_create(
-                dir,
-                id.name(),
-                id.key_size(),
-                id.value_size(),
-                max,
-                map_flags(layout),
-                create,
-                read_only,
-            )
+            PinnedMap::open_or_create(dir, id, max, map_flags(layout), create, read_only)
         };
         let mut opened: Vec<PinnedMap> = Vec::new();
         let mut created: Vec<PathBuf> = Vec::new();
@@ -378,13 +399,9 @@ impl EgressMaps {
                 }
             }
         }
-        let Some(v6) = opened.pop() else {
-            unreachable!("every layout has the IPv6 map");
-        };
         Ok(Self {
             layout,
-            v4: opened,
-            v6,
+            maps: opened,
             batch: AtomicBool::new(true),
             created,
             lock: DirLock::new(dir),
@@ -439,28 +456,39 @@ impl EgressMaps {
         self.layout
     }
 
+    /// The map `id`, when the layout has it.
+    pub fn map(&self, id: MapId) -> Option<&PinnedMap> {
+        self.maps.iter().find(|m| m.name == id.name())
+    }
+
+    fn layout_map(&self, id: MapId) -> &PinnedMap {
+        self.map(id)
+            .unwrap_or_else(|| unreachable!("a layout's read maps are among its maps"))
+    }
+
     /// The IPv4 map entries are read back from ([`Layout::ipv4_map`]: `_v4_v2` where it is
-    /// written).
+    /// written; the compact layout's IPv4 rule trie).
     pub fn ipv4(&self) -> &PinnedMap {
-        let read = self.layout.ipv4_map().name();
-        self.v4
-            .iter()
-            .find(|m| m.name == read)
-            .unwrap_or_else(|| unreachable!("a layout's read map is among its maps"))
+        self.layout_map(self.layout.ipv4_map())
     }
 
     /// Every IPv4 map, in Cilium's reconcile order.
     pub fn ipv4_maps(&self) -> &[PinnedMap] {
-        &self.v4
+        &self.maps[..self.layout.ipv4_maps().len()]
+    }
+
+    /// Every IPv6 map (Cilium's one; the compact layout's rule trie and endpoint hash).
+    fn ipv6_maps(&self) -> &[PinnedMap] {
+        &self.maps[self.layout.ipv4_maps().len()..]
     }
 
     fn all(&self) -> impl Iterator<Item = &PinnedMap> {
-        self.v4.iter().chain(std::iter::once(&self.v6))
+        self.maps.iter()
     }
 
-    /// The IPv6 map.
+    /// The IPv6 map (the compact layout's IPv6 rule trie).
     pub fn ipv6(&self) -> &PinnedMap {
-        &self.v6
+        self.layout_map(self.layout.ipv6_map())
     }
 
     /// Turns batch syscalls on or off (off: one syscall per element, the baseline of the
@@ -479,8 +507,8 @@ impl EgressMaps {
     /// max_entries_v6)` for [`EngineConfig`](egress_core::engine::EngineConfig) — the IPv4
     /// maps' smallest, since they hold the same keys.
     pub fn engine_capacity(&self) -> (u32, Option<u32>) {
-        let v4 = self.v4.iter().map(|m| m.max_entries).min().unwrap_or(0);
-        (v4, Some(self.v6.max_entries))
+        let min = |maps: &[PinnedMap]| maps.iter().map(|m| m.max_entries).min().unwrap_or(0);
+        (min(self.ipv4_maps()), Some(min(self.ipv6_maps())))
     }
 
     /// The map of `op` (operation `index` of `total`), checked: it must be one of these
@@ -492,7 +520,7 @@ impl EgressMaps {
                 total,
                 found: op.map().name(),
                 ipv4: self.ipv4().name,
-                ipv6: self.v6.name,
+                ipv6: self.ipv6().name,
                 layout: self.layout,
             });
         };
@@ -667,8 +695,7 @@ impl EgressMaps {
     /// write between the read and the writes nor be mixed with this one.
     pub fn reconcile(&self, engine: &mut Engine) -> Result<Reconciled> {
         let _writer = self.lock_writer()?;
-        let (live, unreadable) = self.baseline()?;
-        engine.adopt(live.iter().copied());
+        let unreadable = self.adopt_into(engine)?;
         let unreadable_first =
             !unreadable.is_empty() && unreadable_take_the_room(engine, &unreadable);
         if unreadable_first {
@@ -701,10 +728,16 @@ impl EgressMaps {
 
     /// Reads both maps: the entries, and the elements that do not decode into one (a
     /// foreign writer's: a prefix length the layout cannot have, ...), each with its bytes.
+    /// The compact layout's maps are read whole and joined ([`egress_core::compact::entries_of`]):
+    /// the entries Cilium's maps would hold for the same decisions.
     pub fn dump_lenient(&self) -> Result<(MapEntries, Vec<Unreadable>)> {
+        if self.layout.is_compact() {
+            let (elements, unreadable) = self.compact_elements()?;
+            return Ok((egress_core::compact::entries_of(elements), unreadable));
+        }
         let mut entries = Vec::new();
         let mut unreadable = Vec::new();
-        for map in [self.ipv4(), &self.v6] {
+        for map in [self.ipv4(), self.ipv6()] {
             let (read, bad) = map.decoded()?;
             entries.extend(read);
             unreadable.extend(bad);
@@ -720,7 +753,7 @@ impl EgressMaps {
     /// device has), so that the engine's next plan writes it again to both maps, or
     /// deletes it from both.
     pub fn baseline(&self) -> Result<(MapEntries, Vec<Unreadable>)> {
-        if self.v4.len() < 2 {
+        if self.layout.ipv4_maps().len() < 2 || self.layout.is_compact() {
             return self.dump_lenient();
         }
         let mut elements = Vec::new();
@@ -734,6 +767,55 @@ impl EgressMaps {
         }
         let entries = egress_core::engine::baseline(self.layout, elements);
         Ok((MapEntries::from_entries(entries), unreadable))
+    }
+
+    /// Makes what the maps hold the engine's programmed baseline: [`EgressMaps::baseline`]
+    /// adopted as entries, or for the compact layout its elements (with their set ids)
+    /// adopted as such ([`Engine::adopt_compact`](egress_core::engine::Engine::adopt_compact)).
+    /// Returns the elements that do not decode.
+    pub fn adopt_into(&self, engine: &mut Engine) -> Result<Vec<Unreadable>> {
+        if self.layout.is_compact() {
+            let (elements, unreadable) = self.compact_elements()?;
+            engine.adopt_compact(elements);
+            Ok(unreadable)
+        } else {
+            let (live, unreadable) = self.baseline()?;
+            engine.adopt(live.iter().copied());
+            Ok(unreadable)
+        }
+    }
+
+    /// The compact layout's elements, every map's (what
+    /// [`Engine::adopt_compact`](egress_core::engine::Engine::adopt_compact) takes), and the
+    /// elements that do not decode; nothing for Cilium's layouts.
+    pub fn compact_elements(&self) -> Result<(Vec<CompactElement>, Vec<Unreadable>)> {
+        let mut elements = Vec::new();
+        let mut unreadable = Vec::new();
+        for map in self.all() {
+            let id = MapId::from_name(map.name)
+                .unwrap_or_else(|| unreachable!("the maps are opened by their MapId's name"));
+            if !id.is_compact() {
+                continue;
+            }
+            for (key, value) in map.elements().map_err(|e| map.sys_error("read map", e))? {
+                match CompactElement::decode(id, &key, &value) {
+                    Ok(element) => elements.push(element),
+                    Err(e) => unreadable.push(Unreadable {
+                        map: map.name,
+                        key,
+                        value,
+                        detail: e.to_string(),
+                    }),
+                }
+            }
+        }
+        Ok((elements, unreadable))
+    }
+
+    /// The kernel's own account of the maps' memory, in bytes (`memlock` of each map's
+    /// fdinfo, which is the map's memory use since Linux 6.4), summed.
+    pub fn memory_bytes(&self) -> Result<u64> {
+        self.all().map(PinnedMap::memory_bytes).sum()
     }
 
     /// Deletes elements [`EgressMaps::dump_lenient`] could not read (the engine can neither

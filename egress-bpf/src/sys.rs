@@ -39,8 +39,9 @@ fn check(ret: i32) -> Result<(), Errno> {
     }
 }
 
-/// Creates an LPM-trie map.
-pub(crate) fn create_lpm_trie(
+/// Creates a map of `map_type` (`BPF_MAP_TYPE_*`).
+pub(crate) fn create_map(
+    map_type: u32,
     name: &str,
     key_size: usize,
     value_size: usize,
@@ -59,7 +60,7 @@ pub(crate) fn create_lpm_trie(
     // struct whose `sz` is its own size; both outlive the call, which only reads them.
     let ret = unsafe {
         bpf::bpf_map_create(
-            bpf::BPF_MAP_TYPE_LPM_TRIE,
+            map_type,
             cname.as_ptr(),
             key_size,
             value_size,
@@ -169,8 +170,8 @@ fn check_len(
     }
 }
 
-/// An open LPM-trie map with the key and value sizes the kernel reported when it was opened.
-/// Every element operation is a method that checks its buffers against these sizes.
+/// An open LPM-trie or hash map with the key and value sizes the kernel reported when it was
+/// opened. Every element operation is a method that checks its buffers against these sizes.
 #[derive(Debug)]
 pub(crate) struct MapFd {
     fd: OwnedFd,
@@ -181,11 +182,11 @@ pub(crate) struct MapFd {
 
 impl MapFd {
     /// Takes a map descriptor with the kernel's `info` on it (`map_info`), keeping its
-    /// sizes. Only LPM tries are taken (others: `EINVAL`): their element syscalls copy
-    /// exactly `key_size` bytes per key and `value_size` per value, which per-CPU maps, for
-    /// one, do not.
+    /// sizes. Only LPM tries and (shared, not per-CPU) hashes are taken (others: `EINVAL`):
+    /// their element syscalls copy exactly `key_size` bytes per key and `value_size` per
+    /// value, which per-CPU maps, for one, do not.
     pub(crate) fn new(fd: OwnedFd, name: &'static str, info: &MapInfo) -> Result<Self, Errno> {
-        if info.map_type != bpf::BPF_MAP_TYPE_LPM_TRIE {
+        if info.map_type != bpf::BPF_MAP_TYPE_LPM_TRIE && info.map_type != bpf::BPF_MAP_TYPE_HASH {
             return Err(Errno(libc::EINVAL));
         }
         let size = |n: u32| usize::try_from(n).map_err(|_| Errno(libc::EINVAL));
@@ -747,7 +748,14 @@ mod tests {
     /// A fresh unpinned v4_v2-shaped trie, or `None` (skipped) where BPF is unavailable —
     /// a failure instead under `EGRESS_REQUIRE_BPF=1`.
     fn trie(test: &str) -> Option<MapFd> {
-        let created = create_lpm_trie(NAME, K, V, 16, bpf::BPF_F_NO_PREALLOC);
+        let created = create_map(
+            bpf::BPF_MAP_TYPE_LPM_TRIE,
+            NAME,
+            K,
+            V,
+            16,
+            bpf::BPF_F_NO_PREALLOC,
+        );
         let fd = crate::bpffs::available_or_skip(test, created)?;
         let info = map_info(&fd).unwrap();
         Some(MapFd::new(fd, NAME, &info).unwrap())

@@ -12,6 +12,7 @@ use egress_bpf::bpffs::bpffs_or_skip;
 use egress_bpf::datapath::Datapath;
 use egress_bpf::{EgressMaps, Error};
 use egress_core::cluster::{Endpoint, Node};
+use egress_core::compact::CompactElement;
 use egress_core::device::{Device, DeviceAddress, Families};
 use egress_core::engine::{Action, Engine, EngineConfig, Plan, PlanOp};
 use egress_core::entries::{Entry, MapEntries};
@@ -151,9 +152,9 @@ fn program(engine: &mut Engine, maps: &EgressMaps) {
 
 /// Every example on every Cilium version, in that version's own maps (1.18 and 1.19: the
 /// legacy IPv4 map and the IPv6 map; 1.20: the legacy map, `_v4_v2` and the IPv6 map), and
-/// 1.20's rules written to the legacy map alone (whose value drops the ifindex): apply
-/// creates exactly those pins, dump reads back what the engine computed, and a restarted
-/// engine adopting the live maps writes nothing.
+/// 1.20's rules written to the legacy map alone (whose value drops the ifindex), and both
+/// versions' rules in the compact layout: apply creates exactly those pins, dump reads back
+/// what the engine computed, and a restarted engine adopting the live maps writes nothing.
 #[test]
 fn apply_dump_round_trip_and_adopt_on_every_example() {
     let Some(fs) = bpffs_or_skip("apply_dump_round_trip_and_adopt_on_every_example") else {
@@ -166,6 +167,8 @@ fn apply_dump_round_trip_and_adopt_on_every_example() {
         .chain([
             (CiliumVersion::V1_20, Layout::V4Legacy),
             (CiliumVersion::V1_20, Layout::V4V2),
+            (CiliumVersion::V1_18, Layout::Compact),
+            (CiliumVersion::V1_20, Layout::Compact),
         ]);
     for (version, layout) in cases {
         for (i, (name, snap)) in examples().iter().enumerate() {
@@ -218,10 +221,10 @@ fn apply_dump_round_trip_and_adopt_on_every_example() {
             }
             // A restarted engine adopting the live maps writes nothing (the legacy dump's
             // IPv4 ifindexes read 0: that is what the value stores).
+            // (The compact layout's elements are adopted with their set ids.)
             let mut restarted = Engine::from_snapshot(snap, config).0;
-            let (baseline, unreadable) = maps.baseline().unwrap();
+            let unreadable = maps.adopt_into(&mut restarted).unwrap();
             assert!(unreadable.is_empty());
-            restarted.adopt(baseline.iter().copied());
             let plan = restarted.take_plan().unwrap();
             assert!(plan.is_empty(), "{case}: {:?}", plan.ops());
             assert_eq!(maps.program(&mut restarted).unwrap().len(), 0);
@@ -315,7 +318,7 @@ fn a_dual_layout_repairs_either_ipv4_map_and_acknowledges_whole_entries() {
 fn first_op(plan: &Plan, map: MapId, entry: Entry) -> PlanOp {
     plan.ops()
         .iter()
-        .find(|op| op.map() == map && *op.entry() == entry)
+        .find(|op| op.map() == map && *op.entry().unwrap() == entry)
         .cloned()
         .unwrap()
 }
@@ -370,9 +373,13 @@ fn hostname(name: &str) -> GatewaySpec {
 /// A cluster with every kind of verdict: local gateways that SNAT (interface, egressIP),
 /// one whose derivation fails (no egress IP), a remote gateway, a missing one, exclusions.
 fn datapath_engine(endpoints: usize, max_entries: u32) -> Engine {
+    datapath_engine_of(Layout::V4V2, endpoints, max_entries)
+}
+
+fn datapath_engine_of(layout: Layout, endpoints: usize, max_entries: u32) -> Engine {
     let mut e = Engine::new(EngineConfig {
         max_entries,
-        ..EngineConfig::new("local").with_layout(Layout::V4V2)
+        ..EngineConfig::new("local").with_layout(layout)
     });
     e.set_devices(vec![
         Device {
@@ -504,18 +511,40 @@ impl Rng {
     }
 }
 
+/// The kernel differential of issue 27 with the engine's: random flows (known and unknown
+/// sources, destinations inside an entry's or anywhere), both families, through Cilium's
+/// maps (one trie lookup) and through the compact layout's (the endpoint hash, then the rule
+/// trie), each filled by its engine's plans from the same state: every verdict is the same
+/// in both kernels' maps and in `Engine::lookup`.
 #[cfg(feature = "testkit")] // the test datapath (clang at run time)
 #[test]
-fn kernel_verdicts_equal_engine_lookup() {
-    let Some(fs) = bpffs_or_skip("kernel_verdicts_equal_engine_lookup") else {
+fn kernel_verdicts_equal_engine_lookup_in_both_layouts() {
+    let Some(fs) = bpffs_or_skip("kernel_verdicts_equal_engine_lookup_in_both_layouts") else {
         return;
     };
     let maps = EgressMaps::open_or_create(&fs.path().join("maps"), Layout::V4V2, None).unwrap();
     let mut engine = datapath_engine(300, maps.max_entries());
     program(&mut engine, &maps);
+    let compact_maps =
+        EgressMaps::open_or_create(&fs.path().join("compact"), Layout::Compact, None).unwrap();
+    let mut compact = datapath_engine_of(Layout::Compact, 300, compact_maps.max_entries());
+    program(&mut compact, &compact_maps);
+    assert_eq!(compact.entries(), engine.entries());
+    assert_eq!(compact_maps.dump().unwrap(), engine.entries());
+    // Shared sets: fewer elements than entries (each endpoint here has few entries; the
+    // report measures the layouts at Kubernetes' scale).
+    let (elements, unreadable) = compact_maps.compact_elements().unwrap();
+    assert!(unreadable.is_empty());
+    assert!(
+        elements.len() < engine.entries().len(),
+        "{} compact elements for {} entries",
+        elements.len(),
+        engine.entries().len()
+    );
     let build = std::env::temp_dir().join(format!("egress-datapath-{}", std::process::id()));
     std::fs::create_dir_all(&build).unwrap();
     let datapath = Datapath::load(&maps, engine.local_ipv4(), &build).unwrap();
+    let compact_datapath = Datapath::load(&compact_maps, compact.local_ipv4(), &build).unwrap();
     let entries = engine.entries();
     let mut rng = Rng(0x5eed);
     let mut seen = BTreeMap::new();
@@ -556,6 +585,8 @@ fn kernel_verdicts_equal_engine_lookup() {
             let kernel = datapath.verdict(src, dst).unwrap();
             let user = engine.lookup(src, dst);
             assert_eq!(kernel, user, "{src} -> {dst}");
+            let compact_kernel = compact_datapath.verdict(src, dst).unwrap();
+            assert_eq!(compact_kernel, kernel, "compact maps: {src} -> {dst}");
             let kind = match kernel {
                 Verdict::Drop(reason) => format!("{reason:?}"),
                 other => format!("{other:?}")
@@ -782,7 +813,11 @@ fn a_restart_with_a_changed_state_writes_only_the_difference() {
         (plan.upserts().len(), plan.deletes().len()),
         (want_upserts, want_deletes)
     );
-    assert!(plan.ops().iter().all(|op| ips.contains(&op.entry().source)));
+    assert!(
+        plan.ops()
+            .iter()
+            .all(|op| ips.contains(&op.entry().unwrap().source))
+    );
     // A 1 % change writes about 1 % of the entries.
     let share = plan.upserts().len() as f64 / total as f64;
     assert!(
@@ -793,6 +828,84 @@ fn a_restart_with_a_changed_state_writes_only_the_difference() {
     let plan = maps.program(&mut second).unwrap();
     assert!(!plan.is_empty());
     assert_eq!(bytes(&maps.dump().unwrap()), bytes(&second.entries()));
+}
+
+/// The compact layout across a restart: a restarted agent adopting the maps' elements (set
+/// ids and all) writes for 10 of 1000 endpoints moved to another app one endpoint element
+/// per address (their app's sets are there already) and nothing else; the maps then decide
+/// as the engine does. A write refused midway is acknowledged up to it and the rest written
+/// by the next program.
+#[test]
+fn a_compact_restart_writes_one_element_per_moved_endpoint() {
+    let Some(fs) = bpffs_or_skip("a_compact_restart_writes_one_element_per_moved_endpoint") else {
+        return;
+    };
+    let maps =
+        EgressMaps::open_or_create(&fs.path().join("maps"), Layout::Compact, Some(65_536)).unwrap();
+    let mut first = datapath_engine_of(Layout::Compact, 1000, maps.max_entries());
+    program(&mut first, &maps);
+    assert_eq!(maps.dump().unwrap(), first.entries());
+    let sets = first.compact_set_count();
+    let mut second = datapath_engine_of(Layout::Compact, 1000, maps.max_entries());
+    let moved: Vec<String> = (0..1000).step_by(100).map(|i| format!("ep-{i}")).collect();
+    for uid in &moved {
+        let mut ep = second.endpoint_by_uid(uid).unwrap();
+        ep.labels.insert("app", "d");
+        second.upsert_endpoint(ep).unwrap();
+    }
+    let ips: Vec<IpAddr> = moved
+        .iter()
+        .flat_map(|u| second.endpoint_by_uid(u).unwrap().ips)
+        .collect();
+    let unreadable = maps.adopt_into(&mut second).unwrap();
+    assert!(unreadable.is_empty());
+    assert_eq!(second.compact_set_count(), sets);
+    let plan = second.take_plan().unwrap();
+    // ep-0, ep-600 were "a" ... each moved endpoint not already "d": one write per address.
+    let already_d = moved.iter().filter(|u| {
+        let i: usize = u.trim_start_matches("ep-").parse().unwrap();
+        i % 6 == 3
+    });
+    assert_eq!(
+        plan.len(),
+        2 * (moved.len() - already_d.count()),
+        "{:?}",
+        plan.ops()
+    );
+    assert!(plan.ops().iter().all(|op| {
+        matches!(
+            op.compact_element(),
+            Some(CompactElement::Endpoint { ip, .. }) if ips.contains(ip)
+        ) && op.action() == Action::Upsert
+    }));
+    let written = maps.program(&mut second).unwrap();
+    assert_eq!(written.len(), plan.len());
+    assert_eq!(maps.dump().unwrap(), second.entries());
+    assert!(second.take_plan().unwrap().is_empty());
+
+    // A full endpoint hash (a foreign writer's elements) stops the plan; what was written
+    // is acknowledged, the rest comes back and is written once there is room.
+    let small =
+        EgressMaps::open_or_create(&fs.path().join("small"), Layout::Compact, Some(64)).unwrap();
+    let hash = small.map(MapId::CompactEndpointsV4).unwrap();
+    let foreign: Vec<[u8; 4]> = (0..60).map(|i| [192, 0, 2, i]).collect();
+    for key in &foreign {
+        hash.write_raw(key, &999u32.to_ne_bytes()).unwrap();
+    }
+    let mut engine = datapath_engine_of(Layout::Compact, 12, 64);
+    let err = small.program(&mut engine).unwrap_err();
+    let Error::Apply(apply) = &err else {
+        panic!("{err}");
+    };
+    assert!(apply.applied > 0, "{err}");
+    assert!(err.to_string().contains("the endpoint"), "{err}");
+    let rest = engine.take_plan().unwrap();
+    assert!(!rest.is_empty());
+    for key in &foreign {
+        hash.delete_raw(key).unwrap();
+    }
+    program(&mut engine, &small);
+    assert_eq!(small.dump().unwrap(), engine.entries());
 }
 
 /// An engine for `layout` whose `endpoints` (one IPv4 and one IPv6 address each) all go
@@ -1024,6 +1137,25 @@ fn the_test_datapath_declares_ciliums_maps() {
             "{name}"
         );
         assert_eq!((m.max_entries, m.flags), (16384, flags), "{name}");
+    }
+    // The compact layout's: two hashes (type 1), two tries, the core's sizes and flags.
+    for (name, id) in [
+        ("compact_endpoints_v4", MapId::CompactEndpointsV4),
+        ("compact_endpoints_v6", MapId::CompactEndpointsV6),
+        ("compact_rules_v4", MapId::CompactRulesV4),
+        ("compact_rules_v6", MapId::CompactRulesV6),
+    ] {
+        let m = find(name);
+        assert_eq!(
+            (m.map_type, m.key_size as usize, m.value_size as usize),
+            (egress_bpf::map_type(id), id.key_size(), id.value_size()),
+            "{name}"
+        );
+        assert_eq!(
+            (m.max_entries, m.flags),
+            (16384, egress_bpf::map_flags(Layout::Compact)),
+            "{name}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

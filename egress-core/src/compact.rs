@@ -1,5 +1,5 @@
-//! A compact form of the datapath's state (issue 27, first step: the form and its reference
-//! decision; the kernel maps, plans and bindings come next).
+//! The compact layout ([`crate::maps::Layout::Compact`], issue 27): the datapath's state as
+//! endpoint sets, its kernel bytes ([`CompactElement`]) and its reference decision.
 //!
 //! Cilium's layout is one LPM-trie entry per (endpoint IP, destination CIDR): a policy of 20
 //! CIDRs selecting 150,000 pods writes 3 M entries, and a new pod costs one write per CIDR.
@@ -14,13 +14,217 @@
 //! Sets are per address family (an IPv4 source's rules hold IPv4 destinations). Set ids
 //! are numbered from 1 in the order of the sources (address order), so that the same
 //! entries always give the same form.
+//!
+//! The kernel's maps, per family (`include/egress_gateway.h` and egress-bpf's
+//! `bpf/cilium_egress_maps.h` declare them; all addresses in network order):
+//! - `egress_gw_compact_endpoints_v4`/`_v6`: `BPF_MAP_TYPE_HASH`, key the endpoint's address
+//!   (4 or 16 bytes), value its set id (`u32`, native-endian; never 0);
+//! - `egress_gw_compact_rules_v4`/`_v6`: `BPF_MAP_TYPE_LPM_TRIE`, key [`RuleKeyV4`]/
+//!   [`RuleKeyV6`] (`u32 prefixlen = 32 + destination length; be32 set; destination`),
+//!   value Cilium's `_v4_v2`/IPv6 value ([`MapValueV4`]/[`MapValueV6`], with the ifindex).
+//!
+//! The datapath looks up the source's set, then `{prefixlen: 32 + 32 (or 128), set, dst}` in
+//! the rule trie: the longest destination prefix of that set only.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::entries::{Entry, MapEntries, Slot};
 use crate::lookup::Verdict;
+use crate::maps::{DecodeError, MapId, MapValueV4, MapValueV6, check_len, take};
+pub use crate::maps::{RuleKeyV4, RuleKeyV6};
+use crate::netip::Cidr;
+
+/// One element of the compact layout's maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CompactElement {
+    /// An endpoint hash element: the endpoint and its set.
+    Endpoint {
+        /// The endpoint's address.
+        ip: IpAddr,
+        /// Its set (from 1).
+        set: u32,
+    },
+    /// A rule trie element: the set, the destination and Cilium's value.
+    Rule {
+        /// The set (from 1).
+        set: u32,
+        /// The destination and value.
+        slot: Slot,
+    },
+}
+
+/// The largest key of the compact maps (the IPv6 rule key).
+pub const MAX_KEY_SIZE: usize = RuleKeyV6::SIZE;
+/// The largest value of the compact maps (the IPv6 value).
+pub const MAX_VALUE_SIZE: usize = MapValueV6::SIZE;
+
+impl CompactElement {
+    /// The map that holds it.
+    pub fn map(&self) -> MapId {
+        match self {
+            CompactElement::Endpoint { ip, .. } if ip.is_ipv4() => MapId::CompactEndpointsV4,
+            CompactElement::Endpoint { .. } => MapId::CompactEndpointsV6,
+            CompactElement::Rule { slot, .. } if slot.destination.addr.is_ipv4() => {
+                MapId::CompactRulesV4
+            }
+            CompactElement::Rule { .. } => MapId::CompactRulesV6,
+        }
+    }
+
+    /// The set it names.
+    pub fn set(&self) -> u32 {
+        match *self {
+            CompactElement::Endpoint { set, .. } | CompactElement::Rule { set, .. } => set,
+        }
+    }
+
+    /// Writes its key into `out` ([`MapId::key_size`] of [`CompactElement::map`] bytes);
+    /// returns the length.
+    pub fn encode_key(&self, out: &mut [u8; MAX_KEY_SIZE]) -> usize {
+        match *self {
+            CompactElement::Endpoint {
+                ip: IpAddr::V4(a), ..
+            } => {
+                out[..4].copy_from_slice(&a.octets());
+                4
+            }
+            CompactElement::Endpoint {
+                ip: IpAddr::V6(a), ..
+            } => {
+                out[..16].copy_from_slice(&a.octets());
+                16
+            }
+            CompactElement::Rule { set, slot } => match slot.destination.addr {
+                IpAddr::V4(d) => {
+                    let key = RuleKeyV4::new(set, d, slot.destination.len);
+                    key.encode(out.first_chunk_mut().unwrap_or_else(|| unreachable!()));
+                    RuleKeyV4::SIZE
+                }
+                IpAddr::V6(d) => {
+                    let key = RuleKeyV6::new(set, d, slot.destination.len);
+                    key.encode(out);
+                    RuleKeyV6::SIZE
+                }
+            },
+        }
+    }
+
+    /// Writes its value into `out`; returns the length. A rule's egress IP of the other
+    /// family than its destination is written as unspecified (a slot never holds one).
+    pub fn encode_value(&self, out: &mut [u8; MAX_VALUE_SIZE]) -> usize {
+        match *self {
+            CompactElement::Endpoint { set, .. } => {
+                out[..4].copy_from_slice(&set.to_ne_bytes());
+                4
+            }
+            CompactElement::Rule { slot, .. } => match slot.destination.addr {
+                IpAddr::V4(_) => {
+                    let egress = match slot.egress_ip {
+                        IpAddr::V4(a) => a,
+                        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+                    };
+                    MapValueV4::new(egress, slot.gateway_ip, slot.egress_ifindex)
+                        .encode(out.first_chunk_mut().unwrap_or_else(|| unreachable!()));
+                    MapValueV4::SIZE
+                }
+                IpAddr::V6(_) => {
+                    let egress = match slot.egress_ip {
+                        IpAddr::V6(a) => a,
+                        IpAddr::V4(_) => Ipv6Addr::UNSPECIFIED,
+                    };
+                    MapValueV6::new(egress, slot.gateway_ip, slot.egress_ifindex).encode(out);
+                    MapValueV6::SIZE
+                }
+            },
+        }
+    }
+
+    /// Reads one element of a compact map from the kernel's bytes.
+    pub fn decode(map: MapId, key: &[u8], value: &[u8]) -> Result<Self, DecodeError> {
+        let set_of = |value: &[u8]| {
+            check_len(value, 4)?;
+            match u32::from_ne_bytes(take(value, 0)) {
+                0 => Err(DecodeError::SetZero),
+                set => Ok(set),
+            }
+        };
+        match map {
+            MapId::CompactEndpointsV4 => {
+                check_len(key, 4)?;
+                Ok(CompactElement::Endpoint {
+                    ip: IpAddr::V4(Ipv4Addr::from(take::<4>(key, 0))),
+                    set: set_of(value)?,
+                })
+            }
+            MapId::CompactEndpointsV6 => {
+                check_len(key, 16)?;
+                Ok(CompactElement::Endpoint {
+                    ip: IpAddr::V6(Ipv6Addr::from(take::<16>(key, 0))),
+                    set: set_of(value)?,
+                })
+            }
+            MapId::CompactRulesV4 => {
+                let k = RuleKeyV4::decode(key)?;
+                let v = MapValueV4::decode(value)?;
+                Ok(CompactElement::Rule {
+                    set: k.set,
+                    slot: Slot {
+                        destination: Cidr {
+                            addr: IpAddr::V4(Ipv4Addr::from(k.daddr)),
+                            len: (k.prefixlen - 32) as u8,
+                        },
+                        egress_ip: IpAddr::V4(Ipv4Addr::from(v.egress_ip)),
+                        gateway_ip: Ipv4Addr::from(v.gateway_ip),
+                        egress_ifindex: v.egress_ifindex,
+                    },
+                })
+            }
+            MapId::CompactRulesV6 => {
+                let k = RuleKeyV6::decode(key)?;
+                let v = MapValueV6::decode(value)?;
+                Ok(CompactElement::Rule {
+                    set: k.set,
+                    slot: Slot {
+                        destination: Cidr {
+                            addr: IpAddr::V6(Ipv6Addr::from(k.daddr)),
+                            len: (k.prefixlen - 32) as u8,
+                        },
+                        egress_ip: IpAddr::V6(Ipv6Addr::from(v.egress_ip)),
+                        gateway_ip: Ipv4Addr::from(v.gateway_ip),
+                        egress_ifindex: v.egress_ifindex,
+                    },
+                })
+            }
+            cilium => Err(DecodeError::NotCompact(cilium)),
+        }
+    }
+}
+
+/// The entries compact elements give (each endpoint joined with its set's rules: what
+/// Cilium's maps would hold for the same decisions), and the endpoints whose set has no
+/// rule (no entry: their traffic follows no policy, as a source without entries).
+pub fn entries_of(elements: impl IntoIterator<Item = CompactElement>) -> MapEntries {
+    let mut rules: HashMap<u32, Vec<Slot>> = HashMap::new();
+    let mut endpoints = Vec::new();
+    for e in elements {
+        match e {
+            CompactElement::Endpoint { ip, set } => endpoints.push((ip, set)),
+            CompactElement::Rule { set, slot } => rules.entry(set).or_default().push(slot),
+        }
+    }
+    let mut entries = Vec::new();
+    for (ip, set) in endpoints {
+        for slot in rules.get(&set).map_or(&[][..], Vec::as_slice) {
+            // A rule of the other family than the endpoint is never looked up.
+            if slot.destination.addr.is_ipv4() == ip.is_ipv4() {
+                entries.push(slot.entry(ip));
+            }
+        }
+    }
+    MapEntries::from_entries(entries)
+}
 
 /// One rule: a set's destination and the value Cilium's entry holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +289,18 @@ impl CompactMaps {
     /// Kernel entries the form takes: one per endpoint, one per rule.
     pub fn entry_count(&self) -> usize {
         self.endpoints.len() + self.rules.len()
+    }
+
+    /// Every element of the form: the endpoints, then the rules.
+    pub fn elements(&self) -> impl Iterator<Item = CompactElement> + '_ {
+        let endpoints = self
+            .endpoints
+            .iter()
+            .map(|&(ip, set)| CompactElement::Endpoint { ip, set });
+        endpoints.chain(self.rules.iter().map(|r| CompactElement::Rule {
+            set: r.set,
+            slot: r.slot,
+        }))
     }
 
     /// The rules of `set`.

@@ -248,6 +248,7 @@ impl Entry {
                 };
                 Ok(Self::from_map_v4(&key, &value))
             }
+            compact => Err(DecodeError::NotEntries(compact)),
         }
     }
 

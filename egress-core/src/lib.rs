@@ -85,7 +85,7 @@
 //! });
 //! let plan = engine.take_plan().unwrap();
 //! assert!(plan.ops().iter().all(|op| op.action() == Action::Upsert
-//!     && op.entry().source == "10.0.0.2".parse::<std::net::IpAddr>().unwrap()));
+//!     && op.entry().unwrap().source == "10.0.0.2".parse::<std::net::IpAddr>().unwrap()));
 //! assert_eq!(plan.len(), 2);
 //! engine.ack(&plan, plan.len()).unwrap();
 //!

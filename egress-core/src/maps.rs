@@ -16,6 +16,14 @@ pub const MAP_V4_LEGACY: &str = "cilium_egress_gw_policy_v4";
 pub const MAP_V4: &str = "cilium_egress_gw_policy_v4_v2";
 /// Name of the IPv6 map.
 pub const MAP_V6: &str = "cilium_egress_gw_policy_v6";
+/// Name of the compact layout's IPv4 endpoint hash (endpoint IPv4 -> set id).
+pub const MAP_COMPACT_ENDPOINTS_V4: &str = "egress_gw_compact_endpoints_v4";
+/// Name of the compact layout's IPv6 endpoint hash.
+pub const MAP_COMPACT_ENDPOINTS_V6: &str = "egress_gw_compact_endpoints_v6";
+/// Name of the compact layout's IPv4 rule trie ((set id, destination) -> value).
+pub const MAP_COMPACT_RULES_V4: &str = "egress_gw_compact_rules_v4";
+/// Name of the compact layout's IPv6 rule trie.
+pub const MAP_COMPACT_RULES_V6: &str = "egress_gw_compact_rules_v6";
 /// Cilium's default `max_entries`.
 pub const DEFAULT_MAX_ENTRIES: u32 = 16_384;
 
@@ -37,9 +45,10 @@ pub fn capacity(path: &str, value: Option<u32>) -> Result<u32, crate::field::Fie
     }
 }
 
-/// Which IPv4 maps a node programs. Each Cilium version has its own
+/// Which maps a node programs. Each Cilium version has its own
 /// ([`CiliumVersion::layout`](crate::version::CiliumVersion::layout)): 1.18 and 1.19 the
-/// legacy map, 1.20 both the legacy map and `_v4_v2`.
+/// legacy IPv4 map, 1.20 both the legacy map and `_v4_v2`. [`Layout::Compact`] is ours (issue
+/// 27): never a version's, chosen by a CNI that owns its datapath.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Layout {
     /// `cilium_egress_gw_policy_v4_v2` alone (28-byte value with ifindex): Cilium after
@@ -52,29 +61,57 @@ pub enum Layout {
     /// `cilium_egress_gw_policy_v4_v2`, as Cilium 1.20 writes them (its datapath reads
     /// `_v4_v2` first).
     V4Dual,
+    /// Ours, not Cilium's ([`crate::compact`]): per family an endpoint hash (endpoint IP ->
+    /// set id) and a rule trie ((set id, destination) -> Cilium's `_v4_v2`/IPv6 value);
+    /// endpoints selected alike share a set, so a new endpoint is one write.
+    Compact,
 }
 
 impl Layout {
     /// Every layout, in the order of [`Layout::NAMES`].
-    pub const ALL: [Layout; 3] = [Layout::V4V2, Layout::V4Legacy, Layout::V4Dual];
+    pub const ALL: [Layout; 4] = [
+        Layout::V4V2,
+        Layout::V4Legacy,
+        Layout::V4Dual,
+        Layout::Compact,
+    ];
+    /// Cilium's layouts (every one but [`Layout::Compact`]).
+    pub const CILIUM: [Layout; 3] = [Layout::V4V2, Layout::V4Legacy, Layout::V4Dual];
     /// The layouts' names, as the CLI and the bindings spell them.
-    pub const NAMES: &'static [&'static str] = &["v4v2", "legacy", "dual"];
+    pub const NAMES: &'static [&'static str] = &["v4v2", "legacy", "dual", "compact"];
 
-    /// `v4v2`, `legacy` or `dual`.
+    /// `v4v2`, `legacy`, `dual` or `compact`.
     pub fn name(self) -> &'static str {
         match self {
             Layout::V4V2 => "v4v2",
             Layout::V4Legacy => "legacy",
             Layout::V4Dual => "dual",
+            Layout::Compact => "compact",
         }
     }
 
+    /// Whether this is the compact layout (endpoints and rules, not Cilium's entries).
+    pub fn is_compact(self) -> bool {
+        self == Layout::Compact
+    }
+
     /// The IPv4 map this layout's entries are read back from (what `cilium-dbg bpf egress
-    /// list` shows): `_v4_v2` where it is written, else the legacy map.
+    /// list` shows): `_v4_v2` where it is written, else the legacy map; the compact layout's
+    /// IPv4 rule trie (its entries are read back by joining endpoints and rules).
     pub fn ipv4_map(self) -> MapId {
         match self {
             Layout::V4V2 | Layout::V4Dual => MapId::V4,
             Layout::V4Legacy => MapId::V4Legacy,
+            Layout::Compact => MapId::CompactRulesV4,
+        }
+    }
+
+    /// The IPv6 map entries are read back from: Cilium's IPv6 map, or the compact layout's
+    /// IPv6 rule trie.
+    pub fn ipv6_map(self) -> MapId {
+        match self {
+            Layout::Compact => MapId::CompactRulesV6,
+            _ => MapId::V6,
         }
     }
 
@@ -89,16 +126,23 @@ impl Layout {
             Layout::V4V2 => &[MapId::V4],
             Layout::V4Legacy => &[MapId::V4Legacy],
             Layout::V4Dual => &[MapId::V4Legacy, MapId::V4],
+            Layout::Compact => &[MapId::CompactRulesV4, MapId::CompactEndpointsV4],
         }
     }
 
     /// Every map a node of this layout programs, in Cilium's reconcile order: its IPv4
-    /// maps, then the IPv6 map.
+    /// maps, then the IPv6 map (compact: per family the rule trie, then the endpoint hash).
     pub fn maps(self) -> &'static [MapId] {
         match self {
             Layout::V4V2 => &[MapId::V4, MapId::V6],
             Layout::V4Legacy => &[MapId::V4Legacy, MapId::V6],
             Layout::V4Dual => &[MapId::V4Legacy, MapId::V4, MapId::V6],
+            Layout::Compact => &[
+                MapId::CompactRulesV4,
+                MapId::CompactEndpointsV4,
+                MapId::CompactRulesV6,
+                MapId::CompactEndpointsV6,
+            ],
         }
     }
 
@@ -134,7 +178,7 @@ impl FromStr for Layout {
     }
 }
 
-/// One of the three egress gateway maps.
+/// One of the egress gateway maps: Cilium's three, and the compact layout's four.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u32)]
 pub enum MapId {
@@ -144,11 +188,37 @@ pub enum MapId {
     V4Legacy = 1,
     /// `cilium_egress_gw_policy_v6`: IPv6 sources.
     V6 = 2,
+    /// `egress_gw_compact_endpoints_v4`: hash, IPv4 endpoint -> set id.
+    CompactEndpointsV4 = 3,
+    /// `egress_gw_compact_endpoints_v6`: hash, IPv6 endpoint -> set id.
+    CompactEndpointsV6 = 4,
+    /// `egress_gw_compact_rules_v4`: LPM trie, (set id, IPv4 destination) -> `_v4_v2` value.
+    CompactRulesV4 = 5,
+    /// `egress_gw_compact_rules_v6`: LPM trie, (set id, IPv6 destination) -> IPv6 value.
+    CompactRulesV6 = 6,
+}
+
+/// A map's kind: Cilium's maps and the compact rule tries are LPM tries, the compact
+/// endpoint maps hashes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MapKind {
+    /// `BPF_MAP_TYPE_LPM_TRIE`.
+    LpmTrie,
+    /// `BPF_MAP_TYPE_HASH`.
+    Hash,
 }
 
 impl MapId {
     /// Every map.
-    pub const ALL: [MapId; 3] = [MapId::V4, MapId::V4Legacy, MapId::V6];
+    pub const ALL: [MapId; 7] = [
+        MapId::V4,
+        MapId::V4Legacy,
+        MapId::V6,
+        MapId::CompactEndpointsV4,
+        MapId::CompactEndpointsV6,
+        MapId::CompactRulesV4,
+        MapId::CompactRulesV6,
+    ];
 
     /// The pinned map's name.
     pub fn name(self) -> &'static str {
@@ -156,6 +226,23 @@ impl MapId {
             MapId::V4 => MAP_V4,
             MapId::V4Legacy => MAP_V4_LEGACY,
             MapId::V6 => MAP_V6,
+            MapId::CompactEndpointsV4 => MAP_COMPACT_ENDPOINTS_V4,
+            MapId::CompactEndpointsV6 => MAP_COMPACT_ENDPOINTS_V6,
+            MapId::CompactRulesV4 => MAP_COMPACT_RULES_V4,
+            MapId::CompactRulesV6 => MAP_COMPACT_RULES_V6,
+        }
+    }
+
+    /// Whether the map is one of the compact layout's.
+    pub fn is_compact(self) -> bool {
+        !matches!(self, MapId::V4 | MapId::V4Legacy | MapId::V6)
+    }
+
+    /// The map's kind.
+    pub fn kind(self) -> MapKind {
+        match self {
+            MapId::CompactEndpointsV4 | MapId::CompactEndpointsV6 => MapKind::Hash,
+            _ => MapKind::LpmTrie,
         }
     }
 
@@ -166,7 +253,10 @@ impl MapId {
 
     /// Whether the map holds IPv4 sources.
     pub fn is_ipv4(self) -> bool {
-        self != MapId::V6
+        matches!(
+            self,
+            MapId::V4 | MapId::V4Legacy | MapId::CompactEndpointsV4 | MapId::CompactRulesV4
+        )
     }
 
     /// Key size in bytes.
@@ -174,20 +264,29 @@ impl MapId {
         match self {
             MapId::V4 | MapId::V4Legacy => MapKeyV4::SIZE,
             MapId::V6 => MapKeyV6::SIZE,
+            MapId::CompactEndpointsV4 => 4,
+            MapId::CompactEndpointsV6 => 16,
+            MapId::CompactRulesV4 => RuleKeyV4::SIZE,
+            MapId::CompactRulesV6 => RuleKeyV6::SIZE,
         }
     }
 
-    /// Whether the map's value holds the egress ifindex (all but the legacy IPv4 value).
+    /// Whether the map's value holds the egress ifindex (all but the legacy IPv4 value and
+    /// the compact endpoint maps, whose value is a set id).
     pub fn stores_ifindex(self) -> bool {
-        self != MapId::V4Legacy
+        !matches!(
+            self,
+            MapId::V4Legacy | MapId::CompactEndpointsV4 | MapId::CompactEndpointsV6
+        )
     }
 
     /// Value size in bytes.
     pub fn value_size(self) -> usize {
         match self {
-            MapId::V4 => MapValueV4::SIZE,
+            MapId::V4 | MapId::CompactRulesV4 => MapValueV4::SIZE,
             MapId::V4Legacy => MapValueV4Legacy::SIZE,
-            MapId::V6 => MapValueV6::SIZE,
+            MapId::V6 | MapId::CompactRulesV6 => MapValueV6::SIZE,
+            MapId::CompactEndpointsV4 | MapId::CompactEndpointsV6 => 4,
         }
     }
 }
@@ -213,15 +312,25 @@ pub enum DecodeError {
     /// The key's prefix length is not source-exact (below the address width or past both).
     #[error("prefix length {0} out of range")]
     PrefixLen(u32),
+    /// The map is one of the compact layout's: its elements are endpoints and rules
+    /// ([`crate::compact::CompactElement`]), not entries.
+    #[error("{0} holds the compact layout's endpoints or rules, not entries")]
+    NotEntries(MapId),
+    /// A compact element names set 0, which is no set.
+    #[error("set id 0 is no set (sets are numbered from 1)")]
+    SetZero,
+    /// The map is one of Cilium's: its elements are entries, not compact elements.
+    #[error("{0} holds Cilium's entries, not the compact layout's elements")]
+    NotCompact(MapId),
 }
 
-fn take<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+pub(crate) fn take<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
     let mut out = [0u8; N];
     out.copy_from_slice(&bytes[at..at + N]);
     out
 }
 
-fn check_len(bytes: &[u8], expected: usize) -> Result<(), DecodeError> {
+pub(crate) fn check_len(bytes: &[u8], expected: usize) -> Result<(), DecodeError> {
     if bytes.len() == expected {
         Ok(())
     } else {
@@ -590,5 +699,105 @@ mod tests {
         assert_eq!(MapKeyV6::decode(&k), Err(DecodeError::PrefixLen(300)));
         assert!(MapValueV6::decode(&[0; 39]).is_err());
         assert!(MapValueV4Legacy::decode(&[0; 8]).is_ok());
+    }
+}
+
+/// Key of `egress_gw_compact_rules_v4`: `u32 prefixlen; be32 set; be32 daddr` (12 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RuleKeyV4 {
+    /// 32 (the set id's bits) + the destination's prefix length.
+    pub prefixlen: u32,
+    /// The set id (stored big-endian, so that the trie matches its bits first).
+    pub set: u32,
+    /// The destination as written, network order.
+    pub daddr: [u8; 4],
+}
+
+impl RuleKeyV4 {
+    /// Size in bytes.
+    pub const SIZE: usize = 12;
+
+    /// The key of `set`'s rule for `dst`/`len`.
+    pub fn new(set: u32, dst: Ipv4Addr, len: u8) -> Self {
+        Self {
+            prefixlen: 32 + u32::from(len),
+            set,
+            daddr: dst.octets(),
+        }
+    }
+
+    /// The key's bytes.
+    pub fn encode(&self, out: &mut [u8; Self::SIZE]) {
+        out[0..4].copy_from_slice(&self.prefixlen.to_ne_bytes());
+        out[4..8].copy_from_slice(&self.set.to_be_bytes());
+        out[8..12].copy_from_slice(&self.daddr);
+    }
+
+    /// Reads a key: the prefix length must cover the set id and at most the address.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        check_len(bytes, Self::SIZE)?;
+        let prefixlen = u32::from_ne_bytes(take(bytes, 0));
+        if !(32..=64).contains(&prefixlen) {
+            return Err(DecodeError::PrefixLen(prefixlen));
+        }
+        let set = u32::from_be_bytes(take(bytes, 4));
+        if set == 0 {
+            return Err(DecodeError::SetZero);
+        }
+        Ok(Self {
+            prefixlen,
+            set,
+            daddr: take(bytes, 8),
+        })
+    }
+}
+
+/// Key of `egress_gw_compact_rules_v6`: `u32 prefixlen; be32 set; u8 daddr[16]` (24 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RuleKeyV6 {
+    /// 32 (the set id's bits) + the destination's prefix length.
+    pub prefixlen: u32,
+    /// The set id (stored big-endian).
+    pub set: u32,
+    /// The destination as written.
+    pub daddr: [u8; 16],
+}
+
+impl RuleKeyV6 {
+    /// Size in bytes.
+    pub const SIZE: usize = 24;
+
+    /// The key of `set`'s rule for `dst`/`len`.
+    pub fn new(set: u32, dst: Ipv6Addr, len: u8) -> Self {
+        Self {
+            prefixlen: 32 + u32::from(len),
+            set,
+            daddr: dst.octets(),
+        }
+    }
+
+    /// The key's bytes.
+    pub fn encode(&self, out: &mut [u8; Self::SIZE]) {
+        out[0..4].copy_from_slice(&self.prefixlen.to_ne_bytes());
+        out[4..8].copy_from_slice(&self.set.to_be_bytes());
+        out[8..24].copy_from_slice(&self.daddr);
+    }
+
+    /// Reads a key: the prefix length must cover the set id and at most the address.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        check_len(bytes, Self::SIZE)?;
+        let prefixlen = u32::from_ne_bytes(take(bytes, 0));
+        if !(32..=160).contains(&prefixlen) {
+            return Err(DecodeError::PrefixLen(prefixlen));
+        }
+        let set = u32::from_be_bytes(take(bytes, 4));
+        if set == 0 {
+            return Err(DecodeError::SetZero);
+        }
+        Ok(Self {
+            prefixlen,
+            set,
+            daddr: take(bytes, 8),
+        })
     }
 }

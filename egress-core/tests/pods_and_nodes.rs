@@ -436,7 +436,7 @@ fn a_changed_identity_plans_exactly_its_slice_endpoints() {
             let deleted: std::collections::BTreeSet<_> = plan
                 .deletes()
                 .iter()
-                .map(|op| (op.entry().source, op.entry().destination))
+                .map(|op| (op.entry().unwrap().source, op.entry().unwrap().destination))
                 .collect();
             let removed: std::collections::BTreeSet<_> =
                 removed.iter().map(|e| (e.source, e.destination)).collect();
@@ -444,9 +444,9 @@ fn a_changed_identity_plans_exactly_its_slice_endpoints() {
             assert!(plan.upserts().is_empty(), "{version} {selection}");
             for op in plan.ops() {
                 assert!(
-                    user_ips.contains(&op.entry().source),
+                    user_ips.contains(&op.entry().unwrap().source),
                     "{version} {selection}: {:?} is not an endpoint of identity {id}",
-                    op.entry().source
+                    op.entry().unwrap().source
                 );
             }
         }

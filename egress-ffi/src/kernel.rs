@@ -234,8 +234,9 @@ pub unsafe extern "C" fn egress_engine_adopt_maps(
     unsafe {
         run(error_out, || {
             let handle = exclusive(engine, "engine")?;
-            let (entries, _) = reference(maps, "maps")?.maps.baseline()?;
-            handle.engine.adopt(entries.iter().copied());
+            reference(maps, "maps")?
+                .maps
+                .adopt_into(&mut handle.engine)?;
             Ok(())
         })
     }

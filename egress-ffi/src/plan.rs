@@ -2,13 +2,11 @@
 //! kernel, acknowledge what was written; adopt a live map's dump after a restart.
 
 use egress_core::engine::PlanId;
-use egress_core::entries::Entry;
-use egress_core::maps::MapId;
 
 use crate::boundary::{exclusive, fill, reference, run, slice};
 use crate::engine::egress_engine;
 use crate::error::{egress_error, egress_result};
-use crate::types::{egress_map_element, egress_plan_op};
+use crate::types::{Decoded, egress_map_element, egress_plan_op};
 
 /// The operations that make the maps equal the desired state: every upsert, then every
 /// delete — or every delete first, when upserting first would take a map past its
@@ -193,12 +191,26 @@ pub unsafe extern "C" fn egress_engine_adopt(
         run(error_out, || {
             let handle = exclusive(engine, "engine")?;
             let layout = handle.engine.config().layout;
-            let entries = slice(elements, count, "elements")?
+            let decoded = slice(elements, count, "elements")?
                 .iter()
                 .enumerate()
                 .map(|(i, e)| e.decode(layout, &format!("elements[{i}]")))
-                .collect::<Result<Vec<(MapId, Entry)>, _>>()?;
-            handle.engine.adopt_maps(entries);
+                .collect::<Result<Vec<Decoded>, _>>()?;
+            if layout.is_compact() {
+                handle
+                    .engine
+                    .adopt_compact(decoded.into_iter().filter_map(|d| match d {
+                        Decoded::Compact(c) => Some(c),
+                        Decoded::Entry(..) => None,
+                    }));
+            } else {
+                handle
+                    .engine
+                    .adopt_maps(decoded.into_iter().filter_map(|d| match d {
+                        Decoded::Entry(map, entry) => Some((map, entry)),
+                        Decoded::Compact(_) => None,
+                    }));
+            }
             Ok(())
         })
     }

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use egress_core::compact::CompactElement;
 use egress_core::engine::{Action, PlanOp};
 use egress_core::entries::Entry;
 use egress_core::gateway::Selection;
@@ -35,6 +36,9 @@ pub enum egress_layout {
     Legacy = 2,
     /// Both, legacy first, as Cilium 1.20 writes them (read back from `_v4_v2`).
     Dual = 3,
+    /// Ours, not Cilium's: per family an endpoint hash (endpoint IP -> set id) and a rule
+    /// trie ((set id, destination) -> value); a new endpoint is one write.
+    Compact = 4,
 }
 
 /// Cilium 1.18 (v1.18.3, the seed's; the default): `egress_engine_config.cilium_version`.
@@ -44,7 +48,7 @@ pub const EGRESS_CILIUM_1_19: u32 = 1;
 /// Cilium 1.20.
 pub const EGRESS_CILIUM_1_20: u32 = 2;
 
-/// One of the three maps (`uint32_t` in structs).
+/// One of the maps (`uint32_t` in structs): Cilium's three, the compact layout's four.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum egress_map {
@@ -54,6 +58,15 @@ pub enum egress_map {
     V4Legacy = 1,
     /// `cilium_egress_gw_policy_v6`: key 36 bytes, value 40.
     V6 = 2,
+    /// `egress_gw_compact_endpoints_v4` (hash): key 4 bytes (the endpoint), value 4 (set id).
+    CompactEndpointsV4 = 3,
+    /// `egress_gw_compact_endpoints_v6` (hash): key 16 bytes, value 4.
+    CompactEndpointsV6 = 4,
+    /// `egress_gw_compact_rules_v4` (LPM trie): key 12 bytes (prefixlen, be32 set, daddr),
+    /// value 28.
+    CompactRulesV4 = 5,
+    /// `egress_gw_compact_rules_v6` (LPM trie): key 24 bytes, value 40.
+    CompactRulesV6 = 6,
 }
 
 /// What a plan operation does (`uint32_t` in `egress_plan_op`).
@@ -261,11 +274,12 @@ pub(crate) fn layout_or_version(value: u32, name: &str) -> Result<Option<Layout>
         1 => Ok(Some(Layout::V4V2)),
         2 => Ok(Some(Layout::V4Legacy)),
         3 => Ok(Some(Layout::V4Dual)),
+        4 => Ok(Some(Layout::Compact)),
         other => Err(Failure::invalid_enum(
             name,
             other,
             "EGRESS_LAYOUT_VERSION (0), EGRESS_LAYOUT_V4V2 (1), EGRESS_LAYOUT_LEGACY (2), \
-             EGRESS_LAYOUT_DUAL (3)",
+             EGRESS_LAYOUT_DUAL (3), EGRESS_LAYOUT_COMPACT (4)",
         )),
     }
 }
@@ -277,10 +291,12 @@ pub(crate) fn layout(value: u32, name: &str) -> Result<Layout, Failure> {
         1 => Ok(Layout::V4V2),
         2 => Ok(Layout::V4Legacy),
         3 => Ok(Layout::V4Dual),
+        4 => Ok(Layout::Compact),
         other => Err(Failure::invalid_enum(
             name,
             other,
-            "EGRESS_LAYOUT_V4V2 (1), EGRESS_LAYOUT_LEGACY (2), EGRESS_LAYOUT_DUAL (3)",
+            "EGRESS_LAYOUT_V4V2 (1), EGRESS_LAYOUT_LEGACY (2), EGRESS_LAYOUT_DUAL (3), \
+             EGRESS_LAYOUT_COMPACT (4)",
         )),
     }
 }
@@ -291,6 +307,7 @@ pub(crate) fn layout_number(layout: Layout) -> u32 {
         Layout::V4V2 => egress_layout::V4v2 as u32,
         Layout::V4Legacy => egress_layout::Legacy as u32,
         Layout::V4Dual => egress_layout::Dual as u32,
+        Layout::Compact => egress_layout::Compact as u32,
     }
 }
 
@@ -309,10 +326,16 @@ pub(crate) fn map_id(value: u32, name: &str) -> Result<MapId, Failure> {
         0 => Ok(MapId::V4),
         1 => Ok(MapId::V4Legacy),
         2 => Ok(MapId::V6),
+        3 => Ok(MapId::CompactEndpointsV4),
+        4 => Ok(MapId::CompactEndpointsV6),
+        5 => Ok(MapId::CompactRulesV4),
+        6 => Ok(MapId::CompactRulesV6),
         other => Err(Failure::invalid_enum(
             name,
             other,
-            "EGRESS_MAP_V4 (0), EGRESS_MAP_V4_LEGACY (1), EGRESS_MAP_V6 (2)",
+            "EGRESS_MAP_V4 (0), EGRESS_MAP_V4_LEGACY (1), EGRESS_MAP_V6 (2), \
+             EGRESS_MAP_COMPACT_ENDPOINTS_V4 (3), EGRESS_MAP_COMPACT_ENDPOINTS_V6 (4), \
+             EGRESS_MAP_COMPACT_RULES_V4 (5), EGRESS_MAP_COMPACT_RULES_V6 (6)",
         )),
     }
 }
@@ -322,6 +345,10 @@ fn map_number(map: MapId) -> u32 {
         MapId::V4 => egress_map::V4 as u32,
         MapId::V4Legacy => egress_map::V4Legacy as u32,
         MapId::V6 => egress_map::V6 as u32,
+        MapId::CompactEndpointsV4 => egress_map::CompactEndpointsV4 as u32,
+        MapId::CompactEndpointsV6 => egress_map::CompactEndpointsV6 as u32,
+        MapId::CompactRulesV4 => egress_map::CompactRulesV4 as u32,
+        MapId::CompactRulesV6 => egress_map::CompactRulesV6 as u32,
     }
 }
 
@@ -423,9 +450,18 @@ impl From<&Entry> for egress_entry {
     }
 }
 
+/// A map element decoded ([`egress_map_element::decode`]).
+pub(crate) enum Decoded {
+    /// An entry of one of Cilium's maps.
+    Entry(MapId, Entry),
+    /// An element of the compact layout's maps.
+    Compact(CompactElement),
+}
+
 impl egress_map_element {
-    /// The entry this element holds, and its map, for a map of `layout`.
-    pub(crate) fn decode(&self, layout: Layout, name: &str) -> Result<(MapId, Entry), Failure> {
+    /// What this element holds, for a map of `layout`: an entry of Cilium's maps with its
+    /// map, or an element of the compact layout's.
+    pub(crate) fn decode(&self, layout: Layout, name: &str) -> Result<Decoded, Failure> {
         let map = map_id(self.map, &format!("{name}.map"))?;
         if !layout.maps().contains(&map) {
             return Err(Failure::invalid_argument(
@@ -444,8 +480,12 @@ impl egress_map_element {
                 ),
             ));
         }
-        Entry::decode(map, &self.key[..key_len], &self.value[..value_len])
-            .map(|entry| (map, entry))
-            .map_err(|e| egress_core::Error::from(e).into())
+        let (key, value) = (&self.key[..key_len], &self.value[..value_len]);
+        let decoded = if map.is_compact() {
+            CompactElement::decode(map, key, value).map(Decoded::Compact)
+        } else {
+            Entry::decode(map, key, value).map(|entry| Decoded::Entry(map, entry))
+        };
+        decoded.map_err(|e| egress_core::Error::from(e).into())
     }
 }

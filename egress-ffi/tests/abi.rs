@@ -1080,7 +1080,7 @@ fn a_new_engine_takes_events_from_nothing() {
         .unwrap();
     assert_eq!(err.paths, ["config.local_node"]);
     let bad = egress_engine_config {
-        layout: 4,
+        layout: 5,
         ..config
     };
     let err = call(|e| unsafe { egress_engine_new(&bad, &mut raw, e) })

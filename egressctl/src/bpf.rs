@@ -145,15 +145,31 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     let mut drift: Vec<(&'static str, EntryChange)> = Vec::new();
     let mut unreadable = Vec::new();
     let mut total = 0;
-    for map in maps.ipv4_maps().iter().chain([maps.ipv6()]) {
-        let (live, bad) = map.entries_lenient().map_err(kernel)?;
+    if layout.is_compact() {
+        // The compact maps are read whole and joined into the entries they decide; a
+        // drifted entry is named by its family's rule trie.
+        let (live, bad) = maps.dump_lenient().map_err(kernel)?;
         total += live.len() + bad.len();
         unreadable.extend(bad);
-        let Some(id) = MapId::from_name(map.name()) else {
-            continue;
-        };
-        let changes = live.changes_to(&desired.as_stored_in(id));
-        drift.extend(changes.into_iter().map(|c| (map.name(), c)));
+        for change in live.changes_to(&desired) {
+            let ipv4 = match &change {
+                EntryChange::Removed(e) | EntryChange::Added(e) => e.source.is_ipv4(),
+                EntryChange::Changed { after, .. } => after.source.is_ipv4(),
+            };
+            let map = if ipv4 { maps.ipv4() } else { maps.ipv6() };
+            drift.push((map.name(), change));
+        }
+    } else {
+        for map in maps.ipv4_maps().iter().chain([maps.ipv6()]) {
+            let (live, bad) = map.entries_lenient().map_err(kernel)?;
+            total += live.len() + bad.len();
+            unreadable.extend(bad);
+            let Some(id) = MapId::from_name(map.name()) else {
+                continue;
+            };
+            let changes = live.changes_to(&desired.as_stored_in(id));
+            drift.extend(changes.into_iter().map(|c| (map.name(), c)));
+        }
     }
     if drift.is_empty() && unreadable.is_empty() {
         emit(&format!(

@@ -391,7 +391,7 @@ impl From<Selection> for egress_core::gateway::Selection {
     }
 }
 
-/// IPv4 maps.
+/// The maps written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum LayoutArg {
     /// cilium_egress_gw_policy_v4_v2 alone (with ifindex; Cilium after 1.20).
@@ -400,6 +400,8 @@ pub(crate) enum LayoutArg {
     Legacy,
     /// Both, as Cilium 1.20 writes them (read back from _v4_v2).
     Dual,
+    /// Ours, not Cilium's: endpoint -> set hashes and (set, destination) rule tries.
+    Compact,
 }
 
 impl From<LayoutArg> for egress_core::maps::Layout {
@@ -408,6 +410,7 @@ impl From<LayoutArg> for egress_core::maps::Layout {
             LayoutArg::V4v2 => Self::V4V2,
             LayoutArg::Legacy => Self::V4Legacy,
             LayoutArg::Dual => Self::V4Dual,
+            LayoutArg::Compact => Self::Compact,
         }
     }
 }

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use egress_core::engine::{Action, Engine, EngineConfig};
+use egress_core::compact::CompactElement;
+use egress_core::engine::{Action, Engine, EngineConfig, OpSubject};
 use egress_core::entries::{EntryChange, GatewayChoice};
 use egress_core::render;
 use egress_core::version::CiliumVersion;
@@ -118,19 +119,42 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
             .map(str::to_owned),
         ];
         for op in plan.ops() {
-            let e = &op.entry();
             let action = if op.action() == Action::Upsert {
                 "upsert"
             } else {
                 "delete"
             };
+            let [source, destination, egress_ip, gateway] = match op.subject() {
+                OpSubject::Entry(e) => [
+                    e.source.to_string(),
+                    e.destination.to_string(),
+                    e.egress_ip.to_string(),
+                    render::gateway_cell(e),
+                ],
+                // The compact layout: an endpoint names its set; a rule is its set's.
+                OpSubject::Compact(CompactElement::Endpoint { ip, set }) => [
+                    ip.to_string(),
+                    format!("set {set}"),
+                    String::new(),
+                    String::new(),
+                ],
+                OpSubject::Compact(CompactElement::Rule { set, slot }) => {
+                    let e = slot.entry(slot.destination.addr);
+                    [
+                        format!("set {set}"),
+                        slot.destination.to_string(),
+                        slot.egress_ip.to_string(),
+                        render::gateway_cell(&e),
+                    ]
+                }
+            };
             rows.push([
                 action.to_owned(),
                 op.map().name().to_owned(),
-                e.source.to_string(),
-                e.destination.to_string(),
-                e.egress_ip.to_string(),
-                render::gateway_cell(e),
+                source,
+                destination,
+                egress_ip,
+                gateway,
             ]);
         }
         out.push_str(&render::tabulate(&rows));

@@ -38,12 +38,25 @@ pub(crate) fn run(args: &ListArgs) -> Result<(), Failure> {
         crate::note!("{line}");
     }
     let layout = args.node.version.layout(args.layout);
-    let ipv4_maps = layout
-        .ipv4_maps()
-        .iter()
-        .map(|m| (m.name(), computed.maps.ipv4.len()));
-    let ipv6_map = (egress_core::maps::MAP_V6, computed.maps.ipv6.len());
-    for (name, count) in ipv4_maps.chain([ipv6_map]) {
+    let counts: Vec<(&str, usize)> = if layout.is_compact() {
+        // Per map, the elements the compact form of these entries takes.
+        let form = egress_core::compact::CompactMaps::from_entries(&computed.maps);
+        let mut counts: Vec<(&str, usize)> = layout.maps().iter().map(|m| (m.name(), 0)).collect();
+        for element in form.elements() {
+            if let Some(c) = counts.iter_mut().find(|(n, _)| *n == element.map().name()) {
+                c.1 += 1;
+            }
+        }
+        counts
+    } else {
+        let ipv4_maps = layout
+            .ipv4_maps()
+            .iter()
+            .map(|m| (m.name(), computed.maps.ipv4.len()));
+        let ipv6_map = (egress_core::maps::MAP_V6, computed.maps.ipv6.len());
+        ipv4_maps.chain([ipv6_map]).collect()
+    };
+    for (name, count) in counts {
         if count > args.max_entries as usize {
             warnings += 1;
             crate::note!(

@@ -445,10 +445,9 @@ fn endpoint_event(sizes: &Sizes) -> Result<Value> {
         upserted.map_err(|e| format!("W-cluster event {i}: {e}"))?;
         let plan = plan.map_err(|e| format!("W-cluster event {i}: {e}"))?;
         let exact = plan.len() == 4
-            && plan
-                .ops()
-                .iter()
-                .all(|op| op.action() == Action::Upsert && op.entry().source == source);
+            && plan.ops().iter().all(|op| {
+                op.action() == Action::Upsert && op.entry().is_some_and(|e| e.source == source)
+            });
         if !exact {
             return Err(format!(
                 "W-cluster event {i}: the plan holds {} operations, not exactly the new endpoint's 4 upserts",

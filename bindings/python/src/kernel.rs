@@ -72,12 +72,12 @@ impl Maps {
 
     /// Makes what the maps hold `engine`'s programmed baseline (a restarted agent then writes
     /// only the difference): with the `dual` layout both IPv4 maps, a key they disagree on
-    /// written again to both.
+    /// written again to both; with the `compact` layout its elements, set ids and all.
     fn adopt(&self, py: Python<'_>, engine: &Engine) -> PyResult<()> {
-        let (entries, _) = py
-            .detach(|| self.maps.baseline())
+        let maps = &self.maps;
+        engine
+            .writing_detached(py, |e| maps.adopt_into(e))
             .map_err(|e| from_kernel(py, &e))?;
-        engine.writing_detached(py, |e| e.adopt(entries.iter().copied()));
         Ok(())
     }
 

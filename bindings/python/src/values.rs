@@ -235,24 +235,26 @@ impl PlanOp {
         PyBytes::new(py, self.op.value())
     }
 
-    /// The entry written, or the programmed entry deleted.
+    /// The entry written, or the programmed entry deleted (`None` for the compact layout's
+    /// operations, which write endpoints and rules: `subject` says which).
     #[getter]
-    fn entry(&self) -> Entry {
-        Entry {
-            entry: *self.op.entry(),
-        }
+    fn entry(&self) -> Option<Entry> {
+        self.op.entry().map(|e| Entry { entry: *e })
+    }
+
+    /// What the operation writes, as text: the entry, the endpoint and its set, or the
+    /// set's rule.
+    #[getter]
+    fn subject(&self) -> String {
+        self.op.subject().to_string()
     }
 
     fn __repr__(&self) -> String {
-        format!(
-            "PlanOp({} {} {})",
-            self.action(),
-            self.map(),
-            Entry {
-                entry: *self.op.entry()
-            }
-            .__repr__()
-        )
+        let subject = match self.op.entry() {
+            Some(e) => Entry { entry: *e }.__repr__(),
+            None => self.subject(),
+        };
+        format!("PlanOp({} {} {})", self.action(), self.map(), subject)
     }
 }
 

@@ -397,6 +397,26 @@ def test_the_kernel_maps_are_programmed_dumped_and_adopted(examples, bpffs):
 
 
 
+def test_the_compact_layout_is_programmed_dumped_and_adopted(examples, bpffs):
+    # Ours, not Cilium's: endpoint -> set hashes and (set, destination) rule tries. The same
+    # entries read back (each endpoint joined with its set's rules); a restart writes nothing.
+    snapshot = examples / "seed-gateway-group.yaml"
+    engine = egw.Engine.from_snapshot(snapshot, layout="compact")
+    assert engine.layout == "compact"
+    plan = engine.take_plan()
+    assert {op.map for op in plan.ops} <= {
+        "egress_gw_compact_endpoints_v4", "egress_gw_compact_endpoints_v6",
+        "egress_gw_compact_rules_v4", "egress_gw_compact_rules_v6",
+    }
+    assert all(op.entry is None and ("set" in op.subject) for op in plan.ops)
+    maps = egw.Maps(bpffs, layout="compact", create=True)
+    assert maps.program(engine) == len(plan)
+    assert maps.dump() == engine.entries()
+    restarted = egw.Engine.from_snapshot(snapshot, layout="compact")
+    maps.adopt(restarted)
+    assert not restarted.take_plan()
+
+
 def test_each_cilium_versions_layout():
     # The same answer as C's egress_cilium_version_layout and Go's CiliumVersion.Layout.
     assert [egw.cilium_version_layout(v) for v in ("1.18", "1.19", "1.20")] == ["legacy", "legacy", "dual"]

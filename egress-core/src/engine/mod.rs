@@ -10,6 +10,7 @@
 //! changes and the endpoints on that node.
 
 mod arena;
+mod compact_plan;
 mod diagnostics;
 mod endpoints;
 mod explain;
@@ -32,7 +33,7 @@ pub use crate::maps::CapacityError;
 pub use diagnostics::{Diagnostics, InvalidPolicy};
 pub use explain::{Explanation, GatewayReason, Match};
 pub use objects::{Applied, PreparedObjects};
-pub use plan::{AckError, Action, Plan, PlanError, PlanId, PlanOp, baseline};
+pub use plan::{AckError, Action, OpSubject, Plan, PlanError, PlanId, PlanOp, baseline};
 
 use crate::Error;
 use crate::cluster::{Endpoint, Node, NodeHealth, Nodes};
@@ -304,6 +305,8 @@ pub struct Engine {
     dirty: Vec<IpAddr>,
     desired_count: [usize; 2],
     programmed_count: [usize; 2],
+    /// What the compact layout's maps hold (empty for Cilium's layouts).
+    compact: compact_plan::CompactBook,
     /// What the loads reported (B.7).
     diagnostics: Diagnostics,
     /// Each namespace's labels as the last namespace event gave them: a Pod's identity takes
@@ -396,6 +399,7 @@ impl Engine {
             dirty: Vec::new(),
             desired_count: [0; 2],
             programmed_count: [0; 2],
+            compact: compact_plan::CompactBook::default(),
             diagnostics: Diagnostics::default(),
             namespace_labels: std::collections::HashMap::new(),
             claims: Default::default(),

@@ -488,7 +488,10 @@ status:
         assert_eq!(applied.endpoints, 1, "{:?}", applied.warnings);
         let plan = engine.take_plan().unwrap();
         assert_eq!(plan.len(), 1);
-        assert_eq!(plan.ops()[0].entry().source.to_string(), "10.2.0.1");
+        assert_eq!(
+            plan.ops()[0].entry().unwrap().source.to_string(),
+            "10.2.0.1"
+        );
         engine.ack(&plan, plan.len()).unwrap();
         // The same pod as a CiliumEndpoint in the text: the CiliumEndpoint is read.
         let ce = "apiVersion: cilium.io/v2\nkind: CiliumEndpoint\nmetadata: {name: q, namespace: shop, uid: u-q}\n\

@@ -9,9 +9,13 @@ use hashbrown::HashMap;
 
 use super::arena::ListId;
 use super::{Engine, family};
+use crate::compact::CompactElement;
 use crate::entries::{Entry, Slot};
 use crate::field::{FieldError, Reason};
 use crate::maps::{CapacityError, Layout, MapId, MapKeyV6, MapValueV6};
+
+/// The compact layout's sets a plan creates, with their content.
+type NewSets = Vec<(u32, Vec<Slot>)>;
 
 /// What a plan operation does to its key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -22,11 +26,35 @@ pub enum Action {
     Delete,
 }
 
+/// What a plan operation writes: one of Cilium's entries, or an element of the compact
+/// layout's maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpSubject {
+    /// An entry of Cilium's maps.
+    Entry(Entry),
+    /// An endpoint or a rule of the compact layout's maps.
+    Compact(CompactElement),
+}
+
+impl std::fmt::Display for OpSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpSubject::Entry(e) => write!(f, "the entry {} -> {}", e.source, e.destination),
+            OpSubject::Compact(CompactElement::Endpoint { ip, set }) => {
+                write!(f, "the endpoint {ip} (set {set})")
+            }
+            OpSubject::Compact(CompactElement::Rule { set, slot }) => {
+                write!(f, "set {set}'s rule for {}", slot.destination)
+            }
+        }
+    }
+}
+
 /// One map operation, with the exact bytes of the configured layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanOp {
     action: Action,
-    entry: Entry,
+    subject: OpSubject,
     map: MapId,
     key: [u8; MapKeyV6::SIZE],
     key_len: u8,
@@ -39,7 +67,7 @@ impl PlanOp {
     fn new(action: Action, entry: Entry, map: MapId) -> Self {
         let mut op = Self {
             action,
-            entry,
+            subject: OpSubject::Entry(entry),
             map,
             key: [0; MapKeyV6::SIZE],
             key_len: 0,
@@ -84,14 +112,54 @@ impl PlanOp {
         }
     }
 
+    /// The operation writing or deleting one element of the compact layout's maps.
+    pub(super) fn compact(action: Action, element: CompactElement) -> Self {
+        let mut key = [0u8; crate::compact::MAX_KEY_SIZE];
+        let key_len = element.encode_key(&mut key);
+        let mut value = [0u8; MapValueV6::SIZE];
+        let value_len = if action == Action::Upsert {
+            element.encode_value(&mut value)
+        } else {
+            0
+        };
+        let mut op = Self {
+            action,
+            subject: OpSubject::Compact(element),
+            map: element.map(),
+            key: [0; MapKeyV6::SIZE],
+            key_len: key_len as u8,
+            value,
+            value_len: value_len as u8,
+        };
+        op.key[..key_len].copy_from_slice(&key[..key_len]);
+        op
+    }
+
     /// Upsert or delete.
     pub fn action(&self) -> Action {
         self.action
     }
 
-    /// The entry written, or the programmed entry deleted.
-    pub fn entry(&self) -> &Entry {
-        &self.entry
+    /// What it writes or deletes.
+    pub fn subject(&self) -> &OpSubject {
+        &self.subject
+    }
+
+    /// The entry written, or the programmed entry deleted (`None` for the compact layout's
+    /// operations: [`PlanOp::compact_element`]).
+    pub fn entry(&self) -> Option<&Entry> {
+        match &self.subject {
+            OpSubject::Entry(e) => Some(e),
+            OpSubject::Compact(_) => None,
+        }
+    }
+
+    /// The compact layout's element written or deleted (`None` for Cilium's layouts).
+    pub fn compact_element(&self) -> Option<&CompactElement> {
+        match &self.subject {
+            OpSubject::Compact(c) => Some(c),
+            OpSubject::Entry(_) => None,
+        }
     }
 
     /// The map this operation goes to.
@@ -140,6 +208,8 @@ pub struct Plan {
     upserts: usize,
     peak: [usize; 2],
     deletes_first: bool,
+    /// The compact layout's sets the plan creates, with their content.
+    pub(super) new_sets: Arc<NewSets>,
 }
 
 impl PartialEq for Plan {
@@ -513,19 +583,33 @@ impl Engine {
         &self,
         fits: impl FnOnce(usize) -> bool,
     ) -> Result<Option<Plan>, PlanError> {
-        // Counted first: a size query builds nothing, a refused state allocates nothing.
         let pending = self.sources.pending();
-        let counted = self.count_plan(&pending);
-        if let Ok(c) = &counted
-            && !fits(c.len())
-        {
-            return Ok(None);
-        }
-        let built = counted.and_then(|c| self.build_plan(&pending, &c));
+        let built = if self.config.layout.is_compact() {
+            // Sets and endpoints, built at once (at most one operation per endpoint and per
+            // rule of a new set: nothing amplifies).
+            let built = self.build_compact_plan(&pending);
+            if let Ok((p, _)) = &built
+                && !fits(p.ops.len())
+            {
+                return Ok(None);
+            }
+            built
+        } else {
+            // Counted first: a size query builds nothing, a refused state allocates nothing.
+            let counted = self.count_plan(&pending);
+            if let Ok(c) = &counted
+                && !fits(c.len())
+            {
+                return Ok(None);
+            }
+            counted
+                .and_then(|c| self.build_plan(&pending, &c))
+                .map(|p| (p, Vec::new()))
+        };
         let mut book = book(&self.plans);
         book.last_taken += 1;
         book.open = None;
-        let parts = match built {
+        let (parts, new_sets) = match built {
             Ok(parts) => parts,
             Err(e) => {
                 book.not_handed_out = book.last_taken;
@@ -541,9 +625,40 @@ impl Engine {
             upserts: parts.upserts,
             peak: parts.peak,
             deletes_first: parts.deletes_first,
+            new_sets: Arc::new(new_sets),
         };
         book.open = Some(plan.clone());
         Ok(Some(plan))
+    }
+
+    /// The compact layout's plan for the sources of `pending`, and the sets it creates.
+    fn build_compact_plan(&self, pending: &[IpAddr]) -> Result<(PlanParts, NewSets), PlanError> {
+        let changes = pending.iter().filter_map(|&ip| {
+            self.sources
+                .get(ip)
+                .map(|source| (ip, self.slots.get(source.desired)))
+        });
+        let v6 = self
+            .config
+            .max_entries_v6
+            .unwrap_or(self.config.max_entries);
+        let capacity = |map: MapId| {
+            if map.is_ipv4() {
+                self.config.max_entries
+            } else {
+                v6
+            }
+        };
+        let plan = self.compact.plan(changes, capacity)?;
+        Ok((
+            PlanParts {
+                ops: plan.ops,
+                upserts: plan.upserts,
+                peak: plan.peak,
+                deletes_first: false,
+            },
+            plan.new_sets,
+        ))
     }
 
     /// Every change of the sources of `pending` ([`SourceMap::pending`]), with its source:
@@ -616,7 +731,10 @@ impl Engine {
             (a.action == Action::Delete)
                 .cmp(&(b.action == Action::Delete))
                 .then_with(|| rank(a).cmp(&rank(b)))
-                .then_with(|| a.entry.display_order(&b.entry))
+                .then_with(|| match (&a.subject, &b.subject) {
+                    (OpSubject::Entry(x), OpSubject::Entry(y)) => x.display_order(y),
+                    _ => Ordering::Equal,
+                })
         });
         let count = counted.upsert_ops;
         if counted.shape.deletes_first {
@@ -682,6 +800,12 @@ impl Engine {
             peak: end[fam],
             max_entries: max,
         }))
+    }
+
+    /// Sets the compact layout's maps hold (as far as acknowledgements tell; 0 for Cilium's
+    /// layouts).
+    pub fn compact_set_count(&self) -> usize {
+        self.compact.set_count()
     }
 
     /// The id of the last plan taken (sequence 0: none yet), what [`Engine::ack_last`]
@@ -753,35 +877,52 @@ impl Engine {
 
     /// Moves the baseline forward by the first `applied` operations of `plan`.
     fn record_applied(&mut self, plan: &Plan, applied: usize) {
+        if self.config.layout.is_compact() {
+            let mut moved = Vec::new();
+            self.compact
+                .record(&plan.ops[..applied], &plan.new_sets, |ip, list| {
+                    moved.push((ip, list))
+                });
+            for (ip, list) in moved {
+                self.set_programmed(ip, list);
+            }
+            return;
+        }
+        // A Cilium layout's plan holds entries only.
+        let entries = |ops: &'_ [PlanOp]| {
+            ops.iter()
+                .filter_map(|op| op.entry().map(|e| (op.action, *e)))
+                .collect::<Vec<_>>()
+        };
         // Per (source, network, action): how many of its operations the plan has beyond the
         // acknowledged prefix (only a dual plan has two per entry).
         let mut pending: HashMap<(IpAddr, (u8, u128), Action), usize> = HashMap::new();
-        for op in &plan.ops[applied..] {
-            let slot = Slot::from(&op.entry);
+        for (action, entry) in entries(&plan.ops[applied..]) {
+            let slot = Slot::from(&entry);
             *pending
-                .entry((op.entry.source, slot.network(), op.action))
+                .entry((entry.source, slot.network(), action))
                 .or_default() += 1;
         }
-        let mut by_source: HashMap<IpAddr, Vec<(&PlanOp, bool)>> = HashMap::new();
-        for op in &plan.ops[..applied] {
-            let slot = Slot::from(&op.entry);
-            let whole = !pending.contains_key(&(op.entry.source, slot.network(), op.action));
+        let mut by_source: HashMap<IpAddr, Vec<(Action, Entry, bool)>> = HashMap::new();
+        for (action, entry) in entries(&plan.ops[..applied]) {
+            let slot = Slot::from(&entry);
+            let whole = !pending.contains_key(&(entry.source, slot.network(), action));
             by_source
-                .entry(op.entry.source)
+                .entry(entry.source)
                 .or_default()
-                .push((op, whole));
+                .push((action, entry, whole));
         }
         for (ip, ops) in by_source {
             let programmed = self.sources.get(ip).map_or(ListId::EMPTY, |s| s.programmed);
             let mut list: Vec<Slot> = self.slots.get(programmed).to_vec();
-            for (op, whole) in ops {
-                let mut slot = Slot::from(&op.entry);
+            for (action, entry, whole) in ops {
+                let mut slot = Slot::from(&entry);
                 list.retain(|s| s.network() != slot.network());
                 if !whole {
                     // Half written: held by one map, not (or otherwise) by the other.
                     slot.egress_ifindex = u32::MAX;
                     list.push(slot);
-                } else if op.action == Action::Upsert {
+                } else if action == Action::Upsert {
                     list.push(slot);
                 }
             }
@@ -798,14 +939,18 @@ impl Engine {
     }
 
     /// Makes a live map's contents the programmed baseline (a restarted agent then writes
-    /// only the difference). Of several entries with one key identity, the last counts.
+    /// only the difference). Of several entries with one key identity, the last counts. The
+    /// compact layout takes the entries as if its maps held their compact form
+    /// ([`CompactMaps::from_entries`](crate::compact::CompactMaps::from_entries)); its own
+    /// maps' elements are adopted with [`Engine::adopt_compact`].
     pub fn adopt(&mut self, entries: impl IntoIterator<Item = Entry>) {
-        let book = self
-            .plans
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        book.open = None;
-        book.adopted_after = book.last_taken;
+        if self.config.layout.is_compact() {
+            let maps = crate::entries::MapEntries::from_entries(entries);
+            let form = crate::compact::CompactMaps::from_entries(&maps);
+            self.adopt_compact(form.elements().collect::<Vec<_>>());
+            return;
+        }
+        self.void_plans();
         let mut by_source: HashMap<IpAddr, Vec<Slot>> = HashMap::new();
         for e in entries {
             let list = by_source.entry(e.source).or_default();
@@ -822,6 +967,40 @@ impl Engine {
         for (ip, list) in by_source {
             self.set_programmed(ip, list);
         }
+    }
+
+    /// Makes the compact layout's maps' elements (a dump of them) the programmed baseline:
+    /// their endpoints, sets and set ids, so that the next plan writes only the difference.
+    /// An engine of one of Cilium's layouts adopts the entries they make
+    /// ([`crate::compact::entries_of`]).
+    pub fn adopt_compact(&mut self, elements: impl IntoIterator<Item = CompactElement>) {
+        if !self.config.layout.is_compact() {
+            let entries = crate::compact::entries_of(elements);
+            self.adopt(entries.iter().copied());
+            return;
+        }
+        self.void_plans();
+        self.compact = super::compact_plan::CompactBook::adopt(elements);
+        let endpoints: std::collections::HashSet<IpAddr> = self.compact.endpoints().collect();
+        for ip in self.sources.keys() {
+            if !endpoints.contains(&ip) {
+                self.set_programmed(ip, Vec::new());
+            }
+        }
+        for ip in endpoints {
+            let list = self.compact.programmed(ip).to_vec();
+            self.set_programmed(ip, list);
+        }
+    }
+
+    /// Voids the plan taken: after an adoption nothing taken before it is acknowledged.
+    fn void_plans(&mut self) {
+        let book = self
+            .plans
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        book.open = None;
+        book.adopted_after = book.last_taken;
     }
 
     fn set_programmed(&mut self, ip: IpAddr, mut list: Vec<Slot>) {

@@ -122,9 +122,12 @@ fn one_endpoint_upsert_plans_exactly_its_entries() {
     assert_eq!(plan.len(), 1);
     let op = &plan.ops()[0];
     assert_eq!(op.action(), Action::Upsert);
-    assert_eq!(op.entry().source, "172.22.48.99".parse::<IpAddr>().unwrap());
+    assert_eq!(
+        op.entry().unwrap().source,
+        "172.22.48.99".parse::<IpAddr>().unwrap()
+    );
     assert_eq!(op.map(), MapId::V4);
-    let (k, v) = op.entry().to_map_v4().unwrap();
+    let (k, v) = op.entry().unwrap().to_map_v4().unwrap();
     let mut kb = [0u8; 12];
     let mut vb = [0u8; 28];
     k.encode(&mut kb);
@@ -241,7 +244,7 @@ fn adopting_an_identical_map_plans_nothing_and_a_stale_one_is_repaired() {
     let plan = e.take_plan().unwrap();
     assert_eq!(plan.upserts().len(), 1);
     assert_eq!(plan.deletes().len(), 1);
-    assert_eq!(plan.deletes()[0].entry().source, stale.source);
+    assert_eq!(plan.deletes()[0].entry().unwrap().source, stale.source);
 }
 
 #[test]
@@ -286,10 +289,13 @@ fn a_plan_that_would_overflow_is_refused_before_anything() {
     assert_eq!(actions, [Action::Delete, Action::Upsert]);
     assert_eq!((plan.upserts().len(), plan.deletes().len()), (1, 1));
     assert_eq!(
-        plan.upserts()[0].entry().source.to_string(),
+        plan.upserts()[0].entry().unwrap().source.to_string(),
         "172.22.48.250"
     );
-    assert_eq!(plan.deletes()[0].entry().source.to_string(), "172.22.48.4");
+    assert_eq!(
+        plan.deletes()[0].entry().unwrap().source.to_string(),
+        "172.22.48.4"
+    );
     e.ack(&plan, plan.len()).unwrap();
     assert_eq!(e.stats().programmed_v4, 10);
     assert!(e.take_plan().unwrap().is_empty());
@@ -376,9 +382,9 @@ fn a_node_ip_change_rewrites_the_entries_pointing_at_it() {
     let plan = e.take_plan().unwrap();
     assert_eq!(plan.len(), 5, "the five endpoints using .147");
     assert!(
-        plan.ops()
-            .iter()
-            .all(|op| op.entry().gateway_ip == "172.22.49.148".parse::<Ipv4Addr>().unwrap())
+        plan.ops().iter().all(
+            |op| op.entry().unwrap().gateway_ip == "172.22.49.148".parse::<Ipv4Addr>().unwrap()
+        )
     );
 }
 
@@ -693,7 +699,8 @@ fn a_restart_nets_on_the_bytes_the_layout_stores() {
     assert!(
         plan.ops()
             .iter()
-            .all(|op| op.entry().source.is_ipv4() && op.entry().egress_ifindex != 0)
+            .all(|op| op.entry().unwrap().source.is_ipv4()
+                && op.entry().unwrap().egress_ifindex != 0)
     );
 }
 
@@ -708,10 +715,10 @@ fn a_half_written_dual_plan_is_repaired_in_both_maps() {
             let i = match op.map() {
                 MapId::V4Legacy => 0,
                 MapId::V4 => 1,
-                MapId::V6 => continue,
+                _ => continue,
             };
-            let slot = Slot::from(op.entry());
-            let key = (op.entry().source, slot.network());
+            let slot = Slot::from(op.entry().unwrap());
+            let key = (op.entry().unwrap().source, slot.network());
             match op.action() {
                 Action::Upsert => {
                     maps[i].insert(key, slot);
@@ -930,4 +937,79 @@ fn pod_routes_name_each_endpoints_gateway() {
     let mut sorted = routes.clone();
     sorted.sort_by(|a, b| (&a.namespace, &a.uid).cmp(&(&b.namespace, &b.uid)));
     assert_eq!(sorted, routes);
+}
+
+/// The seed's gateway node in the compact layout, its first plan written.
+fn programmed_compact_engine() -> Engine {
+    let config = EngineConfig::new("172.22.49.119").with_layout(Layout::Compact);
+    let mut e = Engine::from_snapshot(&seed(), config).0;
+    let plan = e.take_plan().unwrap();
+    e.ack(&plan, plan.len()).unwrap();
+    assert!(e.take_plan().unwrap().is_empty());
+    e
+}
+
+/// Issue 27: a new endpoint selected as others are costs one write (its set id); deleting it
+/// one delete; the last endpoint of a set takes the set's rules with it, after the endpoint.
+#[test]
+fn a_new_endpoint_of_an_existing_set_is_one_write() {
+    let mut e = programmed_compact_engine();
+    let sets = e.compact_set_count();
+    assert!(sets >= 1);
+    e.upsert_endpoint(new_pod("new-1", "172.22.48.99")).unwrap();
+    let plan = e.take_plan().unwrap();
+    assert_eq!(plan.len(), 1, "{:?}", plan.ops());
+    let op = &plan.ops()[0];
+    assert_eq!(op.map(), MapId::CompactEndpointsV4);
+    assert_eq!(op.key(), [172, 22, 48, 99]);
+    let Some(&crate::compact::CompactElement::Endpoint { set, .. }) = op.compact_element() else {
+        panic!("{op:?}");
+    };
+    assert_eq!(op.value(), set.to_ne_bytes());
+    e.ack(&plan, 1).unwrap();
+    assert_eq!(e.compact_set_count(), sets);
+    assert!(e.delete_endpoint("new-1"));
+    let plan = e.take_plan().unwrap();
+    assert_eq!(plan.len(), 1);
+    assert_eq!(plan.deletes()[0].map(), MapId::CompactEndpointsV4);
+    e.ack(&plan, 1).unwrap();
+    // Every policy gone: each endpoint's delete, then every set's rules.
+    for policy in seed().policies.iter().flatten() {
+        assert!(e.delete_policy(&policy.name));
+    }
+    let plan = e.take_plan().unwrap();
+    let deletes = plan.deletes();
+    let first_rule = deletes
+        .iter()
+        .position(|op| op.map() == MapId::CompactRulesV4)
+        .unwrap();
+    assert!(
+        deletes[..first_rule]
+            .iter()
+            .all(|op| op.map() == MapId::CompactEndpointsV4)
+    );
+    assert!(
+        deletes[first_rule..]
+            .iter()
+            .all(|op| op.map() == MapId::CompactRulesV4)
+    );
+    e.ack(&plan, plan.len()).unwrap();
+    assert_eq!(e.compact_set_count(), 0);
+    assert!(e.take_plan().unwrap().is_empty());
+}
+
+/// A compact plan whose peak does not fit a map is refused, naming the map; nothing is
+/// taken, and a larger capacity takes it.
+#[test]
+fn a_compact_plan_past_a_map_is_refused_naming_it() {
+    let config = EngineConfig {
+        max_entries: 2,
+        ..EngineConfig::new("172.22.49.119").with_layout(Layout::Compact)
+    };
+    let e = Engine::from_snapshot(&seed(), config).0;
+    let Err(PlanError::Capacity(err)) = e.take_plan() else {
+        panic!("the seed's rules do not fit 2 entries");
+    };
+    assert!(err.map.is_compact() && err.peak > 2, "{err}");
+    assert_eq!(err.max_entries, 2);
 }

@@ -710,10 +710,10 @@ static void test_invalid_enums(void)
                    egress_engine_explain_json(engine, &ips[0], &ips[1], buf, sizeof buf,
                                               &written, &error));
 
-    /* A map element of map 3. */
+    /* A map element of map 7 (no such map). */
     egress_map_element element;
     memset(&element, 0, sizeof element);
-    element.map = 3;
+    element.map = 7;
     element.key_len = 12;
     element.value_len = 28;
     EXPECT_FAILURE(EGRESS_RESULT_INVALID_ENUM, "elements[0].map",
@@ -1184,7 +1184,7 @@ static void test_adopt_errors(void)
     EXPECT_FAILURE(EGRESS_RESULT_INVALID_ARGUMENT, "elements[1].map",
                    egress_engine_adopt(engine, wrong, 2, &error));
     wrong[1] = elements[1];
-    wrong[1].map = 3;
+    wrong[1].map = 7;
     EXPECT_FAILURE(EGRESS_RESULT_INVALID_ENUM, "elements[1].map",
                    egress_engine_adopt(engine, wrong, 2, &error));
     /* Bytes that are no entry: an LPM prefix length shorter than the source address. */

@@ -226,6 +226,63 @@ static void test_program_dump_adopt(void)
     egress_engine_free(engine);
 }
 
+/* The compact layout (ours): the seed's plan goes to its four maps only; the maps read back
+ * joined are the engine's entries; an engine adopting them (set ids and all) writes
+ * nothing. */
+static void test_compact_layout(void)
+{
+    egress_maps *maps = NULL;
+    CHECK_EQ(egress_maps_open(STR(bpffs_dir), EGRESS_LAYOUT_COMPACT, 0, EGRESS_MAPS_FLAG_CREATE,
+                              &maps, NULL),
+             EGRESS_RESULT_OK);
+    size_t len = 0;
+    char *text = read_file(examples_dir, "seed-gateway-group.yaml", &len);
+    egress_engine_config config = {.layout = EGRESS_LAYOUT_COMPACT};
+    egress_engine *engine = NULL, *restarted = NULL;
+    if (text != NULL) {
+        CHECK_EQ(egress_engine_from_snapshot_config((const uint8_t *)text, len, &config, &engine,
+                                                    NULL),
+                 EGRESS_RESULT_OK);
+        CHECK_EQ(egress_engine_from_snapshot_config((const uint8_t *)text, len, &config,
+                                                    &restarted, NULL),
+                 EGRESS_RESULT_OK);
+    }
+    free(text);
+    if (maps == NULL || engine == NULL || restarted == NULL) {
+        CHECK(false);
+        egress_maps_free(maps);
+        egress_engine_free(engine);
+        egress_engine_free(restarted);
+        return;
+    }
+    egress_plan_op ops[64];
+    size_t count = 0;
+    CHECK_EQ(egress_engine_take_plan(engine, ops, COUNT(ops), &count, NULL), EGRESS_RESULT_OK);
+    CHECK(count > 0);
+    for (size_t i = 0; i < count; i++)
+        CHECK(ops[i].map >= EGRESS_MAP_COMPACT_ENDPOINTS_V4 &&
+              ops[i].map <= EGRESS_MAP_COMPACT_RULES_V6);
+    size_t applied = 0;
+    CHECK_EQ(egress_maps_program(maps, engine, &applied, NULL), EGRESS_RESULT_OK);
+    CHECK_EQ(applied, count);
+    egress_entry *dumped = NULL;
+    size_t dumped_count = dump(maps, &dumped);
+    egress_entry desired[16];
+    size_t desired_count = 0;
+    CHECK_EQ(egress_engine_entries(engine, desired, COUNT(desired), &desired_count, NULL),
+             EGRESS_RESULT_OK);
+    CHECK_EQ(dumped_count, desired_count);
+    for (size_t i = 0; i < desired_count && i < dumped_count; i++)
+        CHECK(memcmp(&dumped[i], &desired[i], sizeof desired[i]) == 0);
+    free(dumped);
+    CHECK_EQ(egress_engine_adopt_maps(restarted, maps, NULL), EGRESS_RESULT_OK);
+    CHECK_EQ(egress_engine_take_plan(restarted, ops, COUNT(ops), &count, NULL), EGRESS_RESULT_OK);
+    CHECK_EQ(count, 0);
+    egress_maps_free(maps);
+    egress_engine_free(engine);
+    egress_engine_free(restarted);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -236,5 +293,6 @@ int main(int argc, char **argv)
     examples_dir = argv[2];
     bool ok = run_group("kernel: open errors", test_open_errors);
     ok &= run_group("kernel: program, dump, adopt", test_program_dump_adopt);
+    ok &= run_group("kernel: the compact layout", test_compact_layout);
     return ok ? 0 : 1;
 }
