@@ -60,7 +60,7 @@ fn fresh_maps(dir: &std::path::Path, engine: &Engine) -> Result<EgressMaps, Kern
 }
 
 /// Whether the BPF program can be built here (clang runs at all).
-fn clang_available() -> Result<(), KernelError> {
+pub fn clang_available() -> Result<(), KernelError> {
     match Command::new("clang").arg("--version").output() {
         Ok(out) if out.status.success() => Ok(()),
         Ok(out) => Err(KernelError::Unavailable(format!(

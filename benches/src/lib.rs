@@ -2,6 +2,7 @@
 //! the measurements the criterion benches and the `report` binary share.
 
 pub mod c_abi;
+pub mod compact_layout;
 pub mod k8s;
 pub mod kernel;
 pub mod measure;

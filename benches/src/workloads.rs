@@ -257,7 +257,13 @@ impl Objects {
 
     /// A fresh engine fed every object through the public API (the full-recompute baseline).
     pub fn engine(&self, selection: Selection, max_entries: u32) -> Engine {
-        let mut engine = Engine::new(self.config(selection, max_entries));
+        self.engine_with(self.config(selection, max_entries))
+    }
+
+    /// An engine of `config` fed every object through the public API (as
+    /// [`Objects::engine`]).
+    pub fn engine_with(&self, config: EngineConfig) -> Engine {
+        let mut engine = Engine::new(config);
         engine.set_devices(self.devices.clone());
         for n in &self.nodes {
             engine.upsert_node(n.clone());

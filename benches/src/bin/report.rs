@@ -91,7 +91,27 @@ struct Sizes {
     trie_sizes: &'static [usize],
     k8s_scale: k8s::Scale,
     trie_size_time: Duration,
+    /// New pods whose map writes the compact-layout row counts.
+    new_pods: usize,
 }
+
+/// The report's keys, in its order (`--only` takes any of them; the first six come from
+/// one measurement).
+const KEYS: &[&str] = &[
+    "lookup_v4_ns",
+    "lookup_v6_ns",
+    "lookup_allocations",
+    "kernel_apply",
+    "ratios",
+    "dependent_load_working_set_bytes",
+    "endpoint_event_us",
+    "full_build",
+    "churn",
+    "c_abi",
+    "kernel_trie_by_size",
+    "k8s_limits",
+    "compact_layout",
+];
 
 fn main() {
     if let Err(why) = run() {
@@ -119,6 +139,7 @@ fn run() -> Result<()> {
             trie_sizes: &[1_000, 16_384],
             trie_size_time: Duration::from_millis(300),
             k8s_scale: k8s::Scale::quick(),
+            new_pods: 100,
         }
     } else {
         Sizes {
@@ -137,33 +158,76 @@ fn run() -> Result<()> {
             trie_sizes: &[1_000, 16_384, 100_000, 1_000_000],
             trie_size_time: Duration::from_secs(1),
             k8s_scale: k8s::Scale::full(),
+            new_pods: 1_000,
         }
     };
 
-    let v4 = lookup_figures(&sizes, false)?;
-    let v6 = lookup_figures(&sizes, true)?;
-    let ratios = ratios(&v4, &v6);
-    let event = endpoint_event(&sizes)?;
-    let build = full_build(&sizes)?;
-    let churn = churn(&sizes)?;
-    let c_abi = c_abi(&sizes)?;
-    let by_size = kernel_trie_by_size(&sizes)?;
-    let k8s_limits = k8s_limits(&sizes)?;
-
-    let report = json!({
-        "lookup_v4_ns": v4.json,
-        "lookup_v6_ns": v6.json,
-        "lookup_allocations": v4.allocations + v6.allocations,
-        "endpoint_event_us": event,
-        "full_build": build,
-        "churn": churn,
-        "kernel_apply": v4.kernel_apply,
-        "ratios": ratios,
-        "c_abi": c_abi,
-        "dependent_load_working_set_bytes": v4.working_set,
-        "kernel_trie_by_size": by_size,
-        "k8s_limits": k8s_limits,
-    });
+    // --only KEY[,KEY...]: just those blocks (the lookup keys come together).
+    let args: Vec<String> = std::env::args().collect();
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| {
+            args.get(i + 1)
+                .map(|list| list.split(',').map(str::to_owned).collect())
+                .ok_or_else(|| "--only needs a comma-separated list of keys".to_owned())
+        })
+        .transpose()?;
+    if let Some(keys) = &only
+        && let Some(unknown) = keys.iter().find(|k| !KEYS.contains(&k.as_str()))
+    {
+        return Err(format!(
+            "--only: unknown key {unknown:?} (keys: {})",
+            KEYS.join(", ")
+        ));
+    }
+    let want = |keys: &[&str]| {
+        only.as_ref()
+            .is_none_or(|o| o.iter().any(|k| keys.contains(&k.as_str())))
+    };
+    let mut report = serde_json::Map::new();
+    if want(&KEYS[..6]) {
+        let v4 = lookup_figures(&sizes, false)?;
+        let v6 = lookup_figures(&sizes, true)?;
+        let ratios = ratios(&v4, &v6);
+        report.insert("lookup_v4_ns".into(), v4.json.clone());
+        report.insert("lookup_v6_ns".into(), v6.json.clone());
+        report.insert(
+            "lookup_allocations".into(),
+            json!(v4.allocations + v6.allocations),
+        );
+        report.insert("kernel_apply".into(), v4.kernel_apply.clone());
+        report.insert("ratios".into(), ratios);
+        report.insert(
+            "dependent_load_working_set_bytes".into(),
+            json!(v4.working_set),
+        );
+    }
+    if want(&["endpoint_event_us"]) {
+        report.insert("endpoint_event_us".into(), endpoint_event(&sizes)?);
+    }
+    if want(&["full_build"]) {
+        report.insert("full_build".into(), full_build(&sizes)?);
+    }
+    if want(&["churn"]) {
+        report.insert("churn".into(), churn(&sizes)?);
+    }
+    if want(&["c_abi"]) {
+        report.insert("c_abi".into(), c_abi(&sizes)?);
+    }
+    if want(&["kernel_trie_by_size"]) {
+        report.insert("kernel_trie_by_size".into(), kernel_trie_by_size(&sizes)?);
+    }
+    if want(&["k8s_limits", "compact_layout"]) {
+        let workload = k8s::k8s_limits(k8s::SEED, sizes.k8s_scale);
+        if want(&["k8s_limits"]) {
+            report.insert("k8s_limits".into(), k8s_limits(&sizes, &workload)?);
+        }
+        if want(&["compact_layout"]) {
+            report.insert("compact_layout".into(), compact_layout(&sizes, &workload)?);
+        }
+    }
+    let report = Value::Object(report);
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     println!("{text}");
     Ok(())
@@ -366,14 +430,35 @@ fn kernel_trie_by_size(sizes: &Sizes) -> Result<Value> {
 /// storm, with one plan and with a plan per event, each checked exact against a fresh engine
 /// of the objects after it; lookups over the result, checked against each other and a lookup
 /// table, with no allocations.
-fn k8s_limits(sizes: &Sizes) -> Result<Value> {
-    let workload = k8s::k8s_limits(k8s::SEED, sizes.k8s_scale);
+fn k8s_limits(sizes: &Sizes, workload: &k8s::K8sLimits) -> Result<Value> {
     let meters = k8s::Meters {
         live_bytes: &|| LIVE_BYTES.load(Ordering::Relaxed),
         thread_allocations: &thread_allocations,
         lookup_time: sizes.lookup_time,
     };
-    let figures = k8s::measure(&workload, &meters)?;
+    let figures = k8s::measure(workload, &meters)?;
+    for line in figures.summary() {
+        eprintln!("{line}");
+    }
+    Ok(figures.json())
+}
+
+/// The compact layout against Cilium's, both filled in the kernel from the W-k8s-limits
+/// objects (PERFORMANCE.md's `compact_layout`; `null` where BPF is unavailable): entries,
+/// kernel memory, in-kernel decision time over the same random flows, map writes per new pod.
+fn compact_layout(sizes: &Sizes, workload: &k8s::K8sLimits) -> Result<Value> {
+    let figures = kernel_row(
+        "compact_layout",
+        egress_benches::compact_layout::measure(
+            workload,
+            sizes.kernel_queries,
+            sizes.kernel_repeat,
+            sizes.new_pods,
+        ),
+    )?;
+    let Some(figures) = figures else {
+        return Ok(Value::Null);
+    };
     for line in figures.summary() {
         eprintln!("{line}");
     }
