@@ -43,8 +43,11 @@ pub struct CompactFigures {
     pub decision_rounds: Vec<(f64, f64)>,
     /// Flows timed, and flows whose three verdicts were compared.
     pub flows: (usize, usize),
-    /// Map writes of each new pod (one plan programmed per pod), both layouts.
+    /// Map writes of each new pod that policies select (one plan programmed per pod),
+    /// both layouts; pods no policy selects write nothing in either.
     pub writes: (Vec<usize>, Vec<usize>),
+    /// New pods no policy selects (no writes in either layout).
+    pub unselected_pods: usize,
     /// Seconds each layout's first plan took to write into the kernel.
     pub fill_s: (f64, f64),
 }
@@ -106,15 +109,14 @@ pub fn measure(
     let entries = cilium.entries();
     let form = CompactMaps::from_entries(&entries);
     // The compact maps sized as Cilium's are: the power of two that holds the largest map
-    // with the rollout's new pods.
-    let largest = form.endpoints.len().max(form.rules.len()) + new_pods;
+    // (endpoint blocks or rules) with the rollout's new pods (at most one block each). A
+    // hash's buckets follow its capacity; a trie's memory does not.
+    let largest = form.blocks().len().max(form.rules.len()) + new_pods;
     let compact_capacity = u32::try_from(largest.next_power_of_two())
         .map_err(|_| KernelError::Failed(format!("{largest} elements")))?;
     let config = EngineConfig {
         layout: Layout::Compact,
-        ..workload
-            .objects
-            .config(Selection::Cilium, compact_capacity)
+        ..workload.objects.config(Selection::Cilium, compact_capacity)
     };
     let mut compact = workload.objects.engine_with(config);
     if compact.entries() != entries {
@@ -122,8 +124,16 @@ pub fn measure(
             "the compact layout's engine computed other entries than Cilium's".into(),
         ));
     }
-    let cilium_maps = maps(&fs.path().join("cilium"), Layout::V4V2, workload.max_entries)?;
-    let compact_maps = maps(&fs.path().join("compact"), Layout::Compact, compact_capacity)?;
+    let cilium_maps = maps(
+        &fs.path().join("cilium"),
+        Layout::V4V2,
+        workload.max_entries,
+    )?;
+    let compact_maps = maps(
+        &fs.path().join("compact"),
+        Layout::Compact,
+        compact_capacity,
+    )?;
     let fill_cilium = fill(&cilium_maps, &mut cilium)?;
     let fill_compact = fill(&compact_maps, &mut compact)?;
     let (elements, unreadable) = compact_maps
@@ -161,9 +171,8 @@ pub fn measure(
     let build = std::env::temp_dir().join(format!("egress-compact-{}", std::process::id()));
     std::fs::create_dir_all(&build)
         .map_err(|e| KernelError::Failed(format!("{}: {e}", build.display())))?;
-    let loaded = Datapath::load(&cilium_maps, cilium.local_ipv4(), &build).and_then(|c| {
-        Datapath::load(&compact_maps, compact.local_ipv4(), &build).map(|k| (c, k))
-    });
+    let loaded = Datapath::load(&cilium_maps, cilium.local_ipv4(), &build)
+        .and_then(|c| Datapath::load(&compact_maps, compact.local_ipv4(), &build).map(|k| (c, k)));
     let _ = std::fs::remove_dir_all(&build);
     let (cilium_path, compact_path) = loaded.map_err(failed("load the datapath program"))?;
     let check = |flows: &[(IpAddr, IpAddr)], engine: &Engine| -> Result<(), KernelError> {
@@ -199,19 +208,34 @@ pub fn measure(
     // New pods through the public path: each one an endpoint event, its plan programmed.
     let rollout = workload.rollout(new_pods);
     let mut writes = (Vec::new(), Vec::new());
+    let mut unselected_pods = 0;
     for event in &rollout.events {
         let RolloutEvent::Add(pod) = event else {
             continue;
         };
-        for (engine, maps, out) in [
-            (&mut cilium, &cilium_maps, &mut writes.0),
-            (&mut compact, &compact_maps, &mut writes.1),
-        ] {
+        let mut written = [0; 2];
+        for (i, (engine, maps)) in [(&mut cilium, &cilium_maps), (&mut compact, &compact_maps)]
+            .into_iter()
+            .enumerate()
+        {
             engine
                 .upsert_endpoint(pod.clone())
                 .map_err(|e| KernelError::Failed(format!("a new pod refused: {e}")))?;
             let plan = maps.program(engine).map_err(failed("program a new pod"))?;
-            out.push(plan.len());
+            written[i] = plan.len();
+        }
+        match written {
+            [0, 0] => unselected_pods += 1,
+            [0, _] | [_, 0] => {
+                return Err(KernelError::Failed(format!(
+                    "a new pod wrote {} operations in Cilium's layout and {} in the compact one",
+                    written[0], written[1]
+                )));
+            }
+            [c, k] => {
+                writes.0.push(c);
+                writes.1.push(k);
+            }
         }
         // The new pod decides alike in both kernels: towards destinations of random
         // entries (some of them its own CIDRs) and anywhere.
@@ -252,6 +276,7 @@ pub fn measure(
         decision_rounds: rounds,
         flows: (queries.len(), checked),
         writes,
+        unselected_pods,
         fill_s: (fill_cilium, fill_compact),
     })
 }
@@ -280,6 +305,7 @@ impl CompactFigures {
             "bytes_compact_per_cilium": round(self.bytes_compact as f64 / self.bytes_cilium as f64, 4),
             "decision_compact_per_cilium": round(self.decision_ns.1 / self.decision_ns.0, 3),
             "new_endpoints": self.writes.1.len(),
+            "new_endpoints_unselected": self.unselected_pods,
         })
     }
 
@@ -295,7 +321,11 @@ impl CompactFigures {
             ),
             format!(
                 "  entries: Cilium {} ; compact {} elements in {} sets (capacity {} / {})",
-                self.entries_cilium, self.elements_compact, self.sets, self.capacity.0, self.capacity.1
+                self.entries_cilium,
+                self.elements_compact,
+                self.sets,
+                self.capacity.0,
+                self.capacity.1
             ),
             format!(
                 "  kernel memory: Cilium {:.1} MiB, compact {:.1} MiB = {:.3} of Cilium's (target <= 0.1)",
@@ -305,7 +335,10 @@ impl CompactFigures {
             ),
         ];
         for (name, held, bytes) in &self.compact_maps {
-            lines.push(format!("    {name}: {held} elements, {:.2} MiB", mib(*bytes)));
+            lines.push(format!(
+                "    {name}: {held} elements, {:.2} MiB",
+                mib(*bytes)
+            ));
         }
         lines.push(format!(
             "  decision: Cilium {:.1} ns (one trie lookup), compact {:.1} ns (hash + trie) = {:.2} of Cilium's (target <= 0.5); rounds {}",
@@ -319,8 +352,9 @@ impl CompactFigures {
                 .join(", ")
         ));
         lines.push(format!(
-            "  map writes per new pod ({} new pods of a rollout, each an endpoint event programmed): Cilium mean {:.2} (max {}), compact mean {:.2} (max {}; {} of {} took one write; target 1)",
+            "  map writes per new pod ({} new pods of a rollout that policies select, each an endpoint event programmed; {} others selected by none wrote nothing in either): Cilium mean {:.2} (max {}), compact mean {:.2} (max {}; {} of {} took one write; target 1)",
             self.writes.0.len(),
+            self.unselected_pods,
             mean(&self.writes.0),
             self.writes.0.iter().max().unwrap_or(&0),
             mean(&self.writes.1),

@@ -201,8 +201,8 @@ enum egress_layout
      */
     EGRESS_LAYOUT_DUAL = 3,
     /**
-     * Ours, not Cilium's: per family an endpoint hash (endpoint IP -> set id) and a rule
-     * trie ((set id, destination) -> value); a new endpoint is one write.
+     * Ours, not Cilium's: per family an endpoint hash (blocks of 8 addresses -> their set
+     * ids) and a rule trie ((set id, destination) -> value); a new endpoint is one write.
      */
     EGRESS_LAYOUT_COMPACT = 4,
 };
@@ -235,11 +235,12 @@ enum egress_map
      */
     EGRESS_MAP_V6 = 2,
     /**
-     * `egress_gw_compact_endpoints_v4` (hash): key 4 bytes (the endpoint), value 4 (set id).
+     * `egress_gw_compact_endpoints_v4` (hash): key 4 bytes (a block's first address, the
+     * low three bits zero), value 32 (its 8 addresses' set ids, 0: no endpoint).
      */
     EGRESS_MAP_COMPACT_ENDPOINTS_V4 = 3,
     /**
-     * `egress_gw_compact_endpoints_v6` (hash): key 16 bytes, value 4.
+     * `egress_gw_compact_endpoints_v6` (hash): key 16 bytes, value 32.
      */
     EGRESS_MAP_COMPACT_ENDPOINTS_V6 = 4,
     /**

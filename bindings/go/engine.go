@@ -50,9 +50,9 @@ const (
 	LayoutLegacy Layout = C.EGRESS_LAYOUT_LEGACY
 	// LayoutDual is both, legacy first, as Cilium 1.20 writes them.
 	LayoutDual Layout = C.EGRESS_LAYOUT_DUAL
-	// LayoutCompact is ours, not Cilium's: per family an endpoint hash (endpoint IP -> set
-	// id) and a rule trie ((set id, destination) -> value). Endpoints selected alike share
-	// a set, so a new endpoint is one map write.
+	// LayoutCompact is ours, not Cilium's: per family an endpoint hash (blocks of 8
+	// addresses -> their set ids) and a rule trie ((set id, destination) -> value).
+	// Endpoints selected alike share a set, so a new endpoint is one map write.
 	LayoutCompact Layout = C.EGRESS_LAYOUT_COMPACT
 )
 

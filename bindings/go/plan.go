@@ -20,10 +20,10 @@ const (
 	MapV4Legacy MapID = 1
 	// MapV6 is cilium_egress_gw_policy_v6: key 36 bytes, value 40.
 	MapV6 MapID = 2
-	// MapCompactEndpointsV4 is egress_gw_compact_endpoints_v4 (hash): key 4 bytes, value 4
-	// (the set id).
+	// MapCompactEndpointsV4 is egress_gw_compact_endpoints_v4 (hash): key 4 bytes (a block's
+	// first address, the low three bits zero), value 32 (its 8 addresses' set ids).
 	MapCompactEndpointsV4 MapID = 3
-	// MapCompactEndpointsV6 is egress_gw_compact_endpoints_v6 (hash): key 16 bytes, value 4.
+	// MapCompactEndpointsV6 is egress_gw_compact_endpoints_v6 (hash): key 16 bytes, value 32.
 	MapCompactEndpointsV6 MapID = 4
 	// MapCompactRulesV4 is egress_gw_compact_rules_v4 (LPM trie): key 12 bytes, value 28.
 	MapCompactRulesV4 MapID = 5

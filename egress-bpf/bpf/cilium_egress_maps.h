@@ -66,11 +66,19 @@ struct egress_val6 {
 	}
 
 /*
- * The compact layout (egress-core's Layout::Compact): per family an endpoint hash (the
- * endpoint's address -> its set id, a native-endian __u32, never 0) and a rule trie keyed by
- * (set id, destination) whose values are Cilium's _v4_v2 / IPv6 values. Endpoints selected
- * alike share a set: a new endpoint is one hash write.
+ * The compact layout (egress-core's Layout::Compact): per family an endpoint hash and a rule
+ * trie keyed by (set id, destination) whose values are Cilium's _v4_v2 / IPv6 values. The
+ * hash holds endpoints in blocks of EGRESS_COMPACT_BLOCK consecutive addresses: key the
+ * block's first address (the low three bits zero), value each address's set id (a
+ * native-endian __u32; 0: no endpoint). Endpoints selected alike share a set: a new
+ * endpoint is one hash write (its block's).
  */
+#define EGRESS_COMPACT_BLOCK 8
+
+struct egress_compact_block {
+	__u32 sets[EGRESS_COMPACT_BLOCK];
+};
+
 struct egress_compact_key4 {
 	__u32 prefixlen; /* 32 (the set id) + the destination's prefix length */
 	__be32 set;      /* the set id, big-endian: the trie matches it first */
@@ -92,7 +100,7 @@ struct egress_addr6 {
 	struct {                                                                              \
 		__uint(type, BPF_MAP_TYPE_HASH);                                              \
 		__type(key, key_type);                                                        \
-		__type(value, __u32);                                                         \
+		__type(value, struct egress_compact_block);                                   \
 		__uint(max_entries, EGRESS_MAX_ENTRIES);                                      \
 		__uint(map_flags, EGRESS_MAP_FLAGS);                                          \
 	}
@@ -103,6 +111,27 @@ struct egress_addr6 {
 #define EGRESS_HTONL(x) (x)
 #endif
 
+/* The set id of an IPv4 source: its block's entry at its index; 0 when it is no endpoint. */
+static __always_inline __u32 egress_compact_set4(void *endpoints, __be32 saddr)
+{
+	__be32 base = saddr & EGRESS_HTONL(~(__u32)(EGRESS_COMPACT_BLOCK - 1));
+	struct egress_compact_block *block = bpf_map_lookup_elem(endpoints, &base);
+	if (!block)
+		return 0;
+	return block->sets[EGRESS_HTONL(saddr) & (EGRESS_COMPACT_BLOCK - 1)];
+}
+
+static __always_inline __u32 egress_compact_set6(void *endpoints, const __u8 *saddr)
+{
+	struct egress_addr6 base;
+	__builtin_memcpy(base.addr, saddr, 16);
+	base.addr[15] &= (__u8)~(EGRESS_COMPACT_BLOCK - 1);
+	struct egress_compact_block *block = bpf_map_lookup_elem(endpoints, &base);
+	if (!block)
+		return 0;
+	return block->sets[saddr[15] & (EGRESS_COMPACT_BLOCK - 1)];
+}
+
 /*
  * The compact layout's decision — the same verdict as Cilium's maps for every flow
  * (egress-bpf's kernel differential checks it): the source's set, then the longest
@@ -112,22 +141,20 @@ struct egress_addr6 {
 static __always_inline struct egress_val4 *egress_compact_lookup4(void *endpoints, void *rules,
 								   __be32 saddr, __be32 daddr)
 {
-	__u32 *set = bpf_map_lookup_elem(endpoints, &saddr);
+	__u32 set = egress_compact_set4(endpoints, saddr);
 	if (!set)
 		return 0;
-	struct egress_compact_key4 key = { .prefixlen = 64, .set = EGRESS_HTONL(*set), .daddr = daddr };
+	struct egress_compact_key4 key = { .prefixlen = 64, .set = EGRESS_HTONL(set), .daddr = daddr };
 	return bpf_map_lookup_elem(rules, &key);
 }
 
 static __always_inline struct egress_val6 *egress_compact_lookup6(void *endpoints, void *rules,
 								   const __u8 *saddr, const __u8 *daddr)
 {
-	struct egress_addr6 src;
-	__builtin_memcpy(src.addr, saddr, 16);
-	__u32 *set = bpf_map_lookup_elem(endpoints, &src);
+	__u32 set = egress_compact_set6(endpoints, saddr);
 	if (!set)
 		return 0;
-	struct egress_compact_key6 key = { .prefixlen = 160, .set = EGRESS_HTONL(*set) };
+	struct egress_compact_key6 key = { .prefixlen = 160, .set = EGRESS_HTONL(set) };
 	__builtin_memcpy(key.daddr, daddr, 16);
 	return bpf_map_lookup_elem(rules, &key);
 }

@@ -207,9 +207,9 @@ int lookups_v6(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
-/* The compact decision: the endpoint hash, then the rule trie with the set found (0, which
- * no rule has, when the source is no endpoint: the branch-free form keeps the verifier's
- * paths few). */
+/* The compact decision: the endpoint block in the hash, then the rule trie with the set found
+ * (0, which no rule has, when the source is no endpoint: no branch on it, so that the
+ * verifier's paths stay few). */
 SEC("xdp")
 int compact_lookups_v4(struct xdp_md *ctx)
 {
@@ -217,9 +217,8 @@ int compact_lookups_v4(struct xdp_md *ctx)
 	if ((void *)(p + BATCH4) > (void *)(long)ctx->data_end)
 		return XDP_ABORTED;
 	for (int i = 0; i < BATCH4; i++) {
-		__u32 *set = bpf_map_lookup_elem(&compact_endpoints_v4, &p[i].saddr);
-		__u32 id = set ? *set : 0;
-		struct egress_compact_key4 key = { .prefixlen = 64, .set = EGRESS_HTONL(id), .daddr = p[i].daddr };
+		__u32 set = egress_compact_set4(&compact_endpoints_v4, p[i].saddr);
+		struct egress_compact_key4 key = { .prefixlen = 64, .set = EGRESS_HTONL(set), .daddr = p[i].daddr };
 		bpf_map_lookup_elem(&compact_rules_v4, &key);
 	}
 	return XDP_PASS;
@@ -232,11 +231,8 @@ int compact_lookups_v6(struct xdp_md *ctx)
 	if ((void *)(p + BATCH6) > (void *)(long)ctx->data_end)
 		return XDP_ABORTED;
 	for (int i = 0; i < BATCH6; i++) {
-		struct egress_addr6 src;
-		__builtin_memcpy(src.addr, p[i].saddr, 16);
-		__u32 *set = bpf_map_lookup_elem(&compact_endpoints_v6, &src);
-		__u32 id = set ? *set : 0;
-		struct egress_compact_key6 key = { .prefixlen = 160, .set = EGRESS_HTONL(id) };
+		__u32 set = egress_compact_set6(&compact_endpoints_v6, p[i].saddr);
+		struct egress_compact_key6 key = { .prefixlen = 160, .set = EGRESS_HTONL(set) };
 		__builtin_memcpy(key.daddr, p[i].daddr, 16);
 		bpf_map_lookup_elem(&compact_rules_v6, &key);
 	}

@@ -831,10 +831,10 @@ fn a_restart_with_a_changed_state_writes_only_the_difference() {
 }
 
 /// The compact layout across a restart: a restarted agent adopting the maps' elements (set
-/// ids and all) writes for 10 of 1000 endpoints moved to another app one endpoint element
-/// per address (their app's sets are there already) and nothing else; the maps then decide
-/// as the engine does. A write refused midway is acknowledged up to it and the rest written
-/// by the next program.
+/// ids and all) writes for 10 of 1000 endpoints moved to another app one endpoint block per
+/// address (their app's sets are there already; the moved endpoints are far apart) and
+/// nothing else; the maps then decide as the engine does. A write refused midway is
+/// acknowledged up to it and the rest written by the next program.
 #[test]
 fn a_compact_restart_writes_one_element_per_moved_endpoint() {
     let Some(fs) = bpffs_or_skip("a_compact_restart_writes_one_element_per_moved_endpoint") else {
@@ -873,10 +873,11 @@ fn a_compact_restart_writes_one_element_per_moved_endpoint() {
         plan.ops()
     );
     assert!(plan.ops().iter().all(|op| {
-        matches!(
-            op.compact_element(),
-            Some(CompactElement::Endpoint { ip, .. }) if ips.contains(ip)
-        ) && op.action() == Action::Upsert
+        op.action() == Action::Upsert
+            && op.compact_element().is_some_and(|block| {
+                block.endpoints().any(|(ip, _)| ips.contains(&ip))
+                    && matches!(block, CompactElement::Block { .. })
+            })
     }));
     let written = maps.program(&mut second).unwrap();
     assert_eq!(written.len(), plan.len());
@@ -888,9 +889,15 @@ fn a_compact_restart_writes_one_element_per_moved_endpoint() {
     let small =
         EgressMaps::open_or_create(&fs.path().join("small"), Layout::Compact, Some(64)).unwrap();
     let hash = small.map(MapId::CompactEndpointsV4).unwrap();
-    let foreign: Vec<[u8; 4]> = (0..60).map(|i| [192, 0, 2, i]).collect();
+    // 63 foreign blocks (first addresses 192.0.2.0, .8, ...), each naming set 999: room
+    // for one more.
+    let foreign: Vec<[u8; 4]> = (0..63u8)
+        .map(|i| [192, 0, 2 + i / 32, i % 32 * 8])
+        .collect();
+    let mut block = [0u8; 32];
+    block[..4].copy_from_slice(&999u32.to_ne_bytes());
     for key in &foreign {
-        hash.write_raw(key, &999u32.to_ne_bytes()).unwrap();
+        hash.write_raw(key, &block).unwrap();
     }
     let mut engine = datapath_engine_of(Layout::Compact, 12, 64);
     let err = small.program(&mut engine).unwrap_err();

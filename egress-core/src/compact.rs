@@ -4,12 +4,18 @@
 //! Cilium's layout is one LPM-trie entry per (endpoint IP, destination CIDR): a policy of 20
 //! CIDRs selecting 150,000 pods writes 3 M entries, and a new pod costs one write per CIDR.
 //! Endpoints selected alike have identical lists, so the compact form stores each distinct
-//! list once, as a *set*: a hash from endpoint IP to its set id, and one rule per (set id,
-//! destination) with the entry's value. The datapath's decision becomes: the source's set,
-//! then the longest destination prefix among that set's rules — the same verdict as
-//! Cilium's maps for every flow (tested against [`crate::lookup::LookupTable`] here). A new
-//! endpoint whose list already exists costs one write (its set id). On W-k8s-limits the
-//! 1,404,500 entries become 151,812: 124,805 endpoints in 2,437 sets of 27,007 rules.
+//! list once, as a *set*: each endpoint's set id, and one rule per (set id, destination)
+//! with the entry's value. The datapath's decision becomes: the source's set, then the
+//! longest destination prefix among that set's rules — the same verdict as Cilium's maps
+//! for every flow (tested against [`crate::lookup::LookupTable`] here). A new endpoint
+//! whose list already exists costs one write (its set id). On W-k8s-limits the 1,404,500
+//! entries become 124,805 endpoints in 2,437 sets of 27,007 rules.
+//!
+//! Endpoints are held in *blocks* of [`BLOCK`] consecutive addresses (aligned: the low
+//! three bits zero), one hash element per block holding its addresses' set ids (0: no
+//! endpoint). Pod addresses come from per-node ranges, so a block holds several endpoints
+//! and the hash's per-element overhead (about 56 bytes in the kernel) is paid once for
+//! them.
 //!
 //! Sets are per address family (an IPv4 source's rules hold IPv4 destinations). Set ids
 //! are numbered from 1 in the order of the sources (address order), so that the same
@@ -17,14 +23,17 @@
 //!
 //! The kernel's maps, per family (`include/egress_gateway.h` and egress-bpf's
 //! `bpf/cilium_egress_maps.h` declare them; all addresses in network order):
-//! - `egress_gw_compact_endpoints_v4`/`_v6`: `BPF_MAP_TYPE_HASH`, key the endpoint's address
-//!   (4 or 16 bytes), value its set id (`u32`, native-endian; never 0);
+//! - `egress_gw_compact_endpoints_v4`/`_v6`: `BPF_MAP_TYPE_HASH`, key a block's first
+//!   address (4 or 16 bytes), value its [`BLOCK`] addresses' set ids (`u32` each,
+//!   native-endian; 0 for an address that is no endpoint);
 //! - `egress_gw_compact_rules_v4`/`_v6`: `BPF_MAP_TYPE_LPM_TRIE`, key [`RuleKeyV4`]/
 //!   [`RuleKeyV6`] (`u32 prefixlen = 32 + destination length; be32 set; destination`),
 //!   value Cilium's `_v4_v2`/IPv6 value ([`MapValueV4`]/[`MapValueV6`], with the ifindex).
 //!
-//! The datapath looks up the source's set, then `{prefixlen: 32 + 32 (or 128), set, dst}` in
-//! the rule trie: the longest destination prefix of that set only.
+//! The datapath looks up the source's block (its address with the low three bits cleared),
+//! takes the set id at the source's index in it (the low three bits), then looks up
+//! `{prefixlen: 32 + 32 (or 128), set, dst}` in the rule trie: the longest destination
+//! prefix of that set only.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
@@ -36,15 +45,46 @@ use crate::maps::{DecodeError, MapId, MapValueV4, MapValueV6, check_len, take};
 pub use crate::maps::{RuleKeyV4, RuleKeyV6};
 use crate::netip::Cidr;
 
+/// Addresses per endpoint block.
+pub const BLOCK: usize = 8;
+
+/// The block holding `ip`: its first address, and `ip`'s index in it.
+pub fn block_of(ip: IpAddr) -> (IpAddr, usize) {
+    match ip {
+        IpAddr::V4(a) => {
+            let bits = u32::from(a);
+            (
+                IpAddr::V4(Ipv4Addr::from(bits & !(BLOCK as u32 - 1))),
+                (bits as usize) & (BLOCK - 1),
+            )
+        }
+        IpAddr::V6(a) => {
+            let bits = u128::from(a);
+            (
+                IpAddr::V6(Ipv6Addr::from(bits & !(BLOCK as u128 - 1))),
+                (bits as usize) & (BLOCK - 1),
+            )
+        }
+    }
+}
+
+/// The address at `index` of the block starting at `base`.
+pub fn block_address(base: IpAddr, index: usize) -> IpAddr {
+    match base {
+        IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) | index as u32)),
+        IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) | index as u128)),
+    }
+}
+
 /// One element of the compact layout's maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CompactElement {
-    /// An endpoint hash element: the endpoint and its set.
-    Endpoint {
-        /// The endpoint's address.
-        ip: IpAddr,
-        /// Its set (from 1).
-        set: u32,
+    /// An endpoint hash element: a block of addresses and each one's set.
+    Block {
+        /// The block's first address (the low three bits zero).
+        base: IpAddr,
+        /// Each address's set (0: no endpoint).
+        sets: [u32; BLOCK],
     },
     /// A rule trie element: the set, the destination and Cilium's value.
     Rule {
@@ -55,6 +95,9 @@ pub enum CompactElement {
     },
 }
 
+/// The value of an endpoint block: [`BLOCK`] set ids.
+pub const BLOCK_VALUE_SIZE: usize = 4 * BLOCK;
+
 /// The largest key of the compact maps (the IPv6 rule key).
 pub const MAX_KEY_SIZE: usize = RuleKeyV6::SIZE;
 /// The largest value of the compact maps (the IPv6 value).
@@ -64,8 +107,8 @@ impl CompactElement {
     /// The map that holds it.
     pub fn map(&self) -> MapId {
         match self {
-            CompactElement::Endpoint { ip, .. } if ip.is_ipv4() => MapId::CompactEndpointsV4,
-            CompactElement::Endpoint { .. } => MapId::CompactEndpointsV6,
+            CompactElement::Block { base, .. } if base.is_ipv4() => MapId::CompactEndpointsV4,
+            CompactElement::Block { .. } => MapId::CompactEndpointsV6,
             CompactElement::Rule { slot, .. } if slot.destination.addr.is_ipv4() => {
                 MapId::CompactRulesV4
             }
@@ -73,25 +116,43 @@ impl CompactElement {
         }
     }
 
-    /// The set it names.
-    pub fn set(&self) -> u32 {
-        match *self {
-            CompactElement::Endpoint { set, .. } | CompactElement::Rule { set, .. } => set,
-        }
+    /// The sets it names: a block's endpoints' (0s left out), a rule's set.
+    pub fn sets(&self) -> impl Iterator<Item = u32> + '_ {
+        let (block, rule) = match self {
+            CompactElement::Block { sets, .. } => (&sets[..], None),
+            CompactElement::Rule { set, .. } => (&[][..], Some(*set)),
+        };
+        block.iter().copied().filter(|&s| s != 0).chain(rule)
+    }
+
+    /// A block's endpoints with their sets (none for a rule).
+    pub fn endpoints(&self) -> impl Iterator<Item = (IpAddr, u32)> + '_ {
+        let block = match self {
+            CompactElement::Block { base, sets } => Some((*base, sets)),
+            CompactElement::Rule { .. } => None,
+        };
+        block.into_iter().flat_map(|(base, sets)| {
+            sets.iter()
+                .enumerate()
+                .filter(|(_, s)| **s != 0)
+                .map(move |(i, &s)| (block_address(base, i), s))
+        })
     }
 
     /// Writes its key into `out` ([`MapId::key_size`] of [`CompactElement::map`] bytes);
     /// returns the length.
     pub fn encode_key(&self, out: &mut [u8; MAX_KEY_SIZE]) -> usize {
         match *self {
-            CompactElement::Endpoint {
-                ip: IpAddr::V4(a), ..
+            CompactElement::Block {
+                base: IpAddr::V4(a),
+                ..
             } => {
                 out[..4].copy_from_slice(&a.octets());
                 4
             }
-            CompactElement::Endpoint {
-                ip: IpAddr::V6(a), ..
+            CompactElement::Block {
+                base: IpAddr::V6(a),
+                ..
             } => {
                 out[..16].copy_from_slice(&a.octets());
                 16
@@ -115,9 +176,11 @@ impl CompactElement {
     /// family than its destination is written as unspecified (a slot never holds one).
     pub fn encode_value(&self, out: &mut [u8; MAX_VALUE_SIZE]) -> usize {
         match *self {
-            CompactElement::Endpoint { set, .. } => {
-                out[..4].copy_from_slice(&set.to_ne_bytes());
-                4
+            CompactElement::Block { sets, .. } => {
+                for (i, set) in sets.iter().enumerate() {
+                    out[4 * i..4 * i + 4].copy_from_slice(&set.to_ne_bytes());
+                }
+                BLOCK_VALUE_SIZE
             }
             CompactElement::Rule { slot, .. } => match slot.destination.addr {
                 IpAddr::V4(_) => {
@@ -143,27 +206,26 @@ impl CompactElement {
 
     /// Reads one element of a compact map from the kernel's bytes.
     pub fn decode(map: MapId, key: &[u8], value: &[u8]) -> Result<Self, DecodeError> {
-        let set_of = |value: &[u8]| {
-            check_len(value, 4)?;
-            match u32::from_ne_bytes(take(value, 0)) {
-                0 => Err(DecodeError::SetZero),
-                set => Ok(set),
+        let block = |base: IpAddr, value: &[u8]| {
+            check_len(value, BLOCK_VALUE_SIZE)?;
+            if block_of(base).1 != 0 {
+                return Err(DecodeError::BlockBase(base));
             }
+            let sets: [u32; BLOCK] =
+                std::array::from_fn(|i| u32::from_ne_bytes(take(value, 4 * i)));
+            if sets.iter().all(|&s| s == 0) {
+                return Err(DecodeError::SetZero);
+            }
+            Ok(CompactElement::Block { base, sets })
         };
         match map {
             MapId::CompactEndpointsV4 => {
                 check_len(key, 4)?;
-                Ok(CompactElement::Endpoint {
-                    ip: IpAddr::V4(Ipv4Addr::from(take::<4>(key, 0))),
-                    set: set_of(value)?,
-                })
+                block(IpAddr::V4(Ipv4Addr::from(take::<4>(key, 0))), value)
             }
             MapId::CompactEndpointsV6 => {
                 check_len(key, 16)?;
-                Ok(CompactElement::Endpoint {
-                    ip: IpAddr::V6(Ipv6Addr::from(take::<16>(key, 0))),
-                    set: set_of(value)?,
-                })
+                block(IpAddr::V6(Ipv6Addr::from(take::<16>(key, 0))), value)
             }
             MapId::CompactRulesV4 => {
                 let k = RuleKeyV4::decode(key)?;
@@ -202,15 +264,15 @@ impl CompactElement {
     }
 }
 
-/// The entries compact elements give (each endpoint joined with its set's rules: what
-/// Cilium's maps would hold for the same decisions), and the endpoints whose set has no
-/// rule (no entry: their traffic follows no policy, as a source without entries).
+/// The entries compact elements give: each endpoint joined with its set's rules, what
+/// Cilium's maps would hold for the same decisions (an endpoint whose set has no rule has
+/// none: its traffic follows no policy, as a source without entries).
 pub fn entries_of(elements: impl IntoIterator<Item = CompactElement>) -> MapEntries {
     let mut rules: HashMap<u32, Vec<Slot>> = HashMap::new();
     let mut endpoints = Vec::new();
     for e in elements {
         match e {
-            CompactElement::Endpoint { ip, set } => endpoints.push((ip, set)),
+            CompactElement::Block { .. } => endpoints.extend(e.endpoints()),
             CompactElement::Rule { set, slot } => rules.entry(set).or_default().push(slot),
         }
     }
@@ -286,21 +348,35 @@ impl CompactMaps {
         self.starts.len().saturating_sub(1)
     }
 
-    /// Kernel entries the form takes: one per endpoint, one per rule.
+    /// Kernel elements the form takes: one per endpoint block, one per rule.
     pub fn entry_count(&self) -> usize {
-        self.endpoints.len() + self.rules.len()
+        self.blocks().len() + self.rules.len()
     }
 
-    /// Every element of the form: the endpoints, then the rules.
+    /// The endpoint blocks, in address order.
+    pub fn blocks(&self) -> Vec<CompactElement> {
+        let mut blocks: Vec<CompactElement> = Vec::new();
+        for &(ip, set) in &self.endpoints {
+            let (base, index) = block_of(ip);
+            match blocks.last_mut() {
+                Some(CompactElement::Block { base: b, sets }) if *b == base => sets[index] = set,
+                _ => {
+                    let mut sets = [0; BLOCK];
+                    sets[index] = set;
+                    blocks.push(CompactElement::Block { base, sets });
+                }
+            }
+        }
+        blocks
+    }
+
+    /// Every element of the form: the endpoint blocks, then the rules.
     pub fn elements(&self) -> impl Iterator<Item = CompactElement> + '_ {
-        let endpoints = self
-            .endpoints
-            .iter()
-            .map(|&(ip, set)| CompactElement::Endpoint { ip, set });
-        endpoints.chain(self.rules.iter().map(|r| CompactElement::Rule {
+        let rules = self.rules.iter().map(|r| CompactElement::Rule {
             set: r.set,
             slot: r.slot,
-        }))
+        });
+        self.blocks().into_iter().chain(rules)
     }
 
     /// The rules of `set`.
@@ -492,10 +568,47 @@ mod tests {
         }
         let form = CompactMaps::from_entries(&MapEntries::from_entries(entries));
         assert_eq!(form.sets(), 1);
-        assert_eq!(form.entry_count(), 100 + 3, "was 300 entries");
+        // 10.0.0.1-100: 13 blocks of 8 addresses (the first from .0), and the set's 3 rules.
+        assert_eq!(form.entry_count(), 13 + 3, "was 300 entries");
         assert_eq!(form.set_rules(1).len(), 3);
         assert!(form.set_rules(0).is_empty() && form.set_rules(2).is_empty());
         // Longest first.
         assert_eq!(form.set_rules(1)[0].slot.destination.len, 24);
+    }
+
+    /// Blocks: an address's block and index, back; the kernel bytes round trip; a key that is
+    /// not a block's first address, or a block with no endpoint, is refused.
+    #[test]
+    fn endpoint_blocks_round_trip_and_refuse_what_no_block_is() {
+        for ip in ["10.1.2.13", "fd00::2a"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let (base, index) = block_of(ip);
+            assert_eq!(block_address(base, index), ip);
+            assert_eq!(block_of(base), (base, 0));
+            let mut sets = [0; BLOCK];
+            sets[index] = 7;
+            let element = CompactElement::Block { base, sets };
+            assert_eq!(element.endpoints().collect::<Vec<_>>(), [(ip, 7)]);
+            let (mut key, mut value) = ([0; MAX_KEY_SIZE], [0; MAX_VALUE_SIZE]);
+            let (k, v) = (
+                element.encode_key(&mut key),
+                element.encode_value(&mut value),
+            );
+            assert_eq!((k, v), (element.map().key_size(), BLOCK_VALUE_SIZE));
+            assert_eq!(
+                CompactElement::decode(element.map(), &key[..k], &value[..v]),
+                Ok(element)
+            );
+            let mut unaligned = key;
+            unaligned[k - 1] |= 1;
+            assert!(matches!(
+                CompactElement::decode(element.map(), &unaligned[..k], &value[..v]),
+                Err(DecodeError::BlockBase(_))
+            ));
+            assert_eq!(
+                CompactElement::decode(element.map(), &key[..k], &[0; BLOCK_VALUE_SIZE]),
+                Err(DecodeError::SetZero)
+            );
+        }
     }
 }

@@ -61,9 +61,10 @@ pub enum Layout {
     /// `cilium_egress_gw_policy_v4_v2`, as Cilium 1.20 writes them (its datapath reads
     /// `_v4_v2` first).
     V4Dual,
-    /// Ours, not Cilium's ([`crate::compact`]): per family an endpoint hash (endpoint IP ->
-    /// set id) and a rule trie ((set id, destination) -> Cilium's `_v4_v2`/IPv6 value);
-    /// endpoints selected alike share a set, so a new endpoint is one write.
+    /// Ours, not Cilium's ([`crate::compact`]): per family an endpoint hash (blocks of 8
+    /// addresses -> their set ids) and a rule trie ((set id, destination) -> Cilium's
+    /// `_v4_v2`/IPv6 value); endpoints selected alike share a set, so a new endpoint is one
+    /// write.
     Compact,
 }
 
@@ -188,9 +189,9 @@ pub enum MapId {
     V4Legacy = 1,
     /// `cilium_egress_gw_policy_v6`: IPv6 sources.
     V6 = 2,
-    /// `egress_gw_compact_endpoints_v4`: hash, IPv4 endpoint -> set id.
+    /// `egress_gw_compact_endpoints_v4`: hash, IPv4 block of 8 endpoints -> their set ids.
     CompactEndpointsV4 = 3,
-    /// `egress_gw_compact_endpoints_v6`: hash, IPv6 endpoint -> set id.
+    /// `egress_gw_compact_endpoints_v6`: hash, IPv6 block of 8 endpoints -> their set ids.
     CompactEndpointsV6 = 4,
     /// `egress_gw_compact_rules_v4`: LPM trie, (set id, IPv4 destination) -> `_v4_v2` value.
     CompactRulesV4 = 5,
@@ -286,7 +287,7 @@ impl MapId {
             MapId::V4 | MapId::CompactRulesV4 => MapValueV4::SIZE,
             MapId::V4Legacy => MapValueV4Legacy::SIZE,
             MapId::V6 | MapId::CompactRulesV6 => MapValueV6::SIZE,
-            MapId::CompactEndpointsV4 | MapId::CompactEndpointsV6 => 4,
+            MapId::CompactEndpointsV4 | MapId::CompactEndpointsV6 => 32,
         }
     }
 }
@@ -319,6 +320,9 @@ pub enum DecodeError {
     /// A compact element names set 0, which is no set.
     #[error("set id 0 is no set (sets are numbered from 1)")]
     SetZero,
+    /// A compact endpoint block's key is not a block's first address.
+    #[error("endpoint block key {0} is not a block's first address (its low three bits set)")]
+    BlockBase(std::net::IpAddr),
     /// The map is one of Cilium's: its elements are entries, not compact elements.
     #[error("{0} holds Cilium's entries, not the compact layout's elements")]
     NotCompact(MapId),

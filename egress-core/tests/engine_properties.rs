@@ -758,11 +758,11 @@ proptest! {
         prop_assert_eq!(compact_lists(&model), new);
         prop_assert!(engine.take_plan().unwrap().is_empty());
         // No set the kernel holds is left without an endpoint.
-        let named: std::collections::HashSet<u32> = model.values().filter_map(|e| match e {
-            egress_core::compact::CompactElement::Endpoint { set, .. } => Some(*set),
-            _ => None,
-        }).collect();
-        prop_assert!(model.values().all(|e| named.contains(&e.set())), "a dead set's rules remain");
+        let named: std::collections::HashSet<u32> = model
+            .values()
+            .flat_map(|e| e.endpoints().map(|(_, set)| set).collect::<Vec<_>>())
+            .collect();
+        prop_assert!(model.values().all(|e| e.sets().all(|s| named.contains(&s))), "a dead set's rules remain");
         // A restarted engine adopting the maps' elements writes nothing.
         let mut restarted = Engine::new(config);
         restarted.set_devices(local_devices());

@@ -36,8 +36,8 @@ pub enum egress_layout {
     Legacy = 2,
     /// Both, legacy first, as Cilium 1.20 writes them (read back from `_v4_v2`).
     Dual = 3,
-    /// Ours, not Cilium's: per family an endpoint hash (endpoint IP -> set id) and a rule
-    /// trie ((set id, destination) -> value); a new endpoint is one write.
+    /// Ours, not Cilium's: per family an endpoint hash (blocks of 8 addresses -> their set
+    /// ids) and a rule trie ((set id, destination) -> value); a new endpoint is one write.
     Compact = 4,
 }
 
@@ -58,9 +58,10 @@ pub enum egress_map {
     V4Legacy = 1,
     /// `cilium_egress_gw_policy_v6`: key 36 bytes, value 40.
     V6 = 2,
-    /// `egress_gw_compact_endpoints_v4` (hash): key 4 bytes (the endpoint), value 4 (set id).
+    /// `egress_gw_compact_endpoints_v4` (hash): key 4 bytes (a block's first address, the
+    /// low three bits zero), value 32 (its 8 addresses' set ids, 0: no endpoint).
     CompactEndpointsV4 = 3,
-    /// `egress_gw_compact_endpoints_v6` (hash): key 16 bytes, value 4.
+    /// `egress_gw_compact_endpoints_v6` (hash): key 16 bytes, value 32.
     CompactEndpointsV6 = 4,
     /// `egress_gw_compact_rules_v4` (LPM trie): key 12 bytes (prefixlen, be32 set, daddr),
     /// value 28.

@@ -400,7 +400,7 @@ pub(crate) enum LayoutArg {
     Legacy,
     /// Both, as Cilium 1.20 writes them (read back from _v4_v2).
     Dual,
-    /// Ours, not Cilium's: endpoint -> set hashes and (set, destination) rule tries.
+    /// Ours, not Cilium's: endpoint-block -> set hashes and (set, destination) rule tries.
     Compact,
 }
 

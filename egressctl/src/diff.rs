@@ -131,13 +131,20 @@ pub(crate) fn run(args: &DiffArgs) -> Result<(), Failure> {
                     e.egress_ip.to_string(),
                     render::gateway_cell(e),
                 ],
-                // The compact layout: an endpoint names its set; a rule is its set's.
-                OpSubject::Compact(CompactElement::Endpoint { ip, set }) => [
-                    ip.to_string(),
-                    format!("set {set}"),
-                    String::new(),
-                    String::new(),
-                ],
+                // The compact layout: an endpoint block names its endpoints' sets; a rule
+                // is its set's.
+                OpSubject::Compact(block @ CompactElement::Block { base, .. }) => {
+                    let sets: Vec<String> = block
+                        .endpoints()
+                        .map(|(ip, set)| format!("{ip}: set {set}"))
+                        .collect();
+                    [
+                        format!("block {base}"),
+                        sets.join(", "),
+                        String::new(),
+                        String::new(),
+                    ]
+                }
                 OpSubject::Compact(CompactElement::Rule { set, slot }) => {
                     let e = slot.entry(slot.destination.addr);
                     [

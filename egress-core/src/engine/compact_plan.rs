@@ -6,14 +6,15 @@
 //! the kernel holds (moved forward by acknowledgements, as the per-source baseline is): each
 //! set's content and programmed rules, the number of endpoints pointing at it, and each
 //! endpoint's set. A set's id is found by its content, so a new endpoint whose list already
-//! has a set costs one write.
+//! has a set costs one write: its block's.
 //!
 //! A plan writes, in this order: the rules of the sets its endpoints need that the kernel
-//! does not hold fully (new sets first get the smallest free ids), the endpoints that move
-//! to another set, the endpoints no longer selected, then the rules of the sets no endpoint
-//! points at any more. An endpoint thus never points at a set whose rules are not all
-//! written (make before break, always: a compact plan never deletes first — where its peak
-//! does not fit a map, it is refused).
+//! does not hold fully (new sets first get the smallest free ids), the endpoint blocks whose
+//! endpoints move to another set or go (one write per block, whatever it holds; a block
+//! left empty is deleted), then the rules of the sets no endpoint points at any more. An
+//! endpoint thus never points at a set whose rules are not all written (make before break,
+//! always: a compact plan never deletes first — where its peak does not fit a map, it is
+//! refused).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -21,7 +22,7 @@ use std::net::IpAddr;
 use hashbrown::HashMap;
 
 use super::plan::{Action, PlanError, PlanOp, lookup_order};
-use crate::compact::CompactElement;
+use crate::compact::{BLOCK, CompactElement, block_address, block_of};
 use crate::entries::Slot;
 use crate::maps::{CapacityError, MapId};
 
@@ -44,8 +45,10 @@ pub(super) struct CompactBook {
     ids: HashMap<Vec<Slot>, u32>,
     sets: BTreeMap<u32, SetState>,
     endpoints: HashMap<IpAddr, u32>,
-    /// Programmed endpoints per family.
-    endpoint_count: [usize; 2],
+    /// Programmed endpoints per block (by its first address): the blocks the kernel holds.
+    blocks: HashMap<IpAddr, u8>,
+    /// Programmed blocks per family.
+    block_count: [usize; 2],
 }
 
 /// A compact plan's operations and shape.
@@ -71,7 +74,7 @@ impl CompactBook {
     /// content; of two elements with one key, the last counts.
     pub(super) fn adopt(elements: impl IntoIterator<Item = CompactElement>) -> Self {
         let mut book = CompactBook::default();
-        let mut endpoints: Vec<(IpAddr, u32)> = Vec::new();
+        let mut blocks: HashMap<IpAddr, CompactElement> = HashMap::new();
         for e in elements {
             match e {
                 CompactElement::Rule { set, slot } => {
@@ -79,16 +82,15 @@ impl CompactBook {
                     rules.retain(|s| s.network() != slot.network());
                     rules.push(slot);
                 }
-                CompactElement::Endpoint { ip, set } => endpoints.push((ip, set)),
+                CompactElement::Block { base, .. } => {
+                    blocks.insert(base, e);
+                }
             }
         }
-        for (ip, set) in endpoints {
-            if let Some(old) = book.endpoints.insert(ip, set) {
-                book.sets.entry(old).or_default().users -= 1;
-            } else {
-                book.endpoint_count[family(ip.is_ipv4())] += 1;
+        for block in blocks.values() {
+            for (ip, set) in block.endpoints() {
+                book.set_endpoint(ip, set);
             }
-            book.sets.entry(set).or_default().users += 1;
         }
         for (&id, set) in &mut book.sets {
             set.rules.sort_by(lookup_order);
@@ -98,6 +100,53 @@ impl CompactBook {
             }
         }
         book
+    }
+
+    /// Records that the kernel's block now gives `ip` set `set` (0: no endpoint); returns
+    /// the set it had, when it changed.
+    fn set_endpoint(&mut self, ip: IpAddr, set: u32) -> Option<Option<u32>> {
+        let old = self.endpoints.get(&ip).copied();
+        if old.unwrap_or(0) == set {
+            return None;
+        }
+        let (base, _) = block_of(ip);
+        let fam = family(ip.is_ipv4());
+        if let Some(o) = old
+            && let Some(s) = self.sets.get_mut(&o)
+        {
+            s.users -= 1;
+        }
+        if set == 0 {
+            self.endpoints.remove(&ip);
+            if let Some(n) = self.blocks.get_mut(&base) {
+                *n -= 1;
+                if *n == 0 {
+                    self.blocks.remove(&base);
+                    self.block_count[fam] -= 1;
+                }
+            }
+        } else {
+            self.endpoints.insert(ip, set);
+            self.sets.entry(set).or_default().users += 1;
+            if old.is_none() {
+                let n = self.blocks.entry(base).or_insert(0);
+                if *n == 0 {
+                    self.block_count[fam] += 1;
+                }
+                *n += 1;
+            }
+        }
+        Some(old)
+    }
+
+    /// The set ids the kernel holds for the block starting at `base`.
+    fn block_sets(&self, base: IpAddr) -> [u32; BLOCK] {
+        std::array::from_fn(|i| {
+            self.endpoints
+                .get(&block_address(base, i))
+                .copied()
+                .unwrap_or(0)
+        })
     }
 
     /// The rules the kernel holds for `ip`'s set (what its traffic follows).
@@ -137,14 +186,14 @@ impl CompactBook {
         let mut next_free = 1u32;
         let mut needed: BTreeSet<u32> = BTreeSet::new();
         let mut users_delta: HashMap<u32, isize> = HashMap::new();
-        let mut moves: Vec<(IpAddr, u32)> = Vec::new();
-        let mut removals: Vec<(IpAddr, u32)> = Vec::new();
-        let mut new_endpoints = [0usize; 2];
+        // Per block touched: its endpoints' new sets (0: gone).
+        let mut block_changes: BTreeMap<IpAddr, Vec<(usize, u32)>> = BTreeMap::new();
         for (ip, desired) in changes {
             let programmed = self.endpoints.get(&ip).copied();
+            let (base, index) = block_of(ip);
             if desired.is_empty() {
                 if let Some(old) = programmed {
-                    removals.push((ip, old));
+                    block_changes.entry(base).or_default().push((index, 0));
                     *users_delta.entry(old).or_default() -= 1;
                 }
                 continue;
@@ -163,12 +212,30 @@ impl CompactBook {
             };
             needed.insert(set);
             if programmed != Some(set) {
-                moves.push((ip, set));
+                block_changes.entry(base).or_default().push((index, set));
                 *users_delta.entry(set).or_default() += 1;
-                match programmed {
-                    Some(old) => *users_delta.entry(old).or_default() -= 1,
-                    None => new_endpoints[family(ip.is_ipv4())] += 1,
+                if let Some(old) = programmed {
+                    *users_delta.entry(old).or_default() -= 1;
                 }
+            }
+        }
+        // One write per block: its new content, or its delete when it is left empty.
+        let mut block_upserts: Vec<CompactElement> = Vec::new();
+        let mut block_deletes: Vec<CompactElement> = Vec::new();
+        let mut new_blocks = [0usize; 2];
+        for (base, changed) in block_changes {
+            let held = self.block_sets(base);
+            let mut sets = held;
+            for (index, set) in changed {
+                sets[index] = set;
+            }
+            if sets.iter().any(|&s| s != 0) {
+                if held.iter().all(|&s| s == 0) {
+                    new_blocks[family(base.is_ipv4())] += 1;
+                }
+                block_upserts.push(CompactElement::Block { base, sets });
+            } else {
+                block_deletes.push(CompactElement::Block { base, sets: held });
             }
         }
         let content = |id: u32| -> &[Slot] {
@@ -220,12 +287,12 @@ impl CompactBook {
             (MapId::CompactRulesV4, rules[0] + new_rules[0]),
             (
                 MapId::CompactEndpointsV4,
-                self.endpoint_count[0] + new_endpoints[0],
+                self.block_count[0] + new_blocks[0],
             ),
             (MapId::CompactRulesV6, rules[1] + new_rules[1]),
             (
                 MapId::CompactEndpointsV6,
-                self.endpoint_count[1] + new_endpoints[1],
+                self.block_count[1] + new_blocks[1],
             ),
         ];
         if let Some(&(map, peak)) = peaks.iter().find(|(m, p)| *p > capacity(*m) as usize) {
@@ -235,30 +302,20 @@ impl CompactBook {
                 max_entries: capacity(map),
             }));
         }
-        let upserts = rule_upserts.len() + moves.len();
-        let total = upserts + removals.len() + rule_deletes.len();
+        let upserts = rule_upserts.len() + block_upserts.len();
+        let total = upserts + block_deletes.len() + rule_deletes.len();
         let mut ops: Vec<PlanOp> = Vec::new();
         ops.try_reserve_exact(total)
             .map_err(|_| crate::error::AllocError {
                 what: "plan operations",
                 count: total,
             })?;
-        ops.extend(
-            rule_upserts
-                .into_iter()
-                .map(|e| PlanOp::compact(Action::Upsert, e)),
-        );
-        ops.extend(moves.into_iter().map(|(ip, set)| {
-            PlanOp::compact(Action::Upsert, CompactElement::Endpoint { ip, set })
-        }));
-        ops.extend(removals.into_iter().map(|(ip, set)| {
-            PlanOp::compact(Action::Delete, CompactElement::Endpoint { ip, set })
-        }));
-        ops.extend(
-            rule_deletes
-                .into_iter()
-                .map(|e| PlanOp::compact(Action::Delete, e)),
-        );
+        let upsert = |e| PlanOp::compact(Action::Upsert, e);
+        let delete = |e| PlanOp::compact(Action::Delete, e);
+        ops.extend(rule_upserts.into_iter().map(upsert));
+        ops.extend(block_upserts.into_iter().map(upsert));
+        ops.extend(block_deletes.into_iter().map(delete));
+        ops.extend(rule_deletes.into_iter().map(delete));
         Ok(CompactPlan {
             ops,
             upserts,
@@ -280,9 +337,14 @@ impl CompactBook {
             let Some(element) = op.compact_element() else {
                 continue;
             };
-            let set_id = element.set();
-            touched.insert(set_id);
-            if !self.sets.contains_key(&set_id) {
+            let named: Vec<u32> = match op.action() {
+                Action::Upsert => element.sets().collect(),
+                Action::Delete => Vec::new(),
+            };
+            for set_id in named {
+                if self.sets.contains_key(&set_id) {
+                    continue;
+                }
                 let content = new_sets
                     .iter()
                     .find(|(id, _)| *id == set_id)
@@ -301,6 +363,7 @@ impl CompactBook {
             }
             match (*element, op.action()) {
                 (CompactElement::Rule { set, slot }, action) => {
+                    touched.insert(set);
                     let rules = &mut self.sets.entry(set).or_default().rules;
                     match (find(rules, &slot), action) {
                         (Some(at), Action::Upsert) => rules[at] = slot,
@@ -314,28 +377,15 @@ impl CompactBook {
                         (None, Action::Delete) => {}
                     }
                 }
-                (CompactElement::Endpoint { ip, set }, Action::Upsert) => {
-                    match self.endpoints.insert(ip, set) {
-                        Some(old) => {
-                            if let Some(s) = self.sets.get_mut(&old) {
-                                s.users -= 1;
-                            }
-                            touched.insert(old);
+                (CompactElement::Block { base, sets }, action) => {
+                    for (index, &set) in sets.iter().enumerate() {
+                        let ip = block_address(base, index);
+                        let set = if action == Action::Upsert { set } else { 0 };
+                        if let Some(old) = self.set_endpoint(ip, set) {
+                            touched.extend(old);
+                            moved(ip, self.programmed(ip).to_vec());
                         }
-                        None => self.endpoint_count[family(ip.is_ipv4())] += 1,
                     }
-                    self.sets.entry(set).or_default().users += 1;
-                    moved(ip, self.programmed(ip).to_vec());
-                }
-                (CompactElement::Endpoint { ip, .. }, Action::Delete) => {
-                    if let Some(old) = self.endpoints.remove(&ip) {
-                        self.endpoint_count[family(ip.is_ipv4())] -= 1;
-                        if let Some(s) = self.sets.get_mut(&old) {
-                            s.users -= 1;
-                        }
-                        touched.insert(old);
-                    }
-                    moved(ip, Vec::new());
                 }
             }
         }

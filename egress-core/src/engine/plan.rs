@@ -40,8 +40,15 @@ impl std::fmt::Display for OpSubject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OpSubject::Entry(e) => write!(f, "the entry {} -> {}", e.source, e.destination),
-            OpSubject::Compact(CompactElement::Endpoint { ip, set }) => {
-                write!(f, "the endpoint {ip} (set {set})")
+            OpSubject::Compact(block @ CompactElement::Block { base, .. }) => {
+                write!(f, "the endpoint block {base} (")?;
+                let mut first = true;
+                for (ip, set) in block.endpoints() {
+                    let sep = if first { "" } else { ", " };
+                    write!(f, "{sep}{ip}: set {set}")?;
+                    first = false;
+                }
+                f.write_str(")")
             }
             OpSubject::Compact(CompactElement::Rule { set, slot }) => {
                 write!(f, "set {set}'s rule for {}", slot.destination)

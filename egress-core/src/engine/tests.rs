@@ -961,11 +961,16 @@ fn a_new_endpoint_of_an_existing_set_is_one_write() {
     assert_eq!(plan.len(), 1, "{:?}", plan.ops());
     let op = &plan.ops()[0];
     assert_eq!(op.map(), MapId::CompactEndpointsV4);
-    assert_eq!(op.key(), [172, 22, 48, 99]);
-    let Some(&crate::compact::CompactElement::Endpoint { set, .. }) = op.compact_element() else {
+    // The block 172.22.48.96/29, its index 3 the new pod's set.
+    assert_eq!(op.key(), [172, 22, 48, 96]);
+    let Some(&crate::compact::CompactElement::Block { sets: block, .. }) = op.compact_element()
+    else {
         panic!("{op:?}");
     };
-    assert_eq!(op.value(), set.to_ne_bytes());
+    let set = block[3];
+    assert!(set != 0);
+    assert_eq!(op.value()[12..16], set.to_ne_bytes());
+    assert_eq!(op.value().len(), 32);
     e.ack(&plan, 1).unwrap();
     assert_eq!(e.compact_set_count(), sets);
     assert!(e.delete_endpoint("new-1"));
