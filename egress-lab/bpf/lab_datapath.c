@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // egress-lab's datapath: Cilium's egress gateway decision (SEMANTICS A.6) on
-// Cilium's map layout, plus the SNAT / reverse-SNAT and the tunnel to the gateway that
-// Cilium does around it, small enough to read in one sitting. IPv4 only.
+// Cilium's map layout — or on the compact layout (egress-core's Layout::Compact: endpoint
+// blocks -> set ids, (set, destination) rules), chosen by lab_config.compact — plus the SNAT /
+// reverse-SNAT and the tunnel to the gateway that Cilium does around it, small enough to
+// read in one sitting. IPv4 only.
 //
 // One object, three tc (clsact, direct-action) programs. The same object is loaded once
 // PER NODE network namespace, against that node's own maps pinned in
@@ -71,6 +73,11 @@
  * agent creates it) and reused here: the flags below must match for the loader to reuse it. */
 EGRESS_MAP(struct egress_key4, struct egress_val4) cilium_egress_gw_policy_v4_v2 SEC(".maps");
 
+/* The compact layout's IPv4 maps (egress-bpf creates them for that layout; with Cilium's, the
+ * loader makes them empty and nothing reads them). */
+EGRESS_COMPACT_ENDPOINTS(__be32) egress_gw_compact_endpoints_v4 SEC(".maps");
+EGRESS_MAP(struct egress_compact_key4, struct egress_val4) egress_gw_compact_rules_v4 SEC(".maps");
+
 #define EGRESS_GATEWAY_NO_GATEWAY 0
 #define EGRESS_GATEWAY_EXCLUDED_CIDR bpf_htonl(1)
 
@@ -83,6 +90,7 @@ struct lab_config {
 	__u16 port_min;        /* NAT port range, host order */
 	__u16 port_max;
 	__u32 vni;             /* VNI put on tunnelled packets (Cilium: the source identity) */
+	__u32 compact;         /* 1: the compact layout's maps hold the policy, else Cilium's */
 };
 
 struct {
@@ -464,8 +472,12 @@ static __always_inline const struct lab_config *config(void)
 	return bpf_map_lookup_elem(&lab_config, &zero);
 }
 
-static __always_inline const struct egress_val4 *policy(__be32 saddr, __be32 daddr)
+static __always_inline const struct egress_val4 *policy(const struct lab_config *cfg,
+							 __be32 saddr, __be32 daddr)
 {
+	if (cfg->compact)
+		return egress_compact_lookup4(&egress_gw_compact_endpoints_v4,
+					      &egress_gw_compact_rules_v4, saddr, daddr);
 	struct egress_key4 key = { .prefixlen = 64, .saddr = saddr, .daddr = daddr };
 	return bpf_map_lookup_elem(&cilium_egress_gw_policy_v4_v2, &key);
 }
@@ -487,7 +499,7 @@ int from_pod(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 
-	const struct egress_val4 *v = policy(p.saddr, p.daddr);
+	const struct egress_val4 *v = policy(cfg, p.saddr, p.daddr);
 	if (!v || v->gateway_ip == EGRESS_GATEWAY_EXCLUDED_CIDR) {
 		/* Normal path: masquerade to the node IP (Cilium: BPF masquerade in to-netdev). */
 		if (v)
@@ -543,7 +555,7 @@ int from_overlay(struct __sk_buff *skb)
 	}
 
 	/* A request from a pod on another node: only if OUR map makes us its gateway. */
-	const struct egress_val4 *v = policy(p.saddr, p.daddr);
+	const struct egress_val4 *v = policy(cfg, p.saddr, p.daddr);
 	if (!v || v->gateway_ip != cfg->node_ip || !v->egress_ip) {
 		count(ST_OVL_DROP_NO_POLICY);
 		return TC_ACT_SHOT;

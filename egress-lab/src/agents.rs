@@ -138,7 +138,7 @@ pub(crate) fn start(
         ];
         for (flag, value) in [
             ("--node", node.name.clone()),
-            ("--layout", "v4v2".to_owned()),
+            ("--layout", cluster.layout.name().to_owned()),
             ("--selection", selection.to_owned()),
             ("--pin-dir", node.pin_dir(&fs).display().to_string()),
             ("--socket", socket.display().to_string()),

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
+use egress_core::maps::Layout;
 use egress_core::snapshot::Snapshot;
 
 /// The seed's "group of egress nodes" cluster (`examples/snapshots/seed-gateway-group.yaml`):
@@ -87,6 +88,9 @@ pub(crate) struct Cluster {
     pub(crate) nodes: Vec<LabNode>,
     /// Pods (endpoints with an IPv4 on a known node), in the snapshot's order.
     pub(crate) pods: Vec<LabPod>,
+    /// The maps every node's agent writes and its datapath reads: `_v4_v2` (Cilium's, the
+    /// default) or the compact layout (`egress-lab seed --layout compact`).
+    pub(crate) layout: Layout,
 }
 
 impl Cluster {
@@ -188,6 +192,7 @@ impl Cluster {
             snapshot,
             nodes,
             pods,
+            layout: Layout::V4V2,
         })
     }
 }

@@ -5,6 +5,8 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use egress_core::maps::Layout;
+
 use crate::cluster::{Cluster, LabNode, NAT_PORTS, RUN_DIR, VNI, VPC, vpc_mask};
 use crate::cmd::{in_netns, run};
 
@@ -15,7 +17,7 @@ const SOURCE: &str = include_str!("../bpf/lab_datapath.c");
 /// The lab's own maps: name, type, key and value sizes, entries (the datapath declares the
 /// same; the loader reuses them).
 const LAB_MAPS: [(&str, &str, u32, u32, u32); 5] = [
-    ("lab_config", "array", 4, 24, 1),
+    ("lab_config", "array", 4, 28, 1),
     ("lab_endpoints", "hash", 4, 8, 256),
     ("lab_nat_fwd", "lru_hash", 16, 8, 65536),
     ("lab_nat_rev", "lru_hash", 16, 24, 65536),
@@ -96,7 +98,12 @@ fn update(map: &Path, key: &[u8], value: &[u8]) -> Result<(), String> {
 /// Creates the node's lab maps beside its Cilium maps (already pinned in `dir`), loads the
 /// programs on all of them, writes the node's settings and attaches the node's programs: on
 /// `eth0` (replies from outside) and on the tunnel (traffic from other nodes).
-pub(crate) fn load_node(object: &Path, node: &LabNode, dir: &Path) -> Result<(), String> {
+pub(crate) fn load_node(
+    object: &Path,
+    node: &LabNode,
+    dir: &Path,
+    layout: Layout,
+) -> Result<(), String> {
     for (name, kind, key, value, entries) in LAB_MAPS {
         let pin = dir.join(name);
         run(
@@ -124,8 +131,12 @@ pub(crate) fn load_node(object: &Path, node: &LabNode, dir: &Path) -> Result<(),
         .map(|s| (*s).to_owned())
         .collect();
     args.push("classifier".to_owned());
-    let maps = ["cilium_egress_gw_policy_v4_v2"]
-        .into_iter()
+    // The layout's IPv4 maps, pinned by egress-bpf (the other layout's the loader makes
+    // empty), and the lab's own.
+    let maps = layout
+        .ipv4_maps()
+        .iter()
+        .map(|m| m.name())
         .chain(LAB_MAPS.iter().map(|m| m.0));
     for map in maps {
         args.extend([
@@ -140,7 +151,7 @@ pub(crate) fn load_node(object: &Path, node: &LabNode, dir: &Path) -> Result<(),
     run("bpftool", &args).map_err(|e| format!("loading the datapath on {}: {e}", node.name))?;
 
     let vxlan = ifindex(&node.ns, "lab_vxlan")?;
-    let mut config = Vec::with_capacity(24);
+    let mut config = Vec::with_capacity(28);
     config.extend_from_slice(&node.ipv4.octets());
     config.extend_from_slice(&vxlan.to_le_bytes());
     config.extend_from_slice(&VPC.0.octets());
@@ -148,6 +159,7 @@ pub(crate) fn load_node(object: &Path, node: &LabNode, dir: &Path) -> Result<(),
     config.extend_from_slice(&NAT_PORTS.0.to_le_bytes());
     config.extend_from_slice(&NAT_PORTS.1.to_le_bytes());
     config.extend_from_slice(&VNI.to_le_bytes());
+    config.extend_from_slice(&u32::from(layout.is_compact()).to_le_bytes());
     update(&dir.join("lab_config"), &0u32.to_le_bytes(), &config)?;
 
     attach(&node.ns, "eth0", &progs.join("from_netdev"))?;
@@ -158,7 +170,7 @@ pub(crate) fn load_node(object: &Path, node: &LabNode, dir: &Path) -> Result<(),
 pub(crate) fn load_nodes(cluster: &Cluster, object: &Path) -> Result<(), String> {
     let fs = bpffs();
     for node in &cluster.nodes {
-        load_node(object, node, &node.pin_dir(&fs))?;
+        load_node(object, node, &node.pin_dir(&fs), cluster.layout)?;
     }
     Ok(())
 }
@@ -322,6 +334,16 @@ mod tests {
                 egress_bpf::map_flags(egress_core::maps::Layout::V4V2)
             )
         );
+        // The compact layout's IPv4 maps, as the core lays them out.
+        for id in egress_core::maps::Layout::Compact.ipv4_maps() {
+            let m = find(id.name());
+            assert_eq!(
+                (m.map_type, m.key_size as usize, m.value_size as usize),
+                (egress_bpf::map_type(*id), id.key_size(), id.value_size()),
+                "{}",
+                id.name()
+            );
+        }
         let counters = counters_in_source();
         assert_eq!(counters.len(), COUNTERS.len(), "{counters:?}");
         assert!(

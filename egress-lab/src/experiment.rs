@@ -12,7 +12,6 @@ use egress_core::device;
 use egress_core::engine::{Engine, EngineConfig};
 use egress_core::gateway::Selection;
 use egress_core::lookup::Verdict;
-use egress_core::maps::Layout;
 
 use crate::cluster::{Cluster, ECHO, ECHO_EXCLUDED, INET_NS, LabPod};
 use crate::cmd::{lab_in_netns, run};
@@ -36,10 +35,11 @@ pub(crate) fn engines(cluster: &Cluster, selection: Selection) -> Result<Vec<Eng
     let mut out = Vec::new();
     for node in &cluster.nodes {
         // Cilium 1.18's rules (the seed's), written to the one IPv4 map the lab's datapath
-        // reads, `_v4_v2` (1.18 stores no ifindex: its entries hold 0, a route lookup).
+        // reads, `_v4_v2` (1.18 stores no ifindex: its entries hold 0, a route lookup), or
+        // to the compact layout's maps.
         let config = EngineConfig {
             selection,
-            layout: Layout::V4V2,
+            layout: cluster.layout,
             ..EngineConfig::new(&node.name)
         };
         let (mut engine, rejected) = Engine::from_snapshot(&cluster.snapshot, config);
@@ -47,7 +47,7 @@ pub(crate) fn engines(cluster: &Cluster, selection: Selection) -> Result<Vec<Eng
             return Err(format!("the seed holds an invalid policy: {errors}"));
         }
         engine.set_devices(devices(&node.ns)?);
-        EgressMaps::open_or_create(&node.pin_dir(&fs), Layout::V4V2, None)
+        EgressMaps::open_or_create(&node.pin_dir(&fs), cluster.layout, None)
             .map_err(|e| format!("{}: {e}", node.name))?;
         out.push(engine);
     }

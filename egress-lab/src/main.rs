@@ -27,6 +27,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use egress_core::gateway::Selection;
+use egress_core::maps::Layout;
 use serde_json::json;
 
 use crate::cluster::{Cluster, ECHO, ECHO_EXCLUDED};
@@ -62,6 +63,10 @@ enum Command {
         /// Leave the lab up afterwards (remove it with `egress-lab down`).
         #[arg(long)]
         keep: bool,
+        /// The maps every agent writes and every node's datapath reads: Cilium's `_v4_v2`, or
+        /// the compact layout (ours: endpoint blocks -> sets, (set, destination) rules).
+        #[arg(long, value_enum, default_value_t = LayoutArg::V4v2)]
+        layout: LayoutArg,
     },
     /// Measure the lab's datapath: each program's time per packet under real traffic, the
     /// egress decision alone (BPF_PROG_TEST_RUN), one download's throughput through a
@@ -173,6 +178,24 @@ impl From<SelectionArg> for Selection {
     }
 }
 
+/// The maps of the lab's datapath.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LayoutArg {
+    /// cilium_egress_gw_policy_v4_v2 (Cilium's, as 1.20 writes it).
+    V4v2,
+    /// The compact layout's endpoint-block hash and rule trie.
+    Compact,
+}
+
+impl From<LayoutArg> for Layout {
+    fn from(l: LayoutArg) -> Self {
+        match l {
+            LayoutArg::V4v2 => Layout::V4V2,
+            LayoutArg::Compact => Layout::Compact,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     if labcni::invoked() {
         return labcni::main();
@@ -182,7 +205,8 @@ fn main() -> ExitCode {
             selection,
             json,
             keep,
-        } => seed(selection.into(), json, keep),
+            layout,
+        } => seed(selection.into(), layout.into(), json, keep),
         Command::Bench { bytes } => bench(bytes),
         Command::NewPods {
             pods,
@@ -417,9 +441,20 @@ fn setup(selection: Selection) -> Result<Lab, String> {
     setup_with(selection, &[])
 }
 
+/// [`setup`] on maps of `layout`.
+fn setup_on(selection: Selection, layout: Layout) -> Result<Lab, String> {
+    setup_lab(selection, &[], layout)
+}
+
 /// [`setup`] with `agent_args` added to every agent's.
 fn setup_with(selection: Selection, agent_args: &[String]) -> Result<Lab, String> {
-    let cluster = Cluster::seed()?;
+    setup_lab(selection, agent_args, Layout::V4V2)
+}
+
+/// The seed's lab with `agent_args` added to every agent's, every node on maps of `layout`.
+fn setup_lab(selection: Selection, agent_args: &[String], layout: Layout) -> Result<Lab, String> {
+    let mut cluster = Cluster::seed()?;
+    cluster.layout = layout;
     let (engines, agents) = start_nodes(&cluster, selection, agent_args)?;
     agents.stream(&agents::objects(&cluster, false)?, true)?;
     for i in 0..cluster.pods.len() {
@@ -447,7 +482,7 @@ impl Lab {
     }
 }
 
-fn seed(selection: Selection, as_json: bool, keep: bool) -> ExitCode {
+fn seed(selection: Selection, layout: Layout, as_json: bool, keep: bool) -> ExitCode {
     if let Err(code) = start() {
         return code;
     }
@@ -455,7 +490,7 @@ fn seed(selection: Selection, as_json: bool, keep: bool) -> ExitCode {
         eprintln!("egress-lab: {why}");
         return ExitCode::from(3);
     }
-    let result = run_seed(selection);
+    let result = run_seed(selection, layout);
     if !keep {
         tear_down();
     }
@@ -466,9 +501,9 @@ fn seed(selection: Selection, as_json: bool, keep: bool) -> ExitCode {
         }
         Ok(results) => {
             if as_json {
-                println!("{}", results.to_json(selection));
+                println!("{}", results.to_json(selection, layout));
             } else {
-                results.print(selection);
+                results.print(selection, layout);
             }
             if results.agree() {
                 ExitCode::SUCCESS
@@ -575,9 +610,9 @@ impl Results {
             })
     }
 
-    fn print(&self, selection: Selection) {
+    fn print(&self, selection: Selection, layout: Layout) {
         println!(
-            "egress-lab seed ({selection:?} selection): what the internet saw, and what the engines predict\n"
+            "egress-lab seed ({selection:?} selection, {layout} maps): what the internet saw, and what the engines predict\n"
         );
         for (title, rows) in &self.parts {
             println!("{title}");
@@ -645,7 +680,7 @@ impl Results {
         }
     }
 
-    fn to_json(&self, selection: Selection) -> String {
+    fn to_json(&self, selection: Selection, layout: Layout) -> String {
         let parts: Vec<_> = self
             .parts
             .iter()
@@ -697,6 +732,7 @@ impl Results {
             .collect();
         serde_json::to_string_pretty(&json!({
             "selection": selection,
+            "layout": layout.name(),
             "parts": parts,
             "events": events,
             "counters": counters,
@@ -723,8 +759,8 @@ fn node_counters(cluster: &Cluster) -> Result<Vec<(String, Vec<(&'static str, u6
     Ok(counters)
 }
 
-fn run_seed(selection: Selection) -> Result<Results, String> {
-    let mut lab = setup(selection)?;
+fn run_seed(selection: Selection, layout: Layout) -> Result<Results, String> {
+    let mut lab = setup_on(selection, layout)?;
     let mut parts = Vec::new();
     parts.push((
         format!(

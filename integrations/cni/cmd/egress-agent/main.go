@@ -48,7 +48,7 @@ func run() error {
 	socket := flag.String("socket", api.DefaultSocket, "the unix socket the API listens on")
 	selection := flag.String("selection", "cilium", "gateway selection: cilium or consistent")
 	version := flag.String("cilium-version", "1.18", "the Cilium version reproduced: 1.18, 1.19 or 1.20")
-	layout := flag.String("layout", "version", "the IPv4 maps written: version (the Cilium version's own), v4v2, legacy or dual")
+	layout := flag.String("layout", "version", "the maps written: version (the Cilium version's own), v4v2, legacy, dual, or compact (ours: endpoint blocks -> sets, (set, destination) rules)")
 	devices := flag.String("devices", "", "this node's devices (the snapshot's interfaces shape, YAML or JSON); needed on a gateway node")
 	delQueue := flag.String("del-queue", queue.DefaultDir, "the plugin's queue of DELs made while the agent was away, replayed at start")
 	state := flag.String("state", "/run/egress-gateway/agent-state.json", "what CNI said of each pod (current sandbox, addresses, torn down), kept across restarts (a tmpfs)")
@@ -71,7 +71,7 @@ func run() error {
 	if cfg.CiliumVersion, err = choice("--cilium-version", *version, egressgw.CiliumV1_18, egressgw.CiliumV1_19, egressgw.CiliumV1_20); err != nil {
 		return err
 	}
-	if cfg.Layout, err = choice("--layout", *layout, egressgw.LayoutVersion, egressgw.LayoutV4V2, egressgw.LayoutLegacy, egressgw.LayoutDual); err != nil {
+	if cfg.Layout, err = choice("--layout", *layout, egressgw.LayoutVersion, egressgw.LayoutV4V2, egressgw.LayoutLegacy, egressgw.LayoutDual, egressgw.LayoutCompact); err != nil {
 		return err
 	}
 	opts := agent.Options{GatewayAckTimeout: *ackTimeout}
