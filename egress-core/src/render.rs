@@ -476,13 +476,21 @@ pub fn explanation_json(x: &crate::engine::Explanation) -> serde_json::Value {
             "overrides": m.losers.iter().map(producer).collect::<Vec<_>>(),
         })
     });
-    json!({
+    let mut doc = json!({
         "source": x.source.to_string(),
         "destination": x.destination.to_string(),
         "verdict": verdict,
         "sourceEntries": x.source_entries,
         "match": matched,
-    })
+    });
+    // The compact layout only: the document of Cilium's layouts is unchanged.
+    if let (Some(c), Some(map)) = (x.compact, doc.as_object_mut()) {
+        map.insert(
+            "compact".into(),
+            json!({"block": c.block.to_string(), "index": c.index, "set": c.set}),
+        );
+    }
+    doc
 }
 
 // ----- the text of an explanation (`egressctl explain`) ----------------------------------
@@ -504,6 +512,22 @@ impl Explanation {
     }
 
     fn write_text(
+        &self,
+        f: &mut dyn fmt::Write,
+        name_of: &dyn Fn(&str) -> Option<String>,
+    ) -> fmt::Result {
+        self.write_decision(f, name_of)?;
+        if let Some(c) = self.compact {
+            writeln!(
+                f,
+                "  compact maps: endpoint block {} index {} -> set {} (its rules decide)",
+                c.block, c.index, c.set
+            )?;
+        }
+        Ok(())
+    }
+
+    fn write_decision(
         &self,
         f: &mut dyn fmt::Write,
         name_of: &dyn Fn(&str) -> Option<String>,

@@ -157,6 +157,11 @@ impl CompactBook {
             .map_or(&[], |s| s.rules.as_slice())
     }
 
+    /// The set the kernel holds for `ip`, if it holds the endpoint.
+    pub(super) fn endpoint_set(&self, ip: IpAddr) -> Option<u32> {
+        self.endpoints.get(&ip).copied()
+    }
+
     /// The endpoints the book holds.
     pub(super) fn endpoints(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.endpoints.keys().copied()

@@ -25,6 +25,21 @@ pub struct Explanation {
     /// When the source has no entry: the policies that select an endpoint with the source's
     /// address yet write it none — they have no destination of its family (sorted names).
     pub selected_without_entry: Vec<String>,
+    /// The compact layout: where the kernel holds the source (as acknowledged plans left
+    /// it); `None` for Cilium's layouts or a source the compact maps do not hold.
+    pub compact: Option<CompactPlace>,
+}
+
+/// Where the compact layout's maps hold a source: its endpoint block, its index there, and
+/// the set whose rules decide its traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactPlace {
+    /// The block's first address (the endpoint hash's key).
+    pub block: IpAddr,
+    /// The source's index in the block.
+    pub index: usize,
+    /// The set id (the rule trie's keys start with it).
+    pub set: u32,
 }
 
 /// The matching entry and its provenance.
@@ -146,7 +161,12 @@ impl Engine {
                 selected_without_entry.sort_unstable();
             }
         }
+        let compact = self.compact.endpoint_set(src).map(|set| {
+            let (block, index) = crate::compact::block_of(src);
+            CompactPlace { block, index, set }
+        });
         Explanation {
+            compact,
             source: src,
             destination: dst,
             verdict,

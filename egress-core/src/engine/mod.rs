@@ -31,7 +31,7 @@ use hashbrown::HashMap;
 
 pub use crate::maps::CapacityError;
 pub use diagnostics::{Diagnostics, InvalidPolicy};
-pub use explain::{Explanation, GatewayReason, Match};
+pub use explain::{CompactPlace, Explanation, GatewayReason, Match};
 pub use objects::{Applied, PreparedObjects};
 pub use plan::{AckError, Action, OpSubject, Plan, PlanError, PlanId, PlanOp, baseline};
 

@@ -1018,3 +1018,41 @@ fn a_compact_plan_past_a_map_is_refused_naming_it() {
     assert!(err.map.is_compact() && err.peak > 2, "{err}");
     assert_eq!(err.max_entries, 2);
 }
+
+/// Explain names where the compact maps hold the source: its block, index and set (the
+/// set the kernel holds, as acknowledged); Cilium's layouts say nothing of it.
+#[test]
+fn explain_names_the_compact_block_and_set() {
+    let e = programmed_compact_engine();
+    let src: IpAddr = "172.22.48.4".parse().unwrap();
+    let dst: IpAddr = "198.51.100.80".parse().unwrap();
+    let x = e.explain(src, dst);
+    let place = x.compact.expect("the seed's pod is in the compact maps");
+    assert_eq!(
+        (place.block, place.index),
+        ("172.22.48.0".parse::<IpAddr>().unwrap(), 4)
+    );
+    assert!(place.set >= 1 && place.set as usize <= e.compact_set_count());
+    let text = x.to_string();
+    assert!(
+        text.contains(&format!(
+            "compact maps: endpoint block 172.22.48.0 index 4 -> set {}",
+            place.set
+        )),
+        "{text}"
+    );
+    let json = crate::render::explanation_json(&x);
+    assert_eq!(json["compact"]["set"], place.set);
+    // Cilium's layout: no such line, no such key.
+    let cilium = engine().explain(src, dst);
+    assert_eq!(cilium.compact, None);
+    assert!(
+        crate::render::explanation_json(&cilium)
+            .get("compact")
+            .is_none()
+    );
+    // Before the first plan is acknowledged the kernel holds nothing.
+    let config = EngineConfig::new("172.22.49.119").with_layout(Layout::Compact);
+    let fresh = Engine::from_snapshot(&seed(), config).0;
+    assert_eq!(fresh.explain(src, dst).compact, None);
+}
