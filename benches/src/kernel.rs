@@ -97,7 +97,9 @@ pub fn trie_lookup_ns(
     let fs = bpffs()?;
     let maps = fresh_maps(&fs.path().join("lookup"), engine)?;
     clang_available()?;
-    engine.adopt(std::iter::empty());
+    engine
+        .adopt(std::iter::empty())
+        .map_err(|e| KernelError::Failed(format!("adopt empty maps: {e}")))?;
     maps.program(engine)
         .map_err(failed("program the engine's plan"))?;
     check_holds_desired(&maps, engine)?;
@@ -140,7 +142,9 @@ pub fn apply_ms(engine: &mut Engine) -> Result<(f64, f64), KernelError> {
         let dir = fs.path().join(if batching { "batch" } else { "single" });
         let maps = fresh_maps(&dir, engine)?;
         maps.set_batching(batching);
-        engine.adopt(std::iter::empty());
+        engine
+            .adopt(std::iter::empty())
+            .map_err(|e| KernelError::Failed(format!("adopt empty maps: {e}")))?;
         let plan = engine
             .take_plan()
             .map_err(|e| KernelError::Failed(format!("take the plan: {e}")))?;

@@ -691,13 +691,21 @@ impl EgressMaps {
     /// prefix the layout cannot have) are deleted after the plan — so that a refused plan
     /// writes nothing — or before it when they take the room the plan needs written upserts
     /// first (counted conservatively: programmed, desired and unreadable entries together
-    /// past a map's capacity, while the desired state fits). Another writer can neither
+    /// past a map's capacity, while the desired state fits; for the compact layout, always
+    /// when the plan is not refused). Another writer can neither
     /// write between the read and the writes nor be mixed with this one.
     pub fn reconcile(&self, engine: &mut Engine) -> Result<Reconciled> {
         let _writer = self.lock_writer()?;
         let unreadable = self.adopt_into(engine)?;
-        let unreadable_first =
-            !unreadable.is_empty() && unreadable_take_the_room(engine, &unreadable);
+        let unreadable_first = !unreadable.is_empty()
+            && if self.layout.is_compact() {
+                // The compact maps' room is in elements, which the engine's plan counts: the
+                // unreadable ones go first unless the plan is refused anyway (then nothing
+                // is written).
+                engine.take_plan().is_ok()
+            } else {
+                unreadable_take_the_room(engine, &unreadable)
+            };
         if unreadable_first {
             self.delete_unreadable(&unreadable)?;
         }
@@ -772,15 +780,27 @@ impl EgressMaps {
     /// Makes what the maps hold the engine's programmed baseline: [`EgressMaps::baseline`]
     /// adopted as entries, or for the compact layout its elements (with their set ids)
     /// adopted as such ([`Engine::adopt_compact`](egress_core::engine::Engine::adopt_compact)).
-    /// Returns the elements that do not decode.
+    /// Returns the elements that do not decode. An engine configured for another layout
+    /// than these maps' is refused ([`Error::LayoutMismatch`]), nothing adopted.
     pub fn adopt_into(&self, engine: &mut Engine) -> Result<Vec<Unreadable>> {
+        let configured = engine.config().layout;
+        let mismatch = || Error::LayoutMismatch {
+            engine: configured,
+            maps: self.layout,
+        };
+        if configured != self.layout {
+            return Err(mismatch());
+        }
         if self.layout.is_compact() {
             let (elements, unreadable) = self.compact_elements()?;
             engine.adopt_compact(elements);
             Ok(unreadable)
         } else {
             let (live, unreadable) = self.baseline()?;
-            engine.adopt(live.iter().copied());
+            // A Cilium layout's engine adopts any entries.
+            if engine.adopt(live.iter().copied()).is_err() {
+                return Err(mismatch());
+            }
             Ok(unreadable)
         }
     }

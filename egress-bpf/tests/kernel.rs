@@ -295,7 +295,7 @@ fn a_dual_layout_repairs_either_ipv4_map_and_acknowledges_whole_entries() {
     legacy_only.ipv4().delete_raw(op.key()).unwrap();
     let mut restarted = Engine::from_snapshot(&snap, config).0;
     let (baseline, _) = maps.baseline().unwrap();
-    restarted.adopt(baseline.iter().copied());
+    restarted.adopt(baseline.iter().copied()).unwrap();
     let repair = maps.program(&mut restarted).unwrap();
     assert_eq!(
         repair.len(),
@@ -311,7 +311,7 @@ fn a_dual_layout_repairs_either_ipv4_map_and_acknowledges_whole_entries() {
             .with_cilium_version(CiliumVersion::V1_20),
     )
     .0;
-    settled.adopt(baseline.iter().copied());
+    settled.adopt(baseline.iter().copied()).unwrap();
     assert!(settled.take_plan().unwrap().is_empty());
 }
 
@@ -664,7 +664,7 @@ fn a_full_map_stops_the_plan_and_nothing_is_lost() {
         max_entries: maps.max_entries(),
         ..EngineConfig::new("local").with_layout(Layout::V4V2)
     });
-    careful.adopt(maps.dump().unwrap().iter().copied());
+    careful.adopt(maps.dump().unwrap().iter().copied()).unwrap();
     careful.upsert_node(node(
         "local",
         &[("kubernetes.io/hostname", "local")],
@@ -807,7 +807,7 @@ fn a_restart_with_a_changed_state_writes_only_the_difference() {
     ));
     let want_upserts = new.iter().filter(|(k, v)| old.get(*k) != Some(v)).count();
     let want_deletes = old.keys().filter(|k| !new.contains_key(*k)).count();
-    second.adopt(maps.dump().unwrap().iter().copied());
+    second.adopt(maps.dump().unwrap().iter().copied()).unwrap();
     let plan = second.take_plan().unwrap();
     assert_eq!(
         (plan.upserts().len(), plan.deletes().len()),
@@ -913,6 +913,21 @@ fn a_compact_restart_writes_one_element_per_moved_endpoint() {
     }
     program(&mut engine, &small);
     assert_eq!(small.dump().unwrap(), engine.entries());
+
+    // Elements no layout can hold (a key that is no block's first address) filling the
+    // hash: a restarted agent's reconcile deletes them before its plan, which then fits.
+    let tight =
+        EgressMaps::open_or_create(&fs.path().join("tight"), Layout::Compact, Some(64)).unwrap();
+    let hash = tight.map(MapId::CompactEndpointsV4).unwrap();
+    for i in 0..63u8 {
+        hash.write_raw(&[192, 0, 2 + i / 32, i % 32 * 8 + 1], &block)
+            .unwrap();
+    }
+    let mut restarted = datapath_engine_of(Layout::Compact, 12, 64);
+    let done = tight.reconcile(&mut restarted).unwrap();
+    assert_eq!(done.deleted_unreadable.len(), 63);
+    assert!(done.unreadable_first);
+    assert_eq!(tight.dump().unwrap(), restarted.entries());
 }
 
 /// An engine for `layout` whose `endpoints` (one IPv4 and one IPv6 address each) all go
@@ -966,7 +981,7 @@ fn programmed_maps(dir: &Path, layout: Layout) -> (EgressMaps, MapEntries) {
 /// IPv4 operation would have written the upserts. Returns the plan and its first IPv4 index.
 fn ipv6_first(layout: Layout, before: &MapEntries) -> (Plan, usize) {
     let mut engine = engine_for(layout, 4, &["::/0"]);
-    engine.adopt(before.iter().copied());
+    engine.adopt(before.iter().copied()).unwrap();
     let plan = engine.take_plan().unwrap();
     let v6 = plan
         .ops()
@@ -1027,7 +1042,7 @@ fn a_plan_for_the_other_layout_is_refused_and_nothing_is_written() {
         // The other layout's engine, acknowledged on these maps, deletes with the same keys:
         // still refused for naming the other IPv4 map.
         let mut other = layout_engine(plan_layout, 0);
-        other.adopt(before.iter().copied());
+        other.adopt(before.iter().copied()).unwrap();
         let deletes = other.take_plan().unwrap();
         assert!(deletes.upserts().is_empty() && deletes.deletes().len() == 4);
         assert!(matches!(

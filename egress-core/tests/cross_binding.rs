@@ -157,7 +157,7 @@ fn run(table: &str) -> String {
                 }
             }
             "adopt-empty" => {
-                engine.adopt(Vec::new());
+                engine.adopt(Vec::new()).unwrap();
                 "ok".to_owned()
             }
             "stats" => {

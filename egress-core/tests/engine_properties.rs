@@ -510,7 +510,7 @@ proptest! {
         for event in model.upserts() {
             apply(&mut restarted, &event);
         }
-        restarted.adopt(engine.programmed().iter().copied());
+        restarted.adopt(engine.programmed().iter().copied()).unwrap();
         prop_assert!(restarted.take_plan().unwrap().is_empty());
     }
 }
@@ -588,7 +588,7 @@ proptest! {
         for event in before.iter().chain(&after) {
             apply(&mut engine, event);
         }
-        engine.adopt_maps(live.iter().map(|(&(map, _), &e)| (map, e)));
+        engine.adopt_maps(live.iter().map(|(&(map, _), &e)| (map, e))).unwrap();
         let desired = engine.entry_counts();
         // Writes a plan's first `n` operations, each map held to its capacity (or to what it
         // held before, if that was more).
@@ -775,6 +775,80 @@ proptest! {
         }
         restarted.adopt_compact(model.values().copied());
         prop_assert!(restarted.take_plan().unwrap().is_empty());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(160))]
+
+    /// Issue 27 with tight maps: compact plans written op by op never take a map past its
+    /// capacity (or past what it held before the plan), are refused only when the desired
+    /// state's compact form itself does not fit, and, taken one after another (a plan may
+    /// cover part of the changes), end with the maps deciding as the engine's entries.
+    #[test]
+    fn compact_plans_fit_tight_maps_and_are_refused_only_when_the_end_does_not(
+        before in prop::collection::vec(event(), 0..25),
+        after in prop::collection::vec(event(), 1..15),
+        max in 2u32..30,
+        selection in selection(),
+    ) {
+        let config = EngineConfig {
+            selection,
+            max_entries: max,
+            ..EngineConfig::new(LOCAL).with_layout(Layout::Compact)
+        };
+        let mut engine = Engine::new(config);
+        engine.set_devices(local_devices());
+        let mut model = CompactModel::new();
+        let counts = |model: &CompactModel| {
+            let mut n: HashMap<MapId, usize> = HashMap::new();
+            for (map, _) in model.keys() {
+                *n.entry(*map).or_default() += 1;
+            }
+            n
+        };
+        for events in [&before, &after] {
+            for event in events.iter() {
+                apply(&mut engine, event);
+            }
+            let mut settled = false;
+            for _ in 0..200 {
+                match engine.take_plan() {
+                    Ok(plan) if plan.is_empty() => {
+                        settled = true;
+                        break;
+                    }
+                    Ok(plan) => {
+                        let start = counts(&model);
+                        for op in plan.ops() {
+                            write_compact(&mut model, op);
+                            let now = counts(&model).get(&op.map()).copied().unwrap_or(0);
+                            let held = start.get(&op.map()).copied().unwrap_or(0);
+                            prop_assert!(now <= (max as usize).max(held), "{}: {now} > {max}", op.map());
+                        }
+                        engine.ack(&plan, plan.len()).unwrap();
+                    }
+                    Err(PlanError::Capacity(e)) => {
+                        let form = egress_core::compact::CompactMaps::from_entries(&engine.entries());
+                        let mut end: HashMap<MapId, usize> = HashMap::new();
+                        for element in form.elements() {
+                            *end.entry(element.map()).or_default() += 1;
+                        }
+                        prop_assert!(
+                            end.values().any(|&n| n > max as usize),
+                            "refused ({e}) though the end fits: {end:?}"
+                        );
+                        settled = true;
+                        break;
+                    }
+                    Err(other) => prop_assert!(false, "{other}"),
+                }
+            }
+            prop_assert!(settled, "200 plans and still changes pending");
+            if engine.take_plan().is_ok_and(|p| p.is_empty()) {
+                prop_assert_eq!(compact_lists(&model), lists_of(&engine.entries()));
+            }
+        }
     }
 }
 

@@ -209,7 +209,8 @@ pub unsafe extern "C" fn egress_engine_adopt(
                     .adopt_maps(decoded.into_iter().filter_map(|d| match d {
                         Decoded::Entry(map, entry) => Some((map, entry)),
                         Decoded::Compact(_) => None,
-                    }));
+                    }))
+                    .map_err(egress_core::Error::from)?;
             }
             Ok(())
         })

@@ -742,14 +742,14 @@ impl Engine {
     }
 
     /// Makes these entries (a dump of the live maps, any iterable of `Entry`) the programmed
-    /// baseline.
+    /// baseline. An engine of the compact layout refuses entries (`ValueError` naming
+    /// `entries`: its maps' set ids are not in them); `Maps.adopt` adopts its maps.
     fn adopt(&self, py: Python<'_>, entries: &Bound<'_, PyAny>) -> PyResult<()> {
         let entries: Vec<_> = entries
             .try_iter()?
             .map(|e| Ok(e?.cast::<Entry>()?.get().entry))
             .collect::<PyResult<_>>()?;
-        self.writing(py, |e| e.adopt(entries));
-        Ok(())
+        self.writing(py, |e| e.adopt(entries)).py_err(py)
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {

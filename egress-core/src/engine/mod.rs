@@ -33,7 +33,9 @@ pub use crate::maps::CapacityError;
 pub use diagnostics::{Diagnostics, InvalidPolicy};
 pub use explain::{CompactPlace, Explanation, GatewayReason, Match};
 pub use objects::{Applied, PreparedObjects};
-pub use plan::{AckError, Action, OpSubject, Plan, PlanError, PlanId, PlanOp, baseline};
+pub use plan::{
+    AckError, Action, AdoptError, OpSubject, Plan, PlanError, PlanId, PlanOp, baseline,
+};
 
 use crate::Error;
 use crate::cluster::{Endpoint, Node, NodeHealth, Nodes};

@@ -468,6 +468,42 @@ impl std::fmt::Display for AckError {
 
 impl std::error::Error for AckError {}
 
+/// A baseline refused: nothing was adopted. The compact layout's maps hold set ids that no
+/// entry says; they are adopted as their elements ([`Engine::adopt_compact`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdoptError {
+    /// The entries given.
+    pub entries: usize,
+}
+
+impl AdoptError {
+    /// The same error as a field error, path `entries`.
+    pub fn to_field_error(&self) -> FieldError {
+        FieldError::new(
+            "entries",
+            Reason::Forbidden(format!(
+                "the compact layout's maps are adopted as their elements (Engine::adopt_compact; egress-bpf's EgressMaps::adopt_into): {} entries do not say which set ids the kernel holds",
+                self.entries
+            )),
+        )
+    }
+}
+
+impl std::fmt::Display for AdoptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.to_field_error().fmt(f)
+    }
+}
+
+impl std::error::Error for AdoptError {}
+
+impl From<AdoptError> for crate::Error {
+    /// An [`crate::Error::InvalidArgument`] naming `entries`.
+    fn from(e: AdoptError) -> Self {
+        crate::Error::InvalidArgument(e.to_field_error())
+    }
+}
+
 impl From<AckError> for crate::Error {
     /// An [`crate::Error::InvalidArgument`] naming `plan` or `applied`.
     fn from(e: AckError) -> Self {
@@ -528,7 +564,7 @@ pub(super) fn same_stored_lists(a: &[Slot], b: &[Slot], layout: Layout, ipv4: bo
 /// holds, or that they hold with different bytes, is taken with ifindex `u32::MAX` — which no
 /// device has — so that the next plan writes it again to both maps (or deletes it from both).
 pub fn baseline(layout: Layout, elements: impl IntoIterator<Item = (MapId, Entry)>) -> Vec<Entry> {
-    let dual = layout.ipv4_maps().len() > 1;
+    let dual = layout == Layout::V4Dual;
     let mut out = Vec::new();
     let mut legacy: HashMap<crate::entries::KeyIdentity, Entry> = HashMap::new();
     let mut v4v2: Vec<Entry> = Vec::new();
@@ -662,7 +698,7 @@ impl Engine {
                 ops: plan.ops,
                 upserts: plan.upserts,
                 peak: plan.peak,
-                deletes_first: false,
+                deletes_first: plan.deletes_first,
             },
             plan.new_sets,
         ))
@@ -939,23 +975,31 @@ impl Engine {
 
     /// Makes the elements read from the live maps the programmed baseline, each tagged with
     /// its map ([`baseline`] of the configured layout, then [`Engine::adopt`]). Elements of
-    /// a map the layout does not write are left out.
-    pub fn adopt_maps(&mut self, elements: impl IntoIterator<Item = (MapId, Entry)>) {
+    /// a map the layout does not write are left out (the compact layout's maps hold no
+    /// entries: it adopts none, [`Engine::adopt`]).
+    pub fn adopt_maps(
+        &mut self,
+        elements: impl IntoIterator<Item = (MapId, Entry)>,
+    ) -> Result<(), AdoptError> {
         let entries = baseline(self.config.layout, elements);
-        self.adopt(entries);
+        self.adopt(entries)
     }
 
     /// Makes a live map's contents the programmed baseline (a restarted agent then writes
-    /// only the difference). Of several entries with one key identity, the last counts. The
-    /// compact layout takes the entries as if its maps held their compact form
-    /// ([`CompactMaps::from_entries`](crate::compact::CompactMaps::from_entries)); its own
-    /// maps' elements are adopted with [`Engine::adopt_compact`].
-    pub fn adopt(&mut self, entries: impl IntoIterator<Item = Entry>) {
+    /// only the difference). Of several entries with one key identity, the last counts.
+    ///
+    /// The compact layout's maps hold set ids that no entry says: they are adopted as their
+    /// elements ([`Engine::adopt_compact`]); here it takes only the empty baseline (empty
+    /// maps) and refuses any entry ([`AdoptError`], nothing adopted) — guessing the ids
+    /// would point new endpoints at other sets' rules.
+    pub fn adopt(&mut self, entries: impl IntoIterator<Item = Entry>) -> Result<(), AdoptError> {
         if self.config.layout.is_compact() {
-            let maps = crate::entries::MapEntries::from_entries(entries);
-            let form = crate::compact::CompactMaps::from_entries(&maps);
-            self.adopt_compact(form.elements().collect::<Vec<_>>());
-            return;
+            let count = entries.into_iter().count();
+            if count > 0 {
+                return Err(AdoptError { entries: count });
+            }
+            self.adopt_compact(std::iter::empty());
+            return Ok(());
         }
         self.void_plans();
         let mut by_source: HashMap<IpAddr, Vec<Slot>> = HashMap::new();
@@ -974,6 +1018,7 @@ impl Engine {
         for (ip, list) in by_source {
             self.set_programmed(ip, list);
         }
+        Ok(())
     }
 
     /// Makes the compact layout's maps' elements (a dump of them) the programmed baseline:
@@ -983,7 +1028,8 @@ impl Engine {
     pub fn adopt_compact(&mut self, elements: impl IntoIterator<Item = CompactElement>) {
         if !self.config.layout.is_compact() {
             let entries = crate::compact::entries_of(elements);
-            self.adopt(entries.iter().copied());
+            // A Cilium layout adopts any entries.
+            let _ = self.adopt(entries.iter().copied());
             return;
         }
         self.void_plans();

@@ -202,7 +202,7 @@ fn a_plan_is_acknowledged_once_by_its_engine() {
     // Adopting replaces the baseline a plan was netted against: that plan is void.
     let rest = e.take_plan().unwrap();
     assert_eq!(rest.len(), 7);
-    e.adopt(Vec::new());
+    e.adopt(Vec::new()).unwrap();
     assert_eq!(
         refused(&mut e, &rest, 0),
         "plan: Forbidden: the programmed baseline was adopted after plan 3 was taken; take a new plan"
@@ -232,7 +232,7 @@ fn a_plan_is_acknowledged_once_by_its_engine() {
 #[test]
 fn adopting_an_identical_map_plans_nothing_and_a_stale_one_is_repaired() {
     let mut e = engine();
-    e.adopt(e.entries().iter().copied());
+    e.adopt(e.entries().iter().copied()).unwrap();
     assert!(e.take_plan().unwrap().is_empty());
     // A stale entry and a wrong value in the live map.
     let mut live: Vec<Entry> = e.entries().iter().copied().collect();
@@ -240,7 +240,7 @@ fn adopting_an_identical_map_plans_nothing_and_a_stale_one_is_repaired() {
     let mut stale = live[1];
     stale.source = "172.22.48.200".parse().unwrap();
     live.push(stale);
-    e.adopt(live);
+    e.adopt(live).unwrap();
     let plan = e.take_plan().unwrap();
     assert_eq!(plan.upserts().len(), 1);
     assert_eq!(plan.deletes().len(), 1);
@@ -678,19 +678,19 @@ fn a_restart_nets_on_the_bytes_the_layout_stores() {
         .count();
     assert!(with_ifindex > 0, "the example must exercise the ifindex");
     let live = dumped(&e);
-    e.adopt(live.clone());
+    e.adopt(live.clone()).unwrap();
     assert!(e.take_plan().unwrap().is_empty());
     assert_eq!(e.stats().pending_sources, 0);
     // Acknowledged plans settle too, and the lookups keep the computed ifindex.
     let mut fresh = Engine::from_snapshot(&snap, legacy).0;
     let plan = fresh.take_plan().unwrap();
     fresh.ack(&plan, plan.len()).unwrap();
-    fresh.adopt(live.clone());
+    fresh.adopt(live.clone()).unwrap();
     assert!(fresh.take_plan().unwrap().is_empty());
     assert_eq!(fresh.entries(), e.entries());
     // v4_v2 stores the ifindex: the same dump is stale there and gets exactly those rewrites.
     let mut v2 = Engine::from_snapshot(&snap, v2_on_1_20(node)).0;
-    v2.adopt(live);
+    v2.adopt(live).unwrap();
     let plan = v2.take_plan().unwrap();
     assert_eq!(
         (plan.upserts().len(), plan.deletes().len()),
@@ -1055,4 +1055,176 @@ fn explain_names_the_compact_block_and_set() {
     let config = EngineConfig::new("172.22.49.119").with_layout(Layout::Compact);
     let fresh = Engine::from_snapshot(&seed(), config).0;
     assert_eq!(fresh.explain(src, dst).compact, None);
+}
+
+/// The compact layout refuses entries as a baseline (its maps' set ids are not in them),
+/// adopting nothing; empty maps are taken.
+#[test]
+fn the_compact_layout_refuses_entries_as_a_baseline() {
+    let mut e = programmed_compact_engine();
+    let held = e.entries();
+    e.upsert_endpoint(new_pod("new-1", "172.22.48.99")).unwrap();
+    let err = e.adopt(held.iter().copied()).unwrap_err();
+    assert_eq!(err.entries, held.len());
+    let field = err.to_field_error();
+    assert_eq!(field.path, "entries");
+    assert!(field.to_string().contains("adopt_compact"), "{field}");
+    // Nothing adopted: the plan is still the new pod's one block.
+    assert_eq!(e.take_plan().unwrap().len(), 1);
+    // Empty maps: everything is written again.
+    e.adopt(std::iter::empty()).unwrap();
+    assert!(e.take_plan().unwrap().len() > 1);
+}
+
+/// A plan taken, maybe written, never acknowledged: the next plan names none of its set
+/// ids, so that rules it left in the kernel under an id cannot decide another set.
+#[test]
+fn compact_set_ids_are_not_reused_after_an_unacknowledged_plan() {
+    use crate::compact::CompactElement;
+    let config = EngineConfig::new("172.22.49.119").with_layout(Layout::Compact);
+    let mut e = Engine::from_snapshot(&seed(), config).0;
+    let ids = |plan: &Plan| -> std::collections::BTreeSet<u32> {
+        plan.ops()
+            .iter()
+            .filter_map(|op| match op.compact_element() {
+                Some(CompactElement::Rule { set, .. }) => Some(*set),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = ids(&e.take_plan().unwrap());
+    assert!(!first.is_empty());
+    // Not acknowledged (the kernel may hold its rules, the book does not); a new pod, and
+    // the next plan writes every set again — under ids the first plan did not name.
+    e.upsert_endpoint(new_pod("new-1", "172.22.48.99")).unwrap();
+    let second = ids(&e.take_plan().unwrap());
+    let last = *first.iter().max().unwrap();
+    assert!(
+        second.iter().all(|&id| id > last),
+        "{first:?} then {second:?}"
+    );
+    // This one acknowledged: nothing left.
+    let plan = e.take_plan().unwrap();
+    e.ack(&plan, plan.len()).unwrap();
+    assert!(e.take_plan().unwrap().is_empty());
+}
+
+/// An adopted endpoint whose set has no rule is removed by the next plan (no source stays
+/// pending for it), and its set's id is freed.
+#[test]
+fn an_adopted_endpoint_of_a_set_without_rules_is_removed() {
+    use crate::compact::{BLOCK, CompactElement};
+    let mut e = programmed_compact_engine();
+    let sets = e.compact_set_count();
+    let mut block = [0; BLOCK];
+    block[1] = 999;
+    let orphan = CompactElement::Block {
+        base: "10.99.0.0".parse().unwrap(),
+        sets: block,
+    };
+    // The maps as programmed, plus the orphan block.
+    let plan = {
+        let config = EngineConfig::new("172.22.49.119").with_layout(Layout::Compact);
+        Engine::from_snapshot(&seed(), config)
+            .0
+            .take_plan()
+            .unwrap()
+    };
+    let mut elements: Vec<CompactElement> = plan
+        .ops()
+        .iter()
+        .filter_map(|op| op.compact_element().copied())
+        .collect();
+    elements.push(orphan);
+    e.adopt_compact(elements);
+    assert_eq!(e.compact_set_count(), sets + 1);
+    let plan = e.take_plan().unwrap();
+    assert_eq!(plan.len(), 1, "{:?}", plan.ops());
+    assert_eq!(plan.ops()[0].action(), Action::Delete);
+    assert_eq!(plan.ops()[0].compact_element(), Some(&orphan));
+    e.ack(&plan, 1).unwrap();
+    assert_eq!(e.compact_set_count(), sets);
+    assert!(e.take_plan().unwrap().is_empty());
+}
+
+/// A policy edit that gives every set new rules, on maps too tight to hold the old and the
+/// new sets at once though the end fits: the plans cover a set's endpoints at a time (each
+/// fitting, the old set's rules deleted at its end) until the maps hold the new state.
+#[test]
+fn a_compact_change_too_big_for_the_maps_at_once_is_written_in_steps() {
+    use crate::compact::CompactMaps;
+    let edit = |e: &mut Engine| {
+        let mut policy = seed().policies[0].clone().unwrap();
+        policy
+            .destination_cidrs
+            .push(crate::netip::parse_prefix("203.0.113.0/24").unwrap());
+        e.upsert_policy(policy).unwrap();
+    };
+    // The sizes, from an engine without limits.
+    let config = EngineConfig::new("172.22.49.119").with_layout(Layout::Compact);
+    let mut dry = Engine::from_snapshot(&seed(), config.clone()).0;
+    let old = CompactMaps::from_entries(&dry.entries());
+    edit(&mut dry);
+    let new = CompactMaps::from_entries(&dry.entries());
+    let largest = (1..=new.sets() as u32)
+        .map(|s| new.set_rules(s).len())
+        .max()
+        .unwrap();
+    assert!(new.sets() >= 2);
+    let max = old.rules.len() + largest;
+    assert!(
+        max < old.rules.len() + new.rules.len(),
+        "one plan would fit"
+    );
+    assert!(new.rules.len() <= max && new.blocks().len() <= max);
+
+    let mut e = Engine::from_snapshot(
+        &seed(),
+        EngineConfig {
+            max_entries: max as u32,
+            ..config
+        },
+    )
+    .0;
+    let mut held: std::collections::HashMap<(MapId, Vec<u8>), crate::compact::CompactElement> =
+        Default::default();
+    let mut write = |plan: &Plan| {
+        for op in plan.ops() {
+            let key = (op.map(), op.key().to_vec());
+            match op.action() {
+                Action::Upsert => {
+                    held.insert(key, *op.compact_element().unwrap());
+                }
+                Action::Delete => {
+                    held.remove(&key);
+                }
+            }
+            let rules = held
+                .keys()
+                .filter(|(m, _)| *m == MapId::CompactRulesV4)
+                .count();
+            assert!(rules <= max, "{rules} rules > {max}");
+        }
+        held.values().copied().collect::<Vec<_>>()
+    };
+    let plan = e.take_plan().unwrap();
+    write(&plan);
+    e.ack(&plan, plan.len()).unwrap();
+    edit(&mut e);
+    let mut plans = 0;
+    loop {
+        let plan = e.take_plan().unwrap();
+        if plan.is_empty() {
+            break;
+        }
+        plans += 1;
+        assert!(plans < 20);
+        write(&plan);
+        e.ack(&plan, plan.len()).unwrap();
+    }
+    assert!(plans >= 2, "{plans} plan(s)");
+    assert_eq!(
+        crate::compact::entries_of(write(&Plan::default())),
+        e.entries()
+    );
 }
