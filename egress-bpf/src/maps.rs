@@ -657,6 +657,9 @@ impl EgressMaps {
     /// ([`Error::LayoutMismatch`]), a pin deleted or replaced since the maps were opened
     /// ([`Error::Unpinned`]: reopen them), a desired state that does not fit a map, or a
     /// plan that is not for these maps.
+    ///
+    /// A compact layout's plan may be one step of a change too big for its maps at once
+    /// ([`Engine::take_plan`]): program again while the engine has pending sources.
     pub fn program(&self, engine: &mut Engine) -> Result<Plan> {
         let configured = engine.config().layout;
         if configured != self.layout {

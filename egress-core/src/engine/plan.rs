@@ -615,6 +615,12 @@ impl Engine {
     ///
     /// The plan taken is the one [`Engine::ack`] accepts next: taking another (even one
     /// refused for capacity) or adopting a baseline voids it.
+    ///
+    /// The compact layout's plans write a new set's rules before any endpoint names it and
+    /// a dead set's after the last endpoint left it; where the maps cannot hold the old and
+    /// the new sets at once while the end state fits, a plan is one step of the change (the
+    /// endpoints of some sets): acknowledged, the next plan holds the next step
+    /// ([`Stats::pending_sources`](super::Stats::pending_sources) says whether one is due).
     pub fn take_plan(&self) -> Result<Plan, PlanError> {
         self.take_plan_if(|_| true).map(Option::unwrap_or_default)
     }
