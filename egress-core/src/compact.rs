@@ -42,7 +42,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::entries::{Entry, MapEntries, Slot};
 use crate::lookup::Verdict;
 use crate::maps::{DecodeError, MapId, MapValueV4, MapValueV6, check_len, take};
-pub use crate::maps::{RuleKeyV4, RuleKeyV6};
+pub use crate::maps::{RuleKey, RuleKeyV4, RuleKeyV6};
 use crate::netip::Cidr;
 
 /// Addresses per endpoint block.
@@ -160,12 +160,12 @@ impl CompactElement {
             CompactElement::Rule { set, slot } => match slot.destination.addr {
                 IpAddr::V4(d) => {
                     let key = RuleKeyV4::new(set, d, slot.destination.len);
-                    key.encode(out.first_chunk_mut().unwrap_or_else(|| unreachable!()));
+                    key.encode(&mut out[..RuleKeyV4::SIZE]);
                     RuleKeyV4::SIZE
                 }
                 IpAddr::V6(d) => {
                     let key = RuleKeyV6::new(set, d, slot.destination.len);
-                    key.encode(out);
+                    key.encode(&mut out[..RuleKeyV6::SIZE]);
                     RuleKeyV6::SIZE
                 }
             },
@@ -218,6 +218,21 @@ impl CompactElement {
             }
             Ok(CompactElement::Block { base, sets })
         };
+        let rule = |set, prefixlen: u32, addr, egress_ip, gateway: [u8; 4], egress_ifindex| {
+            CompactElement::Rule {
+                set,
+                slot: Slot {
+                    // The key's decode checked prefixlen - 32 against the address's width.
+                    destination: Cidr {
+                        addr,
+                        len: (prefixlen - 32) as u8,
+                    },
+                    egress_ip,
+                    gateway_ip: Ipv4Addr::from(gateway),
+                    egress_ifindex,
+                },
+            }
+        };
         match map {
             MapId::CompactEndpointsV4 => {
                 check_len(key, 4)?;
@@ -228,36 +243,28 @@ impl CompactElement {
                 block(IpAddr::V6(Ipv6Addr::from(take::<16>(key, 0))), value)
             }
             MapId::CompactRulesV4 => {
-                let k = RuleKeyV4::decode(key)?;
-                let v = MapValueV4::decode(value)?;
-                Ok(CompactElement::Rule {
-                    set: k.set,
-                    slot: Slot {
-                        destination: Cidr {
-                            addr: IpAddr::V4(Ipv4Addr::from(k.daddr)),
-                            len: (k.prefixlen - 32) as u8,
-                        },
-                        egress_ip: IpAddr::V4(Ipv4Addr::from(v.egress_ip)),
-                        gateway_ip: Ipv4Addr::from(v.gateway_ip),
-                        egress_ifindex: v.egress_ifindex,
-                    },
-                })
+                let (k, v) = (RuleKeyV4::decode(key)?, MapValueV4::decode(value)?);
+                let (dst, egress) = (Ipv4Addr::from(k.daddr), Ipv4Addr::from(v.egress_ip));
+                Ok(rule(
+                    k.set,
+                    k.prefixlen,
+                    dst.into(),
+                    egress.into(),
+                    v.gateway_ip,
+                    v.egress_ifindex,
+                ))
             }
             MapId::CompactRulesV6 => {
-                let k = RuleKeyV6::decode(key)?;
-                let v = MapValueV6::decode(value)?;
-                Ok(CompactElement::Rule {
-                    set: k.set,
-                    slot: Slot {
-                        destination: Cidr {
-                            addr: IpAddr::V6(Ipv6Addr::from(k.daddr)),
-                            len: (k.prefixlen - 32) as u8,
-                        },
-                        egress_ip: IpAddr::V6(Ipv6Addr::from(v.egress_ip)),
-                        gateway_ip: Ipv4Addr::from(v.gateway_ip),
-                        egress_ifindex: v.egress_ifindex,
-                    },
-                })
+                let (k, v) = (RuleKeyV6::decode(key)?, MapValueV6::decode(value)?);
+                let (dst, egress) = (Ipv6Addr::from(k.daddr), Ipv6Addr::from(v.egress_ip));
+                Ok(rule(
+                    k.set,
+                    k.prefixlen,
+                    dst.into(),
+                    egress.into(),
+                    v.gateway_ip,
+                    v.egress_ifindex,
+                ))
             }
             cilium => Err(DecodeError::NotCompact(cilium)),
         }

@@ -624,6 +624,76 @@ pub struct CapacityError {
     pub max_entries: u32,
 }
 
+/// Key of the compact layout's rule tries: `u32 prefixlen; be32 set; u8 daddr[N]` —
+/// [`RuleKeyV4`] (12 bytes) and [`RuleKeyV6`] (24 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RuleKey<const N: usize> {
+    /// 32 (the set id's bits) + the destination's prefix length.
+    pub prefixlen: u32,
+    /// The set id (stored big-endian, so that the trie matches its bits first).
+    pub set: u32,
+    /// The destination as written, network order.
+    pub daddr: [u8; N],
+}
+
+/// Key of `egress_gw_compact_rules_v4`.
+pub type RuleKeyV4 = RuleKey<4>;
+/// Key of `egress_gw_compact_rules_v6`.
+pub type RuleKeyV6 = RuleKey<16>;
+
+impl<const N: usize> RuleKey<N> {
+    /// Size in bytes.
+    pub const SIZE: usize = 8 + N;
+
+    fn with(set: u32, daddr: [u8; N], len: u8) -> Self {
+        Self {
+            prefixlen: 32 + u32::from(len),
+            set,
+            daddr,
+        }
+    }
+
+    /// The key's bytes, into the first [`RuleKey::SIZE`] bytes of `out`.
+    pub fn encode(&self, out: &mut [u8]) {
+        out[0..4].copy_from_slice(&self.prefixlen.to_ne_bytes());
+        out[4..8].copy_from_slice(&self.set.to_be_bytes());
+        out[8..8 + N].copy_from_slice(&self.daddr);
+    }
+
+    /// Reads a key: the prefix length must cover the set id and at most the address; set
+    /// 0 is no set.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        check_len(bytes, Self::SIZE)?;
+        let prefixlen = u32::from_ne_bytes(take(bytes, 0));
+        if !(32..=32 + 8 * N as u32).contains(&prefixlen) {
+            return Err(DecodeError::PrefixLen(prefixlen));
+        }
+        let set = u32::from_be_bytes(take(bytes, 4));
+        if set == 0 {
+            return Err(DecodeError::SetZero);
+        }
+        Ok(Self {
+            prefixlen,
+            set,
+            daddr: take(bytes, 8),
+        })
+    }
+}
+
+impl RuleKey<4> {
+    /// The key of `set`'s rule for `dst`/`len`.
+    pub fn new(set: u32, dst: Ipv4Addr, len: u8) -> Self {
+        Self::with(set, dst.octets(), len)
+    }
+}
+
+impl RuleKey<16> {
+    /// The key of `set`'s rule for `dst`/`len`.
+    pub fn new(set: u32, dst: Ipv6Addr, len: u8) -> Self {
+        Self::with(set, dst.octets(), len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,105 +773,5 @@ mod tests {
         assert_eq!(MapKeyV6::decode(&k), Err(DecodeError::PrefixLen(300)));
         assert!(MapValueV6::decode(&[0; 39]).is_err());
         assert!(MapValueV4Legacy::decode(&[0; 8]).is_ok());
-    }
-}
-
-/// Key of `egress_gw_compact_rules_v4`: `u32 prefixlen; be32 set; be32 daddr` (12 bytes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct RuleKeyV4 {
-    /// 32 (the set id's bits) + the destination's prefix length.
-    pub prefixlen: u32,
-    /// The set id (stored big-endian, so that the trie matches its bits first).
-    pub set: u32,
-    /// The destination as written, network order.
-    pub daddr: [u8; 4],
-}
-
-impl RuleKeyV4 {
-    /// Size in bytes.
-    pub const SIZE: usize = 12;
-
-    /// The key of `set`'s rule for `dst`/`len`.
-    pub fn new(set: u32, dst: Ipv4Addr, len: u8) -> Self {
-        Self {
-            prefixlen: 32 + u32::from(len),
-            set,
-            daddr: dst.octets(),
-        }
-    }
-
-    /// The key's bytes.
-    pub fn encode(&self, out: &mut [u8; Self::SIZE]) {
-        out[0..4].copy_from_slice(&self.prefixlen.to_ne_bytes());
-        out[4..8].copy_from_slice(&self.set.to_be_bytes());
-        out[8..12].copy_from_slice(&self.daddr);
-    }
-
-    /// Reads a key: the prefix length must cover the set id and at most the address.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        check_len(bytes, Self::SIZE)?;
-        let prefixlen = u32::from_ne_bytes(take(bytes, 0));
-        if !(32..=64).contains(&prefixlen) {
-            return Err(DecodeError::PrefixLen(prefixlen));
-        }
-        let set = u32::from_be_bytes(take(bytes, 4));
-        if set == 0 {
-            return Err(DecodeError::SetZero);
-        }
-        Ok(Self {
-            prefixlen,
-            set,
-            daddr: take(bytes, 8),
-        })
-    }
-}
-
-/// Key of `egress_gw_compact_rules_v6`: `u32 prefixlen; be32 set; u8 daddr[16]` (24 bytes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct RuleKeyV6 {
-    /// 32 (the set id's bits) + the destination's prefix length.
-    pub prefixlen: u32,
-    /// The set id (stored big-endian).
-    pub set: u32,
-    /// The destination as written.
-    pub daddr: [u8; 16],
-}
-
-impl RuleKeyV6 {
-    /// Size in bytes.
-    pub const SIZE: usize = 24;
-
-    /// The key of `set`'s rule for `dst`/`len`.
-    pub fn new(set: u32, dst: Ipv6Addr, len: u8) -> Self {
-        Self {
-            prefixlen: 32 + u32::from(len),
-            set,
-            daddr: dst.octets(),
-        }
-    }
-
-    /// The key's bytes.
-    pub fn encode(&self, out: &mut [u8; Self::SIZE]) {
-        out[0..4].copy_from_slice(&self.prefixlen.to_ne_bytes());
-        out[4..8].copy_from_slice(&self.set.to_be_bytes());
-        out[8..24].copy_from_slice(&self.daddr);
-    }
-
-    /// Reads a key: the prefix length must cover the set id and at most the address.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        check_len(bytes, Self::SIZE)?;
-        let prefixlen = u32::from_ne_bytes(take(bytes, 0));
-        if !(32..=160).contains(&prefixlen) {
-            return Err(DecodeError::PrefixLen(prefixlen));
-        }
-        let set = u32::from_be_bytes(take(bytes, 4));
-        if set == 0 {
-            return Err(DecodeError::SetZero);
-        }
-        Ok(Self {
-            prefixlen,
-            set,
-            daddr: take(bytes, 8),
-        })
     }
 }

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use hashbrown::HashMap;
 
-use super::plan::{Action, PlanError, PlanOp, lookup_order};
+use super::plan::{Action, PlanError, PlanOp, lookup_order, reserve_ops};
 use crate::compact::{BLOCK, CompactElement, block_address, block_of};
 use crate::entries::Slot;
 use crate::maps::{CapacityError, MapId};
@@ -457,12 +457,7 @@ impl CompactBook {
         let ends = ids.map(|id| counts(id).1);
         let upserts = rule_upserts.len() + block_upserts.len();
         let total = upserts + block_deletes.len() + rule_deletes.len();
-        let mut ops: Vec<PlanOp> = Vec::new();
-        ops.try_reserve_exact(total)
-            .map_err(|_| crate::error::AllocError {
-                what: "plan operations",
-                count: total,
-            })?;
+        let mut ops = reserve_ops(total)?;
         let upsert = |e| PlanOp::compact(Action::Upsert, e);
         let delete = |e| PlanOp::compact(Action::Delete, e);
         if deletes_first {

@@ -597,6 +597,23 @@ pub fn baseline(layout: Layout, elements: impl IntoIterator<Item = (MapId, Entry
     out
 }
 
+/// A vector for `total` plan operations, reserved at once (an allocation the machine
+/// refuses is [`PlanError::OutOfMemory`], never an abort).
+pub(super) fn reserve_ops(total: usize) -> Result<Vec<PlanOp>, PlanError> {
+    let mut ops: Vec<PlanOp> = Vec::new();
+    ops.try_reserve_exact(total)
+        .map_err(|_| crate::error::AllocError {
+            what: "plan operations",
+            count: total,
+        })?;
+    Ok(ops)
+}
+
+/// A map's address family (0: IPv4, 1: IPv6).
+fn family_of(map: MapId) -> usize {
+    usize::from(!map.is_ipv4())
+}
+
 /// Canonical order of a source's list: longest prefix first, then by network.
 pub(super) fn lookup_order(a: &Slot, b: &Slot) -> Ordering {
     let (la, na) = a.network();
@@ -680,6 +697,14 @@ impl Engine {
         Ok(Some(plan))
     }
 
+    /// A map's capacity: `max_entries`, or for an IPv6 map `max_entries_v6` when set.
+    fn map_capacity(&self, map: MapId) -> u32 {
+        match self.config.max_entries_v6 {
+            Some(v6) if !map.is_ipv4() => v6,
+            _ => self.config.max_entries,
+        }
+    }
+
     /// The compact layout's plan for the sources of `pending`, and the sets it creates.
     fn build_compact_plan(&self, pending: &[IpAddr]) -> Result<(PlanParts, NewSets), PlanError> {
         let changes = pending.iter().filter_map(|&ip| {
@@ -687,18 +712,7 @@ impl Engine {
                 .get(ip)
                 .map(|source| (ip, self.slots.get(source.desired)))
         });
-        let v6 = self
-            .config
-            .max_entries_v6
-            .unwrap_or(self.config.max_entries);
-        let capacity = |map: MapId| {
-            if map.is_ipv4() {
-                self.config.max_entries
-            } else {
-                v6
-            }
-        };
-        let plan = self.compact.plan(changes, capacity)?;
+        let plan = self.compact.plan(changes, |map| self.map_capacity(map))?;
         Ok((
             PlanParts {
                 ops: plan.ops,
@@ -761,12 +775,7 @@ impl Engine {
         let layout = self.config.layout;
         let total = counted.len();
         // One vector, reserved once, filled in one pass.
-        let mut ops: Vec<PlanOp> = Vec::new();
-        ops.try_reserve_exact(total)
-            .map_err(|_| crate::error::AllocError {
-                what: "plan operations",
-                count: total,
-            })?;
+        let mut ops = reserve_ops(total)?;
         self.each_change(pending, |ip, change| match change {
             Change::New(d) | Change::Changed(d) => {
                 PlanOp::each_map(Action::Upsert, d.entry(ip), layout, &mut ops)
@@ -808,17 +817,7 @@ impl Engine {
         let upserts_first = [0, 1].map(|f| programmed[f] + new_keys[f]);
         // Every stale key is a programmed one.
         let end = [0, 1].map(|f| (programmed[f] + new_keys[f]).saturating_sub(stale[f]));
-        let v6 = self
-            .config
-            .max_entries_v6
-            .unwrap_or(self.config.max_entries);
-        let capacity = |map: MapId| {
-            if map.is_ipv4() {
-                (0, self.config.max_entries)
-            } else {
-                (1, v6)
-            }
-        };
+        let capacity = |map: MapId| (family_of(map), self.map_capacity(map));
         let maps = self.config.layout.maps();
         let fits = |counts: [usize; 2]| {
             maps.iter().all(|&m| {
