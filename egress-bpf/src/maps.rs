@@ -22,6 +22,7 @@ pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/tc/globals";
 /// `c1c21117f1`; CILIUM-VERSIONS.md §5). The flags follow the layout, the version whose
 /// maps they are: 1.20's rules written to the `legacy` layout (an override) create 1.18's
 /// maps.
+///
 /// The compact layout's maps take 1.20's flags (read-only to programs; no preallocation,
 /// which an LPM trie requires and which keeps an endpoint hash as small as its contents).
 pub fn map_flags(layout: Layout) -> u32 {
