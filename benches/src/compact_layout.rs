@@ -17,7 +17,7 @@ use egress_core::gateway::Selection;
 use egress_core::maps::Layout;
 
 use crate::k8s::{self, K8sLimits, RolloutEvent};
-use crate::kernel::{self, CHECKED_QUERIES, KernelError};
+use crate::kernel::{self, CHECKED_QUERIES, KernelError, failed};
 
 /// What [`measure`] found.
 #[derive(Clone, Debug)]
@@ -55,25 +55,9 @@ pub struct CompactFigures {
 /// Rounds of the decision timing, alternating the layouts.
 const ROUNDS: usize = 3;
 
-fn failed(what: &str) -> impl Fn(egress_bpf::Error) -> KernelError + '_ {
-    move |e| KernelError::Failed(format!("{what}: {e}"))
-}
-
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
-}
-
-/// Maps of `layout` with `capacity` in a fresh directory of `fs`; a refusal for lack of
-/// privilege means BPF is unavailable.
-fn maps(dir: &std::path::Path, layout: Layout, capacity: u32) -> Result<EgressMaps, KernelError> {
-    EgressMaps::open_or_create(dir, layout, Some(capacity)).map_err(|e| {
-        if e.errno().is_some_and(|errno| errno.is_permission()) {
-            KernelError::Unavailable(format!("create maps: {e}"))
-        } else {
-            KernelError::Failed(format!("create {layout} maps: {e}"))
-        }
-    })
 }
 
 /// Programs `engine` into `maps` (its first plan: everything), checks that the maps read
@@ -83,15 +67,7 @@ fn fill(maps: &EgressMaps, engine: &mut Engine) -> Result<f64, KernelError> {
     maps.program(engine)
         .map_err(failed("program the engine's plan"))?;
     let seconds = start.elapsed().as_secs_f64();
-    let dumped = maps.dump().map_err(failed("dump the maps"))?;
-    if dumped != engine.entries() {
-        return Err(KernelError::Failed(format!(
-            "the {} maps hold {} entries that differ from the engine's {}",
-            maps.layout(),
-            dumped.len(),
-            engine.entries().len()
-        )));
-    }
+    kernel::check_holds_desired(maps, engine)?;
     Ok(seconds)
 }
 
@@ -124,12 +100,12 @@ pub fn measure(
             "the compact layout's engine computed other entries than Cilium's".into(),
         ));
     }
-    let cilium_maps = maps(
+    let cilium_maps = kernel::create_maps(
         &fs.path().join("cilium"),
         Layout::V4V2,
         workload.max_entries,
     )?;
-    let compact_maps = maps(
+    let compact_maps = kernel::create_maps(
         &fs.path().join("compact"),
         Layout::Compact,
         compact_capacity,
@@ -256,11 +232,7 @@ pub fn measure(
         }
     }
     // The compact maps, written pod by pod, hold what the engine wants.
-    if compact_maps.dump().map_err(failed("dump the maps"))? != compact.entries() {
-        return Err(KernelError::Failed(
-            "after the new pods the compact maps hold other entries than the engine's".into(),
-        ));
-    }
+    kernel::check_holds_desired(&compact_maps, &compact)?;
     Ok(CompactFigures {
         entries_cilium: entries.len(),
         elements_compact: elements.len(),

@@ -37,7 +37,8 @@ impl fmt::Display for KernelError {
     }
 }
 
-fn failed(context: &str) -> impl Fn(egress_bpf::Error) -> KernelError + '_ {
+/// A failed kernel step, said with its context.
+pub(crate) fn failed(context: &str) -> impl Fn(egress_bpf::Error) -> KernelError + '_ {
     move |e| KernelError::Failed(format!("{context}: {e}"))
 }
 
@@ -46,15 +47,23 @@ pub fn bpffs() -> Result<PrivateBpffs, KernelError> {
     PrivateBpffs::new().map_err(KernelError::Unavailable)
 }
 
-/// Fresh maps in `dir` of the engine's capacity; the kernel refusing to create them for lack
-/// of privilege means BPF is unavailable, any other failure is one.
+/// Fresh `_v4_v2` maps in `dir` of the engine's capacity ([`create_maps`]).
 fn fresh_maps(dir: &std::path::Path, engine: &Engine) -> Result<EgressMaps, KernelError> {
-    let capacity = Some(engine.config().max_entries);
-    EgressMaps::open_or_create(dir, Layout::V4V2, capacity).map_err(|e| {
+    create_maps(dir, Layout::V4V2, engine.config().max_entries)
+}
+
+/// Maps of `layout` with `capacity` in `dir`, created; the kernel refusing to create them
+/// for lack of privilege means BPF is unavailable, any other failure is one.
+pub fn create_maps(
+    dir: &std::path::Path,
+    layout: Layout,
+    capacity: u32,
+) -> Result<EgressMaps, KernelError> {
+    EgressMaps::open_or_create(dir, layout, Some(capacity)).map_err(|e| {
         if e.errno().is_some_and(|errno| errno.is_permission()) {
-            KernelError::Unavailable(format!("create maps: {e}"))
+            KernelError::Unavailable(format!("create {layout} maps: {e}"))
         } else {
-            KernelError::Failed(format!("create maps: {e}"))
+            KernelError::Failed(format!("create {layout} maps: {e}"))
         }
     })
 }
@@ -72,11 +81,12 @@ pub fn clang_available() -> Result<(), KernelError> {
 }
 
 /// Checks that the maps hold exactly the engine's desired entries.
-fn check_holds_desired(maps: &EgressMaps, engine: &Engine) -> Result<(), KernelError> {
-    let dumped = maps.dump().map_err(failed("dump the trie"))?;
+pub(crate) fn check_holds_desired(maps: &EgressMaps, engine: &Engine) -> Result<(), KernelError> {
+    let dumped = maps.dump().map_err(failed("dump the maps"))?;
     if dumped != engine.entries() {
         return Err(KernelError::Failed(format!(
-            "the trie holds {} IPv4 + {} IPv6 entries that differ from the engine's {} + {}",
+            "the {} maps hold {} IPv4 + {} IPv6 entries that differ from the engine's {} + {}",
+            maps.layout(),
             dumped.ipv4.len(),
             dumped.ipv6.len(),
             engine.stats().desired_v4,

@@ -53,6 +53,20 @@ func recordSkip(t *testing.T, why string) {
 	}
 }
 
+// restartOn is a restarted agent: the seed's engine of cfg adopting m, which must leave it
+// nothing to write.
+func restartOn(t *testing.T, cfg Config, m *Maps) *Engine {
+	t.Helper()
+	restarted := seedEngine(t, cfg)
+	if err := restarted.AdoptMaps(m); err != nil {
+		t.Fatal(err)
+	}
+	if plan, _ := restarted.TakePlan(); plan.Len() != 0 {
+		t.Fatalf("after adopting, %d operations", plan.Len())
+	}
+	return restarted
+}
+
 func TestProgramDumpAndAdoptTheKernelMaps(t *testing.T) {
 	dir := bpffs(t)
 	maps, err := CreateMaps(dir, LayoutV4V2, 1024)
@@ -96,13 +110,7 @@ func TestProgramDumpAndAdoptTheKernelMaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reopened.Close()
-	restarted := seedEngine(t, v4v2)
-	if err := restarted.AdoptMaps(reopened); err != nil {
-		t.Fatal(err)
-	}
-	if plan, _ := restarted.TakePlan(); plan.Len() != 0 {
-		t.Fatalf("after adopting, %d operations", plan.Len())
-	}
+	restarted := restartOn(t, v4v2, reopened)
 	// A pod deleted: only its entry goes.
 	if found, err := restarted.DeleteEndpoint("5f48eab5-b251-555b-94c0-7481bd903033"); !found || err != nil {
 		t.Fatalf("delete: %v %v", found, err)
@@ -170,13 +178,7 @@ func TestCilium120WritesBothIPv4Maps(t *testing.T) {
 	if got, err := maps.Dump(); err != nil || len(got) != len(want) {
 		t.Fatalf("dump: %d entries, %v", len(got), err)
 	}
-	restarted := seedEngine(t, Config{CiliumVersion: CiliumV1_20})
-	if err := restarted.AdoptMaps(maps); err != nil {
-		t.Fatal(err)
-	}
-	if plan, _ := restarted.TakePlan(); plan.Len() != 0 {
-		t.Fatalf("after adopting, %d operations", plan.Len())
-	}
+	restartOn(t, Config{CiliumVersion: CiliumV1_20}, maps)
 }
 
 // The compact layout (ours): its four maps pinned, the engine's plan written to them, the
@@ -221,13 +223,7 @@ func TestCompactLayoutProgramsDumpsAndAdopts(t *testing.T) {
 			t.Errorf("entry %d: kernel %+v, engine %+v", i, got[i], want[i])
 		}
 	}
-	restarted := seedEngine(t, compact)
-	if err := restarted.AdoptMaps(maps); err != nil {
-		t.Fatal(err)
-	}
-	if plan, _ := restarted.TakePlan(); plan.Len() != 0 {
-		t.Fatalf("after adopting, %d operations", plan.Len())
-	}
+	restarted := restartOn(t, compact, maps)
 	if found, err := restarted.DeleteEndpoint("5f48eab5-b251-555b-94c0-7481bd903033"); !found || err != nil {
 		t.Fatalf("delete: %v %v", found, err)
 	}

@@ -165,14 +165,30 @@ impl PinnedMap {
 
     /// Every element decoded as an entry of this map, and those that do not decode.
     fn decoded(&self) -> Result<(Vec<Entry>, Vec<Unreadable>)> {
-        let id = MapId::from_name(self.name)
-            .unwrap_or_else(|| unreachable!("the maps are opened by their MapId's name"));
-        let elements = self.elements().map_err(|e| self.sys_error("read map", e))?;
         let mut entries = Vec::new();
         let mut unreadable = Vec::new();
-        for (key, value) in elements {
-            match Entry::decode(id, &key, &value) {
-                Ok(entry) => entries.push(entry),
+        self.decode_into(Entry::decode, &mut entries, &mut unreadable)?;
+        Ok((entries, unreadable))
+    }
+
+    /// The map's id (the maps are opened by their [`MapId`]'s name).
+    fn id(&self) -> MapId {
+        MapId::from_name(self.name)
+            .unwrap_or_else(|| unreachable!("the maps are opened by their MapId's name"))
+    }
+
+    /// Every element decoded by `decode` (given the map's id, key and value) into `out`,
+    /// those that do not decode into `unreadable`, each with its bytes.
+    fn decode_into<T>(
+        &self,
+        decode: impl Fn(MapId, &[u8], &[u8]) -> std::result::Result<T, egress_core::maps::DecodeError>,
+        out: &mut Vec<T>,
+        unreadable: &mut Vec<Unreadable>,
+    ) -> Result<()> {
+        let id = self.id();
+        for (key, value) in self.elements().map_err(|e| self.sys_error("read map", e))? {
+            match decode(id, &key, &value) {
+                Ok(element) => out.push(element),
                 Err(e) => unreadable.push(Unreadable {
                     map: self.name,
                     key,
@@ -181,7 +197,7 @@ impl PinnedMap {
                 }),
             }
         }
-        Ok((entries, unreadable))
+        Ok(())
     }
 
     /// Where it is pinned.
@@ -662,13 +678,7 @@ impl EgressMaps {
     /// A compact layout's plan may be one step of a change too big for its maps at once
     /// ([`Engine::take_plan`]): program again while the engine has pending sources.
     pub fn program(&self, engine: &mut Engine) -> Result<Plan> {
-        let configured = engine.config().layout;
-        if configured != self.layout {
-            return Err(Error::LayoutMismatch {
-                engine: configured,
-                maps: self.layout,
-            });
-        }
+        self.check_layout(engine)?;
         let _writer = self.lock_writer()?;
         for map in self.all() {
             map.check_pinned()?;
@@ -765,14 +775,13 @@ impl EgressMaps {
     /// device has), so that the engine's next plan writes it again to both maps, or
     /// deletes it from both.
     pub fn baseline(&self) -> Result<(MapEntries, Vec<Unreadable>)> {
-        if self.layout.ipv4_maps().len() < 2 || self.layout.is_compact() {
+        if self.layout != Layout::V4Dual {
             return self.dump_lenient();
         }
         let mut elements = Vec::new();
         let mut unreadable = Vec::new();
         for map in self.all() {
-            let id = MapId::from_name(map.name)
-                .unwrap_or_else(|| unreachable!("the maps are opened by their MapId's name"));
+            let id = map.id();
             let (read, bad) = map.decoded()?;
             elements.extend(read.into_iter().map(|e| (id, e)));
             unreadable.extend(bad);
@@ -787,25 +796,32 @@ impl EgressMaps {
     /// Returns the elements that do not decode. An engine configured for another layout
     /// than these maps' is refused ([`Error::LayoutMismatch`]), nothing adopted.
     pub fn adopt_into(&self, engine: &mut Engine) -> Result<Vec<Unreadable>> {
-        let configured = engine.config().layout;
-        let mismatch = || Error::LayoutMismatch {
-            engine: configured,
-            maps: self.layout,
-        };
-        if configured != self.layout {
-            return Err(mismatch());
-        }
+        self.check_layout(engine)?;
         if self.layout.is_compact() {
             let (elements, unreadable) = self.compact_elements()?;
             engine.adopt_compact(elements);
             Ok(unreadable)
         } else {
             let (live, unreadable) = self.baseline()?;
-            // A Cilium layout's engine adopts any entries.
-            if engine.adopt(live.iter().copied()).is_err() {
-                return Err(mismatch());
-            }
+            // A Cilium layout's engine (checked above) adopts any entries.
+            engine
+                .adopt(live.iter().copied())
+                .map_err(|e| Error::Argument(e.to_field_error()))?;
             Ok(unreadable)
+        }
+    }
+
+    /// Refuses an engine configured for another layout than these maps'
+    /// ([`Error::LayoutMismatch`]).
+    fn check_layout(&self, engine: &Engine) -> Result<()> {
+        let configured = engine.config().layout;
+        if configured == self.layout {
+            Ok(())
+        } else {
+            Err(Error::LayoutMismatch {
+                engine: configured,
+                maps: self.layout,
+            })
         }
     }
 
@@ -815,23 +831,8 @@ impl EgressMaps {
     pub fn compact_elements(&self) -> Result<(Vec<CompactElement>, Vec<Unreadable>)> {
         let mut elements = Vec::new();
         let mut unreadable = Vec::new();
-        for map in self.all() {
-            let id = MapId::from_name(map.name)
-                .unwrap_or_else(|| unreachable!("the maps are opened by their MapId's name"));
-            if !id.is_compact() {
-                continue;
-            }
-            for (key, value) in map.elements().map_err(|e| map.sys_error("read map", e))? {
-                match CompactElement::decode(id, &key, &value) {
-                    Ok(element) => elements.push(element),
-                    Err(e) => unreadable.push(Unreadable {
-                        map: map.name,
-                        key,
-                        value,
-                        detail: e.to_string(),
-                    }),
-                }
-            }
+        for map in self.all().filter(|m| m.id().is_compact()) {
+            map.decode_into(CompactElement::decode, &mut elements, &mut unreadable)?;
         }
         Ok((elements, unreadable))
     }

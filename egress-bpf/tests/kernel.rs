@@ -767,6 +767,22 @@ fn a_pin_deleted_under_a_running_program_is_refused_and_retried() {
     assert_eq!(other.dump().unwrap(), engine.entries());
 }
 
+/// What a restarted agent sees changed: 1 % of [`datapath_engine`]'s 1000 endpoints (every
+/// hundredth) moved to app "d"; their uids and addresses.
+fn move_every_hundredth_to_d(engine: &mut Engine) -> (Vec<String>, Vec<IpAddr>) {
+    let moved: Vec<String> = (0..1000).step_by(100).map(|i| format!("ep-{i}")).collect();
+    for uid in &moved {
+        let mut ep = engine.endpoint_by_uid(uid).unwrap();
+        ep.labels.insert("app", "d");
+        engine.upsert_endpoint(ep).unwrap();
+    }
+    let ips = moved
+        .iter()
+        .flat_map(|u| engine.endpoint_by_uid(u).unwrap().ips)
+        .collect();
+    (moved, ips)
+}
+
 #[test]
 fn a_restart_with_a_changed_state_writes_only_the_difference() {
     let Some(fs) = bpffs_or_skip("a_restart_with_a_changed_state_writes_only_the_difference")
@@ -780,17 +796,8 @@ fn a_restart_with_a_changed_state_writes_only_the_difference() {
     let total = maps.dump().unwrap().len();
     // The restarted agent sees 1 % of the endpoints changed: 10 of 1000 moved to app "d".
     let mut second = datapath_engine(1000, maps.max_entries());
-    let moved: Vec<String> = (0..1000).step_by(100).map(|i| format!("ep-{i}")).collect();
-    for uid in &moved {
-        let mut ep = second.endpoint_by_uid(uid).unwrap();
-        ep.labels.insert("app", "d");
-        second.upsert_endpoint(ep).unwrap();
-    }
+    let (_, ips) = move_every_hundredth_to_d(&mut second);
     // Exactly their keys change: new or changed entries written, vanished keys deleted.
-    let ips: Vec<IpAddr> = moved
-        .iter()
-        .flat_map(|u| second.endpoint_by_uid(u).unwrap().ips)
-        .collect();
     let old: BTreeMap<_, _> = bytes(&MapEntries::from_entries(
         first
             .entries()
@@ -847,16 +854,7 @@ fn a_compact_restart_writes_one_element_per_moved_endpoint() {
     assert_eq!(maps.dump().unwrap(), first.entries());
     let sets = first.compact_set_count();
     let mut second = datapath_engine_of(Layout::Compact, 1000, maps.max_entries());
-    let moved: Vec<String> = (0..1000).step_by(100).map(|i| format!("ep-{i}")).collect();
-    for uid in &moved {
-        let mut ep = second.endpoint_by_uid(uid).unwrap();
-        ep.labels.insert("app", "d");
-        second.upsert_endpoint(ep).unwrap();
-    }
-    let ips: Vec<IpAddr> = moved
-        .iter()
-        .flat_map(|u| second.endpoint_by_uid(u).unwrap().ips)
-        .collect();
+    let (moved, ips) = move_every_hundredth_to_d(&mut second);
     let unreadable = maps.adopt_into(&mut second).unwrap();
     assert!(unreadable.is_empty());
     assert_eq!(second.compact_set_count(), sets);

@@ -939,10 +939,19 @@ fn pod_routes_name_each_endpoints_gateway() {
     assert_eq!(sorted, routes);
 }
 
+/// The seed's gateway node in the compact layout.
+fn compact_config() -> EngineConfig {
+    EngineConfig::new("172.22.49.119").with_layout(Layout::Compact)
+}
+
+/// [`compact_config`]'s engine of the seed, nothing programmed.
+fn compact_engine() -> Engine {
+    Engine::from_snapshot(&seed(), compact_config()).0
+}
+
 /// The seed's gateway node in the compact layout, its first plan written.
 fn programmed_compact_engine() -> Engine {
-    let config = EngineConfig::new("172.22.49.119").with_layout(Layout::Compact);
-    let mut e = Engine::from_snapshot(&seed(), config).0;
+    let mut e = compact_engine();
     let plan = e.take_plan().unwrap();
     e.ack(&plan, plan.len()).unwrap();
     assert!(e.take_plan().unwrap().is_empty());
@@ -1009,7 +1018,7 @@ fn a_new_endpoint_of_an_existing_set_is_one_write() {
 fn a_compact_plan_past_a_map_is_refused_naming_it() {
     let config = EngineConfig {
         max_entries: 2,
-        ..EngineConfig::new("172.22.49.119").with_layout(Layout::Compact)
+        ..compact_config()
     };
     let e = Engine::from_snapshot(&seed(), config).0;
     let Err(PlanError::Capacity(err)) = e.take_plan() else {
@@ -1052,9 +1061,7 @@ fn explain_names_the_compact_block_and_set() {
             .is_none()
     );
     // Before the first plan is acknowledged the kernel holds nothing.
-    let config = EngineConfig::new("172.22.49.119").with_layout(Layout::Compact);
-    let fresh = Engine::from_snapshot(&seed(), config).0;
-    assert_eq!(fresh.explain(src, dst).compact, None);
+    assert_eq!(compact_engine().explain(src, dst).compact, None);
 }
 
 /// The compact layout refuses entries as a baseline (its maps' set ids are not in them),
@@ -1081,8 +1088,7 @@ fn the_compact_layout_refuses_entries_as_a_baseline() {
 #[test]
 fn compact_set_ids_are_not_reused_after_an_unacknowledged_plan() {
     use crate::compact::CompactElement;
-    let config = EngineConfig::new("172.22.49.119").with_layout(Layout::Compact);
-    let mut e = Engine::from_snapshot(&seed(), config).0;
+    let mut e = compact_engine();
     let ids = |plan: &Plan| -> std::collections::BTreeSet<u32> {
         plan.ops()
             .iter()
@@ -1123,13 +1129,7 @@ fn an_adopted_endpoint_of_a_set_without_rules_is_removed() {
         sets: block,
     };
     // The maps as programmed, plus the orphan block.
-    let plan = {
-        let config = EngineConfig::new("172.22.49.119").with_layout(Layout::Compact);
-        Engine::from_snapshot(&seed(), config)
-            .0
-            .take_plan()
-            .unwrap()
-    };
+    let plan = compact_engine().take_plan().unwrap();
     let mut elements: Vec<CompactElement> = plan
         .ops()
         .iter()
@@ -1161,8 +1161,7 @@ fn a_compact_change_too_big_for_the_maps_at_once_is_written_in_steps() {
         e.upsert_policy(policy).unwrap();
     };
     // The sizes, from an engine without limits.
-    let config = EngineConfig::new("172.22.49.119").with_layout(Layout::Compact);
-    let mut dry = Engine::from_snapshot(&seed(), config.clone()).0;
+    let mut dry = compact_engine();
     let old = CompactMaps::from_entries(&dry.entries());
     edit(&mut dry);
     let new = CompactMaps::from_entries(&dry.entries());
@@ -1182,7 +1181,7 @@ fn a_compact_change_too_big_for_the_maps_at_once_is_written_in_steps() {
         &seed(),
         EngineConfig {
             max_entries: max as u32,
-            ..config
+            ..compact_config()
         },
     )
     .0;
